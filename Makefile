@@ -1,0 +1,35 @@
+# The verbs of mxhw. Every target bootstraps its own virtual environment from
+# pyproject.toml, so `make test` works as the first command on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+BOARD  ?= ulx3s
+
+.PHONY: install test test-fast bitstream bench formal clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Everything (CI runs this).
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) tests
+
+# Minutes, for every commit: skips the slow tests.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+
+bitstream: $(STAMP)
+	$(PY) -m mxhw.build --board $(BOARD)
+
+bench: $(STAMP)
+	$(PY) -m mxhw.bench golden
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""mxhw.boards: board wrappers (clocks, pins, toolchains)."""

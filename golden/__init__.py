@@ -1,0 +1,38 @@
+"""mxhw.golden: the bit-exact specification of every number format and datapath.
+
+Pure Python + NumPy (torch optional, for inputs). No Amaranth.
+
+>>> from mxhw import golden
+>>> q = golden.quantize(x, "mxfp4", axis=-1)      # -> MXArray of integer codes
+>>> x_hat = q.dequantize()                        # exact values the codes stand for
+"""
+
+from . import formats
+from .formats import BlockFormat, ElementFormat
+from .quantize import MXArray, quantize
+from . import arith
+from .arith import Accumulation, EXACT, FP32, fixed, gemm, dot, requantize
+
+__all__ = ["formats", "arith", "BlockFormat", "ElementFormat", "MXArray", "quantize",
+           "decode", "encode", "Accumulation", "EXACT", "FP32", "fixed", "gemm", "dot",
+           "requantize"]
+
+
+def decode(fmt, codes):
+    """Exact float64 values of element ``codes`` of the element format ``fmt`` (name or
+    descriptor)."""
+    return _element(fmt).decode(codes)
+
+
+def encode(fmt, values, rounding="rne", saturate=True):
+    """Codes of ``values`` in the element format ``fmt``; see
+    :meth:`ElementFormat.encode`."""
+    return _element(fmt).encode(values, rounding=rounding, saturate=saturate)
+
+
+def _element(fmt):
+    f = formats.get(fmt)
+    if not isinstance(f, ElementFormat):
+        raise TypeError(f"{f.name!r} is a block format; decode/encode take element formats "
+                        f"such as {f.element.name!r}")
+    return f

@@ -1,0 +1,598 @@
+"""Number-format descriptors: the single definition of every format in mxhw.
+
+A format is data, not code. :class:`ElementFormat` describes one element type (floating
+point, two's-complement integer, power-of-two scale, or an arbitrary value table); every
+element format, whatever its kind, yields the same three things:
+
+* :attr:`ElementFormat.table` -- the full decode table, every code to its exact value
+  (float64; NaN / +-Inf where the format has them);
+* :meth:`ElementFormat.encode` -- value to code, by one generic, exact rounding routine over
+  that table (round-to-nearest-even by default; ties-away-from-zero and truncation on
+  request), saturating or not as the format's specification says;
+* :meth:`ElementFormat.decode` -- code to value.
+
+:class:`BlockFormat` pairs element format(s) with a scale format, a block shape and a scale
+rule. OCP MX formats have one element format; formats that choose a data type per block
+(MX-SAFE modes, BitMoD types, ANT's per-tensor type) list several *candidates*, and the
+quantiser keeps, per block, the candidate with the smallest squared error (ties to the
+first). New formats are new descriptors registered with :func:`register`, not new code paths.
+
+Sources: OCP Microscaling Formats (MX) Specification v1.0 (2023-09) and OCP 8-bit Floating
+Point Specification (OFP8) for the OCP formats; see ``FORMATS.md`` of the project for the
+others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+__all__ = [
+    "ElementFormat", "BlockFormat", "ROUNDING_MODES", "SCALE_RULES",
+    "fp_format", "int_format", "table_format", "pow2_scale_format",
+    "register", "get", "names", "element_names", "block_names",
+]
+
+#: Rounding modes understood by :meth:`ElementFormat.encode`.
+#: ``"rne"``: round to nearest, ties to even (the OCP and IEEE default);
+#: ``"rna"``: round to nearest, ties away from zero (microxcaling's default);
+#: ``"rtz"``: truncation (round toward zero).
+ROUNDING_MODES = ("rne", "rna", "rtz")
+
+#: Scale rules understood by the block quantiser (see :class:`BlockFormat`).
+SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax")
+
+_KINDS = ("fp", "int", "table", "pow2")
+_SPECIALS = ("none", "ieee", "fn")
+
+
+@dataclass(frozen=True, eq=False)
+class ElementFormat:
+    """Descriptor of an element (or scale) format.
+
+    Build instances with :func:`fp_format`, :func:`int_format`, :func:`table_format` or
+    :func:`pow2_scale_format`; they validate their arguments.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"fp8_e4m3"``.
+    kind : str
+        ``"fp"`` (sign, exponent, mantissa fields, subnormals), ``"int"`` (two's complement
+        with an implicit scale ``2**-frac_bits``), ``"pow2"`` (unsigned biased exponent only,
+        like E8M0) or ``"table"`` (codes index an explicit value table).
+    bits : int
+        Total code width.
+    exp_bits, man_bits, bias : int
+        Field widths and exponent bias (``fp``; ``pow2`` uses ``exp_bits == bits`` and
+        ``bias``).
+    special : str
+        Inf/NaN encoding for ``fp``: ``"none"`` (all codes finite), ``"ieee"`` (exponent
+        all ones: mantissa 0 is Inf, others NaN; OFP8 E5M2) or ``"fn"`` (only S.1...1.1...1
+        is NaN, no Inf; OFP8 E4M3).  ``pow2`` formats use ``"fn"`` for a NaN all-ones code.
+    frac_bits : int
+        ``int``: the code ``c`` means ``c * 2**-frac_bits``.
+    symmetric : bool
+        ``int``: the encoder clamps to ``+-(2**(bits-1) - 1)`` and never produces the most
+        negative code (which still decodes).
+    values : tuple of float
+        ``table``: the value of every code, NaN for unused codes.
+    doc : str
+        Where the format comes from and the choices made where its source is silent.
+    """
+
+    name: str
+    kind: str
+    bits: int
+    exp_bits: int = 0
+    man_bits: int = 0
+    bias: int = 0
+    special: str = "none"
+    frac_bits: int = 0
+    symmetric: bool = False
+    values: tuple = ()
+    doc: str = field(default="", repr=False)
+
+    # ---- derived facts -------------------------------------------------------------
+    @property
+    def n_codes(self) -> int:
+        """Number of codes, ``2**bits``."""
+        return 1 << self.bits
+
+    @property
+    def signed(self) -> bool:
+        """True if the format has negative values."""
+        return self.kind != "pow2" and bool(np.any(self.finite_values < 0))
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        """Decode table: float64 array, ``table[code]`` is the code's exact value."""
+        t = _build_table(self)
+        t.setflags(write=False)
+        return t
+
+    @cached_property
+    def finite_values(self) -> np.ndarray:
+        """Sorted distinct finite values (``-0`` and ``+0`` are one value)."""
+        t = self.table
+        return np.unique(t[np.isfinite(t)] + 0.0)
+
+    @property
+    def max_normal(self) -> float:
+        """Largest finite value."""
+        return float(self.finite_values[-1])
+
+    @property
+    def min_value(self) -> float:
+        """Smallest (most negative) finite value."""
+        return float(self.finite_values[0])
+
+    @property
+    def min_subnormal(self) -> float:
+        """Smallest positive value (the smallest subnormal for ``fp``, the step for ``int``)."""
+        v = self.finite_values
+        return float(v[v > 0][0])
+
+    @property
+    def min_normal(self) -> float | None:
+        """Smallest positive normal value (``fp``); ``None`` for other kinds."""
+        if self.kind != "fp":
+            return None
+        return 2.0 ** (1 - self.bias)
+
+    @property
+    def emax(self) -> int:
+        """``floor(log2(max_normal))``: the exponent of the largest power of two in range.
+
+        This is OCP's ``emax_elem`` used by the block scale rule (8 for E4M3, 0 for INT8).
+        """
+        return math.frexp(self.max_normal)[1] - 1
+
+    @cached_property
+    def lsb_exp(self) -> int:
+        """Exponent ``e`` of the coarsest grid ``2**e`` on which every finite value lies.
+
+        Every finite value is ``int_significand * 2**lsb_exp``: the exact fixed-point form
+        the reference arithmetic (and the hardware) uses.
+        """
+        v = self.finite_values
+        v = np.abs(v[v != 0])
+        if v.size == 0:
+            return 0
+        e = 0
+        while not np.all(np.ldexp(v, -e) == np.round(np.ldexp(v, -e))):
+            e -= 1
+        while np.all(np.ldexp(v, -(e + 1)) == np.round(np.ldexp(v, -(e + 1)))):
+            e += 1
+        return e
+
+    @cached_property
+    def int_table(self) -> np.ndarray:
+        """Integer significand of every code: ``table == int_table * 2**lsb_exp``.
+
+        Non-finite codes hold 0; use :attr:`nonfinite_mask` to tell them apart.
+        """
+        t = self.table
+        out = np.zeros(self.n_codes, dtype=np.int64)
+        fin = np.isfinite(t)
+        out[fin] = np.ldexp(t[fin], -self.lsb_exp).astype(np.int64)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def nonfinite_mask(self) -> np.ndarray:
+        """Boolean per code: the code decodes to NaN or +-Inf."""
+        m = ~np.isfinite(self.table)
+        m.setflags(write=False)
+        return m
+
+    @property
+    def has_nan(self) -> bool:
+        return self.kind == "fp" and self.special in ("ieee", "fn") or (
+            self.kind == "pow2" and self.special == "fn")
+
+    @property
+    def has_inf(self) -> bool:
+        return self.kind == "fp" and self.special == "ieee"
+
+    @property
+    def nan_code(self) -> int | None:
+        """The canonical (positive) NaN code, or ``None``."""
+        if not self.has_nan:
+            return None
+        if self.kind == "pow2":
+            return self.n_codes - 1
+        if self.special == "fn":
+            return (1 << (self.bits - 1)) - 1
+        return (((1 << self.exp_bits) - 1) << self.man_bits) | (1 << (self.man_bits - 1))
+
+    @property
+    def inf_code(self) -> int | None:
+        """The +Inf code, or ``None``."""
+        if not self.has_inf:
+            return None
+        return ((1 << self.exp_bits) - 1) << self.man_bits
+
+    @property
+    def sign_bit(self) -> int | None:
+        """Bit index of the sign for ``fp`` and ``int`` formats, else ``None``."""
+        return self.bits - 1 if self.kind in ("fp", "int") else None
+
+    @cached_property
+    def _zero_codes(self) -> tuple[int, int]:
+        """(+0 code, code for a negative value that rounds to zero)."""
+        t = self.table
+        z = np.flatnonzero(t == 0)
+        pos = int(z[0])
+        neg = pos
+        for c in z:
+            if np.signbit(t[c]):
+                neg = int(c)
+        return pos, neg
+
+    @cached_property
+    def _encode_tables(self):
+        """Sorted distinct finite values, their codes, and midpoints between neighbours."""
+        t = self.table
+        vals = self.finite_values
+        codes = np.empty(vals.size, dtype=np.int64)
+        for i, v in enumerate(vals):
+            if v == 0:
+                codes[i] = self._zero_codes[0]
+            else:
+                # the lowest code with that value: unique for fp/int; tables pick the first
+                codes[i] = int(np.flatnonzero(t == v)[0])
+        mids = (vals[:-1] + vals[1:]) / 2  # exact: neighbours are short dyadic numbers
+        return vals, codes, mids
+
+    # ---- conversion ----------------------------------------------------------------
+    def decode(self, codes) -> np.ndarray:
+        """Exact float64 values of integer ``codes`` (any shape)."""
+        codes = np.asarray(codes)
+        if codes.dtype.kind not in "iu":
+            raise TypeError(f"codes must be integers, not {codes.dtype}")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.n_codes):
+            raise ValueError(
+                f"{self.name} codes must lie in [0, {self.n_codes - 1}]; got values in "
+                f"[{codes.min()}, {codes.max()}]")
+        return self.table[codes]
+
+    def encode(self, values, rounding: str = "rne", saturate: bool = True) -> np.ndarray:
+        """Codes (int64, same shape) of the nearest representable values.
+
+        Parameters
+        ----------
+        values : array_like of float
+            Converted to float64 first (exact for float16/32/bfloat16 inputs).
+        rounding : {"rne", "rna", "rtz"}
+            Round to nearest ties-to-even (ties pick the even code, which for ``fp``
+            and ``int`` is the even significand), nearest ties-away-from-zero, or toward zero.
+        saturate : bool
+            True (the OCP MX default): a value beyond the largest finite magnitude, Inf
+            included, becomes +-max with its sign. False (OFP8's non-saturating mode, only
+            for formats with Inf or NaN): a value that rounds beyond +-max becomes +-Inf
+            where the format has Inf, else NaN; +-Inf input likewise.
+
+        NaN input gives the NaN code (sign kept); a format without NaN raises ValueError.
+        A value that rounds to zero keeps its sign where the format has a negative zero.
+        """
+        if rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding must be one of {ROUNDING_MODES}, not {rounding!r}")
+        if not saturate and not (self.has_inf or self.has_nan):
+            raise ValueError(
+                f"saturate=False needs a format with Inf or NaN; {self.name} has neither")
+        x = np.asarray(values, dtype=np.float64)
+        vals, codes, mids = self._encode_tables
+        n = vals.size
+        nan = np.isnan(x)
+        if nan.any() and not self.has_nan:
+            raise ValueError(f"{self.name} has no NaN encoding; cannot encode NaN inputs")
+        xs = np.where(nan, 0.0, x)
+        # i: index of the nearest value below-or-equal; candidates vals[i], vals[i+1]
+        i = np.clip(np.searchsorted(vals, xs, side="right") - 1, 0, n - 2)
+        lo, hi = vals[i], vals[i + 1]
+        mid = mids[i]
+        pick_hi = xs > mid
+        tie = xs == mid
+        if rounding == "rne":
+            hi_even = (codes[i + 1] & 1) == 0
+            pick_hi = pick_hi | (tie & hi_even)
+        elif rounding == "rna":
+            pick_hi = pick_hi | (tie & (hi > 0))
+        else:  # rtz: the smaller magnitude unless exactly hi
+            pick_hi = np.where(xs >= 0, xs >= hi, xs > lo)
+        idx = np.where(pick_hi, i + 1, i)
+        # below the lowest / above the highest finite value: clamp (saturate)
+        idx = np.where(xs <= vals[0], 0, idx)
+        idx = np.where(xs >= vals[-1], n - 1, idx)
+        out = codes[idx]
+        # signed zero
+        zpos, zneg = self._zero_codes
+        if zneg != zpos:
+            negzero = (vals[idx] == 0) & np.signbit(xs)
+            out = np.where(negzero, zneg, out)
+        if not saturate:
+            out = np.where(self._overflows(xs, rounding), self._overflow_code(xs), out)
+        if nan.any():
+            nc = self.nan_code
+            sign = (1 << (self.bits - 1)) if self.kind == "fp" else 0
+            out = np.where(nan, np.where(np.signbit(x), nc | sign, nc), out)
+        return out.astype(np.int64)
+
+    def _overflows(self, x, rounding):
+        """Where a value rounds beyond +-max (non-saturating conversion)."""
+        vmax = self.max_normal
+        if rounding == "rtz":
+            return np.isinf(x)
+        # the value one step past max in the top binade, and the parity its code would have
+        step = 2.0 ** (self.emax - self.man_bits) if self.kind == "fp" else 2.0 ** -self.frac_bits
+        mid = vmax + step / 2
+        max_code = int(self._encode_tables[1][-1])
+        if rounding == "rne" and (max_code & 1) == 0:
+            return np.abs(x) > mid  # a tie stays at the (even) max
+        return np.abs(x) >= mid
+
+    def _overflow_code(self, x):
+        sign = np.where(np.signbit(x), 1 << (self.bits - 1), 0)
+        if self.has_inf:
+            return self.inf_code | sign
+        return self.nan_code | sign
+
+    def __repr__(self):
+        return f"ElementFormat({self.name!r})"
+
+
+def _build_table(f: ElementFormat) -> np.ndarray:
+    codes = np.arange(f.n_codes, dtype=np.int64)
+    if f.kind == "fp":
+        m_mask = (1 << f.man_bits) - 1
+        e_mask = (1 << f.exp_bits) - 1
+        man = codes & m_mask
+        exp = (codes >> f.man_bits) & e_mask
+        sign = np.where((codes >> (f.bits - 1)) & 1, -1.0, 1.0)
+        sub = exp == 0
+        sig = np.where(sub, man, man | (1 << f.man_bits)).astype(np.float64)
+        e = np.where(sub, 1, exp) - f.bias - f.man_bits
+        t = sign * np.ldexp(sig, e)
+        if f.special == "ieee":
+            top = exp == e_mask
+            t = np.where(top & (man == 0), sign * np.inf, t)
+            t = np.where(top & (man != 0), np.nan, t)
+        elif f.special == "fn":
+            t = np.where((exp == e_mask) & (man == m_mask), np.nan, t)
+        return t
+    if f.kind == "int":
+        signed = np.where(codes >= f.n_codes // 2, codes - f.n_codes, codes)
+        return np.ldexp(signed.astype(np.float64), -f.frac_bits)
+    if f.kind == "pow2":
+        t = np.ldexp(1.0, codes - f.bias)
+        if f.special == "fn":
+            t[-1] = np.nan
+        return t
+    return np.array(f.values, dtype=np.float64)
+
+
+# ---- constructors (validated) ----------------------------------------------------------
+
+def _check_int(name, value, lo, hi=None):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {rng}, not {value}")
+
+
+def fp_format(name, exp_bits, man_bits, bias=None, special="none", doc=""):
+    """A sign/exponent/mantissa format with subnormals. ``bias`` defaults to
+    ``2**(exp_bits-1) - 1``."""
+    _check_int("exp_bits", exp_bits, 1, 11)
+    _check_int("man_bits", man_bits, 0, 23)
+    if bias is None:
+        bias = (1 << (exp_bits - 1)) - 1
+    _check_int("bias", bias, -1024)
+    if special not in _SPECIALS:
+        raise ValueError(f"special must be one of {_SPECIALS}, not {special!r}")
+    if special == "fn" and man_bits == 0:
+        raise ValueError("special='fn' needs at least one mantissa bit")
+    bits = 1 + exp_bits + man_bits
+    if bits > 16:
+        raise ValueError(f"fp formats up to 16 bits have decode tables; {name} has {bits}")
+    return ElementFormat(name=name, kind="fp", bits=bits, exp_bits=exp_bits,
+                         man_bits=man_bits, bias=bias, special=special, doc=doc)
+
+
+def int_format(name, bits, frac_bits=0, symmetric=True, doc=""):
+    """Two's complement ``bits``-bit integer meaning ``code * 2**-frac_bits``."""
+    _check_int("bits", bits, 2, 16)
+    _check_int("frac_bits", frac_bits, -64, 64)
+    return ElementFormat(name=name, kind="int", bits=bits, frac_bits=frac_bits,
+                         symmetric=bool(symmetric), doc=doc)
+
+
+def table_format(name, values, doc=""):
+    """A format whose ``2**bits`` codes index ``values`` (NaN marks an unused code)."""
+    values = tuple(float(v) for v in values)
+    n = len(values)
+    if n < 2 or n & (n - 1):
+        raise ValueError(f"values must have a power-of-two length >= 2, not {n}")
+    fin = [v for v in values if math.isfinite(v)]
+    if 0.0 not in fin:
+        raise ValueError(f"{name}: a value table must contain 0")
+    if any(math.isinf(v) for v in values):
+        raise ValueError(f"{name}: value tables hold finite values or NaN (unused), not Inf")
+    return ElementFormat(name=name, kind="table", bits=n.bit_length() - 1, values=values,
+                         doc=doc)
+
+
+def pow2_scale_format(name, bits=8, bias=127, nan=True, doc=""):
+    """An unsigned biased power-of-two scale (E8M0): code c means ``2**(c - bias)``."""
+    _check_int("bits", bits, 1, 16)
+    return ElementFormat(name=name, kind="pow2", bits=bits, exp_bits=bits, bias=bias,
+                         special="fn" if nan else "none", doc=doc)
+
+
+# ---- block formats ---------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class BlockFormat:
+    """A block (microscaling) format: element format(s), a shared scale, a block shape.
+
+    Parameters
+    ----------
+    name : str
+    candidates : tuple of ElementFormat
+        Element formats a block may use. One for OCP MX formats; several when the format
+        chooses a data type per block (the choice is stored per block in
+        :attr:`MXArray.modes`, ties to the first candidate).
+    scale : ElementFormat
+        Scale format (``e8m0`` for OCP).
+    block : int or (int, int)
+        Elements per block along the quantised axis (32 for OCP), or a 2-D tile
+        ``(rows, cols)`` over the last two axes.
+    scale_rule : str
+        ``"ocp_floor"``: OCP v1.0, ``X = 2**(floor(log2 amax) - emax_elem)`` clamped to
+        the scale's range. ``"ceil_pow2"``: ``X = 2**(ceil(log2 amax) - emax_elem - 1)``
+        (MASE-style). ``"absmax"``: ``X = amax / max_elem`` rounded to the scale format.
+    rounding : str
+        Element rounding, one of :data:`ROUNDING_MODES`.
+    doc : str
+        Source and choices.
+    """
+
+    name: str
+    candidates: tuple
+    scale: ElementFormat
+    block: int | tuple = 32
+    scale_rule: str = "ocp_floor"
+    rounding: str = "rne"
+    doc: str = field(default="", repr=False)
+
+    def __post_init__(self):
+        if not self.candidates or not all(isinstance(c, ElementFormat) for c in self.candidates):
+            raise TypeError(f"{self.name}: candidates must be a non-empty tuple of ElementFormat")
+        if not isinstance(self.scale, ElementFormat):
+            raise TypeError(f"{self.name}: scale must be an ElementFormat, not {self.scale!r}")
+        if self.scale_rule not in SCALE_RULES:
+            raise ValueError(f"scale_rule must be one of {SCALE_RULES}, not {self.scale_rule!r}")
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding must be one of {ROUNDING_MODES}, not {self.rounding!r}")
+        b = self.block
+        dims = b if isinstance(b, tuple) else (b,)
+        if len(dims) not in (1, 2) or not all(isinstance(d, int) and d >= 1 for d in dims):
+            raise ValueError(f"block must be a positive int or a pair of them, not {b!r}")
+        if self.scale_rule in ("ocp_floor", "ceil_pow2") and self.scale.kind not in ("pow2", "int"):
+            raise ValueError(f"scale_rule {self.scale_rule!r} needs a power-of-two scale format")
+
+    @property
+    def element(self) -> ElementFormat:
+        """The (first) element format."""
+        return self.candidates[0]
+
+    @property
+    def block_size(self) -> int:
+        """Elements per block."""
+        return math.prod(self.block) if isinstance(self.block, tuple) else self.block
+
+    @property
+    def mode_bits(self) -> int:
+        """Bits that store the per-block choice among candidates."""
+        return (len(self.candidates) - 1).bit_length()
+
+    @property
+    def bits_per_value(self) -> float:
+        """Storage cost per element, scale and mode bits included."""
+        ebits = max(c.bits for c in self.candidates)
+        return ebits + (self.scale.bits + self.mode_bits) / self.block_size
+
+    def __repr__(self):
+        return f"BlockFormat({self.name!r})"
+
+
+# ---- registry --------------------------------------------------------------------------
+
+_REGISTRY: dict[str, ElementFormat | BlockFormat] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(fmt, *aliases):
+    """Add a descriptor (and aliases) to the registry; returns it."""
+    if not isinstance(fmt, (ElementFormat, BlockFormat)):
+        raise TypeError(f"can only register ElementFormat or BlockFormat, not {fmt!r}")
+    for n in (fmt.name, *aliases):
+        if n in _REGISTRY or n in _ALIASES:
+            raise ValueError(f"format name {n!r} is already registered")
+    _REGISTRY[fmt.name] = fmt
+    for a in aliases:
+        _ALIASES[a] = fmt.name
+    return fmt
+
+
+def get(name):
+    """The descriptor registered as ``name`` (or an alias); a descriptor passes through."""
+    if isinstance(name, (ElementFormat, BlockFormat)):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"format must be a name or a descriptor, not {name!r}")
+    key = _ALIASES.get(name, name)
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise KeyError(f"unknown format {name!r}; known formats: {', '.join(names())}") from None
+
+
+def names():
+    """All registered names (aliases included), sorted."""
+    return sorted([*_REGISTRY, *_ALIASES])
+
+
+def element_names():
+    return sorted(n for n, f in _REGISTRY.items() if isinstance(f, ElementFormat))
+
+
+def block_names():
+    return sorted([*(n for n, f in _REGISTRY.items() if isinstance(f, BlockFormat)),
+                   *(a for a, n in _ALIASES.items() if isinstance(_REGISTRY[n], BlockFormat))])
+
+
+# ---- OCP MX v1.0 -----------------------------------------------------------------------
+
+FP8_E4M3 = register(fp_format(
+    "fp8_e4m3", 4, 3, special="fn",
+    doc="OFP8 E4M3 (OCP MX v1.0 element): bias 7, no Inf, NaN only at S.1111.111; "
+        "max 448, min subnormal 2**-9. MX conversion saturates; OFP8 non-saturating "
+        "conversion (saturate=False) sends overflow to NaN."))
+FP8_E5M2 = register(fp_format(
+    "fp8_e5m2", 5, 2, special="ieee",
+    doc="OFP8 E5M2: bias 15, IEEE-style Inf (S.11111.00) and NaN; max 57344, min "
+        "subnormal 2**-16. Non-saturating conversion sends overflow to Inf."))
+FP6_E3M2 = register(fp_format(
+    "fp6_e3m2", 3, 2, doc="OCP MX FP6 E3M2: bias 3, no Inf/NaN; max 28, min subnormal 2**-4."))
+FP6_E2M3 = register(fp_format(
+    "fp6_e2m3", 2, 3, doc="OCP MX FP6 E2M3: bias 1, no Inf/NaN; max 7.5, min subnormal 2**-3."))
+FP4_E2M1 = register(fp_format(
+    "fp4_e2m1", 2, 1, doc="OCP MX FP4 E2M1: bias 1, no Inf/NaN; values +-{0,.5,1,1.5,2,3,4,6}."))
+INT8 = register(int_format(
+    "int8", 8, frac_bits=6, symmetric=True,
+    doc="OCP MX INT8 element: two's complement with implicit scale 2**-6 (code c means "
+        "c/64). Code -128 decodes to -2.0; the encoder clamps symmetrically to +-127 as "
+        "microxcaling does."))
+E8M0 = register(pow2_scale_format(
+    "e8m0", doc="OCP MX E8M0 scale: 2**(code-127) for codes 0..254, code 0xFF is NaN; "
+                "no zero, sign or Inf."))
+
+
+def _mx(name, elem, *aliases):
+    return register(BlockFormat(
+        name=name, candidates=(elem,), scale=E8M0, block=32, scale_rule="ocp_floor",
+        doc=f"OCP MX v1.0 block: 32 {elem.name} elements sharing one E8M0 scale."), *aliases)
+
+
+MXFP8_E4M3 = _mx("mxfp8_e4m3", FP8_E4M3)
+MXFP8_E5M2 = _mx("mxfp8_e5m2", FP8_E5M2)
+MXFP6_E3M2 = _mx("mxfp6_e3m2", FP6_E3M2)
+MXFP6_E2M3 = _mx("mxfp6_e2m3", FP6_E2M3)
+MXFP4_E2M1 = _mx("mxfp4_e2m1", FP4_E2M1, "mxfp4")
+MXINT8 = _mx("mxint8", INT8)

@@ -1,0 +1,1 @@
+"""mxhw.soc: the accelerator SoC and its host driver."""
