@@ -1,0 +1,271 @@
+"""The host link: the packet protocol of ``soc/PROTOCOL.md`` in gateware.
+
+Golden twin: :mod:`mxhw.soc.protocol` (the host side builds and checks the same packets).
+"""
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .protocol import SYNC_REQ, SYNC_RESP, Cmd, Status
+
+__all__ = ["BusSignature", "HostLink", "crc16_step"]
+
+
+class BusSignature(wiring.Signature):
+    """A simple word bus, seen from the master: 32-bit words, word addresses.
+
+    ``r_en`` with ``addr`` asks for a read; ``r_data`` holds the word on the next cycle.
+    ``w_en`` with ``addr`` and ``w_data`` writes a word. One access per cycle, never stalls.
+    """
+
+    def __init__(self, addr_width=30):
+        super().__init__({
+            "addr": Out(addr_width),
+            "w_data": Out(32),
+            "w_en": Out(1),
+            "r_en": Out(1),
+            "r_data": In(32),
+        })
+
+
+def crc16_step(m, crc, byte, name="crc"):
+    """Add logic to ``m`` computing CRC-16/CCITT-FALSE of one more ``byte``; returns the
+    new CRC as a signal. Each of the 8 bit steps is its own signal (a deep inline
+    expression makes simulators slow to compile)."""
+    steps = [Signal(16, name=f"{name}_s{i}") for i in range(9)]
+    m.d.comb += steps[0].eq(crc ^ (byte << 8))
+    for i in range(8):
+        shifted = (steps[i] << 1)[:16]
+        m.d.comb += steps[i + 1].eq(Mux(steps[i][15], shifted ^ 0x1021, shifted))
+    return steps[8]
+
+
+class HostLink(wiring.Component):
+    """Packet link between a byte stream and a word bus.
+
+    Parameters
+    ----------
+    max_payload : int
+        Largest READ/WRITE length in bytes (a multiple of 4). WRITE payloads are buffered
+        in a memory of ``max_payload // 4`` words before any is written to the bus.
+    timeout_cycles : int
+        Watchdog: a packet that stops arriving for this long in its middle is dropped and
+        answered with TIMEOUT.
+    quiet_cycles : int
+        After a bad header, input is discarded until the line is quiet this long.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+        Request bytes.
+    tx : Out(stream.Signature(8))
+        Response bytes.
+    bus : Out(BusSignature())
+        Word bus master.
+    errors : Out(16)
+        Count of error responses (saturating).
+
+    Throughput: one request byte per cycle; a WRITE commits one word per two cycles after
+    its CRC checks; a READ sends one byte per cycle the transmitter takes it.
+    """
+
+    def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000):
+        for name, v in (("max_payload", max_payload), ("timeout_cycles", timeout_cycles),
+                        ("quiet_cycles", quiet_cycles)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an integer, not {v!r}")
+        if max_payload < 4 or max_payload % 4 or max_payload > 65532:
+            raise ValueError(f"max_payload must be a multiple of 4 in [4, 65532], "
+                             f"not {max_payload}")
+        if timeout_cycles < 16:
+            raise ValueError(f"timeout_cycles must be at least 16, not {timeout_cycles}")
+        if quiet_cycles < 16:
+            raise ValueError(f"quiet_cycles must be at least 16, not {quiet_cycles}")
+        self._max_payload = max_payload
+        self._timeout = timeout_cycles
+        self._quiet = quiet_cycles
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "bus": Out(BusSignature()),
+            "errors": Out(16),
+        })
+
+    @property
+    def max_payload(self):
+        return self._max_payload
+
+    def elaborate(self, platform):
+        m = Module()
+        nwords = self._max_payload // 4
+        m.submodules.buf = buf = Memory(shape=32, depth=nwords, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port()
+
+        crc = Signal(16, init=0xFFFF)
+        cnt = Signal(16)              # bytes of the current field / payload
+        hdr = Signal(56)              # cmd, addr, len (LSB first as received)
+        cmd = hdr[0:8]
+        addr = hdr[8:40]
+        length = hdr[40:56]
+        word = Signal(32)
+        crc_rx = Signal(16)
+        status = Signal(8)
+        resp_len = Signal(16)
+        widx = Signal(range(nwords + 1))
+        wdog = Signal(range(max(self._timeout, self._quiet) + 1))
+        rword = Signal(32)
+        bsel = Signal(2)
+        byte = self.rx.payload
+        take = self.rx.valid & self.rx.ready
+        crc_byte = Signal(8)
+        crc_en = Signal()
+        crc_next = crc16_step(m, crc, crc_byte)
+        with m.If(crc_en):
+            m.d.sync += crc.eq(crc_next)
+
+        def crc_add(value):
+            m.d.comb += [crc_byte.eq(value), crc_en.eq(1)]
+
+        def send(value, next_state, crc_it=True):
+            m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
+            with m.If(self.tx.ready):
+                if crc_it:
+                    crc_add(value)
+                m.next = next_state
+
+        def error(code, state="RESPOND"):
+            m.d.sync += status.eq(code)
+            m.next = state
+
+        in_packet = Signal()
+        with m.If(in_packet):
+            with m.If(take):
+                m.d.sync += wdog.eq(0)
+            with m.Else():
+                m.d.sync += wdog.eq(wdog + 1)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), wdog.eq(0), widx.eq(0)]
+                with m.If(take & (byte == SYNC_REQ)):
+                    m.next = "HDR"
+
+            with m.State("HDR"):
+                m.d.comb += [self.rx.ready.eq(1), in_packet.eq(1)]
+                with m.If(take):
+                    m.d.sync += [hdr.eq(Cat(hdr[8:], byte)), cnt.eq(cnt + 1)]
+                    crc_add(byte)
+                    with m.If(cnt == 6):
+                        m.d.sync += cnt.eq(0)
+                        m.next = "CHECK"
+                with m.Elif(wdog >= self._timeout):
+                    error(Status.TIMEOUT)
+
+            with m.State("CHECK"):
+                m.d.sync += wdog.eq(0)
+                with m.If(cmd > Cmd.WRITE):
+                    error(Status.BAD_CMD, "DRAIN")
+                with m.Elif((length[:2] != 0) | (length > self._max_payload) |
+                            ((cmd == Cmd.PING) & (length != 0))):
+                    error(Status.BAD_LEN, "DRAIN")
+                with m.Elif(addr[:2] != 0):
+                    error(Status.BAD_ADDR, "DRAIN")
+                with m.Elif((cmd == Cmd.WRITE) & (length != 0)):
+                    m.next = "PAYLOAD"
+                with m.Else():
+                    m.next = "CRC"
+
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.rx.ready.eq(1), in_packet.eq(1)]
+                with m.If(take):
+                    m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
+                    crc_add(byte)
+                    with m.If(cnt[:2] == 3):
+                        m.d.comb += [wr.addr.eq(cnt[2:]), wr.data.eq(Cat(word[8:], byte)),
+                                     wr.en.eq(1)]
+                    with m.If(cnt == length - 1):
+                        m.d.sync += cnt.eq(0)
+                        m.next = "CRC"
+                with m.Elif(wdog >= self._timeout):
+                    error(Status.TIMEOUT)
+
+            with m.State("CRC"):
+                m.d.comb += [self.rx.ready.eq(1), in_packet.eq(1)]
+                with m.If(take):
+                    m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
+                    with m.If(cnt == 1):
+                        m.next = "EXEC"
+                with m.Elif(wdog >= self._timeout):
+                    error(Status.TIMEOUT)
+
+            with m.State("EXEC"):
+                with m.If(crc_rx != crc):
+                    error(Status.BAD_CRC)
+                with m.Elif(cmd == Cmd.WRITE):
+                    m.d.sync += [status.eq(Status.OK), widx.eq(0)]
+                    m.next = "COMMIT_RD"
+                with m.Else():
+                    m.d.sync += status.eq(Status.OK)
+                    m.next = "RESPOND"
+
+            with m.State("COMMIT_RD"):
+                with m.If(widx == length[2:]):
+                    m.next = "RESPOND"
+                with m.Else():
+                    m.d.comb += rd.addr.eq(widx)
+                    m.next = "COMMIT_WR"
+            with m.State("COMMIT_WR"):
+                m.d.comb += [self.bus.addr.eq(addr[2:] + widx), self.bus.w_data.eq(rd.data),
+                             self.bus.w_en.eq(1)]
+                m.d.sync += widx.eq(widx + 1)
+                m.next = "COMMIT_RD"
+
+            with m.State("DRAIN"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += wdog.eq(0)
+                with m.Elif(wdog >= self._quiet):
+                    m.next = "RESPOND"
+                with m.Else():
+                    m.d.sync += wdog.eq(wdog + 1)
+
+            with m.State("RESPOND"):
+                is_read = (status == Status.OK) & (cmd == Cmd.READ)
+                m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
+                             widx.eq(0), bsel.eq(0)]
+                with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
+                    m.d.sync += self.errors.eq(self.errors + 1)
+                m.next = "TX_SYNC"
+            with m.State("TX_SYNC"):
+                send(SYNC_RESP, "TX_STATUS", crc_it=False)
+            with m.State("TX_STATUS"):
+                send(status, "TX_LEN0")
+            with m.State("TX_LEN0"):
+                send(resp_len[:8], "TX_LEN1")
+            with m.State("TX_LEN1"):
+                send(resp_len[8:], "TX_FETCH")
+            with m.State("TX_FETCH"):
+                with m.If(widx == resp_len[2:]):
+                    m.next = "TX_CRC0"
+                with m.Else():
+                    m.d.comb += [self.bus.addr.eq(addr[2:] + widx), self.bus.r_en.eq(1)]
+                    m.next = "TX_LATCH"
+            with m.State("TX_LATCH"):
+                m.d.sync += [rword.eq(self.bus.r_data), bsel.eq(0), widx.eq(widx + 1)]
+                m.next = "TX_DATA"
+            with m.State("TX_DATA"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8))]
+                with m.If(self.tx.ready):
+                    m.d.sync += bsel.eq(bsel + 1)
+                    crc_add(self.tx.payload)
+                    with m.If(bsel == 3):
+                        m.next = "TX_FETCH"
+            with m.State("TX_CRC0"):
+                send(crc[:8], "TX_CRC1", crc_it=False)
+            with m.State("TX_CRC1"):
+                send(crc[8:], "IDLE", crc_it=False)
+        return m

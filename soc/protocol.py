@@ -1,0 +1,87 @@
+"""Host side of the link protocol (``soc/PROTOCOL.md``): packet building and parsing.
+
+This is also the golden model the gateware link is tested against.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+__all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "Response",
+           "parse_response", "ProtocolError", "MAX_PAYLOAD"]
+
+SYNC_REQ = 0xA5
+SYNC_RESP = 0x5A
+MAX_PAYLOAD = 1024
+
+
+class Cmd:
+    PING = 0x00
+    READ = 0x01
+    WRITE = 0x02
+
+
+class Status:
+    OK = 0x00
+    BAD_CRC = 0x01
+    BAD_CMD = 0x02
+    BAD_LEN = 0x03
+    BAD_ADDR = 0x04
+    TIMEOUT = 0x05
+    NAMES = {0: "OK", 1: "BAD_CRC", 2: "BAD_CMD", 3: "BAD_LEN", 4: "BAD_ADDR", 5: "TIMEOUT"}
+
+
+class ProtocolError(Exception):
+    """A response that is malformed, or that reports an error status."""
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, MSB first, no final xor."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> bytes:
+    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE."""
+    if cmd == Cmd.WRITE and length == 0:
+        length = len(payload)
+    body = struct.pack("<BIH", cmd, addr & 0xFFFFFFFF, length & 0xFFFF) + bytes(payload)
+    return bytes([SYNC_REQ]) + body + struct.pack("<H", crc16(body))
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    payload: bytes
+
+    @property
+    def ok(self):
+        return self.status == Status.OK
+
+    def words(self):
+        return list(struct.unpack(f"<{len(self.payload) // 4}I", self.payload))
+
+
+def parse_response(data: bytes) -> tuple[Response, bytes]:
+    """Parse one response from the start of ``data``; returns it and the remaining bytes.
+
+    Raises ProtocolError on a malformed packet or CRC mismatch, and ValueError if
+    ``data`` is too short to hold the whole packet (read more and try again).
+    """
+    if len(data) < 6:
+        raise ValueError("incomplete response")
+    if data[0] != SYNC_RESP:
+        raise ProtocolError(f"response starts with 0x{data[0]:02x}, not 0x{SYNC_RESP:02x}")
+    status, length = struct.unpack("<BH", data[1:4])
+    if len(data) < 6 + length:
+        raise ValueError("incomplete response")
+    body = data[1:4 + length]
+    (crc,) = struct.unpack("<H", data[4 + length:6 + length])
+    if crc != crc16(body):
+        raise ProtocolError(f"response CRC 0x{crc:04x} does not match 0x{crc16(body):04x}")
+    return Response(status, bytes(data[4:4 + length])), data[6 + length:]

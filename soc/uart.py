@@ -1,0 +1,173 @@
+"""8N1 UART receiver and transmitter on ``lib.stream`` byte interfaces.
+
+The bit period is ``divisor`` clock cycles (``divisor = f_clk / baud``, rounded; the
+achieved baud rate is ``f_clk / divisor``). The receiver double-registers its input,
+finds the start bit's falling edge, samples every bit in the middle of its period and
+drops a byte whose stop bit is low (a framing error, counted on ``frame_errors``).
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["UARTRx", "UARTTx", "divisor_for"]
+
+
+def divisor_for(clk_hz, baud, tolerance=0.02):
+    """Clock cycles per bit for ``baud`` at ``clk_hz``; ValueError if the rounding error
+    exceeds ``tolerance`` (a UART frame tolerates a few percent)."""
+    if baud <= 0 or clk_hz <= 0:
+        raise ValueError(f"clock and baud rate must be positive, not {clk_hz!r} and {baud!r}")
+    div = round(clk_hz / baud)
+    if div < 4:
+        raise ValueError(f"baud rate {baud} is too fast for a {clk_hz / 1e6:g} MHz clock "
+                         f"(needs at least 4 cycles per bit, got {clk_hz / baud:.2f})")
+    err = abs(clk_hz / div - baud) / baud
+    if err > tolerance:
+        raise ValueError(f"baud rate {baud} at {clk_hz / 1e6:g} MHz has a {err:.1%} error "
+                         f"(divisor {div}); allowed {tolerance:.0%}")
+    return div
+
+
+def _check_divisor(divisor):
+    if not isinstance(divisor, int) or isinstance(divisor, bool):
+        raise TypeError(f"divisor must be an integer, not {divisor!r}")
+    if divisor < 4:
+        raise ValueError(f"divisor must be at least 4 clock cycles per bit, not {divisor}")
+
+
+class UARTRx(wiring.Component):
+    """UART receiver, 8 data bits, no parity, 1 stop bit.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (>= 4).
+
+    Members
+    -------
+    rx : In(1)
+        The serial line (idle high).
+    o : Out(stream.Signature(8))
+        Received bytes. There is no buffering beyond one byte: a byte not taken before the
+        next one completes is dropped and counted on ``overruns``.
+    frame_errors, overruns : Out(16)
+        Saturating counters.
+    """
+
+    def __init__(self, divisor):
+        _check_divisor(divisor)
+        self._divisor = divisor
+        super().__init__({
+            "rx": In(1, init=1),
+            "o": Out(stream.Signature(8)),
+            "frame_errors": Out(16),
+            "overruns": Out(16),
+        })
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self._divisor
+        sync1 = Signal(init=1)
+        line = Signal(init=1)
+        m.d.sync += [sync1.eq(self.rx), line.eq(sync1)]
+
+        timer = Signal(range(div * 3 // 2 + 1))
+        bit = Signal(range(10))
+        shreg = Signal(8)
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~line):
+                    # wait half a bit, then confirm the start bit in its middle
+                    m.d.sync += timer.eq(div // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(line):
+                    m.next = "IDLE"  # a glitch, not a start bit
+                with m.Else():
+                    m.d.sync += [timer.eq(div - 1), bit.eq(0)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    m.d.sync += [shreg.eq((line << 7) | (shreg >> 1)), timer.eq(div - 1),
+                                 bit.eq(bit + 1)]
+                    with m.If(bit == 7):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    with m.If(line):
+                        with m.If(self.o.valid & ~self.o.ready):
+                            with m.If(self.overruns != 0xFFFF):
+                                m.d.sync += self.overruns.eq(self.overruns + 1)
+                        with m.Else():
+                            m.d.sync += [self.o.payload.eq(shreg), self.o.valid.eq(1)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        with m.If(self.frame_errors != 0xFFFF):
+                            m.d.sync += self.frame_errors.eq(self.frame_errors + 1)
+                        m.next = "BREAK"
+            with m.State("BREAK"):
+                with m.If(line):  # wait for the line to idle again
+                    m.next = "IDLE"
+        return m
+
+
+class UARTTx(wiring.Component):
+    """UART transmitter, 8N1.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (>= 4).
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Bytes to send; one is taken when the previous stop bit ends.
+    tx : Out(1)
+        The serial line (idle high).
+    """
+
+    def __init__(self, divisor):
+        _check_divisor(divisor)
+        self._divisor = divisor
+        super().__init__({
+            "i": In(stream.Signature(8)),
+            "tx": Out(1, init=1),
+        })
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self._divisor
+        timer = Signal(range(div))
+        bits = Signal(10)
+        count = Signal(range(11))
+        with m.If(timer != 0):
+            m.d.sync += timer.eq(timer - 1)
+        with m.Elif(count != 0):
+            m.d.sync += [self.tx.eq(bits[0]), bits.eq(bits >> 1), timer.eq(div - 1),
+                         count.eq(count - 1)]
+        with m.Else():
+            # idle, and the last stop bit (if any) has lasted its full period
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                m.d.sync += [bits.eq((1 << 9) | (self.i.payload << 1)), count.eq(10)]
+        return m
