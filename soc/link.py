@@ -140,6 +140,9 @@ class HostLink(wiring.Component):
             m.d.sync += status.eq(code)
             m.next = state
 
+        # A UART cannot be back-pressured: bytes are always taken, and those that arrive
+        # while the link executes or answers a request are discarded.
+        m.d.comb += self.rx.ready.eq(1)
         in_packet = Signal()
         with m.If(in_packet):
             with m.If(take):
@@ -149,38 +152,38 @@ class HostLink(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.rx.ready.eq(1)
                 m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), wdog.eq(0), widx.eq(0)]
                 with m.If(take & (byte == SYNC_REQ)):
                     m.next = "HDR"
 
             with m.State("HDR"):
-                m.d.comb += [self.rx.ready.eq(1), in_packet.eq(1)]
+                m.d.comb += in_packet.eq(1)
+                # the header is checked as its last byte arrives: the next byte may follow
+                # on the very next cycle
+                nhdr = Signal(56)
+                m.d.comb += nhdr.eq(Cat(hdr[8:], byte))
+                ncmd, naddr, nlen = nhdr[0:8], nhdr[8:40], nhdr[40:56]
                 with m.If(take):
-                    m.d.sync += [hdr.eq(Cat(hdr[8:], byte)), cnt.eq(cnt + 1)]
+                    m.d.sync += [hdr.eq(nhdr), cnt.eq(cnt + 1)]
                     crc_add(byte)
                     with m.If(cnt == 6):
-                        m.d.sync += cnt.eq(0)
-                        m.next = "CHECK"
+                        m.d.sync += [cnt.eq(0), wdog.eq(0)]
+                        with m.If(ncmd > Cmd.WRITE):
+                            error(Status.BAD_CMD, "DRAIN")
+                        with m.Elif((nlen[:2] != 0) | (nlen > self._max_payload) |
+                                    ((ncmd == Cmd.PING) & (nlen != 0))):
+                            error(Status.BAD_LEN, "DRAIN")
+                        with m.Elif(naddr[:2] != 0):
+                            error(Status.BAD_ADDR, "DRAIN")
+                        with m.Elif((ncmd == Cmd.WRITE) & (nlen != 0)):
+                            m.next = "PAYLOAD"
+                        with m.Else():
+                            m.next = "CRC"
                 with m.Elif(wdog >= self._timeout):
                     error(Status.TIMEOUT)
 
-            with m.State("CHECK"):
-                m.d.sync += wdog.eq(0)
-                with m.If(cmd > Cmd.WRITE):
-                    error(Status.BAD_CMD, "DRAIN")
-                with m.Elif((length[:2] != 0) | (length > self._max_payload) |
-                            ((cmd == Cmd.PING) & (length != 0))):
-                    error(Status.BAD_LEN, "DRAIN")
-                with m.Elif(addr[:2] != 0):
-                    error(Status.BAD_ADDR, "DRAIN")
-                with m.Elif((cmd == Cmd.WRITE) & (length != 0)):
-                    m.next = "PAYLOAD"
-                with m.Else():
-                    m.next = "CRC"
-
             with m.State("PAYLOAD"):
-                m.d.comb += [self.rx.ready.eq(1), in_packet.eq(1)]
+                m.d.comb += in_packet.eq(1)
                 with m.If(take):
                     m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
                     crc_add(byte)
@@ -194,7 +197,7 @@ class HostLink(wiring.Component):
                     error(Status.TIMEOUT)
 
             with m.State("CRC"):
-                m.d.comb += [self.rx.ready.eq(1), in_packet.eq(1)]
+                m.d.comb += in_packet.eq(1)
                 with m.If(take):
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
                     with m.If(cnt == 1):
@@ -225,7 +228,6 @@ class HostLink(wiring.Component):
                 m.next = "COMMIT_RD"
 
             with m.State("DRAIN"):
-                m.d.comb += self.rx.ready.eq(1)
                 with m.If(take):
                     m.d.sync += wdog.eq(0)
                 with m.Elif(wdog >= self._quiet):

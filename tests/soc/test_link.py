@@ -1,0 +1,183 @@
+"""The gateware host link against the protocol's host side (mxhw.soc.protocol)."""
+
+import struct
+
+import pytest
+from hypothesis import given, strategies as st
+
+from mxhw import sim
+from mxhw.soc import protocol as P
+from mxhw.soc.link import HostLink
+
+MAXP = 32
+TIMEOUT = 120
+QUIET = 40
+WORDS = 16  # the model memory: word addresses 0..15
+
+
+def run_link(script):
+    """Run ``script(xfer, drain)`` against a link whose bus has a dict memory.
+
+    ``xfer(bytes)`` sends a request and returns the parsed response; ``drain(bytes)`` sends
+    arbitrary bytes and returns every response that comes back until the link is quiet.
+    """
+    link = HostLink(max_payload=MAXP, timeout_cycles=TIMEOUT, quiet_cycles=QUIET)
+    mem = {}
+
+    async def bus(ctx):
+        rdata = 0
+        while True:
+            ctx.set(link.bus.r_data, rdata)
+            *_, a, we, wd, re = await ctx.tick().sample(
+                link.bus.addr, link.bus.w_en, link.bus.w_data, link.bus.r_en)
+            if we:
+                mem[a] = wd
+            if re:
+                rdata = mem.get(a, 0)
+
+    async def tb(ctx):
+        async def collect(limit):
+            out = b""
+            ctx.set(link.tx.ready, 1)
+            idle = 0
+            while idle < limit:
+                *_, v, p = await ctx.tick().sample(link.tx.valid, link.tx.payload)
+                if v:
+                    out += bytes([p])
+                    idle = 0
+                else:
+                    idle += 1
+            ctx.set(link.tx.ready, 0)
+            return out
+
+        async def xfer(pkt):
+            await sim.stream_send(ctx, link.rx, pkt, timeout=50)
+            data = await collect(TIMEOUT + QUIET + 50)
+            resp, rest = P.parse_response(data)
+            assert rest == b"", "one request, one response"
+            return resp
+
+        async def drain(junk):
+            if junk:
+                await sim.stream_send(ctx, link.rx, junk, timeout=50)
+            data = await collect(TIMEOUT + QUIET + 50)
+            resps = []
+            while data:
+                r, data = P.parse_response(data)
+                resps.append(r)
+            return resps
+
+        await script(xfer, drain)
+
+    sim.run(link, tb, processes=[bus])
+    return mem
+
+
+def write(addr_word, words):
+    return P.request(P.Cmd.WRITE, 4 * addr_word, payload=struct.pack(f"<{len(words)}I", *words))
+
+
+def read(addr_word, n):
+    return P.request(P.Cmd.READ, 4 * addr_word, 4 * n)
+
+
+def test_ping_write_read():
+    async def script(xfer, drain):
+        assert (await xfer(P.request(P.Cmd.PING))).status == P.Status.OK
+        assert (await xfer(write(3, [1, 2, 0xDEADBEEF]))).status == P.Status.OK
+        r = await xfer(read(2, 4))
+        assert r.ok and r.words() == [0, 1, 2, 0xDEADBEEF]
+
+    assert run_link(script) == {3: 1, 4: 2, 5: 0xDEADBEEF}
+
+
+@pytest.mark.parametrize("pkt, status", [
+    (P.request(7), P.Status.BAD_CMD),
+    (P.request(P.Cmd.READ, 0, 6), P.Status.BAD_LEN),
+    (P.request(P.Cmd.READ, 0, MAXP + 4), P.Status.BAD_LEN),
+    (P.request(P.Cmd.PING, 0, 4), P.Status.BAD_LEN),
+    (P.request(P.Cmd.READ, 2, 4), P.Status.BAD_ADDR),
+    (P.request(P.Cmd.WRITE, 0, payload=bytes(MAXP + 4)), P.Status.BAD_LEN),
+])
+def test_bad_header(pkt, status):
+    async def script(xfer, drain):
+        resps = await drain(pkt)
+        assert [r.status for r in resps] == [status]
+        r = await xfer(P.request(P.Cmd.PING))
+        assert r.ok
+
+    assert run_link(script) == {}
+
+
+def test_truncated_packet_times_out():
+    async def script(xfer, drain):
+        resps = await drain(write(1, [5, 6])[:9])
+        assert [r.status for r in resps] == [P.Status.TIMEOUT]
+        assert (await xfer(read(1, 2))).words() == [0, 0]
+
+    assert run_link(script) == {}
+
+
+ops = st.one_of(
+    st.tuples(st.just("write"), st.integers(0, WORDS - 1),
+              st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=MAXP // 4)),
+    st.tuples(st.just("read"), st.integers(0, WORDS - 1), st.integers(0, MAXP // 4)),
+    st.tuples(st.just("corrupt"), st.integers(0, WORDS - 1),
+              st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=MAXP // 4),
+              st.integers(0, 2**16)),
+    st.tuples(st.just("truncate"), st.integers(0, WORDS - 1),
+              st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), st.integers(1, 100)),
+    st.tuples(st.just("junk"), st.binary(min_size=1, max_size=40)),
+)
+
+
+@given(st.lists(ops, min_size=1, max_size=8))
+def test_fuzz(program):
+    """Random, corrupted, truncated and junk packets: every bad one gets only error
+    responses and changes nothing; every valid one does exactly what it asks."""
+    model = {}
+
+    async def script(xfer, drain):
+        for op in program:
+            kind = op[0]
+            if kind == "write":
+                _, a, words = op
+                r = await xfer(write(a, words))
+                assert r.status == P.Status.OK and r.payload == b""
+                model.update({a + i: w for i, w in enumerate(words)})
+            elif kind == "read":
+                _, a, n = op
+                r = await xfer(read(a, n))
+                assert r.ok and r.words() == [model.get(a + i, 0) for i in range(n)]
+            else:
+                if kind == "corrupt":
+                    _, a, words, where = op
+                    pkt = bytearray(write(a, words))
+                    bit = where % (8 * (len(pkt) - 1))
+                    pkt[1 + bit // 8] ^= 1 << (bit % 8)  # any bit after the sync byte
+                    junk = bytes(pkt)
+                elif kind == "truncate":
+                    _, a, words, cut = op
+                    pkt = write(a, words)
+                    junk = pkt[:1 + cut % (len(pkt) - 1)]
+                else:
+                    junk = op[1]
+                resps = await drain(junk)
+                assert all(r.status != P.Status.OK for r in resps), resps
+            # after anything, the link answers a valid request and the state is the model's
+            r = await xfer(read(0, WORDS if WORDS * 4 <= MAXP else MAXP // 4))
+            assert r.words() == [model.get(i, 0) for i in range(len(r.words()))]
+
+    mem = run_link(script)
+    assert mem == model
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    (dict(max_payload=6), ValueError, r"max_payload must be a multiple of 4 in \[4, 65532\], not 6"),
+    (dict(max_payload="8"), TypeError, r"max_payload must be an integer, not '8'"),
+    (dict(timeout_cycles=3), ValueError, r"timeout_cycles must be at least 16, not 3"),
+    (dict(quiet_cycles=0), ValueError, r"quiet_cycles must be at least 16, not 0"),
+])
+def test_init_wrong_params(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        HostLink(**kwargs)
