@@ -5,13 +5,17 @@ Testbenches are Amaranth 0.5 async functions ``async def tb(ctx)`` that use only
 helpers here are written in those terms, so a back end that offers the same operations
 runs the same testbenches.
 
-* :func:`run` -- simulate a design with a clock and testbenches (VCD on request);
+* :func:`run` -- simulate a design with a clock and testbenches (VCD on request), on
+  Amaranth's simulator (``backend="pysim"``) or a compiled CXXRTL model
+  (``backend="compiled"``, see :mod:`mxhw.sim.compiled`);
 * :func:`stream_put` / :func:`stream_get` -- one transfer on an ``amaranth.lib.stream``
   interface, with a bounded wait that fails with a message instead of hanging;
 * :func:`stream_send` / :func:`stream_recv` -- many transfers, with optional random
   valid/ready toggling (back-pressure) from a seeded generator.
 
 Set ``MXHW_VCD=1`` to write a waveform of every :func:`run` under ``out/vcd/``.
+Set ``MXHW_SIM_BACKEND=compiled`` to make :func:`run` use the compiled back end wherever
+its caller does not choose one (pytest: ``-p mxhw.sim.pytest_plugin --sim-backend=compiled``).
 """
 
 from __future__ import annotations
@@ -19,22 +23,45 @@ from __future__ import annotations
 import os
 import random
 import re
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
 from amaranth.sim import Simulator
 
 __all__ = ["run", "stream_put", "stream_get", "stream_send", "stream_recv", "SimTimeout",
-           "DEFAULT_TIMEOUT"]
+           "DEFAULT_TIMEOUT", "BACKENDS", "default_backend", "SimBackendFallback"]
+
+BACKENDS = ("pysim", "compiled")
 
 DEFAULT_TIMEOUT = 10_000
+
+
+class SimBackendFallback(UserWarning):
+    """``MXHW_SIM_BACKEND=compiled`` asked for the compiled back end, but the design needs
+    pysim (several clock domains, no component signature): it ran on pysim."""
 
 
 class SimTimeout(AssertionError):
     """A bounded wait in a testbench ran out: the design under test did not respond."""
 
 
-def run(dut, *testbenches, processes=(), clock=1e-8, vcd=None, deadline=None):
+def default_backend():
+    """The back end :func:`run` uses when none is given: ``$MXHW_SIM_BACKEND`` or pysim."""
+    name = os.environ.get("MXHW_SIM_BACKEND") or "pysim"
+    if name not in BACKENDS:
+        raise ValueError(f"MXHW_SIM_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
+    return name
+
+
+def _vcd_path(dut, vcd):
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", vcd or type(dut).__name__)
+    path = Path("out/vcd") / f"{name}.vcd"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(dut, *testbenches, processes=(), clock=1e-8, vcd=None, deadline=None, backend=None):
     """Simulate ``dut`` (its ``sync`` domain clocked) until every testbench returns.
 
     Parameters
@@ -48,7 +75,32 @@ def run(dut, *testbenches, processes=(), clock=1e-8, vcd=None, deadline=None):
         Waveform name; written under ``out/vcd/<name>.vcd`` when ``MXHW_VCD`` is set.
     deadline : float or None
         Stop after this much simulated time (seconds) even if testbenches still wait.
+    backend : "pysim", "compiled" or None
+        ``None``: :func:`default_backend`. The compiled back end runs the same testbenches
+        (``ctx.set/get/tick/tick().sample``) on a CXXRTL model of designs with one ``sync``
+        domain, touching top-level ports only; asked for explicitly, it raises
+        :class:`~mxhw.sim.compiled.CompiledSimError` for other designs, while a default
+        from ``MXHW_SIM_BACKEND`` falls back to pysim with a :class:`SimBackendFallback`
+        warning.
     """
+    explicit = backend is not None
+    if backend is None:
+        backend = default_backend()
+    if backend == "compiled":
+        from .compiled import CompiledSimError, build
+        try:
+            model = build(dut)
+        except CompiledSimError as e:
+            if explicit:
+                raise
+            # MXHW_SIM_BACKEND=compiled means "compiled where the design allows it"
+            warnings.warn(f"MXHW_SIM_BACKEND=compiled: {e} -- falling back to pysim",
+                          SimBackendFallback, stacklevel=2)
+            backend = "pysim"
+        else:
+            return _run_compiled(model, dut, testbenches, processes, clock, vcd, deadline)
+    if backend != "pysim":
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     sim = Simulator(dut)
     if clock is not None:
         sim.add_clock(clock)
@@ -58,10 +110,7 @@ def run(dut, *testbenches, processes=(), clock=1e-8, vcd=None, deadline=None):
         sim.add_process(p)
     ctx = nullcontext()
     if os.environ.get("MXHW_VCD"):
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", vcd or type(dut).__name__)
-        path = Path("out/vcd") / f"{name}.vcd"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ctx = sim.write_vcd(str(path))
+        ctx = sim.write_vcd(str(_vcd_path(dut, vcd)))
     with ctx:
         if deadline is None:
             sim.run()
@@ -69,47 +118,76 @@ def run(dut, *testbenches, processes=(), clock=1e-8, vcd=None, deadline=None):
             sim.run_until(deadline)
 
 
-async def stream_put(ctx, stream, payload, timeout=DEFAULT_TIMEOUT):
-    """Offer ``payload`` on ``stream`` (a flipped stream interface) until it is taken."""
-    ctx.set(stream.payload, payload)
-    ctx.set(stream.valid, 1)
+def _run_compiled(model, dut, testbenches, processes, clock, vcd, deadline):
+    from . import compiled
+    try:
+        if clock is None and model.has_clk:
+            raise compiled.CompiledSimError("clock=None, but the design has a sync domain")
+        if os.environ.get("MXHW_VCD"):
+            model.open_vcd(_vcd_path(dut, vcd), period=clock or 1e-8)
+        max_cycles = None
+        if deadline is not None:
+            max_cycles = int(deadline / (clock or 1e-8))
+        compiled.simulate(model, testbenches, processes, max_cycles=max_cycles)
+    finally:
+        model.close_vcd()
+        model.close()
+
+
+async def _put(ctx, payload_sig, valid_sig, ready_sig, payload, timeout):
+    ctx.set(payload_sig, payload)
+    ctx.set(valid_sig, 1)
     for _ in range(timeout):
         # sample at the clock edge itself: another testbench may drive ready this cycle
-        *_, ready = await ctx.tick().sample(stream.ready)
+        *_, ready = await ctx.tick().sample(ready_sig)
         if ready:
-            ctx.set(stream.valid, 0)
+            ctx.set(valid_sig, 0)
             return
     raise SimTimeout(f"stream_put: ready never rose within {timeout} cycles")
 
 
-async def stream_get(ctx, stream, timeout=DEFAULT_TIMEOUT):
-    """Accept one payload from ``stream``; returns its value (``ctx.get`` form)."""
-    ctx.set(stream.ready, 1)
+async def _get(ctx, valid_sig, payload_sig, ready_sig, timeout):
+    ctx.set(ready_sig, 1)
     for _ in range(timeout):
-        *_, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        *_, valid, payload = await ctx.tick().sample(valid_sig, payload_sig)
         if valid:
-            ctx.set(stream.ready, 0)
+            ctx.set(ready_sig, 0)
             return payload
     raise SimTimeout(f"stream_get: valid never rose within {timeout} cycles")
+
+
+# The interface members are looked up once per call (a flipped interface's attribute access
+# costs microseconds, more than a compiled simulator's whole clock cycle).
+
+async def stream_put(ctx, stream, payload, timeout=DEFAULT_TIMEOUT):
+    """Offer ``payload`` on ``stream`` (a flipped stream interface) until it is taken."""
+    await _put(ctx, stream.payload, stream.valid, stream.ready, payload, timeout)
+
+
+async def stream_get(ctx, stream, timeout=DEFAULT_TIMEOUT):
+    """Accept one payload from ``stream``; returns its value (``ctx.get`` form)."""
+    return await _get(ctx, stream.valid, stream.payload, stream.ready, timeout)
 
 
 async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAULT_TIMEOUT):
     """Send every payload in order; with ``rng``, idle a cycle with probability ``p_idle``
     before each transfer (random valid gaps)."""
+    sigs = stream.payload, stream.valid, stream.ready
     for p in payloads:
         while rng is not None and rng.random() < p_idle:
             await ctx.tick()
-        await stream_put(ctx, stream, p, timeout=timeout)
+        await _put(ctx, *sigs, p, timeout)
 
 
 async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT_TIMEOUT):
     """Receive ``count`` payloads; with ``rng``, hold ready low for a cycle with
     probability ``p_stall`` before each transfer (random back-pressure)."""
+    sigs = stream.valid, stream.payload, stream.ready
     out = []
     for _ in range(count):
         while rng is not None and rng.random() < p_stall:
             await ctx.tick()
-        out.append(await stream_get(ctx, stream, timeout=timeout))
+        out.append(await _get(ctx, *sigs, timeout))
     return out
 
 

@@ -1,0 +1,161 @@
+"""Small reference designs for the simulation back ends (tests and ``python -m mxhw.bench sim``).
+
+These are fixtures for exercising and measuring the simulators, not accelerator blocks:
+
+* :class:`MACGrid` -- an ``n`` x ``n`` grid of registered ``width``-bit multiply-accumulate
+  cells, operands flowing right and down (a stand-in for a systolic array until
+  ``mxhw.systolic`` exists);
+* :class:`StreamPipeline` -- a ``stages``-deep valid/ready pipeline computing
+  ``(x * 3 + 1) mod 2**width`` per stage, with back-pressure;
+* :class:`WideAdder` -- a registered adder with ports wider than 64 bits and a ``lib.data``
+  struct port.
+"""
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["MACGrid", "StreamPipeline", "WideAdder", "WideWord"]
+
+
+class MACGrid(wiring.Component):
+    """``n`` x ``n`` grid of multiply-accumulate cells.
+
+    Cell ``(r, c)`` registers the operand ``a`` arriving from its left neighbour (row input
+    ``a[r]`` for ``c == 0``) and ``b`` from the neighbour above (column input ``b[c]`` for
+    ``r == 0``), and when ``en`` is high adds the product of its registered operands to its
+    accumulator; ``clear`` zeroes every accumulator.
+
+    Members
+    -------
+    a : In(width).array(n)      row operands
+    b : In(width).array(n)      column operands
+    en, clear : In(1)
+    acc : Out(acc_width).array(n, n)   accumulators (registered)
+    """
+
+    def __init__(self, n=8, width=8, acc_width=None):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, not {n!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        self._n, self._width = n, width
+        self._acc_width = acc_width if acc_width is not None else 2 * width + 8
+        super().__init__({
+            "a": In(width).array(n),
+            "b": In(width).array(n),
+            "en": In(1),
+            "clear": In(1),
+            "acc": Out(self._acc_width).array(n, n),
+        })
+
+    @property
+    def n(self):
+        return self._n
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def acc_width(self):
+        return self._acc_width
+
+    def elaborate(self, platform):
+        m = Module()
+        n, w = self._n, self._width
+        ra = [[Signal(w, name=f"ra_{r}_{c}") for c in range(n)] for r in range(n)]
+        rb = [[Signal(w, name=f"rb_{r}_{c}") for c in range(n)] for r in range(n)]
+        for r in range(n):
+            for c in range(n):
+                m.d.sync += ra[r][c].eq(self.a[r] if c == 0 else ra[r][c - 1])
+                m.d.sync += rb[r][c].eq(self.b[c] if r == 0 else rb[r - 1][c])
+                with m.If(self.clear):
+                    m.d.sync += self.acc[r][c].eq(0)
+                with m.Elif(self.en):
+                    m.d.sync += self.acc[r][c].eq(self.acc[r][c] + ra[r][c] * rb[r][c])
+        return m
+
+
+class StreamPipeline(wiring.Component):
+    """``stages`` registered stages, each computing ``(x * 3 + 1) mod 2**width``.
+
+    Members
+    -------
+    i : In(stream.Signature(width))
+    o : Out(stream.Signature(width))
+
+    Latency ``stages`` cycles; one word per cycle.
+    """
+
+    def __init__(self, width=16, stages=3):
+        if not isinstance(stages, int) or stages < 1:
+            raise ValueError(f"stages must be a positive integer, not {stages!r}")
+        self._width, self._stages = width, stages
+        super().__init__({
+            "i": In(stream.Signature(width)),
+            "o": Out(stream.Signature(width)),
+        })
+
+    def reference(self, x):
+        for _ in range(self._stages):
+            x = (x * 3 + 1) % (1 << self._width)
+        return x
+
+    def elaborate(self, platform):
+        m = Module()
+        prev_payload, prev_valid, prev_ready = self.i.payload, self.i.valid, self.i.ready
+        for s in range(self._stages):
+            last = s == self._stages - 1
+            payload = self.o.payload if last else Signal(self._width, name=f"p{s}")
+            valid = self.o.valid if last else Signal(name=f"v{s}")
+            ready = self.o.ready if last else Signal(name=f"r{s}")
+            take = Signal(name=f"take{s}")
+            m.d.comb += take.eq(~valid | ready)
+            m.d.comb += prev_ready.eq(take)
+            with m.If(take):
+                m.d.sync += valid.eq(prev_valid)
+                with m.If(prev_valid):
+                    m.d.sync += payload.eq(prev_payload * 3 + 1)
+            prev_payload, prev_valid, prev_ready = payload, valid, ready
+        return m
+
+
+class WideWord(data.Struct):
+    """A 100-bit struct: ``lo`` 64 bits, ``hi`` 32 bits, ``tag`` 4 bits."""
+    lo: 64
+    hi: 32
+    tag: 4
+
+
+class WideAdder(wiring.Component):
+    """``s = a + b`` registered (``width + 1`` bits), ``x`` copied to ``y`` with ``tag``
+    incremented, ``k`` a signed 70-bit pass-through of ``-a`` (combinational).
+
+    Members
+    -------
+    a, b : In(width)
+    s : Out(width + 1)     registered
+    x : In(WideWord)
+    y : Out(WideWord)      registered
+    k : Out(signed(width)) combinational
+    count : Out(8)         cycles since reset
+    """
+
+    def __init__(self, width=130):
+        self._width = width
+        super().__init__({
+            "a": In(width), "b": In(width), "s": Out(width + 1),
+            "x": In(WideWord), "y": Out(WideWord),
+            "k": Out(signed(width)),
+            "count": Out(8, init=0),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.s.eq(self.a + self.b)
+        m.d.sync += [self.y.lo.eq(self.x.lo), self.y.hi.eq(self.x.hi),
+                     self.y.tag.eq(self.x.tag + 1)]
+        m.d.comb += self.k.eq(-self.a)
+        m.d.sync += self.count.eq(self.count + 1)
+        return m

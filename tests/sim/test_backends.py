@@ -1,0 +1,399 @@
+"""The simulation back ends behind mxhw.sim.run: the same testbenches agree on both.
+
+Compiled models are cached on disk (``$MXHW_SIM_CACHE``, default ``~/.cache/mxhw/sim``), so
+only the first run on a machine pays the C++ compilation; tests that compile into a fresh
+cache on purpose are marked ``slow``.
+"""
+
+import random
+import warnings
+
+import pytest
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from mxhw import sim
+from mxhw.sim import compiled
+from mxhw.sim.examples import MACGrid, StreamPipeline, WideAdder, WideWord
+
+BACKENDS = ["pysim", "compiled"]
+
+VECTORS = [0, 1, 2, 0xFFFF, 0x8000, 0x1234, 0xBEEF, 7, 0x7FFF, 42] + \
+          [random.Random(1).randrange(1 << 16) for _ in range(40)]
+
+
+# --- a stream pipeline: shared vectors, random valid gaps and back-pressure ------------------
+
+def pipeline_trace(backend, seed):
+    dut = StreamPipeline(width=16, stages=3)
+    got = []
+
+    async def producer(ctx):
+        await sim.stream_send(ctx, dut.i, VECTORS, rng=random.Random(seed), p_idle=0.3)
+
+    async def consumer(ctx):
+        got.extend(await sim.stream_recv(ctx, dut.o, len(VECTORS), rng=random.Random(seed + 1),
+                                         p_stall=0.4))
+
+    sim.run(dut, producer, consumer, backend=backend)
+    return got, [dut.reference(v) for v in VECTORS]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stream_pipeline_backends_agree(seed):
+    results = {b: pipeline_trace(b, seed) for b in BACKENDS}
+    for backend, (got, expected) in results.items():
+        assert got == expected, backend
+    assert results["pysim"][0] == results["compiled"][0]
+
+
+def test_stream_pipeline_cycle_exact():
+    """Not only the values: the cycle at which each word leaves agrees."""
+    def trace(backend):
+        dut = StreamPipeline(width=16, stages=2)
+        log = []
+
+        async def producer(ctx):
+            await sim.stream_send(ctx, dut.i, VECTORS[:20], rng=random.Random(5), p_idle=0.5)
+
+        async def monitor(ctx):
+            ctx.set(dut.o.ready, 1)
+            for cycle in range(80):
+                _, _, valid, payload, ready = await ctx.tick().sample(
+                    dut.o.valid, dut.o.payload, dut.i.ready)
+                log.append((cycle, valid, payload if valid else None, ready))
+
+        sim.run(dut, producer, monitor, backend=backend)
+        return log
+
+    a, b = trace("pysim"), trace("compiled")
+    assert sum(v for _, v, _, _ in a) == 20
+    assert a == b
+
+
+# --- wide ports (> 64 bits), signed ports, lib.data views -----------------------------------
+
+WIDE = [
+    (0, 0, {"lo": 0, "hi": 0, "tag": 0}),
+    ((1 << 130) - 1, 1, {"lo": (1 << 64) - 1, "hi": (1 << 32) - 1, "tag": 15}),
+    ((1 << 129) + 5, (1 << 129) + 7, {"lo": 0x0123456789ABCDEF, "hi": 0xCAFEF00D, "tag": 3}),
+    (0xDEADBEEF << 64, 0xFFFFFFFF_FFFFFFFF, {"lo": 1 << 63, "hi": 1, "tag": 8}),
+    (12345678901234567890123456789, 98765432109876543210987654321,
+     {"lo": 42, "hi": 1 << 31, "tag": 14}),
+]
+
+
+def wide_trace(backend):
+    dut = WideAdder(width=130)
+    log = []
+
+    async def tb(ctx):
+        for a, b, x in WIDE:
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.x, x)
+            k_now = ctx.get(dut.k)                 # combinational, visible after set
+            await ctx.tick()
+            y = ctx.get(dut.y)
+            log.append((ctx.get(dut.s), k_now, y.lo, y.hi, y.tag, ctx.get(dut.y.tag),
+                        ctx.get(dut.s[64:100]), ctx.get(dut.count)))
+
+    sim.run(dut, tb, backend=backend)
+    return log
+
+
+def test_wide_ports_backends_agree():
+    a, b = wide_trace("pysim"), wide_trace("compiled")
+    assert a == b
+    for (x, y, word), (s, k, lo, hi, tag, tag2, mid, count) in zip(WIDE, b):
+        assert s == x + y
+        assert k == _signed(-x, 130)
+        assert (lo, hi, tag) == (word["lo"], word["hi"], (word["tag"] + 1) % 16) == \
+            (lo, hi, tag2)
+        assert mid == ((x + y) >> 64) & ((1 << 36) - 1)
+    assert [r[-1] for r in b] == list(range(1, len(WIDE) + 1))
+
+
+def _signed(v, width):
+    v &= (1 << width) - 1
+    return v - (1 << width) if v >> (width - 1) else v
+
+
+def test_model_api_wide_and_views():
+    dut = WideAdder(width=130)
+    with compiled.build(dut) as m:
+        m.set(dut.a, (1 << 129) | 3)
+        m.set("b", 1 << 100)
+        assert m.get(dut.k) == _signed(-((1 << 129) | 3), 130)
+        m.set(dut.x, {"lo": 5, "hi": 6, "tag": 7})
+        m.set(dut.x.tag, 2)                        # a view field is a slice of the port
+        m.step()
+        assert m.get("s") == (1 << 129) + (1 << 100) + 3
+        y = m.get(dut.y)
+        assert (y.lo, y.hi, y.tag) == (5, 6, 3)
+        assert m.get(dut.count) == 1
+        m.set(dut.a[128:130], 0)                   # part of a wide input
+        assert m.get(dut.a) == 3
+
+
+# --- port arrays: the MAC grid, against a Python model ---------------------------------------
+
+def grid_reference(n, width, acc_width, inputs):
+    ra = [[0] * n for _ in range(n)]
+    rb = [[0] * n for _ in range(n)]
+    acc = [[0] * n for _ in range(n)]
+    for a, b, en in inputs:
+        if en:
+            acc = [[(acc[r][c] + ra[r][c] * rb[r][c]) % (1 << acc_width) for c in range(n)]
+                   for r in range(n)]
+        ra = [[a[r] if c == 0 else ra[r][c - 1] for c in range(n)] for r in range(n)]
+        rb = [[b[c] if r == 0 else rb[r - 1][c] for c in range(n)] for r in range(n)]
+    return acc
+
+
+def grid_inputs(n, width, cycles, seed):
+    rng = random.Random(seed)
+    return [([rng.randrange(1 << width) for _ in range(n)],
+             [rng.randrange(1 << width) for _ in range(n)], rng.random() < 0.8)
+            for _ in range(cycles)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mac_grid_port_arrays(backend):
+    n, width, cycles = 4, 8, 30
+    dut = MACGrid(n=n, width=width)
+    inputs = grid_inputs(n, width, cycles, seed=3)
+    result = []
+
+    async def tb(ctx):
+        for a, b, en in inputs:
+            for r in range(n):
+                ctx.set(dut.a[r], a[r])
+                ctx.set(dut.b[r], b[r])
+            ctx.set(dut.en, en)
+            await ctx.tick()
+        result.extend([[ctx.get(dut.acc[r][c]) for c in range(n)] for r in range(n)])
+
+    sim.run(dut, tb, backend=backend)
+    assert result == grid_reference(n, width, dut.acc_width, inputs)
+
+
+def test_model_api_port_arrays_and_interfaces():
+    n = 4
+    dut = MACGrid(n=n)
+    inputs = grid_inputs(n, 8, 25, seed=4)
+    with compiled.build(dut) as m:
+        for a, b, en in inputs:
+            m.set(dut.a, a)                        # a whole port array at once
+            m.set(dut.b, b)
+            m.set(dut.en, en)
+            m.step()
+        assert m.get(dut.acc) == grid_reference(n, 8, dut.acc_width, inputs)
+        with pytest.raises(ValueError, match="Port array has 4 elements, value has 3"):
+            m.set(dut.a, [1, 2, 3])
+    pipe = StreamPipeline(width=16, stages=1)
+    with compiled.build(pipe) as m:
+        m.set(pipe.i, {"payload": 10, "valid": 1})   # an interface, as a dict of members
+        m.set(pipe.o.ready, 1)
+        assert m.get(pipe.i)["ready"] == 1
+        m.step()
+        assert m.get(pipe.o) == {"payload": 31, "valid": 1, "ready": 1}
+
+
+# --- batch runs, reset, waits, processes ----------------------------------------------------
+
+def test_model_batch_run_matches_stepping():
+    dut = StreamPipeline(width=16, stages=3)
+    with compiled.build(dut) as m:
+        n = len(VECTORS) + 3
+        valid, payload, ready = m.run(
+            [(dut.i.payload, VECTORS + [0] * 3), (dut.i.valid, [1] * len(VECTORS) + [0] * 3),
+             ("o__ready", [1] * n)],
+            [dut.o.valid, dut.o.payload, dut.i.ready])
+        assert ready == [1] * n
+        assert valid == [0] * 3 + [1] * len(VECTORS)
+        assert payload[3:] == [dut.reference(v) for v in VECTORS]
+        with pytest.raises(ValueError, match="has 2 values for 3 cycles"):
+            m.run({"i__valid": [1, 1, 1], "i__payload": [1, 2]})
+
+
+def test_model_reset():
+    dut = WideAdder(width=70)
+    with compiled.build(dut) as m:
+        m.set(dut.a, 1 << 69)
+        m.step(5)
+        assert m.get(dut.count) == 5
+        assert m.get(dut.s) == 1 << 69
+        m.reset()
+        assert m.get(dut.count) == 0
+        assert m.get(dut.s) == 0
+        m.step(3)
+        assert m.get(dut.count) == 3
+        assert m.cycle == 9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_until_repeat_and_processes(backend):
+    dut = WideAdder(width=70)
+    seen = []
+
+    async def watcher(ctx):                        # a background process: runs forever
+        while True:
+            _, rst, count = await ctx.tick().sample(dut.count)
+            seen.append(count)
+
+    async def tb(ctx):
+        await ctx.tick().repeat(3)
+        (s,) = await ctx.tick().sample(dut.s).until(dut.count == 6)
+        assert ctx.get(dut.count) == 7
+        clk, rst, *rest = await ctx.tick()
+        assert (clk, rst, rest) == (True, False, [])
+        seen.append(("s", s))
+
+    sim.run(dut, tb, processes=[watcher], backend=backend)
+    assert seen[:8] == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert seen[-1] == ("s", 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_timeout_on_hang(backend):
+    dut = StreamPipeline(width=16, stages=2)
+
+    async def tb(ctx):                             # nothing is ever sent: o.valid stays low
+        await sim.stream_get(ctx, dut.o, timeout=50)
+
+    with pytest.raises(sim.SimTimeout, match="valid never rose within 50 cycles"):
+        sim.run(dut, tb, backend=backend)
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cache_builds_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("MXHW_SIM_CACHE", str(tmp_path))
+    before = compiled.build_count()
+    m1 = compiled.build(StreamPipeline(width=12, stages=2))
+    assert (m1.compiled, compiled.build_count()) == (True, before + 1)
+    m2 = compiled.build(StreamPipeline(width=12, stages=2))    # a new, identical instance
+    assert (m2.compiled, compiled.build_count()) == (False, before + 1)
+    assert m2.key == m1.key and m2.path == m1.path
+    assert m1.path.parent == tmp_path
+    m3 = compiled.build(StreamPipeline(width=12, stages=3))    # a different design
+    assert (m3.compiled, compiled.build_count()) == (True, before + 2)
+    assert m3.key != m1.key
+    # both models live side by side, each with its own state
+    for m in (m1, m2):
+        m.set("o__ready", 1)
+        m.set("i__valid", 1)
+    m1.set("i__payload", 1)
+    m2.set("i__payload", 2)
+    m1.step(2)
+    m2.step(2)
+    assert (m1.get("o__payload"), m2.get("o__payload")) == (13, 22)
+
+
+# --- waveforms --------------------------------------------------------------------------------
+
+def test_vcd_on_request(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MXHW_VCD", "1")
+    dut = StreamPipeline(width=16, stages=3)
+
+    async def producer(ctx):
+        await sim.stream_send(ctx, dut.i, VECTORS[:5])
+
+    async def consumer(ctx):
+        await sim.stream_recv(ctx, dut.o, 5)
+
+    sim.run(dut, producer, consumer, vcd="pipe compiled", backend="compiled")
+    text = (tmp_path / "out" / "vcd" / "pipe_compiled.vcd").read_text()
+    assert "$timescale" in text and "$enddefinitions" in text
+    for name in ("i__payload", "o__valid", "clk"):
+        assert f" {name} $end" in text
+    assert "#5000\n" in text and "#15000\n" in text     # 10 ns clock, sampled at both edges
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+class TwoDomains(wiring.Component):
+    o: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.fast = ClockDomain()
+        r = Signal()
+        m.d.fast += r.eq(~r)
+        m.d.sync += self.o.eq(r)
+        return m
+
+
+class LocalSync(wiring.Component):
+    o: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain()
+        m.d.sync += self.o.eq(~self.o)
+        return m
+
+
+def test_reject_two_clock_domains():
+    with pytest.raises(compiled.CompiledSimError,
+                       match=r"one clock domain, 'sync', driven from outside the design; this "
+                             r"design has clock domains \['fast', 'sync'\]"):
+        compiled.build(TwoDomains())
+    with pytest.raises(compiled.CompiledSimError, match=r"\['sync'\] \(sync defined inside"):
+        compiled.build(LocalSync())
+
+
+def test_reject_plain_module():
+    m = Module()
+    with pytest.raises(compiled.CompiledSimError, match="has no wiring.Signature"):
+        compiled.build(m)
+
+
+def test_env_default_falls_back_to_pysim(monkeypatch):
+    monkeypatch.setenv("MXHW_SIM_BACKEND", "compiled")
+    dut = TwoDomains()
+
+    async def tb(ctx):
+        await ctx.tick().repeat(2)
+
+    with pytest.warns(sim.SimBackendFallback, match="falling back to pysim"):
+        sim.run(dut, tb)
+    with pytest.raises(compiled.CompiledSimError):
+        sim.run(TwoDomains(), tb, backend="compiled")
+
+
+def test_bad_backend_names(monkeypatch):
+    with pytest.raises(ValueError, match="backend must be one of pysim, compiled, not 'verilog'"):
+        sim.run(StreamPipeline(), backend="verilog")
+    monkeypatch.setenv("MXHW_SIM_BACKEND", "fast")
+    with pytest.raises(ValueError, match="MXHW_SIM_BACKEND must be one of pysim, compiled"):
+        sim.default_backend()
+
+
+def test_internal_signals_and_outputs_rejected():
+    dut = StreamPipeline(width=16, stages=1)
+    stray = Signal(4)
+
+    async def read_stray(ctx):
+        ctx.get(stray)
+
+    with pytest.raises(compiled.CompiledSimError, match="is not a top-level port"):
+        sim.run(dut, read_stray, backend="compiled")
+
+    dut = StreamPipeline(width=16, stages=1)
+
+    async def set_output(ctx):
+        ctx.set(dut.o.valid, 1)
+
+    with pytest.raises(compiled.CompiledSimError, match="'o__valid' is an output"):
+        sim.run(dut, set_output, backend="compiled")
+
+    async def delay(ctx):
+        await ctx.delay(1e-9)
+
+    with pytest.raises(compiled.CompiledSimError, match=r"ctx.delay\(\) is not supported"):
+        sim.run(StreamPipeline(width=16, stages=1), delay, backend="compiled")
