@@ -1,0 +1,186 @@
+"""The accelerator SoC: host link, registers, scratchpad, and the compute engine slot.
+
+Address map (byte addresses; every register is a 32-bit word):
+
+=========== ======== ==================================================================
+address     access   meaning
+=========== ======== ==================================================================
+0x0000_0000 R        ID: 0x4D58_4857 ("MXHW")
+0x0000_0004 R        VERSION: major << 16 | minor << 8 | patch
+0x0000_0008 R        FEATURES: the built configuration, see :meth:`SoCConfig.features`
+0x0000_000C R        CLK_HZ: the system clock frequency the SoC was built for
+0x0000_0010 R        CYCLES: free-running cycle counter (wraps)
+0x0000_0014 R        LINK_ERRORS: error responses sent by the host link (saturating)
+0x0000_0020 R/W      SCRATCH: a plain read/write register (link tests, host probing)
+0x1000_0000 R/W      scratchpad: ``scratch_words`` words of block RAM
+=========== ======== ==================================================================
+
+Reads of unmapped addresses return 0; writes to them are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .link import HostLink
+from .uart import UARTRx, UARTTx
+
+__all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE"]
+
+ID_VALUE = 0x4D584857
+VERSION = (0, 1, 0)
+SCRATCHPAD_BASE = 0x1000_0000
+
+#: register name -> byte address
+REGS = {
+    "ID": 0x00, "VERSION": 0x04, "FEATURES": 0x08, "CLK_HZ": 0x0C, "CYCLES": 0x10,
+    "LINK_ERRORS": 0x14, "SCRATCH": 0x20,
+}
+
+
+@dataclass(frozen=True)
+class SoCConfig:
+    """What a SoC is built with.
+
+    Parameters
+    ----------
+    clk_hz : int
+        System clock frequency (for the UART divisor and the CLK_HZ register).
+    baud : int
+        UART baud rate.
+    scratch_words : int
+        Scratchpad size in 32-bit words (a power of two).
+    max_payload : int
+        Largest link packet payload in bytes.
+    """
+
+    clk_hz: int = 25_000_000
+    baud: int = 1_000_000
+    scratch_words: int = 1024
+    max_payload: int = 1024
+
+    def __post_init__(self):
+        for name in ("clk_hz", "baud", "scratch_words", "max_payload"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if self.scratch_words & (self.scratch_words - 1):
+            raise ValueError(f"scratch_words must be a power of two, not {self.scratch_words}")
+
+    def features(self) -> int:
+        """FEATURES register: log2(scratch_words) in bits 0-7 (more fields as the engine
+        grows)."""
+        return self.scratch_words.bit_length() - 1
+
+
+class SoC(wiring.Component):
+    """The SoC core, between a byte stream and the registers/scratchpad/engine.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+        Request bytes (from a UART receiver, or fed directly in simulation).
+    tx : Out(stream.Signature(8))
+        Response bytes.
+    """
+
+    def __init__(self, config: SoCConfig = SoCConfig(), *, timeout_cycles=None,
+                 quiet_cycles=None):
+        if not isinstance(config, SoCConfig):
+            raise TypeError(f"config must be a SoCConfig, not {config!r}")
+        self._config = config
+        # watchdog: 100 ms; quiet gap after a bad header: 20 byte times
+        byte_cycles = 10 * config.clk_hz // config.baud
+        self._timeout = timeout_cycles or max(16, config.clk_hz // 10)
+        self._quiet = quiet_cycles or max(16, 20 * byte_cycles)
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        m.submodules.link = link = HostLink(cfg.max_payload, self._timeout, self._quiet)
+        wiring.connect(m, wiring.flipped(self.rx), link.rx)
+        wiring.connect(m, link.tx, wiring.flipped(self.tx))
+
+        m.submodules.scratch = spad = Memory(shape=32, depth=cfg.scratch_words, init=[])
+        sw = spad.write_port()
+        sr = spad.read_port()
+
+        cycles = Signal(32)
+        scratch = Signal(32)
+        m.d.sync += cycles.eq(cycles + 1)
+
+        bus = link.bus
+        byte_addr = bus.addr << 2
+        in_spad = (byte_addr >> 28) == (SCRATCHPAD_BASE >> 28)
+        widx = bus.addr[:cfg.scratch_words.bit_length() - 1]
+        spad_hit = in_spad & ((byte_addr - SCRATCHPAD_BASE) >> 2 < cfg.scratch_words)
+        m.d.comb += [sw.addr.eq(widx), sw.data.eq(bus.w_data), sw.en.eq(bus.w_en & spad_hit),
+                     sr.addr.eq(widx)]
+
+        major, minor, patch = VERSION
+        regs = {
+            REGS["ID"]: ID_VALUE,
+            REGS["VERSION"]: major << 16 | minor << 8 | patch,
+            REGS["FEATURES"]: cfg.features(),
+            REGS["CLK_HZ"]: cfg.clk_hz,
+            REGS["CYCLES"]: cycles,
+            REGS["LINK_ERRORS"]: link.errors,
+            REGS["SCRATCH"]: scratch,
+        }
+        with m.If(bus.w_en & (byte_addr == REGS["SCRATCH"])):
+            m.d.sync += scratch.eq(bus.w_data)
+
+        # reads: registers answer on the next cycle, like the scratchpad's read port
+        reg_data = Signal(32)
+        read_spad = Signal()
+        m.d.sync += [reg_data.eq(0), read_spad.eq(bus.r_en & spad_hit)]
+        with m.If(bus.r_en):
+            with m.Switch(byte_addr):
+                for addr, value in regs.items():
+                    with m.Case(addr):
+                        m.d.sync += reg_data.eq(value)
+        m.d.comb += bus.r_data.eq((read_spad.replicate(32) & sr.data) | reg_data)
+        return m
+
+
+class BoardSoC(wiring.Component):
+    """The SoC with a UART on pins: ``rx``/``tx`` are the serial lines.
+
+    Members
+    -------
+    rx : In(1)
+    tx : Out(1)
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+
+    def __init__(self, config: SoCConfig = SoCConfig()):
+        self._config = config
+        super().__init__()
+
+    def elaborate(self, platform):
+        from .uart import divisor_for
+        m = Module()
+        cfg = self._config
+        div = divisor_for(cfg.clk_hz, cfg.baud)
+        m.submodules.core = core = SoC(cfg)
+        m.submodules.urx = urx = UARTRx(div)
+        m.submodules.utx = utx = UARTTx(div)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        wiring.connect(m, urx.o, core.rx)
+        wiring.connect(m, core.tx, utx.i)
+        return m
