@@ -85,12 +85,10 @@ struct mx_sim {
 };
 
 static void mx_vcd_flush(mx_sim *s) {
+    // one read per flush: the writer's buffer is cleared at the start of the next read
     const char *data; size_t size;
-    for (;;) {
-        cxxrtl_vcd_read(s->vcd, &data, &size);
-        if (!size) break;
-        fwrite(data, 1, size, s->vcd_file);
-    }
+    cxxrtl_vcd_read(s->vcd, &data, &size);
+    if (size) fwrite(data, 1, size, s->vcd_file);
 }
 
 static inline void mx_sample(mx_sim *s, uint64_t t) {
@@ -143,6 +141,8 @@ void mx_tick(mx_sim *s, uint64_t n, int dirty) {
         s->settled = 0;
     }
 }
+
+void mx_tick1(mx_sim *s, int dirty) { mx_tick(s, 1, dirty); }
 
 // Batch: per cycle, write every input from in_data, settle, copy every output into out_data
 // (values just before the edge), then clock. Rows are packed words (in_words[i] per port).
@@ -366,7 +366,9 @@ def _load(so):
                                 ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_uint32),
                                 ctypes.POINTER(ctypes.c_uint32),
                                 ctypes.POINTER(_u32p), ctypes.POINTER(_u32p)]
-        lib.mx_settle.argtypes = [ctypes.c_void_p]
+        # hot calls: no argtypes (the handle is passed as a c_void_p), no result conversion
+        lib.mx_settle.restype = None
+        lib.mx_tick1.restype = None
         lib.mx_tick.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
         lib.mx_run.argtypes = [ctypes.c_void_p, ctypes.c_uint64,
                                ctypes.c_size_t, ctypes.POINTER(_u32p),
@@ -464,12 +466,46 @@ class Model:
         self._dirty = True
         self._vcd = False
         self._settle = lib.mx_settle
-        self._tick = lib.mx_tick
+        self._tick = lib.mx_tick1
         # id(port object) -> reader / writer closures (the model keeps the objects alive,
         # so their ids stay unique)
         self._readers, self._writers, self._keep = {}, {}, []
         for p in self._ports.values():
             self._make_accessors(p)
+        self._make_fast_api()
+
+    def _make_fast_api(self):
+        """Shadow ``get``/``set`` with closures that serve single-word ports of plain
+        signals straight from model memory (the per-cycle hot path of a testbench)."""
+        model, settle, h = self, self._settle, self._h
+        rtab, wtab = {}, {}
+        for p in self._ports.values():
+            if p.words == 1 and not p.signed:
+                rtab[id(p.signal)] = memoryview(p.curr).cast("B").cast("I")
+                if p.input:
+                    wtab[id(p.signal)] = (memoryview(p.next).cast("B").cast("I"),
+                                          (1 << p.width) - 1)
+        slow_get, slow_set = self._get, self._set
+
+        def get(expr):
+            mv = rtab.get(id(expr))
+            if mv is None:
+                return slow_get(expr)
+            if model._dirty:
+                settle(h)
+                model._dirty = False
+            return mv[0]
+
+        def set(expr, value):
+            entry = wtab.get(id(expr))
+            if entry is None or type(value) is not int:
+                return slow_set(expr, value)
+            mv, mask = entry
+            mv[0] = value & mask
+            model._dirty = True
+
+        get.__doc__, set.__doc__ = Model.get.__doc__, Model.set.__doc__
+        self.get, self.set = get, set
 
     def _make_accessors(self, p):
         model, arr, width = self, p.curr, p.width
@@ -610,6 +646,14 @@ class Model:
     def get(self, expr):
         """The value of a port or expression (``ctx.get`` form); lists for port arrays,
         dicts for interfaces, names for strings."""
+        return self._get(expr)
+
+    def set(self, expr, value):
+        """Set an input port or expression over input ports (``ctx.set`` form); lists for
+        port arrays, dicts for interfaces, names for strings."""
+        return self._set(expr, value)
+
+    def _get(self, expr):
         read = self._readers.get(id(expr))
         if read is not None:
             return read()
@@ -630,9 +674,7 @@ class Model:
                 return shape.from_bits(v)
         return v
 
-    def set(self, expr, value):
-        """Set an input port or expression over input ports (``ctx.set`` form); lists for
-        port arrays, dicts for interfaces, names for strings."""
+    def _set(self, expr, value):
         if type(value) is int:
             write = self._writers.get(id(expr))
             if write is not None:
@@ -671,7 +713,10 @@ class Model:
         """Simulate ``cycles`` rising clock edges."""
         if not self.has_clk:
             raise CompiledSimError("This design has no clock domain; it cannot be stepped")
-        self._lib.mx_tick(self._h, cycles, int(self._dirty))
+        if cycles == 1:
+            self._tick(self._h, int(self._dirty))
+        else:
+            self._lib.mx_tick(self._h, cycles, int(self._dirty))
         self._dirty = False
 
     def reset(self, cycles=1):
@@ -709,8 +754,15 @@ class Model:
         col = 0
         for p, vals in ins:
             mask = (1 << p.width) - 1
-            for w in range(p.words):
-                in_data[:, col + w] = [((int(x) & mask) >> (32 * w)) & 0xFFFFFFFF for x in vals]
+            if p.words == 1:
+                try:   # fast path: values that fit an int64 (negative ones wrap)
+                    in_data[:, col] = np.asarray(vals, dtype=np.int64).astype(np.uint64) & mask
+                except (OverflowError, ValueError, TypeError):
+                    in_data[:, col] = [int(x) & mask for x in vals]
+            else:
+                for w in range(p.words):
+                    in_data[:, col + w] = [((int(x) & mask) >> (32 * w)) & 0xFFFFFFFF
+                                           for x in vals]
             col += p.words
         out_words = sum(p.words for p in outs)
         out_data = np.zeros((cycles, max(out_words, 1)), dtype=np.uint32)
@@ -724,6 +776,13 @@ class Model:
         self._dirty = True
         result, col = [], 0
         for p in outs:
+            if p.words == 1:
+                column = out_data[:, col].astype(np.int64)
+                if p.signed:
+                    column = np.where(column >> (p.width - 1), column - (1 << p.width), column)
+                result.append(column.tolist())
+                col += 1
+                continue
             vals = []
             for row in out_data[:, col:col + p.words]:
                 v = 0
@@ -782,13 +841,13 @@ def _signals_of(value):
 class _Tick:
     """``ctx.tick()`` on the compiled back end: awaitable, with ``sample``, ``until``,
     ``repeat`` and ``async for`` as in Amaranth 0.5."""
-    __slots__ = ("_ctx", "_sampled")
+    __slots__ = ("_sampled",)
 
-    def __init__(self, ctx, sampled=()):
-        self._ctx, self._sampled = ctx, sampled
+    def __init__(self, sampled=()):
+        self._sampled = sampled
 
     def sample(self, *exprs):
-        return _Tick(self._ctx, self._sampled + exprs)
+        return _Tick(self._sampled + exprs)
 
     def __await__(self):
         return (yield self)
@@ -823,6 +882,9 @@ class _Tick:
         return await self
 
 
+_TICK = _Tick()
+
+
 class Context:
     """The ``ctx`` handed to testbenches by the compiled back end (Amaranth 0.5 subset:
     ``get``, ``set``, ``tick`` with ``sample``/``until``/``repeat``, ``critical``), plus
@@ -836,13 +898,13 @@ class Context:
 
     def tick(self, domain="sync", *, context=None):
         if domain == "sync" and context is None and self._has_clk:
-            return _Tick(self)
+            return _TICK
         if domain != "sync" or context is not None:
             raise CompiledSimError(f"The compiled back end has only the 'sync' clock domain, "
                                    f"not {domain!r}")
         if not self.model.has_clk:
             raise CompiledSimError("This design has no clock; ctx.tick() cannot be awaited")
-        return _Tick(self)
+        return _TICK
 
     def delay(self, interval):
         raise CompiledSimError("ctx.delay() is not supported by the compiled back end; "
@@ -874,7 +936,9 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
     everything = [coro for coro, _ in runnable]
     critical_left = sum(1 for _, c in runnable if c)
     get = model.get
-    rst_read = model._readers.get(id(model._rst.signal)) if model._rst is not None else None
+    # rst is an input: its memory holds what was written, no settling needed
+    rst_read = (memoryview(model._rst.next).cast("B").cast("I").__getitem__
+                if model._rst is not None else None)
     tick, h = model._tick, model._h
     cycles = 0
     try:
@@ -898,14 +962,14 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
             if max_cycles is not None and cycles >= max_cycles:
                 break
             ready = []
-            rst = bool(rst_read()) if rst_read is not None else False
+            rst = rst_read(0) == 1 if rst_read is not None else False
             for coro, crit, trig in waiting:
                 samples = trig._sampled
                 if samples:
                     ready.append((coro, crit, (True, rst, *map(get, samples))))
                 else:
                     ready.append((coro, crit, (True, rst)))
-            tick(h, 1, model._dirty)
+            tick(h, model._dirty)
             model._dirty = False
             cycles += 1
     finally:

