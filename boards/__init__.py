@@ -1,1 +1,86 @@
-"""mxhw.boards: board wrappers (clocks, pins, toolchains)."""
+"""mxhw.boards: board wrappers: which platform, which toolchain, the UART pins, and the
+default SoC configuration sized for the board.
+
+Clocking: the SoC runs from the board's oscillator (ULX3S 25 MHz, iCEBreaker 12 MHz,
+Arty 100 MHz). A PLL/MMCM stage to the frequency the design closes at is future work,
+noted in the issue tracker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amaranth import Elaboratable, Module
+
+from ..soc.top import BoardSoC, SoCConfig
+
+__all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """A supported board.
+
+    Attributes
+    ----------
+    name : str
+    description : str
+    platform : str
+        ``module:Class`` of its amaranth-boards platform.
+    flow : str
+        ``"ecp5"`` or ``"ice40"`` (open toolchain from PyPI, bitstream built here) or
+        ``"vivado"`` (build tree written here; the bitstream needs Vivado).
+    clk_hz : int
+        The system clock (the board oscillator).
+    config : SoCConfig
+        The default SoC configuration for this board.
+    """
+
+    name: str
+    description: str
+    platform: str
+    flow: str
+    clk_hz: int
+    config: SoCConfig = field(default_factory=SoCConfig)
+
+    def make_platform(self):
+        import importlib
+        mod, cls = self.platform.split(":")
+        return getattr(importlib.import_module(mod), cls)()
+
+
+BOARDS = {b.name: b for b in [
+    Board("ulx3s", "Radiona ULX3S, ECP5 LFE5U-85F (open toolchain)",
+          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 25_000_000,
+          SoCConfig(clk_hz=25_000_000, baud=1_000_000, scratch_words=4096)),
+    Board("icebreaker", "1BitSquared iCEBreaker, iCE40 UP5K (open toolchain)",
+          "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000,
+          SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256)),
+    Board("arty", "Digilent Arty A7-35T, xc7a35ti (Vivado)",
+          "amaranth_boards.arty_a7:ArtyA7_35Platform", "vivado", 100_000_000,
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096)),
+    Board("arty-100t", "Digilent Arty A7-100T, xc7a100ti (Vivado)",
+          "amaranth_boards.arty_a7:ArtyA7_100Platform", "vivado", 100_000_000,
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192)),
+]}
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise KeyError(f"unknown board {name!r}; boards: {', '.join(BOARDS)}") from None
+
+
+class BoardTop(Elaboratable):
+    """The SoC on a board: the UART resource's pins to the SoC's serial lines."""
+
+    def __init__(self, config: SoCConfig):
+        self.config = config
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.soc = soc = BoardSoC(self.config)
+        uart = platform.request("uart", 0)
+        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        return m

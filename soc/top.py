@@ -18,7 +18,6 @@ address     access   meaning
 Reads of unmapped addresses return 0; writes to them are ignored.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 
