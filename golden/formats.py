@@ -176,9 +176,15 @@ class ElementFormat:
         Non-finite codes hold 0; use :attr:`nonfinite_mask` to tell them apart.
         """
         t = self.table
-        out = np.zeros(self.n_codes, dtype=np.int64)
         fin = np.isfinite(t)
-        out[fin] = np.ldexp(t[fin], -self.lsb_exp).astype(np.int64)
+        scaled = np.ldexp(t[fin], -self.lsb_exp)
+        if scaled.size and np.abs(scaled).max() >= 2.0**63:
+            # wide formats (E8M0 spans 2**254): exact Python ints
+            out = np.zeros(self.n_codes, dtype=object)
+            out[fin] = [int(v) for v in scaled]
+        else:
+            out = np.zeros(self.n_codes, dtype=np.int64)
+            out[fin] = scaled.astype(np.int64)
         out.setflags(write=False)
         return out
 
@@ -226,6 +232,8 @@ class ElementFormat:
         """(+0 code, code for a negative value that rounds to zero)."""
         t = self.table
         z = np.flatnonzero(t == 0)
+        if z.size == 0:  # no zero (E8M0)
+            return None, None
         pos = int(z[0])
         neg = pos
         for c in z:
@@ -238,6 +246,8 @@ class ElementFormat:
         """Sorted distinct finite values, their codes, and midpoints between neighbours."""
         t = self.table
         vals = self.finite_values
+        if self.kind == "int" and self.symmetric:
+            vals = vals[1:]  # the most negative code decodes but is never produced
         codes = np.empty(vals.size, dtype=np.int64)
         for i, v in enumerate(vals):
             if v == 0:
