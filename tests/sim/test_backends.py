@@ -397,3 +397,9 @@ def test_internal_signals_and_outputs_rejected():
 
     with pytest.raises(compiled.CompiledSimError, match=r"ctx.delay\(\) is not supported"):
         sim.run(StreamPipeline(width=16, stages=1), delay, backend="compiled")
+
+
+def test_bad_optimisation_flag(monkeypatch):
+    monkeypatch.setenv("MXHW_SIM_OPT", "-O9")
+    with pytest.raises(compiled.CompiledSimError, match="MXHW_SIM_OPT must be one of"):
+        compiled.build(StreamPipeline(width=16, stages=1))
