@@ -1,9 +1,8 @@
 """mxhw.boards: board wrappers: which platform, which toolchain, the UART pins, and the
 default SoC configuration sized for the board.
 
-Clocking: the SoC runs from the board's oscillator (ULX3S 25 MHz, iCEBreaker 12 MHz,
-Arty 100 MHz). A PLL/MMCM stage to the frequency the design closes at is future work,
-noted in the issue tracker.
+Clocking: ULX3S runs the SoC from an ECP5 PLL (``boards/clocks.py``) at ``clk_hz``; the
+iCEBreaker (12 MHz) and Arty (100 MHz) run from their oscillators.
 """
 
 from __future__ import annotations
@@ -31,7 +30,10 @@ class Board:
         ``"ecp5"`` or ``"ice40"`` (open toolchain from PyPI, bitstream built here) or
         ``"vivado"`` (build tree written here; the bitstream needs Vivado).
     clk_hz : int
-        The system clock (the board oscillator).
+        The system clock.
+    pll : str or None
+        ``"ecp5"``: the system clock comes from an ECP5 PLL fed by the board oscillator;
+        ``None``: the system clock is the oscillator.
     config : SoCConfig
         The default SoC configuration for this board.
     """
@@ -42,6 +44,7 @@ class Board:
     flow: str
     clk_hz: int
     config: SoCConfig = field(default_factory=SoCConfig)
+    pll: str | None = None
 
     def make_platform(self):
         import importlib
@@ -51,8 +54,8 @@ class Board:
 
 BOARDS = {b.name: b for b in [
     Board("ulx3s", "Radiona ULX3S, ECP5 LFE5U-85F (open toolchain)",
-          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 25_000_000,
-          SoCConfig(clk_hz=25_000_000, baud=1_000_000, scratch_words=4096)),
+          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 75_000_000,
+          SoCConfig(clk_hz=75_000_000, baud=3_000_000, scratch_words=4096), pll="ecp5"),
     Board("icebreaker", "1BitSquared iCEBreaker, iCE40 UP5K (open toolchain)",
           "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000,
           SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256)),
@@ -75,11 +78,15 @@ def get_board(name: str) -> Board:
 class BoardTop(Elaboratable):
     """The SoC on a board: the UART resource's pins to the SoC's serial lines."""
 
-    def __init__(self, config: SoCConfig):
+    def __init__(self, config: SoCConfig, pll=None):
         self.config = config
+        self.pll = pll
 
     def elaborate(self, platform):
         m = Module()
+        if self.pll == "ecp5":
+            from .clocks import ECP5PLL
+            m.submodules.pll = ECP5PLL(self.config.clk_hz // 1_000_000)
         m.submodules.soc = soc = BoardSoC(self.config)
         uart = platform.request("uart", 0)
         m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]

@@ -90,9 +90,14 @@ def parse_nextpnr_report(path):
     fmax = {clk: {"achieved_mhz": round(v["achieved"], 2),
                   "constraint_mhz": round(v["constraint"], 2)}
             for clk, v in rep.get("fmax", {}).items()}
+    crit = []
+    for p in rep.get("critical_paths", []):
+        crit.append({"from": p.get("from"), "to": p.get("to"),
+                     "cells": [s.get("from", {}).get("cell") for s in p.get("path", [])
+                               if s.get("type") == "logic"]})
     util = {k: {"used": v["used"], "available": v["available"]}
             for k, v in rep.get("utilization", {}).items() if v["used"]}
-    return fmax, util
+    return fmax, util, crit
 
 
 def _yosys_stat_cells(text):
@@ -114,9 +119,15 @@ def build(board_name, out=None, config=None, seed=1):
     """Build ``board_name``; returns the report dict (also written as report.json/.md)."""
     board = get_board(board_name)
     config = config or board.config
-    if config.clk_hz != board.clk_hz:
-        raise ValueError(f"config.clk_hz ({config.clk_hz}) must be the board clock "
-                         f"({board.clk_hz}) until a PLL stage exists")
+    if board.pll is None and config.clk_hz != board.clk_hz:
+        raise ValueError(f"config.clk_hz ({config.clk_hz}) must be the {board.name} clock "
+                         f"({board.clk_hz}): this board has no PLL stage")
+    if board.pll == "ecp5":
+        from .boards.clocks import ECP5_PLL_25MHZ
+        if config.clk_hz % 1_000_000 or config.clk_hz // 1_000_000 not in ECP5_PLL_25MHZ:
+            raise ValueError(f"clk_hz must be one of the PLL's frequencies "
+                             f"{', '.join(f'{f}000000' for f in ECP5_PLL_25MHZ)}, "
+                             f"not {config.clk_hz}")
     out = Path(out or f"build/{board.name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
@@ -126,24 +137,26 @@ def build(board_name, out=None, config=None, seed=1):
     platform = board.make_platform()
     kwargs = {}
     if board.flow in ("ecp5", "ice40"):
-        kwargs["nextpnr_opts"] = f"--report {NAME}.report.json --seed {seed}"
+        # finish on a timing failure too: the report says so, and the CLI fails after it
+        kwargs["nextpnr_opts"] = (f"--report {NAME}.report.json --seed {seed} "
+                                  f"--timing-allow-fail")
     t0 = time.monotonic()
     print("  elaborating and writing the build tree ...", flush=True)
-    plan = platform.build(BoardTop(config), name=NAME, do_build=False, **kwargs)
+    plan = platform.build(BoardTop(config, board.pll), name=NAME, do_build=False, **kwargs)
     plan.extract(str(out))
     report = {"board": board.name, "device": platform.device, "flow": board.flow,
-              "config": dataclasses.asdict(config), "requested_mhz": board.clk_hz / 1e6}
+              "config": dataclasses.asdict(config), "requested_mhz": config.clk_hz / 1e6}
 
     if board.flow in ("ecp5", "ice40"):
         env = _tool_env(board.flow)
         _run_logged(["sh", f"build_{NAME}.sh"], out, env, log, f"{board.flow} flow (yosys, "
                     f"nextpnr, pack)")
-        fmax, util = parse_nextpnr_report(out / f"{NAME}.report.json")
+        fmax, util, crit = parse_nextpnr_report(out / f"{NAME}.report.json")
         ext = "bit" if board.flow == "ecp5" else "bin"
         bit = out / f"{NAME}.{ext}"
         if not bit.exists():
             raise BuildError(f"the flow finished but {bit} is missing; see {log}")
-        report.update(bitstream=str(bit), fmax=fmax, utilization=util,
+        report.update(bitstream=str(bit), fmax=fmax, utilization=util, critical_paths=crit,
                       timing_met=all(v["achieved_mhz"] >= v["constraint_mhz"]
                                      for v in fmax.values()) if fmax else False)
     else:
@@ -233,6 +246,11 @@ def main(argv=None):
         print(f"mxhw.build: error: {e}", file=sys.stderr)
         return 1
     print(_markdown(r))
+    if r.get("timing_met") is False:
+        print(f"mxhw.build: error: timing not met at {r['requested_mhz']} MHz (see the "
+              f"critical paths in {Path(r['bitstream']).parent / 'report.json'})",
+              file=sys.stderr)
+        return 1
     return 0
 
 

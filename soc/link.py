@@ -115,6 +115,7 @@ class HostLink(wiring.Component):
         status = Signal(8)
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
+        baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         wdog = Signal(range(max(self._timeout, self._quiet) + 1))
         rword = Signal(32)
         bsel = Signal(2)
@@ -209,7 +210,7 @@ class HostLink(wiring.Component):
                 with m.If(crc_rx != crc):
                     error(Status.BAD_CRC)
                 with m.Elif(cmd == Cmd.WRITE):
-                    m.d.sync += [status.eq(Status.OK), widx.eq(0)]
+                    m.d.sync += [status.eq(Status.OK), widx.eq(0), baddr.eq(addr[2:])]
                     m.next = "COMMIT_RD"
                 with m.Else():
                     m.d.sync += status.eq(Status.OK)
@@ -222,9 +223,9 @@ class HostLink(wiring.Component):
                     m.d.comb += rd.addr.eq(widx)
                     m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
-                m.d.comb += [self.bus.addr.eq(addr[2:] + widx), self.bus.w_data.eq(rd.data),
+                m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data),
                              self.bus.w_en.eq(1)]
-                m.d.sync += widx.eq(widx + 1)
+                m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1)]
                 m.next = "COMMIT_RD"
 
             with m.State("DRAIN"):
@@ -238,7 +239,7 @@ class HostLink(wiring.Component):
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & (cmd == Cmd.READ)
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
-                             widx.eq(0), bsel.eq(0)]
+                             widx.eq(0), bsel.eq(0), baddr.eq(addr[2:])]
                 with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
                     m.d.sync += self.errors.eq(self.errors + 1)
                 m.next = "TX_SYNC"
@@ -254,10 +255,11 @@ class HostLink(wiring.Component):
                 with m.If(widx == resp_len[2:]):
                     m.next = "TX_CRC0"
                 with m.Else():
-                    m.d.comb += [self.bus.addr.eq(addr[2:] + widx), self.bus.r_en.eq(1)]
+                    m.d.comb += [self.bus.addr.eq(baddr), self.bus.r_en.eq(1)]
                     m.next = "TX_LATCH"
             with m.State("TX_LATCH"):
-                m.d.sync += [rword.eq(self.bus.r_data), bsel.eq(0), widx.eq(widx + 1)]
+                m.d.sync += [rword.eq(self.bus.r_data), bsel.eq(0), widx.eq(widx + 1),
+                             baddr.eq(baddr + 1)]
                 m.next = "TX_DATA"
             with m.State("TX_DATA"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8))]

@@ -123,9 +123,11 @@ class SoC(wiring.Component):
 
         bus = link.bus
         byte_addr = bus.addr << 2
-        in_spad = (byte_addr >> 28) == (SCRATCHPAD_BASE >> 28)
-        widx = bus.addr[:cfg.scratch_words.bit_length() - 1]
-        spad_hit = in_spad & ((byte_addr - SCRATCHPAD_BASE) >> 2 < cfg.scratch_words)
+        # decode by bit compares only: the scratchpad's word addresses are
+        # SCRATCHPAD_BASE/4 + [0, scratch_words), with scratch_words a power of two
+        ibits = cfg.scratch_words.bit_length() - 1
+        widx = bus.addr[:ibits]
+        spad_hit = bus.addr[ibits:] == (SCRATCHPAD_BASE >> 2) >> ibits
         m.d.comb += [sw.addr.eq(widx), sw.data.eq(bus.w_data), sw.en.eq(bus.w_en & spad_hit),
                      sr.addr.eq(widx)]
 
