@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from mxhw import sim
@@ -403,3 +403,59 @@ def test_bad_optimisation_flag(monkeypatch):
     monkeypatch.setenv("MXHW_SIM_OPT", "-O9")
     with pytest.raises(compiled.CompiledSimError, match="MXHW_SIM_OPT must be one of"):
         compiled.build(StreamPipeline(width=16, stages=1))
+
+
+class Op(enum.Enum, shape=2):
+    ADD = 0
+    SUB = 1
+    NEG = 2
+
+
+class SmallALU(wiring.Component):
+    """Enum-shaped, signed and 1-bit ports (combinational result, registered copy)."""
+    op: In(Op)
+    a: In(signed(8))
+    b: In(signed(8))
+    y: Out(signed(9))
+    q: Out(signed(9))
+    last: Out(Op)
+    flag: In(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.Switch(self.op):
+            with m.Case(Op.ADD):
+                m.d.comb += self.y.eq(self.a + self.b)
+            with m.Case(Op.SUB):
+                m.d.comb += self.y.eq(self.a - self.b)
+            with m.Default():
+                m.d.comb += self.y.eq(-self.a)
+        with m.If(self.flag):
+            m.d.sync += [self.q.eq(self.y), self.last.eq(self.op)]
+        return m
+
+
+def test_enum_signed_and_bool_ports_agree():
+    cases = [(Op.ADD, 100, 100), (Op.SUB, -128, 127), (Op.NEG, -128, 0), (Op.ADD, -1, -1)]
+
+    def trace(backend):
+        dut = SmallALU()
+        log = []
+
+        async def tb(ctx):
+            for op, a, b in cases:
+                ctx.set(dut.op, op)
+                ctx.set(dut.a, a)
+                ctx.set(dut.b, b)
+                ctx.set(dut.flag, True)
+                y = ctx.get(dut.y)
+                await ctx.tick()
+                log.append((y, ctx.get(dut.q), ctx.get(dut.last), ctx.get(dut.y[8])))
+
+        sim.run(dut, tb, backend=backend)
+        return log
+
+    a, b = trace("pysim"), trace("compiled")
+    assert a == b
+    assert [r[0] for r in b] == [200, -255, 128, -2]
+    assert [r[2] for r in b] == [op for op, _, _ in cases]
