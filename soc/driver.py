@@ -30,29 +30,39 @@ class DeviceError(RuntimeError):
 
 
 class SimTransport:
-    """The SoC gateware in Amaranth's simulator, driven one byte per cycle.
+    """The SoC gateware in simulation, fed one byte per cycle.
 
     Parameters
     ----------
     config : SoCConfig or None
     backend : str
-        ``"pysim"`` (Amaranth's simulator).
+        ``"pysim"`` (Amaranth's simulator) or ``"compiled"`` (CXXRTL through
+        :mod:`mxhw.sim.compiled`: built once per configuration and cached on disk).
     """
 
+    BACKENDS = ("pysim", "compiled")
+
     def __init__(self, config=None, backend="pysim"):
-        if backend != "pysim":
-            raise ValueError(f"backend must be 'pysim' (the compiled back end is not wired "
-                             f"into the transport yet), not {backend!r}")
-        from amaranth.sim import Simulator
+        if backend not in self.BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, self.BACKENDS))}, "
+                             f"not {backend!r}")
         self.config = config or SoCConfig()
+        self.backend = backend
         # watchdog and quiet gap scaled to a byte per cycle
         self._dut = SoC(self.config, timeout_cycles=20_000, quiet_cycles=64)
         self._out = bytearray()
         self._in = bytearray()
-        self._sim = Simulator(self._dut)
-        self._sim.add_clock(1e-8)
-        self._sim.add_testbench(self._pump, background=True)
         self.cycles = 0
+        if backend == "pysim":
+            from amaranth.sim import Simulator
+            self._sim = Simulator(self._dut)
+            self._sim.add_clock(1e-8)
+            self._sim.add_testbench(self._pump, background=True)
+        else:
+            from ..sim import compiled
+            self._model = compiled.build(self._dut)
+            self._model.reset()
+            self._model.set(self._dut.tx.ready, 1)
 
     async def _pump(self, ctx):
         dut = self._dut
@@ -70,21 +80,42 @@ class SimTransport:
             if txv:
                 self._in.append(txp)
 
+    def _step_compiled(self, max_cycles, n):
+        m, dut = self._model, self._dut
+        for _ in range(max_cycles):
+            offered = bool(self._out)
+            if offered:
+                m.set(dut.rx.payload, self._out[0])
+            m.set(dut.rx.valid, int(offered))
+            m.settle()
+            rxr, txv, txp = m.get(dut.rx.ready), m.get(dut.tx.valid), m.get(dut.tx.payload)
+            m.step()
+            self.cycles += 1
+            if offered and rxr:
+                del self._out[0]
+            if txv:
+                self._in.append(txp)
+                if len(self._in) >= n:
+                    return
+
     def write(self, data: bytes):
         self._out += data
 
     def read(self, n: int, timeout: float = 1.0) -> bytes:
-        """``n`` bytes, simulating up to ``timeout`` seconds of device time."""
-        end = self._sim._engine.now + int(timeout * 1e15)  # femtoseconds
-        while len(self._in) < n:
-            self._sim.advance()
-            if self._sim._engine.now > end:
-                break
+        """``n`` bytes, simulating up to ``timeout`` seconds of device time (at the
+        configured clock)."""
+        if self.backend == "pysim":
+            end = self.cycles + int(timeout * self.config.clk_hz)
+            while len(self._in) < n and self.cycles < end:
+                self._sim.advance()
+        elif len(self._in) < n:
+            self._step_compiled(int(timeout * self.config.clk_hz), n)
         data, self._in = bytes(self._in[:n]), self._in[n:]
         return data
 
     def close(self):
-        pass
+        if self.backend == "compiled":
+            self._model.close()
 
 
 class SerialTransport:

@@ -10,9 +10,9 @@ from mxhw.soc.top import ID_VALUE, SCRATCHPAD_BASE, VERSION, SoCConfig
 CFG = SoCConfig(scratch_words=256)
 
 
-@pytest.fixture(scope="module")
-def acc():
-    return Accelerator.simulated(CFG)
+@pytest.fixture(scope="module", params=["pysim", "compiled"])
+def acc(request):
+    return Accelerator.simulated(CFG, backend=request.param)
 
 
 def test_info(acc):
@@ -73,7 +73,8 @@ def test_no_response():
 
 
 def test_wrong_backend():
-    with pytest.raises(ValueError, match=r"backend must be 'pysim'"):
+    with pytest.raises(ValueError, match=r"backend must be one of 'pysim', 'compiled', "
+                                         r"not 'verilator'"):
         SimTransport(backend="verilator")
 
 
