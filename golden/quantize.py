@@ -254,7 +254,15 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
         scodes = np.where(bad, fmt.scale.nan_code, scodes)
         codes = np.where(bad[..., None], 0, codes)
     elements = unblock(codes, fmt, x.shape, axis)
+
+    def to_grid(per_block):
+        # per-block arrays come in block_view's order (blocked axis last): move it back
+        a = np.asarray(per_block, dtype=np.int64)
+        if not isinstance(fmt.block, tuple):
+            a = np.moveaxis(a, -1, axis)
+        return np.ascontiguousarray(a.reshape(grid))
+
     return MXArray(fmt=fmt, shape=tuple(x.shape), axis=axis,
                    elements=np.ascontiguousarray(elements, dtype=np.int64),
-                   scales=np.asarray(scodes, dtype=np.int64).reshape(grid),
-                   modes=None if modes is None else np.asarray(modes, np.int64).reshape(grid))
+                   scales=to_grid(scodes),
+                   modes=None if modes is None else to_grid(modes))
