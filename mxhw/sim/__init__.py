@@ -172,22 +172,40 @@ async def stream_get(ctx, stream, timeout=DEFAULT_TIMEOUT):
 async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAULT_TIMEOUT):
     """Send every payload in order; with ``rng``, idle a cycle with probability ``p_idle``
     before each transfer (random valid gaps)."""
-    sigs = stream.payload, stream.valid, stream.ready
+    payload_sig, valid_sig, ready_sig = stream.payload, stream.valid, stream.ready
     for p in payloads:
         while rng is not None and rng.random() < p_idle:
             await ctx.tick()
-        await _put(ctx, *sigs, p, timeout)
+        # _put inlined: one coroutine level less per cycle
+        ctx.set(payload_sig, p)
+        ctx.set(valid_sig, 1)
+        for _ in range(timeout):
+            *_, ready = await ctx.tick().sample(ready_sig)
+            if ready:
+                ctx.set(valid_sig, 0)
+                break
+        else:
+            raise SimTimeout(f"stream_put: ready never rose within {timeout} cycles")
 
 
 async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT_TIMEOUT):
     """Receive ``count`` payloads; with ``rng``, hold ready low for a cycle with
     probability ``p_stall`` before each transfer (random back-pressure)."""
-    sigs = stream.valid, stream.payload, stream.ready
+    valid_sig, payload_sig, ready_sig = stream.valid, stream.payload, stream.ready
     out = []
     for _ in range(count):
         while rng is not None and rng.random() < p_stall:
             await ctx.tick()
-        out.append(await _get(ctx, *sigs, timeout))
+        # _get inlined: one coroutine level less per cycle
+        ctx.set(ready_sig, 1)
+        for _ in range(timeout):
+            *_, valid, payload = await ctx.tick().sample(valid_sig, payload_sig)
+            if valid:
+                ctx.set(ready_sig, 0)
+                out.append(payload)
+                break
+        else:
+            raise SimTimeout(f"stream_get: valid never rose within {timeout} cycles")
     return out
 
 
