@@ -1,0 +1,7 @@
+"""``python -m mxhw.bench SUITE``: see :mod:`mxhw.bench`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
