@@ -129,12 +129,16 @@ void mx_destroy(mx_sim *s) {
 
 // Find a port: returns 0 if absent, else writes its width, flags and memory.
 int mx_port(mx_sim *s, const char *name, size_t *width, uint32_t *flags, uint32_t *type,
-            uint32_t **curr, uint32_t **next) {
+            uint32_t **curr, uint32_t **next, void **outline) {
     cxxrtl_object *o = cxxrtl_get(s->h, name);
     if (!o) return 0;
     *width = o->width; *flags = o->flags; *type = o->type; *curr = o->curr; *next = o->next;
+    *outline = o->type == CXXRTL_OUTLINE ? (void *)o->outline : nullptr;
     return 1;
 }
+
+// Bring an outline object (an inlined combinational node) up to date for reading.
+void mx_outline_eval(void *outline) { cxxrtl_outline_eval((cxxrtl_outline)outline); }
 
 // Settle combinational logic after input changes (clock held low).
 void mx_settle(mx_sim *s) {
@@ -144,12 +148,15 @@ void mx_settle(mx_sim *s) {
 }
 
 // n rising clock edges; `dirty`: inputs changed since the last settle.
+// After the edge's step, logic that depends combinationally on the new state is not yet
+// re-evaluated: the caller settles (mx_settle) before reading outputs.
 void mx_tick(mx_sim *s, uint64_t n, int dirty) {
     for (uint64_t i = 0; i < n; i++) {
         if (i > 0 || dirty || !s->settled) { *s->clk = 0; cxxrtl_step(s->h); }
         mx_sample(s, 2 * s->cycle * s->half_ps);
         *s->clk = 1;
         cxxrtl_step(s->h);
+        if (s->vcd) cxxrtl_step(s->h);   // settle, so the waveform shows post-edge values
         mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         s->cycle++;
         s->settled = 0;
@@ -176,6 +183,7 @@ void mx_run(mx_sim *s, uint64_t n,
         if (s->clk) {
             *s->clk = 1;
             cxxrtl_step(s->h);
+            if (s->vcd) cxxrtl_step(s->h);
             mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         }
         s->cycle++;
@@ -213,11 +221,13 @@ uint64_t mx_cycle(mx_sim *s) { return s->cycle; }
 
 class _PortInfo:
     __slots__ = ("name", "signal", "input", "width", "signed", "words", "curr", "next", "shape",
-                 "view")
+                 "view", "internal", "outline")
 
     def __init__(self, name, signal, is_input, shape=None, view=None):
         self.name = name
         self.view = view
+        self.internal = False
+        self.outline = None
         self.signal = signal
         self.input = is_input
         self.width = len(signal)
@@ -277,7 +287,7 @@ def _rtlil(dut):
             f"The compiled back end supports one clock domain, 'sync', driven from outside "
             f"the design; this design has clock domains {sorted(domains)}"
             f"{' (sync ' + where + ')' if where else ''}. Use backend='pysim'.")
-    text, _ = rtlil.convert_fragment(design, name="top", emit_src=False)
+    text, names_map = rtlil.convert_fragment(design, name="top", emit_src=False)
     top_ports, in_top = {}, False
     for line in text.splitlines():
         if line == "module \\top":
@@ -291,7 +301,7 @@ def _rtlil(dut):
     extra = sorted(set(top_ports) - set(ports))
     if not set(extra) <= {"clk", "rst"}:  # pragma: no cover (domains are checked above)
         raise CompiledSimError(f"Unexpected top-level ports {extra}")
-    return text, infos, "clk" in extra, "rst" in extra
+    return text, infos, "clk" in extra, "rst" in extra, names_map
 
 
 # --- build and cache -------------------------------------------------------------------------
@@ -379,7 +389,10 @@ def _load(so):
         lib.mx_port.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
                                 ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_uint32),
                                 ctypes.POINTER(ctypes.c_uint32),
-                                ctypes.POINTER(_u32p), ctypes.POINTER(_u32p)]
+                                ctypes.POINTER(_u32p), ctypes.POINTER(_u32p),
+                                ctypes.POINTER(ctypes.c_void_p)]
+        lib.mx_outline_eval.argtypes = [ctypes.c_void_p]
+        lib.mx_outline_eval.restype = None
         # hot calls: no argtypes (the handle is passed as a c_void_p), no result conversion
         lib.mx_settle.restype = None
         lib.mx_tick1.restype = None
@@ -399,11 +412,11 @@ def _load(so):
 
 def build(dut):
     """Elaborate ``dut``, build (or fetch from the cache) its model, return a :class:`Model`."""
-    text, infos, has_clk, has_rst = _rtlil(dut)
+    text, infos, has_clk, has_rst, names_map = _rtlil(dut)
     key = _key(text)
     so, compiled = _compile(text, key, cache_dir())
     return Model(_load(so), infos, has_clk=has_clk, has_rst=has_rst, key=key, path=so,
-                 compiled=compiled)
+                 compiled=compiled, names_map=names_map)
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -444,8 +457,9 @@ class Model:
         Cache key and shared-library path.
     """
 
-    def __init__(self, lib, infos, *, has_clk, has_rst, key, path, compiled):
+    def __init__(self, lib, infos, *, has_clk, has_rst, key, path, compiled, names_map=None):
         self._lib = lib
+        self._names_map = names_map if names_map is not None else {}
         self._h = ctypes.c_void_p(lib.mx_create())
         self.key, self.path, self.compiled = key, path, compiled
         self.has_clk, self.has_rst = has_clk, has_rst
@@ -459,10 +473,10 @@ class Model:
             infos = infos + [_PortInfo("rst", Signal(name="rst"), True)]
         for p in infos:
             width, flags, typ = ctypes.c_size_t(), ctypes.c_uint32(), ctypes.c_uint32()
-            curr, nxt = _u32p(), _u32p()
+            curr, nxt, outline = _u32p(), _u32p(), ctypes.c_void_p()
             if not lib.mx_port(self._h, p.name.encode(), ctypes.byref(width),
                                ctypes.byref(flags), ctypes.byref(typ),
-                               ctypes.byref(curr), ctypes.byref(nxt)):
+                               ctypes.byref(curr), ctypes.byref(nxt), ctypes.byref(outline)):
                 if p.width == 0:
                     continue
                 raise CompiledSimError(f"Port {p.name!r} not found in the compiled model")
@@ -582,6 +596,8 @@ class Model:
         if self._dirty:
             self._lib.mx_settle(self._h)
             self._dirty = False
+        if p.outline is not None:
+            self._lib.mx_outline_eval(p.outline)
         if p.words == 1:
             v = p.curr[0]
         else:
@@ -592,8 +608,7 @@ class Model:
 
     def _write(self, p, value):
         if not p.input:
-            raise CompiledSimError(f"Port {p.name!r} is an output of the design and cannot be "
-                                   f"set")
+            raise self._not_settable(p)
         value &= (1 << p.width) - 1
         if p.words == 1:
             p.next[0] = value
@@ -609,9 +624,42 @@ class Model:
     def get_signal(self, signal):
         idx = self._by_id.get(id(signal))
         if idx is None:
+            idx = self._internal(signal)
+        return idx
+
+    def _not_settable(self, p):
+        if p.internal:
+            return CompiledSimError(
+                f"Internal signal {p.name!r} can be read but not set on the compiled back end "
+                f"(only top-level inputs can be driven; use backend='pysim')")
+        return CompiledSimError(f"Port {p.name!r} is an output of the design and cannot be set")
+
+    def _internal(self, signal):
+        """Map an internal (non-port) signal onto the model's debug information, read-only."""
+        path = self._names_map.get(signal) if isinstance(signal, Signal) else None
+        if path is None:
             raise CompiledSimError(
-                f"{signal!r} is not a top-level port of the design; the compiled back end "
-                f"can only read and write ports (use backend='pysim' to probe internal signals)")
+                f"{signal!r} is not a signal of this design; the compiled back end reads "
+                f"top-level ports and the design's named internal signals")
+        name = " ".join(path[1:])
+        width, flags, typ = ctypes.c_size_t(), ctypes.c_uint32(), ctypes.c_uint32()
+        curr, nxt, outline = _u32p(), _u32p(), ctypes.c_void_p()
+        found = self._lib.mx_port(self._h, name.encode(), ctypes.byref(width),
+                                  ctypes.byref(flags), ctypes.byref(typ), ctypes.byref(curr),
+                                  ctypes.byref(nxt), ctypes.byref(outline))
+        if not found or width.value != len(signal) or not curr:
+            raise CompiledSimError(
+                f"{signal!r} ({name!r}) is not visible in the compiled model (optimised away or "
+                f"split); use backend='pysim' to probe it")
+        p = _PortInfo(name, signal, False)
+        p.internal = True
+        p.curr = (ctypes.c_uint32 * p.words).from_address(ctypes.addressof(curr.contents))
+        p.outline = outline.value
+        idx = len(self._slots)
+        self._by_id[id(signal)] = idx
+        self._slots.append(_Slot(self, p))
+        self._keep.append(signal)
+        self._readers[id(signal)] = lambda: self._read(p)
         return idx
 
     def get_memory(self, memory):
@@ -653,8 +701,7 @@ class Model:
         for sig in _signals_of(target):
             p = self._slots[self.get_signal(sig)].port
             if not p.input:
-                raise CompiledSimError(f"Port {p.name!r} is an output of the design and "
-                                       f"cannot be set")
+                raise self._not_settable(p)
         eval_assign(self, target, value)
 
     def get(self, expr):
@@ -731,7 +778,7 @@ class Model:
             self._tick(self._h, int(self._dirty))
         else:
             self._lib.mx_tick(self._h, cycles, int(self._dirty))
-        self._dirty = False
+        self._dirty = True   # logic fed by the new state settles on the next read
 
     def reset(self, cycles=1):
         """Hold ``rst`` high for ``cycles`` clock edges, then release it."""
@@ -760,7 +807,7 @@ class Model:
             cycles = len(ins[0][1])
         for p, v in ins:
             if not p.input:
-                raise CompiledSimError(f"Port {p.name!r} is an output and cannot be driven")
+                raise self._not_settable(p)
             if len(v) != cycles:
                 raise ValueError(f"Input {p.name!r} has {len(v)} values for {cycles} cycles")
         in_words = sum(p.words for p, _ in ins)
@@ -984,7 +1031,7 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
                 else:
                     ready.append((coro, crit, (True, rst)))
             tick(h, model._dirty)
-            model._dirty = False
+            model._dirty = True   # settle lazily: on the first read, or in the next tick
             cycles += 1
     finally:
         for coro in everything:

@@ -381,7 +381,7 @@ def test_internal_signals_and_outputs_rejected():
     async def read_stray(ctx):
         ctx.get(stray)
 
-    with pytest.raises(compiled.CompiledSimError, match="is not a top-level port"):
+    with pytest.raises(compiled.CompiledSimError, match="is not a signal of this design"):
         sim.run(dut, read_stray, backend="compiled")
 
     dut = StreamPipeline(width=16, stages=1)
@@ -459,3 +459,70 @@ def test_enum_signed_and_bool_ports_agree():
     assert a == b
     assert [r[0] for r in b] == [200, -255, 128, -2]
     assert [r[2] for r in b] == [op for op, _, _ in cases]
+
+
+class Peek(wiring.Component):
+    """Internal state kept as attributes, for reading from testbenches."""
+    go: In(1)
+    out: Out(8)
+
+    def __init__(self):
+        super().__init__()
+        self.state = Signal(8)          # register
+        self.twice = Signal(9)          # combinational (may be inlined by CXXRTL)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = _Inner()
+        m.d.comb += inner.x.eq(self.state)
+        with m.If(self.go):
+            m.d.sync += self.state.eq(self.state + 3)
+        m.d.comb += [self.twice.eq(self.state * 2), self.out.eq(inner.y)]
+        return m
+
+
+class _Inner(wiring.Component):
+    x: In(8)
+    y: Out(8)
+
+    def __init__(self):
+        super().__init__()
+        self.acc = Signal(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.acc.eq(self.acc ^ self.x)
+        m.d.comb += self.y.eq(self.acc)
+        return m
+
+
+def test_internal_signals_readable():
+    def trace(backend):
+        dut = Peek()
+        log = []
+
+        async def tb(ctx):
+            ctx.set(dut.go, 1)
+            for _ in range(6):
+                await ctx.tick()
+                log.append((ctx.get(dut.state), ctx.get(dut.twice), ctx.get(dut.out),
+                            ctx.get(dut.state[1:4])))
+            _, _, s, t = await ctx.tick().sample(dut.state, dut.twice)
+            log.append((s, t))
+
+        sim.run(dut, tb, backend=backend)
+        return log
+
+    a, b = trace("pysim"), trace("compiled")
+    assert a == b
+    assert [r[0] for r in b[:6]] == [3, 6, 9, 12, 15, 18]
+    assert [r[1] for r in b[:6]] == [6, 12, 18, 24, 30, 36]
+
+    dut = Peek()
+
+    async def poke(ctx):
+        ctx.set(dut.state, 5)
+
+    with pytest.raises(compiled.CompiledSimError,
+                       match="Internal signal 'state' can be read but not set"):
+        sim.run(dut, poke, backend="compiled")
