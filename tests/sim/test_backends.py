@@ -526,3 +526,39 @@ def test_internal_signals_readable():
     with pytest.raises(compiled.CompiledSimError,
                        match="Internal signal 'state' can be read but not set"):
         sim.run(dut, poke, backend="compiled")
+
+
+class CombOnly(wiring.Component):
+    a: In(70)
+    b: In(70)
+    y: Out(71)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(self.a + self.b)
+        return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_combinational_design_without_clock(backend):
+    dut = CombOnly()
+    seen = []
+
+    async def tb(ctx):
+        for a, b in [(1, 2), ((1 << 70) - 1, (1 << 70) - 1), (1 << 64, 1 << 63)]:
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            seen.append(ctx.get(dut.y))
+
+    sim.run(dut, tb, clock=None, backend=backend)
+    assert seen == [3, (1 << 71) - 2, (1 << 64) + (1 << 63)]
+
+
+def test_compiled_clock_mismatch_errors():
+    async def tick(ctx):
+        await ctx.tick()
+
+    with pytest.raises(compiled.CompiledSimError, match="no clock; ctx.tick"):
+        sim.run(CombOnly(), tick, clock=None, backend="compiled")
+    with pytest.raises(compiled.CompiledSimError, match="clock=None, but the design has a sync"):
+        sim.run(StreamPipeline(width=16, stages=1), tick, clock=None, backend="compiled")
