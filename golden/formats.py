@@ -46,6 +46,7 @@ ROUNDING_MODES = ("rne", "rna", "rtz")
 SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax")
 
 _KINDS = ("fp", "int", "table", "pow2")
+_ENCODE_CHUNK = 1 << 16  # values per chunk in ElementFormat.encode
 _SPECIALS = ("none", "ieee", "fn")
 
 
@@ -295,42 +296,55 @@ class ElementFormat:
             raise ValueError(
                 f"saturate=False needs a format with Inf or NaN; {self.name} has neither")
         x = np.asarray(values, dtype=np.float64)
+        if not self.has_nan and np.isnan(x).any():
+            raise ValueError(f"{self.name} has no NaN encoding; cannot encode NaN inputs")
+        # in cache-sized chunks: the same result, several times faster on large tensors
+        flat = np.ascontiguousarray(x).reshape(-1)
+        out = np.empty(flat.size, dtype=np.int64)
+        for s in range(0, flat.size, _ENCODE_CHUNK):
+            out[s:s + _ENCODE_CHUNK] = self._encode_flat(flat[s:s + _ENCODE_CHUNK], rounding,
+                                                         saturate)
+        return out.reshape(x.shape)
+
+    def _encode_flat(self, x, rounding, saturate):
         vals, codes, mids = self._encode_tables
         n = vals.size
         nan = np.isnan(x)
-        if nan.any() and not self.has_nan:
-            raise ValueError(f"{self.name} has no NaN encoding; cannot encode NaN inputs")
-        xs = np.where(nan, 0.0, x)
-        # i: index of the nearest value below-or-equal; candidates vals[i], vals[i+1]
-        i = np.clip(np.searchsorted(vals, xs, side="right") - 1, 0, n - 2)
-        lo, hi = vals[i], vals[i + 1]
-        mid = mids[i]
-        pick_hi = xs > mid
-        tie = xs == mid
-        if rounding == "rne":
-            hi_even = (codes[i + 1] & 1) == 0
-            pick_hi = pick_hi | (tie & hi_even)
-        elif rounding == "rna":
-            pick_hi = pick_hi | (tie & (hi > 0))
-        else:  # rtz: the smaller magnitude unless exactly hi
-            pick_hi = np.where(xs >= 0, xs >= hi, xs > lo)
-        idx = np.where(pick_hi, i + 1, i)
-        # below the lowest / above the highest finite value: clamp (saturate)
-        idx = np.where(xs <= vals[0], 0, idx)
-        idx = np.where(xs >= vals[-1], n - 1, idx)
+        any_nan = bool(nan.any())
+        xs = np.where(nan, 0.0, x) if any_nan else x
+        if rounding == "rtz":
+            # toward zero: the largest value <= x for x >= 0, the smallest >= x for x < 0;
+            # beyond the ends, the end value (saturation)
+            idx = np.where(xs >= 0, np.searchsorted(vals, xs, side="right") - 1,
+                           np.searchsorted(vals, xs, side="left"))
+            idx = np.clip(idx, 0, n - 1)
+        else:
+            # nearest: the number of midpoints below x (a tie counts as not below, i.e.
+            # picks the lower neighbour, then is settled below); +-Inf and values beyond
+            # the ends land on the end values (saturation)
+            idx = np.searchsorted(mids, xs, side="left")
+            j = np.minimum(idx, n - 2)
+            t = np.flatnonzero(mids[j] == xs)
+            if t.size:
+                k = j[t]
+                if rounding == "rne":
+                    up = (codes[k + 1] & 1) == 0     # the even code
+                else:  # rna
+                    up = vals[k + 1] > 0             # away from zero
+                idx[t] = k + up
         out = codes[idx]
         # signed zero
         zpos, zneg = self._zero_codes
         if zneg != zpos:
-            negzero = (vals[idx] == 0) & np.signbit(xs)
-            out = np.where(negzero, zneg, out)
+            zi = int(np.flatnonzero(vals == 0)[0])
+            out = np.where((idx == zi) & np.signbit(xs), zneg, out)
         if not saturate:
             out = np.where(self._overflows(xs, rounding), self._overflow_code(xs), out)
-        if nan.any():
+        if any_nan:
             nc = self.nan_code
             sign = (1 << (self.bits - 1)) if self.kind == "fp" else 0
             out = np.where(nan, np.where(np.signbit(x), nc | sign, nc), out)
-        return out.astype(np.int64)
+        return out
 
     def _overflows(self, x, rounding):
         """Where a value rounds beyond +-max (non-saturating conversion)."""
