@@ -195,8 +195,19 @@ def adversarial_array(rng, shape, fmt):
     return v.reshape(shape)
 
 
-SHAPES = st.lists(st.integers(1, 70), min_size=1, max_size=4).filter(
-    lambda s: math.prod(s) <= 400)
+@st.composite
+def _shapes(draw, max_values=400, max_dim=70):
+    """1-D to 4-D shapes of at most ``max_values`` values, any dimension may be the long one."""
+    ndim = draw(st.integers(1, 4))
+    dims, budget = [], max_values
+    for _ in range(ndim):
+        d = draw(st.integers(1, max(1, min(max_dim, budget))))
+        dims.append(d)
+        budget //= d
+    return draw(st.permutations(dims))
+
+
+SHAPES = _shapes()
 
 
 # ---- bit-exactness against the reference --------------------------------------------------
