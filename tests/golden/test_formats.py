@@ -400,6 +400,17 @@ def test_encode_midpoints_and_overflow_match_ml_dtypes(name):
 
 
 @pytest.mark.parametrize("name", FP_NAMES)
+def test_encode_any_float32_matches_ml_dtypes(name):
+    sat = name not in NONSAT
+
+    @given(st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=50))
+    def check(xs):
+        x = np.array(xs, dtype=np.float32)
+        np.testing.assert_array_equal(golden.encode(name, x, saturate=sat), ml_encode(name, x))
+    check()
+
+
+@pytest.mark.parametrize("name", FP_NAMES)
 def test_encode_infinities_match_ml_dtypes(name):
     x = np.array([np.inf, -np.inf], dtype=np.float32)
     sat = name not in NONSAT
