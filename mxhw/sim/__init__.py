@@ -16,6 +16,16 @@ runs the same testbenches.
 Set ``MXHW_VCD=1`` to write a waveform of every :func:`run` under ``out/vcd/``.
 Set ``MXHW_SIM_BACKEND=compiled`` to make :func:`run` use the compiled back end wherever
 its caller does not choose one (pytest: ``-p mxhw.sim.pytest_plugin --sim-backend=compiled``).
+
+Host drivers and batch runs use the compiled model directly::
+
+    from mxhw.sim import compiled
+    with compiled.build(dut) as m:          # built once per design, cached on disk
+        m.set(dut.i.payload, 5); m.set(dut.i.valid, 1)
+        m.step()                            # one rising edge (m.step(n): n edges, in C)
+        m.get(dut.o.payload)                # ints, lib.data views, lists for port arrays
+        m.reset()                           # pulse rst
+        m.run([(dut.a, xs), (dut.b, ys)], [dut.y])   # per-cycle vectors, loop in C
 """
 
 from __future__ import annotations

@@ -9,10 +9,13 @@ Port values live in the model's memory; :class:`Model` maps each top-level port 
 (32-bit chunks, little-endian), so ``set``/``get`` cost no foreign call. A clock cycle is one
 foreign call (``mx_tick``); ``mx_run`` runs many cycles of prepared input vectors at C speed.
 
-Only designs with at most one clock domain, ``sync`` (with its ``rst``), whose ports are
-the component's signature members, are supported; anything else raises
-:class:`CompiledSimError`. Testbenches may touch top-level ports only (and expressions over
-them: slices, view fields, ``Cat``, arithmetic).
+Only designs with at most one clock domain, ``sync`` (with its ``rst``) driven from outside,
+are supported; anything else raises :class:`CompiledSimError`. A ``wiring.Component``'s ports
+are its signature members; a design without a signature (a test harness ``Module``) gets
+every signal it uses but does not drive as an input. Testbenches set inputs and read any
+named signal of the design (internal ones through CXXRTL's debug information, read-only),
+and expressions over them (slices, view fields, ``Cat``, arithmetic). Memories are not
+accessible.
 
 Cache directory: ``$MXHW_SIM_CACHE`` or ``~/.cache/mxhw/sim`` (one ``<key>.so`` per design
 configuration; nothing is evicted, delete the directory to reclaim space). Compiler: ``$CXX``
@@ -237,12 +240,50 @@ class _PortInfo:
         self.curr = self.next = None
 
 
+def _undriven_inputs(dut):
+    """Ports for a design without a signature (a test harness ``Module``): every signal the
+    design uses but nothing in it drives becomes an input, so testbenches can drive it as
+    on pysim. Outputs are read through the model's debug information."""
+    from amaranth.hdl import Instance
+    from amaranth.hdl._ast import SignalSet
+    from amaranth.hdl._mem import MemoryInstance
+    try:
+        design = Fragment.get(dut, None).prepare(ports=(), hierarchy=("top",))
+    except Exception as e:
+        raise CompiledSimError(f"Cannot elaborate {dut!r} for the compiled back end: {e}") from e
+    driven = SignalSet()
+    for fragment in design.fragments:
+        for stmts in fragment.statements.values():
+            for stmt in stmts:
+                driven |= stmt._lhs_signals()
+        if isinstance(fragment, Instance):
+            for value, kind in fragment.ports.values():
+                if kind == "o":
+                    driven |= value._lhs_signals()
+        elif isinstance(fragment, MemoryInstance):
+            for port in fragment._read_ports:
+                driven |= port._data._lhs_signals()
+    for domain in design.fragment.domains.values():
+        driven.add(domain.clk)
+        if domain.rst is not None:
+            driven.add(domain.rst)
+    ports, infos = {}, []
+    for signal in design.signal_lca:
+        if signal in driven or not len(signal):
+            continue
+        name = f"in{len(infos)}__{signal.name}"
+        ports[name] = (signal, _ir.PortDirection.Input)
+        infos.append(_PortInfo(name, signal, True))
+    return ports, infos
+
+
 def _collect_ports(dut):
     sig = getattr(dut, "signature", None)
     if not isinstance(sig, wiring.Signature):
-        raise CompiledSimError(
-            f"The compiled back end simulates wiring.Component designs (ports from the "
-            f"signature); {dut!r} has no wiring.Signature")
+        if isinstance(dut, wiring.Component) or hasattr(dut, "signature"):
+            raise CompiledSimError(
+                f"The compiled back end needs {dut!r}'s signature to be a wiring.Signature")
+        return _undriven_inputs(dut)
     ports, infos = {}, []
     for path, member, value in sig.flatten(dut):
         name = "__".join(map(str, path))
