@@ -514,6 +514,11 @@ def build(dut):
 
 # --- the model -------------------------------------------------------------------------------
 
+class _Closed:
+    def __getattr__(self, name):
+        raise CompiledSimError("This compiled model has been closed")
+
+
 class _Slot:
     """What amaranth.sim._pyeval expects of a signal slot, backed by a model port."""
     __slots__ = ("model", "port", "is_comb")
@@ -535,12 +540,14 @@ class _Slot:
 
 
 class Model:
-    """A compiled design, loaded in this process.
+    """A compiled design, loaded in this process (made by :func:`build`).
 
-    Values are set and read by port: a signature member (``Signal``, ``lib.data`` view,
-    expression over ports), a port array (nested lists), an interface (dict by member name),
-    or a port name string (``"a__0"``). ``step(n)`` clocks ``n`` rising edges; ``reset()``
-    pulses ``rst``.
+    Values are set and read (``set``/``get``, with Amaranth's ``ctx.set``/``ctx.get``
+    conversions) by port: a signature member (``Signal``, ``lib.data`` view, expression over
+    ports), a port array (nested lists), an interface (dict by member name), or a port name
+    string (``"a__0"``). Named internal signals can be read, not set. ``step(n)`` clocks ``n``
+    rising edges; ``reset()`` pulses ``rst``; ``run()`` drives per-cycle vectors from C;
+    ``open_vcd()`` records a waveform. Use it as a context manager, or call ``close()``.
 
     Attributes
     ----------
@@ -658,9 +665,19 @@ class Model:
 
     # lifetime
     def close(self):
+        """Free the model; any later access raises :class:`CompiledSimError`."""
         if self._h is not None:
+            if self._vcd:
+                self.close_vcd()
             self._lib.mx_destroy(self._h)
             self._h = None
+
+            def closed(*args, **kwargs):
+                raise CompiledSimError("This compiled model has been closed")
+            self.get = self.set = self._settle = self._tick = closed
+            self._readers.clear()
+            self._writers.clear()
+            self._lib = _Closed()
 
     def __del__(self):
         try:

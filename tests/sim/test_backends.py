@@ -135,6 +135,10 @@ def test_model_api_wide_and_views():
         assert m.get(dut.count) == 1
         m.set(dut.a[128:130], 0)                   # part of a wide input
         assert m.get(dut.a) == 3
+    with pytest.raises(compiled.CompiledSimError, match="has been closed"):
+        m.get(dut.a)
+    with pytest.raises(compiled.CompiledSimError, match="has been closed"):
+        m.step()
 
 
 # --- port arrays: the MAC grid, against a Python model ---------------------------------------
