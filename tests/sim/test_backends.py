@@ -253,10 +253,14 @@ def test_until_repeat_and_processes(backend):
         assert ctx.get(dut.count) == 7
         clk, rst, *rest = await ctx.tick()
         assert (clk, rst, rest) == (True, False, [])
+        async for _, _, count in ctx.tick().sample(dut.count):
+            if count == 10:
+                break
+        assert ctx.get(dut.count) == 11
         seen.append(("s", s))
 
     sim.run(dut, tb, processes=[watcher], backend=backend)
-    assert seen[:8] == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert seen[:11] == list(range(11))
     assert seen[-1] == ("s", 0)
 
 
