@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 from amaranth import *
+from hypothesis import given, settings, strategies as st
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -46,6 +47,33 @@ def test_stream_pipeline_backends_agree(seed):
     for backend, (got, expected) in results.items():
         assert got == expected, backend
     assert results["pysim"][0] == results["compiled"][0]
+
+
+@settings(max_examples=10)
+@given(vectors=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=30),
+       seed=st.integers(0, 2**16), p_idle=st.floats(0, 0.8), p_stall=st.floats(0, 0.8))
+def test_stream_pipeline_backends_agree_property(vectors, seed, p_idle, p_stall):
+    def trace(backend):
+        dut = StreamPipeline(width=16, stages=3)
+        log = []
+
+        async def producer(ctx):
+            await sim.stream_send(ctx, dut.i, vectors, rng=random.Random(seed), p_idle=p_idle)
+
+        async def consumer(ctx):
+            rng = random.Random(seed + 1)
+            for _ in vectors:
+                while rng.random() < p_stall:
+                    await ctx.tick()
+                log.append((await sim.stream_get(ctx, dut.o), ctx.get(dut.i.ready)))
+
+        sim.run(dut, producer, consumer, backend=backend)
+        return log
+
+    a = trace("pysim")
+    assert a == trace("compiled")
+    assert [v for v, _ in a] == [StreamPipeline(width=16, stages=3).reference(v)
+                                 for v in vectors]
 
 
 def test_stream_pipeline_cycle_exact():
