@@ -591,6 +591,10 @@ class Model:
             self._slots.append(_Slot(self, p))
         self._names = names
         self._rst = self._ports.get("rst")
+        self._vcd = False
+        for p in self._ports.values():   # inputs start at their init value, as on pysim
+            if p.input and p.signal.init:
+                self._write(p, p.signal.init)
         self._dirty = True
         self._vcd = False
         self._settle = lib.mx_settle

@@ -632,3 +632,28 @@ def test_compiled_clock_mismatch_errors():
         sim.run(CombOnly(), tick, clock=None, backend="compiled")
     with pytest.raises(compiled.CompiledSimError, match="clock=None, but the design has a sync"):
         sim.run(StreamPipeline(width=16, stages=1), tick, clock=None, backend="compiled")
+
+
+class InitPorts(wiring.Component):
+    a: In(8, init=5)
+    b: In(signed(4), init=-3)
+    y: Out(9)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(self.a + self.b)
+        return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inputs_start_at_init(backend):
+    dut = InitPorts()
+    seen = []
+
+    async def tb(ctx):
+        seen.append((ctx.get(dut.a), ctx.get(dut.b), ctx.get(dut.y)))
+        ctx.set(dut.b, 7)
+        seen.append(ctx.get(dut.y))
+
+    sim.run(dut, tb, clock=None, backend=backend)
+    assert seen == [(5, -3, 2), 12]
