@@ -88,9 +88,27 @@ _GLUE = r"""
 #include <cstdio>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include "design.cc"
 
+// Records the first failed assertion (Amaranth Assert/Assume) instead of aborting.
+struct mx_performer : cxxrtl::performer {
+    int failed = 0;
+    std::string message;
+    void on_check(cxxrtl::flavor type, bool condition, const cxxrtl::lazy_fmt &formatter,
+                  const cxxrtl::metadata_map &attributes) override {
+        (void)attributes;
+        if ((type == cxxrtl::flavor::ASSERT || type == cxxrtl::flavor::ASSUME) && !condition
+                && !failed) {
+            failed = 1;
+            message = formatter();
+        }
+    }
+};
+
 struct mx_sim {
+    cxxrtl_design::p_top *top;   // owned by h
+    mx_performer perf;
     cxxrtl_handle h;
     uint32_t *clk;
     int settled;            // clk low and comb settled since the last input change
@@ -115,11 +133,12 @@ extern "C" {
 
 mx_sim *mx_create(void) {
     mx_sim *s = new mx_sim();
-    s->h = cxxrtl_create(cxxrtl_design_create());
+    s->top = new cxxrtl_design::p_top;
+    s->h = cxxrtl_create(new _cxxrtl_toplevel { std::unique_ptr<cxxrtl::module>(s->top) });
     cxxrtl_object *clk = cxxrtl_get(s->h, "clk");
     s->clk = clk ? clk->next : nullptr;
     s->half_ps = 5000;
-    cxxrtl_step(s->h);
+    s->top->step(&s->perf);
     return s;
 }
 
@@ -142,55 +161,61 @@ int mx_port(mx_sim *s, const char *name, size_t *width, uint32_t *flags, uint32_
 // Bring an outline object (an inlined combinational node) up to date for reading.
 void mx_outline_eval(void *outline) { cxxrtl_outline_eval((cxxrtl_outline)outline); }
 
-// Settle combinational logic after input changes (clock held low).
-void mx_settle(mx_sim *s) {
+// Settle combinational logic after input changes (clock held low). Returns whether an
+// assertion has failed (mx_failure gives its message).
+int mx_settle(mx_sim *s) {
     if (s->clk) *s->clk = 0;
-    cxxrtl_step(s->h);
+    s->top->step(&s->perf);
     s->settled = 1;
+    return s->perf.failed;
 }
+
+const char *mx_failure(mx_sim *s) { return s->perf.failed ? s->perf.message.c_str() : nullptr; }
 
 // n rising clock edges; `dirty`: inputs changed since the last settle.
 // After the edge's step, logic that depends combinationally on the new state is not yet
 // re-evaluated: the caller settles (mx_settle) before reading outputs.
-void mx_tick(mx_sim *s, uint64_t n, int dirty) {
-    for (uint64_t i = 0; i < n; i++) {
-        if (i > 0 || dirty || !s->settled) { *s->clk = 0; cxxrtl_step(s->h); }
+int mx_tick(mx_sim *s, uint64_t n, int dirty) {
+    for (uint64_t i = 0; i < n && !s->perf.failed; i++) {
+        if (i > 0 || dirty || !s->settled) { *s->clk = 0; s->top->step(&s->perf); }
         mx_sample(s, 2 * s->cycle * s->half_ps);
         *s->clk = 1;
-        cxxrtl_step(s->h);
-        if (s->vcd) cxxrtl_step(s->h);   // settle, so the waveform shows post-edge values
+        s->top->step(&s->perf);
+        if (s->vcd) s->top->step(&s->perf);  // settle: the waveform shows post-edge values
         mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         s->cycle++;
         s->settled = 0;
     }
+    return s->perf.failed;
 }
 
-void mx_tick1(mx_sim *s, int dirty) { mx_tick(s, 1, dirty); }
+int mx_tick1(mx_sim *s, int dirty) { return mx_tick(s, 1, dirty); }
 
 // Batch: per cycle, write every input from in_data, settle, copy every output into out_data
 // (values just before the edge), then clock. Rows are packed words (in_words[i] per port).
-void mx_run(mx_sim *s, uint64_t n,
+int mx_run(mx_sim *s, uint64_t n,
             size_t n_in, uint32_t **in_ptrs, const size_t *in_words, const uint32_t *in_data,
             size_t n_out, uint32_t **out_ptrs, const size_t *out_words, uint32_t *out_data) {
-    for (uint64_t c = 0; c < n; c++) {
+    for (uint64_t c = 0; c < n && !s->perf.failed; c++) {
         for (size_t i = 0; i < n_in; i++) {
             memcpy(in_ptrs[i], in_data, in_words[i] * 4); in_data += in_words[i];
         }
         if (s->clk) *s->clk = 0;
-        cxxrtl_step(s->h);
+        s->top->step(&s->perf);
         for (size_t i = 0; i < n_out; i++) {
             memcpy(out_data, out_ptrs[i], out_words[i] * 4); out_data += out_words[i];
         }
         mx_sample(s, 2 * s->cycle * s->half_ps);
         if (s->clk) {
             *s->clk = 1;
-            cxxrtl_step(s->h);
-            if (s->vcd) cxxrtl_step(s->h);
+            s->top->step(&s->perf);
+            if (s->vcd) s->top->step(&s->perf);
             mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         }
         s->cycle++;
         s->settled = 0;
     }
+    return s->perf.failed;
 }
 
 int mx_vcd_open(mx_sim *s, const char *path, uint64_t half_ps) {
@@ -486,9 +511,10 @@ def _load(so):
                                 ctypes.POINTER(ctypes.c_void_p)]
         lib.mx_outline_eval.argtypes = [ctypes.c_void_p]
         lib.mx_outline_eval.restype = None
-        # hot calls: no argtypes (the handle is passed as a c_void_p), no result conversion
-        lib.mx_settle.restype = None
-        lib.mx_tick1.restype = None
+        # hot calls: no argtypes (the handle is passed as a c_void_p); they return the
+        # assertion-failed flag
+        lib.mx_failure.argtypes = [ctypes.c_void_p]
+        lib.mx_failure.restype = ctypes.c_char_p
         lib.mx_tick.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
         lib.mx_run.argtypes = [ctypes.c_void_p, ctypes.c_uint64,
                                ctypes.c_size_t, ctypes.POINTER(_u32p),
@@ -624,7 +650,8 @@ class Model:
             if mv is None:
                 return slow_get(expr)
             if model._dirty:
-                settle(h)
+                if settle(h):
+                    model._assertion_failed()
                 model._dirty = False
             return mv[0]
 
@@ -645,7 +672,8 @@ class Model:
         if p.words == 1 and not p.signed:
             def read():
                 if model._dirty:
-                    settle(h)
+                    if settle(h):
+                        model._assertion_failed()
                     model._dirty = False
                 return arr[0]
         else:
@@ -708,7 +736,8 @@ class Model:
     # raw access
     def _read(self, p):
         if self._dirty:
-            self._lib.mx_settle(self._h)
+            if self._lib.mx_settle(self._h):
+                self._assertion_failed()
             self._dirty = False
         if p.outline is not None:
             self._lib.mx_outline_eval(p.outline)
@@ -740,6 +769,11 @@ class Model:
         if idx is None:
             idx = self._internal(signal)
         return idx
+
+    def _assertion_failed(self):
+        msg = self._lib.mx_failure(self._h)
+        text = msg.decode(errors="replace").strip() if msg else ""
+        raise AssertionError(f"Assertion violated: {text}" if text else "Assertion violated")
 
     def _not_settable(self, p):
         if p.internal:
@@ -881,7 +915,8 @@ class Model:
     def settle(self):
         """Propagate input changes through combinational logic (``get`` does this itself)."""
         if self._dirty:
-            self._lib.mx_settle(self._h)
+            if self._lib.mx_settle(self._h):
+                self._assertion_failed()
             self._dirty = False
 
     def step(self, cycles=1):
@@ -889,9 +924,12 @@ class Model:
         if not self.has_clk:
             raise CompiledSimError("This design has no clock domain; it cannot be stepped")
         if cycles == 1:
-            self._tick(self._h, int(self._dirty))
+            failed = self._tick(self._h, int(self._dirty))
         else:
-            self._lib.mx_tick(self._h, cycles, int(self._dirty))
+            failed = self._lib.mx_tick(self._h, cycles, int(self._dirty))
+        if failed:
+            self._dirty = True
+            self._assertion_failed()
         self._dirty = True   # logic fed by the new state settles on the next read
 
     def reset(self, cycles=1):
@@ -945,10 +983,12 @@ class Model:
         in_w = (ctypes.c_size_t * max(len(ins), 1))(*[p.words for p, _ in ins])
         out_ptrs = (_u32p * max(len(outs), 1))(*[ctypes.cast(p.curr, _u32p) for p in outs])
         out_w = (ctypes.c_size_t * max(len(outs), 1))(*[p.words for p in outs])
-        self._lib.mx_run(self._h, cycles, len(ins), in_ptrs, in_w,
+        failed = self._lib.mx_run(self._h, cycles, len(ins), in_ptrs, in_w,
                          in_data.ctypes.data_as(_u32p), len(outs), out_ptrs, out_w,
                          out_data.ctypes.data_as(_u32p))
         self._dirty = True
+        if failed:
+            self._assertion_failed()
         result, col = [], 0
         for p in outs:
             if p.words == 1:
@@ -1144,7 +1184,9 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
                     ready.append((coro, crit, (True, rst, *map(get, samples))))
                 else:
                     ready.append((coro, crit, (True, rst)))
-            tick(h, model._dirty)
+            if tick(h, model._dirty):
+                model._dirty = True
+                model._assertion_failed()
             model._dirty = True   # settle lazily: on the first read, or in the next tick
             cycles += 1
     finally:

@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 from amaranth import *
+from amaranth.hdl import Assert
 from hypothesis import given, settings, strategies as st
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
@@ -657,3 +658,30 @@ def test_inputs_start_at_init(backend):
 
     sim.run(dut, tb, clock=None, backend=backend)
     assert seen == [(5, -3, 2), 12]
+
+
+class Checked(wiring.Component):
+    a: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.a)
+        m.d.sync += Assert(self.a != 3, "a must not be 3")
+        return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_failed_assertion_raises(backend):
+    dut = Checked()
+    seen = []
+
+    async def tb(ctx):
+        for v in [1, 2, 3, 4, 5]:
+            ctx.set(dut.a, v)
+            await ctx.tick()
+            seen.append(ctx.get(dut.y))
+
+    with pytest.raises(AssertionError, match="^Assertion violated: a must not be 3$"):
+        sim.run(dut, tb, backend=backend)
+    assert seen == [1, 2]
