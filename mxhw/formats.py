@@ -1,0 +1,325 @@
+"""Hardware views of the golden number formats.
+
+Everything here is derived from a :class:`mxhw.golden.formats.ElementFormat` descriptor;
+no width is written down by hand.
+
+* :func:`layout_of` -- the ``lib.data`` layout of an element *code* as it crosses ports:
+  ``fp``: ``mantissa``, ``exponent``, ``sign`` (LSB first); ``int``: ``value`` (signed);
+  ``table`` and ``pow2``: ``code``.
+* :class:`Unpacked` -- the internal (decoded) form of an element: ``significand``,
+  ``exponent``, ``sign``, ``is_zero`` and, where the format has them, ``is_nan`` /
+  ``is_inf``. The value of an unpacked element is exactly::
+
+      (-1)**sign * significand * 2**(exponent - (sig_bits - 1))
+
+  ``fp``: ``significand`` is the mantissa with its hidden bit (``man_bits + 1`` bits) and
+  ``exponent`` the unbiased exponent (``1 - bias`` for subnormals and zero), the usual
+  meaning. ``int``: ``significand`` is the magnitude (``bits`` bits, so the most negative
+  code fits) and ``exponent`` the constant ``bits - 1 - frac_bits``. ``table``: the odd part
+  of ``|int_table[code]|`` and the exponent that places it (decoded by a case on the code).
+  ``pow2`` (E8M0): significand 1, exponent ``code - bias``. Zero has significand 0 and the
+  smallest exponent of the format.
+* :func:`unpack` -- combinational decode logic (code view -> unpacked view).
+* :class:`ElementDecoder` -- the same as a component, optionally registered.
+* :func:`fixed_point` / :func:`fixed_shape` -- an element as an exact signed integer at the
+  format's ``lsb_exp`` (``value == int * 2**fmt.lsb_exp``, golden ``int_table``).
+* :func:`lsb_shift` -- for an unpacked element, the left shift that turns its significand
+  into that fixed-point magnitude (``significand << shift``; never negative).
+
+Golden twin: ``fmt.table`` / ``fmt.int_table`` / ``fmt.nonfinite_mask``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import golden
+from .golden.formats import ElementFormat
+
+__all__ = ["element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
+           "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range"]
+
+
+def element_format(fmt, name="fmt"):
+    """The :class:`ElementFormat` named by ``fmt`` (a registry name or a descriptor).
+
+    Raises ``TypeError`` for anything else (block formats included) and ``ValueError`` for
+    an unknown name, naming the parameter ``name`` in the message.
+    """
+    if isinstance(fmt, str):
+        try:
+            fmt = golden.formats.get(fmt)
+        except KeyError:
+            raise ValueError(f"{name} must be an element format name, one of "
+                             f"{', '.join(golden.formats.element_names())}; "
+                             f"not {fmt!r}") from None
+    if not isinstance(fmt, ElementFormat):
+        raise TypeError(f"{name} must be an element format (a name or an ElementFormat), "
+                        f"not {fmt!r}")
+    return fmt
+
+
+def signed_width(lo, hi):
+    """Smallest two's-complement width holding every integer in ``[lo, hi]`` (at least 1)."""
+    w = 1
+    while not (-(1 << (w - 1)) <= lo and hi < (1 << (w - 1))):
+        w += 1
+    return w
+
+
+def int_range(fmt):
+    """``(min, max)`` of ``fmt.int_table`` over finite codes, as Python ints."""
+    fmt = element_format(fmt)
+    fin = ~fmt.nonfinite_mask
+    vals = [int(v) for v in fmt.int_table[fin]]
+    return min(vals), max(vals)
+
+
+# ---- code layouts ----------------------------------------------------------------------
+
+def layout_of(fmt):
+    """``lib.data`` layout of an element code of ``fmt``, generated from the descriptor."""
+    fmt = element_format(fmt)
+    if fmt.kind == "fp":
+        return data.StructLayout({"mantissa": unsigned(fmt.man_bits),
+                                  "exponent": unsigned(fmt.exp_bits),
+                                  "sign": unsigned(1)})
+    if fmt.kind == "int":
+        return data.StructLayout({"value": signed(fmt.bits)})
+    return data.StructLayout({"code": unsigned(fmt.bits)})
+
+
+# ---- unpacked form ---------------------------------------------------------------------
+
+def _odd_part(v):
+    """``(odd, tz)`` with ``v == odd << tz`` (``(0, 0)`` for zero)."""
+    if v == 0:
+        return 0, 0
+    tz = (v & -v).bit_length() - 1
+    return v >> tz, tz
+
+
+def _unpack_spec(fmt):
+    """Widths and exponent range of the unpacked form: ``(sig_bits, exp_lo, exp_hi)``."""
+    if fmt.kind == "fp":
+        return fmt.man_bits + 1, 1 - fmt.bias, (1 << fmt.exp_bits) - 1 - fmt.bias
+    if fmt.kind == "int":
+        e = fmt.bits - 1 - fmt.frac_bits
+        return fmt.bits, e, e
+    if fmt.kind == "pow2":
+        return 1, -fmt.bias, (1 << fmt.bits) - 1 - fmt.bias
+    # table: the odd part of every |int_table| entry
+    parts = [_odd_part(abs(int(v))) for v in fmt.int_table]
+    sig_bits = max(1, max(o.bit_length() for o, _ in parts))
+    tzs = [tz for _, tz in parts]
+    return sig_bits, fmt.lsb_exp + sig_bits - 1, fmt.lsb_exp + sig_bits - 1 + max(tzs)
+
+
+def _table_entries(fmt):
+    """Per code of a ``table`` format: ``(sign, significand, exponent, is_zero, is_nan)``."""
+    sig_bits, _, _ = _unpack_spec(fmt)
+    out = []
+    for code in range(fmt.n_codes):
+        v = fmt.table[code]
+        iv = int(fmt.int_table[code])
+        odd, tz = _odd_part(abs(iv))
+        out.append((int(bool(np.signbit(v))) if not math.isnan(v) else 0, odd,
+                    fmt.lsb_exp + sig_bits - 1 + tz, int(iv == 0 and not math.isnan(v)),
+                    int(math.isnan(v))))
+    return out
+
+
+class Unpacked(data.StructLayout):
+    """Unpacked (decoded) element layout for ``fmt``; see the module docstring.
+
+    Fields: ``significand`` (``unsigned(sig_bits)``), ``exponent`` (signed, wide enough for
+    the format's exponent range), ``sign``, ``is_zero``, and ``is_nan`` / ``is_inf`` when
+    some code of the format decodes to NaN / Inf.
+
+    Parameters
+    ----------
+    fmt : str or ElementFormat
+    """
+
+    def __init__(self, fmt):
+        fmt = element_format(fmt)
+        sig_bits, lo, hi = _unpack_spec(fmt)
+        self._fmt = fmt
+        self._sig_bits = sig_bits
+        self._exp_range = (lo, hi)
+        members = {"significand": unsigned(sig_bits),
+                   "exponent": signed(signed_width(lo, hi)),
+                   "sign": unsigned(1), "is_zero": unsigned(1)}
+        if np.isnan(fmt.table).any():
+            members["is_nan"] = unsigned(1)
+        if np.isinf(fmt.table).any():
+            members["is_inf"] = unsigned(1)
+        super().__init__(members)
+
+    @property
+    def fmt(self):
+        return self._fmt
+
+    @property
+    def sig_bits(self):
+        """Width of the significand."""
+        return self._sig_bits
+
+    @property
+    def exp_range(self):
+        """``(smallest, largest)`` exponent of the format."""
+        return self._exp_range
+
+    @property
+    def max_shift(self):
+        """Largest :func:`lsb_shift` of the format."""
+        lo, hi = self._exp_range
+        return hi - (self._sig_bits - 1) - self._fmt.lsb_exp
+
+    def value(self, fields):
+        """Exact value (float) of a dict of unpacked field values: the reading rule."""
+        if fields.get("is_nan"):
+            return math.nan
+        sign = -1.0 if fields["sign"] else 1.0
+        if fields.get("is_inf"):
+            return sign * math.inf
+        return sign * math.ldexp(fields["significand"], fields["exponent"] - (self._sig_bits - 1))
+
+
+def unpack(m, fmt, code, name=None):
+    """Add combinational decode logic for ``code`` (a :func:`layout_of` view, or a plain
+    value of ``fmt.bits`` bits) to module ``m``; returns a ``Signal(Unpacked(fmt))``."""
+    fmt = element_format(fmt)
+    layout = Unpacked(fmt)
+    u = Signal(layout, name=name)
+    raw = code.as_value() if isinstance(code, data.View) else code
+    raw = raw[:fmt.bits]
+    lo, _ = layout.exp_range
+    if fmt.kind == "fp":
+        man = raw[:fmt.man_bits]
+        exp = raw[fmt.man_bits:fmt.man_bits + fmt.exp_bits]
+        top = exp == (1 << fmt.exp_bits) - 1
+        sub = exp == 0
+        m.d.comb += [
+            u.sign.eq(raw[-1]),
+            u.significand.eq(man | (~sub << fmt.man_bits)),
+            u.exponent.eq(Mux(sub, 1, exp) - fmt.bias),
+            u.is_zero.eq(sub & (man == 0)),
+        ]
+        if fmt.special == "ieee":
+            m.d.comb += [u.is_inf.eq(top & (man == 0)), u.is_nan.eq(top & (man != 0))]
+        elif fmt.special == "fn":
+            m.d.comb += u.is_nan.eq(top & (man == (1 << fmt.man_bits) - 1))
+    elif fmt.kind == "int":
+        v = raw.as_signed()
+        m.d.comb += [
+            u.sign.eq(v < 0),
+            u.significand.eq(abs(v)),
+            u.exponent.eq(lo),
+            u.is_zero.eq(v == 0),
+        ]
+    elif fmt.kind == "pow2":
+        m.d.comb += [u.significand.eq(1), u.exponent.eq(raw - fmt.bias)]
+        if fmt.special == "fn":
+            m.d.comb += u.is_nan.eq(raw == fmt.n_codes - 1)
+    else:  # table: a case (ROM) on the code
+        with m.Switch(raw):
+            for code_value, (s, sig, e, z, nan) in enumerate(_table_entries(fmt)):
+                with m.Case(code_value):
+                    m.d.comb += [u.sign.eq(s), u.significand.eq(sig), u.exponent.eq(e),
+                                 u.is_zero.eq(z)]
+                    if "is_nan" in dict(iter(layout)):
+                        m.d.comb += u.is_nan.eq(nan)
+    return u
+
+
+def lsb_shift(u):
+    """``significand << lsb_shift(u)`` is the element's magnitude in units of
+    ``2**fmt.lsb_exp`` (for an :class:`Unpacked` view ``u``); an unsigned value."""
+    layout = u.shape()
+    off = (layout.sig_bits - 1) + layout.fmt.lsb_exp
+    width = max(1, layout.max_shift.bit_length())
+    return (u.exponent - off).as_unsigned()[:width]
+
+
+def fixed_shape(fmt):
+    """Signed shape of :func:`fixed_point` for ``fmt``: wide enough for every ``int_table``
+    entry."""
+    return signed(signed_width(*int_range(fmt)))
+
+
+def fixed_point(m, fmt, code, name=None):
+    """The element ``code`` of ``fmt`` as an exact signed integer at ``fmt.lsb_exp``
+    (golden ``int_table[code]``; 0 for NaN/Inf codes). Adds logic to ``m``; returns a
+    ``Signal(fixed_shape(fmt))``."""
+    fmt = element_format(fmt)
+    u = unpack(m, fmt, code)
+    out = Signal(fixed_shape(fmt), name=name)
+    mag = u.significand << lsb_shift(u)
+    bad = _nonfinite(u)
+    m.d.comb += out.eq(Mux(bad, 0, Mux(u.sign, -mag, mag)))
+    return out
+
+
+def _nonfinite(u):
+    members = dict(iter(u.shape()))
+    bad = 0
+    if "is_nan" in members:
+        bad = bad | u.is_nan
+    if "is_inf" in members:
+        bad = bad | u.is_inf
+    return bad
+
+
+class ElementDecoder(wiring.Component):
+    """Decode an element code of ``fmt`` into its :class:`Unpacked` form.
+
+    Parameters
+    ----------
+    fmt : str or ElementFormat
+        Any golden element format (``fp``, ``int``, ``table``, ``pow2``).
+    pipeline : int
+        0: combinational; 1: output registered.
+
+    Members
+    -------
+    code : In(layout_of(fmt))
+    unpacked : Out(Unpacked(fmt))
+
+    Latency ``pipeline`` cycles; one element per cycle.
+    Golden twin: ``fmt.table`` (value), ``fmt.nonfinite_mask``; the reading rule is
+    :meth:`Unpacked.value`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``fmt`` is not an element format; ``pipeline`` is not 0 or 1.
+    """
+
+    def __init__(self, fmt, pipeline=0):
+        fmt = element_format(fmt)
+        if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline not in (0, 1):
+            raise ValueError(f"pipeline must be 0 or 1, not {pipeline!r}")
+        self._fmt = fmt
+        self._pipeline = pipeline
+        super().__init__({"code": In(layout_of(fmt)), "unpacked": Out(Unpacked(fmt))})
+
+    @property
+    def fmt(self):
+        return self._fmt
+
+    @property
+    def latency(self):
+        return self._pipeline
+
+    def elaborate(self, platform):
+        m = Module()
+        u = unpack(m, self._fmt, self.code, name="u")
+        domain = m.d.sync if self._pipeline else m.d.comb
+        domain += self.unpacked.eq(u)
+        return m

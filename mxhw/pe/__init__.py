@@ -1,0 +1,5 @@
+"""Processing elements: exact element multipliers, the MX dot-product unit."""
+
+from .multiplier import ElementMultiplier, product_width
+
+__all__ = ["ElementMultiplier", "product_width"]

@@ -1,0 +1,129 @@
+"""Exact element multiplier: the product of two MX element codes as a fixed-point integer."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..formats import _nonfinite, element_format, int_range, layout_of, lsb_shift, \
+    signed_width, unpack
+
+__all__ = ["ElementMultiplier", "product_width", "product_range"]
+
+
+def product_range(fmt_a, fmt_b):
+    """``(min, max)`` over all finite code pairs of ``int_a * int_b`` (Python ints)."""
+    (alo, ahi), (blo, bhi) = int_range(element_format(fmt_a, "fmt_a")), \
+        int_range(element_format(fmt_b, "fmt_b"))
+    corners = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+    return min(corners), max(corners)
+
+
+def product_width(fmt_a, fmt_b):
+    """Width of the signed exact product of elements of ``fmt_a`` and ``fmt_b``, derived
+    from the extremes of the two formats' ``int_table``."""
+    return signed_width(*product_range(fmt_a, fmt_b))
+
+
+def multiply(m, fmt_a, a, fmt_b, b):
+    """Combinational exact product logic in ``m``: returns ``(p, nonfinite)`` signals,
+    ``p`` a ``signed(product_width)`` at ``2**(lsb_a + lsb_b)`` (0 when nonfinite)."""
+    ua = unpack(m, fmt_a, a)
+    ub = unpack(m, fmt_b, b)
+    p = Signal(signed(product_width(fmt_a, fmt_b)))
+    nonfinite = Signal()
+    # significands multiply, exponents (as shifts from the LSB grid) add
+    mag = (ua.significand * ub.significand) << (lsb_shift(ua) + lsb_shift(ub))
+    m.d.comb += [
+        nonfinite.eq(_nonfinite(ua) | _nonfinite(ub)),
+        p.eq(Mux(nonfinite, 0, Mux(ua.sign ^ ub.sign, -mag, mag))),
+    ]
+    return p, nonfinite
+
+
+class ElementMultiplier(wiring.Component):
+    """Exact product of two MX element codes.
+
+    ``value(a) * value(b) == p * 2**lsb_exp`` exactly, with ``lsb_exp = fmt_a.lsb_exp +
+    fmt_b.lsb_exp``. Internally each operand is unpacked (sign, significand, exponent), the
+    significands multiply and the exponents become one left shift: the multiplier is as
+    narrow as the significands (e.g. 2 x 4 bits for E4M3 x E2M1), not as the fixed-point
+    operands.
+
+    Parameters
+    ----------
+    fmt_a, fmt_b : str or ElementFormat
+        Any golden element formats, equal or mixed (e.g. ``"int8"`` x ``"fp4_e2m1"``).
+    pipeline : int
+        Register stages, 0..2. 0: combinational. 1: output registered. 2: operand codes
+        registered as well.
+
+    Members
+    -------
+    a : In(layout_of(fmt_a))
+        Element code of A (a ``lib.data`` view; ``a.as_value()`` is the raw code).
+    b : In(layout_of(fmt_b))
+    p : Out(signed(product_width(fmt_a, fmt_b)))
+        The exact product at ``2**lsb_exp``; 0 when ``nonfinite``.
+    nonfinite : Out(1)
+        An operand code is NaN or +-Inf (FP8 formats; unused codes of value tables).
+
+    Latency ``pipeline`` cycles (no enable: a new pair every cycle); throughput one
+    product per cycle. Golden twin: :func:`mxhw.golden.arith.element_product` (and
+    ``fmt.nonfinite_mask`` for ``nonfinite``).
+
+    Raises
+    ------
+    TypeError
+        A format that is not an element format (a block format, a number...).
+    ValueError
+        An unknown format name; ``pipeline`` outside 0..2.
+    """
+
+    def __init__(self, fmt_a, fmt_b, pipeline=0):
+        fmt_a = element_format(fmt_a, "fmt_a")
+        fmt_b = element_format(fmt_b, "fmt_b")
+        if not isinstance(pipeline, int) or isinstance(pipeline, bool) or not 0 <= pipeline <= 2:
+            raise ValueError(f"pipeline must be an integer in 0..2, not {pipeline!r}")
+        self._fmt_a, self._fmt_b, self._pipeline = fmt_a, fmt_b, pipeline
+        super().__init__({
+            "a": In(layout_of(fmt_a)),
+            "b": In(layout_of(fmt_b)),
+            "p": Out(signed(product_width(fmt_a, fmt_b))),
+            "nonfinite": Out(1),
+        })
+
+    @property
+    def fmt_a(self):
+        return self._fmt_a
+
+    @property
+    def fmt_b(self):
+        return self._fmt_b
+
+    @property
+    def latency(self):
+        """Cycles from ``a``/``b`` to ``p``/``nonfinite``."""
+        return self._pipeline
+
+    @property
+    def lsb_exp(self):
+        """Weight exponent of ``p``'s LSB: ``fmt_a.lsb_exp + fmt_b.lsb_exp``."""
+        return self._fmt_a.lsb_exp + self._fmt_b.lsb_exp
+
+    @property
+    def width(self):
+        return product_width(self._fmt_a, self._fmt_b)
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b = self.a, self.b
+        if self._pipeline == 2:
+            a = Signal.like(self.a, name="a_q")
+            b = Signal.like(self.b, name="b_q")
+            m.d.sync += [a.eq(self.a), b.eq(self.b)]
+        p, nonfinite = multiply(m, self._fmt_a, a, self._fmt_b, b)
+        domain = m.d.comb if self._pipeline == 0 else m.d.sync
+        domain += [self.p.eq(p), self.nonfinite.eq(nonfinite)]
+        return m
