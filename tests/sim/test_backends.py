@@ -164,6 +164,12 @@ def test_model_api_wide_and_views():
         assert m.get(dut.count) == 1
         m.set(dut.a[128:130], 0)                   # part of a wide input
         assert m.get(dut.a) == 3
+        m.set(dut.x, {"hi": 9, "tag": True})       # missing fields are zero, as Layout.const
+        assert m.get(dut.x.as_value()) == (9 << 64) | (1 << 96)
+        m.set(dut.x, WideWord.const({"lo": 1, "hi": 2, "tag": 3}))   # a data.Const
+        assert m.get(dut.x.as_value()) == 1 | (2 << 64) | (3 << 96)
+        with pytest.raises((TypeError, ValueError)):
+            m.set(dut.x, {"nope": 1})
     with pytest.raises(compiled.CompiledSimError, match="has been closed"):
         m.get(dut.a)
     with pytest.raises(compiled.CompiledSimError, match="has been closed"):
