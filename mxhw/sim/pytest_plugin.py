@@ -7,7 +7,7 @@ in the root ``conftest.py``). It adds:
   :func:`mxhw.sim.run` without an explicit ``backend=`` uses it;
 * fixture ``sim_backend``: the selected back end's name (pass it as ``backend=``);
 * fixture ``each_sim_backend``: parametrised over both back ends, for tests that must hold
-  on both (the compiled one is marked ``slow``: it compiles a model on a cold cache).
+  on both (on a cold model cache the compiled one pays a C++ build per design).
 """
 
 import os
