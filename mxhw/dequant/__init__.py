@@ -2,5 +2,6 @@
 mode switch."""
 
 from .aligner import Aligner
+from .bitserial import BitSerialDequant
 
-__all__ = ["Aligner"]
+__all__ = ["Aligner", "BitSerialDequant"]

@@ -1,0 +1,195 @@
+"""Bit-serial GEMV engine: weight mappers, a row of bit-serial PEs, bit-serial dequantisers.
+
+Golden twin: :func:`mxhw.golden.bitserial.gemv`.
+"""
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden import bitserial as _golden
+from ..dequant.bitserial import BitSerialDequant
+from .bitserial import BitSerialPE, WeightMapper, _check_int, _check_types, _clog2
+
+__all__ = ["BitSerialGEMV", "DEFAULT_TYPES"]
+
+#: Weight types the engine maps by default: both BitMoD families and INT3/4/8.
+DEFAULT_TYPES = (*_golden.FAMILIES["bitmod_fp4"], *_golden.FAMILIES["bitmod_fp3"],
+                 "int3", "int4", "int8")
+
+
+class BitSerialGEMV(wiring.Component):
+    """``y = W x`` for group-quantised weights (integer codes of a per-group type plus an
+    unsigned integer group scale) and integer activations, bit-serially.
+
+    Structure: ``pes`` output rows are computed at once (a *pass*). Per pass the producer
+    streams ``cols / lanes`` beats; each beat carries ``lanes`` activations (broadcast to
+    every PE) and, per PE, ``lanes`` weight codes, the group's type select and the group's
+    scale. Per PE a :class:`WeightMapper` turns codes into the signed serial form, a
+    :class:`BitSerialPE` (``lanes`` lanes) forms each group's exact partial sum, and a
+    :class:`BitSerialDequant` multiplies it by the group scale one scale bit per cycle
+    (MSB first) and accumulates the row. The engine counts beats: every ``group / lanes``
+    beats end a group, every ``cols / group`` groups end a pass, which emits one output
+    beat of ``pes`` results.
+
+    Precision: the PEs run each group at the widest serial precision of the types the
+    ``pes`` rows use in that group (``golden.bitserial.WeightType.bits``: INTn n, BitMoD
+    FP3 4, BitMoD FP4 5 or 6), so one engine runs 3-, 4-, 8-bit weights without
+    re-synthesis, and all PEs stay in lock step. The type select (and hence precision)
+    must be constant over a group; the scale is taken from the group's last beat.
+
+    Parameters
+    ----------
+    pes : int
+        Rows computed in parallel.
+    lanes : int
+        Weights per PE per cycle.
+    group : int
+        Weights per group (a multiple of ``lanes``).
+    cols : int
+        Columns of ``W`` (length of ``x``; a multiple of ``group``).
+    act_width : int
+        Activation width (signed; INT8 by default).
+    scale_width : int
+        Integer group scale width (unsigned).
+    types : sequence of str
+        Weight types (``golden.bitserial.WEIGHT_TYPES``); ``sel`` indexes them.
+    msb_first : bool
+        PE weight bit order.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout{a: lanes x signed(act_width), code: pes x lanes x
+        unsigned(code_bits), sel: pes x unsigned, scale: pes x unsigned(scale_width)}))
+    o : Out(stream.Signature(pes x signed(acc_width)))
+
+    ``acc_width = act_width + wbits + clog2(group) + scale_width + clog2(cols / group)``
+    (``wbits`` the widest type's bits): exact, no wrap.
+
+    Latency and throughput
+    ----------------------
+    One beat per ``prec`` cycles (``pes * lanes`` weights); a pass takes ``cols / lanes *
+    prec`` cycles plus, for the last one, ``prec + scale_width + 1`` cycles of drain
+    (the dequantiser overlaps the next group while ``scale_width <= group / lanes *
+    prec``). A GEMV of ``R`` rows takes about ``ceil(R / pes) * cols / lanes * prec``
+    cycles; ``python -m mxhw.bench bitserial`` measures it.
+
+    Golden twin: ``golden.bitserial.gemv`` (``y_int`` per row).
+    """
+
+    def __init__(self, pes=4, lanes=4, group=128, cols=256, act_width=8, scale_width=8,
+                 types=DEFAULT_TYPES, msb_first=True):
+        _check_int("pes", pes, 1, 256)
+        _check_int("lanes", lanes, 1, 256)
+        _check_int("group", group, 1)
+        _check_int("cols", cols, 1)
+        _check_int("act_width", act_width, 2, 32)
+        _check_int("scale_width", scale_width, 1, 32)
+        if group % lanes:
+            raise ValueError(f"group must be a multiple of lanes ({lanes}), not {group}")
+        if cols % group:
+            raise ValueError(f"cols must be a multiple of group ({group}), not {cols}")
+        if not isinstance(msb_first, bool):
+            raise TypeError(f"msb_first must be a bool, not {msb_first!r}")
+        types, descs = _check_types(types)
+        self._pes, self._lanes, self._group, self._cols = pes, lanes, group, cols
+        self._act_width, self._scale_width = act_width, scale_width
+        self._types, self._msb_first = types, msb_first
+        self._wbits = max(d.bits for d in descs)
+        self._code_bits = max(d.code_bits for d in descs)
+        self._sum_width = act_width + self._wbits + _clog2(group)
+        self._acc_width = self._sum_width + scale_width + _clog2(cols // group)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "a": data.ArrayLayout(signed(act_width), lanes),
+                "code": data.ArrayLayout(data.ArrayLayout(self._code_bits, lanes), pes),
+                "sel": data.ArrayLayout(range(max(len(self._types), 2)), pes),
+                "scale": data.ArrayLayout(scale_width, pes),
+            }))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(self._acc_width), pes))),
+        })
+
+    pes = property(lambda self: self._pes)
+    lanes = property(lambda self: self._lanes)
+    group = property(lambda self: self._group)
+    cols = property(lambda self: self._cols)
+    act_width = property(lambda self: self._act_width)
+    scale_width = property(lambda self: self._scale_width)
+    types = property(lambda self: self._types)
+    msb_first = property(lambda self: self._msb_first)
+    wbits = property(lambda self: self._wbits)
+    code_bits = property(lambda self: self._code_bits)
+    acc_width = property(lambda self: self._acc_width)
+
+    def elaborate(self, platform):
+        m = Module()
+        P, L = self._pes, self._lanes
+        bpg = self._group // L
+        groups = self._cols // self._group
+
+        maps = [WeightMapper(self._types, L, self._wbits) for _ in range(P)]
+        pes = [BitSerialPE(self._act_width, self._wbits, L, self._msb_first, self._sum_width)
+               for _ in range(P)]
+        dqs = [BitSerialDequant(self._sum_width, self._scale_width, self._acc_width)
+               for _ in range(P)]
+        for n, (mp, pe, dq) in enumerate(zip(maps, pes, dqs)):
+            m.submodules[f"map{n}"] = mp
+            m.submodules[f"pe{n}"] = pe
+            m.submodules[f"dq{n}"] = dq
+
+        beat = Signal(range(max(bpg, 2)))
+        grp = Signal(range(max(groups, 2)))
+        grp_end = Signal()
+        row_end = Signal()
+        m.d.comb += [grp_end.eq(beat == bpg - 1), row_end.eq(grp_end & (grp == groups - 1))]
+
+        # group scales wait here from a group's last beat until its sum reaches the
+        # dequantisers; a group's last beat waits while the previous one's are pending
+        scale_reg = Signal(data.ArrayLayout(self._scale_width, P))
+        row_last = Signal()
+        pend = Signal()
+
+        all_pe_ready = Cat(pe.i.ready for pe in pes).all()
+        all_pe_valid = Cat(pe.o.valid for pe in pes).all()
+        all_dq_ready = Cat(dq.i.ready for dq in dqs).all()
+        all_dq_valid = Cat(dq.o.valid for dq in dqs).all()
+        dq_xfer = all_pe_valid & all_dq_ready
+
+        m.d.comb += self.i.ready.eq(all_pe_ready & ~(grp_end & pend & ~dq_xfer))
+        take = self.i.valid & self.i.ready
+
+        # the group's precision: the widest of the types the rows use (mappers' bits)
+        prec = Signal(range(self._wbits + 1))
+        prec_terms = [mp.bits for mp in maps]
+        widest = prec_terms[0]
+        for b in prec_terms[1:]:
+            widest = Mux(b > widest, b, widest)
+        m.d.comb += prec.eq(widest)
+
+        for n, (mp, pe, dq) in enumerate(zip(maps, pes, dqs)):
+            m.d.comb += [
+                mp.sel.eq(self.i.payload.sel[n]),
+                *[mp.code[l].eq(self.i.payload.code[n][l]) for l in range(L)],
+                pe.i.valid.eq(take),
+                pe.i.payload.a.eq(self.i.payload.a),
+                *[pe.i.payload.w[l].eq(mp.w[l]) for l in range(L)],
+                pe.i.payload.prec.eq(prec),
+                pe.i.payload.last.eq(grp_end),
+                dq.i.valid.eq(dq_xfer),
+                dq.i.payload.sum.eq(pe.o.payload),
+                dq.i.payload.scale.eq(scale_reg[n]),
+                dq.i.payload.last.eq(row_last),
+                pe.o.ready.eq(dq_xfer),
+                self.o.payload[n].eq(dq.o.payload),
+                dq.o.ready.eq(self.o.ready & all_dq_valid),
+            ]
+        m.d.comb += self.o.valid.eq(all_dq_valid)
+
+        with m.If(dq_xfer):
+            m.d.sync += pend.eq(0)
+        with m.If(take):
+            m.d.sync += beat.eq(Mux(grp_end, 0, beat + 1))
+            with m.If(grp_end):
+                m.d.sync += [grp.eq(Mux(row_end, 0, grp + 1)), pend.eq(1),
+                             scale_reg.eq(self.i.payload.scale), row_last.eq(row_end)]
+        return m
