@@ -210,6 +210,115 @@ class Accelerator:
     def read_scratch(self, offset_words: int, n: int) -> list[int]:
         return self.read_words(SCRATCHPAD_BASE + 4 * offset_words, n)
 
+    # ---- the GEMM unit ----
+    def gemm_config(self) -> dict:
+        """The GEMM unit the device was built with, read from its registers."""
+        from .gemm import FORMAT_IDS, GEMM_BASE, GEMM_REGS
+        if not (self.read_reg("FEATURES") >> 8) & 1:
+            raise DeviceError("this SoC was built without a GEMM unit (rows=0)")
+        rd = lambda name: self.read_words(GEMM_BASE + 4 * GEMM_REGS[name], 1)[0]
+        geo, fmts, acc = rd("GEOMETRY"), rd("FORMATS"), rd("ACC")
+        names = {v: k for k, v in FORMAT_IDS.items()}
+        frac = (acc >> 8) & 0xFF
+        return {"rows": geo & 0xFF, "cols": (geo >> 8) & 0xFF, "max_k": 1 << (geo >> 16 & 0xFF),
+                "fmt_a": names.get(fmts & 0xFF), "fmt_b": names.get(fmts >> 8 & 0xFF),
+                "acc_width": acc & 0xFF, "acc_frac": frac - 256 if frac > 127 else frac,
+                "saturate": bool(acc >> 16 & 1), "rne": bool(acc >> 17 & 1)}
+
+    def matmul(self, a, b, fmt_a=None, fmt_b=None, poll_limit=10_000):
+        """``C = A @ B`` on the device, bit-exact to ``golden.gemm`` with the device's
+        accumulation (``golden.fixed(acc_width, acc_frac)``, saturating, floor).
+
+        ``a`` (M x K) and ``b`` (K x N) are float arrays (quantised here with ``golden``
+        along K) or ``golden.MXArray`` operands. ``fmt_a``/``fmt_b`` default to the device's
+        formats and must equal them. K must be a multiple of the block size and at most
+        the device's ``max_k``. Returns a float64 array (NaN where golden gives NaN).
+        """
+        import numpy as np
+        from .. import golden
+        from .gemm import GEMM_BASE, GEMM_REGS, REGION, REGION_SHIFT, lanes_log2
+
+        cfg = self.gemm_config()
+        qa = self._operand(a, fmt_a, cfg["fmt_a"], 1, "a")
+        qb = self._operand(b, fmt_b, cfg["fmt_b"], 0, "b")
+        (M, K), (K2, N) = qa.shape, qb.shape
+        if K != K2:
+            raise ValueError(f"inner dimensions differ: a is {qa.shape}, b is {qb.shape}")
+        kb = qa.fmt.block_size
+        if K % kb or K > cfg["max_k"] or K == 0:
+            raise ValueError(f"K = {K} must be a positive multiple of {kb} and at most the "
+                             f"device's max_k = {cfg['max_k']}")
+        R, C = cfg["rows"], cfg["cols"]
+        ea, eb = qa.fmt.element.bits, qb.fmt.element.bits
+        sa, sb = qa.fmt.scale.bits, qb.fmt.scale.bits
+        width = cfg["acc_width"]
+        lw = lanes_log2(width)
+        lc = max(0, (C - 1).bit_length())
+
+        def region(name, offset=0):
+            return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
+
+        def pack(codes, bits, lanes_log):
+            # codes: (steps, n) -> words: (steps, 2**lanes_log), element 0 in the low bits
+            steps, n = codes.shape
+            words = np.zeros((steps, 1 << lanes_log), dtype=np.uint64)
+            for i in range(n):
+                pos = i * bits
+                words[:, pos // 32] |= (codes[:, i].astype(np.uint64) << np.uint64(pos % 32))
+            return [int(w) & 0xFFFFFFFF for w in words.ravel()]
+
+        out = np.zeros((M, N), dtype=np.float64)
+        for m0 in range(0, M, R):
+            at = np.zeros((R, K), dtype=np.int64)
+            ats = np.zeros((R, K // kb), dtype=np.int64)
+            at[:min(R, M - m0)] = qa.elements[m0:m0 + R]
+            ats[:min(R, M - m0)] = qa.scales[m0:m0 + R]
+            self.write_words(region("a"), pack(at.T, ea, lanes_log2(R * ea)))
+            self.write_words(region("a_scale"), pack(ats.T, sa, lanes_log2(R * sa)))
+            for n0 in range(0, N, C):
+                bt = np.zeros((K, C), dtype=np.int64)
+                bts = np.zeros((K // kb, C), dtype=np.int64)
+                bt[:, :min(C, N - n0)] = qb.elements[:, n0:n0 + C]
+                bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
+                self.write_words(region("b"), pack(bt, eb, lanes_log2(C * eb)))
+                self.write_words(region("b_scale"), pack(bts, sb, lanes_log2(C * sb)))
+                self.write_words(region("regs", GEMM_REGS["K"]), [K])
+                self.write_words(region("regs", GEMM_REGS["START"]), [1])
+                for _ in range(poll_limit):
+                    if self.read_words(region("regs", GEMM_REGS["STATUS"]), 1)[0] & 2:
+                        break
+                else:
+                    raise NoResponse(f"the GEMM unit did not finish after {poll_limit} polls")
+                words = self.read_words(region("c"), R << (lc + lw))
+                spec = self.read_words(region("c_special"), R)
+                for i in range(min(R, M - m0)):
+                    for j in range(min(C, N - n0)):
+                        base = ((i << lc) | j) << lw
+                        v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
+                        v &= (1 << width) - 1
+                        v -= (v >> (width - 1)) << width
+                        out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1
+                                               else float(np.ldexp(float(v), -cfg["acc_frac"])))
+        return out
+
+    @staticmethod
+    def _operand(x, fmt, built, axis, name):
+        from .. import golden
+        if fmt is not None and golden.formats.get(fmt).name != built:
+            raise ValueError(f"fmt_{name}={fmt!r}, but the device was built for {built!r}")
+        if isinstance(x, golden.MXArray):
+            if x.fmt.name != built:
+                raise ValueError(f"{name} is quantised as {x.fmt.name!r}, but the device was "
+                                 f"built for {built!r}")
+            if len(x.shape) != 2 or x.axis != axis:
+                raise ValueError(f"{name} must be a 2-D MXArray quantised along axis {axis}")
+            return x
+        import numpy as np
+        arr = golden.quantize.__globals__["to_numpy"](x)
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, not of shape {arr.shape}")
+        return golden.quantize(arr, built, axis=axis)
+
     def info(self) -> dict:
         """ID, version, feature and clock registers, decoded."""
         ident = self.read_reg("ID")

@@ -13,6 +13,7 @@ address     access   meaning
 0x0000_0014 R        LINK_ERRORS: error responses sent by the host link (saturating)
 0x0000_0020 R/W      SCRATCH: a plain read/write register (link tests, host probing)
 0x1000_0000 R/W      scratchpad: ``scratch_words`` words of block RAM
+0x2000_0000 R/W      the GEMM unit (when ``rows > 0``): see ``mxhw.soc.gemm``
 =========== ======== ==================================================================
 
 Reads of unmapped addresses return 0; writes to them are ignored.
@@ -56,25 +57,50 @@ class SoCConfig:
         Scratchpad size in 32-bit words (a power of two).
     max_payload : int
         Largest link packet payload in bytes.
+    rows, cols : int
+        The GEMM unit's systolic array (``rows = 0``: no GEMM unit).
+    fmt_a, fmt_b : str
+        Its operand block formats (see ``mxhw.soc.gemm.FORMAT_IDS``).
+    acc_width, acc_frac : int
+        Its accumulation: ``golden.fixed(acc_width, acc_frac)`` (saturating, floor).
+    max_k : int
+        Largest K of one tile (operand memory depth).
     """
 
     clk_hz: int = 25_000_000
     baud: int = 1_000_000
     scratch_words: int = 1024
     max_payload: int = 1024
+    rows: int = 4
+    cols: int = 4
+    fmt_a: str = "mxfp4_e2m1"
+    fmt_b: str = "mxfp4_e2m1"
+    acc_width: int = 32
+    acc_frac: int = 16
+    max_k: int = 256
 
     def __post_init__(self):
-        for name in ("clk_hz", "baud", "scratch_words", "max_payload"):
+        for name in ("rows", "cols", "acc_frac"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
+        for name in ("clk_hz", "baud", "scratch_words", "max_payload", "acc_width", "max_k"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if self.scratch_words & (self.scratch_words - 1):
             raise ValueError(f"scratch_words must be a power of two, not {self.scratch_words}")
 
+    @property
+    def acc(self):
+        from .. import golden
+        return golden.fixed(self.acc_width, self.acc_frac, overflow="saturate",
+                            rounding="floor")
+
     def features(self) -> int:
-        """FEATURES register: log2(scratch_words) in bits 0-7 (more fields as the engine
-        grows)."""
-        return self.scratch_words.bit_length() - 1
+        """FEATURES register: log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists
+        (its own registers describe it)."""
+        return (self.scratch_words.bit_length() - 1) | (self.rows > 0) << 8
 
 
 class SoC(wiring.Component):
@@ -123,6 +149,18 @@ class SoC(wiring.Component):
 
         bus = link.bus
         byte_addr = bus.addr << 2
+        eng_read = Signal()
+        eng_data = 0
+        if cfg.rows:
+            from .gemm import GEMM_BASE, GemmUnit
+            m.submodules.gemm = gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b,
+                                                cfg.acc, cfg.max_k)
+            eng_hit = bus.addr[26:] == (GEMM_BASE >> 2) >> 26
+            m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),
+                         gemm.bus.w_en.eq(bus.w_en & eng_hit),
+                         gemm.bus.r_en.eq(bus.r_en & eng_hit)]
+            m.d.sync += eng_read.eq(bus.r_en & eng_hit)
+            eng_data = eng_read.replicate(32) & gemm.bus.r_data
         # decode by bit compares only: the scratchpad's word addresses are
         # SCRATCHPAD_BASE/4 + [0, scratch_words), with scratch_words a power of two
         ibits = cfg.scratch_words.bit_length() - 1
@@ -153,7 +191,7 @@ class SoC(wiring.Component):
                 for addr, value in regs.items():
                     with m.Case(addr):
                         m.d.sync += reg_data.eq(value)
-        m.d.comb += bus.r_data.eq((read_spad.replicate(32) & sr.data) | reg_data)
+        m.d.comb += bus.r_data.eq((read_spad.replicate(32) & sr.data) | reg_data | eng_data)
         return m
 
 

@@ -1,0 +1,237 @@
+"""The SoC's compute unit: a systolic array behind banked scratchpads, on the word bus.
+
+One START computes one output tile ``C = A @ B`` of ``rows x cols`` over ``K`` (a multiple
+of the block size, at most ``max_k``); the host driver tiles larger M and N over it.
+
+Address map inside the unit (byte offsets from :data:`GEMM_BASE`; every region is
+word-addressed, regions 4 MiB apart):
+
+========== ===================================================================
+offset     contents
+========== ===================================================================
+0x000000   registers: +0x0 K (R/W), +0x4 START (W 1) / STATUS (R: bit0 busy,
+           bit1 done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
+           (rows | cols << 8 | log2(max_k) << 16), +0x14 FORMATS (id_a | id_b << 8),
+           +0x18 ACC (width | frac_bits << 8 | saturate << 16)
+0x400000   A codes: word ``k << LA | lane``: lane ``l`` holds bits ``32l..32l+31`` of
+           the concatenated codes ``A[0..rows-1, k]`` (row 0 in the low bits)
+0x800000   A scales: word ``kb << LAS | lane`` for block ``kb``: the scale codes of rows
+           ``0..rows-1``, concatenated the same way
+0xC00000   B codes: word ``k << LB | lane`` for ``B[k, 0..cols-1]``
+0x1000000  B scales: word ``kb << LBS | lane``
+0x1400000  C results (read only): word ``(i << LC | j) << LW | w``: bits ``32w..`` of
+           the signed ``acc.width``-bit result ``C[i, j]`` (sign-extended)
+0x1800000  C special flags (read only): word ``i``: bit ``j`` set where ``C[i, j]`` is NaN
+========== ===================================================================
+
+``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes read as 0 and ignore
+writes. Writes to the operand memories while the unit is busy are ignored.
+"""
+
+import math
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .. import golden
+from ..systolic import SystolicArray
+
+__all__ = ["GemmUnit", "GEMM_BASE", "FORMAT_IDS", "REGION", "GEMM_REGS", "lanes_log2"]
+
+GEMM_BASE = 0x2000_0000
+REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6}
+REGION_SHIFT = 20  # word-address bit of the region number (4 MiB regions)
+GEMM_REGS = {"K": 0, "START": 1, "STATUS": 1, "BUSY_CYCLES": 2, "STALL_CYCLES": 3,
+             "GEOMETRY": 4, "FORMATS": 5, "ACC": 6}
+
+#: stable ids of the block formats a SoC can be built with (the FORMATS register)
+FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
+              "mxfp4_e2m1": 5, "mxint8": 6}
+
+
+def lanes_log2(bits):
+    """log2 of the number of 32-bit lanes (a power of two) holding ``bits`` bits."""
+    return max(0, math.ceil(math.log2(math.ceil(bits / 32))))
+
+
+def _bus_slave():
+    return wiring.Signature({
+        "addr": In(30), "w_data": In(32), "w_en": In(1), "r_en": In(1), "r_data": Out(32),
+    })
+
+
+class GemmUnit(wiring.Component):
+    """Systolic-array GEMM tile unit on the SoC bus.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape (``cols`` <= 32).
+    fmt_a, fmt_b : str
+        Block formats, keys of :data:`FORMAT_IDS`.
+    acc : golden.arith.Accumulation
+        ``golden.fixed(...)``: the array's cross-block accumulation.
+    max_k : int
+        Largest K per tile (a power of two, a multiple of the block size).
+
+    Members
+    -------
+    bus : In(bus signature)
+        Word bus slave (word addresses relative to the unit, read data one cycle later).
+    busy : Out(1)
+
+    Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``rows x cols`` tile.
+    """
+
+    def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024):
+        for name, f in (("fmt_a", fmt_a), ("fmt_b", fmt_b)):
+            if f not in FORMAT_IDS:
+                raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)}, not {f!r}")
+        if not isinstance(cols, int) or not 1 <= cols <= 32:
+            raise ValueError(f"cols must be an integer in [1, 32], not {cols!r}")
+        self._array_args = (rows, cols, fmt_a, fmt_b)
+        fa, fb = golden.formats.get(fmt_a), golden.formats.get(fmt_b)
+        k = fa.block_size
+        if (not isinstance(max_k, int) or max_k < k or max_k % k or max_k & (max_k - 1)):
+            raise ValueError(f"max_k must be a power of two and a multiple of {k}, "
+                             f"not {max_k!r}")
+        self.rows, self.cols, self.fmt_a, self.fmt_b = rows, cols, fmt_a, fmt_b
+        self.acc, self.max_k, self.k = acc, max_k, k
+        self.bits_a, self.bits_b = fa.element.bits, fb.element.bits
+        self.sbits_a, self.sbits_b = fa.scale.bits, fb.scale.bits
+        self.la = lanes_log2(rows * self.bits_a)
+        self.las = lanes_log2(rows * self.sbits_a)
+        self.lb = lanes_log2(cols * self.bits_b)
+        self.lbs = lanes_log2(cols * self.sbits_b)
+        self.lw = lanes_log2(acc.width)
+        self.lc = max(0, math.ceil(math.log2(cols)))
+        super().__init__({"bus": In(_bus_slave()), "busy": Out(1)})
+
+    def geometry(self):
+        return self.rows | self.cols << 8 | (self.max_k.bit_length() - 1) << 16
+
+    def formats(self):
+        return FORMAT_IDS[self.fmt_a] | FORMAT_IDS[self.fmt_b] << 8
+
+    def acc_word(self):
+        return (self.acc.width | (self.acc.frac_bits & 0xFF) << 8
+                | (self.acc.overflow == "saturate") << 16
+                | (self.acc.rounding == "rne") << 17)
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols, K_MAX, kb = self.rows, self.cols, self.max_k, self.k
+        m.submodules.array = arr = SystolicArray(*self._array_args, acc=self.acc)
+        bus = self.bus
+        region = bus.addr[REGION_SHIFT:REGION_SHIFT + 4]
+        index = bus.addr[:REGION_SHIFT]
+
+        K = Signal(range(K_MAX + 1))
+        busy, done = Signal(), Signal()
+        busy_cycles, stall_cycles = Signal(32), Signal(32)
+        m.d.comb += self.busy.eq(busy)
+
+        # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads
+        k = Signal(range(K_MAX + 1))        # the K step being presented
+        primed = Signal()
+        valid = Signal()
+        take = Signal()
+        k_next = Mux(take, k + 1, k)
+
+        def lane_mems(name, lanes_log, depth, rd_index, region_id):
+            words = []
+            for lane in range(1 << lanes_log):
+                mem = Memory(shape=32, depth=depth, init=[])
+                m.submodules[f"{name}{lane}"] = mem
+                wp, rp = mem.write_port(), mem.read_port()
+                hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
+                m.d.comb += [wp.addr.eq(index[lanes_log:]), wp.data.eq(bus.w_data),
+                             wp.en.eq(bus.w_en & hit), rp.addr.eq(rd_index)]
+                words.append(rp.data)
+            return Cat(*words)
+
+        start = Signal()
+        rd_k = Signal.like(k)
+        m.d.comb += rd_k.eq(Mux(start, 0, k_next))
+        a_bits = lane_mems("a", self.la, K_MAX, rd_k, REGION["a"])
+        as_bits = lane_mems("as", self.las, K_MAX // kb, rd_k // kb, REGION["a_scale"])
+        b_bits = lane_mems("b", self.lb, K_MAX, rd_k, REGION["b"])
+        bs_bits = lane_mems("bs", self.lbs, K_MAX // kb, rd_k // kb, REGION["b_scale"])
+
+        m.d.comb += [
+            valid.eq(busy & primed & (k < K)),
+            arr.i.valid.eq(valid),
+            take.eq(valid & arr.i.ready),
+            arr.i.payload.eq(Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
+                                 b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b],
+                                 k == K - 1)),
+        ]
+
+        # ---- results: one memory per column, rows deep; special flags per row
+        out_row = Signal(range(rows + 1))
+        m.d.comb += arr.o.ready.eq(1)
+        c_reads = []
+        for j in range(cols):
+            mem = Memory(shape=self.acc.width, depth=rows, init=[])
+            m.submodules[f"c{j}"] = mem
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.addr.eq(out_row), wp.data.eq(arr.o.payload.data[j]),
+                         wp.en.eq(arr.o.valid), rp.addr.eq(index[self.lw + self.lc:])]
+            c_reads.append(rp.data)
+        spec = Memory(shape=cols, depth=rows, init=[])
+        m.submodules.special = spec
+        swp, srp = spec.write_port(), spec.read_port()
+        m.d.comb += [swp.addr.eq(out_row), swp.data.eq(Cat(*arr.o.payload.special)),
+                     swp.en.eq(arr.o.valid), srp.addr.eq(index)]
+
+        # ---- control
+        m.d.comb += start.eq(bus.w_en & (region == REGION["regs"])
+                             & (index == GEMM_REGS["START"]) & bus.w_data[0] & ~busy)
+        with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["K"]) & ~busy):
+            m.d.sync += K.eq(bus.w_data)
+        with m.If(start):
+            m.d.sync += [busy.eq(1), done.eq(0), k.eq(0), primed.eq(1), out_row.eq(0)]
+        with m.If(take):
+            m.d.sync += k.eq(k + 1)
+        with m.If(arr.o.valid):
+            m.d.sync += out_row.eq(out_row + 1)
+            with m.If(out_row == rows - 1):
+                m.d.sync += [busy.eq(0), done.eq(1), primed.eq(0)]
+        with m.If(busy):
+            m.d.sync += busy_cycles.eq(busy_cycles + 1)
+            with m.If(valid & ~arr.i.ready):
+                m.d.sync += stall_cycles.eq(stall_cycles + 1)
+
+        # ---- bus reads (data on the next cycle)
+        r_region = Signal.like(region)
+        r_index = Signal.like(index)
+        reg_data = Signal(32)
+        m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
+        regs = {GEMM_REGS["K"]: K, GEMM_REGS["STATUS"]: Cat(busy, done),
+                GEMM_REGS["BUSY_CYCLES"]: busy_cycles, GEMM_REGS["STALL_CYCLES"]: stall_cycles,
+                GEMM_REGS["GEOMETRY"]: self.geometry(), GEMM_REGS["FORMATS"]: self.formats(),
+                GEMM_REGS["ACC"]: self.acc_word()}
+        with m.If(bus.r_en & (region == REGION["regs"])):
+            with m.Switch(index):
+                for a, v in regs.items():
+                    with m.Case(a):
+                        m.d.sync += reg_data.eq(v)
+        c_word = Signal(32)
+        j_sel = r_index[self.lw:self.lw + self.lc] if self.lc else 0
+        w_sel = r_index[:self.lw] if self.lw else 0
+        c_val = Signal(32 << self.lw)
+        with m.Switch(j_sel):
+            for j in range(cols):
+                with m.Case(j):
+                    m.d.comb += c_val.eq(c_reads[j].as_signed())
+        m.d.comb += c_word.eq(c_val.word_select(w_sel, 32))
+        with m.Switch(r_region):
+            with m.Case(REGION["regs"]):
+                m.d.comb += bus.r_data.eq(reg_data)
+            with m.Case(REGION["c"]):
+                m.d.comb += bus.r_data.eq(c_word)
+            with m.Case(REGION["c_special"]):
+                m.d.comb += bus.r_data.eq(srp.data)
+        return m
