@@ -36,3 +36,5 @@ def _element(fmt):
         raise TypeError(f"{f.name!r} is a block format; decode/encode take element formats "
                         f"such as {f.element.name!r}")
     return f
+
+from . import mxsf  # noqa: E402  (registers mxsf, mxsf_tile)

@@ -39,11 +39,13 @@ __all__ = [
 #: Rounding modes understood by :meth:`ElementFormat.encode`.
 #: ``"rne"``: round to nearest, ties to even (the OCP and IEEE default);
 #: ``"rna"``: round to nearest, ties away from zero (microxcaling's default);
-#: ``"rtz"``: truncation (round toward zero).
-ROUNDING_MODES = ("rne", "rna", "rtz")
+#: ``"rtz"``: truncation (round toward zero);
+#: ``"floor"``: round toward minus infinity (MASE's ``floor`` mantissa cast).
+ROUNDING_MODES = ("rne", "rna", "rtz", "floor")
 
 #: Scale rules understood by the block quantiser (see :class:`BlockFormat`).
-SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax")
+#: ``"minmax"``: asymmetric, with a zero point (see :class:`BlockFormat`).
+SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax", "minmax")
 
 _KINDS = ("fp", "int", "table", "pow2")
 _ENCODE_CHUNK = 1 << 16  # values per chunk in ElementFormat.encode
@@ -125,6 +127,13 @@ class ElementFormat:
     def max_normal(self) -> float:
         """Largest finite value."""
         return float(self.finite_values[-1])
+
+    @property
+    def max_magnitude(self) -> float:
+        """Largest magnitude the encoder produces (``max|grid|``; for value tables with an
+        extra negative value, e.g. BitMoD's EA-, larger than :attr:`max_normal`)."""
+        v = self._encode_tables[0]
+        return float(max(abs(v[0]), abs(v[-1])))
 
     @property
     def min_value(self) -> float:
@@ -278,7 +287,7 @@ class ElementFormat:
         ----------
         values : array_like of float
             Converted to float64 first (exact for float16/32/bfloat16 inputs).
-        rounding : {"rne", "rna", "rtz"}
+        rounding : {"rne", "rna", "rtz", "floor"}
             Round to nearest ties-to-even (ties pick the even code, which for ``fp``
             and ``int`` is the even significand), nearest ties-away-from-zero, or toward zero.
         saturate : bool
@@ -312,7 +321,10 @@ class ElementFormat:
         nan = np.isnan(x)
         any_nan = bool(nan.any())
         xs = np.where(nan, 0.0, x) if any_nan else x
-        if rounding == "rtz":
+        if rounding == "floor":
+            # toward -inf: the largest value <= x; below the lowest value, the lowest
+            idx = np.clip(np.searchsorted(vals, xs, side="right") - 1, 0, n - 1)
+        elif rounding == "rtz":
             # toward zero: the largest value <= x for x >= 0, the smallest >= x for x < 0;
             # beyond the ends, the end value (saturation)
             idx = np.where(xs >= 0, np.searchsorted(vals, xs, side="right") - 1,
@@ -349,8 +361,8 @@ class ElementFormat:
     def _overflows(self, x, rounding):
         """Where a value rounds beyond +-max (non-saturating conversion)."""
         vmax = self.max_normal
-        if rounding == "rtz":
-            return np.isinf(x)
+        if rounding in ("rtz", "floor"):
+            return np.isinf(x) if rounding == "rtz" else (x == np.inf) | (x < self.min_value)
         # the value one step past max in the top binade, and the parity its code would have
         step = 2.0 ** (self.emax - self.man_bits) if self.kind == "fp" else 2.0 ** -self.frac_bits
         mid = vmax + step / 2
@@ -480,10 +492,16 @@ class BlockFormat:
         ``"ocp_floor"``: OCP v1.0, ``X = 2**(floor(log2 amax) - emax_elem)`` clamped to
         the scale's range. ``"ceil_pow2"``: ``X = 2**(ceil(log2 amax) - emax_elem - 1)``
         (MASE-style). ``"absmax"``: ``X = amax / max_elem`` rounded to the scale format.
+        ``"minmax"``: asymmetric with a zero point (the usual LLM INTn baseline):
+        ``lo = min(min V, 0)``, ``hi = max(max V, 0)``, ``X = (hi - lo) / max_elem`` rounded
+        to the scale format, zero point ``Z = round(-lo / X)`` encoded in ``zero_point``,
+        ``P = encode(V / X + Z)``; the value is ``X * (P - Z)``.
     rounding : str
         Element rounding, one of :data:`ROUNDING_MODES`.
     doc : str
         Source and choices.
+    zero_point : ElementFormat or None
+        Format of the per-block zero point (``"minmax"`` rule only).
     """
 
     name: str
@@ -493,8 +511,13 @@ class BlockFormat:
     scale_rule: str = "ocp_floor"
     rounding: str = "rne"
     doc: str = field(default="", repr=False)
+    zero_point: ElementFormat | None = None
 
     def __post_init__(self):
+        if (self.scale_rule == "minmax") != (self.zero_point is not None):
+            raise ValueError(f"{self.name}: scale_rule 'minmax' and a zero_point format go "
+                             f"together; got scale_rule={self.scale_rule!r}, "
+                             f"zero_point={self.zero_point!r}")
         if not self.candidates or not all(isinstance(c, ElementFormat) for c in self.candidates):
             raise TypeError(f"{self.name}: candidates must be a non-empty tuple of ElementFormat")
         if not isinstance(self.scale, ElementFormat):
@@ -529,7 +552,8 @@ class BlockFormat:
     def bits_per_value(self) -> float:
         """Storage cost per element, scale and mode bits included."""
         ebits = max(c.bits for c in self.candidates)
-        return ebits + (self.scale.bits + self.mode_bits) / self.block_size
+        zbits = self.zero_point.bits if self.zero_point is not None else 0
+        return ebits + (self.scale.bits + self.mode_bits + zbits) / self.block_size
 
     def __repr__(self):
         return f"BlockFormat({self.name!r})"

@@ -9,7 +9,8 @@ One algorithm serves every :class:`~.formats.BlockFormat`:
 2. For each candidate element format, compute the block's scale by ``fmt.scale_rule`` and
    encode ``V / X`` with ``fmt.rounding``, saturating.
 3. With several candidates, keep per block the one with the smallest squared error
-   ``sum((V - X * P)**2)`` (computed exactly in float64 when it can be, ties to the first).
+   ``sum((V - X * P)**2)``: compared in float64, and exactly (Fractions) where two
+   candidates' errors are within a small relative margin; exact ties go to the first.
 
 NaN and Inf (OCP v1.0 leaves Inf open; we take the safe choice): a block that contains NaN
 or +-Inf gets the scale's NaN code, and its element codes are 0; it dequantises to NaN.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -62,6 +64,9 @@ class MXArray:
     modes : np.ndarray of int64 or None
         Index into ``fmt.candidates`` per block (same shape as ``scales``); ``None`` when
         the format has a single candidate.
+    zeros : np.ndarray of int64 or None
+        Zero-point code per block (same shape as ``scales``) for formats with a
+        ``zero_point`` (``"minmax"`` rule); ``None`` otherwise.
     """
 
     fmt: BlockFormat
@@ -70,6 +75,7 @@ class MXArray:
     elements: np.ndarray
     scales: np.ndarray
     modes: np.ndarray | None = None
+    zeros: np.ndarray | None = None
 
     def scale_values(self) -> np.ndarray:
         """Decoded scales (float64, NaN for a NaN scale), shape of :attr:`scales`."""
@@ -92,6 +98,10 @@ class MXArray:
         Exact: every product of a decoded scale and a decoded element is a float64.
         """
         x = expand_blocks(self.scale_values(), self.fmt, self.shape, self.axis)
+        if self.zeros is not None:
+            z = expand_blocks(self.fmt.zero_point.decode(self.zeros), self.fmt, self.shape,
+                              self.axis)
+            return x * (self.element_values() - z)
         return x * self.element_values()
 
 
@@ -183,8 +193,23 @@ def _encode_exponent(scale: ElementFormat, e: np.ndarray) -> np.ndarray:
 def _quantize_candidate(xb, amax, elem, fmt):
     """Scale codes, scale values and element codes for one candidate element format."""
     scale = fmt.scale
+    if fmt.scale_rule == "minmax":
+        lo = np.minimum(xb.min(axis=-1), 0.0)
+        hi = np.maximum(xb.max(axis=-1), 0.0)
+        span = hi - lo
+        xval = np.where(span > 0, span / elem.max_magnitude, 1.0)
+        scodes = scale.encode(xval, rounding="rne", saturate=True)
+        sval = scale.decode(scodes)
+        if np.any(sval[span > 0] <= 0):
+            raise ValueError(f"{fmt.name}: a block scale underflowed to zero in {scale.name}")
+        sval = np.where(sval > 0, sval, 1.0)
+        zcodes = fmt.zero_point.encode(-lo / sval, rounding="rne", saturate=True)
+        zval = fmt.zero_point.decode(zcodes)
+        codes = elem.encode(xb / sval[..., None] + zval[..., None], rounding=fmt.rounding,
+                            saturate=True)
+        return scodes, sval, codes, zcodes
     if fmt.scale_rule == "absmax":
-        xval = np.where(amax > 0, amax / elem.max_normal, 1.0)
+        xval = np.where(amax > 0, amax / elem.max_magnitude, 1.0)
         scodes = scale.encode(xval, rounding="rne", saturate=True)
         sval = scale.decode(scodes)
         if np.any(sval[amax > 0] <= 0):
@@ -199,7 +224,39 @@ def _quantize_candidate(xb, amax, elem, fmt):
         sval = np.ldexp(1.0, se)
         scaled = np.ldexp(xb, -se[..., None])  # exact (a power-of-two scale)
     codes = elem.encode(scaled, rounding=fmt.rounding, saturate=True)
-    return scodes, sval, codes
+    return scodes, sval, codes, None
+
+
+#: Relative margin under which two float64 block errors are re-compared exactly. The
+#: float64 sum of n squared differences is within about (n + 2) * 2**-53 relative of the
+#: exact sum, far below this margin for any block size we use.
+_TIE_MARGIN = 1e-9
+
+
+def _exact_sq_err(x, y) -> Fraction:
+    """Exact ``sum((x - y)**2)`` of two float64 vectors, as a Fraction."""
+    return sum(((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(x, y)),
+               Fraction(0))
+
+
+def _exact_less(err, best_err, xb, sval, vals, best_y):
+    """Per block: is the candidate's squared error strictly below the best so far?
+
+    Decided in float64 where the two errors differ by more than :data:`_TIE_MARGIN`
+    (relative), and exactly (Fractions over the float64 inputs and the exact dequantised
+    values) where they are closer, so that ties and near-ties follow the exact errors.
+    """
+    better = err < best_err
+    hi = np.maximum(err, best_err)
+    close = np.abs(err - best_err) <= _TIE_MARGIN * hi
+    y = sval[..., None] * vals  # exact: power-of-two or short scales times short values
+    # both reproduce the block exactly (e.g. all-zero blocks): a true tie, no Fractions
+    close &= ~((hi == 0) & (xb == y).all(axis=-1) & (xb == best_y).all(axis=-1))
+    idx = np.argwhere(close)
+    if idx.size:
+        for i in map(tuple, idx):
+            better[i] = _exact_sq_err(xb[i], y[i]) < _exact_sq_err(xb[i], best_y[i])
+    return better
 
 
 def quantize(x, fmt, axis: int = -1) -> MXArray:
@@ -232,19 +289,21 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
 
     best = None
     for i, elem in enumerate(fmt.candidates):
-        scodes, sval, codes = _quantize_candidate(xb, amax, elem, fmt)
+        scodes, sval, codes, zcodes = _quantize_candidate(xb, amax, elem, fmt)
         if len(fmt.candidates) == 1:
             best = (scodes, codes, None)
             break
         err = ((xb - sval[..., None] * elem.decode(codes)) ** 2).sum(axis=-1)
         if best is None:
-            best = [scodes, codes, np.zeros(grid, dtype=np.int64), err]
+            best = [scodes, codes, np.zeros(amax.shape, dtype=np.int64), err,
+                    sval[..., None] * elem.decode(codes)]
             continue
-        better = err < best[3]
+        better = _exact_less(err, best[3], xb, sval, elem.decode(codes), best[4])
         best[0] = np.where(better, scodes, best[0])
         best[1] = np.where(better[..., None], codes, best[1])
         best[2] = np.where(better, i, best[2])
         best[3] = np.where(better, err, best[3])
+        best[4] = np.where(better[..., None], sval[..., None] * elem.decode(codes), best[4])
     scodes, codes, modes = best[0], best[1], best[2]
 
     if bad.any():
@@ -265,4 +324,6 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
     return MXArray(fmt=fmt, shape=tuple(x.shape), axis=axis,
                    elements=np.ascontiguousarray(elements, dtype=np.int64),
                    scales=to_grid(scodes),
-                   modes=None if modes is None else to_grid(modes))
+                   modes=None if modes is None else to_grid(modes),
+                   zeros=None if fmt.zero_point is None else to_grid(
+                       np.where(bad, 0, zcodes) if bad.any() else zcodes))
