@@ -1,0 +1,104 @@
+"""matmul on the simulated SoC (host driver -> link -> GEMM unit) against golden.gemm."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mxhw import golden
+from mxhw.soc.driver import Accelerator, DeviceError
+from mxhw.soc.top import SoCConfig
+
+CFG = SoCConfig(rows=4, cols=4, max_k=64)
+
+
+@pytest.fixture(scope="module")
+def acc():
+    return Accelerator.simulated(CFG)
+
+
+def expect(a, b, cfg=CFG):
+    qa = golden.quantize(a, cfg.fmt_a, axis=1)
+    qb = golden.quantize(b, cfg.fmt_b, axis=0)
+    return golden.gemm(qa, qb, cfg.acc)
+
+
+def test_reports_its_configuration(acc):
+    g = acc.gemm_config()
+    assert (g["rows"], g["cols"], g["max_k"]) == (CFG.rows, CFG.cols, CFG.max_k)
+    assert (g["fmt_a"], g["fmt_b"]) == (CFG.fmt_a, CFG.fmt_b)
+    assert (g["acc_width"], g["acc_frac"], g["saturate"], g["rne"]) == (32, 16, True, False)
+
+
+values = st.sampled_from(["normal", "zeros", "outliers", "tiny", "huge"])
+
+
+def make(rng, shape, kind):
+    x = rng.standard_normal(shape)
+    if kind == "zeros":
+        x[rng.random(shape) < 0.5] = 0.0
+    elif kind == "outliers":
+        x[rng.random(shape) < 0.05] *= 1000.0
+    elif kind == "tiny":
+        x *= 2.0 ** -20
+    elif kind == "huge":
+        x *= 2.0 ** 12  # large enough that the 32-bit accumulator saturates
+    return x
+
+
+@settings(max_examples=8)
+@given(M=st.integers(1, 9), N=st.integers(1, 9), kblocks=st.integers(1, 2), kind=values,
+       seed=st.integers(0, 2**32 - 1))
+def test_matmul_equals_golden(acc, M, N, kblocks, kind, seed):
+    rng = np.random.default_rng(seed)
+    a = make(rng, (M, 32 * kblocks), kind)
+    b = make(rng, (32 * kblocks, N), kind)
+    np.testing.assert_array_equal(acc.matmul(a, b), expect(a, b))
+
+
+def test_matmul_quantised_operands_and_nan_scale(acc):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 64))
+    a[1, 40] = np.nan  # block (1, 1) gets the NaN scale
+    b = rng.standard_normal((64, 3))
+    qa = golden.quantize(a, "mxfp4", axis=1)
+    qb = golden.quantize(b, "mxfp4", axis=0)
+    got = acc.matmul(qa, qb)
+    ref = golden.gemm(qa, qb, CFG.acc)
+    assert np.isnan(ref[1]).all() and not np.isnan(ref[[0, 2, 3]]).any()
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda acc: acc.matmul(np.ones((2, 64)), np.ones((64, 2)), fmt_a="mxint8"),
+     ValueError, r"fmt_a='mxint8', but the device was built for 'mxfp4_e2m1'"),
+    (lambda acc: acc.matmul(np.ones((2, 48)), np.ones((48, 2))),
+     ValueError, r"K = 48 must be a positive multiple of 32 and at most the device's max_k = 64"),
+    (lambda acc: acc.matmul(np.ones((2, 128)), np.ones((128, 2))),
+     ValueError, r"K = 128 must be a positive multiple of 32"),
+    (lambda acc: acc.matmul(np.ones((2, 64)), np.ones((32, 2))),
+     ValueError, r"inner dimensions differ"),
+    (lambda acc: acc.matmul(golden.quantize(np.ones((2, 64)), "mxint8", axis=1),
+                            np.ones((64, 2))),
+     ValueError, r"a is quantised as 'mxint8', but the device was built for 'mxfp4_e2m1'"),
+    (lambda acc: acc.matmul(np.ones(64), np.ones((64, 2))),
+     ValueError, r"a must be 2-D, not of shape \(64,\)"),
+])
+def test_matmul_errors(acc, call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call(acc)
+
+
+def test_no_gemm_unit():
+    acc = Accelerator.simulated(SoCConfig(rows=0))
+    with pytest.raises(DeviceError, match=r"built without a GEMM unit"):
+        acc.matmul(np.ones((2, 32)), np.ones((32, 2)))
+
+
+@pytest.mark.slow
+def test_matmul_compiled_backend_mixed_formats():
+    cfg = SoCConfig(rows=2, cols=3, fmt_a="mxint8", fmt_b="mxfp8_e4m3", max_k=64,
+                    acc_width=40, acc_frac=20)
+    acc = Accelerator.simulated(cfg, backend="compiled")
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((5, 64)), rng.standard_normal((64, 7))
+    np.testing.assert_array_equal(acc.matmul(a, b), expect(a, b, cfg))
