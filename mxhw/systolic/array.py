@@ -1,0 +1,224 @@
+"""Systolic array of MX multiply-accumulate PEs, with input skew and output de-skew."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import golden
+from .pe import MXMacPE, block_format
+
+__all__ = ["SystolicArray", "DATAFLOWS"]
+
+DATAFLOWS = ("output_stationary", "weight_stationary")
+
+
+def _check_pos_int(name, v):
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"{name} must be a positive integer, not {v!r}")
+    if v < 1:
+        raise ValueError(f"{name} must be a positive integer, not {v!r}")
+
+
+def check_acc(acc):
+    """Validate an accumulation for the hardware (``fixed`` only)."""
+    if not isinstance(acc, golden.arith.Accumulation):
+        raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
+    if acc.mode != "fixed":
+        raise ValueError(f"acc must be fixed-point accumulation (golden.arith.fixed(...)); "
+                         f"{acc.mode!r} is not implemented in hardware")
+
+
+class SystolicArray(wiring.Component):
+    """Output-stationary ``rows x cols`` array computing ``C = A @ B`` tile by tile.
+
+    PE ``(i, j)`` accumulates ``C[i, j]``. Each input transfer on ``i`` is one step along
+    K: column ``K`` of the A tile (``rows`` codes with their block scales) and row ``K``
+    of the B tile (``cols`` codes with their scales). The array skews the operands
+    internally (row ``i`` delayed ``i`` cycles, column ``j`` delayed ``j``); results are
+    captured per PE when its last element arrives and leave as rows on ``o``
+    (the de-skew), row 0 first. Block boundaries are counted inside (every ``k``
+    transfers); ``last`` marks the final transfer of a tile and must fall on a block
+    boundary (K a multiple of ``k``). A new tile may follow the last transfer at once.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape, >= 1.
+    fmt_a, fmt_b : str or BlockFormat
+        Operand block formats (single-mode, power-of-two scales, equal block size ``k``):
+        e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``; A and B may differ.
+    dataflow : "output_stationary"
+        ``"weight_stationary"`` is reserved (not implemented yet).
+    acc : golden.arith.Accumulation
+        ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
+        accumulation as golden's ``fixed`` mode. Per-block sums are exact.
+    pe : callable or None
+        PE factory ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
+        :class:`MXMacPE` (the hook for other PE types). Default :class:`MXMacPE`.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"a": ArrayLayout(elem_a, rows),
+        "a_scale": ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols),
+        "b_scale": ArrayLayout(scale_b, cols), "last": 1})))
+    o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(width), cols),
+        "special": ArrayLayout(1, cols)})))
+        ``rows`` transfers per tile; ``data * 2**-frac_bits`` is the result, ``special``
+        marks NaN (golden gives NaN).
+
+    Latency: first result row valid ``rows + cols + 1`` cycles after the tile's last
+    input transfer. Throughput: one K step per cycle (``rows*cols`` MACs per cycle) while
+    ``o`` drains at least one row per cycle and tiles are at least ``rows`` transfers long;
+    ``i.ready`` holds off a tile's last transfer while the previous tile's results still
+    occupy both result stages.
+
+    Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``.
+    """
+
+    def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
+                 acc=None, pe=None):
+        _check_pos_int("rows", rows)
+        _check_pos_int("cols", cols)
+        fmt_a = block_format(fmt_a, "fmt_a")
+        fmt_b = block_format(fmt_b, "fmt_b")
+        if fmt_a.block_size != fmt_b.block_size:
+            raise ValueError(f"fmt_a and fmt_b block sizes differ "
+                             f"({fmt_a.block_size} vs {fmt_b.block_size})")
+        if dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
+                             f"not {dataflow!r}")
+        if dataflow == "weight_stationary":
+            raise NotImplementedError("dataflow 'weight_stationary' is not implemented yet")
+        if acc is None:
+            raise TypeError("acc must be a golden.arith.Accumulation, not None")
+        check_acc(acc)
+        if pe is None:
+            pe = MXMacPE
+        if not callable(pe):
+            raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")
+        self._rows, self._cols = rows, cols
+        self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
+        self._dataflow = dataflow
+        self._k = fmt_a.block_size
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    fmt_a = property(lambda self: self._fmt_a)
+    fmt_b = property(lambda self: self._fmt_b)
+    acc = property(lambda self: self._acc)
+    k = property(lambda self: self._k, doc="Block size along K.")
+    dataflow = property(lambda self: self._dataflow)
+
+    @property
+    def in_layout(self):
+        fa, fb = self._fmt_a, self._fmt_b
+        return data.StructLayout({
+            "a": data.ArrayLayout(unsigned(fa.element.bits), self._rows),
+            "a_scale": data.ArrayLayout(unsigned(fa.scale.bits), self._rows),
+            "b": data.ArrayLayout(unsigned(fb.element.bits), self._cols),
+            "b_scale": data.ArrayLayout(unsigned(fb.scale.bits), self._cols),
+            "last": 1,
+        })
+
+    @property
+    def out_layout(self):
+        from amaranth.hdl import signed
+        return data.StructLayout({
+            "data": data.ArrayLayout(signed(self._acc.width), self._cols),
+            "special": data.ArrayLayout(1, self._cols),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from a tile's last input transfer to its first output row being valid."""
+        return self._rows + self._cols + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, k = self._rows, self._cols, self._k
+        fa, fb = self._fmt_a, self._fmt_b
+
+        # ---- flow control: at most one finished tile waiting in the PE result registers
+        inflight = Signal()          # a last transfer accepted, its results not yet moved
+        hold_full = Signal()         # PE result registers hold a finished tile
+        out_full = Signal()          # output buffer holds a tile being read out
+        m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
+        take = self.i.valid & self.i.ready
+
+        # ---- edge register and block counter
+        cnt = Signal(range(k))
+        x = Signal(self.in_layout)
+        xv, xend, xlast = Signal(), Signal(), Signal()
+        m.d.sync += xv.eq(take)
+        with m.If(take):
+            m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
+                         xlast.eq(self.i.payload.last)]
+            m.d.sync += cnt.eq(0 if k == 1 else (cnt + 1) % k)
+            with m.If(self.i.payload.last):
+                m.d.sync += cnt.eq(0)
+
+        def delay(sig, n, name):
+            for t in range(n):
+                r = Signal.like(sig, name=f"{name}_d{t}")
+                m.d.sync += r.eq(sig)
+                sig = r
+            return sig
+
+        # skewed edge operands
+        a_in = [(delay(x.a[i], i, f"a{i}"), delay(x.a_scale[i], i, f"as{i}"),
+                 delay(xv, i, f"v{i}"), delay(xend, i, f"e{i}"), delay(xlast, i, f"l{i}"))
+                for i in range(R)]
+        b_in = [(delay(x.b[j], j, f"b{j}"), delay(x.b_scale[j], j, f"bs{j}"))
+                for j in range(C)]
+
+        pes = [[None] * C for _ in range(R)]
+        for i in range(R):
+            ah = a_in[i]
+            for j in range(C):
+                bv = b_in[j] if i == 0 else pes[i - 1][j]._b_out
+                pe = self._pe(fa, fb, self._acc)
+                m.submodules[f"pe_{i}_{j}"] = pe
+                pes[i][j] = pe
+                a, a_s, v, e, last = ah
+                b, b_s = bv
+                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s), pe.valid.eq(v),
+                             pe.block_end.eq(e), pe.last.eq(last),
+                             pe.b.eq(b), pe.b_scale.eq(b_s)]
+                # registered pass-through to the right and down
+                ah = tuple(delay(s_, 1, f"h{i}_{j}_{n}") for n, s_ in enumerate(ah))
+                pe._b_out = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
+
+        # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
+        corner = pes[R - 1][C - 1]
+        corner_done = Signal()
+        m.d.comb += corner_done.eq(corner.valid & corner.last)
+
+        obuf = Signal(data.ArrayLayout(self.out_layout, R))
+        row = Signal(range(R))
+        with m.If(take & self.i.payload.last):
+            m.d.sync += inflight.eq(1)
+        with m.If(corner_done):
+            m.d.sync += hold_full.eq(1)
+        with m.If(hold_full & ~out_full):
+            m.d.sync += [hold_full.eq(0), inflight.eq(0), out_full.eq(1), row.eq(0)]
+            for i in range(R):
+                for j in range(C):
+                    m.d.sync += [obuf[i].data[j].eq(pes[i][j].result),
+                                 obuf[i].special[j].eq(pes[i][j].special)]
+        m.d.comb += [self.o.valid.eq(out_full), self.o.payload.eq(obuf[row])]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == R - 1):
+                m.d.sync += [out_full.eq(0), row.eq(0)]
+        return m

@@ -1,0 +1,184 @@
+"""SystolicArray (output-stationary MX array) against golden.arith.gemm (fixed accumulation)."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mxhw import golden
+from mxhw.golden.arith import fixed, gemm
+from mxhw.golden.quantize import MXArray, quantize
+from mxhw.sim import run, seeded_rng, stream_recv, stream_send
+from mxhw.systolic import MXMacPE, SystolicArray
+from mxhw.systolic.driver import array_beats, tile_order
+
+FORMATS = ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8"]
+
+
+def random_operand(rng, fmt, shape, axis, spread=4, nan_p=0.0, zero_block_p=0.0):
+    """Random MX operand: quantised Gaussian data with per-block magnitudes spread over
+    2**-spread..2**spread, plus optional NaN scales and all-zero blocks."""
+    x = rng.standard_normal(shape) * np.exp2(rng.integers(-spread, spread + 1, shape))
+    mx = quantize(x, fmt, axis=axis)
+    scales = mx.scales.copy()
+    elements = mx.elements.copy()
+    f = golden.formats.get(fmt)
+    if nan_p:
+        scales[rng.random(scales.shape) < nan_p] = f.scale.nan_code
+    if zero_block_p:
+        k = f.block_size
+        zb = rng.random(scales.shape) < zero_block_p
+        zc = int(np.flatnonzero(f.element.table == 0)[0])
+        if axis == 1:
+            elements[np.repeat(zb, k, axis=1)] = zc
+        else:
+            elements[np.repeat(zb, k, axis=0)] = zc
+    return MXArray(mx.fmt, mx.shape, mx.axis, elements, scales, mx.modes)
+
+
+def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0):
+    M, K = a.shape
+    N = b.shape[1]
+    dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc)
+    tiles = tile_order(M, N, rows, cols)
+    got = {}
+
+    async def producer(ctx):
+        rng = seeded_rng(seed)
+        for m0, n0 in tiles:
+            await stream_send(ctx, dut.i, array_beats(a, b, rows, cols, m0, n0), rng, p_idle)
+
+    async def consumer(ctx):
+        rng = seeded_rng(seed + 1)
+        for m0, n0 in tiles:
+            rows_out = await stream_recv(ctx, dut.o, rows, rng, p_stall)
+            for i, r in enumerate(rows_out):
+                for j in range(cols):
+                    got[m0 + i, n0 + j] = (r.data[j], r.special[j])
+
+    run(dut, producer, consumer)
+    val, raw = gemm(a, b, acc, return_raw=True)
+    for mm in range(M):
+        for nn in range(N):
+            v, s = got[mm, nn]
+            if np.isnan(val[mm, nn]):
+                assert s, (mm, nn)
+            else:
+                assert not s and v == raw[mm, nn], (mm, nn, v, raw[mm, nn])
+
+
+def acc_strategy():
+    return st.builds(fixed, st.integers(8, 40), st.integers(-4, 24),
+                     st.sampled_from(["saturate", "wrap"]), st.sampled_from(["floor", "rne"]))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+       rows=st.integers(1, 4), cols=st.integers(1, 4),
+       M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 2),
+       acc=acc_strategy(), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
+       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]))
+def test_array_matches_golden(fa, fb, rows, cols, M, N, nblk, acc, seed, nan_p, zero_p,
+                              p_stall, p_idle):
+    rng = np.random.default_rng(seed)
+    K = 32 * nblk
+    a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=zero_p)
+    b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=zero_p)
+    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle)
+
+
+def test_saturation_and_wrap():
+    """Large operands overflow a narrow accumulator: saturate and wrap both as golden."""
+    rng = np.random.default_rng(1)
+    a = quantize(np.full((2, 64), 1e6), "mxint8", axis=1)
+    b = quantize(np.full((64, 2), -1e6) * rng.choice([-1, 1], (64, 2)), "mxint8", axis=0)
+    for ov in ("saturate", "wrap"):
+        acc = fixed(16, 0, ov, "floor")
+        _, raw = gemm(a, b, acc, return_raw=True)
+        assert {int(x) for x in raw.ravel()} & {-(1 << 15), (1 << 15) - 1} or ov == "wrap"
+        check_gemm(a, b, 2, 2, acc)
+
+
+def test_rounding_right_shift():
+    """Tiny block dots below the accumulator grid: floor vs RNE as golden."""
+    rng = np.random.default_rng(2)
+    a = quantize(rng.standard_normal((3, 32)) * 2.0**-20, "mxfp8_e4m3", axis=1)
+    b = quantize(rng.standard_normal((32, 2)), "mxfp8_e4m3", axis=0)
+    for r in ("floor", "rne"):
+        check_gemm(a, b, 3, 2, fixed(24, 22, "saturate", r), seed=3, p_stall=0.3)
+
+
+def test_nan_scale_and_zero_blocks():
+    rng = np.random.default_rng(4)
+    a = random_operand(rng, "mxfp4", (3, 96), 1, nan_p=0.3, zero_block_p=0.3)
+    b = random_operand(rng, "mxint8", (96, 3), 0, zero_block_p=0.3)
+    acc = fixed(32, 16)
+    val = gemm(a, b, acc)
+    assert np.isnan(val).any()
+    check_gemm(a, b, 3, 3, acc)
+
+
+def test_8x8_mixed():
+    rng = np.random.default_rng(5)
+    a = random_operand(rng, "mxfp8_e5m2", (8, 64), 1)
+    b = random_operand(rng, "mxfp6_e3m2", (64, 8), 0)
+    check_gemm(a, b, 8, 8, fixed(40, 20, "saturate", "rne"), seed=5, p_stall=0.3)
+
+
+# ---- constructor errors ----------------------------------------------------------------
+
+ACC = fixed(32, 16)
+
+
+def test_init():
+    dut = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC)
+    assert (dut.rows, dut.cols, dut.k, dut.dataflow) == (2, 3, 32, "output_stationary")
+    assert dut.latency == 6
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    ({"rows": 0}, ValueError, "rows must be a positive integer, not 0"),
+    ({"rows": 1.5}, TypeError, "rows must be a positive integer, not 1.5"),
+    ({"cols": -1}, ValueError, "cols must be a positive integer, not -1"),
+    ({"cols": True}, TypeError, "cols must be a positive integer, not True"),
+    ({"fmt_a": "fp4_e2m1"}, TypeError,
+     "fmt_a must be a block format (a name or a BlockFormat), not ElementFormat('fp4_e2m1')"),
+    ({"fmt_b": "nope"}, ValueError, "fmt_b must be a block format name, one of "),
+    ({"fmt_a": 3}, TypeError, "fmt_a must be a block format (a name or a BlockFormat), not 3"),
+    ({"dataflow": "row"}, ValueError,
+     "dataflow must be one of output_stationary, weight_stationary, not 'row'"),
+    ({"dataflow": "weight_stationary"}, NotImplementedError,
+     "dataflow 'weight_stationary' is not implemented yet"),
+    ({"acc": None}, TypeError, "acc must be a golden.arith.Accumulation, not None"),
+    ({"acc": "fixed"}, TypeError, "acc must be a golden.arith.Accumulation, not 'fixed'"),
+    ({"acc": golden.arith.FP32}, ValueError,
+     "acc must be fixed-point accumulation (golden.arith.fixed(...)); 'fp32' is not "
+     "implemented in hardware"),
+    ({"acc": golden.arith.EXACT}, ValueError,
+     "acc must be fixed-point accumulation (golden.arith.fixed(...)); 'exact' is not "
+     "implemented in hardware"),
+    ({"pe": 5}, TypeError, "pe must be a PE factory pe(fmt_a, fmt_b, acc), not 5"),
+])
+def test_init_wrong(kw, exc, msg):
+    args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC)
+    args.update(kw)
+    with pytest.raises(exc) as e:
+        SystolicArray(**args)
+    assert str(e.value).startswith(msg)
+
+
+def test_pe_hook():
+    """A PE factory is called once per PE with the formats and accumulation."""
+    calls = []
+
+    def factory(fa, fb, acc):
+        calls.append((fa.name, fb.name, acc))
+        return MXMacPE(fa, fb, acc)
+
+    rng = np.random.default_rng(6)
+    a = random_operand(rng, "mxint8", (2, 32), 1)
+    b = random_operand(rng, "mxint8", (32, 2), 0)
+    dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe=factory)
+    from amaranth.hdl import Fragment
+    Fragment.get(dut, None)
+    assert calls == [("mxint8", "mxint8", ACC)] * 4
