@@ -38,3 +38,5 @@ def _element(fmt):
     return f
 
 from . import mxsf  # noqa: E402  (registers mxsf, mxsf_tile)
+from . import pergroup  # noqa: E402  (registers fp16, int{n}_g128[_asym])
+from . import bitmod  # noqa: E402  (registers bitmod_fp4, bitmod_fp3)
