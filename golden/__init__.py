@@ -40,3 +40,4 @@ def _element(fmt):
 from . import mxsf  # noqa: E402  (registers mxsf, mxsf_tile)
 from . import pergroup  # noqa: E402  (registers fp16, int{n}_g128[_asym])
 from . import bitmod  # noqa: E402  (registers bitmod_fp4, bitmod_fp3)
+from . import mxint  # noqa: E402  (registers mxint2..7 and mxint{N}_mase)

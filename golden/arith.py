@@ -173,7 +173,7 @@ def _check_gemm_operands(a: MXArray, b: MXArray):
 def _scale_exps(mx: MXArray):
     """Per-element-position scale exponent (int64) and NaN flag, shape ``mx.shape``."""
     s = mx.fmt.scale
-    sv = s.decode(mx.scales)
+    sv = mx.scale_values()  # 2**e for signed-exponent (kind "int") scales
     nan = np.isnan(sv)
     if s.kind not in ("pow2", "int"):
         raise ValueError(f"exact arithmetic needs power-of-two scales; {mx.fmt.name} has "

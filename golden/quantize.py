@@ -78,7 +78,13 @@ class MXArray:
     zeros: np.ndarray | None = None
 
     def scale_values(self) -> np.ndarray:
-        """Decoded scales (float64, NaN for a NaN scale), shape of :attr:`scales`."""
+        """Decoded scales (float64, NaN for a NaN scale), shape of :attr:`scales`.
+
+        A signed-integer scale format (kind ``"int"``, MASE-style) holds the exponent
+        ``e``; its scale value is ``2**e``.
+        """
+        if self.fmt.scale.kind == "int":
+            return np.ldexp(1.0, self.fmt.scale.decode(self.scales).astype(np.int64))
         return self.fmt.scale.decode(self.scales)
 
     def element_values(self) -> np.ndarray:
@@ -222,7 +228,11 @@ def _quantize_candidate(xb, amax, elem, fmt):
         se = np.clip(se, lo, hi)
         scodes = _encode_exponent(scale, se)
         sval = np.ldexp(1.0, se)
-        scaled = np.ldexp(xb, -se[..., None])  # exact (a power-of-two scale)
+        scaled = np.ldexp(xb, -se[..., None])  # exact unless it underflows below 2**-1022
+        # keep the sign of a tiny value that underflowed to zero (matters to "floor")
+        lost = (scaled == 0) & (xb != 0)
+        if lost.any():
+            scaled = np.where(lost, np.copysign(5e-324, xb), scaled)
     codes = elem.encode(scaled, rounding=fmt.rounding, saturate=True)
     return scodes, sval, codes, None
 
