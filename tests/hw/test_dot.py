@@ -1,0 +1,228 @@
+"""MXDotProduct against golden.arith.block_dots: Hypothesis blocks (raw codes, extreme
+codes, quantised data with zeros, subnormals, huge and tiny values, NaN), random
+back-pressure, latency and throughput, constructor errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mxhw import golden
+from mxhw.golden import arith
+from mxhw.golden.formats import BlockFormat
+from mxhw.golden.quantize import MXArray
+from mxhw.pe import MXDotProduct
+from mxhw.sim import run, seeded_rng, stream_recv, stream_send
+
+E8M0 = golden.formats.get("e8m0")
+
+
+def block_format(fmt, k):
+    return BlockFormat(name=f"test_{fmt}_{k}", candidates=(golden.formats.get(fmt),),
+                       scale=E8M0, block=k)
+
+
+def golden_dot(fa, fb, k, a, b, sa, sb):
+    """(S, E, special) of one block pair, from golden.arith.block_dots."""
+    A = MXArray(block_format(fa, k), (1, k), 1, np.array([a], dtype=np.int64),
+                np.array([[sa]], dtype=np.int64))
+    B = MXArray(block_format(fb, k), (k, 1), 0, np.array(b, dtype=np.int64)[:, None],
+                np.array([[sb]], dtype=np.int64))
+    d = arith.block_dots(A, B)
+    return int(d.S[0, 0, 0]), int(d.E[0, 0, 0]), bool(d.is_special[0, 0, 0])
+
+
+def pack(dut, a, b, sa, sb):
+    """Input payload constant for a block pair of codes."""
+    layout = dut.i.payload.shape()
+    fa, fb = dut.fmt_a, dut.fmt_b
+    v = (sa << layout["scale_a"].offset) | (sb << layout["scale_b"].offset)
+    for j, c in enumerate(a):
+        v |= c << (layout["a"].offset + j * fa.bits)
+    for j, c in enumerate(b):
+        v |= c << (layout["b"].offset + j * fb.bits)
+    return layout.from_bits(v)
+
+
+def simulate(dut, blocks, seed=0, p_idle=0.0, p_stall=0.0):
+    got = []
+
+    async def producer(ctx):
+        await stream_send(ctx, dut.i, [pack(dut, *blk) for blk in blocks],
+                          rng=seeded_rng(seed), p_idle=p_idle)
+
+    async def consumer(ctx):
+        out = await stream_recv(ctx, dut.o, len(blocks), rng=seeded_rng(seed + 1),
+                                p_stall=p_stall)
+        got.extend((o.s, o.e, bool(o.special)) for o in out)
+
+    run(dut, producer, consumer)
+    return got
+
+
+# ---- block strategies ------------------------------------------------------------------
+
+SCALES = st.one_of(st.integers(0, 255), st.sampled_from([0, 1, 126, 127, 128, 253, 254, 255]))
+
+
+@st.composite
+def raw_block(draw, fa, fb, k):
+    na, nb = golden.formats.get(fa).n_codes, golden.formats.get(fb).n_codes
+    a = draw(st.lists(st.integers(0, na - 1), min_size=k, max_size=k))
+    b = draw(st.lists(st.integers(0, nb - 1), min_size=k, max_size=k))
+    return a, b, draw(SCALES), draw(SCALES)
+
+
+@st.composite
+def extreme_block(draw, fa, fb, k):
+    """Every element at its format's largest or most negative value (sum-width corners)."""
+    def ext(f):
+        t = golden.formats.get(f).int_table
+        return [int(np.argmax(t)), int(np.argmin(t))]
+    ea, eb = ext(fa), ext(fb)
+    same = draw(st.booleans())  # all products of one sign, or mixed
+    a = [ea[draw(st.integers(0, 1))] for _ in range(k)] if not same else [ea[0]] * k
+    b = [eb[draw(st.integers(0, 1))] for _ in range(k)] if not same else [eb[0]] * k
+    return a, b, draw(st.integers(0, 254)), draw(st.integers(0, 254))
+
+
+def values(k):
+    """k float values: zeros, subnormal-range and saturating magnitudes, mixed signs, NaN."""
+    elem = st.one_of(st.just(0.0), st.floats(-1, 1, allow_nan=False),
+                     st.sampled_from([1.0, -1.0, 0.5, -0.75, 1.75, 2.0**-9, -(2.0**-16)]))
+    return st.tuples(st.lists(elem, min_size=k, max_size=k), st.integers(-150, 140),
+                     st.booleans()).map(lambda t: _values(*t))
+
+
+def _values(xs, e, nan):
+    x = np.ldexp(np.array(xs, dtype=np.float64), e)
+    if nan:
+        x[len(x) // 2] = np.nan
+    return x
+
+
+@st.composite
+def quantised_block(draw, fa, fb, k):
+    x = draw(values(k))
+    y = draw(values(k))
+    A = golden.quantize(x[None, :], block_format(fa, k), axis=1)
+    B = golden.quantize(y[:, None], block_format(fb, k), axis=0)
+    return ([int(c) for c in A.elements[0]], [int(c) for c in B.elements[:, 0]],
+            int(A.scales[0, 0]), int(B.scales[0, 0]))
+
+
+def blocks(fa, fb, k):
+    return st.lists(st.one_of(raw_block(fa, fb, k), extreme_block(fa, fb, k),
+                              quantised_block(fa, fb, k)), min_size=1, max_size=12)
+
+
+CONFIGS = [
+    ("fp8_e4m3", "fp8_e4m3", 32, None),
+    ("fp4_e2m1", "int8", 32, 6),
+    ("fp8_e5m2", "fp6_e2m3", 16, 1),
+    ("fp6_e3m2", "fp8_e5m2", 8, 3),
+    ("int8", "int8", 2, 2),
+    ("fp6_e2m3", "fp4_e2m1", 1, 1),
+]
+
+
+@pytest.mark.parametrize("fa, fb, k, pipeline", CONFIGS)
+@settings(max_examples=6)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1),
+       p_idle=st.sampled_from([0.0, 0.3]), p_stall=st.sampled_from([0.0, 0.5]))
+def test_against_golden(fa, fb, k, pipeline, data, seed, p_idle, p_stall):
+    dut = MXDotProduct(fa, fb, k=k, pipeline=pipeline)
+    blks = data.draw(blocks(fa, fb, k))
+    got = simulate(dut, blks, seed, p_idle, p_stall)
+    assert got == [golden_dot(fa, fb, k, *blk) for blk in blks]
+
+
+def test_special_cases():
+    fa, fb, k = "fp8_e5m2", "fp8_e4m3", 4
+    ga, gb = golden.formats.get(fa), golden.formats.get(fb)
+    one_a, one_b = int(ga.encode(1.0)), int(gb.encode(1.0))
+    blks = [
+        ([one_a] * k, [one_b] * k, 127, 127),                      # 4 * 1.0
+        ([one_a] * k, [one_b] * k, 255, 127),                      # NaN scale A
+        ([one_a] * k, [one_b] * k, 127, 255),                      # NaN scale B
+        ([ga.inf_code] + [one_a] * 3, [one_b] * k, 127, 127),      # Inf element
+        ([one_a] * k, [gb.nan_code] + [one_b] * 3, 0, 254),        # NaN element
+        ([0] * k, [0] * k, 0, 0),                                  # zeros, smallest scales
+    ]
+    got = simulate(MXDotProduct(fa, fb, k=k), blks)
+    exp = [golden_dot(fa, fb, k, *blk) for blk in blks]
+    assert got == exp
+    assert [g[2] for g in got] == [False, True, True, True, True, False]
+    assert exp[0][0] * 2.0 ** exp[0][1] == 4.0
+
+
+@pytest.mark.parametrize("k, pipeline", [(32, 1), (32, 2), (32, 6), (4, 3), (1, 1)])
+def test_latency_and_throughput(k, pipeline):
+    dut = MXDotProduct("fp4_e2m1", "fp4_e2m1", k=k, pipeline=pipeline)
+    assert dut.latency == pipeline
+    n = 5
+    blks = [([2] * k, [2 + j] * k, 127, 127) for j in range(n)]
+    valid_at = []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        for cycle in range(n + pipeline + 3):
+            if cycle < n:
+                ctx.set(dut.i.payload, pack(dut, *blks[cycle]))
+            else:
+                ctx.set(dut.i.valid, 0)
+            *_, ready, valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid,
+                                                                dut.o.payload)
+            if cycle < n:
+                assert ready
+            if valid:
+                valid_at.append((cycle, (payload.s, payload.e, bool(payload.special))))
+
+    run(dut, tb)
+    # the block sent at the edge of cycle c is valid at the edge of cycle c + latency
+    assert [c for c, _ in valid_at] == list(range(pipeline, pipeline + n))
+    assert [v for _, v in valid_at] == [golden_dot("fp4_e2m1", "fp4_e2m1", k, *b) for b in blks]
+
+
+def test_interface():
+    dut = MXDotProduct("fp8_e4m3", "fp4_e2m1", k=32)
+    assert dut.latency == 2 and dut.k == 32
+    assert dut.lsb_exp == -9 - 1
+    assert dut.stage_ends == [3, 6]
+    assert MXDotProduct("int8", "int8", k=1).latency == 1
+    o = dut.o.payload.shape()
+    # E4M3 max 448 = 7 * 2**6 at 2**-9: 7 * 2**15; E2M1 max 6 = 12 at 2**-1; 32 products
+    assert o["s"].shape == golden_width(32 * 7 * 2**15 * 12)
+    assert o["e"].shape.signed and dut.i.payload.shape()["a"].shape.length == 32
+
+
+def golden_width(m):
+    from amaranth.hdl import signed
+    return signed(m.bit_length() + 1)
+
+
+def test_init_wrong_k():
+    with pytest.raises(TypeError, match=r"^k must be an integer, not 4\.0$"):
+        MXDotProduct("fp4_e2m1", "fp4_e2m1", k=4.0)
+    for k in (0, 3, 64, -2):
+        with pytest.raises(ValueError, match=rf"^k must be a power of two in 1\.\.32, not {k}$"):
+            MXDotProduct("fp4_e2m1", "fp4_e2m1", k=k)
+
+
+def test_init_wrong_pipeline():
+    with pytest.raises(TypeError, match=r"^pipeline must be an integer or None, not '2'$"):
+        MXDotProduct("fp4_e2m1", "fp4_e2m1", pipeline="2")
+    with pytest.raises(ValueError, match=r"^pipeline must be in 1\.\.6 for k=32, not 7$"):
+        MXDotProduct("fp4_e2m1", "fp4_e2m1", pipeline=7)
+    with pytest.raises(ValueError, match=r"^pipeline must be in 1\.\.3 for k=4, not 0$"):
+        MXDotProduct("fp4_e2m1", "fp4_e2m1", k=4, pipeline=0)
+
+
+def test_init_wrong_fmt():
+    with pytest.raises(ValueError, match=r"^fmt_b must be an element format name, one of "
+                                         r".*; not 'fp5'$"):
+        MXDotProduct("fp4_e2m1", "fp5")
+    with pytest.raises(TypeError, match=r"^fmt_a must be an element format \(a name or an "
+                                        r"ElementFormat\), not BlockFormat\('mxint8'\)$"):
+        MXDotProduct("mxint8", "fp4_e2m1")

