@@ -3,5 +3,6 @@ mode switch."""
 
 from .aligner import Aligner
 from .bitserial import BitSerialDequant
+from .requant import Requantizer
 
-__all__ = ["Aligner", "BitSerialDequant"]
+__all__ = ["Aligner", "BitSerialDequant", "Requantizer"]
