@@ -2,5 +2,8 @@
 
 from .multiplier import ElementMultiplier, product_width
 from .dot import MXDotProduct
+from .bitserial import BitSerialPE, WeightMapper
+from .bitserial_engine import BitSerialGEMV
 
-__all__ = ["ElementMultiplier", "product_width", "MXDotProduct"]
+__all__ = ["ElementMultiplier", "product_width", "MXDotProduct",
+           "BitSerialPE", "WeightMapper", "BitSerialGEMV"]

@@ -84,8 +84,9 @@ class BitSerialPE(wiring.Component):
     A beat occupies the PE for ``prec`` cycles; the next beat is accepted in the cycle its
     predecessor's last bit is processed, so a steady stream runs at one beat (``lanes``
     MACs) per ``prec`` cycles: 3 cycles for 3-bit, 4 for 4-bit, 8 for 8-bit weights. The
-    result is valid ``prec`` cycles after the transfer of the operation's last beat
-    (``B * prec`` cycles after the first beat for a ``B``-beat operation fed without gaps).
+    result register is loaded at the ``prec``-th clock edge after the transfer of the
+    operation's last beat, so for a ``B``-beat operation fed without gaps the result
+    transfers ``B * prec + 1`` edges after the first beat's transfer.
     The PE stalls (``i.ready`` low) only when a finished result is not yet taken.
 
     Golden twin: ``golden.bitserial.pe_dot`` (cycle-level: ``pe_dot_serial``).

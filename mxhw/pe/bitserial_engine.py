@@ -121,6 +121,41 @@ class BitSerialGEMV(wiring.Component):
     code_bits = property(lambda self: self._code_bits)
     acc_width = property(lambda self: self._acc_width)
 
+    def beats(self, q, x):
+        """The input beats (``i.payload`` values, in order) computing ``golden.bitserial.gemv
+        (q, x)``: ``ceil(rows / pes)`` passes; a last partial pass is padded with zero rows
+        (scale 0). Output beat ``p`` holds rows ``p * pes ...``.
+
+        ``q`` is a :class:`golden.bitserial.BitModInt` with ``q.group == group`` and
+        ``cols`` columns whose types this engine maps; ``x`` the ``cols`` activations.
+        """
+        R, K = q.codes.shape
+        if K != self._cols or q.group != self._group:
+            raise ValueError(f"q is {R} x {K} in groups of {q.group}; this engine takes "
+                             f"{self._cols} columns in groups of {self._group}")
+        names = q.type_names
+        missing = sorted(set(names.ravel()) - set(self._types))
+        if missing:
+            raise ValueError(f"this engine does not map the types {missing}")
+        sel = {t: i for i, t in enumerate(self._types)}
+        selv = [[sel[t] for t in row] for row in names]
+        x = [int(v) for v in x]
+        P, L, G = self._pes, self._lanes, self._group
+        out = []
+        for r0 in range(0, R, P):
+            rows = [r if r < R else None for r in range(r0, r0 + P)]
+            for k0 in range(0, K, L):
+                gi = k0 // G
+                out.append({
+                    "a": x[k0:k0 + L],
+                    "code": [[int(c) for c in q.codes[r, k0:k0 + L]] if r is not None
+                             else [0] * L for r in rows],
+                    # a padding row reuses row r0's type: same precision, no extra cycles
+                    "sel": [selv[r if r is not None else r0][gi] for r in rows],
+                    "scale": [int(q.scale_int[r, gi]) if r is not None else 0 for r in rows],
+                })
+        return out
+
     def elaborate(self, platform):
         m = Module()
         P, L = self._pes, self._lanes
