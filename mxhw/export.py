@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import golden
+from .dequant import Aligner, Requantizer
 from .pe import ElementMultiplier, MXDotProduct
 
 __all__ = ["COMPONENTS", "Entry", "UsageError", "element_format", "block_format", "integer",
@@ -88,6 +89,13 @@ COMPONENTS: dict[str, Entry] = {
                                             "pipeline": integer}),
     "dot": Entry(MXDotProduct, {"fmt_a": element_format, "fmt_b": element_format,
                                 "k": integer, "pipeline": optional_integer}),
+    # --format names the dequant blocks' format (their constructors call it fmt)
+    "aligner": Entry(lambda format, **kw: Aligner(format, **kw),
+                     {"format": block_format, "k": integer, "out_width": optional_integer,
+                      "rounding": str, "pipeline": integer}),
+    "requantizer": Entry(lambda format, **kw: Requantizer(format, **kw),
+                         {"format": block_format, "k": integer, "in_width": integer,
+                          "in_frac": integer, "pipeline": integer}),
 }
 
 
