@@ -45,8 +45,13 @@ class StreamFIFO(wiring.Component):
         m = Module()
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=Shape.cast(self._shape).width,
                                                     depth=self._depth)
-        wiring.connect(m, wiring.flipped(self.i), fifo.w_stream)
-        wiring.connect(m, fifo.r_stream, wiring.flipped(self.o))
+        # payload shapes may be layouts; the FIFO's streams carry plain bits
+        m.d.comb += [
+            fifo.w_stream.payload.eq(self.i.payload), fifo.w_stream.valid.eq(self.i.valid),
+            self.i.ready.eq(fifo.w_stream.ready),
+            self.o.payload.eq(fifo.r_stream.payload), self.o.valid.eq(fifo.r_stream.valid),
+            fifo.r_stream.ready.eq(self.o.ready),
+        ]
         return m
 
 

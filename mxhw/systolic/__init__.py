@@ -2,5 +2,6 @@
 
 from .pe import MXMacPE
 from .array import SystolicArray
+from .engine import GemmEngine
 
-__all__ = ["MXMacPE", "SystolicArray"]
+__all__ = ["MXMacPE", "SystolicArray", "GemmEngine"]

@@ -1,0 +1,124 @@
+"""GemmEngine against golden.arith.gemm; telemetry; constructor errors."""
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mxhw import golden
+from mxhw.golden.arith import fixed, gemm
+from mxhw.sim import run, seeded_rng, stream_recv, stream_send
+from mxhw.systolic import GemmEngine
+from mxhw.systolic.driver import array_beats, tile_order
+
+from test_systolic import FORMATS, random_operand
+
+
+def engine_beats(a, b, rows, cols):
+    out = []
+    for m0, n0 in tile_order(a.shape[0], b.shape[1], rows, cols):
+        for beat in array_beats(a, b, rows, cols, m0, n0):
+            del beat["last"]
+            out.append(beat)
+    return out
+
+
+def run_engine(a, b, rows, cols, acc, seed=0, p_idle=0.0, p_stall=0.0, backend=None):
+    """Run a GEMM on a GemmEngine; returns (results dict, telemetry dict)."""
+    M, K = a.shape
+    N = b.shape[1]
+    dut = GemmEngine(rows, cols, a.fmt, b.fmt, M, N, K, acc=acc)
+    tiles = tile_order(M, N, rows, cols)
+    got, tel = {}, {}
+
+    async def producer(ctx):
+        await stream_send(ctx, dut.i, engine_beats(a, b, rows, cols), seeded_rng(seed), p_idle)
+
+    async def consumer(ctx):
+        out = await stream_recv(ctx, dut.o, len(tiles) * rows, seeded_rng(seed + 1), p_stall)
+        for t, (m0, n0) in enumerate(tiles):
+            for i in range(rows):
+                r = out[t * rows + i]
+                assert r.last == (t * rows + i == len(out) - 1)
+                for j in range(cols):
+                    got[m0 + i, n0 + j] = (r.row.data[j], r.row.special[j])
+        await ctx.tick()
+        assert ctx.get(dut.done)
+        for name in ("busy", "stalled", "idle"):
+            tel[name] = ctx.get(getattr(dut, name))
+
+    run(dut, producer, consumer, backend=backend)
+    return got, tel
+
+
+def check(a, b, got, acc):
+    val, raw = gemm(a, b, acc, return_raw=True)
+    for (mm, nn), v in np.ndenumerate(val):
+        d, s = got[mm, nn]
+        if np.isnan(v):
+            assert s, (mm, nn)
+        else:
+            assert not s and d == raw[mm, nn], (mm, nn, d, raw[mm, nn])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+       rows=st.integers(1, 4), cols=st.integers(1, 4),
+       M=st.integers(1, 7), N=st.integers(1, 7), nblk=st.integers(1, 2),
+       W=st.integers(12, 40), F=st.integers(-2, 20), ov=st.sampled_from(["saturate", "wrap"]),
+       rnd=st.sampled_from(["floor", "rne"]), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.1]), p_stall=st.sampled_from([0.0, 0.5]),
+       p_idle=st.sampled_from([0.0, 0.3]))
+def test_engine_matches_golden(fa, fb, rows, cols, M, N, nblk, W, F, ov, rnd, seed, nan_p,
+                               p_stall, p_idle):
+    rng = np.random.default_rng(seed)
+    K = 32 * nblk
+    acc = fixed(W, F, ov, rnd)
+    a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=0.2)
+    b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=0.2)
+    got, tel = run_engine(a, b, rows, cols, acc, seed, p_idle, p_stall)
+    check(a, b, got, acc)
+    tiles = len(tile_order(M, N, rows, cols))
+    assert tel["busy"] == tiles * K
+
+
+def test_engine_full_speed_utilisation():
+    """Operands every cycle, results always taken: the array never stalls."""
+    rng = np.random.default_rng(7)
+    a = random_operand(rng, "mxint8", (8, 64), 1)
+    b = random_operand(rng, "mxfp4", (64, 8), 0)
+    acc = fixed(32, 12)
+    got, tel = run_engine(a, b, 4, 4, acc)
+    check(a, b, got, acc)
+    assert tel["busy"] == 4 * 64 and tel["stalled"] == 0
+
+
+def _acceptance(rows, cols, fa, fb, dataflow):
+    rng = np.random.default_rng(64)
+    a = random_operand(rng, fa, (64, 64), 1)
+    b = random_operand(rng, fb, (64, 64), 0)
+    acc = fixed(32, 16, "saturate", "rne")
+    got, tel = run_engine(a, b, rows, cols, acc)
+    check(a, b, got, acc)
+
+
+@pytest.mark.slow
+def test_acceptance_16x16_os_mxfp4():
+    _acceptance(16, 16, "mxfp4", "mxfp4", "output_stationary")
+
+
+@pytest.mark.parametrize("kw,exc,msg", [
+    (dict(K=48), ValueError, "K must be a multiple of the block size 32, not 48"),
+    (dict(M=0), ValueError, "M must be a positive integer, not 0"),
+    (dict(N="4"), TypeError, "N must be a positive integer, not '4'"),
+    (dict(fifo_depth=0), ValueError, "fifo_depth must be a positive integer, not 0"),
+    (dict(rows=0), ValueError, "rows must be a positive integer, not 0"),
+])
+def test_engine_init_wrong(kw, exc, msg):
+    args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxint8", M=4, N=4, K=64,
+                acc=fixed(32, 16))
+    args.update(kw)
+    with pytest.raises(exc) as e:
+        GemmEngine(**args)
+    assert str(e.value) == msg
