@@ -1,8 +1,8 @@
 """Dequantisation and re-quantisation blocks: shared-exponent aligner, re-quantiser, MXSF
-mode switch."""
+mode switch (decoding side)."""
 
 from .aligner import Aligner
-from .bitserial import BitSerialDequant
+from .mxsf import MXSFDecoder
 from .requant import Requantizer
 
-__all__ = ["Aligner", "BitSerialDequant", "Requantizer"]
+__all__ = ["Aligner", "MXSFDecoder", "Requantizer"]
