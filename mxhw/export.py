@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import golden
-from .dequant import Aligner, Requantizer
+from .dequant import Aligner, MXSFDecoder, Requantizer
 from .pe import ElementMultiplier, MXDotProduct
 
 __all__ = ["COMPONENTS", "Entry", "UsageError", "element_format", "block_format", "integer",
@@ -96,6 +96,8 @@ COMPONENTS: dict[str, Entry] = {
     "requantizer": Entry(lambda format, **kw: Requantizer(format, **kw),
                          {"format": block_format, "k": integer, "in_width": integer,
                           "in_frac": integer, "pipeline": integer}),
+    # the MXSF mode switch's decoding side (the quantising-side mode select is not built yet)
+    "mode_switch": Entry(MXSFDecoder, {"k": integer}),
 }
 
 
