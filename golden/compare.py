@@ -1,0 +1,131 @@
+"""Format accuracy tables: ``python -m mxhw.golden.compare``.
+
+For each requested format: bits per value (scale, mode and zero-point bits included,
+:attr:`BlockFormat.bits_per_value`), SQNR in dB (``10 log10(sum x**2 / sum (x - q)**2)``)
+and the largest absolute error, on a given tensor (``--tensor file.npy``) or on synthetic
+ones. Synthetic tensors (seed ``--seed``, 0 by default; 256 x 1024, quantised along the last
+axis, i.e. the input channel of a weight ``W[out, in]``):
+
+* ``gaussian``: standard normal;
+* ``laplace``: Laplace, scale 1;
+* ``student_t_outliers``: Student t with 3 degrees of freedom, and 4 input channels
+  (columns) multiplied by 20 (outlier channels).
+
+``ant4`` names ANT's per-tensor selection (:func:`golden.ant.select`). ``--plot FILE.png``
+draws SQNR against bits per value (needs matplotlib, imported only then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from . import formats as _f
+from .quantize import quantize, to_numpy
+
+__all__ = ["synthetic", "evaluate", "table", "main"]
+
+#: Name accepted besides the registered block formats.
+PSEUDO = ("ant4",)
+
+
+def synthetic(seed: int = 0, shape=(256, 1024)) -> dict:
+    """The documented synthetic tensors, by name."""
+    rng = np.random.default_rng(seed)
+    t = rng.standard_t(3, size=shape)
+    cols = rng.choice(shape[-1], size=4, replace=False)
+    t[:, cols] *= 20.0
+    return {"gaussian": rng.standard_normal(shape), "laplace": rng.laplace(size=shape),
+            "student_t_outliers": t}
+
+
+def _check_name(name):
+    if name in PSEUDO:
+        return
+    try:
+        f = _f.get(name)
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; use a block format "
+                         f"({', '.join(_f.block_names())}) or one of {PSEUDO}") from None
+    if not isinstance(f, _f.BlockFormat):
+        raise ValueError(f"{name!r} is an element format; compare takes block formats")
+
+
+def evaluate(x, name: str) -> tuple[float, float, float]:
+    """(bits per value, SQNR dB, max abs error) of ``name`` on ``x`` (axis -1)."""
+    _check_name(name)
+    x = to_numpy(x)
+    if name == "ant4":
+        from .ant import select
+        q = select(x)
+        bpv = q.fmt.bits_per_value
+        d = q.dequantize().reshape(x.shape)
+    else:
+        f = _f.get(name)
+        bpv = f.bits_per_value
+        d = quantize(x, f, axis=-1).dequantize()
+    err = x - d
+    noise = float((err ** 2).sum())
+    sqnr = float("inf") if noise == 0 else 10 * np.log10(float((x ** 2).sum()) / noise)
+    return bpv, sqnr, float(np.abs(err).max())
+
+
+def table(tensors: dict, names) -> tuple[str, list]:
+    """A Markdown table (str) and the rows (tensor, format, bpv, sqnr, maxerr)."""
+    for n in names:
+        _check_name(n)
+    rows = [(tn, n, *evaluate(x, n)) for tn, x in tensors.items() for n in names]
+    lines = ["| tensor | format | bits/value | SQNR (dB) | max abs err |",
+             "|---|---|---:|---:|---:|"]
+    lines += [f"| {t} | {n} | {b:.4f} | {s:.2f} | {m:.4g} |" for t, n, b, s, m in rows]
+    return "\n".join(lines), rows
+
+
+def _plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for tn in dict.fromkeys(r[0] for r in rows):
+        pts = [(r[2], r[3], r[1]) for r in rows if r[0] == tn]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=tn)
+        for b, s, n in pts:
+            ax.annotate(n, (b, s), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("bits per value")
+    ax.set_ylabel("SQNR (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mxhw.golden.compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--formats", default="mxfp4,mxsf,bitmod_fp4,mxint4",
+                   help="comma-separated block format names (and ant4)")
+    p.add_argument("--tensor", help="a .npy file to quantise along its last axis")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic tensors")
+    p.add_argument("--plot", help="write SQNR vs bits per value to this PNG file")
+    a = p.parse_args(argv)
+    names = [n.strip() for n in a.formats.split(",") if n.strip()]
+    if not names:
+        p.error("--formats: give at least one format name")
+    try:
+        for n in names:
+            _check_name(n)
+    except ValueError as e:
+        p.error(f"--formats: {e}")
+    tensors = {a.tensor: np.load(a.tensor)} if a.tensor else synthetic(a.seed)
+    text, rows = table(tensors, names)
+    print(text)
+    if a.plot:
+        _plot(rows, a.plot)
+        print(f"plot written to {a.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
