@@ -12,7 +12,8 @@ from mxhw.dequant import Requantizer
 from mxhw.golden import formats
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
 
-FMTS = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8"]
+FMTS = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8",
+        "mxint4"]
 
 
 def simulate(dut, blocks, seed):
