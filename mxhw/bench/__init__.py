@@ -37,6 +37,7 @@ SUITES = {
     "golden": _suite("golden"),   # quantiser throughput per block format
     "sim": _suite("sim"),         # simulated cycles/s per simulation back end
     "array": _suite("array"),     # systolic-array utilisation on a GEMM (simulated)
+    "bitserial": _suite("bitserial"),  # bit-serial GEMV cycles per precision (simulated)
 }
 
 
