@@ -214,3 +214,12 @@ def test_quantize_errors():
         g.weight_type("int9")
     with pytest.raises(ValueError, match=r"int3 codes must lie in \[0, 7\], not 8"):
         g.weight_ints("int3", [8])
+
+
+@pytest.mark.parametrize("name", list(EXTRA))
+def test_types_match_golden_bitmod_tables(name):
+    """The code -> value tables are golden.bitmod's (formats registry), code for code."""
+    from mxhw.golden import bitmod, formats  # noqa: F401  (registers the BitMoD formats)
+    assert list(formats.get(name).table) == list(g.weight_type(name).values)
+    fam = "bitmod_" + name.split("_")[1]
+    assert [c.name for c in formats.get(fam).candidates] == list(g.FAMILIES[fam])
