@@ -567,7 +567,7 @@ def test_nonsaturating_overflow_examples():
 
 
 def test_encode_bad_arguments():
-    with pytest.raises(ValueError, match=r"rounding must be one of \('rne', 'rna', 'rtz'\), "
+    with pytest.raises(ValueError, match=r"rounding must be one of \('rne', 'rna', 'rtz', 'floor'\), "
                                          r"not 'nearest'"):
         golden.encode("fp4_e2m1", [1.0], rounding="nearest")
     with pytest.raises(ValueError, match=r"saturate=False needs a format with Inf or NaN; "
