@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["mxhw", "mxhw.golden", "mxhw.soc", "mxhw.boards", "mxhw.bench"]
+REPO = Path(__file__).resolve().parent.parent
+# every package of the source tree: a package missing from pyproject fails the import
+MODULES = (["mxhw"]
+           + sorted(f"mxhw.{p.parent.name}" for p in (REPO / "mxhw").glob("*/__init__.py"))
+           + ["mxhw.golden", "mxhw.soc", "mxhw.boards"])
 
 
 def _run(cmd, **kw):
