@@ -3,6 +3,10 @@ default SoC configuration sized for the board.
 
 Clocking: ULX3S runs the SoC from an ECP5 PLL (``boards/clocks.py``) at ``clk_hz``; the
 iCEBreaker (12 MHz) and Arty (100 MHz) run from their oscillators.
+
+GEMM unit: the ULX3S default carries a 2x2 MXFP4 systolic array (25 MHz: the array's PE
+closes at about 32 MHz today). The iCEBreaker (too small) and the Arty (timing unverified
+without Vivado) are built without one (``rows=0``) until the PE is pipelined.
 """
 
 from __future__ import annotations
@@ -54,17 +58,21 @@ class Board:
 
 BOARDS = {b.name: b for b in [
     Board("ulx3s", "Radiona ULX3S, ECP5 LFE5U-85F (open toolchain)",
-          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 75_000_000,
-          SoCConfig(clk_hz=75_000_000, baud=3_000_000, scratch_words=4096), pll="ecp5"),
+          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 25_000_000,
+          # the GEMM unit's PE closes at ~32 MHz (one-cycle multiply-shift-accumulate);
+          # the SoC without it closes at 75 MHz (--config rows=0 clk_hz=75000000)
+          SoCConfig(clk_hz=25_000_000, baud=1_000_000, scratch_words=4096, rows=2, cols=2,
+                    fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=256), pll="ecp5"),
     Board("icebreaker", "1BitSquared iCEBreaker, iCE40 UP5K (open toolchain)",
           "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000,
-          SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256)),
+          SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256,
+                    rows=0)),
     Board("arty", "Digilent Arty A7-35T, xc7a35ti (Vivado)",
           "amaranth_boards.arty_a7:ArtyA7_35Platform", "vivado", 100_000_000,
-          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096)),
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096, rows=0)),
     Board("arty-100t", "Digilent Arty A7-100T, xc7a100ti (Vivado)",
           "amaranth_boards.arty_a7:ArtyA7_100Platform", "vivado", 100_000_000,
-          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192)),
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192, rows=0)),
 ]}
 
 
