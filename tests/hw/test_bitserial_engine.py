@@ -105,8 +105,8 @@ def test_gemv_end_to_end_small(family):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["bitmod_fp4", "bitmod_fp3"])
 def test_gemv_end_to_end_256x512(family):
-    """The issue's size: 256 x 512 weights, BitMoD 4-bit and 3-bit, group 128 (pysim about
-    a minute each)."""
+    """The issue's size: 256 x 512 weights, BitMoD 4-bit and 3-bit, group 128 (pysim: about
+    1 minute each on an idle 2-core machine, 4 minutes under load)."""
     rng = np.random.default_rng(12)
     dut = BitSerialGEMV(pes=16, lanes=8, group=128, cols=512, types=g.FAMILIES[family])
     q, x = make_job(rng, family, 256, 512, 128)
