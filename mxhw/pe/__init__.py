@@ -1,4 +1,5 @@
-"""Processing elements: exact element multipliers, the MX dot-product unit."""
+"""Processing elements: exact element multipliers, the MX dot-product unit, the bit-serial
+PE with its weight mapper, and the bit-serial GEMV engine."""
 
 from .multiplier import ElementMultiplier, product_width
 from .dot import MXDotProduct
