@@ -102,3 +102,18 @@ def test_matmul_compiled_backend_mixed_formats():
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal((5, 64)), rng.standard_normal((64, 7))
     np.testing.assert_array_equal(acc.matmul(a, b), expect(a, b, cfg))
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(fmt_a="mxsf"), r"fmt_a must be one of mxfp8_e4m3, .*, not 'mxsf'"),
+    (dict(cols=33), r"cols must be an integer in \[1, 32\], not 33"),
+    (dict(max_k=48), r"max_k must be a power of two and a multiple of 32, not 48"),
+    (dict(max_k=16), r"max_k must be a power of two and a multiple of 32, not 16"),
+])
+def test_gemm_unit_wrong_params(kwargs, msg):
+    from mxhw.soc.gemm import GemmUnit
+    args = dict(rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=CFG.acc,
+                max_k=64)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=msg):
+        GemmUnit(**args)
