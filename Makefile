@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 BOARD  ?= ulx3s
 
-.PHONY: install test test-fast bitstream bench formal clean
+.PHONY: install test test-fast bitstream bench clean
 
 install: $(STAMP)
 
