@@ -313,8 +313,8 @@ class Accelerator:
             if len(x.shape) != 2 or x.axis != axis:
                 raise ValueError(f"{name} must be a 2-D MXArray quantised along axis {axis}")
             return x
-        import numpy as np
-        arr = golden.quantize.__globals__["to_numpy"](x)
+        from ..golden.quantize import to_numpy
+        arr = to_numpy(x)
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D, not of shape {arr.shape}")
         return golden.quantize(arr, built, axis=axis)
