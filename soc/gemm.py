@@ -24,8 +24,8 @@ offset     contents
 0x1800000  C special flags (read only): word ``i``: bit ``j`` set where ``C[i, j]`` is NaN
 ========== ===================================================================
 
-``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes read as 0 and ignore
-writes. Writes to the operand memories while the unit is busy are ignored.
+``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes ignore writes. The operand
+regions are write-only (they read as 0); writes to them while the unit is busy are ignored.
 """
 
 import math
