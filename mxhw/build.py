@@ -205,13 +205,16 @@ def _markdown(r):
 
 
 def _parse_config(items, base):
-    fields = {f.name: f.type for f in dataclasses.fields(SoCConfig)}
+    kinds = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(SoCConfig)}
     updates = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in fields:
+        if not sep or key not in kinds:
             raise SystemExit(f"mxhw.build: --config takes KEY=VALUE with KEY one of "
-                             f"{', '.join(fields)}; got {item!r}")
+                             f"{', '.join(kinds)}; got {item!r}")
+        if kinds[key] is str:
+            updates[key] = value
+            continue
         try:
             updates[key] = int(value, 0)
         except ValueError:

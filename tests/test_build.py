@@ -75,3 +75,10 @@ def test_cli_errors(capsys, args, msg):
 def test_bad_config(item, msg):
     with pytest.raises(SystemExit, match=msg):
         main(["--board", "ulx3s", "--config", item])
+
+
+def test_config_strings_and_ints():
+    from mxhw.boards import get_board
+    from mxhw.build import _parse_config
+    cfg = _parse_config(["fmt_a=mxint8", "rows=0x3", "cols=2"], get_board("ulx3s").config)
+    assert (cfg.fmt_a, cfg.rows, cfg.cols) == ("mxint8", 3, 2)
