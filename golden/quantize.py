@@ -18,7 +18,6 @@ or +-Inf gets the scale's NaN code, and its element codes are 0; it dequantises 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 

@@ -235,7 +235,6 @@ class Accelerator:
         the device's ``max_k``. Returns a float64 array (NaN where golden gives NaN).
         """
         import numpy as np
-        from .. import golden
         from .gemm import GEMM_BASE, GEMM_REGS, REGION, REGION_SHIFT, lanes_log2
 
         cfg = self.gemm_config()
