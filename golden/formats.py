@@ -413,7 +413,9 @@ def _build_table(f: ElementFormat) -> np.ndarray:
 
 # ---- constructors (validated) ----------------------------------------------------------
 
-def _check_int(name, value, lo, hi=None):
+def check_int(name, value, lo, hi=None):
+    """Raise TypeError unless ``value`` is an int (not bool), ValueError unless it lies in
+    ``[lo, hi]`` (``hi=None``: no upper bound); messages name the parameter."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, not {value!r}")
     if value < lo or (hi is not None and value > hi):
@@ -424,11 +426,11 @@ def _check_int(name, value, lo, hi=None):
 def fp_format(name, exp_bits, man_bits, bias=None, special="none", doc=""):
     """A sign/exponent/mantissa format with subnormals. ``bias`` defaults to
     ``2**(exp_bits-1) - 1``."""
-    _check_int("exp_bits", exp_bits, 1, 11)
-    _check_int("man_bits", man_bits, 0, 23)
+    check_int("exp_bits", exp_bits, 1, 11)
+    check_int("man_bits", man_bits, 0, 23)
     if bias is None:
         bias = (1 << (exp_bits - 1)) - 1
-    _check_int("bias", bias, -1024)
+    check_int("bias", bias, -1024)
     if special not in _SPECIALS:
         raise ValueError(f"special must be one of {_SPECIALS}, not {special!r}")
     if special == "fn" and man_bits == 0:
@@ -442,8 +444,8 @@ def fp_format(name, exp_bits, man_bits, bias=None, special="none", doc=""):
 
 def int_format(name, bits, frac_bits=0, symmetric=True, doc=""):
     """Two's complement ``bits``-bit integer meaning ``code * 2**-frac_bits``."""
-    _check_int("bits", bits, 2, 16)
-    _check_int("frac_bits", frac_bits, -64, 64)
+    check_int("bits", bits, 2, 16)
+    check_int("frac_bits", frac_bits, -64, 64)
     return ElementFormat(name=name, kind="int", bits=bits, frac_bits=frac_bits,
                          symmetric=bool(symmetric), doc=doc)
 
@@ -465,7 +467,7 @@ def table_format(name, values, doc=""):
 
 def pow2_scale_format(name, bits=8, bias=127, nan=True, doc=""):
     """An unsigned biased power-of-two scale (E8M0): code c means ``2**(c - bias)``."""
-    _check_int("bits", bits, 1, 16)
+    check_int("bits", bits, 1, 16)
     return ElementFormat(name=name, kind="pow2", bits=bits, exp_bits=bits, bias=bias,
                          special="fn" if nan else "none", doc=doc)
 

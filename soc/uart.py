@@ -29,14 +29,23 @@ def divisor_for(clk_hz, baud, tolerance=0.02):
     return div
 
 
-def _check_divisor(divisor):
-    if not isinstance(divisor, int) or isinstance(divisor, bool):
-        raise TypeError(f"divisor must be an integer, not {divisor!r}")
-    if divisor < 4:
-        raise ValueError(f"divisor must be at least 4 clock cycles per bit, not {divisor}")
+class _UART(wiring.Component):
+    """Shared by receiver and transmitter: the validated, read-only ``divisor``."""
+
+    def __init__(self, divisor, signature):
+        if not isinstance(divisor, int) or isinstance(divisor, bool):
+            raise TypeError(f"divisor must be an integer, not {divisor!r}")
+        if divisor < 4:
+            raise ValueError(f"divisor must be at least 4 clock cycles per bit, not {divisor}")
+        self._divisor = divisor
+        super().__init__(signature)
+
+    @property
+    def divisor(self):
+        return self._divisor
 
 
-class UARTRx(wiring.Component):
+class UARTRx(_UART):
     """UART receiver, 8 data bits, no parity, 1 stop bit.
 
     Parameters
@@ -56,18 +65,12 @@ class UARTRx(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__({
+        super().__init__(divisor, {
             "rx": In(1, init=1),
             "o": Out(stream.Signature(8)),
             "frame_errors": Out(16),
             "overruns": Out(16),
         })
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -126,7 +129,7 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_UART):
     """UART transmitter, 8N1.
 
     Parameters
@@ -143,16 +146,10 @@ class UARTTx(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__({
+        super().__init__(divisor, {
             "i": In(stream.Signature(8)),
             "tx": Out(1, init=1),
         })
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()

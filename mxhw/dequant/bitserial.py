@@ -6,16 +6,9 @@ Golden twin: :func:`mxhw.golden.bitserial.dequant` (cycle-level: ``dequant_seria
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from ..golden.formats import check_int as _check_int
 
 __all__ = ["BitSerialDequant"]
-
-
-def _check_int(name, value, lo, hi=None):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {rng}, not {value}")
 
 
 class BitSerialDequant(wiring.Component):
