@@ -1,8 +1,8 @@
 """mxhw.boards: board wrappers: which platform, which toolchain, the UART pins, and the
 default SoC configuration sized for the board.
 
-Clocking: ULX3S runs the SoC from an ECP5 PLL (``boards/clocks.py``) at ``clk_hz``; the
-iCEBreaker (12 MHz) and Arty (100 MHz) run from their oscillators.
+Clocking: ULX3S runs the SoC from an ECP5 PLL and the Arty boards from an MMCM
+(``boards/clocks.py``) at ``clk_hz``; the iCEBreaker (12 MHz) runs from its oscillator.
 
 GEMM unit: the ULX3S default carries a 2x2 MXFP4 systolic array (25 MHz: the array's PE
 closes at about 32 MHz today). The iCEBreaker (too small) and the Arty (timing unverified
@@ -36,8 +36,12 @@ class Board:
     clk_hz : int
         The system clock.
     pll : str or None
-        ``"ecp5"``: the system clock comes from an ECP5 PLL fed by the board oscillator;
+        ``"ecp5"``: the system clock comes from an ECP5 PLL fed by the board oscillator
+        (frequencies in :data:`~mxhw.boards.clocks.ECP5_PLL_25MHZ`); ``"mmcm"``: from a
+        7-series MMCM (any frequency :func:`~mxhw.boards.clocks.mmcm_params` makes exactly);
         ``None``: the system clock is the oscillator.
+    osc_hz : int or None
+        The oscillator feeding the PLL/MMCM (``None``: ``clk_hz``).
     config : SoCConfig
         The default SoC configuration for this board.
     """
@@ -49,6 +53,7 @@ class Board:
     clk_hz: int
     config: SoCConfig = field(default_factory=SoCConfig)
     pll: str | None = None
+    osc_hz: int | None = None
 
     def make_platform(self):
         import importlib
@@ -69,10 +74,12 @@ BOARDS = {b.name: b for b in [
                     rows=0)),
     Board("arty", "Digilent Arty A7-35T, xc7a35ti (Vivado)",
           "amaranth_boards.arty_a7:ArtyA7_35Platform", "vivado", 100_000_000,
-          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096, rows=0)),
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096, rows=0),
+          pll="mmcm", osc_hz=100_000_000),
     Board("arty-100t", "Digilent Arty A7-100T, xc7a100ti (Vivado)",
           "amaranth_boards.arty_a7:ArtyA7_100Platform", "vivado", 100_000_000,
-          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192, rows=0)),
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192, rows=0),
+          pll="mmcm", osc_hz=100_000_000),
 ]}
 
 
@@ -86,15 +93,19 @@ def get_board(name: str) -> Board:
 class BoardTop(Elaboratable):
     """The SoC on a board: the UART resource's pins to the SoC's serial lines."""
 
-    def __init__(self, config: SoCConfig, pll=None):
+    def __init__(self, config: SoCConfig, pll=None, osc_hz=None):
         self.config = config
         self.pll = pll
+        self.osc_hz = osc_hz
 
     def elaborate(self, platform):
         m = Module()
         if self.pll == "ecp5":
             from .clocks import ECP5PLL
             m.submodules.pll = ECP5PLL(self.config.clk_hz // 1_000_000)
+        elif self.pll == "mmcm":
+            from .clocks import XilinxMMCM
+            m.submodules.pll = XilinxMMCM(self.osc_hz, self.config.clk_hz)
         m.submodules.soc = soc = BoardSoC(self.config)
         uart = platform.request("uart", 0)
         m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]

@@ -128,6 +128,9 @@ def build(board_name, out=None, config=None, seed=1):
             raise ValueError(f"clk_hz must be one of the PLL's frequencies "
                              f"{', '.join(f'{f}000000' for f in ECP5_PLL_25MHZ)}, "
                              f"not {config.clk_hz}")
+    if board.pll == "mmcm":
+        from .boards.clocks import mmcm_params
+        mmcm_params(board.osc_hz, config.clk_hz)    # ValueError when not exactly possible
     out = Path(out or f"build/{board.name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
@@ -142,7 +145,7 @@ def build(board_name, out=None, config=None, seed=1):
                                   f"--timing-allow-fail")
     t0 = time.monotonic()
     print("  elaborating and writing the build tree ...", flush=True)
-    plan = platform.build(BoardTop(config, board.pll), name=NAME, do_build=False, **kwargs)
+    plan = platform.build(BoardTop(config, board.pll, board.osc_hz), name=NAME, do_build=False, **kwargs)
     plan.extract(str(out))
     report = {"board": board.name, "device": platform.device, "flow": board.flow,
               "config": dataclasses.asdict(config), "requested_mhz": config.clk_hz / 1e6}

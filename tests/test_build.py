@@ -46,6 +46,9 @@ def test_arty_without_vivado(tmp_path, monkeypatch):
     cells = rep["open_synthesis_cells"]
     assert cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) >= 1
     assert sum(v for k, v in cells.items() if k.startswith("LUT")) > 100
+    assert cells.get("MMCME2_BASE") == 1 and cells.get("BUFG", 0) >= 1
+    xdc = (tmp_path / "mxhw_soc.xdc").read_text()
+    assert "create_clock" in xdc and "10.0" in xdc   # the MMCM output, 100 MHz
     assert "build_mxhw_soc.sh" in r.stdout and "Vivado" in r.stdout
 
 
@@ -82,3 +85,24 @@ def test_config_strings_and_ints():
     from mxhw.build import _parse_config
     cfg = _parse_config(["fmt_a=mxint8", "rows=0x3", "cols=2"], get_board("ulx3s").config)
     assert (cfg.fmt_a, cfg.rows, cfg.cols) == ("mxint8", 3, 2)
+
+
+@pytest.mark.parametrize("item, msg", [
+    ("clk_hz=60000000", "clk_hz must be one of the PLL's frequencies 25000000, "),
+])
+def test_ulx3s_pll_frequency_checked(item, msg):
+    with pytest.raises(ValueError, match=msg):
+        from mxhw.build import build
+        from mxhw.boards import get_board
+        import dataclasses
+        build("ulx3s", config=dataclasses.replace(get_board("ulx3s").config, clk_hz=60_000_000))
+
+
+def test_arty_mmcm_frequency_checked(tmp_path):
+    import dataclasses
+    from mxhw.build import build
+    from mxhw.boards import get_board
+    cfg = dataclasses.replace(get_board("arty").config, clk_hz=166_666_667)
+    with pytest.raises(ValueError, match=r"no exact MMCM setting makes 166666667 Hz from "
+                                         r"100000000 Hz \(VCO 600-1200 MHz\)"):
+        build("arty", out=tmp_path, config=cfg)
