@@ -1,0 +1,34 @@
+"""Every format pair the SoC can be built with: matmul on the simulated SoC equals golden."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from mxhw import golden
+from mxhw.soc.driver import Accelerator
+from mxhw.soc.gemm import FORMAT_IDS
+from mxhw.soc.top import SoCConfig
+
+PAIRS = list(itertools.product(sorted(FORMAT_IDS), repeat=2))
+
+
+def test_every_format_id_is_a_golden_block_format():
+    assert set(FORMAT_IDS) <= set(golden.formats.block_names())
+
+
+@pytest.mark.parametrize("fmt_a, fmt_b", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_matmul_every_format_pair(fmt_a, fmt_b):
+    cfg = SoCConfig(rows=1, cols=2, fmt_a=fmt_a, fmt_b=fmt_b, max_k=64,
+                    acc_width=40, acc_frac=20)
+    acc = Accelerator.simulated(cfg)
+    assert (acc.gemm_config()["fmt_a"], acc.gemm_config()["fmt_b"]) == (fmt_a, fmt_b)
+    rng = np.random.default_rng(sum(map(ord, fmt_a + fmt_b)))
+    a = rng.standard_normal((2, 64))
+    b = rng.standard_normal((64, 3))
+    a[0, :32] *= 2.0 ** -30          # a block of tiny values
+    a[1, 5] = 1e4                    # an outlier: the rest of its block underflows
+    b[:32, 1] = 0.0                  # an all-zero block
+    qa = golden.quantize(a, fmt_a, axis=1)
+    qb = golden.quantize(b, fmt_b, axis=0)
+    np.testing.assert_array_equal(acc.matmul(a, b), golden.gemm(qa, qb, cfg.acc))
