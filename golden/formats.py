@@ -304,7 +304,9 @@ class ElementFormat:
                 f"[{codes.min()}, {codes.max()}]")
         if self.kind == "binary32":
             # the code is the bit pattern: reinterpret as float32, widen exactly to float64
-            return codes.astype(np.uint32).view(np.float32).astype(np.float64)
+            # (a signalling NaN pattern widens to a quiet NaN: still NaN)
+            with np.errstate(invalid="ignore"):
+                return codes.astype(np.uint32).view(np.float32).astype(np.float64)
         return self.table[codes]
 
     def encode(self, values, rounding: str = "rne", saturate: bool = True) -> np.ndarray:
