@@ -38,7 +38,6 @@ grids are not meaningful candidates, so they are left out.
 
 from __future__ import annotations
 
-import numpy as np
 
 from . import formats as _f
 from .pergroup import FP16, int_element
