@@ -14,8 +14,17 @@ Everything is exact in integers until a documented rounding:
   overflow rule);
 * :func:`requantize` -- results back to an MX format (the OCP quantiser).
 
-Special values: a block with a NaN scale gives NaN (OCP v1.0); element NaN/Inf codes
-(FP8 only) follow IEEE semantics of the products and sums.
+Scales: power-of-two scales (E8M0, MASE's signed exponent) fold into ``E``. A binary32
+(FP32) scale, the per-tensor FP8 formats', is ``sig * 2**exp`` with a 24-bit integer
+``sig``; both operands' ``sig`` multiply into ``S``, so every accumulation mode stays exact
+up to its own documented rounding (never a float product of scales). A per-tensor operand
+has one scale along K, so it pairs with any block size of the other operand (the other's
+K block is used; two per-tensor operands make one block of the whole K). Other scale
+formats (FP16 group scales, zero points) raise ValueError.
+
+Special values: a block with a NaN scale gives NaN (OCP v1.0), and so does a block with an
+Inf scale (binary32 only; the quantiser never makes one); element NaN/Inf codes (FP8 only)
+follow IEEE semantics of the products and sums.
 """
 
 from __future__ import annotations
@@ -157,12 +166,17 @@ def _check_gemm_operands(a: MXArray, b: MXArray):
             raise ValueError(f"{name} must be 2-D, not of shape {x.shape}")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"inner dimensions differ: a is {a.shape}, b is {b.shape}")
-    if not isinstance(a.fmt.block, tuple) and a.axis != 1:
+    if isinstance(a.fmt.block, int) and a.axis != 1:
         raise ValueError("a must be quantised along its columns (axis=1, the K axis)")
-    if not isinstance(b.fmt.block, tuple) and b.axis != 0:
+    if isinstance(b.fmt.block, int) and b.axis != 0:
         raise ValueError("b must be quantised along its rows (axis=0, the K axis)")
     ka = a.fmt.block[1] if isinstance(a.fmt.block, tuple) else a.fmt.block
     kb = b.fmt.block[0] if isinstance(b.fmt.block, tuple) else b.fmt.block
+    # a per-tensor operand has one scale along K: it takes the other's block (or all of K)
+    if ka is None:
+        ka = a.shape[1] if kb is None else kb
+    if kb is None:
+        kb = ka
     if ka != kb:
         raise ValueError(f"a and b blocks differ along K ({ka} vs {kb})")
     if a.shape[1] % ka:
@@ -170,17 +184,31 @@ def _check_gemm_operands(a: MXArray, b: MXArray):
     return ka
 
 
-def _scale_exps(mx: MXArray):
-    """Per-element-position scale exponent (int64) and NaN flag, shape ``mx.shape``."""
+def _scale_parts(mx: MXArray):
+    """Every scale as ``sig * 2**exp`` (exact integers), per element position.
+
+    Returns ``(sig, exp, bad)`` of shape ``mx.shape``: ``sig`` int64 (1 for power-of-two
+    scales, the 24-bit significand of a binary32 scale, 0 for a zero scale), ``exp`` int64,
+    ``bad`` marks NaN/Inf scales (their ``sig`` is 0).
+    """
     s = mx.fmt.scale
+    if s.kind not in ("pow2", "int", "binary32"):
+        raise ValueError(f"exact arithmetic needs power-of-two or binary32 scales; "
+                         f"{mx.fmt.name} has {s.name} scales (dequantize() and use float "
+                         f"arithmetic instead)")
     sv = mx.scale_values()  # 2**e for signed-exponent (kind "int") scales
-    nan = np.isnan(sv)
-    if s.kind not in ("pow2", "int"):
-        raise ValueError(f"exact arithmetic needs power-of-two scales; {mx.fmt.name} has "
-                         f"{s.name} scales (dequantize() and use float arithmetic instead)")
-    e = np.where(nan, 0, np.frexp(np.where(nan, 1.0, sv))[1] - 1).astype(np.int64)
-    return (expand_blocks(e, mx.fmt, mx.shape, mx.axis),
-            expand_blocks(nan, mx.fmt, mx.shape, mx.axis))
+    bad = ~np.isfinite(sv)
+    m, e = np.frexp(np.where(bad, 1.0, sv))  # sv = m * 2**e, 0.5 <= |m| < 1 (or 0)
+    if s.kind == "binary32":
+        # exact: a binary32 value (subnormals too) has at most 24 significant bits
+        sig = np.ldexp(m, 24).astype(np.int64)
+        exp = e.astype(np.int64) - 24
+    else:
+        sig = np.ones(sv.shape, dtype=np.int64)
+        exp = e.astype(np.int64) - 1
+    sig = np.where(bad, 0, sig)
+    exp = np.where(bad, 0, exp)
+    return tuple(expand_blocks(v, mx.fmt, mx.shape, mx.axis) for v in (sig, exp, bad))
 
 
 def block_dots(a: MXArray, b: MXArray) -> BlockDots:
@@ -191,14 +219,25 @@ def block_dots(a: MXArray, b: MXArray) -> BlockDots:
     nb = K // k
     ia, la, bada = element_ints(a)
     ib, lb, badb = element_ints(b)
-    ea, nana = _scale_exps(a)
-    eb, nanb = _scale_exps(b)
+    sa, ea, nana = _scale_parts(a)
+    sb, eb, nanb = _scale_parts(b)
     A = ia.reshape(M, nb, k)
     B = ib.reshape(nb, k, N)
-    big = int(np.abs(ia).max(initial=0)) * int(np.abs(ib).max(initial=0)) * k >= _INT_SAFE
+    bound = int(np.abs(ia).max(initial=0)) * int(np.abs(ib).max(initial=0)) * k
+    big = bound >= _INT_SAFE
     if big:
         A, B = A.astype(object), B.astype(object)
     S = np.einsum("mbk,bkn->mnb", A, B) if not big else _obj_block_matmul(A, B)
+    # scale significands (binary32 scales; 1 for powers of two) multiply into S, exactly
+    siga = sa.reshape(M, nb, k)[:, :, 0]
+    sigb = sb.reshape(nb, k, N)[:, 0, :].T
+    if (siga != 1).any() or (sigb != 1).any():
+        fac = siga.astype(object)[:, None, :] * sigb.astype(object)[None]
+        big = big or bound * int(np.abs(siga).max(initial=0)) * int(
+            np.abs(sigb).max(initial=0)) >= _INT_SAFE
+        S = S.astype(object) * fac
+        if not big:
+            S = S.astype(np.int64)
     # scales are constant over a block: take the first position of each block
     E = (ea.reshape(M, nb, k)[:, :, 0][:, None, :] + eb.reshape(nb, k, N)[:, 0, :].T[None]
          + la + lb)

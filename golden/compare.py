@@ -1,7 +1,9 @@
 """Format accuracy tables: ``python -m mxhw.golden.compare``.
 
 For each requested format: bits per value (scale, mode and zero-point bits included,
-:attr:`BlockFormat.bits_per_value`), SQNR in dB (``10 log10(sum x**2 / sum (x - q)**2)``)
+:meth:`BlockFormat.bits_per_value_for` the tensor's size: a block format's scale is
+amortised over its block, a per-tensor format's (``fp8_e4m3_pt``, ``fp8_e5m2_pt``: one FP32
+scale) over the whole tensor), SQNR in dB (``10 log10(sum x**2 / sum (x - q)**2)``)
 and the largest absolute error, on a given tensor (``--tensor file.npy``) or on synthetic
 ones. Synthetic tensors (seed ``--seed``, 0 by default; 256 x 1024, quantised along the last
 axis, i.e. the input channel of a weight ``W[out, in]``):
@@ -11,8 +13,12 @@ axis, i.e. the input channel of a weight ``W[out, in]``):
 * ``student_t_outliers``: Student t with 3 degrees of freedom, and 4 input channels
   (columns) multiplied by 20 (outlier channels).
 
-``ant4`` names ANT's per-tensor selection (:func:`golden.ant.select`). ``--plot FILE.png``
-draws SQNR against bits per value (needs matplotlib, imported only then).
+``ant4`` and ``ant8`` name ANT's per-tensor selection (:func:`golden.ant.select` with 4 or
+8 bits; one FP16 scale and the type bits amortised over the tensor). ``--plot FILE.png``
+draws SQNR against bits per value (needs matplotlib, imported only then). ``--wide``
+prints one row per format instead (bits per value, then the SQNR on each tensor; the
+bits per value of the first tensor, which is every tensor's when they have one size, as
+the synthetic ones do).
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ import numpy as np
 from . import formats as _f
 from .quantize import quantize, to_numpy
 
-__all__ = ["synthetic", "evaluate", "table", "main"]
+__all__ = ["synthetic", "evaluate", "table", "wide", "main"]
 
 #: Name accepted besides the registered block formats.
-PSEUDO = ("ant4",)
+PSEUDO = ("ant4", "ant8")
 
 
 def synthetic(seed: int = 0, shape=(256, 1024)) -> dict:
@@ -57,14 +63,14 @@ def evaluate(x, name: str) -> tuple[float, float, float]:
     """(bits per value, SQNR dB, max abs error) of ``name`` on ``x`` (axis -1)."""
     _check_name(name)
     x = to_numpy(x)
-    if name == "ant4":
+    if name in PSEUDO:
         from .ant import select
-        q = select(x)
-        bpv = q.fmt.bits_per_value
+        q = select(x, bits=int(name[3:]))
+        bpv = q.fmt.bits_per_value_for(x.size)
         d = q.dequantize().reshape(x.shape)
     else:
         f = _f.get(name)
-        bpv = f.bits_per_value
+        bpv = f.bits_per_value_for(x.size)
         d = quantize(x, f, axis=-1).dequantize()
     err = x - d
     noise = float((err ** 2).sum())
@@ -81,6 +87,20 @@ def table(tensors: dict, names) -> tuple[str, list]:
              "|---|---|---:|---:|---:|"]
     lines += [f"| {t} | {n} | {b:.4f} | {s:.2f} | {m:.4g} |" for t, n, b, s, m in rows]
     return "\n".join(lines), rows
+
+
+def wide(rows) -> str:
+    """The rows of :func:`table` as a Markdown table with one row per format: bits per
+    value (on the first tensor) and one SQNR column per tensor."""
+    tns = list(dict.fromkeys(r[0] for r in rows))
+    fmts = list(dict.fromkeys(r[1] for r in rows))
+    by = {(r[0], r[1]): r for r in rows}
+    lines = ["| format | bits/value | " + " | ".join(f"{t} SQNR (dB)" for t in tns) + " |",
+             "|---|---:|" + "---:|" * len(tns)]
+    for n in fmts:
+        sq = " | ".join(f"{by[t, n][3]:.2f}" for t in tns)
+        lines.append(f"| {n} | {by[tns[0], n][2]:.4f} | {sq} |")
+    return "\n".join(lines)
 
 
 def _plot(rows, path):
@@ -105,10 +125,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mxhw.golden.compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--formats", default="mxfp4,mxsf,bitmod_fp4,mxint4",
-                   help="comma-separated block format names (and ant4)")
+                   help="comma-separated block format names (and ant4, ant8)")
     p.add_argument("--tensor", help="a .npy file to quantise along its last axis")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic tensors")
     p.add_argument("--plot", help="write SQNR vs bits per value to this PNG file")
+    p.add_argument("--wide", action="store_true",
+                   help="one row per format, one SQNR column per tensor")
     a = p.parse_args(argv)
     names = [n.strip() for n in a.formats.split(",") if n.strip()]
     if not names:
@@ -120,7 +142,7 @@ def main(argv=None) -> int:
         p.error(f"--formats: {e}")
     tensors = {a.tensor: np.load(a.tensor)} if a.tensor else synthetic(a.seed)
     text, rows = table(tensors, names)
-    print(text)
+    print(wide(rows) if a.wide else text)
     if a.plot:
         _plot(rows, a.plot)
         print(f"plot written to {a.plot}")

@@ -2,7 +2,7 @@
 
 A format is data, not code. :class:`ElementFormat` describes one element type (floating
 point, two's-complement integer, power-of-two scale, or an arbitrary value table); every
-element format, whatever its kind, yields the same three things:
+element format of those kinds yields the same three things:
 
 * :attr:`ElementFormat.table` -- the full decode table, every code to its exact value
   (float64; NaN / +-Inf where the format has them);
@@ -10,6 +10,11 @@ element format, whatever its kind, yields the same three things:
   that table (round-to-nearest-even by default; ties-away-from-zero and truncation on
   request), saturating or not as the format's specification says;
 * :meth:`ElementFormat.decode` -- code to value.
+
+The one exception is the ``binary32`` kind (IEEE 754 single precision, the per-tensor FP32
+scale of :data:`BINARY32`): 2**32 codes admit no decode table, so its code is the float32
+bit pattern and :meth:`~ElementFormat.encode` / :meth:`~ElementFormat.decode` go through
+NumPy ``float32`` (RNE); it has no :attr:`~ElementFormat.table` and serves as a scale only.
 
 :class:`BlockFormat` pairs element format(s) with a scale format, a block shape and a scale
 rule. OCP MX formats have one element format; formats that choose a data type per block
@@ -32,7 +37,8 @@ import numpy as np
 
 __all__ = [
     "ElementFormat", "BlockFormat", "ROUNDING_MODES", "SCALE_RULES",
-    "fp_format", "int_format", "table_format", "pow2_scale_format",
+    "fp_format", "int_format", "table_format", "pow2_scale_format", "binary32_format",
+    "BINARY32",
     "register", "get", "names", "element_names", "block_names",
 ]
 
@@ -47,7 +53,7 @@ ROUNDING_MODES = ("rne", "rna", "rtz", "floor")
 #: ``"minmax"``: asymmetric, with a zero point (see :class:`BlockFormat`).
 SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax", "minmax")
 
-_KINDS = ("fp", "int", "table", "pow2")
+_KINDS = ("fp", "int", "table", "pow2", "binary32")
 _ENCODE_CHUNK = 1 << 16  # values per chunk in ElementFormat.encode
 _SPECIALS = ("none", "ieee", "fn")
 
@@ -56,8 +62,8 @@ _SPECIALS = ("none", "ieee", "fn")
 class ElementFormat:
     """Descriptor of an element (or scale) format.
 
-    Build instances with :func:`fp_format`, :func:`int_format`, :func:`table_format` or
-    :func:`pow2_scale_format`; they validate their arguments.
+    Build instances with :func:`fp_format`, :func:`int_format`, :func:`table_format`,
+    :func:`pow2_scale_format` or :func:`binary32_format`; they validate their arguments.
 
     Parameters
     ----------
@@ -66,7 +72,9 @@ class ElementFormat:
     kind : str
         ``"fp"`` (sign, exponent, mantissa fields, subnormals), ``"int"`` (two's complement
         with an implicit scale ``2**-frac_bits``), ``"pow2"`` (unsigned biased exponent only,
-        like E8M0) or ``"table"`` (codes index an explicit value table).
+        like E8M0), ``"table"`` (codes index an explicit value table) or ``"binary32"``
+        (IEEE 754 single precision; the code is the float32 bit pattern as an unsigned
+        32-bit integer; no decode table, conversions through NumPy float32, RNE only).
     bits : int
         Total code width.
     exp_bits, man_bits, bias : int
@@ -108,11 +116,19 @@ class ElementFormat:
     @property
     def signed(self) -> bool:
         """True if the format has negative values."""
+        if self.kind == "binary32":
+            return True
         return self.kind != "pow2" and bool(np.any(self.finite_values < 0))
 
     @cached_property
     def table(self) -> np.ndarray:
-        """Decode table: float64 array, ``table[code]`` is the code's exact value."""
+        """Decode table: float64 array, ``table[code]`` is the code's exact value.
+
+        Raises ValueError for ``binary32`` (2**32 codes): use :meth:`decode`.
+        """
+        if self.kind == "binary32":
+            raise ValueError(f"{self.name} has 2**32 codes and no decode table; use "
+                             f"decode() / encode()")
         t = _build_table(self)
         t.setflags(write=False)
         return t
@@ -126,30 +142,38 @@ class ElementFormat:
     @property
     def max_normal(self) -> float:
         """Largest finite value."""
+        if self.kind == "binary32":
+            return float(np.finfo(np.float32).max)
         return float(self.finite_values[-1])
 
     @property
     def max_magnitude(self) -> float:
         """Largest magnitude the encoder produces (``max|grid|``; for value tables with an
         extra negative value, e.g. BitMoD's EA-, larger than :attr:`max_normal`)."""
+        if self.kind == "binary32":
+            return self.max_normal
         v = self._encode_tables[0]
         return float(max(abs(v[0]), abs(v[-1])))
 
     @property
     def min_value(self) -> float:
         """Smallest (most negative) finite value."""
+        if self.kind == "binary32":
+            return -self.max_normal
         return float(self.finite_values[0])
 
     @property
     def min_subnormal(self) -> float:
         """Smallest positive value (the smallest subnormal for ``fp``, the step for ``int``)."""
+        if self.kind == "binary32":
+            return 2.0 ** -149
         v = self.finite_values
         return float(v[v > 0][0])
 
     @property
     def min_normal(self) -> float | None:
-        """Smallest positive normal value (``fp``); ``None`` for other kinds."""
-        if self.kind != "fp":
+        """Smallest positive normal value (``fp``, ``binary32``); ``None`` for other kinds."""
+        if self.kind not in ("fp", "binary32"):
             return None
         return 2.0 ** (1 - self.bias)
 
@@ -207,12 +231,12 @@ class ElementFormat:
 
     @property
     def has_nan(self) -> bool:
-        return self.kind == "fp" and self.special in ("ieee", "fn") or (
+        return self.kind in ("fp", "binary32") and self.special in ("ieee", "fn") or (
             self.kind == "pow2" and self.special == "fn")
 
     @property
     def has_inf(self) -> bool:
-        return self.kind == "fp" and self.special == "ieee"
+        return self.kind in ("fp", "binary32") and self.special == "ieee"
 
     @property
     def nan_code(self) -> int | None:
@@ -235,7 +259,7 @@ class ElementFormat:
     @property
     def sign_bit(self) -> int | None:
         """Bit index of the sign for ``fp`` and ``int`` formats, else ``None``."""
-        return self.bits - 1 if self.kind in ("fp", "int") else None
+        return self.bits - 1 if self.kind in ("fp", "int", "binary32") else None
 
     @cached_property
     def _zero_codes(self) -> tuple[int, int]:
@@ -278,6 +302,11 @@ class ElementFormat:
             raise ValueError(
                 f"{self.name} codes must lie in [0, {self.n_codes - 1}]; got values in "
                 f"[{codes.min()}, {codes.max()}]")
+        if self.kind == "binary32":
+            # the code is the bit pattern: reinterpret as float32, widen exactly to float64
+            # (a signalling NaN pattern widens to a quiet NaN: still NaN)
+            with np.errstate(invalid="ignore"):
+                return codes.astype(np.uint32).view(np.float32).astype(np.float64)
         return self.table[codes]
 
     def encode(self, values, rounding: str = "rne", saturate: bool = True) -> np.ndarray:
@@ -307,6 +336,8 @@ class ElementFormat:
         x = np.asarray(values, dtype=np.float64)
         if not self.has_nan and np.isnan(x).any():
             raise ValueError(f"{self.name} has no NaN encoding; cannot encode NaN inputs")
+        if self.kind == "binary32":
+            return self._encode_binary32(x, rounding, saturate)
         # in cache-sized chunks: the same result, several times faster on large tensors
         flat = np.ascontiguousarray(x).reshape(-1)
         out = np.empty(flat.size, dtype=np.int64)
@@ -357,6 +388,26 @@ class ElementFormat:
             sign = (1 << (self.bits - 1)) if self.kind == "fp" else 0
             out = np.where(nan, np.where(np.signbit(x), nc | sign, nc), out)
         return out
+
+    def _encode_binary32(self, x, rounding, saturate):
+        """IEEE 754 binary32 encode: NumPy's float64 -> float32 cast, which rounds to
+        nearest, ties to even (subnormals included) and overflows to +-Inf; the code is the
+        float32 bit pattern. ``saturate=True`` replaces +-Inf results (overflow or Inf input)
+        by +-max (0x7F7FFFFF with the sign), like the table encoder; NaN input gives the
+        canonical quiet NaN 0x7FC00000 with the input's sign."""
+        if rounding != "rne":
+            raise ValueError(f"{self.name} encodes with rounding 'rne' only, not {rounding!r}")
+        with np.errstate(over="ignore"):
+            f = x.astype(np.float32)
+        if saturate:
+            f = np.where(np.isinf(f), np.copysign(np.finfo(np.float32).max, f), f)
+            f = f.astype(np.float32)
+        codes = np.ascontiguousarray(f).view(np.uint32).astype(np.int64)
+        nan = np.isnan(x)
+        if nan.any():
+            sign = np.where(np.signbit(x), 1 << 31, 0)
+            codes = np.where(nan, self.nan_code | sign, codes)
+        return codes
 
     def _overflows(self, x, rounding):
         """Where a value rounds beyond +-max (non-saturating conversion)."""
@@ -465,6 +516,13 @@ def table_format(name, values, doc=""):
                          doc=doc)
 
 
+def binary32_format(name="fp32", doc=""):
+    """IEEE 754 binary32 (kind ``"binary32"``): 1 sign, 8 exponent, 23 mantissa bits, bias
+    127, subnormals, Inf and NaN. The code is the float32 bit pattern (0 .. 2**32 - 1)."""
+    return ElementFormat(name=name, kind="binary32", bits=32, exp_bits=8, man_bits=23,
+                         bias=127, special="ieee", doc=doc)
+
+
 def pow2_scale_format(name, bits=8, bias=127, nan=True, doc=""):
     """An unsigned biased power-of-two scale (E8M0): code c means ``2**(c - bias)``."""
     check_int("bits", bits, 1, 16)
@@ -487,13 +545,17 @@ class BlockFormat:
         :attr:`MXArray.modes`, ties to the first candidate).
     scale : ElementFormat
         Scale format (``e8m0`` for OCP).
-    block : int or (int, int)
-        Elements per block along the quantised axis (32 for OCP), or a 2-D tile
-        ``(rows, cols)`` over the last two axes.
+    block : int or (int, int) or None
+        Elements per block along the quantised axis (32 for OCP), a 2-D tile
+        ``(rows, cols)`` over the last two axes, or ``None``: one block per tensor (a single
+        scale for the whole tensor, whatever its shape; the quantiser's ``axis`` then has no
+        effect on the codes).
     scale_rule : str
         ``"ocp_floor"``: OCP v1.0, ``X = 2**(floor(log2 amax) - emax_elem)`` clamped to
         the scale's range. ``"ceil_pow2"``: ``X = 2**(ceil(log2 amax) - emax_elem - 1)``
         (MASE-style). ``"absmax"``: ``X = amax / max_elem`` rounded to the scale format.
+        With a ``binary32`` scale (the per-tensor FP8 formats) the quotient is computed in
+        float64 (RNE) and then rounded RNE to float32; see :data:`FP8_E4M3_PT`.
         ``"minmax"``: asymmetric with a zero point (the usual LLM INTn baseline):
         ``lo = min(min V, 0)``, ``hi = max(max V, 0)``, ``X = (hi - lo) / max_elem`` rounded
         to the scale format, zero point ``Z = round(-lo / X)`` encoded in ``zero_point``,
@@ -530,10 +592,15 @@ class BlockFormat:
             raise ValueError(f"rounding must be one of {ROUNDING_MODES}, not {self.rounding!r}")
         b = self.block
         dims = b if isinstance(b, tuple) else (b,)
-        if len(dims) not in (1, 2) or not all(isinstance(d, int) and d >= 1 for d in dims):
-            raise ValueError(f"block must be a positive int or a pair of them, not {b!r}")
+        if b is not None and (len(dims) not in (1, 2)
+                              or not all(isinstance(d, int) and d >= 1 for d in dims)):
+            raise ValueError(f"block must be a positive int, a pair of them or None "
+                             f"(per tensor), not {b!r}")
         if self.scale_rule in ("ocp_floor", "ceil_pow2") and self.scale.kind not in ("pow2", "int"):
             raise ValueError(f"scale_rule {self.scale_rule!r} needs a power-of-two scale format")
+        if self.scale.kind == "binary32" and self.scale_rule != "absmax":
+            raise ValueError(f"a binary32 scale needs scale_rule 'absmax', not "
+                             f"{self.scale_rule!r}")
 
     @property
     def element(self) -> ElementFormat:
@@ -541,8 +608,13 @@ class BlockFormat:
         return self.candidates[0]
 
     @property
-    def block_size(self) -> int:
-        """Elements per block."""
+    def per_tensor(self) -> bool:
+        """True if the whole tensor is one block (``block is None``)."""
+        return self.block is None
+
+    @property
+    def block_size(self) -> int | None:
+        """Elements per block; ``None`` for a per-tensor format (the tensor's size)."""
         return math.prod(self.block) if isinstance(self.block, tuple) else self.block
 
     @property
@@ -552,10 +624,25 @@ class BlockFormat:
 
     @property
     def bits_per_value(self) -> float:
-        """Storage cost per element, scale and mode bits included."""
+        """Storage cost per element, scale and mode bits included.
+
+        Raises ValueError for a per-tensor format, whose cost depends on the tensor's size:
+        use :meth:`bits_per_value_for`.
+        """
+        if self.per_tensor:
+            raise ValueError(f"{self.name} has one scale per tensor; its bits per value "
+                             f"depend on the tensor size: use bits_per_value_for(n)")
+        return self.bits_per_value_for(self.block_size)
+
+    def bits_per_value_for(self, n: int) -> float:
+        """Storage cost per element of a tensor of ``n`` values: for a per-tensor format,
+        the element bits plus the scale (and mode) bits amortised over ``n``; for a block
+        format, :attr:`bits_per_value` (``n`` only checked)."""
+        check_int("n", n, 1)
         ebits = max(c.bits for c in self.candidates)
         zbits = self.zero_point.bits if self.zero_point is not None else 0
-        return ebits + (self.scale.bits + self.mode_bits + zbits) / self.block_size
+        per = n if self.per_tensor else self.block_size
+        return ebits + (self.scale.bits + self.mode_bits + zbits) / per
 
     def __repr__(self):
         return f"BlockFormat({self.name!r})"
@@ -646,3 +733,40 @@ MXFP6_E3M2 = _mx("mxfp6_e3m2", FP6_E3M2)
 MXFP6_E2M3 = _mx("mxfp6_e2m3", FP6_E2M3)
 MXFP4_E2M1 = _mx("mxfp4_e2m1", FP4_E2M1, "mxfp4")
 MXINT8 = _mx("mxint8", INT8)
+
+
+# ---- per-tensor FP8 with an FP32 scale (the FP8 formats paper; OFP8) -------------------
+
+BINARY32 = binary32_format("fp32", doc=(
+    "IEEE 754 binary32 as a scale format: the code is the float32 bit pattern (uint32); "
+    "encode is NumPy's float64 -> float32 cast (RNE), saturating to +-max by default. Not "
+    "registered (its 2**32 codes have no decode table, and hardware takes no such element); "
+    "reach it as golden.formats.BINARY32 or get('fp8_e4m3_pt').scale."))
+
+_PT_DOC = (
+    "Per-tensor FP8 {e} with one IEEE binary32 (FP32) scale for the whole tensor (the FP8 "
+    "formats paper, Micikevicius et al. 2022; OFP8). One block = the whole tensor, whatever "
+    "its shape (block=None; the quantiser's axis does not change the codes). Golden's rule, "
+    "exactly: amax = max|x| over the tensor (float64, exact); scale = RNE_float32(amax / "
+    "{m}) where the quotient is first computed in float64 (one RNE rounding) -- for float32 "
+    "or narrower inputs this equals the correctly rounded float32 quotient, as float64 has "
+    "more than 2*24+2 bits (Figueroa 1995); an all-zero tensor gets scale 1.0; an amax "
+    "whose scale rounds to 0 raises ValueError; a scale beyond the "
+    "float32 range saturates to float32 max. Element = RNE-saturating encode of x / scale, "
+    "the quotient computed in float64 (RNE) and then encoded RNE to {e}: this double "
+    "rounding equals one RNE rounding of the exact quotient, because a float64 quotient "
+    "x/s of a float64 x and a float32 s lands exactly on an FP8 rounding midpoint only when "
+    "the exact quotient does (tested). {sat} A tensor containing NaN or +-Inf gets the NaN "
+    "scale code 0x7FC00000 (all elements code 0) and dequantises to NaN. The value is "
+    "scale * element, exact in float64.")
+
+FP8_E4M3_PT = register(BlockFormat(
+    name="fp8_e4m3_pt", candidates=(FP8_E4M3,), scale=BINARY32, block=None,
+    scale_rule="absmax",
+    doc=_PT_DOC.format(e="E4M3", m=448, sat="E4M3 is OFP8's 'fn' variant: no Inf, the "
+                                           "element saturates to +-448.")))
+FP8_E5M2_PT = register(BlockFormat(
+    name="fp8_e5m2_pt", candidates=(FP8_E5M2,), scale=BINARY32, block=None,
+    scale_rule="absmax",
+    doc=_PT_DOC.format(e="E5M2", m=57344, sat="E5M2 is IEEE-like (Inf, NaN), converted in "
+                                              "OFP8's saturating mode: +-57344, never Inf.")))

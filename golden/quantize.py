@@ -2,8 +2,9 @@
 
 One algorithm serves every :class:`~.formats.BlockFormat`:
 
-1. Cut the tensor into blocks (``fmt.block`` values along ``axis``, or 2-D tiles over the
-   last two axes). A length that is not a multiple of the block is padded with zeros for
+1. Cut the tensor into blocks (``fmt.block`` values along ``axis``, 2-D tiles over the
+   last two axes, or, for a per-tensor format (``fmt.block is None``), the whole tensor as
+   one block). A length that is not a multiple of the block is padded with zeros for
    the computation; zeros change no block maximum, so the real elements' codes are those
    of the unpadded algorithm, and the padding is dropped from the result.
 2. For each candidate element format, compute the block's scale by ``fmt.scale_rule`` and
@@ -54,12 +55,14 @@ class MXArray:
     shape : tuple
         Shape of the original tensor (and of :attr:`elements`).
     axis : int
-        The quantised axis (non-negative). For 2-D tile formats: the last axis.
+        The quantised axis (non-negative). For 2-D tile formats: the last axis. For
+        per-tensor formats: the ``axis`` given (it does not affect the codes).
     elements : np.ndarray of int64, shape ``shape``
         One code per value, unpacked.
     scales : np.ndarray of int64
         One scale code per block: ``shape`` with the blocked axis (axes) divided by the
-        block size, rounded up.
+        block size, rounded up; for a per-tensor format, shape ``(1,) * ndim`` (one code,
+        broadcastable against the tensor).
     modes : np.ndarray of int64 or None
         Index into ``fmt.candidates`` per block (same shape as ``scales``); ``None`` when
         the format has a single candidate.
@@ -121,8 +124,11 @@ def _norm_axis(axis, ndim):
 def block_view(x: np.ndarray, fmt: BlockFormat, axis: int) -> tuple[np.ndarray, tuple]:
     """Pad and reshape ``x`` into ``(..., n_blocks..., block_size)``.
 
-    Returns the blocked array and the shape of the scales (block grid).
+    Returns the blocked array and the shape of the scales (block grid). A per-tensor
+    format gives ``(1, x.size)`` and the grid ``(1,) * x.ndim``.
     """
+    if fmt.block is None:
+        return x.reshape(1, x.size), (1,) * x.ndim
     if isinstance(fmt.block, tuple):
         if x.ndim < 2:
             raise ValueError(f"{fmt.name} has 2-D tile blocks; it needs a tensor of >= 2 dims")
@@ -147,6 +153,8 @@ def block_view(x: np.ndarray, fmt: BlockFormat, axis: int) -> tuple[np.ndarray, 
 
 def unblock(xb: np.ndarray, fmt: BlockFormat, shape: tuple, axis: int) -> np.ndarray:
     """Inverse of :func:`block_view`: drop padding and restore ``shape``."""
+    if fmt.block is None:
+        return xb.reshape(shape)
     if isinstance(fmt.block, tuple):
         r, c = fmt.block
         *lead, mb, nb, _ = xb.shape
@@ -160,6 +168,8 @@ def unblock(xb: np.ndarray, fmt: BlockFormat, shape: tuple, axis: int) -> np.nda
 def expand_blocks(per_block: np.ndarray, fmt: BlockFormat, shape: tuple, axis: int):
     """Broadcast one value per block back to every element position of ``shape``."""
     per_block = np.asarray(per_block)
+    if fmt.block is None:
+        return np.array(np.broadcast_to(per_block.reshape((1,) * len(shape)), shape))
     if isinstance(fmt.block, tuple):
         r, c = fmt.block
         e = np.repeat(np.repeat(per_block, r, axis=-2), c, axis=-1)
@@ -214,12 +224,18 @@ def _quantize_candidate(xb, amax, elem, fmt):
                             saturate=True)
         return scodes, sval, codes, zcodes
     if fmt.scale_rule == "absmax":
+        # the quotient in float64 (RNE), then RNE (saturating) to the scale format; an
+        # all-zero block gets scale 1.0. For a binary32 scale (per-tensor FP8) this is
+        # float32(amax / max_elem), the float64 -> float32 cast of NumPy.
         xval = np.where(amax > 0, amax / elem.max_magnitude, 1.0)
         scodes = scale.encode(xval, rounding="rne", saturate=True)
         sval = scale.decode(scodes)
         if np.any(sval[amax > 0] <= 0):
             raise ValueError(f"{fmt.name}: a block scale underflowed to zero in {scale.name}")
         sval = np.where(sval > 0, sval, 1.0)
+        # x / scale in float64 (RNE), then encoded RNE below: for short scales (FP16,
+        # binary32) a float64 quotient equals an element rounding midpoint only if the exact
+        # quotient does, so this is one RNE rounding of the exact x / scale
         scaled = xb / sval[..., None]
     else:
         lo, hi = _scale_range(scale)
@@ -278,7 +294,10 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
     fmt : str or BlockFormat
         A block format name (``"mxfp4"``) or descriptor.
     axis : int
-        The axis blocks run along. Ignored by 2-D tile formats (they tile the last two axes).
+        The axis blocks run along. Ignored by 2-D tile formats (they tile the last two axes);
+        checked and recorded but without effect for per-tensor formats (one block).
+
+    Raises ValueError for a 0-d tensor, and for an empty tensor with a per-tensor format.
     """
     fmt = _formats.get(fmt)
     if not isinstance(fmt, BlockFormat):
@@ -291,6 +310,9 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
         axis = x.ndim - 1
     else:
         axis = _norm_axis(axis, x.ndim)
+    if fmt.per_tensor and x.size == 0:
+        raise ValueError(f"{fmt.name} has one scale per tensor; cannot quantise an empty "
+                         f"tensor of shape {x.shape}")
     xb, grid = block_view(x, fmt, axis)
     bad = ~np.isfinite(xb).all(axis=-1)
     xb = np.where(bad[..., None], 0.0, xb)
@@ -326,7 +348,7 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
     def to_grid(per_block):
         # per-block arrays come in block_view's order (blocked axis last): move it back
         a = np.asarray(per_block, dtype=np.int64)
-        if not isinstance(fmt.block, tuple):
+        if fmt.block is not None and not isinstance(fmt.block, tuple):
             a = np.moveaxis(a, -1, axis)
         return np.ascontiguousarray(a.reshape(grid))
 

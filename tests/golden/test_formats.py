@@ -349,7 +349,8 @@ def test_constructor_validation():
         golden.BlockFormat("x", (e,), formats.get("e8m0"), scale_rule="max")
     with pytest.raises(ValueError, match=r"rounding must be one of .*, not 'up'"):
         golden.BlockFormat("x", (e,), formats.get("e8m0"), rounding="up")
-    with pytest.raises(ValueError, match=r"block must be a positive int or a pair of them, not 0"):
+    with pytest.raises(ValueError, match=r"^block must be a positive int, a pair of them or "
+                                         r"None \(per tensor\), not 0$"):
         golden.BlockFormat("x", (e,), formats.get("e8m0"), block=0)
     with pytest.raises(TypeError, match=r"x: candidates must be a non-empty tuple"):
         golden.BlockFormat("x", (), formats.get("e8m0"))

@@ -10,6 +10,7 @@ from mxhw.golden import compare, formats as F
 
 NEW = ["mxsf", "mxsf_tile", "bitmod_fp4", "bitmod_fp3", "int4_g128", "int3_g128",
        "int4_g128_asym", "flint4", "flint4_u", "pot4", "fp16", "mxsf_w", "mxsf_s",
+       "flint8", "flint8_u", "fp8_e4m3_pt", "fp8_e5m2_pt",
        *[f"mxint{n}" for n in range(2, 9)], *[f"mxint{n}_mase" for n in range(2, 9)]]
 
 
@@ -61,3 +62,39 @@ def test_plot(tmp_path):
     out = tmp_path / "p.png"
     compare.main(["--formats", "mxfp4,mxint4", "--plot", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_per_tensor_formats(tmp_path):
+    x = np.random.default_rng(1).standard_t(3, (8, 64))
+    p = tmp_path / "t.npy"
+    np.save(p, x)
+    fmts = ["fp8_e4m3_pt", "fp8_e5m2_pt", "ant8", "ant4"]
+    r = _run("--formats", ",".join(fmts), "--tensor", str(p))
+    assert r.returncode == 0, r.stderr
+    lines = [ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| ")][1:]
+    assert [ln[2].strip() for ln in lines] == fmts
+    n = x.size
+    # bits per value: the one FP32 (per-tensor FP8) or FP16 + type bits (ANT) scale
+    # amortised over the tensor
+    want_bpv = [8 + 32 / n, 8 + 32 / n, 8 + (16 + 1) / n, 4 + (16 + 2) / n]
+    assert [ln[3].strip() for ln in lines] == [f"{b:.4f}" for b in want_bpv]
+    d = golden.quantize(x, "fp8_e5m2_pt").dequantize()
+    sqnr = 10 * np.log10((x ** 2).sum() / ((x - d) ** 2).sum())
+    assert lines[1][4].strip() == f"{sqnr:.2f}"
+    assert lines[1][5].strip() == f"{np.abs(x - d).max():.4g}"
+
+
+def test_wide_matches_long_form():
+    tensors = compare.synthetic(0, (4, 64))
+    names = ["mxfp4", "fp8_e4m3_pt", "ant8"]
+    _, rows = compare.table(tensors, names)
+    lines = compare.wide(rows).splitlines()
+    assert lines[0] == ("| format | bits/value | gaussian SQNR (dB) | laplace SQNR (dB) | "
+                        "student_t_outliers SQNR (dB) |")
+    for name, ln in zip(names, lines[2:]):
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        mine = [r for r in rows if r[1] == name]
+        assert cells == [name, f"{mine[0][2]:.4f}", *[f"{r[3]:.2f}" for r in mine]]
+    r = _run("--formats", ",".join(names), "--wide", "--seed", "0")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == lines[0]
