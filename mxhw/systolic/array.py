@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from .pe import MXMacPE, block_format
+from .pe import MXMacPE, block_format, check_pipeline
 
-__all__ = ["SystolicArray", "DATAFLOWS"]
+__all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
 
 DATAFLOWS = ("output_stationary", "weight_stationary")
+
+#: Register stages of the default PE (see :class:`MXMacPE`).
+DEFAULT_PIPELINE = 4
 
 
 def _check_pos_int(name, v):
@@ -56,7 +61,13 @@ class SystolicArray(wiring.Component):
         accumulation as golden's ``fixed`` mode. Per-block sums are exact.
     pe : callable or None
         PE factory ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
-        :class:`MXMacPE` (the hook for other PE types). Default :class:`MXMacPE`.
+        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
+        absent) gives the cycles from its last element to its result. Default
+        :class:`MXMacPE` with ``pipeline``.
+    pipeline : int
+        Register stages of the default PE, 0..4 (see :class:`MXMacPE`); default
+        :data:`DEFAULT_PIPELINE` (4, every stage: the ECP5 Fmax is limited by the element
+        multiplier, not by the block-end path).
 
     Members
     -------
@@ -68,8 +79,8 @@ class SystolicArray(wiring.Component):
         ``rows`` transfers per tile; ``data * 2**-frac_bits`` is the result, ``special``
         marks NaN (golden gives NaN).
 
-    Latency: first result row valid ``rows + cols + 1`` cycles after the tile's last
-    input transfer. Throughput: one K step per cycle (``rows*cols`` MACs per cycle) while
+    Latency: first result row valid ``rows + cols + pe_latency`` cycles after the tile's
+    last input transfer (``pe_latency = 1 + pipeline`` for the default PE). Throughput: one K step per cycle (``rows*cols`` MACs per cycle) while
     ``o`` drains at least one row per cycle and tiles are at least ``rows`` transfers long;
     ``i.ready`` holds off a tile's last transfer while the previous tile's results still
     occupy both result stages.
@@ -79,11 +90,11 @@ class SystolicArray(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``.
+        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
-                 acc=None, pe=None):
+                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE):
         _check_pos_int("rows", rows)
         _check_pos_int("cols", cols)
         fmt_a = block_format(fmt_a, "fmt_a")
@@ -99,13 +110,15 @@ class SystolicArray(wiring.Component):
         if acc is None:
             raise TypeError("acc must be a golden.arith.Accumulation, not None")
         check_acc(acc)
+        check_pipeline(pipeline)
         if pe is None:
-            pe = MXMacPE
+            pe = functools.partial(MXMacPE, pipeline=pipeline)
         if not callable(pe):
             raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")
         self._rows, self._cols = rows, cols
         self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
         self._dataflow = dataflow
+        self._pipeline = pipeline
         self._k = fmt_a.block_size
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
@@ -119,6 +132,7 @@ class SystolicArray(wiring.Component):
     acc = property(lambda self: self._acc)
     k = property(lambda self: self._k, doc="Block size along K.")
     dataflow = property(lambda self: self._dataflow)
+    pipeline = property(lambda self: self._pipeline)
 
     @property
     def in_layout(self):
@@ -142,7 +156,15 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self):
         """Cycles from a tile's last input transfer to its first output row being valid."""
-        return self._rows + self._cols + 1
+        return self._rows + self._cols + self.pe_latency
+
+    @property
+    def pe_latency(self):
+        """Cycles from a PE's last element to its result: ``1 + pipeline`` for the default
+        PE, else the ``latency`` attribute of a PE from the factory (1 if it has none)."""
+        if isinstance(self._pe, functools.partial) and self._pe.func is MXMacPE:
+            return 1 + self._pipeline
+        return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -202,7 +224,8 @@ class SystolicArray(wiring.Component):
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
         corner = pes[R - 1][C - 1]
         corner_done = Signal()
-        m.d.comb += corner_done.eq(corner.valid & corner.last)
+        lat = getattr(corner, "latency", 1)
+        m.d.comb += corner_done.eq(delay(corner.valid & corner.last, lat - 1, "done"))
 
         obuf = Signal(data.ArrayLayout(self.out_layout, R))
         row = Signal(range(R))

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem.fifo import StreamFIFO
-from .array import SystolicArray, _check_pos_int
+from .array import DEFAULT_PIPELINE, SystolicArray, _check_pos_int
 from .pe import block_format
 
 __all__ = ["GemmEngine"]
@@ -33,7 +33,7 @@ class GemmEngine(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-    fmt_a, fmt_b, acc, pe :
+    fmt_a, fmt_b, acc, pe, pipeline :
         As :class:`SystolicArray`.
     M, N, K : int
         Problem size; K must be a multiple of the block size.
@@ -59,10 +59,11 @@ class GemmEngine(wiring.Component):
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, M, N, K, acc=None, pe=None,
-                 dataflow="output_stationary", fifo_depth=None):
+                 dataflow="output_stationary", fifo_depth=None, pipeline=DEFAULT_PIPELINE):
         for name, v in (("M", M), ("N", N), ("K", K)):
             _check_pos_int(name, v)
-        self._array = SystolicArray(rows, cols, fmt_a, fmt_b, dataflow=dataflow, acc=acc, pe=pe)
+        self._array = SystolicArray(rows, cols, fmt_a, fmt_b, dataflow=dataflow, acc=acc, pe=pe,
+                                    pipeline=pipeline)
         k = self._array.k
         if K % k:
             raise ValueError(f"K must be a multiple of the block size {k}, not {K}")

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..pe.multiplier import ElementMultiplier, product_width
 
-__all__ = ["MXMacPE", "block_format", "scale_exp_range", "block_sum_width"]
+__all__ = ["MXMacPE", "PE_PIPELINE_MAX", "block_format", "scale_exp_range", "block_sum_width"]
 
 
 def block_format(fmt, name="fmt"):
@@ -49,6 +49,112 @@ def block_sum_width(fmt_a, fmt_b, k):
     return product_width(fmt_a, fmt_b) + max(k - 1, 1).bit_length()
 
 
+PE_PIPELINE_MAX = 4
+
+
+def check_pipeline(pipeline):
+    """Validate a PE ``pipeline`` (register stages, 0..:data:`PE_PIPELINE_MAX`)."""
+    golden.formats.check_int("pipeline", pipeline, 0, PE_PIPELINE_MAX)
+
+
+def stage(m, sig, on, name):
+    """``sig`` through one register when ``on`` (else ``sig`` itself)."""
+    if not on:
+        return sig
+    r = Signal.like(sig, name=f"{name}_{getattr(sig, 'name', 'q')}")
+    m.d.sync += r.eq(sig)
+    return r
+
+
+def scale_nan(fmt, code):
+    """1 where ``code`` is ``fmt``'s NaN scale code (0 if the scale has none)."""
+    return (code == fmt.scale.nan_code) if fmt.scale.nan_code is not None else Const(0, 1)
+
+
+def _fits_signed(x, width):
+    """``x`` (signed) lies in ``signed(width)``: its bits from ``width - 1`` up are equal."""
+    top = x[width - 1:]
+    return top.all() | ~top.any()
+
+
+def scale_shift(m, fa, fb, acc, lsb_exp, a_scale, b_scale):
+    """``(d, nd)``: ``d = E + frac_bits`` of a block pair from its scale codes, the left
+    shift that puts an exact block sum at ``2**lsb_exp`` on the accumulator grid, and
+    ``nd = -d`` (computed side by side, so that no negation follows the sum)."""
+    off = lsb_exp + acc.frac_bits - fa.scale.bias - fb.scale.bias
+    d_hi = ((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1) + off
+    d = Signal(range(min(off, 0), max(d_hi, 0) + 1))
+    nd = Signal(range(min(-d_hi, 0), max(-off, 0) + 1))
+    m.d.comb += [d.eq(a_scale + b_scale + off), nd.eq(-off - a_scale - b_scale)]
+    return d, nd
+
+
+def block_to_grid(m, acc, s, d, nd, extras, stages):
+    """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
+    ``d, nd`` (:func:`scale_shift`) the left shift that does it and its negation: golden's
+    ``round_shift(S, -(E + F), rounding)``, then clamped (``saturate``: to
+    ``signed(width + 1)``, which leaves every saturated outcome unchanged; ``wrap``: modulo
+    ``2**width``).
+
+    ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift direction and
+    amount, 2 the shifted value, 3 the clamped value. ``extras`` (signals) are delayed
+    alike. Returns ``(v, *extras)``.
+    """
+    W = acc.width
+    sw = len(s)
+    left = Signal()
+    sh_l = Signal(range(W + 2))                # left: S << min(d, W + 1)
+    sh_r = Signal(range(sw + 1))               # right: round(S >> min(-d, sw))
+    m.d.comb += [
+        left.eq(d >= 0),
+        sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d))),
+        sh_r.eq(Mux(nd > sw, sw, Mux(nd < 0, 0, nd))),
+    ]
+    s, left, sh_l, sh_r, *extras = (stage(m, x, stages >= 1, "blk")
+                                    for x in (s, left, sh_l, sh_r, *extras))
+
+    v_l = Signal(signed(sw + W + 2))
+    m.d.comb += v_l.eq(s << sh_l)
+    # (s << 1) >> sh_r: the quotient and, below it, the first dropped bit
+    q2 = Signal(signed(sw + 1))
+    m.d.comb += q2.eq((s << 1) >> sh_r)
+    q = Signal(signed(sw))
+    m.d.comb += q.eq(q2[1:])
+    up = Signal()
+    if acc.rounding == "rne":
+        mask = Signal(sw + 1)
+        m.d.comb += mask.eq((Const(1, sw + 2) << sh_r) - 1)
+        sticky = (((s << 1) & mask) >> 1).any()
+        m.d.comb += up.eq((sh_r != 0) & q2[0] & (sticky | q[0]))
+    v_l, q, up, left, *extras = (stage(m, x, stages >= 2, "sh")
+                                 for x in (v_l, q, up, left, *extras))
+
+    vs = Signal(signed(sw + W + 2))
+    m.d.comb += vs.eq(Mux(left, v_l, q + up))
+    if acc.overflow == "saturate":
+        v = Signal(signed(W + 1))
+        m.d.comb += v.eq(Mux(_fits_signed(vs, W + 1), vs,
+                             Mux(vs[-1], -(1 << W), (1 << W) - 1)))
+    else:
+        v = Signal(unsigned(W))                # only v mod 2**W matters
+        m.d.comb += v.eq(vs[:W])
+    return (stage(m, x, stages >= 3, "rnd") for x in (v, *extras))
+
+
+def accumulate(m, acc, reg, v):
+    """``reg + v`` saturated to, or wrapped into, ``signed(acc.width)``."""
+    W = acc.width
+    tot = Signal(signed(W + 3))
+    m.d.comb += tot.eq(reg + v)
+    reg_new = Signal(signed(W))
+    if acc.overflow == "saturate":
+        lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
+        m.d.comb += reg_new.eq(Mux(_fits_signed(tot, W), tot, Mux(tot[-1], lo, hi)))
+    else:
+        m.d.comb += reg_new.eq(tot[:W])
+    return reg_new
+
+
 class MXMacPE(wiring.Component):
     """Bit-parallel MX multiply-accumulate: one element pair per cycle.
 
@@ -60,12 +166,26 @@ class MXMacPE(wiring.Component):
     On the tile's last element the accumulator moves to ``result`` and restarts at zero.
     A NaN scale or a NaN/Inf element code makes the result ``special`` (golden: NaN).
 
+    Register stages (``pipeline``, cumulative; each adds one cycle of latency and none of
+    the stages stalls, so the PE still takes one element pair every cycle, blocks and tiles
+    back to back):
+
+    ====  ==========================================================================
+    >= 1  the product (:class:`~mxhw.pe.ElementMultiplier` with ``pipeline=1``)
+    >= 2  at a block end: the finished block sum ``S``, the shift direction and amount
+          (from the scales) and the NaN flag
+    >= 3  after the barrel shift (the shifted sum, and the RNE round-up bit)
+    >= 4  after rounding and clamping, before the accumulator adder
+    ====  ==========================================================================
+
     Parameters
     ----------
     fmt_a, fmt_b : BlockFormat
         Operand block formats (validated by the array).
     acc : golden.arith.Accumulation
         ``fixed`` accumulation.
+    pipeline : int
+        Register stages, 0..4 (:data:`PE_PIPELINE_MAX`); default 0.
 
     Members
     -------
@@ -75,15 +195,22 @@ class MXMacPE(wiring.Component):
     valid, block_end, last : In(1)
         The pair is valid; it is the last of its block; the last of the tile (a block end).
     result : Out(signed(acc.width)), special : Out(1)
-        Registered, updated one cycle after a ``last`` element.
+        Registered, updated :attr:`latency` cycles after a ``last`` element.
 
-    Latency 1 cycle from the tile's last element to ``result``; throughput one element
-    pair per cycle. Golden twin: :func:`mxhw.golden.arith.gemm` with ``fixed`` accumulation
-    (one output element).
+    Latency ``1 + pipeline`` cycles from the tile's last element to ``result``;
+    throughput one element pair per cycle. Golden twin: :func:`mxhw.golden.arith.gemm`
+    with ``fixed`` accumulation (one output element).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``pipeline`` not an integer in 0..4.
     """
 
-    def __init__(self, fmt_a, fmt_b, acc):
+    def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
+        check_pipeline(pipeline)
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
+        self._pipeline = pipeline
         self._k = fmt_a.block_size
         super().__init__({
             "a": In(unsigned(fmt_a.element.bits)),
@@ -97,81 +224,49 @@ class MXMacPE(wiring.Component):
             "special": Out(1),
         })
 
+    pipeline = property(lambda self: self._pipeline)
+
+    @property
+    def latency(self):
+        """Cycles from a tile's last element (``valid & last``) to its ``result``."""
+        return 1 + self._pipeline
+
     def elaborate(self, platform):
         m = Module()
-        fa, fb, acc = self._fmt_a, self._fmt_b, self._acc
-        W, F = acc.width, acc.frac_bits
-        m.submodules.mul = mul = ElementMultiplier(fa.element, fb.element)
+        fa, fb, acc, P = self._fmt_a, self._fmt_b, self._acc, self._pipeline
+        m.submodules.mul = mul = ElementMultiplier(fa.element, fb.element,
+                                                   pipeline=1 if P >= 1 else 0)
         m.d.comb += [mul.a.eq(self.a), mul.b.eq(self.b)]
+        # control and the scales' shift and NaN flag, aligned with the product
+        d, nd = scale_shift(m, fa, fb, acc, mul.lsb_exp, self.a_scale, self.b_scale)
+        nan = Signal()
+        m.d.comb += nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale))
+        valid, end, last, d, nd, nan = (
+            stage(m, x, P >= 1, "m")
+            for x in (self.valid, self.block_end, self.last, d, nd, nan))
 
         sw = block_sum_width(fa.element, fb.element, self._k)
         s = Signal(signed(sw))                     # exact block sum so far
         s_new = Signal(signed(sw))
         m.d.comb += s_new.eq(s + mul.p)
-
-        # E + F: the left shift that puts S on the accumulator grid
-        lo_a, hi_a = scale_exp_range(fa)
-        lo_b, hi_b = scale_exp_range(fb)
-        off = mul.lsb_exp + F - fa.scale.bias - fb.scale.bias
-        d_lo = 0 + 0 + off
-        d_hi = ((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1) + off
-        d = Signal(range(min(d_lo, 0), max(d_hi, 0) + 1))
-        m.d.comb += d.eq(self.a_scale + self.b_scale + off)
-
-        # left: v = S << min(d, W + 1), clamped to [-2**W, 2**W]
-        sh_l = Signal(range(W + 2))
-        m.d.comb += sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d)))
-        v_l = Signal(signed(sw + W + 2))
-        m.d.comb += v_l.eq(s_new << sh_l)
-        # right: v = round(S >> min(-d, sw))
-        sh_r = Signal(range(sw + 1))
-        m.d.comb += sh_r.eq(Mux(-d > sw, sw, Mux(d > 0, 0, -d)))
-        q = Signal(signed(sw))
-        m.d.comb += q.eq(s_new >> sh_r)
-        v_r = Signal(signed(sw + 1))
-        if acc.rounding == "rne":
-            rem = Signal(unsigned(sw + 1))
-            half = Signal(unsigned(sw + 1))
-            m.d.comb += [
-                rem.eq(s_new - (q << sh_r)),
-                half.eq((Const(1, 1) << sh_r) >> 1),
-            ]
-            up = (sh_r != 0) & ((rem > half) | ((rem == half) & q[0]))
-            m.d.comb += v_r.eq(q + up)
-        else:
-            m.d.comb += v_r.eq(q)
-
-        lim = 1 << W
-        v = Signal(signed(W + 2))
-        vs = Mux(d >= 0, v_l, v_r)
-        if acc.overflow == "saturate":
-            # |v| >= 2**W overflows from any register value: clamping keeps the outcome
-            m.d.comb += v.eq(Mux(vs > lim, lim, Mux(vs < -lim, -lim, vs)))
-        else:
-            # wrap: only v mod 2**W matters
-            m.d.comb += v.eq(vs[:W])
-
-        reg = Signal(signed(W))
-        tot = Signal(signed(W + 3))
-        m.d.comb += tot.eq(reg + v)
-        reg_new = Signal(signed(W))
-        lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
-        if acc.overflow == "saturate":
-            m.d.comb += reg_new.eq(Mux(tot > hi, hi, Mux(tot < lo, lo, tot)))
-        else:
-            m.d.comb += reg_new.eq(tot[:W])
-
-        nan_a = (self.a_scale == fa.scale.nan_code) if fa.scale.nan_code is not None else 0
-        nan_b = (self.b_scale == fb.scale.nan_code) if fb.scale.nan_code is not None else 0
-        spec = Signal()
+        spec = Signal()                            # the tile so far is special
         spec_new = Signal()
-        m.d.comb += spec_new.eq(spec | mul.nonfinite | (self.block_end & (nan_a | nan_b)))
-
-        with m.If(self.valid):
+        m.d.comb += spec_new.eq(spec | mul.nonfinite | (end & nan))
+        with m.If(valid):
             m.d.sync += [s.eq(s_new), spec.eq(spec_new)]
-            with m.If(self.block_end):
-                m.d.sync += [s.eq(0), reg.eq(reg_new)]
-            with m.If(self.last):
-                m.d.sync += [reg.eq(0), spec.eq(0),
-                             self.result.eq(reg_new), self.special.eq(spec_new)]
+            with m.If(end):
+                m.d.sync += s.eq(0)
+            with m.If(last):
+                m.d.sync += spec.eq(0)
+
+        ev = Signal()                              # a block ends: its sum moves on
+        m.d.comb += ev.eq(valid & end)
+        v, ev, last, spec_out = block_to_grid(m, acc, s_new, d, nd, [ev, last, spec_new], P - 1)
+
+        reg = Signal(signed(acc.width))
+        reg_new = accumulate(m, acc, reg, v)
+        with m.If(ev):
+            m.d.sync += reg.eq(reg_new)
+            with m.If(last):
+                m.d.sync += [reg.eq(0), self.result.eq(reg_new), self.special.eq(spec_out)]
         return m

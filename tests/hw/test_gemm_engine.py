@@ -24,11 +24,11 @@ def engine_beats(a, b, rows, cols):
     return out
 
 
-def run_engine(a, b, rows, cols, acc, seed=0, p_idle=0.0, p_stall=0.0, backend=None):
+def run_engine(a, b, rows, cols, acc, seed=0, p_idle=0.0, p_stall=0.0, backend=None, **kw):
     """Run a GEMM on a GemmEngine; returns (results dict, telemetry dict)."""
     M, K = a.shape
     N = b.shape[1]
-    dut = GemmEngine(rows, cols, a.fmt, b.fmt, M, N, K, acc=acc)
+    dut = GemmEngine(rows, cols, a.fmt, b.fmt, M, N, K, acc=acc, **kw)
     tiles = tile_order(M, N, rows, cols)
     got, tel = {}, {}
 
@@ -69,15 +69,15 @@ def check(a, b, got, acc):
        W=st.integers(12, 40), F=st.integers(-2, 20), ov=st.sampled_from(["saturate", "wrap"]),
        rnd=st.sampled_from(["floor", "rne"]), seed=st.integers(0, 2**16),
        nan_p=st.sampled_from([0.0, 0.1]), p_stall=st.sampled_from([0.0, 0.5]),
-       p_idle=st.sampled_from([0.0, 0.3]))
+       p_idle=st.sampled_from([0.0, 0.3]), pipeline=st.integers(0, 4))
 def test_engine_matches_golden(fa, fb, rows, cols, M, N, nblk, W, F, ov, rnd, seed, nan_p,
-                               p_stall, p_idle):
+                               p_stall, p_idle, pipeline):
     rng = np.random.default_rng(seed)
     K = 32 * nblk
     acc = fixed(W, F, ov, rnd)
     a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=0.2)
     b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=0.2)
-    got, tel = run_engine(a, b, rows, cols, acc, seed, p_idle, p_stall)
+    got, tel = run_engine(a, b, rows, cols, acc, seed, p_idle, p_stall, pipeline=pipeline)
     check(a, b, got, acc)
     tiles = len(tile_order(M, N, rows, cols))
     assert tel["busy"] == tiles * K

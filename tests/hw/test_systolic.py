@@ -9,6 +9,8 @@ from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
 from mxhw.systolic import MXMacPE, SystolicArray
+from mxhw.systolic.array import DEFAULT_PIPELINE
+from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
 from mxhw.systolic.driver import array_beats, tile_order
 
 FORMATS = ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8"]
@@ -35,10 +37,10 @@ def random_operand(rng, fmt, shape, axis, spread=4, nan_p=0.0, zero_block_p=0.0)
     return MXArray(mx.fmt, mx.shape, mx.axis, elements, scales, mx.modes)
 
 
-def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0):
+def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, **kw):
     M, K = a.shape
     N = b.shape[1]
-    dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc)
+    dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc, **kw)
     tiles = tile_order(M, N, rows, cols)
     got = {}
 
@@ -66,6 +68,9 @@ def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0):
                 assert not s and v == raw[mm, nn], (mm, nn, v, raw[mm, nn])
 
 
+ACC = fixed(32, 16)
+
+
 def acc_strategy():
     return st.builds(fixed, st.integers(8, 40), st.integers(-4, 24),
                      st.sampled_from(["saturate", "wrap"]), st.sampled_from(["floor", "rne"]))
@@ -77,14 +82,15 @@ def acc_strategy():
        M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 2),
        acc=acc_strategy(), seed=st.integers(0, 2**16),
        nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]))
+       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]),
+       pipeline=st.integers(0, PE_PIPELINE_MAX))
 def test_array_matches_golden(fa, fb, rows, cols, M, N, nblk, acc, seed, nan_p, zero_p,
-                              p_stall, p_idle):
+                              p_stall, p_idle, pipeline):
     rng = np.random.default_rng(seed)
     K = 32 * nblk
     a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=zero_p)
     b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=zero_p)
-    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle)
+    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline)
 
 
 def test_saturation_and_wrap():
@@ -96,7 +102,8 @@ def test_saturation_and_wrap():
         acc = fixed(16, 0, ov, "floor")
         _, raw = gemm(a, b, acc, return_raw=True)
         assert {int(x) for x in raw.ravel()} & {-(1 << 15), (1 << 15) - 1} or ov == "wrap"
-        check_gemm(a, b, 2, 2, acc)
+        for pipeline in (0, PE_PIPELINE_MAX):
+            check_gemm(a, b, 2, 2, acc, pipeline=pipeline)
 
 
 def test_rounding_right_shift():
@@ -105,7 +112,9 @@ def test_rounding_right_shift():
     a = quantize(rng.standard_normal((3, 32)) * 2.0**-20, "mxfp8_e4m3", axis=1)
     b = quantize(rng.standard_normal((32, 2)), "mxfp8_e4m3", axis=0)
     for r in ("floor", "rne"):
-        check_gemm(a, b, 3, 2, fixed(24, 22, "saturate", r), seed=3, p_stall=0.3)
+        for pipeline in range(PE_PIPELINE_MAX + 1):
+            check_gemm(a, b, 3, 2, fixed(24, 22, "saturate", r), seed=3, p_stall=0.3,
+                       pipeline=pipeline)
 
 
 def test_nan_scale_and_zero_blocks():
@@ -125,15 +134,100 @@ def test_8x8_mixed():
     check_gemm(a, b, 8, 8, fixed(40, 20, "saturate", "rne"), seed=5, p_stall=0.3)
 
 
-# ---- constructor errors ----------------------------------------------------------------
+# ---- the PE alone: every pipeline setting, tiles back to back ---------------------------
 
-ACC = fixed(32, 16)
+def run_pe(a, b, nblks, acc, pipeline, seed):
+    """Feed tiles (``nblks[t]`` blocks each; ``a``: (1, K) and ``b``: (K, 1) MX operands
+    over all tiles) through one MXMacPE, back to back with random idle cycles; returns
+    [(result, special)] per tile, read ``latency`` cycles after each tile's last element."""
+    fa, fb = block_format(a.fmt), block_format(b.fmt)
+    k = fa.block_size
+    dut = MXMacPE(fa, fb, acc, pipeline=pipeline)
+    assert dut.latency == 1 + pipeline
+    rng = np.random.default_rng(seed)
+    seq, kk = [], 0           # per cycle: None (idle) or (kk, block_end, last)
+    for nb in nblks:
+        for i in range(nb * k):
+            while rng.random() < 0.2:
+                seq.append(None)
+            seq.append((kk, i % k == k - 1, i == nb * k - 1))
+            kk += 1
+    got = []
+
+    async def tb(ctx):
+        lasts, res = [], []
+        for n, x in enumerate(seq + [None] * dut.latency):
+            if x is None:
+                ctx.set(dut.valid, 0)
+                ctx.set(dut.a, int(rng.integers(1 << fa.element.bits)))   # ignored
+            else:
+                kk, end, last = x
+                ctx.set(dut.a, int(a.elements[0, kk]))
+                ctx.set(dut.b, int(b.elements[kk, 0]))
+                ctx.set(dut.a_scale, int(a.scales[0, kk // k]))
+                ctx.set(dut.b_scale, int(b.scales[kk // k, 0]))
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.block_end, int(end))
+                ctx.set(dut.last, int(last))
+                if last:
+                    lasts.append(n)
+            await ctx.tick()
+            res.append((ctx.get(dut.result), ctx.get(dut.special)))
+        got.extend(res[n + dut.latency - 1] for n in lasts)
+
+    run(dut, tb)
+    return got
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+       nblks=st.lists(st.integers(1, 3), min_size=1, max_size=3), acc=acc_strategy(),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]))
+def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed, nan_p, zero_p):
+    """Back-to-back tiles of 1..3 blocks through one PE equal golden GEMMs of 1x1 tiles."""
+    rng = np.random.default_rng(seed)
+    K = 32 * sum(nblks)
+    a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p, zero_block_p=zero_p)
+    b = random_operand(rng, fb, (K, 1), 0, nan_p=nan_p, zero_block_p=zero_p)
+    got = run_pe(a, b, nblks, acc, pipeline, seed)
+    b0 = 0
+    for t, nb in enumerate(nblks):
+        bs, ks = slice(b0, b0 + nb), slice(32 * b0, 32 * (b0 + nb))
+        b0 += nb
+        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs], None)
+        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs], None)
+        val, raw = gemm(at, bt, acc, return_raw=True)
+        r, s = got[t]
+        if np.isnan(val[0, 0]):
+            assert s, t
+        else:
+            assert not s and r == raw[0, 0], (t, r, raw[0, 0])
+
+
+@pytest.mark.parametrize("pipeline, exc, msg", [
+    (5, ValueError, "pipeline must be in [0, 4], not 5"),
+    (-1, ValueError, "pipeline must be in [0, 4], not -1"),
+    ("2", TypeError, "pipeline must be an integer, not '2'"),
+    (True, TypeError, "pipeline must be an integer, not True"),
+])
+def test_pe_init_wrong_pipeline(pipeline, exc, msg):
+    f = block_format("mxfp4")
+    with pytest.raises(exc) as e:
+        MXMacPE(f, f, ACC, pipeline=pipeline)
+    assert str(e.value) == msg
+    with pytest.raises(exc) as e:
+        SystolicArray(2, 2, "mxfp4", "mxfp4", acc=ACC, pipeline=pipeline)
+    assert str(e.value) == msg
+
+
+# ---- constructor errors ----------------------------------------------------------------
 
 
 def test_init():
     dut = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC)
     assert (dut.rows, dut.cols, dut.k, dut.dataflow) == (2, 3, 32, "output_stationary")
-    assert dut.latency == 6
+    assert dut.latency == 5 + 1 + DEFAULT_PIPELINE
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
