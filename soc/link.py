@@ -16,7 +16,8 @@ __all__ = ["BusSignature", "HostLink", "crc16_step"]
 class BusSignature(wiring.Signature):
     """A simple word bus, seen from the master: 32-bit words, word addresses.
 
-    ``r_en`` with ``addr`` asks for a read; ``r_data`` holds the word on the next cycle.
+    ``r_en`` with ``addr`` asks for a read; ``r_data`` holds the word a fixed number of
+    cycles later (the read latency: 1 = the next cycle; the master is told the latency).
     ``w_en`` with ``addr`` and ``w_data`` writes a word. One access per cycle, never stalls.
     """
 
@@ -55,6 +56,8 @@ class HostLink(wiring.Component):
         answered with TIMEOUT.
     quiet_cycles : int
         After a bad header, input is discarded until the line is quiet this long.
+    read_latency : int
+        Cycles from a bus read request to its ``r_data`` (>= 1).
 
     Members
     -------
@@ -71,9 +74,10 @@ class HostLink(wiring.Component):
     its CRC checks; a READ sends one byte per cycle the transmitter takes it.
     """
 
-    def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000):
+    def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000,
+                 read_latency=1):
         for name, v in (("max_payload", max_payload), ("timeout_cycles", timeout_cycles),
-                        ("quiet_cycles", quiet_cycles)):
+                        ("quiet_cycles", quiet_cycles), ("read_latency", read_latency)):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise TypeError(f"{name} must be an integer, not {v!r}")
         if max_payload < 4 or max_payload % 4 or max_payload > 65532:
@@ -83,6 +87,9 @@ class HostLink(wiring.Component):
             raise ValueError(f"timeout_cycles must be at least 16, not {timeout_cycles}")
         if quiet_cycles < 16:
             raise ValueError(f"quiet_cycles must be at least 16, not {quiet_cycles}")
+        if not 1 <= read_latency <= 16:
+            raise ValueError(f"read_latency must be in [1, 16], not {read_latency}")
+        self._read_latency = read_latency
         self._max_payload = max_payload
         self._timeout = timeout_cycles
         self._quiet = quiet_cycles
@@ -119,6 +126,7 @@ class HostLink(wiring.Component):
         wdog = Signal(range(max(self._timeout, self._quiet) + 1))
         rword = Signal(32)
         bsel = Signal(2)
+        lat = Signal(range(self._read_latency + 1))
         byte = self.rx.payload
         take = self.rx.valid & self.rx.ready
         crc_byte = Signal(8)
@@ -256,6 +264,11 @@ class HostLink(wiring.Component):
                     m.next = "TX_CRC0"
                 with m.Else():
                     m.d.comb += [self.bus.addr.eq(baddr), self.bus.r_en.eq(1)]
+                    m.d.sync += lat.eq(0)
+                    m.next = "TX_LATCH" if self._read_latency == 1 else "TX_WAIT"
+            with m.State("TX_WAIT"):
+                m.d.sync += lat.eq(lat + 1)
+                with m.If(lat == self._read_latency - 2):
                     m.next = "TX_LATCH"
             with m.State("TX_LATCH"):
                 m.d.sync += [rword.eq(self.bus.r_data), bsel.eq(0), widx.eq(widx + 1),

@@ -27,7 +27,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .link import HostLink
+from .link import BusSignature, HostLink
 from .uart import UARTRx, UARTTx
 
 __all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE"]
@@ -135,7 +135,10 @@ class SoC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        m.submodules.link = link = HostLink(cfg.max_payload, self._timeout, self._quiet)
+        # the bus from the link is registered (request) and so is the read data (response):
+        # the link's reads take 3 cycles, and no path runs from the link's FSM into a slave
+        m.submodules.link = link = HostLink(cfg.max_payload, self._timeout, self._quiet,
+                                            read_latency=3)
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
 
@@ -147,7 +150,10 @@ class SoC(wiring.Component):
         scratch = Signal(32)
         m.d.sync += cycles.eq(cycles + 1)
 
-        bus = link.bus
+        bus = BusSignature().flip().create(path=("bus_q",))
+        m.d.sync += [bus.addr.eq(link.bus.addr), bus.w_data.eq(link.bus.w_data),
+                     bus.w_en.eq(link.bus.w_en), bus.r_en.eq(link.bus.r_en),
+                     link.bus.r_data.eq(bus.r_data)]
         byte_addr = bus.addr << 2
         eng_read = Signal()
         eng_data = 0

@@ -15,25 +15,27 @@ QUIET = 40
 WORDS = 16  # the model memory: word addresses 0..15
 
 
-def run_link(script):
-    """Run ``script(xfer, drain)`` against a link whose bus has a dict memory.
+def run_link(script, read_latency=1):
+    """Run ``script(xfer, drain)`` against a link whose bus has a dict memory answering
+    reads after ``read_latency`` cycles (garbage on ``r_data`` at every other time).
 
     ``xfer(bytes)`` sends a request and returns the parsed response; ``drain(bytes)`` sends
     arbitrary bytes and returns every response that comes back until the link is quiet.
     """
-    link = HostLink(max_payload=MAXP, timeout_cycles=TIMEOUT, quiet_cycles=QUIET)
+    link = HostLink(max_payload=MAXP, timeout_cycles=TIMEOUT, quiet_cycles=QUIET,
+                    read_latency=read_latency)
     mem = {}
+    garbage = 0xA5A5_5A5A
 
     async def bus(ctx):
-        rdata = 0
+        pipe = [garbage] * read_latency      # pipe[0] is on r_data this cycle
         while True:
-            ctx.set(link.bus.r_data, rdata)
+            ctx.set(link.bus.r_data, pipe[0])
             *_, a, we, wd, re = await ctx.tick().sample(
                 link.bus.addr, link.bus.w_en, link.bus.w_data, link.bus.r_en)
             if we:
                 mem[a] = wd
-            if re:
-                rdata = mem.get(a, 0)
+            pipe = pipe[1:] + [mem.get(a, 0) if re else garbage]
 
     async def tb(ctx):
         async def collect(limit):
@@ -131,8 +133,8 @@ ops = st.one_of(
 )
 
 
-@given(st.lists(ops, min_size=1, max_size=8))
-def test_fuzz(program):
+@given(st.lists(ops, min_size=1, max_size=8), st.sampled_from([1, 3]))
+def test_fuzz(program, read_latency):
     """Random, corrupted, truncated and junk packets: every bad one gets only error
     responses and changes nothing; every valid one does exactly what it asks."""
     model = {}
@@ -168,7 +170,7 @@ def test_fuzz(program):
             r = await xfer(read(0, WORDS if WORDS * 4 <= MAXP else MAXP // 4))
             assert r.words() == [model.get(i, 0) for i in range(len(r.words()))]
 
-    mem = run_link(script)
+    mem = run_link(script, read_latency)
     assert mem == model
 
 
@@ -177,6 +179,8 @@ def test_fuzz(program):
     (dict(max_payload="8"), TypeError, r"max_payload must be an integer, not '8'"),
     (dict(timeout_cycles=3), ValueError, r"timeout_cycles must be at least 16, not 3"),
     (dict(quiet_cycles=0), ValueError, r"quiet_cycles must be at least 16, not 0"),
+    (dict(read_latency=0), ValueError, r"read_latency must be in \[1, 16\], not 0"),
+    (dict(read_latency=2.0), TypeError, r"read_latency must be an integer, not 2.0"),
 ])
 def test_init_wrong_params(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
