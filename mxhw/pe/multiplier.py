@@ -9,7 +9,13 @@ from amaranth.lib.wiring import In, Out
 from ..formats import _nonfinite, element_format, int_range, layout_of, lsb_shift, \
     signed_width, unpack
 
-__all__ = ["ElementMultiplier", "product_width", "product_range"]
+__all__ = ["ElementMultiplier", "product_width", "product_range", "LUT_MULTIPLY_BITS"]
+
+#: Significand products whose narrower operand has at most this many bits are built as a
+#: sum of shifted partial products (LUTs and carry chains); wider ones as a ``*`` that
+#: synthesis maps to a DSP block (e.g. MXINT8's 8 x 8). An FP4/FP6/FP8 significand is 2-4
+#: bits: a DSP block for it is slower than the LUTs and wastes the block.
+LUT_MULTIPLY_BITS = 4
 
 
 def product_range(fmt_a, fmt_b):
@@ -34,7 +40,14 @@ def multiply(m, fmt_a, a, fmt_b, b):
     p = Signal(signed(product_width(fmt_a, fmt_b)))
     nonfinite = Signal()
     # significands multiply, exponents (as shifts from the LSB grid) add
-    mag = (ua.significand * ub.significand) << (lsb_shift(ua) + lsb_shift(ub))
+    sa, sb = ua.significand, ub.significand
+    narrow, wide = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
+    if len(narrow) <= LUT_MULTIPLY_BITS:
+        prod = Signal(len(sa) + len(sb))
+        m.d.comb += prod.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
+    else:
+        prod = sa * sb
+    mag = prod << (lsb_shift(ua) + lsb_shift(ub))
     m.d.comb += [
         nonfinite.eq(_nonfinite(ua) | _nonfinite(ub)),
         p.eq(Mux(nonfinite, 0, Mux(ua.sign ^ ub.sign, -mag, mag))),
