@@ -30,8 +30,9 @@ regions are write-only (they read as 0); writes to them while the unit is busy a
 
 import math
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -133,12 +134,15 @@ class GemmUnit(wiring.Component):
         busy_cycles, stall_cycles = Signal(32), Signal(32)
         m.d.comb += self.busy.eq(busy)
 
-        # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads
-        k = Signal(range(K_MAX + 1))        # the K step being presented
-        primed = Signal()
-        valid = Signal()
-        take = Signal()
-        k_next = Mux(take, k + 1, k)
+        # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads.
+        # The sequencer reads K step ``rk`` (a register: no logic before the read address)
+        # whenever the prefetch queue has room, and the queue feeds the array: the array's
+        # ready never reaches a memory address.
+        rk = Signal(range(K_MAX + 1))       # next K step to read
+        left = Signal(range(K_MAX + 1))     # K steps still to read
+        issue = Signal()                    # read K step rk this cycle
+        inflight = Signal()                 # a read issued last cycle: its data is out now
+        last_d = Signal()                   # ... and it was the tile's last K step
 
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
             words = []
@@ -152,22 +156,27 @@ class GemmUnit(wiring.Component):
                 words.append(rp.data)
             return Cat(*words)
 
-        start = Signal()
-        rd_k = Signal.like(k)
-        m.d.comb += rd_k.eq(Mux(start, 0, k_next))
-        a_bits = lane_mems("a", self.la, K_MAX, rd_k, REGION["a"])
-        as_bits = lane_mems("as", self.las, K_MAX // kb, rd_k // kb, REGION["a_scale"])
-        b_bits = lane_mems("b", self.lb, K_MAX, rd_k, REGION["b"])
-        bs_bits = lane_mems("bs", self.lbs, K_MAX // kb, rd_k // kb, REGION["b_scale"])
+        rk_i = rk[:max(1, (K_MAX - 1).bit_length())]
+        a_bits = lane_mems("a", self.la, K_MAX, rk_i, REGION["a"])
+        as_bits = lane_mems("as", self.las, K_MAX // kb, rk_i // kb, REGION["a_scale"])
+        b_bits = lane_mems("b", self.lb, K_MAX, rk_i, REGION["b"])
+        bs_bits = lane_mems("bs", self.lbs, K_MAX // kb, rk_i // kb, REGION["b_scale"])
 
+        step = Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
+                   b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b], last_d)
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=4)
         m.d.comb += [
-            valid.eq(busy & primed & (k < K)),
-            arr.i.valid.eq(valid),
-            take.eq(valid & arr.i.ready),
-            arr.i.payload.eq(Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
-                                 b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b],
-                                 k == K - 1)),
+            # room for the read in flight and this one: level + inflight <= depth - 2
+            issue.eq(busy & (left != 0) & (queue.level + inflight <= 2)),
+            queue.w_data.eq(step),
+            queue.w_en.eq(inflight),
+            arr.i.payload.eq(queue.r_data),
+            arr.i.valid.eq(queue.r_rdy),
+            queue.r_en.eq(arr.i.ready),
         ]
+        m.d.sync += [inflight.eq(issue), last_d.eq(left == 1)]
+        with m.If(issue):
+            m.d.sync += [rk.eq(rk + 1), left.eq(left - 1)]
 
         # ---- results: one memory per column, rows deep; special flags per row
         out_row = Signal(range(rows + 1))
@@ -187,21 +196,20 @@ class GemmUnit(wiring.Component):
                      swp.en.eq(arr.o.valid), srp.addr.eq(index)]
 
         # ---- control
-        m.d.comb += start.eq(bus.w_en & (region == REGION["regs"])
-                             & (index == GEMM_REGS["START"]) & bus.w_data[0] & ~busy)
         with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["K"]) & ~busy):
             m.d.sync += K.eq(bus.w_data)
+        start = Signal()
+        m.d.comb += start.eq(bus.w_en & (region == REGION["regs"])
+                             & (index == GEMM_REGS["START"]) & bus.w_data[0] & ~busy)
         with m.If(start):
-            m.d.sync += [busy.eq(1), done.eq(0), k.eq(0), primed.eq(1), out_row.eq(0)]
-        with m.If(take):
-            m.d.sync += k.eq(k + 1)
+            m.d.sync += [busy.eq(1), done.eq(0), rk.eq(0), left.eq(K), out_row.eq(0)]
         with m.If(arr.o.valid):
             m.d.sync += out_row.eq(out_row + 1)
             with m.If(out_row == rows - 1):
-                m.d.sync += [busy.eq(0), done.eq(1), primed.eq(0)]
+                m.d.sync += [busy.eq(0), done.eq(1)]
         with m.If(busy):
             m.d.sync += busy_cycles.eq(busy_cycles + 1)
-            with m.If(valid & ~arr.i.ready):
+            with m.If(queue.r_rdy & ~arr.i.ready):
                 m.d.sync += stall_cycles.eq(stall_cycles + 1)
 
         # ---- bus reads (data on the next cycle)
