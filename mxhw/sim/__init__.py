@@ -271,7 +271,7 @@ async def stream_exchange(ctx, i=None, payloads=(), o=None, count=0, *, rng=None
     gaps, stalls : sequences of int or None
     timeout : int
         Cycles one beat may wait for its partner; :class:`SimTimeout` after that (with
-        ``.received`` and ``.cycles``; the producer's timeout is reported first).
+        ``.received``, ``.sent`` and ``.cycles``; the producer's timeout is reported first).
     raw : bool
         Payloads in and out as the payload's bits (ints; signed payloads sign-extended)
         instead of ``ctx.set``/``ctx.get`` values (``lib.data`` views).
@@ -367,6 +367,6 @@ async def _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls, ti
                     failed = "stream_get: valid never rose"
         if failed is not None:
             err = SimTimeout(f"{failed} within {timeout} cycles")
-            err.received, err.cycles = received, cycles
+            err.received, err.cycles, err.sent = received, cycles, sent
             raise err
     return received, cycles

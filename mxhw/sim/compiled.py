@@ -1144,7 +1144,8 @@ class Model:
         exact per-cycle behaviour of :func:`mxhw.sim.stream_exchange` (see there for
         ``gaps``, ``stalls``, ``timeout`` and ``raw``). Both streams' members must be
         top-level ports. Returns ``(received payloads, cycles)``; a timeout raises
-        :class:`mxhw.sim.SimTimeout` with ``.received`` and ``.cycles`` set.
+        :class:`mxhw.sim.SimTimeout` with ``.received``, ``.sent`` (beats taken) and
+        ``.cycles`` set.
         """
         import numpy as np
         from . import DEFAULT_TIMEOUT, SimTimeout
@@ -1196,7 +1197,7 @@ class Model:
             *out_args, ctypes.c_void_p(out_data.ctypes.data), s_ptr, n_out,
             max(1, int(timeout)), int(self._dirty), stats)
         self._dirty = True
-        cycles, _, got = stats
+        cycles, sent, got = stats
         received = (_unpack_beats(out_data[:got], op, raw) if n_out else [])
         if rc == 1:
             self._assertion_failed()
@@ -1204,7 +1205,7 @@ class Model:
             what = ("stream_put: ready never rose" if rc == 2
                     else "stream_get: valid never rose")
             err = SimTimeout(f"{what} within {timeout} cycles")
-            err.received, err.cycles = received, cycles
+            err.received, err.cycles, err.sent = received, cycles, sent
             raise err
         return received, cycles
 
