@@ -11,8 +11,8 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
 * ``pysim_cps_systolic_8x8`` / ``compiled_cps_systolic_8x8`` / ``speedup_systolic_8x8``: the
   same testbench on the real ``mxhw.systolic.SystolicArray`` 8x8 (mxint8), checked against
   golden. Its CXXRTL model is built hierarchically at ``-O1`` (about 25-30 s of g++; see
-  ``compiled.LARGE_RTLIL_LINES``) and runs at about 12k cycles/s (CPU time), so its speedup
-  is about 200x, not 1000x.
+  ``compiled.LARGE_RTLIL_LINES``) and runs at about 12k cycles/s of CPU time when free
+  running, so its speedup is far from 1000x (63x measured at load 6.6 on 2 CPUs).
 * ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
   bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
 * ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
