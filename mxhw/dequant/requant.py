@@ -266,7 +266,8 @@ class Requantizer(wiring.Component):
         return mags, negs, exs, L, amax == 0, bad, (-149, 127)
 
     def _lmax(self, e, se_lo):
-        """Left pre-shift that makes the smallest right shift non-negative (fixed input)."""
+        """Left pre-shift of the magnitude that makes the element's right shift ``sh``
+        non-negative for every input (``-min sh``, or 0), from the input kind's bounds."""
         Fi = self._in_frac
         if self._in_kind == "fixed":
             if e.kind == "fp":
