@@ -101,12 +101,12 @@ def _sum_tree(m, terms, width, name):
 class Requantizer(wiring.Component):
     """Quantise a block of ``k`` fixed-point or FP32 values to an MX block, as golden does.
 
-    **Input.** ``in_kind="fixed"``: value ``i`` is ``v_i * 2**-in_frac`` with ``v_i`` a
-    signed ``in_width``-bit integer. ``in_kind="fp32"``: value ``i`` is the IEEE binary32
-    number whose bit pattern is ``i.payload[i]`` (subnormals included, ``-0`` keeps its
-    sign); a block holding a NaN or +-Inf gives the NaN scale ``0xFF`` and all element codes
-    0, as golden does (for ``mxsf`` also mode 0: golden chooses the mode of an all-zero
-    block, a tie).
+    **Input.** ``in_kind="fixed"``: element ``j`` is ``v_j * 2**-in_frac`` with
+    ``v_j = i.payload[j]`` a signed ``in_width``-bit integer. ``in_kind="fp32"``: element
+    ``j`` is the IEEE binary32 number whose bit pattern is ``i.payload[j]`` (subnormals
+    included, ``-0`` keeps its sign); a block holding a NaN or +-Inf gives the NaN scale
+    ``0xFF`` and all element codes 0, as golden does (for ``mxsf`` also mode 0: golden
+    chooses the mode of an all-zero block, a tie).
 
     **Scale.** The OCP floor rule: with ``L = floor(log2(max |x|))``,
     ``shared_exp = L - emax_elem`` clamped to ``[-127, 127]`` (an all-zero block gets code
@@ -124,8 +124,10 @@ class Requantizer(wiring.Component):
     ``g = min over modes of (shared_exp + lsb_exp)``, ``sig_width = in_width`` (fixed) or
     24 (fp32): every element that either mode quantises to non-zero lies on that grid, and
     elements both modes quantise to zero add the same (truncated) term to both errors, so
-    the comparison of the sums of squares is exact. The block takes the mode with the
-    smaller squared error, ties to mode W (0), and outputs that mode's scale and codes.
+    the comparison of the sums of squares is exact. ``|y - x| <= 2**(L - 2)`` and
+    ``g >= L - 8`` bound each error to ``sig_width + 7`` bits: ``2k`` squarers of that
+    width and two adder trees. The block takes the mode with the smaller squared error,
+    ties to mode W (0), and outputs that mode's scale and codes.
 
     Parameters
     ----------
