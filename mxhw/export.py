@@ -93,10 +93,12 @@ COMPONENTS: dict[str, Entry] = {
     "aligner": Entry(lambda format, **kw: Aligner(format, **kw),
                      {"format": block_format, "k": integer, "out_width": optional_integer,
                       "rounding": str, "pipeline": integer}),
+    # --format mxsf: the MXSF mode switch's quantising side (mode select); --in-kind fp32
     "requantizer": Entry(lambda format, **kw: Requantizer(format, **kw),
-                         {"format": block_format, "k": integer, "in_width": integer,
-                          "in_frac": integer, "pipeline": integer}),
-    # the MXSF mode switch's decoding side (the quantising-side mode select is not built yet)
+                         {"format": block_format, "k": integer, "in_kind": str,
+                          "in_width": optional_integer, "in_frac": optional_integer,
+                          "pipeline": integer}),
+    # the MXSF mode switch's decoding side
     "mode_switch": Entry(MXSFDecoder, {"k": integer}),
 }
 

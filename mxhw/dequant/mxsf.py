@@ -1,5 +1,6 @@
 """MXSF mode switch, decoding side: MX-SAFE elements to one unpacked form per their block's
-mode bit."""
+mode bit. The quantising side (the mode choice per block) is ``Requantizer("mxsf")`` in
+:mod:`mxhw.dequant.requant`, whose output payload is this decoder's input payload."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Re-quantiser: a block of k fixed-point results to an MX block (E8M0 scale, OCP floor rule,
-elements RNE with saturation)."""
+"""Re-quantiser: a block of k fixed-point or FP32 results to an MX block (E8M0 scale, OCP
+floor rule, elements RNE with saturation), for the OCP MX formats and MXSF (whose mode it
+chooses per block by the exact squared error, as golden does)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import layout_of
 from ..golden.formats import BlockFormat
-from .aligner import _any, _check_k, max_tree
+from .aligner import _check_k, max_tree
 
 __all__ = ["Requantizer", "IN_KINDS"]
 
-#: Input kinds the re-quantiser accepts.
-IN_KINDS = ("fixed",)
+#: Input kinds the re-quantiser accepts: ``"fixed"`` (signed integers with a fixed number of
+#: fractional bits) and ``"fp32"`` (IEEE 754 binary32 bit patterns).
+IN_KINDS = ("fixed", "fp32")
+
+_SE_LO, _SE_HI = -127, 127  # unbiased exponents E8M0 holds (255 is NaN)
+_F32_SIG = 24  # binary32 significand width with the hidden bit
 
 
 def _msb(m, x, width, name):
@@ -27,8 +32,13 @@ def _msb(m, x, width, name):
     return p
 
 
+def _is_mxsf(fmt):
+    return tuple(c.name for c in fmt.candidates) == ("mxsf_w", "mxsf_s")
+
+
 def block_format(fmt):
-    """The OCP-style :class:`BlockFormat` named by ``fmt`` that the re-quantiser supports."""
+    """The :class:`BlockFormat` named by ``fmt`` that the re-quantiser supports: an OCP MX
+    format (one fp or int element format) or ``mxsf`` (1-D blocks)."""
     if isinstance(fmt, str):
         try:
             fmt = golden.formats.get(fmt)
@@ -37,52 +47,123 @@ def block_format(fmt):
                              f"{', '.join(golden.formats.block_names())}; not {fmt!r}") from None
     if not isinstance(fmt, BlockFormat):
         raise TypeError(f"fmt must be a block format (a name or a BlockFormat), not {fmt!r}")
-    ok = (len(fmt.candidates) == 1 and fmt.scale.kind == "pow2" and fmt.scale.bits == 8
-          and fmt.scale.bias == 127 and fmt.scale_rule == "ocp_floor" and fmt.rounding == "rne"
-          and not isinstance(fmt.block, tuple)
-          and fmt.element.kind in ("fp", "int"))
-    if not ok:
+    common = (fmt.scale.kind == "pow2" and fmt.scale.bits == 8 and fmt.scale.bias == 127
+              and fmt.scale_rule == "ocp_floor" and fmt.rounding == "rne"
+              and not isinstance(fmt.block, tuple))
+    ocp = len(fmt.candidates) == 1 and fmt.candidates[0].kind in ("fp", "int")
+    if not (common and (ocp or _is_mxsf(fmt))):
         raise ValueError(f"fmt must be an OCP MX block format (one fp or int element format, "
-                         f"E8M0 scale, floor rule, RNE, 1-D blocks), not {fmt.name!r}")
+                         f"E8M0 scale, floor rule, RNE, 1-D blocks) or mxsf, not {fmt.name!r}")
     return fmt
 
 
-class Requantizer(wiring.Component):
-    """Quantise a block of ``k`` fixed-point values to an MX block, as golden does.
+def _hw_modes(fmt):
+    """The element descriptors the hardware quantises to, one per candidate. MXSF mode S is
+    the fp6_e3m2 value set in the low 6 bits of its code (golden.mxsf), so it is quantised
+    as fp6_e3m2 and zero-extended."""
+    if _is_mxsf(fmt):
+        return [fmt.candidates[0], golden.formats.get("fp6_e3m2")]
+    return [fmt.element]
 
-    Input value ``i`` is ``v_i * 2**-in_frac`` with ``v_i`` a signed ``in_width``-bit
-    integer. The block scale follows the OCP floor rule:
-    ``shared_exp = floor(log2(max |v|)) - in_frac - emax_elem`` clamped to ``[-127, 127]``
-    (an all-zero block gets code 0); each element is ``v_i * 2**-in_frac / 2**shared_exp``
-    rounded to nearest, ties to even, saturating to the element's largest finite value
-    (``fp``) or to ``+-(2**(bits-1) - 1)`` (symmetric ``int``, MXINT8). A negative value that
-    rounds to zero gives ``-0`` in fp formats, as golden does.
+
+def _emin(e):
+    return 1 - e.bias
+
+
+def _lsb(e):
+    """Exponent of the smallest step of the fp element ``e``: ``emin - man_bits``."""
+    return _emin(e) - e.man_bits
+
+
+def _max_code(e):
+    """Largest finite magnitude code (fp, without the sign) or integer (int, symmetric)."""
+    if e.kind == "fp":
+        return max(c for c in range(e.n_codes >> 1) if not e.nonfinite_mask[c])
+    return (1 << (e.bits - 1)) - 1
+
+
+def _sum_tree(m, terms, width, name):
+    """Balanced adder tree over unsigned ``terms`` (result ``width`` bits)."""
+    level, n = list(terms), 0
+    while len(level) > 1:
+        nxt = []
+        for j in range(0, len(level) - 1, 2):
+            s = Signal(width, name=f"{name}_{n}")
+            n += 1
+            m.d.comb += s.eq(level[j] + level[j + 1])
+            nxt.append(s)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+class Requantizer(wiring.Component):
+    """Quantise a block of ``k`` fixed-point or FP32 values to an MX block, as golden does.
+
+    **Input.** ``in_kind="fixed"``: element ``j`` is ``v_j * 2**-in_frac`` with
+    ``v_j = i.payload[j]`` a signed ``in_width``-bit integer. ``in_kind="fp32"``: element
+    ``j`` is the IEEE binary32 number whose bit pattern is ``i.payload[j]`` (subnormals
+    included, ``-0`` keeps its sign); a block holding a NaN or +-Inf gives the NaN scale
+    ``0xFF`` and all element codes 0, as golden does (for ``mxsf`` also mode 0: golden
+    chooses the mode of an all-zero block, a tie).
+
+    **Scale.** The OCP floor rule: with ``L = floor(log2(max |x|))``,
+    ``shared_exp = L - emax_elem`` clamped to ``[-127, 127]`` (an all-zero block gets code
+    0, ``shared_exp = -127``).
+
+    **Elements.** ``x_i / 2**shared_exp`` rounded to nearest, ties to even, saturating to
+    the element's largest finite value (``fp``) or to ``+-(2**(bits-1) - 1)`` (symmetric
+    ``int``, MXINT). A negative value that rounds to zero gives ``-0`` in fp formats (and
+    in MXSF mode S), as golden does.
+
+    **MXSF** (``fmt="mxsf"``, the quantising side of the MXSF mode switch): the block is
+    quantised in both modes (W: E2M5 bias 1, emax 2; S: fp6_e3m2 in the low 6 bits, emax 4),
+    each with its own scale by the rule above; per element the error ``y - x`` of each
+    mode is formed exactly as an integer on the grid ``2**(g - sig_width)``,
+    ``g = min over modes of (shared_exp + lsb_exp)``, ``sig_width = in_width`` (fixed) or
+    24 (fp32): every element that either mode quantises to non-zero lies on that grid, and
+    elements both modes quantise to zero add the same (truncated) term to both errors, so
+    the comparison of the sums of squares is exact. ``|y - x| <= 2**(L - 2)`` and
+    ``g >= L - 8`` bound each error to ``sig_width + 7`` bits: ``2k`` squarers of that
+    width and two adder trees. The block takes the mode with the smaller squared error,
+    ties to mode W (0), and outputs that mode's scale and codes.
 
     Parameters
     ----------
     fmt : str or BlockFormat
-        An OCP MX block format (``"mxfp8_e4m3"``, ..., ``"mxfp4"``, ``"mxint8"``).
+        An OCP MX block format (``"mxfp8_e4m3"``, ..., ``"mxfp4"``, ``"mxint8"``) or
+        ``"mxsf"``.
     k : int
         Elements per block.
-    in_kind : "fixed"
-        The input representation (FP32 bit patterns are not implemented yet).
-    in_width : int
-        Input integer width, 2..53 (values stay exact in float64 for the golden twin).
-    in_frac : int
-        Fractional bits of the input, such that every scale exponent fits E8M0.
+    in_kind : "fixed" or "fp32"
+        The input representation (see :data:`IN_KINDS`).
+    in_width : int or None
+        ``fixed``: input integer width, 2..53 (values stay exact in float64 for the golden
+        twin); default 24. ``fp32``: must be ``None`` (the input is 32 bits).
+    in_frac : int or None
+        ``fixed``: fractional bits of the input, such that every scale exponent fits E8M0;
+        default 16. ``fp32``: must be ``None``.
     pipeline : int
         1: output registered; 2: also a register after the max tree and scale.
 
     Members
     -------
     i : In(stream.Signature(ArrayLayout(signed(in_width), k)))
+        (``fp32``: ``ArrayLayout(unsigned(32), k)``, binary32 bit patterns.)
     o : Out(stream.Signature(StructLayout({"scale": unsigned(8),
         "elements": ArrayLayout(layout_of(fmt.element), k)})))
+        (``mxsf``: ``StructLayout({"elements": ArrayLayout(unsigned(8), k),
+        "mode": unsigned(1), "scale": unsigned(8)})``, the payload
+        :class:`~mxhw.dequant.MXSFDecoder` takes.)
 
-    Latency ``pipeline`` cycles; one block per cycle (the pipeline stalls as a whole while
-    ``o`` is not ready).
-    Golden twin: ``golden.quantize(v * 2.0**-in_frac, fmt)`` on the block (its ``scales``
-    and ``elements`` codes).
+    Latency ``pipeline`` cycles (``mxsf``: ``pipeline + 1``, a register between the
+    per-element quantisers/error terms and the squared-error sums and mode select); one
+    block per cycle (the pipeline stalls as a whole while ``o`` is not ready;
+    ``i.ready`` follows ``o`` combinationally).
+    Golden twin: ``golden.quantize(x, fmt)`` on the block (its ``scales``, ``elements``
+    and, for ``mxsf``, ``modes``), with ``x = v * 2.0**-in_frac`` (fixed) or the float32
+    values (fp32).
 
     Raises
     ------
@@ -90,123 +171,304 @@ class Requantizer(wiring.Component):
         A parameter out of range (message names it and what is allowed).
     """
 
-    def __init__(self, fmt, k=32, in_kind="fixed", in_width=24, in_frac=16, pipeline=2):
+    def __init__(self, fmt, k=32, in_kind="fixed", in_width=None, in_frac=None, pipeline=2):
         fmt = block_format(fmt)
         _check_k(k)
         if in_kind not in IN_KINDS:
             raise ValueError(f"in_kind must be one of {IN_KINDS}, not {in_kind!r}")
-        if not isinstance(in_width, int) or isinstance(in_width, bool) \
-                or not 2 <= in_width <= 53:
-            raise ValueError(f"in_width must be an integer in 2..53, not {in_width!r}")
-        if not isinstance(in_frac, int) or isinstance(in_frac, bool):
-            raise TypeError(f"in_frac must be an integer, not {in_frac!r}")
-        elem = fmt.element
-        top = in_width - 1 - in_frac - elem.emax
-        if top > 127 or in_frac > 1000:
-            raise ValueError(f"in_frac {in_frac} with in_width {in_width} gives scale "
-                             f"exponents in [-127, {top}], outside E8M0's [-127, 127] "
-                             f"(or in_frac above 1000)")
+        modes = _hw_modes(fmt)
+        if in_kind == "fixed":
+            in_width = 24 if in_width is None else in_width
+            in_frac = 16 if in_frac is None else in_frac
+            if not isinstance(in_width, int) or isinstance(in_width, bool) \
+                    or not 2 <= in_width <= 53:
+                raise ValueError(f"in_width must be an integer in 2..53, not {in_width!r}")
+            if not isinstance(in_frac, int) or isinstance(in_frac, bool):
+                raise TypeError(f"in_frac must be an integer, not {in_frac!r}")
+            top = in_width - 1 - in_frac - min(e.emax for e in modes)
+            if top > _SE_HI or in_frac > 1000:
+                raise ValueError(f"in_frac {in_frac} with in_width {in_width} gives scale "
+                                 f"exponents in [-127, {top}], outside E8M0's [-127, 127] "
+                                 f"(or in_frac above 1000)")
+        else:
+            for name, v in (("in_width", in_width), ("in_frac", in_frac)):
+                if v is not None:
+                    raise ValueError(f"{name} applies to in_kind 'fixed' only; leave it None "
+                                     f"for 'fp32', not {v!r}")
         if not isinstance(pipeline, int) or isinstance(pipeline, bool) \
                 or pipeline not in (1, 2):
             raise ValueError(f"pipeline must be 1 or 2, not {pipeline!r}")
-        self._fmt, self._k = fmt, k
-        self._in_width, self._in_frac, self._pipeline = in_width, in_frac, pipeline
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(signed(in_width), k))),
-            "o": Out(stream.Signature(data.StructLayout({
+        self._fmt, self._k, self._modes = fmt, k, modes
+        self._in_kind, self._in_width, self._in_frac = in_kind, in_width, in_frac
+        self._pipeline = pipeline
+        in_shape = signed(in_width) if in_kind == "fixed" else unsigned(32)
+        if _is_mxsf(fmt):
+            o_layout = data.StructLayout({"elements": data.ArrayLayout(unsigned(8), k),
+                                          "mode": unsigned(1), "scale": unsigned(8)})
+        else:
+            o_layout = data.StructLayout({
                 "scale": unsigned(8),
-                "elements": data.ArrayLayout(layout_of(elem), k)}))),
+                "elements": data.ArrayLayout(layout_of(fmt.element), k)})
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(in_shape, k))),
+            "o": Out(stream.Signature(o_layout)),
         })
 
     fmt = property(lambda self: self._fmt)
     k = property(lambda self: self._k)
-    in_width = property(lambda self: self._in_width)
+    in_kind = property(lambda self: self._in_kind)
+    #: Bits per input element: ``in_width`` (fixed) or 32 (fp32).
+    in_width = property(lambda self: 32 if self._in_kind == "fp32" else self._in_width)
+    #: Fractional input bits (fixed); ``None`` for fp32.
     in_frac = property(lambda self: self._in_frac)
-    latency = property(lambda self: self._pipeline)
+    latency = property(lambda self: self._pipeline + (len(self._modes) > 1))
 
-    def elaborate(self, platform):
-        m = Module()
-        fmt, k, W, Fi = self._fmt, self._k, self._in_width, self._in_frac
-        elem = fmt.element
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+    # ---- front ends: per element magnitude ``mg`` (SW bits), sign, exponent ``ex`` (the
+    # value is (-1)**neg * mg * 2**ex); per block L = floor(log2 max|x|), zero, bad ----------
 
-        # stage 1: magnitudes, max tree, scale exponent
+    def _front_fixed(self, m):
+        W, Fi = self._in_width, self._in_frac
         mags, negs = [], []
-        for j in range(k):
+        for j in range(self._k):
             v = self.i.payload[j]
             mg = Signal(W, name=f"mag{j}")
             m.d.comb += mg.eq(Mux(v < 0, -v, v))
             mags.append(mg)
             negs.append(v < 0)
         amax = max_tree(m, mags, unsigned(W), "max")
-        P = _msb(m, amax, W, "amax_msb")
-        se_lo = -127
-        se = Signal(signed(16), name="se")
-        raw = P - Fi - elem.emax
-        m.d.comb += se.eq(Mux((amax == 0) | (raw < se_lo), se_lo, raw))
+        L = Signal(signed(16), name="lmax")
+        m.d.comb += L.eq(_msb(m, amax, W, "amax_msb") - Fi)
+        exs = [Const(-Fi, signed(16))] * self._k
+        return mags, negs, exs, L, amax == 0, Const(0, 1), (-Fi, W - 1 - Fi)
+
+    def _front_fp32(self, m):
+        mags, negs, exs, m31s, fins = [], [], [], [], []
+        for j in range(self._k):
+            b = self.i.payload[j]
+            ef, f = b[23:31], b[:23]
+            fin = Signal(name=f"fin{j}")
+            m.d.comb += fin.eq(ef != 0xFF)
+            mg = Signal(_F32_SIG, name=f"sig{j}")
+            m.d.comb += mg.eq(Mux(fin, Mux(ef == 0, f, f | (1 << 23)), 0))
+            ex = Signal(signed(9), name=f"ex{j}")
+            m.d.comb += ex.eq(Mux(ef == 0, 1, ef) - 150)
+            m31 = Signal(31, name=f"m31_{j}")
+            m.d.comb += m31.eq(Mux(fin, b[:31], 0))  # magnitude order = bit-pattern order
+            mags.append(mg)
+            negs.append(b[31])
+            exs.append(ex)
+            m31s.append(m31)
+            fins.append(fin)
+        amax = max_tree(m, m31s, unsigned(31), "max")
+        L = Signal(signed(16), name="lmax")
+        efm = amax[23:31]
+        m.d.comb += L.eq(Mux(efm == 0, _msb(m, amax[:23], 23, "amax_msb") - 149, efm - 127))
+        bad = Signal(name="bad")
+        m.d.comb += bad.eq(~_all(fins))
+        return mags, negs, exs, L, amax == 0, bad, (-149, 127)
+
+    def _lmax(self, e, se_lo):
+        """Left pre-shift of the magnitude that makes the element's right shift ``sh``
+        non-negative for every input (``-min sh``, or 0), from the input kind's bounds."""
+        Fi = self._in_frac
+        if self._in_kind == "fixed":
+            if e.kind == "fp":
+                return max(0, e.man_bits - Fi - se_lo - _emin(e))
+            return max(0, e.frac_bits - Fi - se_lo)
+        # fp32: a normal x has a 24-bit significand (msb 23), and se >= L - emax; a
+        # subnormal x has exponent -149 and se >= -127
+        if e.kind == "fp":
+            return max(0, e.man_bits - 23, e.man_bits - 22 - _emin(e))
+        return max(0, e.emax + e.frac_bits - 23, e.frac_bits - 22)
+
+    def _quantise(self, m, e, mg, SW, ex, se, se_lo, name):
+        """One element to ``e``: the saturated code magnitude (fp, no sign bit) or integer
+        magnitude (int). ``mg * 2**ex`` is the input magnitude, ``se`` the block scale."""
+        lmax = self._lmax(e, se_lo)
+        XW = SW + lmax
+        if e.kind == "fp":
+            man, emin = e.man_bits, _emin(e)
+            p = _msb(m, mg, SW, f"{name}_msb")
+            ee = Signal(signed(16), name=f"{name}_e")
+            m.d.comb += ee.eq(p + ex - se)
+            e_eff = Signal(signed(16), name=f"{name}_eeff")
+            m.d.comb += e_eff.eq(Mux(ee < emin, emin, ee))
+            sh = se + e_eff - man - ex
+        else:
+            sh = se - e.frac_bits - ex
+        s = Signal(signed(16), name=f"{name}_s")
+        m.d.comb += s.eq(sh + lmax)
+        sc = Signal(range(XW + 2), name=f"{name}_sc")
+        m.d.comb += sc.eq(Mux(s > XW + 1, XW + 1, s))
+        x = Signal(XW + 1, name=f"{name}_x")
+        m.d.comb += x.eq(mg << lmax)
+        sc1 = Signal(range(XW + 2), name=f"{name}_sc1")
+        m.d.comb += sc1.eq(sc - 1)
+        q0 = x >> sc
+        guard = Mux(sc == 0, 0, (x >> sc1)[0])
+        mask = (Const(1, XW + 2) << sc1) - 1
+        sticky = Mux(sc <= 1, 0, (x & mask) != 0)
+        q = Signal(XW + 2, name=f"{name}_q")
+        m.d.comb += q.eq(q0 + (guard & (sticky | q0[0])))
+        max_code = _max_code(e)
+        out = Signal(range(max_code + 1), name=f"{name}_mag")
+        if e.kind == "fp":
+            cm = Signal(XW + 16, name=f"{name}_cm")
+            m.d.comb += cm.eq(Mux(mg == 0, 0, ((e_eff + e.bias - 1) << man) + q))
+            m.d.comb += out.eq(Mux(cm > max_code, max_code, cm))
+        else:
+            m.d.comb += out.eq(Mux(q > max_code, max_code, q))
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        k, modes = self._k, self._modes
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+
+        def reg(value, shape, name):
+            r = Signal(shape, name=name)
+            with m.If(en):
+                m.d.sync += r.eq(value)
+            return r
+
+        # stage 1: decode, magnitudes, max tree, one scale exponent per mode
+        if self._in_kind == "fixed":
+            mags, negs, exs, L, zero, bad, (l_lo, l_hi) = self._front_fixed(m)
+            SW = self._in_width
+        else:
+            mags, negs, exs, L, zero, bad, (l_lo, l_hi) = self._front_fp32(m)
+            SW = _F32_SIG
+        ses, se_los = [], []
+        for i, e in enumerate(modes):
+            raw = L - e.emax
+            se = Signal(signed(16), name=f"se{i}")
+            lo = max(_SE_LO, l_lo - e.emax)
+            hi = Mux(raw > _SE_HI, _SE_HI, raw) if l_hi - e.emax > _SE_HI else raw
+            m.d.comb += se.eq(Mux(zero | (raw < _SE_LO), _SE_LO, hi))
+            ses.append(se)
+            se_los.append(lo)
 
         if self._pipeline >= 2:
-            valid = Signal()
-            se_r = Signal(signed(16), name="se_r")
-            mags_r = [Signal(W, name=f"mag_r{j}") for j in range(k)]
-            negs_r = [Signal(name=f"neg_r{j}") for j in range(k)]
-            with m.If(en):
-                m.d.sync += [valid.eq(self.i.valid), se_r.eq(se)]
-                m.d.sync += [a.eq(b) for a, b in zip(mags_r, mags)]
-                m.d.sync += [a.eq(b) for a, b in zip(negs_r, negs)]
-            se, mags, negs = se_r, mags_r, negs_r
+            valid = reg(self.i.valid, 1, "s1_valid")
+            ses = [reg(se, signed(16), f"se_r{i}") for i, se in enumerate(ses)]
+            mags = [reg(x, SW, f"mag_r{j}") for j, x in enumerate(mags)]
+            negs = [reg(x, 1, f"neg_r{j}") for j, x in enumerate(negs)]
+            if self._in_kind == "fp32":
+                exs = [reg(x, signed(9), f"ex_r{j}") for j, x in enumerate(exs)]
+            bad = reg(bad, 1, "bad_r")
         else:
             valid = self.i.valid
 
-        # stage 2: per element: shift with RNE, encode, saturate
-        if elem.kind == "fp":
-            emin = 1 - elem.bias
-            man = elem.man_bits
-            lmax = max(0, man - Fi - max(se_lo, -Fi - elem.emax) - emin)
-            max_code = max(c for c in range(elem.n_codes >> 1)
-                           if not elem.nonfinite_mask[c])
-        else:
-            lmax = max(0, elem.frac_bits - Fi - max(se_lo, -Fi - elem.emax))
-            max_code = (1 << (elem.bits - 1)) - 1
-        XW = W + lmax
+        # stage 2: per mode and element: shift with RNE, encode, saturate
+        codes = [[self._quantise(m, e, mags[j], SW, exs[j], ses[i], se_los[i], f"m{i}_{j}")
+                  for j in range(k)] for i, e in enumerate(modes)]
+
+        if len(modes) == 1:
+            e = modes[0]
+            with m.If(en):
+                m.d.sync += [self.o.valid.eq(valid),
+                             self.o.payload.scale.eq(Mux(bad, 0xFF, ses[0] + 127))]
+                for j in range(k):
+                    out = self.o.payload.elements[j]
+                    if e.kind == "fp":
+                        m.d.sync += out.as_value().eq(
+                            Mux(bad, 0, codes[0][j] | (negs[j] << (e.bits - 1))))
+                    else:
+                        m.d.sync += out.value.eq(
+                            Mux(bad, 0, Mux(negs[j], -codes[0][j], codes[0][j])))
+            return m
+        return self._mode_select(m, en, reg, valid, modes, codes, mags, negs, exs, ses,
+                                 bad, SW, (l_lo, l_hi))
+
+    def _mode_select(self, m, en, reg, valid, modes, codes, mags, negs, exs, ses, bad, SW,
+                     l_range):
+        """MXSF: exact per-element errors of both modes, registered; then the sums of
+        squares, the comparison (ties to mode 0) and the output register."""
+        k = self._k
+        lsbs = [_lsb(e) for e in modes]
+        # g = min over modes of (se + lsb); the largest offset se_i + lsb_i - g, over every
+        # block maximum L (and the all-zero block) fixes the width of the Y shifters
+        def se_of(L, e):
+            return _SE_LO if L is None else min(max(L - e.emax, _SE_LO), _SE_HI)
+        offs = 0
+        for L in [None, *range(l_range[0], l_range[1] + 1)]:
+            t = [se_of(L, e) + b for e, b in zip(modes, lsbs)]
+            offs = max(offs, max(t) - min(t))
+        tg = [Signal(signed(16), name=f"g{i}") for i in range(len(modes))]
+        for t, se, b in zip(tg, ses, lsbs):
+            m.d.comb += t.eq(se + b)
+        g = Signal(signed(16), name="gmin")
+        m.d.comb += g.eq(Mux(tg[0] < tg[1], tg[0], tg[1]))
+
+        # |d| <= 2**(L - 2) and g >= L - 8: |d| < 2**(SW + 7) on the grid 2**(g - SW);
+        # X < 2**(L + 1) < 2**(SW + 9); Y <= 2**(L + 1)
+        XW, YW, DW = SW + 9, SW + 10, SW + 7
+        ds = [[None] * k for _ in modes]
+        for j in range(k):
+            ax = Signal(signed(16), name=f"ax{j}")
+            m.d.comb += ax.eq(exs[j] - g + SW)
+            axl = Signal(range(SW + 9), name=f"axl{j}")
+            axr = Signal(range(SW + 1), name=f"axr{j}")
+            m.d.comb += [axl.eq(Mux(ax < 0, 0, Mux(ax > SW + 8, SW + 8, ax))),
+                         axr.eq(Mux(ax >= 0, 0, Mux(-ax > SW, SW, -ax)))]
+            X = Signal(XW, name=f"X{j}")
+            # elements below the grid (ax < 0) quantise to 0 in both modes: truncation
+            # changes both errors by the same term
+            m.d.comb += X.eq((mags[j] << axl) >> axr)
+            for i, e in enumerate(modes):
+                c = codes[i][j]
+                man = e.man_bits
+                E = c >> man
+                sig = Mux(E == 0, c[:man], c[:man] | (1 << man))
+                ay = Signal(range(offs + (1 << e.exp_bits) - 1 + SW), name=f"ay{i}_{j}")
+                m.d.comb += ay.eq(tg[i] - g + Mux(E == 0, 0, E - 1) + SW)
+                Y = Signal(YW, name=f"Y{i}_{j}")
+                m.d.comb += Y.eq(sig << ay)
+                d = Signal(signed(YW + 1), name=f"d{i}_{j}")
+                m.d.comb += d.eq(Y - X)
+                ad = Signal(DW, name=f"ad{i}_{j}")
+                m.d.comb += ad.eq(Mux(d < 0, -d, d))
+                ds[i][j] = ad
+
+        # stage 3 register: codes with their signs, |errors|, scales, bad, valid
+        valid = reg(valid, 1, "s2_valid")
+        bad = reg(bad, 1, "bad_s2")
+        ses = [reg(se, signed(16), f"se_s2_{i}") for i, se in enumerate(ses)]
+        full = []
+        for i, e in enumerate(modes):
+            full.append([reg(codes[i][j] | (negs[j] << (e.bits - 1)), 8, f"code_s2_{i}_{j}")
+                         for j in range(k)])
+        ds = [[reg(ds[i][j], DW, f"ad_s2_{i}_{j}") for j in range(k)]
+              for i in range(len(modes))]
+
+        SQ = 2 * DW + max(1, (k - 1).bit_length())
+        errs = []
+        for i in range(len(modes)):
+            sqs = []
+            for j in range(k):
+                s = Signal(2 * DW, name=f"sq{i}_{j}")
+                m.d.comb += s.eq(ds[i][j] * ds[i][j])
+                sqs.append(s)
+            err = Signal(SQ, name=f"err{i}")
+            m.d.comb += err.eq(_sum_tree(m, sqs, SQ, f"sum{i}"))
+            errs.append(err)
+        mode = Signal(name="mode")
+        # ties to mode W (0); a NaN/Inf block is all zeros to golden's mode choice: W
+        m.d.comb += mode.eq(~bad & (errs[1] < errs[0]))
         with m.If(en):
             m.d.sync += [self.o.valid.eq(valid),
-                         self.o.payload.scale.eq(se + 127)]
-        for j in range(k):
-            mg = mags[j]
-            if elem.kind == "fp":
-                p = _msb(m, mg, W, f"msb{j}")
-                e = Signal(signed(16), name=f"e{j}")
-                m.d.comb += e.eq(p - Fi - se)
-                e_eff = Signal(signed(16), name=f"eeff{j}")
-                m.d.comb += e_eff.eq(Mux(e < emin, emin, e))
-                sh = Fi + se + e_eff - man
-            else:
-                sh = Fi + se - elem.frac_bits
-            s = Signal(signed(16), name=f"s{j}")
-            m.d.comb += s.eq(sh + lmax)
-            sc = Signal(range(XW + 2), name=f"sc{j}")
-            m.d.comb += sc.eq(Mux(s > XW + 1, XW + 1, s))
-            x = Signal(XW + 1, name=f"x{j}")
-            m.d.comb += x.eq(mg << lmax)
-            sc1 = Signal(range(XW + 2), name=f"sc1_{j}")
-            m.d.comb += sc1.eq(sc - 1)
-            q0 = x >> sc
-            guard = Mux(sc == 0, 0, (x >> sc1)[0])
-            mask = (Const(1, XW + 2) << sc1) - 1
-            sticky = Mux(sc <= 1, 0, (x & mask) != 0)
-            q = Signal(XW + 2, name=f"q{j}")
-            m.d.comb += q.eq(q0 + (guard & (sticky | q0[0])))
-            out = self.o.payload.elements[j]
-            if elem.kind == "fp":
-                cm = Signal(XW + 16, name=f"cm{j}")
-                m.d.comb += cm.eq(Mux(mg == 0, 0, ((e_eff + elem.bias - 1) << man) + q))
-                sat = Mux(cm > max_code, max_code, cm)
-                with m.If(en):
-                    m.d.sync += out.as_value().eq(sat | (negs[j] << (elem.bits - 1)))
-            else:
-                sat = Mux(q > max_code, max_code, q)
-                with m.If(en):
-                    m.d.sync += out.value.eq(Mux(negs[j], -sat, sat))
+                         self.o.payload.mode.eq(mode),
+                         self.o.payload.scale.eq(Mux(bad, 0xFF, Mux(mode, ses[1], ses[0])
+                                                     + 127))]
+            for j in range(k):
+                m.d.sync += self.o.payload.elements[j].eq(
+                    Mux(bad, 0, Mux(mode, full[1][j], full[0][j])))
         return m
+
+
+def _all(bits):
+    acc = Const(1, 1)
+    for b in bits:
+        acc = acc & b
+    return acc

