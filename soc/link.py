@@ -124,6 +124,10 @@ class HostLink(wiring.Component):
         widx = Signal(range(nwords + 1))
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         wdog = Signal(range(max(self._timeout, self._quiet) + 1))
+        wdog_next = Signal.like(wdog)
+        # wdog >= timeout / quiet, registered with wdog: the FSM tests one flip-flop
+        wdog_timeout, wdog_quiet = Signal(), Signal()
+        last_idx = Signal(16)         # length - 1 of the current packet
         rword = Signal(32)
         bsel = Signal(2)
         lat = Signal(range(self._read_latency + 1))
@@ -153,15 +157,19 @@ class HostLink(wiring.Component):
         # while the link executes or answers a request are discarded.
         m.d.comb += self.rx.ready.eq(1)
         in_packet = Signal()
+        m.d.comb += wdog_next.eq(wdog)
+        m.d.sync += [wdog.eq(wdog_next), wdog_timeout.eq(wdog_next >= self._timeout),
+                     wdog_quiet.eq(wdog_next >= self._quiet)]
         with m.If(in_packet):
             with m.If(take):
-                m.d.sync += wdog.eq(0)
+                m.d.comb += wdog_next.eq(0)
             with m.Else():
-                m.d.sync += wdog.eq(wdog + 1)
+                m.d.comb += wdog_next.eq(wdog + 1)
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), wdog.eq(0), widx.eq(0)]
+                m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), widx.eq(0)]
+                m.d.comb += wdog_next.eq(0)
                 with m.If(take & (byte == SYNC_REQ)):
                     m.next = "HDR"
 
@@ -176,7 +184,8 @@ class HostLink(wiring.Component):
                     m.d.sync += [hdr.eq(nhdr), cnt.eq(cnt + 1)]
                     crc_add(byte)
                     with m.If(cnt == 6):
-                        m.d.sync += [cnt.eq(0), wdog.eq(0)]
+                        m.d.sync += [cnt.eq(0), last_idx.eq(nlen - 1)]
+                        m.d.comb += wdog_next.eq(0)
                         with m.If(ncmd > Cmd.WRITE):
                             error(Status.BAD_CMD, "DRAIN")
                         with m.Elif((nlen[:2] != 0) | (nlen > self._max_payload) |
@@ -188,7 +197,7 @@ class HostLink(wiring.Component):
                             m.next = "PAYLOAD"
                         with m.Else():
                             m.next = "CRC"
-                with m.Elif(wdog >= self._timeout):
+                with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
             with m.State("PAYLOAD"):
@@ -199,10 +208,10 @@ class HostLink(wiring.Component):
                     with m.If(cnt[:2] == 3):
                         m.d.comb += [wr.addr.eq(cnt[2:]), wr.data.eq(Cat(word[8:], byte)),
                                      wr.en.eq(1)]
-                    with m.If(cnt == length - 1):
+                    with m.If(cnt == last_idx):
                         m.d.sync += cnt.eq(0)
                         m.next = "CRC"
-                with m.Elif(wdog >= self._timeout):
+                with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
             with m.State("CRC"):
@@ -211,7 +220,7 @@ class HostLink(wiring.Component):
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
                     with m.If(cnt == 1):
                         m.next = "EXEC"
-                with m.Elif(wdog >= self._timeout):
+                with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
             with m.State("EXEC"):
@@ -238,11 +247,11 @@ class HostLink(wiring.Component):
 
             with m.State("DRAIN"):
                 with m.If(take):
-                    m.d.sync += wdog.eq(0)
-                with m.Elif(wdog >= self._quiet):
+                    m.d.comb += wdog_next.eq(0)
+                with m.Elif(wdog_quiet):
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += wdog.eq(wdog + 1)
+                    m.d.comb += wdog_next.eq(wdog + 1)
 
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & (cmd == Cmd.READ)
