@@ -128,6 +128,7 @@ class HostLink(wiring.Component):
         # wdog >= timeout / quiet, registered with wdog: the FSM tests one flip-flop
         wdog_timeout, wdog_quiet = Signal(), Signal()
         last_idx = Signal(16)         # length - 1 of the current packet
+        bad = Signal(8)               # the header's error status (0: none)
         rword = Signal(32)
         bsel = Signal(2)
         lat = Signal(range(self._read_latency + 1))
@@ -175,8 +176,8 @@ class HostLink(wiring.Component):
 
             with m.State("HDR"):
                 m.d.comb += in_packet.eq(1)
-                # the header is checked as its last byte arrives: the next byte may follow
-                # on the very next cycle
+                # the next byte may follow on the very next cycle: the header is checked
+                # as its last byte arrives, and a bad one is answered from PAYLOAD / CRC
                 nhdr = Signal(56)
                 m.d.comb += nhdr.eq(Cat(hdr[8:], byte))
                 ncmd, naddr, nlen = nhdr[0:8], nhdr[8:40], nhdr[40:56]
@@ -186,14 +187,18 @@ class HostLink(wiring.Component):
                     with m.If(cnt == 6):
                         m.d.sync += [cnt.eq(0), last_idx.eq(nlen - 1)]
                         m.d.comb += wdog_next.eq(0)
+                        # the header's checks are registered here and acted on in the
+                        # next state's first cycle (no comparator before the FSM)
                         with m.If(ncmd > Cmd.WRITE):
-                            error(Status.BAD_CMD, "DRAIN")
+                            m.d.sync += bad.eq(Status.BAD_CMD)
                         with m.Elif((nlen[:2] != 0) | (nlen > self._max_payload) |
                                     ((ncmd == Cmd.PING) & (nlen != 0))):
-                            error(Status.BAD_LEN, "DRAIN")
+                            m.d.sync += bad.eq(Status.BAD_LEN)
                         with m.Elif(naddr[:2] != 0):
-                            error(Status.BAD_ADDR, "DRAIN")
-                        with m.Elif((ncmd == Cmd.WRITE) & (nlen != 0)):
+                            m.d.sync += bad.eq(Status.BAD_ADDR)
+                        with m.Else():
+                            m.d.sync += bad.eq(0)
+                        with m.If((ncmd == Cmd.WRITE) & (nlen != 0)):
                             m.next = "PAYLOAD"
                         with m.Else():
                             m.next = "CRC"
@@ -202,7 +207,9 @@ class HostLink(wiring.Component):
 
             with m.State("PAYLOAD"):
                 m.d.comb += in_packet.eq(1)
-                with m.If(take):
+                with m.If(bad != 0):
+                    error(bad, "DRAIN")
+                with m.Elif(take):
                     m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
                     crc_add(byte)
                     with m.If(cnt[:2] == 3):
@@ -216,7 +223,9 @@ class HostLink(wiring.Component):
 
             with m.State("CRC"):
                 m.d.comb += in_packet.eq(1)
-                with m.If(take):
+                with m.If(bad != 0):
+                    error(bad, "DRAIN")
+                with m.Elif(take):
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
                     with m.If(cnt == 1):
                         m.next = "EXEC"
