@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from .pe import MXMacPE, block_format, check_pipeline
+from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
 
@@ -94,7 +95,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
-                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE):
+                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE, depth=None):
         _check_pos_int("rows", rows)
         _check_pos_int("cols", cols)
         fmt_a = block_format(fmt_a, "fmt_a")
@@ -105,12 +106,20 @@ class SystolicArray(wiring.Component):
         if dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
                              f"not {dataflow!r}")
-        if dataflow == "weight_stationary":
-            raise NotImplementedError("dataflow 'weight_stationary' is not implemented yet")
         if acc is None:
             raise TypeError("acc must be a golden.arith.Accumulation, not None")
         check_acc(acc)
         check_pipeline(pipeline)
+        if dataflow == "weight_stationary":
+            if pe is not None:
+                raise ValueError("pe factories apply to the output-stationary dataflow; the "
+                                 "weight-stationary array has its own PE")
+            if depth is None:
+                depth = rows
+            _check_pos_int("depth", depth)
+        elif depth is not None:
+            raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
+                             f"{dataflow!r}")
         if pe is None:
             pe = functools.partial(MXMacPE, pipeline=pipeline)
         if not callable(pe):
@@ -119,6 +128,7 @@ class SystolicArray(wiring.Component):
         self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
         self._dataflow = dataflow
         self._pipeline = pipeline
+        self._depth = depth
         self._k = fmt_a.block_size
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
@@ -133,10 +143,14 @@ class SystolicArray(wiring.Component):
     k = property(lambda self: self._k, doc="Block size along K.")
     dataflow = property(lambda self: self._dataflow)
     pipeline = property(lambda self: self._pipeline)
+    depth = property(lambda self: self._depth,
+                     doc="Activation rows per pass (weight-stationary), else None.")
 
     @property
     def in_layout(self):
         fa, fb = self._fmt_a, self._fmt_b
+        if self._dataflow == "weight_stationary":
+            return ws_in_layout(fa, fb, self._rows, self._cols)
         return data.StructLayout({
             "a": data.ArrayLayout(unsigned(fa.element.bits), self._rows),
             "a_scale": data.ArrayLayout(unsigned(fa.scale.bits), self._rows),
@@ -155,7 +169,10 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a tile's last input transfer to its first output row being valid."""
+        """Cycles from a tile's last input transfer to its first output row being valid
+        (weight-stationary: from a last-pass activation transfer to its row)."""
+        if self._dataflow == "weight_stationary":
+            return ws_latency(self._rows, self._cols, self._pipeline)
         return self._rows + self._cols + self.pe_latency
 
     @property
@@ -168,6 +185,8 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self._dataflow == "weight_stationary":
+            return elaborate_ws(self, m)
         R, C, k = self._rows, self._cols, self._k
         fa, fb = self._fmt_a, self._fmt_b
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,20 +59,28 @@ class GemmEngine(wiring.Component):
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, M, N, K, acc=None, pe=None,
-                 dataflow="output_stationary", fifo_depth=None, pipeline=DEFAULT_PIPELINE):
+                 dataflow="output_stationary", fifo_depth=None, pipeline=DEFAULT_PIPELINE,
+                 depth=None):
         for name, v in (("M", M), ("N", N), ("K", K)):
             _check_pos_int(name, v)
         self._array = SystolicArray(rows, cols, fmt_a, fmt_b, dataflow=dataflow, acc=acc, pe=pe,
-                                    pipeline=pipeline)
+                                    pipeline=pipeline, depth=depth)
         k = self._array.k
         if K % k:
             raise ValueError(f"K must be a multiple of the block size {k}, not {K}")
+        ws = dataflow == "weight_stationary"
+        if ws and self._array.depth < rows:
+            raise ValueError(f"depth must be >= rows ({rows}) for the weight-stationary "
+                             f"engine (the next pass's weights load during the current "
+                             f"pass), not {self._array.depth}")
         if fifo_depth is None:
-            fifo_depth = 2 * K
+            fifo_depth = 2 * self._array.depth if ws else 2 * K
         _check_pos_int("fifo_depth", fifo_depth)
         self._M, self._N, self._K, self._depth = M, N, K, fifo_depth
         fields = dict(self._array.in_layout.members)
-        del fields["last"]
+        for f in (("act", "w_valid", "block_first", "block_end", "tile_first", "last")
+                  if ws else ("last",)):
+            del fields[f]
         self._in_layout = data.StructLayout(fields)
         self._out_layout = data.StructLayout({"row": self._array.out_layout, "last": 1})
         super().__init__({
@@ -86,8 +94,13 @@ class GemmEngine(wiring.Component):
     cols = property(lambda self: self._array.cols)
 
     @property
+    def tile_rows(self):
+        """Output rows per tile: ``rows`` (output-stationary) or ``depth``."""
+        return self._array.depth or self._array.rows
+
+    @property
     def n_tiles(self):
-        R, C = self._array.rows, self._array.cols
+        R, C = self.tile_rows, self._array.cols
         return (-(-self._M // R)) * (-(-self._N // C))
 
     def elaborate(self, platform):
@@ -97,18 +110,23 @@ class GemmEngine(wiring.Component):
         m.submodules.fifo = fifo = StreamFIFO(self._in_layout, self._depth)
         wiring.connect(m, wiring.flipped(self.i), fifo.i)
 
-        K, T, R = self._K, self.n_tiles, arr.rows
-        kstep = Signal(range(K))
+        K, T, R = self._K, self.n_tiles, self.tile_rows
         m.d.comb += [
             arr.i.valid.eq(fifo.o.valid),
-            arr.i.payload.eq(fifo.o.payload),
-            arr.i.payload.last.eq(kstep == K - 1),
             fifo.o.ready.eq(arr.i.ready),
         ]
-        with m.If(arr.i.valid & arr.i.ready):
-            m.d.sync += kstep.eq(0 if K == 1 else kstep + 1)
-            with m.If(kstep == K - 1):
-                m.d.sync += kstep.eq(0)
+        take = arr.i.valid & arr.i.ready
+        for name in self._in_layout.members:
+            m.d.comb += getattr(arr.i.payload, name).eq(getattr(fifo.o.payload, name))
+        if arr.dataflow == "weight_stationary":
+            self._ws_control(m, arr, take)
+        else:
+            kstep = Signal(range(K))
+            m.d.comb += arr.i.payload.last.eq(kstep == K - 1)
+            with m.If(take):
+                m.d.sync += kstep.eq(0 if K == 1 else kstep + 1)
+                with m.If(kstep == K - 1):
+                    m.d.sync += kstep.eq(0)
 
         # results: count rows to mark the final one
         out_rows = Signal(range(T * R + 1))
@@ -131,3 +149,33 @@ class GemmEngine(wiring.Component):
             with m.Else():
                 m.d.sync += self.idle.eq(self.idle + 1)
         return m
+
+    def _ws_control(self, m, arr, take):
+        """Pass flags of the fixed weight-stationary schedule (:func:`ws_engine_beats`):
+        ``rows`` weight-only transfers, then passes of ``depth`` activation transfers whose
+        first ``rows`` carry the next pass's weights."""
+        R, D, k = arr.rows, arr.depth, arr.k
+        per_block, nb = -(-k // R), self._K // k
+        pre = Signal(range(R + 1))
+        t, p, j = Signal(range(D)), Signal(range(per_block)), Signal(range(nb))
+        act = Signal()
+        m.d.comb += [
+            act.eq(pre == R),
+            arr.i.payload.act.eq(act),
+            arr.i.payload.w_valid.eq(~act | (t < R)),
+            arr.i.payload.block_first.eq(p == 0),
+            arr.i.payload.block_end.eq(p == per_block - 1),
+            arr.i.payload.tile_first.eq(j == 0),
+            arr.i.payload.last.eq((j == nb - 1) & (p == per_block - 1)),
+        ]
+        with m.If(take):
+            with m.If(~act):
+                m.d.sync += pre.eq(pre + 1)
+            with m.Elif(t != D - 1):
+                m.d.sync += t.eq(t + 1)
+            with m.Else():
+                m.d.sync += t.eq(0)
+                with m.If(p != per_block - 1):
+                    m.d.sync += p.eq(p + 1)
+                with m.Else():
+                    m.d.sync += [p.eq(0), j.eq(Mux(j == nb - 1, 0, j + 1))]
