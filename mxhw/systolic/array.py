@@ -37,16 +37,29 @@ def check_acc(acc):
 
 
 class SystolicArray(wiring.Component):
-    """Output-stationary ``rows x cols`` array computing ``C = A @ B`` tile by tile.
+    """A ``rows x cols`` array of MX multiply-accumulate PEs computing ``C = A @ B``.
 
-    PE ``(i, j)`` accumulates ``C[i, j]``. Each input transfer on ``i`` is one step along
-    K: column ``K`` of the A tile (``rows`` codes with their block scales) and row ``K``
-    of the B tile (``cols`` codes with their scales). The array skews the operands
-    internally (row ``i`` delayed ``i`` cycles, column ``j`` delayed ``j``); results are
-    captured per PE when its last element arrives and leave as rows on ``o``
-    (the de-skew), row 0 first. Block boundaries are counted inside (every ``k``
-    transfers); ``last`` marks the final transfer of a tile and must fall on a block
-    boundary (K a multiple of ``k``). A new tile may follow the last transfer at once.
+    **Output-stationary** (default): PE ``(i, j)`` accumulates ``C[i, j]``. Each input
+    transfer on ``i`` is one step along K: column ``K`` of the A tile (``rows`` codes with
+    their block scales) and row ``K`` of the B tile (``cols`` codes with their scales).
+    The array skews the operands internally (row ``i`` delayed ``i`` cycles, column ``j``
+    delayed ``j``); results are captured per PE when its last element arrives and leave
+    as rows on ``o`` (the de-skew), row 0 first. Block boundaries are counted inside
+    (every ``k`` transfers); ``last`` marks the final transfer of a tile and must fall on
+    a block boundary (K a multiple of ``k``). A new tile may follow the last transfer at
+    once.
+
+    **Weight-stationary** (``dataflow="weight_stationary"``, see :mod:`mxhw.systolic.ws`):
+    PE ``(r, c)`` holds weight ``B[k0 + r, n0 + c]`` of a *pass*: up to ``rows``
+    consecutive K elements of one MX block (a block of ``k`` takes ``ceil(k / rows)``
+    passes; ``rows`` dividing ``k`` wastes none) for ``cols`` output columns. A pass
+    streams ``depth`` activation rows ``A[m, k0:k0 + rows]`` (one per transfer, ``act``);
+    the exact column sums go to per-column stages that keep, for each of the ``depth``
+    rows, the block's exact sum and the ``fixed`` accumulator, apply the scales when a
+    block ends and accumulate blocks in K order, as golden does. The output tile is
+    ``depth x cols``; its last pass emits ``depth`` result rows on ``o``. The input
+    transfer differs from the output-stationary one (see Members); the host's schedule
+    comes from :func:`mxhw.systolic.driver.ws_beats`.
 
     Parameters
     ----------
@@ -55,43 +68,64 @@ class SystolicArray(wiring.Component):
     fmt_a, fmt_b : str or BlockFormat
         Operand block formats (single-mode, power-of-two scales, equal block size ``k``):
         e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``; A and B may differ.
-    dataflow : "output_stationary"
-        ``"weight_stationary"`` is reserved (not implemented yet).
+    dataflow : "output_stationary" or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
         accumulation as golden's ``fixed`` mode. Per-block sums are exact.
     pe : callable or None
-        PE factory ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
-        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
-        absent) gives the cycles from its last element to its result. Default
-        :class:`MXMacPE` with ``pipeline``.
+        Output-stationary only. PE factory ``pe(fmt_a, fmt_b, acc)`` returning a
+        component with the signature of :class:`MXMacPE` (the hook for other PE types),
+        whose ``latency`` attribute (1 if absent) gives the cycles from its last element
+        to its result. Default :class:`MXMacPE` with ``pipeline``.
     pipeline : int
-        Register stages of the default PE, 0..4 (see :class:`MXMacPE`); default
-        :data:`DEFAULT_PIPELINE` (4, every stage: the ECP5 Fmax is limited by the element
-        multiplier, not by the block-end path).
+        Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
+        the stages of :class:`MXMacPE`. Weight-stationary: >= 1 registers each PE's
+        product, and the rest (up to 3) are the block-end stages of the column
+        accumulators (:func:`~mxhw.systolic.pe.block_to_grid`).
+    depth : int or None
+        Weight-stationary only: activation rows per pass (the output tile's height and
+        the length of the column stages' ring buffers); default ``rows``. With
+        ``depth >= rows`` the next pass's weights load during the current pass.
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"a": ArrayLayout(elem_a, rows),
-        "a_scale": ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols),
-        "b_scale": ArrayLayout(scale_b, cols), "last": 1})))
+    i : In(stream.Signature(in_layout))
+        Output-stationary: ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale":
+        ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols), "b_scale":
+        ArrayLayout(scale_b, cols), "last": 1})``. Weight-stationary:
+        ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale": scale_a, "w":
+        ArrayLayout(elem_b, cols), "w_scale": ArrayLayout(scale_b, cols), "act": 1,
+        "w_valid": 1, "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1})``:
+        ``act``: ``a``/``a_scale`` are an activation row of the current pass (``depth``
+        of them per pass; the first of a pass swaps in the weights loaded since the
+        previous pass's first); ``w_valid``: ``w``/``w_scale`` are the next weight row
+        for the shadow registers (rows ``0 .. rows-1`` in order, ``rows`` per pass, loaded
+        after the previous pass's first activation); the pass flags, constant over a
+        pass's activation transfers: it starts a block, ends a block, belongs to the
+        tile's first block, is the tile's last pass.
     o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(width), cols),
         "special": ArrayLayout(1, cols)})))
-        ``rows`` transfers per tile; ``data * 2**-frac_bits`` is the result, ``special``
-        marks NaN (golden gives NaN).
+        ``rows`` (weight-stationary: ``depth``) transfers per tile; ``data *
+        2**-frac_bits`` is the result, ``special`` marks NaN (golden gives NaN).
 
-    Latency: first result row valid ``rows + cols + pe_latency`` cycles after the tile's
-    last input transfer (``pe_latency = 1 + pipeline`` for the default PE). Throughput: one K step per cycle (``rows*cols`` MACs per cycle) while
-    ``o`` drains at least one row per cycle and tiles are at least ``rows`` transfers long;
-    ``i.ready`` holds off a tile's last transfer while the previous tile's results still
-    occupy both result stages.
+    Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
+    cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
+    pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
+    + min(pipeline, 1) + max(pipeline - 1, 0) + 2`` cycles after its last-pass activation
+    transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle) while ``o``
+    drains at least one row per cycle. Output-stationary: tiles at least ``rows``
+    transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
+    results still occupy both result stages. Weight-stationary: ``i.ready`` holds off a
+    last-pass activation while the output queue (``latency + 2`` rows) has no room
+    reserved for it.
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
 
     Raises
     ------
     TypeError, ValueError
-        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``.
+        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``,
+        ``depth``.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",

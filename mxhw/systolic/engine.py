@@ -1,4 +1,5 @@
-"""GEMM engine: operand FIFO + output-stationary array + tiling controller + telemetry."""
+"""GEMM engine: operand FIFO + systolic array (either dataflow) + tiling controller +
+telemetry."""
 
 from __future__ import annotations
 
@@ -26,14 +27,22 @@ class GemmEngine(wiring.Component):
     (PE result registers + output buffer) let a tile drain while the next computes, so the
     array takes one K step per cycle as long as operands arrive and results leave.
 
-    Results leave on ``o`` as rows of ``cols`` values (``rows`` transfers per tile, rows
-    beyond M included: the host drops them, columns beyond N likewise), with ``last`` on the
-    final row of the final tile.
+    Weight-stationary (``dataflow="weight_stationary"``): tiles are ``depth x cols``
+    (:attr:`tile_rows` = ``depth``, ``>= rows``) in the same order; the host streams
+    :func:`mxhw.systolic.driver.ws_engine_beats`: ``rows`` transfers carrying the first
+    pass's weight rows, then per pass ``depth`` transfers, each an activation row, the
+    first ``rows`` of them also carrying the next pass's weight rows (``w``, ``w_scale``;
+    ignored in the others). The controller counts passes and blocks and makes the
+    array's ``act``/``w_valid``/pass flags itself. The FIFO defaults to ``2*depth``.
+
+    Results leave on ``o`` as rows of ``cols`` values (:attr:`tile_rows` transfers per
+    tile, rows beyond M included: the host drops them, columns beyond N likewise), with
+    ``last`` on the final row of the final tile.
 
     Parameters
     ----------
     rows, cols : int
-    fmt_a, fmt_b, acc, pe, pipeline :
+    fmt_a, fmt_b, acc, pe, dataflow, pipeline, depth :
         As :class:`SystolicArray`.
     M, N, K : int
         Problem size; K must be a multiple of the block size.
@@ -41,21 +50,23 @@ class GemmEngine(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(array.in_layout without "last"))
+    i : In(stream.Signature(array.in_layout without "last"; weight-stationary: only
+        "a", "a_scale", "w", "w_scale"))
     o : Out(stream.Signature({"row": array.out_layout, "last": 1}))
     busy, stalled, idle : Out(32)
         Cycle counters since reset, until the last result row has left: ``busy`` the array
-        took a K step; ``stalled`` it had an operand but could not take it (results not
+        took a transfer (a K step; weight-stationary: an activation row or a weight-only
+        transfer); ``stalled`` it had an operand but could not take it (results not
         drained); ``idle`` no operand was available. ``done`` : Out(1) all results left.
 
-    Latency: as :class:`SystolicArray` plus the FIFO (1 cycle). Golden twin:
+    Latency: as :class:`SystolicArray` plus the FIFO (2 cycles). Golden twin:
     :func:`mxhw.golden.arith.gemm` with ``acc``.
 
     Raises
     ------
     TypeError, ValueError
         As :class:`SystolicArray`; M, N, K not positive integers; K not a multiple of the
-        block size.
+        block size; weight-stationary ``depth < rows``.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, M, N, K, acc=None, pe=None,

@@ -23,7 +23,7 @@ weights ride on the current pass's transfers.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from ..mem.fifo import StreamFIFO

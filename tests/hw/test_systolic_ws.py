@@ -1,7 +1,6 @@
 """Weight-stationary SystolicArray against golden.arith.gemm (fixed accumulation)."""
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mxhw.golden.arith import fixed, gemm
