@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from .pe import MXMacPE, block_format, check_pipeline
+from .pe import MXMacPE, acc_width, block_format, check_pipeline
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
@@ -28,12 +28,13 @@ def _check_pos_int(name, v):
 
 
 def check_acc(acc):
-    """Validate an accumulation for the hardware (``fixed`` only)."""
+    """Validate an accumulation for the hardware (``fixed`` or ``fp32``)."""
     if not isinstance(acc, golden.arith.Accumulation):
         raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
-    if acc.mode != "fixed":
-        raise ValueError(f"acc must be fixed-point accumulation (golden.arith.fixed(...)); "
-                         f"{acc.mode!r} is not implemented in hardware")
+    if acc.mode not in ("fixed", "fp32"):
+        raise ValueError(f"acc must be fixed-point or FP32 accumulation "
+                         f"(golden.arith.fixed(...) or golden.arith.FP32); {acc.mode!r} is "
+                         f"not implemented in hardware")
 
 
 class SystolicArray(wiring.Component):
@@ -71,7 +72,9 @@ class SystolicArray(wiring.Component):
     dataflow : "output_stationary" or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
-        accumulation as golden's ``fixed`` mode. Per-block sums are exact.
+        accumulation as golden's ``fixed`` mode; or ``golden.arith.FP32``
+        (output-stationary only): golden's ``fp32`` mode, results as float32 bits. Per-block
+        sums are exact.
     pe : callable or None
         Output-stationary only. PE factory ``pe(fmt_a, fmt_b, acc)`` returning a
         component with the signature of :class:`MXMacPE` (the hook for other PE types),
@@ -80,8 +83,8 @@ class SystolicArray(wiring.Component):
     pipeline : int
         Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
         the stages of :class:`MXMacPE`. Weight-stationary: >= 1 registers each PE's
-        product, and the rest (up to 3) are the block-end stages of the column
-        accumulators (:func:`~mxhw.systolic.pe.block_to_grid`).
+        product, the rest (up to 3) are the block-end stages of the column accumulators
+        (:func:`~mxhw.systolic.pe.block_to_grid`).
     depth : int or None
         Weight-stationary only: activation rows per pass (the output tile's height and
         the length of the column stages' ring buffers); default ``rows``. With
@@ -106,14 +109,14 @@ class SystolicArray(wiring.Component):
     o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(width), cols),
         "special": ArrayLayout(1, cols)})))
         ``rows`` (weight-stationary: ``depth``) transfers per tile; ``data *
-        2**-frac_bits`` is the result, ``special`` marks NaN (golden gives NaN).
+        2**-frac_bits`` is the result (``fp32``: ``data`` holds float32 bits, width 32),
+        ``special`` marks NaN (golden gives NaN).
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
     cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
     pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
-    + min(pipeline, 1) + max(pipeline - 1, 0) + 2`` cycles after its last-pass activation
-    transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle) while ``o``
-    drains at least one row per cycle. Output-stationary: tiles at least ``rows``
+    + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
+    transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows``
     transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
     results still occupy both result stages. Weight-stationary: ``i.ready`` holds off a
     last-pass activation while the output queue (``latency + 2`` rows) has no room
@@ -145,6 +148,9 @@ class SystolicArray(wiring.Component):
         check_acc(acc)
         check_pipeline(pipeline)
         if dataflow == "weight_stationary":
+            if acc.mode != "fixed":
+                raise ValueError("the weight-stationary array implements fixed-point "
+                                 "accumulation only, not 'fp32'")
             if pe is not None:
                 raise ValueError("pe factories apply to the output-stationary dataflow; the "
                                  "weight-stationary array has its own PE")
@@ -197,7 +203,7 @@ class SystolicArray(wiring.Component):
     def out_layout(self):
         from amaranth.hdl import signed
         return data.StructLayout({
-            "data": data.ArrayLayout(signed(self._acc.width), self._cols),
+            "data": data.ArrayLayout(signed(acc_width(self._acc)), self._cols),
             "special": data.ArrayLayout(1, self._cols),
         })
 

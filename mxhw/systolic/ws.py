@@ -47,13 +47,14 @@ def ws_in_layout(fmt_a, fmt_b, rows, cols):
 
 def _stages(pipeline):
     """(product register 0/1, block-to-grid register stages 0..3)."""
-    return (1 if pipeline >= 1 else 0), max(pipeline - 1, 0)
+    return min(pipeline, 1), max(pipeline - 1, 0)
 
 
 def ws_latency(rows, cols, pipeline):
     """Cycles from a last-pass activation transfer to its result row valid on ``o``."""
     pm, pg = _stages(pipeline)
-    return rows + cols + pm + pg + 2      # + the output queue (SyncFIFOBuffered: 2)
+    # pm + pg == pipeline; + the result register, + the output queue (2)
+    return rows + cols + pm + pg + 3
 
 
 def elaborate_ws(arr, m):
@@ -85,21 +86,18 @@ def elaborate_ws(arr, m):
 
     # ---- edge register: weight row index and pass start counted here
     x = Signal(arr.in_layout)
-    xv, xstart = Signal(), Signal()
     widx, acnt = Signal(range(R)), Signal(range(D))
     xwidx = Signal(range(R))
-    m.d.sync += xv.eq(take)
+    act_e, start_e, wv_e = Signal(), Signal(), Signal()    # registered, valid-qualified
+    p = arr.i.payload
+    m.d.sync += [act_e.eq(take & p.act), start_e.eq(take & p.act & (acnt == 0)),
+                 wv_e.eq(take & p.w_valid)]
     with m.If(take):
-        m.d.sync += [x.eq(arr.i.payload), xwidx.eq(widx), xstart.eq(acnt == 0)]
-        with m.If(arr.i.payload.w_valid):
+        m.d.sync += [x.eq(p), xwidx.eq(widx)]
+        with m.If(p.w_valid):
             m.d.sync += widx.eq(Mux(widx == R - 1, 0, widx + 1))
-        with m.If(arr.i.payload.act):
+        with m.If(p.act):
             m.d.sync += acnt.eq(Mux(acnt == D - 1, 0, acnt + 1))
-    act_e = Signal()
-    start_e = Signal()
-    wv_e = Signal()
-    m.d.comb += [act_e.eq(xv & x.act), start_e.eq(xv & x.act & xstart),
-                 wv_e.eq(xv & x.w_valid)]
 
     # ---- the PE grid
     # from the left (per row): activation code, act, start
@@ -188,8 +186,8 @@ def elaborate_ws(arr, m):
             m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
         emit = Signal(name=f"emit{c}")
         m.d.comb += emit.eq(ev & last)
-        # de-skew: column c waits for the last column
-        emits.append(tuple(delay(s_, C - 1 - c, f"dsk{c}_{n}")
+        # result register, then the de-skew: column c waits for the last column
+        emits.append(tuple(delay(s_, C - c, f"dsk{c}_{n}")
                            for n, s_ in enumerate((emit, reg_new, spec))))
 
     m.d.comb += [outq.i.valid.eq(emits[-1][0]),
