@@ -1,4 +1,4 @@
-"""Systolic arrays of MX PEs (output-stationary), their PE and the GEMM engine."""
+"""Systolic arrays of MX PEs (output- and weight-stationary), their PE and the GEMM engine."""
 
 from .pe import MXMacPE
 from .array import SystolicArray

@@ -9,7 +9,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from .pe import MXMacPE, block_format, check_pipeline
+from .pe import MXMacPE, acc_width, block_format, check_pipeline
+from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
 
@@ -27,25 +28,39 @@ def _check_pos_int(name, v):
 
 
 def check_acc(acc):
-    """Validate an accumulation for the hardware (``fixed`` only)."""
+    """Validate an accumulation for the hardware (``fixed`` or ``fp32``)."""
     if not isinstance(acc, golden.arith.Accumulation):
         raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
-    if acc.mode != "fixed":
-        raise ValueError(f"acc must be fixed-point accumulation (golden.arith.fixed(...)); "
-                         f"{acc.mode!r} is not implemented in hardware")
+    if acc.mode not in ("fixed", "fp32"):
+        raise ValueError(f"acc must be fixed-point or FP32 accumulation "
+                         f"(golden.arith.fixed(...) or golden.arith.FP32); {acc.mode!r} is "
+                         f"not implemented in hardware")
 
 
 class SystolicArray(wiring.Component):
-    """Output-stationary ``rows x cols`` array computing ``C = A @ B`` tile by tile.
+    """A ``rows x cols`` array of MX multiply-accumulate PEs computing ``C = A @ B``.
 
-    PE ``(i, j)`` accumulates ``C[i, j]``. Each input transfer on ``i`` is one step along
-    K: column ``K`` of the A tile (``rows`` codes with their block scales) and row ``K``
-    of the B tile (``cols`` codes with their scales). The array skews the operands
-    internally (row ``i`` delayed ``i`` cycles, column ``j`` delayed ``j``); results are
-    captured per PE when its last element arrives and leave as rows on ``o``
-    (the de-skew), row 0 first. Block boundaries are counted inside (every ``k``
-    transfers); ``last`` marks the final transfer of a tile and must fall on a block
-    boundary (K a multiple of ``k``). A new tile may follow the last transfer at once.
+    **Output-stationary** (default): PE ``(i, j)`` accumulates ``C[i, j]``. Each input
+    transfer on ``i`` is one step along K: column ``K`` of the A tile (``rows`` codes with
+    their block scales) and row ``K`` of the B tile (``cols`` codes with their scales).
+    The array skews the operands internally (row ``i`` delayed ``i`` cycles, column ``j``
+    delayed ``j``); results are captured per PE when its last element arrives and leave
+    as rows on ``o`` (the de-skew), row 0 first. Block boundaries are counted inside
+    (every ``k`` transfers); ``last`` marks the final transfer of a tile and must fall on
+    a block boundary (K a multiple of ``k``). A new tile may follow the last transfer at
+    once.
+
+    **Weight-stationary** (``dataflow="weight_stationary"``, see :mod:`mxhw.systolic.ws`):
+    PE ``(r, c)`` holds weight ``B[k0 + r, n0 + c]`` of a *pass*: up to ``rows``
+    consecutive K elements of one MX block (a block of ``k`` takes ``ceil(k / rows)``
+    passes; ``rows`` dividing ``k`` wastes none) for ``cols`` output columns. A pass
+    streams ``depth`` activation rows ``A[m, k0:k0 + rows]`` (one per transfer, ``act``);
+    the exact column sums go to per-column stages that keep, for each of the ``depth``
+    rows, the block's exact sum and the ``fixed`` accumulator, apply the scales when a
+    block ends and accumulate blocks in K order, as golden does. The output tile is
+    ``depth x cols``; its last pass emits ``depth`` result rows on ``o``. The input
+    transfer differs from the output-stationary one (see Members); the host's schedule
+    comes from :func:`mxhw.systolic.driver.ws_beats`.
 
     Parameters
     ----------
@@ -54,47 +69,70 @@ class SystolicArray(wiring.Component):
     fmt_a, fmt_b : str or BlockFormat
         Operand block formats (single-mode, power-of-two scales, equal block size ``k``):
         e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``; A and B may differ.
-    dataflow : "output_stationary"
-        ``"weight_stationary"`` is reserved (not implemented yet).
+    dataflow : "output_stationary" or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
-        accumulation as golden's ``fixed`` mode. Per-block sums are exact.
+        accumulation as golden's ``fixed`` mode; or ``golden.arith.FP32``
+        (output-stationary only): golden's ``fp32`` mode, results as float32 bits. Per-block
+        sums are exact.
     pe : callable or None
-        PE factory ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
-        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
-        absent) gives the cycles from its last element to its result. Default
-        :class:`MXMacPE` with ``pipeline``.
+        Output-stationary only. PE factory ``pe(fmt_a, fmt_b, acc)`` returning a
+        component with the signature of :class:`MXMacPE` (the hook for other PE types),
+        whose ``latency`` attribute (1 if absent) gives the cycles from its last element
+        to its result. Default :class:`MXMacPE` with ``pipeline``.
     pipeline : int
-        Register stages of the default PE, 0..4 (see :class:`MXMacPE`); default
-        :data:`DEFAULT_PIPELINE` (4, every stage: the ECP5 Fmax is limited by the element
-        multiplier, not by the block-end path).
+        Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
+        the stages of :class:`MXMacPE`. Weight-stationary: >= 1 registers each PE's
+        product, the rest (up to 3) are the block-end stages of the column accumulators
+        (:func:`~mxhw.systolic.pe.block_to_grid`).
+    depth : int or None
+        Weight-stationary only: activation rows per pass (the output tile's height and
+        the length of the column stages' ring buffers); default ``rows``. With
+        ``depth >= rows`` the next pass's weights load during the current pass.
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"a": ArrayLayout(elem_a, rows),
-        "a_scale": ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols),
-        "b_scale": ArrayLayout(scale_b, cols), "last": 1})))
+    i : In(stream.Signature(in_layout))
+        Output-stationary: ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale":
+        ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols), "b_scale":
+        ArrayLayout(scale_b, cols), "last": 1})``. Weight-stationary:
+        ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale": scale_a, "w":
+        ArrayLayout(elem_b, cols), "w_scale": ArrayLayout(scale_b, cols), "act": 1,
+        "w_valid": 1, "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1})``:
+        ``act``: ``a``/``a_scale`` are an activation row of the current pass (``depth``
+        of them per pass; the first of a pass swaps in the weights loaded since the
+        previous pass's first); ``w_valid``: ``w``/``w_scale`` are the next weight row
+        for the shadow registers (rows ``0 .. rows-1`` in order, ``rows`` per pass, loaded
+        after the previous pass's first activation); the pass flags, constant over a
+        pass's activation transfers: it starts a block, ends a block, belongs to the
+        tile's first block, is the tile's last pass.
     o : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(width), cols),
         "special": ArrayLayout(1, cols)})))
-        ``rows`` transfers per tile; ``data * 2**-frac_bits`` is the result, ``special``
-        marks NaN (golden gives NaN).
+        ``rows`` (weight-stationary: ``depth``) transfers per tile; ``data *
+        2**-frac_bits`` is the result (``fp32``: ``data`` holds float32 bits, width 32),
+        ``special`` marks NaN (golden gives NaN).
 
-    Latency: first result row valid ``rows + cols + pe_latency`` cycles after the tile's
-    last input transfer (``pe_latency = 1 + pipeline`` for the default PE). Throughput: one K step per cycle (``rows*cols`` MACs per cycle) while
-    ``o`` drains at least one row per cycle and tiles are at least ``rows`` transfers long;
-    ``i.ready`` holds off a tile's last transfer while the previous tile's results still
-    occupy both result stages.
+    Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
+    cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
+    pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
+    + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
+    transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows``
+    transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
+    results still occupy both result stages. Weight-stationary: ``i.ready`` holds off a
+    last-pass activation while the output queue (``latency + 2`` rows) has no room
+    reserved for it.
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
 
     Raises
     ------
     TypeError, ValueError
-        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``.
+        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``,
+        ``depth``.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
-                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE):
+                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE, depth=None):
         _check_pos_int("rows", rows)
         _check_pos_int("cols", cols)
         fmt_a = block_format(fmt_a, "fmt_a")
@@ -105,12 +143,23 @@ class SystolicArray(wiring.Component):
         if dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
                              f"not {dataflow!r}")
-        if dataflow == "weight_stationary":
-            raise NotImplementedError("dataflow 'weight_stationary' is not implemented yet")
         if acc is None:
             raise TypeError("acc must be a golden.arith.Accumulation, not None")
         check_acc(acc)
         check_pipeline(pipeline)
+        if dataflow == "weight_stationary":
+            if acc.mode != "fixed":
+                raise ValueError("the weight-stationary array implements fixed-point "
+                                 "accumulation only, not 'fp32'")
+            if pe is not None:
+                raise ValueError("pe factories apply to the output-stationary dataflow; the "
+                                 "weight-stationary array has its own PE")
+            if depth is None:
+                depth = rows
+            _check_pos_int("depth", depth)
+        elif depth is not None:
+            raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
+                             f"{dataflow!r}")
         if pe is None:
             pe = functools.partial(MXMacPE, pipeline=pipeline)
         if not callable(pe):
@@ -119,6 +168,7 @@ class SystolicArray(wiring.Component):
         self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
         self._dataflow = dataflow
         self._pipeline = pipeline
+        self._depth = depth
         self._k = fmt_a.block_size
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
@@ -133,10 +183,14 @@ class SystolicArray(wiring.Component):
     k = property(lambda self: self._k, doc="Block size along K.")
     dataflow = property(lambda self: self._dataflow)
     pipeline = property(lambda self: self._pipeline)
+    depth = property(lambda self: self._depth,
+                     doc="Activation rows per pass (weight-stationary), else None.")
 
     @property
     def in_layout(self):
         fa, fb = self._fmt_a, self._fmt_b
+        if self._dataflow == "weight_stationary":
+            return ws_in_layout(fa, fb, self._rows, self._cols)
         return data.StructLayout({
             "a": data.ArrayLayout(unsigned(fa.element.bits), self._rows),
             "a_scale": data.ArrayLayout(unsigned(fa.scale.bits), self._rows),
@@ -149,13 +203,16 @@ class SystolicArray(wiring.Component):
     def out_layout(self):
         from amaranth.hdl import signed
         return data.StructLayout({
-            "data": data.ArrayLayout(signed(self._acc.width), self._cols),
+            "data": data.ArrayLayout(signed(acc_width(self._acc)), self._cols),
             "special": data.ArrayLayout(1, self._cols),
         })
 
     @property
     def latency(self):
-        """Cycles from a tile's last input transfer to its first output row being valid."""
+        """Cycles from a tile's last input transfer to its first output row being valid
+        (weight-stationary: from a last-pass activation transfer to its row)."""
+        if self._dataflow == "weight_stationary":
+            return ws_latency(self._rows, self._cols, self._pipeline)
         return self._rows + self._cols + self.pe_latency
 
     @property
@@ -168,6 +225,8 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self._dataflow == "weight_stationary":
+            return elaborate_ws(self, m)
         R, C, k = self._rows, self._cols, self._k
         fa, fb = self._fmt_a, self._fmt_b
 

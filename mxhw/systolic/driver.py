@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["array_beats", "tile_order"]
+__all__ = ["array_beats", "tile_order", "ws_passes", "ws_beats", "ws_engine_beats", "zero_code"]
 
 
 def tile_order(M, N, rows, cols):
@@ -33,3 +33,74 @@ def array_beats(a, b, rows, cols, m0, n0):
 def zero_code(fmt):
     """A code of ``fmt``'s element that decodes to +0."""
     return int(np.flatnonzero(fmt.element.table == 0)[0])
+
+
+def ws_passes(a, b, rows, cols, depth, m0, n0):
+    """The passes of the weight-stationary output tile at ``(m0, n0)`` (``depth`` rows of
+    A by ``cols`` columns of B) of ``C = a @ b``: a list of ``(acts, weights)``, ``acts``
+    the ``depth`` activation transfers (dicts without ``w``), ``weights`` the ``rows``
+    weight rows (``w``, ``w_scale``).
+
+    Each pass covers up to ``rows`` consecutive K elements of one MX block (a block of
+    ``k`` elements takes ``ceil(k / rows)`` passes); K elements a pass does not cover, rows
+    beyond M and columns beyond N are fed as zero codes (scale code 0)."""
+    M, K = a.shape
+    N = b.shape[1]
+    k = a.fmt.block_size
+    za, zb = zero_code(a.fmt), zero_code(b.fmt)
+    per_block = -(-k // rows)
+    nb = K // k
+    passes = []
+    for j in range(nb):
+        for p in range(per_block):
+            ks = [j * k + p * rows + r for r in range(rows)]
+            ks = [kk if kk < (j + 1) * k else None for kk in ks]
+            flags = {"block_first": int(p == 0), "block_end": int(p == per_block - 1),
+                     "tile_first": int(j == 0),
+                     "last": int(j == nb - 1 and p == per_block - 1)}
+            acts = []
+            for i in range(depth):
+                mm = m0 + i
+                av = [int(a.elements[mm, kk]) if mm < M and kk is not None else za
+                      for kk in ks]
+                asc = int(a.scales[mm, j]) if mm < M else 0
+                acts.append({"a": av, "a_scale": asc, **flags})
+            ws = [int(b.scales[j, n0 + c]) if n0 + c < N else 0 for c in range(cols)]
+            weights = [{"w": [int(b.elements[kk, n0 + c]) if n0 + c < N and kk is not None
+                              else zb for c in range(cols)], "w_scale": ws} for kk in ks]
+            passes.append((acts, weights))
+    return passes
+
+
+def ws_beats(a, b, rows, cols, depth):
+    """All input transfers (dicts for a weight-stationary :class:`SystolicArray`'s ``i``)
+    of ``C = a @ b``, output tiles ``depth x cols`` in :func:`tile_order`.
+
+    The first pass's weights load in ``rows`` weight-only transfers; after that, the next
+    pass's weight rows ride on the current pass's activation transfers (the first
+    ``min(depth, rows)`` of them; any rest follow as weight-only transfers). With
+    ``depth >= rows`` the only weight-only transfers are the first ``rows``."""
+    M, N = a.shape[0], b.shape[1]
+    passes = [p for m0, n0 in tile_order(M, N, depth, cols)
+              for p in ws_passes(a, b, rows, cols, depth, m0, n0)]
+    za, fb = zero_code(a.fmt), b.fmt
+    idle_a = {"a": [za] * rows, "a_scale": 0, "act": 0, "block_first": 0, "block_end": 0,
+              "tile_first": 0, "last": 0}
+    no_w = {"w": [zero_code(fb)] * cols, "w_scale": [0] * cols, "w_valid": 0}
+    beats = [{**idle_a, **w, "w_valid": 1} for w in passes[0][1]]
+    for i, (acts, _) in enumerate(passes):
+        nxt = passes[i + 1][1] if i + 1 < len(passes) else []
+        for n, act in enumerate(acts):
+            w = {**nxt[n], "w_valid": 1} if n < len(nxt) else no_w
+            beats.append({**act, "act": 1, **w})
+        beats += [{**idle_a, **w, "w_valid": 1} for w in nxt[len(acts):]]
+    return beats
+
+
+def ws_engine_beats(a, b, rows, cols, depth):
+    """Input transfers for a weight-stationary :class:`GemmEngine` (``depth >= rows``):
+    :func:`ws_beats` without the flags the engine's controller makes itself."""
+    if depth < rows:
+        raise ValueError(f"depth must be >= rows ({rows}) for the engine, not {depth}")
+    keep = ("a", "a_scale", "w", "w_scale")
+    return [{f: beat[f] for f in keep} for beat in ws_beats(a, b, rows, cols, depth)]

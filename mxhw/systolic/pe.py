@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..pe.multiplier import ElementMultiplier, product_width
+from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
 __all__ = ["MXMacPE", "PE_PIPELINE_MAX", "block_format", "scale_exp_range", "block_sum_width"]
 
@@ -77,11 +78,17 @@ def _fits_signed(x, width):
     return top.all() | ~top.any()
 
 
+def acc_width(acc):
+    """Bits of an accumulator value: ``acc.width`` (``fixed``), 32 (``fp32``: float32
+    bits)."""
+    return 32 if acc.mode == "fp32" else acc.width
+
+
 def scale_shift(m, fa, fb, acc, lsb_exp, a_scale, b_scale):
     """``(d, nd)``: ``d = E + frac_bits`` of a block pair from its scale codes, the left
     shift that puts an exact block sum at ``2**lsb_exp`` on the accumulator grid, and
     ``nd = -d`` (computed side by side, so that no negation follows the sum)."""
-    off = lsb_exp + acc.frac_bits - fa.scale.bias - fb.scale.bias
+    off = lsb_exp + (acc.frac_bits or 0) - fa.scale.bias - fb.scale.bias
     d_hi = ((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1) + off
     d = Signal(range(min(off, 0), max(d_hi, 0) + 1))
     nd = Signal(range(min(-d_hi, 0), max(-off, 0) + 1))
@@ -171,19 +178,27 @@ class MXMacPE(wiring.Component):
     back to back):
 
     ====  ==========================================================================
-    >= 1  the product (:class:`~mxhw.pe.ElementMultiplier` with ``pipeline=1``)
+    >= 1  the product (:class:`~mxhw.pe.ElementMultiplier` with ``pipeline=1``), and
+          the scales' shift amount and NaN flag
     >= 2  at a block end: the finished block sum ``S``, the shift direction and amount
-          (from the scales) and the NaN flag
-    >= 3  after the barrel shift (the shifted sum, and the RNE round-up bit)
-    >= 4  after rounding and clamping, before the accumulator adder
+          and the NaN flag
+    >= 3  after the barrel shift (the shifted sum, and the RNE round-up bit);
+          ``fp32``: the block's float32 value
+    >= 4  after rounding and clamping, before the accumulator adder (``fp32``: as 3)
     ====  ==========================================================================
+
+    With ``fp32`` accumulation (golden's ``fp32`` mode, :mod:`mxhw.systolic.fp32acc`)
+    each block dot is rounded once to float32 (RNE, overflow to Inf; a block with a NaN
+    scale is NaN, one with NaN/Inf element codes the IEEE value of its products' sum) and
+    added to a float32 accumulator that starts at +0, in K order, rounding to nearest
+    even; ``result`` holds float32 bits and ``special`` marks a NaN result.
 
     Parameters
     ----------
     fmt_a, fmt_b : BlockFormat
         Operand block formats (validated by the array).
     acc : golden.arith.Accumulation
-        ``fixed`` accumulation.
+        ``fixed`` or ``fp32`` accumulation.
     pipeline : int
         Register stages, 0..4 (:data:`PE_PIPELINE_MAX`); default 0.
 
@@ -194,12 +209,12 @@ class MXMacPE(wiring.Component):
         their blocks (read on the block's last element).
     valid, block_end, last : In(1)
         The pair is valid; it is the last of its block; the last of the tile (a block end).
-    result : Out(signed(acc.width)), special : Out(1)
+    result : Out(signed(acc.width)) (``fp32``: 32 bits), special : Out(1)
         Registered, updated :attr:`latency` cycles after a ``last`` element.
 
     Latency ``1 + pipeline`` cycles from the tile's last element to ``result``;
     throughput one element pair per cycle. Golden twin: :func:`mxhw.golden.arith.gemm`
-    with ``fixed`` accumulation (one output element).
+    with ``fixed`` or ``fp32`` accumulation (one output element).
 
     Raises
     ------
@@ -220,7 +235,7 @@ class MXMacPE(wiring.Component):
             "valid": In(1),
             "block_end": In(1),
             "last": In(1),
-            "result": Out(signed(acc.width)),
+            "result": Out(signed(acc_width(acc))),
             "special": Out(1),
         })
 
@@ -244,6 +259,8 @@ class MXMacPE(wiring.Component):
         valid, end, last, d, nd, nan = (
             stage(m, x, P >= 1, "m")
             for x in (self.valid, self.block_end, self.last, d, nd, nan))
+        if acc.mode == "fp32":
+            return self._elaborate_fp32(m, mul, valid, end, last, nan)
 
         sw = block_sum_width(fa.element, fb.element, self._k)
         s = Signal(signed(sw))                     # exact block sum so far
@@ -269,4 +286,47 @@ class MXMacPE(wiring.Component):
             m.d.sync += reg.eq(reg_new)
             with m.If(last):
                 m.d.sync += [reg.eq(0), self.result.eq(reg_new), self.special.eq(spec_out)]
+        return m
+
+    def _elaborate_fp32(self, m, mul, valid, end, last, nan):
+        """golden ``fp32``: each block dot rounded to float32, added in K order (RNE)."""
+        fa, fb, P = self._fmt_a, self._fmt_b, self._pipeline
+        pn, pp, pq = product_class(m, fa.element, self.a, fb.element, self.b)
+        pn, pp, pq = (stage(m, x, P >= 1, "m") for x in (pn, pp, pq))
+        # E: the weight of S's LSB, from the scales (stage m, beside the product)
+        off = mul.lsb_exp - fa.scale.bias - fb.scale.bias
+        e_hi = (1 << fa.scale.bits) + (1 << fb.scale.bits) + max(off, 0)
+        e = Signal(range(min(off, 0), e_hi))
+        m.d.comb += e.eq(self.a_scale + self.b_scale + off)
+        e = stage(m, e, P >= 1, "m")
+
+        sw = block_sum_width(fa.element, fb.element, self._k)
+        s = Signal(signed(sw))
+        s_new = Signal(signed(sw))
+        m.d.comb += s_new.eq(s + mul.p)
+        # the block's IEEE specials so far: NaN, +Inf, -Inf products
+        bn, bp, bq = Signal(), Signal(), Signal()
+        bn_new, bp_new, bq_new = Signal(), Signal(), Signal()
+        m.d.comb += [bn_new.eq(bn | pn | (end & nan)), bp_new.eq(bp | pp), bq_new.eq(bq | pq)]
+        with m.If(valid):
+            m.d.sync += [s.eq(s_new), bn.eq(bn_new), bp.eq(bp_new), bq.eq(bq_new)]
+            with m.If(end):
+                m.d.sync += [s.eq(0), bn.eq(0), bp.eq(0), bq.eq(0)]
+        ev = Signal()
+        m.d.comb += ev.eq(valid & end)
+        s_b, e_b, bn_b, bp_b, bq_b, ev, last = (
+            stage(m, x, P >= 2, "blk") for x in (s_new, e, bn_new, bp_new, bq_new, ev, last))
+        blk = Signal(32)
+        fin = int_to_f32(m, s_b, e_b, "blk")
+        m.d.comb += blk.eq(Mux(bn_b | (bp_b & bq_b), F32_NAN,
+                               Mux(bp_b, F32_INF, Mux(bq_b, F32_INF | 1 << 31, fin))))
+        blk, ev, last = (stage(m, x, P >= 3, "cv") for x in (blk, ev, last))
+
+        reg = Signal(32)
+        reg_new = f32_add(m, reg, blk, "acc")
+        with m.If(ev):
+            m.d.sync += reg.eq(reg_new)
+            with m.If(last):
+                m.d.sync += [reg.eq(0), self.result.eq(reg_new),
+                             self.special.eq((reg_new[23:31] == 0xFF) & (reg_new[:23] != 0))]
         return m

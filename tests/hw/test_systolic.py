@@ -241,16 +241,22 @@ def test_init():
     ({"fmt_a": 3}, TypeError, "fmt_a must be a block format (a name or a BlockFormat), not 3"),
     ({"dataflow": "row"}, ValueError,
      "dataflow must be one of output_stationary, weight_stationary, not 'row'"),
-    ({"dataflow": "weight_stationary"}, NotImplementedError,
-     "dataflow 'weight_stationary' is not implemented yet"),
+    ({"dataflow": "weight_stationary", "pe": MXMacPE}, ValueError,
+     "pe factories apply to the output-stationary dataflow; the weight-stationary array "
+     "has its own PE"),
+    ({"dataflow": "weight_stationary", "depth": 0}, ValueError,
+     "depth must be a positive integer, not 0"),
+    ({"dataflow": "weight_stationary", "depth": 2.0}, TypeError,
+     "depth must be a positive integer, not 2.0"),
+    ({"depth": 4}, ValueError,
+     "depth applies to the weight-stationary dataflow only, not 'output_stationary'"),
     ({"acc": None}, TypeError, "acc must be a golden.arith.Accumulation, not None"),
     ({"acc": "fixed"}, TypeError, "acc must be a golden.arith.Accumulation, not 'fixed'"),
-    ({"acc": golden.arith.FP32}, ValueError,
-     "acc must be fixed-point accumulation (golden.arith.fixed(...)); 'fp32' is not "
-     "implemented in hardware"),
+    ({"acc": golden.arith.FP32, "dataflow": "weight_stationary"}, ValueError,
+     "the weight-stationary array implements fixed-point accumulation only, not 'fp32'"),
     ({"acc": golden.arith.EXACT}, ValueError,
-     "acc must be fixed-point accumulation (golden.arith.fixed(...)); 'exact' is not "
-     "implemented in hardware"),
+     "acc must be fixed-point or FP32 accumulation (golden.arith.fixed(...) or "
+     "golden.arith.FP32); 'exact' is not implemented in hardware"),
     ({"pe": 5}, TypeError, "pe must be a PE factory pe(fmt_a, fmt_b, acc), not 5"),
 ])
 def test_init_wrong(kw, exc, msg):

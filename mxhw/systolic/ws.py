@@ -1,0 +1,196 @@
+"""The weight-stationary dataflow of :class:`~mxhw.systolic.SystolicArray`.
+
+PE ``(r, c)`` holds one weight code ``B[k0 + r, n0 + c]`` of the current *pass* (``rows``
+consecutive K elements of one MX block, ``cols`` output columns) in an active register,
+and the next pass's code in a shadow register. An activation row ``A[m, k0:k0 + rows]``
+enters from the left, skewed (row ``r`` delayed ``r`` cycles) and moves right; exact
+partial sums (integers at the products' LSB, :func:`~mxhw.systolic.pe.block_sum_width`
+bits, plus a NaN/Inf flag) move down the columns. Below each column an accumulator stage
+keeps, per activation row ``m`` of the tile, the exact sum of the current block so far
+and the ``fixed`` accumulator, in two ring buffers of ``depth`` entries (one entry per
+activation row of a pass, advanced in the order the rows arrive): a pass adds its column
+sums to the block sums exactly; a pass that ends a block applies the scales and adds the
+block's value to the accumulator, exactly as :func:`mxhw.golden.arith.gemm` does (same
+rounding, same saturation, blocks in K order); the tile's last pass emits the results,
+which are de-skewed into rows and queued for ``o``.
+
+Weights load one row per transfer (``w_valid``), into the shadow registers, in row order
+``r = 0 .. rows-1``; they travel with the activations' skew, so a load never overtakes the
+swap of the pass before it. The first activation transfer of every pass swaps shadow to
+active. Loading therefore overlaps computing: with ``depth >= rows`` the next pass's
+weights ride on the current pass's transfers.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
+from amaranth.lib import data
+
+from ..mem.fifo import StreamFIFO
+from ..pe.multiplier import ElementMultiplier
+from .pe import accumulate, block_sum_width, block_to_grid, scale_nan, scale_shift
+
+__all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
+
+
+def ws_in_layout(fmt_a, fmt_b, rows, cols):
+    """Layout of a weight-stationary transfer (see :class:`SystolicArray`)."""
+    return data.StructLayout({
+        "a": data.ArrayLayout(unsigned(fmt_a.element.bits), rows),
+        "a_scale": unsigned(fmt_a.scale.bits),
+        "w": data.ArrayLayout(unsigned(fmt_b.element.bits), cols),
+        "w_scale": data.ArrayLayout(unsigned(fmt_b.scale.bits), cols),
+        "act": 1, "w_valid": 1,
+        "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1,
+    })
+
+
+def _stages(pipeline):
+    """(product register 0/1, block-to-grid register stages 0..3)."""
+    return min(pipeline, 1), max(pipeline - 1, 0)
+
+
+def ws_latency(rows, cols, pipeline):
+    """Cycles from a last-pass activation transfer to its result row valid on ``o``."""
+    pm, pg = _stages(pipeline)
+    # pm + pg == pipeline; + the result register, + the output queue (2)
+    return rows + cols + pm + pg + 3
+
+
+def elaborate_ws(arr, m):
+    """Build the weight-stationary datapath of ``arr`` (a SystolicArray) into ``m``."""
+    R, C, D = arr.rows, arr.cols, arr.depth
+    fa, fb, acc, k = arr.fmt_a, arr.fmt_b, arr.acc, arr.k
+    pm, pg = _stages(arr.pipeline)
+    sw = block_sum_width(fa.element, fb.element, k)
+    lsb_exp = fa.element.lsb_exp + fb.element.lsb_exp
+
+    def delay(sig, n, name):
+        for t in range(n):
+            r = Signal.like(sig, name=f"{name}_d{t}")
+            m.d.sync += r.eq(sig)
+            sig = r
+        return sig
+
+    # ---- output queue and credits: a producing transfer needs a reserved queue entry
+    qdepth = ws_latency(R, C, arr.pipeline) + 2
+    m.submodules.outq = outq = StreamFIFO(arr.out_layout, qdepth)
+    m.d.comb += [arr.o.valid.eq(outq.o.valid), arr.o.payload.eq(outq.o.payload),
+                 outq.o.ready.eq(arr.o.ready)]
+    credit = Signal(range(qdepth + 1), init=qdepth)
+    producing = arr.i.payload.act & arr.i.payload.last
+    m.d.comb += arr.i.ready.eq(~producing | (credit != 0))
+    take = arr.i.valid & arr.i.ready
+    pop = outq.o.valid & outq.o.ready
+    m.d.sync += credit.eq(credit + pop - (take & producing))
+
+    # ---- edge register: weight row index and pass start counted here
+    x = Signal(arr.in_layout)
+    widx, acnt = Signal(range(R)), Signal(range(D))
+    xwidx = Signal(range(R))
+    act_e, start_e, wv_e = Signal(), Signal(), Signal()    # registered, valid-qualified
+    p = arr.i.payload
+    m.d.sync += [act_e.eq(take & p.act), start_e.eq(take & p.act & (acnt == 0)),
+                 wv_e.eq(take & p.w_valid)]
+    with m.If(take):
+        m.d.sync += [x.eq(p), xwidx.eq(widx)]
+        with m.If(p.w_valid):
+            m.d.sync += widx.eq(Mux(widx == R - 1, 0, widx + 1))
+        with m.If(p.act):
+            m.d.sync += acnt.eq(Mux(acnt == D - 1, 0, acnt + 1))
+
+    # ---- the PE grid
+    # from the left (per row): activation code, act, start
+    left = [(delay(x.a[r], r, f"a{r}"), delay(act_e, r, f"act{r}"),
+             delay(start_e, r, f"st{r}")) for r in range(R)]
+    # from above (per column): weight code, load strobe, row index
+    top = [(delay(x.w[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}"), delay(xwidx, c, f"wi{c}"))
+           for c in range(C)]
+    psum = [(Const(0, signed(sw)), Const(0, 1))] * C
+    for r in range(R):
+        h = left[r]
+        for c in range(C):
+            a, act, start = h
+            w, wv, wi = top[c]
+            w_act = Signal(unsigned(fb.element.bits), name=f"wa_{r}_{c}")
+            w_sh = Signal(unsigned(fb.element.bits), name=f"ws_{r}_{c}")
+            with m.If(act & start):
+                m.d.sync += w_act.eq(w_sh)
+            with m.If(wv & (wi == r)):
+                m.d.sync += w_sh.eq(w)
+            mul = ElementMultiplier(fa.element, fb.element, pipeline=pm)
+            m.submodules[f"mul_{r}_{c}"] = mul
+            m.d.comb += [mul.a.eq(a), mul.b.eq(Mux(start, w_sh, w_act))]
+            s_out = Signal(signed(sw), name=f"ps_{r}_{c}")
+            f_out = Signal(name=f"pf_{r}_{c}")
+            s_in, f_in = psum[c]
+            m.d.sync += [s_out.eq(s_in + mul.p), f_out.eq(f_in | mul.nonfinite)]
+            psum[c] = (s_out, f_out)
+            h = tuple(delay(s_, 1, f"h{r}_{c}_{n}") for n, s_ in enumerate(h))
+            top[c] = tuple(delay(s_, 1, f"v{r}_{c}_{n}") for n, s_ in enumerate(top[c]))
+
+    # ---- side information to the bottom of each column, on the partial sums' wavefront
+    side = data.StructLayout({"act": 1, "start": 1, "block_first": 1, "block_end": 1,
+                              "tile_first": 1, "last": 1, "w_valid": 1,
+                              "a_scale": unsigned(fa.scale.bits)})
+    si0 = Signal(side)
+    m.d.comb += [si0.act.eq(act_e), si0.start.eq(start_e), si0.w_valid.eq(wv_e),
+                 si0.block_first.eq(x.block_first), si0.block_end.eq(x.block_end),
+                 si0.tile_first.eq(x.tile_first), si0.last.eq(x.last),
+                 si0.a_scale.eq(x.a_scale)]
+    si = delay(si0, R + pm, "si")
+    emits = []
+    for c in range(C):
+        if c:
+            si = delay(si, 1, f"si{c}")
+        w_scale = delay(x.w_scale[c], R + pm + c, f"wsc{c}")
+        s_b, f_b = psum[c]
+        arrive = si.act
+        # B scale of the pass: shadow loads with the weights, swaps at the pass start
+        bs_act = Signal(unsigned(fb.scale.bits), name=f"bs_act{c}")
+        bs_sh = Signal(unsigned(fb.scale.bits), name=f"bs_sh{c}")
+        b_scale = Signal(unsigned(fb.scale.bits), name=f"bs{c}")
+        m.d.comb += b_scale.eq(Mux(si.start, bs_sh, bs_act))
+        with m.If(arrive & si.start):
+            m.d.sync += bs_act.eq(bs_sh)
+        with m.If(si.w_valid):
+            m.d.sync += bs_sh.eq(w_scale)
+
+        # ring of block sums so far (and the tile's NaN flag), one entry per activation row
+        ring_s = [Signal(signed(sw), name=f"rs{c}_{n}") for n in range(D)]
+        ring_f = [Signal(name=f"rf{c}_{n}") for n in range(D)]
+        s_new = Signal(signed(sw), name=f"s_new{c}")
+        f_new = Signal(name=f"f_new{c}")
+        nan = scale_nan(fa, si.a_scale) | scale_nan(fb, b_scale)
+        m.d.comb += [
+            s_new.eq(Mux(si.block_first, 0, ring_s[-1]) + s_b),
+            f_new.eq(Mux(si.block_first & si.tile_first, 0, ring_f[-1]) | f_b
+                     | (si.block_end & nan)),
+        ]
+        with m.If(arrive):
+            m.d.sync += [ring_s[0].eq(s_new), ring_f[0].eq(f_new)]
+            m.d.sync += [ring_s[n].eq(ring_s[n - 1]) for n in range(1, D)]
+            m.d.sync += [ring_f[n].eq(ring_f[n - 1]) for n in range(1, D)]
+
+        d, nd = scale_shift(m, fa, fb, acc, lsb_exp, si.a_scale, b_scale)
+        ev = Signal(name=f"ev{c}")
+        m.d.comb += ev.eq(arrive & si.block_end)
+        v, ev, tile_first, last, spec = block_to_grid(
+            m, acc, s_new, d, nd, [ev, si.tile_first, si.last, f_new], pg)
+
+        # ring of accumulators, advanced once per finished block
+        ring_a = [Signal(signed(acc.width), name=f"ra{c}_{n}") for n in range(D)]
+        reg_new = accumulate(m, acc, Mux(tile_first, 0, ring_a[-1]), v)
+        with m.If(ev):
+            m.d.sync += [ring_a[0].eq(reg_new)]
+            m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
+        emit = Signal(name=f"emit{c}")
+        m.d.comb += emit.eq(ev & last)
+        # result register, then the de-skew: column c waits for the last column
+        emits.append(tuple(delay(s_, C - c, f"dsk{c}_{n}")
+                           for n, s_ in enumerate((emit, reg_new, spec))))
+
+    m.d.comb += [outq.i.valid.eq(emits[-1][0]),
+                 outq.i.payload.eq(Cat(Cat(*(e[1] for e in emits)),
+                                       Cat(*(e[2] for e in emits))))]
+    return m
