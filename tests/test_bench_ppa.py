@@ -61,8 +61,12 @@ def test_config_builds_its_block(name):
 
 
 def test_select():
-    everything = ppa.select()
+    everything = ppa.select(large=True)
     assert everything == [*ppa.CONFIGS, ppa.SOC]
+    large = [n for n in ppa.CONFIGS if re.fullmatch(r"array_.*_16x16", n)]
+    assert large and [n for n in everything if ppa.is_large(n)] == large
+    assert ppa.select() == [n for n in everything if n not in large]
+    assert ppa.select(r"_16x16$") == large      # --only reaches the large arrays
     assert ppa.select(quick=True) == ppa.QUICK
     assert ppa.select(r"^array_mxint8_") == [f"array_mxint8_{n}x{n}" for n in ppa.ARRAY_SIZES]
     assert ppa.select("soc") == [ppa.SOC]
@@ -162,17 +166,18 @@ STAT = """
 class FakeTools:
     """Stands in for Yosys and nextpnr: writes the files they would, counts the runs."""
 
-    def __init__(self):
+    def __init__(self, luts=40):
         self.runs = []
+        self.luts = luts
 
     def __call__(self, cmd, cwd, log, label):
         self.runs.append(label)
         if "yosys" in label:
             target = "ecp5" if "ecp5" in label else "xc7"
-            cells = (("LUT4", 40), ("TRELLIS_FF", 9)) if target == "ecp5" else \
+            cells = (("LUT4", self.luts), ("TRELLIS_FF", 9)) if target == "ecp5" else \
                 (("LUT6", 30), ("FDRE", 9))
             (cwd / f"{target}_stat.txt").write_text(STAT.format(
-                total=49 if target == "ecp5" else 39, ca=cells[0][0], a=cells[0][1],
+                total=self.luts + 9 if target == "ecp5" else 39, ca=cells[0][0], a=cells[0][1],
                 cb=cells[1][0], b=cells[1][1]))
             if target == "ecp5":
                 (cwd / "ecp5.json").write_text("{}")
@@ -201,6 +206,22 @@ def test_cache_avoids_tool_runs(tmp_path, monkeypatch):
     # --rerun ignores the cache
     ppa.run_config(TINY, tmp_path, targets=("ecp5",), rerun=True)
     assert fake.runs[4:] == ["yosys synth (ecp5)", "nextpnr-ecp5"]
+
+
+def test_too_large_is_not_placed(tmp_path, monkeypatch):
+    fake = FakeTools(luts=ppa.ECP5_CAPACITY["luts"] + 1)
+    monkeypatch.setattr(ppa, "_run_tool", fake)
+    r = ppa.run_config("array_mxfp4_2x2", tmp_path, targets=("ecp5",))
+    assert fake.runs == ["yosys synth (ecp5)"]
+    assert r["ecp5"]["fits"] is False and r["ecp5"]["over_capacity"] == ["luts"]
+    fig = ppa.figures([r])
+    assert fig["array_mxfp4_2x2_luts"] == ppa.ECP5_CAPACITY["luts"] + 1
+    assert "array_mxfp4_2x2_fmax_mhz" not in fig and "array_mxfp4_2x2_peak_gmac_s" not in fig
+    assert ppa.table_rows([r])[0][5] == "n/f"
+    cfg = ppa.run_config_info({"yosys": "Yosys X", "nextpnr_ecp5": "nextpnr Y"})
+    ppa.write_report([r], tmp_path / "rep", cfg)
+    assert "`array_mxfp4_2x2`: n/f = does not fit the LFE5U-85F-6CABGA381 (luts 83641 > " \
+           "83640): synthesised, not placed." in (tmp_path / "rep" / "ppa.md").read_text()
 
 
 def test_cache_key_follows_tool_versions(tmp_path, monkeypatch):

@@ -107,6 +107,12 @@ ARRAY_SIZES = [2, 4, 8, 16]
 ARRAY_ACC = (32, 16)
 #: ``--quick``: one of each kind of flow (a multiplier, a streamed block, an array, the SoC).
 QUICK = ["mul_fp4_e2m1_x_fp4_e2m1", "align_mxfp4", "array_mxfp4_2x2", SOC]
+#: Arrays this large are measured only on request (``--large`` or ``--only``): their
+#: synthesis alone takes tens of minutes, and with today's PE they exceed the LFE5U-85F.
+LARGE_ARRAY = 16
+#: Capacity of the LFE5U-85F (nextpnr's counts): a block above it is synthesised but not
+#: placed (no Fmax; ``fits`` is false in its record).
+ECP5_CAPACITY = {"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208}
 
 
 def _elem(block_fmt):
@@ -193,12 +199,19 @@ def _registry():
 CONFIGS = _registry()
 
 
-def select(only=None, quick=False):
-    """Names to run: all of :data:`CONFIGS` and the SoC, the :data:`QUICK` subset, or those
-    matching the regular expression ``only`` (``re.search``) within that set.
+def select(only=None, quick=False, large=False):
+    """Names to run: :data:`CONFIGS` and the SoC (without the arrays of
+    :data:`LARGE_ARRAY` rows unless ``large``), or the :data:`QUICK` subset; with ``only``
+    (a regular expression, ``re.search``) those of all configurations and the SoC (of the
+    :data:`QUICK` subset with ``quick``) that match it.
 
     Raises ``ValueError`` for a bad expression or one that matches nothing."""
-    names = list(QUICK) if quick else [*CONFIGS, SOC]
+    if quick:
+        names = list(QUICK)
+    elif only is not None or large:
+        names = [*CONFIGS, SOC]
+    else:
+        names = [n for n in [*CONFIGS, SOC] if not is_large(n)]
     if only is None:
         return names
     try:
@@ -210,6 +223,12 @@ def select(only=None, quick=False):
         raise ValueError(f"--only {only!r} matches no configuration; configurations: "
                          f"{', '.join(names)}")
     return picked
+
+
+def is_large(name):
+    """An array of :data:`LARGE_ARRAY` rows or more (left out of the default run)."""
+    cfg = CONFIGS.get(name)
+    return cfg is not None and cfg.block == "array" and cfg.params["rows"] >= LARGE_ARRAY
 
 
 # ---- the harness -----------------------------------------------------------------------
@@ -411,7 +430,12 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
             rec = {**(ecp5_figures if target == "ecp5" else xc7_figures)(cells),
                    "cells": cells}
             if target == "ecp5":
-                rec["fmax_mhz"] = place_and_route(work)
+                over = [k for k, cap in ECP5_CAPACITY.items() if rec[k] > cap]
+                rec["fits"] = not over
+                if over:
+                    rec["over_capacity"] = over
+                else:
+                    rec["fmax_mhz"] = place_and_route(work)
                 (work / "ecp5.json").unlink(missing_ok=True)   # large; not needed again
         except BuildError as e:
             out["errors"][target] = str(e)
@@ -482,9 +506,11 @@ def run(names, jobs=1, cache=None, rerun=False, progress=None):
     else:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         tool_versions()
-        # the SoC and the arrays first: the longest runs start early
-        order = sorted(names, key=lambda n: (n != SOC, not n.startswith("array_"),
-                                             names.index(n)))
+        # the largest arrays and the SoC first: the longest runs start early
+        def size(n):
+            cfg = CONFIGS.get(n)
+            return cfg.params["rows"] if cfg is not None and cfg.block == "array" else 0
+        order = sorted(names, key=lambda n: (-size(n), n != SOC, names.index(n)))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futs = {pool.submit(_task, n, cache, rerun): n for n in order}
             for f in as_completed(futs):
@@ -520,7 +546,8 @@ def figures(results):
             for k in FIGURES:
                 fig[f"{n}_{k}"] = e[k]
             fig[f"{n}_ccu2c"] = e["ccu2c"]
-            fig[f"{n}_fmax_mhz"] = e["fmax_mhz"]
+            if "fmax_mhz" in e:
+                fig[f"{n}_fmax_mhz"] = e["fmax_mhz"]
         if x:
             for k in (*FIGURES, "carry4"):
                 fig[f"{n}_xc7_{k}"] = x[k]
@@ -530,7 +557,8 @@ def figures(results):
             if e:
                 if e["luts"]:
                     fig[f"{n}_macs_per_cycle_per_klut"] = round(macs / (e["luts"] / 1000), 3)
-                fig[f"{n}_peak_gmac_s"] = round(macs * e["fmax_mhz"] / 1000, 3)
+                if "fmax_mhz" in e:
+                    fig[f"{n}_peak_gmac_s"] = round(macs * e["fmax_mhz"] / 1000, 3)
     return fig
 
 
@@ -547,6 +575,9 @@ def table_rows(results):
 
         def g(key, fmt="{}"):
             v = fig.get(f"{n}_{key}")
+            if v is None and key in ("fmax_mhz", "peak_gmac_s") \
+                    and r.get("ecp5", {}).get("fits") is False:
+                return "n/f"
             return "-" if v is None else fmt.format(v)
         rows.append([n, g("luts"), g("ffs"), g("dsps"), g("brams"), g("fmax_mhz", "{:.1f}"),
                      g("xc7_luts"), g("xc7_ffs"), g("xc7_dsps"), g("xc7_brams"),
@@ -599,6 +630,11 @@ def write_report(results, outdir, config):
     for r in results:
         for t, msg in r.get("errors", {}).items():
             lines += ["", f"`{r['name']}` ({t}) failed: " + msg.splitlines()[0]]
+        if r.get("ecp5", {}).get("fits") is False:
+            over = ", ".join(f"{k} {r['ecp5'][k]} > {ECP5_CAPACITY[k]}"
+                             for k in r["ecp5"]["over_capacity"])
+            lines += ["", f"`{r['name']}`: n/f = does not fit the {config['ecp5_part']} "
+                          f"({over}): synthesised, not placed."]
     soc = fig.get(f"{SOC}_fmax_mhz")
     if soc is not None:
         req = next(r["soc"]["requested_mhz"] for r in results if "soc" in r)
@@ -687,6 +723,8 @@ def main(argv=None) -> int:
                    help=f"only {', '.join(QUICK)}")
     p.add_argument("--only", metavar="REGEX",
                    help="configurations whose name matches REGEX (re.search)")
+    p.add_argument("--large", action="store_true",
+                   help=f"include the {LARGE_ARRAY}x{LARGE_ARRAY} arrays (slow)")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                    help="parallel processes (default: the CPU count)")
     p.add_argument("--cache", metavar="DIR", help=f"result cache (default {default_cache()})")
@@ -695,7 +733,7 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = p.parse_args(argv)
     try:
-        names = select(args.only, args.quick)
+        names = select(args.only, args.quick, args.large)
     except ValueError as e:
         p.error(str(e))
     if args.list:
