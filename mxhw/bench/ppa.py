@@ -21,11 +21,25 @@ appears on its own. xc7 ``luts`` is LUT1..LUT6 (CARRY4 apart), ``brams`` counts 
 1 and RAMB18E1 as 0.5 (Vivado's block-RAM tiles). Derived figures for multiply-accumulate
 blocks: MACs per cycle, MACs per cycle per 1k ECP5 LUTs, peak GMAC/s at the ECP5 Fmax.
 
-``soc_ulx3s_fmax_mhz`` is the default ULX3S SoC after a full :func:`mxhw.build.build`.
+A block larger than the LFE5U-85F (:data:`ECP5_CAPACITY`) is synthesised but not placed:
+its Fmax shows as ``n/f`` and its ``_fmax_mhz`` key is absent. The 16x16 arrays are left
+out of the default run (``--large`` or ``--only`` selects them): their synthesis alone
+takes tens of minutes on one core.
+
+``soc_ulx3s_fmax_mhz`` is the default ULX3S SoC (``python -m mxhw.build --board ulx3s``:
+its own clock request, 25 MHz, so the figure is what nextpnr achieves with that
+constraint), from a full :func:`mxhw.build.build` cached by a hash of its build plan;
+``soc_ulx3s_luts`` etc. are nextpnr's TRELLIS_COMB / TRELLIS_FF / MULT18X18D / DP16KD
+counts for the whole SoC.
+
+``--quick`` measures :data:`QUICK` (a multiplier, the MXFP4 aligner, the 2x2 MXFP4 array
+and the SoC).
 
 Results are cached under ``~/.cache/mxhw/ppa`` (``MXHW_PPA_CACHE`` or ``--cache`` to move
-it) by a hash of the generated RTLIL, the Yosys script, the tool versions and the target:
-a re-run only redoes what changed. Configurations run in a pool of ``-j`` processes.
+it) by a hash of the generated RTLIL (source-location attributes left out), the Yosys
+script, the nextpnr options, the tool versions and the target: a re-run only redoes what
+changed (``--rerun`` ignores the cache). Configurations run in a pool of ``-j`` processes.
+Tool logs stay in ``<cache>/work/<configuration>/``.
 """
 
 from __future__ import annotations
