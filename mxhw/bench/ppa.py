@@ -678,7 +678,7 @@ def write_report(results, outdir, config):
     ax.set_ylabel("ECP5 LUTs (LUT4 + 2 CCU2C)")
     ax.set_title("Area vs format")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     p.tight_layout()
     p.savefig(outdir / "area_vs_format.png", dpi=100)
     plt.close(p)
@@ -697,7 +697,7 @@ def write_report(results, outdir, config):
     ax.set_ylim(bottom=0)
     ax.set_title("Fmax vs array size")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     p.tight_layout()
     p.savefig(outdir / "fmax_vs_array_size.png", dpi=100)
     plt.close(p)
@@ -721,7 +721,7 @@ def write_report(results, outdir, config):
     ax.set_ylabel("peak GMAC/s per 1k ECP5 LUTs")
     ax.set_title("Throughput per area vs format")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     p.tight_layout()
     p.savefig(outdir / "gmacs_per_klut.png", dpi=100)
     plt.close(p)
