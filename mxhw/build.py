@@ -59,10 +59,12 @@ def _tool_env(flow):
     return env
 
 
-def _run_logged(cmd, cwd, env, log_path, label):
-    """Run ``cmd``, appending its output to ``log_path``; print a heartbeat while it runs."""
+def _run_logged(cmd, cwd, env, log_path, label, quiet=False):
+    """Run ``cmd``, appending its output to ``log_path``; print a heartbeat while it runs
+    (``quiet``: print nothing; a failure still raises :class:`BuildError`)."""
     start = time.monotonic()
-    print(f"  {label} ...", flush=True)
+    if not quiet:
+        print(f"  {label} ...", flush=True)
     with open(log_path, "ab") as log:
         log.write(f"\n$ {' '.join(map(str, cmd))}\n".encode())
         log.flush()
@@ -74,14 +76,16 @@ def _run_logged(cmd, cwd, env, log_path, label):
                 print(f"  {label}: still running ({time.monotonic() - start:.0f} s)",
                       flush=True)
         t = threading.Thread(target=beat, daemon=True)
-        t.start()
+        if not quiet:
+            t.start()
         rc = proc.wait()
         stop.set()
     if rc != 0:
         tail = Path(log_path).read_text(errors="replace").splitlines()[-25:]
         raise BuildError(f"{label} failed (exit code {rc}); last lines of {log_path}:\n"
                          + "\n".join(tail))
-    print(f"  {label}: done in {time.monotonic() - start:.1f} s", flush=True)
+    if not quiet:
+        print(f"  {label}: done in {time.monotonic() - start:.1f} s", flush=True)
 
 
 def parse_nextpnr_report(path):

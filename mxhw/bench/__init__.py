@@ -38,6 +38,7 @@ SUITES = {
     "sim": _suite("sim"),         # simulated cycles/s per simulation back end
     "array": _suite("array"),     # systolic-array utilisation on a GEMM (simulated)
     "bitserial": _suite("bitserial"),  # bit-serial GEMV cycles per precision (simulated)
+    "ppa": _suite("ppa"),         # LUT/FF/DSP/BRAM and Fmax per block (Yosys, nextpnr)
 }
 
 
