@@ -4,9 +4,11 @@ default SoC configuration sized for the board.
 Clocking: ULX3S runs the SoC from an ECP5 PLL and the Arty boards from an MMCM
 (``boards/clocks.py``) at ``clk_hz``; the iCEBreaker (12 MHz) runs from its oscillator.
 
-GEMM unit: the ULX3S default carries a 2x2 MXFP4 systolic array (25 MHz: the array's PE
-closes at about 32 MHz today). The iCEBreaker (too small) and the Arty (timing unverified
-without Vivado) are built without one (``rows=0``) until the PE is pipelined.
+GEMM unit: the ULX3S default carries a 4x4 MXFP4 systolic array at 75 MHz (it closes at
+about 99 MHz; ``--config rows=2 --config cols=2 --config clk_hz=100000000`` closes at
+100 MHz). The iCEBreaker carries a 2x2 MXFP4 array with a 24-bit accumulator; the Arty
+A7-35T a 4x4 and the A7-100T an 8x8 at 100 MHz (the ECP5 figures suggest margin; Vivado's
+timing report in the build tree is the word on it).
 """
 
 from __future__ import annotations
@@ -63,22 +65,25 @@ class Board:
 
 BOARDS = {b.name: b for b in [
     Board("ulx3s", "Radiona ULX3S, ECP5 LFE5U-85F (open toolchain)",
-          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 25_000_000,
-          # the GEMM unit's PE closes at ~32 MHz (one-cycle multiply-shift-accumulate);
-          # the SoC without it closes at 75 MHz (--config rows=0 clk_hz=75000000)
-          SoCConfig(clk_hz=25_000_000, baud=1_000_000, scratch_words=4096, rows=2, cols=2,
+          "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 75_000_000,
+          # measured: 4x4 closes at ~99 MHz, 2x2 at ~102 MHz (nextpnr-ecp5 0.11.1, seed 1)
+          SoCConfig(clk_hz=75_000_000, baud=3_000_000, scratch_words=4096, rows=4, cols=4,
                     fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=256), pll="ecp5"),
     Board("icebreaker", "1BitSquared iCEBreaker, iCE40 UP5K (open toolchain)",
           "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000,
+          # 2x2 MXFP4 with a 24-bit accumulator: ~85% of the LCs, Fmax ~31 MHz
           SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256,
-                    rows=0)),
+                    rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=64,
+                    acc_width=24, acc_frac=12)),
     Board("arty", "Digilent Arty A7-35T, xc7a35ti (Vivado)",
           "amaranth_boards.arty_a7:ArtyA7_35Platform", "vivado", 100_000_000,
-          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096, rows=0),
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=4096, rows=4, cols=4,
+                    fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=256),
           pll="mmcm", osc_hz=100_000_000),
     Board("arty-100t", "Digilent Arty A7-100T, xc7a100ti (Vivado)",
           "amaranth_boards.arty_a7:ArtyA7_100Platform", "vivado", 100_000_000,
-          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192, rows=0),
+          SoCConfig(clk_hz=100_000_000, baud=3_000_000, scratch_words=8192, rows=8, cols=8,
+                    fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=256),
           pll="mmcm", osc_hz=100_000_000),
 ]}
 
