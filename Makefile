@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 BOARD  ?= ulx3s
 
-.PHONY: install test test-fast bitstream bench clean
+.PHONY: install test test-fast bitstream bench ppa-quick clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ bitstream: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m mxhw.bench golden
+
+# Area and Fmax of a few blocks and of the default ULX3S SoC (CI runs this after the tests).
+ppa-quick: $(STAMP)
+	mkdir -p build
+	$(PY) -m mxhw.bench ppa --quick -j $(JOBS) --json build/ppa-quick.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
