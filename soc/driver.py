@@ -16,7 +16,7 @@ import struct
 import time
 
 from . import protocol as P
-from .top import ID_VALUE, REGS, SCRATCHPAD_BASE, SoC, SoCConfig
+from .top import ID_VALUE, REGS, SCRATCHPAD_BASE, BoardSoC, SoC, SoCConfig
 
 __all__ = ["Accelerator", "SimTransport", "SerialTransport", "NoResponse", "DeviceError"]
 
@@ -30,11 +30,18 @@ class DeviceError(RuntimeError):
 
 
 class SimTransport:
-    """The SoC gateware in simulation, fed one byte per cycle.
+    """The SoC gateware in simulation.
 
-    On the compiled back end each ``read`` runs as one batch in C
+    With ``link="bytes"`` the SoC core is fed one byte per cycle (the UART is skipped; it
+    has its own tests). On the compiled back end each ``read`` then runs as one batch in C
     (:meth:`mxhw.sim.compiled.Model.stream`): queued request bytes go in, response bytes
     come out, with the cycle-by-cycle valid/ready behaviour of the per-cycle pump.
+
+    With ``link="uart"`` the board-level SoC (:class:`~mxhw.soc.top.BoardSoC`: UART
+    receiver and transmitter included) is driven on its serial lines: request bytes become
+    8N1 frames at ``config.clk_hz / config.baud`` cycles per bit, and the ``tx`` line is
+    decoded the same way (pysim only; choose a small ratio such as
+    ``SoCConfig(clk_hz=4_000_000, baud=1_000_000)``, or it is slow).
 
     Parameters
     ----------
@@ -42,26 +49,41 @@ class SimTransport:
     backend : str
         ``"pysim"`` (Amaranth's simulator) or ``"compiled"`` (CXXRTL through
         :mod:`mxhw.sim.compiled`: built once per configuration and cached on disk).
+    link : str
+        ``"bytes"`` or ``"uart"``.
     """
 
     BACKENDS = ("pysim", "compiled")
+    LINKS = ("bytes", "uart")
 
-    def __init__(self, config=None, backend="pysim"):
+    def __init__(self, config=None, backend="pysim", link="bytes"):
         if backend not in self.BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, self.BACKENDS))}, "
                              f"not {backend!r}")
+        if link not in self.LINKS:
+            raise ValueError(f"link must be one of {', '.join(map(repr, self.LINKS))}, "
+                             f"not {link!r}")
+        if link == "uart" and backend != "pysim":
+            raise ValueError("link='uart' runs on the pysim back end only")
         self.config = config or SoCConfig()
         self.backend = backend
-        # watchdog and quiet gap scaled to a byte per cycle
-        self._dut = SoC(self.config, timeout_cycles=20_000, quiet_cycles=64)
+        self.link = link
         self._out = bytearray()
         self._in = bytearray()
         self.cycles = 0
+        if link == "uart":
+            from .uart import divisor_for
+            self._div = divisor_for(self.config.clk_hz, self.config.baud)
+            self._dut = BoardSoC(self.config)
+        else:
+            # watchdog and quiet gap scaled to a byte per cycle
+            self._dut = SoC(self.config, timeout_cycles=20_000, quiet_cycles=64)
         if backend == "pysim":
             from amaranth.sim import Simulator
             self._sim = Simulator(self._dut)
             self._sim.add_clock(1e-8)
-            self._sim.add_testbench(self._pump, background=True)
+            self._sim.add_testbench(self._pump_uart if link == "uart" else self._pump,
+                                    background=True)
         else:
             from ..sim import compiled
             self._model = compiled.build(self._dut)
@@ -83,6 +105,34 @@ class SimTransport:
                 del self._out[0]
             if txv:
                 self._in.append(txp)
+
+    async def _pump_uart(self, ctx):
+        dut, div = self._dut, self._div
+        line = []                 # levels to drive on rx, one per cycle (reversed)
+        rx_at = None              # cycle of the current tx frame's start edge
+        frame = []
+        prev = 1
+        while True:
+            if not line and self._out:
+                b = self._out.pop(0)
+                bits = [0] + [(b >> i) & 1 for i in range(8)] + [1]
+                line = [v for v in reversed(bits) for _ in range(div)]
+            ctx.set(dut.rx, line.pop() if line else 1)
+            *_, tx = await ctx.tick().sample(dut.tx)
+            self.cycles += 1
+            if rx_at is None:
+                if prev == 1 and tx == 0:
+                    rx_at, frame = self.cycles, []
+            else:
+                t = self.cycles - rx_at
+                if t % div == div // 2 and t // div >= 1:
+                    frame.append(tx)
+                    if len(frame) == 9:          # 8 data bits and the stop bit
+                        if frame[8] != 1:
+                            raise RuntimeError("SimTransport: framing error on tx")
+                        self._in.append(sum(v << i for i, v in enumerate(frame[:8])))
+                        rx_at = None
+            prev = tx
 
     def _step_compiled(self, max_cycles, n):
         """Push every queued request byte and take response bytes until ``n`` are held:
@@ -161,9 +211,9 @@ class Accelerator:
         self.timeout = timeout
 
     @classmethod
-    def simulated(cls, config=None, backend="pysim"):
-        """An Accelerator on the SoC gateware in simulation."""
-        return cls(SimTransport(config, backend=backend))
+    def simulated(cls, config=None, backend="pysim", link="bytes"):
+        """An Accelerator on the SoC gateware in simulation (see :class:`SimTransport`)."""
+        return cls(SimTransport(config, backend=backend, link=link))
 
     # ---- protocol ----
     def _xfer(self, pkt: bytes) -> P.Response:

@@ -32,3 +32,29 @@ def test_matmul_every_format_pair(fmt_a, fmt_b):
     qa = golden.quantize(a, fmt_a, axis=1)
     qb = golden.quantize(b, fmt_b, axis=0)
     np.testing.assert_array_equal(acc.matmul(a, b), golden.gemm(qa, qb, cfg.acc))
+
+
+@pytest.mark.parametrize("fmt_a, fmt_b", [("mxfp4_e2m1", "mxfp4_e2m1"),
+                                          ("mxint8", "mxfp6_e3m2")])
+def test_matmul_over_the_simulated_uart(fmt_a, fmt_b):
+    """The whole board-level SoC: 8N1 frames on the rx pin, tx decoded from its pin."""
+    cfg = SoCConfig(clk_hz=4_000_000, baud=1_000_000, rows=1, cols=2, fmt_a=fmt_a,
+                    fmt_b=fmt_b, max_k=32, scratch_words=16, acc_width=40, acc_frac=20)
+    acc = Accelerator.simulated(cfg, link="uart")
+    assert acc.info()["clk_hz"] == 4_000_000
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((1, 32)), rng.standard_normal((32, 2))
+    qa = golden.quantize(a, fmt_a, axis=1)
+    qb = golden.quantize(b, fmt_b, axis=0)
+    np.testing.assert_array_equal(acc.matmul(a, b), golden.gemm(qa, qb, cfg.acc))
+    assert acc.transport.cycles > 40 * 100    # every byte took a 10-bit frame at 4 cycles/bit
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(link="spi"), r"link must be one of 'bytes', 'uart', not 'spi'"),
+    (dict(link="uart", backend="compiled"), r"link='uart' runs on the pysim back end only"),
+])
+def test_sim_transport_bad_link(kwargs, msg):
+    from mxhw.soc.driver import SimTransport
+    with pytest.raises(ValueError, match=msg):
+        SimTransport(SoCConfig(rows=0), **kwargs)
