@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from .pe import MXMacPE, acc_width, block_format, check_pipeline
+from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
@@ -250,11 +250,7 @@ class SystolicArray(wiring.Component):
                 m.d.sync += cnt.eq(0)
 
         def delay(sig, n, name):
-            for t in range(n):
-                r = Signal.like(sig, name=f"{name}_d{t}")
-                m.d.sync += r.eq(sig)
-                sig = r
-            return sig
+            return delay_line(m, sig, n, name)
 
         # skewed edge operands
         a_in = [(delay(x.a[i], i, f"a{i}"), delay(x.a_scale[i], i, f"as{i}"),

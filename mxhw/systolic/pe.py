@@ -13,6 +13,15 @@ from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 __all__ = ["MXMacPE", "PE_PIPELINE_MAX", "block_format", "scale_exp_range", "block_sum_width"]
 
 
+
+def delay_line(m, sig, n, name):
+    """``sig`` delayed by ``n`` registers in ``m``'s sync domain (``sig`` itself for 0)."""
+    for t in range(n):
+        r = Signal.like(sig, name=f"{name}_d{t}")
+        m.d.sync += r.eq(sig)
+        sig = r
+    return sig
+
 def block_format(fmt, name="fmt"):
     """The single-candidate :class:`golden.formats.BlockFormat` named by ``fmt``, with a
     power-of-two scale and 1-D blocks (what the arrays accept)."""

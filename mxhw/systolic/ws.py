@@ -28,7 +28,7 @@ from amaranth.lib import data
 
 from ..mem.fifo import StreamFIFO
 from ..pe.multiplier import ElementMultiplier
-from .pe import accumulate, block_sum_width, block_to_grid, scale_nan, scale_shift
+from .pe import accumulate, block_sum_width, block_to_grid, delay_line, scale_nan, scale_shift
 
 __all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
 
@@ -66,11 +66,7 @@ def elaborate_ws(arr, m):
     lsb_exp = fa.element.lsb_exp + fb.element.lsb_exp
 
     def delay(sig, n, name):
-        for t in range(n):
-            r = Signal.like(sig, name=f"{name}_d{t}")
-            m.d.sync += r.eq(sig)
-            sig = r
-        return sig
+        return delay_line(m, sig, n, name)
 
     # ---- output queue and credits: a producing transfer needs a reserved queue entry
     qdepth = ws_latency(R, C, arr.pipeline) + 2
