@@ -116,8 +116,8 @@ class SystolicArray(wiring.Component):
     cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
     pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
     + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
-    transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows``
-    transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
+    transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row
+    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
     results still occupy both result stages. Weight-stationary: ``i.ready`` holds off a
     last-pass activation while the output queue (``latency + 2`` rows) has no room
     reserved for it.
