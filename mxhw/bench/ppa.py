@@ -662,6 +662,15 @@ def write_report(results, outdir, config):
              ("dot", lambda f: f"dot_{f}", "dot product (k=32)"),
              ("requant", lambda f: f"requant_{f}", "re-quantiser (k=32)"),
              ("array", lambda f: f"array_{f}_8x8", "8x8 array")]
+    def finish(p, ax, name):
+        """Legend beside the axes, save ``outdir / name``, close; returns the path."""
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+        p.tight_layout()
+        p.savefig(outdir / name, dpi=100)
+        plt.close(p)
+        return outdir / name
+
     p, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(kinds)
     for i, (_, key, label) in enumerate(kinds):
@@ -677,12 +686,7 @@ def write_report(results, outdir, config):
     ax.set_yscale("log")
     ax.set_ylabel("ECP5 LUTs (LUT4 + 2 CCU2C)")
     ax.set_title("Area vs format")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    p.tight_layout()
-    p.savefig(outdir / "area_vs_format.png", dpi=100)
-    plt.close(p)
-    written.append(outdir / "area_vs_format.png")
+    written.append(finish(p, ax, "area_vs_format.png"))
 
     p, ax = plt.subplots(figsize=(6, 4))
     for f in ARRAY_FORMATS:
@@ -696,12 +700,7 @@ def write_report(results, outdir, config):
     ax.set_ylabel("ECP5 Fmax (MHz)")
     ax.set_ylim(bottom=0)
     ax.set_title("Fmax vs array size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    p.tight_layout()
-    p.savefig(outdir / "fmax_vs_array_size.png", dpi=100)
-    plt.close(p)
-    written.append(outdir / "fmax_vs_array_size.png")
+    written.append(finish(p, ax, "fmax_vs_array_size.png"))
 
     series = [(f"dot_{{}}", "dot product")] + [(f"array_{{}}_{n}x{n}", f"{n}x{n} array")
                                                for n in ARRAY_SIZES]
@@ -720,12 +719,7 @@ def write_report(results, outdir, config):
     ax.set_xticks(range(len(MX_FORMATS)), MX_FORMATS)
     ax.set_ylabel("peak GMAC/s per 1k ECP5 LUTs")
     ax.set_title("Throughput per area vs format")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    p.tight_layout()
-    p.savefig(outdir / "gmacs_per_klut.png", dpi=100)
-    plt.close(p)
-    written.append(outdir / "gmacs_per_klut.png")
+    written.append(finish(p, ax, "gmacs_per_klut.png"))
     return written
 
 
