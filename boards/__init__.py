@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amaranth import Elaboratable, Module
+from amaranth import ClockDomain, Elaboratable, Module
 
 from ..soc.top import BoardSoC, SoCConfig
 
@@ -105,6 +105,8 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        if self.pll is not None:
+            m.domains.sync = ClockDomain("sync")    # driven by the PLL / MMCM below
         if self.pll == "ecp5":
             from .clocks import ECP5PLL
             m.submodules.pll = ECP5PLL(self.config.clk_hz // 1_000_000)

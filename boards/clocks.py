@@ -8,7 +8,7 @@ The ECP5 settings come from Project Trellis' ``ecppll`` (shipped as ``yowasp-ecp
 
 from fractions import Fraction
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 
 __all__ = ["ECP5_PLL_25MHZ", "ECP5PLL", "MMCM_LIMITS", "mmcm_params", "XilinxMMCM"]
 
@@ -26,8 +26,8 @@ ECP5_PLL_25MHZ = {
 
 
 class ECP5PLL(Elaboratable):
-    """Creates the ``sync`` domain at ``out_mhz`` from the platform's default clock
-    (25 MHz); ``sync`` is held in reset until the PLL locks."""
+    """Drives the ``sync`` domain (defined by the parent) at ``out_mhz`` from the platform's
+    default clock (25 MHz); ``sync`` is held in reset until the PLL locks."""
 
     def __init__(self, out_mhz):
         if out_mhz not in ECP5_PLL_25MHZ:
@@ -38,7 +38,6 @@ class ECP5PLL(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         p = ECP5_PLL_25MHZ[self.out_mhz]
-        m.domains.sync = ClockDomain("sync")
         clk_in = platform.request(platform.default_clk, dir="i").i
         lock = Signal()
         clk_out = Signal()
@@ -103,9 +102,9 @@ def mmcm_params(in_hz, out_hz):
 
 
 class XilinxMMCM(Elaboratable):
-    """Creates the ``sync`` domain at ``out_hz`` from the platform's default clock through an
-    MMCME2_BASE (settings from :func:`mmcm_params`) and a BUFG; ``sync`` is held in reset
-    until the MMCM locks."""
+    """Drives the ``sync`` domain (defined by the parent) at ``out_hz`` from the platform's
+    default clock through an MMCME2_BASE (settings from :func:`mmcm_params`) and a BUFG;
+    ``sync`` is held in reset until the MMCM locks."""
 
     def __init__(self, in_hz, out_hz):
         self.in_hz, self.out_hz = in_hz, out_hz
@@ -114,7 +113,6 @@ class XilinxMMCM(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        m.domains.sync = ClockDomain("sync")
         clk_in = platform.request(platform.default_clk, dir="i").i
         lock, fb, clk_mmcm, clk_out = Signal(), Signal(), Signal(), Signal()
         m.submodules.mmcm = Instance(
