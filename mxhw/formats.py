@@ -39,10 +39,29 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import golden
-from .golden.formats import ElementFormat
+from .golden.formats import BlockFormat, ElementFormat
 
-__all__ = ["element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
+__all__ = ["lookup_format", "element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
            "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range"]
+
+
+def lookup_format(fmt, name="fmt", kind="element"):
+    """The ``kind`` (``"element"`` or ``"block"``) format named by ``fmt``, a registry name
+    or a descriptor. Raises ``TypeError`` for anything else and ``ValueError`` for an
+    unknown name, naming the parameter ``name`` in the message."""
+    cls, names, article = ((ElementFormat, golden.formats.element_names, "an")
+                           if kind == "element"
+                           else (BlockFormat, golden.formats.block_names, "a"))
+    if isinstance(fmt, str):
+        try:
+            fmt = golden.formats.get(fmt)
+        except KeyError:
+            raise ValueError(f"{name} must be {article} {kind} format name, one of "
+                             f"{', '.join(names())}; not {fmt!r}") from None
+    if not isinstance(fmt, cls):
+        raise TypeError(f"{name} must be {article} {kind} format (a name or "
+                        f"{article} {cls.__name__}), not {fmt!r}")
+    return fmt
 
 
 def element_format(fmt, name="fmt"):
@@ -51,17 +70,7 @@ def element_format(fmt, name="fmt"):
     Raises ``TypeError`` for anything else (block formats included) and ``ValueError`` for
     an unknown name, naming the parameter ``name`` in the message.
     """
-    if isinstance(fmt, str):
-        try:
-            fmt = golden.formats.get(fmt)
-        except KeyError:
-            raise ValueError(f"{name} must be an element format name, one of "
-                             f"{', '.join(golden.formats.element_names())}; "
-                             f"not {fmt!r}") from None
-    if not isinstance(fmt, ElementFormat):
-        raise TypeError(f"{name} must be an element format (a name or an ElementFormat), "
-                        f"not {fmt!r}")
-    return fmt
+    return lookup_format(fmt, name, "element")
 
 
 def signed_width(lo, hi):

@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from ..formats import layout_of
+from ..formats import layout_of, lookup_format
 from ..golden.formats import BlockFormat
 from .aligner import _check_k, max_tree
 
@@ -39,14 +39,7 @@ def _is_mxsf(fmt):
 def block_format(fmt):
     """The :class:`BlockFormat` named by ``fmt`` that the re-quantiser supports: an OCP MX
     format (one fp or int element format) or ``mxsf`` (1-D blocks)."""
-    if isinstance(fmt, str):
-        try:
-            fmt = golden.formats.get(fmt)
-        except KeyError:
-            raise ValueError(f"fmt must be a block format name, one of "
-                             f"{', '.join(golden.formats.block_names())}; not {fmt!r}") from None
-    if not isinstance(fmt, BlockFormat):
-        raise TypeError(f"fmt must be a block format (a name or a BlockFormat), not {fmt!r}")
+    fmt = lookup_format(fmt, "fmt", "block")
     common = (fmt.scale.kind == "pow2" and fmt.scale.bits == 8 and fmt.scale.bias == 127
               and fmt.scale_rule == "ocp_floor" and fmt.rounding == "rne"
               and not isinstance(fmt.block, tuple))

@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from ..formats import lookup_format
 from ..pe.multiplier import ElementMultiplier, product_width
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
@@ -22,19 +23,11 @@ def delay_line(m, sig, n, name):
         sig = r
     return sig
 
+
 def block_format(fmt, name="fmt"):
     """The single-candidate :class:`golden.formats.BlockFormat` named by ``fmt``, with a
     power-of-two scale and 1-D blocks (what the arrays accept)."""
-    if isinstance(fmt, str):
-        try:
-            fmt = golden.formats.get(fmt)
-        except KeyError:
-            raise ValueError(f"{name} must be a block format name, one of "
-                             f"{', '.join(golden.formats.block_names())}; "
-                             f"not {fmt!r}") from None
-    if not isinstance(fmt, golden.formats.BlockFormat):
-        raise TypeError(f"{name} must be a block format (a name or a BlockFormat), "
-                        f"not {fmt!r}")
+    fmt = lookup_format(fmt, name, "block")
     if len(fmt.candidates) != 1:
         raise ValueError(f"{name}: {fmt.name} has {len(fmt.candidates)} element modes; "
                          f"the arrays take single-mode block formats")
