@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -282,7 +282,11 @@ class SystolicArray(wiring.Component):
         lat = getattr(corner, "latency", 1)
         m.d.comb += corner_done.eq(delay(corner.valid & corner.last, lat - 1, "done"))
 
-        obuf = Signal(data.ArrayLayout(self.out_layout, R))
+        # Output buffer: one register per result, rows shifting up by one per transfer, so
+        # ``o`` reads row 0 (no wide row multiplexer; cheap in logic and in simulation).
+        od = [[Signal(signed(acc_width(self._acc)), name=f"od{i}_{j}") for j in range(C)]
+              for i in range(R)]
+        osp = [[Signal(name=f"os{i}_{j}") for j in range(C)] for i in range(R)]
         row = Signal(range(R))
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
@@ -292,11 +296,16 @@ class SystolicArray(wiring.Component):
             m.d.sync += [hold_full.eq(0), inflight.eq(0), out_full.eq(1), row.eq(0)]
             for i in range(R):
                 for j in range(C):
-                    m.d.sync += [obuf[i].data[j].eq(pes[i][j].result),
-                                 obuf[i].special[j].eq(pes[i][j].special)]
-        m.d.comb += [self.o.valid.eq(out_full), self.o.payload.eq(obuf[row])]
+                    m.d.sync += [od[i][j].eq(pes[i][j].result), osp[i][j].eq(pes[i][j].special)]
+        m.d.comb += self.o.valid.eq(out_full)
+        for j in range(C):
+            m.d.comb += [self.o.payload.data[j].eq(od[0][j]),
+                         self.o.payload.special[j].eq(osp[0][j])]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += row.eq(row + 1)
+            for i in range(R - 1):
+                for j in range(C):
+                    m.d.sync += [od[i][j].eq(od[i + 1][j]), osp[i][j].eq(osp[i + 1][j])]
             with m.If(row == R - 1):
                 m.d.sync += [out_full.eq(0), row.eq(0)]
         return m
