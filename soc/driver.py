@@ -275,6 +275,7 @@ class Accelerator:
         names = {v: k for k, v in FORMAT_IDS.items()}
         frac = (acc >> 8) & 0xFF
         return {"rows": geo & 0xFF, "cols": (geo >> 8) & 0xFF, "max_k": 1 << (geo >> 16 & 0xFF),
+                "a_tiles": 1 << (geo >> 24 & 0xF),
                 "fmt_a": names.get(fmts & 0xFF), "fmt_b": names.get(fmts >> 8 & 0xFF),
                 "acc_width": acc & 0xFF, "acc_frac": frac - 256 if frac > 127 else frac,
                 "saturate": bool(acc >> 16 & 1), "rne": bool(acc >> 17 & 1)}
@@ -321,13 +322,23 @@ class Accelerator:
             return [int(w) & 0xFFFFFFFF for w in words.ravel()]
 
         out = np.zeros((M, N), dtype=np.float64)
-        for m0 in range(0, M, R):
-            at = np.zeros((R, K), dtype=np.int64)
-            ats = np.zeros((R, K // kb), dtype=np.int64)
-            at[:min(R, M - m0)] = qa.elements[m0:m0 + R]
-            ats[:min(R, M - m0)] = qa.scales[m0:m0 + R]
-            self.write_words(region("a"), pack(at.T, ea, lanes_log2(R * ea)))
-            self.write_words(region("a_scale"), pack(ats.T, sa, lanes_log2(R * sa)))
+        T, kmax = cfg["a_tiles"], cfg["max_k"]
+        self.write_words(region("regs", GEMM_REGS["K"]), [K])
+        # Row blocks of A are loaded into the unit's A tiles, up to a_tiles at a time;
+        # each column strip of B is then sent once per group and computed against every
+        # loaded row block (a_tiles = 1: one row block, B re-sent per row block).
+        row_blocks = list(range(0, M, R))
+        for g0 in range(0, len(row_blocks), T):
+            group = row_blocks[g0:g0 + T]
+            for t, m0 in enumerate(group):
+                at = np.zeros((R, K), dtype=np.int64)
+                ats = np.zeros((R, K // kb), dtype=np.int64)
+                at[:min(R, M - m0)] = qa.elements[m0:m0 + R]
+                ats[:min(R, M - m0)] = qa.scales[m0:m0 + R]
+                self.write_words(region("a", (t * kmax) << lanes_log2(R * ea)),
+                                 pack(at.T, ea, lanes_log2(R * ea)))
+                self.write_words(region("a_scale", (t * kmax // kb) << lanes_log2(R * sa)),
+                                 pack(ats.T, sa, lanes_log2(R * sa)))
             for n0 in range(0, N, C):
                 bt = np.zeros((K, C), dtype=np.int64)
                 bts = np.zeros((K // kb, C), dtype=np.int64)
@@ -335,23 +346,26 @@ class Accelerator:
                 bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
                 self.write_words(region("b"), pack(bt, eb, lanes_log2(C * eb)))
                 self.write_words(region("b_scale"), pack(bts, sb, lanes_log2(C * sb)))
-                self.write_words(region("regs", GEMM_REGS["K"]), [K])
-                self.write_words(region("regs", GEMM_REGS["START"]), [1])
-                for _ in range(poll_limit):
-                    if self.read_words(region("regs", GEMM_REGS["STATUS"]), 1)[0] & 2:
-                        break
-                else:
-                    raise NoResponse(f"the GEMM unit did not finish after {poll_limit} polls")
-                words = self.read_words(region("c"), R << (lc + lw))
-                spec = self.read_words(region("c_special"), R)
-                for i in range(min(R, M - m0)):
-                    for j in range(min(C, N - n0)):
-                        base = ((i << lc) | j) << lw
-                        v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
-                        v &= (1 << width) - 1
-                        v -= (v >> (width - 1)) << width
-                        out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1
-                                               else float(np.ldexp(float(v), -cfg["acc_frac"])))
+                for t, m0 in enumerate(group):
+                    if T > 1:
+                        self.write_words(region("regs", GEMM_REGS["A_TILE"]), [t])
+                    self.write_words(region("regs", GEMM_REGS["START"]), [1])
+                    for _ in range(poll_limit):
+                        if self.read_words(region("regs", GEMM_REGS["STATUS"]), 1)[0] & 2:
+                            break
+                    else:
+                        raise NoResponse(f"the GEMM unit did not finish after {poll_limit} "
+                                         f"polls")
+                    words = self.read_words(region("c"), R << (lc + lw))
+                    spec = self.read_words(region("c_special"), R)
+                    for i in range(min(R, M - m0)):
+                        for j in range(min(C, N - n0)):
+                            base = ((i << lc) | j) << lw
+                            v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
+                            v &= (1 << width) - 1
+                            v -= (v >> (width - 1)) << width
+                            out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1 else
+                                                   float(np.ldexp(float(v), -cfg["acc_frac"])))
         return out
 
     @staticmethod

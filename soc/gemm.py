@@ -12,11 +12,13 @@ offset     contents
 0x000000   registers: +0x0 K (R/W), +0x4 START (W 1) / STATUS (R: bit0 busy,
            bit1 done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
            (rows | cols << 8 | log2(max_k) << 16), +0x14 FORMATS (id_a | id_b << 8),
-           +0x18 ACC (width | frac_bits << 8 | saturate << 16)
-0x400000   A codes: word ``k << LA | lane``: lane ``l`` holds bits ``32l..32l+31`` of
-           the concatenated codes ``A[0..rows-1, k]`` (row 0 in the low bits)
-0x800000   A scales: word ``kb << LAS | lane`` for block ``kb``: the scale codes of rows
-           ``0..rows-1``, concatenated the same way
+           +0x18 ACC (width | frac_bits << 8 | saturate << 16), +0x1C A_TILE (R/W: the A
+           tile the next START reads, 0 .. a_tiles-1)
+0x400000   A codes: word ``(t * max_k + k) << LA | lane`` for A tile ``t``: lane ``l``
+           holds bits ``32l..32l+31`` of the concatenated codes ``A[0..rows-1, k]`` of
+           that tile (row 0 in the low bits)
+0x800000   A scales: word ``(t * max_k / block + kb) << LAS | lane`` for block ``kb``
+           of tile ``t``: the scale codes of rows ``0..rows-1``, concatenated the same way
 0xC00000   B codes: word ``k << LB | lane`` for ``B[k, 0..cols-1]``
 0x1000000  B scales: word ``kb << LBS | lane``
 0x1400000  C results (read only): word ``(i << LC | j) << LW | w``: bits ``32w..`` of
@@ -24,7 +26,10 @@ offset     contents
 0x1800000  C special flags (read only): word ``i``: bit ``j`` set where ``C[i, j]`` is NaN
 ========== ===================================================================
 
-``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes ignore writes. The operand
+``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes ignore writes. The A
+memories hold ``a_tiles`` tiles (row blocks of A, each ``rows x max_k``): a host that
+loads several row blocks once and then streams B past them sends each operand once
+(``GEOMETRY`` bits 24-27: ``log2(a_tiles)``). The operand
 regions are write-only (they read as 0); writes to them while the unit is busy are ignored.
 """
 
@@ -45,7 +50,7 @@ GEMM_BASE = 0x2000_0000
 REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6}
 REGION_SHIFT = 20  # word-address bit of the region number (4 MiB regions)
 GEMM_REGS = {"K": 0, "START": 1, "STATUS": 1, "BUSY_CYCLES": 2, "STALL_CYCLES": 3,
-             "GEOMETRY": 4, "FORMATS": 5, "ACC": 6}
+             "GEOMETRY": 4, "FORMATS": 5, "ACC": 6, "A_TILE": 7}
 
 #: stable ids of the block formats a SoC can be built with (the FORMATS register)
 FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
@@ -76,6 +81,8 @@ class GemmUnit(wiring.Component):
         ``golden.fixed(...)``: the array's cross-block accumulation.
     max_k : int
         Largest K per tile (a power of two, a multiple of the block size).
+    a_tiles : int
+        A tiles the A memories hold (a power of two, default 1), selected by ``A_TILE``.
 
     Members
     -------
@@ -86,7 +93,7 @@ class GemmUnit(wiring.Component):
     Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``rows x cols`` tile.
     """
 
-    def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024):
+    def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1):
         for name, f in (("fmt_a", fmt_a), ("fmt_b", fmt_b)):
             if f not in FORMAT_IDS:
                 raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)}, not {f!r}")
@@ -98,6 +105,10 @@ class GemmUnit(wiring.Component):
         if (not isinstance(max_k, int) or max_k < k or max_k % k or max_k & (max_k - 1)):
             raise ValueError(f"max_k must be a power of two and a multiple of {k}, "
                              f"not {max_k!r}")
+        if (not isinstance(a_tiles, int) or isinstance(a_tiles, bool) or a_tiles < 1
+                or a_tiles & (a_tiles - 1) or a_tiles > 1 << 15):
+            raise ValueError(f"a_tiles must be a power of two in [1, 32768], not {a_tiles!r}")
+        self.a_tiles = a_tiles
         self.rows, self.cols, self.fmt_a, self.fmt_b = rows, cols, fmt_a, fmt_b
         self.acc, self.max_k, self.k = acc, max_k, k
         self.bits_a, self.bits_b = fa.element.bits, fb.element.bits
@@ -111,7 +122,8 @@ class GemmUnit(wiring.Component):
         super().__init__({"bus": In(_bus_slave()), "busy": Out(1)})
 
     def geometry(self):
-        return self.rows | self.cols << 8 | (self.max_k.bit_length() - 1) << 16
+        return (self.rows | self.cols << 8 | (self.max_k.bit_length() - 1) << 16
+                | (self.a_tiles.bit_length() - 1) << 24)
 
     def formats(self):
         return FORMAT_IDS[self.fmt_a] | FORMAT_IDS[self.fmt_b] << 8
@@ -157,8 +169,12 @@ class GemmUnit(wiring.Component):
             return Cat(*words)
 
         rk_i = rk[:max(1, (K_MAX - 1).bit_length())]
-        a_bits = lane_mems("a", self.la, K_MAX, rk_i, REGION["a"])
-        as_bits = lane_mems("as", self.las, K_MAX // kb, rk_i // kb, REGION["a_scale"])
+        a_tile = Signal(range(self.a_tiles))     # A_TILE: the A tile START reads
+        T = self.a_tiles
+        a_bits = lane_mems("a", self.la, K_MAX * T, Cat(rk_i, a_tile), REGION["a"])
+        as_bits = lane_mems("as", self.las, K_MAX // kb * T,
+                            Cat(rk_i[(kb - 1).bit_length():], a_tile) if K_MAX > kb else a_tile,
+                            REGION["a_scale"])
         b_bits = lane_mems("b", self.lb, K_MAX, rk_i, REGION["b"])
         bs_bits = lane_mems("bs", self.lbs, K_MAX // kb, rk_i // kb, REGION["b_scale"])
 
@@ -198,6 +214,10 @@ class GemmUnit(wiring.Component):
         # ---- control
         with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["K"]) & ~busy):
             m.d.sync += K.eq(bus.w_data)
+        if T > 1:
+            with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["A_TILE"])
+                      & ~busy):
+                m.d.sync += a_tile.eq(bus.w_data)
         start = Signal()
         m.d.comb += start.eq(bus.w_en & (region == REGION["regs"])
                              & (index == GEMM_REGS["START"]) & bus.w_data[0] & ~busy)
@@ -220,7 +240,7 @@ class GemmUnit(wiring.Component):
         regs = {GEMM_REGS["K"]: K, GEMM_REGS["STATUS"]: Cat(busy, done),
                 GEMM_REGS["BUSY_CYCLES"]: busy_cycles, GEMM_REGS["STALL_CYCLES"]: stall_cycles,
                 GEMM_REGS["GEOMETRY"]: self.geometry(), GEMM_REGS["FORMATS"]: self.formats(),
-                GEMM_REGS["ACC"]: self.acc_word()}
+                GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
         with m.If(bus.r_en & (region == REGION["regs"])):
             with m.Switch(index):
                 for a, v in regs.items():

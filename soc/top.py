@@ -65,6 +65,9 @@ class SoCConfig:
         Its accumulation: ``golden.fixed(acc_width, acc_frac)`` (saturating, floor).
     max_k : int
         Largest K of one tile (operand memory depth).
+    a_tiles : int
+        Row blocks of A (``rows x max_k`` each) the GEMM unit's A memories hold (a power of
+        two): the driver loads up to this many once and streams B past them.
     """
 
     clk_hz: int = 25_000_000
@@ -78,18 +81,22 @@ class SoCConfig:
     acc_width: int = 32
     acc_frac: int = 16
     max_k: int = 256
+    a_tiles: int = 1
 
     def __post_init__(self):
         for name in ("rows", "cols", "acc_frac"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
-        for name in ("clk_hz", "baud", "scratch_words", "max_payload", "acc_width", "max_k"):
+        for name in ("clk_hz", "baud", "scratch_words", "max_payload", "acc_width", "max_k",
+                     "a_tiles"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if self.scratch_words & (self.scratch_words - 1):
             raise ValueError(f"scratch_words must be a power of two, not {self.scratch_words}")
+        if self.a_tiles & (self.a_tiles - 1):
+            raise ValueError(f"a_tiles must be a power of two, not {self.a_tiles}")
 
     @property
     def acc(self):
@@ -160,7 +167,7 @@ class SoC(wiring.Component):
         if cfg.rows:
             from .gemm import GEMM_BASE, GemmUnit
             m.submodules.gemm = gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b,
-                                                cfg.acc, cfg.max_k)
+                                                cfg.acc, cfg.max_k, cfg.a_tiles)
             eng_hit = bus.addr[26:] == (GEMM_BASE >> 2) >> 26
             m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),
                          gemm.bus.w_en.eq(bus.w_en & eng_hit),

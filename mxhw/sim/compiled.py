@@ -59,8 +59,9 @@ def _is_large(rtlil_text):
 
 
 def _cxxrtl_options(large):
-    """``write_cxxrtl`` options: flattened (fastest models) unless the design is large."""
-    return "-noflatten" if large else ""
+    """``write_cxxrtl`` options: none (the design is flattened, except, in large designs,
+    the modules :func:`_dedup_modules` marks ``keep_hierarchy``)."""
+    return ""
 
 
 def _cxxflags(large=False):
@@ -133,6 +134,7 @@ struct mx_sim {
     uint32_t *clk;
     int settled;            // clk low and comb settled since the last input change
     uint64_t cycle;
+    uint64_t deltas;        // CXXRTL delta cycles run (two or more per clock cycle)
     uint64_t half_ps;
     cxxrtl_vcd vcd;
     FILE *vcd_file;
@@ -158,7 +160,7 @@ mx_sim *mx_create(void) {
     cxxrtl_object *clk = cxxrtl_get(s->h, "clk");
     s->clk = clk ? clk->next : nullptr;
     s->half_ps = 5000;
-    s->top->step(&s->perf);
+    s->deltas += s->top->step(&s->perf);
     return s;
 }
 
@@ -185,7 +187,7 @@ void mx_outline_eval(void *outline) { cxxrtl_outline_eval((cxxrtl_outline)outlin
 // assertion has failed (mx_failure gives its message).
 int mx_settle(mx_sim *s) {
     if (s->clk) *s->clk = 0;
-    s->top->step(&s->perf);
+    s->deltas += s->top->step(&s->perf);
     s->settled = 1;
     return s->perf.failed;
 }
@@ -197,11 +199,11 @@ const char *mx_failure(mx_sim *s) { return s->perf.failed ? s->perf.message.c_st
 // re-evaluated: the caller settles (mx_settle) before reading outputs.
 int mx_tick(mx_sim *s, uint64_t n, int dirty) {
     for (uint64_t i = 0; i < n && !s->perf.failed; i++) {
-        if (i > 0 || dirty || !s->settled) { *s->clk = 0; s->top->step(&s->perf); }
+        if (i > 0 || dirty || !s->settled) { *s->clk = 0; s->deltas += s->top->step(&s->perf); }
         mx_sample(s, 2 * s->cycle * s->half_ps);
         *s->clk = 1;
-        s->top->step(&s->perf);
-        if (s->vcd) s->top->step(&s->perf);  // settle: the waveform shows post-edge values
+        s->deltas += s->top->step(&s->perf);
+        if (s->vcd) s->deltas += s->top->step(&s->perf);  // settle: the waveform shows post-edge values
         mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         s->cycle++;
         s->settled = 0;
@@ -221,15 +223,15 @@ int mx_run(mx_sim *s, uint64_t n,
             memcpy(in_ptrs[i], in_data, in_words[i] * 4); in_data += in_words[i];
         }
         if (s->clk) *s->clk = 0;
-        s->top->step(&s->perf);
+        s->deltas += s->top->step(&s->perf);
         for (size_t i = 0; i < n_out; i++) {
             memcpy(out_data, out_ptrs[i], out_words[i] * 4); out_data += out_words[i];
         }
         mx_sample(s, 2 * s->cycle * s->half_ps);
         if (s->clk) {
             *s->clk = 1;
-            s->top->step(&s->perf);
-            if (s->vcd) s->top->step(&s->perf);
+            s->deltas += s->top->step(&s->perf);
+            if (s->vcd) s->deltas += s->top->step(&s->perf);
             mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         }
         s->cycle++;
@@ -266,14 +268,14 @@ int mx_stream(mx_sim *s,
             else { *ordy = 1; accept = 1; }
         }
         if (s->clk) *s->clk = 0;
-        s->top->step(&s->perf);
+        s->deltas += s->top->step(&s->perf);
         int rdy = offer && (*ir & 1), vld = accept && (*ov & 1);
         if (vld) memcpy(out_data + got * opw, op, opw * 4);
         mx_sample(s, 2 * s->cycle * s->half_ps);
         if (s->clk) {
             *s->clk = 1;
-            s->top->step(&s->perf);
-            if (s->vcd) s->top->step(&s->perf);
+            s->deltas += s->top->step(&s->perf);
+            if (s->vcd) s->deltas += s->top->step(&s->perf);
             mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
         }
         s->cycle++; s->settled = 0; cycles++;
@@ -317,6 +319,8 @@ void mx_vcd_close(mx_sim *s) {
 }
 
 uint64_t mx_cycle(mx_sim *s) { return s->cycle; }
+
+uint64_t mx_deltas(mx_sim *s) { return s->deltas; }
 
 }
 """
@@ -478,9 +482,11 @@ def _canonical_paragraph(p):
 
 def _dedup_modules(rtlil_text):
     """Merge identical modules of an RTLIL design (Amaranth emits one module per instance:
-    ``top.pe_0_0``, ``top.pe_0_1``, ... of equal bodies), so that a hierarchical CXXRTL
-    model has one class per distinct module and its instances share their code (an 8x8
-    array runs several times faster: the code fits the CPU's caches). Two modules are equal
+    ``top.pe_0_0``, ``top.pe_0_1``, ... of equal bodies) and mark those instantiated more
+    than once ``keep_hierarchy``: CXXRTL flattens the rest, and gives each shared module one
+    class whose instances share its code (an 8x8 array runs several times faster: the code
+    fits the CPU's caches). Only the shared modules' boundaries stay, so few combinational
+    paths cross module boundaries (each crossing costs CXXRTL a delta cycle). Two modules are equal
     when their bodies are, up to the order of the wire declarations, the port numbers and
     the order of a cell's connections (all by name), after their own submodules are merged. Returns the
     new text and the number of modules before and after."""
@@ -516,9 +522,17 @@ def _dedup_modules(rtlil_text):
         canon[n] = seen.setdefault(key, n)
         return canon[n]
 
+    uses = {}
+    for n, _ in chunks:
+        if resolve(n) == n:
+            for line in bodies[n]:
+                if line.startswith("  cell ") and line.split(" ")[3] in bodies:
+                    uses[line.split(" ")[3]] = uses.get(line.split(" ")[3], 0) + 1
     out = []
     for n, _ in chunks:
         if resolve(n) == n:
+            if uses.get(n, 0) > 1:      # a shared module: not flattened
+                out.append("attribute \\keep_hierarchy 1")
             out.extend(bodies[n])
     out.extend(tail)
     return "\n".join(out), len(chunks), len(seen)
@@ -539,7 +553,7 @@ def _key(rtlil_text):
     large = _is_large(rtlil_text)
     h = hashlib.sha256()
     for part in (rtlil_text, _GLUE, path, ver, " ".join(_cxxflags(large)),
-                 _runtime_key(large), _cxxrtl_options(large), "dedup-1" if large else ""):
+                 _runtime_key(large), _cxxrtl_options(large), "dedup-2" if large else ""):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -676,6 +690,8 @@ def _load(so):
                                   ctypes.c_uint64, ctypes.c_int, _p]
         lib.mx_cycle.argtypes = [ctypes.c_void_p]
         lib.mx_cycle.restype = ctypes.c_uint64
+        lib.mx_deltas.argtypes = [ctypes.c_void_p]
+        lib.mx_deltas.restype = ctypes.c_uint64
         _LIBS[so] = lib
     return lib
 
@@ -923,6 +939,13 @@ class Model:
     def cycle(self):
         """Rising clock edges simulated so far."""
         return self._lib.mx_cycle(self._h)
+
+    @property
+    def deltas(self):
+        """CXXRTL delta cycles run so far: two per clock cycle (clock low, clock high) when
+        every evaluation converges at once; more when combinational paths cross module
+        boundaries of a hierarchical model (a speed diagnostic)."""
+        return self._lib.mx_deltas(self._h)
 
     # raw access
     def _read(self, p):

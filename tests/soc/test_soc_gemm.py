@@ -104,7 +104,47 @@ def test_matmul_compiled_backend_mixed_formats():
     np.testing.assert_array_equal(acc.matmul(a, b), expect(a, b, cfg))
 
 
+CFG_TILES = SoCConfig(rows=2, cols=3, fmt_a="mxfp6_e3m2", fmt_b="mxint8", max_k=64,
+                      a_tiles=4)
+
+
+@pytest.fixture(scope="module")
+def acc_tiles():
+    return Accelerator.simulated(CFG_TILES, backend="compiled")
+
+
+@settings(max_examples=10)
+@given(M=st.integers(1, 19), N=st.integers(1, 8), kblocks=st.integers(1, 2), kind=values,
+       seed=st.integers(0, 2**32 - 1))
+def test_matmul_a_tiles(acc_tiles, M, N, kblocks, kind, seed):
+    """A unit holding 4 A row blocks: M spans one to three groups of them, B strips are
+    sent once per group; results equal golden."""
+    rng = np.random.default_rng(seed)
+    a = make(rng, (M, 32 * kblocks), kind)
+    b = make(rng, (32 * kblocks, N), kind)
+    np.testing.assert_array_equal(acc_tiles.matmul(a, b), expect(a, b, CFG_TILES))
+
+
+def test_a_tiles_reported_and_selectable(acc_tiles):
+    from mxhw.soc.gemm import GEMM_BASE, GEMM_REGS
+    assert acc_tiles.gemm_config()["a_tiles"] == 4
+    reg = GEMM_BASE + 4 * GEMM_REGS["A_TILE"]
+    acc_tiles.write_words(reg, [3])
+    assert acc_tiles.read_words(reg, 1) == [3]
+    acc_tiles.write_words(reg, [5])            # two bits: 5 selects tile 1
+    assert acc_tiles.read_words(reg, 1) == [1]
+
+
+def test_soc_config_a_tiles_errors():
+    with pytest.raises(ValueError, match="a_tiles must be a power of two, not 3"):
+        SoCConfig(a_tiles=3)
+    with pytest.raises(ValueError, match="a_tiles must be a positive integer, not 0"):
+        SoCConfig(a_tiles=0)
+
+
 @pytest.mark.parametrize("kwargs, msg", [
+    (dict(a_tiles=6), r"a_tiles must be a power of two in \[1, 32768\], not 6"),
+    (dict(a_tiles=0), r"a_tiles must be a power of two in \[1, 32768\], not 0"),
     (dict(fmt_a="mxsf"), r"fmt_a must be one of mxfp8_e4m3, .*, not 'mxsf'"),
     (dict(cols=33), r"cols must be an integer in \[1, 32\], not 33"),
     (dict(max_k=48), r"max_k must be a power of two and a multiple of 32, not 48"),
