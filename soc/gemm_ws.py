@@ -73,6 +73,12 @@ WS_REGS = {**GEMM_REGS, "DEPTH": 0x10}
 DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
 
 
+def _pow2(n):
+    """``n`` rounded up to a power of two: every memory address (a bus index, a counter)
+    then stays in range by truncation."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
 class GemmWSUnit(wiring.Component):
     """Weight-stationary systolic-array GEMM tile unit on the SoC bus.
 
@@ -209,7 +215,7 @@ class GemmWSUnit(wiring.Component):
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
             words = []
             for lane in range(1 << lanes_log):
-                mem = Memory(shape=32, depth=depth, init=[])
+                mem = Memory(shape=32, depth=_pow2(depth), init=[])
                 m.submodules[f"{name}{lane}"] = mem
                 wp, rp = mem.write_port(), mem.read_port()
                 hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
@@ -279,13 +285,13 @@ class GemmWSUnit(wiring.Component):
         m.d.comb += arr.o.ready.eq(1)
         c_reads = []
         for j in range(C):
-            mem = Memory(shape=self._acc.width, depth=D, init=[])
+            mem = Memory(shape=self._acc.width, depth=_pow2(D), init=[])
             m.submodules[f"c{j}"] = mem
             wp, rp = mem.write_port(), mem.read_port()
             m.d.comb += [wp.addr.eq(out_row), wp.data.eq(arr.o.payload.data[j]),
                          wp.en.eq(arr.o.valid), rp.addr.eq(index[self.lw + self.lc:])]
             c_reads.append(rp.data)
-        spec = Memory(shape=C, depth=D, init=[])
+        spec = Memory(shape=C, depth=_pow2(D), init=[])
         m.submodules.special = spec
         swp, srp = spec.write_port(), spec.read_port()
         m.d.comb += [swp.addr.eq(out_row), swp.data.eq(Cat(*arr.o.payload.special)),
