@@ -69,6 +69,9 @@ __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 #: register index (word offset in the register region) of the weight-stationary unit
 WS_REGS = {**GEMM_REGS, "DEPTH": 0x10}
 
+#: prefetch queue entries: enough reads in flight for one transfer per cycle
+QUEUE_DEPTH = 6
+
 #: GEOMETRY bit 24 (and FEATURES bit 9): the dataflow of the built GEMM unit
 DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
 
@@ -102,11 +105,13 @@ class GemmWSUnit(wiring.Component):
         Word bus slave (word addresses relative to the unit, read data one cycle later).
     busy : Out(1)
 
-    Latency: a START of ``Q`` passes takes about ``rows + Q * max(depth, rows) +
-    rows + cols + pipeline + 8`` cycles (the array's :attr:`latency` plus the prefetch
-    queue and the result write); throughput one transfer per cycle (``rows * cols`` MACs)
-    while no transfer stalls. Golden twin: ``golden.gemm(qa, qb, acc)`` on one
-    ``depth x cols`` tile.
+    Latency: a START of ``Q`` passes is busy (BUSY_CYCLES) for ``T + rows + cols + 10``
+    cycles, ``T = rows + (Q - 1) * max(depth, rows) + depth`` the array's input transfers
+    (the first pass's weight loads, then every pass's activation rows and, with
+    ``depth < rows``, weight-only transfers): one transfer per cycle, then the array's
+    :attr:`~mxhw.systolic.SystolicArray.latency` (``rows + cols + 7``) and 3 cycles of
+    memory read, prefetch queue and result write. ``rows * cols`` MACs per activation
+    transfer. Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``depth x cols`` tile.
 
     Raises
     ------
@@ -241,10 +246,11 @@ class GemmWSUnit(wiring.Component):
             step.block_first.eq(f_bfirst), step.block_end.eq(f_bend),
             step.tile_first.eq(f_tfirst), step.last.eq(f_last),
         ]
-        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step.as_value()), depth=4)
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step.as_value()),
+                                                      depth=QUEUE_DEPTH)
         m.d.comb += [
             # room for the read in flight and this one: level + inflight <= depth - 2
-            issue.eq(busy & issuing & (queue.level + inflight <= 2)),
+            issue.eq(busy & issuing & (queue.level + inflight <= QUEUE_DEPTH - 2)),
             queue.w_data.eq(step),
             queue.w_en.eq(inflight),
             arr.i.payload.eq(queue.r_data),
