@@ -237,7 +237,8 @@ def main(argv=None):
     ap.add_argument("--board", help="board name (see --list-boards)")
     ap.add_argument("--out", help="output folder (default build/<board>)")
     ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a SoC configuration field (repeatable)")
+                    help="override a SoC configuration field (repeatable), e.g. "
+                         "dataflow=weight_stationary, rows=8, fmt_a=mxint8")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     ap.add_argument("--list-boards", action="store_true")
     args = ap.parse_args(argv)

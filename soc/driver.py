@@ -274,11 +274,24 @@ class Accelerator:
         geo, fmts, acc = rd("GEOMETRY"), rd("FORMATS"), rd("ACC")
         names = {v: k for k, v in FORMAT_IDS.items()}
         frac = (acc >> 8) & 0xFF
-        return {"rows": geo & 0xFF, "cols": (geo >> 8) & 0xFF, "max_k": 1 << (geo >> 16 & 0xFF),
-                "a_tiles": 1 << (geo >> 24 & 0xF),
-                "fmt_a": names.get(fmts & 0xFF), "fmt_b": names.get(fmts >> 8 & 0xFF),
-                "acc_width": acc & 0xFF, "acc_frac": frac - 256 if frac > 127 else frac,
-                "saturate": bool(acc >> 16 & 1), "rne": bool(acc >> 17 & 1)}
+        cfg = {"rows": geo & 0xFF, "cols": (geo >> 8) & 0xFF, "max_k": 1 << (geo >> 16 & 0xFF),
+               "a_tiles": 1 << (geo >> 28 & 0xF),
+               "fmt_a": names.get(fmts & 0xFF), "fmt_b": names.get(fmts >> 8 & 0xFF),
+               "acc_width": acc & 0xFF, "acc_frac": frac - 256 if frac > 127 else frac,
+               "saturate": bool(acc >> 16 & 1), "rne": bool(acc >> 17 & 1)}
+        cfg.update(self._gemm_dataflow(geo))
+        return cfg
+
+    def _gemm_dataflow(self, geo):
+        """``dataflow`` (GEOMETRY bit 24) and, weight-stationary, ``depth`` (the tile's
+        height, the unit's DEPTH register); see :mod:`mxhw.soc.gemm_ws`."""
+        from .gemm import GEMM_BASE
+        from .gemm_ws import DATAFLOW_IDS, WS_REGS
+        flow = {v: k for k, v in DATAFLOW_IDS.items()}.get(geo >> 24 & 1)
+        if flow != "weight_stationary":
+            return {"dataflow": flow}
+        depth = self.read_words(GEMM_BASE + 4 * WS_REGS["DEPTH"], 1)[0]
+        return {"dataflow": flow, "depth": depth}
 
     def matmul(self, a, b, fmt_a=None, fmt_b=None, poll_limit=10_000):
         """``C = A @ B`` on the device, bit-exact to ``golden.gemm`` with the device's
@@ -302,6 +315,8 @@ class Accelerator:
         if K % kb or K > cfg["max_k"] or K == 0:
             raise ValueError(f"K = {K} must be a positive multiple of {kb} and at most the "
                              f"device's max_k = {cfg['max_k']}")
+        if cfg["dataflow"] == "weight_stationary":
+            return self._matmul_ws(qa, qb, cfg, poll_limit)
         R, C = cfg["rows"], cfg["cols"]
         ea, eb = qa.fmt.element.bits, qb.fmt.element.bits
         sa, sb = qa.fmt.scale.bits, qb.fmt.scale.bits
@@ -312,14 +327,7 @@ class Accelerator:
         def region(name, offset=0):
             return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
 
-        def pack(codes, bits, lanes_log):
-            # codes: (steps, n) -> words: (steps, 2**lanes_log), element 0 in the low bits
-            steps, n = codes.shape
-            words = np.zeros((steps, 1 << lanes_log), dtype=np.uint64)
-            for i in range(n):
-                pos = i * bits
-                words[:, pos // 32] |= (codes[:, i].astype(np.uint64) << np.uint64(pos % 32))
-            return [int(w) & 0xFFFFFFFF for w in words.ravel()]
+        pack = _pack_lanes
 
         out = np.zeros((M, N), dtype=np.float64)
         T, kmax = cfg["a_tiles"], cfg["max_k"]
@@ -368,6 +376,78 @@ class Accelerator:
                                                    float(np.ldexp(float(v), -cfg["acc_frac"])))
         return out
 
+    def _matmul_ws(self, qa, qb, cfg, poll_limit):
+        """:meth:`matmul` on the weight-stationary unit (:mod:`mxhw.soc.gemm_ws`): output
+        tiles of ``depth x cols``; per tile row the A passes and scales, per tile the B
+        rows and scales, then K, START, poll, read C."""
+        import numpy as np
+        from ..systolic.driver import zero_code
+        from .gemm import GEMM_BASE, REGION, REGION_SHIFT, lanes_log2
+        from .gemm_ws import WS_REGS
+
+        (M, K), N = qa.shape, qb.shape[1]
+        kb = qa.fmt.block_size
+        R, C, D = cfg["rows"], cfg["cols"], cfg["depth"]
+        P = -(-kb // R)                               # passes per block
+        nb = K // kb
+        ea, eb = qa.fmt.element.bits, qb.fmt.element.bits
+        sb = qb.fmt.scale.bits
+        za, zb = zero_code(qa.fmt), zero_code(qb.fmt)
+        width, frac = cfg["acc_width"], cfg["acc_frac"]
+        lw = lanes_log2(width)
+        lc = max(0, (C - 1).bit_length())
+
+        def region(name, offset=0):
+            return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
+
+        def reg(name):
+            return region("regs", WS_REGS[name])
+
+        # K positions of every pass (block j, sub-pass p): -1 where the pass is padding
+        kpos = np.full((nb * P, R), -1, dtype=np.int64)
+        for j in range(nb):
+            for p in range(P):
+                ks = j * kb + p * R + np.arange(R)
+                kpos[j * P + p] = np.where(ks < (j + 1) * kb, ks, -1)
+
+        out = np.zeros((M, N), dtype=np.float64)
+        for m0 in range(0, M, D):
+            rows_a = np.full((D, K), za, dtype=np.int64)
+            scales_a = np.zeros((D, nb), dtype=np.int64)
+            rows_a[:min(D, M - m0)] = qa.elements[m0:m0 + D]
+            scales_a[:min(D, M - m0)] = qa.scales[m0:m0 + D]
+            # A words: (pass q, row i) -> A[i, kpos[q]], padding as a code of +0
+            passes = np.where(kpos[:, None, :] >= 0, rows_a[:, np.maximum(kpos, 0)]
+                              .transpose(1, 0, 2), za).reshape(nb * P * D, R)
+            self.write_words(region("a"), _pack_lanes(passes, ea, lanes_log2(R * ea)))
+            self.write_words(region("a_scale"), [int(s) for s in scales_a.T.ravel()])
+            for n0 in range(0, N, C):
+                bt = np.full((K, C), zb, dtype=np.int64)
+                bts = np.zeros((nb, C), dtype=np.int64)
+                bt[:, :min(C, N - n0)] = qb.elements[:, n0:n0 + C]
+                bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
+                self.write_words(region("b"), _pack_lanes(bt, eb, lanes_log2(C * eb)))
+                self.write_words(region("b_scale"), _pack_lanes(bts, sb, lanes_log2(C * sb)))
+                self.write_words(reg("K"), [K])
+                self.write_words(reg("START"), [1])
+                for _ in range(poll_limit):
+                    if self.read_words(reg("STATUS"), 1)[0] & 2:
+                        break
+                else:
+                    raise NoResponse(f"the GEMM unit did not finish after {poll_limit} polls")
+                rows = min(D, M - m0)
+                words = self.read_words(region("c"), rows << (lc + lw))
+                spec = self.read_words(region("c_special"), rows)
+                for i in range(rows):
+                    for j in range(min(C, N - n0)):
+                        base = ((i << lc) | j) << lw
+                        v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
+                        v &= (1 << width) - 1
+                        v -= (v >> (width - 1)) << width
+                        out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1
+                                               else float(np.ldexp(float(v), -frac)))
+        return out
+
     @staticmethod
     def _operand(x, fmt, built, axis, name):
         from .. import golden
@@ -394,3 +474,18 @@ class Accelerator:
         return {"id_ok": ident == ID_VALUE, "id": ident,
                 "version": (ver >> 16, (ver >> 8) & 0xFF, ver & 0xFF),
                 "scratch_words": 1 << (feat & 0xFF), "clk_hz": self.read_reg("CLK_HZ")}
+
+
+def _pack_lanes(codes, bits, lanes_log):
+    """Words for a lane-banked operand region: ``codes`` (steps, n) -> ``steps * 2**lanes_log``
+    words, step-major, element 0 in the low bits of lane 0 (a code may straddle two lanes)."""
+    import numpy as np
+    steps, n = codes.shape
+    words = np.zeros((steps, (1 << lanes_log) + 1), dtype=np.uint64)
+    for i in range(n):
+        pos = i * bits
+        v = codes[:, i].astype(np.uint64) << np.uint64(pos % 32)
+        words[:, pos // 32] |= v & np.uint64(0xFFFFFFFF)
+        words[:, pos // 32 + 1] |= v >> np.uint64(32)
+    return [int(w) for w in words[:, :1 << lanes_log].ravel()]
+

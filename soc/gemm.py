@@ -29,7 +29,8 @@ offset     contents
 ``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes ignore writes. The A
 memories hold ``a_tiles`` tiles (row blocks of A, each ``rows x max_k``): a host that
 loads several row blocks once and then streams B past them sends each operand once
-(``GEOMETRY`` bits 24-27: ``log2(a_tiles)``). The operand
+(``GEOMETRY`` bits 28-31: ``log2(a_tiles)``; bit 24 is 0, the output-stationary
+dataflow). The operand
 regions are write-only (they read as 0); writes to them while the unit is busy are ignored.
 """
 
@@ -123,7 +124,7 @@ class GemmUnit(wiring.Component):
 
     def geometry(self):
         return (self.rows | self.cols << 8 | (self.max_k.bit_length() - 1) << 16
-                | (self.a_tiles.bit_length() - 1) << 24)
+                | (self.a_tiles.bit_length() - 1) << 28)
 
     def formats(self):
         return FORMAT_IDS[self.fmt_a] | FORMAT_IDS[self.fmt_b] << 8
@@ -180,10 +181,12 @@ class GemmUnit(wiring.Component):
 
         step = Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
                    b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b], last_d)
-        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=4)
+        # depth 6: the buffered FIFO's output register and the read in flight leave room to
+        # issue a read every cycle (with 4 entries, 3 transfers per 4 cycles)
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=6)
         m.d.comb += [
             # room for the read in flight and this one: level + inflight <= depth - 2
-            issue.eq(busy & (left != 0) & (queue.level + inflight <= 2)),
+            issue.eq(busy & (left != 0) & (queue.level + inflight <= 4)),
             queue.w_data.eq(step),
             queue.w_en.eq(inflight),
             arr.i.payload.eq(queue.r_data),

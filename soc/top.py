@@ -14,6 +14,7 @@ address     access   meaning
 0x0000_0020 R/W      SCRATCH: a plain read/write register (link tests, host probing)
 0x1000_0000 R/W      scratchpad: ``scratch_words`` words of block RAM
 0x2000_0000 R/W      the GEMM unit (when ``rows > 0``): see ``mxhw.soc.gemm``
+                     (``mxhw.soc.gemm_ws`` when ``dataflow="weight_stationary"``)
 =========== ======== ==================================================================
 
 Reads of unmapped addresses return 0; writes to them are ignored.
@@ -30,11 +31,13 @@ from amaranth.lib.wiring import In, Out
 from .link import BusSignature, HostLink
 from .uart import UARTRx, UARTTx
 
-__all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE"]
+__all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS"]
 
 ID_VALUE = 0x4D584857
 VERSION = (0, 1, 0)
 SCRATCHPAD_BASE = 0x1000_0000
+#: the GEMM unit's dataflows (SoCConfig.dataflow)
+DATAFLOWS = ("output_stationary", "weight_stationary")
 
 #: register name -> byte address
 REGS = {
@@ -68,6 +71,14 @@ class SoCConfig:
     a_tiles : int
         Row blocks of A (``rows x max_k`` each) the GEMM unit's A memories hold (a power of
         two): the driver loads up to this many once and streams B past them.
+    dataflow : str
+        The GEMM unit's dataflow: ``"output_stationary"`` (:class:`~mxhw.soc.gemm.GemmUnit`,
+        ``rows x cols`` tiles) or ``"weight_stationary"``
+        (:class:`~mxhw.soc.gemm_ws.GemmWSUnit`, ``depth x cols`` tiles, ``rows`` K
+        elements per pass).
+    depth : int
+        Weight-stationary only: activation rows per pass, the output tile's height
+        (1..255); 0 (the default) means ``rows``. Must be 0 for the output-stationary unit.
     """
 
     clk_hz: int = 25_000_000
@@ -82,9 +93,11 @@ class SoCConfig:
     acc_frac: int = 16
     max_k: int = 256
     a_tiles: int = 1
+    dataflow: str = "output_stationary"
+    depth: int = 0
 
     def __post_init__(self):
-        for name in ("rows", "cols", "acc_frac"):
+        for name in ("rows", "cols", "acc_frac", "depth"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
@@ -97,6 +110,15 @@ class SoCConfig:
             raise ValueError(f"scratch_words must be a power of two, not {self.scratch_words}")
         if self.a_tiles & (self.a_tiles - 1):
             raise ValueError(f"a_tiles must be a power of two, not {self.a_tiles}")
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
+                             f"not {self.dataflow!r}")
+        if self.depth and self.dataflow != "weight_stationary":
+            raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
+                             f"{self.dataflow!r} (leave it 0)")
+        if self.a_tiles > 1 and self.dataflow != "output_stationary":
+            raise ValueError("a_tiles applies to the output-stationary dataflow only "
+                             "(leave it 1)")
 
     @property
     def acc(self):
@@ -104,10 +126,17 @@ class SoCConfig:
         return golden.fixed(self.acc_width, self.acc_frac, overflow="saturate",
                             rounding="floor")
 
+    @property
+    def tile_depth(self):
+        """The weight-stationary unit's tile height: ``depth``, or ``rows`` when 0."""
+        return self.depth or self.rows
+
     def features(self) -> int:
         """FEATURES register: log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists
-        (its own registers describe it)."""
-        return (self.scratch_words.bit_length() - 1) | (self.rows > 0) << 8
+        (its own registers describe it); bit 9: its dataflow (0 output-stationary,
+        1 weight-stationary; also GEOMETRY bit 24)."""
+        return ((self.scratch_words.bit_length() - 1) | (self.rows > 0) << 8
+                | (self.rows > 0 and self.dataflow == "weight_stationary") << 9)
 
 
 class SoC(wiring.Component):
@@ -168,6 +197,13 @@ class SoC(wiring.Component):
             from .gemm import GEMM_BASE, GemmUnit
             m.submodules.gemm = gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b,
                                                 cfg.acc, cfg.max_k, cfg.a_tiles)
+            if cfg.dataflow == "weight_stationary":
+                from .gemm_ws import GemmWSUnit
+                gemm = GemmWSUnit(cfg.rows, cfg.cols, cfg.tile_depth, cfg.fmt_a, cfg.fmt_b,
+                                  cfg.acc, cfg.max_k)
+            else:
+                gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b, cfg.acc, cfg.max_k)
+            m.submodules.gemm = gemm
             eng_hit = bus.addr[26:] == (GEMM_BASE >> 2) >> 26
             m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),
                          gemm.bus.w_en.eq(bus.w_en & eng_hit),

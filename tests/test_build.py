@@ -74,6 +74,8 @@ def test_cli_errors(capsys, args, msg):
     ("nope=1", "--config takes KEY=VALUE with KEY one of clk_hz, baud"),
     ("baud=fast", "--config baud needs an integer, not 'fast'"),
     ("scratch_words=100", "scratch_words must be a power of two, not 100"),
+    ("dataflow=ws", "dataflow must be one of output_stationary, weight_stationary, not 'ws'"),
+    ("depth=8", "depth applies to the weight-stationary dataflow only"),
 ])
 def test_bad_config(item, msg):
     with pytest.raises(SystemExit, match=msg):
@@ -106,3 +108,13 @@ def test_arty_mmcm_frequency_checked(tmp_path):
     with pytest.raises(ValueError, match=r"no exact MMCM setting makes 166666667 Hz from "
                                          r"100000000 Hz \(VCO 600-1200 MHz\)"):
         build("arty", out=tmp_path, config=cfg)
+
+
+def test_config_dataflow():
+    from mxhw.boards import get_board
+    from mxhw.build import _parse_config
+    base = get_board("ulx3s").config
+    cfg = _parse_config(["depth=8", "dataflow=weight_stationary"], base)
+    assert (cfg.dataflow, cfg.depth, cfg.tile_depth) == ("weight_stationary", 8, 8)
+    assert (cfg.rows, cfg.cols, cfg.clk_hz) == (base.rows, base.cols, base.clk_hz)
+    assert _parse_config([], base).dataflow == "output_stationary"
