@@ -202,13 +202,15 @@ class GemmUnit(wiring.Component):
         m.d.comb += arr.o.ready.eq(1)
         c_reads = []
         for j in range(cols):
-            mem = Memory(shape=self.acc.width, depth=rows, init=[])
+            # power-of-two depths: every bus index reads inside the memory (a simulator
+            # checks reads; the extra words cost no block RAM)
+            mem = Memory(shape=self.acc.width, depth=1 << (rows - 1).bit_length(), init=[])
             m.submodules[f"c{j}"] = mem
             wp, rp = mem.write_port(), mem.read_port()
             m.d.comb += [wp.addr.eq(out_row), wp.data.eq(arr.o.payload.data[j]),
                          wp.en.eq(arr.o.valid), rp.addr.eq(index[self.lw + self.lc:])]
             c_reads.append(rp.data)
-        spec = Memory(shape=cols, depth=rows, init=[])
+        spec = Memory(shape=cols, depth=1 << (rows - 1).bit_length(), init=[])
         m.submodules.special = spec
         swp, srp = spec.write_port(), spec.read_port()
         m.d.comb += [swp.addr.eq(out_row), swp.data.eq(Cat(*arr.o.payload.special)),

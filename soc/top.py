@@ -195,14 +195,13 @@ class SoC(wiring.Component):
         eng_data = 0
         if cfg.rows:
             from .gemm import GEMM_BASE, GemmUnit
-            m.submodules.gemm = gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b,
-                                                cfg.acc, cfg.max_k, cfg.a_tiles)
             if cfg.dataflow == "weight_stationary":
                 from .gemm_ws import GemmWSUnit
                 gemm = GemmWSUnit(cfg.rows, cfg.cols, cfg.tile_depth, cfg.fmt_a, cfg.fmt_b,
                                   cfg.acc, cfg.max_k)
             else:
-                gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b, cfg.acc, cfg.max_k)
+                gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b, cfg.acc, cfg.max_k,
+                                cfg.a_tiles)
             m.submodules.gemm = gemm
             eng_hit = bus.addr[26:] == (GEMM_BASE >> 2) >> 26
             m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),

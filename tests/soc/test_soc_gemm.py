@@ -125,6 +125,19 @@ def test_matmul_a_tiles(acc_tiles, M, N, kblocks, kind, seed):
     np.testing.assert_array_equal(acc_tiles.matmul(a, b), expect(a, b, CFG_TILES))
 
 
+@pytest.mark.parametrize("cfg", [
+    # six FP6 codes: the sixth straddles the first two 32-bit lanes of a B word
+    SoCConfig(rows=1, cols=6, fmt_b="mxfp6_e3m2", max_k=64),
+    # rows not a power of two (result memories are rounded up), two A tiles
+    SoCConfig(rows=3, cols=5, fmt_a="mxfp6_e2m3", fmt_b="mxfp6_e3m2", max_k=64, a_tiles=2),
+], ids=["fp6-straddles-lanes", "rows3-a_tiles2"])
+def test_matmul_odd_shapes_compiled(cfg):
+    acc = Accelerator.simulated(cfg, backend="compiled")
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((7, 64)), rng.standard_normal((64, 11))
+    np.testing.assert_array_equal(acc.matmul(a, b), expect(a, b, cfg))
+
+
 def test_a_tiles_reported_and_selectable(acc_tiles):
     from mxhw.soc.gemm import GEMM_BASE, GEMM_REGS
     assert acc_tiles.gemm_config()["a_tiles"] == 4
