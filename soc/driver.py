@@ -155,6 +155,19 @@ class SimTransport:
     def write(self, data: bytes):
         self._out += data
 
+    def idle(self, cycles: int):
+        """Let the device run ``cycles`` clock cycles while the host sends nothing (a host
+        that knows an operation takes at least that long waits before polling)."""
+        if cycles <= 0:
+            return
+        if self.backend == "pysim":
+            end = self.cycles + cycles
+            while self.cycles < end:
+                self._sim.advance()
+        else:
+            self._model.step(cycles)
+            self.cycles += cycles
+
     def read(self, n: int, timeout: float = 1.0) -> bytes:
         """``n`` bytes, simulating up to ``timeout`` seconds of device time (at the
         configured clock)."""
@@ -228,6 +241,13 @@ class Accelerator:
         if not resp.ok:
             raise DeviceError(f"device answered {P.Status.NAMES.get(resp.status, resp.status)}")
         return resp
+
+    def _wait(self, cycles):
+        """Before polling: let a simulated device run ``cycles`` cycles, a lower bound of
+        the operation's time (a transport without ``idle``, a real link, polls at once)."""
+        idle = getattr(self.transport, "idle", None)
+        if idle is not None:
+            idle(cycles)
 
     def ping(self):
         self._xfer(P.request(P.Cmd.PING))
@@ -358,6 +378,8 @@ class Accelerator:
                     if T > 1:
                         self.write_words(region("regs", GEMM_REGS["A_TILE"]), [t])
                     self.write_words(region("regs", GEMM_REGS["START"]), [1])
+                    # at least a cycle per K step, and the array's skew across R + C PEs
+                    self._wait(K + R + C)
                     for _ in range(poll_limit):
                         if self.read_words(region("regs", GEMM_REGS["STATUS"]), 1)[0] & 2:
                             break
@@ -430,6 +452,7 @@ class Accelerator:
                 self.write_words(region("b_scale"), _pack_lanes(bts, sb, lanes_log2(C * sb)))
                 self.write_words(reg("K"), [K])
                 self.write_words(reg("START"), [1])
+                self._wait(nb * P * D)     # at least one cycle per array transfer
                 for _ in range(poll_limit):
                     if self.read_words(reg("STATUS"), 1)[0] & 2:
                         break

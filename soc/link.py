@@ -131,7 +131,6 @@ class HostLink(wiring.Component):
         bad = Signal(8)               # the header's error status (0: none)
         rword = Signal(32)
         bsel = Signal(2)
-        lat = Signal(range(self._read_latency + 1))
         byte = self.rx.payload
         take = self.rx.valid & self.rx.ready
         crc_byte = Signal(8)
@@ -166,6 +165,22 @@ class HostLink(wiring.Component):
                 m.d.comb += wdog_next.eq(0)
             with m.Else():
                 m.d.comb += wdog_next.eq(wdog + 1)
+
+        # READ responses: the words are prefetched over the bus (one request in flight, one
+        # word held in ``nword``) while the previous word's bytes go out, so a READ sends
+        # a byte every cycle the transmitter takes one (4 cycles per word), not 4 + latency.
+        nword, nvalid = Signal(32), Signal()
+        rq_left = Signal(range(nwords + 1))   # words still to request
+        tx_phase = Signal()                   # the response header or data is being sent
+        in_flight = Signal(self._read_latency)
+        issue = Signal()
+        m.d.comb += issue.eq(tx_phase & (rq_left != 0) & ~nvalid & (in_flight == 0))
+        m.d.sync += in_flight.eq(Cat(issue, in_flight[:-1]))
+        with m.If(issue):
+            m.d.comb += [self.bus.addr.eq(baddr), self.bus.r_en.eq(1)]
+            m.d.sync += [baddr.eq(baddr + 1), rq_left.eq(rq_left - 1)]
+        with m.If(in_flight[-1]):
+            m.d.sync += [nword.eq(self.bus.r_data), nvalid.eq(1)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -249,10 +264,12 @@ class HostLink(wiring.Component):
                     m.d.comb += rd.addr.eq(widx)
                     m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
+                # one word per cycle: the buffer reads the next word while this one is written
                 m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data),
-                             self.bus.w_en.eq(1)]
+                             self.bus.w_en.eq(1), rd.addr.eq(widx + 1)]
                 m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1)]
-                m.next = "COMMIT_RD"
+                with m.If(widx + 1 == length[2:]):
+                    m.next = "RESPOND"
 
             with m.State("DRAIN"):
                 with m.If(take):
@@ -265,40 +282,42 @@ class HostLink(wiring.Component):
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & (cmd == Cmd.READ)
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
-                             widx.eq(0), bsel.eq(0), baddr.eq(addr[2:])]
+                             widx.eq(0), bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
+                             rq_left.eq(Mux(is_read, length[2:], 0))]
                 with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
                     m.d.sync += self.errors.eq(self.errors + 1)
                 m.next = "TX_SYNC"
             with m.State("TX_SYNC"):
                 send(SYNC_RESP, "TX_STATUS", crc_it=False)
+                m.d.comb += tx_phase.eq(1)
             with m.State("TX_STATUS"):
                 send(status, "TX_LEN0")
+                m.d.comb += tx_phase.eq(1)
             with m.State("TX_LEN0"):
                 send(resp_len[:8], "TX_LEN1")
+                m.d.comb += tx_phase.eq(1)
             with m.State("TX_LEN1"):
-                send(resp_len[8:], "TX_FETCH")
-            with m.State("TX_FETCH"):
+                send(resp_len[8:], "TX_NEXT")
+                m.d.comb += tx_phase.eq(1)
+            with m.State("TX_NEXT"):            # wait for the next prefetched word
                 with m.If(widx == resp_len[2:]):
                     m.next = "TX_CRC0"
-                with m.Else():
-                    m.d.comb += [self.bus.addr.eq(baddr), self.bus.r_en.eq(1)]
-                    m.d.sync += lat.eq(0)
-                    m.next = "TX_LATCH" if self._read_latency == 1 else "TX_WAIT"
-            with m.State("TX_WAIT"):
-                m.d.sync += lat.eq(lat + 1)
-                with m.If(lat == self._read_latency - 2):
-                    m.next = "TX_LATCH"
-            with m.State("TX_LATCH"):
-                m.d.sync += [rword.eq(self.bus.r_data), bsel.eq(0), widx.eq(widx + 1),
-                             baddr.eq(baddr + 1)]
-                m.next = "TX_DATA"
+                with m.Elif(nvalid):
+                    m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0), widx.eq(widx + 1)]
+                    m.next = "TX_DATA"
+                m.d.comb += tx_phase.eq(1)
             with m.State("TX_DATA"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8))]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8)),
+                             tx_phase.eq(1)]
                 with m.If(self.tx.ready):
                     m.d.sync += bsel.eq(bsel + 1)
                     crc_add(self.tx.payload)
                     with m.If(bsel == 3):
-                        m.next = "TX_FETCH"
+                        with m.If(nvalid & (widx != resp_len[2:])):   # back to back
+                            m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
+                                         widx.eq(widx + 1)]
+                        with m.Else():
+                            m.next = "TX_NEXT"
             with m.State("TX_CRC0"):
                 send(crc[:8], "TX_CRC1", crc_it=False)
             with m.State("TX_CRC1"):
