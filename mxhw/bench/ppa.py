@@ -355,9 +355,9 @@ ECP5_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
                f"setattr -mod -unset keep_hierarchy; flatten; write_json ecp5.json")
 #: ``synth_ecp5 -nodsp``: multipliers in LUT4/CCU2C logic only (no MULT18X18D), so a
 #: block's whole area is one number (LUT4-equivalents). Synthesis only, no place and route.
-ECP5_NODSP_SCRIPT = ECP5_SCRIPT.replace(f"synth_ecp5 -top {TOP}", f"synth_ecp5 -nodsp -top {TOP}") \
-    .replace("ecp5_stat.txt", "ecp5_nodsp_stat.txt") \
-    .replace("; setattr -mod -unset keep_hierarchy; flatten; write_json ecp5.json", "")
+ECP5_NODSP_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
+                     f"setattr -mod -set keep_hierarchy 1 {DUT}; "
+                     f"synth_ecp5 -nodsp -top {TOP}; tee -q -o ecp5_nodsp_stat.txt stat {DUT}")
 XC7_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
               f"setattr -mod -set keep_hierarchy 1 {DUT}; "
               f"synth_xilinx -family xc7 -top {TOP} -flatten; "
