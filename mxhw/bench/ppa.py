@@ -32,6 +32,11 @@ constraint), from a full :func:`mxhw.build.build` cached by a hash of its build 
 ``soc_ulx3s_luts`` etc. are nextpnr's TRELLIS_COMB / TRELLIS_FF / MULT18X18D / DP16KD
 counts for the whole SoC.
 
+:func:`run_config` also takes a :class:`Config` outside :data:`CONFIGS` and the target
+``ecp5_nodsp`` (``synth_ecp5 -nodsp``: multipliers in LUT logic, synthesis only), as
+``python -m mxhw.bench bitserial`` does for its area comparison; this suite's own runs use
+``ecp5`` and ``xc7``.
+
 ``--quick`` measures :data:`QUICK` (a multiplier, the MXFP4 aligner, the 2x2 MXFP4 array
 and the SoC).
 
