@@ -44,8 +44,11 @@ ECP5 LFE5U-85F (ULX3S) twice:
 What the comparison leaves out, on the bit-parallel side: the weight mapping and the group
 scales (the engine's :class:`WeightMapper` and :class:`BitSerialDequant` are in its
 count), so the ratio favours the bit-parallel datapath. Both are compared per cycle, not
-per second (``*_fmax_mhz`` gives each design's clock). ``--no-synth`` prints the cycles
-only.
+per second (``*_fmax_mhz`` gives each design's clock).
+
+Options: ``--no-synth`` (cycles only, no tool runs); ``--cache DIR`` / ``--rerun`` (ppa's
+result cache, or ignore it); ``--rows``, ``--cols``, ``--pes``, ``--lanes``, ``--group``
+(the GEMV and the engine; the defaults above are the published figures).
 """
 
 from __future__ import annotations
