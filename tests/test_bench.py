@@ -229,7 +229,9 @@ def test_bitserial_real_tools(tmp_path):
     for n in ("w3", "w4", "w8"):
         assert data[f"parallel_luts_{n}"] > 0 and data[f"parallel_dsp_dsps_{n}"] >= 1
         assert data[f"parallel_fmax_mhz_{n}"] > 1
-    assert ": cached" not in r.stdout
+    # a fresh cache: the engine is synthesised (equal P at two precisions is one design,
+    # so a later datapath may already be cached within the run)
+    assert "bitserial_gemv_p2_l2_g8_c16_int3_4_8: cached" not in r.stdout
     again = _run("bitserial", "--rows", "2", "--cols", "16", "--pes", "2", "--lanes", "2",
                  "--group", "8", "--cache", str(tmp_path / "c"))
     assert again.returncode == 0, again.stderr
