@@ -151,6 +151,18 @@ def test_harness_keeps_logic(tmp_path):
     assert ppa.xc7_figures(xcells)["luts"] > 10
 
 
+def test_nodsp_target_maps_multipliers_to_luts(tmp_path):
+    """Real synthesis of the INT8 multiplier: ``synth_ecp5`` puts it in a MULT18X18D,
+    ``-nodsp`` (target ecp5_nodsp) in LUT logic only."""
+    (tmp_path / "design.il").write_text(ppa.harness_rtlil(ppa.CONFIGS["mul_int8_x_int8"]))
+    dsp = ppa.ecp5_figures(ppa.synth(tmp_path, "ecp5"))
+    lut = ppa.ecp5_figures(ppa.synth(tmp_path, "ecp5_nodsp"))
+    assert dsp["dsps"] >= 1
+    assert lut["dsps"] == 0 and lut["luts"] > dsp["luts"] + 30
+    assert "synth_ecp5 -nodsp" in ppa.SCRIPTS["ecp5_nodsp"]
+    assert "-nodsp" not in ppa.SCRIPTS["ecp5"]
+
+
 # ---- cache -----------------------------------------------------------------------------
 
 STAT = """
@@ -206,6 +218,32 @@ def test_cache_avoids_tool_runs(tmp_path, monkeypatch):
     # --rerun ignores the cache
     ppa.run_config(TINY, tmp_path, targets=("ecp5",), rerun=True)
     assert fake.runs[4:] == ["yosys synth (ecp5)", "nextpnr-ecp5"]
+
+
+def test_run_config_takes_a_config(tmp_path, monkeypatch):
+    """A Config outside the registry (another suite's block), LUT-only target: synthesis
+    only (no place and route), cached under the Config's name."""
+    from mxhw.pe import ParallelMAC
+    calls = []
+
+    def fake(cmd, cwd, log, label):
+        calls.append(label)
+        (cwd / "ecp5_nodsp_stat.txt").write_text(STAT.format(
+            total=49, a=40, ca="LUT4", b=9, cb="TRELLIS_FF"))
+    monkeypatch.setattr(ppa, "_run_tool", fake)
+    cfg = ppa.Config("parallel_demo", "parallel", lambda: ParallelMAC(lanes=2), 2)
+    assert "parallel_demo" not in ppa.CONFIGS
+    r = ppa.run_config(cfg, tmp_path, targets=("ecp5_nodsp",))
+    assert calls == ["yosys synth (ecp5_nodsp)"] and not r["errors"]
+    assert r["name"] == "parallel_demo" and r["ecp5_nodsp"]["luts"] == 40
+    assert "fmax_mhz" not in r["ecp5_nodsp"]
+    assert list(tmp_path.glob("parallel_demo.ecp5_nodsp.*.json"))
+    assert ppa.run_config(cfg, tmp_path, targets=("ecp5_nodsp",))["cached"] == \
+        {"ecp5_nodsp": True}
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match=r"unknown target\(s\) \['ice40'\]; targets: "
+                                         r"ecp5, ecp5_nodsp, xc7"):
+        ppa.run_config(cfg, tmp_path, targets=("ice40",))
 
 
 def test_too_large_is_not_placed(tmp_path, monkeypatch):

