@@ -3,7 +3,7 @@
 Golden twin: :mod:`mxhw.soc.protocol` (the host side builds and checks the same packets).
 """
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -123,10 +123,19 @@ class HostLink(wiring.Component):
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
-        wdog = Signal(range(max(self._timeout, self._quiet) + 1))
-        wdog_next = Signal.like(wdog)
-        # wdog >= timeout / quiet, registered with wdog: the FSM tests one flip-flop
-        wdog_timeout, wdog_quiet = Signal(), Signal()
+        # Watchdog: cycles since the last byte of a packet (or of a drained one). Two
+        # down-counters, reloaded when it clears and decremented while it runs, hold
+        # ``limit - 1 - cycles``; their sign bits are the timeout / quiet flags, so the FSM
+        # tests one flip-flop each and the only logic in front of them is one decrement.
+        wd_clr, wd_inc = Signal(), Signal()
+        t_cnt = Signal(signed(self._timeout.bit_length() + 1))
+        q_cnt = Signal(signed(self._quiet.bit_length() + 1))
+        wdog_timeout, wdog_quiet = t_cnt[-1], q_cnt[-1]
+        for cnt_, limit in ((t_cnt, self._timeout), (q_cnt, self._quiet)):
+            with m.If(wd_clr):
+                m.d.sync += cnt_.eq(limit - 1)
+            with m.Elif(wd_inc & ~cnt_[-1]):
+                m.d.sync += cnt_.eq(cnt_ - 1)
         last_idx = Signal(16)         # length - 1 of the current packet
         bad = Signal(8)               # the header's error status (0: none)
         rword = Signal(32)
@@ -157,14 +166,11 @@ class HostLink(wiring.Component):
         # while the link executes or answers a request are discarded.
         m.d.comb += self.rx.ready.eq(1)
         in_packet = Signal()
-        m.d.comb += wdog_next.eq(wdog)
-        m.d.sync += [wdog.eq(wdog_next), wdog_timeout.eq(wdog_next >= self._timeout),
-                     wdog_quiet.eq(wdog_next >= self._quiet)]
         with m.If(in_packet):
             with m.If(take):
-                m.d.comb += wdog_next.eq(0)
+                m.d.comb += wd_clr.eq(1)
             with m.Else():
-                m.d.comb += wdog_next.eq(wdog + 1)
+                m.d.comb += wd_inc.eq(1)
 
         # READ responses: the words are prefetched over the bus (one request in flight, one
         # word held in ``nword``) while the previous word's bytes go out, so a READ sends
@@ -185,7 +191,7 @@ class HostLink(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), widx.eq(0)]
-                m.d.comb += wdog_next.eq(0)
+                m.d.comb += wd_clr.eq(1)
                 with m.If(take & (byte == SYNC_REQ)):
                     m.next = "HDR"
 
@@ -201,7 +207,7 @@ class HostLink(wiring.Component):
                     crc_add(byte)
                     with m.If(cnt == 6):
                         m.d.sync += [cnt.eq(0), last_idx.eq(nlen - 1)]
-                        m.d.comb += wdog_next.eq(0)
+                        m.d.comb += wd_clr.eq(1)
                         # the header's checks are registered here and acted on in the
                         # next state's first cycle (no comparator before the FSM)
                         with m.If(ncmd > Cmd.WRITE):
@@ -273,11 +279,11 @@ class HostLink(wiring.Component):
 
             with m.State("DRAIN"):
                 with m.If(take):
-                    m.d.comb += wdog_next.eq(0)
+                    m.d.comb += wd_clr.eq(1)
                 with m.Elif(wdog_quiet):
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.comb += wdog_next.eq(wdog + 1)
+                    m.d.comb += wd_inc.eq(1)
 
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & (cmd == Cmd.READ)

@@ -59,8 +59,13 @@ def run_link(script, read_latency=1):
             assert rest == b"", "one request, one response"
             return resp
 
-        async def drain(junk):
-            if junk:
+        async def drain(junk, gap=0):
+            # gap: idle cycles before every byte but the first
+            for i, b in enumerate(junk if gap else []):
+                if i:
+                    await ctx.tick().repeat(gap)
+                await sim.stream_send(ctx, link.rx, [b], timeout=50)
+            if junk and not gap:
                 await sim.stream_send(ctx, link.rx, junk, timeout=50)
             data = await collect(TIMEOUT + QUIET + 50)
             resps = []
@@ -109,6 +114,18 @@ def test_bad_header(pkt, status):
         assert r.ok
 
     assert run_link(script) == {}
+
+
+@pytest.mark.parametrize("gap, ok", [(TIMEOUT - 10, True), (TIMEOUT + 10, False)])
+def test_watchdog_threshold(gap, ok):
+    """Bytes of a packet may arrive up to ``timeout_cycles`` apart: a slower sender's packet
+    is abandoned with TIMEOUT (and nothing is written)."""
+    async def script(xfer, drain):
+        resps = await drain(write(1, [7]), gap=gap)
+        assert [r.status for r in resps] == [P.Status.OK if ok else P.Status.TIMEOUT]
+        assert (await xfer(read(1, 1))).words() == [7 if ok else 0]
+
+    assert run_link(script) == ({1: 7} if ok else {})
 
 
 def test_truncated_packet_times_out():
