@@ -9,15 +9,26 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
 from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
-__all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
+__all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
 
 DATAFLOWS = ("output_stationary", "weight_stationary")
 
 #: Register stages of the default PE (see :class:`MXMacPE`).
 DEFAULT_PIPELINE = 4
+
+#: PE types the output-stationary array builds by name (``pe=...``): the bit-parallel
+#: :class:`MXMacPE` (also ``pe=None``) and the bit-serial :class:`BitSerialMXMacPE`.
+PE_TYPES = ("bitparallel", "bitserial")
+
+
+def _is_bitserial(pe):
+    """``pe`` builds :class:`BitSerialMXMacPE` (the class, or a ``functools.partial`` of it)."""
+    return pe is BitSerialMXMacPE or (isinstance(pe, functools.partial)
+                                      and pe.func is BitSerialMXMacPE)
 
 
 def _check_pos_int(name, v):
@@ -160,10 +171,22 @@ class SystolicArray(wiring.Component):
         elif depth is not None:
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
                              f"{dataflow!r}")
+        if isinstance(pe, str):
+            if pe not in PE_TYPES:
+                raise ValueError(f"pe must be one of {', '.join(PE_TYPES)} or a PE factory, "
+                                 f"not {pe!r}")
+            pe = None if pe == "bitparallel" else functools.partial(BitSerialMXMacPE,
+                                                                     pipeline=pipeline)
         if pe is None:
             pe = functools.partial(MXMacPE, pipeline=pipeline)
         if not callable(pe):
             raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")
+        self._serial = None                 # bits per K step of a bit-serial PE
+        if _is_bitserial(pe):
+            if acc.mode != "fixed":
+                raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
+                                 f"only, not {acc.mode!r}")
+            self._serial = check_serial_format(fmt_b)
         self._rows, self._cols = rows, cols
         self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
         self._dataflow = dataflow
@@ -185,6 +208,22 @@ class SystolicArray(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
     depth = property(lambda self: self._depth,
                      doc="Activation rows per pass (weight-stationary), else None.")
+
+    @property
+    def pe_type(self):
+        """``"bitserial"`` (:class:`BitSerialMXMacPE`), ``"bitparallel"`` (the default
+        :class:`MXMacPE`), or ``"custom"`` (another factory)."""
+        if self._serial is not None:
+            return "bitserial"
+        if isinstance(self._pe, functools.partial) and self._pe.func is MXMacPE:
+            return "bitparallel"
+        return "custom"
+
+    @property
+    def step_cycles(self):
+        """Cycles per K step (input transfer): 1, or the bit-serial PE's weight bits
+        (:func:`~mxhw.systolic.bitserial.serial_bits` of ``fmt_b``)."""
+        return self._serial or 1
 
     @property
     def in_layout(self):
@@ -213,14 +252,15 @@ class SystolicArray(wiring.Component):
         (weight-stationary: from a last-pass activation transfer to its row)."""
         if self._dataflow == "weight_stationary":
             return ws_latency(self._rows, self._cols, self._pipeline)
-        return self._rows + self._cols + self.pe_latency
+        return self._rows + self._cols + self.pe_latency + self.step_cycles - 1
 
     @property
     def pe_latency(self):
         """Cycles from a PE's last element to its result: ``1 + pipeline`` for the default
         PE, else the ``latency`` attribute of a PE from the factory (1 if it has none)."""
-        if isinstance(self._pe, functools.partial) and self._pe.func is MXMacPE:
-            return 1 + self._pipeline
+        if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
+                                                                          BitSerialMXMacPE):
+            return 1 + self._pe.keywords.get("pipeline", 0)
         return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
 
     def elaborate(self, platform):
@@ -234,53 +274,90 @@ class SystolicArray(wiring.Component):
         inflight = Signal()          # a last transfer accepted, its results not yet moved
         hold_full = Signal()         # PE result registers hold a finished tile
         out_full = Signal()          # output buffer holds a tile being read out
-        m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
+        p = self._serial
         take = self.i.valid & self.i.ready
 
         # ---- edge register and block counter
         cnt = Signal(range(k))
         x = Signal(self.in_layout)
         xv, xend, xlast = Signal(), Signal(), Signal()
-        m.d.sync += xv.eq(take)
         with m.If(take):
             m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
                          xlast.eq(self.i.payload.last)]
             m.d.sync += cnt.eq(0 if k == 1 else (cnt + 1) % k)
             with m.If(self.i.payload.last):
                 m.d.sync += cnt.eq(0)
+        if p is None:
+            m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
+            m.d.sync += xv.eq(take)
+            ctl = (("v", xv), ("e", xend), ("l", xlast))
+            cols_in = [(("b", x.b[j]), ("bs", x.b_scale[j])) for j in range(C)]
+        else:
+            # bit-serial: a transfer is held for p cycles while the weights shift out, MSB
+            # first; the next one is taken in the cycle of the last bit
+            c = Signal(range(p))
+            xfirst, xfinal = Signal(), Signal()
+            sreg = [Signal(p, name=f"sreg{j}") for j in range(C)]
+            bnf = [Signal(name=f"bnf{j}") for j in range(C)]
+            m.d.comb += [xfirst.eq(c == 0), xfinal.eq(c == p - 1),
+                         self.i.ready.eq((~xv | xfinal) & ~(self.i.payload.last & inflight))]
+            with m.If(xv):
+                m.d.sync += [c.eq(c + 1), *(r.eq(r << 1) for r in sreg)]
+                with m.If(xfinal):
+                    m.d.sync += [xv.eq(0), c.eq(0)]
+            with m.If(take):
+                m.d.sync += [xv.eq(1), c.eq(0)]
+                for j in range(C):
+                    w, nf = fixed_form(m, fb.element, self.i.payload.b[j])
+                    m.d.sync += [sreg[j].eq(w.as_unsigned()), bnf[j].eq(nf)]
+            ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
+            cols_in = [(("bb", sreg[j][p - 1]), ("bn", bnf[j]), ("bs", x.b_scale[j]))
+                       for j in range(C)]
 
         def delay(sig, n, name):
             return delay_line(m, sig, n, name)
 
-        # skewed edge operands
+        # skewed edge operands: row i delayed i cycles, column j delayed j
         a_in = [(delay(x.a[i], i, f"a{i}"), delay(x.a_scale[i], i, f"as{i}"),
-                 delay(xv, i, f"v{i}"), delay(xend, i, f"e{i}"), delay(xlast, i, f"l{i}"))
+                 *(delay(s_, i, f"{n}{i}") for n, s_ in ctl))
                 for i in range(R)]
-        b_in = [(delay(x.b[j], j, f"b{j}"), delay(x.b_scale[j], j, f"bs{j}"))
-                for j in range(C)]
+        b_in = [tuple(delay(s_, j, f"{n}{j}") for n, s_ in cols_in[j]) for j in range(C)]
 
         pes = [[None] * C for _ in range(R)]
+        b_out = {}
         for i in range(R):
             ah = a_in[i]
             for j in range(C):
-                bv = b_in[j] if i == 0 else pes[i - 1][j]._b_out
+                bv = b_in[j] if i == 0 else b_out[i - 1, j]
                 pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 pes[i][j] = pe
-                a, a_s, v, e, last = ah
-                b, b_s = bv
-                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s), pe.valid.eq(v),
-                             pe.block_end.eq(e), pe.last.eq(last),
-                             pe.b.eq(b), pe.b_scale.eq(b_s)]
+                a, a_s, *ctl_ij = ah
+                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s)]
+                if p is None:
+                    v, e, last = ctl_ij
+                    b, b_s = bv
+                    m.d.comb += [pe.valid.eq(v), pe.block_end.eq(e), pe.last.eq(last),
+                                 pe.b.eq(b), pe.b_scale.eq(b_s)]
+                else:
+                    v, first, final, e, last = ctl_ij
+                    bit, nf, b_s = bv
+                    m.d.comb += [pe.valid.eq(v), pe.first.eq(first), pe.final.eq(final),
+                                 pe.block_end.eq(e), pe.last.eq(last), pe.b_bit.eq(bit),
+                                 pe.b_nonfinite.eq(nf), pe.b_scale.eq(b_s)]
                 # registered pass-through to the right and down
                 ah = tuple(delay(s_, 1, f"h{i}_{j}_{n}") for n, s_ in enumerate(ah))
-                pe._b_out = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
+                b_out[i, j] = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
 
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
+        # (bit-serial: the final bit of its last step)
         corner = pes[R - 1][C - 1]
         corner_done = Signal()
         lat = getattr(corner, "latency", 1)
-        m.d.comb += corner_done.eq(delay(corner.valid & corner.last, lat - 1, "done"))
+        corner_last = corner.valid & corner.last
+        if p is not None:
+            corner_last = corner_last & corner.final
+        m.d.comb += corner_done.eq(delay(corner_last, lat - 1, "done"))
 
         # Output buffer: one register per result, rows shifting up by one per transfer, so
         # ``o`` reads row 0 (no wide row multiplexer; cheap in logic and in simulation).
