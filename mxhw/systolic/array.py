@@ -86,11 +86,14 @@ class SystolicArray(wiring.Component):
         accumulation as golden's ``fixed`` mode; or ``golden.arith.FP32``
         (output-stationary only): golden's ``fp32`` mode, results as float32 bits. Per-block
         sums are exact.
-    pe : callable or None
-        Output-stationary only. PE factory ``pe(fmt_a, fmt_b, acc)`` returning a
-        component with the signature of :class:`MXMacPE` (the hook for other PE types),
-        whose ``latency`` attribute (1 if absent) gives the cycles from its last element
-        to its result. Default :class:`MXMacPE` with ``pipeline``.
+    pe : str, callable or None
+        Output-stationary only. The PE type: ``"bitparallel"`` or None (default):
+        :class:`MXMacPE` with ``pipeline``; ``"bitserial"``: :class:`BitSerialMXMacPE`
+        with ``pipeline`` (also chosen by ``pe=BitSerialMXMacPE`` or a
+        ``functools.partial`` of it), see *Bit-serial PEs* below; or a PE factory
+        ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
+        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
+        absent) gives the cycles from its last element to its result.
     pipeline : int
         Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
         the stages of :class:`MXMacPE`. Weight-stationary: >= 1 registers each PE's
@@ -128,10 +131,25 @@ class SystolicArray(wiring.Component):
     pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
     + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
     transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row
-    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
-    results still occupy both result stages. Weight-stationary: ``i.ready`` holds off a
-    last-pass activation while the output queue (``latency + 2`` rows) has no room
-    reserved for it.
+    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
+    holds off a tile's last transfer while the previous tile's results still occupy both
+    result stages. Weight-stationary: ``i.ready`` holds off a last-pass activation while
+    the output queue (``latency + 2`` rows) has no room reserved for it.
+
+    **Bit-serial PEs** (``pe="bitserial"``, output-stationary, ``fixed`` accumulation):
+    each PE multiplies its activation (A, in parallel) by the weight (B) one weight bit per
+    cycle. The edge turns each B code into its exact signed fixed-point integer
+    (``int_table``: MXINT8 directly, FP4/FP6/FP8 without rounding) and shifts it out MSB
+    first, ``p`` = :attr:`step_cycles` bits (:func:`~mxhw.systolic.bitserial.serial_bits`
+    of ``fmt_b``: MXFP4 5, MXFP6 E2M3 7, E3M2 10, MXFP8 E4M3 19, E5M2 33, MXINT8 8);
+    the bits travel down the columns, one wire between PEs (beside the element's NaN/Inf
+    flag and the block scale), the activations and the step's control along the rows,
+    skewed as above. Each input transfer is held for ``p`` cycles: ``i.ready`` is low for ``p - 1``
+    cycles after a transfer and rises in the cycle of its last bit, so the array takes one
+    K step per ``p`` cycles (``rows*cols`` MACs per ``p`` cycles), tiles back to back.
+    Latency ``rows + cols + pe_latency + p - 1`` cycles (``pe_latency = 1 + pipeline``)
+    from a tile's last transfer to its first result row. The block sums, scales and
+    accumulation are :class:`MXMacPE`'s; the results equal golden's bit for bit.
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
 
@@ -139,7 +157,8 @@ class SystolicArray(wiring.Component):
     ------
     TypeError, ValueError
         Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``,
-        ``depth``.
+        ``depth``; a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
+        fixed-point elements exceed :data:`~mxhw.systolic.bitserial.SERIAL_BITS_MAX` bits.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
@@ -249,15 +268,18 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self):
         """Cycles from a tile's last input transfer to its first output row being valid
-        (weight-stationary: from a last-pass activation transfer to its row)."""
+        (weight-stationary: from a last-pass activation transfer to its row);
+        output-stationary ``rows + cols + pe_latency + step_cycles - 1``."""
         if self._dataflow == "weight_stationary":
             return ws_latency(self._rows, self._cols, self._pipeline)
         return self._rows + self._cols + self.pe_latency + self.step_cycles - 1
 
     @property
     def pe_latency(self):
-        """Cycles from a PE's last element to its result: ``1 + pipeline`` for the default
-        PE, else the ``latency`` attribute of a PE from the factory (1 if it has none)."""
+        """Cycles from a PE's last element (bit-serial: the final bit of its last step)
+        to its result: ``1 + pipeline`` of :class:`MXMacPE` and
+        :class:`BitSerialMXMacPE`, else the ``latency`` attribute of a PE from the
+        factory (1 if it has none)."""
         if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
                                                                           BitSerialMXMacPE):
             return 1 + self._pe.keywords.get("pipeline", 0)

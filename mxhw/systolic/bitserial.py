@@ -107,7 +107,9 @@ class BitSerialMXMacPE(wiring.Component):
     b_scale : In(unsigned(scale bits))
         The weight's block scale code (read on the final bit of the block's last step).
     valid, first, final : In(1)
-        A bit cycle; the step's first (sign) bit; its last bit (``p`` cycles later).
+        A bit cycle; the step's first (sign) bit; its last bit (the ``p``-th bit cycle).
+        Idle cycles (``valid`` low) may fall anywhere; the array sends a step's bits
+        back to back.
     block_end, last : In(1)
         The step is the last of its block; the last of the tile (a block end); read on the
         final bit.

@@ -40,7 +40,7 @@ def test_serial_bits_from_int_table():
 
 # ---- the array against golden ----------------------------------------------------------
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FAST_B),
        rows=st.integers(1, 4), cols=st.integers(1, 4),
        M=st.integers(1, 5), N=st.integers(1, 5), nblk=st.integers(1, 2),
@@ -228,7 +228,7 @@ def run_pe(a, b, nblks, acc, pipeline, seed):
     return got
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FAST_B + ["mxfp8_e4m3"]),
        nblks=st.lists(st.integers(1, 2), min_size=1, max_size=3), acc=acc_strategy(),
        pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
