@@ -144,9 +144,10 @@ class SystolicArray(wiring.Component):
     of ``fmt_b``: MXFP4 5, MXFP6 E2M3 7, E3M2 10, MXFP8 E4M3 19, E5M2 33, MXINT8 8);
     the bits travel down the columns, one wire between PEs (beside the element's NaN/Inf
     flag and the block scale), the activations and the step's control along the rows,
-    skewed as above. Each input transfer is held for ``p`` cycles: ``i.ready`` is low for ``p - 1``
-    cycles after a transfer and rises in the cycle of its last bit, so the array takes one
-    K step per ``p`` cycles (``rows*cols`` MACs per ``p`` cycles), tiles back to back.
+    skewed as above. Each input transfer is held for ``p`` cycles: ``i.ready`` is low
+    for ``p - 1`` cycles after a transfer and rises in the cycle of its last bit, so the
+    array takes one K step per ``p`` cycles (``rows*cols`` MACs per ``p`` cycles), tiles
+    back to back.
     Latency ``rows + cols + pe_latency + p - 1`` cycles (``pe_latency = 1 + pipeline``)
     from a tile's last transfer to its first result row. The block sums, scales and
     accumulation are :class:`MXMacPE`'s; the results equal golden's bit for bit.

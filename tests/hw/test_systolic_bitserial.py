@@ -12,7 +12,7 @@ from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.bitserial import serial_bits as golden_serial_bits
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run
-from mxhw.systolic import BitSerialMXMacPE, GemmEngine, SystolicArray
+from mxhw.systolic import BitSerialMXMacPE, SystolicArray
 from mxhw.systolic.array import DEFAULT_PIPELINE
 from mxhw.systolic.bitserial import SERIAL_BITS_MAX, serial_bits
 from mxhw.systolic.driver import array_beats, tile_order
