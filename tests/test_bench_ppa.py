@@ -42,6 +42,9 @@ def test_config_names():
             assert ppa.CONFIGS[f"array_{f}_{n}x{n}"].macs_per_cycle == n * n
     assert "modeswitch_mxsf" in names
     assert any(cfg.block == "bitserial" for cfg in ppa.CONFIGS.values())
+    bs = ppa.CONFIGS["array_bitserial_mxint8_4x4"]
+    assert bs.block == "array" and bs.macs_per_cycle == 16 / 8      # 8 cycles per K step
+    assert bs.make().pe_type == "bitserial"
     assert ppa.CONFIGS["dot_mxfp4"].macs_per_cycle == 32
     assert set(ppa.QUICK) <= set(names) | {ppa.SOC}
 

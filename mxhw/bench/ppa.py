@@ -2,7 +2,8 @@
 
 For each configuration of :data:`CONFIGS` (element multipliers per format pair, the MX
 dot-product unit per format, the aligner, the MXSF mode switch, the re-quantiser, the
-bit-serial PE, systolic arrays per format and size) the block is wrapped in
+bit-serial PE, systolic arrays per format and size, 4x4 arrays of bit-serial PEs:
+:data:`BITSERIAL_ARRAYS`) the block is wrapped in
 :class:`Harness` (every input and output registered; the input registers are one shift
 register fed by one pin, the output registers reduce to one pin through a pipelined XOR
 tree), then
@@ -124,6 +125,9 @@ ARRAY_FORMATS = ["mxfp4", "mxfp8_e4m3", "mxint8"]
 ARRAY_SIZES = [2, 4, 8, 16]
 #: Cross-block accumulation of the arrays (the SoC's default: 32 bits, 16 fractional).
 ARRAY_ACC = (32, 16)
+#: Arrays of bit-serial PEs (``pe="bitserial"``): format (A and B) and size; a K step
+#: takes the weight format's serial bits (MXINT8 8, MXFP4 5 cycles).
+BITSERIAL_ARRAYS = [("mxint8", 4), ("mxfp4", 4)]
 #: ``--quick``: one of each kind of flow (a multiplier, a streamed block, an array, the SoC).
 QUICK = ["mul_fp4_e2m1_x_fp4_e2m1", "align_mxfp4", "array_mxfp4_2x2", SOC]
 #: Arrays this large are measured only on request (``--large`` or ``--only``): their
@@ -175,6 +179,12 @@ def _make_array(fmt, n):
     return SystolicArray(n, n, fmt, fmt, acc=golden.arith.fixed(*ARRAY_ACC))
 
 
+def _make_bitserial_array(fmt, n):
+    from .. import golden
+    from ..systolic import SystolicArray
+    return SystolicArray(n, n, fmt, fmt, acc=golden.arith.fixed(*ARRAY_ACC), pe="bitserial")
+
+
 def _partial(fn, *args):
     def make():
         return fn(*args)
@@ -211,6 +221,14 @@ def _registry():
             cfgs.append(Config(f"array_{f}_{n}x{n}", "array", _partial(_make_array, f, n),
                                n * n, {"format": f, "rows": n, "cols": n,
                                        "acc": f"fixed{ARRAY_ACC}"}))
+    from .. import golden
+    from ..systolic.bitserial import serial_bits
+    for f, n in BITSERIAL_ARRAYS:
+        p = serial_bits(golden.formats.get(f).element)      # cycles per K step
+        cfgs.append(Config(f"array_bitserial_{f}_{n}x{n}", "array",
+                           _partial(_make_bitserial_array, f, n), n * n / p,
+                           {"format": f, "rows": n, "cols": n, "pe": "bitserial",
+                            "weight_bits": p, "acc": f"fixed{ARRAY_ACC}"}))
     return {c.name: c for c in cfgs}
 
 

@@ -9,15 +9,26 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
 from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
-__all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE"]
+__all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
 
 DATAFLOWS = ("output_stationary", "weight_stationary")
 
 #: Register stages of the default PE (see :class:`MXMacPE`).
 DEFAULT_PIPELINE = 4
+
+#: PE types the output-stationary array builds by name (``pe=...``): the bit-parallel
+#: :class:`MXMacPE` (also ``pe=None``) and the bit-serial :class:`BitSerialMXMacPE`.
+PE_TYPES = ("bitparallel", "bitserial")
+
+
+def _is_bitserial(pe):
+    """``pe`` builds :class:`BitSerialMXMacPE` (the class, or a ``functools.partial`` of it)."""
+    return pe is BitSerialMXMacPE or (isinstance(pe, functools.partial)
+                                      and pe.func is BitSerialMXMacPE)
 
 
 def _check_pos_int(name, v):
@@ -75,11 +86,14 @@ class SystolicArray(wiring.Component):
         accumulation as golden's ``fixed`` mode; or ``golden.arith.FP32``
         (output-stationary only): golden's ``fp32`` mode, results as float32 bits. Per-block
         sums are exact.
-    pe : callable or None
-        Output-stationary only. PE factory ``pe(fmt_a, fmt_b, acc)`` returning a
-        component with the signature of :class:`MXMacPE` (the hook for other PE types),
-        whose ``latency`` attribute (1 if absent) gives the cycles from its last element
-        to its result. Default :class:`MXMacPE` with ``pipeline``.
+    pe : str, callable or None
+        Output-stationary only. The PE type: ``"bitparallel"`` or None (default):
+        :class:`MXMacPE` with ``pipeline``; ``"bitserial"``: :class:`BitSerialMXMacPE`
+        with ``pipeline`` (also chosen by ``pe=BitSerialMXMacPE`` or a
+        ``functools.partial`` of it), see *Bit-serial PEs* below; or a PE factory
+        ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
+        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
+        absent) gives the cycles from its last element to its result.
     pipeline : int
         Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
         the stages of :class:`MXMacPE`. Weight-stationary: >= 1 registers each PE's
@@ -117,10 +131,26 @@ class SystolicArray(wiring.Component):
     pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
     + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
     transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row
-    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready`` holds off a tile's last transfer while the previous tile's
-    results still occupy both result stages. Weight-stationary: ``i.ready`` holds off a
-    last-pass activation while the output queue (``latency + 2`` rows) has no room
-    reserved for it.
+    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
+    holds off a tile's last transfer while the previous tile's results still occupy both
+    result stages. Weight-stationary: ``i.ready`` holds off a last-pass activation while
+    the output queue (``latency + 2`` rows) has no room reserved for it.
+
+    **Bit-serial PEs** (``pe="bitserial"``, output-stationary, ``fixed`` accumulation):
+    each PE multiplies its activation (A, in parallel) by the weight (B) one weight bit per
+    cycle. The edge turns each B code into its exact signed fixed-point integer
+    (``int_table``: MXINT8 directly, FP4/FP6/FP8 without rounding) and shifts it out MSB
+    first, ``p`` = :attr:`step_cycles` bits (:func:`~mxhw.systolic.bitserial.serial_bits`
+    of ``fmt_b``: MXFP4 5, MXFP6 E2M3 7, E3M2 10, MXFP8 E4M3 19, E5M2 33, MXINT8 8);
+    the bits travel down the columns, one wire between PEs (beside the element's NaN/Inf
+    flag and the block scale), the activations and the step's control along the rows,
+    skewed as above. Each input transfer is held for ``p`` cycles: ``i.ready`` is low
+    for ``p - 1`` cycles after a transfer and rises in the cycle of its last bit, so the
+    array takes one K step per ``p`` cycles (``rows*cols`` MACs per ``p`` cycles), tiles
+    back to back.
+    Latency ``rows + cols + pe_latency + p - 1`` cycles (``pe_latency = 1 + pipeline``)
+    from a tile's last transfer to its first result row. The block sums, scales and
+    accumulation are :class:`MXMacPE`'s; the results equal golden's bit for bit.
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
 
@@ -128,7 +158,8 @@ class SystolicArray(wiring.Component):
     ------
     TypeError, ValueError
         Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``,
-        ``depth``.
+        ``depth``; a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
+        fixed-point elements exceed :data:`~mxhw.systolic.bitserial.SERIAL_BITS_MAX` bits.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
@@ -160,10 +191,22 @@ class SystolicArray(wiring.Component):
         elif depth is not None:
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
                              f"{dataflow!r}")
+        if isinstance(pe, str):
+            if pe not in PE_TYPES:
+                raise ValueError(f"pe must be one of {', '.join(PE_TYPES)} or a PE factory, "
+                                 f"not {pe!r}")
+            pe = None if pe == "bitparallel" else functools.partial(BitSerialMXMacPE,
+                                                                     pipeline=pipeline)
         if pe is None:
             pe = functools.partial(MXMacPE, pipeline=pipeline)
         if not callable(pe):
             raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")
+        self._serial = None                 # bits per K step of a bit-serial PE
+        if _is_bitserial(pe):
+            if acc.mode != "fixed":
+                raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
+                                 f"only, not {acc.mode!r}")
+            self._serial = check_serial_format(fmt_b)
         self._rows, self._cols = rows, cols
         self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
         self._dataflow = dataflow
@@ -185,6 +228,22 @@ class SystolicArray(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
     depth = property(lambda self: self._depth,
                      doc="Activation rows per pass (weight-stationary), else None.")
+
+    @property
+    def pe_type(self):
+        """``"bitserial"`` (:class:`BitSerialMXMacPE`), ``"bitparallel"`` (the default
+        :class:`MXMacPE`), or ``"custom"`` (another factory)."""
+        if self._serial is not None:
+            return "bitserial"
+        if isinstance(self._pe, functools.partial) and self._pe.func is MXMacPE:
+            return "bitparallel"
+        return "custom"
+
+    @property
+    def step_cycles(self):
+        """Cycles per K step (input transfer): 1, or the bit-serial PE's weight bits
+        (:func:`~mxhw.systolic.bitserial.serial_bits` of ``fmt_b``)."""
+        return self._serial or 1
 
     @property
     def in_layout(self):
@@ -210,17 +269,21 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self):
         """Cycles from a tile's last input transfer to its first output row being valid
-        (weight-stationary: from a last-pass activation transfer to its row)."""
+        (weight-stationary: from a last-pass activation transfer to its row);
+        output-stationary ``rows + cols + pe_latency + step_cycles - 1``."""
         if self._dataflow == "weight_stationary":
             return ws_latency(self._rows, self._cols, self._pipeline)
-        return self._rows + self._cols + self.pe_latency
+        return self._rows + self._cols + self.pe_latency + self.step_cycles - 1
 
     @property
     def pe_latency(self):
-        """Cycles from a PE's last element to its result: ``1 + pipeline`` for the default
-        PE, else the ``latency`` attribute of a PE from the factory (1 if it has none)."""
-        if isinstance(self._pe, functools.partial) and self._pe.func is MXMacPE:
-            return 1 + self._pipeline
+        """Cycles from a PE's last element (bit-serial: the final bit of its last step)
+        to its result: ``1 + pipeline`` of :class:`MXMacPE` and
+        :class:`BitSerialMXMacPE`, else the ``latency`` attribute of a PE from the
+        factory (1 if it has none)."""
+        if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
+                                                                          BitSerialMXMacPE):
+            return 1 + self._pe.keywords.get("pipeline", 0)
         return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
 
     def elaborate(self, platform):
@@ -234,53 +297,90 @@ class SystolicArray(wiring.Component):
         inflight = Signal()          # a last transfer accepted, its results not yet moved
         hold_full = Signal()         # PE result registers hold a finished tile
         out_full = Signal()          # output buffer holds a tile being read out
-        m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
+        p = self._serial
         take = self.i.valid & self.i.ready
 
         # ---- edge register and block counter
         cnt = Signal(range(k))
         x = Signal(self.in_layout)
         xv, xend, xlast = Signal(), Signal(), Signal()
-        m.d.sync += xv.eq(take)
         with m.If(take):
             m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
                          xlast.eq(self.i.payload.last)]
             m.d.sync += cnt.eq(0 if k == 1 else (cnt + 1) % k)
             with m.If(self.i.payload.last):
                 m.d.sync += cnt.eq(0)
+        if p is None:
+            m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
+            m.d.sync += xv.eq(take)
+            ctl = (("v", xv), ("e", xend), ("l", xlast))
+            cols_in = [(("b", x.b[j]), ("bs", x.b_scale[j])) for j in range(C)]
+        else:
+            # bit-serial: a transfer is held for p cycles while the weights shift out, MSB
+            # first; the next one is taken in the cycle of the last bit
+            c = Signal(range(p))
+            xfirst, xfinal = Signal(), Signal()
+            sreg = [Signal(p, name=f"sreg{j}") for j in range(C)]
+            bnf = [Signal(name=f"bnf{j}") for j in range(C)]
+            m.d.comb += [xfirst.eq(c == 0), xfinal.eq(c == p - 1),
+                         self.i.ready.eq((~xv | xfinal) & ~(self.i.payload.last & inflight))]
+            with m.If(xv):
+                m.d.sync += [c.eq(c + 1), *(r.eq(r << 1) for r in sreg)]
+                with m.If(xfinal):
+                    m.d.sync += [xv.eq(0), c.eq(0)]
+            with m.If(take):
+                m.d.sync += [xv.eq(1), c.eq(0)]
+                for j in range(C):
+                    w, nf = fixed_form(m, fb.element, self.i.payload.b[j])
+                    m.d.sync += [sreg[j].eq(w.as_unsigned()), bnf[j].eq(nf)]
+            ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
+            cols_in = [(("bb", sreg[j][p - 1]), ("bn", bnf[j]), ("bs", x.b_scale[j]))
+                       for j in range(C)]
 
         def delay(sig, n, name):
             return delay_line(m, sig, n, name)
 
-        # skewed edge operands
+        # skewed edge operands: row i delayed i cycles, column j delayed j
         a_in = [(delay(x.a[i], i, f"a{i}"), delay(x.a_scale[i], i, f"as{i}"),
-                 delay(xv, i, f"v{i}"), delay(xend, i, f"e{i}"), delay(xlast, i, f"l{i}"))
+                 *(delay(s_, i, f"{n}{i}") for n, s_ in ctl))
                 for i in range(R)]
-        b_in = [(delay(x.b[j], j, f"b{j}"), delay(x.b_scale[j], j, f"bs{j}"))
-                for j in range(C)]
+        b_in = [tuple(delay(s_, j, f"{n}{j}") for n, s_ in cols_in[j]) for j in range(C)]
 
         pes = [[None] * C for _ in range(R)]
+        b_out = {}
         for i in range(R):
             ah = a_in[i]
             for j in range(C):
-                bv = b_in[j] if i == 0 else pes[i - 1][j]._b_out
+                bv = b_in[j] if i == 0 else b_out[i - 1, j]
                 pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 pes[i][j] = pe
-                a, a_s, v, e, last = ah
-                b, b_s = bv
-                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s), pe.valid.eq(v),
-                             pe.block_end.eq(e), pe.last.eq(last),
-                             pe.b.eq(b), pe.b_scale.eq(b_s)]
+                a, a_s, *ctl_ij = ah
+                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s)]
+                if p is None:
+                    v, e, last = ctl_ij
+                    b, b_s = bv
+                    m.d.comb += [pe.valid.eq(v), pe.block_end.eq(e), pe.last.eq(last),
+                                 pe.b.eq(b), pe.b_scale.eq(b_s)]
+                else:
+                    v, first, final, e, last = ctl_ij
+                    bit, nf, b_s = bv
+                    m.d.comb += [pe.valid.eq(v), pe.first.eq(first), pe.final.eq(final),
+                                 pe.block_end.eq(e), pe.last.eq(last), pe.b_bit.eq(bit),
+                                 pe.b_nonfinite.eq(nf), pe.b_scale.eq(b_s)]
                 # registered pass-through to the right and down
                 ah = tuple(delay(s_, 1, f"h{i}_{j}_{n}") for n, s_ in enumerate(ah))
-                pe._b_out = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
+                b_out[i, j] = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
 
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
+        # (bit-serial: the final bit of its last step)
         corner = pes[R - 1][C - 1]
         corner_done = Signal()
         lat = getattr(corner, "latency", 1)
-        m.d.comb += corner_done.eq(delay(corner.valid & corner.last, lat - 1, "done"))
+        corner_last = corner.valid & corner.last
+        if p is not None:
+            corner_last = corner_last & corner.final
+        m.d.comb += corner_done.eq(delay(corner_last, lat - 1, "done"))
 
         # Output buffer: one register per result, rows shifting up by one per transfer, so
         # ``o`` reads row 0 (no wide row multiplexer; cheap in logic and in simulation).

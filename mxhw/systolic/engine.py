@@ -25,7 +25,9 @@ class GemmEngine(wiring.Component):
     (``fifo_depth`` transfers, default ``2*K``: a whole next tile) buffers the next tile
     while the array computes the current one, and the array's two result stages
     (PE result registers + output buffer) let a tile drain while the next computes, so the
-    array takes one K step per cycle as long as operands arrive and results leave.
+    array takes one K step per cycle as long as operands arrive and results leave
+    (bit-serial PEs, ``pe="bitserial"``: one K step per ``array.step_cycles`` cycles;
+    the controller only follows the array's handshake).
 
     Weight-stationary (``dataflow="weight_stationary"``): tiles are ``depth x cols``
     (:attr:`tile_rows` = ``depth``, ``>= rows``) in the same order; the host streams
@@ -57,7 +59,8 @@ class GemmEngine(wiring.Component):
         Cycle counters since reset, until the last result row has left: ``busy`` the array
         took a transfer (a K step; weight-stationary: an activation row or a weight-only
         transfer); ``stalled`` it had an operand but could not take it (results not
-        drained); ``idle`` no operand was available. ``done`` : Out(1) all results left.
+        drained, or a bit-serial array still busy with the previous step's bits);
+        ``idle`` no operand was available. ``done`` : Out(1) all results left.
 
     Latency: as :class:`SystolicArray` plus the FIFO (2 cycles). Golden twin:
     :func:`mxhw.golden.arith.gemm` with ``acc``.

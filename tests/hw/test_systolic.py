@@ -8,7 +8,7 @@ from mxhw import golden
 from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
-from mxhw.systolic import MXMacPE, SystolicArray
+from mxhw.systolic import BitSerialMXMacPE, MXMacPE, SystolicArray
 from mxhw.systolic.array import DEFAULT_PIPELINE
 from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
 from mxhw.systolic.driver import array_beats, tile_order
@@ -219,6 +219,12 @@ def test_pe_init_wrong_pipeline(pipeline, exc, msg):
     with pytest.raises(exc) as e:
         SystolicArray(2, 2, "mxfp4", "mxfp4", acc=ACC, pipeline=pipeline)
     assert str(e.value) == msg
+    with pytest.raises(exc) as e:
+        BitSerialMXMacPE(f, f, ACC, pipeline=pipeline)
+    assert str(e.value) == msg
+    with pytest.raises(exc) as e:
+        SystolicArray(2, 2, "mxfp4", "mxfp4", acc=ACC, pe="bitserial", pipeline=pipeline)
+    assert str(e.value) == msg
 
 
 # ---- constructor errors ----------------------------------------------------------------
@@ -258,6 +264,8 @@ def test_init():
      "acc must be fixed-point or FP32 accumulation (golden.arith.fixed(...) or "
      "golden.arith.FP32); 'exact' is not implemented in hardware"),
     ({"pe": 5}, TypeError, "pe must be a PE factory pe(fmt_a, fmt_b, acc), not 5"),
+    ({"pe": "mac"}, ValueError,
+     "pe must be one of bitparallel, bitserial or a PE factory, not 'mac'"),
 ])
 def test_init_wrong(kw, exc, msg):
     args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC)

@@ -1,0 +1,213 @@
+"""Bit-serial MX multiply-accumulate PE of the output-stationary array.
+
+The weight (the B element) reaches the PE one bit per cycle; the activation (the A element)
+is held in parallel. Block sums, scales and accumulation are those of :class:`MXMacPE`
+(its helpers :func:`~mxhw.systolic.pe.scale_shift`, :func:`~mxhw.systolic.pe.block_to_grid`,
+:func:`~mxhw.systolic.pe.accumulate`), so the array matches golden ``fixed`` accumulation
+bit for bit.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..formats import _nonfinite, fixed_shape, lsb_shift, unpack
+from ..pe.multiplier import product_width
+from .pe import (acc_width, block_sum_width, block_to_grid, accumulate, check_pipeline,
+                 scale_nan, scale_shift, stage)
+
+__all__ = ["BitSerialMXMacPE", "serial_bits", "check_serial_format", "SERIAL_BITS_MAX",
+           "fixed_form"]
+
+#: Widest serial weight the bit-serial PE takes (cycles per K step). Every OCP MX element
+#: format fits: FP4 E2M1 5, FP6 E2M3 7, FP6 E3M2 10, FP8 E4M3 19, FP8 E5M2 33, INT8 8.
+SERIAL_BITS_MAX = 40
+
+
+def serial_bits(fmt):
+    """Serial precision ``p`` of the weight element format ``fmt`` (an ``ElementFormat``):
+    the two's-complement width of its exact fixed-point form (``int_table`` at
+    ``lsb_exp``, :func:`mxhw.formats.fixed_shape`), so one K step takes ``p`` cycles."""
+    return fixed_shape(fmt).width
+
+
+def check_serial_format(fmt_b, name="fmt_b"):
+    """Validate a block format's element as a bit-serial weight: its exact fixed-point
+    form must have at most :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
+    p = serial_bits(fmt_b.element)
+    if p > SERIAL_BITS_MAX:
+        raise ValueError(f"{name}: {fmt_b.element.name} elements need {p} serial bits as "
+                         f"fixed-point integers; the bit-serial PE takes at most "
+                         f"{SERIAL_BITS_MAX}")
+    return p
+
+
+def fixed_form(m, fmt, code):
+    """``(w, nonfinite)``: the element ``code`` of ``fmt`` as its exact signed fixed-point
+    integer at ``fmt.lsb_exp`` (golden ``int_table[code]``; 0 for NaN/Inf codes) and a flag
+    for NaN/Inf codes. Combinational logic in ``m``."""
+    u = unpack(m, fmt, code)
+    bad = Signal()
+    m.d.comb += bad.eq(_nonfinite(u))
+    w = Signal(fixed_shape(fmt))
+    mag = u.significand << lsb_shift(u)
+    m.d.comb += w.eq(Mux(bad, 0, Mux(u.sign, -mag, mag)))
+    return w, bad
+
+
+class BitSerialMXMacPE(wiring.Component):
+    """Bit-serial MX multiply-accumulate: the activation in parallel, the weight one bit per
+    cycle, ``p`` cycles per element pair.
+
+    The weight (element of ``fmt_b``) is streamed as its exact signed fixed-point form
+    ``w = int_table[code]`` (``value = w * 2**lsb_exp``; FP4/FP6/FP8 and INT8 alike, no
+    rounding), ``p = serial_bits(fmt_b.element)`` bits in two's complement, MSB (the sign)
+    first: ``golden.bitserial.serial_bits(w, p)``, the "two's complement view" (b) of
+    :mod:`mxhw.golden.bitserial`'s unified representation. The activation (element of
+    ``fmt_a``) is decoded in the PE to its fixed-point integer ``x`` and the product is
+    formed by shift-and-add, ``q = -x·bit`` on the first (sign) bit and ``q = 2q + x·bit``
+    on the others: after ``p`` bits ``q = x * w`` exactly (every partial ``q`` lies
+    between 0 and ``x * w``'s extremes, so ``q`` is as wide as the bit-parallel product).
+    On a step's final bit ``q`` joins the block's exact sum ``S``; the rest is
+    :class:`~mxhw.systolic.MXMacPE`'s: at a block end ``S`` is put on the accumulator grid
+    (:func:`~mxhw.systolic.pe.block_to_grid`) and added with saturation or wrap-around;
+    on the tile's last step the accumulator moves to ``result``. A NaN scale or a NaN/Inf
+    element (either operand) makes the result ``special``.
+
+    Register stages (``pipeline``, cumulative, none of them stalls):
+
+    ====  ==========================================================================
+    >= 1  the inputs: the decoded activation, the weight bit, the control flags, the
+          scales' shift amount and NaN flag
+    >= 2  at a block end: the finished block sum, shift direction and amount, NaN flag
+    >= 3  after the barrel shift
+    >= 4  after rounding and clamping, before the accumulator adder
+    ====  ==========================================================================
+
+    Parameters
+    ----------
+    fmt_a, fmt_b : BlockFormat
+        Operand block formats (validated by the array); ``fmt_b``'s element is the serial
+        weight (:func:`check_serial_format`).
+    acc : golden.arith.Accumulation
+        ``fixed`` accumulation only.
+    pipeline : int
+        Register stages, 0..4; default 0.
+
+    Members
+    -------
+    a : In(unsigned(bits)), a_scale : In(unsigned(scale bits))
+        Activation code and its block's scale code, held over the step's ``p`` cycles.
+    b_bit : In(1)
+        This cycle's weight bit (MSB first).
+    b_nonfinite : In(1)
+        The weight code is NaN/Inf (read on the step's final bit).
+    b_scale : In(unsigned(scale bits))
+        The weight's block scale code (read on the final bit of the block's last step).
+    valid, first, final : In(1)
+        A bit cycle; the step's first (sign) bit; its last bit (the ``p``-th bit cycle).
+        Idle cycles (``valid`` low) may fall anywhere; the array sends a step's bits
+        back to back.
+    block_end, last : In(1)
+        The step is the last of its block; the last of the tile (a block end); read on the
+        final bit.
+    result : Out(signed(acc.width)), special : Out(1)
+        Registered, updated :attr:`latency` cycles after the final bit of a tile's last
+        step.
+
+    Latency ``1 + pipeline`` cycles from the final bit of the tile's last step to
+    ``result``; throughput one element pair per ``p`` cycles (:attr:`serial_bits`),
+    steps back to back. Golden twin: :func:`mxhw.golden.arith.gemm` with ``fixed``
+    accumulation (one output element); the serial product is
+    :func:`mxhw.golden.bitserial.pe_dot_serial` (one lane, MSB first).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``pipeline`` not an integer in 0..4; ``acc`` not ``fixed``; ``fmt_b``'s serial
+        form wider than :data:`SERIAL_BITS_MAX`.
+    """
+
+    def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
+        check_pipeline(pipeline)
+        if acc.mode != "fixed":
+            raise ValueError(f"the bit-serial PE implements fixed-point accumulation only, "
+                             f"not {acc.mode!r}")
+        self._p = check_serial_format(fmt_b)
+        self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
+        self._pipeline = pipeline
+        self._k = fmt_a.block_size
+        super().__init__({
+            "a": In(unsigned(fmt_a.element.bits)),
+            "a_scale": In(unsigned(fmt_a.scale.bits)),
+            "b_bit": In(1),
+            "b_nonfinite": In(1),
+            "b_scale": In(unsigned(fmt_b.scale.bits)),
+            "valid": In(1),
+            "first": In(1),
+            "final": In(1),
+            "block_end": In(1),
+            "last": In(1),
+            "result": Out(signed(acc_width(acc))),
+            "special": Out(1),
+        })
+
+    pipeline = property(lambda self: self._pipeline)
+    serial_bits = property(lambda self: self._p,
+                           doc="Weight bits per element, i.e. cycles per K step.")
+
+    @property
+    def latency(self):
+        """Cycles from the final bit of a tile's last step to its ``result``."""
+        return 1 + self._pipeline
+
+    def elaborate(self, platform):
+        m = Module()
+        fa, fb, acc, P = self._fmt_a, self._fmt_b, self._acc, self._pipeline
+        x, a_nf = fixed_form(m, fa.element, self.a)
+        lsb_exp = fa.element.lsb_exp + fb.element.lsb_exp
+        d, nd = scale_shift(m, fa, fb, acc, lsb_exp, self.a_scale, self.b_scale)
+        nan, nf = Signal(), Signal()
+        m.d.comb += [nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale)),
+                     nf.eq(a_nf | self.b_nonfinite)]
+        valid, first, final, end, last, x, bit, nf, d, nd, nan = (
+            stage(m, s_, P >= 1, "m")
+            for s_ in (self.valid, self.first, self.final, self.block_end, self.last, x,
+                       self.b_bit, nf, d, nd, nan))
+
+        # shift-and-add, MSB first: the sign bit subtracts
+        q = Signal(signed(product_width(fa.element, fb.element)))
+        t = Signal(signed(len(x) + 1))
+        m.d.comb += t.eq(Mux(bit, x, 0))
+        q_new = Signal.like(q)
+        m.d.comb += q_new.eq(Mux(first, -t, (q << 1) + t))
+
+        sw = block_sum_width(fa.element, fb.element, self._k)
+        s = Signal(signed(sw))                     # exact block sum of the finished steps
+        s_new = Signal(signed(sw))
+        m.d.comb += s_new.eq(s + q_new)
+        spec = Signal()                            # the tile so far is special
+        spec_new = Signal()
+        m.d.comb += spec_new.eq(spec | nf | (end & nan))
+        with m.If(valid):
+            m.d.sync += q.eq(q_new)
+            with m.If(final):
+                m.d.sync += [s.eq(s_new), spec.eq(spec_new)]
+                with m.If(end):
+                    m.d.sync += s.eq(0)
+                with m.If(last):
+                    m.d.sync += spec.eq(0)
+
+        ev = Signal()                              # a block ends: its sum moves on
+        m.d.comb += ev.eq(valid & final & end)
+        v, ev, last, spec_out = block_to_grid(m, acc, s_new, d, nd,
+                                              [ev, last, spec_new], P - 1)
+        reg = Signal(signed(acc.width))
+        reg_new = accumulate(m, acc, reg, v)
+        with m.If(ev):
+            m.d.sync += reg.eq(reg_new)
+            with m.If(last):
+                m.d.sync += [reg.eq(0), self.result.eq(reg_new), self.special.eq(spec_out)]
+        return m
