@@ -138,6 +138,9 @@ class HostLink(wiring.Component):
                 m.d.sync += cnt_.eq(cnt_ - 1)
         last_idx = Signal(16)         # length - 1 of the current packet
         bad = Signal(8)               # the header's error status (0: none)
+        # header checks, each taken from its byte as it arrives (see HDR)
+        h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
+        h_lo_nz, h_lo_odd, h_lo_gt = Signal(), Signal(), Signal()
         rword = Signal(32)
         bsel = Signal(2)
         byte = self.rx.payload
@@ -198,31 +201,42 @@ class HostLink(wiring.Component):
             with m.State("HDR"):
                 m.d.comb += in_packet.eq(1)
                 # the next byte may follow on the very next cycle: the header is checked
-                # as its last byte arrives, and a bad one is answered from PAYLOAD / CRC
-                nhdr = Signal(56)
-                m.d.comb += nhdr.eq(Cat(hdr[8:], byte))
-                ncmd, naddr, nlen = nhdr[0:8], nhdr[8:40], nhdr[40:56]
+                # as its last byte arrives, and a bad one is answered from PAYLOAD / CRC.
+                # Each check is computed from its own byte as that byte arrives and kept in
+                # a flag, so the last byte (length, high) only meets 8-bit compares.
                 with m.If(take):
-                    m.d.sync += [hdr.eq(nhdr), cnt.eq(cnt + 1)]
+                    m.d.sync += [hdr.eq(Cat(hdr[8:], byte)), cnt.eq(cnt + 1)]
                     crc_add(byte)
-                    with m.If(cnt == 6):
-                        m.d.sync += [cnt.eq(0), last_idx.eq(nlen - 1)]
-                        m.d.comb += wd_clr.eq(1)
-                        # the header's checks are registered here and acted on in the
-                        # next state's first cycle (no comparator before the FSM)
-                        with m.If(ncmd > Cmd.WRITE):
-                            m.d.sync += bad.eq(Status.BAD_CMD)
-                        with m.Elif((nlen[:2] != 0) | (nlen > self._max_payload) |
-                                    ((ncmd == Cmd.PING) & (nlen != 0))):
-                            m.d.sync += bad.eq(Status.BAD_LEN)
-                        with m.Elif(naddr[:2] != 0):
-                            m.d.sync += bad.eq(Status.BAD_ADDR)
-                        with m.Else():
-                            m.d.sync += bad.eq(0)
-                        with m.If((ncmd == Cmd.WRITE) & (nlen != 0)):
-                            m.next = "PAYLOAD"
-                        with m.Else():
-                            m.next = "CRC"
+                    with m.Switch(cnt[:3]):
+                        with m.Case(0):                       # cmd
+                            m.d.sync += [h_cmd_bad.eq(byte > Cmd.WRITE),
+                                         h_ping.eq(byte == Cmd.PING),
+                                         h_write.eq(byte == Cmd.WRITE)]
+                        with m.Case(1):                       # address, low byte
+                            m.d.sync += h_addr_bad.eq(byte[:2] != 0)
+                        with m.Case(5):                       # length, low byte
+                            m.d.sync += [h_lo_nz.eq(byte != 0), h_lo_odd.eq(byte[:2] != 0),
+                                         h_lo_gt.eq(byte > (self._max_payload & 0xFF))]
+                        with m.Case(6):                       # length, high byte
+                            nlen_nz = h_lo_nz | (byte != 0)
+                            mp_hi = self._max_payload >> 8
+                            too_long = (byte > mp_hi) | ((byte == mp_hi) & h_lo_gt)
+                            m.d.sync += [cnt.eq(0), last_idx.eq(Cat(hdr[48:56], byte) - 1)]
+                            m.d.comb += wd_clr.eq(1)
+                            # the header's checks are registered here and acted on in the
+                            # next state's first cycle (no comparator before the FSM)
+                            with m.If(h_cmd_bad):
+                                m.d.sync += bad.eq(Status.BAD_CMD)
+                            with m.Elif(h_lo_odd | too_long | (h_ping & nlen_nz)):
+                                m.d.sync += bad.eq(Status.BAD_LEN)
+                            with m.Elif(h_addr_bad):
+                                m.d.sync += bad.eq(Status.BAD_ADDR)
+                            with m.Else():
+                                m.d.sync += bad.eq(0)
+                            with m.If(h_write & nlen_nz):
+                                m.next = "PAYLOAD"
+                            with m.Else():
+                                m.next = "CRC"
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 

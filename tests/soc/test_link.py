@@ -15,14 +15,14 @@ QUIET = 40
 WORDS = 16  # the model memory: word addresses 0..15
 
 
-def run_link(script, read_latency=1):
+def run_link(script, read_latency=1, max_payload=MAXP):
     """Run ``script(xfer, drain)`` against a link whose bus has a dict memory answering
     reads after ``read_latency`` cycles (garbage on ``r_data`` at every other time).
 
     ``xfer(bytes)`` sends a request and returns the parsed response; ``drain(bytes)`` sends
     arbitrary bytes and returns every response that comes back until the link is quiet.
     """
-    link = HostLink(max_payload=MAXP, timeout_cycles=TIMEOUT, quiet_cycles=QUIET,
+    link = HostLink(max_payload=max_payload, timeout_cycles=TIMEOUT, quiet_cycles=QUIET,
                     read_latency=read_latency)
     mem = {}
     garbage = 0xA5A5_5A5A
@@ -126,6 +126,20 @@ def test_watchdog_threshold(gap, ok):
         assert (await xfer(read(1, 1))).words() == [7 if ok else 0]
 
     assert run_link(script) == ({1: 7} if ok else {})
+
+
+@pytest.mark.parametrize("length, status", [
+    (1024, P.Status.OK), (1028, P.Status.BAD_LEN), (1280, P.Status.BAD_LEN),
+    (1020, P.Status.OK), (260, P.Status.OK), (65532, P.Status.BAD_LEN), (1026, P.Status.BAD_LEN),
+])
+def test_length_limit_across_bytes(length, status):
+    """max_payload = 1024: the length check compares both bytes of the length field."""
+    async def script(xfer, drain):
+        resps = await drain(read(0, length // 4) if length % 4 == 0
+                            else P.request(P.Cmd.READ, 0, length))
+        assert [r.status for r in resps] == [status]
+
+    run_link(script, max_payload=1024)
 
 
 def test_truncated_packet_times_out():
