@@ -122,6 +122,7 @@ class HostLink(wiring.Component):
         status = Signal(8)
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
+        wleft = Signal(range(nwords + 1))   # WRITE words still to commit
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         # Watchdog: cycles since the last byte of a packet (or of a drained one). Two
         # down-counters, reloaded when it clears and decremented while it runs, hold
@@ -271,24 +272,27 @@ class HostLink(wiring.Component):
                 with m.If(crc_rx != crc):
                     error(Status.BAD_CRC)
                 with m.Elif(cmd == Cmd.WRITE):
-                    m.d.sync += [status.eq(Status.OK), widx.eq(0), baddr.eq(addr[2:])]
+                    m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:]),
+                                 baddr.eq(addr[2:])]
                     m.next = "COMMIT_RD"
                 with m.Else():
                     m.d.sync += status.eq(Status.OK)
                     m.next = "RESPOND"
 
+            # one word per cycle: the buffer reads word widx while word widx-1 is written;
+            # the read address and the end test are registers (no adder in front of them)
             with m.State("COMMIT_RD"):
-                with m.If(widx == length[2:]):
+                with m.If(wleft == 0):
                     m.next = "RESPOND"
                 with m.Else():
                     m.d.comb += rd.addr.eq(widx)
+                    m.d.sync += widx.eq(widx + 1)
                     m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
-                # one word per cycle: the buffer reads the next word while this one is written
                 m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data),
-                             self.bus.w_en.eq(1), rd.addr.eq(widx + 1)]
-                m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1)]
-                with m.If(widx + 1 == length[2:]):
+                             self.bus.w_en.eq(1), rd.addr.eq(widx)]
+                m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1)]
+                with m.If(wleft == 1):
                     m.next = "RESPOND"
 
             with m.State("DRAIN"):
