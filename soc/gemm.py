@@ -237,34 +237,41 @@ class GemmUnit(wiring.Component):
             with m.If(queue.r_rdy & ~arr.i.ready):
                 m.d.sync += stall_cycles.eq(stall_cycles + 1)
 
-        # ---- bus reads (data on the next cycle)
-        r_region = Signal.like(region)
-        r_index = Signal.like(index)
-        reg_data = Signal(32)
-        m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
         regs = {GEMM_REGS["K"]: K, GEMM_REGS["STATUS"]: Cat(busy, done),
                 GEMM_REGS["BUSY_CYCLES"]: busy_cycles, GEMM_REGS["STALL_CYCLES"]: stall_cycles,
                 GEMM_REGS["GEOMETRY"]: self.geometry(), GEMM_REGS["FORMATS"]: self.formats(),
                 GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
-        with m.If(bus.r_en & (region == REGION["regs"])):
-            with m.Switch(index):
-                for a, v in regs.items():
-                    with m.Case(a):
-                        m.d.sync += reg_data.eq(v)
-        c_word = Signal(32)
-        j_sel = r_index[self.lw:self.lw + self.lc] if self.lc else 0
-        w_sel = r_index[:self.lw] if self.lw else 0
-        c_val = Signal(32 << self.lw)
-        with m.Switch(j_sel):
-            for j in range(cols):
-                with m.Case(j):
-                    m.d.comb += c_val.eq(c_reads[j].as_signed())
-        m.d.comb += c_word.eq(c_val.word_select(w_sel, 32))
-        with m.Switch(r_region):
-            with m.Case(REGION["regs"]):
-                m.d.comb += bus.r_data.eq(reg_data)
-            with m.Case(REGION["c"]):
-                m.d.comb += bus.r_data.eq(c_word)
-            with m.Case(REGION["c_special"]):
-                m.d.comb += bus.r_data.eq(srp.data)
+        bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
         return m
+
+
+def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
+    """A GEMM unit's bus read side (data on the next cycle): the registers ``regs``
+    (index -> value), the results (``c_reads``: one memory read port's data per column,
+    addressed by the caller with ``index``; word ``w`` of column ``j`` at index bits
+    ``lw`` and up, ``j`` above them) and the special flags (``special``)."""
+    r_region = Signal.like(region)
+    r_index = Signal.like(index)
+    reg_data = Signal(32)
+    m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
+    with m.If(bus.r_en & (region == REGION["regs"])):
+        with m.Switch(index):
+            for a, v in regs.items():
+                with m.Case(a):
+                    m.d.sync += reg_data.eq(v)
+    c_word = Signal(32)
+    j_sel = r_index[lw:lw + lc] if lc else 0
+    w_sel = r_index[:lw] if lw else 0
+    c_val = Signal(32 << lw)
+    with m.Switch(j_sel):
+        for j, data in enumerate(c_reads):
+            with m.Case(j):
+                m.d.comb += c_val.eq(data.as_signed())
+    m.d.comb += c_word.eq(c_val.word_select(w_sel, 32))
+    with m.Switch(r_region):
+        with m.Case(REGION["regs"]):
+            m.d.comb += bus.r_data.eq(reg_data)
+        with m.Case(REGION["c"]):
+            m.d.comb += bus.r_data.eq(c_word)
+        with m.Case(REGION["c_special"]):
+            m.d.comb += bus.r_data.eq(special)

@@ -62,7 +62,8 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
-from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, lanes_log2)
+from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
+                   lanes_log2)
 
 __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 
@@ -323,34 +324,9 @@ class GemmWSUnit(wiring.Component):
             with m.If(queue.r_rdy & ~arr.i.ready):
                 m.d.sync += stall_cycles.eq(stall_cycles + 1)
 
-        # ---- bus reads (data on the next cycle)
-        r_region = Signal.like(region)
-        r_index = Signal.like(index)
-        reg_data = Signal(32)
-        m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
         regs = {WS_REGS["K"]: K, WS_REGS["STATUS"]: Cat(busy, done),
                 WS_REGS["BUSY_CYCLES"]: busy_cycles, WS_REGS["STALL_CYCLES"]: stall_cycles,
                 WS_REGS["GEOMETRY"]: self.geometry(), WS_REGS["FORMATS"]: self.formats(),
                 WS_REGS["ACC"]: self.acc_word(), WS_REGS["DEPTH"]: D}
-        with m.If(bus.r_en & (region == REGION["regs"])):
-            with m.Switch(index):
-                for a, v in regs.items():
-                    with m.Case(a):
-                        m.d.sync += reg_data.eq(v)
-        c_word = Signal(32)
-        j_sel = r_index[self.lw:self.lw + self.lc] if self.lc else 0
-        w_sel = r_index[:self.lw] if self.lw else 0
-        c_val = Signal(32 << self.lw)
-        with m.Switch(j_sel):
-            for j in range(C):
-                with m.Case(j):
-                    m.d.comb += c_val.eq(c_reads[j].as_signed())
-        m.d.comb += c_word.eq(c_val.word_select(w_sel, 32))
-        with m.Switch(r_region):
-            with m.Case(REGION["regs"]):
-                m.d.comb += bus.r_data.eq(reg_data)
-            with m.Case(REGION["c"]):
-                m.d.comb += bus.r_data.eq(c_word)
-            with m.Case(REGION["c_special"]):
-                m.d.comb += bus.r_data.eq(srp.data)
+        bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
         return m
