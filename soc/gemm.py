@@ -232,10 +232,7 @@ class GemmUnit(wiring.Component):
             m.d.sync += out_row.eq(out_row + 1)
             with m.If(out_row == rows - 1):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-        with m.If(busy):
-            m.d.sync += busy_cycles.eq(busy_cycles + 1)
-            with m.If(queue.r_rdy & ~arr.i.ready):
-                m.d.sync += stall_cycles.eq(stall_cycles + 1)
+        count_cycles(m, busy, queue.r_rdy & ~arr.i.ready, busy_cycles, stall_cycles)
 
         regs = {GEMM_REGS["K"]: K, GEMM_REGS["STATUS"]: Cat(busy, done),
                 GEMM_REGS["BUSY_CYCLES"]: busy_cycles, GEMM_REGS["STALL_CYCLES"]: stall_cycles,
@@ -243,6 +240,15 @@ class GemmUnit(wiring.Component):
                 GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
         bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
         return m
+
+
+def count_cycles(m, busy, stalled, busy_cycles, stall_cycles):
+    """A GEMM unit's BUSY_CYCLES / STALL_CYCLES counters: cycles busy, and of those the
+    cycles an operand waits for the array (``stalled``)."""
+    with m.If(busy):
+        m.d.sync += busy_cycles.eq(busy_cycles + 1)
+        with m.If(stalled):
+            m.d.sync += stall_cycles.eq(stall_cycles + 1)
 
 
 def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):

@@ -63,7 +63,7 @@ from .. import golden
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
 from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
-                   lanes_log2)
+                   count_cycles, lanes_log2)
 
 __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 
@@ -319,10 +319,7 @@ class GemmWSUnit(wiring.Component):
             m.d.sync += out_row.eq(out_row + 1)
             with m.If(out_row == D - 1):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-        with m.If(busy):
-            m.d.sync += busy_cycles.eq(busy_cycles + 1)
-            with m.If(queue.r_rdy & ~arr.i.ready):
-                m.d.sync += stall_cycles.eq(stall_cycles + 1)
+        count_cycles(m, busy, queue.r_rdy & ~arr.i.ready, busy_cycles, stall_cycles)
 
         regs = {WS_REGS["K"]: K, WS_REGS["STATUS"]: Cat(busy, done),
                 WS_REGS["BUSY_CYCLES"]: busy_cycles, WS_REGS["STALL_CYCLES"]: stall_cycles,

@@ -1254,26 +1254,28 @@ class Model:
         def addr(arr):
             return ctypes.c_void_p(ctypes.addressof(arr))
 
-        # resolved ports and their C addresses, cached per stream interface (a host driver
-        # calls this once per packet: the lookups would cost more than a short exchange)
+        def resolved(stream, inward):
+            # a stream's payload port and C addresses (payload, words, valid, ready), cached
+            # per interface: a host driver calls this once per packet, and the lookups would
+            # cost more than a short exchange
+            got = self._stream_ports.get(id(stream))
+            if got is None or got[0] is not stream:
+                p, v, r = (port(stream.payload, inward), port(stream.valid, inward),
+                           port(stream.ready, not inward))
+                side = "next" if inward else "curr"
+                got = self._stream_ports[id(stream)] = (stream, p, (
+                    addr(getattr(p, side)), p.words, addr(getattr(v, side)),
+                    addr(r.curr if inward else r.next)))
+            return got[1], got[2]
+
         if n_in:
-            got_i = self._stream_ports.get(id(i))
-            if got_i is None or got_i[0] is not i:
-                ip, iv, ir = port(i.payload, True), port(i.valid, True), port(i.ready, False)
-                got_i = self._stream_ports[id(i)] = (
-                    i, ip, (addr(ip.next), ip.words, addr(iv.next), addr(ir.curr)))
-            _, ip, in_args = got_i
+            ip, in_args = resolved(i, True)
             in_data = _pack_beats(payloads, ip, raw)
         else:
             in_data = np.zeros((1, 1), dtype=np.uint32)
             in_args = (null, 1, null, null)
         if n_out:
-            got_o = self._stream_ports.get(id(o))
-            if got_o is None or got_o[0] is not o:
-                op, ov, ordy = port(o.payload, False), port(o.valid, False), port(o.ready, True)
-                got_o = self._stream_ports[id(o)] = (
-                    o, op, (addr(op.curr), op.words, addr(ov.curr), addr(ordy.next)))
-            _, op, out_args = got_o
+            op, out_args = resolved(o, False)
             out_data = np.zeros((n_out, op.words), dtype=np.uint32)
         else:
             out_data = np.zeros((1, 1), dtype=np.uint32)

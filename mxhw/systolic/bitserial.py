@@ -2,8 +2,8 @@
 
 The weight (the B element) reaches the PE one bit per cycle; the activation (the A element)
 is held in parallel. Block sums, scales and accumulation are those of :class:`MXMacPE`
-(its helpers :func:`~mxhw.systolic.pe.scale_shift`, :func:`~mxhw.systolic.pe.block_to_grid`,
-:func:`~mxhw.systolic.pe.accumulate`), so the array matches golden ``fixed`` accumulation
+(its helpers :func:`~mxhw.systolic.pe.scale_shift` and
+:func:`~mxhw.systolic.pe.accumulate_blocks`), so the array matches golden ``fixed`` accumulation
 bit for bit.
 """
 
@@ -15,8 +15,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import _nonfinite, fixed_shape, lsb_shift, unpack
 from ..pe.multiplier import product_width
-from .pe import (acc_width, block_sum_width, block_to_grid, accumulate, check_pipeline,
-                 scale_nan, scale_shift, stage)
+from .pe import (acc_width, accumulate_blocks, block_sum_width, check_pipeline, scale_nan,
+                 scale_shift, stage)
 
 __all__ = ["BitSerialMXMacPE", "serial_bits", "check_serial_format", "SERIAL_BITS_MAX",
            "fixed_form"]
@@ -202,12 +202,6 @@ class BitSerialMXMacPE(wiring.Component):
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & final & end)
-        v, ev, last, spec_out = block_to_grid(m, acc, s_new, d, nd,
-                                              [ev, last, spec_new], P - 1)
-        reg = Signal(signed(acc.width))
-        reg_new = accumulate(m, acc, reg, v)
-        with m.If(ev):
-            m.d.sync += reg.eq(reg_new)
-            with m.If(last):
-                m.d.sync += [reg.eq(0), self.result.eq(reg_new), self.special.eq(spec_out)]
+        accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, P - 1,
+                          self.result, self.special)
         return m

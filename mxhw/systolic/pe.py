@@ -164,6 +164,20 @@ def accumulate(m, acc, reg, v):
     return reg_new
 
 
+def accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, stages, result, special):
+    """An output-stationary PE's block end: on ``ev`` the finished block sum ``s_new`` goes
+    onto the accumulator grid (:func:`block_to_grid`, ``stages`` register stages, shift
+    ``d``/``nd``) and into the ``fixed`` accumulator; on a tile's ``last`` block the
+    accumulator moves to ``result`` (``special`` from ``spec_new``) and restarts at zero."""
+    v, ev, last, spec_out = block_to_grid(m, acc, s_new, d, nd, [ev, last, spec_new], stages)
+    reg = Signal(signed(acc.width))
+    reg_new = accumulate(m, acc, reg, v)
+    with m.If(ev):
+        m.d.sync += reg.eq(reg_new)
+        with m.If(last):
+            m.d.sync += [reg.eq(0), result.eq(reg_new), special.eq(spec_out)]
+
+
 class MXMacPE(wiring.Component):
     """Bit-parallel MX multiply-accumulate: one element pair per cycle.
 
@@ -280,14 +294,8 @@ class MXMacPE(wiring.Component):
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & end)
-        v, ev, last, spec_out = block_to_grid(m, acc, s_new, d, nd, [ev, last, spec_new], P - 1)
-
-        reg = Signal(signed(acc.width))
-        reg_new = accumulate(m, acc, reg, v)
-        with m.If(ev):
-            m.d.sync += reg.eq(reg_new)
-            with m.If(last):
-                m.d.sync += [reg.eq(0), self.result.eq(reg_new), self.special.eq(spec_out)]
+        accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, P - 1,
+                          self.result, self.special)
         return m
 
     def _elaborate_fp32(self, m, mul, valid, end, last, nan):
