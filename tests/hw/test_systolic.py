@@ -76,6 +76,23 @@ def acc_strategy():
                      st.sampled_from(["saturate", "wrap"]), st.sampled_from(["floor", "rne"]))
 
 
+def check_pe_tiles(a, b, nblks, acc, got):
+    """One PE's results ``got`` ((result, special) per tile) equal golden GEMMs of the 1x1
+    tiles of ``nblks`` blocks each that ``a`` (1 x K) and ``b`` (K x 1) are cut into."""
+    b0 = 0
+    for t, nb in enumerate(nblks):
+        bs, ks = slice(b0, b0 + nb), slice(32 * b0, 32 * (b0 + nb))
+        b0 += nb
+        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs], None)
+        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs], None)
+        val, raw = gemm(at, bt, acc, return_raw=True)
+        r, s = got[t]
+        if np.isnan(val[0, 0]):
+            assert s, t
+        else:
+            assert not s and r == raw[0, 0], (t, r, raw[0, 0])
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
        rows=st.integers(1, 4), cols=st.integers(1, 4),
@@ -191,18 +208,7 @@ def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed, nan_p, zero_p):
     a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p, zero_block_p=zero_p)
     b = random_operand(rng, fb, (K, 1), 0, nan_p=nan_p, zero_block_p=zero_p)
     got = run_pe(a, b, nblks, acc, pipeline, seed)
-    b0 = 0
-    for t, nb in enumerate(nblks):
-        bs, ks = slice(b0, b0 + nb), slice(32 * b0, 32 * (b0 + nb))
-        b0 += nb
-        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs], None)
-        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs], None)
-        val, raw = gemm(at, bt, acc, return_raw=True)
-        r, s = got[t]
-        if np.isnan(val[0, 0]):
-            assert s, t
-        else:
-            assert not s and r == raw[0, 0], (t, r, raw[0, 0])
+    check_pe_tiles(a, b, nblks, acc, got)
 
 
 @pytest.mark.parametrize("pipeline, exc, msg", [

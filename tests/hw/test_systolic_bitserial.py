@@ -19,7 +19,8 @@ from mxhw.systolic.driver import array_beats, tile_order
 from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
 
 from test_gemm_engine import check as check_engine, run_engine
-from test_systolic import ACC, FORMATS, acc_strategy, check_gemm, random_operand
+from test_systolic import (ACC, FORMATS, acc_strategy, check_gemm, check_pe_tiles,
+                           random_operand)
 
 #: Serial bits of each OCP MX weight element (the K step's cycles), from the descriptors.
 SERIAL = {"mxfp4": 5, "mxfp6_e2m3": 7, "mxfp6_e3m2": 10, "mxfp8_e4m3": 19,
@@ -241,18 +242,7 @@ def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed, nan_p, zero_p):
     a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p, zero_block_p=zero_p)
     b = random_operand(rng, fb, (K, 1), 0, nan_p=nan_p, zero_block_p=zero_p)
     got = run_pe(a, b, nblks, acc, pipeline, seed)
-    b0 = 0
-    for t, nb in enumerate(nblks):
-        bs, ks = slice(b0, b0 + nb), slice(32 * b0, 32 * (b0 + nb))
-        b0 += nb
-        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs], None)
-        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs], None)
-        val, raw = gemm(at, bt, acc, return_raw=True)
-        r, s = got[t]
-        if np.isnan(val[0, 0]):
-            assert s, t
-        else:
-            assert not s and r == raw[0, 0], (t, r, raw[0, 0])
+    check_pe_tiles(a, b, nblks, acc, got)
 
 
 # ---- the GEMM engine on a bit-serial array ----------------------------------------------
