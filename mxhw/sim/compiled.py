@@ -8,6 +8,9 @@ the C API source, the compiler and its flags, so an unchanged design is compiled
 Port values live in the model's memory; :class:`Model` maps each top-level port onto it
 (32-bit chunks, little-endian), so ``set``/``get`` cost no foreign call. A clock cycle is one
 foreign call (``mx_tick``); ``mx_run`` runs many cycles of prepared input vectors at C speed.
+A clock cycle is one CXXRTL evaluation when the design allows it (:attr:`Model.fast`): the
+rising edge's evaluation also settles the combinational logic, so outputs are sampled
+between it and its commit.
 
 Only designs with at most one clock domain, ``sync`` (with its ``rst``) driven from outside,
 are supported; anything else raises :class:`CompiledSimError`. A ``wiring.Component``'s ports
@@ -110,7 +113,15 @@ _GLUE = r"""
 #include <cstdint>
 #include <cstring>
 #include <string>
+
+// Fast clocking (see _patch_edges): when the design's only clock edge test is
+// posedge_p_clk, mx_edge overrides it: 1 = this eval is the rising edge, 0 = no edge,
+// -1 = the design's own test (prev_p_clk / p_clk).
+static int mx_edge = -1;
 #include "design.cc"
+#ifndef MX_FAST_EDGE
+#define MX_FAST_EDGE 0
+#endif
 
 // Records the first failed assertion (Amaranth Assert/Assume) instead of aborting.
 struct mx_performer : cxxrtl::performer {
@@ -136,6 +147,7 @@ struct mx_sim {
     uint64_t cycle;
     uint64_t deltas;        // CXXRTL delta cycles run (two or more per clock cycle)
     uint64_t half_ps;
+    int fast;               // one delta per clock cycle (see mx_pre_edge)
     cxxrtl_vcd vcd;
     FILE *vcd_file;
 };
@@ -160,7 +172,9 @@ mx_sim *mx_create(void) {
     cxxrtl_object *clk = cxxrtl_get(s->h, "clk");
     s->clk = clk ? clk->next : nullptr;
     s->half_ps = 5000;
-    s->deltas += s->top->step(&s->perf);
+    size_t d = s->top->step(&s->perf);
+    s->deltas += d;
+    s->fast = MX_FAST_EDGE && s->clk && d == 1;
     return s;
 }
 
@@ -187,26 +201,71 @@ void mx_outline_eval(void *outline) { cxxrtl_outline_eval((cxxrtl_outline)outlin
 // assertion has failed (mx_failure gives its message).
 int mx_settle(mx_sim *s) {
     if (s->clk) *s->clk = 0;
-    s->deltas += s->top->step(&s->perf);
+    size_t d = s->top->step(&s->perf);
+    s->deltas += d;
+    if (d > 1) s->fast = 0;     // needs several deltas to settle: no fast clocking
     s->settled = 1;
     return s->perf.failed;
 }
 
+// One clock cycle is two halves: mx_pre_edge (after the inputs are written), after which
+// every output holds its settled value just before the rising edge, and mx_edge_commit,
+// which clocks the flops. Slow (the reference, and with a waveform open): settle with the
+// clock low (an eval/commit step), then a second step with the clock high. Fast: one eval
+// with the edge forced (mx_edge = 1) computes the settled combinational values from the
+// current state and inputs, and the flops' next state, in one pass (valid because the
+// design converges in one delta: MX_FAST_EDGE and every settle so far took one); outputs
+// are read before the commit, which then updates the state. The clock input stays low.
+static inline void mx_pre_edge(mx_sim *s, int fast) {
+    if (fast) {
+        mx_edge = 1;
+        bool converged = s->top->eval(&s->perf);
+        mx_edge = -1;
+        s->deltas++;
+        if (!converged && !s->perf.failed) {
+            s->perf.failed = 1;
+            s->perf.message = "mxhw compiled model: a clock edge did not converge in one "
+                              "delta cycle (set MXHW_SIM_FAST=0 and report this design)";
+        }
+    } else {
+        if (s->clk) *s->clk = 0;
+        s->deltas += s->top->step(&s->perf);
+    }
+}
+
+static inline void mx_edge_commit(mx_sim *s, int fast) {
+    if (fast) {
+        s->top->commit();
+    } else {
+        mx_sample(s, 2 * s->cycle * s->half_ps);
+        if (s->clk) {
+            *s->clk = 1;
+            s->deltas += s->top->step(&s->perf);
+            if (s->vcd) s->deltas += s->top->step(&s->perf);  // settle: the waveform shows post-edge values
+            mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
+        }
+    }
+    s->cycle++;
+    s->settled = 0;
+}
+
+static inline int mx_fast(mx_sim *s) { return s->fast && !s->vcd; }
+
+void mx_set_fast(mx_sim *s, int on) { s->fast = on && MX_FAST_EDGE && s->clk; }
+
+int mx_get_fast(mx_sim *s) { return s->fast; }
+
 const char *mx_failure(mx_sim *s) { return s->perf.failed ? s->perf.message.c_str() : nullptr; }
 
 // n rising clock edges; `dirty`: inputs changed since the last settle.
-// After the edge's step, logic that depends combinationally on the new state is not yet
+// After the edge, logic that depends combinationally on the new state is not yet
 // re-evaluated: the caller settles (mx_settle) before reading outputs.
 int mx_tick(mx_sim *s, uint64_t n, int dirty) {
+    int fast = mx_fast(s);
     for (uint64_t i = 0; i < n && !s->perf.failed; i++) {
-        if (i > 0 || dirty || !s->settled) { *s->clk = 0; s->deltas += s->top->step(&s->perf); }
-        mx_sample(s, 2 * s->cycle * s->half_ps);
-        *s->clk = 1;
-        s->deltas += s->top->step(&s->perf);
-        if (s->vcd) s->deltas += s->top->step(&s->perf);  // settle: the waveform shows post-edge values
-        mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
-        s->cycle++;
-        s->settled = 0;
+        if (fast) mx_pre_edge(s, 1);
+        else if (i > 0 || dirty || !s->settled) mx_pre_edge(s, 0);
+        mx_edge_commit(s, fast);
     }
     return s->perf.failed;
 }
@@ -218,24 +277,16 @@ int mx_tick1(mx_sim *s, int dirty) { return mx_tick(s, 1, dirty); }
 int mx_run(mx_sim *s, uint64_t n,
             size_t n_in, uint32_t **in_ptrs, const size_t *in_words, const uint32_t *in_data,
             size_t n_out, uint32_t **out_ptrs, const size_t *out_words, uint32_t *out_data) {
+    int fast = mx_fast(s);
     for (uint64_t c = 0; c < n && !s->perf.failed; c++) {
         for (size_t i = 0; i < n_in; i++) {
             memcpy(in_ptrs[i], in_data, in_words[i] * 4); in_data += in_words[i];
         }
-        if (s->clk) *s->clk = 0;
-        s->deltas += s->top->step(&s->perf);
+        mx_pre_edge(s, fast);
         for (size_t i = 0; i < n_out; i++) {
             memcpy(out_data, out_ptrs[i], out_words[i] * 4); out_data += out_words[i];
         }
-        mx_sample(s, 2 * s->cycle * s->half_ps);
-        if (s->clk) {
-            *s->clk = 1;
-            s->deltas += s->top->step(&s->perf);
-            if (s->vcd) s->deltas += s->top->step(&s->perf);
-            mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
-        }
-        s->cycle++;
-        s->settled = 0;
+        mx_edge_commit(s, fast);
     }
     return s->perf.failed;
 }
@@ -256,7 +307,7 @@ int mx_stream(mx_sim *s,
               uint64_t timeout, int dirty, uint64_t *stats) {
     uint64_t sent = 0, got = 0, cycles = 0, in_wait = 0, out_wait = 0;
     uint64_t gap = n_in && gaps ? gaps[0] : 0, stall = n_out && stalls ? stalls[0] : 0;
-    int rc = 0;
+    int rc = 0, fast = mx_fast(s);
     while ((sent < n_in || got < n_out) && !rc) {
         int offer = 0, accept = 0;
         if (sent < n_in) {
@@ -267,18 +318,11 @@ int mx_stream(mx_sim *s,
             if (stall) stall--;
             else { *ordy = 1; accept = 1; }
         }
-        if (s->clk) *s->clk = 0;
-        s->deltas += s->top->step(&s->perf);
+        mx_pre_edge(s, fast);
         int rdy = offer && (*ir & 1), vld = accept && (*ov & 1);
         if (vld) memcpy(out_data + got * opw, op, opw * 4);
-        mx_sample(s, 2 * s->cycle * s->half_ps);
-        if (s->clk) {
-            *s->clk = 1;
-            s->deltas += s->top->step(&s->perf);
-            if (s->vcd) s->deltas += s->top->step(&s->perf);
-            mx_sample(s, (2 * s->cycle + 1) * s->half_ps);
-        }
-        s->cycle++; s->settled = 0; cycles++;
+        mx_edge_commit(s, fast);
+        cycles++;
         if (s->perf.failed) rc = 1;
         if (offer) {
             if (rdy) {
@@ -548,12 +592,32 @@ def _yosys_cxxrtl(rtlil_text, options=""):
                      ignore_warnings=bool(options))
 
 
+_EDGE_TEST = re.compile(r"(bool (pos|neg)edge_(\w+)\(\) const \{\n\s*return )([^;\n]*);")
+
+
+def _patch_edges(cc):
+    """``(cc, fast)``: the generated C++ with its clock-edge tests routed through the glue's
+    ``mx_edge`` override, if the only edge test anywhere is the rising edge of ``clk`` (one
+    clock, no negative edges, no asynchronous resets) and no module has buffered
+    combinatorial outputs (``bool converged = false;``: their evaluation takes several
+    delta cycles); then ``fast`` is true and the model can run a clock cycle as one
+    evaluation (see ``mx_pre_edge`` in the glue). Otherwise ``cc`` unchanged and ``fast``
+    false."""
+    tests = _EDGE_TEST.findall(cc)
+    if not tests or any((kind, name) != ("pos", "p_clk") for _, kind, name, _ in tests) \
+            or "bool converged = false;" in cc:
+        return cc, False
+    cc = _EDGE_TEST.sub(lambda mt: f"{mt[1]}mx_edge >= 0 ? mx_edge != 0 : ({mt[4]});", cc)
+    return "#define MX_FAST_EDGE 1\n" + cc, True
+
+
 def _key(rtlil_text):
     path, ver = _compiler()
     large = _is_large(rtlil_text)
     h = hashlib.sha256()
     for part in (rtlil_text, _GLUE, path, ver, " ".join(_cxxflags(large)),
-                 _runtime_key(large), _cxxrtl_options(large), "dedup-2" if large else ""):
+                 _runtime_key(large), _cxxrtl_options(large), "dedup-2" if large else "",
+                 "edges-1"):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -637,7 +701,8 @@ def _compile(rtlil_text, key, directory):
                 tmp = Path(tmp)
                 large = _is_large(rtlil_text)
                 text = _dedup_modules(rtlil_text)[0] if large else rtlil_text
-                (tmp / "design.cc").write_text(_yosys_cxxrtl(text, _cxxrtl_options(large)))
+                cc, _ = _patch_edges(_yosys_cxxrtl(text, _cxxrtl_options(large)))
+                (tmp / "design.cc").write_text(cc)
                 (tmp / "glue.cc").write_text(_GLUE)
                 (tmp / "design.il").write_text(rtlil_text)
                 cxx, _ = _compiler()
@@ -692,6 +757,10 @@ def _load(so):
         lib.mx_cycle.restype = ctypes.c_uint64
         lib.mx_deltas.argtypes = [ctypes.c_void_p]
         lib.mx_deltas.restype = ctypes.c_uint64
+        lib.mx_set_fast.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.mx_set_fast.restype = None
+        lib.mx_get_fast.argtypes = [ctypes.c_void_p]
+        lib.mx_get_fast.restype = ctypes.c_int
         _LIBS[so] = lib
     return lib
 
@@ -773,6 +842,8 @@ class Model:
         self._names_map = names_map if names_map is not None else {}
         self._h = ctypes.c_void_p(lib.mx_create())
         self.key, self.path, self.compiled = key, path, compiled
+        if os.environ.get("MXHW_SIM_FAST", "1") == "0":
+            lib.mx_set_fast(self._h, 0)
         self.has_clk, self.has_rst = has_clk, has_rst
         self._ports = {}
         self._by_id = {}
@@ -943,10 +1014,22 @@ class Model:
 
     @property
     def deltas(self):
-        """CXXRTL delta cycles run so far: two per clock cycle (clock low, clock high) when
-        every evaluation converges at once; more when combinational paths cross module
-        boundaries of a hierarchical model (a speed diagnostic)."""
+        """CXXRTL delta cycles run so far (a speed diagnostic): one per clock cycle with
+        :attr:`fast` clocking, else two (clock low, clock high) when every evaluation
+        converges at once; more when combinational paths cross module boundaries of a
+        hierarchical model."""
         return self._lib.mx_deltas(self._h)
+
+    @property
+    def fast(self):
+        """Whether clock cycles run as one evaluation each (outputs read between the
+        rising edge's evaluation and its commit) instead of two (settle with the clock
+        low, then the edge). Available when the design has one clock, no other edge
+        tests, and settles in one delta cycle (checked on every settle: a design that
+        needs more turns it off); off while a waveform is recorded, and when
+        ``MXHW_SIM_FAST=0``. Both ways give the same values; fast is about twice as
+        fast."""
+        return bool(self._lib.mx_get_fast(self._h))
 
     # raw access
     def _read(self, p):

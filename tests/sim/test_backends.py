@@ -766,3 +766,120 @@ def test_hierarchical_model_agrees(tmp_path, monkeypatch):
     for v in vectors:
         xor3, add4 = xor3 ^ v[3], (add4 + v[4]) % 256
     assert b[-1][3:5] == [xor3, add4]
+
+
+# --- fast clocking: one evaluation per cycle, the same values as two ---------------------------
+
+def _stream_and_steps(dut, monkeypatch, fast):
+    """(model's fast flag, stream results, per-cycle stepping trace, deltas per cycle) with
+    fast clocking on or off (``MXHW_SIM_FAST``)."""
+    monkeypatch.setenv("MXHW_SIM_FAST", "1" if fast else "0")
+    rng = random.Random(11)
+    gaps = [rng.choice([0, 0, 1, 3]) for _ in VECTORS]
+    stalls = [rng.choice([0, 0, 2, 5]) for _ in VECTORS]
+    with compiled.build(dut) as m:
+        d0, c0 = m.deltas, m.cycle
+        got, cycles = m.stream(dut.i, VECTORS, dut.o, len(VECTORS), gaps=gaps, stalls=stalls)
+        per_cycle = (m.deltas - d0) / (m.cycle - c0)
+        trace = []
+        for n, v in enumerate(VECTORS[:20]):
+            m.set(dut.i.payload, v)
+            m.set(dut.i.valid, n % 3 != 1)
+            m.set(dut.o.ready, n % 4 != 2)
+            m.step()
+            trace.append((m.get(dut.i.ready), m.get(dut.o.valid), m.get(dut.o.payload)))
+        return m.fast, (got, cycles), trace, per_cycle
+
+
+def test_fast_clocking_agrees(monkeypatch):
+    """Fast clocking (outputs sampled between the edge's evaluation and its commit) gives
+    the same cycle-exact values as settle-then-edge, in one delta per cycle."""
+    dut = StreamPipeline(width=16, stages=3)
+    fast, a, ta, d_fast = _stream_and_steps(dut, monkeypatch, True)
+    slow, b, tb, d_slow = _stream_and_steps(dut, monkeypatch, False)
+    assert (fast, slow) == (True, False)
+    assert a == b and ta == tb
+    assert a[0] == [dut.reference(v) for v in VECTORS]
+    assert (d_fast, d_slow) == (1, 2)
+
+
+def test_fast_clocking_hierarchical_agrees(tmp_path, monkeypatch):
+    """The same on a hierarchical (merged-module) model: child modules see the edge too."""
+    monkeypatch.setenv("MXHW_SIM_CACHE", str(tmp_path))
+    monkeypatch.setattr(compiled, "LARGE_RTLIL_LINES", 0)
+    rng = random.Random(3)
+    vectors = [[rng.randrange(256) for _ in range(5)] for _ in range(30)]
+    traces = {}
+    for fast in (True, False):
+        monkeypatch.setenv("MXHW_SIM_FAST", "1" if fast else "0")
+        dut = Lanes()
+        with compiled.build(dut) as m:
+            assert m.fast == fast
+            log = []
+            for v in vectors:
+                for n in range(5):
+                    m.set(dut.x[n], v[n])
+                m.step()
+                log.append([m.get(dut.y[n]) for n in range(5)])
+            traces[fast] = log
+    assert traces[True] == traces[False]
+    xor0, add4 = 0, 0
+    for v in vectors:
+        xor0, add4 = xor0 ^ v[0], (add4 + v[4]) % 256
+    assert traces[True][-1][0] == xor0 and traces[True][-1][4] == add4
+
+
+class _Inc(wiring.Component):
+    x: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(self.x + 1)
+        return m
+
+
+class _IncChain(wiring.Component):
+    """Three identical combinational modules chained against their instance order, then a
+    register: kept as hierarchy, their outputs are buffered wires (several delta cycles)."""
+    x: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = [_Inc() for _ in range(3)]
+        for n, cn in enumerate(c):
+            m.submodules[f"c{n}"] = cn
+        r = Signal(8)
+        m.d.comb += [c[2].x.eq(self.x), c[1].x.eq(c[2].y), c[0].x.eq(c[1].y), self.y.eq(r)]
+        m.d.sync += r.eq(c[0].y)
+        return m
+
+
+def test_fast_clocking_off_when_settling_takes_deltas(tmp_path, monkeypatch):
+    monkeypatch.setenv("MXHW_SIM_CACHE", str(tmp_path))
+    monkeypatch.setattr(compiled, "LARGE_RTLIL_LINES", 0)
+    dut = _IncChain()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # Yosys: buffered combinatorial wires
+        m = compiled.build(dut)
+    with m:
+        assert not m.fast
+        for v in (5, 9, 255):
+            m.set(dut.x, v)
+            m.step()
+            assert m.get(dut.y) == (v + 3) % 256
+
+
+def test_patch_edges_only_single_rising_clock():
+    one = ("struct p_top : public module {\n\tbool posedge_p_clk() const {\n"
+           "\t\treturn !prev_p_clk.slice<0>().val() && p_clk.slice<0>().val();\n\t}\n};\n"
+           "bool p_top::eval(performer *performer) {\n\tbool converged = true;\n")
+    cc, fast = compiled._patch_edges(one)
+    assert fast and cc.startswith("#define MX_FAST_EDGE 1\n")
+    assert "return mx_edge >= 0 ? mx_edge != 0 : (!prev_p_clk" in cc
+    for other in (one.replace("posedge_p_clk", "negedge_p_clk"),
+                  one + one.replace("p_clk", "p_rst"),
+                  one.replace("converged = true", "converged = false"),
+                  "struct p_top : public module {};\n"):
+        assert compiled._patch_edges(other) == (other, False)
