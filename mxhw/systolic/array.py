@@ -10,7 +10,8 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
-from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line
+from ..formats import moded_code, operand_element
+from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line, mode_port
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
@@ -253,8 +254,12 @@ class SystolicArray(wiring.Component):
         return data.StructLayout({
             "a": data.ArrayLayout(unsigned(fa.element.bits), self._rows),
             "a_scale": data.ArrayLayout(unsigned(fa.scale.bits), self._rows),
+            **({"a_mode": data.ArrayLayout(mode_port(fa), self._rows)} if fa.mode_bits
+               else {}),
             "b": data.ArrayLayout(unsigned(fb.element.bits), self._cols),
             "b_scale": data.ArrayLayout(unsigned(fb.scale.bits), self._cols),
+            **({"b_mode": data.ArrayLayout(mode_port(fb), self._cols)} if fb.mode_bits
+               else {}),
             "last": 1,
         })
 
@@ -314,7 +319,9 @@ class SystolicArray(wiring.Component):
             m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
             m.d.sync += xv.eq(take)
             ctl = (("v", xv), ("e", xend), ("l", xlast))
-            cols_in = [(("b", x.b[j]), ("bs", x.b_scale[j])) for j in range(C)]
+            cols_in = [(("b", x.b[j]), ("b_scale", x.b_scale[j]),
+                        *((("b_mode", x.b_mode[j]),) if fb.mode_bits else ()))
+                       for j in range(C)]
         else:
             # bit-serial: a transfer is held for p cycles while the weights shift out, MSB
             # first; the next one is taken in the cycle of the last bit
@@ -331,20 +338,25 @@ class SystolicArray(wiring.Component):
             with m.If(take):
                 m.d.sync += [xv.eq(1), c.eq(0)]
                 for j in range(C):
-                    w, nf = fixed_form(m, fb.element, self.i.payload.b[j])
+                    w, nf = fixed_form(m, operand_element(fb), moded_code(
+                        fb, self.i.payload.b[j],
+                        self.i.payload.b_mode[j] if fb.mode_bits else None))
                     m.d.sync += [sreg[j].eq(w.as_unsigned()), bnf[j].eq(nf)]
             ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
-            cols_in = [(("bb", sreg[j][p - 1]), ("bn", bnf[j]), ("bs", x.b_scale[j]))
-                       for j in range(C)]
+            cols_in = [(("b_bit", sreg[j][p - 1]), ("b_nonfinite", bnf[j]),
+                        ("b_scale", x.b_scale[j])) for j in range(C)]
 
         def delay(sig, n, name):
             return delay_line(m, sig, n, name)
 
-        # skewed edge operands: row i delayed i cycles, column j delayed j
-        a_in = [(delay(x.a[i], i, f"a{i}"), delay(x.a_scale[i], i, f"as{i}"),
-                 *(delay(s_, i, f"{n}{i}") for n, s_ in ctl))
-                for i in range(R)]
-        b_in = [tuple(delay(s_, j, f"{n}{j}") for n, s_ in cols_in[j]) for j in range(C)]
+        # skewed edge operands: row i delayed i cycles, column j delayed j; the PE ports
+        # they drive, by name (the control: ``ctl``)
+        rows_in = [(("a", x.a[i]), ("a_scale", x.a_scale[i]),
+                    *((("a_mode", x.a_mode[i]),) if fa.mode_bits else ()), *ctl)
+                   for i in range(R)]
+        a_in = [tuple((n, delay(s_, i, f"{n}{i}")) for n, s_ in rows_in[i]) for i in range(R)]
+        b_in = [tuple((n, delay(s_, j, f"{n}{j}")) for n, s_ in cols_in[j]) for j in range(C)]
+        ports = {"v": "valid", "e": "block_end", "l": "last", "f": "first", "z": "final"}
 
         pes = [[None] * C for _ in range(R)]
         b_out = {}
@@ -355,22 +367,10 @@ class SystolicArray(wiring.Component):
                 pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 pes[i][j] = pe
-                a, a_s, *ctl_ij = ah
-                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s)]
-                if p is None:
-                    v, e, last = ctl_ij
-                    b, b_s = bv
-                    m.d.comb += [pe.valid.eq(v), pe.block_end.eq(e), pe.last.eq(last),
-                                 pe.b.eq(b), pe.b_scale.eq(b_s)]
-                else:
-                    v, first, final, e, last = ctl_ij
-                    bit, nf, b_s = bv
-                    m.d.comb += [pe.valid.eq(v), pe.first.eq(first), pe.final.eq(final),
-                                 pe.block_end.eq(e), pe.last.eq(last), pe.b_bit.eq(bit),
-                                 pe.b_nonfinite.eq(nf), pe.b_scale.eq(b_s)]
+                m.d.comb += [getattr(pe, ports.get(n, n)).eq(s_) for n, s_ in ah + bv]
                 # registered pass-through to the right and down
-                ah = tuple(delay(s_, 1, f"h{i}_{j}_{n}") for n, s_ in enumerate(ah))
-                b_out[i, j] = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
+                ah = tuple((n, delay(s_, 1, f"h{i}_{j}_{n}")) for n, s_ in ah)
+                b_out[i, j] = tuple((n, delay(s_, 1, f"w{i}_{j}_{n}")) for n, s_ in bv)
 
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
         # (bit-serial: the final bit of its last step)
