@@ -79,8 +79,16 @@ class SystolicArray(wiring.Component):
     rows, cols : int
         Array shape, >= 1.
     fmt_a, fmt_b : str or BlockFormat
-        Operand block formats (single-mode, power-of-two scales, equal block size ``k``):
-        e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``; A and B may differ.
+        Operand block formats (power-of-two scales, 1-D blocks, equal block size ``k``):
+        e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``, ``"mxint4"``, ``"mxsf"``; A and B
+        may differ. **MXSF** (MX-SAFE: per block a mode, W = E2M5 or S = fp6_e3m2 in the
+        low 6 bits) works in both dataflows, with every accumulation and PE type: the
+        block's mode travels beside its scale (``a_mode`` / ``b_mode`` / ``w_mode``, see
+        Members) and each PE decodes the code by it
+        (:func:`~mxhw.formats.operand_element`); exact products sit on the finer grid of
+        the two modes (``2**-5``), so block sums stay exact. A mode S code with a top bit
+        set is reserved; golden decodes it as NaN, so its block makes the result NaN
+        (``special``). ``mxsf_tile`` (2-D tiles) is rejected.
     dataflow : "output_stationary" or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
@@ -93,7 +101,8 @@ class SystolicArray(wiring.Component):
         with ``pipeline`` (also chosen by ``pe=BitSerialMXMacPE`` or a
         ``functools.partial`` of it), see *Bit-serial PEs* below; or a PE factory
         ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
-        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
+        :class:`MXMacPE` (with its ``a_mode`` / ``b_mode`` ports for MXSF operands; the
+        hook for other PE types), whose ``latency`` attribute (1 if
         absent) gives the cycles from its last element to its result.
     pipeline : int
         Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
@@ -110,10 +119,15 @@ class SystolicArray(wiring.Component):
     i : In(stream.Signature(in_layout))
         Output-stationary: ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale":
         ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols), "b_scale":
-        ArrayLayout(scale_b, cols), "last": 1})``. Weight-stationary:
+        ArrayLayout(scale_b, cols), "last": 1})``; an MXSF A adds ``"a_mode":
+        ArrayLayout(1, rows)`` after ``a_scale``, an MXSF B ``"b_mode": ArrayLayout(1,
+        cols)`` after ``b_scale`` (each row's / column's block mode, 0 = W, 1 = S; other
+        formats have no mode fields). Weight-stationary:
         ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale": scale_a, "w":
         ArrayLayout(elem_b, cols), "w_scale": ArrayLayout(scale_b, cols), "act": 1,
-        "w_valid": 1, "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1})``:
+        "w_valid": 1, "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1})``,
+        an MXSF A adding ``"a_mode": 1`` after ``a_scale`` and an MXSF B ``"w_mode":
+        ArrayLayout(1, cols)`` after ``w_scale`` (held with the weights in the PEs):
         ``act``: ``a``/``a_scale`` are an activation row of the current pass (``depth``
         of them per pass; the first of a pass swaps in the weights loaded since the
         previous pass's first); ``w_valid``: ``w``/``w_scale`` are the next weight row
@@ -155,10 +169,15 @@ class SystolicArray(wiring.Component):
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
 
+    With MXSF weights (B) the serial form is the exact integer of either mode on the
+    ``2**-5`` grid (11 bits: 11 cycles per K step), made at the edge from the code and
+    ``b_mode``; MXSF activations are decoded by ``a_mode`` in the PEs.
+
     Raises
     ------
     TypeError, ValueError
-        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``,
+        Bad ``rows``/``cols``, formats (2-D blocks such as ``mxsf_tile``, non-power-of-two
+        scales, unequal block sizes), ``dataflow``, ``acc``, ``pe``, ``pipeline``,
         ``depth``; a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
         fixed-point elements exceed :data:`~mxhw.systolic.bitserial.SERIAL_BITS_MAX` bits.
     """

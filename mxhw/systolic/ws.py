@@ -2,7 +2,8 @@
 
 PE ``(r, c)`` holds one weight code ``B[k0 + r, n0 + c]`` of the current *pass* (``rows``
 consecutive K elements of one MX block, ``cols`` output columns) in an active register,
-and the next pass's code in a shadow register. An activation row ``A[m, k0:k0 + rows]``
+and the next pass's code in a shadow register (an MXSF weight: the code with its block's
+mode, ``w_mode``; an MXSF activation row carries its block's ``a_mode`` along the row). An activation row ``A[m, k0:k0 + rows]``
 enters from the left, skewed (row ``r`` delayed ``r`` cycles) and moves right; exact
 partial sums (integers at the products' LSB, :func:`~mxhw.systolic.pe.block_sum_width`
 bits, plus a NaN/Inf flag) move down the columns. Below each column an accumulator stage
