@@ -430,3 +430,20 @@ def test_other_moded_formats_rejected():
         SystolicArray(2, 2, "mxsf", "bitmod_fp4", acc=fixed(32, 16))
     assert str(e.value) == ("fmt_b: bitmod_fp4 has fp16 scales; the arrays take "
                             "power-of-two scales")
+
+
+@pytest.mark.parametrize("cands, msg", [
+    (("fp4_e2m1", "fp8_e4m3"), "fmt_a: two_modes's element modes differ in width (fp4_e2m1: 4, "
+                               "fp8_e4m3: 8); the datapath takes modes of equal width"),
+    (("fp8_e4m3", "fp8_e5m2"), "fmt_a: two_modes has an element mode with Inf codes; the "
+                               "datapath takes moded formats without Inf"),
+])
+def test_moded_formats_that_do_not_fit(cands, msg):
+    """Other formats with modes per block: the ones the moded datapath cannot take raise
+    a clear error naming the parameter."""
+    fmt = golden.formats.BlockFormat(
+        name="two_modes", candidates=tuple(golden.formats.get(c) for c in cands),
+        scale=golden.formats.get("e8m0"), block=32)
+    with pytest.raises(ValueError) as e:
+        SystolicArray(2, 2, fmt, "mxfp4", acc=fixed(32, 16))
+    assert str(e.value) == msg
