@@ -25,16 +25,21 @@ no width is written down by hand.
   format's ``lsb_exp`` (``value == int * 2**fmt.lsb_exp``, golden ``int_table``).
 * :func:`lsb_shift` -- for an unpacked element, the left shift that turns its significand
   into that fixed-point magnitude (``significand << shift``; never negative).
+* :func:`operand_element` -- the element of a *block* format as a datapath sees it: the
+  element format itself, or, for a format with several element modes chosen per block
+  (MXSF), one ``table`` format over ``(mode, code)`` pairs (:func:`moded_code`) whose
+  :func:`unpack` decodes each mode structurally (no table ROM).
 
 Golden twin: ``fmt.table`` / ``fmt.int_table`` / ``fmt.nonfinite_mask``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,7 +47,8 @@ from . import golden
 from .golden.formats import BlockFormat, ElementFormat
 
 __all__ = ["lookup_format", "element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
-           "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range"]
+           "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range",
+           "operand_element", "moded_code", "is_moded"]
 
 
 def lookup_format(fmt, name="fmt", kind="element"):
@@ -87,6 +93,90 @@ def int_range(fmt):
     fin = ~fmt.nonfinite_mask
     vals = [int(v) for v in fmt.int_table[fin]]
     return min(vals), max(vals)
+
+
+# ---- element modes chosen per block (MXSF) ----------------------------------------------
+
+#: moded element format -> per mode, the ``(format, bits)`` :func:`unpack` decodes
+_MODED: dict = {}
+
+
+def _core(fmt):
+    """``(core, n)``: how :func:`unpack` decodes a candidate ``fmt`` of a moded format.
+
+    A ``table`` format whose codes ``0 .. 2**n - 1`` hold exactly the values of a registered
+    ``fp`` or ``int`` format of ``n`` bits and whose other codes are NaN (reserved; MXSF
+    mode S: fp6_e3m2 in the low 6 bits) decodes as that format on the low ``n`` bits plus
+    a NaN flag for the rest; any other format as itself (``n = fmt.bits``)."""
+    if fmt.kind == "table":
+        t = fmt.table
+        for name in golden.formats.element_names():
+            c = golden.formats.get(name)
+            n = c.bits
+            if (c.kind in ("fp", "int") and n < fmt.bits and np.isnan(t[1 << n:]).all()
+                    and np.array_equal(t[:1 << n], c.table, equal_nan=True)
+                    and np.array_equal(np.signbit(t[:1 << n]), np.signbit(c.table))):
+                return c, n
+    return fmt, fmt.bits
+
+
+@functools.cache
+def _moded_element(fmt):
+    cands = fmt.candidates
+    bits = cands[0].bits
+    if any(c.bits != bits for c in cands):
+        raise ValueError(f"{fmt.name}'s element modes differ in width "
+                         f"({', '.join(f'{c.name}: {c.bits}' for c in cands)}); the "
+                         f"datapath takes modes of equal width")
+    if any(np.isinf(c.table).any() for c in cands):
+        raise ValueError(f"{fmt.name} has an element mode with Inf codes; the datapath "
+                         f"takes moded formats without Inf")
+    values = np.full((1 << fmt.mode_bits, 1 << bits), np.nan)
+    for i, c in enumerate(cands):
+        values[i] = c.table
+    elem = golden.formats.table_format(
+        f"{fmt.name}_moded", values.ravel(),
+        doc=f"The elements of {fmt.name} with their block's mode: code = mode << {bits} | "
+            f"element code; mode i decodes as {', '.join(c.name for c in cands)} (mode "
+            f"order); unused modes are NaN.")
+    cores = tuple(_core(c) for c in cands)
+    u = Unpacked(elem)
+    for core, _ in cores:
+        uc = Unpacked(core)
+        d = u.sig_bits - uc.sig_bits               # exponent offset in unpack
+        if d < 0 or uc.exp_range[0] + d < u.exp_range[0] or uc.exp_range[1] + d > u.exp_range[1]:
+            raise ValueError(f"{fmt.name}: element mode {core.name} does not fit one "
+                             f"unpacked form with the other modes")
+    _MODED[elem] = (bits, cores)
+    return elem
+
+
+def operand_element(fmt):
+    """The element of the block format ``fmt`` as a datapath multiplies it.
+
+    One element mode: ``fmt.element``. Several, chosen per block (MXSF: W and S), one
+    ``table`` :class:`ElementFormat` over ``(mode, code)`` pairs: code ``mode << bits |
+    element code`` (:func:`moded_code`; ``bits + fmt.mode_bits`` bits), mode ``i`` valued
+    by ``fmt.candidates[i]``. Its ``lsb_exp`` is the finest of the modes' grids and its
+    ``int_table`` the exact fixed-point form on it, as
+    :func:`mxhw.golden.arith.element_ints`; everything derived from element descriptors
+    (:func:`int_range`, product widths, :class:`Unpacked`) follows. :func:`unpack`
+    decodes it by mode, each mode with its own format's logic, into one unpacked form.
+
+    Raises ``ValueError`` if the modes differ in width or have Inf codes.
+    """
+    return fmt.element if len(fmt.candidates) == 1 else _moded_element(fmt)
+
+
+def is_moded(fmt):
+    """``fmt`` (an element format) is an :func:`operand_element` with several modes."""
+    return fmt in _MODED
+
+
+def moded_code(fmt, code, mode):
+    """The code of :func:`operand_element` of the block format ``fmt``: ``code`` itself
+    (one mode), or ``Cat(code, mode)``."""
+    return Cat(code, mode) if fmt.mode_bits else code
 
 
 # ---- code layouts ----------------------------------------------------------------------
@@ -209,7 +299,9 @@ def unpack(m, fmt, code, name=None):
     raw = code.as_value() if isinstance(code, data.View) else code
     raw = raw[:fmt.bits]
     lo, _ = layout.exp_range
-    if fmt.kind == "fp":
+    if fmt in _MODED:
+        _unpack_moded(m, fmt, raw, u)
+    elif fmt.kind == "fp":
         man = raw[:fmt.man_bits]
         exp = raw[fmt.man_bits:fmt.man_bits + fmt.exp_bits]
         top = exp == (1 << fmt.exp_bits) - 1
@@ -245,6 +337,31 @@ def unpack(m, fmt, code, name=None):
                     if "is_nan" in dict(iter(layout)):
                         m.d.comb += u.is_nan.eq(nan)
     return u
+
+
+def _unpack_moded(m, fmt, raw, u):
+    """:func:`unpack` of an :func:`operand_element` with several modes: each mode's
+    decoder on the low bits, its value moved onto ``u``'s reading rule (same significand
+    LSB weight), the mode bits selecting; zero gets the smallest exponent."""
+    layout = u.shape()
+    sb, (lo, _) = layout.sig_bits, layout.exp_range
+    bits, cores = _MODED[fmt]
+    per_mode = []
+    for core, n in cores:
+        uc = unpack(m, core, raw[:n])
+        # value = sig * 2**(e - (sb_c - 1)) = sig * 2**(E - (sb - 1))
+        e = uc.exponent + (sb - Unpacked(core).sig_bits)
+        nan, zero = _nonfinite(uc), uc.is_zero
+        if n < bits:                               # reserved codes: NaN
+            reserved = raw[n:bits].any()
+            nan, zero = nan | reserved, zero & ~reserved
+        per_mode.append((uc.sign, uc.significand, Mux(zero, lo, e), zero, nan))
+    m.d.comb += u.is_nan.eq(1)                     # unused modes: NaN
+    with m.Switch(raw[bits:]):
+        for i, fields in enumerate(per_mode):
+            with m.Case(i):
+                m.d.comb += [f.eq(v) for f, v in zip(
+                    (u.sign, u.significand, u.exponent, u.is_zero, u.is_nan), fields)]
 
 
 def lsb_shift(u):

@@ -63,7 +63,9 @@ class SoCConfig:
     rows, cols : int
         The GEMM unit's systolic array (``rows = 0``: no GEMM unit).
     fmt_a, fmt_b : str
-        Its operand block formats (see ``mxhw.soc.gemm.FORMAT_IDS``).
+        Its operand block formats, keys of ``mxhw.soc.gemm.FORMAT_IDS`` (checked when
+        ``rows > 0``; MXSF, which the arrays take, is not one: the SoC's operand memories
+        carry no block modes).
     acc_width, acc_frac : int
         Its accumulation: ``golden.fixed(acc_width, acc_frac)`` (saturating, floor).
     max_k : int
@@ -116,6 +118,14 @@ class SoCConfig:
         if self.depth and self.dataflow != "weight_stationary":
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
                              f"{self.dataflow!r} (leave it 0)")
+        if self.rows:
+            from .gemm import FORMAT_IDS
+            for name in ("fmt_a", "fmt_b"):
+                f = getattr(self, name)
+                if f not in FORMAT_IDS:
+                    # e.g. "mxsf": the arrays take it, the SoC's operand memories do not
+                    raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)} (the "
+                                     f"GEMM unit's formats), not {f!r}")
         if self.a_tiles > 1 and self.dataflow != "output_stationary":
             raise ValueError("a_tiles applies to the output-stationary dataflow only "
                              "(leave it 1)")

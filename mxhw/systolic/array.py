@@ -10,7 +10,8 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
-from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line
+from ..formats import moded_code, operand_element
+from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line, mode_port
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
@@ -78,8 +79,16 @@ class SystolicArray(wiring.Component):
     rows, cols : int
         Array shape, >= 1.
     fmt_a, fmt_b : str or BlockFormat
-        Operand block formats (single-mode, power-of-two scales, equal block size ``k``):
-        e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``; A and B may differ.
+        Operand block formats (power-of-two scales, 1-D blocks, equal block size ``k``):
+        e.g. ``"mxfp4"``, ``"mxint8"``, ``"mxfp8_e4m3"``, ``"mxint4"``, ``"mxsf"``; A and B
+        may differ. **MXSF** (MX-SAFE: per block a mode, W = E2M5 or S = fp6_e3m2 in the
+        low 6 bits) works in both dataflows, with every accumulation and PE type: the
+        block's mode travels beside its scale (``a_mode`` / ``b_mode`` / ``w_mode``, see
+        Members) and each PE decodes the code by it
+        (:func:`~mxhw.formats.operand_element`); exact products sit on the finer grid of
+        the two modes (``2**-5``), so block sums stay exact. A mode S code with a top bit
+        set is reserved; golden decodes it as NaN, so its block makes the result NaN
+        (``special``). ``mxsf_tile`` (2-D tiles) is rejected.
     dataflow : "output_stationary" or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
@@ -92,7 +101,8 @@ class SystolicArray(wiring.Component):
         with ``pipeline`` (also chosen by ``pe=BitSerialMXMacPE`` or a
         ``functools.partial`` of it), see *Bit-serial PEs* below; or a PE factory
         ``pe(fmt_a, fmt_b, acc)`` returning a component with the signature of
-        :class:`MXMacPE` (the hook for other PE types), whose ``latency`` attribute (1 if
+        :class:`MXMacPE` (with its ``a_mode`` / ``b_mode`` ports for MXSF operands; the
+        hook for other PE types), whose ``latency`` attribute (1 if
         absent) gives the cycles from its last element to its result.
     pipeline : int
         Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
@@ -109,10 +119,15 @@ class SystolicArray(wiring.Component):
     i : In(stream.Signature(in_layout))
         Output-stationary: ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale":
         ArrayLayout(scale_a, rows), "b": ArrayLayout(elem_b, cols), "b_scale":
-        ArrayLayout(scale_b, cols), "last": 1})``. Weight-stationary:
+        ArrayLayout(scale_b, cols), "last": 1})``; an MXSF A adds ``"a_mode":
+        ArrayLayout(1, rows)`` after ``a_scale``, an MXSF B ``"b_mode": ArrayLayout(1,
+        cols)`` after ``b_scale`` (each row's / column's block mode, 0 = W, 1 = S; other
+        formats have no mode fields). Weight-stationary:
         ``StructLayout({"a": ArrayLayout(elem_a, rows), "a_scale": scale_a, "w":
         ArrayLayout(elem_b, cols), "w_scale": ArrayLayout(scale_b, cols), "act": 1,
-        "w_valid": 1, "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1})``:
+        "w_valid": 1, "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1})``,
+        an MXSF A adding ``"a_mode": 1`` after ``a_scale`` and an MXSF B ``"w_mode":
+        ArrayLayout(1, cols)`` after ``w_scale`` (held with the weights in the PEs):
         ``act``: ``a``/``a_scale`` are an activation row of the current pass (``depth``
         of them per pass; the first of a pass swaps in the weights loaded since the
         previous pass's first); ``w_valid``: ``w``/``w_scale`` are the next weight row
@@ -154,10 +169,15 @@ class SystolicArray(wiring.Component):
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with the same ``acc``.
 
+    With MXSF weights (B) the serial form is the exact integer of either mode on the
+    ``2**-5`` grid (11 bits: 11 cycles per K step), made at the edge from the code and
+    ``b_mode``; MXSF activations are decoded by ``a_mode`` in the PEs.
+
     Raises
     ------
     TypeError, ValueError
-        Bad ``rows``/``cols``, formats, ``dataflow``, ``acc``, ``pe``, ``pipeline``,
+        Bad ``rows``/``cols``, formats (2-D blocks such as ``mxsf_tile``, non-power-of-two
+        scales, unequal block sizes), ``dataflow``, ``acc``, ``pe``, ``pipeline``,
         ``depth``; a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
         fixed-point elements exceed :data:`~mxhw.systolic.bitserial.SERIAL_BITS_MAX` bits.
     """
@@ -253,8 +273,12 @@ class SystolicArray(wiring.Component):
         return data.StructLayout({
             "a": data.ArrayLayout(unsigned(fa.element.bits), self._rows),
             "a_scale": data.ArrayLayout(unsigned(fa.scale.bits), self._rows),
+            **({"a_mode": data.ArrayLayout(mode_port(fa), self._rows)} if fa.mode_bits
+               else {}),
             "b": data.ArrayLayout(unsigned(fb.element.bits), self._cols),
             "b_scale": data.ArrayLayout(unsigned(fb.scale.bits), self._cols),
+            **({"b_mode": data.ArrayLayout(mode_port(fb), self._cols)} if fb.mode_bits
+               else {}),
             "last": 1,
         })
 
@@ -314,7 +338,9 @@ class SystolicArray(wiring.Component):
             m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
             m.d.sync += xv.eq(take)
             ctl = (("v", xv), ("e", xend), ("l", xlast))
-            cols_in = [(("b", x.b[j]), ("bs", x.b_scale[j])) for j in range(C)]
+            cols_in = [(("b", x.b[j]), ("b_scale", x.b_scale[j]),
+                        *((("b_mode", x.b_mode[j]),) if fb.mode_bits else ()))
+                       for j in range(C)]
         else:
             # bit-serial: a transfer is held for p cycles while the weights shift out, MSB
             # first; the next one is taken in the cycle of the last bit
@@ -331,20 +357,25 @@ class SystolicArray(wiring.Component):
             with m.If(take):
                 m.d.sync += [xv.eq(1), c.eq(0)]
                 for j in range(C):
-                    w, nf = fixed_form(m, fb.element, self.i.payload.b[j])
+                    w, nf = fixed_form(m, operand_element(fb), moded_code(
+                        fb, self.i.payload.b[j],
+                        self.i.payload.b_mode[j] if fb.mode_bits else None))
                     m.d.sync += [sreg[j].eq(w.as_unsigned()), bnf[j].eq(nf)]
             ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
-            cols_in = [(("bb", sreg[j][p - 1]), ("bn", bnf[j]), ("bs", x.b_scale[j]))
-                       for j in range(C)]
+            cols_in = [(("b_bit", sreg[j][p - 1]), ("b_nonfinite", bnf[j]),
+                        ("b_scale", x.b_scale[j])) for j in range(C)]
 
         def delay(sig, n, name):
             return delay_line(m, sig, n, name)
 
-        # skewed edge operands: row i delayed i cycles, column j delayed j
-        a_in = [(delay(x.a[i], i, f"a{i}"), delay(x.a_scale[i], i, f"as{i}"),
-                 *(delay(s_, i, f"{n}{i}") for n, s_ in ctl))
-                for i in range(R)]
-        b_in = [tuple(delay(s_, j, f"{n}{j}") for n, s_ in cols_in[j]) for j in range(C)]
+        # skewed edge operands: row i delayed i cycles, column j delayed j; the PE ports
+        # they drive, by name (the control: ``ctl``)
+        rows_in = [(("a", x.a[i]), ("a_scale", x.a_scale[i]),
+                    *((("a_mode", x.a_mode[i]),) if fa.mode_bits else ()), *ctl)
+                   for i in range(R)]
+        a_in = [tuple((n, delay(s_, i, f"{n}{i}")) for n, s_ in rows_in[i]) for i in range(R)]
+        b_in = [tuple((n, delay(s_, j, f"{n}{j}")) for n, s_ in cols_in[j]) for j in range(C)]
+        ports = {"v": "valid", "e": "block_end", "l": "last", "f": "first", "z": "final"}
 
         pes = [[None] * C for _ in range(R)]
         b_out = {}
@@ -355,22 +386,10 @@ class SystolicArray(wiring.Component):
                 pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 pes[i][j] = pe
-                a, a_s, *ctl_ij = ah
-                m.d.comb += [pe.a.eq(a), pe.a_scale.eq(a_s)]
-                if p is None:
-                    v, e, last = ctl_ij
-                    b, b_s = bv
-                    m.d.comb += [pe.valid.eq(v), pe.block_end.eq(e), pe.last.eq(last),
-                                 pe.b.eq(b), pe.b_scale.eq(b_s)]
-                else:
-                    v, first, final, e, last = ctl_ij
-                    bit, nf, b_s = bv
-                    m.d.comb += [pe.valid.eq(v), pe.first.eq(first), pe.final.eq(final),
-                                 pe.block_end.eq(e), pe.last.eq(last), pe.b_bit.eq(bit),
-                                 pe.b_nonfinite.eq(nf), pe.b_scale.eq(b_s)]
+                m.d.comb += [getattr(pe, ports.get(n, n)).eq(s_) for n, s_ in ah + bv]
                 # registered pass-through to the right and down
-                ah = tuple(delay(s_, 1, f"h{i}_{j}_{n}") for n, s_ in enumerate(ah))
-                b_out[i, j] = tuple(delay(s_, 1, f"w{i}_{j}_{n}") for n, s_ in enumerate(bv))
+                ah = tuple((n, delay(s_, 1, f"h{i}_{j}_{n}")) for n, s_ in ah)
+                b_out[i, j] = tuple((n, delay(s_, 1, f"w{i}_{j}_{n}")) for n, s_ in bv)
 
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
         # (bit-serial: the final bit of its last step)

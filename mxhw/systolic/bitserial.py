@@ -13,10 +13,10 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import _nonfinite, fixed_shape, lsb_shift, unpack
+from ..formats import _nonfinite, fixed_shape, lsb_shift, moded_code, operand_element, unpack
 from ..pe.multiplier import product_width
-from .pe import (acc_width, accumulate_blocks, block_sum_width, check_pipeline, scale_nan,
-                 scale_shift, stage)
+from .pe import (acc_width, accumulate_blocks, block_sum_width, check_pipeline, mode_port,
+                 scale_nan, scale_shift, stage)
 
 __all__ = ["BitSerialMXMacPE", "serial_bits", "check_serial_format", "SERIAL_BITS_MAX",
            "fixed_form"]
@@ -34,11 +34,13 @@ def serial_bits(fmt):
 
 
 def check_serial_format(fmt_b, name="fmt_b"):
-    """Validate a block format's element as a bit-serial weight: its exact fixed-point
-    form must have at most :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
-    p = serial_bits(fmt_b.element)
+    """Validate a block format's element (:func:`~mxhw.formats.operand_element`: MXSF's
+    by mode) as a bit-serial weight: its exact fixed-point form must have at most
+    :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
+    e = operand_element(fmt_b)
+    p = serial_bits(e)
     if p > SERIAL_BITS_MAX:
-        raise ValueError(f"{name}: {fmt_b.element.name} elements need {p} serial bits as "
+        raise ValueError(f"{name}: {e.name} elements need {p} serial bits as "
                          f"fixed-point integers; the bit-serial PE takes at most "
                          f"{SERIAL_BITS_MAX}")
     return p
@@ -63,7 +65,8 @@ class BitSerialMXMacPE(wiring.Component):
 
     The weight (element of ``fmt_b``) is streamed as its exact signed fixed-point form
     ``w = int_table[code]`` (``value = w * 2**lsb_exp``; FP4/FP6/FP8 and INT8 alike, no
-    rounding), ``p = serial_bits(fmt_b.element)`` bits in two's complement, MSB (the sign)
+    rounding; MXSF by its block's mode, applied at the array's edge), ``p =
+    serial_bits(operand_element(fmt_b))`` bits in two's complement, MSB (the sign)
     first: ``golden.bitserial.serial_bits(w, p)``, the "two's complement view" (b) of
     :mod:`mxhw.golden.bitserial`'s unified representation. The activation (element of
     ``fmt_a``) is decoded in the PE to its fixed-point integer ``x`` and the product is
@@ -100,6 +103,8 @@ class BitSerialMXMacPE(wiring.Component):
     -------
     a : In(unsigned(bits)), a_scale : In(unsigned(scale bits))
         Activation code and its block's scale code, held over the step's ``p`` cycles.
+    a_mode : In(unsigned(mode bits))
+        Only when ``fmt_a`` has several element modes (MXSF): the activation's block mode.
     b_bit : In(1)
         This cycle's weight bit (MSB first).
     b_nonfinite : In(1)
@@ -142,6 +147,7 @@ class BitSerialMXMacPE(wiring.Component):
         super().__init__({
             "a": In(unsigned(fmt_a.element.bits)),
             "a_scale": In(unsigned(fmt_a.scale.bits)),
+            **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
             "b_bit": In(1),
             "b_nonfinite": In(1),
             "b_scale": In(unsigned(fmt_b.scale.bits)),
@@ -166,8 +172,9 @@ class BitSerialMXMacPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fa, fb, acc, P = self._fmt_a, self._fmt_b, self._acc, self._pipeline
-        x, a_nf = fixed_form(m, fa.element, self.a)
-        lsb_exp = fa.element.lsb_exp + fb.element.lsb_exp
+        ea, eb = operand_element(fa), operand_element(fb)
+        x, a_nf = fixed_form(m, ea, moded_code(fa, self.a, getattr(self, "a_mode", None)))
+        lsb_exp = ea.lsb_exp + eb.lsb_exp
         d, nd = scale_shift(m, fa, fb, acc, lsb_exp, self.a_scale, self.b_scale)
         nan, nf = Signal(), Signal()
         m.d.comb += [nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale)),
@@ -178,13 +185,13 @@ class BitSerialMXMacPE(wiring.Component):
                        self.b_bit, nf, d, nd, nan))
 
         # shift-and-add, MSB first: the sign bit subtracts
-        q = Signal(signed(product_width(fa.element, fb.element)))
+        q = Signal(signed(product_width(ea, eb)))
         t = Signal(signed(len(x) + 1))
         m.d.comb += t.eq(Mux(bit, x, 0))
         q_new = Signal.like(q)
         m.d.comb += q_new.eq(Mux(first, -t, (q << 1) + t))
 
-        sw = block_sum_width(fa.element, fb.element, self._k)
+        sw = block_sum_width(ea, eb, self._k)
         s = Signal(signed(sw))                     # exact block sum of the finished steps
         s_new = Signal(signed(sw))
         m.d.comb += s_new.eq(s + q_new)

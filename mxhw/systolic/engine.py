@@ -53,7 +53,7 @@ class GemmEngine(wiring.Component):
     Members
     -------
     i : In(stream.Signature(array.in_layout without "last"; weight-stationary: only
-        "a", "a_scale", "w", "w_scale"))
+        "a", "a_scale", "w", "w_scale", and "a_mode" / "w_mode" for MXSF operands))
     o : Out(stream.Signature({"row": array.out_layout, "last": 1}))
     busy, stalled, idle : Out(32)
         Cycle counters since reset, until the last result row has left: ``busy`` the array

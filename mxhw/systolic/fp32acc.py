@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
 
+from ..formats import is_moded, unpack
+
 __all__ = ["int_to_f32", "f32_add", "element_classes", "product_class", "F32_NAN",
            "F32_INF"]
 
@@ -112,16 +114,21 @@ def element_classes(fmt):
 
 def product_class(m, fa, a, fb, b):
     """IEEE class of the product of element codes ``a`` (``fa``) and ``b`` (``fb``):
-    ``(nan, pos_inf, neg_inf)`` signals, from the golden value tables."""
+    ``(nan, pos_inf, neg_inf)`` signals, from the golden value tables (a moded
+    :func:`~mxhw.formats.operand_element`'s NaN from its decoder)."""
     nan_a, ip_a, in_a, z_a = element_classes(fa)
     nan_b, ip_b, in_b, z_b = element_classes(fb)
 
     def match(code, codes):
         return code.matches(*codes) if codes else Const(0, 1)
 
+    def is_nan(fmt, code, codes):
+        # element modes (MXSF): the decoder's NaN flag, not a match on every NaN code
+        return unpack(m, fmt, code).is_nan if is_moded(fmt) else match(code, codes)
+
     nan, pinf, ninf = Signal(), Signal(), Signal()
     ia, ib = match(a, ip_a + in_a), match(b, ip_b + in_b)
-    m.d.comb += nan.eq(match(a, nan_a) | match(b, nan_b) | (ia & match(b, z_b))
+    m.d.comb += nan.eq(is_nan(fa, a, nan_a) | is_nan(fb, b, nan_b) | (ia & match(b, z_b))
                        | (match(a, z_a) & ib))
     if ip_a or in_a or ip_b or in_b:
         # an Inf product's sign: the signs of both codes (from the tables)

@@ -7,11 +7,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from ..formats import lookup_format
+from ..formats import lookup_format, moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier, product_width
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
-__all__ = ["MXMacPE", "PE_PIPELINE_MAX", "block_format", "scale_exp_range", "block_sum_width"]
+__all__ = ["MXMacPE", "PE_PIPELINE_MAX", "block_format", "mode_port", "scale_exp_range",
+           "block_sum_width"]
 
 
 
@@ -25,19 +26,28 @@ def delay_line(m, sig, n, name):
 
 
 def block_format(fmt, name="fmt"):
-    """The single-candidate :class:`golden.formats.BlockFormat` named by ``fmt``, with a
-    power-of-two scale and 1-D blocks (what the arrays accept)."""
+    """The :class:`golden.formats.BlockFormat` named by ``fmt``, with a power-of-two scale
+    and 1-D blocks (what the arrays accept). A format with several element modes chosen
+    per block (MXSF) is accepted when its modes make one :func:`~mxhw.formats.operand_element`
+    (equal widths, no Inf codes)."""
     fmt = lookup_format(fmt, name, "block")
-    if len(fmt.candidates) != 1:
-        raise ValueError(f"{name}: {fmt.name} has {len(fmt.candidates)} element modes; "
-                         f"the arrays take single-mode block formats")
-    if fmt.scale.kind != "pow2":
-        raise ValueError(f"{name}: {fmt.name} has {fmt.scale.name} scales; the arrays take "
-                         f"power-of-two scales")
     if isinstance(fmt.block, tuple):
         raise ValueError(f"{name}: {fmt.name} has 2-D blocks {fmt.block}; the arrays take "
                          f"1-D blocks along K")
+    if fmt.scale.kind != "pow2":
+        raise ValueError(f"{name}: {fmt.name} has {fmt.scale.name} scales; the arrays take "
+                         f"power-of-two scales")
+    try:
+        operand_element(fmt)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
     return fmt
+
+
+def mode_port(fmt):
+    """The per-block mode port shape of ``fmt`` (``fmt.mode_bits`` wide), or None for a
+    single-mode format."""
+    return unsigned(fmt.mode_bits) if fmt.mode_bits else None
 
 
 def scale_exp_range(fmt):
@@ -48,7 +58,8 @@ def scale_exp_range(fmt):
 
 
 def block_sum_width(fmt_a, fmt_b, k):
-    """Width of the exact sum of ``k`` exact products (signed)."""
+    """Width of the exact sum of ``k`` exact products (signed) of elements of ``fmt_a``
+    and ``fmt_b`` (element formats: :func:`~mxhw.formats.operand_element`)."""
     return product_width(fmt_a, fmt_b) + max(k - 1, 1).bit_length()
 
 
@@ -189,6 +200,12 @@ class MXMacPE(wiring.Component):
     On the tile's last element the accumulator moves to ``result`` and restarts at zero.
     A NaN scale or a NaN/Inf element code makes the result ``special`` (golden: NaN).
 
+    Element modes (MXSF, see :func:`~mxhw.formats.operand_element`): an operand whose
+    format has several modes per block gets a mode port beside its scale; the multiplier
+    decodes the code by its mode (MXSF mode W: E2M5, mode S: fp6_e3m2 in the low 6 bits;
+    a mode S code with a top bit set is reserved and counts as NaN, as golden) and the
+    exact products sit on the finest grid of the modes, so block sums stay exact.
+
     Register stages (``pipeline``, cumulative; each adds one cycle of latency and none of
     the stages stalls, so the PE still takes one element pair every cycle, blocks and tiles
     back to back):
@@ -223,6 +240,9 @@ class MXMacPE(wiring.Component):
     a, b : In(unsigned(bits))
         Element codes. ``a_scale``, ``b_scale`` : In(unsigned(scale bits)) scale codes of
         their blocks (read on the block's last element).
+    a_mode, b_mode : In(unsigned(mode bits))
+        Only for an operand with several element modes (MXSF): its block's mode, with
+        every element.
     valid, block_end, last : In(1)
         The pair is valid; it is the last of its block; the last of the tile (a block end).
     result : Out(signed(acc.width)) (``fp32``: 32 bits), special : Out(1)
@@ -248,6 +268,8 @@ class MXMacPE(wiring.Component):
             "b": In(unsigned(fmt_b.element.bits)),
             "a_scale": In(unsigned(fmt_a.scale.bits)),
             "b_scale": In(unsigned(fmt_b.scale.bits)),
+            **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
+            **({"b_mode": In(mode_port(fmt_b))} if fmt_b.mode_bits else {}),
             "valid": In(1),
             "block_end": In(1),
             "last": In(1),
@@ -265,9 +287,11 @@ class MXMacPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fa, fb, acc, P = self._fmt_a, self._fmt_b, self._acc, self._pipeline
-        m.submodules.mul = mul = ElementMultiplier(fa.element, fb.element,
-                                                   pipeline=1 if P >= 1 else 0)
-        m.d.comb += [mul.a.eq(self.a), mul.b.eq(self.b)]
+        ea, eb = operand_element(fa), operand_element(fb)
+        a = moded_code(fa, self.a, getattr(self, "a_mode", None))
+        b = moded_code(fb, self.b, getattr(self, "b_mode", None))
+        m.submodules.mul = mul = ElementMultiplier(ea, eb, pipeline=1 if P >= 1 else 0)
+        m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
         # control and the scales' shift and NaN flag, aligned with the product
         d, nd = scale_shift(m, fa, fb, acc, mul.lsb_exp, self.a_scale, self.b_scale)
         nan = Signal()
@@ -276,9 +300,9 @@ class MXMacPE(wiring.Component):
             stage(m, x, P >= 1, "m")
             for x in (self.valid, self.block_end, self.last, d, nd, nan))
         if acc.mode == "fp32":
-            return self._elaborate_fp32(m, mul, valid, end, last, nan)
+            return self._elaborate_fp32(m, mul, a, b, valid, end, last, nan)
 
-        sw = block_sum_width(fa.element, fb.element, self._k)
+        sw = block_sum_width(ea, eb, self._k)
         s = Signal(signed(sw))                     # exact block sum so far
         s_new = Signal(signed(sw))
         m.d.comb += s_new.eq(s + mul.p)
@@ -298,10 +322,12 @@ class MXMacPE(wiring.Component):
                           self.result, self.special)
         return m
 
-    def _elaborate_fp32(self, m, mul, valid, end, last, nan):
-        """golden ``fp32``: each block dot rounded to float32, added in K order (RNE)."""
+    def _elaborate_fp32(self, m, mul, a, b, valid, end, last, nan):
+        """golden ``fp32``: each block dot rounded to float32, added in K order (RNE);
+        ``a``, ``b`` the operand codes (:func:`~mxhw.formats.moded_code`)."""
         fa, fb, P = self._fmt_a, self._fmt_b, self._pipeline
-        pn, pp, pq = product_class(m, fa.element, self.a, fb.element, self.b)
+        ea, eb = mul.fmt_a, mul.fmt_b
+        pn, pp, pq = product_class(m, ea, a, eb, b)
         pn, pp, pq = (stage(m, x, P >= 1, "m") for x in (pn, pp, pq))
         # E: the weight of S's LSB, from the scales (stage m, beside the product)
         off = mul.lsb_exp - fa.scale.bias - fb.scale.bias
@@ -310,7 +336,7 @@ class MXMacPE(wiring.Component):
         m.d.comb += e.eq(self.a_scale + self.b_scale + off)
         e = stage(m, e, P >= 1, "m")
 
-        sw = block_sum_width(fa.element, fb.element, self._k)
+        sw = block_sum_width(ea, eb, self._k)
         s = Signal(signed(sw))
         s_new = Signal(signed(sw))
         m.d.comb += s_new.eq(s + mul.p)

@@ -2,7 +2,8 @@
 
 PE ``(r, c)`` holds one weight code ``B[k0 + r, n0 + c]`` of the current *pass* (``rows``
 consecutive K elements of one MX block, ``cols`` output columns) in an active register,
-and the next pass's code in a shadow register. An activation row ``A[m, k0:k0 + rows]``
+and the next pass's code in a shadow register (an MXSF weight: the code with its block's
+mode, ``w_mode``; an MXSF activation row carries its block's ``a_mode`` along the row). An activation row ``A[m, k0:k0 + rows]``
 enters from the left, skewed (row ``r`` delayed ``r`` cycles) and moves right; exact
 partial sums (integers at the products' LSB, :func:`~mxhw.systolic.pe.block_sum_width`
 bits, plus a NaN/Inf flag) move down the columns. Below each column an accumulator stage
@@ -27,8 +28,10 @@ from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from ..mem.fifo import StreamFIFO
+from ..formats import moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier
-from .pe import accumulate, block_sum_width, block_to_grid, delay_line, scale_nan, scale_shift
+from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, mode_port, scale_nan,
+                 scale_shift)
 
 __all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
 
@@ -38,8 +41,10 @@ def ws_in_layout(fmt_a, fmt_b, rows, cols):
     return data.StructLayout({
         "a": data.ArrayLayout(unsigned(fmt_a.element.bits), rows),
         "a_scale": unsigned(fmt_a.scale.bits),
+        **({"a_mode": mode_port(fmt_a)} if fmt_a.mode_bits else {}),
         "w": data.ArrayLayout(unsigned(fmt_b.element.bits), cols),
         "w_scale": data.ArrayLayout(unsigned(fmt_b.scale.bits), cols),
+        **({"w_mode": data.ArrayLayout(mode_port(fmt_b), cols)} if fmt_b.mode_bits else {}),
         "act": 1, "w_valid": 1,
         "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1,
     })
@@ -62,8 +67,9 @@ def elaborate_ws(arr, m):
     R, C, D = arr.rows, arr.cols, arr.depth
     fa, fb, acc, k = arr.fmt_a, arr.fmt_b, arr.acc, arr.k
     pm, pg = _stages(arr.pipeline)
-    sw = block_sum_width(fa.element, fb.element, k)
-    lsb_exp = fa.element.lsb_exp + fb.element.lsb_exp
+    ea, eb = operand_element(fa), operand_element(fb)   # MXSF: codes with their mode
+    sw = block_sum_width(ea, eb, k)
+    lsb_exp = ea.lsb_exp + eb.lsb_exp
 
     def delay(sig, n, name):
         return delay_line(m, sig, n, name)
@@ -96,25 +102,29 @@ def elaborate_ws(arr, m):
             m.d.sync += acnt.eq(Mux(acnt == D - 1, 0, acnt + 1))
 
     # ---- the PE grid
-    # from the left (per row): activation code, act, start
-    left = [(delay(x.a[r], r, f"a{r}"), delay(act_e, r, f"act{r}"),
+    # from the left (per row): activation code (with the row's block mode), act, start
+    a_codes = [moded_code(fa, x.a[r], x.a_mode if fa.mode_bits else None) for r in range(R)]
+    left = [(delay(a_codes[r], r, f"a{r}"), delay(act_e, r, f"act{r}"),
              delay(start_e, r, f"st{r}")) for r in range(R)]
-    # from above (per column): weight code, load strobe, row index
-    top = [(delay(x.w[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}"), delay(xwidx, c, f"wi{c}"))
-           for c in range(C)]
+    # from above (per column): weight code (with the column's block mode), load strobe,
+    # row index; the mode is held beside the code in the PE's weight registers
+    w_codes = [moded_code(fb, x.w[c], x.w_mode[c] if fb.mode_bits else None)
+               for c in range(C)]
+    top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}"),
+            delay(xwidx, c, f"wi{c}")) for c in range(C)]
     psum = [(Const(0, signed(sw)), Const(0, 1))] * C
     for r in range(R):
         h = left[r]
         for c in range(C):
             a, act, start = h
             w, wv, wi = top[c]
-            w_act = Signal(unsigned(fb.element.bits), name=f"wa_{r}_{c}")
-            w_sh = Signal(unsigned(fb.element.bits), name=f"ws_{r}_{c}")
+            w_act = Signal(unsigned(eb.bits), name=f"wa_{r}_{c}")
+            w_sh = Signal(unsigned(eb.bits), name=f"ws_{r}_{c}")
             with m.If(act & start):
                 m.d.sync += w_act.eq(w_sh)
             with m.If(wv & (wi == r)):
                 m.d.sync += w_sh.eq(w)
-            mul = ElementMultiplier(fa.element, fb.element, pipeline=pm)
+            mul = ElementMultiplier(ea, eb, pipeline=pm)
             m.submodules[f"mul_{r}_{c}"] = mul
             m.d.comb += [mul.a.eq(a), mul.b.eq(Mux(start, w_sh, w_act))]
             s_out = Signal(signed(sw), name=f"ps_{r}_{c}")

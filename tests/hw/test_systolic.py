@@ -83,8 +83,10 @@ def check_pe_tiles(a, b, nblks, acc, got):
     for t, nb in enumerate(nblks):
         bs, ks = slice(b0, b0 + nb), slice(32 * b0, 32 * (b0 + nb))
         b0 += nb
-        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs], None)
-        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs], None)
+        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs],
+                     None if a.modes is None else a.modes[:, bs])
+        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs],
+                     None if b.modes is None else b.modes[bs])
         val, raw = gemm(at, bt, acc, return_raw=True)
         r, s = got[t]
         if np.isnan(val[0, 0]):
@@ -183,6 +185,10 @@ def run_pe(a, b, nblks, acc, pipeline, seed):
                 ctx.set(dut.b, int(b.elements[kk, 0]))
                 ctx.set(dut.a_scale, int(a.scales[0, kk // k]))
                 ctx.set(dut.b_scale, int(b.scales[kk // k, 0]))
+                if a.modes is not None:                      # MXSF: the block's mode
+                    ctx.set(dut.a_mode, int(a.modes[0, kk // k]))
+                if b.modes is not None:
+                    ctx.set(dut.b_mode, int(b.modes[kk // k, 0]))
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.block_end, int(end))
                 ctx.set(dut.last, int(last))

@@ -12,6 +12,7 @@ from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.bitserial import serial_bits as golden_serial_bits
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run
+from mxhw.formats import operand_element
 from mxhw.systolic import BitSerialMXMacPE, SystolicArray
 from mxhw.systolic.array import DEFAULT_PIPELINE
 from mxhw.systolic.bitserial import SERIAL_BITS_MAX, serial_bits
@@ -190,12 +191,12 @@ def run_pe(a, b, nblks, acc, pipeline, seed):
     p = dut.serial_bits
     assert dut.latency == 1 + pipeline
     rng = np.random.default_rng(seed)
-    fin = ~fb.element.nonfinite_mask
+    ints, lsb, bad = golden.arith.element_ints(b)    # MXSF: by mode, on the modes' grid
+    assert lsb == operand_element(fb).lsb_exp
     seq, kk = [], 0     # per cycle: None (idle) or (kk, bit, first, final, block_end, last)
     for nb in nblks:
         for i in range(nb * k):
-            code = int(b.elements[kk, 0])
-            w = int(fb.element.int_table[code]) if fin[code] else 0
+            w = int(ints[kk, 0])
             for n, bit in enumerate(golden_serial_bits(w, p)):
                 while rng.random() < 0.1:
                     seq.append(None)
@@ -214,7 +215,9 @@ def run_pe(a, b, nblks, acc, pipeline, seed):
                 ctx.set(dut.a, int(a.elements[0, kk]))
                 ctx.set(dut.a_scale, int(a.scales[0, kk // k]))
                 ctx.set(dut.b_scale, int(b.scales[kk // k, 0]))
-                ctx.set(dut.b_nonfinite, int(not fin[int(b.elements[kk, 0])]))
+                ctx.set(dut.b_nonfinite, int(bad[kk, 0]))
+                if a.modes is not None:
+                    ctx.set(dut.a_mode, int(a.modes[0, kk // k]))
                 ctx.set(dut.b_bit, bit)
                 for port, v in ((dut.valid, 1), (dut.first, first), (dut.final, final),
                                 (dut.block_end, end), (dut.last, last)):

@@ -58,3 +58,21 @@ def test_sim_transport_bad_link(kwargs, msg):
     from mxhw.soc.driver import SimTransport
     with pytest.raises(ValueError, match=msg):
         SimTransport(SoCConfig(rows=0), **kwargs)
+
+
+@pytest.mark.parametrize("side", ["fmt_a", "fmt_b"])
+@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
+def test_mxsf_rejected(side, dataflow):
+    """The systolic arrays take MXSF operands; the SoC does not (its operand memories
+    carry no block modes): configuring it fails at once, and so does building its unit."""
+    from mxhw.soc.gemm import GemmUnit
+    from mxhw.soc.gemm_ws import GemmWSUnit
+    msg = f"{side} must be one of {', '.join(FORMAT_IDS)}"
+    with pytest.raises(ValueError, match=msg + r" \(the GEMM unit's formats\), not 'mxsf'"):
+        SoCConfig(dataflow=dataflow, **{side: "mxsf"})
+    fmts = {"fmt_a": "mxfp4_e2m1", "fmt_b": "mxfp4_e2m1", side: "mxsf"}
+    with pytest.raises(ValueError, match=msg + ", not 'mxsf'"):
+        if dataflow == "output_stationary":
+            GemmUnit(2, 2, acc=golden.fixed(32, 16), **fmts)
+        else:
+            GemmWSUnit(2, 2, 2, acc=golden.fixed(32, 16), **fmts)
