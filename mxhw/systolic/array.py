@@ -179,9 +179,6 @@ class SystolicArray(wiring.Component):
         check_acc(acc)
         check_pipeline(pipeline)
         if dataflow == "weight_stationary":
-            if acc.mode != "fixed":
-                raise ValueError("the weight-stationary array implements fixed-point "
-                                 "accumulation only, not 'fp32'")
             if pe is not None:
                 raise ValueError("pe factories apply to the output-stationary dataflow; the "
                                  "weight-stationary array has its own PE")
