@@ -32,7 +32,15 @@ def int_to_f32(m, s, e, name="cv", cut=None):
     the signals that cross from the first half (leading-one detection, result exponent
     and shift amounts) to the second (shift, rounding, packing), as
     ``cut(neg, mag, q, sh, shr, shl)``, and returns their replacements (e.g. registered
-    copies)."""
+    copies).
+
+    Raises
+    ------
+    TypeError
+        ``cut`` neither None nor callable.
+    """
+    if cut is not None and not callable(cut):
+        raise TypeError(f"cut must be a callable or None, not {cut!r}")
     sw = len(s)
     neg = Signal(name=f"{name}_neg")
     mag = Signal(unsigned(sw), name=f"{name}_mag")

@@ -5,14 +5,26 @@ consecutive K elements of one MX block, ``cols`` output columns) in an active re
 and the next pass's code in a shadow register. An activation row ``A[m, k0:k0 + rows]``
 enters from the left, skewed (row ``r`` delayed ``r`` cycles) and moves right; exact
 partial sums (integers at the products' LSB, :func:`~mxhw.systolic.pe.block_sum_width`
-bits, plus a NaN/Inf flag) move down the columns. Below each column an accumulator stage
-keeps, per activation row ``m`` of the tile, the exact sum of the current block so far
-and the ``fixed`` accumulator, in two ring buffers of ``depth`` entries (one entry per
-activation row of a pass, advanced in the order the rows arrive): a pass adds its column
-sums to the block sums exactly; a pass that ends a block applies the scales and adds the
-block's value to the accumulator, exactly as :func:`mxhw.golden.arith.gemm` does (same
-rounding, same saturation, blocks in K order); the tile's last pass emits the results,
-which are de-skewed into rows and queued for ``o``.
+bits, plus a NaN/Inf flag; ``fp32``: three flags, the products' IEEE class NaN, +Inf,
+-Inf) move down the columns. Below each column an accumulator stage keeps, per activation
+row ``m`` of the tile, the exact sum of the current block so far and the accumulator
+(``fixed``: the fixed-point register; ``fp32``: float32 bits), in two ring buffers of
+``depth`` entries (one entry per activation row of a pass, advanced in the order the rows
+arrive): a pass adds its column sums to the block sums exactly; a pass that ends a block
+applies the scales and adds the block's value to the accumulator, exactly as
+:func:`mxhw.golden.arith.gemm` does (same rounding, same saturation, blocks in K order;
+``fp32``: the block's ``S * 2**E`` rounded once to float32, or the IEEE value of its
+products' sum for a NaN/Inf block, a NaN scale giving NaN, then one float32 addition,
+round to nearest even, into an accumulator that starts at +0); the tile's last pass emits
+the results, which are de-skewed into rows and queued for ``o``.
+
+Block-end register stages (``pipeline - 1``, up to 3): ``fixed``, those of
+:func:`~mxhw.systolic.pe.block_to_grid`; ``fp32``, 1 captures the finished block sum, its
+exponent and flags, 2 the block's float32 value, 3 cuts the float32 conversion after its
+leading-one detection. The float32 accumulator addition
+(:func:`~mxhw.systolic.fp32acc.f32_add`) stays in one cycle: a row's next block may end
+in the next cycle (``depth = 1``, ``rows >= k``). The latency (:func:`ws_latency`) is the
+same for both modes.
 
 Weights load one row per transfer (``w_valid``), into the shadow registers, in row order
 ``r = 0 .. rows-1``; they travel with the activations' skew, so a load never overtakes the

@@ -1,14 +1,20 @@
 """Weight-stationary SystolicArray with FP32 accumulation against golden.arith.gemm(...,
-FP32), bit for bit (float32 bit patterns; NaN where golden gives NaN)."""
+FP32), bit for bit (float32 bit patterns; NaN where golden gives NaN); the float32
+conversion split by a register (int_to_f32's ``cut``) against golden."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mxhw.golden.arith import FP32, gemm
+from mxhw.golden.arith import FP32, exact_to_float32, gemm
 from mxhw.golden.quantize import MXArray, quantize
+from mxhw.sim import run
 from mxhw.systolic import SystolicArray
-from mxhw.systolic.pe import PE_PIPELINE_MAX
+from mxhw.systolic.fp32acc import int_to_f32
+from mxhw.systolic.pe import PE_PIPELINE_MAX, stage
 from mxhw.systolic.ws import ws_latency
 
 from test_systolic import FORMATS, random_operand
@@ -144,3 +150,52 @@ def test_ws_fp32_init_wrong(kw, exc, msg):
     with pytest.raises(exc) as e:
         SystolicArray(**args)
     assert str(e.value).startswith(msg)
+
+
+class _CutConverter(wiring.Component):
+    """int_to_f32 with a register at its ``cut`` (one cycle of latency)."""
+    s: In(signed(40))
+    e: In(signed(12))
+    f: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+        calls = []
+
+        def cut(*sigs):
+            calls.append(len(sigs))
+            return tuple(stage(m, x, True, "cut") for x in sigs)
+
+        m.d.comb += self.f.eq(int_to_f32(m, self.s, self.e, cut=cut))
+        assert calls == [6]
+        return m
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ints=st.lists(st.tuples(st.integers(-(1 << 39), (1 << 39) - 1), st.integers(-300, 300)),
+                     min_size=16, max_size=16))
+def test_int_to_f32_cut(ints):
+    """The conversion cut by a register equals golden's exact_to_float32, one cycle later."""
+    dut = _CutConverter()
+    res = []
+
+    async def tb(ctx):
+        for n, (s, e) in enumerate(ints):
+            ctx.set(dut.s, s)
+            ctx.set(dut.e, e)
+            await ctx.tick()
+            # the next input is already on the ports: only the registered half converts
+            ctx.set(dut.s, ints[(n + 1) % len(ints)][0])
+            ctx.set(dut.e, ints[(n + 1) % len(ints)][1])
+            res.append(ctx.get(dut.f))
+
+    run(dut, tb)
+    for (s, e), f in zip(ints, res):
+        want = exact_to_float32(np.array([s], dtype=object), e)[0]
+        assert f == int(want.view(np.uint32)), (s, e, hex(f))
+
+
+def test_int_to_f32_wrong_cut():
+    m = Module()
+    with pytest.raises(TypeError, match=r"^cut must be a callable or None, not 3$"):
+        int_to_f32(m, Signal(signed(8)), Signal(signed(4)), cut=3)
