@@ -45,7 +45,8 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..systolic import SystolicArray
 
-__all__ = ["GemmUnit", "GEMM_BASE", "FORMAT_IDS", "REGION", "GEMM_REGS", "lanes_log2"]
+__all__ = ["GemmUnit", "GEMM_BASE", "FORMAT_IDS", "REGION", "GEMM_REGS", "lanes_log2",
+           "check_unit_acc"]
 
 GEMM_BASE = 0x2000_0000
 REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6}
@@ -61,6 +62,19 @@ FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4
 def lanes_log2(bits):
     """log2 of the number of 32-bit lanes (a power of two) holding ``bits`` bits."""
     return max(0, math.ceil(math.log2(math.ceil(bits / 32))))
+
+
+def check_unit_acc(acc):
+    """Validate a GEMM unit's ``acc``: fixed-point accumulation only. The units' ACC
+    register and result words describe ``golden.fixed(...)`` results (and
+    :class:`~mxhw.soc.top.SoCConfig` builds only those); the arrays' ``golden.arith.FP32``
+    mode is not offered through the SoC."""
+    if not isinstance(acc, golden.arith.Accumulation):
+        raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
+    if acc.mode != "fixed":
+        raise ValueError(f"acc must be fixed-point accumulation (golden.fixed(...)) for the "
+                         f"SoC's GEMM units, not {acc.mode!r}: their ACC register and result "
+                         f"words hold fixed-point results")
 
 
 def _bus_slave():
@@ -79,7 +93,8 @@ class GemmUnit(wiring.Component):
     fmt_a, fmt_b : str
         Block formats, keys of :data:`FORMAT_IDS`.
     acc : golden.arith.Accumulation
-        ``golden.fixed(...)``: the array's cross-block accumulation.
+        ``golden.fixed(...)``: the array's cross-block accumulation (fixed-point only,
+        :func:`check_unit_acc`).
     max_k : int
         Largest K per tile (a power of two, a multiple of the block size).
     a_tiles : int
@@ -92,6 +107,12 @@ class GemmUnit(wiring.Component):
     busy : Out(1)
 
     Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``rows x cols`` tile.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Formats not in ``FORMAT_IDS``; ``cols``, ``max_k`` or ``a_tiles`` out of range;
+        ``acc`` not a fixed-point accumulation (:func:`check_unit_acc`).
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1):
@@ -109,6 +130,7 @@ class GemmUnit(wiring.Component):
         if (not isinstance(a_tiles, int) or isinstance(a_tiles, bool) or a_tiles < 1
                 or a_tiles & (a_tiles - 1) or a_tiles > 1 << 15):
             raise ValueError(f"a_tiles must be a power of two in [1, 32768], not {a_tiles!r}")
+        check_unit_acc(acc)
         self.a_tiles = a_tiles
         self.rows, self.cols, self.fmt_a, self.fmt_b = rows, cols, fmt_a, fmt_b
         self.acc, self.max_k, self.k = acc, max_k, k

@@ -63,7 +63,7 @@ from .. import golden
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
 from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
-                   count_cycles, lanes_log2)
+                   check_unit_acc, count_cycles, lanes_log2)
 
 __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 
@@ -96,7 +96,8 @@ class GemmWSUnit(wiring.Component):
     fmt_a, fmt_b : str
         Block formats, keys of :data:`~mxhw.soc.gemm.FORMAT_IDS`.
     acc : golden.arith.Accumulation
-        ``golden.fixed(...)``: the array's cross-block accumulation.
+        ``golden.fixed(...)``: the array's cross-block accumulation (fixed-point only,
+        as the output-stationary unit: :func:`~mxhw.soc.gemm.check_unit_acc`).
     max_k : int
         Largest K per tile (a power of two, a multiple of the block size).
 
@@ -116,9 +117,10 @@ class GemmWSUnit(wiring.Component):
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         Formats not in ``FORMAT_IDS``; ``cols``, ``rows``, ``depth`` or ``max_k`` out of
-        range; ``acc`` not fixed-point (from :class:`SystolicArray`).
+        range; ``acc`` not a fixed-point accumulation
+        (:func:`~mxhw.soc.gemm.check_unit_acc`).
     """
 
     def __init__(self, rows, cols, depth, fmt_a, fmt_b, acc, max_k=1024):
@@ -136,6 +138,7 @@ class GemmWSUnit(wiring.Component):
         if (not isinstance(max_k, int) or max_k < k or max_k % k or max_k & (max_k - 1)):
             raise ValueError(f"max_k must be a power of two and a multiple of {k}, "
                              f"not {max_k!r}")
+        check_unit_acc(acc)
         self._array = SystolicArray(rows, cols, fmt_a, fmt_b, dataflow="weight_stationary",
                                     acc=acc, depth=depth)
         self._rows, self._cols, self._depth = rows, cols, depth

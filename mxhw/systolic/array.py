@@ -68,8 +68,9 @@ class SystolicArray(wiring.Component):
     passes; ``rows`` dividing ``k`` wastes none) for ``cols`` output columns. A pass
     streams ``depth`` activation rows ``A[m, k0:k0 + rows]`` (one per transfer, ``act``);
     the exact column sums go to per-column stages that keep, for each of the ``depth``
-    rows, the block's exact sum and the ``fixed`` accumulator, apply the scales when a
-    block ends and accumulate blocks in K order, as golden does. The output tile is
+    rows, the block's exact sum and the accumulator (``fixed``: the fixed-point register;
+    ``fp32``: float32 bits), apply the scales when a block ends and accumulate blocks in
+    K order, as golden does. The output tile is
     ``depth x cols``; its last pass emits ``depth`` result rows on ``o``. The input
     transfer differs from the output-stationary one (see Members); the host's schedule
     comes from :func:`mxhw.systolic.driver.ws_beats`.
@@ -92,9 +93,10 @@ class SystolicArray(wiring.Component):
     dataflow : "output_stationary" or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(width, frac_bits, overflow, rounding)``: cross-block
-        accumulation as golden's ``fixed`` mode; or ``golden.arith.FP32``
-        (output-stationary only): golden's ``fp32`` mode, results as float32 bits. Per-block
-        sums are exact.
+        accumulation as golden's ``fixed`` mode; or ``golden.arith.FP32`` (both
+        dataflows; not with the bit-serial PE): golden's ``fp32`` mode, each block's exact
+        dot rounded once to float32 and added in float32 in K order, round to nearest
+        even, results as float32 bits. Per-block sums are exact.
     pe : str, callable or None
         Output-stationary only. The PE type: ``"bitparallel"`` or None (default):
         :class:`MXMacPE` with ``pipeline``; ``"bitserial"``: :class:`BitSerialMXMacPE`
@@ -108,7 +110,9 @@ class SystolicArray(wiring.Component):
         Register stages, 0..4; default :data:`DEFAULT_PIPELINE` (4). Output-stationary:
         the stages of :class:`MXMacPE`. Weight-stationary: >= 1 registers each PE's
         product, the rest (up to 3) are the block-end stages of the column accumulators
-        (:func:`~mxhw.systolic.pe.block_to_grid`).
+        (``fixed``: :func:`~mxhw.systolic.pe.block_to_grid`; ``fp32``: before and after
+        the block's float32 conversion, and the third inside it, see
+        :mod:`mxhw.systolic.ws`); the latency is the same for both.
     depth : int or None
         Weight-stationary only: activation rows per pass (the output tile's height and
         the length of the column stages' ring buffers); default ``rows``. With
@@ -199,9 +203,6 @@ class SystolicArray(wiring.Component):
         check_acc(acc)
         check_pipeline(pipeline)
         if dataflow == "weight_stationary":
-            if acc.mode != "fixed":
-                raise ValueError("the weight-stationary array implements fixed-point "
-                                 "accumulation only, not 'fp32'")
             if pe is not None:
                 raise ValueError("pe factories apply to the output-stationary dataflow; the "
                                  "weight-stationary array has its own PE")

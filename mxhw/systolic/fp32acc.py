@@ -25,10 +25,24 @@ F32_NAN = 0x7FC0_0000
 F32_INF = 0x7F80_0000
 
 
-def int_to_f32(m, s, e, name="cv"):
+def int_to_f32(m, s, e, name="cv", cut=None):
     """float32 bits of ``s * 2**e`` (``s``, ``e`` signed values), rounded to nearest even,
     overflow to Inf; ``s == 0`` gives +0, a negative ``s`` that rounds to zero -0.
-    Returns a 32-bit signal."""
+    Returns a 32-bit signal.
+
+    ``cut`` (optional) splits the conversion for a pipeline register: it is called with
+    the signals that cross from the first half (leading-one detection, result exponent
+    and shift amounts) to the second (shift, rounding, packing), as
+    ``cut(neg, mag, q, sh, shr, shl)``, and returns their replacements (e.g. registered
+    copies).
+
+    Raises
+    ------
+    TypeError
+        ``cut`` neither None nor callable.
+    """
+    if cut is not None and not callable(cut):
+        raise TypeError(f"cut must be a callable or None, not {cut!r}")
     sw = len(s)
     neg = Signal(name=f"{name}_neg")
     mag = Signal(unsigned(sw), name=f"{name}_mag")
@@ -47,6 +61,8 @@ def int_to_f32(m, s, e, name="cv"):
     shl = Signal(range(24), name=f"{name}_shl")
     m.d.comb += [shr.eq(Mux(sh > sw + 1, sw + 1, Mux(sh < 0, 0, sh))),
                  shl.eq(Mux(sh < 0, -sh, 0))]
+    if cut is not None:
+        neg, mag, q, sh, shr, shl = cut(neg, mag, q, sh, shr, shl)
     # right shift with RNE: quotient, first dropped bit, sticky
     q2 = Signal(unsigned(sw + 1), name=f"{name}_q2")
     m.d.comb += q2.eq((mag << 1) >> shr)

@@ -6,14 +6,26 @@ and the next pass's code in a shadow register (an MXSF weight: the code with its
 mode, ``w_mode``; an MXSF activation row carries its block's ``a_mode`` along the row). An activation row ``A[m, k0:k0 + rows]``
 enters from the left, skewed (row ``r`` delayed ``r`` cycles) and moves right; exact
 partial sums (integers at the products' LSB, :func:`~mxhw.systolic.pe.block_sum_width`
-bits, plus a NaN/Inf flag) move down the columns. Below each column an accumulator stage
-keeps, per activation row ``m`` of the tile, the exact sum of the current block so far
-and the ``fixed`` accumulator, in two ring buffers of ``depth`` entries (one entry per
-activation row of a pass, advanced in the order the rows arrive): a pass adds its column
-sums to the block sums exactly; a pass that ends a block applies the scales and adds the
-block's value to the accumulator, exactly as :func:`mxhw.golden.arith.gemm` does (same
-rounding, same saturation, blocks in K order); the tile's last pass emits the results,
-which are de-skewed into rows and queued for ``o``.
+bits, plus a NaN/Inf flag; ``fp32``: three flags, the products' IEEE class NaN, +Inf,
+-Inf) move down the columns. Below each column an accumulator stage keeps, per activation
+row ``m`` of the tile, the exact sum of the current block so far and the accumulator
+(``fixed``: the fixed-point register; ``fp32``: float32 bits), in two ring buffers of
+``depth`` entries (one entry per activation row of a pass, advanced in the order the rows
+arrive): a pass adds its column sums to the block sums exactly; a pass that ends a block
+applies the scales and adds the block's value to the accumulator, exactly as
+:func:`mxhw.golden.arith.gemm` does (same rounding, same saturation, blocks in K order;
+``fp32``: the block's ``S * 2**E`` rounded once to float32, or the IEEE value of its
+products' sum for a NaN/Inf block, a NaN scale giving NaN, then one float32 addition,
+round to nearest even, into an accumulator that starts at +0); the tile's last pass emits
+the results, which are de-skewed into rows and queued for ``o``.
+
+Block-end register stages (``pipeline - 1``, up to 3): ``fixed``, those of
+:func:`~mxhw.systolic.pe.block_to_grid`; ``fp32``, 1 captures the finished block sum, its
+exponent and flags, 2 the block's float32 value, 3 cuts the float32 conversion after its
+leading-one detection. The float32 accumulator addition
+(:func:`~mxhw.systolic.fp32acc.f32_add`) stays in one cycle: a row's next block may end
+in the next cycle (``depth = 1``, ``rows >= k``). The latency (:func:`ws_latency`) is the
+same for both modes.
 
 Weights load one row per transfer (``w_valid``), into the shadow registers, in row order
 ``r = 0 .. rows-1``; they travel with the activations' skew, so a load never overtakes the
@@ -24,14 +36,15 @@ weights ride on the current pass's transfers.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
 from ..mem.fifo import StreamFIFO
 from ..formats import moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier
+from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, mode_port, scale_nan,
-                 scale_shift)
+                 scale_shift, stage)
 
 __all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
 
@@ -112,7 +125,8 @@ def elaborate_ws(arr, m):
                for c in range(C)]
     top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}"),
             delay(xwidx, c, f"wi{c}")) for c in range(C)]
-    psum = [(Const(0, signed(sw)), Const(0, 1))] * C
+    nf = 3 if acc.mode == "fp32" else 1     # partial sums' flags (see _product_flags)
+    psum = [(Const(0, signed(sw)), Const(0, nf))] * C
     for r in range(R):
         h = left[r]
         for c in range(C):
@@ -128,9 +142,10 @@ def elaborate_ws(arr, m):
             m.submodules[f"mul_{r}_{c}"] = mul
             m.d.comb += [mul.a.eq(a), mul.b.eq(Mux(start, w_sh, w_act))]
             s_out = Signal(signed(sw), name=f"ps_{r}_{c}")
-            f_out = Signal(name=f"pf_{r}_{c}")
+            f_out = Signal(nf, name=f"pf_{r}_{c}")
             s_in, f_in = psum[c]
-            m.d.sync += [s_out.eq(s_in + mul.p), f_out.eq(f_in | mul.nonfinite)]
+            m.d.sync += [s_out.eq(s_in + mul.p),
+                         f_out.eq(f_in | _product_flags(m, arr, mul, pm, f"pc_{r}_{c}"))]
             psum[c] = (s_out, f_out)
             h = tuple(delay(s_, 1, f"h{r}_{c}_{n}") for n, s_ in enumerate(h))
             top[c] = tuple(delay(s_, 1, f"v{r}_{c}_{n}") for n, s_ in enumerate(top[c]))
@@ -162,34 +177,40 @@ def elaborate_ws(arr, m):
         with m.If(si.w_valid):
             m.d.sync += bs_sh.eq(w_scale)
 
-        # ring of block sums so far (and the tile's NaN flag), one entry per activation row
+        # ring of block sums so far and their flags, one entry per activation row; the
+        # flags: fixed, the tile so far is NaN; fp32, the block so far has a NaN, +Inf,
+        # -Inf (bits 0, 1, 2)
         ring_s = [Signal(signed(sw), name=f"rs{c}_{n}") for n in range(D)]
-        ring_f = [Signal(name=f"rf{c}_{n}") for n in range(D)]
+        ring_f = [Signal(nf, name=f"rf{c}_{n}") for n in range(D)]
         s_new = Signal(signed(sw), name=f"s_new{c}")
-        f_new = Signal(name=f"f_new{c}")
+        f_new = Signal(nf, name=f"f_new{c}")
         nan = scale_nan(fa, si.a_scale) | scale_nan(fb, b_scale)
+        f_reset = si.block_first if acc.mode == "fp32" else si.block_first & si.tile_first
         m.d.comb += [
             s_new.eq(Mux(si.block_first, 0, ring_s[-1]) + s_b),
-            f_new.eq(Mux(si.block_first & si.tile_first, 0, ring_f[-1]) | f_b
-                     | (si.block_end & nan)),
+            f_new.eq(Mux(f_reset, 0, ring_f[-1]) | f_b | (si.block_end & nan)),
         ]
         with m.If(arrive):
             m.d.sync += [ring_s[0].eq(s_new), ring_f[0].eq(f_new)]
             m.d.sync += [ring_s[n].eq(ring_s[n - 1]) for n in range(1, D)]
             m.d.sync += [ring_f[n].eq(ring_f[n - 1]) for n in range(1, D)]
 
-        d, nd = scale_shift(m, fa, fb, acc, lsb_exp, si.a_scale, b_scale)
         ev = Signal(name=f"ev{c}")
         m.d.comb += ev.eq(arrive & si.block_end)
-        v, ev, tile_first, last, spec = block_to_grid(
-            m, acc, s_new, d, nd, [ev, si.tile_first, si.last, f_new], pg)
+        if acc.mode == "fp32":
+            ev, last, reg_new, spec = _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale,
+                                                       s_new, f_new, ev, pg)
+        else:
+            d, nd = scale_shift(m, fa, fb, acc, lsb_exp, si.a_scale, b_scale)
+            v, ev, tile_first, last, spec = block_to_grid(
+                m, acc, s_new, d, nd, [ev, si.tile_first, si.last, f_new], pg)
 
-        # ring of accumulators, advanced once per finished block
-        ring_a = [Signal(signed(acc.width), name=f"ra{c}_{n}") for n in range(D)]
-        reg_new = accumulate(m, acc, Mux(tile_first, 0, ring_a[-1]), v)
-        with m.If(ev):
-            m.d.sync += [ring_a[0].eq(reg_new)]
-            m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
+            # ring of accumulators, advanced once per finished block
+            ring_a = [Signal(signed(acc.width), name=f"ra{c}_{n}") for n in range(D)]
+            reg_new = accumulate(m, acc, Mux(tile_first, 0, ring_a[-1]), v)
+            with m.If(ev):
+                m.d.sync += [ring_a[0].eq(reg_new)]
+                m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
         emit = Signal(name=f"emit{c}")
         m.d.comb += emit.eq(ev & last)
         # result register, then the de-skew: column c waits for the last column
@@ -200,3 +221,61 @@ def elaborate_ws(arr, m):
                  outq.i.payload.eq(Cat(Cat(*(e[1] for e in emits)),
                                        Cat(*(e[2] for e in emits))))]
     return m
+
+
+def _product_flags(m, arr, mul, pm, name):
+    """A PE's product flags, beside its product (``pm`` registers): ``fixed``, the
+    product is not a number (NaN/Inf element code); ``fp32``, its IEEE class (NaN, +Inf,
+    -Inf: bits 0, 1, 2, from :func:`~mxhw.systolic.fp32acc.product_class`)."""
+    if arr.acc.mode != "fp32":
+        return mul.nonfinite
+    cls = product_class(m, operand_element(arr.fmt_a), Value.cast(mul.a),
+                        operand_element(arr.fmt_b), Value.cast(mul.b))
+    return Cat(*(stage(m, x, pm >= 1, f"{name}{n}") for n, x in enumerate(cls)))
+
+
+def _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale, s_new, flags, ev, pg):
+    """Column ``c``'s block end with ``fp32`` accumulation (golden's ``fp32`` mode): on
+    ``ev`` the finished exact block sum ``s_new`` becomes ``S * 2**E`` rounded once to
+    float32 (RNE, overflow to Inf; ``flags``: the block's NaN, +Inf, -Inf, NaN scales
+    included, give the IEEE value of its products' sum instead), and is added (float32,
+    RNE) to the row's accumulator, which starts at +0 at the tile's first block.
+
+    ``pg`` (0..3) register stages: 1 captures the block sum, its exponent and flags; 2 the
+    block's float32 value; 3 also cuts the conversion after its leading-one detection
+    (:func:`~mxhw.systolic.fp32acc.int_to_f32`'s ``cut``). Returns ``(ev, last,
+    reg_new, special)``: the block end and the tile's last pass after the stages, the
+    accumulator's new value (float32 bits) and whether it is NaN.
+    """
+    fa, fb, D = arr.fmt_a, arr.fmt_b, arr.depth
+    # E: the weight of S's LSB (products' LSB at 2**lsb_exp), from the scale codes
+    off = lsb_exp - fa.scale.bias - fb.scale.bias
+    e_hi = (1 << fa.scale.bits) + (1 << fb.scale.bits) + max(off, 0)
+    e = Signal(range(min(off, 0), e_hi), name=f"e{c}")
+    m.d.comb += e.eq(si.a_scale + b_scale + off)
+    s_b, e_b, flags, ev, tile_first, last = (
+        stage(m, x, pg >= 1, f"blk{c}")
+        for x in (s_new, e, flags, ev, si.tile_first, si.last))
+
+    def cut(*sigs):
+        return tuple(stage(m, x, pg >= 3, f"cut{c}") for x in sigs)
+
+    fin = int_to_f32(m, s_b, e_b, f"cv{c}", cut=cut)
+    flags, ev, tile_first, last = (stage(m, x, pg >= 3, f"cut{c}")
+                                   for x in (flags, ev, tile_first, last))
+    bn, bp, bq = flags[0], flags[1], flags[2]
+    blk = Signal(32, name=f"f32blk{c}")
+    m.d.comb += blk.eq(Mux(bn | (bp & bq), F32_NAN,
+                           Mux(bp, F32_INF, Mux(bq, F32_INF | 1 << 31, fin))))
+    blk, ev, tile_first, last = (stage(m, x, pg >= 2, f"f32{c}")
+                                 for x in (blk, ev, tile_first, last))
+
+    # ring of float32 accumulators, advanced once per finished block
+    ring_a = [Signal(32, name=f"ra{c}_{n}") for n in range(D)]
+    reg_new = f32_add(m, Mux(tile_first, 0, ring_a[-1]), blk, f"acc{c}")
+    with m.If(ev):
+        m.d.sync += [ring_a[0].eq(reg_new)]
+        m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
+    spec = Signal(name=f"f32nan{c}")
+    m.d.comb += spec.eq((reg_new[23:31] == 0xFF) & (reg_new[:23] != 0))
+    return ev, last, reg_new, spec

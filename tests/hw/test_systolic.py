@@ -270,8 +270,9 @@ def test_init():
      "depth applies to the weight-stationary dataflow only, not 'output_stationary'"),
     ({"acc": None}, TypeError, "acc must be a golden.arith.Accumulation, not None"),
     ({"acc": "fixed"}, TypeError, "acc must be a golden.arith.Accumulation, not 'fixed'"),
-    ({"acc": golden.arith.FP32, "dataflow": "weight_stationary"}, ValueError,
-     "the weight-stationary array implements fixed-point accumulation only, not 'fp32'"),
+    ({"acc": golden.arith.EXACT, "dataflow": "weight_stationary"}, ValueError,
+     "acc must be fixed-point or FP32 accumulation (golden.arith.fixed(...) or "
+     "golden.arith.FP32); 'exact' is not implemented in hardware"),
     ({"acc": golden.arith.EXACT}, ValueError,
      "acc must be fixed-point or FP32 accumulation (golden.arith.fixed(...) or "
      "golden.arith.FP32); 'exact' is not implemented in hardware"),

@@ -302,6 +302,22 @@ def test_ws_matches_golden(pair, rows, cols, depth, M, N, nblk, acc, pipeline, s
     check_ws(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline, depth=depth)
 
 
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(pair=st.sampled_from(PAIRS), rows=st.integers(1, 3), cols=st.integers(1, 3),
+       depth=st.integers(1, 4), M=st.integers(1, 4), N=st.integers(1, 4),
+       nblk=st.integers(1, 2), spread=st.sampled_from([4, 40, 130]),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.0, 0.2]), reserved_p=st.sampled_from([0.0, 0.0, 0.02]),
+       p_stall=st.sampled_from([0.0, 0.5]))
+def test_ws_fp32_matches_golden(pair, rows, cols, depth, M, N, nblk, spread, pipeline, seed,
+                                nan_p, reserved_p, p_stall):
+    """Weight-stationary FP32 accumulation with MXSF operands (reserved codes are NaN
+    products in the column stages' IEEE flags)."""
+    a, b = operands(seed, *pair, M, N, nblk, raw_p=0.3, reserved_p=reserved_p, nan_p=nan_p,
+                    spread=spread)
+    check_ws(a, b, rows, cols, FP32, seed, p_stall, pipeline=pipeline, depth=depth)
+
+
 # ---- edge cases -----------------------------------------------------------------------------
 
 def _edge_operands():
@@ -339,6 +355,7 @@ def test_edge_cases_all_dataflows():
     v = gemm(a, b, FP32)
     assert np.isinf(v[0]).all()                                     # float32 overflow
     check_fp32(a, b, 4, 2, 2)
+    check_ws(a, b, 4, 2, FP32, depth=3)
 
 
 def test_k_of_one_block_and_all_zero():

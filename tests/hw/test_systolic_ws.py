@@ -1,9 +1,11 @@
-"""Weight-stationary SystolicArray against golden.arith.gemm (fixed accumulation)."""
+"""Weight-stationary SystolicArray against golden.arith.gemm (fixed accumulation; FP32:
+tests/hw/test_systolic_ws_fp32.py, through :func:`check_ws`)."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mxhw.golden.arith import fixed, gemm
+from mxhw.golden.arith import FP32, fixed, gemm
 from mxhw.golden.quantize import quantize
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
 from mxhw.systolic import SystolicArray
@@ -18,7 +20,9 @@ def ws_array(a, b, rows, cols, acc, **kw):
 
 
 def check_ws(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, **kw):
-    """Run ``a @ b`` through a weight-stationary array; compare with golden."""
+    """Run ``a @ b`` through a weight-stationary array; compare with golden bit for bit
+    (``fixed``: the accumulator integers; ``fp32``: the float32 bit patterns, any NaN
+    where golden gives NaN)."""
     M, N = a.shape[0], b.shape[1]
     dut = ws_array(a, b, rows, cols, acc, **kw)
     D = dut.depth
@@ -36,11 +40,18 @@ def check_ws(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, **kw):
                     got[m0 + i, n0 + j] = (r.data[j], r.special[j])
 
     run(dut, producer, consumer)
-    val, raw = gemm(a, b, acc, return_raw=True)
+    if acc.mode == "fp32":
+        val = gemm(a, b, acc)
+        raw = val.view(np.uint32).astype(np.int64)
+        got = {key: (d & 0xFFFF_FFFF, s) for key, (d, s) in got.items()}
+    else:
+        val, raw = gemm(a, b, acc, return_raw=True)
     for (mm, nn), v in np.ndenumerate(val):
         d, s = got[mm, nn]
         if np.isnan(v):
             assert s, (mm, nn)
+            if acc.mode == "fp32":
+                assert np.isnan(np.uint32(d).view(np.float32)), (mm, nn, hex(d))
         else:
             assert not s and d == raw[mm, nn], (mm, nn, d, raw[mm, nn])
 
@@ -103,7 +114,8 @@ def test_ws_one_block_rows_beyond_block():
     check_ws(a, b, 1, 1, fixed(40, 20, "saturate", "rne"))
 
 
-def test_ws_latency_and_full_rate():
+@pytest.mark.parametrize("acc", [fixed(32, 12), FP32], ids=["fixed", "fp32"])
+def test_ws_latency_and_full_rate(acc):
     """No back-pressure, depth >= rows: one transfer every cycle (only the first pass's
     weight load is extra), and the first result row appears ``latency`` cycles after the
     first last-pass activation transfer."""
@@ -111,7 +123,7 @@ def test_ws_latency_and_full_rate():
     a = random_operand(rng, "mxint8", (8, 64), 1)
     b = random_operand(rng, "mxfp4", (64, 6), 0)
     for pipeline in (0, 2, PE_PIPELINE_MAX):
-        dut = ws_array(a, b, 4, 3, fixed(32, 12), pipeline=pipeline, depth=4)
+        dut = ws_array(a, b, 4, 3, acc, pipeline=pipeline, depth=4)
         beats = ws_beats(a, b, 4, 3, 4)
         first_last = next(n for n, x in enumerate(beats) if x["act"] and x["last"])
         n_out = len(tile_order(8, 6, 4, 3)) * 4

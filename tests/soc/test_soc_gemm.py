@@ -162,6 +162,9 @@ def test_soc_config_a_tiles_errors():
     (dict(cols=33), r"cols must be an integer in \[1, 32\], not 33"),
     (dict(max_k=48), r"max_k must be a power of two and a multiple of 32, not 48"),
     (dict(max_k=16), r"max_k must be a power of two and a multiple of 32, not 16"),
+    (dict(acc=golden.arith.FP32),
+     r"^acc must be fixed-point accumulation \(golden.fixed\(...\)\) for the SoC's GEMM "
+     r"units, not 'fp32': their ACC register and result words hold fixed-point results$"),
 ])
 def test_gemm_unit_wrong_params(kwargs, msg):
     from mxhw.soc.gemm import GemmUnit
@@ -170,3 +173,9 @@ def test_gemm_unit_wrong_params(kwargs, msg):
     args.update(kwargs)
     with pytest.raises(ValueError, match=msg):
         GemmUnit(**args)
+
+
+def test_gemm_unit_wrong_acc_type():
+    from mxhw.soc.gemm import GemmUnit
+    with pytest.raises(TypeError, match=r"^acc must be a golden.arith.Accumulation, not 32$"):
+        GemmUnit(rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=32)

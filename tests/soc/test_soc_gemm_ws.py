@@ -160,7 +160,11 @@ def test_config_depth_defaults_to_rows():
     (dict(depth=True), r"depth must be an integer in \[1, 255\], not True"),
     (dict(max_k=48), r"max_k must be a power of two and a multiple of 32, not 48"),
     (dict(acc=golden.arith.FP32),
-     r"the weight-stationary array implements fixed-point accumulation only"),
+     r"^acc must be fixed-point accumulation \(golden.fixed\(...\)\) for the SoC's GEMM "
+     r"units, not 'fp32': their ACC register and result words hold fixed-point results$"),
+    (dict(acc=golden.arith.EXACT),
+     r"^acc must be fixed-point accumulation \(golden.fixed\(...\)\) for the SoC's GEMM "
+     r"units, not 'exact'"),
 ])
 def test_gemm_ws_unit_wrong_params(kwargs, msg):
     args = dict(rows=2, cols=2, depth=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1",
@@ -168,6 +172,11 @@ def test_gemm_ws_unit_wrong_params(kwargs, msg):
     args.update(kwargs)
     with pytest.raises(ValueError, match=msg):
         GemmWSUnit(**args)
+
+
+def test_gemm_ws_unit_wrong_acc_type():
+    with pytest.raises(TypeError, match=r"^acc must be a golden.arith.Accumulation, not 32$"):
+        GemmWSUnit(rows=2, cols=2, depth=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=32)
 
 
 def test_gemm_ws_unit_registers():
