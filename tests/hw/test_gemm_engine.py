@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mxhw import golden
-from mxhw.golden.arith import fixed, gemm
+from mxhw.golden.arith import FP32, fixed, gemm
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
 from mxhw.systolic import GemmEngine
 from mxhw.systolic.driver import array_beats, tile_order, ws_engine_beats
@@ -112,6 +112,38 @@ def _acceptance(rows, cols, fa, fb, dataflow, **kw):
 @pytest.mark.slow
 def test_acceptance_16x16_os_mxfp4():
     _acceptance(16, 16, "mxfp4", "mxfp4", "output_stationary")
+
+
+def check_fp32(a, b, got):
+    """Engine results (float32 bits) against golden's ``fp32`` mode, bit for bit; NaN where
+    golden gives NaN."""
+    val = gemm(a, b, FP32).astype(np.float32)
+    for (mm, nn), v in np.ndenumerate(val):
+        d, s = got[mm, nn]
+        if np.isnan(v):
+            assert s, (mm, nn)
+        else:
+            # data is signed(32): its bits are the float32's
+            assert not s and d & 0xFFFFFFFF == int(v.view(np.uint32)), (mm, nn, hex(d), v)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+       rows=st.integers(1, 3), cols=st.integers(1, 3),
+       dataflow=st.sampled_from(["output_stationary", "weight_stationary"]),
+       M=st.integers(1, 5), N=st.integers(1, 5), nblk=st.integers(1, 2),
+       seed=st.integers(0, 2**16), nan_p=st.sampled_from([0.0, 0.1]),
+       p_stall=st.sampled_from([0.0, 0.5]), pipeline=st.integers(0, 4))
+def test_engine_fp32_matches_golden(fa, fb, rows, cols, dataflow, M, N, nblk, seed, nan_p,
+                                    p_stall, pipeline):
+    """FP32 accumulation through the engine, both dataflows."""
+    rng = np.random.default_rng(seed)
+    K = 32 * nblk
+    a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=0.2)
+    b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=0.2)
+    kw = {"dataflow": dataflow, "depth": rows + 1} if dataflow == "weight_stationary" else {}
+    got, _ = run_engine(a, b, rows, cols, FP32, seed, 0.0, p_stall, pipeline=pipeline, **kw)
+    check_fp32(a, b, got)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
