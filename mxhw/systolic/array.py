@@ -330,12 +330,14 @@ class SystolicArray(wiring.Component):
         x = Signal(self.in_layout)
         xv, xend, xlast = Signal(), Signal(), Signal()
         with m.If(take):
-            m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
-                         xlast.eq(self.i.payload.last)]
             m.d.sync += cnt.eq(0 if k == 1 else (cnt + 1) % k)
             with m.If(self.i.payload.last):
                 m.d.sync += cnt.eq(0)
         if p is None:
+            # the wide operand register loads every cycle (no enable: ``take`` would fan out
+            # to every bit, across the array's edge); xv says whether it holds a transfer
+            m.d.sync += [x.eq(self.i.payload), xend.eq(take & (cnt == k - 1)),
+                         xlast.eq(take & self.i.payload.last)]
             m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
             m.d.sync += xv.eq(take)
             ctl = (("v", xv), ("e", xend), ("l", xlast))
@@ -356,6 +358,8 @@ class SystolicArray(wiring.Component):
                 with m.If(xfinal):
                     m.d.sync += [xv.eq(0), c.eq(0)]
             with m.If(take):
+                m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
+                             xlast.eq(self.i.payload.last)]
                 m.d.sync += [xv.eq(1), c.eq(0)]
                 for j in range(C):
                     w, nf = fixed_form(m, operand_element(fb), moded_code(

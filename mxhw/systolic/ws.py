@@ -107,8 +107,10 @@ def elaborate_ws(arr, m):
     p = arr.i.payload
     m.d.sync += [act_e.eq(take & p.act), start_e.eq(take & p.act & (acnt == 0)),
                  wv_e.eq(take & p.w_valid)]
+    # the wide operand register loads every cycle (no enable: ``take`` would fan out to
+    # every bit); act_e / wv_e say what it holds
+    m.d.sync += [x.eq(p), xwidx.eq(widx)]
     with m.If(take):
-        m.d.sync += [x.eq(p), xwidx.eq(widx)]
         with m.If(p.w_valid):
             m.d.sync += widx.eq(Mux(widx == R - 1, 0, widx + 1))
         with m.If(p.act):
