@@ -9,8 +9,8 @@ word-addressed, regions 4 MiB apart):
 ========== ===================================================================
 offset     contents
 ========== ===================================================================
-0x000000   registers: +0x0 K (R/W), +0x4 START (W 1) / STATUS (R: bit0 busy,
-           bit1 done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
+0x000000   registers: +0x0 K (R/W), +0x4 START (W 1; acted on the cycle after the
+           write) / STATUS (R: bit0 busy, bit1 done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
            (rows | cols << 8 | log2(max_k) << 16), +0x14 FORMATS (id_a | id_b << 8),
            +0x18 ACC (width | frac_bits << 8 | saturate << 16), +0x1C A_TILE (R/W: the A
            tile the next START reads, 0 .. a_tiles-1)
@@ -245,9 +245,7 @@ class GemmUnit(wiring.Component):
             with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["A_TILE"])
                       & ~busy):
                 m.d.sync += a_tile.eq(bus.w_data)
-        start = Signal()
-        m.d.comb += start.eq(bus.w_en & (region == REGION["regs"])
-                             & (index == GEMM_REGS["START"]) & bus.w_data[0] & ~busy)
+        start = start_strobe(m, bus, region, index, GEMM_REGS["START"], busy)
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), rk.eq(0), left.eq(K), out_row.eq(0)]
         with m.If(arr.o.valid):
@@ -262,6 +260,18 @@ class GemmUnit(wiring.Component):
                 GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
         bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
         return m
+
+
+def start_strobe(m, bus, region, index, start_index, busy):
+    """A GEMM unit's start: a bus write of 1 to its START register, acted on the cycle after
+    the write (the address decode is registered, so it does not reach the unit's control
+    registers in the bus cycle), unless the unit is busy."""
+    req = Signal()
+    m.d.sync += req.eq(bus.w_en & (region == REGION["regs"]) & (index == start_index)
+                       & bus.w_data[0])
+    start = Signal()
+    m.d.comb += start.eq(req & ~busy)
+    return start
 
 
 def count_cycles(m, busy, stalled, busy_cycles, stall_cycles):

@@ -63,7 +63,7 @@ from .. import golden
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
 from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
-                   check_unit_acc, count_cycles, lanes_log2)
+                   check_unit_acc, count_cycles, lanes_log2, start_strobe)
 
 __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 
@@ -310,9 +310,7 @@ class GemmWSUnit(wiring.Component):
         # ---- control
         with m.If(bus.w_en & (region == REGION["regs"]) & (index == WS_REGS["K"]) & ~busy):
             m.d.sync += K.eq(bus.w_data)
-        start = Signal()
-        m.d.comb += start.eq(bus.w_en & (region == REGION["regs"])
-                             & (index == WS_REGS["START"]) & bus.w_data[0] & ~busy)
+        start = start_strobe(m, bus, region, index, WS_REGS["START"], busy)
         kb_log = k.bit_length() - 1
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), issuing.eq(1), pre.eq(1), n.eq(0),

@@ -31,16 +31,34 @@ class BusSignature(wiring.Signature):
         })
 
 
+def _crc16_byte(crc, byte):
+    """CRC-16/CCITT-FALSE register after one more ``byte`` (integers; the reference)."""
+    crc ^= byte << 8
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc
+
+
+def _crc16_matrix():
+    """The byte step is linear over GF(2) in (crc, byte): for each new CRC bit, the masks
+    of the old CRC bits and byte bits it is the parity of."""
+    cols = [_crc16_byte(1 << i, 0) for i in range(16)] + \
+           [_crc16_byte(0, 1 << i) for i in range(8)]
+    return [(sum(1 << i for i in range(16) if cols[i] >> o & 1),
+             sum(1 << i for i in range(8) if cols[16 + i] >> o & 1)) for o in range(16)]
+
+
 def crc16_step(m, crc, byte, name="crc"):
     """Add logic to ``m`` computing CRC-16/CCITT-FALSE of one more ``byte``; returns the
-    new CRC as a signal. Each of the 8 bit steps is its own signal (a deep inline
-    expression makes simulators slow to compile)."""
-    steps = [Signal(16, name=f"{name}_s{i}") for i in range(9)]
-    m.d.comb += steps[0].eq(crc ^ (byte << 8))
-    for i in range(8):
-        shifted = (steps[i] << 1)[:16]
-        m.d.comb += steps[i + 1].eq(Mux(steps[i][15], shifted ^ 0x1021, shifted))
-    return steps[8]
+    new CRC as a signal. Each new bit is the parity of its set of old CRC and byte bits
+    (the step's GF(2) matrix, derived from the bitwise algorithm at elaboration): at most
+    a dozen inputs per bit, two LUT levels, where the bit-serial form was eight."""
+    out = Signal(16, name=f"{name}_next")
+    for o, (mc, mb) in enumerate(_crc16_matrix()):
+        bits = [crc[i] for i in range(16) if mc >> i & 1] + \
+               [byte[i] for i in range(8) if mb >> i & 1]
+        m.d.comb += out[o].eq(Cat(*bits).xor())
+    return out
 
 
 class HostLink(wiring.Component):
@@ -146,10 +164,17 @@ class HostLink(wiring.Component):
         bsel = Signal(2)
         byte = self.rx.payload
         take = self.rx.valid & self.rx.ready
+        # the CRC takes its bytes one cycle late, from registers (the byte chosen by the
+        # state machine does not feed the CRC logic in the same cycle); every reader of
+        # ``crc`` (EXEC's check, TX_CRC0/1) runs at least two cycles after the last
+        # crc_add, and the resets to 0xFFFF (IDLE, RESPOND) follow no crc_add.
         crc_byte = Signal(8)
         crc_en = Signal()
-        crc_next = crc16_step(m, crc, crc_byte)
-        with m.If(crc_en):
+        crc_byte_r = Signal(8)
+        crc_en_r = Signal()
+        m.d.sync += [crc_byte_r.eq(crc_byte), crc_en_r.eq(crc_en)]
+        crc_next = crc16_step(m, crc, crc_byte_r)
+        with m.If(crc_en_r):
             m.d.sync += crc.eq(crc_next)
 
         def crc_add(value):
