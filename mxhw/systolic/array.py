@@ -64,6 +64,18 @@ class SystolicArray(wiring.Component):
     a block boundary (K a multiple of ``k``). A new tile may follow the last transfer at
     once.
 
+    **Row-shared accumulation** (``shared_acc``, the default where it applies: bit-parallel
+    PEs, ``fixed`` accumulation, ``cols <= k``): the PEs
+    (:class:`~mxhw.systolic.pe.MXBlockSumPE`) keep only the element multiplier and the
+    exact block sum; the scaling onto the accumulator grid
+    (:func:`~mxhw.systolic.pe.block_to_grid`), the accumulator adder, the ``cols``
+    accumulators and the results are one :class:`~mxhw.systolic.rowacc.RowAccumulator`
+    per row. PE ``(i, j)`` ends a block one cycle after PE ``(i, j - 1)`` and a PE's blocks
+    are ``k`` transfers apart, so with ``cols <= k`` a row ends at most one block per cycle,
+    in column order, and one unit serves the row (see :mod:`mxhw.systolic.rowacc`). The
+    results, ``special``, latency and flow control are those of the per-PE design
+    (:class:`MXMacPE` in every PE, ``shared_acc=False``).
+
     **Weight-stationary** (``dataflow="weight_stationary"``, see :mod:`mxhw.systolic.ws`):
     PE ``(r, c)`` holds weight ``B[k0 + r, n0 + c]`` of a *pass*: up to ``rows``
     consecutive K elements of one MX block (a block of ``k`` takes ``ceil(k / rows)``
@@ -119,6 +131,13 @@ class SystolicArray(wiring.Component):
         Weight-stationary only: activation rows per pass (the output tile's height and
         the length of the column stages' ring buffers); default ``rows``. With
         ``depth >= rows`` the next pass's weights load during the current pass.
+    shared_acc : bool or None
+        Output-stationary: one block-to-accumulator datapath per row
+        (:class:`~mxhw.systolic.rowacc.RowAccumulator`) instead of one per PE. None
+        (default): wherever it applies (output-stationary, bit-parallel PE, ``fixed``
+        accumulation, ``cols <= k``), else per PE; True: required (``ValueError`` saying
+        why when it does not apply); False: per PE (:class:`MXMacPE`). Same results,
+        latency and throughput either way.
 
     Members
     -------
@@ -149,10 +168,10 @@ class SystolicArray(wiring.Component):
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
     cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
-    pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
-    + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
-    transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row
-    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
+    pipeline`` for the default PE, shared accumulators or not); weight-stationary, a
+    result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
+    activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
+    while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
     holds off a tile's last transfer while the previous tile's results still occupy both
     result stages. Weight-stationary: ``i.ready`` holds off a last-pass activation while
     the output queue (``latency + 2`` rows) has no room reserved for it.
@@ -184,7 +203,9 @@ class SystolicArray(wiring.Component):
     TypeError, ValueError
         Bad ``rows``/``cols``, formats (2-D blocks such as ``mxsf_tile``, non-power-of-two
         scales, unequal block sizes), ``dataflow``, ``acc``, ``pe``, ``pipeline``,
-        ``depth``; a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
+        ``depth``, ``shared_acc`` (not None/True/False; True with the weight-stationary
+        dataflow, ``fp32`` accumulation, a bit-serial PE or a PE factory, or ``cols >
+        k``); a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
         fixed-point elements exceed :data:`~mxhw.systolic.bitserial.SERIAL_BITS_MAX` bits.
     """
 
@@ -257,7 +278,8 @@ class SystolicArray(wiring.Component):
         if acc.mode != "fixed":
             return f"fixed-point accumulation, not {acc.mode!r}"
         if not (isinstance(pe, functools.partial) and pe.func is MXMacPE):
-            return "the bit-parallel PE (pe=None or 'bitparallel'), not a bit-serial PE or a PE factory"
+            return ("the bit-parallel PE (pe=None or 'bitparallel'), not a bit-serial PE or "
+                    "a PE factory")
         if cols > k:
             return (f"cols <= k (at most one block end per row and cycle), not cols={cols} "
                     f"with k={k}")
@@ -331,8 +353,9 @@ class SystolicArray(wiring.Component):
     def pe_latency(self):
         """Cycles from a PE's last element (bit-serial: the final bit of its last step)
         to its result: ``1 + pipeline`` of :class:`MXMacPE` and
-        :class:`BitSerialMXMacPE`, else the ``latency`` attribute of a PE from the
-        factory (1 if it has none)."""
+        :class:`BitSerialMXMacPE` (and of an :class:`~mxhw.systolic.pe.MXBlockSumPE` with
+        its row's :class:`~mxhw.systolic.rowacc.RowAccumulator`), else the ``latency``
+        attribute of a PE from the factory (1 if it has none)."""
         if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
                                                                           BitSerialMXMacPE):
             return 1 + self._pe.keywords.get("pipeline", 0)
@@ -416,7 +439,7 @@ class SystolicArray(wiring.Component):
             for j in range(C):
                 bv = b_in[j] if i == 0 else b_out[i - 1, j]
                 if self._shared:
-                    pe = MXBlockSumPE(fa, fb, pipeline=self._pipeline)
+                    pe = MXBlockSumPE(fa, fb, pipeline=self.pe_latency - 1)
                 else:
                     pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
@@ -431,7 +454,7 @@ class SystolicArray(wiring.Component):
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
-                    fa, fb, self._acc, C, pipeline=self._pipeline)
+                    fa, fb, self._acc, C, pipeline=self.pe_latency - 1)
                 for j in range(C):
                     for n in ("valid", "sum", "a_scale", "b_scale", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(

@@ -11,8 +11,8 @@ from ..formats import lookup_format, moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier, product_width
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
-__all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX", "block_format", "mode_port", "scale_exp_range",
-           "block_sum_width"]
+__all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX", "block_format", "mode_port",
+           "scale_exp_range", "block_sum_width"]
 
 
 

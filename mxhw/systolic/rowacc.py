@@ -9,8 +9,8 @@ transfer ``t``, input gaps included). So the block ends of a row arrive as burst
 row's block ends therefore never collide (at most one per cycle) and come in strict
 column order ``0, 1, .., cols - 1, 0, 1, ..``, whatever the gaps and back-pressure.
 
-:class:`RowAccumulator` exploits both facts. Its PEs (:class:`~mxhw.systolic.pe.
-MXBlockSumPE`) keep only the multiplier and the exact block sum; at a block end the row
+:class:`RowAccumulator` exploits both facts. Its PEs
+(:class:`~mxhw.systolic.pe.MXBlockSumPE`) keep only the multiplier and the exact block sum; at a block end the row
 unit selects the one PE whose ``block_valid`` is high (an AND-OR multiplexer on the
 one-hot valids), puts its sum on the accumulator grid with one
 :func:`~mxhw.systolic.pe.block_to_grid` and adds it with one
@@ -49,14 +49,14 @@ def _one_hot_select(valid, values, shape, name):
 
 
 class RowAccumulator(wiring.Component):
-    """The shared block-end datapath of one row of ``cols`` :class:`~mxhw.systolic.pe.
-    MXBlockSumPE` (see the module docstring): golden ``fixed`` accumulation of the
-    row's block sums, one block per cycle.
+    """The shared block-end datapath of one row of ``cols``
+    :class:`~mxhw.systolic.pe.MXBlockSumPE` (see the module docstring): golden ``fixed``
+    accumulation of the row's block sums, one block per cycle.
 
     At a block end (one ``block_valid[j]`` high) the block's exact sum ``S``, taken with
     its scale codes from column ``j``, goes onto the accumulator grid ``2**-frac_bits``
-    (golden's ``round_shift(S, -(E + F), rounding)``, clamped, :func:`~mxhw.systolic.pe.
-    block_to_grid`) and into column ``j``'s ``width``-bit accumulator with saturation or
+    (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
+    :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit accumulator with saturation or
     wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
     moves to ``result[j]`` and the accumulator restarts at zero. A NaN scale code or a
     block with NaN/Inf element codes makes the tile's result ``special`` (golden: NaN).
@@ -66,8 +66,8 @@ class RowAccumulator(wiring.Component):
     K order), at most one per cycle; idle cycles may fall anywhere. The output-stationary
     array guarantees this when ``cols <= k`` (module docstring).
 
-    Register stages: ``max(pipeline - 1, 0)`` inside :func:`~mxhw.systolic.pe.
-    block_to_grid` (1: the selected sum and its shift, after the multiplexer; 2: the
+    Register stages: ``max(pipeline - 1, 0)`` inside
+    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, after the multiplexer; 2: the
     shifted sum; 3: the rounded and clamped value), then the accumulator. Latency
     ``1 + max(pipeline - 1, 0)`` cycles from ``block_valid`` to ``result`` (with the PE's
     own stage, :class:`~mxhw.systolic.pe.MXMacPE`'s ``1 + pipeline``); throughput one

@@ -6,6 +6,7 @@ and mixed pairs included), shapes, accumulations, pipelines, gaps and back-press
 unit alone; exact latency and throughput; errors."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -149,6 +150,20 @@ def test_throughput_and_latency(shared, pipeline):
     want = [[int(raw[m0 + i, n0 + j]) for j in range(C)] for m0, n0 in tiles
             for i in range(R)]
     assert got == want
+
+
+def test_partial_pe_pipeline():
+    """``pe=functools.partial(MXMacPE, pipeline=p)``: the shared design takes the PE's
+    ``pipeline``, not the array's, and says so in its latency."""
+    rng = np.random.default_rng(9)
+    a = random_operand(rng, "mxfp8_e4m3", (3, 64), 1)
+    b = random_operand(rng, "mxfp4", (64, 2), 0)
+    pe = functools.partial(MXMacPE, pipeline=1)
+    for shared in (True, False):
+        dut = SystolicArray(3, 2, a.fmt, b.fmt, acc=ACC, pe=pe, pipeline=4, shared_acc=shared)
+        assert dut.pe_latency == 2 and dut.latency == 3 + 2 + 2
+        check_gemm(a, b, 3, 2, ACC, seed=9, p_stall=0.3, pe=pe, pipeline=4,
+                   shared_acc=shared)
 
 
 # ---- the row unit alone -----------------------------------------------------------------
