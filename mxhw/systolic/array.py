@@ -11,7 +11,9 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
 from ..formats import moded_code, operand_element
-from .pe import MXMacPE, acc_width, block_format, check_pipeline, delay_line, mode_port
+from .pe import (MXBlockSumPE, MXMacPE, acc_width, block_format, check_pipeline,
+                 delay_line, mode_port)
+from .rowacc import RowAccumulator
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
@@ -61,6 +63,18 @@ class SystolicArray(wiring.Component):
     (every ``k`` transfers); ``last`` marks the final transfer of a tile and must fall on
     a block boundary (K a multiple of ``k``). A new tile may follow the last transfer at
     once.
+
+    **Row-shared accumulation** (``shared_acc``, the default where it applies: bit-parallel
+    PEs, ``fixed`` accumulation, ``cols <= k``): the PEs
+    (:class:`~mxhw.systolic.pe.MXBlockSumPE`) keep only the element multiplier and the
+    exact block sum; the scaling onto the accumulator grid
+    (:func:`~mxhw.systolic.pe.block_to_grid`), the accumulator adder, the ``cols``
+    accumulators and the results are one :class:`~mxhw.systolic.rowacc.RowAccumulator`
+    per row. PE ``(i, j)`` ends a block one cycle after PE ``(i, j - 1)`` and a PE's blocks
+    are ``k`` transfers apart, so with ``cols <= k`` a row ends at most one block per cycle,
+    in column order, and one unit serves the row (see :mod:`mxhw.systolic.rowacc`). The
+    results, ``special``, latency and flow control are those of the per-PE design
+    (:class:`MXMacPE` in every PE, ``shared_acc=False``).
 
     **Weight-stationary** (``dataflow="weight_stationary"``, see :mod:`mxhw.systolic.ws`):
     PE ``(r, c)`` holds weight ``B[k0 + r, n0 + c]`` of a *pass*: up to ``rows``
@@ -117,6 +131,13 @@ class SystolicArray(wiring.Component):
         Weight-stationary only: activation rows per pass (the output tile's height and
         the length of the column stages' ring buffers); default ``rows``. With
         ``depth >= rows`` the next pass's weights load during the current pass.
+    shared_acc : bool or None
+        Output-stationary: one block-to-accumulator datapath per row
+        (:class:`~mxhw.systolic.rowacc.RowAccumulator`) instead of one per PE. None
+        (default): wherever it applies (output-stationary, bit-parallel PE, ``fixed``
+        accumulation, ``cols <= k``), else per PE; True: required (``ValueError`` saying
+        why when it does not apply); False: per PE (:class:`MXMacPE`). Same results,
+        latency and throughput either way.
 
     Members
     -------
@@ -147,10 +168,10 @@ class SystolicArray(wiring.Component):
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
     cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
-    pipeline`` for the default PE); weight-stationary, a result row is valid ``rows + cols
-    + pipeline + 3`` cycles after its last-pass activation transfer. Throughput: one
-    transfer per cycle (``rows*cols`` MACs per cycle) while ``o`` drains at least one row
-    per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
+    pipeline`` for the default PE, shared accumulators or not); weight-stationary, a
+    result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
+    activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
+    while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
     holds off a tile's last transfer while the previous tile's results still occupy both
     result stages. Weight-stationary: ``i.ready`` holds off a last-pass activation while
     the output queue (``latency + 2`` rows) has no room reserved for it.
@@ -182,12 +203,15 @@ class SystolicArray(wiring.Component):
     TypeError, ValueError
         Bad ``rows``/``cols``, formats (2-D blocks such as ``mxsf_tile``, non-power-of-two
         scales, unequal block sizes), ``dataflow``, ``acc``, ``pe``, ``pipeline``,
-        ``depth``; a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
+        ``depth``, ``shared_acc`` (not None/True/False; True with the weight-stationary
+        dataflow, ``fp32`` accumulation, a bit-serial PE or a PE factory, or ``cols >
+        k``); a bit-serial PE with ``fp32`` accumulation, or with a ``fmt_b`` whose
         fixed-point elements exceed :data:`~mxhw.systolic.bitserial.SERIAL_BITS_MAX` bits.
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, dataflow="output_stationary",
-                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE, depth=None):
+                 acc=None, pe=None, pipeline=DEFAULT_PIPELINE, depth=None,
+                 shared_acc=None):
         _check_pos_int("rows", rows)
         _check_pos_int("cols", cols)
         fmt_a = block_format(fmt_a, "fmt_a")
@@ -228,6 +252,12 @@ class SystolicArray(wiring.Component):
                 raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
                                  f"only, not {acc.mode!r}")
             self._serial = check_serial_format(fmt_b)
+        if shared_acc is not None and not isinstance(shared_acc, bool):
+            raise TypeError(f"shared_acc must be None, True or False, not {shared_acc!r}")
+        why_not = self._why_not_shared(dataflow, acc, pe, cols, fmt_a.block_size)
+        if shared_acc and why_not:
+            raise ValueError(f"shared_acc=True needs {why_not}")
+        self._shared = not why_not if shared_acc is None else shared_acc
         self._rows, self._cols = rows, cols
         self._fmt_a, self._fmt_b, self._acc, self._pe = fmt_a, fmt_b, acc, pe
         self._dataflow = dataflow
@@ -239,6 +269,22 @@ class SystolicArray(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
         })
 
+    @staticmethod
+    def _why_not_shared(dataflow, acc, pe, cols, k):
+        """Why the row-shared accumulators cannot apply (a phrase for ``shared_acc=True``'s
+        error), or None."""
+        if dataflow != "output_stationary":
+            return f"the output-stationary dataflow, not {dataflow!r}"
+        if acc.mode != "fixed":
+            return f"fixed-point accumulation, not {acc.mode!r}"
+        if not (isinstance(pe, functools.partial) and pe.func is MXMacPE):
+            return ("the bit-parallel PE (pe=None or 'bitparallel'), not a bit-serial PE or "
+                    "a PE factory")
+        if cols > k:
+            return (f"cols <= k (at most one block end per row and cycle), not cols={cols} "
+                    f"with k={k}")
+        return None
+
     rows = property(lambda self: self._rows)
     cols = property(lambda self: self._cols)
     fmt_a = property(lambda self: self._fmt_a)
@@ -249,6 +295,9 @@ class SystolicArray(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
     depth = property(lambda self: self._depth,
                      doc="Activation rows per pass (weight-stationary), else None.")
+    shared_acc = property(lambda self: self._shared,
+                          doc="The PEs of a row share one block-to-accumulator datapath "
+                              "(:class:`~mxhw.systolic.rowacc.RowAccumulator`).")
 
     @property
     def pe_type(self):
@@ -304,8 +353,9 @@ class SystolicArray(wiring.Component):
     def pe_latency(self):
         """Cycles from a PE's last element (bit-serial: the final bit of its last step)
         to its result: ``1 + pipeline`` of :class:`MXMacPE` and
-        :class:`BitSerialMXMacPE`, else the ``latency`` attribute of a PE from the
-        factory (1 if it has none)."""
+        :class:`BitSerialMXMacPE` (and of an :class:`~mxhw.systolic.pe.MXBlockSumPE` with
+        its row's :class:`~mxhw.systolic.rowacc.RowAccumulator`), else the ``latency``
+        attribute of a PE from the factory (1 if it has none)."""
         if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
                                                                           BitSerialMXMacPE):
             return 1 + self._pe.keywords.get("pipeline", 0)
@@ -388,7 +438,10 @@ class SystolicArray(wiring.Component):
             ah = a_in[i]
             for j in range(C):
                 bv = b_in[j] if i == 0 else b_out[i - 1, j]
-                pe = self._pe(fa, fb, self._acc)
+                if self._shared:
+                    pe = MXBlockSumPE(fa, fb, pipeline=self.pe_latency - 1)
+                else:
+                    pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 pes[i][j] = pe
                 m.d.comb += [getattr(pe, ports.get(n, n)).eq(s_) for n, s_ in ah + bv]
@@ -396,11 +449,25 @@ class SystolicArray(wiring.Component):
                 ah = tuple((n, delay(s_, 1, f"h{i}_{j}_{n}")) for n, s_ in ah)
                 b_out[i, j] = tuple((n, delay(s_, 1, f"w{i}_{j}_{n}")) for n, s_ in bv)
 
+        # ---- the PEs' results (``result``, ``special``): their own, or their row unit's
+        if self._shared:
+            results = []
+            for i in range(R):
+                m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
+                    fa, fb, self._acc, C, pipeline=self.pe_latency - 1)
+                for j in range(C):
+                    for n in ("valid", "sum", "a_scale", "b_scale", "nonfinite", "last"):
+                        m.d.comb += getattr(ra, f"block_{n}")[j].eq(
+                            getattr(pes[i][j], f"block_{n}"))
+                results.append([(ra.result[j], ra.special[j]) for j in range(C)])
+        else:
+            results = [[(pe.result, pe.special) for pe in row] for row in pes]
+
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
         # (bit-serial: the final bit of its last step)
         corner = pes[R - 1][C - 1]
         corner_done = Signal()
-        lat = getattr(corner, "latency", 1)
+        lat = self.pe_latency if self._shared else getattr(corner, "latency", 1)
         corner_last = corner.valid & corner.last
         if p is not None:
             corner_last = corner_last & corner.final
@@ -420,7 +487,8 @@ class SystolicArray(wiring.Component):
             m.d.sync += [hold_full.eq(0), inflight.eq(0), out_full.eq(1), row.eq(0)]
             for i in range(R):
                 for j in range(C):
-                    m.d.sync += [od[i][j].eq(pes[i][j].result), osp[i][j].eq(pes[i][j].special)]
+                    m.d.sync += [od[i][j].eq(results[i][j][0]),
+                                 osp[i][j].eq(results[i][j][1])]
         m.d.comb += self.o.valid.eq(out_full)
         for j in range(C):
             m.d.comb += [self.o.payload.data[j].eq(od[0][j]),

@@ -11,8 +11,8 @@ from ..formats import lookup_format, moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier, product_width
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
-__all__ = ["MXMacPE", "PE_PIPELINE_MAX", "block_format", "mode_port", "scale_exp_range",
-           "block_sum_width"]
+__all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX", "block_format", "mode_port",
+           "scale_exp_range", "block_sum_width"]
 
 
 
@@ -189,6 +189,34 @@ def accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, stages, result, 
             m.d.sync += [reg.eq(0), result.eq(reg_new), special.eq(spec_out)]
 
 
+def element_multiplier(m, pe, fa, fb, pipeline):
+    """The :class:`~mxhw.pe.ElementMultiplier` of a bit-parallel PE ``pe`` (its ``a``,
+    ``b`` and, for moded formats, ``a_mode`` / ``b_mode`` ports), registered when
+    ``pipeline >= 1``. Returns ``(mul, a, b)``, ``a``, ``b`` the operand codes
+    (:func:`~mxhw.formats.moded_code`)."""
+    ea, eb = operand_element(fa), operand_element(fb)
+    a = moded_code(fa, pe.a, getattr(pe, "a_mode", None))
+    b = moded_code(fb, pe.b, getattr(pe, "b_mode", None))
+    m.submodules.mul = mul = ElementMultiplier(ea, eb, pipeline=1 if pipeline >= 1 else 0)
+    m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
+    return mul, a, b
+
+
+def operand_ports(fmt_a, fmt_b):
+    """The input ports of a bit-parallel output-stationary PE (:class:`MXMacPE`)."""
+    return {
+        "a": In(unsigned(fmt_a.element.bits)),
+        "b": In(unsigned(fmt_b.element.bits)),
+        "a_scale": In(unsigned(fmt_a.scale.bits)),
+        "b_scale": In(unsigned(fmt_b.scale.bits)),
+        **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
+        **({"b_mode": In(mode_port(fmt_b))} if fmt_b.mode_bits else {}),
+        "valid": In(1),
+        "block_end": In(1),
+        "last": In(1),
+    }
+
+
 class MXMacPE(wiring.Component):
     """Bit-parallel MX multiply-accumulate: one element pair per cycle.
 
@@ -264,15 +292,7 @@ class MXMacPE(wiring.Component):
         self._pipeline = pipeline
         self._k = fmt_a.block_size
         super().__init__({
-            "a": In(unsigned(fmt_a.element.bits)),
-            "b": In(unsigned(fmt_b.element.bits)),
-            "a_scale": In(unsigned(fmt_a.scale.bits)),
-            "b_scale": In(unsigned(fmt_b.scale.bits)),
-            **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
-            **({"b_mode": In(mode_port(fmt_b))} if fmt_b.mode_bits else {}),
-            "valid": In(1),
-            "block_end": In(1),
-            "last": In(1),
+            **operand_ports(fmt_a, fmt_b),
             "result": Out(signed(acc_width(acc))),
             "special": Out(1),
         })
@@ -287,11 +307,8 @@ class MXMacPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fa, fb, acc, P = self._fmt_a, self._fmt_b, self._acc, self._pipeline
-        ea, eb = operand_element(fa), operand_element(fb)
-        a = moded_code(fa, self.a, getattr(self, "a_mode", None))
-        b = moded_code(fb, self.b, getattr(self, "b_mode", None))
-        m.submodules.mul = mul = ElementMultiplier(ea, eb, pipeline=1 if P >= 1 else 0)
-        m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
+        mul, a, b = element_multiplier(m, self, fa, fb, P)
+        ea, eb = mul.fmt_a, mul.fmt_b
         # control and the scales' shift and NaN flag, aligned with the product
         d, nd = scale_shift(m, fa, fb, acc, mul.lsb_exp, self.a_scale, self.b_scale)
         nan = Signal()
@@ -365,4 +382,106 @@ class MXMacPE(wiring.Component):
             with m.If(last):
                 m.d.sync += [reg.eq(0), self.result.eq(reg_new),
                              self.special.eq((reg_new[23:31] == 0xFF) & (reg_new[:23] != 0))]
+        return m
+
+
+class MXBlockSumPE(wiring.Component):
+    """The multiplier half of :class:`MXMacPE`: exact block sums, handed on at each block
+    end (to a :class:`~mxhw.systolic.rowacc.RowAccumulator` shared by a row of the
+    output-stationary array) instead of being scaled and accumulated in the PE.
+
+    Per block the exact products (:class:`mxhw.pe.ElementMultiplier`, MXSF codes decoded
+    by their block's mode as in :class:`MXMacPE`) are summed exactly in an integer ``S`` of
+    :func:`block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
+    block's last element ``S`` appears on ``block_sum`` with ``block_valid`` high, beside
+    the block's scale codes, whether any of its element codes was NaN/Inf, and the tile's
+    ``last`` flag, and the PE starts the next block at once. Nothing else is kept: the
+    shift onto the accumulator grid, the NaN scale test and the accumulator live in the
+    row unit.
+
+    Register stages (``pipeline``): >= 1 registers the product, the control and the scale
+    codes (:class:`MXMacPE`'s stage 1); the others belong to the row unit (its
+    :func:`block_to_grid` takes ``pipeline - 1``), so a PE and its row unit together keep
+    :class:`MXMacPE`'s latency ``1 + pipeline``.
+
+    Parameters
+    ----------
+    fmt_a, fmt_b : BlockFormat
+        Operand block formats (validated by the array).
+    pipeline : int
+        Register stages of the PE and its row unit, 0..4 (:data:`PE_PIPELINE_MAX`).
+
+    Members
+    -------
+    a, b, a_scale, b_scale, a_mode, b_mode, valid, block_end, last : In
+        As :class:`MXMacPE`.
+    block_valid : Out(1)
+        A block ends in this cycle (``valid & block_end``, ``min(pipeline, 1)`` cycles
+        after its last element arrived); the other ``block_*`` ports hold it. Not
+        registered: they come from the block sum's adder.
+    block_sum : Out(signed(block_sum_width))
+        The block's exact sum ``S`` (products at ``2**lsb_exp``; NaN/Inf codes count 0).
+    block_a_scale, block_b_scale : Out(unsigned(scale bits))
+        The block's scale codes.
+    block_nonfinite : Out(1)
+        An element code of the block is NaN/Inf (reserved MXSF codes included).
+    block_last : Out(1)
+        The block is the tile's last.
+
+    Throughput one element pair per cycle, blocks and tiles back to back. Golden twin:
+    the exact block dot products of :func:`mxhw.golden.arith.gemm`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``pipeline`` not an integer in 0..4.
+    """
+
+    def __init__(self, fmt_a, fmt_b, pipeline=0):
+        check_pipeline(pipeline)
+        self._fmt_a, self._fmt_b, self._pipeline = fmt_a, fmt_b, pipeline
+        self._k = fmt_a.block_size
+        ea, eb = operand_element(fmt_a), operand_element(fmt_b)
+        super().__init__({
+            **operand_ports(fmt_a, fmt_b),
+            "block_valid": Out(1),
+            "block_sum": Out(signed(block_sum_width(ea, eb, self._k))),
+            "block_a_scale": Out(unsigned(fmt_a.scale.bits)),
+            "block_b_scale": Out(unsigned(fmt_b.scale.bits)),
+            "block_nonfinite": Out(1),
+            "block_last": Out(1),
+        })
+
+    pipeline = property(lambda self: self._pipeline)
+
+    @property
+    def lsb_exp(self):
+        """Weight exponent of ``block_sum``'s LSB (the element multiplier's)."""
+        return operand_element(self._fmt_a).lsb_exp + operand_element(self._fmt_b).lsb_exp
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self._pipeline
+        mul, _, _ = element_multiplier(m, self, self._fmt_a, self._fmt_b, P)
+        valid, end, last, a_scale, b_scale = (
+            stage(m, x, P >= 1, "m")
+            for x in (self.valid, self.block_end, self.last, self.a_scale, self.b_scale))
+        s = Signal.like(self.block_sum)            # exact block sum so far
+        s_new = Signal.like(self.block_sum)
+        m.d.comb += s_new.eq(s + mul.p)
+        nf = Signal()                              # the block so far has NaN/Inf codes
+        nf_new = Signal()
+        m.d.comb += nf_new.eq(nf | mul.nonfinite)
+        with m.If(valid):
+            m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
+            with m.If(end):
+                m.d.sync += [s.eq(0), nf.eq(0)]
+        m.d.comb += [
+            self.block_valid.eq(valid & end),
+            self.block_sum.eq(s_new),
+            self.block_a_scale.eq(a_scale),
+            self.block_b_scale.eq(b_scale),
+            self.block_nonfinite.eq(nf_new),
+            self.block_last.eq(last),
+        ]
         return m

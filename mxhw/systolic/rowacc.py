@@ -1,0 +1,182 @@
+"""One block-to-accumulator datapath per row of the output-stationary array.
+
+In the output-stationary :class:`~mxhw.systolic.SystolicArray` every PE of row ``i``
+receives the same transfers, column ``j`` one cycle after column ``j - 1``: PE ``(i, j)``
+sees element ``t`` of a tile in cycle ``T_t + i + j`` (``T_t`` the cycle the array took
+transfer ``t``, input gaps included). So the block ends of a row arrive as bursts, block
+``b`` of column ``j`` in cycle ``T_b + i + j``, and the next block of column 0 at
+``T_{b+1} + i >= T_b + i + k`` (one transfer per cycle at most). With ``cols <= k`` the
+row's block ends therefore never collide (at most one per cycle) and come in strict
+column order ``0, 1, .., cols - 1, 0, 1, ..``, whatever the gaps and back-pressure.
+
+:class:`RowAccumulator` exploits both facts. Its PEs
+(:class:`~mxhw.systolic.pe.MXBlockSumPE`) keep only the multiplier and the exact block sum; at a block end the row
+unit selects the one PE whose ``block_valid`` is high (an AND-OR multiplexer on the
+one-hot valids), puts its sum on the accumulator grid with one
+:func:`~mxhw.systolic.pe.block_to_grid` and adds it with one
+:func:`~mxhw.systolic.pe.accumulate`. The ``cols`` accumulators form a ring: the adder
+reads the head, and every block end rotates the ring by one, the new value entering at
+the tail, so that the head always holds the accumulator of the column whose block ends
+next (no read multiplexer, no write decoder). On a tile's last block the new value
+enters a second ring, of results, which after the row's last burst holds column ``j``'s
+result in entry ``j``, and the accumulator restarts at zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import golden
+from ..formats import operand_element
+from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, scale_nan,
+                 scale_shift)
+
+__all__ = ["RowAccumulator"]
+
+
+def _one_hot_select(valid, values, shape, name):
+    """``values[j]`` for the one ``j`` with ``valid[j]`` high (0 when none is): an AND-OR
+    multiplexer, no priority chain."""
+    out = Signal(shape, name=name)
+    terms = [Mux(v, x, 0) for v, x in zip(valid, values)]
+    out_eq = functools.reduce(operator.or_, terms)
+    return out, out.eq(out_eq)
+
+
+class RowAccumulator(wiring.Component):
+    """The shared block-end datapath of one row of ``cols``
+    :class:`~mxhw.systolic.pe.MXBlockSumPE` (see the module docstring): golden ``fixed``
+    accumulation of the row's block sums, one block per cycle.
+
+    At a block end (one ``block_valid[j]`` high) the block's exact sum ``S``, taken with
+    its scale codes from column ``j``, goes onto the accumulator grid ``2**-frac_bits``
+    (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
+    :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit accumulator with saturation or
+    wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
+    moves to ``result[j]`` and the accumulator restarts at zero. A NaN scale code or a
+    block with NaN/Inf element codes makes the tile's result ``special`` (golden: NaN).
+
+    **Order.** The accumulators are a ring advanced once per block end, so the block
+    ends must come in column order ``0, 1, .., cols - 1, 0, ..`` (each column's blocks in
+    K order), at most one per cycle; idle cycles may fall anywhere. The output-stationary
+    array guarantees this when ``cols <= k`` (module docstring).
+
+    Register stages: ``max(pipeline - 1, 0)`` inside
+    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, after the multiplexer; 2: the
+    shifted sum; 3: the rounded and clamped value), then the accumulator. Latency
+    ``1 + max(pipeline - 1, 0)`` cycles from ``block_valid`` to ``result`` (with the PE's
+    own stage, :class:`~mxhw.systolic.pe.MXMacPE`'s ``1 + pipeline``); throughput one
+    block end per cycle.
+
+    Parameters
+    ----------
+    fmt_a, fmt_b : BlockFormat
+        Operand block formats of the row's PEs (validated by the array).
+    acc : golden.arith.Accumulation
+        ``fixed`` accumulation.
+    cols : int
+        PEs in the row, >= 1.
+    pipeline : int
+        The PEs' ``pipeline`` (0..4); this unit has ``max(pipeline - 1, 0)`` stages.
+
+    Members
+    -------
+    block_valid, block_sum, block_a_scale, block_b_scale, block_nonfinite, block_last :
+        In(...).array(cols)
+        Column ``j``'s :class:`~mxhw.systolic.pe.MXBlockSumPE` ports of the same names.
+    result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
+        Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
+        row's last block end of the tile has gone through (column ``cols - 1``'s), held
+        until the next tile's first last-block end.
+
+    Golden twin: :func:`mxhw.golden.arith.gemm` with ``fixed`` accumulation (one row of
+    output elements), given the exact block sums.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``acc`` not a ``fixed`` :class:`golden.arith.Accumulation`; ``cols`` not a
+        positive integer; ``pipeline`` not an integer in 0..4.
+    """
+
+    def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0):
+        if not isinstance(acc, golden.arith.Accumulation):
+            raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
+        if acc.mode != "fixed":
+            raise ValueError(f"acc: the row accumulator implements fixed-point accumulation "
+                             f"only, not {acc.mode!r}")
+        if not isinstance(cols, int) or isinstance(cols, bool):
+            raise TypeError(f"cols must be a positive integer, not {cols!r}")
+        if cols < 1:
+            raise ValueError(f"cols must be a positive integer, not {cols!r}")
+        check_pipeline(pipeline)
+        self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
+        self._cols, self._pipeline = cols, pipeline
+        ea, eb = operand_element(fmt_a), operand_element(fmt_b)
+        self._lsb_exp = ea.lsb_exp + eb.lsb_exp
+        sw = block_sum_width(ea, eb, fmt_a.block_size)
+        super().__init__({
+            "block_valid": In(1).array(cols),
+            "block_sum": In(signed(sw)).array(cols),
+            "block_a_scale": In(unsigned(fmt_a.scale.bits)).array(cols),
+            "block_b_scale": In(unsigned(fmt_b.scale.bits)).array(cols),
+            "block_nonfinite": In(1).array(cols),
+            "block_last": In(1).array(cols),
+            "result": Out(signed(acc.width)).array(cols),
+            "special": Out(1).array(cols),
+        })
+
+    cols = property(lambda self: self._cols)
+    pipeline = property(lambda self: self._pipeline)
+
+    @property
+    def latency(self):
+        """Cycles from ``block_valid`` of a tile's last block to its ``result``."""
+        return 1 + max(self._pipeline - 1, 0)
+
+    def elaborate(self, platform):
+        m = Module()
+        fa, fb, acc, C = self._fmt_a, self._fmt_b, self._acc, self._cols
+        valid = list(self.block_valid)
+
+        # ---- select the column whose block ends (one-hot valids)
+        sel = {}
+        for name in ("sum", "a_scale", "b_scale", "nonfinite", "last"):
+            ports = getattr(self, f"block_{name}")
+            sig, stmt = _one_hot_select(valid, list(ports), ports[0].shape(), f"sel_{name}")
+            m.d.comb += stmt
+            sel[name] = sig
+        ev = Signal()
+        m.d.comb += ev.eq(Cat(*valid).any())
+        d, nd = scale_shift(m, fa, fb, acc, self._lsb_exp, sel["a_scale"], sel["b_scale"])
+        spec_blk = Signal()
+        m.d.comb += spec_blk.eq(sel["nonfinite"] | scale_nan(fa, sel["a_scale"])
+                                | scale_nan(fb, sel["b_scale"]))
+
+        # ---- onto the accumulator grid (its first register stage registers the selection)
+        v, ev, last, spec_blk = block_to_grid(m, acc, sel["sum"], d, nd,
+                                              [ev, sel["last"], spec_blk],
+                                              self._pipeline - 1)
+
+        # ---- the ring of accumulators: the head is the column whose block ends next
+        regs = [Signal(signed(acc.width), name=f"acc{j}") for j in range(C)]
+        specs = [Signal(name=f"spec{j}") for j in range(C)]
+        reg_new = accumulate(m, acc, regs[0], v)
+        spec_new = Signal()
+        m.d.comb += spec_new.eq(specs[0] | spec_blk)
+        res, res_sp = list(self.result), list(self.special)
+        with m.If(ev):
+            m.d.sync += [regs[j].eq(regs[j + 1]) for j in range(C - 1)]
+            m.d.sync += [specs[j].eq(specs[j + 1]) for j in range(C - 1)]
+            m.d.sync += [regs[C - 1].eq(Mux(last, 0, reg_new)),
+                         specs[C - 1].eq(~last & spec_new)]
+            with m.If(last):
+                m.d.sync += [res[j].eq(res[j + 1]) for j in range(C - 1)]
+                m.d.sync += [res_sp[j].eq(res_sp[j + 1]) for j in range(C - 1)]
+                m.d.sync += [res[C - 1].eq(reg_new), res_sp[C - 1].eq(spec_new)]
+        return m

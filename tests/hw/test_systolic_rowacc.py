@@ -1,0 +1,345 @@
+"""The row-shared block-to-accumulator datapath of the output-stationary array
+(``SystolicArray(shared_acc=...)``, :class:`MXBlockSumPE`, :class:`RowAccumulator`) against
+golden.arith.gemm bit for bit: the shared and the per-PE designs on random formats (MXSF
+and mixed pairs included), shapes, accumulations, pipelines, gaps and back-pressure;
+``cols == k`` on small-block formats (block ends of a row in back-to-back cycles); the row
+unit alone; exact latency and throughput; errors."""
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mxhw import golden
+from mxhw.golden.arith import FP32, block_dots, element_ints, fixed, gemm
+from mxhw.formats import operand_element
+from mxhw.golden.quantize import MXArray
+from mxhw.pe.multiplier import ElementMultiplier
+from mxhw.sim import run
+from mxhw.systolic import MXMacPE, SystolicArray
+from mxhw.systolic.driver import array_beats, tile_order
+from mxhw.systolic.pe import PE_PIPELINE_MAX, MXBlockSumPE, block_format
+from mxhw.systolic.rowacc import RowAccumulator
+
+from test_systolic import FORMATS, acc_strategy, check_gemm, random_operand
+from test_systolic_mxsf import mxsf_operand
+
+ACC = fixed(32, 16)
+
+
+def operand(rng, fmt, shape, axis, nan_p=0.0, zero_p=0.0):
+    """A random MX operand of ``fmt`` (a name; ``"mxsf"``: random modes, reserved codes)."""
+    if fmt == "mxsf":
+        return mxsf_operand(rng, shape, axis, raw_p=0.2, reserved_p=0.05, nan_p=nan_p,
+                            zero_block_p=zero_p)
+    return random_operand(rng, fmt, shape, axis, nan_p=nan_p, zero_block_p=zero_p)
+
+
+# ---- the array: shared and per-PE, against golden ---------------------------------------
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS + ["mxsf"]), fb=st.sampled_from(FORMATS + ["mxsf"]),
+       rows=st.integers(1, 4), cols=st.integers(1, 4),
+       M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 3),
+       acc=acc_strategy(), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
+       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]),
+       pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_shared_and_per_pe_match_golden(fa, fb, rows, cols, M, N, nblk, acc, seed, nan_p,
+                                        zero_p, p_stall, p_idle, pipeline):
+    """Both designs (``shared_acc=True`` and ``False``) equal golden bit for bit."""
+    rng = np.random.default_rng(seed)
+    K = 32 * nblk
+    a = operand(rng, fa, (M, K), 1, nan_p, zero_p)
+    b = operand(rng, fb, (K, N), 0, nan_p, zero_p)
+    for shared in (True, False):
+        check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline,
+                   shared_acc=shared)
+
+
+def small_block(name, k):
+    """``name``'s block format with blocks of ``k`` elements (a test format)."""
+    return dataclasses.replace(golden.formats.get(name), name=f"{name}_k{k}", block=k)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(["mxfp4", "mxint8", "mxfp8_e4m3", "mxfp6_e3m2"]),
+       fb=st.sampled_from(["mxfp4", "mxint8", "mxfp8_e5m2", "mxfp6_e2m3"]),
+       k=st.sampled_from([1, 2, 3, 4]), rows=st.integers(1, 3), data=st.data(),
+       acc=acc_strategy(), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.2]), p_stall=st.sampled_from([0.0, 0.5]),
+       p_idle=st.sampled_from([0.0, 0.0, 0.3]), pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_small_blocks_cols_up_to_k(fa, fb, k, rows, data, acc, seed, nan_p, p_stall, p_idle,
+                                   pipeline):
+    """The collision-free argument at a small scale: blocks of ``k = 1..4`` elements and
+    ``cols`` up to ``k`` (mostly ``cols == k``), so a row's block ends follow each other
+    in consecutive cycles and the next block's begin right after. The shared design (the
+    default there) equals golden bit for bit."""
+    cols = data.draw(st.sampled_from([k, k, data.draw(st.integers(1, k))]))
+    M, N = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
+    K = k * data.draw(st.integers(1, 6))
+    rng = np.random.default_rng(seed)
+    a = random_operand(rng, small_block(fa, k), (M, K), 1, nan_p=nan_p)
+    b = random_operand(rng, small_block(fb, k), (K, N), 0, nan_p=nan_p)
+    assert SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc).shared_acc
+    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline)
+
+
+def test_cols_above_k_per_pe():
+    """``cols > k``: a row's block ends could collide, so the array falls back to the
+    per-PE design (still exact); ``shared_acc=True`` is refused."""
+    rng = np.random.default_rng(7)
+    f = small_block("mxint8", 2)
+    a = random_operand(rng, f, (3, 8), 1)
+    b = random_operand(rng, f, (8, 4), 0)
+    assert not SystolicArray(2, 3, f, f, acc=ACC).shared_acc
+    assert SystolicArray(2, 2, f, f, acc=ACC).shared_acc
+    check_gemm(a, b, 2, 3, ACC, seed=7, p_stall=0.3)
+    with pytest.raises(ValueError) as e:
+        SystolicArray(2, 3, f, f, acc=ACC, shared_acc=True)
+    assert str(e.value) == ("shared_acc=True needs cols <= k (at most one block end per "
+                            "row and cycle), not cols=3 with k=2")
+
+
+# ---- timing: same latency and throughput as the per-PE design ---------------------------
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("pipeline", [0, 2, PE_PIPELINE_MAX])
+def test_throughput_and_latency(shared, pipeline):
+    """Operands always valid, results always taken: one transfer per cycle, tiles back to
+    back (ready never low), each tile's first result row valid exactly ``latency`` cycles
+    after its last transfer, and the rows correct."""
+    rng = np.random.default_rng(8)
+    R, C, M, N, K = 2, 3, 4, 6, 64
+    a = random_operand(rng, "mxfp4", (M, K), 1)
+    b = random_operand(rng, "mxint8", (K, N), 0)
+    dut = SystolicArray(R, C, a.fmt, b.fmt, acc=ACC, pipeline=pipeline, shared_acc=shared)
+    assert dut.shared_acc == shared
+    assert dut.pe_latency == 1 + pipeline and dut.latency == R + C + 1 + pipeline
+    tiles = tile_order(M, N, R, C)
+    beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
+    takes, firsts, got = [], [], []
+
+    async def tb(ctx):
+        taken, rows_out, cycle = 0, 0, 0
+        ctx.set(dut.o.ready, 1)
+        while rows_out < len(tiles) * R:
+            assert cycle < 2 * len(beats) + 100, "timeout"
+            if taken < len(beats):
+                ctx.set(dut.i.payload, beats[taken])
+            ctx.set(dut.i.valid, taken < len(beats))
+            _, _, i_ready, o_valid, o_data = await ctx.tick().sample(
+                dut.i.ready, dut.o.valid, dut.o.payload.data)
+            if taken < len(beats) and i_ready:
+                takes.append(cycle)
+                taken += 1
+            if o_valid:
+                if rows_out % R == 0:
+                    firsts.append(cycle)
+                got.append(list(o_data))
+                rows_out += 1
+            cycle += 1
+
+    run(dut, tb)
+    assert takes == list(range(len(beats)))
+    lasts = takes[K - 1::K]
+    assert [f - t for f, t in zip(firsts, lasts)] == [dut.latency] * len(tiles)
+    _, raw = gemm(a, b, ACC, return_raw=True)
+    want = [[int(raw[m0 + i, n0 + j]) for j in range(C)] for m0, n0 in tiles
+            for i in range(R)]
+    assert got == want
+
+
+def test_partial_pe_pipeline():
+    """``pe=functools.partial(MXMacPE, pipeline=p)``: the shared design takes the PE's
+    ``pipeline``, not the array's, and says so in its latency."""
+    rng = np.random.default_rng(9)
+    a = random_operand(rng, "mxfp8_e4m3", (3, 64), 1)
+    b = random_operand(rng, "mxfp4", (64, 2), 0)
+    pe = functools.partial(MXMacPE, pipeline=1)
+    for shared in (True, False):
+        dut = SystolicArray(3, 2, a.fmt, b.fmt, acc=ACC, pe=pe, pipeline=4, shared_acc=shared)
+        assert dut.pe_latency == 2 and dut.latency == 3 + 2 + 2
+        check_gemm(a, b, 3, 2, ACC, seed=9, p_stall=0.3, pe=pe, pipeline=4,
+                   shared_acc=shared)
+
+
+# ---- the row unit alone -----------------------------------------------------------------
+
+def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
+    """Drive a RowAccumulator with the exact block sums of ``a`` (1 x K) times ``b``
+    (K x cols) from golden's :func:`block_dots`, ``ntiles`` tiles of equal length, block
+    ends in column order with random idle cycles (probability ``p_gap`` before each, so
+    some come back to back); returns ``[(result[j], special[j]) for j]`` per tile, read
+    ``latency`` cycles after the tile's last block end."""
+    fa, fb = block_format(a.fmt), block_format(b.fmt)
+    C = b.shape[1]
+    dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline)
+    assert dut.latency == max(pipeline, 1)
+    d = block_dots(a, b)
+    _, la, bad_a = element_ints(a)
+    _, lb, bad_b = element_ints(b)
+    k = fa.block_size
+    nb = a.shape[1] // k
+    nf = bad_a.reshape(1, nb, k).any(-1)[0][:, None] | bad_b.reshape(nb, k, C).any(1)
+    per_tile = nb // ntiles
+    rng = np.random.default_rng(seed)
+    seq = []                      # per cycle: None or (block, column)
+    for blk in range(nb):
+        for j in range(C):
+            while rng.random() < p_gap:
+                seq.append(None)
+            seq.append((blk, j))
+    got = []
+
+    async def tb(ctx):
+        res, ends = [], []
+        for n, x in enumerate(seq + [None] * dut.latency):
+            for j in range(C):
+                ctx.set(dut.block_valid[j], 0)
+                # junk on the columns not selected: the multiplexer must ignore it
+                ctx.set(dut.block_sum[j], int(rng.integers(-99, 99)))
+                ctx.set(dut.block_b_scale[j], int(rng.integers(0, 255)))
+                ctx.set(dut.block_a_scale[j], int(rng.integers(0, 255)))
+                ctx.set(dut.block_nonfinite[j], int(rng.integers(0, 2)))
+                ctx.set(dut.block_last[j], int(rng.integers(0, 2)))
+            if x is not None:
+                blk, j = x
+                last = blk % per_tile == per_tile - 1
+                ctx.set(dut.block_valid[j], 1)
+                ctx.set(dut.block_sum[j], int(d.S[0, j, blk]))
+                ctx.set(dut.block_a_scale[j], int(a.scales[0, blk]))
+                ctx.set(dut.block_b_scale[j], int(b.scales[blk, j]))
+                ctx.set(dut.block_nonfinite[j], int(nf[blk, j]))
+                ctx.set(dut.block_last[j], int(last))
+                if last and j == C - 1:
+                    ends.append(n)
+            await ctx.tick()
+            res.append([(ctx.get(dut.result[j]), ctx.get(dut.special[j])) for j in range(C)])
+        got.extend(res[n + dut.latency - 1] for n in ends)
+
+    run(dut, tb)
+    return got
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS), cols=st.integers(1, 5),
+       ntiles=st.integers(1, 3), per_tile=st.integers(1, 3), acc=acc_strategy(),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3, 0.7]))
+def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, seed, nan_p,
+                                 p_gap):
+    """The row unit alone, fed golden's exact block sums in column order (back to back or
+    with gaps, tiles back to back, junk on the unselected columns), gives golden's
+    results for every column and tile."""
+    rng = np.random.default_rng(seed)
+    K = 32 * ntiles * per_tile
+    a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p)
+    b = random_operand(rng, fb, (K, cols), 0, nan_p=nan_p)
+    # golden's block sums sit on the hardware's grid (the multiplier's LSB)
+    assert (element_ints(a)[1] + element_ints(b)[1]
+            == MXBlockSumPE(a.fmt, b.fmt).lsb_exp)
+    got = run_row(a, b, ntiles, acc, pipeline, seed, p_gap)
+    assert len(got) == ntiles
+    for t in range(ntiles):
+        ks = slice(t * per_tile * 32, (t + 1) * per_tile * 32)
+        bs = slice(t * per_tile, (t + 1) * per_tile)
+        at = MXArray(a.fmt, (1, per_tile * 32), 1, a.elements[:, ks], a.scales[:, bs], None)
+        bt = MXArray(b.fmt, (per_tile * 32, cols), 0, b.elements[ks], b.scales[bs], None)
+        val, raw = gemm(at, bt, acc, return_raw=True)
+        for j in range(cols):
+            r, s = got[t][j]
+            if np.isnan(val[0, j]):
+                assert s, (t, j)
+            else:
+                assert not s and r == raw[0, j], (t, j, r, raw[0, j])
+
+
+# ---- parameters and errors --------------------------------------------------------------
+
+def test_init_shared_acc():
+    """Automatic choice: shared where it applies, per-PE elsewhere; False forces per-PE."""
+    def arr(**kw):
+        args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC)
+        args.update(kw)
+        return SystolicArray(**args)
+
+    assert arr().shared_acc and arr(shared_acc=True).shared_acc
+    assert arr(cols=32).shared_acc
+    assert not arr(shared_acc=False).shared_acc
+    assert not arr(cols=33).shared_acc
+    assert not arr(acc=FP32).shared_acc
+    assert not arr(pe="bitserial").shared_acc
+    assert not arr(pe=MXMacPE).shared_acc
+    assert not arr(dataflow="weight_stationary").shared_acc
+    assert arr().pe_type == arr(shared_acc=False).pe_type == "bitparallel"
+    assert arr().latency == arr(shared_acc=False).latency
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    ({"shared_acc": "yes"}, TypeError, "shared_acc must be None, True or False, not 'yes'"),
+    ({"shared_acc": 1}, TypeError, "shared_acc must be None, True or False, not 1"),
+    ({"shared_acc": True, "acc": FP32}, ValueError,
+     "shared_acc=True needs fixed-point accumulation, not 'fp32'"),
+    ({"shared_acc": True, "pe": "bitserial"}, ValueError,
+     "shared_acc=True needs the bit-parallel PE (pe=None or 'bitparallel'), not a "
+     "bit-serial PE or a PE factory"),
+    ({"shared_acc": True, "pe": MXMacPE}, ValueError,
+     "shared_acc=True needs the bit-parallel PE (pe=None or 'bitparallel'), not a "
+     "bit-serial PE or a PE factory"),
+    ({"shared_acc": True, "dataflow": "weight_stationary"}, ValueError,
+     "shared_acc=True needs the output-stationary dataflow, not 'weight_stationary'"),
+    ({"shared_acc": True, "cols": 33}, ValueError,
+     "shared_acc=True needs cols <= k (at most one block end per row and cycle), not "
+     "cols=33 with k=32"),
+])
+def test_init_wrong_shared_acc(kw, exc, msg):
+    args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC)
+    args.update(kw)
+    with pytest.raises(exc) as e:
+        SystolicArray(**args)
+    assert str(e.value) == msg
+
+
+def test_row_unit_init():
+    f = block_format("mxfp4")
+    ra = RowAccumulator(f, block_format("mxint8"), ACC, 3, pipeline=4)
+    assert (ra.cols, ra.pipeline, ra.latency) == (3, 4, 4)
+    assert len(ra.result) == 3 and len(ra.block_sum) == 3
+    assert RowAccumulator(f, f, ACC, 1).latency == 1
+    pe = MXBlockSumPE(f, block_format("mxint8"), pipeline=2)
+    assert pe.pipeline == 2 and len(pe.block_sum) == len(ra.block_sum[0])
+    assert pe.lsb_exp == ElementMultiplier(operand_element(f),
+                                           operand_element(block_format("mxint8"))).lsb_exp
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    ({"acc": FP32}, ValueError,
+     "acc: the row accumulator implements fixed-point accumulation only, not 'fp32'"),
+    ({"acc": "fixed"}, TypeError, "acc must be a golden.arith.Accumulation, not 'fixed'"),
+    ({"cols": 0}, ValueError, "cols must be a positive integer, not 0"),
+    ({"cols": 1.5}, TypeError, "cols must be a positive integer, not 1.5"),
+    ({"cols": True}, TypeError, "cols must be a positive integer, not True"),
+    ({"pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
+    ({"pipeline": "1"}, TypeError, "pipeline must be an integer, not '1'"),
+])
+def test_row_unit_init_wrong(kw, exc, msg):
+    f = block_format("mxfp4")
+    args = dict(fmt_a=f, fmt_b=f, acc=ACC, cols=2, pipeline=0)
+    args.update(kw)
+    with pytest.raises(exc) as e:
+        RowAccumulator(**args)
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("pipeline, exc, msg", [
+    (-1, ValueError, "pipeline must be in [0, 4], not -1"),
+    (None, TypeError, "pipeline must be an integer, not None"),
+])
+def test_block_sum_pe_init_wrong(pipeline, exc, msg):
+    f = block_format("mxfp4")
+    with pytest.raises(exc) as e:
+        MXBlockSumPE(f, f, pipeline=pipeline)
+    assert str(e.value) == msg
