@@ -13,7 +13,7 @@ tree), then
   block's own cells (the block is kept as one module through synthesis, so the harness is
   not counted);
 - placed and routed with nextpnr-ecp5 (``--85k --package CABGA381 --speed 6``,
-  router2 with timing-driven rip-up, the clock on the board's clock pin, 300 MHz requested,
+  router2, the clock on the board's clock pin, 300 MHz requested,
   ``--timing-allow-fail``): the achieved Fmax is the block's register-to-register clock
   (harness registers on both sides).
 
@@ -392,10 +392,11 @@ PNR_SEED = 1
 ECP5_CLK_PIN = "G2"
 PNR_LPF = (f'LOCATE COMP "clk" SITE "{ECP5_CLK_PIN}";\n'
            f'IOBUF PORT "clk" IO_TYPE=LVCMOS33;\n')
-#: router2 with timing-driven rip-up: it routes the 8x8 arrays in minutes, where router1 did
-#: not converge in half an hour; it needs the clock on a clock pin (PNR_LPF). (On the FP4
-#: multiplier: router1 142 MHz, router2 134, router2 + ``--tmg-ripup`` 147.)
-PNR_ROUTER = ["--router", "router2", "--tmg-ripup"]
+#: router2: it routes the 8x8 arrays in minutes, where router1 did not converge in half an
+#: hour; it needs the clock on a clock pin (PNR_LPF). (On the FP4 multiplier: router1 142
+#: MHz, router2 134; router2's ``--tmg-ripup`` reached 147 there but does not finish on
+#: larger blocks at the 300 MHz request.)
+PNR_ROUTER = ["--router", "router2"]
 PNR_OPTS = [*ECP5_NEXTPNR, "--json", "ecp5.json", "--lpf", "ppa.lpf",
             "--lpf-allow-unconstrained", *PNR_ROUTER, "--freq", str(REQUEST_MHZ),
             "--timing-allow-fail", "--report", "ecp5_report.json", "--seed", str(PNR_SEED)]
