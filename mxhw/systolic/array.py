@@ -13,7 +13,7 @@ from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
 from ..formats import moded_code, operand_element
 from .pe import (MXBlockSumPE, MXMacPE, acc_width, block_format, check_pipeline,
                  delay_line, mode_port)
-from .rowacc import RowAccumulator
+from .rowacc import RowAccumulator, row_extra_stages
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
@@ -73,8 +73,9 @@ class SystolicArray(wiring.Component):
     per row. PE ``(i, j)`` ends a block one cycle after PE ``(i, j - 1)`` and a PE's blocks
     are ``k`` transfers apart, so with ``cols <= k`` a row ends at most one block per cycle,
     in column order, and one unit serves the row (see :mod:`mxhw.systolic.rowacc`). The
-    results, ``special``, latency and flow control are those of the per-PE design
-    (:class:`MXMacPE` in every PE, ``shared_acc=False``).
+    results, ``special``, throughput and flow control are those of the per-PE design
+    (:class:`MXMacPE` in every PE, ``shared_acc=False``); from ``pipeline`` 2 up the
+    latency is 2 cycles longer (a register on each side of the row-wide selection).
 
     **Weight-stationary** (``dataflow="weight_stationary"``, see :mod:`mxhw.systolic.ws`):
     PE ``(r, c)`` holds weight ``B[k0 + r, n0 + c]`` of a *pass*: up to ``rows``
@@ -136,8 +137,9 @@ class SystolicArray(wiring.Component):
         (:class:`~mxhw.systolic.rowacc.RowAccumulator`) instead of one per PE. None
         (default): wherever it applies (output-stationary, bit-parallel PE, ``fixed``
         accumulation, ``cols <= k``), else per PE; True: required (``ValueError`` saying
-        why when it does not apply); False: per PE (:class:`MXMacPE`). Same results,
-        latency and throughput either way.
+        why when it does not apply); False: per PE (:class:`MXMacPE`). Same results and
+        throughput either way; the shared design's latency is 2 cycles longer from
+        ``pipeline`` 2 up.
 
     Members
     -------
@@ -168,7 +170,8 @@ class SystolicArray(wiring.Component):
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
     cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
-    pipeline`` for the default PE, shared accumulators or not); weight-stationary, a
+    pipeline`` for the default PE, + 2 with shared accumulators from ``pipeline`` 2 up,
+    :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
     while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
@@ -353,12 +356,14 @@ class SystolicArray(wiring.Component):
     def pe_latency(self):
         """Cycles from a PE's last element (bit-serial: the final bit of its last step)
         to its result: ``1 + pipeline`` of :class:`MXMacPE` and
-        :class:`BitSerialMXMacPE` (and of an :class:`~mxhw.systolic.pe.MXBlockSumPE` with
-        its row's :class:`~mxhw.systolic.rowacc.RowAccumulator`), else the ``latency``
+        :class:`BitSerialMXMacPE`; of an :class:`~mxhw.systolic.pe.MXBlockSumPE` with its
+        row's :class:`~mxhw.systolic.rowacc.RowAccumulator`, that plus
+        :func:`~mxhw.systolic.rowacc.row_extra_stages` (2 from ``pipeline`` 2 up); else the ``latency``
         attribute of a PE from the factory (1 if it has none)."""
         if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
                                                                           BitSerialMXMacPE):
-            return 1 + self._pe.keywords.get("pipeline", 0)
+            p = self._pe.keywords.get("pipeline", 0)
+            return 1 + p + (row_extra_stages(p) if self._shared else 0)
         return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
 
     def elaborate(self, platform):
@@ -439,7 +444,7 @@ class SystolicArray(wiring.Component):
             for j in range(C):
                 bv = b_in[j] if i == 0 else b_out[i - 1, j]
                 if self._shared:
-                    pe = MXBlockSumPE(fa, fb, pipeline=self.pe_latency - 1)
+                    pe = MXBlockSumPE(fa, fb, pipeline=self._pe.keywords.get("pipeline", 0))
                 else:
                     pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
@@ -454,7 +459,7 @@ class SystolicArray(wiring.Component):
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
-                    fa, fb, self._acc, C, pipeline=self.pe_latency - 1)
+                    fa, fb, self._acc, C, pipeline=self._pe.keywords.get("pipeline", 0))
                 for j in range(C):
                     for n in ("valid", "sum", "a_scale", "b_scale", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(

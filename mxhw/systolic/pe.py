@@ -400,9 +400,13 @@ class MXBlockSumPE(wiring.Component):
     row unit.
 
     Register stages (``pipeline``): >= 1 registers the product, the control and the scale
-    codes (:class:`MXMacPE`'s stage 1); the others belong to the row unit (its
-    :func:`block_to_grid` takes ``pipeline - 1``), so a PE and its row unit together keep
-    :class:`MXMacPE`'s latency ``1 + pipeline``.
+    codes (:class:`MXMacPE`'s stage 1); >= 2 also registers the ``block_*`` outputs (the
+    row's multiplexer then starts at flip-flops, not at the block sum's adder: one more
+    cycle); the others belong to the row unit (its :func:`block_to_grid` takes
+    ``pipeline - 1``, after its own selection register), so a PE and its row unit
+    together take :class:`MXMacPE`'s latency ``1 + pipeline`` plus
+    :func:`~mxhw.systolic.rowacc.row_extra_stages` (2 from ``pipeline`` 2 up: these two
+    registers keep the row-wide selection off the PEs' and the row unit's logic).
 
     Parameters
     ----------
@@ -416,9 +420,9 @@ class MXBlockSumPE(wiring.Component):
     a, b, a_scale, b_scale, a_mode, b_mode, valid, block_end, last : In
         As :class:`MXMacPE`.
     block_valid : Out(1)
-        A block ends in this cycle (``valid & block_end``, ``min(pipeline, 1)`` cycles
-        after its last element arrived); the other ``block_*`` ports hold it. Not
-        registered: they come from the block sum's adder.
+        A block ends in this cycle (``valid & block_end``, :attr:`latency` cycles after
+        its last element arrived); the other ``block_*`` ports hold it. Registered from
+        ``pipeline`` 2 up; below, they come from the block sum's adder.
     block_sum : Out(signed(block_sum_width))
         The block's exact sum ``S`` (products at ``2**lsb_exp``; NaN/Inf codes count 0).
     block_a_scale, block_b_scale : Out(unsigned(scale bits))
@@ -455,6 +459,12 @@ class MXBlockSumPE(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
 
     @property
+    def latency(self):
+        """Cycles from a block's last element to its ``block_valid``: ``min(pipeline, 1)``,
+        plus 1 from ``pipeline`` 2 up (the output register)."""
+        return min(self._pipeline, 1) + (self._pipeline >= 2)
+
+    @property
     def lsb_exp(self):
         """Weight exponent of ``block_sum``'s LSB (the element multiplier's)."""
         return operand_element(self._fmt_a).lsb_exp + operand_element(self._fmt_b).lsb_exp
@@ -476,12 +486,9 @@ class MXBlockSumPE(wiring.Component):
             m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
             with m.If(end):
                 m.d.sync += [s.eq(0), nf.eq(0)]
-        m.d.comb += [
-            self.block_valid.eq(valid & end),
-            self.block_sum.eq(s_new),
-            self.block_a_scale.eq(a_scale),
-            self.block_b_scale.eq(b_scale),
-            self.block_nonfinite.eq(nf_new),
-            self.block_last.eq(last),
-        ]
+        outs = [(self.block_valid, valid & end), (self.block_sum, s_new),
+                (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
+                (self.block_nonfinite, nf_new), (self.block_last, last)]
+        domain = m.d.sync if P >= 2 else m.d.comb
+        domain += [port.eq(value) for port, value in outs]
         return m

@@ -36,7 +36,15 @@ from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, scale_nan,
                  scale_shift)
 
-__all__ = ["RowAccumulator"]
+__all__ = ["RowAccumulator", "row_extra_stages"]
+
+
+def row_extra_stages(pipeline):
+    """Cycles the row-shared design adds to :class:`~mxhw.systolic.pe.MXMacPE`'s latency
+    ``1 + pipeline``: 2 from ``pipeline`` 2 up (the PE's output register and the row
+    unit's selection register, which keep the row-wide multiplexer's wires apart from
+    logic), else 0."""
+    return 2 if pipeline >= 2 else 0
 
 
 def _one_hot_select(valid, values, shape, name):
@@ -66,12 +74,12 @@ class RowAccumulator(wiring.Component):
     K order), at most one per cycle; idle cycles may fall anywhere. The output-stationary
     array guarantees this when ``cols <= k`` (module docstring).
 
-    Register stages: ``max(pipeline - 1, 0)`` inside
-    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, after the multiplexer; 2: the
-    shifted sum; 3: the rounded and clamped value), then the accumulator. Latency
-    ``1 + max(pipeline - 1, 0)`` cycles from ``block_valid`` to ``result`` (with the PE's
-    own stage, :class:`~mxhw.systolic.pe.MXMacPE`'s ``1 + pipeline``); throughput one
-    block end per cycle.
+    Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs,
+    before any logic); ``max(pipeline - 1, 0)`` inside
+    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift; 2: the
+    shifted sum; 3: the rounded and clamped value); then the accumulator. Latency
+    :attr:`latency` cycles from ``block_valid`` to ``result``; throughput one block end
+    per cycle.
 
     Parameters
     ----------
@@ -136,8 +144,10 @@ class RowAccumulator(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from ``block_valid`` of a tile's last block to its ``result``."""
-        return 1 + max(self._pipeline - 1, 0)
+        """Cycles from ``block_valid`` of a tile's last block to its ``result``:
+        ``1 + max(pipeline - 1, 0)``, plus 1 from ``pipeline`` 2 up (the selection
+        register)."""
+        return 1 + max(self._pipeline - 1, 0) + (self._pipeline >= 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -153,6 +163,15 @@ class RowAccumulator(wiring.Component):
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
+        if self._pipeline >= 2:
+            # the selection register: the row-wide wires end at flip-flops
+            q = {}
+            for name, sig in sel.items():
+                q[name] = Signal.like(sig, name=f"{sig.name}_q")
+                m.d.sync += q[name].eq(sig)
+            ev_q = Signal()
+            m.d.sync += ev_q.eq(ev)
+            sel, ev = q, ev_q
         d, nd = scale_shift(m, fa, fb, acc, self._lsb_exp, sel["a_scale"], sel["b_scale"])
         spec_blk = Signal()
         m.d.comb += spec_blk.eq(sel["nonfinite"] | scale_nan(fa, sel["a_scale"])

@@ -21,7 +21,7 @@ from mxhw.sim import run
 from mxhw.systolic import MXMacPE, SystolicArray
 from mxhw.systolic.driver import array_beats, tile_order
 from mxhw.systolic.pe import PE_PIPELINE_MAX, MXBlockSumPE, block_format
-from mxhw.systolic.rowacc import RowAccumulator
+from mxhw.systolic.rowacc import RowAccumulator, row_extra_stages
 
 from test_systolic import FORMATS, acc_strategy, check_gemm, random_operand
 from test_systolic_mxsf import mxsf_operand
@@ -103,7 +103,7 @@ def test_cols_above_k_per_pe():
                             "row and cycle), not cols=3 with k=2")
 
 
-# ---- timing: same latency and throughput as the per-PE design ---------------------------
+# ---- timing: the throughput of the per-PE design; latency 2 longer from pipeline 2 ------
 
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("pipeline", [0, 2, PE_PIPELINE_MAX])
@@ -117,7 +117,10 @@ def test_throughput_and_latency(shared, pipeline):
     b = random_operand(rng, "mxint8", (K, N), 0)
     dut = SystolicArray(R, C, a.fmt, b.fmt, acc=ACC, pipeline=pipeline, shared_acc=shared)
     assert dut.shared_acc == shared
-    assert dut.pe_latency == 1 + pipeline and dut.latency == R + C + 1 + pipeline
+    extra = row_extra_stages(pipeline) if shared else 0
+    assert extra == (2 if shared and pipeline >= 2 else 0)
+    assert dut.pe_latency == 1 + pipeline + extra
+    assert dut.latency == R + C + 1 + pipeline + extra
     tiles = tile_order(M, N, R, C)
     beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
     takes, firsts, got = [], [], []
@@ -177,7 +180,7 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
     fa, fb = block_format(a.fmt), block_format(b.fmt)
     C = b.shape[1]
     dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline)
-    assert dut.latency == max(pipeline, 1)
+    assert dut.latency == max(pipeline, 1) + (pipeline >= 2)
     d = block_dots(a, b)
     _, la, bad_a = element_ints(a)
     _, lb, bad_b = element_ints(b)
@@ -275,7 +278,7 @@ def test_init_shared_acc():
     assert not arr(pe=MXMacPE).shared_acc
     assert not arr(dataflow="weight_stationary").shared_acc
     assert arr().pe_type == arr(shared_acc=False).pe_type == "bitparallel"
-    assert arr().latency == arr(shared_acc=False).latency
+    assert arr().latency == arr(shared_acc=False).latency + 2     # pipeline 4
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
@@ -306,11 +309,12 @@ def test_init_wrong_shared_acc(kw, exc, msg):
 def test_row_unit_init():
     f = block_format("mxfp4")
     ra = RowAccumulator(f, block_format("mxint8"), ACC, 3, pipeline=4)
-    assert (ra.cols, ra.pipeline, ra.latency) == (3, 4, 4)
+    assert (ra.cols, ra.pipeline, ra.latency) == (3, 4, 5)
     assert len(ra.result) == 3 and len(ra.block_sum) == 3
     assert RowAccumulator(f, f, ACC, 1).latency == 1
     pe = MXBlockSumPE(f, block_format("mxint8"), pipeline=2)
     assert pe.pipeline == 2 and len(pe.block_sum) == len(ra.block_sum[0])
+    assert [MXBlockSumPE(f, f, pipeline=p).latency for p in range(5)] == [0, 1, 2, 2, 2]
     assert pe.lsb_exp == ElementMultiplier(operand_element(f),
                                            operand_element(block_format("mxint8"))).lsb_exp
 
