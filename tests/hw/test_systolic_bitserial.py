@@ -278,8 +278,12 @@ def test_init():
                         pe=functools.partial(BitSerialMXMacPE, pipeline=3))
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitserial", 33, 4)
     dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe="bitparallel")
+    # row-shared accumulators (the default here): 2 cycles more (row_extra_stages)
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitparallel", 1,
-                                                               1 + DEFAULT_PIPELINE)
+                                                               1 + DEFAULT_PIPELINE + 2)
+    dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe="bitparallel",
+                        shared_acc=False)
+    assert dut.pe_latency == 1 + DEFAULT_PIPELINE
     assert SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC,
                          pe=lambda fa, fb, acc: None).pe_type == "custom"
     pe = BitSerialMXMacPE(block_format("mxfp4"), block_format("mxint8"), ACC, pipeline=2)
