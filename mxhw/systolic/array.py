@@ -362,7 +362,7 @@ class SystolicArray(wiring.Component):
         attribute of a PE from the factory (1 if it has none)."""
         if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
                                                                           BitSerialMXMacPE):
-            p = self._pe.keywords.get("pipeline", 0)
+            p = self._pe.keywords.get("pipeline", 0)     # the PE's own register stages
             return 1 + p + (row_extra_stages(p) if self._shared else 0)
         return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
 
@@ -437,6 +437,8 @@ class SystolicArray(wiring.Component):
         b_in = [tuple((n, delay(s_, j, f"{n}{j}")) for n, s_ in cols_in[j]) for j in range(C)]
         ports = {"v": "valid", "e": "block_end", "l": "last", "f": "first", "z": "final"}
 
+        # shared accumulators: the MXMacPE partial's pipeline, split between PE and row unit
+        shared_p = self._pe.keywords.get("pipeline", 0) if self._shared else None
         pes = [[None] * C for _ in range(R)]
         b_out = {}
         for i in range(R):
@@ -444,7 +446,7 @@ class SystolicArray(wiring.Component):
             for j in range(C):
                 bv = b_in[j] if i == 0 else b_out[i - 1, j]
                 if self._shared:
-                    pe = MXBlockSumPE(fa, fb, pipeline=self._pe.keywords.get("pipeline", 0))
+                    pe = MXBlockSumPE(fa, fb, pipeline=shared_p)
                 else:
                     pe = self._pe(fa, fb, self._acc)
                 m.submodules[f"pe_{i}_{j}"] = pe
@@ -459,7 +461,7 @@ class SystolicArray(wiring.Component):
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
-                    fa, fb, self._acc, C, pipeline=self._pe.keywords.get("pipeline", 0))
+                    fa, fb, self._acc, C, pipeline=shared_p)
                 for j in range(C):
                     for n in ("valid", "sum", "a_scale", "b_scale", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(
