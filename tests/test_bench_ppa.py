@@ -379,3 +379,48 @@ def test_cli_end_to_end(tmp_path):
                         "-j", "1", "--cache", str(tmp_path / "cache")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and f"{TINY}: cached" in r.stdout
+
+
+def test_dsp_array_also_measured_lut_only(tmp_path, monkeypatch):
+    """An array whose ECP5 netlist has DSP blocks is synthesised LUT-only too (no place and
+    route for it); an array without DSPs is not; the figure and the table column follow."""
+    calls = []
+
+    def fake(cmd, cwd, log, label):
+        calls.append(label)
+        if label == "nextpnr-ecp5":
+            (cwd / "ecp5_report.json").write_text(json.dumps({
+                "fmax": {"clk": {"achieved": 99.0, "constraint": 300.0}},
+                "utilization": {}, "critical_paths": []}))
+            return
+        target = label[len("yosys synth ("):-1]
+        cells = {"ecp5": (("LUT4", 40), ("MULT18X18D", 4)),
+                 "ecp5_nodsp": (("LUT4", 400), ("TRELLIS_FF", 9)),
+                 "xc7": (("LUT6", 30), ("FDRE", 9))}[target]
+        if "mxfp4" in str(cwd):
+            cells = (("LUT4", 50), ("TRELLIS_FF", 9)) if target != "xc7" else cells
+        (cwd / f"{target}_stat.txt").write_text(STAT.format(
+            total=cells[0][1] + cells[1][1], a=cells[0][1], ca=cells[0][0], b=cells[1][1],
+            cb=cells[1][0]))
+        if target == "ecp5":
+            (cwd / "ecp5.json").write_text("{}")
+    monkeypatch.setattr(ppa, "_run_tool", fake)
+    dsp = ppa._task("array_mxint8_2x2", tmp_path, False)
+    assert calls == ["yosys synth (ecp5)", "nextpnr-ecp5", "yosys synth (xc7)",
+                     "yosys synth (ecp5_nodsp)"]
+    assert dsp["ecp5"]["dsps"] == 4 and dsp["ecp5_nodsp"]["luts"] == 400
+    assert dsp["cached"] == {"ecp5": False, "xc7": False, "ecp5_nodsp": False}
+    calls.clear()
+    nodsp = ppa._task("array_mxfp4_2x2", tmp_path, False)
+    assert calls == ["yosys synth (ecp5)", "nextpnr-ecp5", "yosys synth (xc7)"]
+    assert "ecp5_nodsp" not in nodsp
+    fig = ppa.figures([dsp, nodsp])
+    assert fig["array_mxint8_2x2_nodsp_luts"] == 400
+    assert "array_mxfp4_2x2_nodsp_luts" not in fig
+    rows = ppa.table_rows([dsp, nodsp])
+    col = ppa.HEADERS.index("LUT, no DSP")
+    assert rows[0][col] == "400" and rows[1][col] == "-"
+    calls.clear()
+    assert ppa._task("array_mxint8_2x2", tmp_path, False)["cached"] == \
+        {"ecp5": True, "xc7": True, "ecp5_nodsp": True}
+    assert calls == []

@@ -556,7 +556,20 @@ def run_soc(cache=None, rerun=False, board="ulx3s"):
 
 
 def _task(name, cache, rerun):
-    return run_soc(cache, rerun) if name == SOC else run_config(name, cache, rerun=rerun)
+    """One configuration of the suite: :func:`run_soc` or :func:`run_config` (``ecp5``,
+    ``xc7``); an array whose ECP5 netlist uses DSP blocks is also synthesised LUT-only
+    (``ecp5_nodsp``, no place and route), so that its LUT count compares with the arrays
+    that use none (``<name>_nodsp_luts``)."""
+    if name == SOC:
+        return run_soc(cache, rerun)
+    r = run_config(name, cache, rerun=rerun)
+    if CONFIGS[name].block == "array" and r.get("ecp5", {}).get("dsps"):
+        extra = run_config(name, cache, targets=("ecp5_nodsp",), rerun=rerun)
+        r["cached"].update(extra["cached"])
+        r["errors"].update(extra["errors"])
+        if "ecp5_nodsp" in extra:
+            r["ecp5_nodsp"] = extra["ecp5_nodsp"]
+    return r
 
 
 def run(names, jobs=1, cache=None, rerun=False, progress=None):
@@ -597,7 +610,8 @@ def figures(results):
     ``<name>_luts``, ``_ffs``, ``_dsps``, ``_brams``, ``_fmax_mhz`` (ECP5), ``_ccu2c``,
     ``<name>_xc7_luts`` ... ``_xc7_brams``, ``_xc7_carry4``; for MAC blocks
     ``_macs_per_cycle``, ``_macs_per_cycle_per_klut`` and ``_peak_gmac_s``; for the SoC
-    ``soc_ulx3s_fmax_mhz`` (and its LUT/FF/DSP/BRAM). A figure whose tool failed is left
+    ``soc_ulx3s_fmax_mhz`` (and its LUT/FF/DSP/BRAM); ``<name>_nodsp_luts`` for the arrays
+    measured LUT-only as well (see :func:`_task`). A figure whose tool failed is left
     out."""
     fig = {}
     for r in results:
@@ -618,6 +632,8 @@ def figures(results):
         if x:
             for k in (*FIGURES, "carry4"):
                 fig[f"{n}_xc7_{k}"] = x[k]
+        if r.get("ecp5_nodsp"):
+            fig[f"{n}_nodsp_luts"] = r["ecp5_nodsp"]["luts"]
         macs = CONFIGS[n].macs_per_cycle
         if macs:
             fig[f"{n}_macs_per_cycle"] = macs
@@ -630,7 +646,7 @@ def figures(results):
 
 
 HEADERS = ["config", "LUT", "FF", "DSP", "BRAM", "Fmax MHz", "xc7 LUT", "xc7 FF",
-           "xc7 DSP", "xc7 BRAM", "MAC/cyc", "MAC/cyc/kLUT", "GMAC/s"]
+           "xc7 DSP", "xc7 BRAM", "MAC/cyc", "MAC/cyc/kLUT", "GMAC/s", "LUT, no DSP"]
 
 
 def table_rows(results):
@@ -649,7 +665,7 @@ def table_rows(results):
         rows.append([n, g("luts"), g("ffs"), g("dsps"), g("brams"), g("fmax_mhz", "{:.1f}"),
                      g("xc7_luts"), g("xc7_ffs"), g("xc7_dsps"), g("xc7_brams"),
                      g("macs_per_cycle", "{:g}"), g("macs_per_cycle_per_klut", "{:.2f}"),
-                     g("peak_gmac_s", "{:.2f}")])
+                     g("peak_gmac_s", "{:.2f}"), g("nodsp_luts")])
     return rows
 
 
@@ -691,7 +707,9 @@ def write_report(results, outdir, config):
              f"BRAM: ECP5 DP16KD; xc7 {config['xc7_brams']}.",
              "Each block is measured register to register inside a harness whose registers "
              "are not counted. MAC/cyc/kLUT uses the ECP5 LUTs; GMAC/s is MAC/cyc times "
-             "the ECP5 Fmax.", ""]
+             "the ECP5 Fmax. \"LUT, no DSP\": an array that uses DSP blocks synthesised "
+             "again with `synth_ecp5 -nodsp` (its multipliers in LUTs; no place and route), "
+             "for a LUT comparison with the arrays that use no DSP.", ""]
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("|" + "---|" * len(HEADERS))
     for row in table_rows(results):
