@@ -128,6 +128,8 @@ class HostLink(wiring.Component):
         m.submodules.buf = buf = Memory(shape=32, depth=nwords, init=[])
         wr = buf.write_port()
         rd = buf.read_port()
+        # the buffer is read only by the COMMIT states, at ``widx``: its address is that
+        # register whatever the state (no FSM decode in front of the block RAM)
 
         crc = Signal(16, init=0xFFFF)
         cnt = Signal(16)              # bytes of the current field / payload
@@ -140,6 +142,7 @@ class HostLink(wiring.Component):
         status = Signal(8)
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
+        m.d.comb += rd.addr.eq(widx)
         wleft = Signal(range(nwords + 1))   # WRITE words still to commit
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         # Watchdog: cycles since the last byte of a packet (or of a drained one). Two
@@ -310,12 +313,11 @@ class HostLink(wiring.Component):
                 with m.If(wleft == 0):
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.comb += rd.addr.eq(widx)
                     m.d.sync += widx.eq(widx + 1)
                     m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
                 m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data),
-                             self.bus.w_en.eq(1), rd.addr.eq(widx)]
+                             self.bus.w_en.eq(1)]
                 m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1)]
                 with m.If(wleft == 1):
                     m.next = "RESPOND"
