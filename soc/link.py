@@ -132,6 +132,7 @@ class HostLink(wiring.Component):
         # register whatever the state (no FSM decode in front of the block RAM)
 
         crc = Signal(16, init=0xFFFF)
+        crc_bad = Signal()            # the received CRC differs (CHECK -> EXEC)
         cnt = Signal(16)              # bytes of the current field / payload
         hdr = Signal(56)              # cmd, addr, len (LSB first as received)
         cmd = hdr[0:8]
@@ -292,12 +293,18 @@ class HostLink(wiring.Component):
                 with m.Elif(take):
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
                     with m.If(cnt == 1):
-                        m.next = "EXEC"
+                        m.next = "CHECK"
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
+            # the CRC compare is registered here and acted on in EXEC (no 16-bit compare
+            # in front of the FSM and the bus address counter)
+            with m.State("CHECK"):
+                m.d.sync += crc_bad.eq(crc_rx != crc)
+                m.next = "EXEC"
+
             with m.State("EXEC"):
-                with m.If(crc_rx != crc):
+                with m.If(crc_bad):
                     error(Status.BAD_CRC)
                 with m.Elif(cmd == Cmd.WRITE):
                     m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:]),

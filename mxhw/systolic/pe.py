@@ -444,8 +444,8 @@ class MXBlockSumPE(wiring.Component):
     once. Nothing else is kept: the shift onto the accumulator grid and the accumulator
     live in the row unit.
 
-    Register stages (``pipeline``): >= 1 registers the product, the control, the sum of
-    the scale codes and their NaN flag (:class:`MXMacPE`'s stage 1); >= 2 also registers the ``block_*`` outputs (the
+    Register stages (``pipeline``): >= 1 registers the product, the control and the scale
+    codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag follow); >= 2 also registers the ``block_*`` outputs (the
     row's multiplexer then starts at flip-flops, not at the block sum's adder: one more
     cycle); the others belong to the row unit (its :func:`block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
@@ -520,13 +520,16 @@ class MXBlockSumPE(wiring.Component):
         m = Module()
         fa, fb, P = self._fmt_a, self._fmt_b, self._pipeline
         mul, _, _ = element_multiplier(m, self, fa, fb, P)
-        # the scales' sum and NaN flag, aligned with the product
+        # the scale codes, aligned with the product (these registers equal the operands'
+        # pass-through registers to the next PE, so synthesis shares them); their sum and
+        # NaN flag after them
+        valid, end, last, a_scale, b_scale = (
+            stage(m, x, P >= 1, "m")
+            for x in (self.valid, self.block_end, self.last, self.a_scale, self.b_scale))
         t = Signal.like(self.block_scale_sum)
         nan = Signal()
-        m.d.comb += [t.eq(self.a_scale + self.b_scale),
-                     nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale))]
-        valid, end, last, t, nan = (
-            stage(m, x, P >= 1, "m") for x in (self.valid, self.block_end, self.last, t, nan))
+        m.d.comb += [t.eq(a_scale + b_scale),
+                     nan.eq(scale_nan(fa, a_scale) | scale_nan(fb, b_scale))]
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
         m.d.comb += s_new.eq(s + mul.p)
