@@ -100,7 +100,9 @@ class ElementMultiplier(wiring.Component):
     fmt_b.lsb_exp``. Internally each operand is unpacked (sign, significand, exponent), the
     significands multiply and the exponents become one left shift: the multiplier is as
     narrow as the significands (e.g. 2 x 4 bits for E4M3 x E2M1), not as the fixed-point
-    operands.
+    operands. Small sign-magnitude FP pairs (magnitude fields of at most
+    :data:`TABLE_MULTIPLY_BITS` bits together, e.g. FP4 x FP4) take the magnitude from a
+    truth table of the golden products instead, then the sign.
 
     Parameters
     ----------
