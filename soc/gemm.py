@@ -36,7 +36,7 @@ regions are write-only (they read as 0); writes to them while the unit is busy a
 
 import math
 
-from amaranth import Cat, Module, Signal
+from amaranth import Array, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -292,11 +292,14 @@ def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
     r_index = Signal.like(index)
     reg_data = Signal(32)
     m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
-    with m.If(bus.r_en & (region == REGION["regs"])):
-        with m.Switch(index):
-            for a, v in regs.items():
-                with m.Case(a):
-                    m.d.sync += reg_data.eq(v)
+    # a multiplexer on the index's low bits, cleared unless the registers are hit (no
+    # compare of the whole index in front of every register)
+    rbits = max(regs).bit_length()
+    words = [0] * (1 << rbits)
+    for a, v in regs.items():
+        words[a] = v
+    with m.If(bus.r_en & (region == REGION["regs"]) & (index[rbits:] == 0)):
+        m.d.sync += reg_data.eq(Array(words)[index[:rbits]])
     c_word = Signal(32)
     j_sel = r_index[lw:lw + lc] if lc else 0
     w_sel = r_index[:lw] if lw else 0

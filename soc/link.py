@@ -128,8 +128,11 @@ class HostLink(wiring.Component):
         m.submodules.buf = buf = Memory(shape=32, depth=nwords, init=[])
         wr = buf.write_port()
         rd = buf.read_port()
+        # the buffer is read only by the COMMIT states, at ``widx``: its address is that
+        # register whatever the state (no FSM decode in front of the block RAM)
 
         crc = Signal(16, init=0xFFFF)
+        crc_bad = Signal()            # the received CRC differs (CHECK -> EXEC)
         cnt = Signal(16)              # bytes of the current field / payload
         hdr = Signal(56)              # cmd, addr, len (LSB first as received)
         cmd = hdr[0:8]
@@ -140,6 +143,7 @@ class HostLink(wiring.Component):
         status = Signal(8)
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
+        m.d.comb += rd.addr.eq(widx)
         wleft = Signal(range(nwords + 1))   # WRITE words still to commit
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         # Watchdog: cycles since the last byte of a packet (or of a drained one). Two
@@ -289,12 +293,18 @@ class HostLink(wiring.Component):
                 with m.Elif(take):
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
                     with m.If(cnt == 1):
-                        m.next = "EXEC"
+                        m.next = "CHECK"
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
+            # the CRC compare is registered here and acted on in EXEC (no 16-bit compare
+            # in front of the FSM and the bus address counter)
+            with m.State("CHECK"):
+                m.d.sync += crc_bad.eq(crc_rx != crc)
+                m.next = "EXEC"
+
             with m.State("EXEC"):
-                with m.If(crc_rx != crc):
+                with m.If(crc_bad):
                     error(Status.BAD_CRC)
                 with m.Elif(cmd == Cmd.WRITE):
                     m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:]),
@@ -310,12 +320,11 @@ class HostLink(wiring.Component):
                 with m.If(wleft == 0):
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.comb += rd.addr.eq(widx)
                     m.d.sync += widx.eq(widx + 1)
                     m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
                 m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data),
-                             self.bus.w_en.eq(1), rd.addr.eq(widx)]
+                             self.bus.w_en.eq(1)]
                 m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1)]
                 with m.If(wleft == 1):
                     m.next = "RESPOND"

@@ -23,7 +23,7 @@ Reads of unmapped addresses return 0; writes to them are ignored.
 
 from dataclasses import dataclass
 
-from amaranth import Module, Signal
+from amaranth import Array, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -181,10 +181,12 @@ class SoC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        # the bus from the link is registered (request) and so is the read data (response):
-        # the link's reads take 3 cycles, and no path runs from the link's FSM into a slave
+        # the bus from the link is registered twice (request; then the address decode, as
+        # flags beside the request) and so is the read data (response): the link's reads
+        # take 4 cycles, no path runs from the link's FSM into a slave, and no address
+        # compare lies between a request register and a slave
         m.submodules.link = link = HostLink(cfg.max_payload, self._timeout, self._quiet,
-                                            read_latency=3)
+                                            read_latency=4)
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
 
@@ -196,11 +198,20 @@ class SoC(wiring.Component):
         scratch = Signal(32)
         m.d.sync += cycles.eq(cycles + 1)
 
-        bus = BusSignature().flip().create(path=("bus_q",))
-        m.d.sync += [bus.addr.eq(link.bus.addr), bus.w_data.eq(link.bus.w_data),
-                     bus.w_en.eq(link.bus.w_en), bus.r_en.eq(link.bus.r_en),
-                     link.bus.r_data.eq(bus.r_data)]
-        byte_addr = bus.addr << 2
+        bq = BusSignature().flip().create(path=("bus_q",))
+        m.d.sync += [bq.addr.eq(link.bus.addr), bq.w_data.eq(link.bus.w_data),
+                     bq.w_en.eq(link.bus.w_en), bq.r_en.eq(link.bus.r_en)]
+        bus = BusSignature().flip().create(path=("bus_d",))
+        m.d.sync += [bus.addr.eq(bq.addr), bus.w_data.eq(bq.w_data), bus.w_en.eq(bq.w_en),
+                     bus.r_en.eq(bq.r_en), link.bus.r_data.eq(bus.r_data)]
+        # decode flags, registered beside ``bus``: the scratchpad's word addresses are
+        # SCRATCHPAD_BASE/4 + [0, scratch_words), with scratch_words a power of two; the
+        # registers are words 0 .. 2**rbits - 1
+        ibits = cfg.scratch_words.bit_length() - 1
+        rbits = (max(REGS.values()) >> 2).bit_length()
+        spad_hit, regs_hit, eng_hit = Signal(), Signal(), Signal()
+        m.d.sync += [spad_hit.eq(bq.addr[ibits:] == (SCRATCHPAD_BASE >> 2) >> ibits),
+                     regs_hit.eq(bq.addr[rbits:] == 0)]
         eng_read = Signal()
         eng_data = 0
         if cfg.rows:
@@ -213,17 +224,13 @@ class SoC(wiring.Component):
                 gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b, cfg.acc, cfg.max_k,
                                 cfg.a_tiles)
             m.submodules.gemm = gemm
-            eng_hit = bus.addr[26:] == (GEMM_BASE >> 2) >> 26
+            m.d.sync += eng_hit.eq(bq.addr[26:] == (GEMM_BASE >> 2) >> 26)
             m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),
                          gemm.bus.w_en.eq(bus.w_en & eng_hit),
                          gemm.bus.r_en.eq(bus.r_en & eng_hit)]
             m.d.sync += eng_read.eq(bus.r_en & eng_hit)
             eng_data = eng_read.replicate(32) & gemm.bus.r_data
-        # decode by bit compares only: the scratchpad's word addresses are
-        # SCRATCHPAD_BASE/4 + [0, scratch_words), with scratch_words a power of two
-        ibits = cfg.scratch_words.bit_length() - 1
         widx = bus.addr[:ibits]
-        spad_hit = bus.addr[ibits:] == (SCRATCHPAD_BASE >> 2) >> ibits
         m.d.comb += [sw.addr.eq(widx), sw.data.eq(bus.w_data), sw.en.eq(bus.w_en & spad_hit),
                      sr.addr.eq(widx)]
 
@@ -237,18 +244,19 @@ class SoC(wiring.Component):
             REGS["LINK_ERRORS"]: link.errors,
             REGS["SCRATCH"]: scratch,
         }
-        with m.If(bus.w_en & (byte_addr == REGS["SCRATCH"])):
+        with m.If(bus.w_en & regs_hit & (bus.addr[:rbits] == REGS["SCRATCH"] >> 2)):
             m.d.sync += scratch.eq(bus.w_data)
 
-        # reads: registers answer on the next cycle, like the scratchpad's read port
+        # reads: registers answer on the next cycle, like the scratchpad's read port (a
+        # multiplexer on the low word-address bits, cleared unless the registers are hit)
         reg_data = Signal(32)
         read_spad = Signal()
         m.d.sync += [reg_data.eq(0), read_spad.eq(bus.r_en & spad_hit)]
-        with m.If(bus.r_en):
-            with m.Switch(byte_addr):
-                for addr, value in regs.items():
-                    with m.Case(addr):
-                        m.d.sync += reg_data.eq(value)
+        words = [0] * (1 << rbits)
+        for addr, value in regs.items():
+            words[addr >> 2] = value
+        with m.If(bus.r_en & regs_hit):
+            m.d.sync += reg_data.eq(Array(words)[bus.addr[:rbits]])
         m.d.comb += bus.r_data.eq((read_spad.replicate(32) & sr.data) | reg_data | eng_data)
         return m
 

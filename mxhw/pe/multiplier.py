@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import _nonfinite, element_format, int_range, layout_of, lsb_shift, \
-    signed_width, unpack
+from ..formats import _nonfinite, element_format, int_range, is_moded, layout_of, \
+    lsb_shift, signed_width, unpack
 
-__all__ = ["ElementMultiplier", "product_width", "product_range", "LUT_MULTIPLY_BITS"]
+__all__ = ["ElementMultiplier", "product_width", "product_range", "LUT_MULTIPLY_BITS",
+           "TABLE_MULTIPLY_BITS"]
 
 #: Significand products whose narrower operand has at most this many bits are built as a
 #: sum of shifted partial products (LUTs and carry chains); wider ones as a ``*`` that
 #: synthesis maps to a DSP block (e.g. MXINT8's 8 x 8). An FP4/FP6/FP8 significand is 2-4
 #: bits: a DSP block for it is slower than the LUTs and wastes the block.
 LUT_MULTIPLY_BITS = 4
+
+
+#: Sign-magnitude floating-point operands whose magnitude fields (the code without its sign
+#: bit) have at most this many bits together (e.g. FP4 x FP4: 3 + 3) get the product's
+#: magnitude as a table of the golden ``int_table`` products, one logic function of those
+#: bits per output bit (a few LUTs deep), instead of the decode, the significand product
+#: and the shift, whose small adders map to chained carry chains.
+TABLE_MULTIPLY_BITS = 6
+
+
+def _table_operand(fmt):
+    """``fmt`` is a plain sign-magnitude FP element whose sign is its top bit."""
+    return (fmt.kind == "fp" and not is_moded(fmt) and fmt.sign_bit == fmt.bits - 1)
 
 
 def product_range(fmt_a, fmt_b):
@@ -39,20 +54,43 @@ def multiply(m, fmt_a, a, fmt_b, b):
     ub = unpack(m, fmt_b, b)
     p = Signal(signed(product_width(fmt_a, fmt_b)))
     nonfinite = Signal()
-    # significands multiply, exponents (as shifts from the LSB grid) add
-    sa, sb = ua.significand, ub.significand
-    narrow, wide = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
-    if len(narrow) <= LUT_MULTIPLY_BITS:
-        prod = Signal(len(sa) + len(sb))
-        m.d.comb += prod.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
+    if (_table_operand(fmt_a) and _table_operand(fmt_b)
+            and fmt_a.bits + fmt_b.bits - 2 <= TABLE_MULTIPLY_BITS):
+        mag = _table_magnitude(m, fmt_a, a, fmt_b, b, len(p))
     else:
-        prod = sa * sb
-    mag = prod << (lsb_shift(ua) + lsb_shift(ub))
+        # significands multiply, exponents (as shifts from the LSB grid) add
+        sa, sb = ua.significand, ub.significand
+        narrow, wide = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
+        if len(narrow) <= LUT_MULTIPLY_BITS:
+            prod = Signal(len(sa) + len(sb))
+            m.d.comb += prod.eq(sum(Mux(narrow[i], wide << i, 0)
+                                    for i in range(len(narrow))))
+        else:
+            prod = sa * sb
+        mag = prod << (lsb_shift(ua) + lsb_shift(ub))
     m.d.comb += [
         nonfinite.eq(_nonfinite(ua) | _nonfinite(ub)),
         p.eq(Mux(nonfinite, 0, Mux(ua.sign ^ ub.sign, -mag, mag))),
     ]
     return p, nonfinite
+
+
+def _table_magnitude(m, fmt_a, a, fmt_b, b, width):
+    """``|int_a * int_b|`` (golden ``int_table``) of two :func:`_table_operand` codes, from
+    their magnitude fields: each output bit a constant truth table indexed by them."""
+    na, nb = fmt_a.bits - 1, fmt_b.bits - 1
+    ra = a.as_value() if isinstance(a, data.View) else a
+    rb = b.as_value() if isinstance(b, data.View) else b
+    idx = Cat(ra[:na], rb[:nb])
+    mags = [abs(int(fmt_a.int_table[ca]) * int(fmt_b.int_table[cb]))
+            if not (fmt_a.nonfinite_mask[ca] or fmt_b.nonfinite_mask[cb]) else 0
+            for cb in range(1 << nb) for ca in range(1 << na)]
+    mag = Signal(width - 1, name="mag")
+    assert max(mags) < 1 << (width - 1)
+    for bit in range(width - 1):
+        table = sum(((v >> bit) & 1) << i for i, v in enumerate(mags))
+        m.d.comb += mag[bit].eq(Const(table, len(mags)).bit_select(idx, 1))
+    return mag
 
 
 class ElementMultiplier(wiring.Component):
@@ -62,7 +100,9 @@ class ElementMultiplier(wiring.Component):
     fmt_b.lsb_exp``. Internally each operand is unpacked (sign, significand, exponent), the
     significands multiply and the exponents become one left shift: the multiplier is as
     narrow as the significands (e.g. 2 x 4 bits for E4M3 x E2M1), not as the fixed-point
-    operands.
+    operands. Small sign-magnitude FP pairs (magnitude fields of at most
+    :data:`TABLE_MULTIPLY_BITS` bits together, e.g. FP4 x FP4) take the magnitude from a
+    truth table of the golden products instead, then the sign.
 
     Parameters
     ----------

@@ -463,7 +463,7 @@ class SystolicArray(wiring.Component):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
                     fa, fb, self._acc, C, pipeline=shared_p)
                 for j in range(C):
-                    for n in ("valid", "sum", "a_scale", "b_scale", "nonfinite", "last"):
+                    for n in ("valid", "sum", "scale_sum", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(
                             getattr(pes[i][j], f"block_{n}"))
                 results.append([(ra.result[j], ra.special[j]) for j in range(C)])

@@ -12,7 +12,7 @@ from ..pe.multiplier import ElementMultiplier, product_width
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX", "block_format", "mode_port",
-           "scale_exp_range", "block_sum_width"]
+           "scale_exp_range", "block_sum_width", "scale_sum_shape"]
 
 
 
@@ -97,11 +97,22 @@ def acc_width(acc):
     return 32 if acc.mode == "fp32" else acc.width
 
 
+def scale_offset(fa, fb, acc, lsb_exp):
+    """``d - a_scale - b_scale``: the constant that turns the sum of two scale codes into
+    the grid shift ``d = E + frac_bits`` of :func:`scale_shift`."""
+    return lsb_exp + (acc.frac_bits or 0) - fa.scale.bias - fb.scale.bias
+
+
+def scale_sum_shape(fa, fb):
+    """Shape of ``a_scale + b_scale`` (two scale codes of ``fa`` and ``fb``)."""
+    return unsigned((((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1)).bit_length())
+
+
 def scale_shift(m, fa, fb, acc, lsb_exp, a_scale, b_scale):
     """``(d, nd)``: ``d = E + frac_bits`` of a block pair from its scale codes, the left
     shift that puts an exact block sum at ``2**lsb_exp`` on the accumulator grid, and
     ``nd = -d`` (computed side by side, so that no negation follows the sum)."""
-    off = lsb_exp + (acc.frac_bits or 0) - fa.scale.bias - fb.scale.bias
+    off = scale_offset(fa, fb, acc, lsb_exp)
     d_hi = ((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1) + off
     d = Signal(range(min(off, 0), max(d_hi, 0) + 1))
     nd = Signal(range(min(-d_hi, 0), max(-off, 0) + 1))
@@ -109,12 +120,52 @@ def scale_shift(m, fa, fb, acc, lsb_exp, a_scale, b_scale):
     return d, nd
 
 
-def block_to_grid(m, acc, s, d, nd, extras, stages):
+def _shift_signals(acc, sw):
+    W = acc.width
+    return Signal(name="left"), Signal(range(W + 2), name="sh_l"), \
+        Signal(range(sw + 1), name="sh_r")
+
+
+def grid_shift(m, acc, sw, d, nd):
+    """``(left, sh_l, sh_r)``, the shift of :func:`block_to_grid` for a ``sw``-bit block
+    sum from ``d, nd`` (:func:`scale_shift`): ``left = d >= 0``, ``sh_l = min(max(d, 0),
+    width + 1)``, ``sh_r = min(max(-d, 0), sw)``."""
+    W = acc.width
+    left, sh_l, sh_r = _shift_signals(acc, sw)
+    m.d.comb += [
+        left.eq(d >= 0),
+        sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d))),
+        sh_r.eq(Mux(nd > sw, sw, Mux(nd < 0, 0, nd))),
+    ]
+    return left, sh_l, sh_r
+
+
+def grid_shift_from_sum(m, acc, sw, t, off):
+    """:func:`grid_shift` for ``d = t + off``, ``t`` the (unsigned) sum of the two scale
+    codes and ``off`` :func:`scale_offset`: the range tests compare ``t`` with constants
+    and only the shift amounts' few low bits are added, all side by side (no adder before
+    a compare)."""
+    W = acc.width
+    left, sh_l, sh_r = _shift_signals(acc, sw)
+    nl, nr = len(sh_l), len(sh_r)
+    d_lo = Signal(nl)                          # (t + off) mod 2**nl
+    nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
+    m.d.comb += [
+        d_lo.eq(t[:nl] + (off % (1 << nl))),
+        nd_lo.eq((-off) % (1 << nr) - t[:nr]),
+        left.eq(t >= -off),
+        sh_l.eq(Mux(t > W + 1 - off, W + 1, Mux(t < -off, 0, d_lo))),
+        sh_r.eq(Mux(t < -off - sw, sw, Mux(t > -off, 0, nd_lo))),
+    ]
+    return left, sh_l, sh_r
+
+
+def block_to_grid(m, acc, s, shift, extras, stages):
     """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
-    ``d, nd`` (:func:`scale_shift`) the left shift that does it and its negation: golden's
-    ``round_shift(S, -(E + F), rounding)``, then clamped (``saturate``: to
-    ``signed(width + 1)``, which leaves every saturated outcome unchanged; ``wrap``: modulo
-    ``2**width``).
+    ``shift = (left, sh_l, sh_r)`` (:func:`grid_shift` or :func:`grid_shift_from_sum`) the
+    shift that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
+    (``saturate``: to ``signed(width + 1)``, which leaves every saturated outcome
+    unchanged; ``wrap``: modulo ``2**width``).
 
     ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift direction and
     amount, 2 the shifted value, 3 the clamped value. ``extras`` (signals) are delayed
@@ -122,14 +173,7 @@ def block_to_grid(m, acc, s, d, nd, extras, stages):
     """
     W = acc.width
     sw = len(s)
-    left = Signal()
-    sh_l = Signal(range(W + 2))                # left: S << min(d, W + 1)
-    sh_r = Signal(range(sw + 1))               # right: round(S >> min(-d, sw))
-    m.d.comb += [
-        left.eq(d >= 0),
-        sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d))),
-        sh_r.eq(Mux(nd > sw, sw, Mux(nd < 0, 0, nd))),
-    ]
+    left, sh_l, sh_r = shift
     s, left, sh_l, sh_r, *extras = (stage(m, x, stages >= 1, "blk")
                                     for x in (s, left, sh_l, sh_r, *extras))
 
@@ -180,7 +224,8 @@ def accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, stages, result, 
     onto the accumulator grid (:func:`block_to_grid`, ``stages`` register stages, shift
     ``d``/``nd``) and into the ``fixed`` accumulator; on a tile's ``last`` block the
     accumulator moves to ``result`` (``special`` from ``spec_new``) and restarts at zero."""
-    v, ev, last, spec_out = block_to_grid(m, acc, s_new, d, nd, [ev, last, spec_new], stages)
+    v, ev, last, spec_out = block_to_grid(m, acc, s_new, grid_shift(m, acc, len(s_new), d, nd),
+                                          [ev, last, spec_new], stages)
     reg = Signal(signed(acc.width))
     reg_new = accumulate(m, acc, reg, v)
     with m.If(ev):
@@ -394,13 +439,13 @@ class MXBlockSumPE(wiring.Component):
     by their block's mode as in :class:`MXMacPE`) are summed exactly in an integer ``S`` of
     :func:`block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
     block's last element ``S`` appears on ``block_sum`` with ``block_valid`` high, beside
-    the block's scale codes, whether any of its element codes was NaN/Inf, and the tile's
-    ``last`` flag, and the PE starts the next block at once. Nothing else is kept: the
-    shift onto the accumulator grid, the NaN scale test and the accumulator live in the
-    row unit.
+    the sum of the block's two scale codes, whether any of its element codes or scale
+    codes was NaN/Inf, and the tile's ``last`` flag, and the PE starts the next block at
+    once. Nothing else is kept: the shift onto the accumulator grid and the accumulator
+    live in the row unit.
 
     Register stages (``pipeline``): >= 1 registers the product, the control and the scale
-    codes (:class:`MXMacPE`'s stage 1); >= 2 also registers the ``block_*`` outputs (the
+    codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag follow); >= 2 also registers the ``block_*`` outputs (the
     row's multiplexer then starts at flip-flops, not at the block sum's adder: one more
     cycle); the others belong to the row unit (its :func:`block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
@@ -425,10 +470,13 @@ class MXBlockSumPE(wiring.Component):
         ``pipeline`` 2 up; below, they come from the block sum's adder.
     block_sum : Out(signed(block_sum_width))
         The block's exact sum ``S`` (products at ``2**lsb_exp``; NaN/Inf codes count 0).
-    block_a_scale, block_b_scale : Out(unsigned(scale bits))
-        The block's scale codes.
+    block_scale_sum : Out(scale_sum_shape(fmt_a, fmt_b))
+        The sum of the block's two scale codes, ``a_scale + b_scale`` (the row unit adds
+        the constant :func:`scale_offset` by comparisons, :func:`grid_shift_from_sum`):
+        one narrow field for the row's multiplexer instead of two scale codes.
     block_nonfinite : Out(1)
-        An element code of the block is NaN/Inf (reserved MXSF codes included).
+        The block is special: an element code of the block is NaN/Inf (reserved MXSF
+        codes included) or a scale code is NaN.
     block_last : Out(1)
         The block is the tile's last.
 
@@ -450,8 +498,7 @@ class MXBlockSumPE(wiring.Component):
             **operand_ports(fmt_a, fmt_b),
             "block_valid": Out(1),
             "block_sum": Out(signed(block_sum_width(ea, eb, self._k))),
-            "block_a_scale": Out(unsigned(fmt_a.scale.bits)),
-            "block_b_scale": Out(unsigned(fmt_b.scale.bits)),
+            "block_scale_sum": Out(scale_sum_shape(fmt_a, fmt_b)),
             "block_nonfinite": Out(1),
             "block_last": Out(1),
         })
@@ -471,11 +518,18 @@ class MXBlockSumPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        P = self._pipeline
-        mul, _, _ = element_multiplier(m, self, self._fmt_a, self._fmt_b, P)
+        fa, fb, P = self._fmt_a, self._fmt_b, self._pipeline
+        mul, _, _ = element_multiplier(m, self, fa, fb, P)
+        # the scale codes, aligned with the product (these registers equal the operands'
+        # pass-through registers to the next PE, so synthesis shares them); their sum and
+        # NaN flag after them
         valid, end, last, a_scale, b_scale = (
             stage(m, x, P >= 1, "m")
             for x in (self.valid, self.block_end, self.last, self.a_scale, self.b_scale))
+        t = Signal.like(self.block_scale_sum)
+        nan = Signal()
+        m.d.comb += [t.eq(a_scale + b_scale),
+                     nan.eq(scale_nan(fa, a_scale) | scale_nan(fb, b_scale))]
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
         m.d.comb += s_new.eq(s + mul.p)
@@ -487,8 +541,8 @@ class MXBlockSumPE(wiring.Component):
             with m.If(end):
                 m.d.sync += [s.eq(0), nf.eq(0)]
         outs = [(self.block_valid, valid & end), (self.block_sum, s_new),
-                (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
-                (self.block_nonfinite, nf_new), (self.block_last, last)]
+                (self.block_scale_sum, t), (self.block_nonfinite, nf_new | nan),
+                (self.block_last, last)]
         domain = m.d.sync if P >= 2 else m.d.comb
         domain += [port.eq(value) for port, value in outs]
         return m

@@ -33,8 +33,8 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import operand_element
-from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, scale_nan,
-                 scale_shift)
+from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline,
+                 grid_shift_from_sum, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -62,12 +62,13 @@ class RowAccumulator(wiring.Component):
     accumulation of the row's block sums, one block per cycle.
 
     At a block end (one ``block_valid[j]`` high) the block's exact sum ``S``, taken with
-    its scale codes from column ``j``, goes onto the accumulator grid ``2**-frac_bits``
+    the sum of its scale codes from column ``j``, goes onto the accumulator grid ``2**-frac_bits``
     (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
     :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit accumulator with saturation or
     wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
-    moves to ``result[j]`` and the accumulator restarts at zero. A NaN scale code or a
-    block with NaN/Inf element codes makes the tile's result ``special`` (golden: NaN).
+    moves to ``result[j]`` and the accumulator restarts at zero. A block flagged
+    ``block_nonfinite`` (NaN scale code or NaN/Inf element codes) makes the tile's result
+    ``special`` (golden: NaN).
 
     **Order.** The accumulators are a ring advanced once per block end, so the block
     ends must come in column order ``0, 1, .., cols - 1, 0, ..`` (each column's blocks in
@@ -76,7 +77,8 @@ class RowAccumulator(wiring.Component):
 
     Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs,
     before any logic); ``max(pipeline - 1, 0)`` inside
-    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift; 2: the
+    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
+    scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`; 2: the
     shifted sum; 3: the rounded and clamped value); then the accumulator. Latency
     :attr:`latency` cycles from ``block_valid`` to ``result``; throughput one block end
     per cycle.
@@ -94,7 +96,7 @@ class RowAccumulator(wiring.Component):
 
     Members
     -------
-    block_valid, block_sum, block_a_scale, block_b_scale, block_nonfinite, block_last :
+    block_valid, block_sum, block_scale_sum, block_nonfinite, block_last :
         In(...).array(cols)
         Column ``j``'s :class:`~mxhw.systolic.pe.MXBlockSumPE` ports of the same names.
     result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
@@ -131,8 +133,7 @@ class RowAccumulator(wiring.Component):
         super().__init__({
             "block_valid": In(1).array(cols),
             "block_sum": In(signed(sw)).array(cols),
-            "block_a_scale": In(unsigned(fmt_a.scale.bits)).array(cols),
-            "block_b_scale": In(unsigned(fmt_b.scale.bits)).array(cols),
+            "block_scale_sum": In(scale_sum_shape(fmt_a, fmt_b)).array(cols),
             "block_nonfinite": In(1).array(cols),
             "block_last": In(1).array(cols),
             "result": Out(signed(acc.width)).array(cols),
@@ -156,7 +157,7 @@ class RowAccumulator(wiring.Component):
 
         # ---- select the column whose block ends (one-hot valids)
         sel = {}
-        for name in ("sum", "a_scale", "b_scale", "nonfinite", "last"):
+        for name in ("sum", "scale_sum", "nonfinite", "last"):
             ports = getattr(self, f"block_{name}")
             sig, stmt = _one_hot_select(valid, list(ports), ports[0].shape(), f"sel_{name}")
             m.d.comb += stmt
@@ -172,14 +173,13 @@ class RowAccumulator(wiring.Component):
             ev_q = Signal()
             m.d.sync += ev_q.eq(ev)
             sel, ev = q, ev_q
-        d, nd = scale_shift(m, fa, fb, acc, self._lsb_exp, sel["a_scale"], sel["b_scale"])
-        spec_blk = Signal()
-        m.d.comb += spec_blk.eq(sel["nonfinite"] | scale_nan(fa, sel["a_scale"])
-                                | scale_nan(fb, sel["b_scale"]))
+        # the shift from the scale codes' sum: range tests against constants, no adder first
+        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
+                                    scale_offset(fa, fb, acc, self._lsb_exp))
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
-        v, ev, last, spec_blk = block_to_grid(m, acc, sel["sum"], d, nd,
-                                              [ev, sel["last"], spec_blk],
+        v, ev, last, spec_blk = block_to_grid(m, acc, sel["sum"], shift,
+                                              [ev, sel["last"], sel["nonfinite"]],
                                               self._pipeline - 1)
 
         # ---- the ring of accumulators: the head is the column whose block ends next

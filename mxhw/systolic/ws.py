@@ -43,8 +43,8 @@ from ..mem.fifo import StreamFIFO
 from ..formats import moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
-from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, mode_port, scale_nan,
-                 scale_shift, stage)
+from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, grid_shift,
+                 mode_port, scale_nan, scale_shift, stage)
 
 __all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
 
@@ -205,7 +205,8 @@ def elaborate_ws(arr, m):
         else:
             d, nd = scale_shift(m, fa, fb, acc, lsb_exp, si.a_scale, b_scale)
             v, ev, tile_first, last, spec = block_to_grid(
-                m, acc, s_new, d, nd, [ev, si.tile_first, si.last, f_new], pg)
+                m, acc, s_new, grid_shift(m, acc, len(s_new), d, nd),
+                [ev, si.tile_first, si.last, f_new], pg)
 
             # ring of accumulators, advanced once per finished block
             ring_a = [Signal(signed(acc.width), name=f"ra{c}_{n}") for n in range(D)]

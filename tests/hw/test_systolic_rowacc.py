@@ -187,6 +187,10 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
     k = fa.block_size
     nb = a.shape[1] // k
     nf = bad_a.reshape(1, nb, k).any(-1)[0][:, None] | bad_b.reshape(nb, k, C).any(1)
+    snan_a = a.scales[0] == fa.scale.nan_code if fa.scale.nan_code is not None \
+        else np.zeros(nb, bool)
+    snan_b = b.scales == fb.scale.nan_code if fb.scale.nan_code is not None \
+        else np.zeros((nb, C), bool)
     per_tile = nb // ntiles
     rng = np.random.default_rng(seed)
     seq = []                      # per cycle: None or (block, column)
@@ -204,8 +208,8 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
                 ctx.set(dut.block_valid[j], 0)
                 # junk on the columns not selected: the multiplexer must ignore it
                 ctx.set(dut.block_sum[j], int(rng.integers(-99, 99)))
-                ctx.set(dut.block_b_scale[j], int(rng.integers(0, 255)))
-                ctx.set(dut.block_a_scale[j], int(rng.integers(0, 255)))
+                ctx.set(dut.block_scale_sum[j],
+                        int(rng.integers(0, 1 << len(dut.block_scale_sum[j]))))
                 ctx.set(dut.block_nonfinite[j], int(rng.integers(0, 2)))
                 ctx.set(dut.block_last[j], int(rng.integers(0, 2)))
             if x is not None:
@@ -213,9 +217,9 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
                 last = blk % per_tile == per_tile - 1
                 ctx.set(dut.block_valid[j], 1)
                 ctx.set(dut.block_sum[j], int(d.S[0, j, blk]))
-                ctx.set(dut.block_a_scale[j], int(a.scales[0, blk]))
-                ctx.set(dut.block_b_scale[j], int(b.scales[blk, j]))
-                ctx.set(dut.block_nonfinite[j], int(nf[blk, j]))
+                # the PE's fields: the scale codes' sum, NaN scales folded into the flag
+                ctx.set(dut.block_scale_sum[j], int(a.scales[0, blk]) + int(b.scales[blk, j]))
+                ctx.set(dut.block_nonfinite[j], int(nf[blk, j] | snan_a[blk] | snan_b[blk, j]))
                 ctx.set(dut.block_last[j], int(last))
                 if last and j == C - 1:
                     ends.append(n)
