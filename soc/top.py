@@ -160,6 +160,11 @@ class SoC(wiring.Component):
         Response bytes.
     """
 
+    #: cycles from the host link's bus read request to its read data: the request
+    #: register, the decode register beside the second request register, the slave's
+    #: read (block RAM or register), the per-source read-data register
+    READ_LATENCY = 4
+
     def __init__(self, config: SoCConfig = SoCConfig(), *, timeout_cycles=None,
                  quiet_cycles=None):
         if not isinstance(config, SoCConfig):
@@ -182,11 +187,13 @@ class SoC(wiring.Component):
         m = Module()
         cfg = self._config
         # the bus from the link is registered twice (request; then the address decode, as
-        # flags beside the request) and so is the read data (response): the link's reads
-        # take 4 cycles, no path runs from the link's FSM into a slave, and no address
-        # compare lies between a request register and a slave
+        # flags beside the request); each slave's read data is registered on its own (the
+        # scratchpad's block RAM output straight into flip-flops) and the link takes the
+        # OR of those registers: reads take READ_LATENCY cycles, no path runs from the
+        # link's FSM into a slave, no address compare lies between a request register and
+        # a slave, and no logic follows a block RAM's output
         m.submodules.link = link = HostLink(cfg.max_payload, self._timeout, self._quiet,
-                                            read_latency=4)
+                                            read_latency=self.READ_LATENCY)
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
 
@@ -203,7 +210,7 @@ class SoC(wiring.Component):
                      bq.w_en.eq(link.bus.w_en), bq.r_en.eq(link.bus.r_en)]
         bus = BusSignature().flip().create(path=("bus_d",))
         m.d.sync += [bus.addr.eq(bq.addr), bus.w_data.eq(bq.w_data), bus.w_en.eq(bq.w_en),
-                     bus.r_en.eq(bq.r_en), link.bus.r_data.eq(bus.r_data)]
+                     bus.r_en.eq(bq.r_en)]
         # decode flags, registered beside ``bus``: the scratchpad's word addresses are
         # SCRATCHPAD_BASE/4 + [0, scratch_words), with scratch_words a power of two; the
         # registers are words 0 .. 2**rbits - 1
@@ -257,7 +264,14 @@ class SoC(wiring.Component):
             words[addr >> 2] = value
         with m.If(bus.r_en & regs_hit):
             m.d.sync += reg_data.eq(Array(words)[bus.addr[:rbits]])
-        m.d.comb += bus.r_data.eq((read_spad.replicate(32) & sr.data) | reg_data | eng_data)
+        # one more register stage per source: the scratchpad's read data is registered as
+        # it leaves the block RAM (no gate before the flip-flops), its hit flag beside it;
+        # the registers' and the GEMM unit's words (each already 0 unless read) are ORed
+        # into one register. The link reads the OR of the two, one LUT level.
+        spad_q, spad_v, other_q = Signal(32), Signal(), Signal(32)
+        m.d.sync += [spad_q.eq(sr.data), spad_v.eq(read_spad), other_q.eq(reg_data | eng_data)]
+        m.d.comb += [bus.r_data.eq((spad_v.replicate(32) & spad_q) | other_q),
+                     link.bus.r_data.eq(bus.r_data)]
         return m
 
 
