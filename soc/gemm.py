@@ -9,11 +9,13 @@ word-addressed, regions 4 MiB apart):
 ========== ===================================================================
 offset     contents
 ========== ===================================================================
-0x000000   registers: +0x0 K (R/W), +0x4 START (W 1; acted on the cycle after the
-           write) / STATUS (R: bit0 busy, bit1 done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
+0x000000   registers: +0x0 K (R/W), +0x4 START (W 1) / STATUS (R: bit0 busy, bit1
+           done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
            (rows | cols << 8 | log2(max_k) << 16), +0x14 FORMATS (id_a | id_b << 8),
            +0x18 ACC (width | frac_bits << 8 | saturate << 16), +0x1C A_TILE (R/W: the A
-           tile the next START reads, 0 .. a_tiles-1)
+           tile the next START reads, 0 .. a_tiles-1). Writes to K, A_TILE and START
+           take effect on the cycle after the bus write (their decode is registered);
+           K and A_TILE writes while the unit is busy are ignored
 0x400000   A codes: word ``(t * max_k + k) << LA | lane`` for A tile ``t``: lane ``l``
            holds bits ``32l..32l+31`` of the concatenated codes ``A[0..rows-1, k]`` of
            that tile (row 0 in the low bits)
@@ -239,12 +241,8 @@ class GemmUnit(wiring.Component):
                      swp.en.eq(arr.o.valid), srp.addr.eq(index)]
 
         # ---- control
-        with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["K"]) & ~busy):
-            m.d.sync += K.eq(bus.w_data)
-        if T > 1:
-            with m.If(bus.w_en & (region == REGION["regs"]) & (index == GEMM_REGS["A_TILE"])
-                      & ~busy):
-                m.d.sync += a_tile.eq(bus.w_data)
+        reg_writes(m, bus, region, index, busy,
+                   {GEMM_REGS["K"]: K, **({GEMM_REGS["A_TILE"]: a_tile} if T > 1 else {})})
         start = start_strobe(m, bus, region, index, GEMM_REGS["START"], busy)
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), rk.eq(0), left.eq(K), out_row.eq(0)]
@@ -260,6 +258,24 @@ class GemmUnit(wiring.Component):
                 GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
         bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
         return m
+
+
+def reg_writes(m, bus, region, index, busy, regs):
+    """A GEMM unit's writable registers (``regs``: index -> signal), written the cycle
+    after the bus write, unless the unit is busy then. The write's decode is registered:
+    a flag (a write to the register region whose index is below ``2**rbits``, the
+    only wide compare), the low index bits and the data; the register then meets a
+    ``rbits``-bit compare, not the whole region and index (a START that follows a write on
+    the next bus cycle still sees the new value: START too is acted on a cycle late)."""
+    rbits = max(1, max(regs).bit_length())
+    w_hit = Signal()
+    w_idx = Signal(rbits)
+    w_data = Signal(32)
+    m.d.sync += [w_hit.eq(bus.w_en & (region == REGION["regs"]) & (index[rbits:] == 0)),
+                 w_idx.eq(index[:rbits]), w_data.eq(bus.w_data)]
+    for i, sig in regs.items():
+        with m.If(w_hit & (w_idx == i) & ~busy):
+            m.d.sync += sig.eq(w_data)
 
 
 def start_strobe(m, bus, region, index, start_index, busy):

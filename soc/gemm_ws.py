@@ -63,7 +63,7 @@ from .. import golden
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
 from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
-                   check_unit_acc, count_cycles, lanes_log2, start_strobe)
+                   check_unit_acc, count_cycles, lanes_log2, reg_writes, start_strobe)
 
 __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 
@@ -308,8 +308,7 @@ class GemmWSUnit(wiring.Component):
                      swp.en.eq(arr.o.valid), srp.addr.eq(index)]
 
         # ---- control
-        with m.If(bus.w_en & (region == REGION["regs"]) & (index == WS_REGS["K"]) & ~busy):
-            m.d.sync += K.eq(bus.w_data)
+        reg_writes(m, bus, region, index, busy, {WS_REGS["K"]: K})
         start = start_strobe(m, bus, region, index, WS_REGS["START"], busy)
         kb_log = k.bit_length() - 1
         with m.If(start):
