@@ -180,6 +180,7 @@ class GemmUnit(wiring.Component):
         issue = Signal()                    # read K step rk this cycle
         inflight = Signal()                 # a read issued last cycle: its data is out now
         last_d = Signal()                   # ... and it was the tile's last K step
+        loaded = Signal()                   # the read before: its data is in ``step_q``
 
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
             words = []
@@ -205,14 +206,19 @@ class GemmUnit(wiring.Component):
 
         step = Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
                    b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b], last_d)
-        # depth 6: the buffered FIFO's output register and the read in flight leave room to
-        # issue a read every cycle (with 4 entries, 3 transfers per 4 cycles)
-        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=6)
+        # the memories' read data is registered as it leaves them (``step_q``: no logic
+        # and no long route after a block RAM's clock-to-out), then queued
+        step_q = Signal(len(step))
+        m.d.sync += [step_q.eq(step), loaded.eq(inflight)]
+        # depth 7: the buffered FIFO's output register and the two reads in flight leave
+        # room to issue a read every cycle
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=7)
         m.d.comb += [
-            # room for the read in flight and this one: level + inflight <= depth - 2
-            issue.eq(busy & (left != 0) & (queue.level + inflight <= 4)),
-            queue.w_data.eq(step),
-            queue.w_en.eq(inflight),
+            # room for the reads in flight and this one: level + inflight + loaded
+            # <= depth - 3
+            issue.eq(busy & (left != 0) & (queue.level + inflight + loaded <= 4)),
+            queue.w_data.eq(step_q),
+            queue.w_en.eq(loaded),
             arr.i.payload.eq(queue.r_data),
             arr.i.valid.eq(queue.r_rdy),
             queue.r_en.eq(arr.i.ready),
