@@ -4,14 +4,14 @@ chooses per block by the exact squared error, as golden does)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import layout_of, lookup_format
 from ..golden.formats import BlockFormat
-from .aligner import _check_k, max_tree
+from .aligner import _check_k
 
 __all__ = ["Requantizer", "IN_KINDS"]
 
@@ -20,6 +20,16 @@ __all__ = ["Requantizer", "IN_KINDS"]
 IN_KINDS = ("fixed", "fp32")
 
 _SE_LO, _SE_HI = -127, 127  # unbiased exponents E8M0 holds (255 is NaN)
+
+#: The register boundaries of each ``pipeline`` depth (besides the output register), in
+#: data-flow order: ``front`` (magnitudes, signs, exponents of the elements), ``tree``
+#: (the OR of the magnitudes (fixed) / half of the exponent maximum tree (fp32)),
+#: ``scale`` (the block scale(s), after max|x|), ``shift`` (per element the shift amount,
+#: before the barrel shifter), ``round`` (per element the shifted magnitude and its
+#: rounding increment, before the increment, packing and saturation).
+_CUTS = {1: (), 2: ("scale",), 3: ("scale", "shift"), 4: ("scale", "shift", "round"),
+         5: ("front", "scale", "shift", "round"),
+         6: ("front", "tree", "scale", "shift", "round")}
 _F32_SIG = 24  # binary32 significand width with the hidden bit
 
 
@@ -30,6 +40,34 @@ def _msb(m, x, width, name):
         with m.If(x[b]):
             m.d.comb += p.eq(b)
     return p
+
+
+def _balanced(values, op):
+    """``op`` over ``values`` as a balanced tree (depth ``ceil(log2(len(values)))``)."""
+    level = list(values)
+    while len(level) > 1:
+        level = [op(level[j], level[j + 1]) if j + 1 < len(level) else level[j]
+                 for j in range(0, len(level), 2)]
+    return level[0]
+
+
+def _max_levels(m, values, width, name, levels=None):
+    """``levels`` levels (all of them for ``None``) of a balanced maximum tree over
+    unsigned ``width``-bit ``values``: the list of what is left (one value at the end)."""
+    level, n = list(values), 0
+    while len(level) > 1 and (levels is None or levels > 0):
+        nxt = []
+        for j in range(0, len(level) - 1, 2):
+            s = Signal(width, name=f"{name}_{n}")
+            n += 1
+            a, b = level[j], level[j + 1]
+            m.d.comb += s.eq(Mux(a > b, a, b))
+            nxt.append(s)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        levels = None if levels is None else levels - 1
+    return level
 
 
 def _is_mxsf(fmt):
@@ -188,9 +226,10 @@ class Requantizer(wiring.Component):
                 if v is not None:
                     raise ValueError(f"{name} applies to in_kind 'fixed' only; leave it None "
                                      f"for 'fp32', not {v!r}")
-        if not isinstance(pipeline, int) or isinstance(pipeline, bool) \
-                or pipeline not in (1, 2):
-            raise ValueError(f"pipeline must be 1 or 2, not {pipeline!r}")
+        if not isinstance(pipeline, int) or isinstance(pipeline, bool):
+            raise TypeError(f"pipeline must be an integer, not {pipeline!r}")
+        if pipeline not in _CUTS:
+            raise ValueError(f"pipeline must be in 1..{max(_CUTS)}, not {pipeline!r}")
         self._fmt, self._k, self._modes = fmt, k, modes
         self._in_kind, self._in_width, self._in_frac = in_kind, in_width, in_frac
         self._pipeline = pipeline
@@ -216,27 +255,38 @@ class Requantizer(wiring.Component):
     in_frac = property(lambda self: self._in_frac)
     latency = property(lambda self: self._pipeline + (len(self._modes) > 1))
 
-    # ---- front ends: per element magnitude ``mg`` (SW bits), sign, exponent ``ex`` (the
-    # value is (-1)**neg * mg * 2**ex); per block L = floor(log2 max|x|), zero, bad ----------
+    # ---- front ends: per element magnitude ``mag`` (SW bits), sign ``neg``, exponent ``ex``
+    # (the value is (-1)**neg * mag * 2**ex); per block L = floor(log2 max|x|), ``zero``
+    # (every element 0) and ``bad`` (a NaN or Inf). ``live`` holds what later stages use,
+    # ``cut`` registers it at a boundary of this pipeline depth ----------------------------
 
-    def _front_fixed(self, m):
-        W, Fi = self._in_width, self._in_frac
+    def _front_fixed(self, m, cut, early):
+        W, Fi, k = self._in_width, self._in_frac, self._k
         mags, negs = [], []
-        for j in range(self._k):
+        for j in range(k):
             v = self.i.payload[j]
             mg = Signal(W, name=f"mag{j}")
             m.d.comb += mg.eq(Mux(v < 0, -v, v))
             mags.append(mg)
             negs.append(v < 0)
-        amax = max_tree(m, mags, unsigned(W), "max")
+        live = cut("front", {"valid": self.i.valid, "mag": mags, "neg": negs})
+        # floor(log2 max|x|) is the highest set bit of the OR of the magnitudes
+        orm = Signal(W, name="mag_or")
+        m.d.comb += orm.eq(_balanced(live["mag"], lambda a, b: a | b))
+        live["mag_or"] = orm
+        if early:
+            live["p"] = [_msb(m, x, W, f"msb{j}") for j, x in enumerate(live["mag"])]
+        live = cut("tree", live)
+        orm = live.pop("mag_or")
         L = Signal(signed(16), name="lmax")
-        m.d.comb += L.eq(_msb(m, amax, W, "amax_msb") - Fi)
-        exs = [Const(-Fi, signed(16))] * self._k
-        return mags, negs, exs, L, amax == 0, Const(0, 1), (-Fi, W - 1 - Fi)
+        m.d.comb += L.eq(_msb(m, orm, W, "amax_msb") - Fi)
+        live.update(ex=[Const(-Fi, signed(16))] * k, bad=Const(0, 1))
+        return live, L, orm == 0, (-Fi, W - 1 - Fi)
 
-    def _front_fp32(self, m):
-        mags, negs, exs, m31s, fins = [], [], [], [], []
-        for j in range(self._k):
+    def _front_fp32(self, m, cut, early):
+        k = self._k
+        mags, negs, exs, efs, fins = [], [], [], [], []
+        for j in range(k):
             b = self.i.payload[j]
             ef, f = b[23:31], b[:23]
             fin = Signal(name=f"fin{j}")
@@ -245,20 +295,32 @@ class Requantizer(wiring.Component):
             m.d.comb += mg.eq(Mux(fin, Mux(ef == 0, f, f | (1 << 23)), 0))
             ex = Signal(signed(9), name=f"ex{j}")
             m.d.comb += ex.eq(Mux(ef == 0, 1, ef) - 150)
-            m31 = Signal(31, name=f"m31_{j}")
-            m.d.comb += m31.eq(Mux(fin, b[:31], 0))  # magnitude order = bit-pattern order
+            efm = Signal(8, name=f"ef{j}")
+            m.d.comb += efm.eq(Mux(fin, ef, 0))
             mags.append(mg)
             negs.append(b[31])
             exs.append(ex)
-            m31s.append(m31)
+            efs.append(efm)
             fins.append(fin)
-        amax = max_tree(m, m31s, unsigned(31), "max")
-        L = Signal(signed(16), name="lmax")
-        efm = amax[23:31]
-        m.d.comb += L.eq(Mux(efm == 0, _msb(m, amax[:23], 23, "amax_msb") - 149, efm - 127))
         bad = Signal(name="bad")
         m.d.comb += bad.eq(~_all(fins))
-        return mags, negs, exs, L, amax == 0, bad, (-149, 127)
+        live = cut("front", {"valid": self.i.valid, "mag": mags, "neg": negs, "ex": exs,
+                             "ef": efs, "bad": bad})
+        # the largest biased exponent of the finite elements; when it is 0 (no normal
+        # element) the highest set bit of the OR of the (subnormal) significands
+        orm = Signal(_F32_SIG, name="sig_or")
+        m.d.comb += orm.eq(_balanced(live["mag"], lambda a, b: a | b))
+        levels = (k - 1).bit_length()
+        efs = _max_levels(m, live.pop("ef"), 8, "efmax_a", (levels + 1) // 2)
+        live.update(sig_or=orm, efmax=efs)
+        if early:
+            live["p"] = [_msb(m, x, _F32_SIG, f"msb{j}") for j, x in enumerate(live["mag"])]
+        live = cut("tree", live)
+        orm = live.pop("sig_or")
+        efm = _max_levels(m, live.pop("efmax"), 8, "efmax_b")[0]
+        L = Signal(signed(16), name="lmax")
+        m.d.comb += L.eq(Mux(efm == 0, _msb(m, orm[:23], 23, "amax_msb") - 149, efm - 127))
+        return live, L, (efm == 0) & (orm == 0), (-149, 127)
 
     def _lmax(self, e, se_lo):
         """Left pre-shift of the magnitude that makes the element's right shift ``sh``
@@ -274,48 +336,75 @@ class Requantizer(wiring.Component):
             return max(0, e.man_bits - 23, e.man_bits - 22 - _emin(e))
         return max(0, e.emax + e.frac_bits - 23, e.frac_bits - 22)
 
-    def _quantise(self, m, e, mg, SW, ex, se, se_lo, name):
-        """One element to ``e``: the saturated code magnitude (fp, no sign bit) or integer
-        magnitude (int). ``mg * 2**ex`` is the input magnitude, ``se`` the block scale."""
+    # ---- per element, in three steps with a possible register between them. ``mg * 2**ex``
+    # is the input magnitude, ``p`` the index of its highest set bit, ``se`` the block scale;
+    # ``se >= L - emax`` (E8M0's upper clamp is out of reach, __init__ checks) bounds every
+    # element's exponent to ``emax`` and its rounded magnitude to the element's range ------
+
+    def _shift_amount(self, m, e, p, ex, se, SW, se_lo, name):
+        """Step 1: the right shift ``sc`` of ``mg << lmax`` (clamped to ``XW + 1``, which
+        gives 0 as any larger shift does) and, for fp, the code's exponent field ``ec``
+        (0 below the normal range)."""
         lmax = self._lmax(e, se_lo)
         XW = SW + lmax
-        if e.kind == "fp":
-            man, emin = e.man_bits, _emin(e)
-            p = _msb(m, mg, SW, f"{name}_msb")
-            ee = Signal(signed(16), name=f"{name}_e")
-            m.d.comb += ee.eq(p + ex - se)
-            e_eff = Signal(signed(16), name=f"{name}_eeff")
-            m.d.comb += e_eff.eq(Mux(ee < emin, emin, ee))
-            sh = se + e_eff - man - ex
-        else:
-            sh = se - e.frac_bits - ex
-        s = Signal(signed(16), name=f"{name}_s")
-        m.d.comb += s.eq(sh + lmax)
         sc = Signal(range(XW + 2), name=f"{name}_sc")
-        m.d.comb += sc.eq(Mux(s > XW + 1, XW + 1, s))
+        if e.kind != "fp":
+            s = Signal(signed(16), name=f"{name}_s")
+            m.d.comb += s.eq(se - ex + (lmax - e.frac_bits))
+            m.d.comb += sc.eq(Mux(s > XW + 1, XW + 1, s))
+            return sc, None
+        man, emin = e.man_bits, _emin(e)
+        ee = Signal(signed(16), name=f"{name}_e")
+        m.d.comb += ee.eq(p + ex - se)
+        sub = Signal(name=f"{name}_sub")
+        m.d.comb += sub.eq(ee < emin)
+        # subnormal: shift se + emin - man - ex; normal: p - man (below XW + 1)
+        ss = Signal(signed(16), name=f"{name}_ss")
+        m.d.comb += ss.eq(se - ex + (emin - man + lmax))
+        m.d.comb += sc.eq(Mux(sub, Mux(ss > XW + 1, XW + 1, ss), p + (lmax - man)))
+        ec = Signal(e.exp_bits, name=f"{name}_ec")   # ee <= emax
+        m.d.comb += ec.eq(Mux(sub, 0, ee + (e.bias - 1)))
+        return sc, ec
+
+    def _shift(self, m, e, mg, sc, SW, se_lo, name):
+        """Step 2: the shifted magnitude ``q0`` (truncated) and the RNE increment."""
+        lmax = self._lmax(e, se_lo)
+        XW = SW + lmax
+        # fp: below 2**(man + 1) (man + 1 significant bits); int: |x| / 2**se < 2**(emax + 1)
+        QW = e.man_bits + 1 if e.kind == "fp" else e.emax + 1 + e.frac_bits
         x = Signal(XW + 1, name=f"{name}_x")
         m.d.comb += x.eq(mg << lmax)
         sc1 = Signal(range(XW + 2), name=f"{name}_sc1")
         m.d.comb += sc1.eq(sc - 1)
-        q0 = x >> sc
+        q0 = Signal(QW, name=f"{name}_q0")
+        m.d.comb += q0.eq(x >> sc)
         guard = Mux(sc == 0, 0, (x >> sc1)[0])
         mask = (Const(1, XW + 2) << sc1) - 1
         sticky = Mux(sc <= 1, 0, (x & mask) != 0)
-        q = Signal(XW + 2, name=f"{name}_q")
-        m.d.comb += q.eq(q0 + (guard & (sticky | q0[0])))
+        inc = Signal(name=f"{name}_inc")
+        m.d.comb += inc.eq(guard & (sticky | q0[0]))
+        return q0, inc
+
+    def _pack(self, m, e, q0, inc, ec, zero, name):
+        """Step 3: the saturated code magnitude (fp, no sign bit) or integer magnitude
+        (int)."""
+        q = Signal(len(q0) + 1, name=f"{name}_q")
+        m.d.comb += q.eq(q0 + inc)
         max_code = _max_code(e)
         out = Signal(range(max_code + 1), name=f"{name}_mag")
         if e.kind == "fp":
-            cm = Signal(XW + 16, name=f"{name}_cm")
-            m.d.comb += cm.eq(Mux(mg == 0, 0, ((e_eff + e.bias - 1) << man) + q))
-            m.d.comb += out.eq(Mux(cm > max_code, max_code, cm))
+            cm = Signal(e.exp_bits + e.man_bits + 2, name=f"{name}_cm")
+            m.d.comb += cm.eq((ec << e.man_bits) + q)
+            m.d.comb += out.eq(Mux(zero, 0, Mux(cm > max_code, max_code, cm)))
         else:
             m.d.comb += out.eq(Mux(q > max_code, max_code, q))
         return out
 
     def elaborate(self, platform):
         m = Module()
-        k, modes = self._k, self._modes
+        k, modes, cuts = self._k, self._modes, _CUTS[self._pipeline]
+        mxsf = len(modes) > 1
+        early = "shift" in cuts   # the elements' highest set bits before the scale register
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
@@ -325,12 +414,22 @@ class Requantizer(wiring.Component):
                 m.d.sync += r.eq(value)
             return r
 
-        # stage 1: decode, magnitudes, max tree, one scale exponent per mode
+        def cut(name, live):
+            """``live`` through the register boundary ``name`` if this depth has it."""
+            if name not in cuts:
+                return live
+            def one(v, n):
+                return v if isinstance(v, Const) else reg(v, Value.cast(v).shape(), n)
+            return {key: [one(x, f"{name}_{key}{j}") for j, x in enumerate(v)]
+                    if isinstance(v, list) else one(v, f"{name}_{key}")
+                    for key, v in live.items()}
+
+        # decode, magnitudes, max|x|, one scale exponent per mode
         if self._in_kind == "fixed":
-            mags, negs, exs, L, zero, bad, (l_lo, l_hi) = self._front_fixed(m)
+            live, L, zero, (l_lo, l_hi) = self._front_fixed(m, cut, early)
             SW = self._in_width
         else:
-            mags, negs, exs, L, zero, bad, (l_lo, l_hi) = self._front_fp32(m)
+            live, L, zero, (l_lo, l_hi) = self._front_fp32(m, cut, early)
             SW = _F32_SIG
         ses, se_los = [], []
         for i, e in enumerate(modes):
@@ -341,23 +440,43 @@ class Requantizer(wiring.Component):
             m.d.comb += se.eq(Mux(zero | (raw < _SE_LO), _SE_LO, hi))
             ses.append(se)
             se_los.append(lo)
+        live["se"] = ses
+        live = cut("scale", live)
 
-        if self._pipeline >= 2:
-            valid = reg(self.i.valid, 1, "s1_valid")
-            ses = [reg(se, signed(16), f"se_r{i}") for i, se in enumerate(ses)]
-            mags = [reg(x, SW, f"mag_r{j}") for j, x in enumerate(mags)]
-            negs = [reg(x, 1, f"neg_r{j}") for j, x in enumerate(negs)]
-            if self._in_kind == "fp32":
-                exs = [reg(x, signed(9), f"ex_r{j}") for j, x in enumerate(exs)]
-            bad = reg(bad, 1, "bad_r")
-        else:
-            valid = self.i.valid
+        # per mode and element: shift amount; shift with RNE; encode, saturate
+        ps = live.pop("p") if early else [
+            _msb(m, x, SW, f"msb{j}") for j, x in enumerate(live["mag"])]
+        zs = []
+        for j, x in enumerate(live["mag"]):
+            z = Signal(name=f"zero{j}")
+            m.d.comb += z.eq(x == 0)
+            zs.append(z)
+        live["zero"] = zs
+        for i, e in enumerate(modes):
+            st = [self._shift_amount(m, e, ps[j], live["ex"][j], live["se"][i], SW,
+                                     se_los[i], f"m{i}_{j}") for j in range(k)]
+            live[f"sc{i}"] = [s for s, _ in st]
+            if e.kind == "fp":
+                live[f"ec{i}"] = [c for _, c in st]
+        if not mxsf:
+            del live["ex"]
+        live = cut("shift", live)
+        for i, e in enumerate(modes):
+            scs = live.pop(f"sc{i}")
+            st = [self._shift(m, e, live["mag"][j], scs[j], SW, se_los[i], f"m{i}_{j}")
+                  for j in range(k)]
+            live[f"q{i}"] = [q for q, _ in st]
+            live[f"inc{i}"] = [r for _, r in st]
+        if not mxsf:
+            del live["mag"]
+        live = cut("round", live)
+        codes = [[self._pack(m, e, live[f"q{i}"][j], live[f"inc{i}"][j],
+                             live[f"ec{i}"][j] if e.kind == "fp" else None,
+                             live["zero"][j], f"m{i}_{j}") for j in range(k)]
+                 for i, e in enumerate(modes)]
+        valid, negs, ses, bad = live["valid"], live["neg"], live["se"], live["bad"]
 
-        # stage 2: per mode and element: shift with RNE, encode, saturate
-        codes = [[self._quantise(m, e, mags[j], SW, exs[j], ses[i], se_los[i], f"m{i}_{j}")
-                  for j in range(k)] for i, e in enumerate(modes)]
-
-        if len(modes) == 1:
+        if not mxsf:
             e = modes[0]
             with m.If(en):
                 m.d.sync += [self.o.valid.eq(valid),
@@ -371,8 +490,8 @@ class Requantizer(wiring.Component):
                         m.d.sync += out.value.eq(
                             Mux(bad, 0, Mux(negs[j], -codes[0][j], codes[0][j])))
             return m
-        return self._mode_select(m, en, reg, valid, modes, codes, mags, negs, exs, ses,
-                                 bad, SW, (l_lo, l_hi))
+        return self._mode_select(m, en, reg, valid, modes, codes, live["mag"], negs,
+                                 live["ex"], ses, bad, SW, (l_lo, l_hi))
 
     def _mode_select(self, m, en, reg, valid, modes, codes, mags, negs, exs, ses, bad, SW,
                      l_range):
