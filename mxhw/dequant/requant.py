@@ -139,7 +139,9 @@ class Requantizer(wiring.Component):
     ``0xFF`` and all element codes 0, as golden does (for ``mxsf`` also mode 0: golden
     chooses the mode of an all-zero block, a tie).
 
-    **Scale.** The OCP floor rule: with ``L = floor(log2(max |x|))``,
+    **Scale.** The OCP floor rule: with ``L = floor(log2(max |x|))`` (the highest set bit
+    of the OR of the magnitudes (fixed); the largest exponent field, or for a block without
+    a normal number the highest set bit of the OR of the significands (fp32)),
     ``shared_exp = L - emax_elem`` clamped to ``[-127, 127]`` (an all-zero block gets code
     0, ``shared_exp = -127``).
 
@@ -176,7 +178,24 @@ class Requantizer(wiring.Component):
         ``fixed``: fractional bits of the input, such that every scale exponent fits E8M0;
         default 16. ``fp32``: must be ``None``.
     pipeline : int
-        1: output registered; 2: also a register after the max tree and scale.
+        1..6, the number of register stages (the latency; ``mxsf`` adds one). Each depth
+        keeps the registers of the smaller ones and adds one boundary:
+
+        1. the output register only (all of the logic in one cycle);
+        2. ``scale``: also after max|x| and the block scale (with the magnitudes, signs,
+           exponents and NaN flag);
+        3. ``shift``: also per element after the shift amount and exponent field, before
+           the barrel shifter (from 3 on, each element's highest set bit is found before
+           the ``scale`` register, beside max|x|);
+        4. ``round``: also per element after the barrel shifter (the truncated magnitude and
+           its RNE increment), before the increment, packing and saturation;
+        5. ``front``: also after the front end (magnitudes and signs; fp32: significands,
+           exponents, NaN/Inf flag), before max|x|;
+        6. ``tree``: also inside max|x|: after the OR of the magnitudes (fixed), after half
+           of the levels of the exponent maximum tree (fp32).
+
+        Default 2. The deeper, the higher the clock (ECP5, k=32: see
+        ``mxhw.bench.ppa``, which measures the depth of the highest Fmax).
 
     Members
     -------
@@ -190,8 +209,9 @@ class Requantizer(wiring.Component):
 
     Latency ``pipeline`` cycles (``mxsf``: ``pipeline + 1``, a register between the
     per-element quantisers/error terms and the squared-error sums and mode select); one
-    block per cycle (the pipeline stalls as a whole while ``o`` is not ready;
-    ``i.ready`` follows ``o`` combinationally).
+    block per cycle (the pipeline stalls as a whole while ``o`` is not ready:
+    ``i.ready`` follows ``o`` combinationally, every register holds; a block is never
+    lost or repeated).
     Golden twin: ``golden.quantize(x, fmt)`` on the block (its ``scales``, ``elements``
     and, for ``mxsf``, ``modes``), with ``x = v * 2.0**-in_frac`` (fixed) or the float32
     values (fp32).
