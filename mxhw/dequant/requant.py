@@ -4,7 +4,7 @@ chooses per block by the exact squared error, as golden does)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -394,13 +394,17 @@ class Requantizer(wiring.Component):
         QW = e.man_bits + 1 if e.kind == "fp" else e.emax + 1 + e.frac_bits
         x = Signal(XW + 1, name=f"{name}_x")
         m.d.comb += x.eq(mg << lmax)
-        sc1 = Signal(range(XW + 2), name=f"{name}_sc1")
-        m.d.comb += sc1.eq(sc - 1)
         q0 = Signal(QW, name=f"{name}_q0")
         m.d.comb += q0.eq(x >> sc)
-        guard = Mux(sc == 0, 0, (x >> sc1)[0])
-        mask = (Const(1, XW + 2) << sc1) - 1
-        sticky = Mux(sc <= 1, 0, (x & mask) != 0)
+        guard = (Cat(Const(0, 1), x) >> sc)[0]          # x[sc - 1], 0 for sc == 0
+        # sticky: a bit of x below the guard bit (x's low lmax bits are 0); the mask of
+        # mg's bits below x[sc - 1] decoded from sc by a table (no carry chain)
+        mask = Signal(SW, name=f"{name}_mask")
+        with m.Switch(sc):
+            for v in range(lmax + 2, XW + 2):
+                with m.Case(v):
+                    m.d.comb += mask.eq((1 << min(SW, v - 1 - lmax)) - 1)
+        sticky = (mg & mask) != 0
         inc = Signal(name=f"{name}_inc")
         m.d.comb += inc.eq(guard & (sticky | q0[0]))
         return q0, inc
@@ -428,8 +432,9 @@ class Requantizer(wiring.Component):
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        def reg(value, shape, name):
-            r = Signal(shape, name=name)
+        def reg(value, shape, name, reset_less=True):
+            # data registers need no reset (``valid`` says what they hold)
+            r = Signal(shape, name=name, reset_less=reset_less)
             with m.If(en):
                 m.d.sync += r.eq(value)
             return r
@@ -439,7 +444,8 @@ class Requantizer(wiring.Component):
             if name not in cuts:
                 return live
             def one(v, n):
-                return v if isinstance(v, Const) else reg(v, Value.cast(v).shape(), n)
+                return v if isinstance(v, Const) else reg(v, Value.cast(v).shape(), n,
+                                                          reset_less=n != f"{name}_valid")
             return {key: [one(x, f"{name}_{key}{j}") for j, x in enumerate(v)]
                     if isinstance(v, list) else one(v, f"{name}_{key}")
                     for key, v in live.items()}
@@ -564,7 +570,7 @@ class Requantizer(wiring.Component):
                 ds[i][j] = ad
 
         # stage 3 register: codes with their signs, |errors|, scales, bad, valid
-        valid = reg(valid, 1, "s2_valid")
+        valid = reg(valid, 1, "s2_valid", reset_less=False)
         bad = reg(bad, 1, "bad_s2")
         ses = [reg(se, signed(16), f"se_s2_{i}") for i, se in enumerate(ses)]
         full = []
