@@ -298,10 +298,9 @@ class Requantizer(wiring.Component):
             live["p"] = [_msb(m, x, W, f"msb{j}") for j, x in enumerate(live["mag"])]
         live = cut("tree", live)
         orm = live.pop("mag_or")
-        L = Signal(signed(16), name="lmax")
-        m.d.comb += L.eq(_msb(m, orm, W, "amax_msb") - Fi)
         live.update(ex=[Const(-Fi, signed(16))] * k, bad=Const(0, 1))
-        return live, L, orm == 0, (-Fi, W - 1 - Fi)
+        # L = msb - in_frac
+        return live, _msb(m, orm, W, "amax_msb"), orm == 0, (-Fi, W - 1 - Fi)
 
     def _front_fp32(self, m, cut, early):
         k = self._k
@@ -361,29 +360,69 @@ class Requantizer(wiring.Component):
     # ``se >= L - emax`` (E8M0's upper clamp is out of reach, __init__ checks) bounds every
     # element's exponent to ``emax`` and its rounded magnitude to the element's range ------
 
-    def _shift_amount(self, m, e, p, ex, se, SW, se_lo, name):
+    def _terms(self, e, se, se_lo, SW):
+        """The terms of the elements' shift amounts and exponent fields that depend on the
+        block only (fixed: the input exponent too, the same for every element), as Python
+        arithmetic on ``se`` (an int or an Amaranth value): fp ``(t, u, v)``, int ``(v,)``.
+        An element (``pe = p + ex``, fixed: ``p``) is below the normal range iff
+        ``pe < t``; its exponent field is ``pe - u`` (modulo ``2**exp_bits``); its shift
+        below the normal range (int: always) is ``v - ex`` (fixed: ``v``)."""
+        lmax = self._lmax(e, se_lo)
+        xe = -self._in_frac if self._in_kind == "fixed" else 0
+        if e.kind == "fp":
+            emin = _emin(e)
+            return (se + emin - xe, se + (1 - e.bias) - xe, se - xe + (emin - e.man_bits + lmax))
+        return (se - xe + (lmax - e.frac_bits),)
+
+    def _term_signals(self, e, SW, se_lo, name):
+        """Signals for :meth:`_terms` (fixed: clamped to the range they are compared in)."""
+        XW = SW + self._lmax(e, se_lo)
+        v = Signal(range(XW + 2) if self._in_kind == "fixed" else signed(16), name=f"{name}_v")
+        if e.kind != "fp":
+            return (v,)
+        t = Signal(range(SW + 1) if self._in_kind == "fixed" else signed(16), name=f"{name}_t")
+        return (t, Signal(e.exp_bits, name=f"{name}_u"), v)
+
+    def _clamp_terms(self, e, terms, SW, se_lo):
+        """Fixed input: ``t`` clamped to ``[0, SW]`` (``p`` is in ``[0, SW)``), ``v`` to
+        ``[0, XW + 1]`` (``lmax`` makes it non-negative for every block with a non-zero
+        element), as Python ints."""
+        XW = SW + self._lmax(e, se_lo)
+        *tu, v = terms
+        v = min(max(v, 0), XW + 1)
+        if e.kind != "fp":
+            return (v,)
+        t, u = tu
+        return (min(max(t, 0), SW), u % (1 << e.exp_bits), v)
+
+    def _shift_amount(self, m, e, p, ex, terms, SW, se_lo, name):
         """Step 1: the right shift ``sc`` of ``mg << lmax`` (clamped to ``XW + 1``, which
         gives 0 as any larger shift does) and, for fp, the code's exponent field ``ec``
         (0 below the normal range)."""
         lmax = self._lmax(e, se_lo)
         XW = SW + lmax
+        fixed = self._in_kind == "fixed"
         sc = Signal(range(XW + 2), name=f"{name}_sc")
+        if fixed:
+            ssc = terms[-1]
+        else:
+            ss = Signal(signed(16), name=f"{name}_ss")
+            m.d.comb += ss.eq(terms[-1] - ex)
+            ssc = Mux(ss > XW + 1, XW + 1, ss)
         if e.kind != "fp":
-            s = Signal(signed(16), name=f"{name}_s")
-            m.d.comb += s.eq(se - ex + (lmax - e.frac_bits))
-            m.d.comb += sc.eq(Mux(s > XW + 1, XW + 1, s))
+            m.d.comb += sc.eq(ssc)
             return sc, None
-        man, emin = e.man_bits, _emin(e)
-        ee = Signal(signed(16), name=f"{name}_e")
-        m.d.comb += ee.eq(p + ex - se)
+        t, u, _ = terms
+        pe = p
+        if not fixed:
+            pe = Signal(signed(16), name=f"{name}_pe")
+            m.d.comb += pe.eq(p + ex)
         sub = Signal(name=f"{name}_sub")
-        m.d.comb += sub.eq(ee < emin)
-        # subnormal: shift se + emin - man - ex; normal: p - man (below XW + 1)
-        ss = Signal(signed(16), name=f"{name}_ss")
-        m.d.comb += ss.eq(se - ex + (emin - man + lmax))
-        m.d.comb += sc.eq(Mux(sub, Mux(ss > XW + 1, XW + 1, ss), p + (lmax - man)))
+        m.d.comb += sub.eq(pe < t)
+        # subnormal: the block's shift; normal: p - man (below XW + 1)
+        m.d.comb += sc.eq(Mux(sub, ssc, p + (lmax - e.man_bits)))
         ec = Signal(e.exp_bits, name=f"{name}_ec")   # ee <= emax
-        m.d.comb += ec.eq(Mux(sub, 0, ee + (e.bias - 1)))
+        m.d.comb += ec.eq(Mux(sub, 0, pe - u))
         return sc, ec
 
     def _shift(self, m, e, mg, sc, SW, se_lo, name):
@@ -450,23 +489,43 @@ class Requantizer(wiring.Component):
                     if isinstance(v, list) else one(v, f"{name}_{key}")
                     for key, v in live.items()}
 
-        # decode, magnitudes, max|x|, one scale exponent per mode
+        # decode, magnitudes, max|x|, one scale exponent per mode and the block's terms of
+        # the elements' shift amounts
         if self._in_kind == "fixed":
-            live, L, zero, (l_lo, l_hi) = self._front_fixed(m, cut, early)
+            live, pos, zero, (l_lo, l_hi) = self._front_fixed(m, cut, early)
             SW = self._in_width
         else:
             live, L, zero, (l_lo, l_hi) = self._front_fp32(m, cut, early)
             SW = _F32_SIG
-        ses, se_los = [], []
+        ses, se_los, terms = [], [], []
         for i, e in enumerate(modes):
-            raw = L - e.emax
             se = Signal(signed(16), name=f"se{i}")
             lo = max(_SE_LO, l_lo - e.emax)
-            hi = Mux(raw > _SE_HI, _SE_HI, raw) if l_hi - e.emax > _SE_HI else raw
-            m.d.comb += se.eq(Mux(zero | (raw < _SE_LO), _SE_LO, hi))
+            ts = self._term_signals(e, SW, lo, f"blk{i}")
+            if self._in_kind == "fixed":
+                # a table of the highest set bit of max|x| (L = pos - in_frac)
+                def consts(se_v):
+                    return [se.eq(se_v), *(a.eq(b) for a, b in zip(
+                        ts, self._clamp_terms(e, self._terms(e, se_v, lo, SW), SW, lo)))]
+                with m.If(zero):
+                    m.d.comb += consts(_SE_LO)
+                with m.Else():
+                    with m.Switch(pos):
+                        for pv in range(SW):
+                            raw = pv - self._in_frac - e.emax
+                            with m.Case(pv):
+                                m.d.comb += consts(min(max(raw, _SE_LO), _SE_HI))
+            else:
+                raw = L - e.emax
+                hi = Mux(raw > _SE_HI, _SE_HI, raw) if l_hi - e.emax > _SE_HI else raw
+                m.d.comb += se.eq(Mux(zero | (raw < _SE_LO), _SE_LO, hi))
+                m.d.comb += [a.eq(b) for a, b in zip(ts, self._terms(e, se, lo, SW))]
             ses.append(se)
             se_los.append(lo)
+            terms.append(ts)
         live["se"] = ses
+        for i, ts in enumerate(terms):
+            live[f"blk{i}"] = list(ts)
         live = cut("scale", live)
 
         # per mode and element: shift amount; shift with RNE; encode, saturate
@@ -479,8 +538,9 @@ class Requantizer(wiring.Component):
             zs.append(z)
         live["zero"] = zs
         for i, e in enumerate(modes):
-            st = [self._shift_amount(m, e, ps[j], live["ex"][j], live["se"][i], SW,
-                                     se_los[i], f"m{i}_{j}") for j in range(k)]
+            ts = live.pop(f"blk{i}")
+            st = [self._shift_amount(m, e, ps[j], live["ex"][j], ts, SW, se_los[i],
+                                     f"m{i}_{j}") for j in range(k)]
             live[f"sc{i}"] = [s for s, _ in st]
             if e.kind == "fp":
                 live[f"ec{i}"] = [c for _, c in st]
