@@ -24,9 +24,10 @@ _SE_LO, _SE_HI = -127, 127  # unbiased exponents E8M0 holds (255 is NaN)
 #: The register boundaries of each ``pipeline`` depth (besides the output register), in
 #: data-flow order: ``front`` (magnitudes, signs, exponents of the elements), ``tree``
 #: (the OR of the magnitudes (fixed) / half of the exponent maximum tree (fp32)),
-#: ``scale`` (the block scale(s), after max|x|), ``shift`` (per element the shift amount,
-#: before the barrel shifter), ``round`` (per element the shifted magnitude and its
-#: rounding increment, before the increment, packing and saturation).
+#: ``scale`` (the block scale(s) and the block's terms of the shift amounts, after
+#: max|x|), ``shift`` (per element the shift amount, before the barrel shifter), ``round``
+#: (per element the shifted magnitude with its guard and sticky bits, before rounding,
+#: packing and saturation).
 _CUTS = {1: (), 2: ("scale",), 3: ("scale", "shift"), 4: ("scale", "shift", "round"),
          5: ("front", "scale", "shift", "round"),
          6: ("front", "tree", "scale", "shift", "round")}
@@ -182,13 +183,13 @@ class Requantizer(wiring.Component):
         keeps the registers of the smaller ones and adds one boundary:
 
         1. the output register only (all of the logic in one cycle);
-        2. ``scale``: also after max|x| and the block scale (with the magnitudes, signs,
-           exponents and NaN flag);
+        2. ``scale``: also after max|x| and the block scale (with the block's terms of the
+           elements' shift amounts, the magnitudes, signs, exponents and NaN flag);
         3. ``shift``: also per element after the shift amount and exponent field, before
            the barrel shifter (from 3 on, each element's highest set bit is found before
            the ``scale`` register, beside max|x|);
-        4. ``round``: also per element after the barrel shifter (the truncated magnitude and
-           its RNE increment), before the increment, packing and saturation;
+        4. ``round``: also per element after the barrel shifter (the truncated magnitude, its
+           guard and sticky bits), before rounding, packing and saturation;
         5. ``front``: also after the front end (magnitudes and signs; fp32: significands,
            exponents, NaN/Inf flag), before max|x|;
         6. ``tree``: also inside max|x|: after the OR of the magnitudes (fixed), after half
@@ -365,13 +366,14 @@ class Requantizer(wiring.Component):
         block only (fixed: the input exponent too, the same for every element), as Python
         arithmetic on ``se`` (an int or an Amaranth value): fp ``(t, u, v)``, int ``(v,)``.
         An element (``pe = p + ex``, fixed: ``p``) is below the normal range iff
-        ``pe < t``; its exponent field is ``pe - u`` (modulo ``2**exp_bits``); its shift
+        ``pe < t``; its exponent field plus the hidden bit is ``pe - u`` (modulo
+        ``2**exp_bits``); its shift
         below the normal range (int: always) is ``v - ex`` (fixed: ``v``)."""
         lmax = self._lmax(e, se_lo)
         xe = -self._in_frac if self._in_kind == "fixed" else 0
         if e.kind == "fp":
             emin = _emin(e)
-            return (se + emin - xe, se + (1 - e.bias) - xe, se - xe + (emin - e.man_bits + lmax))
+            return (se + emin - xe, se - e.bias - xe, se - xe + (emin - e.man_bits + lmax))
         return (se - xe + (lmax - e.frac_bits),)
 
     def _term_signals(self, e, SW, se_lo, name):
@@ -397,8 +399,9 @@ class Requantizer(wiring.Component):
 
     def _shift_amount(self, m, e, p, ex, terms, SW, se_lo, name):
         """Step 1: the right shift ``sc`` of ``mg << lmax`` (clamped to ``XW + 1``, which
-        gives 0 as any larger shift does) and, for fp, the code's exponent field ``ec``
-        (0 below the normal range)."""
+        gives 0 as any larger shift does) and, for fp, the code's exponent field plus one
+        (the hidden bit of the shifted magnitude), ``ec``: ``ee + bias`` (0 below the
+        normal range)."""
         lmax = self._lmax(e, se_lo)
         XW = SW + lmax
         fixed = self._in_kind == "fixed"
@@ -421,12 +424,12 @@ class Requantizer(wiring.Component):
         m.d.comb += sub.eq(pe < t)
         # subnormal: the block's shift; normal: p - man (below XW + 1)
         m.d.comb += sc.eq(Mux(sub, ssc, p + (lmax - e.man_bits)))
-        ec = Signal(e.exp_bits, name=f"{name}_ec")   # ee <= emax
+        ec = Signal(e.exp_bits, name=f"{name}_ec")   # ee + bias <= emax + bias
         m.d.comb += ec.eq(Mux(sub, 0, pe - u))
         return sc, ec
 
     def _shift(self, m, e, mg, sc, SW, se_lo, name):
-        """Step 2: the shifted magnitude ``q0`` (truncated) and the RNE increment."""
+        """Step 2: the shifted magnitude ``q0`` (truncated), its guard and sticky bits."""
         lmax = self._lmax(e, se_lo)
         XW = SW + lmax
         # fp: below 2**(man + 1) (man + 1 significant bits); int: |x| / 2**se < 2**(emax + 1)
@@ -443,23 +446,25 @@ class Requantizer(wiring.Component):
             for v in range(lmax + 2, XW + 2):
                 with m.Case(v):
                     m.d.comb += mask.eq((1 << min(SW, v - 1 - lmax)) - 1)
-        sticky = (mg & mask) != 0
-        inc = Signal(name=f"{name}_inc")
-        m.d.comb += inc.eq(guard & (sticky | q0[0]))
-        return q0, inc
+        gs = Signal(2, name=f"{name}_gs")
+        m.d.comb += gs.eq(Cat(guard, (mg & mask) != 0))
+        return q0, gs
 
-    def _pack(self, m, e, q0, inc, ec, zero, name):
-        """Step 3: the saturated code magnitude (fp, no sign bit) or integer magnitude
-        (int)."""
-        q = Signal(len(q0) + 1, name=f"{name}_q")
-        m.d.comb += q.eq(q0 + inc)
+    def _pack(self, m, e, q0, gs, ec, zero, name):
+        """Step 3: RNE and the saturated code magnitude (fp, no sign bit) or integer
+        magnitude (int). ``gs``: guard and sticky bits."""
+        inc = gs[0] & (gs[1] | q0[0])
         max_code = _max_code(e)
         out = Signal(range(max_code + 1), name=f"{name}_mag")
         if e.kind == "fp":
-            cm = Signal(e.exp_bits + e.man_bits + 2, name=f"{name}_cm")
-            m.d.comb += cm.eq((ec << e.man_bits) + q)
+            # normal: q0 has its hidden bit at man, ec is the field plus one; subnormal:
+            # q0 < 2**man and ec == 0. A carry of the rounding goes into the exponent.
+            cm = Signal(e.exp_bits + e.man_bits + 1, name=f"{name}_cm")
+            m.d.comb += cm.eq(Cat(q0[:e.man_bits], ec) + inc)
             m.d.comb += out.eq(Mux(zero, 0, Mux(cm > max_code, max_code, cm)))
         else:
+            q = Signal(len(q0) + 1, name=f"{name}_q")
+            m.d.comb += q.eq(q0 + inc)
             m.d.comb += out.eq(Mux(q > max_code, max_code, q))
         return out
 
@@ -552,11 +557,11 @@ class Requantizer(wiring.Component):
             st = [self._shift(m, e, live["mag"][j], scs[j], SW, se_los[i], f"m{i}_{j}")
                   for j in range(k)]
             live[f"q{i}"] = [q for q, _ in st]
-            live[f"inc{i}"] = [r for _, r in st]
+            live[f"gs{i}"] = [r for _, r in st]
         if not mxsf:
             del live["mag"]
         live = cut("round", live)
-        codes = [[self._pack(m, e, live[f"q{i}"][j], live[f"inc{i}"][j],
+        codes = [[self._pack(m, e, live[f"q{i}"][j], live[f"gs{i}"][j],
                              live[f"ec{i}"][j] if e.kind == "fp" else None,
                              live["zero"][j], f"m{i}_{j}") for j in range(k)]
                  for i, e in enumerate(modes)]
