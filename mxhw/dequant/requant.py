@@ -52,6 +52,20 @@ def _balanced(values, op):
     return level[0]
 
 
+def _gt_const(x, c):
+    """``x > c`` for an unsigned value ``x`` and an int ``c``, as AND/OR gates of ``x``'s
+    bits (LSB first), not a subtractor: a function of ``len(x)`` bits that maps to one
+    or two LUT levels."""
+    if c < 0:
+        return Const(1, 1)
+    if c >= (1 << len(x)) - 1:
+        return Const(0, 1)
+    r = Const(0, 1)
+    for i in range(len(x)):
+        r = x[i] & r if (c >> i) & 1 else x[i] | r
+    return r
+
+
 def _max_levels(m, values, width, name, levels=None):
     """``levels`` levels (all of them for ``None``) of a balanced maximum tree over
     unsigned ``width``-bit ``values``: the list of what is left (one value at the end)."""
@@ -439,15 +453,12 @@ class Requantizer(wiring.Component):
         q0 = Signal(QW, name=f"{name}_q0")
         m.d.comb += q0.eq(x >> sc)
         guard = (Cat(Const(0, 1), x) >> sc)[0]          # x[sc - 1], 0 for sc == 0
-        # sticky: a bit of x below the guard bit (x's low lmax bits are 0); the mask of
-        # mg's bits below x[sc - 1] decoded from sc by a table (no carry chain)
-        mask = Signal(SW, name=f"{name}_mask")
-        with m.Switch(sc):
-            for v in range(lmax + 2, XW + 2):
-                with m.Case(v):
-                    m.d.comb += mask.eq((1 << min(SW, v - 1 - lmax)) - 1)
+        # sticky: a bit of x below the guard bit (x's low lmax bits are 0): mg[b] with
+        # sc > b + lmax + 1, each compare as gates of sc's bits (no carry chain)
+        sticky = _balanced([mg[b] & _gt_const(sc, b + lmax + 1) for b in range(SW)],
+                           lambda a, b: a | b)
         gs = Signal(2, name=f"{name}_gs")
-        m.d.comb += gs.eq(Cat(guard, (mg & mask) != 0))
+        m.d.comb += gs.eq(Cat(guard, sticky))
         return q0, gs
 
     def _pack(self, m, e, q0, gs, ec, zero, name):
