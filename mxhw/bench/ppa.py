@@ -127,7 +127,8 @@ ARRAY_SIZES = [2, 4, 8, 16]
 #: Cross-block accumulation of the arrays (the SoC's default: 32 bits, 16 fractional).
 ARRAY_ACC = (32, 16)
 #: Pipeline depth of the re-quantiser configurations (``Requantizer(pipeline=...)``): the
-#: depth of the highest ECP5 Fmax (see the docstring of ``Requantizer``).
+#: deepest (MXFP4 93 MHz, MXFP8 E4M3 102 MHz on ECP5; its critical path, max|x|'s highest
+#: set bit to the block terms, is the stage that depth 5 joins to the OR of the magnitudes).
 REQUANT_PIPELINE = 6
 #: Arrays of bit-serial PEs (``pe="bitserial"``): format (A and B) and size; a K step
 #: takes the weight format's serial bits (MXINT8 8, MXFP4 5 cycles).
