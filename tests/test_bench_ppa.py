@@ -49,6 +49,20 @@ def test_config_names():
     assert set(ppa.QUICK) <= set(names) | {ppa.SOC}
 
 
+def test_requant_configs_record_their_pipeline():
+    """The re-quantiser configurations build the depth their params show (the report's
+    column), the deepest one."""
+    from mxhw.dequant import Requantizer
+    for f in ppa.MX_FORMATS:
+        cfg = ppa.CONFIGS[f"requant_{f}"]
+        dut = cfg.make()
+        assert cfg.params["pipeline"] == ppa.REQUANT_PIPELINE == dut.latency
+        assert (dut.k, dut.in_width, dut.in_frac) == (
+            cfg.params["k"], cfg.params["in_width"], cfg.params["in_frac"])
+    with pytest.raises(ValueError):
+        Requantizer("mxfp4", pipeline=ppa.REQUANT_PIPELINE + 1)
+
+
 @pytest.mark.parametrize("name", list(ppa.CONFIGS))
 def test_config_builds_its_block(name):
     from mxhw.dequant import Aligner, MXSFDecoder, Requantizer

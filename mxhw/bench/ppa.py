@@ -126,6 +126,10 @@ ARRAY_FORMATS = ["mxfp4", "mxfp8_e4m3", "mxint8"]
 ARRAY_SIZES = [2, 4, 8, 16]
 #: Cross-block accumulation of the arrays (the SoC's default: 32 bits, 16 fractional).
 ARRAY_ACC = (32, 16)
+#: Pipeline depth of the re-quantiser configurations (``Requantizer(pipeline=...)``): the
+#: deepest (MXFP4 93 MHz, MXFP8 E4M3 102 MHz on ECP5; its critical path, max|x|'s highest
+#: set bit to the block terms, is the stage that depth 5 joins to the OR of the magnitudes).
+REQUANT_PIPELINE = 6
 #: Arrays of bit-serial PEs (``pe="bitserial"``): format (A and B) and size; a K step
 #: takes the weight format's serial bits (MXINT8 8, MXFP4 5 cycles).
 BITSERIAL_ARRAYS = [("mxint8", 4), ("mxfp4", 4)]
@@ -166,7 +170,7 @@ def _make_modeswitch():
 
 def _make_requant(fmt):
     from ..dequant import Requantizer
-    return Requantizer(fmt, k=32)
+    return Requantizer(fmt, k=32, pipeline=REQUANT_PIPELINE)
 
 
 def _make_bitserial(lanes):
@@ -210,7 +214,7 @@ def _registry():
     for f in MX_FORMATS:
         cfgs.append(Config(f"requant_{f}", "requant", _partial(_make_requant, f), 0,
                            {"format": f, "k": 32, "in_width": 24, "in_frac": 16,
-                            "pipeline": 2}))
+                            "pipeline": REQUANT_PIPELINE}))
     for lanes in (1, 8):
         # 8-bit weights: one beat of `lanes` MACs per 8 cycles
         cfgs.append(Config(f"bitserial_a8w8_l{lanes}", "bitserial",

@@ -4,14 +4,14 @@ chooses per block by the exact squared error, as golden does)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import layout_of, lookup_format
 from ..golden.formats import BlockFormat
-from .aligner import _check_k, max_tree
+from .aligner import _check_k
 
 __all__ = ["Requantizer", "IN_KINDS"]
 
@@ -20,6 +20,17 @@ __all__ = ["Requantizer", "IN_KINDS"]
 IN_KINDS = ("fixed", "fp32")
 
 _SE_LO, _SE_HI = -127, 127  # unbiased exponents E8M0 holds (255 is NaN)
+
+#: The register boundaries of each ``pipeline`` depth (besides the output register), in
+#: data-flow order: ``front`` (magnitudes, signs, exponents of the elements), ``tree``
+#: (the OR of the magnitudes (fixed) / half of the exponent maximum tree (fp32)),
+#: ``scale`` (the block scale(s) and the block's terms of the shift amounts, after
+#: max|x|), ``shift`` (per element the shift amount, before the barrel shifter), ``round``
+#: (per element the shifted magnitude with its guard and sticky bits, before rounding,
+#: packing and saturation).
+_CUTS = {1: (), 2: ("scale",), 3: ("scale", "shift"), 4: ("scale", "shift", "round"),
+         5: ("front", "scale", "shift", "round"),
+         6: ("front", "tree", "scale", "shift", "round")}
 _F32_SIG = 24  # binary32 significand width with the hidden bit
 
 
@@ -30,6 +41,48 @@ def _msb(m, x, width, name):
         with m.If(x[b]):
             m.d.comb += p.eq(b)
     return p
+
+
+def _balanced(values, op):
+    """``op`` over ``values`` as a balanced tree (depth ``ceil(log2(len(values)))``)."""
+    level = list(values)
+    while len(level) > 1:
+        level = [op(level[j], level[j + 1]) if j + 1 < len(level) else level[j]
+                 for j in range(0, len(level), 2)]
+    return level[0]
+
+
+def _gt_const(x, c):
+    """``x > c`` for an unsigned value ``x`` and an int ``c``, as AND/OR gates of ``x``'s
+    bits (LSB first), not a subtractor: a function of ``len(x)`` bits that maps to one
+    or two LUT levels."""
+    if c < 0:
+        return Const(1, 1)
+    if c >= (1 << len(x)) - 1:
+        return Const(0, 1)
+    r = Const(0, 1)
+    for i in range(len(x)):
+        r = x[i] & r if (c >> i) & 1 else x[i] | r
+    return r
+
+
+def _max_levels(m, values, width, name, levels=None):
+    """``levels`` levels (all of them for ``None``) of a balanced maximum tree over
+    unsigned ``width``-bit ``values``: the list of what is left (one value at the end)."""
+    level, n = list(values), 0
+    while len(level) > 1 and (levels is None or levels > 0):
+        nxt = []
+        for j in range(0, len(level) - 1, 2):
+            s = Signal(width, name=f"{name}_{n}")
+            n += 1
+            a, b = level[j], level[j + 1]
+            m.d.comb += s.eq(Mux(a > b, a, b))
+            nxt.append(s)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        levels = None if levels is None else levels - 1
+    return level
 
 
 def _is_mxsf(fmt):
@@ -101,7 +154,9 @@ class Requantizer(wiring.Component):
     ``0xFF`` and all element codes 0, as golden does (for ``mxsf`` also mode 0: golden
     chooses the mode of an all-zero block, a tie).
 
-    **Scale.** The OCP floor rule: with ``L = floor(log2(max |x|))``,
+    **Scale.** The OCP floor rule: with ``L = floor(log2(max |x|))`` (the highest set bit
+    of the OR of the magnitudes (fixed); the largest exponent field, or for a block without
+    a normal number the highest set bit of the OR of the significands (fp32)),
     ``shared_exp = L - emax_elem`` clamped to ``[-127, 127]`` (an all-zero block gets code
     0, ``shared_exp = -127``).
 
@@ -138,7 +193,25 @@ class Requantizer(wiring.Component):
         ``fixed``: fractional bits of the input, such that every scale exponent fits E8M0;
         default 16. ``fp32``: must be ``None``.
     pipeline : int
-        1: output registered; 2: also a register after the max tree and scale.
+        1..6, the number of register stages (the latency; ``mxsf`` adds one). Each depth
+        keeps the registers of the smaller ones and adds one boundary:
+
+        1. the output register only (all of the logic in one cycle);
+        2. ``scale``: also after max|x| and the block scale (with the block's terms of the
+           elements' shift amounts, the magnitudes, signs, exponents and NaN flag);
+        3. ``shift``: also per element after the shift amount and exponent field, before
+           the barrel shifter (from 3 on, each element's highest set bit is found before
+           the ``scale`` register, beside max|x|);
+        4. ``round``: also per element after the barrel shifter (the truncated magnitude, its
+           guard and sticky bits), before rounding, packing and saturation;
+        5. ``front``: also after the front end (magnitudes and signs; fp32: significands,
+           exponents, NaN/Inf flag), before max|x|;
+        6. ``tree``: also inside max|x|: after the OR of the magnitudes (fixed), after half
+           of the levels of the exponent maximum tree (fp32).
+
+        Default 2. ``mxhw.bench.ppa`` measures depth 6 (ECP5, k=32, fixed 24-bit input:
+        MXFP4 93 MHz, MXFP8 E4M3 102 MHz; depth 2 before these boundaries: 20 MHz; the
+        depths between were not measured).
 
     Members
     -------
@@ -152,8 +225,9 @@ class Requantizer(wiring.Component):
 
     Latency ``pipeline`` cycles (``mxsf``: ``pipeline + 1``, a register between the
     per-element quantisers/error terms and the squared-error sums and mode select); one
-    block per cycle (the pipeline stalls as a whole while ``o`` is not ready;
-    ``i.ready`` follows ``o`` combinationally).
+    block per cycle (the pipeline stalls as a whole while ``o`` is not ready:
+    ``i.ready`` follows ``o`` combinationally, every register holds; a block is never
+    lost or repeated).
     Golden twin: ``golden.quantize(x, fmt)`` on the block (its ``scales``, ``elements``
     and, for ``mxsf``, ``modes``), with ``x = v * 2.0**-in_frac`` (fixed) or the float32
     values (fp32).
@@ -188,9 +262,10 @@ class Requantizer(wiring.Component):
                 if v is not None:
                     raise ValueError(f"{name} applies to in_kind 'fixed' only; leave it None "
                                      f"for 'fp32', not {v!r}")
-        if not isinstance(pipeline, int) or isinstance(pipeline, bool) \
-                or pipeline not in (1, 2):
-            raise ValueError(f"pipeline must be 1 or 2, not {pipeline!r}")
+        if not isinstance(pipeline, int) or isinstance(pipeline, bool):
+            raise TypeError(f"pipeline must be an integer, not {pipeline!r}")
+        if pipeline not in _CUTS:
+            raise ValueError(f"pipeline must be in 1..{max(_CUTS)}, not {pipeline!r}")
         self._fmt, self._k, self._modes = fmt, k, modes
         self._in_kind, self._in_width, self._in_frac = in_kind, in_width, in_frac
         self._pipeline = pipeline
@@ -216,27 +291,37 @@ class Requantizer(wiring.Component):
     in_frac = property(lambda self: self._in_frac)
     latency = property(lambda self: self._pipeline + (len(self._modes) > 1))
 
-    # ---- front ends: per element magnitude ``mg`` (SW bits), sign, exponent ``ex`` (the
-    # value is (-1)**neg * mg * 2**ex); per block L = floor(log2 max|x|), zero, bad ----------
+    # ---- front ends: per element magnitude ``mag`` (SW bits), sign ``neg``, exponent ``ex``
+    # (the value is (-1)**neg * mag * 2**ex); per block L = floor(log2 max|x|), ``zero``
+    # (every element 0) and ``bad`` (a NaN or Inf). ``live`` holds what later stages use,
+    # ``cut`` registers it at a boundary of this pipeline depth ----------------------------
 
-    def _front_fixed(self, m):
-        W, Fi = self._in_width, self._in_frac
+    def _front_fixed(self, m, cut, early):
+        W, Fi, k = self._in_width, self._in_frac, self._k
         mags, negs = [], []
-        for j in range(self._k):
+        for j in range(k):
             v = self.i.payload[j]
             mg = Signal(W, name=f"mag{j}")
             m.d.comb += mg.eq(Mux(v < 0, -v, v))
             mags.append(mg)
             negs.append(v < 0)
-        amax = max_tree(m, mags, unsigned(W), "max")
-        L = Signal(signed(16), name="lmax")
-        m.d.comb += L.eq(_msb(m, amax, W, "amax_msb") - Fi)
-        exs = [Const(-Fi, signed(16))] * self._k
-        return mags, negs, exs, L, amax == 0, Const(0, 1), (-Fi, W - 1 - Fi)
+        live = cut("front", {"valid": self.i.valid, "mag": mags, "neg": negs})
+        # floor(log2 max|x|) is the highest set bit of the OR of the magnitudes
+        orm = Signal(W, name="mag_or")
+        m.d.comb += orm.eq(_balanced(live["mag"], lambda a, b: a | b))
+        live["mag_or"] = orm
+        if early:
+            live["p"] = [_msb(m, x, W, f"msb{j}") for j, x in enumerate(live["mag"])]
+        live = cut("tree", live)
+        orm = live.pop("mag_or")
+        live.update(ex=[Const(-Fi, signed(16))] * k, bad=Const(0, 1))
+        # L = msb - in_frac
+        return live, _msb(m, orm, W, "amax_msb"), orm == 0, (-Fi, W - 1 - Fi)
 
-    def _front_fp32(self, m):
-        mags, negs, exs, m31s, fins = [], [], [], [], []
-        for j in range(self._k):
+    def _front_fp32(self, m, cut, early):
+        k = self._k
+        mags, negs, exs, efs, fins = [], [], [], [], []
+        for j in range(k):
             b = self.i.payload[j]
             ef, f = b[23:31], b[:23]
             fin = Signal(name=f"fin{j}")
@@ -245,20 +330,32 @@ class Requantizer(wiring.Component):
             m.d.comb += mg.eq(Mux(fin, Mux(ef == 0, f, f | (1 << 23)), 0))
             ex = Signal(signed(9), name=f"ex{j}")
             m.d.comb += ex.eq(Mux(ef == 0, 1, ef) - 150)
-            m31 = Signal(31, name=f"m31_{j}")
-            m.d.comb += m31.eq(Mux(fin, b[:31], 0))  # magnitude order = bit-pattern order
+            efm = Signal(8, name=f"ef{j}")
+            m.d.comb += efm.eq(Mux(fin, ef, 0))
             mags.append(mg)
             negs.append(b[31])
             exs.append(ex)
-            m31s.append(m31)
+            efs.append(efm)
             fins.append(fin)
-        amax = max_tree(m, m31s, unsigned(31), "max")
-        L = Signal(signed(16), name="lmax")
-        efm = amax[23:31]
-        m.d.comb += L.eq(Mux(efm == 0, _msb(m, amax[:23], 23, "amax_msb") - 149, efm - 127))
         bad = Signal(name="bad")
         m.d.comb += bad.eq(~_all(fins))
-        return mags, negs, exs, L, amax == 0, bad, (-149, 127)
+        live = cut("front", {"valid": self.i.valid, "mag": mags, "neg": negs, "ex": exs,
+                             "ef": efs, "bad": bad})
+        # the largest biased exponent of the finite elements; when it is 0 (no normal
+        # element) the highest set bit of the OR of the (subnormal) significands
+        orm = Signal(_F32_SIG, name="sig_or")
+        m.d.comb += orm.eq(_balanced(live["mag"], lambda a, b: a | b))
+        levels = (k - 1).bit_length()
+        efs = _max_levels(m, live.pop("ef"), 8, "efmax_a", (levels + 1) // 2)
+        live.update(sig_or=orm, efmax=efs)
+        if early:
+            live["p"] = [_msb(m, x, _F32_SIG, f"msb{j}") for j, x in enumerate(live["mag"])]
+        live = cut("tree", live)
+        orm = live.pop("sig_or")
+        efm = _max_levels(m, live.pop("efmax"), 8, "efmax_b")[0]
+        L = Signal(signed(16), name="lmax")
+        m.d.comb += L.eq(Mux(efm == 0, _msb(m, orm[:23], 23, "amax_msb") - 149, efm - 127))
+        return live, L, (efm == 0) & (orm == 0), (-149, 127)
 
     def _lmax(self, e, se_lo):
         """Left pre-shift of the magnitude that makes the element's right shift ``sh``
@@ -274,90 +371,215 @@ class Requantizer(wiring.Component):
             return max(0, e.man_bits - 23, e.man_bits - 22 - _emin(e))
         return max(0, e.emax + e.frac_bits - 23, e.frac_bits - 22)
 
-    def _quantise(self, m, e, mg, SW, ex, se, se_lo, name):
-        """One element to ``e``: the saturated code magnitude (fp, no sign bit) or integer
-        magnitude (int). ``mg * 2**ex`` is the input magnitude, ``se`` the block scale."""
+    # ---- per element, in three steps with a possible register between them. ``mg * 2**ex``
+    # is the input magnitude, ``p`` the index of its highest set bit, ``se`` the block scale;
+    # ``se >= L - emax`` (E8M0's upper clamp is out of reach, __init__ checks) bounds every
+    # element's exponent to ``emax`` and its rounded magnitude to the element's range ------
+
+    def _terms(self, e, se, se_lo, SW):
+        """The terms of the elements' shift amounts and exponent fields that depend on the
+        block only (fixed: the input exponent too, the same for every element), as Python
+        arithmetic on ``se`` (an int or an Amaranth value): fp ``(t, u, v)``, int ``(v,)``.
+        An element (``pe = p + ex``, fixed: ``p``) is below the normal range iff
+        ``pe < t``; its exponent field plus the hidden bit is ``pe - u`` (modulo
+        ``2**exp_bits``); its shift
+        below the normal range (int: always) is ``v - ex`` (fixed: ``v``)."""
+        lmax = self._lmax(e, se_lo)
+        xe = -self._in_frac if self._in_kind == "fixed" else 0
+        if e.kind == "fp":
+            emin = _emin(e)
+            return (se + emin - xe, se - e.bias - xe, se - xe + (emin - e.man_bits + lmax))
+        return (se - xe + (lmax - e.frac_bits),)
+
+    def _term_signals(self, e, SW, se_lo, name):
+        """Signals for :meth:`_terms` (fixed: clamped to the range they are compared in)."""
+        XW = SW + self._lmax(e, se_lo)
+        v = Signal(range(XW + 2) if self._in_kind == "fixed" else signed(16), name=f"{name}_v")
+        if e.kind != "fp":
+            return (v,)
+        t = Signal(range(SW + 1) if self._in_kind == "fixed" else signed(16), name=f"{name}_t")
+        return (t, Signal(e.exp_bits, name=f"{name}_u"), v)
+
+    def _clamp_terms(self, e, terms, SW, se_lo):
+        """Fixed input: ``t`` clamped to ``[0, SW]`` (``p`` is in ``[0, SW)``), ``v`` to
+        ``[0, XW + 1]`` (``lmax`` makes it non-negative for every block with a non-zero
+        element), as Python ints."""
+        XW = SW + self._lmax(e, se_lo)
+        *tu, v = terms
+        v = min(max(v, 0), XW + 1)
+        if e.kind != "fp":
+            return (v,)
+        t, u = tu
+        return (min(max(t, 0), SW), u % (1 << e.exp_bits), v)
+
+    def _shift_amount(self, m, e, p, ex, terms, SW, se_lo, name):
+        """Step 1: the right shift ``sc`` of ``mg << lmax`` (clamped to ``XW + 1``, which
+        gives 0 as any larger shift does) and, for fp, the code's exponent field plus one
+        (the hidden bit of the shifted magnitude), ``ec``: ``ee + bias`` (0 below the
+        normal range)."""
         lmax = self._lmax(e, se_lo)
         XW = SW + lmax
-        if e.kind == "fp":
-            man, emin = e.man_bits, _emin(e)
-            p = _msb(m, mg, SW, f"{name}_msb")
-            ee = Signal(signed(16), name=f"{name}_e")
-            m.d.comb += ee.eq(p + ex - se)
-            e_eff = Signal(signed(16), name=f"{name}_eeff")
-            m.d.comb += e_eff.eq(Mux(ee < emin, emin, ee))
-            sh = se + e_eff - man - ex
-        else:
-            sh = se - e.frac_bits - ex
-        s = Signal(signed(16), name=f"{name}_s")
-        m.d.comb += s.eq(sh + lmax)
+        fixed = self._in_kind == "fixed"
         sc = Signal(range(XW + 2), name=f"{name}_sc")
-        m.d.comb += sc.eq(Mux(s > XW + 1, XW + 1, s))
+        if fixed:
+            ssc = terms[-1]
+        else:
+            ss = Signal(signed(16), name=f"{name}_ss")
+            m.d.comb += ss.eq(terms[-1] - ex)
+            ssc = Mux(ss > XW + 1, XW + 1, ss)
+        if e.kind != "fp":
+            m.d.comb += sc.eq(ssc)
+            return sc, None
+        t, u, _ = terms
+        pe = p
+        if not fixed:
+            pe = Signal(signed(16), name=f"{name}_pe")
+            m.d.comb += pe.eq(p + ex)
+        sub = Signal(name=f"{name}_sub")
+        m.d.comb += sub.eq(pe < t)
+        # subnormal: the block's shift; normal: p - man (below XW + 1)
+        m.d.comb += sc.eq(Mux(sub, ssc, p + (lmax - e.man_bits)))
+        ec = Signal(e.exp_bits, name=f"{name}_ec")   # ee + bias <= emax + bias
+        m.d.comb += ec.eq(Mux(sub, 0, pe - u))
+        return sc, ec
+
+    def _shift(self, m, e, mg, sc, SW, se_lo, name):
+        """Step 2: the shifted magnitude ``q0`` (truncated), its guard and sticky bits."""
+        lmax = self._lmax(e, se_lo)
+        XW = SW + lmax
+        # fp: below 2**(man + 1) (man + 1 significant bits); int: |x| / 2**se < 2**(emax + 1)
+        QW = e.man_bits + 1 if e.kind == "fp" else e.emax + 1 + e.frac_bits
         x = Signal(XW + 1, name=f"{name}_x")
         m.d.comb += x.eq(mg << lmax)
-        sc1 = Signal(range(XW + 2), name=f"{name}_sc1")
-        m.d.comb += sc1.eq(sc - 1)
-        q0 = x >> sc
-        guard = Mux(sc == 0, 0, (x >> sc1)[0])
-        mask = (Const(1, XW + 2) << sc1) - 1
-        sticky = Mux(sc <= 1, 0, (x & mask) != 0)
-        q = Signal(XW + 2, name=f"{name}_q")
-        m.d.comb += q.eq(q0 + (guard & (sticky | q0[0])))
+        q0 = Signal(QW, name=f"{name}_q0")
+        m.d.comb += q0.eq(x >> sc)
+        guard = (Cat(Const(0, 1), x) >> sc)[0]          # x[sc - 1], 0 for sc == 0
+        # sticky: a bit of x below the guard bit (x's low lmax bits are 0): mg[b] with
+        # sc > b + lmax + 1, each compare as gates of sc's bits (no carry chain)
+        sticky = _balanced([mg[b] & _gt_const(sc, b + lmax + 1) for b in range(SW)],
+                           lambda a, b: a | b)
+        gs = Signal(2, name=f"{name}_gs")
+        m.d.comb += gs.eq(Cat(guard, sticky))
+        return q0, gs
+
+    def _pack(self, m, e, q0, gs, ec, zero, name):
+        """Step 3: RNE and the saturated code magnitude (fp, no sign bit) or integer
+        magnitude (int). ``gs``: guard and sticky bits."""
+        inc = gs[0] & (gs[1] | q0[0])
         max_code = _max_code(e)
         out = Signal(range(max_code + 1), name=f"{name}_mag")
         if e.kind == "fp":
-            cm = Signal(XW + 16, name=f"{name}_cm")
-            m.d.comb += cm.eq(Mux(mg == 0, 0, ((e_eff + e.bias - 1) << man) + q))
-            m.d.comb += out.eq(Mux(cm > max_code, max_code, cm))
+            # normal: q0 has its hidden bit at man, ec is the field plus one; subnormal:
+            # q0 < 2**man and ec == 0. A carry of the rounding goes into the exponent.
+            cm = Signal(e.exp_bits + e.man_bits + 1, name=f"{name}_cm")
+            m.d.comb += cm.eq(Cat(q0[:e.man_bits], ec) + inc)
+            m.d.comb += out.eq(Mux(zero, 0, Mux(cm > max_code, max_code, cm)))
         else:
+            q = Signal(len(q0) + 1, name=f"{name}_q")
+            m.d.comb += q.eq(q0 + inc)
             m.d.comb += out.eq(Mux(q > max_code, max_code, q))
         return out
 
     def elaborate(self, platform):
         m = Module()
-        k, modes = self._k, self._modes
+        k, modes, cuts = self._k, self._modes, _CUTS[self._pipeline]
+        mxsf = len(modes) > 1
+        early = "shift" in cuts   # the elements' highest set bits before the scale register
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        def reg(value, shape, name):
-            r = Signal(shape, name=name)
+        def reg(value, shape, name, reset_less=True):
+            # data registers need no reset (``valid`` says what they hold)
+            r = Signal(shape, name=name, reset_less=reset_less)
             with m.If(en):
                 m.d.sync += r.eq(value)
             return r
 
-        # stage 1: decode, magnitudes, max tree, one scale exponent per mode
+        def cut(name, live):
+            """``live`` through the register boundary ``name`` if this depth has it."""
+            if name not in cuts:
+                return live
+            def one(v, n):
+                return v if isinstance(v, Const) else reg(v, Value.cast(v).shape(), n,
+                                                          reset_less=n != f"{name}_valid")
+            return {key: [one(x, f"{name}_{key}{j}") for j, x in enumerate(v)]
+                    if isinstance(v, list) else one(v, f"{name}_{key}")
+                    for key, v in live.items()}
+
+        # decode, magnitudes, max|x|, one scale exponent per mode and the block's terms of
+        # the elements' shift amounts
         if self._in_kind == "fixed":
-            mags, negs, exs, L, zero, bad, (l_lo, l_hi) = self._front_fixed(m)
+            live, pos, zero, (l_lo, l_hi) = self._front_fixed(m, cut, early)
             SW = self._in_width
         else:
-            mags, negs, exs, L, zero, bad, (l_lo, l_hi) = self._front_fp32(m)
+            live, L, zero, (l_lo, l_hi) = self._front_fp32(m, cut, early)
             SW = _F32_SIG
-        ses, se_los = [], []
+        ses, se_los, terms = [], [], []
         for i, e in enumerate(modes):
-            raw = L - e.emax
             se = Signal(signed(16), name=f"se{i}")
             lo = max(_SE_LO, l_lo - e.emax)
-            hi = Mux(raw > _SE_HI, _SE_HI, raw) if l_hi - e.emax > _SE_HI else raw
-            m.d.comb += se.eq(Mux(zero | (raw < _SE_LO), _SE_LO, hi))
+            ts = self._term_signals(e, SW, lo, f"blk{i}")
+            if self._in_kind == "fixed":
+                # a table of the highest set bit of max|x| (L = pos - in_frac)
+                def consts(se_v):
+                    return [se.eq(se_v), *(a.eq(b) for a, b in zip(
+                        ts, self._clamp_terms(e, self._terms(e, se_v, lo, SW), SW, lo)))]
+                with m.If(zero):
+                    m.d.comb += consts(_SE_LO)
+                with m.Else():
+                    with m.Switch(pos):
+                        for pv in range(SW):
+                            raw = pv - self._in_frac - e.emax
+                            with m.Case(pv):
+                                m.d.comb += consts(min(max(raw, _SE_LO), _SE_HI))
+            else:
+                raw = L - e.emax
+                hi = Mux(raw > _SE_HI, _SE_HI, raw) if l_hi - e.emax > _SE_HI else raw
+                m.d.comb += se.eq(Mux(zero | (raw < _SE_LO), _SE_LO, hi))
+                m.d.comb += [a.eq(b) for a, b in zip(ts, self._terms(e, se, lo, SW))]
             ses.append(se)
             se_los.append(lo)
+            terms.append(ts)
+        live["se"] = ses
+        for i, ts in enumerate(terms):
+            live[f"blk{i}"] = list(ts)
+        live = cut("scale", live)
 
-        if self._pipeline >= 2:
-            valid = reg(self.i.valid, 1, "s1_valid")
-            ses = [reg(se, signed(16), f"se_r{i}") for i, se in enumerate(ses)]
-            mags = [reg(x, SW, f"mag_r{j}") for j, x in enumerate(mags)]
-            negs = [reg(x, 1, f"neg_r{j}") for j, x in enumerate(negs)]
-            if self._in_kind == "fp32":
-                exs = [reg(x, signed(9), f"ex_r{j}") for j, x in enumerate(exs)]
-            bad = reg(bad, 1, "bad_r")
-        else:
-            valid = self.i.valid
+        # per mode and element: shift amount; shift with RNE; encode, saturate
+        ps = live.pop("p") if early else [
+            _msb(m, x, SW, f"msb{j}") for j, x in enumerate(live["mag"])]
+        zs = []
+        for j, x in enumerate(live["mag"]):
+            z = Signal(name=f"zero{j}")
+            m.d.comb += z.eq(x == 0)
+            zs.append(z)
+        live["zero"] = zs
+        for i, e in enumerate(modes):
+            ts = live.pop(f"blk{i}")
+            st = [self._shift_amount(m, e, ps[j], live["ex"][j], ts, SW, se_los[i],
+                                     f"m{i}_{j}") for j in range(k)]
+            live[f"sc{i}"] = [s for s, _ in st]
+            if e.kind == "fp":
+                live[f"ec{i}"] = [c for _, c in st]
+        if not mxsf:
+            del live["ex"]
+        live = cut("shift", live)
+        for i, e in enumerate(modes):
+            scs = live.pop(f"sc{i}")
+            st = [self._shift(m, e, live["mag"][j], scs[j], SW, se_los[i], f"m{i}_{j}")
+                  for j in range(k)]
+            live[f"q{i}"] = [q for q, _ in st]
+            live[f"gs{i}"] = [r for _, r in st]
+        if not mxsf:
+            del live["mag"]
+        live = cut("round", live)
+        codes = [[self._pack(m, e, live[f"q{i}"][j], live[f"gs{i}"][j],
+                             live[f"ec{i}"][j] if e.kind == "fp" else None,
+                             live["zero"][j], f"m{i}_{j}") for j in range(k)]
+                 for i, e in enumerate(modes)]
+        valid, negs, ses, bad = live["valid"], live["neg"], live["se"], live["bad"]
 
-        # stage 2: per mode and element: shift with RNE, encode, saturate
-        codes = [[self._quantise(m, e, mags[j], SW, exs[j], ses[i], se_los[i], f"m{i}_{j}")
-                  for j in range(k)] for i, e in enumerate(modes)]
-
-        if len(modes) == 1:
+        if not mxsf:
             e = modes[0]
             with m.If(en):
                 m.d.sync += [self.o.valid.eq(valid),
@@ -371,8 +593,8 @@ class Requantizer(wiring.Component):
                         m.d.sync += out.value.eq(
                             Mux(bad, 0, Mux(negs[j], -codes[0][j], codes[0][j])))
             return m
-        return self._mode_select(m, en, reg, valid, modes, codes, mags, negs, exs, ses,
-                                 bad, SW, (l_lo, l_hi))
+        return self._mode_select(m, en, reg, valid, modes, codes, live["mag"], negs,
+                                 live["ex"], ses, bad, SW, (l_lo, l_hi))
 
     def _mode_select(self, m, en, reg, valid, modes, codes, mags, negs, exs, ses, bad, SW,
                      l_range):
@@ -425,7 +647,7 @@ class Requantizer(wiring.Component):
                 ds[i][j] = ad
 
         # stage 3 register: codes with their signs, |errors|, scales, bad, valid
-        valid = reg(valid, 1, "s2_valid")
+        valid = reg(valid, 1, "s2_valid", reset_less=False)
         bad = reg(bad, 1, "bad_s2")
         ses = [reg(se, signed(16), f"se_s2_{i}") for i, se in enumerate(ses)]
         full = []

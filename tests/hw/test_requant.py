@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 from amaranth.hdl import unsigned
+from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mxhw import golden
@@ -66,7 +67,7 @@ def value_strategy(W):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(FMTS), st.integers(2, 30), st.integers(-8, 40), st.integers(1, 2),
+@given(st.sampled_from(FMTS), st.integers(2, 30), st.integers(-8, 40), st.integers(1, 6),
        st.data())
 def test_requant_vs_golden(fmt, in_width, in_frac, pipeline, data):
     k = 4
@@ -158,7 +159,7 @@ QUIET_SNAN = pytest.mark.filterwarnings("ignore:invalid value encountered in cas
 
 @QUIET_SNAN
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(FMTS), st.integers(1, 2), st.data())
+@given(st.sampled_from(FMTS), st.integers(1, 6), st.data())
 def test_requant_fp32_vs_golden(fmt, pipeline, data):
     k = 4
     dut = Requantizer(fmt, k=k, in_kind="fp32", pipeline=pipeline)
@@ -184,6 +185,37 @@ def test_requant_fp32_nan_inf(fmt):
     assert (q.scales[0::2] == 0xFF).all() and (q.elements[0::2] == 0).all()
     dut = Requantizer(fmt, k=k, in_kind="fp32", pipeline=2)
     check(dut, blocks, 11)
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "mxint8", "mxsf"])
+@pytest.mark.parametrize("in_kind", ["fixed", "fp32"])
+@pytest.mark.parametrize("pipeline", range(1, 7))
+def test_latency(fmt, in_kind, pipeline):
+    """``latency`` is the number of cycles from a block's transfer on ``i`` to its
+    appearance on ``o`` (no back-pressure): ``pipeline`` (+1 for mxsf's mode select).
+    Measured on the simulated circuit, the expected count from the parameters."""
+    k = 4
+    dut = Requantizer(fmt, k=k, in_kind=in_kind, pipeline=pipeline)
+    assert dut.latency == pipeline + (fmt == "mxsf")
+    seen = []
+
+    async def testbench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.payload, dut.i.payload.shape().from_bits(0))
+        ctx.set(dut.i.valid, 1)
+        assert ctx.get(dut.i.ready)
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        for cycle in range(1, 12):
+            if ctx.get(dut.o.valid):
+                seen.append(cycle)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen == [pipeline + (fmt == "mxsf")]
 
 
 def test_init():
@@ -218,7 +250,13 @@ def test_init():
     ({"in_width": 53, "in_frac": -100}, ValueError,
      "in_frac -100 with in_width 53 gives scale exponents in [-127, 144], outside E8M0's "
      "[-127, 127] (or in_frac above 1000)"),
-    ({"pipeline": 3}, ValueError, "pipeline must be 1 or 2, not 3"),
+    ({"pipeline": 0}, ValueError, "pipeline must be in 1..6, not 0"),
+    ({"pipeline": 7}, ValueError, "pipeline must be in 1..6, not 7"),
+    ({"pipeline": -1}, ValueError, "pipeline must be in 1..6, not -1"),
+    ({"pipeline": "2"}, TypeError, "pipeline must be an integer, not '2'"),
+    ({"pipeline": 2.0}, TypeError, "pipeline must be an integer, not 2.0"),
+    ({"pipeline": True}, TypeError, "pipeline must be an integer, not True"),
+    ({"pipeline": None}, TypeError, "pipeline must be an integer, not None"),
 ])
 def test_init_wrong(kwargs, exc, msg):
     kw = {"fmt": "mxfp8_e4m3", **kwargs}
