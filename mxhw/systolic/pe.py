@@ -445,9 +445,9 @@ class MXBlockSumPE(wiring.Component):
     live in the row unit.
 
     Register stages (``pipeline``): >= 1 registers the product, the control and the scale
-    codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag follow); >= 2 also registers the ``block_*`` outputs (the
-    row's multiplexer then starts at flip-flops, not at the block sum's adder: one more
-    cycle); the others belong to the row unit (its :func:`block_to_grid` takes
+    codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag follow); >= 2 also
+    registers the ``block_*`` outputs (the row's multiplexer then starts at flip-flops, not
+    at the block sum's adder: one more cycle); the others belong to the row unit (its :func:`block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
     together take :class:`MXMacPE`'s latency ``1 + pipeline`` plus
     :func:`~mxhw.systolic.rowacc.row_extra_stages` (2 from ``pipeline`` 2 up: these two

@@ -62,10 +62,10 @@ class RowAccumulator(wiring.Component):
     accumulation of the row's block sums, one block per cycle.
 
     At a block end (one ``block_valid[j]`` high) the block's exact sum ``S``, taken with
-    the sum of its scale codes from column ``j``, goes onto the accumulator grid ``2**-frac_bits``
-    (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
-    :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit accumulator with saturation or
-    wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
+    the sum of its scale codes from column ``j``, goes onto the accumulator grid
+    ``2**-frac_bits`` (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
+    :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit
+    accumulator with saturation or wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
     moves to ``result[j]`` and the accumulator restarts at zero. A block flagged
     ``block_nonfinite`` (NaN scale code or NaN/Inf element codes) makes the tile's result
     ``special`` (golden: NaN).
