@@ -17,11 +17,12 @@ def _check_k(k):
         raise ValueError(f"k must be a positive integer, not {k!r}")
 
 
-def max_tree(m, values, shape, name):
-    """Combinational balanced maximum of ``values`` (signals of ``shape``)."""
-    level = list(values)
-    n = 0
-    while len(level) > 1:
+def max_levels(m, values, shape, name, levels=None):
+    """``levels`` levels (all of them for ``None``) of a combinational balanced maximum
+    tree over ``values`` (signals of ``shape``): the list of what is left (one value once
+    every level is built)."""
+    level, n = list(values), 0
+    while len(level) > 1 and (levels is None or levels > 0):
         nxt = []
         for j in range(0, len(level) - 1, 2):
             s = Signal(shape, name=f"{name}_{n}")
@@ -32,7 +33,13 @@ def max_tree(m, values, shape, name):
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
-    return level[0]
+        levels = None if levels is None else levels - 1
+    return level
+
+
+def max_tree(m, values, shape, name):
+    """Combinational balanced maximum of ``values`` (signals of ``shape``)."""
+    return max_levels(m, values, shape, name)[0]
 
 
 class Aligner(wiring.Component):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import layout_of, lookup_format
 from ..golden.formats import BlockFormat
-from .aligner import _check_k
+from .aligner import _check_k, max_levels
 
 __all__ = ["Requantizer", "IN_KINDS"]
 
@@ -64,25 +64,6 @@ def _gt_const(x, c):
     for i in range(len(x)):
         r = x[i] & r if (c >> i) & 1 else x[i] | r
     return r
-
-
-def _max_levels(m, values, width, name, levels=None):
-    """``levels`` levels (all of them for ``None``) of a balanced maximum tree over
-    unsigned ``width``-bit ``values``: the list of what is left (one value at the end)."""
-    level, n = list(values), 0
-    while len(level) > 1 and (levels is None or levels > 0):
-        nxt = []
-        for j in range(0, len(level) - 1, 2):
-            s = Signal(width, name=f"{name}_{n}")
-            n += 1
-            a, b = level[j], level[j + 1]
-            m.d.comb += s.eq(Mux(a > b, a, b))
-            nxt.append(s)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-        levels = None if levels is None else levels - 1
-    return level
 
 
 def _is_mxsf(fmt):
@@ -346,13 +327,13 @@ class Requantizer(wiring.Component):
         orm = Signal(_F32_SIG, name="sig_or")
         m.d.comb += orm.eq(_balanced(live["mag"], lambda a, b: a | b))
         levels = (k - 1).bit_length()
-        efs = _max_levels(m, live.pop("ef"), 8, "efmax_a", (levels + 1) // 2)
+        efs = max_levels(m, live.pop("ef"), 8, "efmax_a", (levels + 1) // 2)
         live.update(sig_or=orm, efmax=efs)
         if early:
             live["p"] = [_msb(m, x, _F32_SIG, f"msb{j}") for j, x in enumerate(live["mag"])]
         live = cut("tree", live)
         orm = live.pop("sig_or")
-        efm = _max_levels(m, live.pop("efmax"), 8, "efmax_b")[0]
+        efm = max_levels(m, live.pop("efmax"), 8, "efmax_b")[0]
         L = Signal(signed(16), name="lmax")
         m.d.comb += L.eq(Mux(efm == 0, _msb(m, orm[:23], 23, "amax_msb") - 149, efm - 127))
         return live, L, (efm == 0) & (orm == 0), (-149, 127)
