@@ -38,7 +38,7 @@ regions are write-only (they read as 0); writes to them while the unit is busy a
 
 import math
 
-from amaranth import Array, Cat, Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..systolic import SystolicArray
+from .link import word_select
 
 __all__ = ["GemmUnit", "GEMM_BASE", "FORMAT_IDS", "REGION", "GEMM_REGS", "lanes_log2",
            "check_unit_acc"]
@@ -316,12 +317,9 @@ def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
     m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
     # a multiplexer on the index's low bits, cleared unless the registers are hit (no
     # compare of the whole index in front of every register)
-    rbits = max(regs).bit_length()
-    words = [0] * (1 << rbits)
-    for a, v in regs.items():
-        words[a] = v
+    word, rbits = word_select(regs, index)
     with m.If(bus.r_en & (region == REGION["regs"]) & (index[rbits:] == 0)):
-        m.d.sync += reg_data.eq(Array(words)[index[:rbits]])
+        m.d.sync += reg_data.eq(word)
     c_word = Signal(32)
     j_sel = r_index[lw:lw + lc] if lc else 0
     w_sel = r_index[:lw] if lw else 0

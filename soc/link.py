@@ -3,14 +3,14 @@
 Golden twin: :mod:`mxhw.soc.protocol` (the host side builds and checks the same packets).
 """
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .protocol import SYNC_REQ, SYNC_RESP, Cmd, Status
 
-__all__ = ["BusSignature", "HostLink", "crc16_step"]
+__all__ = ["BusSignature", "HostLink", "crc16_step", "word_select"]
 
 
 class BusSignature(wiring.Signature):
@@ -29,6 +29,19 @@ class BusSignature(wiring.Signature):
             "r_en": Out(1),
             "r_data": In(32),
         })
+
+
+def word_select(words, index, rbits=None):
+    """The register words of a bus slave (``words``: word index -> value) as a multiplexer
+    on the low ``rbits`` bits of ``index`` (default ``max(words).bit_length()``; 0 where no
+    register sits); the caller checks that the higher bits are zero. Returns
+    ``(value, rbits)``."""
+    if rbits is None:
+        rbits = max(1, max(words).bit_length())
+    table = [0] * (1 << rbits)
+    for i, v in words.items():
+        table[i] = v
+    return Array(table)[index[:rbits]], rbits
 
 
 def _crc16_byte(crc, byte):

@@ -23,12 +23,12 @@ Reads of unmapped addresses return 0; writes to them are ignored.
 
 from dataclasses import dataclass
 
-from amaranth import Array, Module, Signal
+from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .link import BusSignature, HostLink
+from .link import BusSignature, HostLink, word_select
 from .uart import UARTRx, UARTTx
 
 __all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS"]
@@ -259,11 +259,9 @@ class SoC(wiring.Component):
         reg_data = Signal(32)
         read_spad = Signal()
         m.d.sync += [reg_data.eq(0), read_spad.eq(bus.r_en & spad_hit)]
-        words = [0] * (1 << rbits)
-        for addr, value in regs.items():
-            words[addr >> 2] = value
+        word, _ = word_select({a >> 2: v for a, v in regs.items()}, bus.addr, rbits)
         with m.If(bus.r_en & regs_hit):
-            m.d.sync += reg_data.eq(Array(words)[bus.addr[:rbits]])
+            m.d.sync += reg_data.eq(word)
         # one more register stage per source: the scratchpad's read data is registered as
         # it leaves the block RAM (no gate before the flip-flops), its hit flag beside it;
         # the registers' and the GEMM unit's words (each already 0 unless read) are ORed
