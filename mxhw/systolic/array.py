@@ -27,6 +27,10 @@ DEFAULT_PIPELINE = 4
 #: :class:`MXMacPE` (also ``pe=None``) and the bit-serial :class:`BitSerialMXMacPE`.
 PE_TYPES = ("bitparallel", "bitserial")
 
+#: Columns of the output buffer that share one copy of its control (load and shift
+#: enables): the enables' fan-out is at most this many results, whatever the array size.
+OUT_GROUP = 4
+
 
 def _is_bitserial(pe):
     """``pe`` builds :class:`BitSerialMXMacPE` (the class, or a ``functools.partial`` of it)."""
@@ -375,8 +379,6 @@ class SystolicArray(wiring.Component):
 
         # ---- flow control: at most one finished tile waiting in the PE result registers
         inflight = Signal()          # a last transfer accepted, its results not yet moved
-        hold_full = Signal()         # PE result registers hold a finished tile
-        out_full = Signal()          # output buffer holds a tile being read out
         p = self._serial
         take = self.i.valid & self.i.ready
 
@@ -482,29 +484,42 @@ class SystolicArray(wiring.Component):
 
         # Output buffer: one register per result, rows shifting up by one per transfer, so
         # ``o`` reads row 0 (no wide row multiplexer; cheap in logic and in simulation).
+        # Its control is replicated per row and per group of OUT_GROUP columns (flags
+        # ``hf``: the PE results hold a finished tile; ``ov``: this buffer row holds a result
+        # row). Every copy keeps its own state (each one's next value depends on itself), so
+        # synthesis keeps them apart, and each load/shift enable reaches at most OUT_GROUP
+        # results instead of all R x C: the enable's fan-out no longer grows with the array.
         od = [[Signal(signed(acc_width(self._acc)), name=f"od{i}_{j}") for j in range(C)]
               for i in range(R)]
         osp = [[Signal(name=f"os{i}_{j}") for j in range(C)] for i in range(R)]
-        row = Signal(range(R))
+        groups = [range(g, min(g + OUT_GROUP, C)) for g in range(0, C, OUT_GROUP)]
+        hf = [[Signal(name=f"hf{i}_{g}") for g in range(len(groups))] for i in range(R)]
+        ov = [[Signal(name=f"ov{i}_{g}") for g in range(len(groups))] for i in range(R)]
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
-        with m.If(corner_done):
-            m.d.sync += hold_full.eq(1)
-        with m.If(hold_full & ~out_full):
-            m.d.sync += [hold_full.eq(0), inflight.eq(0), out_full.eq(1), row.eq(0)]
-            for i in range(R):
-                for j in range(C):
-                    m.d.sync += [od[i][j].eq(results[i][j][0]),
-                                 osp[i][j].eq(results[i][j][1])]
-        m.d.comb += self.o.valid.eq(out_full)
+        m.d.comb += self.o.valid.eq(ov[0][0])
         for j in range(C):
             m.d.comb += [self.o.payload.data[j].eq(od[0][j]),
                          self.o.payload.special[j].eq(osp[0][j])]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += row.eq(row + 1)
-            for i in range(R - 1):
-                for j in range(C):
-                    m.d.sync += [od[i][j].eq(od[i + 1][j]), osp[i][j].eq(osp[i + 1][j])]
-            with m.If(row == R - 1):
-                m.d.sync += [out_full.eq(0), row.eq(0)]
+        for g, cols in enumerate(groups):
+            for i in range(R):
+                # the tile moves in once the whole buffer is empty (row 0 read: all rows read)
+                load = Signal(name=f"load{i}_{g}")
+                m.d.comb += load.eq(hf[i][g] & ~ov[0][g])
+                with m.If(corner_done):
+                    m.d.sync += hf[i][g].eq(1)
+                with m.If(load):
+                    m.d.sync += [hf[i][g].eq(0), ov[i][g].eq(1)]
+                    m.d.sync += [od[i][j].eq(results[i][j][0]) for j in cols]
+                    m.d.sync += [osp[i][j].eq(results[i][j][1]) for j in cols]
+                    if i == 0 and g == 0:
+                        m.d.sync += inflight.eq(0)
+                # a transfer shifts the rows up: valid rows are a prefix, so row i + 1 holding
+                # a result implies a transfer is on (``o.valid``)
+                with m.Elif(self.o.ready & ov[i][g]):
+                    m.d.sync += ov[i][g].eq(ov[i + 1][g] if i < R - 1 else 0)
+                    if i < R - 1:
+                        with m.If(ov[i + 1][g]):
+                            m.d.sync += [od[i][j].eq(od[i + 1][j]) for j in cols]
+                            m.d.sync += [osp[i][j].eq(osp[i + 1][j]) for j in cols]
         return m

@@ -9,7 +9,7 @@ from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
 from mxhw.systolic import BitSerialMXMacPE, MXMacPE, SystolicArray
-from mxhw.systolic.array import DEFAULT_PIPELINE
+from mxhw.systolic.array import DEFAULT_PIPELINE, OUT_GROUP
 from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
 from mxhw.systolic.driver import array_beats, tile_order
 
@@ -151,6 +151,17 @@ def test_8x8_mixed():
     a = random_operand(rng, "mxfp8_e5m2", (8, 64), 1)
     b = random_operand(rng, "mxfp6_e3m2", (64, 8), 0)
     check_gemm(a, b, 8, 8, fixed(40, 20, "saturate", "rne"), seed=5, p_stall=0.3)
+
+
+
+@pytest.mark.parametrize("cols", [OUT_GROUP + 1, 2 * OUT_GROUP + 1])
+def test_output_buffer_groups(cols):
+    """Several column groups of the output buffer (each with its own copy of the control,
+    the last one partial) drain in step under back-pressure and idle input, tile after tile."""
+    rng = np.random.default_rng(cols)
+    a = random_operand(rng, "mxfp4", (6, 64), 1, nan_p=0.1)
+    b = random_operand(rng, "mxint8", (64, 2 * cols), 0)
+    check_gemm(a, b, 3, cols, ACC, seed=cols, p_stall=0.5, p_idle=0.3)
 
 
 # ---- the PE alone: every pipeline setting, tiles back to back ---------------------------
