@@ -159,6 +159,10 @@ class HostLink(wiring.Component):
         m.d.comb += rd.addr.eq(widx)
         wleft = Signal(range(nwords + 1))   # WRITE words still to commit
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
+        # the bus address and write data are that counter and the buffer's read data in
+        # every state (the bus reads them only with ``w_en`` / ``r_en``): no gating logic
+        # between the block RAM's output and the bus register
+        m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data)]
         # Watchdog: cycles since the last byte of a packet (or of a drained one). Two
         # down-counters, reloaded when it clears and decremented while it runs, hold
         # ``limit - 1 - cycles``; their sign bits are the timeout / quiet flags, so the FSM
@@ -229,7 +233,7 @@ class HostLink(wiring.Component):
         m.d.comb += issue.eq(tx_phase & (rq_left != 0) & ~nvalid & (in_flight == 0))
         m.d.sync += in_flight.eq(Cat(issue, in_flight[:-1]))
         with m.If(issue):
-            m.d.comb += [self.bus.addr.eq(baddr), self.bus.r_en.eq(1)]
+            m.d.comb += self.bus.r_en.eq(1)
             m.d.sync += [baddr.eq(baddr + 1), rq_left.eq(rq_left - 1)]
         with m.If(in_flight[-1]):
             m.d.sync += [nword.eq(self.bus.r_data), nvalid.eq(1)]
@@ -336,8 +340,7 @@ class HostLink(wiring.Component):
                     m.d.sync += widx.eq(widx + 1)
                     m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
-                m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data),
-                             self.bus.w_en.eq(1)]
+                m.d.comb += self.bus.w_en.eq(1)
                 m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1)]
                 with m.If(wleft == 1):
                     m.next = "RESPOND"
