@@ -17,10 +17,9 @@ one-hot valids), puts its sum on the accumulator grid with one
 :func:`~mxhw.systolic.pe.accumulate`. The ``cols`` accumulators form a ring: the adder
 reads the head, and every block end rotates the ring by one, the new value entering at
 the tail, so that the head always holds the accumulator of the column whose block ends
-next (no read multiplexer, no write decoder). On a tile's last block the new value goes
-into column ``j``'s result register, picked by a one-hot counter that rotates with the
-ring (each result register has its own write enable: no enable reaches all of them), and
-the accumulator restarts at zero.
+next (no read multiplexer, no write decoder). On a tile's last block the new value
+enters a second ring, of results, which after the row's last burst holds column ``j``'s
+result in entry ``j``, and the accumulator restarts at zero.
 """
 
 from __future__ import annotations
@@ -101,9 +100,9 @@ class RowAccumulator(wiring.Component):
         In(...).array(cols)
         Column ``j``'s :class:`~mxhw.systolic.pe.MXBlockSumPE` ports of the same names.
     result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
-        Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once its
-        last block end of the tile has gone through, held until its last block end of the
-        next tile.
+        Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
+        row's last block end of the tile has gone through (column ``cols - 1``'s), held
+        until the next tile's first last-block end.
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with ``fixed`` accumulation (one row of
     output elements), given the exact block sums.
@@ -190,16 +189,13 @@ class RowAccumulator(wiring.Component):
         spec_new = Signal()
         m.d.comb += spec_new.eq(specs[0] | spec_blk)
         res, res_sp = list(self.result), list(self.special)
-        # one-hot: the column at the ring's head (rotates with it); it picks the result
-        # register a tile's last block writes, so each result has its own write enable
-        head = Signal(C, init=1)
         with m.If(ev):
-            m.d.sync += head.eq(head.rotate_left(1))
             m.d.sync += [regs[j].eq(regs[j + 1]) for j in range(C - 1)]
             m.d.sync += [specs[j].eq(specs[j + 1]) for j in range(C - 1)]
             m.d.sync += [regs[C - 1].eq(Mux(last, 0, reg_new)),
                          specs[C - 1].eq(~last & spec_new)]
-        for j in range(C):
-            with m.If(ev & last & head[j]):
-                m.d.sync += [res[j].eq(reg_new), res_sp[j].eq(spec_new)]
+            with m.If(last):
+                m.d.sync += [res[j].eq(res[j + 1]) for j in range(C - 1)]
+                m.d.sync += [res_sp[j].eq(res_sp[j + 1]) for j in range(C - 1)]
+                m.d.sync += [res[C - 1].eq(reg_new), res_sp[C - 1].eq(spec_new)]
         return m
