@@ -178,9 +178,13 @@ class RowAccumulator(wiring.Component):
                                     scale_offset(fa, fb, acc, self._lsb_exp))
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
-        v, ev, last, spec_blk = block_to_grid(m, acc, sel["sum"], shift,
-                                              [ev, sel["last"], sel["nonfinite"]],
-                                              self._pipeline - 1)
+        # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift
+        # enable is then a flip-flop's output, with no logic in front of its fan-out
+        ev_last_in = Signal()
+        m.d.comb += ev_last_in.eq(ev & sel["last"])
+        v, ev, last, spec_blk, ev_last = block_to_grid(
+            m, acc, sel["sum"], shift, [ev, sel["last"], sel["nonfinite"], ev_last_in],
+            self._pipeline - 1)
 
         # ---- the ring of accumulators: the head is the column whose block ends next
         regs = [Signal(signed(acc.width), name=f"acc{j}") for j in range(C)]
@@ -194,8 +198,8 @@ class RowAccumulator(wiring.Component):
             m.d.sync += [specs[j].eq(specs[j + 1]) for j in range(C - 1)]
             m.d.sync += [regs[C - 1].eq(Mux(last, 0, reg_new)),
                          specs[C - 1].eq(~last & spec_new)]
-            with m.If(last):
-                m.d.sync += [res[j].eq(res[j + 1]) for j in range(C - 1)]
-                m.d.sync += [res_sp[j].eq(res_sp[j + 1]) for j in range(C - 1)]
-                m.d.sync += [res[C - 1].eq(reg_new), res_sp[C - 1].eq(spec_new)]
+        with m.If(ev_last):
+            m.d.sync += [res[j].eq(res[j + 1]) for j in range(C - 1)]
+            m.d.sync += [res_sp[j].eq(res_sp[j + 1]) for j in range(C - 1)]
+            m.d.sync += [res[C - 1].eq(reg_new), res_sp[C - 1].eq(spec_new)]
         return m
