@@ -148,7 +148,6 @@ class HostLink(wiring.Component):
         crc_bad = Signal()            # the received CRC differs (CHECK -> EXEC)
         cnt = Signal(16)              # bytes of the current field / payload
         hdr = Signal(56)              # cmd, addr, len (LSB first as received)
-        cmd = hdr[0:8]
         addr = hdr[8:40]
         length = hdr[40:56]
         word = Signal(32)
@@ -180,6 +179,7 @@ class HostLink(wiring.Component):
         bad = Signal(8)               # the header's error status (0: none)
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
+        h_read = Signal()
         h_lo_nz, h_lo_odd, h_lo_gt = Signal(), Signal(), Signal()
         rword = Signal(32)
         bsel = Signal(2)
@@ -258,7 +258,8 @@ class HostLink(wiring.Component):
                         with m.Case(0):                       # cmd
                             m.d.sync += [h_cmd_bad.eq(byte > Cmd.WRITE),
                                          h_ping.eq(byte == Cmd.PING),
-                                         h_write.eq(byte == Cmd.WRITE)]
+                                         h_write.eq(byte == Cmd.WRITE),
+                                         h_read.eq(byte == Cmd.READ)]
                         with m.Case(1):                       # address, low byte
                             m.d.sync += h_addr_bad.eq(byte[:2] != 0)
                         with m.Case(5):                       # length, low byte
@@ -323,7 +324,7 @@ class HostLink(wiring.Component):
             with m.State("EXEC"):
                 with m.If(crc_bad):
                     error(Status.BAD_CRC)
-                with m.Elif(cmd == Cmd.WRITE):
+                with m.Elif(h_write):         # the command's flag, not an 8-bit compare
                     m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:]),
                                  baddr.eq(addr[2:])]
                     m.next = "COMMIT_RD"
@@ -354,7 +355,7 @@ class HostLink(wiring.Component):
                     m.d.comb += wd_inc.eq(1)
 
             with m.State("RESPOND"):
-                is_read = (status == Status.OK) & (cmd == Cmd.READ)
+                is_read = (status == Status.OK) & h_read
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
                              widx.eq(0), bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
                              rq_left.eq(Mux(is_read, length[2:], 0))]
