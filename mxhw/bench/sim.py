@@ -11,8 +11,10 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
 * ``pysim_cps_systolic_8x8`` / ``compiled_cps_systolic_8x8`` / ``speedup_systolic_8x8``: the
   same testbench on the real ``mxhw.systolic.SystolicArray`` 8x8 (mxint8), checked against
   golden. Its CXXRTL model is built hierarchically at ``-O1`` (about 5-30 s of g++; see
-  ``compiled.LARGE_RTLIL_LINES``); it runs at 140k cycles/s in this testbench and 230k
-  free running on an idle machine (686x the Python simulator in the run of 2026-11-23).
+  ``compiled.LARGE_RTLIL_LINES``); it runs at 140k-220k cycles/s in this testbench (by
+  load) and 230k free running on an idle machine: 390x the Python simulator in a run of
+  2026-11-23 at load 1.7, 686x in an earlier one under heavier load (which slows the
+  Python side most).
 * ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
   bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
 * ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
