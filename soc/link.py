@@ -183,6 +183,10 @@ class HostLink(wiring.Component):
         h_lo_nz, h_lo_odd, h_lo_gt = Signal(), Signal(), Signal()
         rword = Signal(32)
         bsel = Signal(2)
+        # response words not yet started, and whether any is left (a flag register: the
+        # state machine tests one flip-flop, not a counter compare)
+        tx_left = Signal(range(nwords + 1))
+        tx_more = Signal()
         byte = self.rx.payload
         take = self.rx.valid & self.rx.ready
         # the CRC takes its bytes one cycle late, from registers (the byte chosen by the
@@ -357,8 +361,10 @@ class HostLink(wiring.Component):
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & h_read
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
-                             widx.eq(0), bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
-                             rq_left.eq(Mux(is_read, length[2:], 0))]
+                             bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
+                             rq_left.eq(Mux(is_read, length[2:], 0)),
+                             tx_left.eq(Mux(is_read, length[2:], 0)),
+                             tx_more.eq(is_read & (length[2:] != 0))]
                 with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
                     m.d.sync += self.errors.eq(self.errors + 1)
                 m.next = "TX_SYNC"
@@ -375,10 +381,11 @@ class HostLink(wiring.Component):
                 send(resp_len[8:], "TX_NEXT")
                 m.d.comb += tx_phase.eq(1)
             with m.State("TX_NEXT"):            # wait for the next prefetched word
-                with m.If(widx == resp_len[2:]):
+                with m.If(~tx_more):
                     m.next = "TX_CRC0"
                 with m.Elif(nvalid):
-                    m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0), widx.eq(widx + 1)]
+                    m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
+                                 tx_left.eq(tx_left - 1), tx_more.eq(tx_left != 1)]
                     m.next = "TX_DATA"
                 m.d.comb += tx_phase.eq(1)
             with m.State("TX_DATA"):
@@ -388,9 +395,9 @@ class HostLink(wiring.Component):
                     m.d.sync += bsel.eq(bsel + 1)
                     crc_add(self.tx.payload)
                     with m.If(bsel == 3):
-                        with m.If(nvalid & (widx != resp_len[2:])):   # back to back
+                        with m.If(nvalid & tx_more):                  # back to back
                             m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
-                                         widx.eq(widx + 1)]
+                                         tx_left.eq(tx_left - 1), tx_more.eq(tx_left != 1)]
                         with m.Else():
                             m.next = "TX_NEXT"
             with m.State("TX_CRC0"):
