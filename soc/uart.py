@@ -157,14 +157,19 @@ class UARTTx(_UART):
         timer = Signal(range(div))
         bits = Signal(10)
         count = Signal(range(11))
-        with m.If(timer != 0):
+        # idle, and the last stop bit (if any) has lasted its full period: a register, set
+        # as the stop bit's timer runs out, so ``i.ready`` comes from a flip-flop
+        idle = Signal(init=1)
+        m.d.comb += self.i.ready.eq(idle)
+        with m.If(idle):
+            with m.If(self.i.valid):
+                m.d.sync += [bits.eq((1 << 9) | (self.i.payload << 1)), count.eq(10),
+                             idle.eq(0)]
+        with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
+            with m.If((timer == 1) & (count == 0)):
+                m.d.sync += idle.eq(1)
         with m.Elif(count != 0):
             m.d.sync += [self.tx.eq(bits[0]), bits.eq(bits >> 1), timer.eq(div - 1),
                          count.eq(count - 1)]
-        with m.Else():
-            # idle, and the last stop bit (if any) has lasted its full period
-            m.d.comb += self.i.ready.eq(1)
-            with m.If(self.i.valid):
-                m.d.sync += [bits.eq((1 << 9) | (self.i.payload << 1)), count.eq(10)]
         return m

@@ -75,6 +75,38 @@ def test_tx_bit_timing():
     assert [frame[i * div:(i + 1) * div] for i in range(10)] == [[b] * div for b in expect]
 
 
+
+@pytest.mark.parametrize("div", [4, 7])
+def test_tx_back_to_back(div):
+    """Bytes offered back to back: every bit lasts ``divisor`` cycles, the stop bit one
+    cycle more (the next byte is taken as the stop bit's period ends and goes out in the
+    following cycle), so frames start ``10 * divisor + 1`` cycles apart; ``i.ready`` is
+    low while a frame is on the line."""
+    tx = UARTTx(div)
+    data = [0xA3, 0x5C, 0xFF]
+    period = 10 * div + 1
+    levels, readies = [], []
+
+    async def producer(ctx):
+        await sim.stream_send(ctx, tx.i, data)
+
+    async def monitor(ctx):
+        for _ in range(len(data) * period + 4 * div):
+            _, _, line, ready = await ctx.tick().sample(tx.tx, tx.i.ready)
+            levels.append(line)
+            readies.append(ready)
+
+    sim.run(tx, producer, monitor)
+    start = levels.index(0)
+    for f, byte in enumerate(data):
+        bits = [0, *((byte >> i) & 1 for i in range(8)), 1]
+        t0 = start + f * period
+        assert levels[t0:t0 + 10 * div] == [b for b in bits for _ in range(div)], f
+        assert not any(readies[t0:t0 + 10 * div - 1]), f
+    assert levels[start + len(data) * period - 1:] == [1] * (len(levels) - start
+                                                             - len(data) * period + 1)
+
+
 @pytest.mark.parametrize("cls", [UARTRx, UARTTx])
 def test_init_wrong_divisor(cls):
     with pytest.raises(TypeError, match=r"divisor must be an integer, not 4\.5"):
