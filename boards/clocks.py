@@ -8,7 +8,8 @@ The ECP5 settings come from Project Trellis' ``ecppll`` (shipped as ``yowasp-ecp
 
 from fractions import Fraction
 
-from amaranth import ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
 
 __all__ = ["ECP5_PLL_25MHZ", "ECP5PLL", "MMCM_LIMITS", "mmcm_params", "XilinxMMCM"]
 
@@ -27,7 +28,8 @@ ECP5_PLL_25MHZ = {
 
 class ECP5PLL(Elaboratable):
     """Drives the ``sync`` domain (defined by the parent) at ``out_mhz`` from the platform's
-    default clock (25 MHz); ``sync`` is held in reset until the PLL locks."""
+    default clock (25 MHz); ``sync`` is held in reset until two of its clock edges after
+    the PLL locks."""
 
     def __init__(self, out_mhz):
         if out_mhz not in ECP5_PLL_25MHZ:
@@ -52,7 +54,11 @@ class ECP5PLL(Elaboratable):
             i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock,
         )
-        m.d.comb += [ClockSignal("sync").eq(clk_out), ResetSignal("sync").eq(~lock)]
+        m.d.comb += ClockSignal("sync").eq(clk_out)
+        # reset held until lock, released synchronously two clock edges after it: every
+        # register sees reset on clock edges, whatever its initial value (the host link's
+        # one-hot state machine has none that synthesis keeps)
+        m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
         platform.add_clock_constraint(clk_out, self.out_mhz * 1e6)
         return m
 
@@ -104,7 +110,7 @@ def mmcm_params(in_hz, out_hz):
 class XilinxMMCM(Elaboratable):
     """Drives the ``sync`` domain (defined by the parent) at ``out_hz`` from the platform's
     default clock through an MMCME2_BASE (settings from :func:`mmcm_params`) and a BUFG;
-    ``sync`` is held in reset until the MMCM locks."""
+    ``sync`` is held in reset until two of its clock edges after the MMCM locks."""
 
     def __init__(self, in_hz, out_hz):
         self.in_hz, self.out_hz = in_hz, out_hz
@@ -125,6 +131,10 @@ class XilinxMMCM(Elaboratable):
             i_RST=0, i_PWRDWN=0, o_LOCKED=lock,
         )
         m.submodules.bufg = Instance("BUFG", i_I=clk_mmcm, o_O=clk_out)
-        m.d.comb += [ClockSignal("sync").eq(clk_out), ResetSignal("sync").eq(~lock)]
+        m.d.comb += ClockSignal("sync").eq(clk_out)
+        # reset held until lock, released synchronously two clock edges after it: every
+        # register sees reset on clock edges, whatever its initial value (the host link's
+        # one-hot state machine has none that synthesis keeps)
+        m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
         platform.add_clock_constraint(clk_out, self.out_hz)
         return m

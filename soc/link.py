@@ -242,7 +242,7 @@ class HostLink(wiring.Component):
         with m.If(in_flight[-1]):
             m.d.sync += [nword.eq(self.bus.r_data), nvalid.eq(1)]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), widx.eq(0)]
                 m.d.comb += wd_clr.eq(1)
@@ -404,4 +404,10 @@ class HostLink(wiring.Component):
                 send(crc[:8], "TX_CRC1", crc_it=False)
             with m.State("TX_CRC1"):
                 send(crc[8:], "IDLE", crc_it=False)
+        # one-hot in synthesis (Yosys extracts and recodes the state machine only when told:
+        # Amaranth gives every register an initial value): the next-state logic of these 17
+        # states is then a few LUT levels, not a decoder of a binary state. Yosys drops the
+        # initial value, so the state needs a reset before use (the board clock modules
+        # hold ``sync`` in reset for two edges after lock).
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
