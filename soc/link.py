@@ -175,7 +175,8 @@ class HostLink(wiring.Component):
                 m.d.sync += cnt_.eq(limit - 1)
             with m.Elif(wd_inc & ~cnt_[-1]):
                 m.d.sync += cnt_.eq(cnt_ - 1)
-        last_idx = Signal(16)         # length - 1 of the current packet
+        last_m1 = Signal(16)          # length - 2 of the current packet
+        p_last = Signal()             # the next payload byte is the packet's last
         bad = Signal(8)               # the header's error status (0: none)
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
@@ -273,7 +274,9 @@ class HostLink(wiring.Component):
                             nlen_nz = h_lo_nz | (byte != 0)
                             mp_hi = self._max_payload >> 8
                             too_long = (byte > mp_hi) | ((byte == mp_hi) & h_lo_gt)
-                            m.d.sync += [cnt.eq(0), last_idx.eq(Cat(hdr[48:56], byte) - 1)]
+                            nlen = Cat(hdr[48:56], byte)
+                            m.d.sync += [cnt.eq(0), last_m1.eq(nlen - 2),
+                                         p_last.eq(nlen == 1)]
                             m.d.comb += wd_clr.eq(1)
                             # the header's checks are registered here and acted on in the
                             # next state's first cycle (no comparator before the FSM)
@@ -302,7 +305,10 @@ class HostLink(wiring.Component):
                     with m.If(cnt[:2] == 3):
                         m.d.comb += [wr.addr.eq(cnt[2:]), wr.data.eq(Cat(word[8:], byte)),
                                      wr.en.eq(1)]
-                    with m.If(cnt == last_idx):
+                    # the byte count's end test is a flag register, set from a compare
+                    # with length - 2 as the byte before the last is taken
+                    m.d.sync += p_last.eq(cnt == last_m1)
+                    with m.If(p_last):
                         m.d.sync += cnt.eq(0)
                         m.next = "CRC"
                 with m.Elif(wdog_timeout):
