@@ -103,6 +103,10 @@ class HostLink(wiring.Component):
 
     Throughput: one request byte per cycle; a WRITE commits one word per two cycles after
     its CRC checks; a READ sends one byte per cycle the transmitter takes it.
+
+    Reset: synthesis makes the state machine one-hot and drops its initial value, so the
+    domain must see a reset before the first byte (the board clock modules and Amaranth's
+    platform domains do: reset asserted for at least two clock edges at start-up).
     """
 
     def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000,
