@@ -26,6 +26,14 @@ ECP5_PLL_25MHZ = {
 }
 
 
+def _drive_sync(m, clk, lock):
+    """``sync`` from ``clk``, in reset until ``lock`` and released synchronously two clock
+    edges after it: every register sees reset on clock edges, whatever its initial value
+    (the host link's one-hot state machine has none that synthesis keeps)."""
+    m.d.comb += ClockSignal("sync").eq(clk)
+    m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
+
+
 class ECP5PLL(Elaboratable):
     """Drives the ``sync`` domain (defined by the parent) at ``out_mhz`` from the platform's
     default clock (25 MHz); ``sync`` is held in reset until two of its clock edges after
@@ -54,11 +62,7 @@ class ECP5PLL(Elaboratable):
             i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock,
         )
-        m.d.comb += ClockSignal("sync").eq(clk_out)
-        # reset held until lock, released synchronously two clock edges after it: every
-        # register sees reset on clock edges, whatever its initial value (the host link's
-        # one-hot state machine has none that synthesis keeps)
-        m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
+        _drive_sync(m, clk_out, lock)
         platform.add_clock_constraint(clk_out, self.out_mhz * 1e6)
         return m
 
@@ -131,10 +135,6 @@ class XilinxMMCM(Elaboratable):
             i_RST=0, i_PWRDWN=0, o_LOCKED=lock,
         )
         m.submodules.bufg = Instance("BUFG", i_I=clk_mmcm, o_O=clk_out)
-        m.d.comb += ClockSignal("sync").eq(clk_out)
-        # reset held until lock, released synchronously two clock edges after it: every
-        # register sees reset on clock edges, whatever its initial value (the host link's
-        # one-hot state machine has none that synthesis keeps)
-        m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
+        _drive_sync(m, clk_out, lock)
         platform.add_clock_constraint(clk_out, self.out_hz)
         return m
