@@ -370,10 +370,10 @@ class HostLink(wiring.Component):
 
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & h_read
+                words = Mux(is_read, length[2:], 0)      # to request, and to send
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
                              bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
-                             rq_left.eq(Mux(is_read, length[2:], 0)),
-                             tx_left.eq(Mux(is_read, length[2:], 0)),
+                             rq_left.eq(words), tx_left.eq(words),
                              tx_more.eq(is_read & (length[2:] != 0))]
                 with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
                     m.d.sync += self.errors.eq(self.errors + 1)
