@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -190,18 +190,32 @@ def block_to_grid(m, acc, s, shift, extras, stages):
         m.d.comb += mask.eq((Const(1, sw + 2) << sh_r) - 1)
         sticky = (((s << 1) & mask) >> 1).any()
         m.d.comb += up.eq((sh_r != 0) & q2[0] & (sticky | q[0]))
-    v_l, q, up, left, *extras = (stage(m, x, stages >= 2, "sh")
-                                 for x in (v_l, q, up, left, *extras))
+    # saturate: whether the left-shifted value leaves signed(W + 1), found from s and sh_l
+    # beside the shifter (not from its output): s << k fits iff s's bits from W - k up
+    # are equal (k = W + 1, any larger shift: iff s == 0). The right-shifted value
+    # (|q + up| <= 2**(sw - 2)) always fits when sw <= W + 1.
+    ovf_l = Signal()
+    neg = Signal()
+    if acc.overflow == "saturate":
+        same = [_fits_signed(s, j + 1) if j < sw - 1 else Const(1, 1) for j in range(W + 1)]
+        fits_k = Array([same[W - k] for k in range(W + 1)] + [s == 0])
+        m.d.comb += [ovf_l.eq(left & ~fits_k[sh_l]), neg.eq(s[-1])]
+    v_l, q, up, left, ovf_l, neg, *extras = (stage(m, x, stages >= 2, "sh")
+                                             for x in (v_l, q, up, left, ovf_l, neg, *extras))
 
-    vs = Signal(signed(sw + W + 2))
-    m.d.comb += vs.eq(Mux(left, v_l, q + up))
     if acc.overflow == "saturate":
         v = Signal(signed(W + 1))
-        m.d.comb += v.eq(Mux(_fits_signed(vs, W + 1), vs,
-                             Mux(vs[-1], -(1 << W), (1 << W) - 1)))
+        sat = Mux(neg, -(1 << W), (1 << W) - 1)
+        if sw <= W + 1:
+            vr = q + up
+        else:                                  # a block sum wider than the accumulator
+            qu = Signal(signed(sw + 1))
+            m.d.comb += qu.eq(q + up)
+            vr = Mux(_fits_signed(qu, W + 1), qu, Mux(qu[-1], -(1 << W), (1 << W) - 1))
+        m.d.comb += v.eq(Mux(ovf_l, sat, Mux(left, v_l[:W + 1], vr)))
     else:
         v = Signal(unsigned(W))                # only v mod 2**W matters
-        m.d.comb += v.eq(vs[:W])
+        m.d.comb += v.eq(Mux(left, v_l, q + up)[:W])
     return (stage(m, x, stages >= 3, "rnd") for x in (v, *extras))
 
 
