@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -126,18 +126,30 @@ def _shift_signals(acc, sw):
         Signal(range(sw + 1), name="sh_r")
 
 
+def _ge_base(acc, sw):
+    """The smallest left shift ``k`` that can take a ``sw``-bit block sum out of
+    ``signed(width + 1)``: ``ge`` (of :func:`grid_shift`) holds ``d >= k`` from it up to
+    ``width + 1``."""
+    return max(acc.width - sw + 2, 0)
+
+
 def grid_shift(m, acc, sw, d, nd):
-    """``(left, sh_l, sh_r)``, the shift of :func:`block_to_grid` for a ``sw``-bit block
-    sum from ``d, nd`` (:func:`scale_shift`): ``left = d >= 0``, ``sh_l = min(max(d, 0),
-    width + 1)``, ``sh_r = min(max(-d, 0), sw)``."""
+    """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
+    block sum from ``d, nd`` (:func:`scale_shift`): ``left = d >= 0``, ``sh_l = min(max(d,
+    0), width + 1)``, ``sh_r = min(max(-d, 0), sw)``, and ``ge[i] = d >= k0 + i`` for ``k0
+    + i`` up to ``width + 1`` (``k0`` of :func:`_ge_base`: the left shifts that can
+    overflow)."""
     W = acc.width
     left, sh_l, sh_r = _shift_signals(acc, sw)
+    k0 = _ge_base(acc, sw)
+    ge = Signal(W + 2 - k0, name="ge")
     m.d.comb += [
         left.eq(d >= 0),
         sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d))),
         sh_r.eq(Mux(nd > sw, sw, Mux(nd < 0, 0, nd))),
+        ge.eq(Cat(d >= k for k in range(k0, W + 2))),
     ]
-    return left, sh_l, sh_r
+    return left, sh_l, sh_r, ge
 
 
 def grid_shift_from_sum(m, acc, sw, t, off):
@@ -148,6 +160,8 @@ def grid_shift_from_sum(m, acc, sw, t, off):
     W = acc.width
     left, sh_l, sh_r = _shift_signals(acc, sw)
     nl, nr = len(sh_l), len(sh_r)
+    k0 = _ge_base(acc, sw)
+    ge = Signal(W + 2 - k0, name="ge")
     d_lo = Signal(nl)                          # (t + off) mod 2**nl
     nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
     m.d.comb += [
@@ -156,26 +170,26 @@ def grid_shift_from_sum(m, acc, sw, t, off):
         left.eq(t >= -off),
         sh_l.eq(Mux(t > W + 1 - off, W + 1, Mux(t < -off, 0, d_lo))),
         sh_r.eq(Mux(t < -off - sw, sw, Mux(t > -off, 0, nd_lo))),
+        ge.eq(Cat(t >= k - off for k in range(k0, W + 2))),
     ]
-    return left, sh_l, sh_r
+    return left, sh_l, sh_r, ge
 
 
 def block_to_grid(m, acc, s, shift, extras, stages):
     """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
-    ``shift = (left, sh_l, sh_r)`` (:func:`grid_shift` or :func:`grid_shift_from_sum`) the
-    shift that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
+    ``shift = (left, sh_l, sh_r, ge)`` (:func:`grid_shift` or :func:`grid_shift_from_sum`)
+    the shift that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
     (``saturate``: to ``signed(width + 1)``, which leaves every saturated outcome
     unchanged; ``wrap``: modulo ``2**width``).
 
-    ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift direction and
-    amount, 2 the shifted value, 3 the clamped value. ``extras`` (signals) are delayed
-    alike. Returns ``(v, *extras)``.
+    ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift, 2 the shifted
+    value (and, ``saturate``, whether the left shift overflows), 3 the clamped value.
+    ``extras`` (signals) are delayed alike. Returns ``(v, *extras)``.
     """
     W = acc.width
     sw = len(s)
-    left, sh_l, sh_r = shift
-    s, left, sh_l, sh_r, *extras = (stage(m, x, stages >= 1, "blk")
-                                    for x in (s, left, sh_l, sh_r, *extras))
+    s, left, sh_l, sh_r, ge, *extras = (stage(m, x, stages >= 1, "blk")
+                                        for x in (s, *shift, *extras))
 
     v_l = Signal(signed(sw + W + 2))
     m.d.comb += v_l.eq(s << sh_l)
@@ -190,16 +204,21 @@ def block_to_grid(m, acc, s, shift, extras, stages):
         m.d.comb += mask.eq((Const(1, sw + 2) << sh_r) - 1)
         sticky = (((s << 1) & mask) >> 1).any()
         m.d.comb += up.eq((sh_r != 0) & q2[0] & (sticky | q[0]))
-    # saturate: whether the left-shifted value leaves signed(W + 1), found from s and sh_l
-    # beside the shifter (not from its output): s << k fits iff s's bits from W - k up
-    # are equal (k = W + 1, any larger shift: iff s == 0). The right-shifted value
-    # (|q + up| <= 2**(sw - 2)) always fits when sw <= W + 1.
+    # saturate: whether the left-shifted value leaves signed(W + 1), found beside the
+    # shifter from s and the thermometer ge (not from the shifter's output): s << d
+    # overflows iff s does not fit in signed(W + 1 - d), i.e. iff for some j s's bits from
+    # j up are not all equal ("s fits in signed(j + 1)" fails) while d >= W - j; j = -1
+    # stands for s != 0 (any shift beyond W + 1 overflows it). For j >= sw - 1 s always
+    # fits. The right-shifted value (|q + up| <= 2**(sw - 2)) fits when sw <= W + 1.
     ovf_l = Signal()
     neg = Signal()
     if acc.overflow == "saturate":
-        same = [_fits_signed(s, j + 1) if j < sw - 1 else Const(1, 1) for j in range(W + 1)]
-        fits_k = Array([same[W - k] for k in range(W + 1)] + [s == 0])
-        m.d.comb += [ovf_l.eq(left & ~fits_k[sh_l]), neg.eq(s[-1])]
+        k0 = _ge_base(acc, sw)
+        terms = []
+        for j in range(-1, min(W, sw - 2) + 1):
+            wide = s.any() if j < 0 else ~_fits_signed(s, j + 1)
+            terms.append(wide & ge[W - j - k0])
+        m.d.comb += [ovf_l.eq(Cat(terms).any()), neg.eq(s[-1])]
     v_l, q, up, left, ovf_l, neg, *extras = (stage(m, x, stages >= 2, "sh")
                                              for x in (v_l, q, up, left, ovf_l, neg, *extras))
 
