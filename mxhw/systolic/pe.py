@@ -206,18 +206,17 @@ def block_to_grid(m, acc, s, shift, extras, stages):
         m.d.comb += up.eq((sh_r != 0) & q2[0] & (sticky | q[0]))
     # saturate: whether the left-shifted value leaves signed(W + 1), found beside the
     # shifter from s and the thermometer ge (not from the shifter's output): s << d
-    # overflows iff s does not fit in signed(W + 1 - d), i.e. iff for some j s's bits from
-    # j up are not all equal ("s fits in signed(j + 1)" fails) while d >= W - j; j = -1
-    # stands for s != 0 (any shift beyond W + 1 overflows it). For j >= sw - 1 s always
-    # fits. The right-shifted value (|q + up| <= 2**(sw - 2)) fits when sw <= W + 1.
+    # overflows iff s does not fit in signed(W + 1 - d), i.e. iff s changes sign between
+    # some bits i and i + 1 with i >= W - d, or s != 0 and d >= W + 1 (any larger shift).
+    # Each term but the first is a function of three bits, ORed flat. The right-shifted value
+    # (|q + up| <= 2**(sw - 2)) fits when sw <= W + 1.
     ovf_l = Signal()
     neg = Signal()
     if acc.overflow == "saturate":
         k0 = _ge_base(acc, sw)
-        terms = []
-        for j in range(-1, min(W, sw - 2) + 1):
-            wide = s.any() if j < 0 else ~_fits_signed(s, j + 1)
-            terms.append(wide & ge[W - j - k0])
+        terms = [s.any() & ge[W + 1 - k0]]
+        for i in range(sw - 1):                # i >= W: any left shift (ge[0] = left)
+            terms.append((s[i] ^ s[i + 1]) & ge[max(W - i, 0) - k0])
         m.d.comb += [ovf_l.eq(Cat(terms).any()), neg.eq(s[-1])]
     v_l, q, up, left, ovf_l, neg, *extras = (stage(m, x, stages >= 2, "sh")
                                              for x in (v_l, q, up, left, ovf_l, neg, *extras))

@@ -47,7 +47,7 @@ def golden_step(acc, S, d, reg):
     return ((x - lo) % (1 << W)) + lo
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(W=st.integers(2, 20), sw=st.integers(2, 26), stages=st.integers(0, 3),
        overflow=st.sampled_from(["saturate", "wrap"]), rounding=st.sampled_from(["floor", "rne"]),
        data=st.data())
