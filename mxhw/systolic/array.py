@@ -174,8 +174,8 @@ class SystolicArray(wiring.Component):
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
     cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
-    pipeline`` for the default PE, + 2 with shared accumulators from ``pipeline`` 2 up,
-    :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
+    pipeline`` for the default PE, with shared accumulators + 3 from ``pipeline`` 2 up and
+    + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
     while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
@@ -362,7 +362,7 @@ class SystolicArray(wiring.Component):
         to its result: ``1 + pipeline`` of :class:`MXMacPE` and
         :class:`BitSerialMXMacPE`; of an :class:`~mxhw.systolic.pe.MXBlockSumPE` with its
         row's :class:`~mxhw.systolic.rowacc.RowAccumulator`, that plus
-        :func:`~mxhw.systolic.rowacc.row_extra_stages` (2 from ``pipeline`` 2 up); else the ``latency``
+        :func:`~mxhw.systolic.rowacc.row_extra_stages` (3 from ``pipeline`` 2 up, else 1); else the ``latency``
         attribute of a PE from the factory (1 if it has none)."""
         if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
                                                                           BitSerialMXMacPE):

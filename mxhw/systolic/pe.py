@@ -237,18 +237,25 @@ def block_to_grid(m, acc, s, shift, extras, stages):
     return (stage(m, x, stages >= 3, "rnd") for x in (v, *extras))
 
 
+def clamp_acc(m, acc, x, name="clamped"):
+    """``x`` (signed, at most ``width + 2`` bits wide for saturation) saturated to, or
+    wrapped into, ``signed(acc.width)``."""
+    W = acc.width
+    out = Signal(signed(W), name=name)
+    if acc.overflow == "saturate":
+        lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
+        m.d.comb += out.eq(Mux(_fits_signed(x, W), x, Mux(x[-1], lo, hi)))
+    else:
+        m.d.comb += out.eq(x[:W])
+    return out
+
+
 def accumulate(m, acc, reg, v):
     """``reg + v`` saturated to, or wrapped into, ``signed(acc.width)``."""
     W = acc.width
     tot = Signal(signed(W + 3))
     m.d.comb += tot.eq(reg + v)
-    reg_new = Signal(signed(W))
-    if acc.overflow == "saturate":
-        lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
-        m.d.comb += reg_new.eq(Mux(_fits_signed(tot, W), tot, Mux(tot[-1], lo, hi)))
-    else:
-        m.d.comb += reg_new.eq(tot[:W])
-    return reg_new
+    return clamp_acc(m, acc, tot, "reg_new")
 
 
 def accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, stages, result, special):
@@ -482,8 +489,9 @@ class MXBlockSumPE(wiring.Component):
     at the block sum's adder: one more cycle); the others belong to the row unit (its :func:`block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
     together take :class:`MXMacPE`'s latency ``1 + pipeline`` plus
-    :func:`~mxhw.systolic.rowacc.row_extra_stages` (2 from ``pipeline`` 2 up: these two
-    registers keep the row-wide selection off the PEs' and the row unit's logic).
+    :func:`~mxhw.systolic.rowacc.row_extra_stages` (3 from ``pipeline`` 2 up: two
+    registers keep the row-wide selection off the PEs' and the row unit's logic, one
+    holds the tile's final sum before its clamp; else 1, that last one).
 
     Parameters
     ----------

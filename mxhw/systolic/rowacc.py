@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import operand_element
-from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline,
+from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
                  grid_shift_from_sum, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
@@ -41,10 +41,10 @@ __all__ = ["RowAccumulator", "row_extra_stages"]
 
 def row_extra_stages(pipeline):
     """Cycles the row-shared design adds to :class:`~mxhw.systolic.pe.MXMacPE`'s latency
-    ``1 + pipeline``: 2 from ``pipeline`` 2 up (the PE's output register and the row
+    ``1 + pipeline``: 3 from ``pipeline`` 2 up (the PE's output register and the row
     unit's selection register, which keep the row-wide multiplexer's wires apart from
-    logic), else 0."""
-    return 2 if pipeline >= 2 else 0
+    logic, and the result register ``fin`` before the result's clamp), else 1 (``fin``)."""
+    return 3 if pipeline >= 2 else 1
 
 
 def _one_hot_select(valid, values, shape, name):
@@ -79,9 +79,12 @@ class RowAccumulator(wiring.Component):
     before any logic); ``max(pipeline - 1, 0)`` inside
     :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
     scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`; 2: the
-    shifted sum; 3: the rounded and clamped value); then the accumulator. Latency
-    :attr:`latency` cycles from ``block_valid`` to ``result``; throughput one block end
-    per cycle.
+    shifted sum; 3: the rounded and clamped value); then the accumulator; then the
+    tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
+    enters the accumulator ring unclamped and is clamped on its next move (the ring
+    holds a column's sum for ``cols`` block ends), so the loop through the accumulator
+    holds only the adder and the restart multiplexer. Latency :attr:`latency` cycles
+    from ``block_valid`` to ``result``; throughput one block end per cycle.
 
     Parameters
     ----------
@@ -146,9 +149,9 @@ class RowAccumulator(wiring.Component):
     @property
     def latency(self):
         """Cycles from ``block_valid`` of a tile's last block to its ``result``:
-        ``1 + max(pipeline - 1, 0)``, plus 1 from ``pipeline`` 2 up (the selection
+        ``2 + max(pipeline - 1, 0)``, plus 1 from ``pipeline`` 2 up (the selection
         register)."""
-        return 1 + max(self._pipeline - 1, 0) + (self._pipeline >= 2)
+        return 2 + max(self._pipeline - 1, 0) + (self._pipeline >= 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -186,20 +189,39 @@ class RowAccumulator(wiring.Component):
             m, acc, sel["sum"], shift, [ev, sel["last"], sel["nonfinite"], ev_last_in],
             self._pipeline - 1)
 
-        # ---- the ring of accumulators: the head is the column whose block ends next
-        regs = [Signal(signed(acc.width), name=f"acc{j}") for j in range(C)]
+        # ---- the ring of accumulators: the head is the column whose block ends next.
+        # Saturating with two or more columns, the sum enters the ring's tail unclamped
+        # (width + 2 bits) and is clamped as it moves on, at the next block end: the loop
+        # through the head is then an adder and the restart multiplexer, and the clamp lies
+        # between two registers. The tile's last sum goes to ``result`` through a register
+        # (``fin``) and the same clamp one cycle later.
+        W = acc.width
+        lazy = acc.overflow == "saturate" and C >= 2
+        regs = [Signal(signed(W), name=f"acc{j}") for j in range(C)]
+        if lazy:
+            regs[C - 1] = Signal(signed(W + 2), name=f"acc{C - 1}_raw")
+            fin_in = Signal(signed(W + 2), name="sum_raw")
+            m.d.comb += fin_in.eq(regs[0] + v)
+            tail = clamp_acc(m, acc, regs[C - 1], "tail")
+        else:
+            fin_in = accumulate(m, acc, regs[0], v)
         specs = [Signal(name=f"spec{j}") for j in range(C)]
-        reg_new = accumulate(m, acc, regs[0], v)
         spec_new = Signal()
         m.d.comb += spec_new.eq(specs[0] | spec_blk)
-        res, res_sp = list(self.result), list(self.special)
         with m.If(ev):
             m.d.sync += [regs[j].eq(regs[j + 1]) for j in range(C - 1)]
+            if lazy:
+                m.d.sync += regs[C - 2].eq(tail)
             m.d.sync += [specs[j].eq(specs[j + 1]) for j in range(C - 1)]
-            m.d.sync += [regs[C - 1].eq(Mux(last, 0, reg_new)),
+            m.d.sync += [regs[C - 1].eq(Mux(last, 0, fin_in)),
                          specs[C - 1].eq(~last & spec_new)]
-        with m.If(ev_last):
+        fin = Signal.like(fin_in, name="fin")
+        fin_sp, fin_v = Signal(), Signal()
+        m.d.sync += [fin.eq(fin_in), fin_sp.eq(spec_new), fin_v.eq(ev_last)]
+        fin_c = clamp_acc(m, acc, fin, "fin_clamped") if lazy else fin
+        res, res_sp = list(self.result), list(self.special)
+        with m.If(fin_v):
             m.d.sync += [res[j].eq(res[j + 1]) for j in range(C - 1)]
             m.d.sync += [res_sp[j].eq(res_sp[j + 1]) for j in range(C - 1)]
-            m.d.sync += [res[C - 1].eq(reg_new), res_sp[C - 1].eq(spec_new)]
+            m.d.sync += [res[C - 1].eq(fin_c), res_sp[C - 1].eq(fin_sp)]
         return m

@@ -257,7 +257,7 @@ def test_init():
     dut = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC)
     assert (dut.rows, dut.cols, dut.k, dut.dataflow) == (2, 3, 32, "output_stationary")
     # rows + cols + the PE's 1 + pipeline, + 2 for the row-shared accumulators (default)
-    assert dut.shared_acc and dut.latency == 5 + 1 + DEFAULT_PIPELINE + 2
+    assert dut.shared_acc and dut.latency == 5 + 1 + DEFAULT_PIPELINE + 3
     per_pe = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC, shared_acc=False)
     assert per_pe.latency == 5 + 1 + DEFAULT_PIPELINE
 

@@ -278,9 +278,9 @@ def test_init():
                         pe=functools.partial(BitSerialMXMacPE, pipeline=3))
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitserial", 33, 4)
     dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe="bitparallel")
-    # row-shared accumulators (the default here): 2 cycles more (row_extra_stages)
+    # row-shared accumulators (the default here): 3 cycles more (row_extra_stages)
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitparallel", 1,
-                                                               1 + DEFAULT_PIPELINE + 2)
+                                                               1 + DEFAULT_PIPELINE + 3)
     dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe="bitparallel",
                         shared_acc=False)
     assert dut.pe_latency == 1 + DEFAULT_PIPELINE
