@@ -152,27 +152,50 @@ def grid_shift(m, acc, sw, d, nd):
     return left, sh_l, sh_r, ge
 
 
+def grid_shift_flags(m, acc, sw, t, off):
+    """The range tests and low bits :func:`grid_shift_from_sum` builds its shift from, for
+    ``d = t + off`` (``t`` the unsigned sum of two scale codes, ``off``
+    :func:`scale_offset`): a dict of signals (``t`` compared with constants, and the
+    shift amounts' few low bits added, all side by side). A caller may register them
+    (:func:`grid_shift_from_flags` then has only multiplexers left)."""
+    W = acc.width
+    _, sh_l, sh_r = _shift_signals(acc, sw)
+    nl, nr = len(sh_l), len(sh_r)
+    k0 = _ge_base(acc, sw)
+    f = {"left": Signal(name="f_left"), "l_sat": Signal(name="f_l_sat"),
+         "r_sat": Signal(name="f_r_sat"), "r_zero": Signal(name="f_r_zero"),
+         "d_lo": Signal(nl, name="f_d_lo"), "nd_lo": Signal(nr, name="f_nd_lo"),
+         "ge": Signal(W + 2 - k0, name="f_ge")}
+    m.d.comb += [
+        f["d_lo"].eq(t[:nl] + (off % (1 << nl))),          # (t + off) mod 2**nl
+        f["nd_lo"].eq((-off) % (1 << nr) - t[:nr]),        # (-off - t) mod 2**nr
+        f["left"].eq(t >= -off),
+        f["l_sat"].eq(t > W + 1 - off),
+        f["r_sat"].eq(t < -off - sw),
+        f["r_zero"].eq(t > -off),
+        f["ge"].eq(Cat(t >= k - off for k in range(k0, W + 2))),
+    ]
+    return f
+
+
+def grid_shift_from_flags(m, acc, sw, f):
+    """:func:`grid_shift`'s ``(left, sh_l, sh_r, ge)`` from :func:`grid_shift_flags`."""
+    W = acc.width
+    left, sh_l, sh_r = _shift_signals(acc, sw)
+    m.d.comb += [
+        left.eq(f["left"]),
+        sh_l.eq(Mux(f["l_sat"], W + 1, Mux(f["left"], f["d_lo"], 0))),
+        sh_r.eq(Mux(f["r_sat"], sw, Mux(f["r_zero"], 0, f["nd_lo"]))),
+    ]
+    return left, sh_l, sh_r, f["ge"]
+
+
 def grid_shift_from_sum(m, acc, sw, t, off):
     """:func:`grid_shift` for ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes and ``off`` :func:`scale_offset`: the range tests compare ``t`` with constants
     and only the shift amounts' few low bits are added, all side by side (no adder before
-    a compare)."""
-    W = acc.width
-    left, sh_l, sh_r = _shift_signals(acc, sw)
-    nl, nr = len(sh_l), len(sh_r)
-    k0 = _ge_base(acc, sw)
-    ge = Signal(W + 2 - k0, name="ge")
-    d_lo = Signal(nl)                          # (t + off) mod 2**nl
-    nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
-    m.d.comb += [
-        d_lo.eq(t[:nl] + (off % (1 << nl))),
-        nd_lo.eq((-off) % (1 << nr) - t[:nr]),
-        left.eq(t >= -off),
-        sh_l.eq(Mux(t > W + 1 - off, W + 1, Mux(t < -off, 0, d_lo))),
-        sh_r.eq(Mux(t < -off - sw, sw, Mux(t > -off, 0, nd_lo))),
-        ge.eq(Cat(t >= k - off for k in range(k0, W + 2))),
-    ]
-    return left, sh_l, sh_r, ge
+    a compare; :func:`grid_shift_flags`, :func:`grid_shift_from_flags`)."""
+    return grid_shift_from_flags(m, acc, sw, grid_shift_flags(m, acc, sw, t, off))
 
 
 def block_to_grid(m, acc, s, shift, extras, stages):

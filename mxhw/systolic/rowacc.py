@@ -34,9 +34,12 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 grid_shift_from_sum, scale_offset, scale_sum_shape)
+                 grid_shift_flags, grid_shift_from_flags, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
+
+#: Result flip-flops' columns per copy of the result ring's shift enable.
+RES_GROUP = 2
 
 
 def row_extra_stages(pipeline):
@@ -76,9 +79,10 @@ class RowAccumulator(wiring.Component):
     array guarantees this when ``cols <= k`` (module docstring).
 
     Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs,
-    before any logic); ``max(pipeline - 1, 0)`` inside
-    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
-    scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`; 2: the
+    and the range tests of the selected scale sum, :func:`~mxhw.systolic.pe.grid_shift_flags`);
+    ``max(pipeline - 1, 0)`` inside
+    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from
+    those tests by :func:`~mxhw.systolic.pe.grid_shift_from_flags`; 2: the
     shifted sum; 3: the rounded and clamped value); then the accumulator; then the
     tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
     enters the accumulator ring unclamped and is clamped on its next move (the ring
@@ -167,18 +171,24 @@ class RowAccumulator(wiring.Component):
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
+        # the shift from the scale codes' sum: range tests against constants (no adder
+        # first), then multiplexers
+        sw = len(sel["sum"])
+        flags = grid_shift_flags(m, acc, sw, sel["scale_sum"],
+                                 scale_offset(fa, fb, acc, self._lsb_exp))
         if self._pipeline >= 2:
-            # the selection register: the row-wide wires end at flip-flops
+            # the selection register: the row-wide wires end at flip-flops, and so do the
+            # range tests' carry chains (registered beside the selection)
             q = {}
-            for name, sig in sel.items():
+            del sel["scale_sum"]                  # used only through the flags
+            for name, sig in (*sel.items(), *flags.items()):
                 q[name] = Signal.like(sig, name=f"{sig.name}_q")
                 m.d.sync += q[name].eq(sig)
             ev_q = Signal()
             m.d.sync += ev_q.eq(ev)
-            sel, ev = q, ev_q
-        # the shift from the scale codes' sum: range tests against constants, no adder first
-        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
-                                    scale_offset(fa, fb, acc, self._lsb_exp))
+            sel, ev = {k: q[k] for k in sel}, ev_q
+            flags = {k: q[k] for k in flags}
+        shift = grid_shift_from_flags(m, acc, sw, flags)
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift
@@ -216,12 +226,23 @@ class RowAccumulator(wiring.Component):
             m.d.sync += [regs[C - 1].eq(Mux(last, 0, fin_in)),
                          specs[C - 1].eq(~last & spec_new)]
         fin = Signal.like(fin_in, name="fin")
-        fin_sp, fin_v = Signal(), Signal()
-        m.d.sync += [fin.eq(fin_in), fin_sp.eq(spec_new), fin_v.eq(ev_last)]
+        fin_sp = Signal()
+        m.d.sync += [fin.eq(fin_in), fin_sp.eq(spec_new)]
         fin_c = clamp_acc(m, acc, fin, "fin_clamped") if lazy else fin
+        # The result ring shifts one cycle after ``ev & last``. Its enable is one flip-flop
+        # per group of RES_GROUP columns, so that none drives a whole row of results (in
+        # an 8x8 array one enable for 8 x 33 flip-flops took 8.6 ns of routing). The
+        # copies hold the same value, each from a different AND of the equal flags ``ev &
+        # last``, ``ev_last``: different logic, so synthesis does not merge them back.
+        sources = [ev_last, ev & last, ev_last & ev, ev_last & last, ev_last & ev & last]
         res, res_sp = list(self.result), list(self.special)
-        with m.If(fin_v):
-            m.d.sync += [res[j].eq(res[j + 1]) for j in range(C - 1)]
-            m.d.sync += [res_sp[j].eq(res_sp[j + 1]) for j in range(C - 1)]
-            m.d.sync += [res[C - 1].eq(fin_c), res_sp[C - 1].eq(fin_sp)]
+        for g, g0 in enumerate(range(0, C, RES_GROUP)):
+            fin_v = Signal(name=f"fin_v{g}")
+            m.d.sync += fin_v.eq(sources[g % len(sources)])
+            with m.If(fin_v):
+                for j in range(g0, min(g0 + RES_GROUP, C)):
+                    if j < C - 1:
+                        m.d.sync += [res[j].eq(res[j + 1]), res_sp[j].eq(res_sp[j + 1])]
+                    else:
+                        m.d.sync += [res[j].eq(fin_c), res_sp[j].eq(fin_sp)]
         return m
