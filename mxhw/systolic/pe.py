@@ -152,11 +152,27 @@ def grid_shift(m, acc, sw, d, nd):
     return left, sh_l, sh_r, ge
 
 
+def _ge_const(x, c):
+    """``x >= c`` for an unsigned value ``x`` and an integer constant ``c``, as AND/OR
+    logic on ``x``'s bits (synthesis maps it to a few LUTs, where a compare operator
+    becomes a carry chain)."""
+    n = len(x)
+    if c <= 0:
+        return Const(1, 1)
+    if c >= 1 << n:
+        return Const(0, 1)
+    top = 1 << (n - 1)
+    if c & top:
+        return x[n - 1] & _ge_const(x[:n - 1], c - top)
+    return x[n - 1] | _ge_const(x[:n - 1], c)
+
+
 def grid_shift_flags(m, acc, sw, t, off):
     """The range tests and low bits :func:`grid_shift_from_sum` builds its shift from, for
     ``d = t + off`` (``t`` the unsigned sum of two scale codes, ``off``
-    :func:`scale_offset`): a dict of signals (``t`` compared with constants, and the
-    shift amounts' few low bits added, all side by side). A caller may register them
+    :func:`scale_offset`): a dict of signals (``t`` compared with constants as logic,
+    :func:`_ge_const`, and the shift amounts' few low bits added, all side by side). A
+    caller may register them
     (:func:`grid_shift_from_flags` then has only multiplexers left)."""
     W = acc.width
     _, sh_l, sh_r = _shift_signals(acc, sw)
@@ -169,11 +185,11 @@ def grid_shift_flags(m, acc, sw, t, off):
     m.d.comb += [
         f["d_lo"].eq(t[:nl] + (off % (1 << nl))),          # (t + off) mod 2**nl
         f["nd_lo"].eq((-off) % (1 << nr) - t[:nr]),        # (-off - t) mod 2**nr
-        f["left"].eq(t >= -off),
-        f["l_sat"].eq(t > W + 1 - off),
-        f["r_sat"].eq(t < -off - sw),
-        f["r_zero"].eq(t > -off),
-        f["ge"].eq(Cat(t >= k - off for k in range(k0, W + 2))),
+        f["left"].eq(_ge_const(t, -off)),
+        f["l_sat"].eq(_ge_const(t, W + 2 - off)),
+        f["r_sat"].eq(~_ge_const(t, -off - sw)),
+        f["r_zero"].eq(_ge_const(t, 1 - off)),
+        f["ge"].eq(Cat(_ge_const(t, k - off) for k in range(k0, W + 2))),
     ]
     return f
 

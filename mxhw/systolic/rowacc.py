@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 grid_shift_flags, grid_shift_from_flags, scale_offset, scale_sum_shape)
+                 grid_shift_from_sum, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -79,10 +79,9 @@ class RowAccumulator(wiring.Component):
     array guarantees this when ``cols <= k`` (module docstring).
 
     Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs,
-    and the range tests of the selected scale sum, :func:`~mxhw.systolic.pe.grid_shift_flags`);
-    ``max(pipeline - 1, 0)`` inside
-    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from
-    those tests by :func:`~mxhw.systolic.pe.grid_shift_from_flags`; 2: the
+    before any logic); ``max(pipeline - 1, 0)`` inside
+    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
+    scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`; 2: the
     shifted sum; 3: the rounded and clamped value); then the accumulator; then the
     tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
     enters the accumulator ring unclamped and is clamped on its next move (the ring
@@ -171,24 +170,19 @@ class RowAccumulator(wiring.Component):
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
-        # the shift from the scale codes' sum: range tests against constants (no adder
-        # first), then multiplexers
-        sw = len(sel["sum"])
-        flags = grid_shift_flags(m, acc, sw, sel["scale_sum"],
-                                 scale_offset(fa, fb, acc, self._lsb_exp))
         if self._pipeline >= 2:
-            # the selection register: the row-wide wires end at flip-flops, and so do the
-            # range tests' carry chains (registered beside the selection)
+            # the selection register: the row-wide wires end at flip-flops
             q = {}
-            del sel["scale_sum"]                  # used only through the flags
-            for name, sig in (*sel.items(), *flags.items()):
+            for name, sig in sel.items():
                 q[name] = Signal.like(sig, name=f"{sig.name}_q")
                 m.d.sync += q[name].eq(sig)
             ev_q = Signal()
             m.d.sync += ev_q.eq(ev)
-            sel, ev = {k: q[k] for k in sel}, ev_q
-            flags = {k: q[k] for k in flags}
-        shift = grid_shift_from_flags(m, acc, sw, flags)
+            sel, ev = q, ev_q
+        # the shift from the scale codes' sum: range tests against constants (as logic, no
+        # adder or carry chain first), then multiplexers
+        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
+                                    scale_offset(fa, fb, acc, self._lsb_exp))
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift

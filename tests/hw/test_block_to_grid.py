@@ -6,14 +6,14 @@ accumulator with saturation or wrap-around. Shifts far left and right of the gri
 sums wider and narrower than the accumulator, every register-stage count."""
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from hypothesis import given, settings, strategies as st
 
 from mxhw.golden.arith import fixed, round_shift
 from mxhw.sim import run
-from mxhw.systolic.pe import accumulate, block_to_grid, grid_shift
+from mxhw.systolic.pe import _ge_const, accumulate, block_to_grid, grid_shift
 
 
 class BlockEnd(wiring.Component):
@@ -84,3 +84,26 @@ def test_block_end_matches_golden(W, sw, stages, overflow, rounding, data):
 
     run(dut, tb, clock=1e-8 if stages else None)    # stages 0: no clock domain
     assert got == [golden_step(acc, *v) for v in vecs]
+
+
+def test_ge_const_exhaustive():
+    """The compare-as-logic of the row unit's range tests (``_ge_const``) against Python's
+    ``>=`` for every value of 1..6-bit operands and constants on both sides of the range."""
+    for n in range(1, 7):
+        consts = list(range(-2, (1 << n) + 3))
+        x = Signal(n)
+        out = Signal(len(consts))
+        m = Module()
+        m.d.comb += out.eq(Cat(_ge_const(x, c) for c in consts))
+        got = {}
+
+        async def tb(ctx):
+            for v in range(1 << n):
+                ctx.set(x, v)
+                await ctx.delay(1e-8)
+                got[v] = ctx.get(out)
+
+        run(m, tb, clock=None)
+        for v in range(1 << n):
+            assert [(got[v] >> i) & 1 for i in range(len(consts))] == \
+                [int(v >= c) for c in consts], (n, v)
