@@ -29,7 +29,7 @@ PE_TYPES = ("bitparallel", "bitserial")
 
 #: Columns of the output buffer that share one copy of its control (load and shift
 #: enables): the enables' fan-out is at most this many results, whatever the array size.
-OUT_GROUP = 4
+OUT_GROUP = 2
 
 
 def _is_bitserial(pe):
