@@ -167,51 +167,27 @@ def _ge_const(x, c):
     return x[n - 1] | _ge_const(x[:n - 1], c)
 
 
-def grid_shift_flags(m, acc, sw, t, off):
-    """The range tests and low bits :func:`grid_shift_from_sum` builds its shift from, for
-    ``d = t + off`` (``t`` the unsigned sum of two scale codes, ``off``
-    :func:`scale_offset`): a dict of signals (``t`` compared with constants as logic,
-    :func:`_ge_const`, and the shift amounts' few low bits added, all side by side). A
-    caller may register them
-    (:func:`grid_shift_from_flags` then has only multiplexers left)."""
-    W = acc.width
-    _, sh_l, sh_r = _shift_signals(acc, sw)
-    nl, nr = len(sh_l), len(sh_r)
-    k0 = _ge_base(acc, sw)
-    f = {"left": Signal(name="f_left"), "l_sat": Signal(name="f_l_sat"),
-         "r_sat": Signal(name="f_r_sat"), "r_zero": Signal(name="f_r_zero"),
-         "d_lo": Signal(nl, name="f_d_lo"), "nd_lo": Signal(nr, name="f_nd_lo"),
-         "ge": Signal(W + 2 - k0, name="f_ge")}
-    m.d.comb += [
-        f["d_lo"].eq(t[:nl] + (off % (1 << nl))),          # (t + off) mod 2**nl
-        f["nd_lo"].eq((-off) % (1 << nr) - t[:nr]),        # (-off - t) mod 2**nr
-        f["left"].eq(_ge_const(t, -off)),
-        f["l_sat"].eq(_ge_const(t, W + 2 - off)),
-        f["r_sat"].eq(~_ge_const(t, -off - sw)),
-        f["r_zero"].eq(_ge_const(t, 1 - off)),
-        f["ge"].eq(Cat(_ge_const(t, k - off) for k in range(k0, W + 2))),
-    ]
-    return f
-
-
-def grid_shift_from_flags(m, acc, sw, f):
-    """:func:`grid_shift`'s ``(left, sh_l, sh_r, ge)`` from :func:`grid_shift_flags`."""
-    W = acc.width
-    left, sh_l, sh_r = _shift_signals(acc, sw)
-    m.d.comb += [
-        left.eq(f["left"]),
-        sh_l.eq(Mux(f["l_sat"], W + 1, Mux(f["left"], f["d_lo"], 0))),
-        sh_r.eq(Mux(f["r_sat"], sw, Mux(f["r_zero"], 0, f["nd_lo"]))),
-    ]
-    return left, sh_l, sh_r, f["ge"]
-
-
 def grid_shift_from_sum(m, acc, sw, t, off):
     """:func:`grid_shift` for ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes and ``off`` :func:`scale_offset`: the range tests compare ``t`` with constants
-    and only the shift amounts' few low bits are added, all side by side (no adder before
-    a compare; :func:`grid_shift_flags`, :func:`grid_shift_from_flags`)."""
-    return grid_shift_from_flags(m, acc, sw, grid_shift_flags(m, acc, sw, t, off))
+    (as logic, :func:`_ge_const`) and only the shift amounts' few low bits are added, all
+    side by side (no adder before a compare), then multiplexers."""
+    W = acc.width
+    left, sh_l, sh_r = _shift_signals(acc, sw)
+    nl, nr = len(sh_l), len(sh_r)
+    k0 = _ge_base(acc, sw)
+    ge = Signal(W + 2 - k0, name="ge")
+    d_lo = Signal(nl)                          # (t + off) mod 2**nl
+    nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
+    m.d.comb += [
+        d_lo.eq(t[:nl] + (off % (1 << nl))),
+        nd_lo.eq((-off) % (1 << nr) - t[:nr]),
+        left.eq(_ge_const(t, -off)),
+        sh_l.eq(Mux(_ge_const(t, W + 2 - off), W + 1, Mux(left, d_lo, 0))),
+        sh_r.eq(Mux(~_ge_const(t, -off - sw), sw, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
+        ge.eq(Cat(_ge_const(t, k - off) for k in range(k0, W + 2))),
+    ]
+    return left, sh_l, sh_r, ge
 
 
 def block_to_grid(m, acc, s, shift, extras, stages):
