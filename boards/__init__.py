@@ -5,8 +5,8 @@ Clocking: ULX3S runs the SoC from an ECP5 PLL and the Arty boards from an MMCM
 (``boards/clocks.py``) at ``clk_hz``; the iCEBreaker (12 MHz) runs from its oscillator.
 
 GEMM unit: the ULX3S default carries a 4x4 MXFP4 systolic array at 100 MHz (it closes at
-130.8 MHz; with 150 MHz requested it reaches 126.4 MHz after place and route, nextpnr-ecp5
-seed 1, the host link's block RAM read then the critical path).
+129.5-130.8 MHz; with 150 MHz requested it reached 126.4 MHz after place and route,
+nextpnr-ecp5 seed 1, the host link's block RAM read then the critical path).
 The iCEBreaker carries a 2x2 MXFP4 array with a 24-bit accumulator; the Arty
 A7-35T a 4x4 and the A7-100T an 8x8 at 100 MHz (the ECP5 figures suggest margin; Vivado's
 timing report in the build tree is the word on it).
