@@ -91,6 +91,12 @@ def _fits_signed(x, width):
     return top.all() | ~top.any()
 
 
+def _saturate(x, width):
+    """``x`` (signed) clamped to ``signed(width)``."""
+    return Mux(_fits_signed(x, width), x, Mux(x[-1], -(1 << (width - 1)),
+                                              (1 << (width - 1)) - 1))
+
+
 def acc_width(acc):
     """Bits of an accumulator value: ``acc.width`` (``fixed``), 32 (``fp32``: float32
     bits)."""
@@ -138,7 +144,7 @@ def grid_shift(m, acc, sw, d, nd):
     block sum from ``d, nd`` (:func:`scale_shift`): ``left = d >= 0``, ``sh_l = min(max(d,
     0), width + 1)``, ``sh_r = min(max(-d, 0), sw)``, and ``ge[i] = d >= k0 + i`` for ``k0
     + i`` up to ``width + 1`` (``k0`` of :func:`_ge_base`: the left shifts that can
-    overflow)."""
+    overflow; driven for saturation only, the one reader)."""
     W = acc.width
     left, sh_l, sh_r = _shift_signals(acc, sw)
     k0 = _ge_base(acc, sw)
@@ -147,8 +153,9 @@ def grid_shift(m, acc, sw, d, nd):
         left.eq(d >= 0),
         sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d))),
         sh_r.eq(Mux(nd > sw, sw, Mux(nd < 0, 0, nd))),
-        ge.eq(Cat(d >= k for k in range(k0, W + 2))),
     ]
+    if acc.overflow == "saturate":              # only saturation reads it
+        m.d.comb += ge.eq(Cat(d >= k for k in range(k0, W + 2)))
     return left, sh_l, sh_r, ge
 
 
@@ -185,8 +192,9 @@ def grid_shift_from_sum(m, acc, sw, t, off):
         left.eq(_ge_const(t, -off)),
         sh_l.eq(Mux(_ge_const(t, W + 2 - off), W + 1, Mux(left, d_lo, 0))),
         sh_r.eq(Mux(~_ge_const(t, -off - sw), sw, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
-        ge.eq(Cat(_ge_const(t, k - off) for k in range(k0, W + 2))),
     ]
+    if acc.overflow == "saturate":              # only saturation reads it
+        m.d.comb += ge.eq(Cat(_ge_const(t, k - off) for k in range(k0, W + 2)))
     return left, sh_l, sh_r, ge
 
 
@@ -244,7 +252,7 @@ def block_to_grid(m, acc, s, shift, extras, stages):
         else:                                  # a block sum wider than the accumulator
             qu = Signal(signed(sw + 1))
             m.d.comb += qu.eq(q + up)
-            vr = Mux(_fits_signed(qu, W + 1), qu, Mux(qu[-1], -(1 << W), (1 << W) - 1))
+            vr = _saturate(qu, W + 1)
         m.d.comb += v.eq(Mux(ovf_l, sat, Mux(left, v_l[:W + 1], vr)))
     else:
         v = Signal(unsigned(W))                # only v mod 2**W matters
@@ -258,8 +266,7 @@ def clamp_acc(m, acc, x, name="clamped"):
     W = acc.width
     out = Signal(signed(W), name=name)
     if acc.overflow == "saturate":
-        lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
-        m.d.comb += out.eq(Mux(_fits_signed(x, W), x, Mux(x[-1], lo, hi)))
+        m.d.comb += out.eq(_saturate(x, W))
     else:
         m.d.comb += out.eq(x[:W])
     return out
