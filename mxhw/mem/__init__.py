@@ -1,8 +1,9 @@
-"""Memories: banked scratchpads, stream FIFOs and skid buffers, tile address generators."""
+"""Memories: block RAMs (with the output register on ECP5), banked scratchpads, stream FIFOs and skid buffers, tile address generators."""
 
 from .scratchpad import Scratchpad, code_shape, scale_shape
 from .fifo import StreamFIFO, SkidBuffer
 from .addrgen import TileAddressGenerator
+from .bram import BlockRAM, dp16kd_geometry
 
 __all__ = ["Scratchpad", "code_shape", "scale_shape", "StreamFIFO", "SkidBuffer",
-           "TileAddressGenerator"]
+           "TileAddressGenerator", "BlockRAM", "dp16kd_geometry"]
