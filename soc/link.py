@@ -5,9 +5,9 @@ Golden twin: :mod:`mxhw.soc.protocol` (the host side builds and checks the same 
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..mem import BlockRAM
 from .protocol import SYNC_REQ, SYNC_RESP, Cmd, Status
 
 __all__ = ["BusSignature", "HostLink", "crc16_step", "word_select"]
@@ -101,8 +101,9 @@ class HostLink(wiring.Component):
     errors : Out(16)
         Count of error responses (saturating).
 
-    Throughput: one request byte per cycle; a WRITE commits one word per two cycles after
-    its CRC checks; a READ sends one byte per cycle the transmitter takes it.
+    Throughput: one request byte per cycle; a WRITE commits one word per cycle, after its
+    CRC checks and two cycles of buffer read latency; a READ sends one byte per cycle the
+    transmitter takes it.
 
     Reset: synthesis makes the state machine one-hot and drops its initial value, so the
     domain must see a reset before the first byte (the board clock modules and Amaranth's
@@ -142,11 +143,15 @@ class HostLink(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         nwords = self._max_payload // 4
-        m.submodules.buf = buf = Memory(shape=32, depth=nwords, init=[])
-        wr = buf.write_port()
-        rd = buf.read_port()
-        # the buffer is read only by the COMMIT states, at ``widx``: its address is that
-        # register whatever the state (no FSM decode in front of the block RAM)
+        # the payload buffer: read latency 2 (on ECP5 the block RAM's output register, so
+        # the bus register behind it meets a flip-flop's clock-to-out, not the RAM
+        # array's); it is read only by the COMMIT states, at ``widx``: its address is that
+        # register whatever the state (no FSM decode in front of the block RAM). Its
+        # writes are registered (no FSM logic in front of its write enable either).
+        m.submodules.buf = buf = BlockRAM(32, max(nwords, 2), read_latency=2)
+        wr_en, wr_addr, wr_data = Signal(), Signal.like(buf.w_addr), Signal(32)
+        m.d.comb += [buf.w_en.eq(wr_en), buf.w_addr.eq(wr_addr), buf.w_data.eq(wr_data)]
+        m.d.sync += wr_en.eq(0)
 
         crc = Signal(16, init=0xFFFF)
         crc_bad = Signal()            # the received CRC differs (CHECK -> EXEC)
@@ -159,13 +164,13 @@ class HostLink(wiring.Component):
         status = Signal(8)
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
-        m.d.comb += rd.addr.eq(widx)
+        m.d.comb += buf.r_addr.eq(widx)
         wleft = Signal(range(nwords + 1))   # WRITE words still to commit
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         # the bus address and write data are that counter and the buffer's read data in
         # every state (the bus reads them only with ``w_en`` / ``r_en``): no gating logic
         # between the block RAM's output and the bus register
-        m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(rd.data)]
+        m.d.comb += [self.bus.addr.eq(baddr), self.bus.w_data.eq(buf.r_data)]
         # Watchdog: cycles since the last byte of a packet (or of a drained one). Two
         # down-counters, reloaded when it clears and decremented while it runs, hold
         # ``limit - 1 - cycles``; their sign bits are the timeout / quiet flags, so the FSM
@@ -307,8 +312,8 @@ class HostLink(wiring.Component):
                     m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
                     crc_add(byte)
                     with m.If(cnt[:2] == 3):
-                        m.d.comb += [wr.addr.eq(cnt[2:]), wr.data.eq(Cat(word[8:], byte)),
-                                     wr.en.eq(1)]
+                        m.d.sync += [wr_addr.eq(cnt[2:]), wr_data.eq(Cat(word[8:], byte)),
+                                     wr_en.eq(1)]
                     # the byte count's end test is a flag register, set from a compare
                     # with length - 2 as the byte before the last is taken
                     m.d.sync += p_last.eq(cnt == last_m1)
@@ -346,14 +351,18 @@ class HostLink(wiring.Component):
                     m.d.sync += status.eq(Status.OK)
                     m.next = "RESPOND"
 
-            # one word per cycle: the buffer reads word widx while word widx-1 is written;
-            # the read address and the end test are registers (no adder in front of them)
+            # one word per cycle: the buffer reads word widx while word widx-2 is written
+            # (two cycles of read latency, filled by COMMIT_RD and COMMIT_RD2); the read
+            # address and the end test are registers (no adder in front of them)
             with m.State("COMMIT_RD"):
                 with m.If(wleft == 0):
                     m.next = "RESPOND"
                 with m.Else():
                     m.d.sync += widx.eq(widx + 1)
-                    m.next = "COMMIT_WR"
+                    m.next = "COMMIT_RD2"
+            with m.State("COMMIT_RD2"):
+                m.d.sync += widx.eq(widx + 1)
+                m.next = "COMMIT_WR"
             with m.State("COMMIT_WR"):
                 m.d.comb += self.bus.w_en.eq(1)
                 m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1)]
@@ -415,7 +424,7 @@ class HostLink(wiring.Component):
             with m.State("TX_CRC1"):
                 send(crc[8:], "IDLE", crc_it=False)
         # one-hot in synthesis (Yosys extracts and recodes the state machine only when told:
-        # Amaranth gives every register an initial value): the next-state logic of these 17
+        # Amaranth gives every register an initial value): the next-state logic of these 18
         # states is then a few LUT levels, not a decoder of a binary state. Yosys drops the
         # initial value, so the state needs a reset before use (the board clock modules
         # hold ``sync`` in reset for two edges after lock).

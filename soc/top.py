@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..mem import BlockRAM
 from .link import BusSignature, HostLink, word_select
 from .uart import UARTRx, UARTTx
 
@@ -162,7 +162,8 @@ class SoC(wiring.Component):
 
     #: cycles from the host link's bus read request to its read data: the request
     #: register, the decode register beside the second request register, the slave's
-    #: read (block RAM or register), the per-source read-data register
+    #: read (block RAM or register), the per-source read-data register (for the
+    #: scratchpad, its block RAM's output register on ECP5)
     READ_LATENCY = 4
 
     def __init__(self, config: SoCConfig = SoCConfig(), *, timeout_cycles=None,
@@ -188,7 +189,7 @@ class SoC(wiring.Component):
         cfg = self._config
         # the bus from the link is registered twice (request; then the address decode, as
         # flags beside the request); each slave's read data is registered on its own (the
-        # scratchpad's block RAM output straight into flip-flops) and the link takes the
+        # scratchpad's in the block RAM's own output register on ECP5) and the link takes the
         # OR of those registers: reads take READ_LATENCY cycles, no path runs from the
         # link's FSM into a slave, no address compare lies between a request register and
         # a slave, and no logic follows a block RAM's output
@@ -197,9 +198,8 @@ class SoC(wiring.Component):
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
 
-        m.submodules.scratch = spad = Memory(shape=32, depth=cfg.scratch_words, init=[])
-        sw = spad.write_port()
-        sr = spad.read_port()
+        # read latency 2: on ECP5 the second stage is the block RAM's output register
+        m.submodules.scratch = spad = BlockRAM(32, max(cfg.scratch_words, 2), read_latency=2)
 
         cycles = Signal(32)
         scratch = Signal(32)
@@ -238,8 +238,8 @@ class SoC(wiring.Component):
             m.d.sync += eng_read.eq(bus.r_en & eng_hit)
             eng_data = eng_read.replicate(32) & gemm.bus.r_data
         widx = bus.addr[:ibits]
-        m.d.comb += [sw.addr.eq(widx), sw.data.eq(bus.w_data), sw.en.eq(bus.w_en & spad_hit),
-                     sr.addr.eq(widx)]
+        m.d.comb += [spad.w_addr.eq(widx), spad.w_data.eq(bus.w_data),
+                     spad.w_en.eq(bus.w_en & spad_hit), spad.r_addr.eq(widx)]
 
         major, minor, patch = VERSION
         regs = {
@@ -262,13 +262,13 @@ class SoC(wiring.Component):
         word, _ = word_select({a >> 2: v for a, v in regs.items()}, bus.addr, rbits)
         with m.If(bus.r_en & regs_hit):
             m.d.sync += reg_data.eq(word)
-        # one more register stage per source: the scratchpad's read data is registered as
-        # it leaves the block RAM (no gate before the flip-flops), its hit flag beside it;
-        # the registers' and the GEMM unit's words (each already 0 unless read) are ORed
-        # into one register. The link reads the OR of the two, one LUT level.
-        spad_q, spad_v, other_q = Signal(32), Signal(), Signal(32)
-        m.d.sync += [spad_q.eq(sr.data), spad_v.eq(read_spad), other_q.eq(reg_data | eng_data)]
-        m.d.comb += [bus.r_data.eq((spad_v.replicate(32) & spad_q) | other_q),
+        # one more register stage per source: the scratchpad's second read stage (on ECP5
+        # the block RAM's output register), its hit flag beside it; the registers' and the
+        # GEMM unit's words (each already 0 unless read) are ORed into one register. The
+        # link reads the OR of the two, one LUT level.
+        spad_v, other_q = Signal(), Signal(32)
+        m.d.sync += [spad_v.eq(read_spad), other_q.eq(reg_data | eng_data)]
+        m.d.comb += [bus.r_data.eq((spad_v.replicate(32) & spad.r_data) | other_q),
                      link.bus.r_data.eq(bus.r_data)]
         return m
 
