@@ -45,6 +45,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from ..mem import BlockRAM
 from ..systolic import SystolicArray
 from .link import word_select
 
@@ -175,24 +176,25 @@ class GemmUnit(wiring.Component):
         # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads.
         # The sequencer reads K step ``rk`` (a register: no logic before the read address)
         # whenever the prefetch queue has room, and the queue feeds the array: the array's
-        # ready never reaches a memory address.
+        # ready never reaches a memory address. Reads take two cycles (on ECP5 the second
+        # is the block RAM's output register: no logic and no long route after a block
+        # RAM's clock-to-out).
         rk = Signal(range(K_MAX + 1))       # next K step to read
         left = Signal(range(K_MAX + 1))     # K steps still to read
         issue = Signal()                    # read K step rk this cycle
-        inflight = Signal()                 # a read issued last cycle: its data is out now
+        inflight = Signal()                 # a read issued last cycle
         last_d = Signal()                   # ... and it was the tile's last K step
-        loaded = Signal()                   # the read before: its data is in ``step_q``
+        loaded = Signal()                   # the read before: its data is out now
+        last_q = Signal()                   # ... and it was the tile's last K step
 
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
             words = []
             for lane in range(1 << lanes_log):
-                mem = Memory(shape=32, depth=depth, init=[])
-                m.submodules[f"{name}{lane}"] = mem
-                wp, rp = mem.write_port(), mem.read_port()
+                m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(depth, 2))
                 hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
-                m.d.comb += [wp.addr.eq(index[lanes_log:]), wp.data.eq(bus.w_data),
-                             wp.en.eq(bus.w_en & hit), rp.addr.eq(rd_index)]
-                words.append(rp.data)
+                m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
+                             mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
+                words.append(mem.r_data)
             return Cat(*words)
 
         rk_i = rk[:max(1, (K_MAX - 1).bit_length())]
@@ -206,11 +208,9 @@ class GemmUnit(wiring.Component):
         bs_bits = lane_mems("bs", self.lbs, K_MAX // kb, rk_i // kb, REGION["b_scale"])
 
         step = Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
-                   b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b], last_d)
-        # the memories' read data is registered as it leaves them (``step_q``: no logic
-        # and no long route after a block RAM's clock-to-out), then queued
-        step_q = Signal(len(step))
-        m.d.sync += [step_q.eq(step), loaded.eq(inflight)]
+                   b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b], last_q)
+        # the memories' read data goes straight into the queue
+        m.d.sync += [loaded.eq(inflight), last_q.eq(last_d)]
         # depth 7: the buffered FIFO's output register and the two reads in flight leave
         # room to issue a read every cycle
         m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=7)
@@ -218,7 +218,7 @@ class GemmUnit(wiring.Component):
             # room for the reads in flight and this one: level + inflight + loaded
             # <= depth - 3
             issue.eq(busy & (left != 0) & (queue.level + inflight + loaded <= 4)),
-            queue.w_data.eq(step_q),
+            queue.w_data.eq(step),
             queue.w_en.eq(loaded),
             arr.i.payload.eq(queue.r_data),
             arr.i.valid.eq(queue.r_rdy),

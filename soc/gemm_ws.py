@@ -60,6 +60,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from ..mem import BlockRAM
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
 from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
@@ -70,8 +71,9 @@ __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 #: register index (word offset in the register region) of the weight-stationary unit
 WS_REGS = {**GEMM_REGS, "DEPTH": 0x10}
 
-#: prefetch queue entries: enough reads in flight for one transfer per cycle
-QUEUE_DEPTH = 6
+#: prefetch queue entries: enough reads in flight (two cycles of memory read latency) for
+#: one transfer per cycle
+QUEUE_DEPTH = 7
 
 #: GEOMETRY bit 24 (and FEATURES bit 9): the dataflow of the built GEMM unit
 DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
@@ -107,12 +109,12 @@ class GemmWSUnit(wiring.Component):
         Word bus slave (word addresses relative to the unit, read data one cycle later).
     busy : Out(1)
 
-    Latency: a START of ``Q`` passes is busy (BUSY_CYCLES) for ``T + rows + cols + 10``
+    Latency: a START of ``Q`` passes is busy (BUSY_CYCLES) for ``T + rows + cols + 11``
     cycles, ``T = rows + (Q - 1) * max(depth, rows) + depth`` the array's input transfers
     (the first pass's weight loads, then every pass's activation rows and, with
     ``depth < rows``, weight-only transfers): one transfer per cycle, then the array's
-    :attr:`~mxhw.systolic.SystolicArray.latency` (``rows + cols + 7``) and 3 cycles of
-    memory read, prefetch queue and result write. ``rows * cols`` MACs per activation
+    :attr:`~mxhw.systolic.SystolicArray.latency` (``rows + cols + 7``) and 4 cycles of
+    memory read (2), prefetch queue and result write. ``rows * cols`` MACs per activation
     transfer. Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``depth x cols`` tile.
 
     Raises
@@ -215,22 +217,24 @@ class GemmWSUnit(wiring.Component):
             m.d.comb += pad.eq((pw == PB - 1) & (n >= k - (PB - 1) * R))
 
         issue = Signal()                        # read this slot's operands this cycle
-        inflight = Signal()                     # a read issued last cycle: its data is out now
-        flags = Signal(7)                       # act, w_valid, pad, block flags of that read
-        m.d.sync += [inflight.eq(issue),
-                     flags.eq(Cat(act, wv, pad, pa == 0, pa == PB - 1, ja == 0, last_pass))]
+        inflight = Signal()                     # a read issued last cycle
+        loaded = Signal()                       # a read issued two cycles ago: data out now
+        flags_d = Signal(7)                     # act, w_valid, pad, block flags of a read,
+        flags = Signal(7)                       # ... delayed alike
+        m.d.sync += [inflight.eq(issue), loaded.eq(inflight), flags.eq(flags_d),
+                     flags_d.eq(Cat(act, wv, pad, pa == 0, pa == PB - 1, ja == 0,
+                                    last_pass))]
 
-        # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads
+        # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads;
+        # reads take two cycles (on ECP5 the second is the block RAM's output register)
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
             words = []
             for lane in range(1 << lanes_log):
-                mem = Memory(shape=32, depth=_pow2(depth), init=[])
-                m.submodules[f"{name}{lane}"] = mem
-                wp, rp = mem.write_port(), mem.read_port()
+                m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(_pow2(depth), 2))
                 hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
-                m.d.comb += [wp.addr.eq(index[lanes_log:]), wp.data.eq(bus.w_data),
-                             wp.en.eq(bus.w_en & hit), rp.addr.eq(rd_index)]
-                words.append(rp.data)
+                m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
+                             mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
+                words.append(mem.r_data)
             return Cat(*words)
 
         a_bits = lane_mems("a", self.la, NB_MAX * PB * D, ra, REGION["a"])
@@ -253,10 +257,11 @@ class GemmWSUnit(wiring.Component):
         m.submodules.queue = queue = SyncFIFOBuffered(width=len(step.as_value()),
                                                       depth=QUEUE_DEPTH)
         m.d.comb += [
-            # room for the read in flight and this one: level + inflight <= depth - 2
-            issue.eq(busy & issuing & (queue.level + inflight <= QUEUE_DEPTH - 2)),
+            # room for the reads in flight and this one: level + inflight + loaded
+            # <= depth - 3
+            issue.eq(busy & issuing & (queue.level + inflight + loaded <= QUEUE_DEPTH - 3)),
             queue.w_data.eq(step),
-            queue.w_en.eq(inflight),
+            queue.w_en.eq(loaded),
             arr.i.payload.eq(queue.r_data),
             arr.i.valid.eq(queue.r_rdy),
             queue.r_en.eq(arr.i.ready),
