@@ -189,7 +189,7 @@ class SoC(wiring.Component):
         cfg = self._config
         # the bus from the link is registered twice (request; then the address decode, as
         # flags beside the request); each slave's read data is registered on its own (the
-        # scratchpad's in the block RAM's own output register on ECP5) and the link takes the
+        # scratchpad's in its block RAM's output register on ECP5) and the link takes the
         # OR of those registers: reads take READ_LATENCY cycles, no path runs from the
         # link's FSM into a slave, no address compare lies between a request register and
         # a slave, and no logic follows a block RAM's output

@@ -1,4 +1,5 @@
-"""Memories: block RAMs (with the output register on ECP5), banked scratchpads, stream FIFOs and skid buffers, tile address generators."""
+"""Memories: block RAMs (with the output register on ECP5), banked scratchpads, stream
+FIFOs and skid buffers, tile address generators."""
 
 from .scratchpad import Scratchpad, code_shape, scale_shape
 from .fifo import StreamFIFO, SkidBuffer

@@ -293,7 +293,8 @@ def test_block_ram_ecp5_matches_yosys_mapping(tmp_path, width, depth, latency):
     assert len(ref) == len(mine) == blocks
 
     def key(cell):          # the write data bits a block holds
-        return sorted(v for k, v in cell[1].items() if k.startswith("DIA") and isinstance(v, tuple))
+        return sorted(v for k, v in cell[1].items()
+                      if k.startswith("DIA") and isinstance(v, tuple))
 
     ref.sort(key=key)
     mine.sort(key=key)
