@@ -50,13 +50,26 @@ def product_width(fmt_a, fmt_b):
 def multiply(m, fmt_a, a, fmt_b, b):
     """Combinational exact product logic in ``m``: returns ``(p, nonfinite)`` signals,
     ``p`` a ``signed(product_width)`` at ``2**(lsb_a + lsb_b)`` (0 when nonfinite)."""
+    mag, neg, nonfinite = multiply_sign_magnitude(m, fmt_a, a, fmt_b, b)
+    p = Signal(signed(product_width(fmt_a, fmt_b)))
+    m.d.comb += p.eq(Mux(neg, -mag, mag))
+    return p, nonfinite
+
+
+def multiply_sign_magnitude(m, fmt_a, a, fmt_b, b):
+    """:func:`multiply` before its negation: ``(mag, neg, nonfinite)``, the product is
+    ``-mag`` if ``neg`` else ``mag`` (``mag`` unsigned, as wide as the largest product
+    magnitude; both 0 when nonfinite). A sum of products can then take the sign as ``mag ^ -neg`` with
+    ``neg`` as the adder's carry-in: one carry chain instead of a negation's and the
+    adder's."""
     ua = unpack(m, fmt_a, a)
     ub = unpack(m, fmt_b, b)
-    p = Signal(signed(product_width(fmt_a, fmt_b)))
+    width = product_width(fmt_a, fmt_b)
+    lo, hi = product_range(fmt_a, fmt_b)
     nonfinite = Signal()
     if (_table_operand(fmt_a) and _table_operand(fmt_b)
             and fmt_a.bits + fmt_b.bits - 2 <= TABLE_MULTIPLY_BITS):
-        mag = _table_magnitude(m, fmt_a, a, fmt_b, b, len(p))
+        mag = _table_magnitude(m, fmt_a, a, fmt_b, b, width)
     else:
         # significands multiply, exponents (as shifts from the LSB grid) add
         sa, sb = ua.significand, ub.significand
@@ -68,11 +81,14 @@ def multiply(m, fmt_a, a, fmt_b, b):
         else:
             prod = sa * sb
         mag = prod << (lsb_shift(ua) + lsb_shift(ub))
+    mag_out = Signal(max(-lo, hi, 1).bit_length(), name="mag_nf")
+    neg = Signal(name="neg")
     m.d.comb += [
         nonfinite.eq(_nonfinite(ua) | _nonfinite(ub)),
-        p.eq(Mux(nonfinite, 0, Mux(ua.sign ^ ub.sign, -mag, mag))),
+        mag_out.eq(Mux(nonfinite, 0, mag)),
+        neg.eq(~nonfinite & (ua.sign ^ ub.sign)),
     ]
-    return p, nonfinite
+    return mag_out, neg, nonfinite
 
 
 def _table_magnitude(m, fmt_a, a, fmt_b, b, width):

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import lookup_format, moded_code, operand_element
-from ..pe.multiplier import ElementMultiplier, product_width
+from ..pe.multiplier import ElementMultiplier, multiply_sign_magnitude, product_width
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX", "block_format", "mode_port",
@@ -174,11 +174,13 @@ def _ge_const(x, c):
     return x[n - 1] | _ge_const(x[:n - 1], c)
 
 
-def grid_shift_from_sum(m, acc, sw, t, off):
+def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None):
     """:func:`grid_shift` for ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes and ``off`` :func:`scale_offset`: the range tests compare ``t`` with constants
     (as logic, :func:`_ge_const`) and only the shift amounts' few low bits are added, all
-    side by side (no adder before a compare), then multiplexers."""
+    side by side (no adder before a compare), then multiplexers. ``t_ge``: another
+    register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
+    second copy: each register then drives half the range tests, placed near them)."""
     W = acc.width
     left, sh_l, sh_r = _shift_signals(acc, sw)
     nl, nr = len(sh_l), len(sh_r)
@@ -194,7 +196,8 @@ def grid_shift_from_sum(m, acc, sw, t, off):
         sh_r.eq(Mux(~_ge_const(t, -off - sw), sw, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
     ]
     if acc.overflow == "saturate":              # only saturation reads it
-        m.d.comb += ge.eq(Cat(_ge_const(t, k - off) for k in range(k0, W + 2)))
+        t_ge = t if t_ge is None else t_ge
+        m.d.comb += ge.eq(Cat(_ge_const(t_ge, k - off) for k in range(k0, W + 2)))
     return left, sh_l, sh_r, ge
 
 
@@ -496,8 +499,10 @@ class MXBlockSumPE(wiring.Component):
     end (to a :class:`~mxhw.systolic.rowacc.RowAccumulator` shared by a row of the
     output-stationary array) instead of being scaled and accumulated in the PE.
 
-    Per block the exact products (:class:`mxhw.pe.ElementMultiplier`, MXSF codes decoded
-    by their block's mode as in :class:`MXMacPE`) are summed exactly in an integer ``S`` of
+    Per block the exact products (:class:`mxhw.pe.ElementMultiplier`'s logic, MXSF codes
+    decoded by their block's mode as in :class:`MXMacPE`; as magnitude and sign,
+    :func:`~mxhw.pe.multiplier.multiply_sign_magnitude`, the sign taken by the block
+    sum's adder as an XOR and its carry-in) are summed exactly in an integer ``S`` of
     :func:`block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
     block's last element ``S`` appears on ``block_sum`` with ``block_valid`` high, beside
     the sum of the block's two scale codes, whether any of its element codes or scale
@@ -505,8 +510,9 @@ class MXBlockSumPE(wiring.Component):
     once. Nothing else is kept: the shift onto the accumulator grid and the accumulator
     live in the row unit.
 
-    Register stages (``pipeline``): >= 1 registers the product, the control and the scale
-    codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag follow); >= 2 also
+    Register stages (``pipeline``): >= 1 registers the product (magnitude and sign), the
+    control and the scale codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag
+    follow); >= 2 also
     registers the ``block_*`` outputs (the row's multiplexer then starts at flip-flops, not
     at the block sum's adder: one more cycle); the others belong to the row unit (its :func:`block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
@@ -581,7 +587,13 @@ class MXBlockSumPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fa, fb, P = self._fmt_a, self._fmt_b, self._pipeline
-        mul, _, _ = element_multiplier(m, self, fa, fb, P)
+        # the element product as magnitude and sign (registered when pipeline >= 1, as
+        # the ElementMultiplier's product would be): the sum below applies the sign as an
+        # XOR and its adder's carry-in, one carry chain where a negation would be another
+        a = moded_code(fa, self.a, getattr(self, "a_mode", None))
+        b = moded_code(fb, self.b, getattr(self, "b_mode", None))
+        mag, neg, mul_nf = (stage(m, x, P >= 1, "mul") for x in multiply_sign_magnitude(
+            m, operand_element(fa), a, operand_element(fb), b))
         # the scale codes, aligned with the product (these registers equal the operands'
         # pass-through registers to the next PE, so synthesis shares them); their sum and
         # NaN flag after them
@@ -594,10 +606,11 @@ class MXBlockSumPE(wiring.Component):
                      nan.eq(scale_nan(fa, a_scale) | scale_nan(fb, b_scale))]
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
-        m.d.comb += s_new.eq(s + mul.p)
+        p_ones = Signal.like(self.block_sum)       # the product, ones' complement if neg
+        m.d.comb += [p_ones.eq(mag ^ neg.replicate(len(s))), s_new.eq(s + p_ones + neg)]
         nf = Signal()                              # the block so far has NaN/Inf codes
         nf_new = Signal()
-        m.d.comb += nf_new.eq(nf | mul.nonfinite)
+        m.d.comb += nf_new.eq(nf | mul_nf)
         with m.If(valid):
             m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
             with m.If(end):

@@ -179,10 +179,21 @@ class RowAccumulator(wiring.Component):
             ev_q = Signal()
             m.d.sync += ev_q.eq(ev)
             sel, ev = q, ev_q
+            if acc.overflow == "saturate":
+                # a second copy of the selected scale sum for the overflow thermometer
+                # alone (a priority multiplexer, equal under one-hot valids but not the
+                # same logic, so synthesis keeps both registers): half the fan-out each
+                t_ge = Signal.like(sel["scale_sum"], name="sel_scale_sum_ge_q")
+                pri = 0
+                for v, x in reversed(list(zip(valid, self.block_scale_sum))):
+                    pri = Mux(v, x, pri)
+                m.d.sync += t_ge.eq(pri)
+                sel["scale_sum_ge"] = t_ge
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # adder or carry chain first), then multiplexers
         shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
-                                    scale_offset(fa, fb, acc, self._lsb_exp))
+                                    scale_offset(fa, fb, acc, self._lsb_exp),
+                                    sel.get("scale_sum_ge"))
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift
