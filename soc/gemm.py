@@ -311,9 +311,11 @@ def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
     (index -> value), the results (``c_reads``: one memory read port's data per column,
     addressed by the caller with ``index``; word ``w`` of column ``j`` at index bits
     ``lw`` and up, ``j`` above them) and the special flags (``special``)."""
-    r_region = Signal.like(region)
-    r_index = Signal.like(index)
-    reg_data = Signal(32)
+    # data registers written every cycle: no reset (the domain reset's wide fan-out
+    # would otherwise enter the read decode's logic in front of them)
+    r_region = Signal.like(region, reset_less=True)
+    r_index = Signal.like(index, reset_less=True)
+    reg_data = Signal(32, reset_less=True)
     m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
     # a multiplexer on the index's low bits, cleared unless the registers are hit (no
     # compare of the whole index in front of every register)

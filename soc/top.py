@@ -256,7 +256,7 @@ class SoC(wiring.Component):
 
         # reads: registers answer on the next cycle, like the scratchpad's read port (a
         # multiplexer on the low word-address bits, cleared unless the registers are hit)
-        reg_data = Signal(32)
+        reg_data = Signal(32, reset_less=True)     # written every cycle: no reset
         read_spad = Signal()
         m.d.sync += [reg_data.eq(0), read_spad.eq(bus.r_en & spad_hit)]
         word, _ = word_select({a >> 2: v for a, v in regs.items()}, bus.addr, rbits)
@@ -266,7 +266,7 @@ class SoC(wiring.Component):
         # the block RAM's output register), its hit flag beside it; the registers' and the
         # GEMM unit's words (each already 0 unless read) are ORed into one register. The
         # link reads the OR of the two, one LUT level.
-        spad_v, other_q = Signal(), Signal(32)
+        spad_v, other_q = Signal(), Signal(32, reset_less=True)
         m.d.sync += [spad_v.eq(read_spad), other_q.eq(reg_data | eng_data)]
         m.d.comb += [bus.r_data.eq((spad_v.replicate(32) & spad.r_data) | other_q),
                      link.bus.r_data.eq(bus.r_data)]
