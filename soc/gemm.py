@@ -38,7 +38,7 @@ regions are write-only (they read as 0); writes to them while the unit is busy a
 
 import math
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -316,12 +316,14 @@ def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
     r_region = Signal.like(region, reset_less=True)
     r_index = Signal.like(index, reset_less=True)
     reg_data = Signal(32, reset_less=True)
-    m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(0)]
-    # a multiplexer on the index's low bits, cleared unless the registers are hit (no
-    # compare of the whole index in front of every register)
+    r_low = Signal(reset_less=True)
+    # the register words: a multiplexer on the index's low bits, registered every cycle
+    # (reads have no side effects); the test that the higher index bits are zero is
+    # registered beside it and applied after (no compare of the whole address, and no
+    # read enable, in front of the 32 data flip-flops)
     word, rbits = word_select(regs, index)
-    with m.If(bus.r_en & (region == REGION["regs"]) & (index[rbits:] == 0)):
-        m.d.sync += reg_data.eq(word)
+    m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(word),
+                 r_low.eq(index[rbits:] == 0)]
     c_word = Signal(32)
     j_sel = r_index[lw:lw + lc] if lc else 0
     w_sel = r_index[:lw] if lw else 0
@@ -333,7 +335,7 @@ def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
     m.d.comb += c_word.eq(c_val.word_select(w_sel, 32))
     with m.Switch(r_region):
         with m.Case(REGION["regs"]):
-            m.d.comb += bus.r_data.eq(reg_data)
+            m.d.comb += bus.r_data.eq(Mux(r_low, reg_data, 0))
         with m.Case(REGION["c"]):
             m.d.comb += bus.r_data.eq(c_word)
         with m.Case(REGION["c_special"]):

@@ -29,6 +29,24 @@ def test_reports_its_configuration(acc):
     assert (g["acc_width"], g["acc_frac"], g["saturate"], g["rne"]) == (32, 16, True, False)
 
 
+def test_register_region_reads_zero_past_the_registers(acc):
+    """The register region: each register word at its index, and 0 at every other index
+    (words past the last register, and high index bits set over a register's low bits),
+    for reads back to back and alone."""
+    from mxhw.soc.gemm import GEMM_BASE, GEMM_REGS, REGION_SHIFT
+    geometry = CFG.rows | CFG.cols << 8 | (CFG.max_k.bit_length() - 1) << 16
+    base = GEMM_BASE + 4 * GEMM_REGS["GEOMETRY"]
+    assert acc.read_words(base, 1) == [geometry]
+    top = max(GEMM_REGS.values())
+    assert acc.read_words(GEMM_BASE + 4 * (top + 1), 4) == [0] * 4
+    for high in (1 << 5, 1 << 11, 1 << (REGION_SHIFT - 1)):
+        assert acc.read_words(base + 4 * high, 1) == [0], high
+        assert acc.read_words(GEMM_BASE + 4 * high, 2) == [0, 0], high
+    words = acc.read_words(GEMM_BASE, top + 1)
+    assert words[GEMM_REGS["GEOMETRY"]] == geometry and words[GEMM_REGS["K"]] == \
+        acc.read_words(GEMM_BASE + 4 * GEMM_REGS["K"], 1)[0]
+
+
 values = st.sampled_from(["normal", "zeros", "outliers", "tiny", "huge"])
 
 
