@@ -187,6 +187,7 @@ class HostLink(wiring.Component):
         last_m1 = Signal(16)          # length - 2 of the current packet
         p_last = Signal()             # the next payload byte is the packet's last
         bad = Signal(8)               # the header's error status (0: none)
+        bad_any = Signal()            # bad != 0, a flag register (no 8-bit test in the FSM)
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
         h_read = Signal()
@@ -289,6 +290,8 @@ class HostLink(wiring.Component):
                             m.d.comb += wd_clr.eq(1)
                             # the header's checks are registered here and acted on in the
                             # next state's first cycle (no comparator before the FSM)
+                            m.d.sync += bad_any.eq(h_cmd_bad | h_lo_odd | too_long
+                                                   | (h_ping & nlen_nz) | h_addr_bad)
                             with m.If(h_cmd_bad):
                                 m.d.sync += bad.eq(Status.BAD_CMD)
                             with m.Elif(h_lo_odd | too_long | (h_ping & nlen_nz)):
@@ -306,7 +309,7 @@ class HostLink(wiring.Component):
 
             with m.State("PAYLOAD"):
                 m.d.comb += in_packet.eq(1)
-                with m.If(bad != 0):
+                with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
                     m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
@@ -325,7 +328,7 @@ class HostLink(wiring.Component):
 
             with m.State("CRC"):
                 m.d.comb += in_packet.eq(1)
-                with m.If(bad != 0):
+                with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
