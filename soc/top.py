@@ -255,19 +255,21 @@ class SoC(wiring.Component):
             m.d.sync += scratch.eq(bus.w_data)
 
         # reads: registers answer on the next cycle, like the scratchpad's read port (a
-        # multiplexer on the low word-address bits, cleared unless the registers are hit)
+        # multiplexer on the low word-address bits, registered every cycle: reads have no
+        # side effects; whether the registers were read is a flag beside it, applied in
+        # the next stage, so no read decode lies in front of the 32 data flip-flops)
         reg_data = Signal(32, reset_less=True)     # written every cycle: no reset
-        read_spad = Signal()
-        m.d.sync += [reg_data.eq(0), read_spad.eq(bus.r_en & spad_hit)]
+        read_spad, read_regs = Signal(), Signal()
         word, _ = word_select({a >> 2: v for a, v in regs.items()}, bus.addr, rbits)
-        with m.If(bus.r_en & regs_hit):
-            m.d.sync += reg_data.eq(word)
+        m.d.sync += [reg_data.eq(word), read_spad.eq(bus.r_en & spad_hit),
+                     read_regs.eq(bus.r_en & regs_hit)]
         # one more register stage per source: the scratchpad's second read stage (on ECP5
-        # the block RAM's output register), its hit flag beside it; the registers' and the
-        # GEMM unit's words (each already 0 unless read) are ORed into one register. The
-        # link reads the OR of the two, one LUT level.
+        # the block RAM's output register), its hit flag beside it; the registers' word
+        # (cleared unless read) and the GEMM unit's (already 0 unless read) are ORed into
+        # one register. The link reads the OR of the two, one LUT level.
         spad_v, other_q = Signal(), Signal(32, reset_less=True)
-        m.d.sync += [spad_v.eq(read_spad), other_q.eq(reg_data | eng_data)]
+        m.d.sync += [spad_v.eq(read_spad),
+                     other_q.eq((read_regs.replicate(32) & reg_data) | eng_data)]
         m.d.comb += [bus.r_data.eq((spad_v.replicate(32) & spad.r_data) | other_q),
                      link.bus.r_data.eq(bus.r_data)]
         return m
