@@ -15,10 +15,12 @@ followed, for ``read_latency=2``, by a register.
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal, unsigned
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .scratchpad import check_count, word_shape
 
 __all__ = ["BlockRAM", "dp16kd_geometry"]
 
@@ -67,18 +69,8 @@ class BlockRAM(wiring.Component):
     """
 
     def __init__(self, shape, depth, *, read_latency=2, domain="sync"):
-        if isinstance(shape, int) and not isinstance(shape, bool):
-            if shape < 1:
-                raise ValueError(f"shape must be a width >= 1, not {shape!r}")
-            shape = unsigned(shape)
-        try:
-            shape = Shape.cast(shape)
-        except TypeError:
-            raise TypeError(f"shape must be a width or a Shape, not {shape!r}") from None
-        if not isinstance(depth, int) or isinstance(depth, bool):
-            raise TypeError(f"depth must be an integer, not {depth!r}")
-        if depth < 2:
-            raise ValueError(f"depth must be >= 2, not {depth!r}")
+        shape = word_shape(shape)
+        check_count("depth", depth, 2)
         if read_latency not in (1, 2) or isinstance(read_latency, bool):
             raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
         if not isinstance(domain, str):

@@ -12,6 +12,27 @@ from .. import golden
 __all__ = ["Scratchpad", "code_shape", "scale_shape"]
 
 
+def word_shape(shape):
+    """A memory's word ``shape`` (a width >= 1, or a shape-castable) as a :class:`Shape`;
+    TypeError / ValueError with the message the memories' tests expect."""
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        if shape < 1:
+            raise ValueError(f"shape must be a width >= 1, not {shape!r}")
+        shape = unsigned(shape)
+    try:
+        return Shape.cast(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a width or a Shape, not {shape!r}") from None
+
+
+def check_count(name, value, lo):
+    """``value`` must be an integer >= ``lo`` (TypeError / ValueError naming ``name``)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo:
+        raise ValueError(f"{name} must be >= {lo}, not {value!r}")
+
+
 def code_shape(fmt, lanes=1):
     """Width of ``lanes`` packed element codes of block format ``fmt``."""
     f = golden.formats.get(fmt) if isinstance(fmt, str) else fmt
@@ -52,19 +73,9 @@ class Scratchpad(wiring.Component):
     """
 
     def __init__(self, shape, depth, banks=1):
-        if isinstance(shape, int) and not isinstance(shape, bool):
-            if shape < 1:
-                raise ValueError(f"shape must be a width >= 1, not {shape!r}")
-            shape = unsigned(shape)
-        try:
-            shape = Shape.cast(shape)
-        except TypeError:
-            raise TypeError(f"shape must be a width or a Shape, not {shape!r}") from None
-        for name, v, lo in (("depth", depth, 2), ("banks", banks, 1)):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise TypeError(f"{name} must be an integer, not {v!r}")
-            if v < lo:
-                raise ValueError(f"{name} must be >= {lo}, not {v!r}")
+        shape = word_shape(shape)
+        check_count("depth", depth, 2)
+        check_count("banks", banks, 1)
         self._shape, self._depth, self._banks = shape, depth, banks
         super().__init__({
             "w_addr": In(range(depth)).array(banks),
