@@ -59,9 +59,9 @@ def multiply(m, fmt_a, a, fmt_b, b):
 def multiply_sign_magnitude(m, fmt_a, a, fmt_b, b):
     """:func:`multiply` before its negation: ``(mag, neg, nonfinite)``, the product is
     ``-mag`` if ``neg`` else ``mag`` (``mag`` unsigned, as wide as the largest product
-    magnitude; both 0 when nonfinite). A sum of products can then take the sign as ``mag ^ -neg`` with
-    ``neg`` as the adder's carry-in: one carry chain instead of a negation's and the
-    adder's."""
+    magnitude; both 0 when nonfinite). A sum of products can then take the sign as
+    ``mag ^ -neg`` with ``neg`` as the adder's carry-in: one carry chain instead of a
+    negation's and the adder's."""
     ua = unpack(m, fmt_a, a)
     ub = unpack(m, fmt_b, b)
     width = product_width(fmt_a, fmt_b)
