@@ -63,7 +63,8 @@ class BlockRAM(wiring.Component):
 
     Reading an address in the cycle it is written gives an undefined word on ECP5 block
     RAM (the ``Memory`` form returns the old one): do not use such a read. Contents start
-    at zero (in simulation; block RAM after configuration).
+    at zero (in simulation; block RAM after configuration); a domain reset clears neither
+    the contents nor the read stages.
 
     Throughput one read and one write per cycle.
     """
@@ -101,7 +102,10 @@ class BlockRAM(wiring.Component):
         m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
                      rp.addr.eq(self.r_addr)]
         if self._read_latency == 2:
-            m.d[self._domain] += self.r_data.eq(rp.data)
+            # no reset, like the read port before it and the DP16KD's output register
+            out = Signal.like(self.r_data, reset_less=True)
+            m.d[self._domain] += out.eq(rp.data)
+            m.d.comb += self.r_data.eq(out)
         else:
             m.d.comb += self.r_data.eq(rp.data)
         return m
