@@ -188,14 +188,8 @@ class GemmUnit(wiring.Component):
         last_q = Signal()                   # ... and it was the tile's last K step
 
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
-            words = []
-            for lane in range(1 << lanes_log):
-                m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(depth, 2))
-                hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
-                m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
-                             mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
-                words.append(mem.r_data)
-            return Cat(*words)
+            return lane_memories(m, bus, region, index, busy, name, lanes_log, depth,
+                                 rd_index, region_id)
 
         rk_i = rk[:max(1, (K_MAX - 1).bit_length())]
         a_tile = Signal(range(self.a_tiles))     # A_TILE: the A tile START reads
@@ -265,6 +259,22 @@ class GemmUnit(wiring.Component):
                 GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
         bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
         return m
+
+
+def lane_memories(m, bus, region, index, busy, name, lanes_log, depth, rd_index,
+                  region_id):
+    """A GEMM unit's operand memories for one region: ``2**lanes_log`` 32-bit
+    :class:`~mxhw.mem.BlockRAM` lanes of ``depth`` words (read latency 2), written by the
+    bus (lane = the index's low bits, unless ``busy``) and all read at ``rd_index``;
+    returns their read data side by side."""
+    words = []
+    for lane in range(1 << lanes_log):
+        m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(depth, 2))
+        hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
+        m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
+                     mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
+        words.append(mem.r_data)
+    return Cat(*words)
 
 
 def reg_writes(m, bus, region, index, busy, regs):

@@ -60,11 +60,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from ..mem import BlockRAM
 from ..systolic import SystolicArray
 from ..systolic.driver import zero_code
 from .gemm import (FORMAT_IDS, GEMM_REGS, REGION, REGION_SHIFT, _bus_slave, bus_reads,
-                   check_unit_acc, count_cycles, lanes_log2, reg_writes, start_strobe)
+                   check_unit_acc, count_cycles, lane_memories, lanes_log2, reg_writes,
+                   start_strobe)
 
 __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 
@@ -228,14 +228,8 @@ class GemmWSUnit(wiring.Component):
         # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads;
         # reads take two cycles (on ECP5 the second is the block RAM's output register)
         def lane_mems(name, lanes_log, depth, rd_index, region_id):
-            words = []
-            for lane in range(1 << lanes_log):
-                m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(_pow2(depth), 2))
-                hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
-                m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
-                             mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
-                words.append(mem.r_data)
-            return Cat(*words)
+            return lane_memories(m, bus, region, index, busy, name, lanes_log, _pow2(depth),
+                                 rd_index, region_id)
 
         a_bits = lane_mems("a", self.la, NB_MAX * PB * D, ra, REGION["a"])
         as_bits = lane_mems("as", 0, NB_MAX * D, ras, REGION["a_scale"])

@@ -118,7 +118,7 @@ class BlockRAM(wiring.Component):
         m = Module()
         width = self._shape.width
         dw, blocks = dp16kd_geometry(width, self._depth)
-        abits = {18: 10, 9: 11, 4: 12, 2: 13, 1: 14}[dw]
+        abits = dict(_DP16KD_MODES)[dw].bit_length() - 1    # the mode's address bits
         w_data = Signal(blocks * dw)
         r_data = Signal(blocks * dw)
         m.d.comb += [w_data.eq(self.w_data), self.r_data.eq(r_data[:width])]
