@@ -191,7 +191,9 @@ class HostLink(wiring.Component):
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
         h_read = Signal()
-        h_lo_nz, h_lo_odd, h_lo_gt = Signal(), Signal(), Signal()
+        h_lo_nz, h_lo_gt = Signal(), Signal()
+        h_len_bad = Signal()          # the length is bad whatever its high byte
+        h_bad = Signal()              # the header is bad whatever the length's high byte
         rword = Signal(32)
         bsel = Signal(2)
         # response words not yet started, and whether any is left (a flag register: the
@@ -240,16 +242,19 @@ class HostLink(wiring.Component):
         # READ responses: the words are prefetched over the bus (one request in flight, one
         # word held in ``nword``) while the previous word's bytes go out, so a READ sends
         # a byte every cycle the transmitter takes one (4 cycles per word), not 4 + latency.
+        # ``issue`` is an AND of flip-flops (no state decode, no counter compare): words
+        # are left to request only between RESPOND and the last word's request.
         nword, nvalid = Signal(32), Signal()
         rq_left = Signal(range(nwords + 1))   # words still to request
-        tx_phase = Signal()                   # the response header or data is being sent
+        rq_more = Signal()                    # rq_left != 0, a flag register
         in_flight = Signal(self._read_latency)
         issue = Signal()
-        m.d.comb += issue.eq(tx_phase & (rq_left != 0) & ~nvalid & (in_flight == 0))
+        m.d.comb += issue.eq(rq_more & ~nvalid & (in_flight == 0))
         m.d.sync += in_flight.eq(Cat(issue, in_flight[:-1]))
         with m.If(issue):
             m.d.comb += self.bus.r_en.eq(1)
-            m.d.sync += [baddr.eq(baddr + 1), rq_left.eq(rq_left - 1)]
+            m.d.sync += [baddr.eq(baddr + 1), rq_left.eq(rq_left - 1),
+                         rq_more.eq(rq_left != 1)]
         with m.If(in_flight[-1]):
             m.d.sync += [nword.eq(self.bus.r_data), nvalid.eq(1)]
 
@@ -278,23 +283,29 @@ class HostLink(wiring.Component):
                         with m.Case(1):                       # address, low byte
                             m.d.sync += h_addr_bad.eq(byte[:2] != 0)
                         with m.Case(5):                       # length, low byte
-                            m.d.sync += [h_lo_nz.eq(byte != 0), h_lo_odd.eq(byte[:2] != 0),
-                                         h_lo_gt.eq(byte > (self._max_payload & 0xFF))]
+                            # what the low byte alone already makes bad, folded here
+                            lo_odd = byte[:2] != 0
+                            lo_len_bad = lo_odd | (h_ping & (byte != 0))
+                            m.d.sync += [h_lo_nz.eq(byte != 0),
+                                         h_lo_gt.eq(byte > (self._max_payload & 0xFF)),
+                                         h_len_bad.eq(lo_len_bad),
+                                         h_bad.eq(h_cmd_bad | h_addr_bad | lo_len_bad)]
                         with m.Case(6):                       # length, high byte
                             nlen_nz = h_lo_nz | (byte != 0)
                             mp_hi = self._max_payload >> 8
                             too_long = (byte > mp_hi) | ((byte == mp_hi) & h_lo_gt)
+                            hi_len_bad = too_long | (h_ping & (byte != 0))
                             nlen = Cat(hdr[48:56], byte)
                             m.d.sync += [cnt.eq(0), last_m1.eq(nlen - 2),
                                          p_last.eq(nlen == 1)]
                             m.d.comb += wd_clr.eq(1)
                             # the header's checks are registered here and acted on in the
-                            # next state's first cycle (no comparator before the FSM)
-                            m.d.sync += bad_any.eq(h_cmd_bad | h_lo_odd | too_long
-                                                   | (h_ping & nlen_nz) | h_addr_bad)
+                            # next state's first cycle (no comparator before the FSM); the
+                            # last byte meets only its own compares and the earlier flags
+                            m.d.sync += bad_any.eq(h_bad | hi_len_bad)
                             with m.If(h_cmd_bad):
                                 m.d.sync += bad.eq(Status.BAD_CMD)
-                            with m.Elif(h_lo_odd | too_long | (h_ping & nlen_nz)):
+                            with m.Elif(h_len_bad | hi_len_bad):
                                 m.d.sync += bad.eq(Status.BAD_LEN)
                             with m.Elif(h_addr_bad):
                                 m.d.sync += bad.eq(Status.BAD_ADDR)
@@ -331,24 +342,28 @@ class HostLink(wiring.Component):
                 with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
+                    # cnt is 0 on entry (HDR and PAYLOAD clear it): its bit 0 tells the
+                    # two CRC bytes apart
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
-                    with m.If(cnt == 1):
+                    with m.If(cnt[0]):
                         m.next = "CHECK"
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
             # the CRC compare is registered here and acted on in EXEC (no 16-bit compare
             # in front of the FSM and the bus address counter)
+            # The bus address counter is loaded here for a WRITE's commit, whatever EXEC
+            # decides (no request is in flight: the counter is free), so its multiplexer
+            # sees a state flip-flop, not EXEC's tests.
             with m.State("CHECK"):
-                m.d.sync += crc_bad.eq(crc_rx != crc)
+                m.d.sync += [crc_bad.eq(crc_rx != crc), baddr.eq(addr[2:])]
                 m.next = "EXEC"
 
             with m.State("EXEC"):
                 with m.If(crc_bad):
                     error(Status.BAD_CRC)
                 with m.Elif(h_write):         # the command's flag, not an 8-bit compare
-                    m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:]),
-                                 baddr.eq(addr[2:])]
+                    m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:])]
                     m.next = "COMMIT_RD"
                 with m.Else():
                     m.d.sync += status.eq(Status.OK)
@@ -383,25 +398,22 @@ class HostLink(wiring.Component):
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & h_read
                 words = Mux(is_read, length[2:], 0)      # to request, and to send
+                more = is_read & (length[2:] != 0)
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
                              bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
                              rq_left.eq(words), tx_left.eq(words),
-                             tx_more.eq(is_read & (length[2:] != 0))]
+                             rq_more.eq(more), tx_more.eq(more)]
                 with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
                     m.d.sync += self.errors.eq(self.errors + 1)
                 m.next = "TX_SYNC"
             with m.State("TX_SYNC"):
                 send(SYNC_RESP, "TX_STATUS", crc_it=False)
-                m.d.comb += tx_phase.eq(1)
             with m.State("TX_STATUS"):
                 send(status, "TX_LEN0")
-                m.d.comb += tx_phase.eq(1)
             with m.State("TX_LEN0"):
                 send(resp_len[:8], "TX_LEN1")
-                m.d.comb += tx_phase.eq(1)
             with m.State("TX_LEN1"):
                 send(resp_len[8:], "TX_NEXT")
-                m.d.comb += tx_phase.eq(1)
             with m.State("TX_NEXT"):            # wait for the next prefetched word
                 with m.If(~tx_more):
                     m.next = "TX_CRC0"
@@ -409,10 +421,8 @@ class HostLink(wiring.Component):
                     m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
                                  tx_left.eq(tx_left - 1), tx_more.eq(tx_left != 1)]
                     m.next = "TX_DATA"
-                m.d.comb += tx_phase.eq(1)
             with m.State("TX_DATA"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8)),
-                             tx_phase.eq(1)]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8))]
                 with m.If(self.tx.ready):
                     m.d.sync += bsel.eq(bsel + 1)
                     crc_add(self.tx.payload)

@@ -126,9 +126,16 @@ def scale_shift(m, fa, fb, acc, lsb_exp, a_scale, b_scale):
     return d, nd
 
 
-def _shift_signals(acc, sw):
-    W = acc.width
-    return Signal(name="left"), Signal(range(W + 2), name="sh_l"), \
+def _sh_l_max(acc, split=0):
+    """The left shift's clamp: ``width + 1`` rounded up to a multiple of ``2**split``
+    (every shift from ``width + 1`` up takes a nonzero sum out of ``signed(width + 1)``
+    and to 0 modulo ``2**width``; rounded up, the clamped shift's bits from ``split`` up
+    still shift at least that far after a pre-shift by ``d mod 2**split``)."""
+    return -(-(acc.width + 1) >> split) << split
+
+
+def _shift_signals(acc, sw, split=0):
+    return Signal(name="left"), Signal(range(_sh_l_max(acc, split) + 1), name="sh_l"), \
         Signal(range(sw + 1), name="sh_r")
 
 
@@ -174,16 +181,22 @@ def _ge_const(x, c):
     return x[n - 1] | _ge_const(x[:n - 1], c)
 
 
-def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None):
+def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
     """:func:`grid_shift` for ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes and ``off`` :func:`scale_offset`: the range tests compare ``t`` with constants
     (as logic, :func:`_ge_const`) and only the shift amounts' few low bits are added, all
     side by side (no adder before a compare), then multiplexers. ``t_ge``: another
     register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
-    second copy: each register then drives half the range tests, placed near them)."""
+    second copy: each register then drives half the range tests, placed near them).
+
+    ``split`` > 0 adds a fifth member, ``pre = d mod 2**split`` (from ``t``'s low
+    ``split`` bits alone), for :func:`block_to_grid` to shift the sum by before its first
+    register; ``sh_l`` is then clamped at :func:`_sh_l_max` and only its bits from
+    ``split`` up are used."""
     W = acc.width
-    left, sh_l, sh_r = _shift_signals(acc, sw)
+    left, sh_l, sh_r = _shift_signals(acc, sw, split)
     nl, nr = len(sh_l), len(sh_r)
+    l_max = _sh_l_max(acc, split)
     k0 = _ge_base(acc, sw)
     ge = Signal(W + 2 - k0, name="ge")
     d_lo = Signal(nl)                          # (t + off) mod 2**nl
@@ -192,33 +205,68 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None):
         d_lo.eq(t[:nl] + (off % (1 << nl))),
         nd_lo.eq((-off) % (1 << nr) - t[:nr]),
         left.eq(_ge_const(t, -off)),
-        sh_l.eq(Mux(_ge_const(t, W + 2 - off), W + 1, Mux(left, d_lo, 0))),
+        sh_l.eq(Mux(_ge_const(t, l_max + 1 - off), l_max, Mux(left, d_lo, 0))),
         sh_r.eq(Mux(~_ge_const(t, -off - sw), sw, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
     ]
     if acc.overflow == "saturate":              # only saturation reads it
         t_ge = t if t_ge is None else t_ge
         m.d.comb += ge.eq(Cat(_ge_const(t_ge, k - off) for k in range(k0, W + 2)))
-    return left, sh_l, sh_r, ge
+    if not split:
+        return left, sh_l, sh_r, ge
+    pre = Signal(split, name="sh_pre")
+    m.d.comb += pre.eq(t[:split] + (off % (1 << split)))
+    return left, sh_l, sh_r, ge, pre
 
 
 def block_to_grid(m, acc, s, shift, extras, stages):
     """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
-    ``shift = (left, sh_l, sh_r, ge)`` (:func:`grid_shift` or :func:`grid_shift_from_sum`)
-    the shift that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
-    (``saturate``: to ``signed(width + 1)``, which leaves every saturated outcome
-    unchanged; ``wrap``: modulo ``2**width``).
+    ``shift = (left, sh_l, sh_r, ge[, pre])`` (:func:`grid_shift` or
+    :func:`grid_shift_from_sum`) the shift that does it: golden's ``round_shift(S, -(E +
+    F), rounding)``, then clamped (``saturate``: to ``signed(width + 1)``, which leaves
+    every saturated outcome unchanged; ``wrap``: modulo ``2**width``).
 
     ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift, 2 the shifted
     value (and, ``saturate``, whether the left shift overflows), 3 the clamped value.
     ``extras`` (signals) are delayed alike. Returns ``(v, *extras)``.
+
+    With ``pre`` (``split`` bits, :func:`grid_shift_from_sum`) the left shift is done in
+    two parts: by ``pre`` before the first register, by ``sh_l``'s bits from ``split`` up
+    after it; the saturation test's bit-pair flips and ``s != 0`` are also taken before
+    the first register. The second stage's logic is then a shorter multiplexer and an OR
+    of two-input terms.
     """
     W = acc.width
     sw = len(s)
-    s, left, sh_l, sh_r, ge, *extras = (stage(m, x, stages >= 1, "blk")
-                                        for x in (s, *shift, *extras))
+    left, sh_l, sh_r, ge, *pre = shift
+    split = len(pre[0]) if pre else 0
+    sat_ = acc.overflow == "saturate"
+
+    def sat_inputs(x):
+        # the saturation test's inputs from a sum x: its sign changes between neighbouring
+        # bits, and x != 0
+        flips = Signal(sw - 1, name="flips")
+        nz = Signal(name="nz")
+        if sat_:
+            m.d.comb += [flips.eq(x[:-1] ^ x[1:]), nz.eq(x.any())]
+        return flips, nz
+
+    if split:
+        s_pre = Signal(signed(sw + (1 << split) - 1), name="s_pre")
+        m.d.comb += s_pre.eq(s << pre[0])
+        flips, nz = sat_inputs(s)
+        s, s_pre, flips, nz, left, sh_l, sh_r, ge, *extras = (
+            stage(m, x, stages >= 1, "blk")
+            for x in (s, s_pre, flips, nz, left, sh_l, sh_r, ge, *extras))
+    else:
+        s, left, sh_l, sh_r, ge, *extras = (stage(m, x, stages >= 1, "blk")
+                                            for x in (s, left, sh_l, sh_r, ge, *extras))
+        flips, nz = sat_inputs(s)
 
     v_l = Signal(signed(sw + W + 2))
-    m.d.comb += v_l.eq(s << sh_l)
+    if split:
+        m.d.comb += v_l.eq(s_pre << Cat(Const(0, split), sh_l[split:]))
+    else:
+        m.d.comb += v_l.eq(s << sh_l)
     # (s << 1) >> sh_r: the quotient and, below it, the first dropped bit
     q2 = Signal(signed(sw + 1))
     m.d.comb += q2.eq((s << 1) >> sh_r)
@@ -234,15 +282,16 @@ def block_to_grid(m, acc, s, shift, extras, stages):
     # shifter from s and the thermometer ge (not from the shifter's output): s << d
     # overflows iff s does not fit in signed(W + 1 - d), i.e. iff s changes sign between
     # some bits i and i + 1 with i >= W - d, or s != 0 and d >= W + 1 (any larger shift).
-    # Each term but the first is a function of three bits, ORed flat. The right-shifted value
+    # Each term but the first is a function of three bits (two with ``pre``: the flips then
+    # come registered), ORed flat. The right-shifted value
     # (|q + up| <= 2**(sw - 2)) fits when sw <= W + 1.
     ovf_l = Signal()
     neg = Signal()
     if acc.overflow == "saturate":
         k0 = _ge_base(acc, sw)
-        terms = [s.any() & ge[W + 1 - k0]]
+        terms = [nz & ge[W + 1 - k0]]
         for i in range(sw - 1):                # i >= W: any left shift (ge[0] = left)
-            terms.append((s[i] ^ s[i + 1]) & ge[max(W - i, 0) - k0])
+            terms.append(flips[i] & ge[max(W - i, 0) - k0])
         m.d.comb += [ovf_l.eq(Cat(terms).any()), neg.eq(s[-1])]
     v_l, q, up, left, ovf_l, neg, *extras = (stage(m, x, stages >= 2, "sh")
                                              for x in (v_l, q, up, left, ovf_l, neg, *extras))

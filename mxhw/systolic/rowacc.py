@@ -40,6 +40,9 @@ __all__ = ["RowAccumulator", "row_extra_stages"]
 
 #: Result flip-flops' columns per copy of the result ring's shift enable.
 RES_GROUP = 2
+#: Low bits of the grid shift applied before the first register of
+#: :func:`~mxhw.systolic.pe.block_to_grid` from ``pipeline`` 3 up.
+SHIFT_SPLIT = 2
 
 
 def row_extra_stages(pipeline):
@@ -81,8 +84,8 @@ class RowAccumulator(wiring.Component):
     Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs,
     before any logic); ``max(pipeline - 1, 0)`` inside
     :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
-    scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`; 2: the
-    shifted sum; 3: the rounded and clamped value); then the accumulator; then the
+    scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`, and from ``pipeline`` 3
+    up the sum already shifted by the shift's two low bits; 2: the shifted sum; 3: the rounded and clamped value); then the accumulator; then the
     tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
     enters the accumulator ring unclamped and is clamped on its next move (the ring
     holds a column's sum for ``cols`` block ends), so the loop through the accumulator
@@ -191,9 +194,12 @@ class RowAccumulator(wiring.Component):
                 sel["scale_sum_ge"] = t_ge
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # adder or carry chain first), then multiplexers
+        # From ``pipeline`` 3 up (a register after the shifter) the left shift is split:
+        # by the shift's 2 low bits before the first register, the rest after it
         shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
                                     scale_offset(fa, fb, acc, self._lsb_exp),
-                                    sel.get("scale_sum_ge"))
+                                    sel.get("scale_sum_ge"),
+                                    split=SHIFT_SPLIT if self._pipeline >= 3 else 0)
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift

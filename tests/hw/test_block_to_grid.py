@@ -13,15 +13,17 @@ from hypothesis import given, settings, strategies as st
 
 from mxhw.golden.arith import fixed, round_shift
 from mxhw.sim import run
-from mxhw.systolic.pe import _ge_const, accumulate, block_to_grid, grid_shift
+from mxhw.systolic.pe import (_ge_const, accumulate, block_to_grid, grid_shift,
+                              grid_shift_from_sum)
 
 
 class BlockEnd(wiring.Component):
     """``reg_out = accumulate(reg, block_to_grid(s, d))``, ``stages`` registers on the way
     (``reg`` delayed alike)."""
 
-    def __init__(self, acc, sw, d_lo, d_hi, stages):
+    def __init__(self, acc, sw, d_lo, d_hi, stages, split=None):
         self.acc, self.sw, self.stages, self.d_range = acc, sw, stages, (d_lo, d_hi)
+        self.split = split        # None: grid_shift from d; else grid_shift_from_sum
         super().__init__({
             "s": In(signed(sw)), "d": In(range(d_lo, d_hi + 1)),
             "reg": In(signed(acc.width)), "out": Out(signed(acc.width)),
@@ -30,10 +32,16 @@ class BlockEnd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         d_lo, d_hi = self.d_range
-        nd = Signal(range(-d_hi, -d_lo + 1))
-        m.d.comb += nd.eq(-self.d)
-        v, reg = block_to_grid(m, self.acc, self.s, grid_shift(m, self.acc, self.sw, self.d, nd),
-                               [self.reg], self.stages)
+        if self.split is None:
+            nd = Signal(range(-d_hi, -d_lo + 1))
+            m.d.comb += nd.eq(-self.d)
+            shift = grid_shift(m, self.acc, self.sw, self.d, nd)
+        else:
+            # d = t + off with t unsigned (the row unit's scale-code sum) and off = d_lo
+            t = Signal(range(d_hi - d_lo + 1))
+            m.d.comb += t.eq(self.d - d_lo)
+            shift = grid_shift_from_sum(m, self.acc, self.sw, t, d_lo, split=self.split)
+        v, reg = block_to_grid(m, self.acc, self.s, shift, [self.reg], self.stages)
         m.d.comb += self.out.eq(accumulate(m, self.acc, reg, v))
         return m
 
@@ -47,14 +55,18 @@ def golden_step(acc, S, d, reg):
     return ((x - lo) % (1 << W)) + lo
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(W=st.integers(2, 20), sw=st.integers(2, 26), stages=st.integers(0, 3),
        overflow=st.sampled_from(["saturate", "wrap"]), rounding=st.sampled_from(["floor", "rne"]),
-       data=st.data())
-def test_block_end_matches_golden(W, sw, stages, overflow, rounding, data):
+       split=st.sampled_from([None, 0, 1, 2, 3]), data=st.data())
+def test_block_end_matches_golden(W, sw, stages, overflow, rounding, split, data):
+    """Shift from ``d`` (:func:`grid_shift`, the PE's) or from a scale-code sum
+    (:func:`grid_shift_from_sum`, the row unit's), with the left shift split at 0..3 bits
+    (a pre-shift before the first register)."""
     acc = fixed(W, 0, overflow, rounding)
-    d_lo, d_hi = -sw - 3, W + 4                # beyond both clamps of the shift
-    dut = BlockEnd(acc, sw, d_lo, d_hi, stages)
+    # beyond both clamps of the shift (the left one rounded up to a multiple of 2**split)
+    d_lo, d_hi = -sw - 3, W + 4 + (1 << (split or 0))
+    dut = BlockEnd(acc, sw, d_lo, d_hi, stages, split)
     s_val = st.one_of(st.integers(-(1 << (sw - 1)), (1 << (sw - 1)) - 1),
                       st.sampled_from([0, 1, -1, -(1 << (sw - 1)), (1 << (sw - 1)) - 1]))
     lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
