@@ -186,8 +186,9 @@ class HostLink(wiring.Component):
                 m.d.sync += cnt_.eq(cnt_ - 1)
         last_m1 = Signal(16)          # length - 2 of the current packet
         p_last = Signal()             # the next payload byte is the packet's last
-        bad = Signal(8)               # the header's error status (0: none)
-        bad_any = Signal()            # bad != 0, a flag register (no 8-bit test in the FSM)
+        bad_any = Signal()            # the header is bad, a flag register
+        len_bad = Signal()            # its length is bad (with h_cmd_bad, h_addr_bad: the
+                                      # status code, a function of three flip-flops)
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
         h_read = Signal()
@@ -224,6 +225,9 @@ class HostLink(wiring.Component):
                 if crc_it:
                     crc_add(value)
                 m.next = next_state
+
+        # a bad header's status: the first error in the order command, length, address
+        bad = Mux(h_cmd_bad, Status.BAD_CMD, Mux(len_bad, Status.BAD_LEN, Status.BAD_ADDR))
 
         def error(code, state="RESPOND"):
             m.d.sync += status.eq(code)
@@ -303,14 +307,7 @@ class HostLink(wiring.Component):
                             # next state's first cycle (no comparator before the FSM); the
                             # last byte meets only its own compares and the earlier flags
                             m.d.sync += bad_any.eq(h_bad | hi_len_bad)
-                            with m.If(h_cmd_bad):
-                                m.d.sync += bad.eq(Status.BAD_CMD)
-                            with m.Elif(h_len_bad | hi_len_bad):
-                                m.d.sync += bad.eq(Status.BAD_LEN)
-                            with m.Elif(h_addr_bad):
-                                m.d.sync += bad.eq(Status.BAD_ADDR)
-                            with m.Else():
-                                m.d.sync += bad.eq(0)
+                            m.d.sync += len_bad.eq(h_len_bad | hi_len_bad)
                             with m.If(h_write & nlen_nz):
                                 m.next = "PAYLOAD"
                             with m.Else():

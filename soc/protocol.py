@@ -8,8 +8,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "Response",
-           "parse_response", "ProtocolError", "MAX_PAYLOAD"]
+__all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "header_status",
+           "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD"]
 
 SYNC_REQ = 0xA5
 SYNC_RESP = 0x5A
@@ -52,6 +52,19 @@ def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> b
         length = len(payload)
     body = struct.pack("<BIH", cmd, addr & 0xFFFFFFFF, length & 0xFFFF) + bytes(payload)
     return bytes([SYNC_REQ]) + body + struct.pack("<H", crc16(body))
+
+
+def header_status(cmd: int, addr: int, length: int, max_payload: int = MAX_PAYLOAD) -> int:
+    """The status a request header earns by itself (a good CRC assumed): the first of
+    BAD_CMD (unknown command), BAD_LEN (not a multiple of 4, above ``max_payload``, or a
+    PING with a payload) and BAD_ADDR (not word aligned), else OK."""
+    if cmd not in (Cmd.PING, Cmd.READ, Cmd.WRITE):
+        return Status.BAD_CMD
+    if length % 4 or length > max_payload or (cmd == Cmd.PING and length):
+        return Status.BAD_LEN
+    if addr % 4:
+        return Status.BAD_ADDR
+    return Status.OK
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import struct
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from mxhw import sim
 from mxhw.soc import protocol as P
@@ -162,6 +162,34 @@ ops = st.one_of(
               st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), st.integers(1, 100)),
     st.tuples(st.just("junk"), st.binary(min_size=1, max_size=40)),
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(cmd=st.sampled_from([P.Cmd.PING, P.Cmd.READ, P.Cmd.WRITE, 3, 7, 0x80, 0xFF]),
+       addr=st.one_of(st.integers(0, 15).map(lambda w: 4 * w), st.integers(0, 0xFFFF_FFFF)),
+       length=st.one_of(st.integers(0, MAXP // 4).map(lambda w: 4 * w),
+                        st.integers(0, MAXP + 8), st.integers(0, 0xFFFF),
+                        st.sampled_from([0x100, 0x104, 0x400, 0x404, MAXP + 0x100])),
+       maxp=st.sampled_from([MAXP, 1024]))
+@example(cmd=P.Cmd.PING, addr=0, length=0x100, maxp=1024)    # PING's length: high byte
+@example(cmd=P.Cmd.PING, addr=2, length=4, maxp=MAXP)        # length before address
+@example(cmd=7, addr=2, length=6, maxp=MAXP)                 # command before both
+@example(cmd=P.Cmd.READ, addr=2, length=0x104, maxp=1024)    # too long, by the high byte
+def test_header_status_matches_model(cmd, addr, length, maxp):
+    """Headers with any mix of errors (command, length's low and high byte, address) get
+    the protocol model's status (:func:`protocol.header_status`: the first error in that
+    order), and the link answers the next request."""
+    want = P.header_status(cmd, addr, length, maxp)
+    # a WRITE's payload follows only a good header (a bad one is answered without it)
+    good_write = cmd == P.Cmd.WRITE and want == P.Status.OK
+    pkt = P.request(cmd, addr, length, payload=bytes(length) if good_write else b"")
+
+    async def script(xfer, drain):
+        resps = await drain(pkt)
+        assert [r.status for r in resps] == [want]
+        assert (await xfer(P.request(P.Cmd.PING))).ok
+
+    run_link(script, max_payload=maxp)
 
 
 @given(st.lists(ops, min_size=1, max_size=8), st.sampled_from([1, 3]))
