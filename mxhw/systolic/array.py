@@ -180,7 +180,9 @@ class SystolicArray(wiring.Component):
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
     while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
     holds off a tile's last transfer while the previous tile's results still occupy both
-    result stages. Weight-stationary: ``i.ready`` holds off a last-pass activation while
+    result stages (a finished tile moves into the output buffer in the cycle after the buffer
+    was found empty, so a tile that waits for the buffer moves one cycle after its last
+    row left). Weight-stationary: ``i.ready`` holds off a last-pass activation while
     the output queue (``latency + 2`` rows) has no room reserved for it.
 
     **Bit-serial PEs** (``pe="bitserial"``, output-stationary, ``fixed`` accumulation):
@@ -503,9 +505,15 @@ class SystolicArray(wiring.Component):
                          self.o.payload.special[j].eq(osp[0][j])]
         for g, cols in enumerate(groups):
             for i in range(R):
-                # the tile moves in once the whole buffer is empty (row 0 read: all rows read)
+                # The tile moves in once the whole buffer is empty (row 0 read: all rows
+                # read). ``load`` is a flip-flop (its fan-out is the group's result
+                # registers), set one cycle ahead from flip-flops alone: the finished tile
+                # (``hf``, or ``corner_done`` arriving) and the buffer empty now and not
+                # loading now (it stays empty then: only a load fills it), so a tile loads
+                # at most one cycle later than the buffer allows. The buffer's row-0 flag
+                # ``ov[0][g]`` reaches every row's copy through no logic but this one LUT.
                 load = Signal(name=f"load{i}_{g}")
-                m.d.comb += load.eq(hf[i][g] & ~ov[0][g])
+                m.d.sync += load.eq(~load & (hf[i][g] | corner_done) & ~ov[0][g])
                 with m.If(corner_done):
                     m.d.sync += hf[i][g].eq(1)
                 with m.If(load):
