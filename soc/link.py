@@ -207,23 +207,27 @@ class HostLink(wiring.Component):
         # state machine does not feed the CRC logic in the same cycle); every reader of
         # ``crc`` (EXEC's check, TX_CRC0/1) runs at least two cycles after the last
         # crc_add, and the resets to 0xFFFF (IDLE, RESPOND) follow no crc_add.
-        crc_byte = Signal(8)
+        # The byte is the received one in the request states, the transmitted one
+        # (``tx.payload``) in the response states, chosen by two state flip-flops (no
+        # per-state multiplexer of its own); only the enable comes from the FSM's tests.
         crc_en = Signal()
+        crc_from_rx = Signal()        # HDR or PAYLOAD (set after the FSM below)
         crc_byte_r = Signal(8)
         crc_en_r = Signal()
-        m.d.sync += [crc_byte_r.eq(crc_byte), crc_en_r.eq(crc_en)]
+        m.d.sync += [crc_byte_r.eq(Mux(crc_from_rx, byte, self.tx.payload)), crc_en_r.eq(crc_en)]
         crc_next = crc16_step(m, crc, crc_byte_r)
         with m.If(crc_en_r):
             m.d.sync += crc.eq(crc_next)
 
-        def crc_add(value):
-            m.d.comb += [crc_byte.eq(value), crc_en.eq(1)]
+        def crc_add():
+            """Add this cycle's byte (received or sent, by state) to the CRC."""
+            m.d.comb += crc_en.eq(1)
 
         def send(value, next_state, crc_it=True):
             m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
             with m.If(self.tx.ready):
                 if crc_it:
-                    crc_add(value)
+                    crc_add()
                 m.next = next_state
 
         # a bad header's status: the first error in the order command, length, address
@@ -277,7 +281,7 @@ class HostLink(wiring.Component):
                 # a flag, so the last byte (length, high) only meets 8-bit compares.
                 with m.If(take):
                     m.d.sync += [hdr.eq(Cat(hdr[8:], byte)), cnt.eq(cnt + 1)]
-                    crc_add(byte)
+                    crc_add()
                     with m.Switch(cnt[:3]):
                         with m.Case(0):                       # cmd
                             m.d.sync += [h_cmd_bad.eq(byte > Cmd.WRITE),
@@ -321,7 +325,7 @@ class HostLink(wiring.Component):
                     error(bad, "DRAIN")
                 with m.Elif(take):
                     m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
-                    crc_add(byte)
+                    crc_add()
                     with m.If(cnt[:2] == 3):
                         m.d.sync += [wr_addr.eq(cnt[2:]), wr_data.eq(Cat(word[8:], byte)),
                                      wr_en.eq(1)]
@@ -419,10 +423,11 @@ class HostLink(wiring.Component):
                                  tx_left.eq(tx_left - 1), tx_more.eq(tx_left != 1)]
                     m.next = "TX_DATA"
             with m.State("TX_DATA"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword.word_select(bsel, 8))]
+                # the word shifts down a byte per byte sent: the byte is rword's low byte
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword[:8])]
                 with m.If(self.tx.ready):
-                    m.d.sync += bsel.eq(bsel + 1)
-                    crc_add(self.tx.payload)
+                    m.d.sync += [bsel.eq(bsel + 1), rword.eq(rword >> 8)]
+                    crc_add()
                     with m.If(bsel == 3):
                         with m.If(nvalid & tx_more):                  # back to back
                             m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
@@ -438,5 +443,6 @@ class HostLink(wiring.Component):
         # states is then a few LUT levels, not a decoder of a binary state. Yosys drops the
         # initial value, so the state needs a reset before use (the board clock modules
         # hold ``sync`` in reset for two edges after lock).
+        m.d.comb += crc_from_rx.eq(fsm.ongoing("HDR") | fsm.ongoing("PAYLOAD"))
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
