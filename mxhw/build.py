@@ -119,6 +119,16 @@ def _yosys_stat_cells(text):
     return cells
 
 
+#: Yosys commands, run after reading a design and before synthesis, that give the
+#: ``keep`` attribute to every flip-flop whose output wire has it. Amaranth puts a
+#: signal's attributes on its wire only, and Yosys's ``opt_merge`` merges equal
+#: flip-flops whatever their wires say: the arrays' per-row control registers
+#: (:func:`mxhw.systolic.pe.delay_line` with ``keep``) would collapse into one register
+#: per anti-diagonal, fanning out across the whole array. The builds and the PPA harness
+#: run this; a Yosys flow of one's own should too.
+KEEP_FLOPS = "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q] t:$dff %i"
+
+
 def build(board_name, out=None, config=None, seed=1):
     """Build ``board_name``; returns the report dict (also written as report.json/.md)."""
     board = get_board(board_name)
@@ -147,6 +157,7 @@ def build(board_name, out=None, config=None, seed=1):
         # finish on a timing failure too: the report says so, and the CLI fails after it
         kwargs["nextpnr_opts"] = (f"--report {NAME}.report.json --seed {seed} "
                                   f"--timing-allow-fail")
+        kwargs["script_after_read"] = KEEP_FLOPS
     t0 = time.monotonic()
     print("  elaborating and writing the build tree ...", flush=True)
     plan = platform.build(BoardTop(config, board.pll, board.osc_hz), name=NAME, do_build=False, **kwargs)

@@ -73,6 +73,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import machine_config, print_table, write_json
+from ..build import KEEP_FLOPS
 
 __all__ = ["Config", "CONFIGS", "QUICK", "Harness", "select", "harness_rtlil", "synth",
            "place_and_route", "run_config", "run_soc", "run", "figures", "write_report",
@@ -383,16 +384,16 @@ def _cache_get(cache, name, target, key, rerun):
     return None, path
 
 
-ECP5_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
+ECP5_SCRIPT = (f"read_rtlil design.il; {KEEP_FLOPS}; hierarchy -top {TOP}; "
                f"setattr -mod -set keep_hierarchy 1 {DUT}; synth_ecp5 -top {TOP}; "
                f"tee -q -o ecp5_stat.txt stat {DUT}; "
                f"setattr -mod -unset keep_hierarchy; flatten; write_json ecp5.json")
 #: ``synth_ecp5 -nodsp``: multipliers in LUT4/CCU2C logic only (no MULT18X18D), so a
 #: block's whole area is one number (LUT4-equivalents). Synthesis only, no place and route.
-ECP5_NODSP_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
+ECP5_NODSP_SCRIPT = (f"read_rtlil design.il; {KEEP_FLOPS}; hierarchy -top {TOP}; "
                      f"setattr -mod -set keep_hierarchy 1 {DUT}; "
                      f"synth_ecp5 -nodsp -top {TOP}; tee -q -o ecp5_nodsp_stat.txt stat {DUT}")
-XC7_SCRIPT = (f"read_rtlil design.il; hierarchy -top {TOP}; "
+XC7_SCRIPT = (f"read_rtlil design.il; {KEEP_FLOPS}; hierarchy -top {TOP}; "
               f"setattr -mod -set keep_hierarchy 1 {DUT}; "
               f"synth_xilinx -family xc7 -top {TOP} -flatten; "
               f"tee -q -o xc7_stat.txt stat {DUT}")
@@ -560,7 +561,7 @@ def run_soc(cache=None, rerun=False, board="ulx3s"):
         content = plan.files[fn]
         content = content if isinstance(content, str) else content.decode("utf-8", "replace")
         h.update(fn.encode() + b"\0" + _strip_src(content).encode() + b"\0")
-    key = _key(HARNESS_VERSION, board, h.hexdigest(), tool_versions())
+    key = _key(HARNESS_VERSION, board, h.hexdigest(), KEEP_FLOPS, tool_versions())
     name = f"soc_{board}"
     out = {"name": name, "cached": {}, "errors": {}}
     hit, path = _cache_get(cache, name, "soc", key, rerun)

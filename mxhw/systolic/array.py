@@ -429,15 +429,18 @@ class SystolicArray(wiring.Component):
             cols_in = [(("b_bit", sreg[j][p - 1]), ("b_nonfinite", bnf[j]),
                         ("b_scale", x.b_scale[j])) for j in range(C)]
 
-        def delay(sig, n, name):
-            return delay_line(m, sig, n, name)
+        def delay(sig, n, name, keep=False):
+            return delay_line(m, sig, n, name, keep)
 
         # skewed edge operands: row i delayed i cycles, column j delayed j; the PE ports
         # they drive, by name (the control: ``ctl``)
         rows_in = [(("a", x.a[i]), ("a_scale", x.a_scale[i]),
                     *((("a_mode", x.a_mode[i]),) if fa.mode_bits else ()), *ctl)
                    for i in range(R)]
-        a_in = [tuple((n, delay(s_, i, f"{n}{i}")) for n, s_ in rows_in[i]) for i in range(R)]
+        # the control (``ctl``) registers are kept apart per row (:func:`delay_line`)
+        ctl_names = {n for n, _ in ctl}
+        a_in = [tuple((n, delay(s_, i, f"{n}{i}", n in ctl_names)) for n, s_ in rows_in[i])
+                for i in range(R)]
         b_in = [tuple((n, delay(s_, j, f"{n}{j}")) for n, s_ in cols_in[j]) for j in range(C)]
         ports = {"v": "valid", "e": "block_end", "l": "last", "f": "first", "z": "final"}
 
@@ -457,7 +460,7 @@ class SystolicArray(wiring.Component):
                 pes[i][j] = pe
                 m.d.comb += [getattr(pe, ports.get(n, n)).eq(s_) for n, s_ in ah + bv]
                 # registered pass-through to the right and down
-                ah = tuple((n, delay(s_, 1, f"h{i}_{j}_{n}")) for n, s_ in ah)
+                ah = tuple((n, delay(s_, 1, f"h{i}_{j}_{n}", n in ctl_names)) for n, s_ in ah)
                 b_out[i, j] = tuple((n, delay(s_, 1, f"w{i}_{j}_{n}")) for n, s_ in bv)
 
         # ---- the PEs' results (``result``, ``special``): their own, or their row unit's

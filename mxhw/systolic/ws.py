@@ -84,8 +84,8 @@ def elaborate_ws(arr, m):
     sw = block_sum_width(ea, eb, k)
     lsb_exp = ea.lsb_exp + eb.lsb_exp
 
-    def delay(sig, n, name):
-        return delay_line(m, sig, n, name)
+    def delay(sig, n, name, keep=False):
+        return delay_line(m, sig, n, name, keep)
 
     # ---- output queue and credits: a producing transfer needs a reserved queue entry
     qdepth = ws_latency(R, C, arr.pipeline) + 2
@@ -119,14 +119,15 @@ def elaborate_ws(arr, m):
     # ---- the PE grid
     # from the left (per row): activation code (with the row's block mode), act, start
     a_codes = [moded_code(fa, x.a[r], x.a_mode if fa.mode_bits else None) for r in range(R)]
-    left = [(delay(a_codes[r], r, f"a{r}"), delay(act_e, r, f"act{r}"),
-             delay(start_e, r, f"st{r}")) for r in range(R)]
+    # (the control registers, equal in every row / column, are kept apart: delay_line)
+    left = [(delay(a_codes[r], r, f"a{r}"), delay(act_e, r, f"act{r}", True),
+             delay(start_e, r, f"st{r}", True)) for r in range(R)]
     # from above (per column): weight code (with the column's block mode), load strobe,
     # row index; the mode is held beside the code in the PE's weight registers
     w_codes = [moded_code(fb, x.w[c], x.w_mode[c] if fb.mode_bits else None)
                for c in range(C)]
-    top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}"),
-            delay(xwidx, c, f"wi{c}")) for c in range(C)]
+    top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}", True),
+            delay(xwidx, c, f"wi{c}", True)) for c in range(C)]
     nf = 3 if acc.mode == "fp32" else 1     # partial sums' flags (see _product_flags)
     psum = [(Const(0, signed(sw)), Const(0, nf))] * C
     for r in range(R):
@@ -149,8 +150,8 @@ def elaborate_ws(arr, m):
             m.d.sync += [s_out.eq(s_in + mul.p),
                          f_out.eq(f_in | _product_flags(m, arr, mul, pm, f"pc_{r}_{c}"))]
             psum[c] = (s_out, f_out)
-            h = tuple(delay(s_, 1, f"h{r}_{c}_{n}") for n, s_ in enumerate(h))
-            top[c] = tuple(delay(s_, 1, f"v{r}_{c}_{n}") for n, s_ in enumerate(top[c]))
+            h = tuple(delay(s_, 1, f"h{r}_{c}_{n}", n > 0) for n, s_ in enumerate(h))
+            top[c] = tuple(delay(s_, 1, f"v{r}_{c}_{n}", n > 0) for n, s_ in enumerate(top[c]))
 
     # ---- side information to the bottom of each column, on the partial sums' wavefront
     side = data.StructLayout({"act": 1, "start": 1, "block_first": 1, "block_end": 1,

