@@ -175,6 +175,10 @@ class HostLink(wiring.Component):
         # down-counters, reloaded when it clears and decremented while it runs, hold
         # ``limit - 1 - cycles``; their sign bits are the timeout / quiet flags, so the FSM
         # tests one flip-flop each and the only logic in front of them is one decrement.
+        # It clears in IDLE and on every byte received (in any state: outside a packet
+        # and DRAIN the counters are not read, and IDLE clears them before the next), and
+        # runs otherwise, so its enables are the byte strobe and one state flip-flop, not
+        # the state machine's tests (set after the state machine below).
         wd_clr, wd_inc = Signal(), Signal()
         t_cnt = Signal(signed(self._timeout.bit_length() + 1))
         q_cnt = Signal(signed(self._quiet.bit_length() + 1))
@@ -240,12 +244,6 @@ class HostLink(wiring.Component):
         # A UART cannot be back-pressured: bytes are always taken, and those that arrive
         # while the link executes or answers a request are discarded.
         m.d.comb += self.rx.ready.eq(1)
-        in_packet = Signal()
-        with m.If(in_packet):
-            with m.If(take):
-                m.d.comb += wd_clr.eq(1)
-            with m.Else():
-                m.d.comb += wd_inc.eq(1)
 
         # READ responses: the words are prefetched over the bus (one request in flight, one
         # word held in ``nword``) while the previous word's bytes go out, so a READ sends
@@ -269,12 +267,10 @@ class HostLink(wiring.Component):
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), widx.eq(0)]
-                m.d.comb += wd_clr.eq(1)
                 with m.If(take & (byte == SYNC_REQ)):
                     m.next = "HDR"
 
             with m.State("HDR"):
-                m.d.comb += in_packet.eq(1)
                 # the next byte may follow on the very next cycle: the header is checked
                 # as its last byte arrives, and a bad one is answered from PAYLOAD / CRC.
                 # Each check is computed from its own byte as that byte arrives and kept in
@@ -306,7 +302,6 @@ class HostLink(wiring.Component):
                             nlen = Cat(hdr[48:56], byte)
                             m.d.sync += [cnt.eq(0), last_m1.eq(nlen - 2),
                                          p_last.eq(nlen == 1)]
-                            m.d.comb += wd_clr.eq(1)
                             # the header's checks are registered here and acted on in the
                             # next state's first cycle (no comparator before the FSM); the
                             # last byte meets only its own compares and the earlier flags
@@ -320,7 +315,6 @@ class HostLink(wiring.Component):
                     error(Status.TIMEOUT)
 
             with m.State("PAYLOAD"):
-                m.d.comb += in_packet.eq(1)
                 with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
@@ -339,7 +333,6 @@ class HostLink(wiring.Component):
                     error(Status.TIMEOUT)
 
             with m.State("CRC"):
-                m.d.comb += in_packet.eq(1)
                 with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
@@ -389,12 +382,8 @@ class HostLink(wiring.Component):
                     m.next = "RESPOND"
 
             with m.State("DRAIN"):
-                with m.If(take):
-                    m.d.comb += wd_clr.eq(1)
-                with m.Elif(wdog_quiet):
+                with m.If(~take & wdog_quiet):
                     m.next = "RESPOND"
-                with m.Else():
-                    m.d.comb += wd_inc.eq(1)
 
             with m.State("RESPOND"):
                 is_read = (status == Status.OK) & h_read
@@ -444,5 +433,6 @@ class HostLink(wiring.Component):
         # initial value, so the state needs a reset before use (the board clock modules
         # hold ``sync`` in reset for two edges after lock).
         m.d.comb += crc_from_rx.eq(fsm.ongoing("HDR") | fsm.ongoing("PAYLOAD"))
+        m.d.comb += [wd_clr.eq(take | fsm.ongoing("IDLE")), wd_inc.eq(~take)]
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
