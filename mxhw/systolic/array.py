@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,7 +29,7 @@ PE_TYPES = ("bitparallel", "bitserial")
 
 #: Columns of the output buffer that share one copy of its control (load and shift
 #: enables): the enables' fan-out is at most this many results, whatever the array size.
-OUT_GROUP = 2
+OUT_GROUP = 1
 
 
 def _is_bitserial(pe):
@@ -353,10 +353,11 @@ class SystolicArray(wiring.Component):
     def latency(self):
         """Cycles from a tile's last input transfer to its first output row being valid
         (weight-stationary: from a last-pass activation transfer to its row);
-        output-stationary ``rows + cols + pe_latency + step_cycles - 1``."""
+        output-stationary ``rows + cols + pe_latency + step_cycles`` (the output stage
+        included)."""
         if self._dataflow == "weight_stationary":
             return ws_latency(self._rows, self._cols, self._pipeline)
-        return self._rows + self._cols + self.pe_latency + self.step_cycles - 1
+        return self._rows + self._cols + self.pe_latency + self.step_cycles
 
     @property
     def pe_latency(self):
@@ -488,46 +489,90 @@ class SystolicArray(wiring.Component):
         m.d.comb += corner_done.eq(delay(corner_last, lat - 1, "done"))
 
         # Output buffer: one register per result, rows shifting up by one per transfer, so
-        # ``o`` reads row 0 (no wide row multiplexer; cheap in logic and in simulation).
+        # row 0 is the head (no wide row multiplexer; cheap in logic and in simulation).
         # Its control is replicated per row and per group of OUT_GROUP columns (flags
         # ``hf``: the PE results hold a finished tile; ``ov``: this buffer row holds a result
-        # row). Every copy keeps its own state (each one's next value depends on itself), so
-        # synthesis keeps them apart, and each load/shift enable reaches at most OUT_GROUP
-        # results instead of all R x C: the enable's fan-out no longer grows with the array.
-        od = [[Signal(signed(acc_width(self._acc)), name=f"od{i}_{j}") for j in range(C)]
-              for i in range(R)]
+        # row; ``load``; ``adv``: the rows shift up). Every copy keeps its own state (each
+        # one's next value depends on itself), so synthesis keeps them apart, and each
+        # enable reaches at most OUT_GROUP results instead of all R x C: the enable's
+        # fan-out no longer grows with the array.
+        #
+        # The head moves into a two-entry output stage (``o.payload``'s registers and a
+        # skid register). The rows shift on ``adv``, a flip-flop set a cycle ahead from
+        # flip-flops and ``o.ready``: the head will hold a row, and the stage will have
+        # room whatever ``o.ready`` does next. ``o.ready`` thus reaches the buffer's
+        # copies of ``adv`` only through logic into flip-flops, never the enables of the
+        # buffer's registers; the stage's own registers sit at the output.
+        W = acc_width(self._acc)
+        od = [[Signal(signed(W), name=f"od{i}_{j}") for j in range(C)] for i in range(R)]
         osp = [[Signal(name=f"os{i}_{j}") for j in range(C)] for i in range(R)]
         groups = [range(g, min(g + OUT_GROUP, C)) for g in range(0, C, OUT_GROUP)]
-        hf = [[Signal(name=f"hf{i}_{g}") for g in range(len(groups))] for i in range(R)]
-        ov = [[Signal(name=f"ov{i}_{g}") for g in range(len(groups))] for i in range(R)]
+        G = len(groups)
+        hf = [[Signal(name=f"hf{i}_{g}") for g in range(G)] for i in range(R)]
+        ov = [[Signal(name=f"ov{i}_{g}") for g in range(G)] for i in range(R)]
+        adv = [[Signal(name=f"adv{i}_{g}") for g in range(G)] for i in range(R)]
+        load = [[Signal(name=f"load{i}_{g}") for g in range(G)] for i in range(R)]
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
-        m.d.comb += self.o.valid.eq(ov[0][0])
+
+        # ---- the output stage: entry 0 is ``o``'s payload, entry 1 the skid
+        v0, v1 = Signal(), Signal()
+        p0 = [Signal(signed(W), name=f"p0_{j}") for j in range(C)]
+        p1 = [Signal(signed(W), name=f"p1_{j}") for j in range(C)]
+        s0 = [Signal(name=f"p0s_{j}") for j in range(C)]
+        s1 = [Signal(name=f"p1s_{j}") for j in range(C)]
+        pop = Signal()
+        m.d.comb += [self.o.valid.eq(v0), pop.eq(v0 & self.o.ready)]
         for j in range(C):
-            m.d.comb += [self.o.payload.data[j].eq(od[0][j]),
-                         self.o.payload.special[j].eq(osp[0][j])]
+            m.d.comb += [self.o.payload.data[j].eq(p0[j]),
+                         self.o.payload.special[j].eq(s0[j])]
+        a0 = adv[0][0]
+        # the stage's flags; ``adv`` is never high when the stage could not take the head
+        v0_next = Mux(pop, v1 | a0, v0 | a0)
+        v1_next = Mux(pop, v1 & a0, v1 | (a0 & v0))
+        m.d.sync += [v0.eq(v0_next), v1.eq(v1_next)]
+        for g, cols in enumerate(groups):
+            a = adv[0][g]
+            for j in cols:
+                head = (od[0][j], osp[0][j])
+                with m.If(pop):
+                    with m.If(v1):
+                        m.d.sync += [p0[j].eq(p1[j]), s0[j].eq(s1[j])]
+                        with m.If(a):
+                            m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
+                    with m.Elif(a):
+                        m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
+                with m.Elif(a):
+                    with m.If(v0):
+                        m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
+                    with m.Else():
+                        m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
+
         for g, cols in enumerate(groups):
             for i in range(R):
-                # The tile moves in once the whole buffer is empty (row 0 read: all rows
-                # read). ``load`` is a flip-flop (its fan-out is the group's result
+                # The tile moves in once the buffer is empty (row 0 moved out: all rows
+                # moved out). ``load`` is a flip-flop (its fan-out is the group's result
                 # registers), set one cycle ahead from flip-flops alone: the finished tile
                 # (``hf``, or ``corner_done`` arriving) and the buffer empty now and not
                 # loading now (it stays empty then: only a load fills it), so a tile loads
-                # at most one cycle later than the buffer allows. The buffer's row-0 flag
-                # ``ov[0][g]`` reaches every row's copy through no logic but this one LUT.
-                load = Signal(name=f"load{i}_{g}")
-                m.d.sync += load.eq(~load & (hf[i][g] | corner_done) & ~ov[0][g])
+                # at most one cycle later than the buffer allows.
+                ld, ad = load[i][g], adv[i][g]
+                m.d.sync += ld.eq(~ld & (hf[i][g] | corner_done) & ~ov[0][g])
+                # ``adv`` next: the head holds a row next cycle and the stage's skid will be
+                # empty (then the stage can take the head whether or not ``o`` transfers)
+                ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
+                m.d.sync += ad.eq(ov0_next & ~Mux(pop, v1 & ad, v1 | (ad & v0)))
                 with m.If(corner_done):
                     m.d.sync += hf[i][g].eq(1)
-                with m.If(load):
+                with m.If(ld):
                     m.d.sync += [hf[i][g].eq(0), ov[i][g].eq(1)]
                     m.d.sync += [od[i][j].eq(results[i][j][0]) for j in cols]
                     m.d.sync += [osp[i][j].eq(results[i][j][1]) for j in cols]
                     if i == 0 and g == 0:
                         m.d.sync += inflight.eq(0)
-                # a transfer shifts the rows up: valid rows are a prefix, so row i + 1 holding
-                # a result implies a transfer is on (``o.valid``)
-                with m.Elif(self.o.ready & ov[i][g]):
+                # the rows shift up: valid rows are a prefix, so ``adv`` (the head holds a
+                # row) with row i holding one moves row i + 1 into it
+                with m.Elif(ad & ov[i][g]):
                     m.d.sync += ov[i][g].eq(ov[i + 1][g] if i < R - 1 else 0)
                     if i < R - 1:
                         with m.If(ov[i + 1][g]):

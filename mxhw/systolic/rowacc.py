@@ -173,24 +173,25 @@ class RowAccumulator(wiring.Component):
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
+        sel_d = dict(sel)
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
             q = {}
             for name, sig in sel.items():
-                q[name] = Signal.like(sig, name=f"{sig.name}_q")
+                q[name] = Signal.like(sig, name=f"{sig.name}_q",
+                                      attrs={"keep": 1} if name == "scale_sum" else {})
                 m.d.sync += q[name].eq(sig)
             ev_q = Signal()
             m.d.sync += ev_q.eq(ev)
             sel, ev = q, ev_q
             if acc.overflow == "saturate":
-                # a second copy of the selected scale sum for the overflow thermometer
-                # alone (a priority multiplexer, equal under one-hot valids but not the
-                # same logic, so synthesis keeps both registers): half the fan-out each
-                t_ge = Signal.like(sel["scale_sum"], name="sel_scale_sum_ge_q")
-                pri = 0
-                for v, x in reversed(list(zip(valid, self.block_scale_sum))):
-                    pri = Mux(v, x, pri)
-                m.d.sync += t_ge.eq(pri)
+                # a second register of the selected scale sum for the overflow thermometer
+                # alone: half the fan-out each. Both are ``keep`` (kept apart by
+                # mxhw.build.KEEP_FLOPS; a flow without it merges them: same logic, only
+                # the fan-out differs).
+                t_ge = Signal.like(sel["scale_sum"], name="sel_scale_sum_ge_q",
+                                   attrs={"keep": 1})
+                m.d.sync += t_ge.eq(sel_d["scale_sum"])
                 sel["scale_sum_ge"] = t_ge
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # adder or carry chain first), then multiplexers

@@ -256,10 +256,11 @@ def test_pe_init_wrong_pipeline(pipeline, exc, msg):
 def test_init():
     dut = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC)
     assert (dut.rows, dut.cols, dut.k, dut.dataflow) == (2, 3, 32, "output_stationary")
-    # rows + cols + the PE's 1 + pipeline, + 2 for the row-shared accumulators (default)
-    assert dut.shared_acc and dut.latency == 5 + 1 + DEFAULT_PIPELINE + 3
+    # rows + cols + the PE's 1 + pipeline, + 3 for the row-shared accumulators (default),
+    # + 1 for the output stage
+    assert dut.shared_acc and dut.latency == 5 + 1 + DEFAULT_PIPELINE + 3 + 1
     per_pe = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC, shared_acc=False)
-    assert per_pe.latency == 5 + 1 + DEFAULT_PIPELINE
+    assert per_pe.latency == 5 + 1 + DEFAULT_PIPELINE + 1
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
@@ -352,10 +353,10 @@ def test_control_registers_not_merged(tmp_path, dataflow):
                         acc=fixed(32, 16, "saturate", "floor"))
     il = rtlil.convert(dut)
     # OS: valid, block end, last delayed i cycles into row i, then one register each per
-    # PE; WS: act and start into the rows, the weight strobe and row index into the
-    # columns, the same way
+    # PE, and each row unit's two registers of the selected scale sum; WS: act and start
+    # into the rows, the weight strobe and row index into the columns, the same way
     if dataflow == "output_stationary":
-        marked = 3 * (sum(range(R)) + R * C)
+        marked = 3 * (sum(range(R)) + R * C) + 2 * R
     else:
         marked = 2 * (sum(range(R)) + sum(range(C)) + 2 * R * C)
     merge = "proc; flatten; opt -full; opt_merge -share_all; select -count t:$*dff*"

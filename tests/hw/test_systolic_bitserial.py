@@ -149,7 +149,7 @@ def test_throughput_and_latency(fb, pipeline):
     dut = SystolicArray(R, C, a.fmt, b.fmt, acc=ACC, pe="bitserial", pipeline=pipeline)
     p = SERIAL[fb]
     assert dut.step_cycles == p and dut.pe_latency == 1 + pipeline
-    assert dut.latency == R + C + 1 + pipeline + p - 1
+    assert dut.latency == R + C + 1 + pipeline + p      # p - 1, + 1 for the output stage
     tiles = tile_order(4, 6, R, C)
     beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
     takes, firsts = [], []
@@ -270,7 +270,7 @@ def test_init():
     dut = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC, pe="bitserial")
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitserial", 8,
                                                                1 + DEFAULT_PIPELINE)
-    assert dut.latency == 5 + 1 + DEFAULT_PIPELINE + 8 - 1
+    assert dut.latency == 5 + 1 + DEFAULT_PIPELINE + 8     # p - 1, + 1: output stage
     assert set(dut.in_layout.members) == {"a", "a_scale", "b", "b_scale", "last"}
     dut = SystolicArray(2, 3, "mxint8", "mxfp4", acc=ACC, pe=BitSerialMXMacPE)
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitserial", 5, 1)

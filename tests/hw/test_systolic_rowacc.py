@@ -120,7 +120,7 @@ def test_throughput_and_latency(shared, pipeline):
     extra = row_extra_stages(pipeline) if shared else 0
     assert extra == ((3 if pipeline >= 2 else 1) if shared else 0)
     assert dut.pe_latency == 1 + pipeline + extra
-    assert dut.latency == R + C + 1 + pipeline + extra
+    assert dut.latency == R + C + 1 + pipeline + extra + 1     # + 1: the output stage
     tiles = tile_order(M, N, R, C)
     beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
     takes, firsts, got = [], [], []
@@ -164,7 +164,7 @@ def test_partial_pe_pipeline():
     pe = functools.partial(MXMacPE, pipeline=1)
     for shared in (True, False):
         dut = SystolicArray(3, 2, a.fmt, b.fmt, acc=ACC, pe=pe, pipeline=4, shared_acc=shared)
-        assert dut.pe_latency == 2 + shared and dut.latency == 3 + 2 + 2 + shared
+        assert dut.pe_latency == 2 + shared and dut.latency == 3 + 2 + 2 + shared + 1
         check_gemm(a, b, 3, 2, ACC, seed=9, p_stall=0.3, pe=pe, pipeline=4,
                    shared_acc=shared)
 
