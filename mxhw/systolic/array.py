@@ -173,7 +173,9 @@ class SystolicArray(wiring.Component):
         ``special`` marks NaN (golden gives NaN).
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
-    cols + pe_latency`` cycles after the tile's last input transfer (``pe_latency = 1 +
+    cols + pe_latency + 1`` cycles after the tile's last input transfer (the 1: the
+    output stage, two registers that keep ``o.ready`` away from the result buffer's
+    enables) (``pe_latency = 1 +
     pipeline`` for the default PE, with shared accumulators + 3 from ``pipeline`` 2 up and
     + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
@@ -197,7 +199,7 @@ class SystolicArray(wiring.Component):
     for ``p - 1`` cycles after a transfer and rises in the cycle of its last bit, so the
     array takes one K step per ``p`` cycles (``rows*cols`` MACs per ``p`` cycles), tiles
     back to back.
-    Latency ``rows + cols + pe_latency + p - 1`` cycles (``pe_latency = 1 + pipeline``)
+    Latency ``rows + cols + pe_latency + p`` cycles (``pe_latency = 1 + pipeline``)
     from a tile's last transfer to its first result row. The block sums, scales and
     accumulation are :class:`MXMacPE`'s; the results equal golden's bit for bit.
 
