@@ -188,7 +188,9 @@ class HostLink(wiring.Component):
                 m.d.sync += cnt_.eq(limit - 1)
             with m.Elif(wd_inc & ~cnt_[-1]):
                 m.d.sync += cnt_.eq(cnt_ - 1)
-        last_m1 = Signal(16)          # length - 2 of the current packet
+        # payload bytes after the next one, minus 1: counts down from length - 3; its sign
+        # bit, taken with each byte, is the next byte's p_last (no 16-bit compare)
+        p_rem = Signal(signed(18))
         p_last = Signal()             # the next payload byte is the packet's last
         bad_any = Signal()            # the header is bad, a flag register
         len_bad = Signal()            # its length is bad (with h_cmd_bad, h_addr_bad: the
@@ -196,7 +198,7 @@ class HostLink(wiring.Component):
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
         h_read = Signal()
-        h_lo_nz, h_lo_gt = Signal(), Signal()
+        h_lo_nz, h_lo_gt, h_lo_one = Signal(), Signal(), Signal()
         h_len_bad = Signal()          # the length is bad whatever its high byte
         h_bad = Signal()              # the header is bad whatever the length's high byte
         rword = Signal(32)
@@ -290,7 +292,7 @@ class HostLink(wiring.Component):
                             # what the low byte alone already makes bad, folded here
                             lo_odd = byte[:2] != 0
                             lo_len_bad = lo_odd | (h_ping & (byte != 0))
-                            m.d.sync += [h_lo_nz.eq(byte != 0),
+                            m.d.sync += [h_lo_nz.eq(byte != 0), h_lo_one.eq(byte == 1),
                                          h_lo_gt.eq(byte > (self._max_payload & 0xFF)),
                                          h_len_bad.eq(lo_len_bad),
                                          h_bad.eq(h_cmd_bad | h_addr_bad | lo_len_bad)]
@@ -300,8 +302,8 @@ class HostLink(wiring.Component):
                             too_long = (byte > mp_hi) | ((byte == mp_hi) & h_lo_gt)
                             hi_len_bad = too_long | (h_ping & (byte != 0))
                             nlen = Cat(hdr[48:56], byte)
-                            m.d.sync += [cnt.eq(0), last_m1.eq(nlen - 2),
-                                         p_last.eq(nlen == 1)]
+                            m.d.sync += [cnt.eq(0), p_rem.eq(nlen - 3),
+                                         p_last.eq(h_lo_one & (byte == 0))]
                             # the header's checks are registered here and acted on in the
                             # next state's first cycle (no comparator before the FSM); the
                             # last byte meets only its own compares and the earlier flags
@@ -323,9 +325,9 @@ class HostLink(wiring.Component):
                     with m.If(cnt[:2] == 3):
                         m.d.sync += [wr_addr.eq(cnt[2:]), wr_data.eq(Cat(word[8:], byte)),
                                      wr_en.eq(1)]
-                    # the byte count's end test is a flag register, set from a compare
-                    # with length - 2 as the byte before the last is taken
-                    m.d.sync += p_last.eq(cnt == last_m1)
+                    # the byte count's end test is a flag register, set from p_rem's sign
+                    # bit as the byte before the last is taken
+                    m.d.sync += [p_last.eq(p_rem[-1]), p_rem.eq(p_rem - 1)]
                     with m.If(p_last):
                         m.d.sync += cnt.eq(0)
                         m.next = "CRC"
