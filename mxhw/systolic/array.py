@@ -517,35 +517,37 @@ class SystolicArray(wiring.Component):
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
 
-        # ---- the output stage: entry 0 is ``o``'s payload, entry 1 the skid
-        v0, v1 = Signal(), Signal()
+        # ---- the output stage: entry 0 is ``o``'s payload, entry 1 the skid; its flags
+        # (``v0``, ``v1``: entry holds a row) are copied per column group like the
+        # buffer's, so no one flip-flop or LUT selects the data of every column
+        v0 = [Signal(name=f"v0_{g}") for g in range(G)]
+        v1 = [Signal(name=f"v1_{g}") for g in range(G)]
         p0 = [Signal(signed(W), name=f"p0_{j}") for j in range(C)]
         p1 = [Signal(signed(W), name=f"p1_{j}") for j in range(C)]
         s0 = [Signal(name=f"p0s_{j}") for j in range(C)]
         s1 = [Signal(name=f"p1s_{j}") for j in range(C)]
-        pop = Signal()
-        m.d.comb += [self.o.valid.eq(v0), pop.eq(v0 & self.o.ready)]
+        pop = [Signal(name=f"pop{g}") for g in range(G)]
+        m.d.comb += self.o.valid.eq(v0[0])
         for j in range(C):
             m.d.comb += [self.o.payload.data[j].eq(p0[j]),
                          self.o.payload.special[j].eq(s0[j])]
-        a0 = adv[0][0]
-        # the stage's flags; ``adv`` is never high when the stage could not take the head
-        v0_next = Mux(pop, v1 | a0, v0 | a0)
-        v1_next = Mux(pop, v1 & a0, v1 | (a0 & v0))
-        m.d.sync += [v0.eq(v0_next), v1.eq(v1_next)]
         for g, cols in enumerate(groups):
             a = adv[0][g]
+            m.d.comb += pop[g].eq(v0[g] & self.o.ready)
+            # ``adv`` is never high when the stage could not take the head
+            m.d.sync += [v0[g].eq(Mux(pop[g], v1[g] | a, v0[g] | a)),
+                         v1[g].eq(Mux(pop[g], v1[g] & a, v1[g] | (a & v0[g])))]
             for j in cols:
                 head = (od[0][j], osp[0][j])
-                with m.If(pop):
-                    with m.If(v1):
+                with m.If(pop[g]):
+                    with m.If(v1[g]):
                         m.d.sync += [p0[j].eq(p1[j]), s0[j].eq(s1[j])]
                         with m.If(a):
                             m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
                     with m.Elif(a):
                         m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
                 with m.Elif(a):
-                    with m.If(v0):
+                    with m.If(v0[g]):
                         m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
                     with m.Else():
                         m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
@@ -563,7 +565,7 @@ class SystolicArray(wiring.Component):
                 # ``adv`` next: the head holds a row next cycle and the stage's skid will be
                 # empty (then the stage can take the head whether or not ``o`` transfers)
                 ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
-                m.d.sync += ad.eq(ov0_next & ~Mux(pop, v1 & ad, v1 | (ad & v0)))
+                m.d.sync += ad.eq(ov0_next & ~Mux(pop[g], v1[g] & ad, v1[g] | (ad & v0[g])))
                 with m.If(corner_done):
                     m.d.sync += hf[i][g].eq(1)
                 with m.If(ld):
