@@ -506,8 +506,11 @@ class SystolicArray(wiring.Component):
         # copies of ``adv`` only through logic into flip-flops, never the enables of the
         # buffer's registers; the stage's own registers sit at the output.
         W = acc_width(self._acc)
-        od = [[Signal(signed(W), name=f"od{i}_{j}") for j in range(C)] for i in range(R)]
-        osp = [[Signal(name=f"os{i}_{j}") for j in range(C)] for i in range(R)]
+        # (data registers without reset: the flags say what they hold, and the domain
+        # reset's fan-out stays off them)
+        od = [[Signal(signed(W), name=f"od{i}_{j}", reset_less=True) for j in range(C)]
+              for i in range(R)]
+        osp = [[Signal(name=f"os{i}_{j}", reset_less=True) for j in range(C)] for i in range(R)]
         groups = [range(g, min(g + OUT_GROUP, C)) for g in range(0, C, OUT_GROUP)]
         G = len(groups)
         hf = [[Signal(name=f"hf{i}_{g}") for g in range(G)] for i in range(R)]
@@ -522,10 +525,10 @@ class SystolicArray(wiring.Component):
         # buffer's, so no one flip-flop or LUT selects the data of every column
         v0 = [Signal(name=f"v0_{g}") for g in range(G)]
         v1 = [Signal(name=f"v1_{g}") for g in range(G)]
-        p0 = [Signal(signed(W), name=f"p0_{j}") for j in range(C)]
-        p1 = [Signal(signed(W), name=f"p1_{j}") for j in range(C)]
-        s0 = [Signal(name=f"p0s_{j}") for j in range(C)]
-        s1 = [Signal(name=f"p1s_{j}") for j in range(C)]
+        p0 = [Signal(signed(W), name=f"p0_{j}", reset_less=True) for j in range(C)]
+        p1 = [Signal(signed(W), name=f"p1_{j}", reset_less=True) for j in range(C)]
+        s0 = [Signal(name=f"p0s_{j}", reset_less=True) for j in range(C)]
+        s1 = [Signal(name=f"p1s_{j}", reset_less=True) for j in range(C)]
         pop = [Signal(name=f"pop{g}") for g in range(G)]
         m.d.comb += self.o.valid.eq(v0[0])
         for j in range(C):
