@@ -173,11 +173,10 @@ class SystolicArray(wiring.Component):
         ``special`` marks NaN (golden gives NaN).
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
-    cols + pe_latency + 1`` cycles after the tile's last input transfer (the 1: the
-    output stage, two registers that keep ``o.ready`` away from the result buffer's
-    enables) (``pe_latency = 1 +
-    pipeline`` for the default PE, with shared accumulators + 3 from ``pipeline`` 2 up and
-    + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
+    cols + pe_latency + 1`` cycles after the tile's last input transfer (the 1 is the
+    output stage, whose two registers keep ``o.ready`` away from the result buffer's
+    enables; ``pe_latency = 1 + pipeline`` for the default PE, with shared accumulators
+    + 3 from ``pipeline`` 2 up and + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
     while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
@@ -534,12 +533,15 @@ class SystolicArray(wiring.Component):
         for j in range(C):
             m.d.comb += [self.o.payload.data[j].eq(p0[j]),
                          self.o.payload.special[j].eq(s0[j])]
+        def v1_next(g, a):
+            # the skid's flag after this cycle, the head moving in when ``a``
+            return Mux(pop[g], v1[g] & a, v1[g] | (a & v0[g]))
+
         for g, cols in enumerate(groups):
             a = adv[0][g]
             m.d.comb += pop[g].eq(v0[g] & self.o.ready)
             # ``adv`` is never high when the stage could not take the head
-            m.d.sync += [v0[g].eq(Mux(pop[g], v1[g] | a, v0[g] | a)),
-                         v1[g].eq(Mux(pop[g], v1[g] & a, v1[g] | (a & v0[g])))]
+            m.d.sync += [v0[g].eq(Mux(pop[g], v1[g] | a, v0[g] | a)), v1[g].eq(v1_next(g, a))]
             for j in cols:
                 head = (od[0][j], osp[0][j])
                 with m.If(pop[g]):
@@ -568,7 +570,7 @@ class SystolicArray(wiring.Component):
                 # ``adv`` next: the head holds a row next cycle and the stage's skid will be
                 # empty (then the stage can take the head whether or not ``o`` transfers)
                 ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
-                m.d.sync += ad.eq(ov0_next & ~Mux(pop[g], v1[g] & ad, v1[g] | (ad & v0[g])))
+                m.d.sync += ad.eq(ov0_next & ~v1_next(g, ad))
                 with m.If(corner_done):
                     m.d.sync += hf[i][g].eq(1)
                 with m.If(ld):
