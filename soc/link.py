@@ -179,14 +179,14 @@ class HostLink(wiring.Component):
         # and DRAIN the counters are not read, and IDLE clears them before the next), and
         # runs otherwise, so its enables are the byte strobe and one state flip-flop, not
         # the state machine's tests (set after the state machine below).
-        wd_clr, wd_inc = Signal(), Signal()
+        wd_clr = Signal()
         t_cnt = Signal(signed(self._timeout.bit_length() + 1))
         q_cnt = Signal(signed(self._quiet.bit_length() + 1))
         wdog_timeout, wdog_quiet = t_cnt[-1], q_cnt[-1]
         for cnt_, limit in ((t_cnt, self._timeout), (q_cnt, self._quiet)):
             with m.If(wd_clr):
                 m.d.sync += cnt_.eq(limit - 1)
-            with m.Elif(wd_inc & ~cnt_[-1]):
+            with m.Elif(~cnt_[-1]):         # runs on every other cycle
                 m.d.sync += cnt_.eq(cnt_ - 1)
         # payload bytes after the next one, minus 1: counts down from length - 3; its sign
         # bit, taken with each byte, is the next byte's p_last (no 16-bit compare)
@@ -435,6 +435,6 @@ class HostLink(wiring.Component):
         # initial value, so the state needs a reset before use (the board clock modules
         # hold ``sync`` in reset for two edges after lock).
         m.d.comb += crc_from_rx.eq(fsm.ongoing("HDR") | fsm.ongoing("PAYLOAD"))
-        m.d.comb += [wd_clr.eq(take | fsm.ongoing("IDLE")), wd_inc.eq(~take)]
+        m.d.comb += wd_clr.eq(take | fsm.ongoing("IDLE"))
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m

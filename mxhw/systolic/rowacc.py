@@ -174,7 +174,7 @@ class RowAccumulator(wiring.Component):
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
-        sel_d = dict(sel)
+        sel_sum = sel["scale_sum"]      # the selection before its register
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
             q = {}
@@ -192,7 +192,7 @@ class RowAccumulator(wiring.Component):
                 # the fan-out differs).
                 t_ge = Signal.like(sel["scale_sum"], name="sel_scale_sum_ge_q",
                                    attrs={"keep": 1})
-                m.d.sync += t_ge.eq(sel_d["scale_sum"])
+                m.d.sync += t_ge.eq(sel_sum)
                 sel["scale_sum_ge"] = t_ge
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # adder or carry chain first), then multiplexers
