@@ -181,6 +181,8 @@ class GemmUnit(wiring.Component):
         # RAM's clock-to-out).
         rk = Signal(range(K_MAX + 1))       # next K step to read
         left = Signal(range(K_MAX + 1))     # K steps still to read
+        more = Signal()                     # left != 0, a flag register
+        room = Signal()                     # the prefetch queue has room (see below)
         issue = Signal()                    # read K step rk this cycle
         inflight = Signal()                 # a read issued last cycle
         last_d = Signal()                   # ... and it was the tile's last K step
@@ -209,18 +211,22 @@ class GemmUnit(wiring.Component):
         # room to issue a read every cycle
         m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=7)
         m.d.comb += [
-            # room for the reads in flight and this one: level + inflight + loaded
-            # <= depth - 3
-            issue.eq(busy & (left != 0) & (queue.level + inflight + loaded <= 4)),
+            issue.eq(busy & more & room),
             queue.w_data.eq(step),
             queue.w_en.eq(loaded),
             arr.i.payload.eq(queue.r_data),
             arr.i.valid.eq(queue.r_rdy),
             queue.r_en.eq(arr.i.ready),
         ]
+        # room for this read and those in flight: level + inflight + loaded <= depth - 3
+        # after it. The test is a flag register, one cycle old: the claim (level +
+        # inflight + loaded) grows by at most one read a cycle, so a claim of at most 3
+        # a cycle ago leaves room now (the queue still keeps up with a read every cycle:
+        # its claim settles at 3 when the array takes a step every cycle)
+        m.d.sync += room.eq(queue.level + inflight + loaded <= 3)
         m.d.sync += [inflight.eq(issue), last_d.eq(left == 1)]
         with m.If(issue):
-            m.d.sync += [rk.eq(rk + 1), left.eq(left - 1)]
+            m.d.sync += [rk.eq(rk + 1), left.eq(left - 1), more.eq(left != 1)]
 
         # ---- results: one memory per column, rows deep; special flags per row
         out_row = Signal(range(rows + 1))
@@ -246,7 +252,8 @@ class GemmUnit(wiring.Component):
                    {GEMM_REGS["K"]: K, **({GEMM_REGS["A_TILE"]: a_tile} if T > 1 else {})})
         start = start_strobe(m, bus, region, index, GEMM_REGS["START"], busy)
         with m.If(start):
-            m.d.sync += [busy.eq(1), done.eq(0), rk.eq(0), left.eq(K), out_row.eq(0)]
+            m.d.sync += [busy.eq(1), done.eq(0), rk.eq(0), left.eq(K), more.eq(K != 0),
+                         out_row.eq(0)]
         with m.If(arr.o.valid):
             m.d.sync += out_row.eq(out_row + 1)
             with m.If(out_row == rows - 1):

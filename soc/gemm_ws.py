@@ -72,8 +72,8 @@ __all__ = ["GemmWSUnit", "WS_REGS", "DATAFLOW_IDS"]
 WS_REGS = {**GEMM_REGS, "DEPTH": 0x10}
 
 #: prefetch queue entries: enough reads in flight (two cycles of memory read latency) for
-#: one transfer per cycle
-QUEUE_DEPTH = 7
+#: one transfer per cycle (the room test is a flag register one cycle old: one entry of slack)
+QUEUE_DEPTH = 8
 
 #: GEOMETRY bit 24 (and FEATURES bit 9): the dataflow of the built GEMM unit
 DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
@@ -217,6 +217,7 @@ class GemmWSUnit(wiring.Component):
             m.d.comb += pad.eq((pw == PB - 1) & (n >= k - (PB - 1) * R))
 
         issue = Signal()                        # read this slot's operands this cycle
+        room = Signal()                         # the prefetch queue has room
         inflight = Signal()                     # a read issued last cycle
         loaded = Signal()                       # a read issued two cycles ago: data out now
         flags_d = Signal(7)                     # act, w_valid, pad, block flags of a read,
@@ -251,15 +252,18 @@ class GemmWSUnit(wiring.Component):
         m.submodules.queue = queue = SyncFIFOBuffered(width=len(step.as_value()),
                                                       depth=QUEUE_DEPTH)
         m.d.comb += [
-            # room for the reads in flight and this one: level + inflight + loaded
-            # <= depth - 3
-            issue.eq(busy & issuing & (queue.level + inflight + loaded <= QUEUE_DEPTH - 3)),
+            issue.eq(busy & issuing & room),
             queue.w_data.eq(step),
             queue.w_en.eq(loaded),
             arr.i.payload.eq(queue.r_data),
             arr.i.valid.eq(queue.r_rdy),
             queue.r_en.eq(arr.i.ready),
         ]
+
+        # room for this read and those in flight: level + inflight + loaded <= depth - 3
+        # after it; a flag register one cycle old, as in the output-stationary engine
+        # (the claim grows by at most one read a cycle)
+        m.d.sync += room.eq(queue.level + inflight + loaded <= QUEUE_DEPTH - 4)
 
         def advance(p, j):
             with m.If(p == PB - 1):

@@ -3,8 +3,8 @@
 Golden twin: :mod:`mxhw.soc.protocol` (the host side builds and checks the same packets).
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth import Array, Cat, Module, Mux, ResetSignal, Signal, signed
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem import BlockRAM
@@ -74,6 +74,29 @@ def crc16_step(m, crc, byte, name="crc"):
     return out
 
 
+class LinkState(enum.Enum, shape=5):
+    """The host link's states (its state register decodes to these names in waveforms)."""
+    IDLE = 0
+    HDR = 1
+    PAYLOAD = 2
+    CRC = 3
+    CHECK = 4
+    EXEC = 5
+    COMMIT_RD = 6
+    COMMIT_RD2 = 7
+    COMMIT_WR = 8
+    DRAIN = 9
+    RESPOND = 10
+    TX_SYNC = 11
+    TX_STATUS = 12
+    TX_LEN0 = 13
+    TX_LEN1 = 14
+    TX_NEXT = 15
+    TX_DATA = 16
+    TX_CRC0 = 17
+    TX_CRC1 = 18
+
+
 class HostLink(wiring.Component):
     """Packet link between a byte stream and a word bus.
 
@@ -101,13 +124,15 @@ class HostLink(wiring.Component):
     errors : Out(16)
         Count of error responses (saturating).
 
-    Throughput: one request byte per cycle; a WRITE commits one word per cycle, after its
-    CRC checks and two cycles of buffer read latency; a READ sends one byte per cycle the
-    transmitter takes it.
+    Throughput: one request byte per cycle (each passes a receive register, with its
+    compares, before the state machine sees it); a WRITE commits one word per cycle, after
+    its CRC checks and two cycles of buffer read latency; a READ sends one byte per cycle
+    the transmitter takes it.
 
     Reset: synthesis makes the state machine one-hot and drops its initial value, so the
     domain must see a reset before the first byte (the board clock modules and Amaranth's
-    platform domains do: reset asserted for at least two clock edges at start-up).
+    platform domains do: reset asserted for at least two clock edges at start-up). The
+    state register takes that reset one cycle late, from a local copy of it.
     """
 
     def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000,
@@ -162,10 +187,13 @@ class HostLink(wiring.Component):
         word = Signal(32)
         crc_rx = Signal(16)
         status = Signal(8)
+        st_ok = Signal()              # status == OK, a flag register
+        l_nz, l_four = Signal(), Signal()   # length != 0, length == 4 (from the header)
         resp_len = Signal(16)
         widx = Signal(range(nwords + 1))
         m.d.comb += buf.r_addr.eq(widx)
         wleft = Signal(range(nwords + 1))   # WRITE words still to commit
+        wl_zero, wl_one = Signal(), Signal()  # wleft == 0, wleft == 1: flag registers
         baddr = Signal(30)            # bus word address, a counter (no adder on the bus)
         # the bus address and write data are that counter and the buffer's read data in
         # every state (the bus reads them only with ``w_en`` / ``r_en``): no gating logic
@@ -198,7 +226,7 @@ class HostLink(wiring.Component):
         # header checks, each taken from its byte as it arrives (see HDR)
         h_cmd_bad, h_ping, h_write, h_addr_bad = Signal(), Signal(), Signal(), Signal()
         h_read = Signal()
-        h_lo_nz, h_lo_gt, h_lo_one = Signal(), Signal(), Signal()
+        h_lo_nz, h_lo_gt, h_lo_one, h_lo_four = Signal(), Signal(), Signal(), Signal()
         h_len_bad = Signal()          # the length is bad whatever its high byte
         h_bad = Signal()              # the header is bad whatever the length's high byte
         rword = Signal(32)
@@ -207,8 +235,25 @@ class HostLink(wiring.Component):
         # state machine tests one flip-flop, not a counter compare)
         tx_left = Signal(range(nwords + 1))
         tx_more = Signal()
-        byte = self.rx.payload
-        take = self.rx.valid & self.rx.ready
+        # The receive stage: the byte, its strobe and every compare the header checks make
+        # on it are registered together, so the state machine and the header flags meet
+        # flip-flops, never an 8-bit compare of a byte routed from the receiver (the
+        # stage adds one cycle of latency; bytes are taken every cycle, as before).
+        byte = Signal(8, reset_less=True)
+        take = Signal()
+        rxb = self.rx.payload
+        mp_lo, mp_hi = self._max_payload & 0xFF, self._max_payload >> 8
+        b_sync, b_gt_cmd, b_ping, b_write, b_read = (Signal(name=n, reset_less=True) for n in (
+            "b_sync", "b_gt_cmd", "b_ping", "b_write", "b_read"))
+        b_lo2, b_nz, b_one, b_four, b_gt_lo, b_gt_hi, b_eq_hi = (
+            Signal(name=n, reset_less=True) for n in (
+                "b_lo2", "b_nz", "b_one", "b_four", "b_gt_lo", "b_gt_hi", "b_eq_hi"))
+        m.d.sync += take.eq(self.rx.valid & self.rx.ready)
+        m.d.sync += [byte.eq(rxb), b_sync.eq(rxb == SYNC_REQ), b_gt_cmd.eq(rxb > Cmd.WRITE),
+                     b_ping.eq(rxb == Cmd.PING), b_write.eq(rxb == Cmd.WRITE),
+                     b_read.eq(rxb == Cmd.READ), b_lo2.eq(rxb[:2] != 0), b_nz.eq(rxb != 0),
+                     b_one.eq(rxb == 1), b_four.eq(rxb == 4), b_gt_lo.eq(rxb > mp_lo), b_gt_hi.eq(rxb > mp_hi),
+                     b_eq_hi.eq(rxb == mp_hi)]
         # the CRC takes its bytes one cycle late, from registers (the byte chosen by the
         # state machine does not feed the CRC logic in the same cycle); every reader of
         # ``crc`` (EXEC's check, TX_CRC0/1) runs at least two cycles after the last
@@ -225,6 +270,18 @@ class HostLink(wiring.Component):
         with m.If(crc_en_r):
             m.d.sync += crc.eq(crc_next)
 
+        # The state machine: one-hot in synthesis (Yosys extracts and recodes a state
+        # machine only when told: Amaranth gives every register an initial value), so the
+        # next-state logic of these 18 states is a few LUT levels, not a decoder of a
+        # binary state. Yosys drops the initial value: the state needs a reset before use
+        # (the board clock modules hold ``sync`` in reset for two edges after lock).
+        state = Signal(LinkState, reset_less=True, attrs={"fsm_encoding": "one-hot"})
+        rst_l = Signal(reset_less=True)
+        m.d.sync += rst_l.eq(ResetSignal())
+
+        def goto(name):
+            m.d.sync += state.eq(LinkState[name])
+
         def crc_add():
             """Add this cycle's byte (received or sent, by state) to the CRC."""
             m.d.comb += crc_en.eq(1)
@@ -234,14 +291,14 @@ class HostLink(wiring.Component):
             with m.If(self.tx.ready):
                 if crc_it:
                     crc_add()
-                m.next = next_state
+                goto(next_state)
 
         # a bad header's status: the first error in the order command, length, address
         bad = Mux(h_cmd_bad, Status.BAD_CMD, Mux(len_bad, Status.BAD_LEN, Status.BAD_ADDR))
 
         def error(code, state="RESPOND"):
-            m.d.sync += status.eq(code)
-            m.next = state
+            m.d.sync += [status.eq(code), st_ok.eq(0)]
+            goto(state)
 
         # A UART cannot be back-pressured: bytes are always taken, and those that arrive
         # while the link executes or answers a request are discarded.
@@ -266,13 +323,13 @@ class HostLink(wiring.Component):
         with m.If(in_flight[-1]):
             m.d.sync += [nword.eq(self.bus.r_data), nvalid.eq(1)]
 
-        with m.FSM() as fsm:
-            with m.State("IDLE"):
+        with m.Switch(state):
+            with m.Case(LinkState.IDLE):
                 m.d.sync += [crc.eq(0xFFFF), cnt.eq(0), widx.eq(0)]
-                with m.If(take & (byte == SYNC_REQ)):
-                    m.next = "HDR"
+                with m.If(take & b_sync):
+                    goto("HDR")
 
-            with m.State("HDR"):
+            with m.Case(LinkState.HDR):
                 # the next byte may follow on the very next cycle: the header is checked
                 # as its last byte arrives, and a bad one is answered from PAYLOAD / CRC.
                 # Each check is computed from its own byte as that byte arrives and kept in
@@ -282,41 +339,39 @@ class HostLink(wiring.Component):
                     crc_add()
                     with m.Switch(cnt[:3]):
                         with m.Case(0):                       # cmd
-                            m.d.sync += [h_cmd_bad.eq(byte > Cmd.WRITE),
-                                         h_ping.eq(byte == Cmd.PING),
-                                         h_write.eq(byte == Cmd.WRITE),
-                                         h_read.eq(byte == Cmd.READ)]
+                            m.d.sync += [h_cmd_bad.eq(b_gt_cmd), h_ping.eq(b_ping),
+                                         h_write.eq(b_write), h_read.eq(b_read)]
                         with m.Case(1):                       # address, low byte
-                            m.d.sync += h_addr_bad.eq(byte[:2] != 0)
+                            m.d.sync += h_addr_bad.eq(b_lo2)
                         with m.Case(5):                       # length, low byte
                             # what the low byte alone already makes bad, folded here
-                            lo_odd = byte[:2] != 0
-                            lo_len_bad = lo_odd | (h_ping & (byte != 0))
-                            m.d.sync += [h_lo_nz.eq(byte != 0), h_lo_one.eq(byte == 1),
-                                         h_lo_gt.eq(byte > (self._max_payload & 0xFF)),
+                            lo_len_bad = b_lo2 | (h_ping & b_nz)
+                            m.d.sync += [h_lo_nz.eq(b_nz), h_lo_one.eq(b_one),
+                                         h_lo_four.eq(b_four),
+                                         h_lo_gt.eq(b_gt_lo),
                                          h_len_bad.eq(lo_len_bad),
                                          h_bad.eq(h_cmd_bad | h_addr_bad | lo_len_bad)]
                         with m.Case(6):                       # length, high byte
-                            nlen_nz = h_lo_nz | (byte != 0)
-                            mp_hi = self._max_payload >> 8
-                            too_long = (byte > mp_hi) | ((byte == mp_hi) & h_lo_gt)
-                            hi_len_bad = too_long | (h_ping & (byte != 0))
+                            nlen_nz = h_lo_nz | b_nz
+                            too_long = b_gt_hi | (b_eq_hi & h_lo_gt)
+                            hi_len_bad = too_long | (h_ping & b_nz)
                             nlen = Cat(hdr[48:56], byte)
                             m.d.sync += [cnt.eq(0), p_rem.eq(nlen - 3),
-                                         p_last.eq(h_lo_one & (byte == 0))]
+                                         p_last.eq(h_lo_one & ~b_nz),
+                                         l_nz.eq(nlen_nz), l_four.eq(h_lo_four & ~b_nz)]
                             # the header's checks are registered here and acted on in the
                             # next state's first cycle (no comparator before the FSM); the
                             # last byte meets only its own compares and the earlier flags
                             m.d.sync += bad_any.eq(h_bad | hi_len_bad)
                             m.d.sync += len_bad.eq(h_len_bad | hi_len_bad)
                             with m.If(h_write & nlen_nz):
-                                m.next = "PAYLOAD"
+                                goto("PAYLOAD")
                             with m.Else():
-                                m.next = "CRC"
+                                goto("CRC")
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
-            with m.State("PAYLOAD"):
+            with m.Case(LinkState.PAYLOAD):
                 with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
@@ -330,11 +385,11 @@ class HostLink(wiring.Component):
                     m.d.sync += [p_last.eq(p_rem[-1]), p_rem.eq(p_rem - 1)]
                     with m.If(p_last):
                         m.d.sync += cnt.eq(0)
-                        m.next = "CRC"
+                        goto("CRC")
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
-            with m.State("CRC"):
+            with m.Case(LinkState.CRC):
                 with m.If(bad_any):
                     error(bad, "DRAIN")
                 with m.Elif(take):
@@ -342,7 +397,7 @@ class HostLink(wiring.Component):
                     # two CRC bytes apart
                     m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
                     with m.If(cnt[0]):
-                        m.next = "CHECK"
+                        goto("CHECK")
                 with m.Elif(wdog_timeout):
                     error(Status.TIMEOUT)
 
@@ -351,69 +406,74 @@ class HostLink(wiring.Component):
             # The bus address counter is loaded here for a WRITE's commit, whatever EXEC
             # decides (no request is in flight: the counter is free), so its multiplexer
             # sees a state flip-flop, not EXEC's tests.
-            with m.State("CHECK"):
+            with m.Case(LinkState.CHECK):
                 m.d.sync += [crc_bad.eq(crc_rx != crc), baddr.eq(addr[2:])]
-                m.next = "EXEC"
+                goto("EXEC")
 
-            with m.State("EXEC"):
+            with m.Case(LinkState.EXEC):
                 with m.If(crc_bad):
                     error(Status.BAD_CRC)
                 with m.Elif(h_write):         # the command's flag, not an 8-bit compare
-                    m.d.sync += [status.eq(Status.OK), widx.eq(0), wleft.eq(length[2:])]
-                    m.next = "COMMIT_RD"
+                    # the header was good (a bad one drains): the length is a multiple
+                    # of 4, so its word count is 0 / 1 exactly when it is 0 / 4
+                    m.d.sync += [status.eq(Status.OK), st_ok.eq(1), widx.eq(0),
+                                 wleft.eq(length[2:]), wl_zero.eq(~l_nz), wl_one.eq(l_four)]
+                    goto("COMMIT_RD")
                 with m.Else():
-                    m.d.sync += status.eq(Status.OK)
-                    m.next = "RESPOND"
+                    m.d.sync += [status.eq(Status.OK), st_ok.eq(1)]
+                    goto("RESPOND")
 
             # one word per cycle: the buffer reads word widx while word widx-2 is written
             # (two cycles of read latency, filled by COMMIT_RD and COMMIT_RD2); the read
             # address and the end test are registers (no adder in front of them)
-            with m.State("COMMIT_RD"):
-                with m.If(wleft == 0):
-                    m.next = "RESPOND"
+            with m.Case(LinkState.COMMIT_RD):
+                with m.If(wl_zero):
+                    goto("RESPOND")
                 with m.Else():
                     m.d.sync += widx.eq(widx + 1)
-                    m.next = "COMMIT_RD2"
-            with m.State("COMMIT_RD2"):
+                    goto("COMMIT_RD2")
+            with m.Case(LinkState.COMMIT_RD2):
                 m.d.sync += widx.eq(widx + 1)
-                m.next = "COMMIT_WR"
-            with m.State("COMMIT_WR"):
+                goto("COMMIT_WR")
+            with m.Case(LinkState.COMMIT_WR):
                 m.d.comb += self.bus.w_en.eq(1)
-                m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1)]
-                with m.If(wleft == 1):
-                    m.next = "RESPOND"
+                m.d.sync += [widx.eq(widx + 1), baddr.eq(baddr + 1), wleft.eq(wleft - 1),
+                             wl_one.eq(wleft == 2)]
+                with m.If(wl_one):
+                    goto("RESPOND")
 
-            with m.State("DRAIN"):
+            with m.Case(LinkState.DRAIN):
                 with m.If(~take & wdog_quiet):
-                    m.next = "RESPOND"
+                    goto("RESPOND")
 
-            with m.State("RESPOND"):
-                is_read = (status == Status.OK) & h_read
+            with m.Case(LinkState.RESPOND):
+                # OK: the header was good, its length a multiple of 4 (see EXEC)
+                is_read = st_ok & h_read
                 words = Mux(is_read, length[2:], 0)      # to request, and to send
-                more = is_read & (length[2:] != 0)
+                more = is_read & l_nz
                 m.d.sync += [crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * length),
                              bsel.eq(0), baddr.eq(addr[2:]), nvalid.eq(0),
                              rq_left.eq(words), tx_left.eq(words),
                              rq_more.eq(more), tx_more.eq(more)]
-                with m.If((status != Status.OK) & (self.errors != 0xFFFF)):
+                with m.If(~st_ok & (self.errors != 0xFFFF)):
                     m.d.sync += self.errors.eq(self.errors + 1)
-                m.next = "TX_SYNC"
-            with m.State("TX_SYNC"):
+                goto("TX_SYNC")
+            with m.Case(LinkState.TX_SYNC):
                 send(SYNC_RESP, "TX_STATUS", crc_it=False)
-            with m.State("TX_STATUS"):
+            with m.Case(LinkState.TX_STATUS):
                 send(status, "TX_LEN0")
-            with m.State("TX_LEN0"):
+            with m.Case(LinkState.TX_LEN0):
                 send(resp_len[:8], "TX_LEN1")
-            with m.State("TX_LEN1"):
+            with m.Case(LinkState.TX_LEN1):
                 send(resp_len[8:], "TX_NEXT")
-            with m.State("TX_NEXT"):            # wait for the next prefetched word
+            with m.Case(LinkState.TX_NEXT):            # wait for the next prefetched word
                 with m.If(~tx_more):
-                    m.next = "TX_CRC0"
+                    goto("TX_CRC0")
                 with m.Elif(nvalid):
                     m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
                                  tx_left.eq(tx_left - 1), tx_more.eq(tx_left != 1)]
-                    m.next = "TX_DATA"
-            with m.State("TX_DATA"):
+                    goto("TX_DATA")
+            with m.Case(LinkState.TX_DATA):
                 # the word shifts down a byte per byte sent: the byte is rword's low byte
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(rword[:8])]
                 with m.If(self.tx.ready):
@@ -424,17 +484,18 @@ class HostLink(wiring.Component):
                             m.d.sync += [rword.eq(nword), nvalid.eq(0), bsel.eq(0),
                                          tx_left.eq(tx_left - 1), tx_more.eq(tx_left != 1)]
                         with m.Else():
-                            m.next = "TX_NEXT"
-            with m.State("TX_CRC0"):
+                            goto("TX_NEXT")
+            with m.Case(LinkState.TX_CRC0):
                 send(crc[:8], "TX_CRC1", crc_it=False)
-            with m.State("TX_CRC1"):
+            with m.Case(LinkState.TX_CRC1):
                 send(crc[8:], "IDLE", crc_it=False)
-        # one-hot in synthesis (Yosys extracts and recodes the state machine only when told:
-        # Amaranth gives every register an initial value): the next-state logic of these 18
-        # states is then a few LUT levels, not a decoder of a binary state. Yosys drops the
-        # initial value, so the state needs a reset before use (the board clock modules
-        # hold ``sync`` in reset for two edges after lock).
-        m.d.comb += crc_from_rx.eq(fsm.ongoing("HDR") | fsm.ongoing("PAYLOAD"))
-        m.d.comb += wd_clr.eq(take | fsm.ongoing("IDLE"))
-        fsm.state.attrs["fsm_encoding"] = "one-hot"
+        # The state's reset: a local copy of the domain reset, one cycle late (the state
+        # register has no reset of its own). A one-hot state machine takes its reset
+        # through its next-state logic, not the flip-flops' set/reset input, so the
+        # domain reset's net (every flip-flop's LSR, across the die) would otherwise feed
+        # these LUTs; now one flip-flop of it does, placed beside them.
+        with m.If(rst_l):
+            m.d.sync += state.eq(LinkState.IDLE)
+        m.d.comb += crc_from_rx.eq((state == LinkState.HDR) | (state == LinkState.PAYLOAD))
+        m.d.comb += wd_clr.eq(take | (state == LinkState.IDLE))
         return m

@@ -151,6 +151,42 @@ def test_truncated_packet_times_out():
     assert run_link(script) == {}
 
 
+def test_reset_mid_packet():
+    """A domain reset in the middle of a packet: the link starts over (its state register
+    takes the reset from a local copy, one cycle late), the partial packet is neither
+    written nor answered, and the next request is answered."""
+    from amaranth import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    link = HostLink(max_payload=MAXP, timeout_cycles=TIMEOUT, quiet_cycles=QUIET)
+    m = Module()
+    m.domains.sync = cd = ClockDomain()
+    m.submodules.link = link
+    writes = []
+
+    async def tb(ctx):
+        await sim.stream_send(ctx, link.rx, write(1, [5, 6])[:9], timeout=50)
+        ctx.set(cd.rst, 1)
+        await ctx.delay(2e-8)           # two clock edges in reset (a tick would raise)
+        ctx.set(cd.rst, 0)
+        await sim.stream_send(ctx, link.rx, P.request(P.Cmd.PING), timeout=50)
+        ctx.set(link.tx.ready, 1)
+        data, idle = b"", 0
+        while idle < TIMEOUT + QUIET + 50:
+            *_, v, p, we = await ctx.tick().sample(link.tx.valid, link.tx.payload,
+                                                   link.bus.w_en)
+            data, idle = (data + bytes([p]), 0) if v else (data, idle + 1)
+            writes.append(we)
+        r, rest = P.parse_response(data)
+        assert r.status == P.Status.OK and rest == b""
+
+    s = Simulator(m)
+    s.add_clock(1e-8)
+    s.add_testbench(tb)
+    s.run()
+    assert not any(writes)
+
+
 ops = st.one_of(
     st.tuples(st.just("write"), st.integers(0, WORDS - 1),
               st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=MAXP // 4)),
