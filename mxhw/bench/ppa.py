@@ -29,7 +29,7 @@ out of the default run (``--large`` or ``--only`` selects them): their synthesis
 takes tens of minutes on one core.
 
 ``soc_ulx3s_fmax_mhz`` is the default ULX3S SoC (``python -m mxhw.build --board ulx3s``:
-its own clock request, 100 MHz from the PLL, so the figure is what nextpnr achieves with
+its own clock request, 150 MHz from the PLL, so the figure is what nextpnr achieves with
 that constraint), from a full :func:`mxhw.build.build` cached by a hash of its build plan;
 ``soc_ulx3s_luts`` etc. are nextpnr's TRELLIS_COMB / TRELLIS_FF / MULT18X18D / DP16KD
 counts for the whole SoC.
