@@ -557,6 +557,10 @@ class SystolicArray(wiring.Component):
                     with m.Else():
                         m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
 
+        def ov_below(i, g):
+            # what row i's flag takes when the rows shift up
+            return ov[i + 1][g] if i < R - 1 else 0
+
         for g, cols in enumerate(groups):
             for i in range(R):
                 # The tile moves in once the buffer is empty (row 0 moved out: all rows
@@ -566,25 +570,39 @@ class SystolicArray(wiring.Component):
                 # loading now (it stays empty then: only a load fills it), so a tile loads
                 # at most one cycle later than the buffer allows.
                 ld, ad = load[i][g], adv[i][g]
-                m.d.sync += ld.eq(~ld & (hf[i][g] | corner_done) & ~ov[0][g])
+                ld_next = ~ld & (hf[i][g] | corner_done) & ~ov[0][g]
+                m.d.sync += ld.eq(ld_next)
                 # ``adv`` next: the head holds a row next cycle and the stage's skid will be
                 # empty (then the stage can take the head whether or not ``o`` transfers)
                 ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
-                m.d.sync += ad.eq(ov0_next & ~v1_next(g, ad))
+                ad_next = ov0_next & ~v1_next(g, ad)
+                m.d.sync += ad.eq(ad_next)
                 with m.If(corner_done):
                     m.d.sync += hf[i][g].eq(1)
                 with m.If(ld):
                     m.d.sync += [hf[i][g].eq(0), ov[i][g].eq(1)]
-                    m.d.sync += [od[i][j].eq(results[i][j][0]) for j in cols]
-                    m.d.sync += [osp[i][j].eq(results[i][j][1]) for j in cols]
                     if i == 0 and g == 0:
                         m.d.sync += inflight.eq(0)
                 # the rows shift up: valid rows are a prefix, so ``adv`` (the head holds a
                 # row) with row i holding one moves row i + 1 into it
                 with m.Elif(ad & ov[i][g]):
-                    m.d.sync += ov[i][g].eq(ov[i + 1][g] if i < R - 1 else 0)
-                    if i < R - 1:
-                        with m.If(ov[i + 1][g]):
-                            m.d.sync += [od[i][j].eq(od[i + 1][j]) for j in cols]
-                            m.d.sync += [osp[i][j].eq(osp[i + 1][j]) for j in cols]
+                    m.d.sync += ov[i][g].eq(ov_below(i, g))
+                # The row's data registers load a tile (``ld``) or take the row below
+                # whenever the rows shift (``ad``; a row that is or becomes empty takes
+                # data no one reads: the flags say what a row holds). That enable, ``ld |
+                # ad``, is a flip-flop of its own set a cycle ahead from the same flags'
+                # next values, so the group's data registers see a flip-flop's output on
+                # their enable and ``ld`` on their multiplexer's select: no logic between
+                # the flags and the fan-out.
+                if i < R - 1:
+                    en = Signal(name=f"oden{i}_{g}")
+                    m.d.sync += en.eq(ld_next | ad_next)
+                    with m.If(en):
+                        for j in cols:
+                            m.d.sync += [od[i][j].eq(Mux(ld, results[i][j][0], od[i + 1][j])),
+                                         osp[i][j].eq(Mux(ld, results[i][j][1], osp[i + 1][j]))]
+                else:
+                    with m.If(ld):
+                        m.d.sync += [od[i][j].eq(results[i][j][0]) for j in cols]
+                        m.d.sync += [osp[i][j].eq(results[i][j][1]) for j in cols]
         return m
