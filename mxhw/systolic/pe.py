@@ -141,9 +141,16 @@ def _sh_l_max(acc, split=0):
     return -(-(acc.width + 1) >> split) << split
 
 
+def _sh_r_max(sw, split=0):
+    """The right shift's clamp: ``sw`` rounded up to a multiple of ``2**split`` (every
+    right shift from ``sw`` up leaves a ``sw``-bit sum's sign bits alone, the same
+    rounded result)."""
+    return -(-sw >> split) << split
+
+
 def _shift_signals(acc, sw, split=0):
     return Signal(name="left"), Signal(range(_sh_l_max(acc, split) + 1), name="sh_l"), \
-        Signal(range(sw + 1), name="sh_r")
+        Signal(range(_sh_r_max(sw, split) + 1), name="sh_r")
 
 
 def _ge_base(acc, sw):
@@ -196,10 +203,11 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
     register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
     second copy: each register then drives half the range tests, placed near them).
 
-    ``split`` > 0 adds a fifth member, ``pre = d mod 2**split`` (from ``t``'s low
-    ``split`` bits alone), for :func:`block_to_grid` to shift the sum by before its first
-    register; ``sh_l`` is then clamped at :func:`_sh_l_max` and only its bits from
-    ``split`` up are used."""
+    ``split`` > 0 adds a fifth member, ``pre = (d mod 2**split, -d mod 2**split)`` (from
+    ``t``'s low ``split`` bits alone), for :func:`block_to_grid` to shift the sum left and
+    right by before its first register; ``sh_l`` and ``sh_r`` are then clamped at
+    :func:`_sh_l_max` and :func:`_sh_r_max` (multiples of ``2**split``) and only their
+    bits from ``split`` up are used."""
     W = acc.width
     left, sh_l, sh_r = _shift_signals(acc, sw, split)
     nl, nr = len(sh_l), len(sh_r)
@@ -208,12 +216,13 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
     ge = Signal(W + 2 - k0, name="ge")
     d_lo = Signal(nl)                          # (t + off) mod 2**nl
     nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
+    r_max = _sh_r_max(sw, split)
     m.d.comb += [
         d_lo.eq(t[:nl] + (off % (1 << nl))),
         nd_lo.eq((-off) % (1 << nr) - t[:nr]),
         left.eq(_ge_const(t, -off)),
         sh_l.eq(Mux(_ge_const(t, l_max + 1 - off), l_max, Mux(left, d_lo, 0))),
-        sh_r.eq(Mux(~_ge_const(t, -off - sw), sw, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
+        sh_r.eq(Mux(~_ge_const(t, -off - r_max), r_max, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
     ]
     if acc.overflow == "saturate":              # only saturation reads it
         t_ge = t if t_ge is None else t_ge
@@ -221,8 +230,10 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
     if not split:
         return left, sh_l, sh_r, ge
     pre = Signal(split, name="sh_pre")
-    m.d.comb += pre.eq(t[:split] + (off % (1 << split)))
-    return left, sh_l, sh_r, ge, pre
+    pre_r = Signal(split, name="sh_pre_r")
+    m.d.comb += [pre.eq(t[:split] + (off % (1 << split))),
+                 pre_r.eq((-off) % (1 << split) - t[:split])]
+    return left, sh_l, sh_r, ge, (pre, pre_r)
 
 
 def block_to_grid(m, acc, s, shift, extras, stages):
@@ -236,16 +247,17 @@ def block_to_grid(m, acc, s, shift, extras, stages):
     value (and, ``saturate``, whether the left shift overflows), 3 the clamped value.
     ``extras`` (signals) are delayed alike. Returns ``(v, *extras)``.
 
-    With ``pre`` (``split`` bits, :func:`grid_shift_from_sum`) the left shift is done in
-    two parts: by ``pre`` before the first register, by ``sh_l``'s bits from ``split`` up
-    after it; the saturation test's bit-pair flips and ``s != 0`` are also taken before
-    the first register. The second stage's logic is then a shorter multiplexer and an OR
-    of two-input terms.
+    With ``pre = (pre_l, pre_r)`` (``split`` bits each, :func:`grid_shift_from_sum`) both
+    shifts are done in two parts: by ``pre_l`` / ``pre_r`` before the first register, by
+    ``sh_l``'s / ``sh_r``'s bits from ``split`` up after it (the right pre-shift keeps
+    whether it dropped a nonzero bit, for rounding); the saturation test's bit-pair flips
+    and ``s != 0`` are also taken before the first register. The second stage's logic is
+    then shorter multiplexers and an OR of two-input terms.
     """
     W = acc.width
     sw = len(s)
     left, sh_l, sh_r, ge, *pre = shift
-    split = len(pre[0]) if pre else 0
+    split = len(pre[0][0]) if pre else 0
     sat_ = acc.overflow == "saturate"
 
     def sat_inputs(x):
@@ -258,12 +270,22 @@ def block_to_grid(m, acc, s, shift, extras, stages):
         return flips, nz
 
     if split:
+        pre_l, pre_r = pre[0]
         s_pre = Signal(signed(sw + (1 << split) - 1), name="s_pre")
-        m.d.comb += s_pre.eq(s << pre[0])
+        m.d.comb += s_pre.eq(s << pre_l)
+        # right: (s << 1) >> pre_r, and whether a dropped bit was nonzero (bit 0 of
+        # s << 1 is 0: bits 1 .. pre_r - 1; a shift past the top leaves the sign bits,
+        # which round the same whatever the sticky bits)
+        s_rpre = Signal(signed(sw + 1), name="s_rpre")
+        st_pre = Signal(name="st_pre")
+        m.d.comb += [s_rpre.eq((s << 1) >> pre_r),
+                     st_pre.eq(Cat(Const(0, 1), *(s[i - 1] & (pre_r > i)
+                                                  for i in range(1, min(1 << split, sw + 1)))
+                                   ).any())]
         flips, nz = sat_inputs(s)
-        s, s_pre, flips, nz, left, sh_l, sh_r, ge, *extras = (
+        s, s_pre, s_rpre, st_pre, flips, nz, left, sh_l, sh_r, ge, *extras = (
             stage(m, x, stages >= 1, "blk")
-            for x in (s, s_pre, flips, nz, left, sh_l, sh_r, ge, *extras))
+            for x in (s, s_pre, s_rpre, st_pre, flips, nz, left, sh_l, sh_r, ge, *extras))
     else:
         s, left, sh_l, sh_r, ge, *extras = (stage(m, x, stages >= 1, "blk")
                                             for x in (s, left, sh_l, sh_r, ge, *extras))
@@ -274,17 +296,26 @@ def block_to_grid(m, acc, s, shift, extras, stages):
         m.d.comb += v_l.eq(s_pre << Cat(Const(0, split), sh_l[split:]))
     else:
         m.d.comb += v_l.eq(s << sh_l)
-    # (s << 1) >> sh_r: the quotient and, below it, the first dropped bit
+    # (s << 1) >> sh_r: the quotient and, below it, the first dropped bit (the round bit;
+    # with a zero shift it is bit 0 of s << 1, 0: no rounding); below that, the sticky bits
+    if split:
+        t_r = s_rpre
+        sh_r = Cat(Const(0, split), sh_r[split:])
+    else:
+        t_r = Signal(signed(sw + 1), name="s2")
+        m.d.comb += t_r.eq(s << 1)
     q2 = Signal(signed(sw + 1))
-    m.d.comb += q2.eq((s << 1) >> sh_r)
+    m.d.comb += q2.eq(t_r >> sh_r)
     q = Signal(signed(sw))
     m.d.comb += q.eq(q2[1:])
     up = Signal()
     if acc.rounding == "rne":
         mask = Signal(sw + 1)
         m.d.comb += mask.eq((Const(1, sw + 2) << sh_r) - 1)
-        sticky = (((s << 1) & mask) >> 1).any()
-        m.d.comb += up.eq((sh_r != 0) & q2[0] & (sticky | q[0]))
+        sticky = (t_r.as_unsigned() & mask).any()
+        if split:
+            sticky = sticky | st_pre
+        m.d.comb += up.eq(q2[0] & (sticky | q[0]))
     # saturate: whether the left-shifted value leaves signed(W + 1), found beside the
     # shifter from s and the thermometer ge (not from the shifter's output): s << d
     # overflows iff s does not fit in signed(W + 1 - d), i.e. iff s changes sign between

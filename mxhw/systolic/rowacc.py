@@ -40,7 +40,7 @@ __all__ = ["RowAccumulator", "row_extra_stages"]
 
 #: Result flip-flops' columns per copy of the result ring's shift enable.
 RES_GROUP = 2
-#: Low bits of the grid shift applied before the first register of
+#: Low bits of the grid shifts (left and right) applied before the first register of
 #: :func:`~mxhw.systolic.pe.block_to_grid` from ``pipeline`` 3 up.
 SHIFT_SPLIT = 2
 
@@ -85,7 +85,8 @@ class RowAccumulator(wiring.Component):
     before any logic); ``max(pipeline - 1, 0)`` inside
     :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
     scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`, and from ``pipeline`` 3
-    up the sum already shifted by the shift's two low bits; 2: the shifted sum; 3: the
+    up the sum already shifted left and right by the shifts' two low bits; 2: the
+    shifted sum; 3: the
     rounded and clamped value); then the accumulator; then the
     tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
     enters the accumulator ring unclamped and is clamped on its next move (the ring
@@ -196,8 +197,8 @@ class RowAccumulator(wiring.Component):
                 sel["scale_sum_ge"] = t_ge
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # adder or carry chain first), then multiplexers
-        # From ``pipeline`` 3 up (a register after the shifter) the left shift is split:
-        # by the shift's 2 low bits before the first register, the rest after it
+        # From ``pipeline`` 3 up (a register after the shifter) both shifts are split:
+        # by their 2 low bits before the first register, the rest after it
         shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
                                     scale_offset(fa, fb, acc, self._lsb_exp),
                                     sel.get("scale_sum_ge"),

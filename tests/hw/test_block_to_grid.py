@@ -61,11 +61,11 @@ def golden_step(acc, S, d, reg):
        split=st.sampled_from([None, 0, 1, 2, 3]), data=st.data())
 def test_block_end_matches_golden(W, sw, stages, overflow, rounding, split, data):
     """Shift from ``d`` (:func:`grid_shift`, the PE's) or from a scale-code sum
-    (:func:`grid_shift_from_sum`, the row unit's), with the left shift split at 0..3 bits
+    (:func:`grid_shift_from_sum`, the row unit's), with both shifts split at 0..3 bits
     (a pre-shift before the first register)."""
     acc = fixed(W, 0, overflow, rounding)
-    # beyond both clamps of the shift (the left one rounded up to a multiple of 2**split)
-    d_lo, d_hi = -sw - 3, W + 4 + (1 << (split or 0))
+    # beyond both clamps of the shift (rounded up to multiples of 2**split)
+    d_lo, d_hi = -sw - 3 - (1 << (split or 0)), W + 4 + (1 << (split or 0))
     dut = BlockEnd(acc, sw, d_lo, d_hi, stages, split)
     s_val = st.one_of(st.integers(-(1 << (sw - 1)), (1 << (sw - 1)) - 1),
                       st.sampled_from([0, 1, -1, -(1 << (sw - 1)), (1 << (sw - 1)) - 1]))
