@@ -252,8 +252,8 @@ class HostLink(wiring.Component):
         m.d.sync += [byte.eq(rxb), b_sync.eq(rxb == SYNC_REQ), b_gt_cmd.eq(rxb > Cmd.WRITE),
                      b_ping.eq(rxb == Cmd.PING), b_write.eq(rxb == Cmd.WRITE),
                      b_read.eq(rxb == Cmd.READ), b_lo2.eq(rxb[:2] != 0), b_nz.eq(rxb != 0),
-                     b_one.eq(rxb == 1), b_four.eq(rxb == 4), b_gt_lo.eq(rxb > mp_lo), b_gt_hi.eq(rxb > mp_hi),
-                     b_eq_hi.eq(rxb == mp_hi)]
+                     b_one.eq(rxb == 1), b_four.eq(rxb == 4), b_gt_lo.eq(rxb > mp_lo),
+                     b_gt_hi.eq(rxb > mp_hi), b_eq_hi.eq(rxb == mp_hi)]
         # the CRC takes its bytes one cycle late, from registers (the byte chosen by the
         # state machine does not feed the CRC logic in the same cycle); every reader of
         # ``crc`` (EXEC's check, TX_CRC0/1) runs at least two cycles after the last
@@ -272,7 +272,7 @@ class HostLink(wiring.Component):
 
         # The state machine: one-hot in synthesis (Yosys extracts and recodes a state
         # machine only when told: Amaranth gives every register an initial value), so the
-        # next-state logic of these 18 states is a few LUT levels, not a decoder of a
+        # next-state logic of these 19 states is a few LUT levels, not a decoder of a
         # binary state. Yosys drops the initial value: the state needs a reset before use
         # (the board clock modules hold ``sync`` in reset for two edges after lock).
         state = Signal(LinkState, reset_less=True, attrs={"fsm_encoding": "one-hot"})
