@@ -305,5 +305,16 @@ class BoardSoC(wiring.Component):
         # route away from the host link's state machine
         m.d.comb += urx.o.ready.eq(1)
         m.d.sync += [core.rx.valid.eq(urx.o.valid), core.rx.payload.eq(urx.o.payload)]
-        wiring.connect(m, core.tx, utx.i)
+        # the response bytes through a one-byte buffer whose ready is a flip-flop (not
+        # full), so the transmitter's ready, logic of its bit timer, does not reach the
+        # host link's state machine (a byte takes 10 bit times to send: the buffer's one
+        # idle cycle between bytes costs nothing)
+        full = Signal()
+        tbyte = Signal(8, reset_less=True)
+        m.d.comb += [core.tx.ready.eq(~full), utx.i.valid.eq(full), utx.i.payload.eq(tbyte)]
+        with m.If(~full):
+            with m.If(core.tx.valid):
+                m.d.sync += [tbyte.eq(core.tx.payload), full.eq(1)]
+        with m.Elif(utx.i.ready):
+            m.d.sync += full.eq(0)
         return m
