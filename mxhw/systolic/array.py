@@ -481,13 +481,19 @@ class SystolicArray(wiring.Component):
 
         # ---- de-skew: all PEs hold the tile once the corner PE has seen its last element
         # (bit-serial: the final bit of its last step)
+        # The flag reaches every row's buffer control: its last register is copied per
+        # row (``keep``: equal registers, kept apart), each copy driving one row's flags,
+        # so no one flip-flop fans out across the whole buffer.
         corner = pes[R - 1][C - 1]
-        corner_done = Signal()
         lat = self.pe_latency if self._shared else getattr(corner, "latency", 1)
-        corner_last = corner.valid & corner.last
-        if p is not None:
-            corner_last = corner_last & corner.final
-        m.d.comb += corner_done.eq(delay(corner_last, lat - 1, "done"))
+        corner_last = Signal()
+        m.d.comb += corner_last.eq(corner.valid & corner.last &
+                                   (corner.final if p is not None else 1))
+        if lat >= 2:
+            done_pre = delay(corner_last, lat - 2, "done")
+            corner_done = [delay(done_pre, 1, f"done_row{i}", keep=True) for i in range(R)]
+        else:
+            corner_done = [corner_last] * R
 
         # Output buffer: one register per result, rows shifting up by one per transfer, so
         # row 0 is the head (no wide row multiplexer; cheap in logic and in simulation).
@@ -570,14 +576,14 @@ class SystolicArray(wiring.Component):
                 # loading now (it stays empty then: only a load fills it), so a tile loads
                 # at most one cycle later than the buffer allows.
                 ld, ad = load[i][g], adv[i][g]
-                ld_next = ~ld & (hf[i][g] | corner_done) & ~ov[0][g]
+                ld_next = ~ld & (hf[i][g] | corner_done[i]) & ~ov[0][g]
                 m.d.sync += ld.eq(ld_next)
                 # ``adv`` next: the head holds a row next cycle and the stage's skid will be
                 # empty (then the stage can take the head whether or not ``o`` transfers)
                 ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
                 ad_next = ov0_next & ~v1_next(g, ad)
                 m.d.sync += ad.eq(ad_next)
-                with m.If(corner_done):
+                with m.If(corner_done[i]):
                     m.d.sync += hf[i][g].eq(1)
                 with m.If(ld):
                     m.d.sync += [hf[i][g].eq(0), ov[i][g].eq(1)]
