@@ -6,7 +6,7 @@ finds the start bit's falling edge, samples every bit in the middle of its perio
 drops a byte whose stop bit is low (a framing error, counted on ``frame_errors``).
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -154,9 +154,12 @@ class UARTTx(_UART):
     def elaborate(self, platform):
         m = Module()
         div = self._divisor
-        timer = Signal(range(div))
+        # the bit timer counts down to -1: cycles left in the bit, minus 1; it runs while
+        # its sign bit is clear (one flip-flop, not a compare, in the enables below)
+        timer = Signal(signed(div.bit_length() + 1), init=-1)
         bits = Signal(10)
         count = Signal(range(11))
+        more = Signal()               # count != 0, a flag register
         # idle, and the last stop bit (if any) has lasted its full period: a register, set
         # as the stop bit's timer runs out, so ``i.ready`` comes from a flip-flop
         idle = Signal(init=1)
@@ -164,12 +167,12 @@ class UARTTx(_UART):
         with m.If(idle):
             with m.If(self.i.valid):
                 m.d.sync += [bits.eq((1 << 9) | (self.i.payload << 1)), count.eq(10),
-                             idle.eq(0)]
-        with m.Elif(timer != 0):
+                             more.eq(1), idle.eq(0)]
+        with m.Elif(~timer[-1]):
             m.d.sync += timer.eq(timer - 1)
-            with m.If((timer == 1) & (count == 0)):
+            with m.If((timer == 0) & ~more):
                 m.d.sync += idle.eq(1)
-        with m.Elif(count != 0):
-            m.d.sync += [self.tx.eq(bits[0]), bits.eq(bits >> 1), timer.eq(div - 1),
-                         count.eq(count - 1)]
+        with m.Elif(more):
+            m.d.sync += [self.tx.eq(bits[0]), bits.eq(bits >> 1), timer.eq(div - 2),
+                         count.eq(count - 1), more.eq(count != 1)]
         return m
