@@ -563,10 +563,6 @@ class SystolicArray(wiring.Component):
                     with m.Else():
                         m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
 
-        def ov_below(i, g):
-            # what row i's flag takes when the rows shift up
-            return ov[i + 1][g] if i < R - 1 else 0
-
         for g, cols in enumerate(groups):
             for i in range(R):
                 # The tile moves in once the buffer is empty (row 0 moved out: all rows
@@ -592,7 +588,7 @@ class SystolicArray(wiring.Component):
                 # the rows shift up: valid rows are a prefix, so ``adv`` (the head holds a
                 # row) with row i holding one moves row i + 1 into it
                 with m.Elif(ad & ov[i][g]):
-                    m.d.sync += ov[i][g].eq(ov_below(i, g))
+                    m.d.sync += ov[i][g].eq(ov[i + 1][g] if i < R - 1 else 0)
                 # The row's data registers load a tile (``ld``) or take the row below
                 # whenever the rows shift (``ad``; a row that is or becomes empty takes
                 # data no one reads: the flags say what a row holds). That enable, ``ld |

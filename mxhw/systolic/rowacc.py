@@ -86,8 +86,7 @@ class RowAccumulator(wiring.Component):
     :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
     scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`, and from ``pipeline`` 3
     up the sum already shifted left and right by the shifts' two low bits; 2: the
-    shifted sum; 3: the
-    rounded and clamped value); then the accumulator; then the
+    shifted sum; 3: the rounded and clamped value); then the accumulator; then the
     tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
     enters the accumulator ring unclamped and is clamped on its next move (the ring
     holds a column's sum for ``cols`` block ends), so the loop through the accumulator
