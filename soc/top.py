@@ -302,7 +302,7 @@ class BoardSoC(wiring.Component):
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         # the received bytes through one register (the core takes every byte: its
         # rx.ready is 1), so the receiver, placed by the pins, is one flip-flop-to-flip-flop
-        # route away from the host link's state machine
+        # route away from the host link's receive stage (where the byte's compares sit)
         m.d.comb += urx.o.ready.eq(1)
         m.d.sync += [core.rx.valid.eq(urx.o.valid), core.rx.payload.eq(urx.o.payload)]
         # the response bytes through a one-byte buffer whose ready is a flip-flop (not
