@@ -13,7 +13,7 @@ from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
 from ..formats import moded_code, operand_element
 from .pe import (MXBlockSumPE, MXMacPE, acc_width, block_format, check_pipeline,
                  delay_line, mode_port)
-from .rowacc import RowAccumulator, row_extra_stages
+from .rowacc import RowAccumulator, one_hot_select, row_extra_stages
 from .ws import elaborate_ws, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]
@@ -467,14 +467,25 @@ class SystolicArray(wiring.Component):
 
         # ---- the PEs' results (``result``, ``special``): their own, or their row unit's
         if self._shared:
+            # The scale codes go to the row units, not through the rows' multiplexers: a
+            # row's A scale from its first PE; the B scale of the block ending in row 0,
+            # selected there once, then one register per row down the array (the row
+            # below ends the same column's block exactly one cycle later)
+            b_sel, stmt = one_hot_select([pe.block_valid for pe in pes[0]],
+                                         [pe.block_b_scale for pe in pes[0]],
+                                         pes[0][0].block_b_scale.shape(), "b_scale_sel")
+            m.d.comb += stmt
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
                     fa, fb, self._acc, C, pipeline=shared_p)
                 for j in range(C):
-                    for n in ("valid", "sum", "scale_sum", "nonfinite", "last"):
+                    for n in ("valid", "sum", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(
                             getattr(pes[i][j], f"block_{n}"))
+                m.d.comb += [ra.a_scale.eq(pes[i][0].block_a_scale), ra.b_scale.eq(b_sel)]
+                if i < R - 1:
+                    b_sel = delay(b_sel, 1, f"b_scale_row{i + 1}")
                 results.append([(ra.result[j], ra.special[j]) for j in range(C)])
         else:
             results = [[(pe.result, pe.special) for pe in row] for row in pes]

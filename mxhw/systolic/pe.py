@@ -592,10 +592,13 @@ class MXBlockSumPE(wiring.Component):
     sum's adder as an XOR and its carry-in) are summed exactly in an integer ``S`` of
     :func:`block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
     block's last element ``S`` appears on ``block_sum`` with ``block_valid`` high, beside
-    the sum of the block's two scale codes, whether any of its element codes or scale
-    codes was NaN/Inf, and the tile's ``last`` flag, and the PE starts the next block at
-    once. Nothing else is kept: the shift onto the accumulator grid and the accumulator
-    live in the row unit.
+    the block's two scale codes, whether any of its element codes was NaN/Inf, and the
+    tile's ``last`` flag, and the PE starts the next block at once. Nothing else is kept
+    and nothing is done with the scale codes: their sum, their NaN codes, the shift onto
+    the accumulator grid and the accumulator live in the row unit, which takes the A
+    scale from its row's first PE and the B scale from the PE above (the array wires
+    them; the other PEs' scale outputs are left unconnected, and synthesis removes
+    them).
 
     Register stages (``pipeline``): >= 1 registers the product (magnitude and sign), the
     control and the scale codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag
@@ -625,13 +628,12 @@ class MXBlockSumPE(wiring.Component):
         ``pipeline`` 2 up; below, they come from the block sum's adder.
     block_sum : Out(signed(block_sum_width))
         The block's exact sum ``S`` (products at ``2**lsb_exp``; NaN/Inf codes count 0).
-    block_scale_sum : Out(scale_sum_shape(fmt_a, fmt_b))
-        The sum of the block's two scale codes, ``a_scale + b_scale`` (the row unit adds
-        the constant :func:`scale_offset` by comparisons, :func:`grid_shift_from_sum`):
-        one narrow field for the row's multiplexer instead of two scale codes.
+    block_a_scale, block_b_scale : Out(unsigned(scale bits))
+        The block's scale codes (``a_scale``, ``b_scale`` with its last element; NaN
+        codes are the row unit's to test).
     block_nonfinite : Out(1)
-        The block is special: an element code of the block is NaN/Inf (reserved MXSF
-        codes included) or a scale code is NaN.
+        An element code of the block is NaN/Inf (reserved MXSF codes included); NaN
+        scale codes are not included.
     block_last : Out(1)
         The block is the tile's last.
 
@@ -653,7 +655,8 @@ class MXBlockSumPE(wiring.Component):
             **operand_ports(fmt_a, fmt_b),
             "block_valid": Out(1),
             "block_sum": Out(signed(block_sum_width(ea, eb, self._k))),
-            "block_scale_sum": Out(scale_sum_shape(fmt_a, fmt_b)),
+            "block_a_scale": Out(unsigned(fmt_a.scale.bits)),
+            "block_b_scale": Out(unsigned(fmt_b.scale.bits)),
             "block_nonfinite": Out(1),
             "block_last": Out(1),
         })
@@ -682,15 +685,10 @@ class MXBlockSumPE(wiring.Component):
         mag, neg, mul_nf = (stage(m, x, P >= 1, "mul") for x in multiply_sign_magnitude(
             m, operand_element(fa), a, operand_element(fb), b))
         # the scale codes, aligned with the product (these registers equal the operands'
-        # pass-through registers to the next PE, so synthesis shares them); their sum and
-        # NaN flag after them
+        # pass-through registers to the next PE, so synthesis shares them)
         valid, end, last, a_scale, b_scale = (
             stage(m, x, P >= 1, "m")
             for x in (self.valid, self.block_end, self.last, self.a_scale, self.b_scale))
-        t = Signal.like(self.block_scale_sum)
-        nan = Signal()
-        m.d.comb += [t.eq(a_scale + b_scale),
-                     nan.eq(scale_nan(fa, a_scale) | scale_nan(fb, b_scale))]
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
         p_ones = Signal.like(self.block_sum)       # the product, ones' complement if neg
@@ -703,8 +701,8 @@ class MXBlockSumPE(wiring.Component):
             with m.If(end):
                 m.d.sync += [s.eq(0), nf.eq(0)]
         outs = [(self.block_valid, valid & end), (self.block_sum, s_new),
-                (self.block_scale_sum, t), (self.block_nonfinite, nf_new | nan),
-                (self.block_last, last)]
+                (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
+                (self.block_nonfinite, nf_new), (self.block_last, last)]
         domain = m.d.sync if P >= 2 else m.d.comb
         domain += [port.eq(value) for port, value in outs]
         return m

@@ -20,6 +20,13 @@ the tail, so that the head always holds the accumulator of the column whose bloc
 next (no read multiplexer, no write decoder). On a tile's last block the new value
 enters a second ring, of results, which after the row's last burst holds column ``j``'s
 result in entry ``j``, and the accumulator restarts at zero.
+
+The scale codes do not go through the row's multiplexer, nor are they added in every PE:
+a block's A scale is the same for all columns of a row, so the unit takes it from column
+0's block end and keeps it for the burst; the B scale of column ``j`` reaches row ``i``'s
+block end exactly one cycle after row ``i - 1``'s, so the array selects it once, in row
+0, and passes it down one register per row. One scale adder and NaN test per row, not
+per PE.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 grid_shift_from_sum, scale_offset, scale_sum_shape)
+                 grid_shift_from_sum, scale_nan, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -53,7 +60,7 @@ def row_extra_stages(pipeline):
     return 3 if pipeline >= 2 else 1
 
 
-def _one_hot_select(valid, values, shape, name):
+def one_hot_select(valid, values, shape, name):
     """``values[j]`` for the one ``j`` with ``valid[j]`` high (0 when none is): an AND-OR
     multiplexer, no priority chain."""
     out = Signal(shape, name=name)
@@ -67,22 +74,23 @@ class RowAccumulator(wiring.Component):
     :class:`~mxhw.systolic.pe.MXBlockSumPE` (see the module docstring): golden ``fixed``
     accumulation of the row's block sums, one block per cycle.
 
-    At a block end (one ``block_valid[j]`` high) the block's exact sum ``S``, taken with
-    the sum of its scale codes from column ``j``, goes onto the accumulator grid
+    At a block end (one ``block_valid[j]`` high) the block's exact sum ``S`` from column
+    ``j``, with the sum of its two scale codes (``a_scale`` as column 0 gave it for this
+    block, ``b_scale`` in this cycle), goes onto the accumulator grid
     ``2**-frac_bits`` (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
     :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit
     accumulator with saturation or wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
     moves to ``result[j]`` and the accumulator restarts at zero. A block flagged
-    ``block_nonfinite`` (NaN scale code or NaN/Inf element codes) makes the tile's result
-    ``special`` (golden: NaN).
+    ``block_nonfinite`` (NaN/Inf element codes) or with a NaN scale code makes the tile's
+    result ``special`` (golden: NaN).
 
     **Order.** The accumulators are a ring advanced once per block end, so the block
     ends must come in column order ``0, 1, .., cols - 1, 0, ..`` (each column's blocks in
     K order), at most one per cycle; idle cycles may fall anywhere. The output-stationary
     array guarantees this when ``cols <= k`` (module docstring).
 
-    Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs,
-    before any logic); ``max(pipeline - 1, 0)`` inside
+    Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs and
+    the scale codes' sum and NaN flag); ``max(pipeline - 1, 0)`` inside
     :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
     scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`, and from ``pipeline`` 3
     up the sum already shifted left and right by the shifts' two low bits; 2: the
@@ -106,9 +114,16 @@ class RowAccumulator(wiring.Component):
 
     Members
     -------
-    block_valid, block_sum, block_scale_sum, block_nonfinite, block_last :
-        In(...).array(cols)
+    block_valid, block_sum, block_nonfinite, block_last : In(...).array(cols)
         Column ``j``'s :class:`~mxhw.systolic.pe.MXBlockSumPE` ports of the same names.
+    a_scale : In(unsigned(fmt_a's scale bits))
+        The block's A scale code, read in the cycle of ``block_valid[0]`` (column 0's
+        ``block_a_scale``) and kept for the block's ends in the other columns, which
+        come before column 0's next block end.
+    b_scale : In(unsigned(fmt_b's scale bits))
+        The B scale code of the block that ends in this cycle, whichever column (in the
+        array: row 0's PEs' ``block_b_scale`` selected by their ``block_valid``, one
+        register later per row below).
     result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
         Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
         row's last block end of the tile has gone through (column ``cols - 1``'s), held
@@ -143,9 +158,10 @@ class RowAccumulator(wiring.Component):
         super().__init__({
             "block_valid": In(1).array(cols),
             "block_sum": In(signed(sw)).array(cols),
-            "block_scale_sum": In(scale_sum_shape(fmt_a, fmt_b)).array(cols),
             "block_nonfinite": In(1).array(cols),
             "block_last": In(1).array(cols),
+            "a_scale": In(unsigned(fmt_a.scale.bits)),
+            "b_scale": In(unsigned(fmt_b.scale.bits)),
             "result": Out(signed(acc.width)).array(cols),
             "special": Out(1).array(cols),
         })
@@ -167,19 +183,31 @@ class RowAccumulator(wiring.Component):
 
         # ---- select the column whose block ends (one-hot valids)
         sel = {}
-        for name in ("sum", "scale_sum", "nonfinite", "last"):
+        for name in ("sum", "nonfinite", "last"):
             ports = getattr(self, f"block_{name}")
-            sig, stmt = _one_hot_select(valid, list(ports), ports[0].shape(), f"sel_{name}")
+            sig, stmt = one_hot_select(valid, list(ports), ports[0].shape(), f"sel_{name}")
             m.d.comb += stmt
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
-        sel_sum = sel["scale_sum"]      # the selection before its register
+        # ---- the block's scale codes: A from column 0's end, kept for the row's other
+        # columns (their ends of the block follow before column 0's next); B as it comes.
+        # Their sum and NaN codes, once per row instead of once per PE.
+        a_keep = Signal(len(self.a_scale), name="a_scale_blk")
+        a_cur = Signal(len(self.a_scale), name="a_scale_cur")
+        m.d.comb += a_cur.eq(Mux(valid[0], self.a_scale, a_keep))
+        m.d.sync += a_keep.eq(a_cur)
+        sel_sum = Signal(scale_sum_shape(fa, fb), name="sel_scale_sum")
+        sel_nf = Signal(name="sel_nonfinite_all")
+        m.d.comb += [sel_sum.eq(a_cur + self.b_scale),
+                     sel_nf.eq(sel["nonfinite"] | scale_nan(fa, a_cur)
+                               | scale_nan(fb, self.b_scale))]
+        sel["scale_sum"], sel["nonfinite"] = sel_sum, sel_nf
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
             q = {}
             for name, sig in sel.items():
-                q[name] = Signal.like(sig, name=f"{sig.name}_q",
+                q[name] = Signal.like(sig, name=f"sel_{name}_q",
                                       attrs={"keep": 1} if name == "scale_sum" else {})
                 m.d.sync += q[name].eq(sig)
             ev_q = Signal()

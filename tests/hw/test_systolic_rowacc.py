@@ -187,10 +187,6 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
     k = fa.block_size
     nb = a.shape[1] // k
     nf = bad_a.reshape(1, nb, k).any(-1)[0][:, None] | bad_b.reshape(nb, k, C).any(1)
-    snan_a = a.scales[0] == fa.scale.nan_code if fa.scale.nan_code is not None \
-        else np.zeros(nb, bool)
-    snan_b = b.scales == fb.scale.nan_code if fb.scale.nan_code is not None \
-        else np.zeros((nb, C), bool)
     per_tile = nb // ntiles
     rng = np.random.default_rng(seed)
     seq = []                      # per cycle: None or (block, column)
@@ -208,18 +204,22 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
                 ctx.set(dut.block_valid[j], 0)
                 # junk on the columns not selected: the multiplexer must ignore it
                 ctx.set(dut.block_sum[j], int(rng.integers(-99, 99)))
-                ctx.set(dut.block_scale_sum[j],
-                        int(rng.integers(0, 1 << len(dut.block_scale_sum[j]))))
                 ctx.set(dut.block_nonfinite[j], int(rng.integers(0, 2)))
                 ctx.set(dut.block_last[j], int(rng.integers(0, 2)))
+            # junk scale codes where the unit must not read them: A outside column 0's
+            # block ends (it keeps the one from there), B outside block ends
+            ctx.set(dut.a_scale, int(rng.integers(0, 1 << len(dut.a_scale))))
+            ctx.set(dut.b_scale, int(rng.integers(0, 1 << len(dut.b_scale))))
             if x is not None:
                 blk, j = x
                 last = blk % per_tile == per_tile - 1
                 ctx.set(dut.block_valid[j], 1)
                 ctx.set(dut.block_sum[j], int(d.S[0, j, blk]))
-                # the PE's fields: the scale codes' sum, NaN scales folded into the flag
-                ctx.set(dut.block_scale_sum[j], int(a.scales[0, blk]) + int(b.scales[blk, j]))
-                ctx.set(dut.block_nonfinite[j], int(nf[blk, j] | snan_a[blk] | snan_b[blk, j]))
+                # the PE's fields (NaN/Inf element codes), the scale codes beside them
+                ctx.set(dut.block_nonfinite[j], int(nf[blk, j]))
+                if j == 0:
+                    ctx.set(dut.a_scale, int(a.scales[0, blk]))
+                ctx.set(dut.b_scale, int(b.scales[blk, j]))
                 ctx.set(dut.block_last[j], int(last))
                 if last and j == C - 1:
                     ends.append(n)
