@@ -467,14 +467,45 @@ class SystolicArray(wiring.Component):
 
         # ---- the PEs' results (``result``, ``special``): their own, or their row unit's
         if self._shared:
-            # The scale codes go to the row units, not through the rows' multiplexers: a
-            # row's A scale from its first PE; the B scale of the block ending in row 0,
-            # selected there once, then one register per row down the array (the row
-            # below ends the same column's block exactly one cycle later)
-            b_sel, stmt = one_hot_select([pe.block_valid for pe in pes[0]],
-                                         [pe.block_b_scale for pe in pes[0]],
-                                         pes[0][0].block_b_scale.shape(), "b_scale_sel")
-            m.d.comb += stmt
+            # The scale codes of each block end go to the row units beside it (not through
+            # the rows' multiplexers, not added in the PEs), made from the edge registers.
+            # A PE's block end comes ``d`` cycles after its last element (d = the PE's
+            # latency); row i, column j of the transfer in ``x`` at cycle X enters PE (i, j)
+            # at X + i + j.
+            d = pes[0][0].latency
+            sbits = len(x.b_scale[0])
+            if d >= 1:
+                # B: on a block end the edge loads all columns' codes into a shift register
+                # that moves one column per cycle, so ``sr[0]`` holds column j's code at
+                # X + 1 + j; ``d - 1`` registers more put it at row 0's block end, X + j + d
+                sr = [Signal(sbits, name=f"b_scale_sr{j}", reset_less=True) for j in range(C)]
+                with m.If(xend):
+                    m.d.sync += [sr[j].eq(x.b_scale[j]) for j in range(C)]
+                with m.Else():
+                    m.d.sync += [sr[j].eq(sr[j + 1]) for j in range(C - 1)]
+                b_row = delay(sr[0], d - 1, "b_scale_end")
+            else:
+                # without PE registers: row 0's PEs' codes selected by their block ends
+                b_row, stmt = one_hot_select([pe.block_valid for pe in pes[0]],
+                                             [pe.block_b_scale for pe in pes[0]],
+                                             unsigned(sbits), "b_scale_sel")
+                m.d.comb += stmt
+            a_blk = []
+            for i in range(R):
+                # A: one register per row, loaded as the block's last element enters the
+                # row's first PE (X + i), then ``d - 1`` registers: it holds the block's
+                # code from X + i + d, the row's first block end, for at least k >= cols
+                # cycles (the next block's load comes k or more cycles later)
+                ain = dict(a_in[i])
+                a_reg = Signal(len(ain["a_scale"]), name=f"a_scale_blk{i}", reset_less=True)
+                with m.If(ain["v"] & ain["e"]):
+                    m.d.sync += a_reg.eq(ain["a_scale"])
+                if d >= 1:
+                    a_blk.append(delay(a_reg, d - 1, f"a_scale_end{i}"))
+                else:
+                    a_now = Signal.like(a_reg, name=f"a_scale_now{i}")
+                    m.d.comb += a_now.eq(Mux(ain["v"] & ain["e"], ain["a_scale"], a_reg))
+                    a_blk.append(a_now)
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
@@ -483,9 +514,10 @@ class SystolicArray(wiring.Component):
                     for n in ("valid", "sum", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(
                             getattr(pes[i][j], f"block_{n}"))
-                m.d.comb += [ra.a_scale.eq(pes[i][0].block_a_scale), ra.b_scale.eq(b_sel)]
+                # row i's block ends come i cycles after row 0's: so do its B codes
+                m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
                 if i < R - 1:
-                    b_sel = delay(b_sel, 1, f"b_scale_row{i + 1}")
+                    b_row = delay(b_row, 1, f"b_scale_row{i + 1}")
                 results.append([(ra.result[j], ra.special[j]) for j in range(C)])
         else:
             results = [[(pe.result, pe.special) for pe in row] for row in pes]

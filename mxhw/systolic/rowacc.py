@@ -22,11 +22,13 @@ enters a second ring, of results, which after the row's last burst holds column 
 result in entry ``j``, and the accumulator restarts at zero.
 
 The scale codes do not go through the row's multiplexer, nor are they added in every PE:
-a block's A scale is the same for all columns of a row, so the unit takes it from column
-0's block end and keeps it for the burst; the B scale of column ``j`` reaches row ``i``'s
-block end exactly one cycle after row ``i - 1``'s, so the array selects it once, in row
-0, and passes it down one register per row. One scale adder and NaN test per row, not
-per PE.
+the unit takes the two codes of the block that ends (``a_scale``, ``b_scale``) and adds
+them itself, one scale adder and NaN test per row. The array makes both from its edge
+registers: a block's A scale is the same for all columns of a row (one register per row,
+loaded when the block's last element enters the row's first PE); the B scales of a block
+end leave the edge as a shift register, one column per cycle, which is the order and
+the time at which row 0's block ends come, and reach row ``i`` ``i`` registers later,
+as the block ends do.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ class RowAccumulator(wiring.Component):
     accumulation of the row's block sums, one block per cycle.
 
     At a block end (one ``block_valid[j]`` high) the block's exact sum ``S`` from column
-    ``j``, with the sum of its two scale codes (``a_scale`` as column 0 gave it for this
-    block, ``b_scale`` in this cycle), goes onto the accumulator grid
+    ``j``, with the sum of its two scale codes (``a_scale`` and ``b_scale``, given in the
+    same cycle), goes onto the accumulator grid
     ``2**-frac_bits`` (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
     :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit
     accumulator with saturation or wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
@@ -116,14 +118,10 @@ class RowAccumulator(wiring.Component):
     -------
     block_valid, block_sum, block_nonfinite, block_last : In(...).array(cols)
         Column ``j``'s :class:`~mxhw.systolic.pe.MXBlockSumPE` ports of the same names.
-    a_scale : In(unsigned(fmt_a's scale bits))
-        The block's A scale code, read in the cycle of ``block_valid[0]`` (column 0's
-        ``block_a_scale``) and kept for the block's ends in the other columns, which
-        come before column 0's next block end.
-    b_scale : In(unsigned(fmt_b's scale bits))
-        The B scale code of the block that ends in this cycle, whichever column (in the
-        array: row 0's PEs' ``block_b_scale`` selected by their ``block_valid``, one
-        register later per row below).
+    a_scale, b_scale : In(unsigned(fmt_a's / fmt_b's scale bits))
+        The scale codes of the block that ends in this cycle, whichever column (read only
+        then). The array derives them from its edge, not from the PEs (see
+        :class:`~mxhw.systolic.SystolicArray`).
     result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
         Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
         row's last block end of the tile has gone through (column ``cols - 1``'s), held
@@ -190,17 +188,12 @@ class RowAccumulator(wiring.Component):
             sel[name] = sig
         ev = Signal()
         m.d.comb += ev.eq(Cat(*valid).any())
-        # ---- the block's scale codes: A from column 0's end, kept for the row's other
-        # columns (their ends of the block follow before column 0's next); B as it comes.
-        # Their sum and NaN codes, once per row instead of once per PE.
-        a_keep = Signal(len(self.a_scale), name="a_scale_blk")
-        a_cur = Signal(len(self.a_scale), name="a_scale_cur")
-        m.d.comb += a_cur.eq(Mux(valid[0], self.a_scale, a_keep))
-        m.d.sync += a_keep.eq(a_cur)
+        # ---- the block's scale codes (given beside the block end, not selected): their
+        # sum and NaN codes, once per row instead of once per PE
         sel_sum = Signal(scale_sum_shape(fa, fb), name="sel_scale_sum")
         sel_nf = Signal(name="sel_nonfinite_all")
-        m.d.comb += [sel_sum.eq(a_cur + self.b_scale),
-                     sel_nf.eq(sel["nonfinite"] | scale_nan(fa, a_cur)
+        m.d.comb += [sel_sum.eq(self.a_scale + self.b_scale),
+                     sel_nf.eq(sel["nonfinite"] | scale_nan(fa, self.a_scale)
                                | scale_nan(fb, self.b_scale))]
         sel["scale_sum"], sel["nonfinite"] = sel_sum, sel_nf
         if self._pipeline >= 2:

@@ -206,8 +206,7 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
                 ctx.set(dut.block_sum[j], int(rng.integers(-99, 99)))
                 ctx.set(dut.block_nonfinite[j], int(rng.integers(0, 2)))
                 ctx.set(dut.block_last[j], int(rng.integers(0, 2)))
-            # junk scale codes where the unit must not read them: A outside column 0's
-            # block ends (it keeps the one from there), B outside block ends
+            # junk scale codes outside block ends (the unit must not read them)
             ctx.set(dut.a_scale, int(rng.integers(0, 1 << len(dut.a_scale))))
             ctx.set(dut.b_scale, int(rng.integers(0, 1 << len(dut.b_scale))))
             if x is not None:
@@ -217,8 +216,7 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
                 ctx.set(dut.block_sum[j], int(d.S[0, j, blk]))
                 # the PE's fields (NaN/Inf element codes), the scale codes beside them
                 ctx.set(dut.block_nonfinite[j], int(nf[blk, j]))
-                if j == 0:
-                    ctx.set(dut.a_scale, int(a.scales[0, blk]))
+                ctx.set(dut.a_scale, int(a.scales[0, blk]))
                 ctx.set(dut.b_scale, int(b.scales[blk, j]))
                 ctx.set(dut.block_last[j], int(last))
                 if last and j == C - 1:
