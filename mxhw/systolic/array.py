@@ -639,13 +639,17 @@ class SystolicArray(wiring.Component):
                 # next values, so the group's data registers see a flip-flop's output on
                 # their enable and ``ld`` on their multiplexer's select: no logic between
                 # the flags and the fan-out.
+                # The multiplexers' select is a copy of ``ld`` of its own (``keep``): ``ld``
+                # itself is pulled towards the buffer's control (row 0's flags), the copy
+                # only towards the row's data registers.
                 if i < R - 1:
                     en = Signal(name=f"oden{i}_{g}")
-                    m.d.sync += en.eq(ld_next | ad_next)
+                    sel = Signal(name=f"odsel{i}_{g}", attrs={"keep": 1})
+                    m.d.sync += [en.eq(ld_next | ad_next), sel.eq(ld_next)]
                     with m.If(en):
                         for j in cols:
-                            m.d.sync += [od[i][j].eq(Mux(ld, results[i][j][0], od[i + 1][j])),
-                                         osp[i][j].eq(Mux(ld, results[i][j][1], osp[i + 1][j]))]
+                            m.d.sync += [od[i][j].eq(Mux(sel, results[i][j][0], od[i + 1][j])),
+                                         osp[i][j].eq(Mux(sel, results[i][j][1], osp[i + 1][j]))]
                 else:
                     with m.If(ld):
                         m.d.sync += [od[i][j].eq(results[i][j][0]) for j in cols]
