@@ -595,14 +595,12 @@ class MXBlockSumPE(wiring.Component):
     the block's two scale codes, whether any of its element codes was NaN/Inf, and the
     tile's ``last`` flag, and the PE starts the next block at once. Nothing else is kept
     and nothing is done with the scale codes: their sum, their NaN codes, the shift onto
-    the accumulator grid and the accumulator live in the row unit, which takes the A
-    scale from its row's first PE and the B scale from the PE above (the array wires
-    them; the other PEs' scale outputs are left unconnected, and synthesis removes
-    them).
+    the accumulator grid and the accumulator live in the row unit. (The array gives the
+    row units the codes from its own edge registers, and without PE registers row 0's
+    ``block_b_scale``; scale outputs left unconnected are removed by synthesis.)
 
     Register stages (``pipeline``): >= 1 registers the product (magnitude and sign), the
-    control and the scale codes (:class:`MXMacPE`'s stage 1; their sum and NaN flag
-    follow); >= 2 also
+    control and the scale codes (:class:`MXMacPE`'s stage 1); >= 2 also
     registers the ``block_*`` outputs (the row's multiplexer then starts at flip-flops, not
     at the block sum's adder: one more cycle); the others belong to the row unit (its :func:`block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
