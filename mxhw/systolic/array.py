@@ -497,14 +497,15 @@ class SystolicArray(wiring.Component):
                 # code from X + i + d, the row's first block end, for at least k >= cols
                 # cycles (the next block's load comes k or more cycles later)
                 ain = dict(a_in[i])
+                a_end = ain["v"] & ain["e"]
                 a_reg = Signal(len(ain["a_scale"]), name=f"a_scale_blk{i}", reset_less=True)
-                with m.If(ain["v"] & ain["e"]):
+                with m.If(a_end):
                     m.d.sync += a_reg.eq(ain["a_scale"])
                 if d >= 1:
                     a_blk.append(delay(a_reg, d - 1, f"a_scale_end{i}"))
                 else:
                     a_now = Signal.like(a_reg, name=f"a_scale_now{i}")
-                    m.d.comb += a_now.eq(Mux(ain["v"] & ain["e"], ain["a_scale"], a_reg))
+                    m.d.comb += a_now.eq(Mux(a_end, ain["a_scale"], a_reg))
                     a_blk.append(a_now)
             results = []
             for i in range(R):

@@ -216,7 +216,8 @@ class RowAccumulator(wiring.Component):
                 m.d.sync += t_ge.eq(sel_sum)
                 sel["scale_sum_ge"] = t_ge
         # the shift from the scale codes' sum: range tests against constants (as logic, no
-        # adder or carry chain first), then multiplexers
+        # carry chain; from pipeline 2 up the sum comes from the selection register), then
+        # multiplexers
         # From ``pipeline`` 3 up (a register after the shifter) both shifts are split:
         # by their 2 low bits before the first register, the rest after it
         shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
