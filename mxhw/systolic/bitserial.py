@@ -2,7 +2,7 @@
 
 The weight (the B element) reaches the PE one bit per cycle; the activation (the A element)
 is held in parallel. Block sums, scales and accumulation are those of :class:`MXMacPE`
-(its helpers :func:`~mxhw.systolic.pe.scale_shift` and
+(its helpers :func:`~mxhw.systolic.pe.scale_code_sum` and
 :func:`~mxhw.systolic.pe.accumulate_blocks`), so the array matches golden ``fixed`` accumulation
 bit for bit.
 """
@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from ..formats import _nonfinite, fixed_shape, lsb_shift, moded_code, operand_element, unpack
 from ..pe.multiplier import product_width
 from .pe import (acc_width, accumulate_blocks, block_sum_width, check_pipeline, mode_port,
-                 scale_nan, scale_shift, stage)
+                 scale_code_sum, scale_nan, scale_offset, stage)
 
 __all__ = ["BitSerialMXMacPE", "serial_bits", "check_serial_format", "SERIAL_BITS_MAX",
            "fixed_form"]
@@ -175,14 +175,14 @@ class BitSerialMXMacPE(wiring.Component):
         ea, eb = operand_element(fa), operand_element(fb)
         x, a_nf = fixed_form(m, ea, moded_code(fa, self.a, getattr(self, "a_mode", None)))
         lsb_exp = ea.lsb_exp + eb.lsb_exp
-        d, nd = scale_shift(m, fa, fb, acc, lsb_exp, self.a_scale, self.b_scale)
+        ts = scale_code_sum(m, fa, fb, self.a_scale, self.b_scale)
         nan, nf = Signal(), Signal()
         m.d.comb += [nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale)),
                      nf.eq(a_nf | self.b_nonfinite)]
-        valid, first, final, end, last, x, bit, nf, d, nd, nan = (
+        valid, first, final, end, last, x, bit, nf, ts, nan = (
             stage(m, s_, P >= 1, "m")
             for s_ in (self.valid, self.first, self.final, self.block_end, self.last, x,
-                       self.b_bit, nf, d, nd, nan))
+                       self.b_bit, nf, ts, nan))
 
         # shift-and-add, MSB first: the sign bit subtracts
         q = Signal(signed(product_width(ea, eb)))
@@ -209,6 +209,6 @@ class BitSerialMXMacPE(wiring.Component):
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & final & end)
-        accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, P - 1,
-                          self.result, self.special)
+        accumulate_blocks(m, acc, s_new, ts, scale_offset(fa, fb, acc, lsb_exp), ev, last,
+                          spec_new, P - 1, self.result, self.special)
         return m

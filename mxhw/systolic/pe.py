@@ -112,7 +112,7 @@ def acc_width(acc):
 
 def scale_offset(fa, fb, acc, lsb_exp):
     """``d - a_scale - b_scale``: the constant that turns the sum of two scale codes into
-    the grid shift ``d = E + frac_bits`` of :func:`scale_shift`."""
+    the grid shift ``d = E + frac_bits`` (:func:`scale_code_sum`)."""
     return lsb_exp + (acc.frac_bits or 0) - fa.scale.bias - fb.scale.bias
 
 
@@ -121,16 +121,15 @@ def scale_sum_shape(fa, fb):
     return unsigned((((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1)).bit_length())
 
 
-def scale_shift(m, fa, fb, acc, lsb_exp, a_scale, b_scale):
-    """``(d, nd)``: ``d = E + frac_bits`` of a block pair from its scale codes, the left
-    shift that puts an exact block sum at ``2**lsb_exp`` on the accumulator grid, and
-    ``nd = -d`` (computed side by side, so that no negation follows the sum)."""
-    off = scale_offset(fa, fb, acc, lsb_exp)
-    d_hi = ((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1) + off
-    d = Signal(range(min(off, 0), max(d_hi, 0) + 1))
-    nd = Signal(range(min(-d_hi, 0), max(-off, 0) + 1))
-    m.d.comb += [d.eq(a_scale + b_scale + off), nd.eq(-off - a_scale - b_scale)]
-    return d, nd
+def scale_code_sum(m, fa, fb, a_scale, b_scale):
+    """``t = a_scale + b_scale`` (unsigned, :func:`scale_sum_shape`): with the constant
+    :func:`scale_offset` it gives the grid shift ``d = t + off = E + frac_bits``, the left
+    shift that puts an exact block sum on the accumulator grid
+    (:func:`grid_shift_from_sum` takes ``t`` and ``off`` apart, so no adder of the
+    offset or compare of a signed ``d`` stands before the range tests)."""
+    t = Signal(scale_sum_shape(fa, fb), name="scale_sum")
+    m.d.comb += t.eq(a_scale + b_scale)
+    return t
 
 
 def _sh_l_max(acc, split=0):
@@ -155,29 +154,9 @@ def _shift_signals(acc, sw, split=0):
 
 def _ge_base(acc, sw):
     """The smallest left shift ``k`` that can take a ``sw``-bit block sum out of
-    ``signed(width + 1)``: ``ge`` (of :func:`grid_shift`) holds ``d >= k`` from it up to
-    ``width + 1``."""
+    ``signed(width + 1)``: ``ge`` (of :func:`grid_shift_from_sum`) holds ``d >= k`` from
+    it up to ``width + 1``."""
     return max(acc.width - sw + 2, 0)
-
-
-def grid_shift(m, acc, sw, d, nd):
-    """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
-    block sum from ``d, nd`` (:func:`scale_shift`): ``left = d >= 0``, ``sh_l = min(max(d,
-    0), width + 1)``, ``sh_r = min(max(-d, 0), sw)``, and ``ge[i] = d >= k0 + i`` for ``k0
-    + i`` up to ``width + 1`` (``k0`` of :func:`_ge_base`: the left shifts that can
-    overflow; driven for saturation only, the one reader)."""
-    W = acc.width
-    left, sh_l, sh_r = _shift_signals(acc, sw)
-    k0 = _ge_base(acc, sw)
-    ge = Signal(W + 2 - k0, name="ge")
-    m.d.comb += [
-        left.eq(d >= 0),
-        sh_l.eq(Mux(d > W + 1, W + 1, Mux(d < 0, 0, d))),
-        sh_r.eq(Mux(nd > sw, sw, Mux(nd < 0, 0, nd))),
-    ]
-    if acc.overflow == "saturate":              # only saturation reads it
-        m.d.comb += ge.eq(Cat(d >= k for k in range(k0, W + 2)))
-    return left, sh_l, sh_r, ge
 
 
 def _ge_const(x, c):
@@ -196,10 +175,17 @@ def _ge_const(x, c):
 
 
 def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
-    """:func:`grid_shift` for ``d = t + off``, ``t`` the (unsigned) sum of the two scale
-    codes and ``off`` :func:`scale_offset`: the range tests compare ``t`` with constants
-    (as logic, :func:`_ge_const`) and only the shift amounts' few low bits are added, all
-    side by side (no adder before a compare), then multiplexers. ``t_ge``: another
+    """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
+    block sum and the grid shift ``d = t + off``, ``t`` the (unsigned) sum of the two scale
+    codes (:func:`scale_code_sum`) and ``off`` :func:`scale_offset`: ``left = d >= 0``,
+    ``sh_l = min(max(d, 0), width + 1)``, ``sh_r = min(max(-d, 0), sw)``, and ``ge[i] = d
+    >= k0 + i`` for ``k0 + i`` up to ``width + 1`` (``k0`` of :func:`_ge_base`: the left
+    shifts that can overflow; driven for saturation only, the one reader).
+
+    The range tests compare ``t`` with constants (as logic, :func:`_ge_const`: a signed
+    compare of ``d`` becomes a carry chain per constant, which synthesis chained into many
+    LUT levels) and only the shift amounts' few low bits are added, all side by side (no
+    adder before a compare), then multiplexers. ``t_ge``: another
     register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
     second copy: each register then drives half the range tests, placed near them).
 
@@ -238,8 +224,8 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
 
 def block_to_grid(m, acc, s, shift, extras, stages):
     """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
-    ``shift = (left, sh_l, sh_r, ge[, pre])`` (:func:`grid_shift` or
-    :func:`grid_shift_from_sum`) the shift that does it: golden's ``round_shift(S, -(E +
+    ``shift = (left, sh_l, sh_r, ge[, pre])`` (:func:`grid_shift_from_sum`) the shift
+    that does it: golden's ``round_shift(S, -(E +
     F), rounding)``, then clamped (``saturate``: to ``signed(width + 1)``, which leaves
     every saturated outcome unchanged; ``wrap``: modulo ``2**width``).
 
@@ -370,13 +356,16 @@ def accumulate(m, acc, reg, v):
     return clamp_acc(m, acc, tot, "reg_new")
 
 
-def accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, stages, result, special):
+def accumulate_blocks(m, acc, s_new, t, off, ev, last, spec_new, stages, result, special):
     """An output-stationary PE's block end: on ``ev`` the finished block sum ``s_new`` goes
-    onto the accumulator grid (:func:`block_to_grid`, ``stages`` register stages, shift
-    ``d``/``nd``) and into the ``fixed`` accumulator; on a tile's ``last`` block the
-    accumulator moves to ``result`` (``special`` from ``spec_new``) and restarts at zero."""
-    v, ev, last, spec_out = block_to_grid(m, acc, s_new, grid_shift(m, acc, len(s_new), d, nd),
-                                          [ev, last, spec_new], stages)
+    onto the accumulator grid (:func:`block_to_grid`, ``stages`` register stages, grid
+    shift ``d = t + off``: ``t`` the scale codes' sum, :func:`scale_code_sum`, ``off``
+    :func:`scale_offset`) and into the ``fixed`` accumulator; on a tile's ``last`` block
+    the accumulator moves to ``result`` (``special`` from ``spec_new``) and restarts at
+    zero."""
+    v, ev, last, spec_out = block_to_grid(
+        m, acc, s_new, grid_shift_from_sum(m, acc, len(s_new), t, off),
+        [ev, last, spec_new], stages)
     reg = Signal(signed(acc.width))
     reg_new = accumulate(m, acc, reg, v)
     with m.If(ev):
@@ -506,12 +495,12 @@ class MXMacPE(wiring.Component):
         mul, a, b = element_multiplier(m, self, fa, fb, P)
         ea, eb = mul.fmt_a, mul.fmt_b
         # control and the scales' shift and NaN flag, aligned with the product
-        d, nd = scale_shift(m, fa, fb, acc, mul.lsb_exp, self.a_scale, self.b_scale)
+        t = scale_code_sum(m, fa, fb, self.a_scale, self.b_scale)
         nan = Signal()
         m.d.comb += nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale))
-        valid, end, last, d, nd, nan = (
+        valid, end, last, t, nan = (
             stage(m, x, P >= 1, "m")
-            for x in (self.valid, self.block_end, self.last, d, nd, nan))
+            for x in (self.valid, self.block_end, self.last, t, nan))
         if acc.mode == "fp32":
             return self._elaborate_fp32(m, mul, a, b, valid, end, last, nan)
 
@@ -531,8 +520,8 @@ class MXMacPE(wiring.Component):
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & end)
-        accumulate_blocks(m, acc, s_new, d, nd, ev, last, spec_new, P - 1,
-                          self.result, self.special)
+        accumulate_blocks(m, acc, s_new, t, scale_offset(fa, fb, acc, mul.lsb_exp), ev, last,
+                          spec_new, P - 1, self.result, self.special)
         return m
 
     def _elaborate_fp32(self, m, mul, a, b, valid, end, last, nan):

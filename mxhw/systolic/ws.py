@@ -43,8 +43,8 @@ from ..mem.fifo import StreamFIFO
 from ..formats import moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
-from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, grid_shift,
-                 mode_port, scale_nan, scale_shift, stage)
+from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, grid_shift_from_sum,
+                 mode_port, scale_code_sum, scale_nan, scale_offset, stage)
 
 __all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
 
@@ -204,9 +204,10 @@ def elaborate_ws(arr, m):
             ev, last, reg_new, spec = _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale,
                                                        s_new, f_new, ev, pg)
         else:
-            d, nd = scale_shift(m, fa, fb, acc, lsb_exp, si.a_scale, b_scale)
+            t = scale_code_sum(m, fa, fb, si.a_scale, b_scale)
             v, ev, tile_first, last, spec = block_to_grid(
-                m, acc, s_new, grid_shift(m, acc, len(s_new), d, nd),
+                m, acc, s_new,
+                grid_shift_from_sum(m, acc, len(s_new), t, scale_offset(fa, fb, acc, lsb_exp)),
                 [ev, si.tile_first, si.last, f_new], pg)
 
             # ring of accumulators, advanced once per finished block

@@ -13,17 +13,16 @@ from hypothesis import given, settings, strategies as st
 
 from mxhw.golden.arith import fixed, round_shift
 from mxhw.sim import run
-from mxhw.systolic.pe import (_ge_const, accumulate, block_to_grid, grid_shift,
-                              grid_shift_from_sum)
+from mxhw.systolic.pe import _ge_const, accumulate, block_to_grid, grid_shift_from_sum
 
 
 class BlockEnd(wiring.Component):
     """``reg_out = accumulate(reg, block_to_grid(s, d))``, ``stages`` registers on the way
     (``reg`` delayed alike)."""
 
-    def __init__(self, acc, sw, d_lo, d_hi, stages, split=None):
+    def __init__(self, acc, sw, d_lo, d_hi, stages, split=0):
         self.acc, self.sw, self.stages, self.d_range = acc, sw, stages, (d_lo, d_hi)
-        self.split = split        # None: grid_shift from d; else grid_shift_from_sum
+        self.split = split
         super().__init__({
             "s": In(signed(sw)), "d": In(range(d_lo, d_hi + 1)),
             "reg": In(signed(acc.width)), "out": Out(signed(acc.width)),
@@ -32,15 +31,10 @@ class BlockEnd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         d_lo, d_hi = self.d_range
-        if self.split is None:
-            nd = Signal(range(-d_hi, -d_lo + 1))
-            m.d.comb += nd.eq(-self.d)
-            shift = grid_shift(m, self.acc, self.sw, self.d, nd)
-        else:
-            # d = t + off with t unsigned (the row unit's scale-code sum) and off = d_lo
-            t = Signal(range(d_hi - d_lo + 1))
-            m.d.comb += t.eq(self.d - d_lo)
-            shift = grid_shift_from_sum(m, self.acc, self.sw, t, d_lo, split=self.split)
+        # d = t + off with t unsigned (the scale codes' sum) and off = d_lo
+        t = Signal(range(d_hi - d_lo + 1))
+        m.d.comb += t.eq(self.d - d_lo)
+        shift = grid_shift_from_sum(m, self.acc, self.sw, t, d_lo, split=self.split)
         v, reg = block_to_grid(m, self.acc, self.s, shift, [self.reg], self.stages)
         m.d.comb += self.out.eq(accumulate(m, self.acc, reg, v))
         return m
@@ -58,14 +52,14 @@ def golden_step(acc, S, d, reg):
 @settings(max_examples=300, deadline=None)
 @given(W=st.integers(2, 20), sw=st.integers(2, 26), stages=st.integers(0, 3),
        overflow=st.sampled_from(["saturate", "wrap"]), rounding=st.sampled_from(["floor", "rne"]),
-       split=st.sampled_from([None, 0, 1, 2, 3]), data=st.data())
+       split=st.sampled_from([0, 1, 2, 3]), data=st.data())
 def test_block_end_matches_golden(W, sw, stages, overflow, rounding, split, data):
-    """Shift from ``d`` (:func:`grid_shift`, the PE's) or from a scale-code sum
-    (:func:`grid_shift_from_sum`, the row unit's), with both shifts split at 0..3 bits
-    (a pre-shift before the first register)."""
+    """Shift from a scale-code sum (:func:`grid_shift_from_sum`), unsplit (the PEs') or
+    with both shifts split at 1..3 bits (a pre-shift before the first register, the row
+    unit's)."""
     acc = fixed(W, 0, overflow, rounding)
     # beyond both clamps of the shift (rounded up to multiples of 2**split)
-    d_lo, d_hi = -sw - 3 - (1 << (split or 0)), W + 4 + (1 << (split or 0))
+    d_lo, d_hi = -sw - 3 - (1 << split), W + 4 + (1 << split)
     dut = BlockEnd(acc, sw, d_lo, d_hi, stages, split)
     s_val = st.one_of(st.integers(-(1 << (sw - 1)), (1 << (sw - 1)) - 1),
                       st.sampled_from([0, 1, -1, -(1 << (sw - 1)), (1 << (sw - 1)) - 1]))
