@@ -77,9 +77,14 @@ class SystolicArray(wiring.Component):
     per row. PE ``(i, j)`` ends a block one cycle after PE ``(i, j - 1)`` and a PE's blocks
     are ``k`` transfers apart, so with ``cols <= k`` a row ends at most one block per cycle,
     in column order, and one unit serves the row (see :mod:`mxhw.systolic.rowacc`). The
-    results, ``special``, throughput and flow control are those of the per-PE design
-    (:class:`MXMacPE` in every PE, ``shared_acc=False``); from ``pipeline`` 2 up the
-    latency is 2 cycles longer (a register on each side of the row-wide selection).
+    results and ``special`` are those of the per-PE design (:class:`MXMacPE` in every PE,
+    ``shared_acc=False``); from ``pipeline`` 2 up the latency is 2 cycles longer (a
+    register on each side of the row-wide selection). The row units' results fill the
+    output buffer's rows in place, one tile store where the per-PE design has two (its
+    PEs' result registers and the buffer), so a tile's last transfer waits until the
+    previous tile has left the buffer: tiles of at least ``latency + rows - 1`` transfers
+    follow each other without a gap while ``o`` is ready (with the default pipeline: K =
+    32 and up in an 8x8 array, 64 in a 16x16).
 
     **Weight-stationary** (``dataflow="weight_stationary"``, see :mod:`mxhw.systolic.ws`):
     PE ``(r, c)`` holds weight ``B[k0 + r, n0 + c]`` of a *pass*: up to ``rows``
@@ -141,9 +146,10 @@ class SystolicArray(wiring.Component):
         (:class:`~mxhw.systolic.rowacc.RowAccumulator`) instead of one per PE. None
         (default): wherever it applies (output-stationary, bit-parallel PE, ``fixed``
         accumulation, ``cols <= k``), else per PE; True: required (``ValueError`` saying
-        why when it does not apply); False: per PE (:class:`MXMacPE`). Same results and
-        throughput either way; the shared design's latency is 2 cycles longer from
-        ``pipeline`` 2 up.
+        why when it does not apply); False: per PE (:class:`MXMacPE`). Same results either
+        way; the shared design's latency is 2 cycles longer from ``pipeline`` 2 up, and it
+        holds one finished tile where the per-PE design holds two (see above: short tiles
+        wait for the output).
 
     Members
     -------
@@ -179,12 +185,15 @@ class SystolicArray(wiring.Component):
     + 3 from ``pipeline`` 2 up and + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
-    while ``o`` drains at least one row per cycle. Output-stationary: tiles at least ``rows`` transfers long; ``i.ready``
-    holds off a tile's last transfer while the previous tile's results still occupy both
-    result stages (a finished tile moves into the output buffer in the cycle after the buffer
-    was found empty, so a tile that waits for the buffer moves one cycle after its last
-    row left). Weight-stationary: ``i.ready`` holds off a last-pass activation while
-    the output queue (``latency + 2`` rows) has no room reserved for it.
+    while ``o`` drains at least one row per cycle. Output-stationary: tiles at least
+    ``rows`` transfers long; per-PE accumulation: ``i.ready`` holds off a tile's last
+    transfer while the previous tile's results still occupy both result stages (a
+    finished tile moves into the output buffer in the cycle after the buffer was found
+    empty, so a tile that waits for the buffer moves one cycle after its last row left);
+    row-shared accumulation: while the previous tile has rows in the output buffer (tiles
+    of at least ``latency + rows - 1`` transfers: no gap). Weight-stationary: ``i.ready``
+    holds off a last-pass activation while the output queue (``latency + 2`` rows) has
+    no room reserved for it.
 
     **Bit-serial PEs** (``pe="bitserial"``, output-stationary, ``fixed`` accumulation):
     each PE multiplies its activation (A, in parallel) by the weight (B) one weight bit per
@@ -510,7 +519,7 @@ class SystolicArray(wiring.Component):
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
-                    fa, fb, self._acc, C, pipeline=shared_p)
+                    fa, fb, self._acc, C, pipeline=shared_p, result_ring=False)
                 for j in range(C):
                     for n in ("valid", "sum", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(
@@ -519,7 +528,7 @@ class SystolicArray(wiring.Component):
                 m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
                 if i < R - 1:
                     b_row = delay(b_row, 1, f"b_scale_row{i + 1}")
-                results.append([(ra.result[j], ra.special[j]) for j in range(C)])
+                results.append((ra.fin, ra.fin_special, ra.fin_valid_next))
         else:
             results = [[(pe.result, pe.special) for pe in row] for row in pes]
 
@@ -607,6 +616,7 @@ class SystolicArray(wiring.Component):
                     with m.Else():
                         m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
 
+        shared = self._shared
         for g, cols in enumerate(groups):
             for i in range(R):
                 # The tile moves in once the buffer is empty (row 0 moved out: all rows
@@ -615,35 +625,66 @@ class SystolicArray(wiring.Component):
                 # (``hf``, or ``corner_done`` arriving) and the buffer empty now and not
                 # loading now (it stays empty then: only a load fills it), so a tile loads
                 # at most one cycle later than the buffer allows.
+                # Row-shared: the buffer's rows are the row units' result rings, filled in
+                # place, so ``load`` only marks the rows full (one cycle after the tile is
+                # done, as above); the buffer is empty then (``inflight`` holds the next
+                # tile's last transfer off until it is).
                 ld, ad = load[i][g], adv[i][g]
-                ld_next = ~ld & (hf[i][g] | corner_done[i]) & ~ov[0][g]
+                if shared:
+                    ld_next = corner_done[i]
+                else:
+                    ld_next = ~ld & (hf[i][g] | corner_done[i]) & ~ov[0][g]
                 m.d.sync += ld.eq(ld_next)
                 # ``adv`` next: the head holds a row next cycle and the stage's skid will be
                 # empty (then the stage can take the head whether or not ``o`` transfers)
                 ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
                 ad_next = ov0_next & ~v1_next(g, ad)
                 m.d.sync += ad.eq(ad_next)
-                with m.If(corner_done[i]):
-                    m.d.sync += hf[i][g].eq(1)
+                if not shared:
+                    with m.If(corner_done[i]):
+                        m.d.sync += hf[i][g].eq(1)
                 with m.If(ld):
                     m.d.sync += [hf[i][g].eq(0), ov[i][g].eq(1)]
-                    if i == 0 and g == 0:
+                    if i == 0 and g == 0 and not shared:
                         m.d.sync += inflight.eq(0)
                 # the rows shift up: valid rows are a prefix, so ``adv`` (the head holds a
                 # row) with row i holding one moves row i + 1 into it
                 with m.Elif(ad & ov[i][g]):
                     m.d.sync += ov[i][g].eq(ov[i + 1][g] if i < R - 1 else 0)
-                # The row's data registers load a tile (``ld``) or take the row below
-                # whenever the rows shift (``ad``; a row that is or becomes empty takes
-                # data no one reads: the flags say what a row holds). That enable, ``ld |
-                # ad``, is a flip-flop of its own set a cycle ahead from the same flags'
-                # next values, so the group's data registers see a flip-flop's output on
-                # their enable and ``ld`` on their multiplexer's select: no logic between
-                # the flags and the fan-out.
-                # The multiplexers' select is a copy of ``ld`` of its own (``keep``): ``ld``
-                # itself is pulled towards the buffer's control (row 0's flags), the copy
-                # only towards the row's data registers.
-                if i < R - 1:
+                    if i == 0 and g == 0 and shared:
+                        # the buffer's last row leaves: the next tile's results may come
+                        with m.If(~ov[1][g] if R > 1 else 1):
+                            m.d.sync += inflight.eq(0)
+                # The row's data registers load a tile (``ld``; row-shared: shift in the
+                # row unit's results as its ring) or take the row below whenever the rows
+                # shift (``ad``; a row that is or becomes empty takes data no one reads:
+                # the flags say what a row holds). That enable, ``ld | ad``, is a flip-flop
+                # of its own set a cycle ahead from the same flags' next values, so the
+                # group's data registers see a flip-flop's output on their enable and
+                # ``ld`` on their multiplexer's select: no logic between the flags and the
+                # fan-out.
+                # The multiplexers' select is a copy of ``ld`` (row-shared: of ``adv``) of
+                # its own (``keep``): the flag itself is pulled towards the buffer's
+                # control (row 0's flags), the copy only towards the row's data registers.
+                if shared:
+                    fin, fin_sp, fin_next = results[i]
+                    # ring: column j takes column j + 1, the last column the new result
+                    ring = [(od[i][j + 1], osp[i][j + 1]) if j < C - 1 else (fin, fin_sp)
+                            for j in cols]
+                    en = Signal(name=f"oden{i}_{g}")
+                    if i < R - 1:
+                        sel = Signal(name=f"odsel{i}_{g}", attrs={"keep": 1})
+                        m.d.sync += [en.eq(fin_next | ad_next), sel.eq(ad_next)]
+                        with m.If(en):
+                            for j, (d_, s_) in zip(cols, ring):
+                                m.d.sync += [od[i][j].eq(Mux(sel, od[i + 1][j], d_)),
+                                             osp[i][j].eq(Mux(sel, osp[i + 1][j], s_))]
+                    else:
+                        m.d.sync += en.eq(fin_next)
+                        with m.If(en):
+                            for j, (d_, s_) in zip(cols, ring):
+                                m.d.sync += [od[i][j].eq(d_), osp[i][j].eq(s_)]
+                elif i < R - 1:
                     en = Signal(name=f"oden{i}_{g}")
                     sel = Signal(name=f"odsel{i}_{g}", attrs={"keep": 1})
                     m.d.sync += [en.eq(ld_next | ad_next), sel.eq(ld_next)]

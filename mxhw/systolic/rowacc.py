@@ -19,7 +19,8 @@ reads the head, and every block end rotates the ring by one, the new value enter
 the tail, so that the head always holds the accumulator of the column whose block ends
 next (no read multiplexer, no write decoder). On a tile's last block the new value
 enters a second ring, of results, which after the row's last burst holds column ``j``'s
-result in entry ``j``, and the accumulator restarts at zero.
+result in entry ``j``, and the accumulator restarts at zero. (In the array that ring is a
+row of the output buffer: ``result_ring=False``.)
 
 The scale codes do not go through the row's multiplexer, nor are they added in every PE:
 the unit takes the two codes of the block that ends (``a_scale``, ``b_scale``) and adds
@@ -113,6 +114,11 @@ class RowAccumulator(wiring.Component):
         PEs in the row, >= 1.
     pipeline : int
         The PEs' ``pipeline`` (0..4); this unit has ``max(pipeline - 1, 0)`` stages.
+    result_ring : bool
+        True (the default): the unit keeps the tile's results in its ring of results
+        (``result``, ``special``). False: it hands each result on as it is finished
+        (``fin``, ``fin_special``, ``fin_valid``, ``fin_valid_next``), for a store of the
+        user's (the array's output buffer, which fills each row as this ring would).
 
     Members
     -------
@@ -125,7 +131,15 @@ class RowAccumulator(wiring.Component):
     result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
         Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
         row's last block end of the tile has gone through (column ``cols - 1``'s), held
-        until the next tile's first last-block end.
+        until the next tile's first last-block end. (``result_ring`` only.)
+    fin : Out(signed(acc.width)), fin_special : Out(1)
+        (Without ``result_ring``.) A tile's result of one column, valid while ``fin_valid``
+        is high: the row's results one per last-block end, in column order, each
+        ``latency`` cycles after its ``block_valid``; where the ring would take it.
+    fin_valid, fin_valid_next : Out(1)
+        (Without ``result_ring``.) ``fin`` holds a result: in this cycle, and in the next
+        (``fin_valid`` a cycle ahead, from flip-flops through a few gates: a user's store
+        can register its enables from it).
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with ``fixed`` accumulation (one row of
     output elements), given the exact block sums.
@@ -134,10 +148,11 @@ class RowAccumulator(wiring.Component):
     ------
     TypeError, ValueError
         ``acc`` not a ``fixed`` :class:`golden.arith.Accumulation`; ``cols`` not a
-        positive integer; ``pipeline`` not an integer in 0..4.
+        positive integer; ``pipeline`` not an integer in 0..4; ``result_ring`` not a
+        bool.
     """
 
-    def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0):
+    def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0, result_ring=True):
         if not isinstance(acc, golden.arith.Accumulation):
             raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
         if acc.mode != "fixed":
@@ -148,6 +163,9 @@ class RowAccumulator(wiring.Component):
         if cols < 1:
             raise ValueError(f"cols must be a positive integer, not {cols!r}")
         check_pipeline(pipeline)
+        if not isinstance(result_ring, bool):
+            raise TypeError(f"result_ring must be True or False, not {result_ring!r}")
+        self._ring = result_ring
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
         self._cols, self._pipeline = cols, pipeline
         ea, eb = operand_element(fmt_a), operand_element(fmt_b)
@@ -160,12 +178,15 @@ class RowAccumulator(wiring.Component):
             "block_last": In(1).array(cols),
             "a_scale": In(unsigned(fmt_a.scale.bits)),
             "b_scale": In(unsigned(fmt_b.scale.bits)),
-            "result": Out(signed(acc.width)).array(cols),
-            "special": Out(1).array(cols),
+            **({"result": Out(signed(acc.width)).array(cols),
+                "special": Out(1).array(cols)} if result_ring else
+               {"fin": Out(signed(acc.width)), "fin_special": Out(1),
+                "fin_valid": Out(1), "fin_valid_next": Out(1)}),
         })
 
     cols = property(lambda self: self._cols)
     pipeline = property(lambda self: self._pipeline)
+    result_ring = property(lambda self: self._ring)
 
     @property
     def latency(self):
@@ -264,6 +285,12 @@ class RowAccumulator(wiring.Component):
         fin_sp = Signal()
         m.d.sync += [fin.eq(fin_in), fin_sp.eq(spec_new)]
         fin_c = clamp_acc(m, acc, fin, "fin_clamped") if lazy else fin
+        if not self._ring:
+            fin_v = Signal(name="fin_v")
+            m.d.sync += fin_v.eq(ev_last)
+            m.d.comb += [self.fin.eq(fin_c), self.fin_special.eq(fin_sp),
+                         self.fin_valid.eq(fin_v), self.fin_valid_next.eq(ev_last)]
+            return m
         # The result ring shifts one cycle after ``ev & last``. Its enable is one flip-flop
         # per group of RES_GROUP columns, so that none drives a whole row of results (in
         # an 8x8 array one enable for 8 x 33 flip-flops took 8.6 ns of routing). The

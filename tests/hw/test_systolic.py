@@ -37,7 +37,11 @@ def random_operand(rng, fmt, shape, axis, spread=4, nan_p=0.0, zero_block_p=0.0)
     return MXArray(mx.fmt, mx.shape, mx.axis, elements, scales, mx.modes)
 
 
-def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, **kw):
+def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, hold=0, **kw):
+    """``a @ b`` through a ``rows`` x ``cols`` array equals golden; random input gaps
+    (``p_idle``) and output back-pressure (``p_stall``), and with ``hold`` the output's
+    ready held low that many cycles before each tile's second row (its first, with one
+    row), while the producer goes on."""
     M, K = a.shape
     N = b.shape[1]
     dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc, **kw)
@@ -52,7 +56,12 @@ def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, **kw):
     async def consumer(ctx):
         rng = seeded_rng(seed + 1)
         for m0, n0 in tiles:
-            rows_out = await stream_recv(ctx, dut.o, rows, rng, p_stall)
+            rows_out = []
+            for i in range(rows):
+                if hold and i == min(1, rows - 1):
+                    for _ in range(hold):
+                        await ctx.tick()
+                rows_out += await stream_recv(ctx, dut.o, 1, rng, p_stall)
             for i, r in enumerate(rows_out):
                 for j in range(cols):
                     got[m0 + i, n0 + j] = (r.data[j], r.special[j])
@@ -162,6 +171,19 @@ def test_output_buffer_groups(cols):
     a = random_operand(rng, "mxfp4", (6, 64), 1, nan_p=0.1)
     b = random_operand(rng, "mxint8", (64, 2 * cols), 0)
     check_gemm(a, b, 3, cols, ACC, seed=cols, p_stall=0.5, p_idle=0.3)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("pipeline", [0, DEFAULT_PIPELINE])
+def test_output_held_off(shared, pipeline):
+    """The output's ready held low for 120 cycles in every tile (longer than a tile of one
+    block) while the producer streams one-block tiles without gaps: ``i.ready`` must hold
+    the next tiles off, so that no finished tile overwrites results not yet read (the
+    row-shared design keeps one tile store, the per-PE design two)."""
+    rng = np.random.default_rng(31)
+    a = random_operand(rng, "mxfp4", (9, 32), 1)
+    b = random_operand(rng, "mxint8", (32, 12), 0)
+    check_gemm(a, b, 3, 4, ACC, seed=31, hold=120, pipeline=pipeline, shared_acc=shared)
 
 
 # ---- the PE alone: every pipeline setting, tiles back to back ---------------------------

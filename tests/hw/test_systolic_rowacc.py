@@ -155,6 +155,48 @@ def test_throughput_and_latency(shared, pipeline):
     assert got == want
 
 
+@pytest.mark.parametrize("K", [32, 64])
+def test_short_tiles_wait_for_the_buffer(K):
+    """Row-shared: one tile store, so a tile's last transfer is taken no earlier than
+    ``latency + rows - 1`` cycles after the previous tile's (its rows have left the
+    buffer by then), and no later: a 12x12 array (latency 33 with the default pipeline)
+    waits 12 cycles per one-block tile and none with K = 64; the rows stay correct."""
+    rng = np.random.default_rng(12)
+    R = C = 12
+    a = random_operand(rng, "mxfp4", (R, K), 1)
+    b = random_operand(rng, "mxfp4", (K, 3 * C), 0)
+    dut = SystolicArray(R, C, a.fmt, b.fmt, acc=ACC)
+    assert dut.shared_acc and dut.latency == 33
+    tiles = tile_order(R, 3 * C, R, C)
+    beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
+    takes, got = [], []
+
+    async def tb(ctx):
+        taken, cycle = 0, 0
+        ctx.set(dut.o.ready, 1)
+        while len(got) < len(tiles) * R:
+            assert cycle < 4 * len(beats) + 200, "timeout"
+            if taken < len(beats):
+                ctx.set(dut.i.payload, beats[taken])
+            ctx.set(dut.i.valid, taken < len(beats))
+            _, _, i_ready, o_valid, o_data = await ctx.tick().sample(
+                dut.i.ready, dut.o.valid, dut.o.payload.data)
+            if taken < len(beats) and i_ready:
+                takes.append(cycle)
+                taken += 1
+            if o_valid:
+                got.append(list(o_data))
+            cycle += 1
+
+    run(dut, tb)
+    lasts = takes[K - 1::K]
+    gap = dut.latency + R - 1
+    assert np.diff(lasts).tolist() == [max(K, gap)] * (len(tiles) - 1)
+    _, raw = gemm(a, b, ACC, return_raw=True)
+    assert got == [[int(raw[m0 + i, n0 + j]) for j in range(C)] for m0, n0 in tiles
+                   for i in range(R)]
+
+
 def test_partial_pe_pipeline():
     """``pe=functools.partial(MXMacPE, pipeline=p)``: the shared design takes the PE's
     ``pipeline``, not the array's, and says so in its latency."""
