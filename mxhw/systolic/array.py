@@ -416,26 +416,28 @@ class SystolicArray(wiring.Component):
                        for j in range(C)]
         else:
             # bit-serial: a transfer is held for p cycles while the weights shift out, MSB
-            # first; the next one is taken in the cycle of the last bit
-            c = Signal(range(p))
-            xfirst, xfinal = Signal(), Signal()
+            # first; the next one is taken in the cycle of the last bit. The bit's place is
+            # one-hot (``ph``: first and final bits are flip-flops), and the edge registers
+            # load whenever they may (``lo``: no step, or its final bit), taken or not
+            # (``xv`` says whether they hold a step): neither ``i.valid`` nor ``last``
+            # reaches their enables.
+            ph = Signal(p, init=1)
+            xfirst, xfinal, lo = Signal(), Signal(), Signal()
             sreg = [Signal(p, name=f"sreg{j}") for j in range(C)]
             bnf = [Signal(name=f"bnf{j}") for j in range(C)]
-            m.d.comb += [xfirst.eq(c == 0), xfinal.eq(c == p - 1),
-                         self.i.ready.eq((~xv | xfinal) & ~(self.i.payload.last & inflight))]
-            with m.If(xv):
-                m.d.sync += [c.eq(c + 1), *(r.eq(r << 1) for r in sreg)]
-                with m.If(xfinal):
-                    m.d.sync += [xv.eq(0), c.eq(0)]
-            with m.If(take):
+            m.d.comb += [xfirst.eq(ph[0]), xfinal.eq(ph[p - 1]), lo.eq(~xv | xfinal),
+                         self.i.ready.eq(lo & ~(self.i.payload.last & inflight))]
+            with m.If(lo):
                 m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
-                             xlast.eq(self.i.payload.last)]
-                m.d.sync += [xv.eq(1), c.eq(0)]
-                for j in range(C):
-                    w, nf = fixed_form(m, operand_element(fb), moded_code(
-                        fb, self.i.payload.b[j],
-                        self.i.payload.b_mode[j] if fb.mode_bits else None))
-                    m.d.sync += [sreg[j].eq(w.as_unsigned()), bnf[j].eq(nf)]
+                             xlast.eq(self.i.payload.last), xv.eq(take), ph.eq(1)]
+            with m.Else():
+                m.d.sync += ph.eq(ph.rotate_left(1))
+            for j in range(C):
+                w, nf = fixed_form(m, operand_element(fb), moded_code(
+                    fb, self.i.payload.b[j], self.i.payload.b_mode[j] if fb.mode_bits else None))
+                m.d.sync += sreg[j].eq(Mux(lo, w.as_unsigned(), sreg[j] << 1))
+                with m.If(lo):
+                    m.d.sync += bnf[j].eq(nf)
             ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
             cols_in = [(("b_bit", sreg[j][p - 1]), ("b_nonfinite", bnf[j]),
                         ("b_scale", x.b_scale[j])) for j in range(C)]
