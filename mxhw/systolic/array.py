@@ -391,7 +391,9 @@ class SystolicArray(wiring.Component):
         fa, fb = self._fmt_a, self._fmt_b
 
         # ---- flow control: at most one finished tile waiting in the PE result registers
+        # (row-shared: at most one finished tile in the output buffer)
         inflight = Signal()          # a last transfer accepted, its results not yet moved
+                                     # (row-shared: not yet out of the buffer)
         p = self._serial
         take = self.i.valid & self.i.ready
 
@@ -552,6 +554,7 @@ class SystolicArray(wiring.Component):
 
         # Output buffer: one register per result, rows shifting up by one per transfer, so
         # row 0 is the head (no wide row multiplexer; cheap in logic and in simulation).
+        # Row-shared, its rows are also the row units' result rings (filled in place).
         # Its control is replicated per row and per group of OUT_GROUP columns (flags
         # ``hf``: the PE results hold a finished tile; ``ov``: this buffer row holds a result
         # row; ``load``; ``adv``: the rows shift up). Every copy keeps its own state (each
@@ -646,9 +649,11 @@ class SystolicArray(wiring.Component):
                     with m.If(corner_done[i]):
                         m.d.sync += hf[i][g].eq(1)
                 with m.If(ld):
-                    m.d.sync += [hf[i][g].eq(0), ov[i][g].eq(1)]
-                    if i == 0 and g == 0 and not shared:
-                        m.d.sync += inflight.eq(0)
+                    m.d.sync += ov[i][g].eq(1)
+                    if not shared:
+                        m.d.sync += hf[i][g].eq(0)
+                        if i == 0 and g == 0:
+                            m.d.sync += inflight.eq(0)
                 # the rows shift up: valid rows are a prefix, so ``adv`` (the head holds a
                 # row) with row i holding one moves row i + 1 into it
                 with m.Elif(ad & ov[i][g]):
