@@ -579,7 +579,10 @@ class SystolicArray(wiring.Component):
         hf = [[Signal(name=f"hf{i}_{g}") for g in range(G)] for i in range(R)]
         ov = [[Signal(name=f"ov{i}_{g}") for g in range(G)] for i in range(R)]
         adv = [[Signal(name=f"adv{i}_{g}") for g in range(G)] for i in range(R)]
-        load = [[Signal(name=f"load{i}_{g}") for g in range(G)] for i in range(R)]
+        # (row-shared, every group's ``load`` of a row is the same register, kept apart:
+        # merged, one flip-flop would reach every column's flags)
+        load = [[Signal(name=f"load{i}_{g}", attrs={"keep": 1} if self._shared else {})
+                 for g in range(G)] for i in range(R)]
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
 
@@ -687,6 +690,8 @@ class SystolicArray(wiring.Component):
                                 m.d.sync += [od[i][j].eq(Mux(sel, od[i + 1][j], d_)),
                                              osp[i][j].eq(Mux(sel, osp[i + 1][j], s_))]
                     else:
+                        # (equal for every group, kept apart as ``load``)
+                        en.attrs["keep"] = 1
                         m.d.sync += en.eq(fin_next)
                         with m.If(en):
                             for j, (d_, s_) in zip(cols, ring):

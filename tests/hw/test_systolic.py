@@ -376,11 +376,12 @@ def test_control_registers_not_merged(tmp_path, dataflow):
     il = rtlil.convert(dut)
     # OS: valid, block end, last delayed i cycles into row i, then one register each per
     # PE, each row unit's two registers of the selected scale sum, the output buffer's
-    # per-row copy of the tile-done flag and its rows' (but the last's) copies of the
-    # load flag per column; WS: act and start into the rows, the weight strobe and row
-    # index into the columns, the same way
+    # per-row copy of the tile-done flag, its rows' (but the last's) copies of the shift
+    # flag per column (the data multiplexers' select), its load flags (one per row and
+    # column) and its last row's data enables (one per column); WS: act and start into
+    # the rows, the weight strobe and row index into the columns, the same way
     if dataflow == "output_stationary":
-        marked = 3 * (sum(range(R)) + R * C) + 2 * R + R + (R - 1) * C
+        marked = 3 * (sum(range(R)) + R * C) + 2 * R + R + (R - 1) * C + R * C + C
     else:
         marked = 2 * (sum(range(R)) + sum(range(C)) + 2 * R * C)
     merge = "proc; flatten; opt -full; opt_merge -share_all; select -count t:$*dff*"
