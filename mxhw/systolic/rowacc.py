@@ -135,11 +135,11 @@ class RowAccumulator(wiring.Component):
     fin : Out(signed(acc.width)), fin_special : Out(1)
         (Without ``result_ring``.) A tile's result of one column, valid while ``fin_valid``
         is high: the row's results one per last-block end, in column order, each
-        ``latency`` cycles after its ``block_valid``; where the ring would take it.
+        ``latency - 1`` cycles after its ``block_valid`` (in the cycle the ring would
+        take it).
     fin_valid, fin_valid_next : Out(1)
         (Without ``result_ring``.) ``fin`` holds a result: in this cycle, and in the next
-        (``fin_valid`` a cycle ahead, from flip-flops through a few gates: a user's store
-        can register its enables from it).
+        (``fin_valid`` a cycle ahead: a user's store can register its enables from it).
 
     Golden twin: :func:`mxhw.golden.arith.gemm` with ``fixed`` accumulation (one row of
     output elements), given the exact block sums.

@@ -213,15 +213,18 @@ def test_partial_pe_pipeline():
 
 # ---- the row unit alone -----------------------------------------------------------------
 
-def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
+def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True):
     """Drive a RowAccumulator with the exact block sums of ``a`` (1 x K) times ``b``
     (K x cols) from golden's :func:`block_dots`, ``ntiles`` tiles of equal length, block
     ends in column order with random idle cycles (probability ``p_gap`` before each, so
     some come back to back); returns ``[(result[j], special[j]) for j]`` per tile, read
-    ``latency`` cycles after the tile's last block end."""
+    ``latency`` cycles after the tile's last block end. Without the result ring
+    (``ring=False``): ``(fin, fin_special)`` of column ``j``, which must be valid
+    (``fin_valid``) exactly ``latency - 1`` cycles after column ``j``'s last block end of
+    the tile and at no other time, ``fin_valid_next`` a cycle ahead of ``fin_valid``."""
     fa, fb = block_format(a.fmt), block_format(b.fmt)
     C = b.shape[1]
-    dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline)
+    dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline, result_ring=ring)
     assert dut.latency == 1 + max(pipeline, 1) + (pipeline >= 2)
     d = block_dots(a, b)
     _, la, bad_a = element_ints(a)
@@ -240,7 +243,7 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
     got = []
 
     async def tb(ctx):
-        res, ends = [], []
+        res, ends, fins = [], [], {}
         for n, x in enumerate(seq + [None] * dut.latency):
             for j in range(C):
                 ctx.set(dut.block_valid[j], 0)
@@ -263,9 +266,25 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
                 ctx.set(dut.block_last[j], int(last))
                 if last and j == C - 1:
                     ends.append(n)
+                if last:
+                    fins[n + dut.latency - 1] = (blk // per_tile, j)
+            if not ring:
+                # in cycle n: fin_valid_next, fin_valid, fin, fin_special
+                res.append([ctx.get(dut.fin_valid_next), ctx.get(dut.fin_valid),
+                            ctx.get(dut.fin), ctx.get(dut.fin_special)])
             await ctx.tick()
-            res.append([(ctx.get(dut.result[j]), ctx.get(dut.special[j])) for j in range(C)])
-        got.extend(res[n + dut.latency - 1] for n in ends)
+            if ring:
+                res.append([(ctx.get(dut.result[j]), ctx.get(dut.special[j]))
+                            for j in range(C)])
+        if ring:
+            got.extend(res[n + dut.latency - 1] for n in ends)
+            return
+        assert [n for n, r in enumerate(res) if r[1]] == sorted(fins)
+        assert all(res[n][0] == res[n + 1][1] for n in range(len(res) - 1))
+        tiles = [[None] * C for _ in ends]
+        for n, (t, j) in fins.items():
+            tiles[t][j] = (res[n][2], res[n][3])
+        got.extend(tiles)
 
     run(dut, tb)
     return got
@@ -275,12 +294,14 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap):
 @given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS), cols=st.integers(1, 5),
        ntiles=st.integers(1, 3), per_tile=st.integers(1, 3), acc=acc_strategy(),
        pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3, 0.7]))
+       nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3, 0.7]),
+       ring=st.booleans())
 def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, seed, nan_p,
-                                 p_gap):
+                                 p_gap, ring):
     """The row unit alone, fed golden's exact block sums in column order (back to back or
     with gaps, tiles back to back, junk on the unselected columns), gives golden's
-    results for every column and tile."""
+    results for every column and tile, in its result ring or handed on one by one
+    (``result_ring=False``, as the array uses it)."""
     rng = np.random.default_rng(seed)
     K = 32 * ntiles * per_tile
     a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p)
@@ -288,7 +309,7 @@ def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, 
     # golden's block sums sit on the hardware's grid (the multiplier's LSB)
     assert (element_ints(a)[1] + element_ints(b)[1]
             == MXBlockSumPE(a.fmt, b.fmt).lsb_exp)
-    got = run_row(a, b, ntiles, acc, pipeline, seed, p_gap)
+    got = run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring)
     assert len(got) == ntiles
     for t in range(ntiles):
         ks = slice(t * per_tile * 32, (t + 1) * per_tile * 32)
@@ -382,6 +403,9 @@ def test_row_unit_init():
     assert (ra.cols, ra.pipeline, ra.latency) == (3, 4, 6)
     assert len(ra.result) == 3 and len(ra.block_sum) == 3
     assert RowAccumulator(f, f, ACC, 1).latency == 2
+    assert ra.result_ring and not hasattr(ra, "fin")
+    rf = RowAccumulator(f, f, ACC, 3, result_ring=False)
+    assert not rf.result_ring and not hasattr(rf, "result") and len(rf.fin) == ACC.width
     pe = MXBlockSumPE(f, block_format("mxint8"), pipeline=2)
     assert pe.pipeline == 2 and len(pe.block_sum) == len(ra.block_sum[0])
     assert [MXBlockSumPE(f, f, pipeline=p).latency for p in range(5)] == [0, 1, 2, 2, 2]
@@ -398,6 +422,7 @@ def test_row_unit_init():
     ({"cols": True}, TypeError, "cols must be a positive integer, not True"),
     ({"pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
     ({"pipeline": "1"}, TypeError, "pipeline must be an integer, not '1'"),
+    ({"result_ring": 1}, TypeError, "result_ring must be True or False, not 1"),
 ])
 def test_row_unit_init_wrong(kw, exc, msg):
     f = block_format("mxfp4")
