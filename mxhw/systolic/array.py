@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from .bitserial import BitSerialMXMacPE, check_serial_format, fixed_form
 from ..formats import moded_code, operand_element
-from .pe import (MXBlockSumPE, MXMacPE, acc_width, block_format, check_pipeline,
+from .pe import (MXBlockSumPE, MXMacPE, acc_width, block_format, check_pipeline, clamp_acc,
                  delay_line, mode_port)
 from .rowacc import RowAccumulator, one_hot_select, row_extra_stages
 from .ws import elaborate_ws, ws_in_layout, ws_latency
@@ -532,7 +532,8 @@ class SystolicArray(wiring.Component):
                 m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
                 if i < R - 1:
                     b_row = delay(b_row, 1, f"b_scale_row{i + 1}")
-                results.append((ra.fin, ra.fin_special, ra.fin_valid_next))
+                fin = clamp_acc(m, self._acc, ra.fin, f"fin{i}") if ra.fin_unclamped else ra.fin
+                results.append((fin, ra.fin_special, ra.fin_valid_next))
         else:
             results = [[(pe.result, pe.special) for pe in row] for row in pes]
 

@@ -132,11 +132,13 @@ class RowAccumulator(wiring.Component):
         Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
         row's last block end of the tile has gone through (column ``cols - 1``'s), held
         until the next tile's first last-block end. (``result_ring`` only.)
-    fin : Out(signed(acc.width)), fin_special : Out(1)
-        (Without ``result_ring``.) A tile's result of one column, valid while ``fin_valid``
-        is high: the row's results one per last-block end, in column order, each
-        ``latency - 1`` cycles after its ``block_valid`` (in the cycle the ring would
-        take it).
+    fin : Out(signed(acc.width)) or Out(signed(acc.width + 2)), fin_special : Out(1)
+        (Without ``result_ring``.) Registered; a tile's result of one column, valid while
+        ``fin_valid`` is high: the row's results one per last-block end, in column order,
+        each ``latency - 1`` cycles after its ``block_valid`` (in the cycle the ring would
+        take it). When :attr:`fin_unclamped` (saturating, ``cols >= 2``) it is the sum
+        before the clamp, ``acc.width + 2`` bits: the result is
+        ``mxhw.systolic.pe.clamp_acc(m, acc, fin)``.
     fin_valid, fin_valid_next : Out(1)
         (Without ``result_ring``.) ``fin`` holds a result: in this cycle, and in the next
         (``fin_valid`` a cycle ahead: a user's store can register its enables from it).
@@ -180,13 +182,19 @@ class RowAccumulator(wiring.Component):
             "b_scale": In(unsigned(fmt_b.scale.bits)),
             **({"result": Out(signed(acc.width)).array(cols),
                 "special": Out(1).array(cols)} if result_ring else
-               {"fin": Out(signed(acc.width)), "fin_special": Out(1),
+               {"fin": Out(signed(acc.width + 2 * self.fin_unclamped)), "fin_special": Out(1),
                 "fin_valid": Out(1), "fin_valid_next": Out(1)}),
         })
 
     cols = property(lambda self: self._cols)
     pipeline = property(lambda self: self._pipeline)
     result_ring = property(lambda self: self._ring)
+
+    @property
+    def fin_unclamped(self):
+        """``fin`` is the tile's sum before the accumulator's clamp (``acc.width + 2``
+        bits): saturating with ``cols >= 2`` (the clamp then follows the register)."""
+        return self._acc.overflow == "saturate" and self._cols >= 2
 
     @property
     def latency(self):
@@ -286,9 +294,12 @@ class RowAccumulator(wiring.Component):
         m.d.sync += [fin.eq(fin_in), fin_sp.eq(spec_new)]
         fin_c = clamp_acc(m, acc, fin, "fin_clamped") if lazy else fin
         if not self._ring:
+            # every output a flip-flop's (the clamp, if any, is the user's: see
+            # ``fin_unclamped``), so a hierarchical simulation model needs no extra delta
+            # cycle for a path into the user's store
             fin_v = Signal(name="fin_v")
             m.d.sync += fin_v.eq(ev_last)
-            m.d.comb += [self.fin.eq(fin_c), self.fin_special.eq(fin_sp),
+            m.d.comb += [self.fin.eq(fin), self.fin_special.eq(fin_sp),
                          self.fin_valid.eq(fin_v), self.fin_valid_next.eq(ev_last)]
             return m
         # The result ring shifts one cycle after ``ev & last``. Its enable is one flip-flop

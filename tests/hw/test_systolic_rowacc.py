@@ -282,8 +282,11 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True):
         assert [n for n, r in enumerate(res) if r[1]] == sorted(fins)
         assert all(res[n][0] == res[n + 1][1] for n in range(len(res) - 1))
         tiles = [[None] * C for _ in ends]
+        lo, hi = -(1 << (acc.width - 1)), (1 << (acc.width - 1)) - 1
         for n, (t, j) in fins.items():
-            tiles[t][j] = (res[n][2], res[n][3])
+            # the sum before the clamp, when the unit leaves that to the user
+            r = min(max(res[n][2], lo), hi) if dut.fin_unclamped else res[n][2]
+            tiles[t][j] = (r, res[n][3])
         got.extend(tiles)
 
     run(dut, tb)
@@ -405,7 +408,11 @@ def test_row_unit_init():
     assert RowAccumulator(f, f, ACC, 1).latency == 2
     assert ra.result_ring and not hasattr(ra, "fin")
     rf = RowAccumulator(f, f, ACC, 3, result_ring=False)
-    assert not rf.result_ring and not hasattr(rf, "result") and len(rf.fin) == ACC.width
+    assert not rf.result_ring and not hasattr(rf, "result")
+    # fixed(32, 16) saturates: with 2+ columns the unit hands on the unclamped sum
+    assert rf.fin_unclamped and len(rf.fin) == ACC.width + 2
+    r1 = RowAccumulator(f, f, ACC, 1, result_ring=False)
+    assert not r1.fin_unclamped and len(r1.fin) == ACC.width
     pe = MXBlockSumPE(f, block_format("mxint8"), pipeline=2)
     assert pe.pipeline == 2 and len(pe.block_sum) == len(ra.block_sum[0])
     assert [MXBlockSumPE(f, f, pipeline=p).latency for p in range(5)] == [0, 1, 2, 2, 2]
