@@ -563,12 +563,12 @@ class SystolicArray(wiring.Component):
         # enable reaches at most OUT_GROUP results instead of all R x C: the enable's
         # fan-out no longer grows with the array.
         #
-        # The head moves into a three-entry output stage (``o.payload``'s registers and
-        # two more). The rows shift on ``adv``, a flip-flop set a cycle ahead from
-        # flip-flops alone: the head will hold a row, and the stage will have room
-        # whatever ``o.ready`` does. ``o.ready`` thus reaches only the stage (at a
-        # two-entry stage it reached every copy of ``adv``: the 16x16's critical path);
-        # the stage's own registers sit at the output.
+        # The head moves into a two-entry output stage (``o.payload``'s registers and a
+        # skid register). The rows shift on ``adv``, a flip-flop set a cycle ahead from
+        # flip-flops and ``o.ready``: the head will hold a row, and the stage will have
+        # room whatever ``o.ready`` does next. ``o.ready`` thus reaches the buffer's
+        # copies of ``adv`` only through logic into flip-flops, never the enables of the
+        # buffer's registers; the stage's own registers sit at the output.
         W = acc_width(self._acc)
         # (data registers without reset: the flags say what they hold, and the domain
         # reset's fan-out stays off them)
@@ -587,60 +587,43 @@ class SystolicArray(wiring.Component):
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
 
-        # ---- the output stage: a three-entry queue, entry 0 ``o``'s payload; its flags
-        # (``v0``..``v2``: entry holds a row, a thermometer) are copied per column group
-        # like the buffer's, so no one flip-flop or LUT selects the data of every column.
-        # Three entries let ``adv`` be decided without ``o.ready``: a row may move in
-        # next cycle if the stage would have room even without a transfer on ``o`` in
-        # between (at most one entry full after this cycle's move), and with ``o``
-        # always ready the stage then holds one row and takes one per cycle.
-        N_STAGE = 3
-        v = [[Signal(name=f"v{e}_{g}") for g in range(G)] for e in range(N_STAGE)]
-        pd = [[Signal(signed(W), name=f"p{e}_{j}", reset_less=True) for j in range(C)]
-              for e in range(N_STAGE)]
-        ps = [[Signal(name=f"p{e}s_{j}", reset_less=True) for j in range(C)]
-              for e in range(N_STAGE)]
+        # ---- the output stage: entry 0 is ``o``'s payload, entry 1 the skid; its flags
+        # (``v0``, ``v1``: entry holds a row) are copied per column group like the
+        # buffer's, so no one flip-flop or LUT selects the data of every column
+        v0 = [Signal(name=f"v0_{g}") for g in range(G)]
+        v1 = [Signal(name=f"v1_{g}") for g in range(G)]
+        p0 = [Signal(signed(W), name=f"p0_{j}", reset_less=True) for j in range(C)]
+        p1 = [Signal(signed(W), name=f"p1_{j}", reset_less=True) for j in range(C)]
+        s0 = [Signal(name=f"p0s_{j}", reset_less=True) for j in range(C)]
+        s1 = [Signal(name=f"p1s_{j}", reset_less=True) for j in range(C)]
         pop = [Signal(name=f"pop{g}") for g in range(G)]
-        m.d.comb += self.o.valid.eq(v[0][0])
+        m.d.comb += self.o.valid.eq(v0[0])
         for j in range(C):
-            m.d.comb += [self.o.payload.data[j].eq(pd[0][j]),
-                         self.o.payload.special[j].eq(ps[0][j])]
-
-        def stage_full(g, a):
-            # the stage cannot take a row next cycle should ``o`` not transfer in this one:
-            # all three entries full after this cycle's move (the head moving in when
-            # ``a``)
-            return v[2][g] | (a & v[1][g])
+            m.d.comb += [self.o.payload.data[j].eq(p0[j]),
+                         self.o.payload.special[j].eq(s0[j])]
+        def v1_next(g, a):
+            # the skid's flag after this cycle, the head moving in when ``a``
+            return Mux(pop[g], v1[g] & a, v1[g] | (a & v0[g]))
 
         for g, cols in enumerate(groups):
             a = adv[0][g]
-            m.d.comb += pop[g].eq(v[0][g] & self.o.ready)
-            # ``adv`` is never high when the stage could not take the head; the thermometer
-            # moves up on a row in, down on a transfer out
-            for e in range(N_STAGE):
-                up = v[e - 1][g] if e else 1
-                down = v[e + 1][g] if e < N_STAGE - 1 else 0
-                m.d.sync += v[e][g].eq(Mux(pop[g], Mux(a, v[e][g], down),
-                                           Mux(a, up, v[e][g])))
+            m.d.comb += pop[g].eq(v0[g] & self.o.ready)
+            # ``adv`` is never high when the stage could not take the head
+            m.d.sync += [v0[g].eq(Mux(pop[g], v1[g] | a, v0[g] | a)), v1[g].eq(v1_next(g, a))]
             for j in cols:
                 head = (od[0][j], osp[0][j])
-                for e in range(N_STAGE):
-                    nxt = (pd[e + 1][j], ps[e + 1][j]) if e < N_STAGE - 1 else head
-                    # entry e takes the next entry on a transfer (the head when that one
-                    # is empty and the head moves in), or the head when it is the first
-                    # empty entry
-                    first_free = ~v[e][g] & (v[e - 1][g] if e else 1)
-                    with m.If(pop[g]):
-                        if e < N_STAGE - 1:
-                            with m.If(v[e + 1][g]):
-                                m.d.sync += [pd[e][j].eq(nxt[0]), ps[e][j].eq(nxt[1])]
-                            with m.Elif(a & v[e][g]):
-                                m.d.sync += [pd[e][j].eq(head[0]), ps[e][j].eq(head[1])]
-                        else:
-                            with m.If(a & v[e][g]):
-                                m.d.sync += [pd[e][j].eq(head[0]), ps[e][j].eq(head[1])]
-                    with m.Elif(a & first_free):
-                        m.d.sync += [pd[e][j].eq(head[0]), ps[e][j].eq(head[1])]
+                with m.If(pop[g]):
+                    with m.If(v1[g]):
+                        m.d.sync += [p0[j].eq(p1[j]), s0[j].eq(s1[j])]
+                        with m.If(a):
+                            m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
+                    with m.Elif(a):
+                        m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
+                with m.Elif(a):
+                    with m.If(v0[g]):
+                        m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
+                    with m.Else():
+                        m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
 
         shared = self._shared
         for g, cols in enumerate(groups):
@@ -661,10 +644,10 @@ class SystolicArray(wiring.Component):
                 else:
                     ld_next = ~ld & (hf[i][g] | corner_done[i]) & ~ov[0][g]
                 m.d.sync += ld.eq(ld_next)
-                # ``adv`` next: the head holds a row next cycle and the stage will have room
-                # whether or not ``o`` transfers (``o.ready`` does not reach the copies)
+                # ``adv`` next: the head holds a row next cycle and the stage's skid will be
+                # empty (then the stage can take the head whether or not ``o`` transfers)
                 ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
-                ad_next = ov0_next & ~stage_full(g, ad)
+                ad_next = ov0_next & ~v1_next(g, ad)
                 m.d.sync += ad.eq(ad_next)
                 if not shared:
                     with m.If(corner_done[i]):
