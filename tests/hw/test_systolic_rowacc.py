@@ -105,6 +105,35 @@ def test_cols_above_k_per_pe():
 
 # ---- timing: the throughput of the per-PE design; latency 1 longer, 3 from pipeline 2 --
 
+def run_full_rate(dut, beats, n_rows):
+    """Offer ``beats`` to an array back to back (valid whenever one is left), ``o`` always
+    ready, until ``n_rows`` result rows came; returns the cycles each beat was taken in,
+    the cycles of each tile's first row (every ``rows``-th) and the rows' data."""
+    takes, firsts, got = [], [], []
+
+    async def tb(ctx):
+        taken, cycle = 0, 0
+        ctx.set(dut.o.ready, 1)
+        while len(got) < n_rows:
+            assert cycle < 4 * len(beats) + 200, "timeout"
+            if taken < len(beats):
+                ctx.set(dut.i.payload, beats[taken])
+            ctx.set(dut.i.valid, taken < len(beats))
+            _, _, i_ready, o_valid, o_data = await ctx.tick().sample(
+                dut.i.ready, dut.o.valid, dut.o.payload.data)
+            if taken < len(beats) and i_ready:
+                takes.append(cycle)
+                taken += 1
+            if o_valid:
+                if len(got) % dut.rows == 0:
+                    firsts.append(cycle)
+                got.append(list(o_data))
+            cycle += 1
+
+    run(dut, tb)
+    return takes, firsts, got
+
+
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("pipeline", [0, 2, PE_PIPELINE_MAX])
 def test_throughput_and_latency(shared, pipeline):
@@ -123,29 +152,7 @@ def test_throughput_and_latency(shared, pipeline):
     assert dut.latency == R + C + 1 + pipeline + extra + 1     # + 1: the output stage
     tiles = tile_order(M, N, R, C)
     beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
-    takes, firsts, got = [], [], []
-
-    async def tb(ctx):
-        taken, rows_out, cycle = 0, 0, 0
-        ctx.set(dut.o.ready, 1)
-        while rows_out < len(tiles) * R:
-            assert cycle < 2 * len(beats) + 100, "timeout"
-            if taken < len(beats):
-                ctx.set(dut.i.payload, beats[taken])
-            ctx.set(dut.i.valid, taken < len(beats))
-            _, _, i_ready, o_valid, o_data = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload.data)
-            if taken < len(beats) and i_ready:
-                takes.append(cycle)
-                taken += 1
-            if o_valid:
-                if rows_out % R == 0:
-                    firsts.append(cycle)
-                got.append(list(o_data))
-                rows_out += 1
-            cycle += 1
-
-    run(dut, tb)
+    takes, firsts, got = run_full_rate(dut, beats, len(tiles) * R)
     assert takes == list(range(len(beats)))
     lasts = takes[K - 1::K]
     assert [f - t for f, t in zip(firsts, lasts)] == [dut.latency] * len(tiles)
@@ -169,26 +176,7 @@ def test_short_tiles_wait_for_the_buffer(K):
     assert dut.shared_acc and dut.latency == 33
     tiles = tile_order(R, 3 * C, R, C)
     beats = [x for m0, n0 in tiles for x in array_beats(a, b, R, C, m0, n0)]
-    takes, got = [], []
-
-    async def tb(ctx):
-        taken, cycle = 0, 0
-        ctx.set(dut.o.ready, 1)
-        while len(got) < len(tiles) * R:
-            assert cycle < 4 * len(beats) + 200, "timeout"
-            if taken < len(beats):
-                ctx.set(dut.i.payload, beats[taken])
-            ctx.set(dut.i.valid, taken < len(beats))
-            _, _, i_ready, o_valid, o_data = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload.data)
-            if taken < len(beats) and i_ready:
-                takes.append(cycle)
-                taken += 1
-            if o_valid:
-                got.append(list(o_data))
-            cycle += 1
-
-    run(dut, tb)
+    takes, _, got = run_full_rate(dut, beats, len(tiles) * R)
     lasts = takes[K - 1::K]
     gap = dut.latency + R - 1
     assert np.diff(lasts).tolist() == [max(K, gap)] * (len(tiles) - 1)
