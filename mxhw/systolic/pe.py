@@ -225,9 +225,9 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
 def block_to_grid(m, acc, s, shift, extras, stages):
     """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
     ``shift = (left, sh_l, sh_r, ge[, pre])`` (:func:`grid_shift_from_sum`) the shift
-    that does it: golden's ``round_shift(S, -(E +
-    F), rounding)``, then clamped (``saturate``: to ``signed(width + 1)``, which leaves
-    every saturated outcome unchanged; ``wrap``: modulo ``2**width``).
+    that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
+    (``saturate``: to ``signed(width + 1)``, which leaves every saturated outcome
+    unchanged; ``wrap``: modulo ``2**width``).
 
     ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift, 2 the shifted
     value (and, ``saturate``, whether the left shift overflows), 3 the clamped value.

@@ -270,7 +270,7 @@ class RowAccumulator(wiring.Component):
         # between two registers. The tile's last sum goes to ``result`` through a register
         # (``fin``) and the same clamp one cycle later.
         W = acc.width
-        lazy = acc.overflow == "saturate" and C >= 2
+        lazy = self.fin_unclamped          # saturating with 2+ columns: clamp as it moves on
         regs = [Signal(signed(W), name=f"acc{j}") for j in range(C)]
         if lazy:
             regs[C - 1] = Signal(signed(W + 2), name=f"acc{C - 1}_raw")
