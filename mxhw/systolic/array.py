@@ -577,12 +577,15 @@ class SystolicArray(wiring.Component):
         osp = [[Signal(name=f"os{i}_{j}", reset_less=True) for j in range(C)] for i in range(R)]
         groups = [range(g, min(g + OUT_GROUP, C)) for g in range(0, C, OUT_GROUP)]
         G = len(groups)
-        hf = [[Signal(name=f"hf{i}_{g}") for g in range(G)] for i in range(R)]
+        shared = self._shared
+        # (``hf``: per-PE accumulation only; the row-shared buffer holds the one tile)
+        hf = None if shared else [[Signal(name=f"hf{i}_{g}") for g in range(G)]
+                                  for i in range(R)]
         ov = [[Signal(name=f"ov{i}_{g}") for g in range(G)] for i in range(R)]
         adv = [[Signal(name=f"adv{i}_{g}") for g in range(G)] for i in range(R)]
         # (row-shared, every group's ``load`` of a row is the same register, kept apart:
         # merged, one flip-flop would reach every column's flags)
-        load = [[Signal(name=f"load{i}_{g}", attrs={"keep": 1} if self._shared else {})
+        load = [[Signal(name=f"load{i}_{g}", attrs={"keep": 1} if shared else {})
                  for g in range(G)] for i in range(R)]
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
@@ -625,7 +628,18 @@ class SystolicArray(wiring.Component):
                     with m.Else():
                         m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
 
-        shared = self._shared
+        def shift_row(i, g, cols, en_next, sel_next, picks):
+            # buffer row i's registers of group g: enable and select flip-flops set a cycle
+            # ahead (the select a copy of its own, ``keep``), each register taking
+            # ``picks[n][0]`` when selected, else ``picks[n][1]`` (data, special pairs)
+            en = Signal(name=f"oden{i}_{g}")
+            sel = Signal(name=f"odsel{i}_{g}", attrs={"keep": 1})
+            m.d.sync += [en.eq(en_next), sel.eq(sel_next)]
+            with m.If(en):
+                for j, (a_, b_) in zip(cols, picks):
+                    m.d.sync += [od[i][j].eq(Mux(sel, a_[0], b_[0])),
+                                 osp[i][j].eq(Mux(sel, a_[1], b_[1]))]
+
         for g, cols in enumerate(groups):
             for i in range(R):
                 # The tile moves in once the buffer is empty (row 0 moved out: all rows
@@ -682,29 +696,19 @@ class SystolicArray(wiring.Component):
                     # ring: column j takes column j + 1, the last column the new result
                     ring = [(od[i][j + 1], osp[i][j + 1]) if j < C - 1 else (fin, fin_sp)
                             for j in cols]
-                    en = Signal(name=f"oden{i}_{g}")
                     if i < R - 1:
-                        sel = Signal(name=f"odsel{i}_{g}", attrs={"keep": 1})
-                        m.d.sync += [en.eq(fin_next | ad_next), sel.eq(ad_next)]
-                        with m.If(en):
-                            for j, (d_, s_) in zip(cols, ring):
-                                m.d.sync += [od[i][j].eq(Mux(sel, od[i + 1][j], d_)),
-                                             osp[i][j].eq(Mux(sel, osp[i + 1][j], s_))]
+                        below = [(od[i + 1][j], osp[i + 1][j]) for j in cols]
+                        shift_row(i, g, cols, fin_next | ad_next, ad_next, list(zip(below, ring)))
                     else:
                         # (equal for every group, kept apart as ``load``)
-                        en.attrs["keep"] = 1
+                        en = Signal(name=f"oden{i}_{g}", attrs={"keep": 1})
                         m.d.sync += en.eq(fin_next)
                         with m.If(en):
                             for j, (d_, s_) in zip(cols, ring):
                                 m.d.sync += [od[i][j].eq(d_), osp[i][j].eq(s_)]
                 elif i < R - 1:
-                    en = Signal(name=f"oden{i}_{g}")
-                    sel = Signal(name=f"odsel{i}_{g}", attrs={"keep": 1})
-                    m.d.sync += [en.eq(ld_next | ad_next), sel.eq(ld_next)]
-                    with m.If(en):
-                        for j in cols:
-                            m.d.sync += [od[i][j].eq(Mux(sel, results[i][j][0], od[i + 1][j])),
-                                         osp[i][j].eq(Mux(sel, results[i][j][1], osp[i + 1][j]))]
+                    shift_row(i, g, cols, ld_next | ad_next, ld_next,
+                              [(results[i][j], (od[i + 1][j], osp[i + 1][j])) for j in cols])
                 else:
                     with m.If(ld):
                         m.d.sync += [od[i][j].eq(results[i][j][0]) for j in cols]

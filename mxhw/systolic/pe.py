@@ -121,13 +121,13 @@ def scale_sum_shape(fa, fb):
     return unsigned((((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1)).bit_length())
 
 
-def scale_code_sum(m, fa, fb, a_scale, b_scale):
+def scale_code_sum(m, fa, fb, a_scale, b_scale, name="scale_sum"):
     """``t = a_scale + b_scale`` (unsigned, :func:`scale_sum_shape`): with the constant
     :func:`scale_offset` it gives the grid shift ``d = t + off = E + frac_bits``, the left
     shift that puts an exact block sum on the accumulator grid
     (:func:`grid_shift_from_sum` takes ``t`` and ``off`` apart, so no adder of the
     offset or compare of a signed ``d`` stands before the range tests)."""
-    t = Signal(scale_sum_shape(fa, fb), name="scale_sum")
+    t = Signal(scale_sum_shape(fa, fb), name=name)
     m.d.comb += t.eq(a_scale + b_scale)
     return t
 

@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 grid_shift_from_sum, scale_nan, scale_offset, scale_sum_shape)
+                 grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -219,11 +219,10 @@ class RowAccumulator(wiring.Component):
         m.d.comb += ev.eq(Cat(*valid).any())
         # ---- the block's scale codes (given beside the block end, not selected): their
         # sum and NaN codes, once per row instead of once per PE
-        sel_sum = Signal(scale_sum_shape(fa, fb), name="sel_scale_sum")
+        sel_sum = scale_code_sum(m, fa, fb, self.a_scale, self.b_scale, "sel_scale_sum")
         sel_nf = Signal(name="sel_nonfinite_all")
-        m.d.comb += [sel_sum.eq(self.a_scale + self.b_scale),
-                     sel_nf.eq(sel["nonfinite"] | scale_nan(fa, self.a_scale)
-                               | scale_nan(fb, self.b_scale))]
+        m.d.comb += sel_nf.eq(sel["nonfinite"] | scale_nan(fa, self.a_scale)
+                              | scale_nan(fb, self.b_scale))
         sel["scale_sum"], sel["nonfinite"] = sel_sum, sel_nf
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
@@ -292,7 +291,6 @@ class RowAccumulator(wiring.Component):
         fin = Signal.like(fin_in, name="fin")
         fin_sp = Signal()
         m.d.sync += [fin.eq(fin_in), fin_sp.eq(spec_new)]
-        fin_c = clamp_acc(m, acc, fin, "fin_clamped") if lazy else fin
         if not self._ring:
             # every output a flip-flop's (the clamp, if any, is the user's: see
             # ``fin_unclamped``), so a hierarchical simulation model needs no extra delta
@@ -302,6 +300,7 @@ class RowAccumulator(wiring.Component):
             m.d.comb += [self.fin.eq(fin), self.fin_special.eq(fin_sp),
                          self.fin_valid.eq(fin_v), self.fin_valid_next.eq(ev_last)]
             return m
+        fin_c = clamp_acc(m, acc, fin, "fin_clamped") if lazy else fin
         # The result ring shifts one cycle after ``ev & last``. Its enable is one flip-flop
         # per group of RES_GROUP columns, so that none drives a whole row of results (in
         # an 8x8 array one enable for 8 x 33 flip-flops took 8.6 ns of routing). The
