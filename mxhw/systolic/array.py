@@ -31,6 +31,10 @@ PE_TYPES = ("bitparallel", "bitserial")
 #: enables): the enables' fan-out is at most this many results, whatever the array size.
 OUT_GROUP = 1
 
+#: Rows the output stage holds: three let one row per cycle flow with the buffer's shift
+#: decided a cycle ahead, without ``o.ready``.
+OUT_STAGE = 3
+
 
 def _is_bitserial(pe):
     """``pe`` builds :class:`BitSerialMXMacPE` (the class, or a ``functools.partial`` of it)."""
@@ -590,43 +594,45 @@ class SystolicArray(wiring.Component):
         with m.If(take & self.i.payload.last):
             m.d.sync += inflight.eq(1)
 
-        # ---- the output stage: entry 0 is ``o``'s payload, entry 1 the skid; its flags
-        # (``v0``, ``v1``: entry holds a row) are copied per column group like the
-        # buffer's, so no one flip-flop or LUT selects the data of every column
-        v0 = [Signal(name=f"v0_{g}") for g in range(G)]
-        v1 = [Signal(name=f"v1_{g}") for g in range(G)]
-        p0 = [Signal(signed(W), name=f"p0_{j}", reset_less=True) for j in range(C)]
-        p1 = [Signal(signed(W), name=f"p1_{j}", reset_less=True) for j in range(C)]
-        s0 = [Signal(name=f"p0s_{j}", reset_less=True) for j in range(C)]
-        s1 = [Signal(name=f"p1s_{j}", reset_less=True) for j in range(C)]
-        pop = [Signal(name=f"pop{g}") for g in range(G)]
-        m.d.comb += self.o.valid.eq(v0[0])
-        for j in range(C):
-            m.d.comb += [self.o.payload.data[j].eq(p0[j]),
-                         self.o.payload.special[j].eq(s0[j])]
-        def v1_next(g, a):
-            # the skid's flag after this cycle, the head moving in when ``a``
-            return Mux(pop[g], v1[g] & a, v1[g] | (a & v0[g]))
-
+        # ---- the output stage: a queue of OUT_STAGE rows (``o.payload`` is its head,
+        # selected by a one-hot read pointer), copied per column group like the buffer's
+        # control. ``o.ready`` reaches only each group's read pointer, count and valid flag
+        # (a handful of flip-flops per group). The buffer's rows shift on ``adv``, set a
+        # cycle ahead with room guaranteed whatever ``o.ready`` does: ``cnt + adv <=
+        # OUT_STAGE - 1`` (the stage holds at most that many rows after this cycle), from
+        # flip-flops alone. Three entries keep one row per cycle flowing (the count stays
+        # at 1 while ``o`` takes a row every cycle).
+        S = OUT_STAGE
+        st = [[Signal(signed(W), name=f"st{e}_{j}", reset_less=True) for j in range(C)]
+              for e in range(S)]
+        sts = [[Signal(name=f"st{e}s_{j}", reset_less=True) for j in range(C)]
+               for e in range(S)]
+        vld = [Signal(name=f"ovalid{g}") for g in range(G)]
+        cnt_o = [Signal(range(S + 1), name=f"ocnt{g}") for g in range(G)]
+        rptr = [Signal(S, init=1, name=f"rptr{g}") for g in range(G)]
+        wptr = [Signal(S, init=1, name=f"wptr{g}") for g in range(G)]
+        we = [[Signal(name=f"we{e}_{g}") for e in range(S)] for g in range(G)]
+        m.d.comb += self.o.valid.eq(vld[0])
         for g, cols in enumerate(groups):
             a = adv[0][g]
-            m.d.comb += pop[g].eq(v0[g] & self.o.ready)
-            # ``adv`` is never high when the stage could not take the head
-            m.d.sync += [v0[g].eq(Mux(pop[g], v1[g] | a, v0[g] | a)), v1[g].eq(v1_next(g, a))]
+            pop = Signal(name=f"pop{g}")
+            m.d.comb += pop.eq(vld[g] & self.o.ready)
+            n_next = cnt_o[g] + a - pop
+            m.d.sync += [cnt_o[g].eq(n_next), vld[g].eq(n_next != 0)]
+            with m.If(pop):
+                m.d.sync += rptr[g].eq(rptr[g].rotate_left(1))
             for j in cols:
-                head = (od[0][j], osp[0][j])
-                with m.If(pop[g]):
-                    with m.If(v1[g]):
-                        m.d.sync += [p0[j].eq(p1[j]), s0[j].eq(s1[j])]
-                        with m.If(a):
-                            m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
-                    with m.Elif(a):
-                        m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
-                with m.Elif(a):
-                    with m.If(v0[g]):
-                        m.d.sync += [p1[j].eq(head[0]), s1[j].eq(head[1])]
-                    with m.Else():
-                        m.d.sync += [p0[j].eq(head[0]), s0[j].eq(head[1])]
+                sel_d, sel_s = st[S - 1][j], sts[S - 1][j]
+                for e in reversed(range(S - 1)):
+                    sel_d = Mux(rptr[g][e], st[e][j], sel_d)
+                    sel_s = Mux(rptr[g][e], sts[e][j], sel_s)
+                m.d.comb += [self.o.payload.data[j].eq(sel_d),
+                             self.o.payload.special[j].eq(sel_s)]
+                # entry e takes the head in the cycle its write flag (a flip-flop set a
+                # cycle ahead: ``adv`` next and the write pointer then) is high
+                for e in range(S):
+                    with m.If(we[g][e]):
+                        m.d.sync += [st[e][j].eq(od[0][j]), sts[e][j].eq(osp[0][j])]
 
         def shift_row(i, g, cols, en_next, sel_next, picks):
             # buffer row i's registers of group g: enable and select flip-flops set a cycle
@@ -658,11 +664,19 @@ class SystolicArray(wiring.Component):
                 else:
                     ld_next = ~ld & (hf[i][g] | corner_done[i]) & ~ov[0][g]
                 m.d.sync += ld.eq(ld_next)
-                # ``adv`` next: the head holds a row next cycle and the stage's skid will be
-                # empty (then the stage can take the head whether or not ``o`` transfers)
-                ov0_next = Mux(load[0][g], 1, Mux(ad, ov[1][g] if R > 1 else 0, ov[0][g]))
-                ad_next = ov0_next & ~v1_next(g, ad)
+                # ``adv`` next: this row holds a row next cycle (then so does the head:
+                # valid rows are a prefix) and the stage will have room. Each row's copy
+                # sees its own flags and the row below's: rows that hold results shift
+                # together (a row that holds none keeps still, its data read by no one);
+                # the stage's count is the one signal every row's copy shares.
+                ovi_next = Mux(ld, 1, Mux(ad, ov[i + 1][g] if i < R - 1 else 0, ov[i][g]))
+                ad_next = ovi_next & (cnt_o[g] + ad <= S - 1)
                 m.d.sync += ad.eq(ad_next)
+                if i == 0:
+                    # the stage's write flags: entry e takes the head next cycle
+                    wp = Mux(ad, wptr[g].rotate_left(1), wptr[g])
+                    m.d.sync += wptr[g].eq(wp)
+                    m.d.sync += [we[g][e].eq(ad_next & wp[e]) for e in range(S)]
                 if not shared:
                     with m.If(corner_done[i]):
                         m.d.sync += hf[i][g].eq(1)
