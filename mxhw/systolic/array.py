@@ -184,8 +184,8 @@ class SystolicArray(wiring.Component):
 
     Latency (:attr:`latency`): output-stationary, the first result row is valid ``rows +
     cols + pe_latency + 1`` cycles after the tile's last input transfer (the 1 is the
-    output stage, whose two registers keep ``o.ready`` away from the result buffer's
-    enables; ``pe_latency = 1 + pipeline`` for the default PE, with shared accumulators
+    output stage, a three-row queue that keeps ``o.ready`` away from the result buffer's
+    control; ``pe_latency = 1 + pipeline`` for the default PE, with shared accumulators
     + 3 from ``pipeline`` 2 up and + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
@@ -567,12 +567,11 @@ class SystolicArray(wiring.Component):
         # enable reaches at most OUT_GROUP results instead of all R x C: the enable's
         # fan-out no longer grows with the array.
         #
-        # The head moves into a two-entry output stage (``o.payload``'s registers and a
-        # skid register). The rows shift on ``adv``, a flip-flop set a cycle ahead from
-        # flip-flops and ``o.ready``: the head will hold a row, and the stage will have
-        # room whatever ``o.ready`` does next. ``o.ready`` thus reaches the buffer's
-        # copies of ``adv`` only through logic into flip-flops, never the enables of the
-        # buffer's registers; the stage's own registers sit at the output.
+        # The head moves into a three-row output stage (below). The rows shift on
+        # ``adv``, a flip-flop set a cycle ahead from flip-flops alone (no ``o.ready``):
+        # the row will hold a result, and the stage will have room whatever ``o.ready``
+        # does next. Each row's copy of ``adv`` is made from its own flags, the next row's
+        # and the stage's count: no flag of row 0 reaches the other rows.
         W = acc_width(self._acc)
         # (data registers without reset: the flags say what they hold, and the domain
         # reset's fan-out stays off them)
