@@ -12,6 +12,7 @@ from mxhw.systolic import BitSerialMXMacPE, MXMacPE, SystolicArray
 from mxhw.systolic.array import DEFAULT_PIPELINE, OUT_GROUP
 from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
 from mxhw.systolic.driver import array_beats, tile_order
+from mxhw.systolic.rowacc import RING_GROUP
 
 FORMATS = ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8"]
 
@@ -378,10 +379,13 @@ def test_control_registers_not_merged(tmp_path, dataflow):
     # PE, each row unit's two registers of the selected scale sum, the output buffer's
     # per-row copy of the tile-done flag, its rows' (but the last's) copies of the shift
     # flag per column (the data multiplexers' select), its load flags (one per row and
-    # column) and its last row's data enables (one per column); WS: act and start into
-    # the rows, the weight strobe and row index into the columns, the same way
+    # column) and its last row's data enables (one per column), and each row unit's
+    # copies of its ring's shift enable (one per RING_GROUP columns, down the unit's
+    # ``pipeline - 1`` stages); WS: act and start into the rows, the weight strobe and row
+    # index into the columns, the same way
     if dataflow == "output_stationary":
-        marked = 3 * (sum(range(R)) + R * C) + 2 * R + R + (R - 1) * C + R * C + C
+        ring = R * (DEFAULT_PIPELINE - 1) * -(-C // RING_GROUP)
+        marked = 3 * (sum(range(R)) + R * C) + 2 * R + R + (R - 1) * C + R * C + C + ring
     else:
         marked = 2 * (sum(range(R)) + sum(range(C)) + 2 * R * C)
     merge = "proc; flatten; opt -full; opt_merge -share_all; select -count t:$*dff*"
