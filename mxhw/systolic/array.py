@@ -457,10 +457,16 @@ class SystolicArray(wiring.Component):
         rows_in = [(("a", x.a[i]), ("a_scale", x.a_scale[i]),
                     *((("a_mode", x.a_mode[i]),) if fa.mode_bits else ()), *ctl)
                    for i in range(R)]
-        # the control (``ctl``) registers are kept apart per row (:func:`delay_line`)
+        # the control (``ctl``) is the same for every row: row i takes row i - 1's one
+        # register later (a chain: no register of the edge reaches every row), each kept
+        # apart (:func:`delay_line`)
         ctl_names = {n for n, _ in ctl}
-        a_in = [tuple((n, delay(s_, i, f"{n}{i}", n in ctl_names)) for n, s_ in rows_in[i])
-                for i in range(R)]
+        a_in = []
+        for i in range(R):
+            a_in.append(tuple(
+                (n, delay(dict(a_in[i - 1])[n] if i else s_, 1 if i else 0, f"{n}{i}", True)
+                 if n in ctl_names else delay(s_, i, f"{n}{i}"))
+                for n, s_ in rows_in[i]))
         b_in = [tuple((n, delay(s_, j, f"{n}{j}")) for n, s_ in cols_in[j]) for j in range(C)]
         ports = {"v": "valid", "e": "block_end", "l": "last", "f": "first", "z": "final"}
 

@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
+                 delay_line, grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -52,7 +52,7 @@ __all__ = ["RowAccumulator", "row_extra_stages"]
 RES_GROUP = 2
 
 #: Columns of the accumulator ring that share one copy of its shift enable.
-RING_GROUP = 4
+RING_GROUP = 1
 
 #: Low bits of the grid shifts (left and right) applied before the first register of
 #: :func:`~mxhw.systolic.pe.block_to_grid` from ``pipeline`` 3 up.
@@ -262,15 +262,19 @@ class RowAccumulator(wiring.Component):
         # enable is then a flip-flop's output, with no logic in front of its fan-out
         ev_last_in = Signal()
         m.d.comb += ev_last_in.eq(ev & sel["last"])
-        # The ring's shift enable goes down the pipeline as one copy per RING_GROUP
-        # columns (``keep``: equal registers, kept apart), so that no flip-flop drives
-        # the whole row's accumulators (16 x 32 in a 16x16 array: a 13 ns route)
+        stages = max(self._pipeline - 1, 0)
+        # The ring's shift enable: ``ev`` as it leaves the pipeline below, one flip-flop
+        # per RING_GROUP columns (``keep``: equal registers, kept apart), so that no
+        # flip-flop drives the whole row's accumulators (16 x 32 in a 16x16 array: a 13 ns
+        # route from one)
+        ev_pre = delay_line(m, ev, max(stages - 1, 0), "ring_ev_pre")
         ev_ring = [Signal(name=f"ring_ev{g}", attrs={"keep": 1})
                    for g in range(-(-C // RING_GROUP))]
-        m.d.comb += [e.eq(ev) for e in ev_ring]
-        v, ev, last, spec_blk, ev_last, *ev_ring = block_to_grid(
-            m, acc, sel["sum"], shift,
-            [ev, sel["last"], sel["nonfinite"], ev_last_in, *ev_ring], self._pipeline - 1)
+        m.d.comb += [e.eq(ev) for e in ev_ring] if stages == 0 else []
+        m.d.sync += [e.eq(ev_pre) for e in ev_ring] if stages else []
+        v, ev, last, spec_blk, ev_last = block_to_grid(
+            m, acc, sel["sum"], shift, [ev, sel["last"], sel["nonfinite"], ev_last_in],
+            self._pipeline - 1)
 
         # ---- the ring of accumulators: the head is the column whose block ends next.
         # Saturating with two or more columns, the sum enters the ring's tail unclamped

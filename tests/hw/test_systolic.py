@@ -375,17 +375,17 @@ def test_control_registers_not_merged(tmp_path, dataflow):
     dut = SystolicArray(R, C, "mxfp4", "mxfp4", dataflow=dataflow,
                         acc=fixed(32, 16, "saturate", "floor"))
     il = rtlil.convert(dut)
-    # OS: valid, block end, last delayed i cycles into row i, then one register each per
+    # OS: valid, block end, last a register more per row (a chain), then one register each per
     # PE, each row unit's two registers of the selected scale sum, the output buffer's
     # per-row copy of the tile-done flag, its rows' (but the last's) copies of the shift
     # flag per column (the data multiplexers' select), its load flags (one per row and
     # column) and its last row's data enables (one per column), and each row unit's
-    # copies of its ring's shift enable (one per RING_GROUP columns, down the unit's
-    # ``pipeline - 1`` stages); WS: act and start into the rows, the weight strobe and row
-    # index into the columns, the same way
+    # copies of its ring's shift enable (one per RING_GROUP columns); WS: act and start
+    # into the rows, the weight strobe and row index into the columns, each delayed i
+    # cycles into row (column) i
     if dataflow == "output_stationary":
-        ring = R * (DEFAULT_PIPELINE - 1) * -(-C // RING_GROUP)
-        marked = 3 * (sum(range(R)) + R * C) + 2 * R + R + (R - 1) * C + R * C + C + ring
+        ring = R * -(-C // RING_GROUP)
+        marked = 3 * (R - 1 + R * C) + 2 * R + R + (R - 1) * C + R * C + C + ring
     else:
         marked = 2 * (sum(range(R)) + sum(range(C)) + 2 * R * C)
     merge = "proc; flatten; opt -full; opt_merge -share_all; select -count t:$*dff*"
