@@ -186,8 +186,8 @@ class SystolicArray(wiring.Component):
     cols + pe_latency + 1`` cycles after the tile's last input transfer (the 1 is the
     output stage, a three-row queue that keeps ``o.ready`` away from the result buffer's
     control; ``o.payload`` is its head, a 3:1 multiplexer of its registers by a one-hot
-    read pointer, and ``o.valid`` a flip-flop; ``pe_latency = 1 + pipeline`` for the default PE, with shared accumulators
-    + 3 from ``pipeline`` 2 up and + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
+    read pointer, and ``o.valid`` a flip-flop; ``pe_latency = 1 + pipeline`` for the
+    default PE, with shared accumulators + 3 from ``pipeline`` 2 up and + 1 below, :func:`~mxhw.systolic.rowacc.row_extra_stages`); weight-stationary, a
     result row is valid ``rows + cols + pipeline + 3`` cycles after its last-pass
     activation transfer. Throughput: one transfer per cycle (``rows*cols`` MACs per cycle)
     while ``o`` drains at least one row per cycle. Output-stationary: tiles at least
