@@ -268,13 +268,11 @@ class RowAccumulator(wiring.Component):
         # flip-flop drives the whole row's accumulators (16 x 32 in a 16x16 array: a 13 ns
         # route from one)
         ev_pre = delay_line(m, ev, max(stages - 1, 0), "ring_ev_pre")
-        ev_ring = [Signal(name=f"ring_ev{g}", attrs={"keep": 1})
+        ev_ring = [delay_line(m, ev_pre, min(stages, 1), f"ring_ev{g}", keep=True)
                    for g in range(-(-C // RING_GROUP))]
-        m.d.comb += [e.eq(ev) for e in ev_ring] if stages == 0 else []
-        m.d.sync += [e.eq(ev_pre) for e in ev_ring] if stages else []
         v, ev, last, spec_blk, ev_last = block_to_grid(
             m, acc, sel["sum"], shift, [ev, sel["last"], sel["nonfinite"], ev_last_in],
-            self._pipeline - 1)
+            stages)
 
         # ---- the ring of accumulators: the head is the column whose block ends next.
         # Saturating with two or more columns, the sum enters the ring's tail unclamped
