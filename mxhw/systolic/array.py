@@ -534,7 +534,8 @@ class SystolicArray(wiring.Component):
             results = []
             for i in range(R):
                 m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
-                    fa, fb, self._acc, C, pipeline=shared_p, result_ring=False)
+                    fa, fb, self._acc, C, pipeline=shared_p, result_ring=False,
+                    idle_zero=True)     # MXBlockSumPE zeroes its fields between block ends
                 for j in range(C):
                     for n in ("valid", "sum", "nonfinite", "last"):
                         m.d.comb += getattr(ra, f"block_{n}")[j].eq(

@@ -613,6 +613,9 @@ class MXBlockSumPE(wiring.Component):
         A block ends in this cycle (``valid & block_end``, :attr:`latency` cycles after
         its last element arrived); the other ``block_*`` ports hold it. Registered from
         ``pipeline`` 2 up; below, they come from the block sum's adder.
+        ``block_sum``, ``block_nonfinite`` and ``block_last`` are 0 while it is low, so
+        that a row unit combines its columns by OR
+        (:class:`~mxhw.systolic.rowacc.RowAccumulator`'s ``idle_zero``).
     block_sum : Out(signed(block_sum_width))
         The block's exact sum ``S`` (products at ``2**lsb_exp``; NaN/Inf codes count 0).
     block_a_scale, block_b_scale : Out(unsigned(scale bits))
@@ -687,9 +690,16 @@ class MXBlockSumPE(wiring.Component):
             m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
             with m.If(end):
                 m.d.sync += [s.eq(0), nf.eq(0)]
-        outs = [(self.block_valid, valid & end), (self.block_sum, s_new),
+        # the block's fields are zero outside its block end, so that a row's block ends
+        # combine by OR (from pipeline 2 up the zero is the output registers' synchronous
+        # reset, no logic in front of them)
+        ve = Signal(name="block_end_valid")
+        m.d.comb += ve.eq(valid & end)
+        outs = [(self.block_valid, ve),
                 (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
-                (self.block_nonfinite, nf_new), (self.block_last, last)]
+                *((port, Mux(ve, value, 0)) for port, value in (
+                    (self.block_sum, s_new), (self.block_nonfinite, nf_new),
+                    (self.block_last, last)))]
         domain = m.d.sync if P >= 2 else m.d.comb
         domain += [port.eq(value) for port, value in outs]
         return m

@@ -67,11 +67,12 @@ def row_extra_stages(pipeline):
     return 3 if pipeline >= 2 else 1
 
 
-def one_hot_select(valid, values, shape, name):
+def one_hot_select(valid, values, shape, name, idle_zero=False):
     """``values[j]`` for the one ``j`` with ``valid[j]`` high (0 when none is): an AND-OR
-    multiplexer, no priority chain."""
+    multiplexer, no priority chain; with ``idle_zero`` (every ``values[j]`` is 0 while
+    its ``valid[j]`` is low) only the OR."""
     out = Signal(shape, name=name)
-    terms = [Mux(v, x, 0) for v, x in zip(valid, values)]
+    terms = values if idle_zero else [Mux(v, x, 0) for v, x in zip(valid, values)]
     out_eq = functools.reduce(operator.or_, terms)
     return out, out.eq(out_eq)
 
@@ -123,6 +124,14 @@ class RowAccumulator(wiring.Component):
         (``result``, ``special``). False: it hands each result on as it is finished
         (``fin``, ``fin_special``, ``fin_valid``, ``fin_valid_next``), for a store of the
         user's (the array's output buffer, which fills each row as this ring would).
+    idle_zero : bool
+        False (the default): ``block_sum``, ``block_nonfinite`` and ``block_last`` of a
+        column whose ``block_valid`` is low may hold anything; the unit selects the
+        valid column by an AND-OR multiplexer. True: they are 0 while ``block_valid`` is
+        low (as :class:`~mxhw.systolic.pe.MXBlockSumPE` drives them), and the unit ORs
+        the columns: no AND with the valids (for 16 columns two LUT levels instead of
+        four, and the valids reach only the block-end flag). A nonzero value on an idle
+        column is then ORed into the block that ends: the user's contract.
 
     Members
     -------
@@ -154,11 +163,12 @@ class RowAccumulator(wiring.Component):
     ------
     TypeError, ValueError
         ``acc`` not a ``fixed`` :class:`golden.arith.Accumulation`; ``cols`` not a
-        positive integer; ``pipeline`` not an integer in 0..4; ``result_ring`` not a
-        bool.
+        positive integer; ``pipeline`` not an integer in 0..4; ``result_ring`` or
+        ``idle_zero`` not a bool.
     """
 
-    def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0, result_ring=True):
+    def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0, result_ring=True,
+                 idle_zero=False):
         if not isinstance(acc, golden.arith.Accumulation):
             raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
         if acc.mode != "fixed":
@@ -171,7 +181,9 @@ class RowAccumulator(wiring.Component):
         check_pipeline(pipeline)
         if not isinstance(result_ring, bool):
             raise TypeError(f"result_ring must be True or False, not {result_ring!r}")
-        self._ring = result_ring
+        if not isinstance(idle_zero, bool):
+            raise TypeError(f"idle_zero must be True or False, not {idle_zero!r}")
+        self._ring, self._idle_zero = result_ring, idle_zero
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
         self._cols, self._pipeline = cols, pipeline
         ea, eb = operand_element(fmt_a), operand_element(fmt_b)
@@ -193,6 +205,7 @@ class RowAccumulator(wiring.Component):
     cols = property(lambda self: self._cols)
     pipeline = property(lambda self: self._pipeline)
     result_ring = property(lambda self: self._ring)
+    idle_zero = property(lambda self: self._idle_zero)
 
     @property
     def fin_unclamped(self):
@@ -212,11 +225,12 @@ class RowAccumulator(wiring.Component):
         fa, fb, acc, C = self._fmt_a, self._fmt_b, self._acc, self._cols
         valid = list(self.block_valid)
 
-        # ---- select the column whose block ends (one-hot valids)
+        # ---- select the column whose block ends (one-hot valids; with idle_zero an OR)
         sel = {}
         for name in ("sum", "nonfinite", "last"):
             ports = getattr(self, f"block_{name}")
-            sig, stmt = one_hot_select(valid, list(ports), ports[0].shape(), f"sel_{name}")
+            sig, stmt = one_hot_select(valid, list(ports), ports[0].shape(), f"sel_{name}",
+                                       self._idle_zero)
             m.d.comb += stmt
             sel[name] = sig
         ev = Signal()

@@ -199,9 +199,87 @@ def test_partial_pe_pipeline():
                    shared_acc=shared)
 
 
+# ---- the block-sum PE alone ------------------------------------------------------------
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fa=st.sampled_from(FORMATS + ["mxsf"]), fb=st.sampled_from(FORMATS + ["mxsf"]),
+       nblk=st.integers(1, 4), per_tile=st.integers(1, 2),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
+       nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3]))
+def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan_p, p_gap):
+    """One :class:`MXBlockSumPE` fed a (1 x K) by (K x 1) pair element by element (random
+    idle cycles with junk codes): ``block_valid`` exactly ``latency`` cycles after each
+    block's last element and at no other time; then ``block_sum`` is golden's exact
+    block sum (NaN/Inf element codes counting 0), ``block_nonfinite`` golden's NaN/Inf
+    element flag, ``block_last`` the tile's last block, the scale ports the block's
+    codes; in every other cycle ``block_sum``, ``block_nonfinite`` and ``block_last``
+    are 0 (the row unit's ``idle_zero`` contract)."""
+    rng = np.random.default_rng(seed)
+    nblk *= per_tile
+    K = 32 * nblk
+    a = operand(rng, fa, (1, K), 1, nan_p)
+    b = operand(rng, fb, (K, 1), 0, nan_p)
+    ia, la, bad_a = element_ints(a)
+    ib, lb, bad_b = element_ints(b)
+    dut = MXBlockSumPE(block_format(a.fmt), block_format(b.fmt), pipeline=pipeline)
+    assert la + lb == dut.lsb_exp
+    bad = bad_a[0] | bad_b[:, 0]
+    prod = np.where(bad, 0, ia[0].astype(object) * ib[:, 0].astype(object))
+    want_sum = [int(prod[32 * j:32 * (j + 1)].sum()) for j in range(nblk)]
+    want_nf = [bool(bad[32 * j:32 * (j + 1)].any()) for j in range(nblk)]
+    # the golden twin's sums where it has them (blocks without NaN/Inf)
+    d = block_dots(a, b)
+    assert all(int(d.S[0, 0, j]) == want_sum[j] for j in range(nblk) if not d.is_special[0, 0, j])
+    seq = []                      # per cycle: None or the element index
+    for kk in range(K):
+        while rng.random() < p_gap:
+            seq.append(None)
+        seq.append(kk)
+    ends = {}                     # cycle of block_valid -> block
+    outs = []
+
+    async def tb(ctx):
+        for n, kk in enumerate(seq + [None] * 3):
+            if kk is None:
+                ctx.set(dut.valid, 0)
+                for port, bits in ((dut.a, len(dut.a)), (dut.b, len(dut.b))):
+                    ctx.set(port, int(rng.integers(1 << bits)))           # ignored
+                ctx.set(dut.block_end, int(rng.integers(2)))
+                ctx.set(dut.last, int(rng.integers(2)))
+            else:
+                j = kk // 32
+                ctx.set(dut.a, int(a.elements[0, kk]))
+                ctx.set(dut.b, int(b.elements[kk, 0]))
+                ctx.set(dut.a_scale, int(a.scales[0, j]))
+                ctx.set(dut.b_scale, int(b.scales[j, 0]))
+                if a.modes is not None:
+                    ctx.set(dut.a_mode, int(a.modes[0, j]))
+                if b.modes is not None:
+                    ctx.set(dut.b_mode, int(b.modes[j, 0]))
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.block_end, int(kk % 32 == 31))
+                ctx.set(dut.last, int(kk % 32 == 31 and j % per_tile == per_tile - 1))
+                if kk % 32 == 31:
+                    ends[n + dut.latency] = j
+            outs.append([ctx.get(x) for x in (
+                dut.block_valid, dut.block_sum, dut.block_nonfinite, dut.block_last,
+                dut.block_a_scale, dut.block_b_scale)])
+            await ctx.tick()
+
+    run(dut, tb)
+    assert [n for n, o in enumerate(outs) if o[0]] == sorted(ends)
+    for n, o in enumerate(outs):
+        if n in ends:
+            j = ends[n]
+            assert o[1:] == [want_sum[j], want_nf[j], j % per_tile == per_tile - 1,
+                             int(a.scales[0, j]), int(b.scales[j, 0])], (n, j)
+        else:
+            assert o[1:4] == [0, 0, 0], n
+
+
 # ---- the row unit alone -----------------------------------------------------------------
 
-def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True):
+def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True, idle_zero=False):
     """Drive a RowAccumulator with the exact block sums of ``a`` (1 x K) times ``b``
     (K x cols) from golden's :func:`block_dots`, ``ntiles`` tiles of equal length, block
     ends in column order with random idle cycles (probability ``p_gap`` before each, so
@@ -209,10 +287,13 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True):
     ``latency`` cycles after the tile's last block end. Without the result ring
     (``ring=False``): ``(fin, fin_special)`` of column ``j``, which must be valid
     (``fin_valid``) exactly ``latency - 1`` cycles after column ``j``'s last block end of
-    the tile and at no other time, ``fin_valid_next`` a cycle ahead of ``fin_valid``."""
+    the tile and at no other time, ``fin_valid_next`` a cycle ahead of ``fin_valid``.
+    The idle columns' fields hold random junk, or 0 with ``idle_zero`` (the unit's
+    parameter: what :class:`MXBlockSumPE` drives)."""
     fa, fb = block_format(a.fmt), block_format(b.fmt)
     C = b.shape[1]
-    dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline, result_ring=ring)
+    dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline, result_ring=ring,
+                         idle_zero=idle_zero)
     assert dut.latency == 1 + max(pipeline, 1) + (pipeline >= 2)
     d = block_dots(a, b)
     _, la, bad_a = element_ints(a)
@@ -236,9 +317,10 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True):
             for j in range(C):
                 ctx.set(dut.block_valid[j], 0)
                 # junk on the columns not selected: the multiplexer must ignore it
-                ctx.set(dut.block_sum[j], int(rng.integers(-99, 99)))
-                ctx.set(dut.block_nonfinite[j], int(rng.integers(0, 2)))
-                ctx.set(dut.block_last[j], int(rng.integers(0, 2)))
+                # (with idle_zero the contract is 0 there)
+                ctx.set(dut.block_sum[j], 0 if idle_zero else int(rng.integers(-99, 99)))
+                ctx.set(dut.block_nonfinite[j], 0 if idle_zero else int(rng.integers(0, 2)))
+                ctx.set(dut.block_last[j], 0 if idle_zero else int(rng.integers(0, 2)))
             # junk scale codes outside block ends (the unit must not read them)
             ctx.set(dut.a_scale, int(rng.integers(0, 1 << len(dut.a_scale))))
             ctx.set(dut.b_scale, int(rng.integers(0, 1 << len(dut.b_scale))))
@@ -286,13 +368,13 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True):
        ntiles=st.integers(1, 3), per_tile=st.integers(1, 3), acc=acc_strategy(),
        pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
        nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3, 0.7]),
-       ring=st.booleans())
+       ring=st.booleans(), idle_zero=st.booleans())
 def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, seed, nan_p,
-                                 p_gap, ring):
+                                 p_gap, ring, idle_zero):
     """The row unit alone, fed golden's exact block sums in column order (back to back or
-    with gaps, tiles back to back, junk on the unselected columns), gives golden's
-    results for every column and tile, in its result ring or handed on one by one
-    (``result_ring=False``, as the array uses it)."""
+    with gaps, tiles back to back, junk on the unselected columns, or zeros with
+    ``idle_zero``), gives golden's results for every column and tile, in its result
+    ring or handed on one by one (``result_ring=False``, as the array uses it)."""
     rng = np.random.default_rng(seed)
     K = 32 * ntiles * per_tile
     a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p)
@@ -300,7 +382,7 @@ def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, 
     # golden's block sums sit on the hardware's grid (the multiplier's LSB)
     assert (element_ints(a)[1] + element_ints(b)[1]
             == MXBlockSumPE(a.fmt, b.fmt).lsb_exp)
-    got = run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring)
+    got = run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring, idle_zero)
     assert len(got) == ntiles
     for t in range(ntiles):
         ks = slice(t * per_tile * 32, (t + 1) * per_tile * 32)
@@ -394,7 +476,8 @@ def test_row_unit_init():
     assert (ra.cols, ra.pipeline, ra.latency) == (3, 4, 6)
     assert len(ra.result) == 3 and len(ra.block_sum) == 3
     assert RowAccumulator(f, f, ACC, 1).latency == 2
-    assert ra.result_ring and not hasattr(ra, "fin")
+    assert ra.result_ring and not hasattr(ra, "fin") and not ra.idle_zero
+    assert RowAccumulator(f, f, ACC, 2, idle_zero=True).idle_zero
     rf = RowAccumulator(f, f, ACC, 3, result_ring=False)
     assert not rf.result_ring and not hasattr(rf, "result")
     # fixed(32, 16) saturates: with 2+ columns the unit hands on the unclamped sum
@@ -418,6 +501,7 @@ def test_row_unit_init():
     ({"pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
     ({"pipeline": "1"}, TypeError, "pipeline must be an integer, not '1'"),
     ({"result_ring": 1}, TypeError, "result_ring must be True or False, not 1"),
+    ({"idle_zero": None}, TypeError, "idle_zero must be True or False, not None"),
 ])
 def test_row_unit_init_wrong(kw, exc, msg):
     f = block_format("mxfp4")
