@@ -577,8 +577,9 @@ class MXBlockSumPE(wiring.Component):
 
     Per block the exact products (:class:`mxhw.pe.ElementMultiplier`'s logic, MXSF codes
     decoded by their block's mode as in :class:`MXMacPE`; as magnitude and sign,
-    :func:`~mxhw.pe.multiplier.multiply_sign_magnitude`, the sign taken by the block
-    sum's adder as an XOR and its carry-in) are summed exactly in an integer ``S`` of
+    :func:`~mxhw.pe.multiplier.multiply_sign_magnitude`, the sign taken as the
+    magnitude's ones' complement, before the product register, and the block sum's
+    adder's carry-in) are summed exactly in an integer ``S`` of
     :func:`block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
     block's last element ``S`` appears on ``block_sum`` with ``block_valid`` high, beside
     the block's two scale codes, whether any of its element codes was NaN/Inf, and the
@@ -668,12 +669,17 @@ class MXBlockSumPE(wiring.Component):
         m = Module()
         fa, fb, P = self._fmt_a, self._fmt_b, self._pipeline
         # the element product as magnitude and sign (registered when pipeline >= 1, as
-        # the ElementMultiplier's product would be): the sum below applies the sign as an
-        # XOR and its adder's carry-in, one carry chain where a negation would be another
+        # the ElementMultiplier's product would be): the sign is applied as an XOR (the
+        # ones' complement, before the register: the block sum's adder then takes
+        # flip-flops, no logic in its loop) and the adder's carry-in, one carry chain
+        # where a negation would be another
         a = moded_code(fa, self.a, getattr(self, "a_mode", None))
         b = moded_code(fb, self.b, getattr(self, "b_mode", None))
-        mag, neg, mul_nf = (stage(m, x, P >= 1, "mul") for x in multiply_sign_magnitude(
-            m, operand_element(fa), a, operand_element(fb), b))
+        mag, neg, mul_nf = multiply_sign_magnitude(m, operand_element(fa), a,
+                                                   operand_element(fb), b)
+        ones = Signal(len(mag), name="mag_ones")   # the product's low bits, ones' complement
+        m.d.comb += ones.eq(mag ^ neg.replicate(len(mag)))
+        ones, neg, mul_nf = (stage(m, x, P >= 1, "mul") for x in (ones, neg, mul_nf))
         # the scale codes, aligned with the product (these registers equal the operands'
         # pass-through registers to the next PE, so synthesis shares them)
         valid, end, last, a_scale, b_scale = (
@@ -682,7 +688,8 @@ class MXBlockSumPE(wiring.Component):
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
         p_ones = Signal.like(self.block_sum)       # the product, ones' complement if neg
-        m.d.comb += [p_ones.eq(mag ^ neg.replicate(len(s))), s_new.eq(s + p_ones + neg)]
+        m.d.comb += [p_ones.eq(Cat(ones, neg.replicate(len(s) - len(ones)))),
+                     s_new.eq(s + p_ones + neg)]
         nf = Signal()                              # the block so far has NaN/Inf codes
         nf_new = Signal()
         m.d.comb += nf_new.eq(nf | mul_nf)
