@@ -174,18 +174,7 @@ def _ge_const(x, c):
     return x[n - 1] | _ge_const(x[:n - 1], c)
 
 
-def grid_pre_shift(m, t, off, split):
-    """``(d mod 2**split, -d mod 2**split)`` for the grid shift ``d = t + off``
-    (:func:`grid_shift_from_sum`'s ``pre``), from ``t``'s low ``split`` bits alone: a
-    caller can take them before a register of ``t`` and register them apart."""
-    pre = Signal(split, name="sh_pre")
-    pre_r = Signal(split, name="sh_pre_r")
-    m.d.comb += [pre.eq(t[:split] + (off % (1 << split))),
-                 pre_r.eq((-off) % (1 << split) - t[:split])]
-    return pre, pre_r
-
-
-def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, pre=None):
+def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
     """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
     block sum and the grid shift ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes (:func:`scale_code_sum`) and ``off`` :func:`scale_offset`: ``left = d >= 0``,
@@ -201,11 +190,10 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, pre=None):
     second copy: each register then drives half the range tests, placed near them).
 
     ``split`` > 0 adds a fifth member, ``pre = (d mod 2**split, -d mod 2**split)`` (from
-    ``t``'s low ``split`` bits alone, :func:`grid_pre_shift`; or the ``pre`` given, the
-    same pair taken by the caller, e.g. from registers of its own), for
-    :func:`block_to_grid` to shift the sum left and right by before its first register;
-    ``sh_l`` and ``sh_r`` are then clamped at :func:`_sh_l_max` and :func:`_sh_r_max`
-    (multiples of ``2**split``) and only their bits from ``split`` up are used."""
+    ``t``'s low ``split`` bits alone), for :func:`block_to_grid` to shift the sum left and
+    right by before its first register; ``sh_l`` and ``sh_r`` are then clamped at
+    :func:`_sh_l_max` and :func:`_sh_r_max` (multiples of ``2**split``) and only their
+    bits from ``split`` up are used."""
     W = acc.width
     left, sh_l, sh_r = _shift_signals(acc, sw, split)
     nl, nr = len(sh_l), len(sh_r)
@@ -227,7 +215,11 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, pre=None):
         m.d.comb += ge.eq(Cat(_ge_const(t_ge, k - off) for k in range(k0, W + 2)))
     if not split:
         return left, sh_l, sh_r, ge
-    return left, sh_l, sh_r, ge, pre or grid_pre_shift(m, t, off, split)
+    pre = Signal(split, name="sh_pre")
+    pre_r = Signal(split, name="sh_pre_r")
+    m.d.comb += [pre.eq(t[:split] + (off % (1 << split))),
+                 pre_r.eq((-off) % (1 << split) - t[:split])]
+    return left, sh_l, sh_r, ge, (pre, pre_r)
 
 
 def block_to_grid(m, acc, s, shift, extras, stages):

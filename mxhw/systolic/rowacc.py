@@ -44,8 +44,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 delay_line, grid_pre_shift, grid_shift_from_sum, scale_code_sum, scale_nan,
-                 scale_offset, stage)
+                 delay_line, grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -99,8 +98,7 @@ class RowAccumulator(wiring.Component):
     array guarantees this when ``cols <= k`` (module docstring).
 
     Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs and
-    the scale codes' sum and NaN flag; from ``pipeline`` 3 up also the shift's two low
-    bits, taken from the sum before this register); ``max(pipeline - 1, 0)`` inside
+    the scale codes' sum and NaN flag); ``max(pipeline - 1, 0)`` inside
     :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
     scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`, and from ``pipeline`` 3
     up the sum already shifted left and right by the shifts' two low bits; 2: the
@@ -244,15 +242,6 @@ class RowAccumulator(wiring.Component):
         m.d.comb += sel_nf.eq(sel["nonfinite"] | scale_nan(fa, self.a_scale)
                               | scale_nan(fb, self.b_scale))
         sel["scale_sum"], sel["nonfinite"] = sel_sum, sel_nf
-        off = scale_offset(fa, fb, acc, self._lsb_exp)
-        split = SHIFT_SPLIT if self._pipeline >= 3 else 0
-        pre = None
-        if split:
-            # the pre-shifts (the shift's low bits) from the scale sum before the selection
-            # register, registered apart: the sum's register then does not reach the
-            # pre-shifters' multiplexers (every bit of the sum, both ways)
-            pre = tuple(stage(m, x, True, "sel")
-                        for x in grid_pre_shift(m, sel_sum, off, split))
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
             q = {}
@@ -277,8 +266,10 @@ class RowAccumulator(wiring.Component):
         # multiplexers
         # From ``pipeline`` 3 up (a register after the shifter) both shifts are split:
         # by their 2 low bits before the first register, the rest after it
-        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"], off,
-                                    sel.get("scale_sum_ge"), split=split, pre=pre)
+        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
+                                    scale_offset(fa, fb, acc, self._lsb_exp),
+                                    sel.get("scale_sum_ge"),
+                                    split=SHIFT_SPLIT if self._pipeline >= 3 else 0)
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift
