@@ -216,7 +216,8 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
     are 0 (the row unit's ``idle_zero`` contract)."""
     rng = np.random.default_rng(seed)
     nblk *= per_tile
-    K = 32 * nblk
+    k = block_format(fa).block_size
+    K = k * nblk
     a = operand(rng, fa, (1, K), 1, nan_p)
     b = operand(rng, fb, (K, 1), 0, nan_p)
     ia, la, bad_a = element_ints(a)
@@ -225,8 +226,8 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
     assert la + lb == dut.lsb_exp
     bad = bad_a[0] | bad_b[:, 0]
     prod = np.where(bad, 0, ia[0].astype(object) * ib[:, 0].astype(object))
-    want_sum = [int(prod[32 * j:32 * (j + 1)].sum()) for j in range(nblk)]
-    want_nf = [bool(bad[32 * j:32 * (j + 1)].any()) for j in range(nblk)]
+    want_sum = [int(prod[k * j:k * (j + 1)].sum()) for j in range(nblk)]
+    want_nf = [bool(bad[k * j:k * (j + 1)].any()) for j in range(nblk)]
     # the golden twin's sums where it has them (blocks without NaN/Inf)
     d = block_dots(a, b)
     assert all(int(d.S[0, 0, j]) == want_sum[j] for j in range(nblk) if not d.is_special[0, 0, j])
@@ -239,15 +240,15 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
     outs = []
 
     async def tb(ctx):
-        for n, kk in enumerate(seq + [None] * 3):
+        for n, kk in enumerate(seq + [None] * (dut.latency + 1)):
             if kk is None:
                 ctx.set(dut.valid, 0)
-                for port, bits in ((dut.a, len(dut.a)), (dut.b, len(dut.b))):
-                    ctx.set(port, int(rng.integers(1 << bits)))           # ignored
+                for port in (dut.a, dut.b):
+                    ctx.set(port, int(rng.integers(1 << len(port))))      # ignored
                 ctx.set(dut.block_end, int(rng.integers(2)))
                 ctx.set(dut.last, int(rng.integers(2)))
             else:
-                j = kk // 32
+                j = kk // k
                 ctx.set(dut.a, int(a.elements[0, kk]))
                 ctx.set(dut.b, int(b.elements[kk, 0]))
                 ctx.set(dut.a_scale, int(a.scales[0, j]))
@@ -257,9 +258,10 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
                 if b.modes is not None:
                     ctx.set(dut.b_mode, int(b.modes[j, 0]))
                 ctx.set(dut.valid, 1)
-                ctx.set(dut.block_end, int(kk % 32 == 31))
-                ctx.set(dut.last, int(kk % 32 == 31 and j % per_tile == per_tile - 1))
-                if kk % 32 == 31:
+                end = kk % k == k - 1
+                ctx.set(dut.block_end, int(end))
+                ctx.set(dut.last, int(end and j % per_tile == per_tile - 1))
+                if end:
                     ends[n + dut.latency] = j
             outs.append([ctx.get(x) for x in (
                 dut.block_valid, dut.block_sum, dut.block_nonfinite, dut.block_last,
