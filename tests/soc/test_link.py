@@ -26,6 +26,9 @@ def run_link(script, read_latency=1, max_payload=MAXP):
                     read_latency=read_latency)
     mem = {}
     garbage = 0xA5A5_5A5A
+    # a quiet link: no byte out for this long (a WRITE commits its words, one a cycle,
+    # before it answers; a timeout and the quiet gap after it)
+    quiet = TIMEOUT + QUIET + 50 + max_payload // 4
 
     async def bus(ctx):
         pipe = [garbage] * read_latency      # pipe[0] is on r_data this cycle
@@ -54,7 +57,7 @@ def run_link(script, read_latency=1, max_payload=MAXP):
 
         async def xfer(pkt):
             await sim.stream_send(ctx, link.rx, pkt, timeout=50)
-            data = await collect(TIMEOUT + QUIET + 50)
+            data = await collect(quiet)
             resp, rest = P.parse_response(data)
             assert rest == b"", "one request, one response"
             return resp
@@ -67,7 +70,7 @@ def run_link(script, read_latency=1, max_payload=MAXP):
                 await sim.stream_send(ctx, link.rx, [b], timeout=50)
             if junk and not gap:
                 await sim.stream_send(ctx, link.rx, junk, timeout=50)
-            data = await collect(TIMEOUT + QUIET + 50)
+            data = await collect(quiet)
             resps = []
             while data:
                 r, data = P.parse_response(data)
@@ -211,6 +214,7 @@ ops = st.one_of(
 @example(cmd=P.Cmd.PING, addr=2, length=4, maxp=MAXP)        # length before address
 @example(cmd=7, addr=2, length=6, maxp=MAXP)                 # command before both
 @example(cmd=P.Cmd.READ, addr=2, length=0x104, maxp=1024)    # too long, by the high byte
+@example(cmd=P.Cmd.WRITE, addr=0, length=1024, maxp=1024)   # longest WRITE: a long commit
 def test_header_status_matches_model(cmd, addr, length, maxp):
     """Headers with any mix of errors (command, length's low and high byte, address) get
     the protocol model's status (:func:`protocol.header_status`: the first error in that
