@@ -36,9 +36,11 @@ dataflow). The operand
 regions are write-only (they read as 0); writes to them while the unit is busy are ignored.
 """
 
+import functools
 import math
+import operator
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -107,7 +109,8 @@ class GemmUnit(wiring.Component):
     Members
     -------
     bus : In(bus signature)
-        Word bus slave (word addresses relative to the unit, read data one cycle later).
+        Word bus slave (word addresses relative to the unit; read data one cycle later,
+        0 in the cycles after no read).
     busy : Out(1)
 
     Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``rows x cols`` tile.
@@ -324,36 +327,37 @@ def count_cycles(m, busy, stalled, busy_cycles, stall_cycles):
 
 
 def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
-    """A GEMM unit's bus read side (data on the next cycle): the registers ``regs``
-    (index -> value), the results (``c_reads``: one memory read port's data per column,
-    addressed by the caller with ``index``; word ``w`` of column ``j`` at index bits
-    ``lw`` and up, ``j`` above them) and the special flags (``special``)."""
-    # data registers written every cycle: no reset (the domain reset's wide fan-out
-    # would otherwise enter the read decode's logic in front of them)
-    r_region = Signal.like(region, reset_less=True)
-    r_index = Signal.like(index, reset_less=True)
-    reg_data = Signal(32, reset_less=True)
-    r_low = Signal(reset_less=True)
+    """A GEMM unit's bus read side (data on the next cycle, 0 unless ``bus.r_en`` asked for
+    a read): the registers ``regs`` (index -> value), the results (``c_reads``: one memory
+    read port's data per column, addressed by the caller with ``index``; word ``w`` of
+    column ``j`` at index bits ``lw`` and up, ``j`` above them) and the special flags
+    (``special``)."""
     # the register words: a multiplexer on the index's low bits, registered every cycle
-    # (reads have no side effects); the test that the higher index bits are zero is
-    # registered beside it and applied after (no compare of the whole address, and no
-    # read enable, in front of the 32 data flip-flops)
+    # (reads have no side effects; no reset: the domain reset's wide fan-out would
+    # otherwise enter the logic in front of the 32 data flip-flops)
+    reg_data = Signal(32, reset_less=True)
     word, rbits = word_select(regs, index)
-    m.d.sync += [r_region.eq(region), r_index.eq(index), reg_data.eq(word),
-                 r_low.eq(index[rbits:] == 0)]
-    c_word = Signal(32)
-    j_sel = r_index[lw:lw + lc] if lc else 0
-    w_sel = r_index[:lw] if lw else 0
-    c_val = Signal(32 << lw)
-    with m.Switch(j_sel):
-        for j, data in enumerate(c_reads):
-            with m.Case(j):
-                m.d.comb += c_val.eq(data.as_signed())
-    m.d.comb += c_word.eq(c_val.word_select(w_sel, 32))
-    with m.Switch(r_region):
-        with m.Case(REGION["regs"]):
-            m.d.comb += bus.r_data.eq(Mux(r_low, reg_data, 0))
-        with m.Case(REGION["c"]):
-            m.d.comb += bus.r_data.eq(c_word)
-        with m.Case(REGION["c_special"]):
-            m.d.comb += bus.r_data.eq(special)
+    m.d.sync += reg_data.eq(word)
+    # the read decode, registered beside the reads as one-hot flags (a read of the register
+    # region with the higher index bits zero; of each result word; of the special flags):
+    # the read data is one AND-OR of the sources, no compare or multiplexer after the
+    # memories' read ports
+    read = bus.r_en
+    sources = [(read & (region == REGION["regs"]) & (index[rbits:] == 0), reg_data),
+               (read & (region == REGION["c_special"]), special)]
+    for j, data in enumerate(c_reads):
+        ext = Signal(32 << lw, name=f"c_ext{j}")    # the result, sign-extended to words
+        m.d.comb += ext.eq(data.as_signed())
+        for w in range(1 << lw):
+            hit = read & (region == REGION["c"])
+            if lc:
+                hit &= index[lw:lw + lc] == j
+            if lw:
+                hit &= index[:lw] == w
+            sources.append((hit, ext.word_select(w, 32)))
+    terms = []
+    for i, (hit, data) in enumerate(sources):
+        flag = Signal(name=f"rd_hit{i}")
+        m.d.sync += flag.eq(hit)
+        terms.append(flag.replicate(32) & data)
+    m.d.comb += bus.r_data.eq(functools.reduce(operator.or_, terms))

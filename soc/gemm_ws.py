@@ -106,7 +106,8 @@ class GemmWSUnit(wiring.Component):
     Members
     -------
     bus : In(bus signature)
-        Word bus slave (word addresses relative to the unit, read data one cycle later).
+        Word bus slave (word addresses relative to the unit; read data one cycle later,
+        0 in the cycles after no read).
     busy : Out(1)
 
     Latency: a START of ``Q`` passes is busy (BUSY_CYCLES) for ``T + rows + cols + 11``

@@ -219,7 +219,6 @@ class SoC(wiring.Component):
         spad_hit, regs_hit, eng_hit = Signal(), Signal(), Signal()
         m.d.sync += [spad_hit.eq(bq.addr[ibits:] == (SCRATCHPAD_BASE >> 2) >> ibits),
                      regs_hit.eq(bq.addr[rbits:] == 0)]
-        eng_read = Signal()
         eng_data = 0
         if cfg.rows:
             from .gemm import GEMM_BASE, GemmUnit
@@ -235,8 +234,8 @@ class SoC(wiring.Component):
             m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),
                          gemm.bus.w_en.eq(bus.w_en & eng_hit),
                          gemm.bus.r_en.eq(bus.r_en & eng_hit)]
-            m.d.sync += eng_read.eq(bus.r_en & eng_hit)
-            eng_data = eng_read.replicate(32) & gemm.bus.r_data
+            # the unit's read data is 0 unless it was asked for a read
+            eng_data = gemm.bus.r_data
         widx = bus.addr[:ibits]
         m.d.comb += [spad.w_addr.eq(widx), spad.w_data.eq(bus.w_data),
                      spad.w_en.eq(bus.w_en & spad_hit), spad.r_addr.eq(widx)]

@@ -197,3 +197,44 @@ def test_gemm_unit_wrong_acc_type():
     from mxhw.soc.gemm import GemmUnit
     with pytest.raises(TypeError, match=r"^acc must be a golden.arith.Accumulation, not 32$"):
         GemmUnit(rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=32)
+
+
+@pytest.mark.parametrize("unit", ["output_stationary", "weight_stationary"])
+@settings(max_examples=5, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["regs", "a", "c", "c_special"]),
+                              st.integers(0, 9), st.booleans()), min_size=1, max_size=24))
+def test_gemm_unit_read_data_is_zero_unless_read(unit, ops):
+    """The units' bus contract that the SoC's read path relies on (it ORs the sources'
+    read data): ``r_data`` is 0 in the cycle after a cycle without ``r_en``, whatever
+    the address; after a read it holds the word (the GEOMETRY register; 0 past the
+    registers and in the write-only regions; the results, all 0 after reset)."""
+    from amaranth.hdl import Module
+    from amaranth.sim import Simulator
+    from mxhw.soc.gemm import GEMM_REGS, REGION, REGION_SHIFT, GemmUnit
+    from mxhw.soc.gemm_ws import WS_REGS, GemmWSUnit
+    fmts = dict(fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=CFG.acc, max_k=32)
+    if unit == "output_stationary":
+        u, regs = GemmUnit(rows=2, cols=2, **fmts), GEMM_REGS
+    else:
+        u, regs = GemmWSUnit(rows=2, cols=2, depth=2, **fmts), WS_REGS
+    m = Module()
+    m.submodules.u = u
+
+    def expected(region, index, read):
+        if not read or region != "regs" or index > max(regs.values()):
+            return 0        # results read 0 after reset; the operand regions are write-only
+        return {regs["GEOMETRY"]: u.geometry(), regs["ACC"]: u.acc_word()}.get(index)
+
+    async def tb(ctx):
+        for region, index, read in ops:
+            ctx.set(u.bus.addr, REGION[region] << REGION_SHIFT | index)
+            ctx.set(u.bus.r_en, read)
+            await ctx.tick()        # the read's data: registered at this edge
+            want = expected(region, index, read)
+            if want is not None:    # None: a register not checked here
+                assert ctx.get(u.bus.r_data) == want, (region, index, read)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
