@@ -345,11 +345,12 @@ def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
     read = bus.r_en
     sources = [(read & (region == REGION["regs"]) & (index[rbits:] == 0), reg_data),
                (read & (region == REGION["c_special"]), special)]
+    c_read = read & (region == REGION["c"])
     for j, data in enumerate(c_reads):
         ext = Signal(32 << lw, name=f"c_ext{j}")    # the result, sign-extended to words
         m.d.comb += ext.eq(data.as_signed())
         for w in range(1 << lw):
-            hit = read & (region == REGION["c"])
+            hit = c_read
             if lc:
                 hit &= index[lw:lw + lc] == j
             if lw:
