@@ -616,13 +616,27 @@ def _patch_edges(cc):
     return "#define MX_FAST_EDGE 1\n" + cc, True
 
 
+_EVAL_DEF = re.compile(r"^bool (p_\w+)::eval\(performer \*performer\) \{", re.M)
+
+
+def _flatten_eval(cc):
+    """The generated C++ with each module's ``eval`` marked ``flatten``: g++ inlines every
+    call in it, down to the runtime's arithmetic (``value<N>::add``, ``mul``, ``concat``),
+    which its inliner otherwise leaves as calls once ``eval`` is large (the growth limits).
+    For flattened designs only: in a hierarchical one it would inline every submodule's
+    evaluation into its parent's. Measured on the 8x8 stream fixture of ``mxhw.bench sim``
+    (2026-12-04): 7.4M cycles/s against 4.2M without, the design's g++ time unchanged
+    (4.5-5 s)."""
+    return _EVAL_DEF.sub(r"__attribute__((flatten)) bool \1::eval(performer *performer) {", cc)
+
+
 def _key(rtlil_text):
     path, ver = _compiler()
     large = _is_large(rtlil_text)
     h = hashlib.sha256()
     for part in (rtlil_text, _GLUE, path, ver, " ".join(_cxxflags(large)),
                  _runtime_key(large), _cxxrtl_options(large), "dedup-2" if large else "",
-                 "edges-1"):
+                 "edges-1", "" if large else "flatten-eval-1"):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -707,6 +721,8 @@ def _compile(rtlil_text, key, directory):
                 large = _is_large(rtlil_text)
                 text = _dedup_modules(rtlil_text)[0] if large else rtlil_text
                 cc, _ = _patch_edges(_yosys_cxxrtl(text, _cxxrtl_options(large)))
+                if not large:
+                    cc = _flatten_eval(cc)
                 (tmp / "design.cc").write_text(cc)
                 (tmp / "glue.cc").write_text(_GLUE)
                 (tmp / "design.il").write_text(rtlil_text)

@@ -911,3 +911,15 @@ def test_patch_edges_only_single_rising_clock():
                   one.replace("converged = true", "converged = false"),
                   "struct p_top : public module {};\n"):
         assert compiled._patch_edges(other) == (other, False)
+
+
+def test_flatten_eval_marks_every_module_eval():
+    cc = ("bool p_top::eval(performer *performer) {\n\tbool converged = true;\n}\n"
+          "bool p_top_2e_cell::eval(performer *performer) {\n}\n"
+          "\tbool eval(performer *performer = nullptr) override;\n"
+          "bool p_top::commit() {\n}\n")
+    out = compiled._flatten_eval(cc)
+    assert out.count("__attribute__((flatten)) bool p_top::eval(performer *performer) {") == 1
+    assert "__attribute__((flatten)) bool p_top_2e_cell::eval(" in out
+    assert out.count("__attribute__((flatten))") == 2     # not the declaration, not commit
+    assert out.replace("__attribute__((flatten)) ", "") == cc
