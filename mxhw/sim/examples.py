@@ -124,7 +124,9 @@ class StreamMACGrid(wiring.Component):
         m = Module()
         n, aw = self.n, self.acc_width
         acc = [[Signal(aw, name=f"acc_{r}_{c}") for c in range(n)] for r in range(n)]
-        obuf = [[Signal(aw, name=f"obuf_{r}_{c}") for c in range(n)] for r in range(n)]
+        # the output buffer: one result row per word, row 0 on the output; the rows shift up
+        # one place per output transfer (no row-select multiplexer)
+        obuf = [Signal(self.out_layout, name=f"obuf_{r}") for r in range(n)]
         # operand registers (one slice of the payload per lane, as MACGrid's edge registers)
         ra = [Signal(self.width, name=f"ra_{r}") for r in range(n)]
         rb = [Signal(self.width, name=f"rb_{c}") for c in range(n)]
@@ -139,25 +141,20 @@ class StreamMACGrid(wiring.Component):
             m.d.sync += [*(ra[r].eq(self.i.payload.a[r]) for r in range(n)),
                          *(rb[c].eq(self.i.payload.b[c]) for c in range(n)),
                          rlast.eq(self.i.payload.last)]
+        total = [[(acc[r][c] + ra[r] * rb[c])[:aw] for c in range(n)] for r in range(n)]
         with m.If(rv):
-            for r in range(n):
-                for c in range(n):
-                    total = (acc[r][c] + ra[r] * rb[c])[:aw]
-                    with m.If(rlast):
-                        m.d.sync += [obuf[r][c].eq(total), acc[r][c].eq(0)]
-                    with m.Else():
-                        m.d.sync += acc[r][c].eq(total)
-            with m.If(rlast):
-                m.d.sync += [out_full.eq(1), row.eq(0)]
-        m.d.comb += self.o.valid.eq(out_full)
-        with m.Switch(row):
-            for r in range(n):
-                with m.Case(r):
-                    m.d.comb += self.o.payload.eq(Cat(*obuf[r]))
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += row.eq(row + 1)
+            m.d.sync += [acc[r][c].eq(Mux(rlast, 0, total[r][c]))
+                         for r in range(n) for c in range(n)]
+        m.d.comb += [self.o.valid.eq(out_full), self.o.payload.eq(obuf[0])]
+        with m.If(rv & rlast):
+            # a tile's last step: its sums move to the output buffer (empty: ``i.ready``
+            # held the last transfer off while the previous tile's rows were leaving)
+            m.d.sync += [*(obuf[r].eq(Cat(*total[r])) for r in range(n)),
+                         out_full.eq(1), row.eq(0)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += [*(obuf[r].eq(obuf[r + 1]) for r in range(n - 1)), row.eq(row + 1)]
             with m.If(row == n - 1):
-                m.d.sync += [out_full.eq(0), row.eq(0)]
+                m.d.sync += out_full.eq(0)
         return m
 
 
