@@ -355,13 +355,14 @@ def run(quick=False):
 
     # the array figures are each the best of RUNS runs (the one least slowed by other load);
     # the Python simulator's runs are at least ~0.3 s, its figure the noisiest
-    pysim_cps = max(_time_array("pysim", max(4, int(24 * scale)))[0] for _ in range(RUNS))
-    compiled_cps = max(_time_array("compiled", max(200, int(6000 * scale)))[0]
-                       for _ in range(RUNS))
+    def best(measure):
+        return max(measure() for _ in range(RUNS))
+
+    pysim_cps = best(lambda: _time_array("pysim", max(4, int(24 * scale)))[0])
+    compiled_cps = best(lambda: _time_array("compiled", max(200, int(6000 * scale)))[0])
     label = STREAM_ARRAY_LABEL
-    systolic_pysim = max(_time_systolic("pysim", 2) for _ in range(RUNS))
-    systolic_compiled = max(_time_systolic("compiled", max(20, int(300 * scale)))
-                            for _ in range(RUNS))
+    systolic_pysim = best(lambda: _time_systolic("pysim", 2))
+    systolic_compiled = best(lambda: _time_systolic("compiled", max(20, int(300 * scale))))
     batch_cps = _time_array_batch(max(10_000, int(1_000_000 * scale)))
     pysim_stream = _time_stream("pysim", max(200, int(3000 * scale)))
     compiled_stream = _time_stream("compiled", max(5000, int(200_000 * scale)))
