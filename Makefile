@@ -23,7 +23,7 @@ test: $(STAMP)
 
 # Minutes, for every commit: skips the slow tests.
 test-fast: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+	$(PY) -m pytest -n $(JOBS) -m "not slow and not toolchain and not compiled" tests
 
 bitstream: $(STAMP)
 	$(PY) -m mxhw.build --board $(BOARD)

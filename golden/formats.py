@@ -35,6 +35,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .params import check_int
+
 __all__ = [
     "ElementFormat", "BlockFormat", "ROUNDING_MODES", "SCALE_RULES",
     "fp_format", "int_format", "table_format", "pow2_scale_format", "binary32_format",
@@ -463,16 +465,6 @@ def _build_table(f: ElementFormat) -> np.ndarray:
 
 
 # ---- constructors (validated) ----------------------------------------------------------
-
-def check_int(name, value, lo, hi=None):
-    """Raise TypeError unless ``value`` is an int (not bool), ValueError unless it lies in
-    ``[lo, hi]`` (``hi=None``: no upper bound); messages name the parameter."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {rng}, not {value}")
-
 
 def fp_format(name, exp_bits, man_bits, bias=None, special="none", doc=""):
     """A sign/exponent/mantissa format with subnormals. ``bias`` defaults to

@@ -49,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..mem import BlockRAM
 from ..systolic import SystolicArray
-from .link import word_select
+from .bus import word_select
 
 __all__ = ["GemmUnit", "GEMM_BASE", "FORMAT_IDS", "REGION", "GEMM_REGS", "lanes_log2",
            "check_unit_acc"]

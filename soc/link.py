@@ -3,45 +3,15 @@
 Golden twin: :mod:`mxhw.soc.protocol` (the host side builds and checks the same packets).
 """
 
-from amaranth import Array, Cat, Module, Mux, ResetSignal, Signal, signed
+from amaranth import Cat, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem import BlockRAM
+from .bus import BusSignature
 from .protocol import SYNC_REQ, SYNC_RESP, Cmd, Status
 
-__all__ = ["BusSignature", "HostLink", "crc16_step", "word_select"]
-
-
-class BusSignature(wiring.Signature):
-    """A simple word bus, seen from the master: 32-bit words, word addresses.
-
-    ``r_en`` with ``addr`` asks for a read; ``r_data`` holds the word a fixed number of
-    cycles later (the read latency: 1 = the next cycle; the master is told the latency).
-    ``w_en`` with ``addr`` and ``w_data`` writes a word. One access per cycle, never stalls.
-    """
-
-    def __init__(self, addr_width=30):
-        super().__init__({
-            "addr": Out(addr_width),
-            "w_data": Out(32),
-            "w_en": Out(1),
-            "r_en": Out(1),
-            "r_data": In(32),
-        })
-
-
-def word_select(words, index, rbits=None):
-    """The register words of a bus slave (``words``: word index -> value) as a multiplexer
-    on the low ``rbits`` bits of ``index`` (default ``max(words).bit_length()``; 0 where no
-    register sits); the caller checks that the higher bits are zero. Returns
-    ``(value, rbits)``."""
-    if rbits is None:
-        rbits = max(1, max(words).bit_length())
-    table = [0] * (1 << rbits)
-    for i, v in words.items():
-        table[i] = v
-    return Array(table)[index[:rbits]], rbits
+__all__ = ["HostLink", "crc16_step"]
 
 
 def _crc16_byte(crc, byte):

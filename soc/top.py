@@ -28,7 +28,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem import BlockRAM
-from .link import BusSignature, HostLink, word_select
+from .bus import BusSignature, word_select
+from .link import HostLink
 from .uart import UARTRx, UARTTx
 
 __all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS"]

@@ -1,18 +1,10 @@
 """Shared test settings.
 
-Hypothesis profiles: ``ci`` (default; bounded examples, no deadline: simulation time varies
-on a busy machine) and ``thorough`` (HYPOTHESIS_PROFILE=thorough, for long local runs).
+Hypothesis profiles live in :mod:`support.hyp` (``ci`` default, ``thorough``, ``quick``;
+``HYPOTHESIS_PROFILE=thorough``); every test takes its example count from there.
+Markers (pyproject.toml): ``slow``, ``toolchain`` (Yosys/nextpnr), ``compiled`` (a C++
+compiler); ``make test-fast`` deselects all three.
 Waveforms: set MXHW_VCD=1 to make simulation helpers write VCD files under ``out/vcd``.
 """
 
-import os
-
-from hypothesis import HealthCheck, settings
-
-settings.register_profile(
-    "ci", max_examples=50, deadline=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile(
-    "thorough", max_examples=1000, deadline=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+import support.hyp  # noqa: F401  (registers and loads the profile)

@@ -1,0 +1,1 @@
+"""Small helpers shared by the hardware generators: parameter checks (:mod:`.params`)."""
