@@ -48,7 +48,7 @@ from .golden.formats import BlockFormat, ElementFormat
 
 __all__ = ["lookup_format", "element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
            "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range",
-           "operand_element", "moded_code", "is_moded"]
+           "operand_element", "moded_code", "is_moded", "scale_exp_range"]
 
 
 def lookup_format(fmt, name="fmt", kind="element"):
@@ -77,6 +77,16 @@ def element_format(fmt, name="fmt"):
     an unknown name, naming the parameter ``name`` in the message.
     """
     return lookup_format(fmt, name, "element")
+
+
+def scale_exp_range(fmt):
+    """``(min, max)`` exponent of the finite codes of a power-of-two scale: ``fmt`` is the
+    scale's element format or a block format (its ``scale``)."""
+    scale = fmt.scale if isinstance(fmt, BlockFormat) else fmt
+    if scale.kind != "pow2":
+        raise ValueError(f"{scale.name} is not a power-of-two scale format")
+    top = scale.n_codes - 1 - (1 if scale.has_nan else 0)
+    return -scale.bias, top - scale.bias
 
 
 def signed_width(lo, hi):
