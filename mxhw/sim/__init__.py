@@ -43,22 +43,18 @@ from pathlib import Path
 
 from amaranth.sim import Simulator
 
+from .timeout import DEFAULT_TIMEOUT, SimTimeout
+
 __all__ = ["run", "stream_put", "stream_get", "stream_send", "stream_recv", "stream_exchange",
            "draw_waits", "SimTimeout",
            "DEFAULT_TIMEOUT", "BACKENDS", "default_backend", "SimBackendFallback"]
 
 BACKENDS = ("pysim", "compiled")
 
-DEFAULT_TIMEOUT = 10_000
-
 
 class SimBackendFallback(UserWarning):
     """``MXHW_SIM_BACKEND=compiled`` asked for the compiled back end, but the design needs
     pysim (several clock domains, no component signature): it ran on pysim."""
-
-
-class SimTimeout(AssertionError):
-    """A bounded wait in a testbench ran out: the design under test did not respond."""
 
 
 def default_backend():
@@ -149,52 +145,45 @@ def _run_compiled(model, dut, testbenches, processes, clock, vcd, deadline):
         model.close()
 
 
-async def _put(ctx, payload_sig, valid_sig, ready_sig, payload, timeout):
-    ctx.set(payload_sig, payload)
-    ctx.set(valid_sig, 1)
-    for _ in range(timeout):
-        # sample at the clock edge itself: another testbench may drive ready this cycle
-        *_, ready = await ctx.tick().sample(ready_sig)
-        if ready:
-            ctx.set(valid_sig, 0)
-            return
-    raise SimTimeout(f"stream_put: ready never rose within {timeout} cycles")
-
-
-async def _get(ctx, valid_sig, payload_sig, ready_sig, timeout):
-    ctx.set(ready_sig, 1)
-    for _ in range(timeout):
-        *_, valid, payload = await ctx.tick().sample(valid_sig, payload_sig)
-        if valid:
-            ctx.set(ready_sig, 0)
-            return payload
-    raise SimTimeout(f"stream_get: valid never rose within {timeout} cycles")
-
-
 # The interface members are looked up once per call (a flipped interface's attribute access
 # costs microseconds, more than a compiled simulator's whole clock cycle).
 
 async def stream_put(ctx, stream, payload, timeout=DEFAULT_TIMEOUT):
     """Offer ``payload`` on ``stream`` (a flipped stream interface) until it is taken."""
-    await _put(ctx, stream.payload, stream.valid, stream.ready, payload, timeout)
+    await stream_send(ctx, stream, (payload,), timeout=timeout)
 
 
 async def stream_get(ctx, stream, timeout=DEFAULT_TIMEOUT):
     """Accept one payload from ``stream``; returns its value (``ctx.get`` form)."""
-    return await _get(ctx, stream.valid, stream.payload, stream.ready, timeout)
+    return (await stream_recv(ctx, stream, 1, timeout=timeout))[0]
 
 
-async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAULT_TIMEOUT):
-    """Send every payload in order; with ``rng``, idle a cycle with probability ``p_idle``
-    before each transfer (random valid gaps)."""
+def _waits(waits, rng, p, n):
+    """Idle-cycle counts before each of ``n`` beats: ``waits`` as given, else drawn one beat
+    at a time from ``rng`` (``None`` without either)."""
+    if waits is not None:
+        if len(waits) != n:
+            raise ValueError(f"need one wait count per beat ({n}), got {len(waits)}")
+        return iter(waits)
+    if rng is None:
+        return None
+    return (sum(1 for _ in iter(lambda: rng.random() < p, False)) for _ in range(n))
+
+
+async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAULT_TIMEOUT,
+                      gaps=None):
+    """Send every payload in order. Before payload ``n``, idle ``gaps[n]`` cycles (valid
+    low); without ``gaps`` but with ``rng``, idle while ``rng.random() < p_idle`` (random
+    valid gaps, drawn as :func:`draw_waits` draws them)."""
     payload_sig, valid_sig, ready_sig = stream.payload, stream.valid, stream.ready
+    waits = _waits(gaps, rng, p_idle, len(payloads))
     for p in payloads:
-        while rng is not None and rng.random() < p_idle:
+        for _ in range(next(waits) if waits is not None else 0):
             await ctx.tick()
-        # _put inlined: one coroutine level less per cycle
         ctx.set(payload_sig, p)
         ctx.set(valid_sig, 1)
         for _ in range(timeout):
+            # sample at the clock edge itself: another testbench may drive ready this cycle
             *_, ready = await ctx.tick().sample(ready_sig)
             if ready:
                 ctx.set(valid_sig, 0)
@@ -203,15 +192,17 @@ async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAU
             raise SimTimeout(f"stream_put: ready never rose within {timeout} cycles")
 
 
-async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT_TIMEOUT):
-    """Receive ``count`` payloads; with ``rng``, hold ready low for a cycle with
-    probability ``p_stall`` before each transfer (random back-pressure)."""
+async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT_TIMEOUT,
+                      stalls=None):
+    """Receive ``count`` payloads. Before payload ``n``, hold ready low for ``stalls[n]``
+    cycles; without ``stalls`` but with ``rng``, while ``rng.random() < p_stall`` (random
+    back-pressure)."""
     valid_sig, payload_sig, ready_sig = stream.valid, stream.payload, stream.ready
+    waits = _waits(stalls, rng, p_stall, count)
     out = []
     for _ in range(count):
-        while rng is not None and rng.random() < p_stall:
+        for _ in range(next(waits) if waits is not None else 0):
             await ctx.tick()
-        # _get inlined: one coroutine level less per cycle
         ctx.set(ready_sig, 1)
         for _ in range(timeout):
             *_, valid, payload = await ctx.tick().sample(valid_sig, payload_sig)
@@ -232,13 +223,9 @@ def seeded_rng(seed):
 def draw_waits(rng, p, n):
     """``n`` idle-cycle counts, one per beat: each the number of successive
     ``rng.random() < p`` draws (the pattern :func:`stream_send` draws one beat at a time)."""
-    out = []
-    for _ in range(n):
-        k = 0
-        while rng is not None and p and rng.random() < p:
-            k += 1
-        out.append(k)
-    return out
+    if rng is None or not p:
+        return [0] * n
+    return list(_waits(None, rng, p, n))
 
 
 async def stream_exchange(ctx, i=None, payloads=(), o=None, count=0, *, rng=None,
@@ -286,12 +273,11 @@ async def stream_exchange(ctx, i=None, payloads=(), o=None, count=0, *, rng=None
         gaps = draw_waits(rng, p_idle, n_in)
     if stalls is None and n_out and rng is not None:
         stalls = draw_waits(rng, p_stall, n_out)
-    model = getattr(ctx, "model", None)
-    if model is not None and batch is not False and ctx._alone():
-        received, cycles = model.stream(i, payloads, o, n_out, gaps=gaps, stalls=stalls,
-                                        timeout=timeout, raw=raw)
-        ctx._batch_cycles += cycles
-        return received, cycles
+    in_c = getattr(ctx, "stream", None)      # the compiled back end's Context
+    if in_c is not None and batch is not False:
+        done = in_c(i, payloads, o, n_out, gaps=gaps, stalls=stalls, timeout=timeout, raw=raw)
+        if done is not None:
+            return done
     return await _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls,
                                      timeout, raw)
 
