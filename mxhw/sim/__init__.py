@@ -305,54 +305,63 @@ async def _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls, ti
             op = Value.cast(op)
         sample += [ov, op]
     received = []
-    sent = got = cycles = in_wait = out_wait = 0
-    gap = gaps[0] if n_in and gaps else 0
-    stall = stalls[0] if n_out and stalls else 0
-    while sent < n_in or got < n_out:
-        offer = accept = False
-        if sent < n_in:
-            if gap:
-                gap -= 1
-            else:
-                ctx.set(ip, payloads[sent])
-                ctx.set(iv, 1)
-                offer = True
-        if got < n_out:
-            if stall:
-                stall -= 1
-            else:
-                ctx.set(ordy, 1)
-                accept = True
+    put, get = _Side(n_in, gaps), _Side(n_out, stalls)
+    cycles = 0
+    while put.done < n_in or get.done < n_out:
+        offer, accept = put.start(), get.start()
+        if offer:
+            ctx.set(ip, payloads[put.done])
+            ctx.set(iv, 1)
+        if accept:
+            ctx.set(ordy, 1)
         values = (await ctx.tick().sample(*sample))[2:]
         cycles += 1
         rdy = offer and values[0]
         vld = accept and values[-2]
+        if rdy:
+            ctx.set(iv, 0)
+        if vld:
+            received.append(values[-1])
+            ctx.set(ordy, 0)
         failed = None
-        if offer:
-            if rdy:
-                sent += 1
-                in_wait = 0
-                ctx.set(iv, 0)
-                if sent < n_in and gaps:
-                    gap = gaps[sent]
-            else:
-                in_wait += 1
-                if in_wait >= timeout:
-                    failed = "stream_put: ready never rose"
-        if accept:
-            if vld:
-                received.append(values[-1])
-                got += 1
-                out_wait = 0
-                ctx.set(ordy, 0)
-                if got < n_out and stalls:
-                    stall = stalls[got]
-            else:
-                out_wait += 1
-                if out_wait >= timeout and failed is None:
-                    failed = "stream_get: valid never rose"
+        if offer and put.after_edge(rdy, timeout):
+            failed = "stream_put: ready never rose"
+        if accept and get.after_edge(vld, timeout) and failed is None:
+            failed = "stream_get: valid never rose"
         if failed is not None:
             err = SimTimeout(f"{failed} within {timeout} cycles")
-            err.received, err.cycles, err.sent = received, cycles, sent
+            err.received, err.cycles, err.sent = received, cycles, put.done
             raise err
     return received, cycles
+
+
+class _Side:
+    """One side of a per-cycle exchange: ``n`` beats, ``waits[k]`` idle cycles before beat
+    ``k``; ``done`` beats moved, ``idle`` idle cycles left, ``waited`` cycles this beat has
+    waited for its partner."""
+    __slots__ = ("n", "waits", "done", "idle", "waited")
+
+    def __init__(self, n, waits):
+        self.n, self.waits, self.done, self.waited = n, waits, 0, 0
+        self.idle = waits[0] if n and waits else 0
+
+    def start(self):
+        """Whether this side offers (or accepts) a beat this cycle."""
+        if self.done >= self.n:
+            return False
+        if self.idle:
+            self.idle -= 1
+            return False
+        return True
+
+    def after_edge(self, moved, timeout):
+        """Account the edge (``moved``: the beat was transferred); whether the beat has now
+        waited ``timeout`` cycles."""
+        if moved:
+            self.done += 1
+            self.waited = 0
+            if self.done < self.n and self.waits:
+                self.idle = self.waits[self.done]
+            return False
+        self.waited += 1
+        return self.waited >= timeout

@@ -20,7 +20,7 @@ from mxhw.sim import compiled
 from mxhw.sim.examples import MACGrid, StreamPipeline, WideAdder
 from support.hyp import budget
 from support.sim import (BACKENDS, VECTORS, both_backends, grid_inputs, grid_reference,
-                         to_signed, with_waits, word_lists)
+                         set_members, to_signed, with_waits, word_lists)
 
 
 # --- a stream pipeline: shared vectors, valid gaps and back-pressure ------------------------
@@ -119,9 +119,7 @@ def wide_trace(backend):
 
     async def tb(ctx):
         for a, b, x in WIDE:
-            ctx.set(dut.a, a)
-            ctx.set(dut.b, b)
-            ctx.set(dut.x, x)
+            set_members(ctx, dut, a=a, b=b, x=x)
             k_now = ctx.get(dut.k)                 # combinational, visible after set
             await ctx.tick()
             y = ctx.get(dut.y)
@@ -293,10 +291,7 @@ def test_enum_signed_and_bool_ports_agree():
 
         async def tb(ctx):
             for op, a, b in cases:
-                ctx.set(dut.op, op)
-                ctx.set(dut.a, a)
-                ctx.set(dut.b, b)
-                ctx.set(dut.flag, True)
+                set_members(ctx, dut, op=op, a=a, b=b, flag=True)
                 y = ctx.get(dut.y)
                 await ctx.tick()
                 log.append((y, ctx.get(dut.q), ctx.get(dut.last), ctx.get(dut.y[8])))
@@ -378,10 +373,11 @@ def test_internal_signals_readable():
         sim.run(dut, poke, backend="compiled")
 
 
-class CombOnly(wiring.Component):
-    a: In(70)
-    b: In(70)
-    y: Out(71)
+class CombAdd(wiring.Component):
+    """``y = a + b``, combinational (no clock domain); the members as given."""
+
+    def __init__(self, a, b, y):
+        super().__init__({"a": a, "b": b, "y": y})
 
     def elaborate(self, platform):
         m = Module()
@@ -389,19 +385,31 @@ class CombOnly(wiring.Component):
         return m
 
 
+COMB_CASES = {
+    # members, inputs set one pair at a time, (a, b, y) before any set, y after each
+    "wide": ((In(70), In(70), Out(71)),
+             [(1, 2), ((1 << 70) - 1, (1 << 70) - 1), (1 << 64, 1 << 63)],
+             (0, 0, 0), [3, (1 << 71) - 2, (1 << 64) + (1 << 63)]),
+    "init": ((In(8, init=5), In(signed(4), init=-3), Out(9)), [(5, 7)], (5, -3, 2), [12]),
+}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_combinational_design_without_clock(backend):
-    dut = CombOnly()
+@pytest.mark.parametrize("case", sorted(COMB_CASES))
+def test_combinational_design_without_clock(backend, case):
+    """No clock: values settle on ``ctx.set``; inputs start at their ``init``."""
+    members, inputs, first, expect = COMB_CASES[case]
+    dut = CombAdd(*members)
     seen = []
 
     async def tb(ctx):
-        for a, b in [(1, 2), ((1 << 70) - 1, (1 << 70) - 1), (1 << 64, 1 << 63)]:
-            ctx.set(dut.a, a)
-            ctx.set(dut.b, b)
+        seen.append((ctx.get(dut.a), ctx.get(dut.b), ctx.get(dut.y)))
+        for a, b in inputs:
+            set_members(ctx, dut, a=a, b=b)
             seen.append(ctx.get(dut.y))
 
     sim.run(dut, tb, clock=None, backend=backend)
-    assert seen == [3, (1 << 71) - 2, (1 << 64) + (1 << 63)]
+    assert seen == [first, *expect]
 
 
 @pytest.mark.compiled
@@ -410,34 +418,9 @@ def test_compiled_clock_mismatch_errors():
         await ctx.tick()
 
     with pytest.raises(compiled.CompiledSimError, match="no clock; ctx.tick"):
-        sim.run(CombOnly(), tick, clock=None, backend="compiled")
+        sim.run(CombAdd(In(70), In(70), Out(71)), tick, clock=None, backend="compiled")
     with pytest.raises(compiled.CompiledSimError, match="clock=None, but the design has a sync"):
         sim.run(StreamPipeline(width=16, stages=1), tick, clock=None, backend="compiled")
-
-
-class InitPorts(wiring.Component):
-    a: In(8, init=5)
-    b: In(signed(4), init=-3)
-    y: Out(9)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.y.eq(self.a + self.b)
-        return m
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_inputs_start_at_init(backend):
-    dut = InitPorts()
-    seen = []
-
-    async def tb(ctx):
-        seen.append((ctx.get(dut.a), ctx.get(dut.b), ctx.get(dut.y)))
-        ctx.set(dut.b, 7)
-        seen.append(ctx.get(dut.y))
-
-    sim.run(dut, tb, clock=None, backend=backend)
-    assert seen == [(5, -3, 2), 12]
 
 
 class Checked(wiring.Component):

@@ -10,7 +10,7 @@ from mxhw.sim.examples import StreamPipeline
 
 __all__ = ["BACKENDS", "VECTORS", "PATHS", "PATH_PAIRS", "to_signed", "word_lists",
            "with_waits", "pipeline_exchange", "both_backends",
-           "grid_inputs", "grid_reference"]
+           "grid_inputs", "grid_reference", "set_members"]
 
 #: the back ends, the compiled one marked (it needs a C++ compiler)
 BACKENDS = ["pysim", pytest.param("compiled", marks=pytest.mark.compiled)]
@@ -32,6 +32,12 @@ def to_signed(v, width):
     """``v`` as a ``width``-bit two's complement number."""
     v &= (1 << width) - 1
     return v - (1 << width) if v >> (width - 1) else v
+
+
+def set_members(ctx, dut, **values):
+    """``ctx.set`` each named member of ``dut`` (``set_members(ctx, dut, a=1, b=2)``)."""
+    for name, value in values.items():
+        ctx.set(getattr(dut, name), value)
 
 
 def word_lists(bits=16, min_size=1, max_size=30):

@@ -7,12 +7,11 @@ How a cycle is evaluated (fast clocking) and why: ``docs/sim.md``.
 import ctypes
 import os
 
-import numpy as np
 from amaranth.hdl import Const, ShapeCastable, Signal, Value, ValueCastable
 from amaranth.lib import data, wiring
 
 from . import _amaranth
-from .beats import pack_beats, unpack_beats
+from .batch import BatchRuns
 from .errors import CompiledSimError
 from .library import u32p as _u32p
 from .rtlil import PortInfo
@@ -68,7 +67,7 @@ class _Slot:
         self.model._write(self.port, value)
 
 
-class Model:
+class Model(BatchRuns):
     """A compiled design, loaded in this process (made by :func:`build`).
 
     Values are set and read (``set``/``get``, with Amaranth's ``ctx.set``/``ctx.get``
@@ -103,14 +102,12 @@ class Model:
         if has_rst:
             infos = infos + [PortInfo("rst", Signal(name="rst"), True)]
         for p in infos:
-            width, flags, typ = ctypes.c_size_t(), ctypes.c_uint32(), ctypes.c_uint32()
-            curr, nxt, outline = _u32p(), _u32p(), ctypes.c_void_p()
-            if not lib.mx_port(self._h, p.name.encode(), ctypes.byref(width),
-                               ctypes.byref(flags), ctypes.byref(typ),
-                               ctypes.byref(curr), ctypes.byref(nxt), ctypes.byref(outline)):
+            found = self._lookup(p.name)
+            if found is None:
                 if p.width == 0:
                     continue
                 raise CompiledSimError(f"Port {p.name!r} not found in the compiled model")
+            _, curr, nxt, _ = found
             arr_t = ctypes.c_uint32 * p.words
             p.curr = arr_t.from_address(ctypes.addressof(curr.contents))
             if p.input:
@@ -263,22 +260,16 @@ class Model:
 
     @property
     def deltas(self):
-        """CXXRTL delta cycles run so far (a speed diagnostic): one per clock cycle with
-        :attr:`fast` clocking, else two (clock low, clock high) when every evaluation
-        converges at once; more when combinational paths cross module boundaries of a
-        hierarchical model."""
+        """CXXRTL delta cycles run so far (a speed diagnostic: one per clock cycle with
+        :attr:`fast` clocking, else two or more)."""
         return self._lib.mx_deltas(self._h)
 
     @property
     def fast(self):
-        """Whether clock cycles run as one evaluation each (outputs read between the
-        rising edge's evaluation and its commit) instead of two (settle with the clock
-        low, then the edge). Available when the design has one clock, no other edge
-        tests, and settles in one delta cycle (checked on every settle: a design that
-        needs more turns it off); off while a waveform is recorded, and when
-        ``MXHW_SIM_FAST=0``. Both ways give the same values; fast ran 1.6-1.8x as fast on
-        the 8x8 array models.
-        """
+        """Whether clock cycles run as one evaluation each instead of two (fast clocking,
+        ``docs/sim.md``): when the design has one clock, no other edge tests, and settles
+        in one delta cycle; off while a waveform is recorded, and when
+        ``MXHW_SIM_FAST=0``. Both ways give the same values."""
         return bool(self._lib.mx_get_fast(self._h))
 
     # raw access
@@ -338,25 +329,32 @@ class Model:
                 f"{signal!r} is not a signal of this design; the compiled back end reads "
                 f"top-level ports and the design's named internal signals")
         name = " ".join(path[1:])
-        width, flags, typ = ctypes.c_size_t(), ctypes.c_uint32(), ctypes.c_uint32()
-        curr, nxt, outline = _u32p(), _u32p(), ctypes.c_void_p()
-        found = self._lib.mx_port(self._h, name.encode(), ctypes.byref(width),
-                                  ctypes.byref(flags), ctypes.byref(typ), ctypes.byref(curr),
-                                  ctypes.byref(nxt), ctypes.byref(outline))
-        if not found or width.value != len(signal) or not curr:
+        found = self._lookup(name)
+        width, curr, _, outline = found if found is not None else (None, None, None, None)
+        if width != len(signal) or not curr:
             raise CompiledSimError(
                 f"{signal!r} ({name!r}) is not visible in the compiled model (optimised away or "
                 f"split); use backend='pysim' to probe it")
         p = PortInfo(name, signal, False)
         p.internal = True
         p.curr = (ctypes.c_uint32 * p.words).from_address(ctypes.addressof(curr.contents))
-        p.outline = outline.value
+        p.outline = outline
         idx = len(self._slots)
         self._by_id[id(signal)] = idx
         self._slots.append(_Slot(self, p))
         self._keep.append(signal)
         self._readers[id(signal)] = lambda: self._read(p)
         return idx
+
+    def _lookup(self, name):
+        """``(width, curr, next, outline)`` of a CXXRTL object by name, or ``None``."""
+        width, flags, typ = ctypes.c_size_t(), ctypes.c_uint32(), ctypes.c_uint32()
+        curr, nxt, outline = _u32p(), _u32p(), ctypes.c_void_p()
+        if not self._lib.mx_port(self._h, name.encode(), ctypes.byref(width),
+                                 ctypes.byref(flags), ctypes.byref(typ), ctypes.byref(curr),
+                                 ctypes.byref(nxt), ctypes.byref(outline)):
+            return None
+        return width.value, curr, nxt, outline.value
 
     def get_memory(self, memory):
         raise CompiledSimError("Memories cannot be accessed from the compiled back end")
@@ -482,137 +480,6 @@ class Model:
         self.step(cycles)
         self._write(self._rst, 0)
         self.settle()
-
-    def run(self, inputs, outputs=(), cycles=None):
-        """Batch: drive ``inputs`` for ``cycles`` cycles, sampling ``outputs`` each cycle just
-        before the clock edge.
-
-        ``inputs`` is a sequence of ``(port, values)`` pairs, or a dict keyed by port name
-        (signals are not hashable), ``values`` one integer per cycle, all the same length; ``outputs`` is a sequence of ports. Returns a list with one
-        list of integers per output. Runs at C speed (one foreign call).
-        """
-        pairs = inputs.items() if isinstance(inputs, dict) else inputs
-        ins = [(self._plain_port(k), list(v)) for k, v in pairs]
-        outs = [self._plain_port(k) for k in outputs]
-        if cycles is None:
-            if not ins:
-                raise ValueError("cycles is required when there are no inputs")
-            cycles = len(ins[0][1])
-        for p, v in ins:
-            if not p.input:
-                raise self._not_settable(p)
-            if len(v) != cycles:
-                raise ValueError(f"Input {p.name!r} has {len(v)} values for {cycles} cycles")
-        in_words = sum(p.words for p, _ in ins)
-        in_data = np.zeros((cycles, max(in_words, 1)), dtype=np.uint32)
-        col = 0
-        for p, vals in ins:
-            try:   # fast path: values that fit an int64 (negative ones wrap)
-                vals = np.asarray(vals, dtype=np.int64)
-            except (OverflowError, ValueError, TypeError):
-                pass
-            in_data[:, col:col + p.words] = pack_beats(vals, p, raw=True)
-            col += p.words
-        out_words = sum(p.words for p in outs)
-        out_data = np.zeros((cycles, max(out_words, 1)), dtype=np.uint32)
-        in_ptrs = (_u32p * max(len(ins), 1))(*[ctypes.cast(p.next, _u32p) for p, _ in ins])
-        in_w = (ctypes.c_size_t * max(len(ins), 1))(*[p.words for p, _ in ins])
-        out_ptrs = (_u32p * max(len(outs), 1))(*[ctypes.cast(p.curr, _u32p) for p in outs])
-        out_w = (ctypes.c_size_t * max(len(outs), 1))(*[p.words for p in outs])
-        failed = self._lib.mx_run(self._h, cycles, len(ins), in_ptrs, in_w,
-                         in_data.ctypes.data_as(_u32p), len(outs), out_ptrs, out_w,
-                         out_data.ctypes.data_as(_u32p))
-        self._dirty = True
-        if failed:
-            self._assertion_failed()
-        result, col = [], 0
-        for p in outs:
-            result.append(unpack_beats(out_data[:, col:col + p.words], p, raw=True))
-            col += p.words
-        return result
-
-    def stream(self, i=None, payloads=(), o=None, count=0, *, gaps=None, stalls=None,
-               timeout=None, raw=False):
-        """Batch stream exchange, the cycle loop in C: offer ``payloads`` on stream ``i``
-        and accept ``count`` payloads from stream ``o`` (either may be ``None``), with the
-        exact per-cycle behaviour of :func:`mxhw.sim.stream_exchange` (see there for
-        ``gaps``, ``stalls``, ``timeout`` and ``raw``). Both streams' members must be
-        top-level ports. Returns ``(received payloads, cycles)``; a timeout raises
-        :class:`mxhw.sim.SimTimeout` with ``.received``, ``.sent`` (beats taken) and
-        ``.cycles`` set.
-        """
-        from ..timeout import DEFAULT_TIMEOUT, SimTimeout
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        n_in = len(payloads) if i is not None else 0
-        n_out = int(count) if o is not None else 0
-        null = ctypes.c_void_p(0)
-
-        def port(expr, want_input):
-            p = self._plain_port(expr)
-            if p.internal or p.outline is not None:
-                raise CompiledSimError(f"{p.name!r} is not a top-level port")
-            if want_input and not p.input:
-                raise self._not_settable(p)
-            return p
-
-        def addr(arr):
-            return ctypes.c_void_p(ctypes.addressof(arr))
-
-        def resolved(stream, inward):
-            # a stream's payload port and C addresses (payload, words, valid, ready), cached
-            # per interface: a host driver calls this once per packet, and the lookups would
-            # cost more than a short exchange
-            got = self._stream_ports.get(id(stream))
-            if got is None or got[0] is not stream:
-                p, v, r = (port(stream.payload, inward), port(stream.valid, inward),
-                           port(stream.ready, not inward))
-                side = "next" if inward else "curr"
-                got = self._stream_ports[id(stream)] = (stream, p, (
-                    addr(getattr(p, side)), p.words, addr(getattr(v, side)),
-                    addr(r.curr if inward else r.next)))
-            return got[1], got[2]
-
-        if n_in:
-            ip, in_args = resolved(i, True)
-            in_data = pack_beats(payloads, ip, raw)
-        else:
-            in_data = np.zeros((1, 1), dtype=np.uint32)
-            in_args = (null, 1, null, null)
-        if n_out:
-            op, out_args = resolved(o, False)
-            out_data = np.zeros((n_out, op.words), dtype=np.uint32)
-        else:
-            out_data = np.zeros((1, 1), dtype=np.uint32)
-            out_args = (null, 1, null, null)
-
-        def schedule(seq, n):
-            if seq is None or n == 0:
-                return None, null
-            a = np.ascontiguousarray(np.asarray(seq, dtype=np.uint32))
-            if a.shape != (n,):
-                raise ValueError(f"need one gap/stall count per beat ({n}), got {a.shape}")
-            return a, ctypes.c_void_p(a.ctypes.data)
-
-        g_keep, g_ptr = schedule(gaps, n_in)
-        s_keep, s_ptr = schedule(stalls, n_out)
-        stats = (ctypes.c_uint64 * 3)()
-        rc = self._lib.mx_stream(
-            self._h, *in_args, ctypes.c_void_p(in_data.ctypes.data), g_ptr, n_in,
-            *out_args, ctypes.c_void_p(out_data.ctypes.data), s_ptr, n_out,
-            max(1, int(timeout)), int(self._dirty), stats)
-        self._dirty = True
-        cycles, sent, got = stats
-        received = (unpack_beats(out_data[:got], op, raw) if n_out else [])
-        if rc == 1:
-            self._assertion_failed()
-        if rc in (2, 3):
-            what = ("stream_put: ready never rose" if rc == 2
-                    else "stream_get: valid never rose")
-            err = SimTimeout(f"{what} within {timeout} cycles")
-            err.received, err.cycles, err.sent = received, cycles, sent
-            raise err
-        return received, cycles
 
     def _plain_port(self, expr):
         p = self._port_of(expr)
