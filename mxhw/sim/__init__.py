@@ -10,8 +10,9 @@ runs the same testbenches.
   (``backend="compiled"``, see :mod:`mxhw.sim.compiled`);
 * :func:`stream_put` / :func:`stream_get` -- one transfer on an ``amaranth.lib.stream``
   interface, with a bounded wait that fails with a message instead of hanging;
-* :func:`stream_send` / :func:`stream_recv` -- many transfers, with optional random
-  valid/ready toggling (back-pressure) from a seeded generator;
+* :func:`stream_send` / :func:`stream_recv` -- many transfers, with idle cycles before each
+  (valid gaps, back-pressure): given per beat (``gaps=``/``stalls=``, e.g. drawn by a
+  Hypothesis strategy) or drawn from a seeded generator;
 * :func:`stream_exchange` -- send a whole block of payloads on one stream while receiving
   on another, in one call; on the compiled back end the cycle loop runs in C
   (:meth:`mxhw.sim.compiled.Model.stream`), with the same cycles and results as the
@@ -30,6 +31,8 @@ Host drivers and batch runs use the compiled model directly::
         m.get(dut.o.payload)                # ints, lib.data views, lists for port arrays
         m.reset()                           # pulse rst
         m.run([(dut.a, xs), (dut.b, ys)], [dut.y])   # per-cycle vectors, loop in C
+
+How the back ends work, and their measurements: ``docs/sim.md``.
 """
 
 from __future__ import annotations
