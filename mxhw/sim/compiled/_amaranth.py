@@ -17,8 +17,8 @@ import amaranth
 
 from .errors import CompiledSimError
 
-__all__ = ["SUPPORTED", "UnsupportedAmaranth", "check_version", "PortDirection",
-           "prepare", "convert_prepared", "domains", "undriven_signals", "eval_value", "eval_assign",
+__all__ = ["SUPPORTED", "UnsupportedAmaranth", "check_version", "PortDirection", "prepare",
+           "convert_prepared", "domains", "undriven_signals", "eval_value", "eval_assign",
            "assignable_signals", "find_yosys", "PRIVATE_NAMES"]
 
 #: Amaranth versions (major, minor) this module was written and tested against

@@ -20,8 +20,9 @@ class BatchRuns:
         before the clock edge.
 
         ``inputs`` is a sequence of ``(port, values)`` pairs, or a dict keyed by port name
-        (signals are not hashable), ``values`` one integer per cycle, all the same length; ``outputs`` is a sequence of ports. Returns a list with one
-        list of integers per output. Runs at C speed (one foreign call).
+        (signals are not hashable), ``values`` one integer per cycle, all the same length;
+        ``outputs`` is a sequence of ports. Returns a list with one list of integers per
+        output. Runs at C speed (one foreign call).
         """
         pairs = inputs.items() if isinstance(inputs, dict) else inputs
         ins = [(self._plain_port(k), list(v)) for k, v in pairs]
@@ -52,8 +53,8 @@ class BatchRuns:
         out_ptrs = (_u32p * max(len(outs), 1))(*[ctypes.cast(p.curr, _u32p) for p in outs])
         out_w = (ctypes.c_size_t * max(len(outs), 1))(*[p.words for p in outs])
         failed = self._lib.mx_run(self._h, cycles, len(ins), in_ptrs, in_w,
-                         in_data.ctypes.data_as(_u32p), len(outs), out_ptrs, out_w,
-                         out_data.ctypes.data_as(_u32p))
+                                  in_data.ctypes.data_as(_u32p), len(outs), out_ptrs, out_w,
+                                  out_data.ctypes.data_as(_u32p))
         self._dirty = True
         if failed:
             self._assertion_failed()
