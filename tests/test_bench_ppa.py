@@ -295,10 +295,10 @@ def test_cache_key_follows_tool_versions(tmp_path, monkeypatch):
 
 
 def test_tool_failure_is_reported(tmp_path, monkeypatch):
-    from mxhw.build import BuildError
+    from mxhw.toolchain import ToolError
 
     def failing(cmd, cwd, log, label):
-        raise BuildError(f"{label} failed (exit code 1)")
+        raise ToolError(f"{label} failed (exit code 1)")
     use_tools(monkeypatch, failing)
     r = ppa.run_config(TINY, tmp_path)
     assert r["errors"] == {"ecp5": "yosys synth (ecp5) failed (exit code 1)",
