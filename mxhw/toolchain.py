@@ -59,9 +59,14 @@ def tool_env(flow):
 
 
 def tool_version(name, flag="--version"):
-    """The first line a tool prints for its version flag (Yosys: ``-V``)."""
+    """The first line a tool prints for its version flag (Yosys: ``-V``), YoWASP's notice
+    on a tool's first run ("Preparing to run ...") left out."""
     r = subprocess.run([find_tool(name), flag], capture_output=True, text=True)
-    return (r.stdout.strip() or r.stderr.strip()).splitlines()[0]
+    lines = [line for line in (r.stdout + "\n" + r.stderr).splitlines()
+             if line.strip() and not line.startswith("Preparing to run ")]
+    if not lines:
+        raise ToolError(f"{name} {flag} printed no version (exit code {r.returncode})")
+    return lines[0].strip()
 
 
 def run_logged(cmd, cwd, env, log_path, label, quiet=False):

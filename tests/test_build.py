@@ -213,3 +213,15 @@ def test_missing_tool(monkeypatch):
                                         r"toolchain"):
         find_tool("yowasp-no-such-tool")
     assert BuildError is ToolError
+
+
+def test_tool_version_skips_the_first_run_notice(tmp_path, monkeypatch):
+    """On a fresh YoWASP cache a tool first says it is preparing: that is not its version
+    (the PPA cache keys hold the versions)."""
+    from mxhw.toolchain import tool_version
+    tool = tmp_path / "yowasp-fake"
+    tool.write_text("#!/bin/sh\necho 'Preparing to run yowasp-fake. This might take a "
+                    "while...' >&2\necho 'fake 1.2 (git sha1 abc)' >&2\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert tool_version("yowasp-fake") == "fake 1.2 (git sha1 abc)"
