@@ -29,10 +29,22 @@ from .runner import (ECP5_CAPACITY, ECP5_NEXTPNR, ECP5_PART, HARNESS_VERSION, PN
                      ecp5_figures, place_and_route, run, run_config, run_soc, run_task, synth,
                      tool_versions, xc7_figures)
 
-__all__ = ["Config", "CONFIGS", "QUICK", "SOC", "Harness", "select", "is_large",
-           "harness_rtlil", "synth", "place_and_route", "run_config", "run_soc", "run",
-           "figures", "table_rows", "write_report", "main", "ECP5_PART", "XC7_PART",
-           "HARNESS_VERSION", "SCRIPTS", "maker"]
+__all__ = [
+    # configs
+    "Config", "CONFIGS", "QUICK", "SOC", "MUL_PAIRS", "MX_FORMATS", "ARRAY_FORMATS",
+    "ARRAY_SIZES", "ARRAY_ACC", "REQUANT_PIPELINE", "BITSERIAL_ARRAYS", "LARGE_ARRAY",
+    "select", "is_large", "maker", "element_name",
+    # harness
+    "Harness", "harness_rtlil", "strip_src", "TOP", "DUT",
+    # runner
+    "ECP5_PART", "ECP5_NEXTPNR", "XC7_PART", "REQUEST_MHZ", "HARNESS_VERSION",
+    "ECP5_CAPACITY", "SCRIPTS", "PNR_SEED", "tool_versions", "default_cache",
+    "ecp5_figures", "xc7_figures", "synth", "place_and_route", "check_seeds", "run_config",
+    "run_soc", "run_task", "run",
+    # report
+    "FIGURES", "HEADERS", "figures", "table_rows", "run_config_info", "write_report",
+    # the command line
+    "main"]
 
 #: (kept for :mod:`mxhw.bench.bitserial`, which imports it under this name)
 _partial = maker
