@@ -225,3 +225,17 @@ def test_tool_version_skips_the_first_run_notice(tmp_path, monkeypatch):
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert tool_version("yowasp-fake") == "fake 1.2 (git sha1 abc)"
+
+
+@pytest.mark.parametrize("board, hz, msg", [
+    ("icebreaker", 24_000_000, r"config.clk_hz \(24000000\) must be the icebreaker clock "
+                               r"\(12000000\): this board has no PLL stage"),
+    ("ulx3s", 150_500_000, r"clk_hz must be one of the PLL's frequencies 25000000, "),
+    ("arty", 166_666_667, r"no exact MMCM setting makes 166666667 Hz"),
+])
+def test_board_check_clock(board, hz, msg):
+    from mxhw.boards import get_board
+    b = get_board(board)
+    b.check_clock(b.clk_hz)                     # the board's own clock is fine
+    with pytest.raises(ValueError, match=msg):
+        b.check_clock(hz)
