@@ -22,6 +22,7 @@ smallest exact squared error wins, ties to the first in ER+, ER-, EA+, EA-.
 from __future__ import annotations
 
 from . import formats as _f
+from .params import check_int
 from .pergroup import FP16
 
 __all__ = ["FP4_CANDIDATES", "FP3_CANDIDATES", "BITMOD_FP4", "BITMOD_FP3", "bitmod"]
@@ -52,11 +53,10 @@ def bitmod(family: str = "fp4", group: int = 128) -> _f.BlockFormat:
     cands = {"fp4": FP4_CANDIDATES, "fp3": FP3_CANDIDATES}
     if family not in cands:
         raise ValueError(f"bitmod: family must be 'fp4' or 'fp3', not {family!r}")
-    if not isinstance(group, int) or isinstance(group, bool) or group < 1:
-        raise ValueError(f"bitmod: group must be a positive integer, not {group!r}")
+    check_int("bitmod: group", group, 1)
     name = f"bitmod_{family}" + ("" if group == 128 else f"_g{group}")
-    if name in _f._REGISTRY:
-        return _f.get(name)
+    if _f.registered(name):
+        return _f.registered(name)
     return _f.BlockFormat(
         name=name, candidates=cands[family], scale=FP16, block=group, scale_rule="absmax",
         doc=f"BitMoD {family.upper()} (HPCA 2025): groups of {group}, FP16 absmax scale per "

@@ -57,6 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .params import check_int
+
 __all__ = [
     "WeightType", "WEIGHT_TYPES", "FAMILIES", "weight_type", "family", "family_bits",
     "weight_ints", "terms", "booth_radix4", "serial_bits", "from_serial_bits",
@@ -324,26 +326,16 @@ def dequant_serial(sums, scales, scale_width: int, acc_width: int) -> int:
 
 @dataclass(frozen=True)
 class BitModInt:
-    """A weight matrix quantised with integer group scales (see the module doc).
-
-    Attributes
-    ----------
-    family : str
-    group : int
-    scale_bits : int
-    codes : int64 (rows, cols)
-    types : int64 (rows, cols // group) -- index into ``FAMILIES[family]``
-    scale_int : int64 (rows, cols // group), in [1, 2**scale_bits - 1]
-    row_exp : int64 (rows,)
-    """
+    """A weight matrix quantised with integer group scales (see the module doc), in groups
+    of ``group`` columns of the family ``family``; the array fields are int64."""
 
     family: str
     group: int
     scale_bits: int
-    codes: np.ndarray
-    types: np.ndarray
-    scale_int: np.ndarray
-    row_exp: np.ndarray
+    codes: np.ndarray       # (rows, cols): element codes
+    types: np.ndarray       # (rows, cols // group): index into FAMILIES[family]
+    scale_int: np.ndarray   # (rows, cols // group): in [1, 2**scale_bits - 1]
+    row_exp: np.ndarray     # (rows,)
 
     @property
     def type_names(self) -> np.ndarray:
@@ -385,11 +377,11 @@ def quantize_int_scale(w, family_name: str = "bitmod_fp4", group: int = 128,
     w = np.asarray(w, dtype=np.float64)
     if w.ndim != 2:
         raise ValueError(f"w must be 2-D, not of shape {w.shape}")
-    if not isinstance(group, int) or group < 1 or w.shape[1] % group:
+    check_int("group", group, 1)
+    if w.shape[1] % group:
         raise ValueError(f"group must be a positive integer dividing cols={w.shape[1]}, "
                          f"not {group!r}")
-    if not isinstance(scale_bits, int) or not 1 <= scale_bits <= 16:
-        raise ValueError(f"scale_bits must be an integer in [1, 16], not {scale_bits!r}")
+    check_int("scale_bits", scale_bits, 1, 16)
     if not np.isfinite(w).all():
         raise ValueError("w must be finite")
     cands = family(family_name)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import formats as _f
+from .params import check_int
 
 __all__ = ["MXSF_W", "MXSF_S", "MXSF", "MXSF_TILE", "mxsf_tile"]
 
@@ -56,11 +57,10 @@ def mxsf_tile(rows: int = 8, cols: int = 4) -> _f.BlockFormat:
     ``mxsf_tile()`` is the registered ``mxsf_tile`` (8 x 4); other shapes return a new
     (unregistered) descriptor named ``mxsf_tile{rows}x{cols}``.
     """
-    for n, v in (("rows", rows), ("cols", cols)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"mxsf_tile: {n} must be a positive integer, not {v!r}")
-    if (rows, cols) == (8, 4) and "mxsf_tile" in _f._REGISTRY:
-        return _f.get("mxsf_tile")
+    check_int("mxsf_tile: rows", rows, 1)
+    check_int("mxsf_tile: cols", cols, 1)
+    if (rows, cols) == (8, 4) and _f.registered("mxsf_tile"):
+        return _f.registered("mxsf_tile")
     name = "mxsf_tile" if (rows, cols) == (8, 4) else f"mxsf_tile{rows}x{cols}"
     return _f.BlockFormat(
         name=name, candidates=(MXSF_W, MXSF_S), scale=_f.get("e8m0"), block=(rows, cols),

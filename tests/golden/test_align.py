@@ -92,9 +92,10 @@ def test_all_zero_and_nan():
 @pytest.mark.parametrize("args,exc,msg", [
     (("int8", 8), ValueError, "fmt must be a floating-point element format, not 'int8' "
                                "(kind 'int')"),
-    (("fp8_e4m3", 1), ValueError, "out_width must be an integer >= 2, not 1"),
+    (("fp8_e4m3", 1), ValueError, "out_width must be >= 2, not 1"),
     (("fp8_e4m3", 8, "rtz"), ValueError,
-     "rounding must be one of ('truncate', 'rne'), not 'rtz'"),
+     "rounding must be one of 'truncate', 'rne', not 'rtz'"),
+    (("fp8_e4m3", True), TypeError, "out_width must be an integer, not True"),
     ((3, 8), TypeError, "fmt must be a format name or descriptor, not 3"),
 ])
 def test_bad_args(args, exc, msg):

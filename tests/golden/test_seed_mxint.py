@@ -101,8 +101,14 @@ def test_mase_gemm():
 
 
 def test_bad_params():
-    with pytest.raises(ValueError, match=r"^mxint: bits must be an integer in \[2, 8\], not 1$"):
+    with pytest.raises(ValueError, match=r"^mxint: bits must be in \[2, 8\], not 1$"):
         golden.mxint.mxint(1)
+    with pytest.raises(TypeError, match=r"^mxint: bits must be an integer, not 4.0$"):
+        golden.mxint.mxint(4.0)
+    with pytest.raises(ValueError, match=r"^mxint: block must be >= 1, not 0$"):
+        golden.mxint.mxint(4, block=0)
+    with pytest.raises(ValueError, match=r"^mxint: exp_bits must be in \[2, 16\], not 1$"):
+        golden.mxint.mxint(4, style="mase", exp_bits=1)
     with pytest.raises(ValueError, match=r"^mxint: style must be 'ocp' or 'mase', not 'x'$"):
         golden.mxint.mxint(4, style="x")
     assert golden.mxint.mxint(4, block=16).block == 16

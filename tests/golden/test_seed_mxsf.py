@@ -114,8 +114,10 @@ def test_tile_transpose(mb, nb, tile, seed):
 def test_tile_default_and_errors():
     assert golden.mxsf.mxsf_tile() is F.get("mxsf_tile")
     assert F.get("mxsf_tile").block == (8, 4)
-    with pytest.raises(ValueError, match=r"^mxsf_tile: rows must be a positive integer, not 0$"):
+    with pytest.raises(ValueError, match=r"^mxsf_tile: rows must be >= 1, not 0$"):
         golden.mxsf.mxsf_tile(0, 4)
+    with pytest.raises(TypeError, match=r"^mxsf_tile: cols must be an integer, not 4.0$"):
+        golden.mxsf.mxsf_tile(8, 4.0)
 
 
 def test_gemm_with_modes():
