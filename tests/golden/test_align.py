@@ -5,7 +5,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from support.hyp import budget
 
 from mxhw.golden import formats
 from mxhw.golden.align import align_block, align_nan
@@ -37,7 +38,7 @@ def reference(codes, fmt, out_width, rounding):
     return out, ref
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300)
 @given(st.sampled_from(FMTS), st.integers(2, 20), st.sampled_from(["truncate", "rne"]),
        st.data())
 def test_align_vs_fraction(fmt, out_width, rounding, data):
