@@ -84,29 +84,17 @@ def _min_bits(values) -> int:
 
 @dataclass(frozen=True)
 class WeightType:
-    """One weight data type as the bit-serial datapath sees it.
-
-    Attributes
-    ----------
-    name : str
-    code_bits : int
-        Width of a code.
-    ints : tuple of int
-        ``ints[code]``: the signed integer the code maps to (``value = int * 2**lsb_exp``).
-    lsb_exp : int
-    bits : int
-        Two's-complement bits the serial form of this type needs (the PE's precision).
-    values : tuple of float
-        ``values[code]`` (the type's grid, ``ints * 2**lsb_exp``).
-    """
+    """One weight data type as the bit-serial datapath sees it: code ``c`` of
+    ``code_bits`` bits stands for ``ints[c] * 2**lsb_exp`` (``values[c]``)."""
 
     name: str
-    code_bits: int
-    ints: tuple
+    code_bits: int      # width of a code
+    ints: tuple         # ints[code]: the signed integer the code maps to
     lsb_exp: int
 
     @property
     def bits(self) -> int:
+        """Two's-complement bits the serial form of this type needs (the PE's precision)."""
         return _min_bits(self.ints)
 
     @property

@@ -2,6 +2,8 @@
 watchdog, and the states that take a request apart (IDLE, HDR, PAYLOAD, CRC, CHECK) or
 drain a bad one (DRAIN). Part of :class:`~mxhw.soc.link.HostLink`."""
 
+from contextlib import contextmanager
+
 from amaranth import Cat, Mux, Signal, signed
 
 from .linkcore import LinkState
@@ -60,6 +62,24 @@ def watchdog(c):
     m.d.comb += wd_clr.eq(c.take | (c.state == LinkState.IDLE))
 
 
+@contextmanager
+def _on_byte(c, bad_any=None, bad=None):
+    """The body of a receiving state: it runs when a byte is taken. Before it, a bad
+    header (``bad_any``) is answered with ``bad`` after the packet drains; after it, a
+    packet that stalls is answered with TIMEOUT."""
+    m = c.m
+    if bad_any is not None:
+        with m.If(bad_any):
+            c.error(bad, "DRAIN")
+        with m.Elif(c.take):
+            yield
+    else:
+        with m.If(c.take):
+            yield
+    with m.Elif(c.wdog_timeout):
+        c.error(Status.TIMEOUT)
+
+
 def request_states(c):
     """The request states, inside the link's ``Switch(state)``: a header checked byte by
     byte, a WRITE's payload into the buffer, the CRC compared (CHECK); a bad header is
@@ -93,7 +113,7 @@ def request_states(c):
         # last byte arrives, and a bad one is answered from PAYLOAD / CRC. Each check is
         # computed from its own byte as that byte arrives and kept in a flag, so the last
         # byte (length, high) only meets 8-bit compares.
-        with m.If(take):
+        with _on_byte(c):
             m.d.sync += [c.hdr.eq(Cat(c.hdr[8:], byte)), cnt.eq(cnt + 1)]
             c.crc_add()
             with m.Switch(cnt[:3]):
@@ -127,13 +147,9 @@ def request_states(c):
                         c.goto("PAYLOAD")
                     with m.Else():
                         c.goto("CRC")
-        with m.Elif(c.wdog_timeout):
-            c.error(Status.TIMEOUT)
 
     with m.Case(LinkState.PAYLOAD):
-        with m.If(bad_any):
-            c.error(bad, "DRAIN")
-        with m.Elif(take):
+        with _on_byte(c, bad_any, bad):
             m.d.sync += [word.eq(Cat(word[8:], byte)), cnt.eq(cnt + 1)]
             c.crc_add()
             with m.If(cnt[:2] == 3):
@@ -145,20 +161,14 @@ def request_states(c):
             with m.If(p_last):
                 m.d.sync += cnt.eq(0)
                 c.goto("CRC")
-        with m.Elif(c.wdog_timeout):
-            c.error(Status.TIMEOUT)
 
     with m.Case(LinkState.CRC):
-        with m.If(bad_any):
-            c.error(bad, "DRAIN")
-        with m.Elif(take):
+        with _on_byte(c, bad_any, bad):
             # cnt is 0 on entry (HDR and PAYLOAD clear it): its bit 0 tells the two CRC
             # bytes apart
             m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), cnt.eq(cnt + 1)]
             with m.If(cnt[0]):
                 c.goto("CHECK")
-        with m.Elif(c.wdog_timeout):
-            c.error(Status.TIMEOUT)
 
     # the CRC compare is registered here and acted on in EXEC (no 16-bit compare in front
     # of the FSM and the bus address counter). The bus address counter is loaded here for
