@@ -58,6 +58,8 @@ class HostLink(wiring.Component):
     domain must see a reset before the first byte (the board clock modules and Amaranth's
     platform domains do: reset asserted for at least two clock edges at start-up). The
     state register takes that reset one cycle late, from a local copy of it.
+
+    Structure and timing design: ``docs/link.md``.
     """
 
     def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000,
@@ -114,13 +116,11 @@ class HostLink(wiring.Component):
 
     @staticmethod
     def _crc(c):
-        """The CRC takes its bytes one cycle late, from registers (the byte chosen by the
-        state machine does not feed the CRC logic in the same cycle); every reader of
-        ``crc`` (EXEC's check, TX_CRC0/1) runs at least two cycles after the last
-        ``crc_add``, and the resets to 0xFFFF (IDLE, RESPOND) follow no ``crc_add``. The
-        byte is the received one in the request states, the transmitted one
-        (``tx.payload``) in the response states, chosen by two state flip-flops (no
-        per-state multiplexer of its own); only the enable comes from the FSM's tests."""
+        """The CRC register: it takes its byte and enable one cycle late, from registers;
+        every reader of ``crc`` (EXEC's check, TX_CRC0/1) runs at least two cycles after
+        the last ``crc_add``, and the resets to 0xFFFF (IDLE, RESPOND) follow no
+        ``crc_add``. The byte is the received one in HDR and PAYLOAD, the sent one
+        (``tx.payload``) otherwise."""
         m = c.m
         crc_from_rx = Signal()        # HDR or PAYLOAD
         crc_byte_r = Signal(8)

@@ -56,11 +56,8 @@ class LinkCore:
         self.max_payload, self.timeout, self.quiet = max_payload, timeout, quiet
         self.read_latency = read_latency
         self.nwords = nwords = max_payload // 4
-        # The state machine: one-hot in synthesis (Yosys extracts and recodes a state
-        # machine only when told: Amaranth gives every register an initial value), so the
-        # next-state logic of these 19 states is a few LUT levels, not a decoder of a
-        # binary state. Yosys drops the initial value: the state needs a reset before use
-        # (the board clock modules hold ``sync`` in reset for two edges after lock).
+        # one-hot in synthesis (Yosys recodes a state machine only when told), without an
+        # initial value: it needs a reset before use (docs/link.md)
         self.state = Signal(LinkState, reset_less=True, attrs={"fsm_encoding": "one-hot"})
         self.crc = Signal(16, init=0xFFFF)
         self.crc_en = Signal()        # this cycle's byte goes into the CRC

@@ -12,15 +12,10 @@ __all__ = ["payload_buffer", "read_prefetch", "execute_states"]
 
 
 def payload_buffer(c):
-    """The WRITE payload buffer, ``max(nwords, 2)`` words, read latency 2 (on ECP5 the
-    block RAM's output register, so the bus register behind it meets a flip-flop's
-    clock-to-out, not the RAM array's). It is read only by the COMMIT states, at
-    ``c.widx``: its address is that register whatever the state (no FSM decode in front of
-    the block RAM). Its writes are registered (``c.wr_en``, ``c.wr_addr``, ``c.wr_data``:
-    no FSM logic in front of its write enable either). The bus address and write data are
-    ``c.baddr`` and the buffer's read data in every state (the bus reads them only with
-    ``w_en`` / ``r_en``): no gating logic between the block RAM's output and the bus
-    register."""
+    """The WRITE payload buffer, ``max(nwords, 2)`` words, read latency 2, read at
+    ``c.widx`` in every state and written through registers (``c.wr_en``, ``c.wr_addr``,
+    ``c.wr_data``); the bus address and write data are ``c.baddr`` and its read data in
+    every state (the bus reads them only with ``w_en`` / ``r_en``). See ``docs/link.md``."""
     m = c.m
     m.submodules.buf = buf = BlockRAM(32, max(c.nwords, 2), read_latency=2)
     c.wr_en, c.wr_addr, c.wr_data = Signal(name="wr_en"), Signal.like(buf.w_addr, name="wr_addr"), \
@@ -32,11 +27,10 @@ def payload_buffer(c):
 
 
 def read_prefetch(c):
-    """READ responses: the words are prefetched over the bus (one request in flight, one
-    word held in ``c.nword``) while the previous word's bytes go out, so a READ sends a
-    byte every cycle the transmitter takes one (4 cycles per word), not 4 + latency.
-    ``issue`` is an AND of flip-flops (no state decode, no counter compare): words are
-    left to request only between RESPOND and the last word's request."""
+    """A READ's words, prefetched over the bus (one request in flight, one word held in
+    ``c.nword``) while the previous word's bytes go out: 4 cycles per word, not
+    4 + latency. Words are left to request only between RESPOND and the last word's
+    request."""
     m = c.m
     in_flight = Signal(c.read_latency)
     issue = Signal()

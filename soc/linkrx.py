@@ -13,11 +13,9 @@ __all__ = ["receive_stage", "watchdog", "request_states"]
 
 
 def receive_stage(c):
-    """The receive stage: the byte, its strobe and every compare the header checks make on
-    it are registered together, so the state machine and the header flags meet
-    flip-flops, never an 8-bit compare of a byte routed from the receiver (the stage adds
-    one cycle of latency; bytes are taken every cycle). Sets ``c.byte``, ``c.take`` and
-    the compare flags ``c.b_*``."""
+    """The receive register: the byte (``c.byte``), its strobe (``c.take``) and every
+    compare the header checks make on it (``c.b_*``), registered together (one cycle of
+    latency, a byte every cycle; ``docs/link.md``, Timing)."""
     m = c.m
     c.byte = byte = Signal(8, reset_less=True)
     c.take = take = Signal()
@@ -41,14 +39,10 @@ def receive_stage(c):
 
 
 def watchdog(c):
-    """Cycles since the last byte of a packet (or of a drained one). Two down-counters,
-    reloaded when it clears and decremented while it runs, hold ``limit - 1 - cycles``;
-    their sign bits are the timeout / quiet flags ``c.wdog_timeout`` / ``c.wdog_quiet``,
-    so the FSM tests one flip-flop each and the only logic in front of them is one
-    decrement. It clears in IDLE and on every byte received (in any state: outside a
-    packet and DRAIN the counters are not read, and IDLE clears them before the next), and
-    runs otherwise, so its enables are the byte strobe and one state flip-flop, not the
-    state machine's tests."""
+    """Cycles since the last byte of a packet (or of a drained one), as two down-counters
+    whose sign bits are ``c.wdog_timeout`` and ``c.wdog_quiet``. It clears in IDLE and on
+    every byte received (outside a packet and DRAIN the counters are not read, and IDLE
+    clears them before the next) and runs otherwise."""
     m = c.m
     wd_clr = Signal()
     t_cnt = Signal(signed(c.timeout.bit_length() + 1))
