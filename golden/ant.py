@@ -3,7 +3,7 @@ per-tensor type selection.
 
 * ``flint4``: signed 4-bit flint, values {0, +-0.25, +-0.5, +-0.75, +-1, +-1.5, +-2, +-4}
   (x4: {0, +-1, +-2, +-3, +-4, +-6, +-8, +-16}, the list BitMoD's code uses for its ANT
-  baseline; FORMATS.md). Code layout (ours, not ANT's first-one bit encoding): sign (bit 3)
+  baseline; docs/FORMATS.md). Code layout (ours, not ANT's first-one bit encoding): sign (bit 3)
   + 3-bit magnitude index in ascending order; the -0 code (1000) is unused (NaN).
 * ``flint4_u``: unsigned 4-bit flint, x8 values {0..7, 8, 10, 12, 14, 16, 24, 32, 64}
   stored divided by 8; code = index in ascending order.

@@ -3,7 +3,7 @@
 Values: the paper (Sec. on FP3/FP4 extensions) and abdelfattah-lab/BitMoD-HPCA-25,
 ``bitmod_quant/quant_utils/quant_weight.py`` (its FP3_ER_POS / FP3_ER_NEG / FP3_EA_POS /
 FP3_EA_NEG lists, and the FP4 lists with the extra value 5 (ER) or 8 (EA) on the positive
-or negative side); candidate order ER+, ER-, EA+, EA- (FORMATS.md).
+or negative side); candidate order ER+, ER-, EA+, EA- (docs/FORMATS.md).
 
 Encoding (shared with :mod:`golden.bitserial`): FP4 code = sign (bit 3) + E2M1 magnitude;
 FP3 code = sign (bit 2) + 2-bit magnitude index into {0, 1, 2, 4}. The code of -0 (1000,

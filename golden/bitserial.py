@@ -1,6 +1,6 @@
 """Golden twins of the bit-serial (BitMoD-style) datapath.
 
-BitMoD (Chen et al., HPCA 2025; FORMATS.md) streams every weight through one bit-serial
+BitMoD (Chen et al., HPCA 2025; docs/FORMATS.md) streams every weight through one bit-serial
 PE. This module defines, bit-exactly, what the mxhw bit-serial datapath computes.
 
 Unified weight representation
@@ -106,7 +106,7 @@ class WeightType:
         return max(abs(v) for v in self.values)
 
 
-# BitMoD grids (FORMATS.md). FP4: codes are E2M1 sign-magnitude; the -0 code (1000) holds
+# BitMoD grids (docs/FORMATS.md). FP4: codes are E2M1 sign-magnitude; the -0 code (1000) holds
 # the extra value. FP3: code = sign bit (MSB) + 2-bit magnitude index into {0, 1, 2, 4};
 # the -0 code (100) holds the extra value.
 _FP4_MAG = (0, 1, 2, 3, 4, 6, 8, 12)          # E2M1 magnitudes x 2 (0, .5, 1, 1.5, 2, 3, 4, 6)

@@ -1,12 +1,12 @@
 """MXINT{N}: block floating point with N-bit two's-complement elements, N = 2..8.
 
-One descriptor family (:func:`mxint`), two variants (FORMATS.md):
+One descriptor family (:func:`mxint`), two variants (docs/FORMATS.md):
 
 * OCP-style ``mxint{N}`` (default): E8M0 scale, OCP floor rule, element ``int{N}`` = N-bit
   two's complement with implicit scale ``2**-(N-2)`` (max ``(2**(N-1)-1) / 2**(N-2)``,
   emax 0), RNE, symmetric clamp to ``+-(2**(N-1)-1)``. ``mxint8`` is OCP MXINT8 (the
   registered ``mxint8`` is reused, with the OCP ``int8`` element).
-* MASE-style ``mxint{N}_mase``: the reference behaviour FORMATS.md describes for MASE's
+* MASE-style ``mxint{N}_mase``: the reference behaviour docs/FORMATS.md describes for MASE's
   ``mxint_cast`` (DeepWok/mase ``mxint_operators``; that source was not re-read here):
   shared exponent ``e = ceil(log2 max|x|)`` clamped to the signed range of ``exp_bits``
   (8 by default) bits, ``[-2**(ew-1), 2**(ew-1)-1]``, stored as an ``exp_bits``-bit two's

@@ -1,7 +1,7 @@
 """MX-SAFE (MXSF): two element modes per block, chosen by minimum squared error.
 
 Source: Park, Koo, Hwang, Kung, arXiv 2605.24391 (2026). The paper's bit-level encoding is
-not available; the encoding below is ours, fixed in the project's ``FORMATS.md``:
+not available; the encoding below is ours, fixed in ``docs/FORMATS.md``:
 
 * one E8M0 scale, one mode bit, 32 elements of 8 bits;
 * mode W (index 0): sign, 2 exponent bits, 5 mantissa bits, bias 1, subnormals, no
@@ -30,18 +30,18 @@ __all__ = ["MXSF_W", "MXSF_S", "MXSF", "MXSF_TILE", "mxsf_tile"]
 
 MXSF_W = _f.register(_f.fp_format(
     "mxsf_w", 2, 5, bias=1,
-    doc="MXSF mode W element (our encoding, FORMATS.md): sign, 2 exponent bits, 5 mantissa "
+    doc="MXSF mode W element (our encoding, docs/FORMATS.md): sign, 2 exponent bits, 5 mantissa "
         "bits, bias 1, subnormals, no Inf/NaN; max 7.875, emax 2."))
 
 _S_VALUES = np.full(256, np.nan)
 _S_VALUES[:64] = _f.get("fp6_e3m2").table
 MXSF_S = _f.register(_f.table_format(
     "mxsf_s", _S_VALUES,
-    doc="MXSF mode S element (our encoding, FORMATS.md): the fp6_e3m2 values (bias 3, max "
+    doc="MXSF mode S element (our encoding, docs/FORMATS.md): the fp6_e3m2 values (bias 3, max "
         "28, emax 4) in the low 6 bits of an 8-bit code, codes 0..63 = fp6_e3m2 codes; "
         "codes 64..255 (top bits non-zero) are reserved and decode to NaN."))
 
-_DOC = ("MX-SAFE (arXiv 2605.24391), our encoding (FORMATS.md): E8M0 scale, 1 mode bit "
+_DOC = ("MX-SAFE (arXiv 2605.24391), our encoding (docs/FORMATS.md): E8M0 scale, 1 mode bit "
         "(0 = W: E2M5 bias 1; 1 = S: fp6_e3m2 in the low 6 bits), 8-bit elements; OCP floor "
         "scale rule with the mode's emax; per block the mode with the smaller exact squared "
         "error, ties to W.")

@@ -5,7 +5,7 @@ response bytes TX_SYNC .. TX_CRC1, a READ's words from the prefetch). Part of
 from amaranth import Mux, Signal
 
 from .linkcore import LinkState
-from .protocol import SYNC_RESP, Status
+from .protocol import SYNC_RESP
 
 __all__ = ["response_states"]
 

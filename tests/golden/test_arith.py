@@ -289,15 +289,16 @@ def test_gemm_bad_arguments():
 
 
 def test_accumulation_validation():
-    with pytest.raises(ValueError, match=r"mode must be 'exact', 'fp32' or 'fixed', not 'fp16'"):
+    with pytest.raises(ValueError, match=r"mode must be one of 'exact', 'fp32', 'fixed', not 'fp16'"):
         golden.Accumulation("fp16")
-    with pytest.raises(ValueError, match=r"fixed accumulation needs an integer width >= 2, not 1"):
+    with pytest.raises(ValueError, match=r"fixed accumulation: width must be >= 2, not 1"):
         golden.fixed(1, 0)
-    with pytest.raises(ValueError, match=r"fixed accumulation needs an integer frac_bits, not 1.5"):
+    with pytest.raises(TypeError, match=r"fixed accumulation: frac_bits must be an integer, "
+                                        r"not 1.5"):
         golden.fixed(16, 1.5)
-    with pytest.raises(ValueError, match=r"overflow must be 'saturate' or 'wrap', not 'clip'"):
+    with pytest.raises(ValueError, match=r"overflow must be one of 'saturate', 'wrap', not 'clip'"):
         golden.fixed(16, 4, overflow="clip")
-    with pytest.raises(ValueError, match=r"rounding must be 'floor' or 'rne', not 'ceil'"):
+    with pytest.raises(ValueError, match=r"rounding must be one of 'floor', 'rne', not 'ceil'"):
         golden.fixed(16, 4, rounding="ceil")
     with pytest.raises(ValueError, match=r"width and frac_bits apply to fixed accumulation, "
                                          r"not 'fp32'"):

@@ -10,7 +10,7 @@ from mxhw.golden import formats as F
 
 
 def test_flint4_tables():
-    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, FORMATS.md / BitMoD's ANT list
+    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, docs/FORMATS.md / BitMoD's ANT list
     f = F.get("flint4")
     assert sorted(set((f.finite_values * 4).tolist())) == sorted(set(pub + [-v for v in pub]))
     assert np.isnan(f.table[8]) and f.encode([-0.0]).tolist() == [0]
@@ -88,7 +88,7 @@ def test_generator_reproduces_flint4():
     f4, u4 = F.get("flint4"), F.get("flint4_u")
     assert list(golden.ant.flint_values(4)) == f4.table[:8].tolist()
     assert list(golden.ant.flint_values(4, signed=False)) == u4.table.tolist()
-    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, FORMATS.md
+    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, docs/FORMATS.md
     assert [v * 4 for v in golden.ant.flint_values(4)] == pub
 
 

@@ -48,7 +48,7 @@ def _brute(block, fmt):
         e = amax.numerator.bit_length() - amax.denominator.bit_length()
         if Fraction(2) ** e > amax:
             e -= 1
-        # the shared exponent is clamped to E8M0's range, 2**-127 .. 2**127 (FORMATS.md)
+        # the shared exponent is clamped to E8M0's range, 2**-127 .. 2**127 (docs/FORMATS.md)
         X = Fraction(2) ** min(max(e - c.emax, -127), 127)
         err = Fraction(0)
         for v in block:
