@@ -141,7 +141,7 @@ def test_init():
     ({"scale_width": 0}, ValueError, "scale_width must be in [1, 32], not 0"),
     ({"group": 6, "lanes": 4}, ValueError, "group must be a multiple of lanes (4), not 6"),
     ({"cols": 200}, ValueError, "cols must be a multiple of group (128), not 200"),
-    ({"msb_first": None}, TypeError, "msb_first must be a bool, not None"),
+    ({"msb_first": None}, TypeError, "msb_first must be True or False, not None"),
     ({"types": ["fp5"]}, ValueError,
      "unknown weight type 'fp5'; known: " + ", ".join(g.WEIGHT_TYPES)),
 ])

@@ -141,7 +141,7 @@ def test_pe_init():
     ({"max_wbits": 1}, ValueError, "max_wbits must be in [2, 16], not 1"),
     ({"max_wbits": 8.0}, TypeError, "max_wbits must be an integer, not 8.0"),
     ({"lanes": 0}, ValueError, "lanes must be in [1, 256], not 0"),
-    ({"msb_first": 1}, TypeError, "msb_first must be a bool, not 1"),
+    ({"msb_first": 1}, TypeError, "msb_first must be True or False, not 1"),
     ({"acc_width": True}, TypeError, "acc_width must be an integer, not True"),
     ({"acc_width": 15}, ValueError,
      "acc_width must be >= act_width + max_wbits + clog2(lanes) = 16 (one exact beat), "
