@@ -160,7 +160,12 @@ def test_init_wrong_fmt():
         Unpacked("mxfp4")
 
 
-@pytest.mark.parametrize("pipeline", [2, -1, "0", None])
-def test_init_wrong_pipeline(pipeline):
-    with pytest.raises(ValueError, match=rf"^pipeline must be 0 or 1, not {pipeline!r}$"):
+@pytest.mark.parametrize("pipeline, exc, msg", [
+    (2, ValueError, r"^pipeline must be in \[0, 1\], not 2$"),
+    (-1, ValueError, r"^pipeline must be in \[0, 1\], not -1$"),
+    ("0", TypeError, r"^pipeline must be an integer, not '0'$"),
+    (None, TypeError, r"^pipeline must be an integer, not None$"),
+])
+def test_init_wrong_pipeline(pipeline, exc, msg):
+    with pytest.raises(exc, match=msg):
         ElementDecoder("fp4_e2m1", pipeline=pipeline)

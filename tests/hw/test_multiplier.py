@@ -136,8 +136,13 @@ def test_init_wrong_fmt():
         ElementMultiplier(4, "fp4_e2m1")
 
 
-@pytest.mark.parametrize("pipeline", [-1, 3, "1", True, 1.0])
-def test_init_wrong_pipeline(pipeline):
-    with pytest.raises(ValueError, match=rf"^pipeline must be an integer in 0\.\.2, "
-                                         rf"not {pipeline!r}$"):
+@pytest.mark.parametrize("pipeline, exc, msg", [
+    (-1, ValueError, r"^pipeline must be in \[0, 2\], not -1$"),
+    (3, ValueError, r"^pipeline must be in \[0, 2\], not 3$"),
+    ("1", TypeError, r"^pipeline must be an integer, not '1'$"),
+    (True, TypeError, r"^pipeline must be an integer, not True$"),
+    (1.0, TypeError, r"^pipeline must be an integer, not 1\.0$"),
+])
+def test_init_wrong_pipeline(pipeline, exc, msg):
+    with pytest.raises(exc, match=msg):
         ElementMultiplier("fp4_e2m1", "fp4_e2m1", pipeline=pipeline)
