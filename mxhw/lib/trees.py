@@ -6,6 +6,7 @@ A tree pairs neighbouring operands level by level (an odd operand passes up unch
 levels (a pipelined datapath registers between them); the others build all of them.
 """
 
+import functools
 import itertools
 import operator
 
@@ -73,10 +74,11 @@ def or_tree(values):
 
 
 def any_of(bits):
-    """1 if any of the 1-bit values ``bits`` is set (0 for none)."""
-    return reduce_tree([Const(0, 1), *bits], operator.or_)
+    """1 if any of the 1-bit values ``bits`` is set (0 for none): a chain of ORs (synthesis
+    balances it)."""
+    return functools.reduce(operator.or_, bits) if bits else Const(0, 1)
 
 
 def all_of(bits):
-    """1 if all of the 1-bit values ``bits`` are set (1 for none)."""
-    return reduce_tree([Const(1, 1), *bits], operator.and_)
+    """1 if all of the 1-bit values ``bits`` are set (1 for none): a chain of ANDs."""
+    return functools.reduce(operator.and_, bits) if bits else Const(1, 1)
