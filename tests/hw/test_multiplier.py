@@ -6,12 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mxhw import golden
 from mxhw.golden import arith
 from mxhw.pe import ElementMultiplier, product_width
+from support.hyp import budget
 from mxhw.sim import run
 
 OCP = ["fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "int8"]
@@ -87,7 +88,7 @@ def test_exhaustive_table_format():
 
 
 @pytest.mark.parametrize("fa, fb", list(itertools.product(OCP, OCP)))
-@settings(max_examples=3)
+@budget(3)
 @given(data=st.data())
 def test_ocp_pairs_sampled(fa, fb, data):
     na, nb = golden.formats.get(fa).n_codes, golden.formats.get(fb).n_codes
@@ -103,7 +104,7 @@ def test_ocp_pairs_sampled(fa, fb, data):
 
 
 @pytest.mark.parametrize("pipeline", [1, 2])
-@settings(max_examples=5)
+@budget(5)
 @given(data=st.data())
 def test_pipelined(pipeline, data):
     pairs = data.draw(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 15)),
