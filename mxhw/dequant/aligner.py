@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..formats import Unpacked, _nonfinite, layout_of, lookup_format, signed_width, unpack
 from ..golden.align import ALIGN_ROUNDING, align_format
 from ..lib.params import check_choice, check_int, check_pipeline
+from ..lib.pipe import drive_output, stall_all
 from ..lib.trees import any_of, max_tree
 from .blocks import E8M0, block_size
 
@@ -107,9 +108,7 @@ class Aligner(wiring.Component):
         ew = self._exp_shape
 
         # stall-all pipeline: every stage moves when the output is free or taken
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready),
-                     self.i.ready.eq(en if self._pipeline else self.o.ready)]
+        en = stall_all(m, self.i, self.o, self._pipeline)
         valids = [self.i.valid]
 
         def stage(values, cut, name):
@@ -189,9 +188,5 @@ class Aligner(wiring.Component):
             m.d.comb += qs.eq(q)
             sat = Mux(qs > lim, lim, qs)
             out.append(self.o.payload.ints[j].eq(Mux(signs[j], -sat, sat)))
-        if self._pipeline:
-            with m.If(en):
-                m.d.sync += out
-        else:
-            m.d.comb += out
+        drive_output(m, out, en, self._pipeline)
         return m

@@ -4,7 +4,7 @@ mode bit. The quantising side (the mode choice per block) is ``Requantizer("mxsf
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -9,7 +9,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import layout_of
-from ..lib.params import check_choice, check_int, check_pipeline
+from ..lib.params import check_choice, check_int
+from ..lib.pipe import drive_output, stall_all
 from ..lib.trees import all_of, max_levels, or_tree
 from .blocks import block_size
 from .requant_logic import (SE_HI, SE_LO, emin, gt_const, hw_modes, is_mxsf, max_code, msb,
@@ -335,9 +336,7 @@ class Requantizer(wiring.Component):
         k, modes, cuts = self._k, self._modes, _CUTS[self._depth]
         mxsf = len(modes) > 1
         early = "shift" in cuts   # the elements' highest set bits before the scale register
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready),
-                     self.i.ready.eq(en if self._pipeline else self.o.ready)]
+        en = stall_all(m, self.i, self.o, self._pipeline)
 
         def reg(value, shape, name, reset_less=True):
             # data registers need no reset (``valid`` says what they hold)
@@ -440,11 +439,7 @@ class Requantizer(wiring.Component):
                         Mux(bad, 0, codes[0][j] | (negs[j] << (e.bits - 1)))))
                 else:
                     out.append(el.value.eq(Mux(bad, 0, Mux(negs[j], -codes[0][j], codes[0][j]))))
-            if self._pipeline:
-                with m.If(en):
-                    m.d.sync += out
-            else:
-                m.d.comb += out
+            drive_output(m, out, en, self._pipeline)
             return m
         return mxsf_select(m, self.o, en, reg, valid, modes, codes, live["mag"], negs,
                            live["ex"], ses, bad, SW, (l_lo, l_hi))

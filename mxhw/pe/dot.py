@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import layout_of, lookup_format, scale_exp_range, signed_width
 from ..lib.params import check_int
+from ..lib.pipe import drive_output, stall_all
 from ..lib.trees import any_of, reduce_levels
 from .multiplier import multiply, product_range
 
@@ -135,11 +136,7 @@ class MXDotProduct(wiring.Component):
         m = Module()
         pl = self.i.payload
         fa, fb = self._fmt_a, self._fmt_b
-        advance = Signal()
-        if self._pipeline:
-            m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-        else:
-            m.d.comb += self.i.ready.eq(self.o.ready)
+        advance = stall_all(m, self.i, self.o, self._pipeline)
 
         # level 1: products, exponent, special flag
         terms, bad = [], []
@@ -171,9 +168,5 @@ class MXDotProduct(wiring.Component):
                 terms, e, special, valid = regs, e_q, sp_q, v_q
         out = [self.o.payload.s.eq(Mux(special, 0, terms[0])), self.o.payload.e.eq(e),
                self.o.payload.special.eq(special), self.o.valid.eq(valid)]
-        if self._pipeline:
-            with m.If(advance):
-                m.d.sync += out
-        else:
-            m.d.comb += out
+        drive_output(m, out, advance, self._pipeline)
         return m

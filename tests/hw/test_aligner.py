@@ -12,7 +12,6 @@ from hypothesis import given, strategies as st
 from mxhw.dequant import Aligner
 from mxhw.golden import formats
 from mxhw.golden.align import align_block, align_nan
-from mxhw.sim import run
 from support.hyp import budget
 from support.pe import mx_block, run_stream, waits
 

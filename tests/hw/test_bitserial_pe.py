@@ -1,7 +1,6 @@
 """BitSerialPE and WeightMapper against golden.bitserial (pe_dot, weight_ints)."""
 
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, strategies as st
 
 from mxhw import sim
