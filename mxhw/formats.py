@@ -271,19 +271,10 @@ class Unpacked(data.StructLayout):
             members["is_inf"] = unsigned(1)
         super().__init__(members)
 
-    @property
-    def fmt(self):
-        return self._fmt
-
-    @property
-    def sig_bits(self):
-        """Width of the significand."""
-        return self._sig_bits
-
-    @property
-    def exp_range(self):
-        """``(smallest, largest)`` exponent of the format."""
-        return self._exp_range
+    fmt = property(lambda self: self._fmt)
+    sig_bits = property(lambda self: self._sig_bits, doc="Width of the significand.")
+    exp_range = property(lambda self: self._exp_range,
+                         doc="``(smallest, largest)`` exponent of the format.")
 
     @property
     def max_shift(self):
