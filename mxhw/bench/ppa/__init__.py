@@ -46,10 +46,6 @@ __all__ = [
     # the command line
     "main"]
 
-#: (kept for :mod:`mxhw.bench.bitserial`, which imports it under this name)
-_partial = maker
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mxhw.bench ppa", description=__doc__.split(
         "\n")[0], epilog=f"configurations: {', '.join([*CONFIGS, SOC])}")

@@ -88,12 +88,12 @@ def _make_mul(a, b):
 
 def _make_dot(fmt):
     from ...pe import MXDotProduct
-    return MXDotProduct(element_name(fmt), element_name(fmt), k=K)
+    return MXDotProduct(fmt, fmt)  # k = the block size (32)
 
 
 def _make_align(fmt):
     from ...dequant import Aligner
-    return Aligner(fmt, k=K)
+    return Aligner(fmt)
 
 
 def _make_modeswitch():
@@ -103,7 +103,7 @@ def _make_modeswitch():
 
 def _make_requant(fmt):
     from ...dequant import Requantizer
-    return Requantizer(fmt, k=K, pipeline=REQUANT_PIPELINE)
+    return Requantizer(fmt, pipeline=REQUANT_PIPELINE)
 
 
 def _make_bitserial(lanes):
