@@ -117,10 +117,10 @@ class GemmSequencer(wiring.Component):
         m.d.comb += [self.step.valid.eq(running), p.k.eq(kidx), p.last.eq(left == 1)]
         with m.If(take):
             m.d.sync += [kidx.eq(kidx + 1), left.eq(left - 1)]
-            with m.If(left == 1):
-                m.d.sync += [kidx.eq(0), left.eq(self.K)]
+            with m.If(left == 1):       # the tile's last step
                 if T > 1:
-                    m.d.sync += [tile.eq(tile + 1), running.eq(tile != T - 1)]
+                    m.d.sync += [kidx.eq(0), left.eq(self.K), tile.eq(tile + 1),
+                                 running.eq(tile != T - 1)]
                 else:
                     m.d.sync += running.eq(0)
         with m.If(self.start):
