@@ -25,10 +25,10 @@ from .unit import bus_reads, lane_memories, reg_writes, result_memories, start_s
 
 __all__ = ["GemmUnit", "check_unit_acc", "unit_format"]
 
-#: prefetch queue entries: the buffered FIFO's output register and the two reads in
-#: flight leave room to issue a read every cycle (the room test is a flag register one
-#: cycle old: one entry of slack)
-QUEUE_DEPTH = 7
+#: prefetch queue entries: enough reads in flight (two cycles of memory read latency, and
+#: the buffered FIFO's two cycles from write to output) for one transfer per cycle (the
+#: room test is a flag register one cycle old: one entry of slack)
+QUEUE_DEPTH = 8
 
 
 def check_unit_acc(acc):
@@ -229,11 +229,11 @@ class GemmUnit(wiring.Component):
             arr.i.valid.eq(queue.r_rdy),
             queue.r_en.eq(arr.i.ready),
         ]
-        # room for this read and those in flight: level + inflight + loaded <= depth - 4
+        # room for this read and those in flight: level + inflight + loaded <= depth - 3
         # after it. The test is a flag register, one cycle old: the claim grows by at
-        # most one read a cycle, so a claim of at most 3 a cycle ago leaves room now (the
-        # queue still keeps up with a read every cycle: its claim settles at 3 when the
-        # array takes a step every cycle)
+        # most one read a cycle, so a claim of at most depth - 4 a cycle ago leaves room
+        # now (and the queue keeps up with a read every cycle: its claim settles at 4 when
+        # the array takes a step every cycle)
         m.d.sync += room.eq(queue.level + inflight + loaded <= QUEUE_DEPTH - 4)
 
         # ---- results: one memory per column, a tile's rows deep; special flags per row
