@@ -388,8 +388,12 @@ def test_dataflows_are_the_arrays():
     (dict(a_tiles=0), ValueError, r"a_tiles must be >= 1, not 0"),
     (dict(a_tiles=2, dataflow=WS), ValueError, r"a_tiles applies to the output-stationary"),
     (dict(rows=True), TypeError, r"rows must be an integer, not True"),
+    (dict(scratch_words=100), ValueError, r"scratch_words must be a power of two, not 100"),
+    (dict(baud=0), ValueError, r"baud must be >= 1, not 0"),
+    (dict(clk_hz=25e6), TypeError, r"clk_hz must be an integer, not 25000000.0"),
 ])
 def test_config_wrong(kwargs, exc, msg):
+    """SoCConfig checks its fields with mxhw.lib.params (type, range, power of two)."""
     with pytest.raises(exc, match=msg):
         SoCConfig(**kwargs)
 
