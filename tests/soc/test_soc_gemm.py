@@ -376,23 +376,23 @@ def test_dataflows_are_the_arrays():
     assert DATAFLOWS is array.DATAFLOWS
 
 
-@pytest.mark.parametrize("kwargs, exc, msg", [
-    (dict(dataflow="row_stationary"), ValueError,
+@pytest.mark.parametrize("exc, kwargs, msg", [
+    (ValueError, dict(dataflow="row_stationary"),
      r"dataflow must be one of 'output_stationary', 'weight_stationary', "
      r"not 'row_stationary'"),
-    (dict(depth=4), ValueError,
+    (ValueError, dict(depth=4),
      r"depth applies to the weight-stationary dataflow only, not 'output_stationary' "
      r"\(leave it 0\)"),
-    (dict(depth=-1, dataflow=WS), ValueError, r"depth must be >= 0, not -1"),
-    (dict(a_tiles=3), ValueError, r"a_tiles must be a power of two, not 3"),
-    (dict(a_tiles=0), ValueError, r"a_tiles must be >= 1, not 0"),
-    (dict(a_tiles=2, dataflow=WS), ValueError, r"a_tiles applies to the output-stationary"),
-    (dict(rows=True), TypeError, r"rows must be an integer, not True"),
-    (dict(scratch_words=100), ValueError, r"scratch_words must be a power of two, not 100"),
-    (dict(baud=0), ValueError, r"baud must be >= 1, not 0"),
-    (dict(clk_hz=25e6), TypeError, r"clk_hz must be an integer, not 25000000.0"),
+    (ValueError, dict(depth=-1, dataflow=WS), r"depth must be >= 0, not -1"),
+    (ValueError, dict(a_tiles=3), r"a_tiles must be a power of two, not 3"),
+    (ValueError, dict(a_tiles=0), r"a_tiles must be >= 1, not 0"),
+    (ValueError, dict(a_tiles=2, dataflow=WS), r"a_tiles applies to the output-stationary"),
+    (TypeError, dict(rows=True), r"rows must be an integer, not True"),
+    (ValueError, dict(scratch_words=100), r"scratch_words must be a power of two, not 100"),
+    (ValueError, dict(baud=0), r"baud must be >= 1, not 0"),
+    (TypeError, dict(clk_hz=25e6), r"clk_hz must be an integer, not 25000000.0"),
 ])
-def test_config_wrong(kwargs, exc, msg):
+def test_config_wrong(exc, kwargs, msg):
     """SoCConfig checks its fields with mxhw.lib.params (type, range, power of two)."""
     with pytest.raises(exc, match=msg):
         SoCConfig(**kwargs)
