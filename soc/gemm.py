@@ -202,14 +202,14 @@ class GemmUnit(wiring.Component):
         flags = {f: delayed(m, getattr(p, f), 2, f) for f in seq.flags}
         step = Signal(arr.in_layout)
         wf, wsf = ("w", "w_scale") if ws else ("b", "b_scale")
+        if ws:      # padding past the block: weights of +0
+            pad = delayed(m, p.pad, 2, "pad")
+            zb = Const(zero_code(fb), fb.element.bits).replicate(C)
+            b_bits = Mux(pad, zb, b_bits[:C * fb.element.bits])
         for name, bits in (("a", a_bits), ("a_scale", as_bits), (wf, b_bits),
                            (wsf, bs_bits)):
             field = getattr(step, name)
             m.d.comb += field.eq(bits[:len(Cat(field))])
-        if ws:
-            pad = delayed(m, p.pad, 2, "pad")
-            zb = Const(zero_code(fb), fb.element.bits).replicate(C)
-            m.d.comb += step.w.eq(Mux(pad, zb, b_bits[:C * fb.element.bits]))
         for f, v in flags.items():
             m.d.comb += getattr(step, f).eq(v)
 

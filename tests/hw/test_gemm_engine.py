@@ -1,7 +1,6 @@
 """GemmEngine (the GEMM sequencer behind an operand FIFO) against golden.arith.gemm, both
 dataflows; telemetry; constructor errors."""
 
-import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 

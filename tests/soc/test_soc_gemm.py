@@ -13,7 +13,7 @@ from mxhw import golden
 from mxhw.soc.driver import Accelerator, DeviceError
 from mxhw.soc.gemm import GemmUnit
 from mxhw.soc.regmap import (GEMM_BASE, GEMM_REGS, REGION, REGION_SHIFT, REGISTERS,
-                             region_address, registers_for)
+                             registers_for)
 from mxhw.soc.top import DATAFLOWS, SoCConfig
 from mxhw.systolic.array import SystolicArray
 from mxhw.systolic.driver import ws_beats
