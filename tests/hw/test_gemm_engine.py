@@ -1,12 +1,17 @@
 """GemmEngine (the GEMM sequencer behind an operand FIFO) against golden.arith.gemm, both
 dataflows; telemetry; constructor errors."""
 
+import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from amaranth.sim import Simulator
+
 from mxhw.golden.arith import FP32, fixed
+from mxhw.golden.quantize import quantize
 from mxhw.systolic import GemmEngine
-from mxhw.systolic.driver import tile_order
+from mxhw.systolic.driver import tile_order, ws_beats
+from mxhw.systolic.seq import GemmSequencer
 
 from support.hyp import budget
 from support.soc import (ENGINE_FORMATS, check_engine, check_engine_fp32, gaussian_operand,
@@ -128,3 +133,80 @@ def test_engine_rows_wrong():
     """The array's own check (SystolicArray) reports a bad ``rows``."""
     with pytest.raises(ValueError, match="rows"):
         GemmEngine(0, 2, "mxfp4", "mxint8", 4, 4, 64, acc=fixed(32, 16))
+
+
+
+def run_sequencer(dut, K, stalls):
+    """Start ``dut`` (a GemmSequencer) with ``K`` and take its steps, ready held low in
+    the cycles ``stalls`` marks (cyclically; never in the first of each round): the
+    payloads taken."""
+    got = []
+
+    async def tb(ctx):
+        ctx.set(dut.K, K)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        cycle = 0
+        while ctx.get(dut.step.valid):
+            i = cycle % max(1, len(stalls))
+            ready = i == 0 or not stalls[i]
+            ctx.set(dut.step.ready, ready)
+            if ready:
+                got.append(ctx.get(dut.step.payload))
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 100_000, "the run does not end"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return got
+
+
+@budget(20)
+@given(rows=st.integers(1, 6), depth=st.integers(1, 6), nblk=st.integers(1, 2),
+       tiles=st.integers(1, 3), stalls=st.lists(st.booleans(), max_size=40))
+def test_sequencer_ws_schedule(rows, depth, nblk, tiles, stalls):
+    """The weight-stationary schedule of GemmSequencer, taken with random back-pressure,
+    against :func:`mxhw.systolic.driver.ws_beats` (the array's documented input): act and
+    w_valid on every transfer, the block and tile flags on activation transfers; and, for
+    a one-tile run, the operand indices (A word ``q * depth + i``, A scale word ``j * depth
+    + i``, B rows and padding of the weight rows past the block)."""
+    k, K = 32, 32 * nblk
+    a = quantize(np.zeros((depth * tiles, K)), "mxint8", axis=1)
+    b = quantize(np.zeros((K, 1)), "mxint8", axis=0)
+    want = ws_beats(a, b, rows, 1, depth)
+    dut = GemmSequencer("weight_stationary", rows, k, K, depth=depth, tiles=tiles)
+    got = run_sequencer(dut, K, stalls)
+    assert len(got) == len(want)
+    P = -(-k // rows)
+    acts = brow = 0
+    for n, (g, w) in enumerate(zip(got, want)):
+        assert (g.act, g.w_valid) == (w["act"], w["w_valid"]), n
+        if w["act"]:
+            assert (g.block_first, g.block_end, g.tile_first, g.last) == (
+                w["block_first"], w["block_end"], w["tile_first"], w["last"]), n
+        if tiles > 1:
+            continue
+        if g.act:
+            q, i = divmod(acts, depth)
+            assert (g.a, g.a_scale) == (acts, (q // P) * depth + i), n
+            acts += 1
+        if g.w_valid and not g.pad:
+            assert g.b == brow and g.b_scale == brow // k, n
+            brow += 1
+    if tiles == 1:
+        assert brow == K          # every real B row once, padding rows flagged
+
+
+@budget(10)
+@given(K=st.integers(1, 8), tiles=st.integers(1, 3),
+       stalls=st.lists(st.booleans(), max_size=9))
+def test_sequencer_os_schedule(K, tiles, stalls):
+    """The output-stationary schedule: K steps per tile, ``k`` counting them, ``last`` on
+    each tile's last."""
+    dut = GemmSequencer("output_stationary", 1, 1, 8, tiles=tiles)
+    got = [(p.k, p.last) for p in run_sequencer(dut, K, stalls)]
+    assert got == [(s, s == K - 1) for _ in range(tiles) for s in range(K)]
