@@ -14,7 +14,8 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..lib.params import check_int, check_pow2
+from ..lib.params import check_choice, check_int, check_pow2
+from .array import DATAFLOWS
 
 __all__ = ["GemmSequencer", "telemetry", "delayed", "OS_FLAGS", "WS_FLAGS"]
 
@@ -52,7 +53,7 @@ class GemmSequencer(wiring.Component):
     Members
     -------
     start : In(1)
-        Begin a run of ``K`` (sampled with ``start``; ignored while ``K`` is 0).
+        Begin a run of ``K`` (sampled with ``start``; ``K = 0`` issues nothing).
     K : In(range(max_k + 1))
     step : Out(stream.Signature(:attr:`step_layout`))
         One payload per array transfer, valid while the run lasts; ``ready``: the
@@ -68,6 +69,7 @@ class GemmSequencer(wiring.Component):
     """
 
     def __init__(self, dataflow, rows, k, max_k, depth=None, tiles=1):
+        check_choice("dataflow", dataflow, DATAFLOWS)
         check_int("rows", rows, 1)
         check_pow2("k", k)
         check_int("max_k", max_k, k)
