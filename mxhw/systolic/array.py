@@ -14,8 +14,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..lib.params import check_bool, check_choice, check_int
-from .bitserial import BitSerialMXMacPE, check_serial_format
-from .grid import array_block_format, check_acc, check_pe_pipeline, out_layout
+from .bitserial import BitSerialMXMacPE
+from .grid import (array_block_format, check_acc, check_pe_pipeline, check_serial_format,
+                   out_layout)
 from .os import OutputStationaryCore, os_in_layout
 from .pe import MXMacPE
 from .rowacc import row_extra_stages
@@ -110,8 +111,6 @@ class SystolicArray(wiring.Component):
             raise ValueError(f"fmt_a and fmt_b block sizes differ "
                              f"({fmt_a.block_size} vs {fmt_b.block_size})")
         check_choice("dataflow", dataflow, DATAFLOWS)
-        if acc is None:
-            raise TypeError("acc must be a golden.arith.Accumulation, not None")
         check_acc(acc)
         check_pe_pipeline(pipeline)
         if dataflow == "weight_stationary":
@@ -249,7 +248,7 @@ class SystolicArray(wiring.Component):
         else:
             core = OutputStationaryCore(self._rows, self._cols, self._fmt_a, self._fmt_b,
                                         self._acc, self._pe, self._serial, self._shared,
-                                        self.pe_latency)
+                                        self.pe_latency if self._shared else None)
         m.submodules.core = core
         wiring.connect(m, wiring.flipped(self.i), core.i)
         wiring.connect(m, core.o, wiring.flipped(self.o))

@@ -10,55 +10,19 @@ bit for bit.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
-from ..formats import _nonfinite, fixed_shape, lsb_shift, moded_code, operand_element, unpack
+from ..formats import moded_code, operand_element
 from ..pe.multiplier import product_width
 from ..lib.signals import stage
-from .grid import (AccumulatingPE, accumulate_blocks, block_sum_width, check_pe_pipeline, mode_port,
-                   running_block_sum, scale_code_sum, scale_nan, scale_offset)
+from .grid import (SERIAL_BITS_MAX, AccumulatingPE, accumulate_blocks, block_sum_width,
+                   check_pe_pipeline, check_serial_format, fixed_form, mode_port,
+                   running_block_sum, scale_code_sum, scale_nan, scale_offset, serial_bits)
 
+# (the serial-weight helpers live in :mod:`.grid`; re-exported here, where the bench and
+# the tests look for them)
 __all__ = ["BitSerialMXMacPE", "serial_bits", "check_serial_format", "SERIAL_BITS_MAX",
            "fixed_form"]
-
-#: Widest serial weight the bit-serial PE takes (cycles per K step). Every OCP MX element
-#: format fits: FP4 E2M1 5, FP6 E2M3 7, FP6 E3M2 10, FP8 E4M3 19, FP8 E5M2 33, INT8 8.
-SERIAL_BITS_MAX = 40
-
-
-def serial_bits(fmt):
-    """Serial precision ``p`` of the weight element format ``fmt`` (an ``ElementFormat``):
-    the two's-complement width of its exact fixed-point form (``int_table`` at
-    ``lsb_exp``, :func:`mxhw.formats.fixed_shape`), so one K step takes ``p`` cycles."""
-    return fixed_shape(fmt).width
-
-
-def check_serial_format(fmt_b, name="fmt_b"):
-    """Validate a block format's element (:func:`~mxhw.formats.operand_element`: MXSF's
-    by mode) as a bit-serial weight: its exact fixed-point form must have at most
-    :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
-    e = operand_element(fmt_b)
-    p = serial_bits(e)
-    if p > SERIAL_BITS_MAX:
-        raise ValueError(f"{name}: {e.name} elements need {p} serial bits as "
-                         f"fixed-point integers; the bit-serial PE takes at most "
-                         f"{SERIAL_BITS_MAX}")
-    return p
-
-
-def fixed_form(m, fmt, code):
-    """``(w, nonfinite)``: the element ``code`` of ``fmt`` as its exact signed fixed-point
-    integer at ``fmt.lsb_exp`` (golden ``int_table[code]``; 0 for NaN/Inf codes) and a flag
-    for NaN/Inf codes. Combinational logic in ``m``."""
-    u = unpack(m, fmt, code)
-    bad = Signal()
-    m.d.comb += bad.eq(_nonfinite(u))
-    w = Signal(fixed_shape(fmt))
-    mag = u.significand << lsb_shift(u)
-    m.d.comb += w.eq(Mux(bad, 0, Mux(u.sign, -mag, mag)))
-    return w, bad
-
 
 class BitSerialMXMacPE(AccumulatingPE):
     """Bit-serial MX multiply-accumulate: the activation in parallel, the weight one bit per

@@ -16,7 +16,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from .. import golden
-from ..formats import lookup_format, operand_element
+from ..formats import (_nonfinite, fixed_shape, lookup_format, lsb_shift, operand_element,
+                       unpack)
 from ..lib.params import check_pipeline
 from ..lib.signals import ge_const, saturate, stage
 from ..pe.multiplier import product_width
@@ -25,7 +26,8 @@ __all__ = ["PE_PIPELINE_MAX", "array_block_format", "check_pe_pipeline", "check_
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
            "scale_sum_shape", "scale_code_sum", "grid_shift_from_sum", "block_to_grid",
            "clamp_acc", "accumulate", "accumulate_blocks", "running_block_sum",
-           "AccumulatingPE"]
+           "AccumulatingPE", "SERIAL_BITS_MAX", "serial_bits",
+           "check_serial_format", "fixed_form"]
 
 #: Register stages of a PE (and of the array's ``pipeline``): 0 (combinational) to 4.
 PE_PIPELINE_MAX = 4
@@ -389,3 +391,43 @@ class AccumulatingPE(wiring.Component):
     def latency(self):
         """Cycles from a tile's last element to its ``result``: ``1 + pipeline``."""
         return 1 + self._pipeline
+
+
+# ---- the bit-serial weight: an element code as its exact fixed-point integer ---------------
+
+#: Widest serial weight the bit-serial PE takes (cycles per K step). Every OCP MX element
+#: format fits: FP4 E2M1 5, FP6 E2M3 7, FP6 E3M2 10, FP8 E4M3 19, FP8 E5M2 33, INT8 8.
+SERIAL_BITS_MAX = 40
+
+
+def serial_bits(fmt):
+    """Serial precision ``p`` of the weight element format ``fmt`` (an ``ElementFormat``):
+    the two's-complement width of its exact fixed-point form (``int_table`` at
+    ``lsb_exp``, :func:`mxhw.formats.fixed_shape`), so one K step takes ``p`` cycles."""
+    return fixed_shape(fmt).width
+
+
+def check_serial_format(fmt_b, name="fmt_b"):
+    """Validate a block format's element (:func:`~mxhw.formats.operand_element`: MXSF's
+    by mode) as a bit-serial weight: its exact fixed-point form must have at most
+    :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
+    e = operand_element(fmt_b)
+    p = serial_bits(e)
+    if p > SERIAL_BITS_MAX:
+        raise ValueError(f"{name}: {e.name} elements need {p} serial bits as "
+                         f"fixed-point integers; the bit-serial PE takes at most "
+                         f"{SERIAL_BITS_MAX}")
+    return p
+
+
+def fixed_form(m, fmt, code):
+    """``(w, nonfinite)``: the element ``code`` of ``fmt`` as its exact signed fixed-point
+    integer at ``fmt.lsb_exp`` (golden ``int_table[code]``; 0 for NaN/Inf codes) and a flag
+    for NaN/Inf codes. Combinational logic in ``m``."""
+    u = unpack(m, fmt, code)
+    bad = Signal()
+    m.d.comb += bad.eq(_nonfinite(u))
+    w = Signal(fixed_shape(fmt))
+    mag = u.significand << lsb_shift(u)
+    m.d.comb += w.eq(Mux(bad, 0, Mux(u.sign, -mag, mag)))
+    return w, bad

@@ -11,8 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import moded_code, operand_element
 from ..lib.signals import delay_line, one_hot_select
-from .bitserial import fixed_form
-from .grid import clamp_acc, mode_port, out_layout
+from .grid import clamp_acc, fixed_form, mode_port, out_layout
 from .outbuf import OutputBuffer
 from .pe import MXBlockSumPE
 from .rowacc import RowAccumulator
@@ -55,8 +54,9 @@ class OutputStationaryCore(wiring.Component):
         Bits per K step of a bit-serial PE, or None.
     shared : bool
         Row-shared accumulation.
-    pe_latency : int
-        Cycles from a PE's last element to its result (row unit included).
+    pe_latency : int or None
+        ``shared``: cycles from a PE's last element to its row unit's result; else None
+        (each PE's ``latency`` attribute, 1 if absent).
 
     Members
     -------

@@ -1,36 +1,7 @@
-"""One block-to-accumulator datapath per row of the output-stationary array.
-
-In the output-stationary :class:`~mxhw.systolic.SystolicArray` every PE of row ``i``
-receives the same transfers, column ``j`` one cycle after column ``j - 1``: PE ``(i, j)``
-sees element ``t`` of a tile in cycle ``T_t + i + j`` (``T_t`` the cycle the array took
-transfer ``t``, input gaps included). So the block ends of a row arrive as bursts, block
-``b`` of column ``j`` in cycle ``T_b + i + j``, and the next block of column 0 at
-``T_{b+1} + i >= T_b + i + k`` (one transfer per cycle at most). With ``cols <= k`` the
-row's block ends therefore never collide (at most one per cycle) and come in strict
-column order ``0, 1, .., cols - 1, 0, 1, ..``, whatever the gaps and back-pressure.
-
-:class:`RowAccumulator` exploits both facts. Its PEs
-(:class:`~mxhw.systolic.pe.MXBlockSumPE`) keep only the multiplier and the exact block sum; at a block end the row
-unit selects the one PE whose ``block_valid`` is high (an AND-OR multiplexer on the
-one-hot valids), puts its sum on the accumulator grid with one
-:func:`~mxhw.systolic.grid.block_to_grid` and adds it with one
-:func:`~mxhw.systolic.grid.accumulate`. The ``cols`` accumulators form a ring: the adder
-reads the head, and every block end rotates the ring by one, the new value entering at
-the tail, so that the head always holds the accumulator of the column whose block ends
-next (no read multiplexer, no write decoder). On a tile's last block the new value
-enters a second ring, of results, which after the row's last burst holds column ``j``'s
-result in entry ``j``, and the accumulator restarts at zero. (In the array that ring is a
-row of the output buffer: ``result_ring=False``.)
-
-The scale codes do not go through the row's multiplexer, nor are they added in every PE:
-the unit takes the two codes of the block that ends (``a_scale``, ``b_scale``) and adds
-them itself, one scale adder and NaN test per row. The array makes both from its edge
-registers: a block's A scale is the same for all columns of a row (one register per row,
-loaded when the block's last element enters the row's first PE); the B scales of a block
-end leave the edge as a shift register, one column per cycle, which is the order and
-the time at which row 0's block ends come, and reach row ``i`` ``i`` registers later,
-as the block ends do.
-"""
+"""One block-to-accumulator datapath per row of the output-stationary array
+(:class:`RowAccumulator`): with ``cols <= k`` a row's block ends never collide and come in
+column order, so one unit serves the row. The argument and the design: ``docs/systolic.md``
+(*Row-shared accumulation*)."""
 
 from __future__ import annotations
 

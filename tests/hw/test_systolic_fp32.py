@@ -2,20 +2,18 @@
 golden.arith.gemm with FP32, bit for bit; the float32 converter and adder against NumPy."""
 
 import numpy as np
-from amaranth.hdl import Module, signed
-from amaranth.lib import wiring
+from amaranth.hdl import signed
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, strategies as st
 
 from support.hyp import budget
-from mxhw import golden
 from mxhw.golden.arith import FP32, exact_to_float32, gemm
 from mxhw.golden.quantize import quantize
 from mxhw.systolic.fp32acc import f32_add, int_to_f32
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 
-from support.systolic import FORMATS, check_fp32, mx_operands, waits
+from support.systolic import FORMATS, Harness, check_fp32, mx_operands, waits
 
 
 def f32_bits(x):
@@ -65,20 +63,12 @@ def test_fp32_overflow_inf_minus_inf():
     check_fp32(a, b, 2, 1, 2)
 
 
-class _F32Unit(wiring.Component):
-    """int_to_f32 and f32_add on ports (for the tests)."""
-    s: In(signed(40))
-    e: In(signed(12))
-    x: In(32)
-    y: In(32)
-    f: Out(32)
-    z: Out(32)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += [self.f.eq(int_to_f32(m, self.s, self.e)),
-                     self.z.eq(f32_add(m, self.x, self.y))]
-        return m
+def _f32_unit():
+    """int_to_f32 and f32_add on ports."""
+    def build(m, u):
+        m.d.comb += [u.f.eq(int_to_f32(m, u.s, u.e)), u.z.eq(f32_add(m, u.x, u.y))]
+    return Harness({"s": In(signed(40)), "e": In(signed(12)), "x": In(32), "y": In(32),
+                    "f": Out(32), "z": Out(32)}, build)
 
 
 def _f32_special_bits():
@@ -96,7 +86,7 @@ def _f32_special_bits():
 def test_float_units(ints, pairs):
     """int_to_f32 equals golden's exact_to_float32; f32_add equals NumPy float32 addition
     bit for bit (any NaN for NaN)."""
-    dut = _F32Unit()
+    dut = _f32_unit()
     res = []
 
     async def tb(ctx):

@@ -12,8 +12,6 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, strategies as st
@@ -31,7 +29,7 @@ from mxhw.systolic import array_block_format
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 
 from test_gemm_engine import check as check_engine, run_engine
-from support.systolic import (MXSF, acc_strategy, check_fp32, check_gemm, check_pe_tiles,
+from support.systolic import (MXSF, Harness, acc_strategy, check_fp32, check_gemm, check_pe_tiles,
                               check_ws, mx_operands, mxsf_operand, random_operand, run_pe,
                               waits)
 
@@ -64,17 +62,12 @@ def test_golden_mxsf_representation():
 
 # ---- the moded element: decode, fixed point, products -----------------------------------
 
-class _Decode(wiring.Component):
-    def __init__(self, fmt):
-        self._fmt = fmt
-        super().__init__({"code": In(layout_of(fmt)), "u": Out(Unpacked(fmt)),
-                          "x": Out(fixed_shape(fmt))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += [self.u.eq(unpack(m, self._fmt, self.code)),
-                     self.x.eq(fixed_point(m, self._fmt, self.code))]
-        return m
+def _decode(fmt):
+    """``unpack`` and ``fixed_point`` of ``fmt`` on ports."""
+    def build(m, d):
+        m.d.comb += [d.u.eq(unpack(m, fmt, d.code)), d.x.eq(fixed_point(m, fmt, d.code))]
+    return Harness({"code": In(layout_of(fmt)), "u": Out(Unpacked(fmt)),
+                    "x": Out(fixed_shape(fmt))}, build)
 
 
 def test_operand_element_decode_every_code():
@@ -90,7 +83,7 @@ def test_operand_element_decode_every_code():
     ints, lsb, bad = golden.arith.element_ints(mx)
     assert lsb == e.lsb_exp
     vals = mx.element_values()[0]
-    dut = _Decode(e)
+    dut = _decode(e)
     lay = Unpacked(e)
     got = []
 
@@ -125,6 +118,30 @@ def test_multiplier_products(data, fb):
     ``nonfinite``)."""
     ea, eb = operand_element(MXSF), operand_element(array_block_format(fb))
     a, b = data.draw(mx_operands("mxsf", fb, 1, 1, 8, reserved=True, inf=True))
+    ia, la, bada = golden.arith.element_ints(a)
+    ib, lb, badb = golden.arith.element_ints(b)
+    dut = ElementMultiplier(ea, eb)
+    assert dut.lsb_exp == la + lb
+    got = []
+
+    async def tb(ctx):
+        for n in range(256):
+            ctx.set(dut.a.as_value(), int(a.elements[0, n]) | int(a.modes[0, n // 32]) << 8)
+            code_b = int(b.elements[n, 0])
+            if b.modes is not None:
+                code_b |= int(b.modes[n // 32, 0]) << 8
+            ctx.set(dut.b.as_value(), code_b)
+            await ctx.delay(1e-9)
+            got.append((ctx.get(dut.p), ctx.get(dut.nonfinite)))
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+    for n, (p, nf) in enumerate(got):
+        bad = bada[0, n] or badb[n, 0]
+        assert nf == bad, n
+        if not bad:
+            assert p == int(ia[0, n]) * int(ib[n, 0]), n
 
 
 # ---- output-stationary ------------------------------------------------------------------

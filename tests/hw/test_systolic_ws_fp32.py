@@ -5,7 +5,6 @@ conversion split by a register (int_to_f32's ``cut``) against golden."""
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from hypothesis import HealthCheck, given, strategies as st
 
@@ -19,7 +18,7 @@ from mxhw.lib.signals import stage
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 from mxhw.systolic.ws import ws_latency
 
-from support.systolic import FORMATS, check_ws, mx_operands, random_operand, waits
+from support.systolic import FORMATS, Harness, check_ws, mx_operands, random_operand, waits
 
 
 @budget(12, suppress_health_check=list(HealthCheck))
@@ -148,23 +147,18 @@ def test_ws_fp32_init_wrong(kw, exc, msg):
     assert str(e.value).startswith(msg)
 
 
-class _CutConverter(wiring.Component):
+def _cut_converter():
     """int_to_f32 with a register at its ``cut`` (one cycle of latency)."""
-    s: In(signed(40))
-    e: In(signed(12))
-    f: Out(32)
-
-    def elaborate(self, platform):
-        m = Module()
+    def build(m, u):
         calls = []
 
         def cut(*sigs):
             calls.append(len(sigs))
             return tuple(stage(m, x, True, "cut") for x in sigs)
 
-        m.d.comb += self.f.eq(int_to_f32(m, self.s, self.e, cut=cut))
+        m.d.comb += u.f.eq(int_to_f32(m, u.s, u.e, cut=cut))
         assert calls == [6]
-        return m
+    return Harness({"s": In(signed(40)), "e": In(signed(12)), "f": Out(32)}, build)
 
 
 @budget(10, suppress_health_check=list(HealthCheck))
@@ -172,7 +166,7 @@ class _CutConverter(wiring.Component):
                      min_size=16, max_size=16))
 def test_int_to_f32_cut(ints):
     """The conversion cut by a register equals golden's exact_to_float32, one cycle later."""
-    dut = _CutConverter()
+    dut = _cut_converter()
     res = []
 
     async def tb(ctx):

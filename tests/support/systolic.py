@@ -10,6 +10,8 @@ fixed-example tests.
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -23,7 +25,7 @@ from mxhw.systolic.driver import array_beats, tile_order, ws_beats
 __all__ = ["FORMATS", "ACC", "MXSF", "acc_strategy", "random_operand", "mxsf_operand",
            "with_inf", "mx_operand", "mx_operands", "Waits", "waits", "check_array",
            "check_gemm", "check_ws", "check_fp32", "compare", "check_pe_tiles", "run_pe",
-           "pe_results", "gap_source", "assert_raises"]
+           "pe_results", "gap_source", "assert_raises", "Harness"]
 
 FORMATS = ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8"]
 ACC = fixed(32, 16)
@@ -392,3 +394,17 @@ def assert_raises(factory, args, kw, exc, msg, prefix=False):
     with pytest.raises(exc) as e:
         factory(**{**args, **kw})
     assert str(e.value).startswith(msg) if prefix else str(e.value) == msg, str(e.value)
+
+
+class Harness(wiring.Component):
+    """A component around a helper under test: ``ports`` (a signature's members) and
+    ``build(m, self)``, which adds the helper's logic to the module ``m`` on the ports."""
+
+    def __init__(self, ports, build):
+        self._build = build
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        self._build(m, self)
+        return m
