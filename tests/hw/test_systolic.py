@@ -61,6 +61,7 @@ def test_saturation_and_wrap(dataflow):
             check_array(dataflow, a, b, rows, cols, acc, pipeline=pipeline, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 def test_rounding_right_shift(dataflow):
     """Tiny block dots below the accumulator grid: floor vs RNE as golden."""
@@ -87,6 +88,7 @@ def test_nan_scale_and_zero_blocks(dataflow):
 
 # ---- output-stationary ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_8x8_mixed():
     rng = np.random.default_rng(5)
     a = random_operand(rng, "mxfp8_e5m2", (8, 64), 1)
@@ -276,6 +278,7 @@ def test_control_registers_not_merged(tmp_path, dataflow):
 
 # ---- weight-stationary ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ws_one_block_rows_beyond_block():
     """K of one block; rows = 64 > k = 32 (a pass covers one block, rows beyond idle)."""
     rng = np.random.default_rng(14)
@@ -285,6 +288,7 @@ def test_ws_one_block_rows_beyond_block():
     check_ws(a, b, 1, 1, fixed(40, 20, "saturate", "rne"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("acc", [fixed(32, 12), FP32], ids=["fixed", "fp32"])
 def test_ws_latency_and_full_rate(acc):
     """No back-pressure, depth >= rows: one transfer every cycle (only the first pass's

@@ -89,6 +89,7 @@ def test_fp8_weights(fa, fb, rows, cols):
     check_gemm(a, b, rows, cols, acc, seed=3, p_stall=0.3, p_idle=0.2, pe="bitserial")
 
 
+@pytest.mark.slow
 def test_weight_extremes():
     """Every weight at its format's most negative or most positive integer (INT8 code
     -128 included, the serial sign bit alone), against extreme activations, saturating

@@ -273,6 +273,7 @@ def _edge_operands():
     return a, b
 
 
+@pytest.mark.slow
 def test_edge_cases_all_dataflows():
     a, b = _edge_operands()
     for acc in (fixed(24, 4, "saturate", "rne"), fixed(20, -2, "wrap", "floor")):

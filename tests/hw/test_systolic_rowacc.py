@@ -149,6 +149,7 @@ def test_throughput_and_latency(shared, pipeline):
     assert got == want
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("K", [32, 64])
 def test_short_tiles_wait_for_the_buffer(K):
     """Row-shared: one tile store, so a tile's last transfer is taken no earlier than

@@ -42,6 +42,7 @@ def ones_b(K, N=1, fmt="mxfp4"):
     return quantize(np.ones((K, N)), fmt, axis=0)
 
 
+@pytest.mark.slow
 def test_ws_fp32_zero_blocks():
     """All-zero operands give +0 (bits 0), and zero blocks between others add nothing."""
     a = quantize(np.zeros((3, 96)), "mxfp8_e4m3", axis=1)
@@ -113,6 +114,7 @@ def test_ws_fp32_cancellation_and_order():
             check_ws(a, b, 2, 1, FP32, pipeline=pipeline, depth=2)
 
 
+@pytest.mark.slow
 def test_ws_fp32_one_block():
     """K of one block; rows = 64 > k = 32 (one pass a block, rows beyond idle), rows = 1
     (32 passes a block), and rows not dividing k (a padded last pass)."""
@@ -135,7 +137,7 @@ def test_ws_fp32_init():
     ({"pe": "bitserial"}, ValueError,
      "pe factories apply to the output-stationary dataflow; the weight-stationary array "
      "has its own PE"),
-    ({"depth": 0}, ValueError, "depth must be a positive integer, not 0"),
+    ({"depth": 0}, ValueError, "depth must be >= 1, not 0"),
     ({"pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
 ])
 def test_ws_fp32_init_wrong(kw, exc, msg):

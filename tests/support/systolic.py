@@ -169,7 +169,8 @@ def mx_operands(fa, fb, M, N, nblk, **kw):
     """``(a, b)``: an M x K operand of ``fa`` (blocks along K) and a K x N one of ``fb``
     (names or block formats), ``K = k * nblk`` (:func:`mx_operand`; ``b_kw`` overrides
     ``kw`` for B)."""
-    b_kw = {**kw, **kw.pop("b_kw", {})}
+    b_only = kw.pop("b_kw", {})
+    b_kw = {**kw, **b_only}
     K = (golden.formats.get(fa) if isinstance(fa, str) else fa).block_size * nblk
     return st.tuples(mx_operand(fa, (M, K), 1, **kw), mx_operand(fb, (K, N), 0, **b_kw))
 
