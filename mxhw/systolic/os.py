@@ -76,19 +76,14 @@ class OutputStationaryCore(wiring.Component):
             "o": Out(stream.Signature(out_layout(acc, cols))),
         })
 
-    def elaborate(self, platform):
-        m = Module()
+    def _edge(self, m, inflight, take):
+        """The edge register and block counter (bit-serial: the weights' shift registers),
+        and ``i.ready``. Returns ``(x, xend, ctl, cols_in)``: the operand register, the
+        block-end flag, the control (``(name, signal)`` pairs) and each column's operand
+        signals by PE port name."""
         R, C, k = self._rows, self._cols, self._k
         fa, fb = self._fmt_a, self._fmt_b
-
-        # ---- flow control: at most one finished tile waiting in the PE result registers
-        # (row-shared: at most one finished tile in the output buffer)
-        m.submodules.outbuf = buf = OutputBuffer(R, C, self._acc, self._shared)
-        inflight = buf.busy          # a last transfer accepted, its results not yet moved
-                                     # (row-shared: not yet out of the buffer)
         p = self._serial
-        take = self.i.valid & self.i.ready
-
         # ---- edge register and block counter
         cnt = Signal(range(k))
         x = Signal(os_in_layout(fa, fb, R, C))
@@ -135,6 +130,85 @@ class OutputStationaryCore(wiring.Component):
             ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
             cols_in = [(("b_bit", sreg[j][p - 1]), ("b_nonfinite", bnf[j]),
                         ("b_scale", x.b_scale[j])) for j in range(C)]
+        return x, xend, ctl, cols_in
+
+    def _row_units(self, m, x, xend, a_in, pes, shared_p):
+        """The row-shared accumulators: one :class:`RowAccumulator` per row, fed the
+        row's block sums and the block's scale codes made from the edge registers.
+        Returns ``[(fin, fin_special, fin_valid_next)]`` per row."""
+        R, C = self._rows, self._cols
+        fa, fb = self._fmt_a, self._fmt_b
+        # The scale codes of each block end go to the row units beside it (not through
+        # the rows' multiplexers, not added in the PEs), made from the edge registers.
+        # A PE's block end comes ``d`` cycles after its last element (d = the PE's
+        # latency); row i, column j of the transfer in ``x`` at cycle X enters PE (i, j)
+        # at X + i + j.
+        d = pes[0][0].latency
+        sbits = len(x.b_scale[0])
+        if d >= 1:
+            # B: on a block end the edge loads all columns' codes into a shift register
+            # that moves one column per cycle, so ``sr[0]`` holds column j's code at
+            # X + 1 + j; ``d - 1`` registers more put it at row 0's block end, X + j + d
+            sr = [Signal(sbits, name=f"b_scale_sr{j}", reset_less=True) for j in range(C)]
+            with m.If(xend):
+                m.d.sync += [sr[j].eq(x.b_scale[j]) for j in range(C)]
+            with m.Else():
+                m.d.sync += [sr[j].eq(sr[j + 1]) for j in range(C - 1)]
+            b_row = delay_line(m, sr[0], d - 1, "b_scale_end")
+        else:
+            # without PE registers: row 0's PEs' codes selected by their block ends
+            b_row, stmt = one_hot_select([pe.block_valid for pe in pes[0]],
+                                         [pe.block_b_scale for pe in pes[0]],
+                                         unsigned(sbits), "b_scale_sel")
+            m.d.comb += stmt
+        a_blk = []
+        for i in range(R):
+            # A: one register per row, loaded as the block's last element enters the
+            # row's first PE (X + i), then ``d - 1`` registers: it holds the block's
+            # code from X + i + d, the row's first block end, for at least k >= cols
+            # cycles (the next block's load comes k or more cycles later)
+            ain = dict(a_in[i])
+            a_end = ain["v"] & ain["e"]
+            a_reg = Signal(len(ain["a_scale"]), name=f"a_scale_blk{i}", reset_less=True)
+            with m.If(a_end):
+                m.d.sync += a_reg.eq(ain["a_scale"])
+            if d >= 1:
+                a_blk.append(delay_line(m, a_reg, d - 1, f"a_scale_end{i}"))
+            else:
+                a_now = Signal.like(a_reg, name=f"a_scale_now{i}")
+                m.d.comb += a_now.eq(Mux(a_end, ain["a_scale"], a_reg))
+                a_blk.append(a_now)
+        results = []
+        for i in range(R):
+            m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
+                fa, fb, self._acc, C, pipeline=shared_p, result_ring=False,
+                idle_zero=True)     # MXBlockSumPE zeroes its fields between block ends
+            for j in range(C):
+                for n in ("valid", "sum", "nonfinite", "last"):
+                    m.d.comb += getattr(ra, f"block_{n}")[j].eq(
+                        getattr(pes[i][j], f"block_{n}"))
+            # row i's block ends come i cycles after row 0's: so do its B codes
+            m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
+            if i < R - 1:
+                b_row = delay_line(m, b_row, 1, f"b_scale_row{i + 1}")
+            fin = clamp_acc(m, self._acc, ra.fin, f"fin{i}") if ra.fin_unclamped else ra.fin
+            results.append((fin, ra.fin_special, ra.fin_valid_next))
+        return results
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self._rows, self._cols
+        fa, fb = self._fmt_a, self._fmt_b
+
+        # ---- flow control: at most one finished tile waiting in the PE result registers
+        # (row-shared: at most one finished tile in the output buffer)
+        m.submodules.outbuf = buf = OutputBuffer(R, C, self._acc, self._shared)
+        inflight = buf.busy          # a last transfer accepted, its results not yet moved
+                                     # (row-shared: not yet out of the buffer)
+        p = self._serial
+        take = self.i.valid & self.i.ready
+
+        x, xend, ctl, cols_in = self._edge(m, inflight, take)
 
         def delay(sig, n, name, keep=False):
             return delay_line(m, sig, n, name, keep)
@@ -178,61 +252,7 @@ class OutputStationaryCore(wiring.Component):
 
         # ---- the PEs' results (``result``, ``special``): their own, or their row unit's
         if self._shared:
-            # The scale codes of each block end go to the row units beside it (not through
-            # the rows' multiplexers, not added in the PEs), made from the edge registers.
-            # A PE's block end comes ``d`` cycles after its last element (d = the PE's
-            # latency); row i, column j of the transfer in ``x`` at cycle X enters PE (i, j)
-            # at X + i + j.
-            d = pes[0][0].latency
-            sbits = len(x.b_scale[0])
-            if d >= 1:
-                # B: on a block end the edge loads all columns' codes into a shift register
-                # that moves one column per cycle, so ``sr[0]`` holds column j's code at
-                # X + 1 + j; ``d - 1`` registers more put it at row 0's block end, X + j + d
-                sr = [Signal(sbits, name=f"b_scale_sr{j}", reset_less=True) for j in range(C)]
-                with m.If(xend):
-                    m.d.sync += [sr[j].eq(x.b_scale[j]) for j in range(C)]
-                with m.Else():
-                    m.d.sync += [sr[j].eq(sr[j + 1]) for j in range(C - 1)]
-                b_row = delay(sr[0], d - 1, "b_scale_end")
-            else:
-                # without PE registers: row 0's PEs' codes selected by their block ends
-                b_row, stmt = one_hot_select([pe.block_valid for pe in pes[0]],
-                                             [pe.block_b_scale for pe in pes[0]],
-                                             unsigned(sbits), "b_scale_sel")
-                m.d.comb += stmt
-            a_blk = []
-            for i in range(R):
-                # A: one register per row, loaded as the block's last element enters the
-                # row's first PE (X + i), then ``d - 1`` registers: it holds the block's
-                # code from X + i + d, the row's first block end, for at least k >= cols
-                # cycles (the next block's load comes k or more cycles later)
-                ain = dict(a_in[i])
-                a_end = ain["v"] & ain["e"]
-                a_reg = Signal(len(ain["a_scale"]), name=f"a_scale_blk{i}", reset_less=True)
-                with m.If(a_end):
-                    m.d.sync += a_reg.eq(ain["a_scale"])
-                if d >= 1:
-                    a_blk.append(delay(a_reg, d - 1, f"a_scale_end{i}"))
-                else:
-                    a_now = Signal.like(a_reg, name=f"a_scale_now{i}")
-                    m.d.comb += a_now.eq(Mux(a_end, ain["a_scale"], a_reg))
-                    a_blk.append(a_now)
-            results = []
-            for i in range(R):
-                m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
-                    fa, fb, self._acc, C, pipeline=shared_p, result_ring=False,
-                    idle_zero=True)     # MXBlockSumPE zeroes its fields between block ends
-                for j in range(C):
-                    for n in ("valid", "sum", "nonfinite", "last"):
-                        m.d.comb += getattr(ra, f"block_{n}")[j].eq(
-                            getattr(pes[i][j], f"block_{n}"))
-                # row i's block ends come i cycles after row 0's: so do its B codes
-                m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
-                if i < R - 1:
-                    b_row = delay(b_row, 1, f"b_scale_row{i + 1}")
-                fin = clamp_acc(m, self._acc, ra.fin, f"fin{i}") if ra.fin_unclamped else ra.fin
-                results.append((fin, ra.fin_special, ra.fin_valid_next))
+            results = self._row_units(m, x, xend, a_in, pes, shared_p)
         else:
             results = [[(pe.result, pe.special) for pe in row] for row in pes]
 

@@ -73,6 +73,52 @@ class OutputBuffer(wiring.Component):
             "o": Out(stream.Signature(out_layout(acc, cols))),
         })
 
+    def _output_stage(self, m, od, osp, adv, groups):
+        """The output stage (see the comment below); returns ``(cnt_o, wptr, we)``: each
+        column group's row count, write pointer and write flags, which the buffer's shift
+        control sets a cycle ahead."""
+        C, W, G = self._cols, acc_width(self._acc), len(groups)
+        # ---- the output stage: a queue of OUT_STAGE rows (``o.payload`` is its head,
+        # selected by a one-hot read pointer), copied per column group like the buffer's
+        # control. ``o.ready`` reaches only each group's read pointer, count and valid flag
+        # (a handful of flip-flops per group). The buffer's rows shift on ``adv``, set a
+        # cycle ahead with room guaranteed whatever ``o.ready`` does: ``cnt + adv <=
+        # OUT_STAGE - 1`` (the stage holds at most that many rows after this cycle), from
+        # flip-flops alone. Three entries keep one row per cycle flowing (the count stays
+        # at 1 while ``o`` takes a row every cycle).
+        S = OUT_STAGE
+        st = [[Signal(signed(W), name=f"st{e}_{j}", reset_less=True) for j in range(C)]
+              for e in range(S)]
+        sts = [[Signal(name=f"st{e}s_{j}", reset_less=True) for j in range(C)]
+               for e in range(S)]
+        vld = [Signal(name=f"ovalid{g}") for g in range(G)]
+        cnt_o = [Signal(range(S + 1), name=f"ocnt{g}") for g in range(G)]
+        rptr = [Signal(S, init=1, name=f"rptr{g}") for g in range(G)]
+        wptr = [Signal(S, init=1, name=f"wptr{g}") for g in range(G)]
+        we = [[Signal(name=f"we{e}_{g}") for e in range(S)] for g in range(G)]
+        m.d.comb += self.o.valid.eq(vld[0])
+        for g, cols in enumerate(groups):
+            a = adv[0][g]
+            pop = Signal(name=f"pop{g}")
+            m.d.comb += pop.eq(vld[g] & self.o.ready)
+            n_next = cnt_o[g] + a - pop
+            m.d.sync += [cnt_o[g].eq(n_next), vld[g].eq(n_next != 0)]
+            with m.If(pop):
+                m.d.sync += rptr[g].eq(rptr[g].rotate_left(1))
+            for j in cols:
+                sel_d, sel_s = st[S - 1][j], sts[S - 1][j]
+                for e in reversed(range(S - 1)):
+                    sel_d = Mux(rptr[g][e], st[e][j], sel_d)
+                    sel_s = Mux(rptr[g][e], sts[e][j], sel_s)
+                m.d.comb += [self.o.payload.data[j].eq(sel_d),
+                             self.o.payload.special[j].eq(sel_s)]
+                # entry e takes the head in the cycle its write flag (a flip-flop set a
+                # cycle ahead: ``adv`` next and the write pointer then) is high
+                for e in range(S):
+                    with m.If(we[g][e]):
+                        m.d.sync += [st[e][j].eq(od[0][j]), sts[e][j].eq(osp[0][j])]
+        return cnt_o, wptr, we
+
     def elaborate(self, platform):
         m = Module()
         R, C, W, shared = self._rows, self._cols, acc_width(self._acc), self._shared
@@ -116,45 +162,8 @@ class OutputBuffer(wiring.Component):
         with m.If(self.tile_in):
             m.d.sync += inflight.eq(1)
 
-        # ---- the output stage: a queue of OUT_STAGE rows (``o.payload`` is its head,
-        # selected by a one-hot read pointer), copied per column group like the buffer's
-        # control. ``o.ready`` reaches only each group's read pointer, count and valid flag
-        # (a handful of flip-flops per group). The buffer's rows shift on ``adv``, set a
-        # cycle ahead with room guaranteed whatever ``o.ready`` does: ``cnt + adv <=
-        # OUT_STAGE - 1`` (the stage holds at most that many rows after this cycle), from
-        # flip-flops alone. Three entries keep one row per cycle flowing (the count stays
-        # at 1 while ``o`` takes a row every cycle).
+        cnt_o, wptr, we = self._output_stage(m, od, osp, adv, groups)
         S = OUT_STAGE
-        st = [[Signal(signed(W), name=f"st{e}_{j}", reset_less=True) for j in range(C)]
-              for e in range(S)]
-        sts = [[Signal(name=f"st{e}s_{j}", reset_less=True) for j in range(C)]
-               for e in range(S)]
-        vld = [Signal(name=f"ovalid{g}") for g in range(G)]
-        cnt_o = [Signal(range(S + 1), name=f"ocnt{g}") for g in range(G)]
-        rptr = [Signal(S, init=1, name=f"rptr{g}") for g in range(G)]
-        wptr = [Signal(S, init=1, name=f"wptr{g}") for g in range(G)]
-        we = [[Signal(name=f"we{e}_{g}") for e in range(S)] for g in range(G)]
-        m.d.comb += self.o.valid.eq(vld[0])
-        for g, cols in enumerate(groups):
-            a = adv[0][g]
-            pop = Signal(name=f"pop{g}")
-            m.d.comb += pop.eq(vld[g] & self.o.ready)
-            n_next = cnt_o[g] + a - pop
-            m.d.sync += [cnt_o[g].eq(n_next), vld[g].eq(n_next != 0)]
-            with m.If(pop):
-                m.d.sync += rptr[g].eq(rptr[g].rotate_left(1))
-            for j in cols:
-                sel_d, sel_s = st[S - 1][j], sts[S - 1][j]
-                for e in reversed(range(S - 1)):
-                    sel_d = Mux(rptr[g][e], st[e][j], sel_d)
-                    sel_s = Mux(rptr[g][e], sts[e][j], sel_s)
-                m.d.comb += [self.o.payload.data[j].eq(sel_d),
-                             self.o.payload.special[j].eq(sel_s)]
-                # entry e takes the head in the cycle its write flag (a flip-flop set a
-                # cycle ahead: ``adv`` next and the write pointer then) is high
-                for e in range(S):
-                    with m.If(we[g][e]):
-                        m.d.sync += [st[e][j].eq(od[0][j]), sts[e][j].eq(osp[0][j])]
 
         def shift_row(i, g, cols, en_next, sel_next, picks):
             # buffer row i's registers of group g: enable and select flip-flops set a cycle
