@@ -160,7 +160,7 @@ class GemmUnit(wiring.Component):
         m = Module()
         ws = self.dataflow == "weight_stationary"
         R, C, H, k, K_MAX = self.rows, self.cols, self.tile_rows, self.k, self.max_k
-        fa, fb, T = self._fa, self._fb, self.a_tiles
+        fb, T = self._fb, self.a_tiles
         m.submodules.array = arr = SystolicArray(R, C, self.fmt_a, self.fmt_b,
                                                  dataflow=self.dataflow, acc=self.acc,
                                                  depth=self.depth)

@@ -20,7 +20,7 @@ def delay_line(m, sig, n, name, keep=False):
     bits that travel beside each row's or column's operands: every row gets the same
     control, one cycle later per step, so synthesis would merge the equal registers of
     all rows into one per anti-diagonal, whose fan-out then crosses the whole array.
-    Vivado honours ``keep`` on a register; Yosys flows need :data:`mxhw.build.KEEP_FLOPS`
+    Vivado honours ``keep`` on a register; Yosys flows need :data:`mxhw.toolchain.KEEP_FLOPS`
     (which the builds and the PPA harness run) to carry it over to the flip-flop."""
     for t in range(n):
         r = Signal.like(sig, name=f"{name}_d{t}", attrs={"keep": 1} if keep else {})

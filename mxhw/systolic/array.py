@@ -40,15 +40,6 @@ def _is_bitserial(pe):
                                       and pe.func is BitSerialMXMacPE)
 
 
-def _check_pos_int(name, v):
-    """``engine.py``'s check of M, N, K and ``fifo_depth`` (it imports it from here), with
-    its messages; to be replaced there by :func:`mxhw.lib.params.check_int`."""
-    try:
-        check_int(name, v, 1)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{name} must be a positive integer, not {v!r}") from None
-
-
 class SystolicArray(wiring.Component):
     """A ``rows x cols`` array of MX multiply-accumulate PEs computing ``C = A @ B``
     (``docs/systolic.md`` explains both dataflows, the row-shared accumulators, the

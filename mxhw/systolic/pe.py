@@ -12,15 +12,12 @@ from ..formats import moded_code, operand_element
 from ..lib.signals import stage
 from ..pe.multiplier import ElementMultiplier, multiply_sign_magnitude
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
-from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
+from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks,
                    block_sum_width, check_pe_pipeline, mode_port, running_block_sum,
                    scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX"]
 
-#: The old name of :func:`~mxhw.systolic.grid.array_block_format` (``engine.py`` imports
-#: it from here).
-block_format = array_block_format
 
 
 

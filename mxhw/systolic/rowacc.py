@@ -210,7 +210,7 @@ class RowAccumulator(wiring.Component):
             if acc.overflow == "saturate":
                 # a second register of the selected scale sum for the overflow thermometer
                 # alone: half the fan-out each. Both are ``keep`` (kept apart by
-                # mxhw.build.KEEP_FLOPS; a flow without it merges them: same logic, only
+                # mxhw.toolchain.KEEP_FLOPS; a flow without it merges them: same logic, only
                 # the fan-out differs).
                 t_ge = Signal.like(sel["scale_sum"], name="sel_scale_sum_ge_q",
                                    attrs={"keep": 1})

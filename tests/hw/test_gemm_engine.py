@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from mxhw.golden.arith import FP32, fixed
 from mxhw.golden.quantize import quantize
-from mxhw.systolic import GemmEngine
+from mxhw.systolic import DATAFLOWS, GemmEngine
 from mxhw.systolic.driver import tile_order, ws_beats
 from mxhw.systolic.seq import GemmSequencer
 
@@ -17,12 +17,6 @@ from support.hyp import budget
 from support.soc import (ENGINE_FORMATS, check_engine, check_engine_fp32, gaussian_operand,
                          mx_operands, run_engine)
 
-# the names other test modules still take from here (they move to support.soc)
-check = check_engine
-check_fp32 = check_engine_fp32
-__all__ = ["run_engine", "check", "check_fp32"]
-
-DATAFLOWS = ["output_stationary", "weight_stationary"]
 
 
 @st.composite

@@ -213,9 +213,6 @@ def test_pe_hook():
         calls.append((fa.name, fb.name, acc))
         return MXMacPE(fa, fb, acc)
 
-    rng = np.random.default_rng(6)
-    a = random_operand(rng, "mxint8", (2, 32), 1)
-    b = random_operand(rng, "mxint8", (32, 2), 0)
     dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe=factory)
     from amaranth.hdl import Fragment
     Fragment.get(dut, None)

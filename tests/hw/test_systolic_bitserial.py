@@ -21,7 +21,7 @@ from mxhw.systolic.driver import array_beats, tile_order
 from mxhw.systolic import array_block_format
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 
-from test_gemm_engine import check as check_engine, run_engine
+from support.soc import check_engine, run_engine
 from support.systolic import (ACC, FORMATS, acc_strategy, check_gemm, check_pe_tiles,
                               assert_raises, gap_source, mx_operands, pe_results, random_operand, waits)
 

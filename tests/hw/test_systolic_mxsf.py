@@ -28,7 +28,7 @@ from mxhw.systolic.driver import array_beats, ws_beats, ws_engine_beats
 from mxhw.systolic import array_block_format
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 
-from test_gemm_engine import check as check_engine, run_engine
+from support.soc import check_engine, run_engine
 from support.systolic import (MXSF, Harness, acc_strategy, check_fp32, check_gemm, check_pe_tiles,
                               check_ws, mx_operands, mxsf_operand, random_operand, run_pe,
                               waits)
