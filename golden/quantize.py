@@ -184,6 +184,9 @@ def scale_exponents(amax: np.ndarray, elem: ElementFormat, fmt: BlockFormat) -> 
     floor_log2 = e.astype(np.int64) - 1
     if fmt.scale_rule == "ocp_floor":
         return floor_log2 - elem.emax
+    if fmt.scale_rule in ("ocp_ceil", "ocp_even", "ocp_rceil"):
+        from .scale_rules import exponents  # the torchao ScaleCalculationMode variants
+        return exponents(amax, elem, fmt.scale_rule)
     # ceil_pow2: smallest X = 2**s with amax / X < 2**(emax+1), i.e. amax <= 2**(s+emax+1)
     ceil_log2 = np.where(m == 0.5, floor_log2, floor_log2 + 1)
     return ceil_log2 - elem.emax - 1
