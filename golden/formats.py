@@ -168,7 +168,9 @@ class BlockFormat:
         if self.per_tensor:
             raise ValueError(f"{self.name} has one scale per tensor; its bits per value "
                              f"depend on the tensor size: use bits_per_value_for(n)")
-        return self.bits_per_value_for(self.block_size)
+        # NVFP4: without its FP32 per-tensor scale (bits_per_value_for(n) amortises it)
+        return self.bits_per_value_for(self.block_size) - (
+            32 / self.block_size if self.codec == "nvfp4" else 0.0)
 
     def bits_per_value_for(self, n: int) -> float:
         """Storage cost per element of a tensor of ``n`` values: for a per-tensor format,

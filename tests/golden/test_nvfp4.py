@@ -32,7 +32,7 @@ def _check(x):
 def test_descriptor():
     f = F.get("nvfp4")
     assert f.block == 16 and f.element.name == "fp4_e2m1" and f.scale.name == "fp8_e4m3"
-    assert f.bits_per_value == 4 + 8 / 16 + 32 / 16
+    assert f.bits_per_value == 4 + 8 / 16
     assert f.bits_per_value_for(1 << 20) == 4.5 + 32 / (1 << 20)
 
 
@@ -112,3 +112,9 @@ def test_gemm_refuses_nvfp4():
     b = golden.quantize(np.ones((32, 2)), "nvfp4", axis=0)
     with pytest.raises(ValueError):
         golden.gemm(a, b)
+
+
+def test_minilm_weights_equal_torchao():
+    from support.formats import minilm_weights
+    for name, w in minilm_weights().items():
+        _check(w)

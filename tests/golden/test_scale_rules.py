@@ -93,3 +93,11 @@ def test_nan_block_scale_equals_torchao_inf_is_golden_nan():
             assert q.scales[0, 0] == s_ref[0, 0] == 0xFF
             # golden's rule for +-Inf (NaN scale) where torchao derives a finite scale
             assert q.scales[1, 0] == 0xFF and np.isnan(q.dequantize()[1]).all()
+
+
+def test_minilm_weights_equal_torchao():
+    from support.formats import minilm_weights
+    for name, w in minilm_weights().items():
+        for base in TORCHAO_ELEM:
+            for suffix in MODES:
+                _check(w, base, suffix)

