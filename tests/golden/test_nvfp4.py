@@ -118,3 +118,12 @@ def test_minilm_weights_equal_torchao():
     from support.formats import minilm_weights
     for name, w in minilm_weights().items():
         _check(w)
+
+
+def test_compare_lists_the_new_formats(capsys):
+    from mxhw.golden import compare
+    assert compare.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for n in ("nvfp4", "mxfp4_plus", "mxfp6_plus", "mxfp8_plus", "mxfp8_e4m3_rceil",
+              "mxfp4_e2m1_rceil", "mxint8_even", "mxfp6_e3m2_ceil"):
+        assert f"\n{n}\t" in "\n" + out
