@@ -101,3 +101,24 @@ def test_minilm_weights_equal_torchao():
         for base in TORCHAO_ELEM:
             for suffix in MODES:
                 _check(w, base, suffix)
+
+
+@pytest.mark.parametrize("base", TORCHAO_ELEM)
+def test_rceil_just_above_a_power_of_two(base):
+    # block maxima max_elem * 2**k * (1 + j * 2**-23): descale d a few float32 ulps above
+    # a power of two, where torchao's float32 log2 rounds to the integer k (golden follows)
+    mx = F.get(base).element.max_magnitude
+    rows = []
+    for k in range(-12, 13):
+        for j in range(0, 12):
+            row = np.full(32, mx * 2.0 ** k * 0.25, dtype=np.float32)
+            row[j] = np.float32(mx * 2.0 ** k * (1 + j * 2.0 ** -23))
+            rows.append(row)
+    x = np.array(rows, dtype=np.float32)
+    _check(x, base, "_rceil")
+    d = (np.abs(x).max(axis=1).astype(np.float64) / mx).astype(np.float32).astype(np.float64)
+    # the exact ceil(log2 d) of cvt.rp.ue8m0 (from the float64 significand): it differs
+    # from torchao's (and golden's) scale somewhere in these rows
+    above = np.frexp(d)[0] != 0.5
+    exact = np.where(above, np.frexp(d)[1] + 127, np.frexp(d)[1] - 1 + 127)
+    assert (golden.quantize(x, base + "_rceil").scales[:, 0] != exact).any()
