@@ -181,7 +181,8 @@ class BlockFormat:
         zbits = self.zero_point.bits if self.zero_point is not None else 0
         per = n if self.per_tensor else self.block_size
         tensor = 32 / n if self.codec == "nvfp4" else 0.0  # the FP32 per-tensor scale
-        return ebits + (self.scale.bits + self.mode_bits + zbits + self.index_bits) / per + tensor
+        side = self.scale.bits + self.mode_bits + zbits + self.index_bits
+        return ebits + side / per + tensor
 
     def __repr__(self):
         return f"BlockFormat({self.name!r})"

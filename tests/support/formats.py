@@ -67,7 +67,8 @@ def adversarial_blocks(rng, n_blocks: int, block: int, max_elem: float) -> np.nd
         k = int(rng.integers(-20, 20))
         kind = i % 6
         base = np.float32(2.0 ** k) if kind < 3 else np.float32(max_elem * 2.0 ** k)
-        top = [base, np.nextafter(base, np.float32(0)), np.nextafter(base, np.float32(np.inf))][kind % 3]
+        top = [base, np.nextafter(base, np.float32(0)),
+               np.nextafter(base, np.float32(np.inf))][kind % 3]
         out[i] *= np.float32(float(top) / 8.0)
         out[i, rng.integers(block)] = top * (1 if rng.random() < 0.5 else -1)
         out[i] = np.clip(out[i], -abs(top), abs(top))
