@@ -103,8 +103,12 @@ def element_ints(mx: MXArray) -> tuple[np.ndarray, int, np.ndarray]:
     lsb = min(c.lsb_exp for c in cands)
     if mx.modes is None:
         c = cands[0]
-        return (c.int_table[mx.elements] << (c.lsb_exp - lsb), lsb,
-                c.nonfinite_mask[mx.elements])
+        ints = c.int_table[mx.elements] << (c.lsb_exp - lsb)
+        if mx.fmt.codec == "mxplus":  # the extended element of each block (golden.mxplus)
+            from .mxplus import element_ints as _ext
+            ext, m = _ext(mx, lsb)
+            return np.where(m, ext, ints), lsb, c.nonfinite_mask[mx.elements] & ~m
+        return ints, lsb, c.nonfinite_mask[mx.elements]
     modes = expand_blocks(mx.modes, mx.fmt, mx.shape, mx.axis)
     ints = np.zeros(mx.shape, dtype=np.int64)
     bad = np.zeros(mx.shape, dtype=bool)
@@ -384,9 +388,11 @@ def dot(a: MXArray, b: MXArray, acc: Accumulation = EXACT):
         if not isinstance(x, MXArray) or len(x.shape) != 1:
             raise ValueError(f"{name} must be a 1-D MXArray")
     a2 = MXArray(a.fmt, (1, a.shape[0]), 1, a.elements[None, :], a.scales[None, :],
-                 None if a.modes is None else a.modes[None, :])
+                 None if a.modes is None else a.modes[None, :],
+                 index=None if a.index is None else a.index[None, :])
     b2 = MXArray(b.fmt, (b.shape[0], 1), 0, b.elements[:, None], b.scales[:, None],
-                 None if b.modes is None else b.modes[:, None])
+                 None if b.modes is None else b.modes[:, None],
+                 index=None if b.index is None else b.index[:, None])
     return gemm(a2, b2, acc)[0, 0]
 
 

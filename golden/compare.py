@@ -13,6 +13,12 @@ axis, i.e. the input channel of a weight ``W[out, in]``):
 * ``student_t_outliers``: Student t with 3 degrees of freedom, and 4 input channels
   (columns) multiplied by 20 (outlier channels).
 
+Every registered block format is accepted (``--list`` prints them with their bits per
+value), among them NVFP4 (``nvfp4``: its FP32 per-tensor scale amortised over the tensor),
+MX+ (``mxfp4_plus``, ``mxfp6_plus``, ``mxfp8_plus``) and the OCP scale-rounding variants
+of every OCP MX format (``mxfp8_e4m3_rceil``, ``mxfp4_e2m1_ceil``, ``mxfp6_e2m3_even``, ...:
+``<format>_{ceil,even,rceil}``; the plain name is the OCP floor rule).
+
 ``ant4`` and ``ant8`` name ANT's per-tensor selection (:func:`golden.ant.select` with 4 or
 8 bits; one FP16 scale and the type bits amortised over the tensor). ``--plot FILE.png``
 draws SQNR against bits per value (needs matplotlib, imported only then). ``--wide``
@@ -131,7 +137,16 @@ def main(argv=None) -> int:
     p.add_argument("--plot", help="write SQNR vs bits per value to this PNG file")
     p.add_argument("--wide", action="store_true",
                    help="one row per format, one SQNR column per tensor")
+    p.add_argument("--list", action="store_true",
+                   help="list the block formats (and their bits per value) and exit")
     a = p.parse_args(argv)
+    if a.list:
+        for n in _f.block_names():
+            f = _f.get(n)
+            bpv = "per tensor" if f.per_tensor else f"{f.bits_per_value:.4f}"
+            print(f"{n}\t{bpv}")
+        print("\n".join(f"{n}\tper tensor" for n in PSEUDO))
+        return 0
     names = [n.strip() for n in a.formats.split(",") if n.strip()]
     if not names:
         p.error("--formats: give at least one format name")

@@ -45,7 +45,13 @@ __all__ = [
 
 #: Scale rules understood by the block quantiser (see :class:`BlockFormat`).
 #: ``"minmax"``: asymmetric, with a zero point (see :class:`BlockFormat`).
-SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax", "minmax")
+SCALE_RULES = ("ocp_floor", "ceil_pow2", "absmax", "minmax", "ocp_ceil", "ocp_even",
+               "ocp_rceil")
+#: The OCP scale-rounding variants (torchao's ``ScaleCalculationMode`` CEIL, EVEN, RCEIL;
+#: FLOOR is ``"ocp_floor"``), defined in :mod:`golden.scale_rules`.
+OCP_VARIANT_RULES = ("ocp_ceil", "ocp_even", "ocp_rceil")
+#: Codecs beside the plain block codec (see :attr:`BlockFormat.codec`).
+CODECS = (None, "nvfp4", "mxplus")
 
 
 # ---- block formats ---------------------------------------------------------------------
@@ -84,6 +90,10 @@ class BlockFormat:
         Source and choices.
     zero_point : ElementFormat or None
         Format of the per-block zero point (``"minmax"`` rule only).
+    codec : None, "nvfp4" or "mxplus"
+        ``None``: the generic block codec. ``"nvfp4"``: two-level scaling (an FP32
+        per-tensor scale over the E4M3 block scales; :mod:`golden.nvfp4`). ``"mxplus"``: MX+
+        (the block maximum's extended encoding and its index; :mod:`golden.mxplus`).
     """
 
     name: str
@@ -94,8 +104,11 @@ class BlockFormat:
     rounding: str = "rne"
     doc: str = field(default="", repr=False)
     zero_point: ElementFormat | None = None
+    codec: str | None = None
 
     def __post_init__(self):
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
         if (self.scale_rule == "minmax") != (self.zero_point is not None):
             raise ValueError(f"{self.name}: scale_rule 'minmax' and a zero_point format go "
                              f"together; got scale_rule={self.scale_rule!r}, "
@@ -114,7 +127,7 @@ class BlockFormat:
                               or not all(isinstance(d, int) and d >= 1 for d in dims)):
             raise ValueError(f"block must be a positive int, a pair of them or None "
                              f"(per tensor), not {b!r}")
-        if self.scale_rule in ("ocp_floor", "ceil_pow2") and self.scale.kind not in ("pow2", "int"):
+        if self.scale_rule in ("ocp_floor", "ceil_pow2", *OCP_VARIANT_RULES) and self.scale.kind not in ("pow2", "int"):
             raise ValueError(f"scale_rule {self.scale_rule!r} needs a power-of-two scale format")
         if self.scale.kind == "binary32" and self.scale_rule != "absmax":
             raise ValueError(f"a binary32 scale needs scale_rule 'absmax', not "
@@ -141,6 +154,11 @@ class BlockFormat:
         return (len(self.candidates) - 1).bit_length()
 
     @property
+    def index_bits(self) -> int:
+        """Bits per block of the MX+ block-maximum index (0 for other codecs)."""
+        return (self.block_size - 1).bit_length() if self.codec == "mxplus" else 0
+
+    @property
     def bits_per_value(self) -> float:
         """Storage cost per element, scale and mode bits included.
 
@@ -150,7 +168,9 @@ class BlockFormat:
         if self.per_tensor:
             raise ValueError(f"{self.name} has one scale per tensor; its bits per value "
                              f"depend on the tensor size: use bits_per_value_for(n)")
-        return self.bits_per_value_for(self.block_size)
+        # NVFP4: without its FP32 per-tensor scale (bits_per_value_for(n) amortises it)
+        return self.bits_per_value_for(self.block_size) - (
+            32 / self.block_size if self.codec == "nvfp4" else 0.0)
 
     def bits_per_value_for(self, n: int) -> float:
         """Storage cost per element of a tensor of ``n`` values: for a per-tensor format,
@@ -160,7 +180,9 @@ class BlockFormat:
         ebits = max(c.bits for c in self.candidates)
         zbits = self.zero_point.bits if self.zero_point is not None else 0
         per = n if self.per_tensor else self.block_size
-        return ebits + (self.scale.bits + self.mode_bits + zbits) / per
+        tensor = 32 / n if self.codec == "nvfp4" else 0.0  # the FP32 per-tensor scale
+        side = self.scale.bits + self.mode_bits + zbits + self.index_bits
+        return ebits + side / per + tensor
 
     def __repr__(self):
         return f"BlockFormat({self.name!r})"
@@ -299,3 +321,45 @@ FP8_E5M2_PT = register(BlockFormat(
     scale_rule="absmax",
     doc=_PT_DOC.format(e="E5M2", m=57344, sat="E5M2 is IEEE-like (Inf, NaN), converted in "
                                               "OFP8's saturating mode: +-57344, never Inf.")))
+
+
+# ---- OCP MX scale-rounding variants (torchao ScaleCalculationMode; golden.scale_rules) ----
+
+_RULE_DOC = {
+    "ocp_ceil": "CEIL: X = 2**(ceil(log2 amax) - emax_elem)",
+    "ocp_even": "EVEN: X = 2**(floor(log2 RHA(amax)) - emax_elem), amax first rounded to "
+                "the element's mantissa bits, ties away from zero",
+    "ocp_rceil": "RCEIL: X = 2**ceil(RN32(log2(RN32(amax / max_elem)))) (NVIDIA's "
+                 "cvt.rp.ue8m0 as torchao emulates it)",
+}
+
+for _base in (MXFP8_E4M3, MXFP8_E5M2, MXFP6_E3M2, MXFP6_E2M3, MXFP4_E2M1, MXINT8):
+    for _rule, _d in _RULE_DOC.items():
+        register(BlockFormat(
+            name=f"{_base.name}_{_rule[4:]}", candidates=_base.candidates, scale=E8M0,
+            block=32, scale_rule=_rule,
+            doc=f"{_base.name} with the {_d} instead of OCP v1.0's floor rule; otherwise "
+                f"identical (see golden.scale_rules and docs/FORMATS.md)."))
+
+
+# ---- NVFP4 (golden.nvfp4) and MX+ (golden.mxplus) --------------------------------------
+
+NVFP4 = register(BlockFormat(
+    name="nvfp4", candidates=(FP4_E2M1,), scale=FP8_E4M3, block=16, scale_rule="absmax",
+    codec="nvfp4",
+    doc="NVFP4: 16 FP4 E2M1 elements share an FP8 E4M3 block scale, under one FP32 "
+        "per-tensor scale amax / (448 * 6); quantised exactly as torchao's nvfp4_quantize "
+        "with per_tensor_amax_to_scale (see golden.nvfp4 and docs/FORMATS.md)."))
+
+_PLUS_DOC = ("MX+ (Lee et al., 2025) over {b}: OCP floor scale; the block's largest-magnitude "
+             "element (first on ties) stores sign + {k} fraction bits with exponent emax "
+             "implied, its 5-bit index stored per block (see golden.mxplus).")
+MXFP4_PLUS = register(BlockFormat(
+    name="mxfp4_plus", candidates=(FP4_E2M1,), scale=E8M0, block=32, codec="mxplus",
+    doc=_PLUS_DOC.format(b="mxfp4_e2m1", k=3)))
+MXFP6_PLUS = register(BlockFormat(
+    name="mxfp6_plus", candidates=(FP6_E2M3,), scale=E8M0, block=32, codec="mxplus",
+    doc=_PLUS_DOC.format(b="mxfp6_e2m3", k=5)))
+MXFP8_PLUS = register(BlockFormat(
+    name="mxfp8_plus", candidates=(FP8_E4M3,), scale=E8M0, block=32, codec="mxplus",
+    doc=_PLUS_DOC.format(b="mxfp8_e4m3", k=7)))

@@ -69,6 +69,13 @@ class MXArray:
     zeros : np.ndarray of int64 or None
         Zero-point code per block (same shape as ``scales``) for formats with a
         ``zero_point`` (``"minmax"`` rule); ``None`` otherwise.
+    tensor_scale : np.ndarray of int64 or None
+        NVFP4 (``fmt.codec == "nvfp4"``): the FP32 per-tensor scale's bit pattern, shape
+        ``(1,) * ndim``; ``None`` otherwise. See :mod:`golden.nvfp4`.
+    index : np.ndarray of int64 or None
+        MX+ (``fmt.codec == "mxplus"``): per block (shape of ``scales``), the position in
+        the block of the element stored in the extended encoding; ``None`` otherwise. See
+        :mod:`golden.mxplus`.
     """
 
     fmt: BlockFormat
@@ -78,6 +85,8 @@ class MXArray:
     scales: np.ndarray
     modes: np.ndarray | None = None
     zeros: np.ndarray | None = None
+    tensor_scale: np.ndarray | None = None
+    index: np.ndarray | None = None
 
     def scale_values(self) -> np.ndarray:
         """Decoded scales (float64, NaN for a NaN scale), shape of :attr:`scales`.
@@ -91,6 +100,9 @@ class MXArray:
 
     def element_values(self) -> np.ndarray:
         """Decoded elements without their scales (float64), shape :attr:`shape`."""
+        if self.fmt.codec == "mxplus":
+            from .mxplus import element_values
+            return element_values(self)
         if self.modes is None:
             return self.fmt.element.decode(self.elements)
         modes = expand_blocks(self.modes, self.fmt, self.shape, self.axis)
@@ -103,9 +115,13 @@ class MXArray:
     def dequantize(self) -> np.ndarray:
         """The values the codes stand for: ``scale * element``, float64, shape :attr:`shape`.
 
-        Exact: every product of a decoded scale and a decoded element is a float64.
+        Exact: every product of a decoded scale and a decoded element is a float64 (NVFP4:
+        per-tensor FP32 x E4M3 x FP4, at most 24 + 4 + 2 significant bits).
         """
         x = expand_blocks(self.scale_values(), self.fmt, self.shape, self.axis)
+        if self.tensor_scale is not None:
+            from .nvfp4 import tensor_scale_value
+            x = x * tensor_scale_value(self)
         if self.zeros is not None:
             z = expand_blocks(self.fmt.zero_point.decode(self.zeros), self.fmt, self.shape,
                               self.axis)
@@ -184,6 +200,9 @@ def scale_exponents(amax: np.ndarray, elem: ElementFormat, fmt: BlockFormat) -> 
     floor_log2 = e.astype(np.int64) - 1
     if fmt.scale_rule == "ocp_floor":
         return floor_log2 - elem.emax
+    if fmt.scale_rule in ("ocp_ceil", "ocp_even", "ocp_rceil"):
+        from .scale_rules import exponents  # the torchao ScaleCalculationMode variants
+        return exponents(amax, elem, fmt.scale_rule)
     # ceil_pow2: smallest X = 2**s with amax / X < 2**(emax+1), i.e. amax <= 2**(s+emax+1)
     ceil_log2 = np.where(m == 0.5, floor_log2, floor_log2 + 1)
     return ceil_log2 - elem.emax - 1
@@ -316,6 +335,9 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
     if fmt.per_tensor and x.size == 0:
         raise ValueError(f"{fmt.name} has one scale per tensor; cannot quantise an empty "
                          f"tensor of shape {x.shape}")
+    if fmt.codec is not None:  # NVFP4's two-level scale, MX+'s extended element
+        from importlib import import_module
+        return import_module(f".{fmt.codec}", __package__).quantize(x, fmt, axis)
     xb, grid = block_view(x, fmt, axis)
     bad = ~np.isfinite(xb).all(axis=-1)
     xb = np.where(bad[..., None], 0.0, xb)
