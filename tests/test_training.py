@@ -12,7 +12,9 @@ from mxhw.bench import training as T
 from support.golden import tiled_arrays
 from support.hyp import budget
 
-pytest.importorskip("sklearn")
+
+def _needs_digits():
+    pytest.importorskip("sklearn", reason="the digits data set ships with scikit-learn")
 
 TILE, TILE_T = "mxsf_tile", golden.mxsf.mxsf_tile(4, 8)
 E4M3 = "mxfp8_e4m3"
@@ -90,6 +92,7 @@ def test_backward_pass_is_the_gradient():
     """FP32 scheme: train_step's gradients are autograd's (float64); the MX schemes'
     are near them, MXSF tiles (one quantisation, 6-bit significands) nearer than MXFP8
     E4M3 (re-quantised transposes, 4-bit significands)."""
+    _needs_digits()
     xtr, ytr, _, _ = T.load_digits_split(0)
     params = T.init_params(64, 64, 10, seed=1)
     params["b1"] += np.float32(0.01)
@@ -108,6 +111,7 @@ def test_backward_pass_is_the_gradient():
 
 
 def test_suite_runs_and_is_deterministic(tmp_path, capsys):
+    _needs_digits()
     argv = ["--epochs", "2", "--seeds", "1", "--train-limit", "256", "--hidden", "32"]
     assert T.main([*argv, "--json", str(tmp_path / "a.json"),
                    "--plot", str(tmp_path / "loss.png")]) == 0
@@ -126,6 +130,7 @@ def test_suite_runs_and_is_deterministic(tmp_path, capsys):
 
 
 def test_padding_columns_stay_zero():
+    _needs_digits()
     cfg = T.Config(epochs=1, seeds=1, train_limit=64, schemes=(TILE,))
     r = T.train(TILE, cfg)
     assert not r["params"]["w2"][:, 10:].any() and not r["params"]["b2"][10:].any()
