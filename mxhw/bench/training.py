@@ -38,8 +38,9 @@ import numpy as np
 from .. import golden
 from . import machine_config, print_table, write_json
 
-__all__ = ["SCHEMES", "OUT_PAD", "Config", "Scheme", "scheme", "load_digits_split",
-           "init_params", "train_step", "evaluate", "train", "run", "main"]
+__all__ = ["SCHEMES", "OUT_PAD", "ACCS", "Config", "Scheme", "scheme", "load_digits_split",
+           "init_params", "forward", "train_step", "evaluate", "train", "gradient_error",
+           "run", "plot", "main"]
 
 #: Output columns of the last layer (10 classes, zero-padded).
 OUT_PAD = 32
@@ -346,7 +347,8 @@ def main(argv=None) -> int:
                 figs[f"{n}.epoch_loss.{i + 1}"] = v
         config = {**machine_config(), "hidden": cfg.hidden, "batch": cfg.batch,
                   "epochs": cfg.epochs, "lr": cfg.lr, "momentum": cfg.momentum,
-                  "seed": cfg.seed, "seeds": cfg.seeds, "acc": cfg.acc, "train_limit": cfg.train_limit,
+                  "seed": cfg.seed, "seeds": cfg.seeds, "acc": cfg.acc,
+                  "train_limit": cfg.train_limit,
                   "data": "sklearn.datasets.load_digits, stratified 80/20"}
         write_json(a.json, figs, config)
     return 0
