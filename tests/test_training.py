@@ -144,3 +144,14 @@ def test_config_errors(capsys):
     with pytest.raises(SystemExit):
         T.main(["--schemes", "bf16"])
     assert "scheme must be one of" in capsys.readouterr().err
+
+
+def test_runs_as_a_bench_suite(capsys):
+    """The suite's entry as mxhw.bench dispatches it (``SUITES["training"] =
+    _suite("training")``)."""
+    _needs_digits()
+    from mxhw import bench
+    run = bench._suite("training")
+    assert run(["--epochs", "1", "--seeds", "1", "--train-limit", "64",
+                "--schemes", "fp32"]) == 0
+    assert "\nfp32 " in capsys.readouterr().out
