@@ -15,7 +15,8 @@ from .arith import Accumulation, EXACT, FP32, fixed, gemm, dot, requantize
 
 __all__ = ["formats", "arith", "BlockFormat", "ElementFormat", "MXArray", "quantize",
            "decode", "encode", "Accumulation", "EXACT", "FP32", "fixed", "gemm", "dot",
-           "requantize"]
+           "requantize", "tile", "TransposeError", "transposed_format",
+           "requantize_transposed", "matmul", "training_gemms"]
 
 
 def decode(fmt, codes):
@@ -43,3 +44,6 @@ from . import bitmod  # noqa: E402  (registers bitmod_fp4, bitmod_fp3)
 from . import mxint  # noqa: E402  (registers mxint2..7 and mxint{N}_mase)
 from . import ant  # noqa: E402  (registers flint4, flint4_u, pot4, flint8, flint8_u)
 from . import align  # noqa: E402  (shared-exponent alignment: golden twin of mxhw.dequant.Aligner)
+from . import tile  # noqa: E402  (MXArray.T, re-quantised transposes, training GEMMs)
+from .tile import (TransposeError, matmul, requantize_transposed,  # noqa: E402
+                   training_gemms, transposed_format)

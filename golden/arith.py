@@ -19,7 +19,9 @@ Scales: power-of-two scales (E8M0, MASE's signed exponent) fold into ``E``. A bi
 ``sig``; both operands' ``sig`` multiply into ``S``, so every accumulation mode stays exact
 up to its own documented rounding (never a float product of scales). A per-tensor operand
 has one scale along K, so it pairs with any block size of the other operand (the other's
-K block is used; two per-tensor operands make one block of the whole K). Other scale
+K block is used; two per-tensor operands make one block of the whole K). With a 2-D tile
+operand the K blocks are the greatest common divisor of the two K extents (the runs over
+which both scales are constant), so tiles pair along K in either orientation. Other scale
 formats (FP16 group scales, zero points) raise ValueError.
 
 Special values: a block with a NaN scale gives NaN (OCP v1.0), and so does a block with an
@@ -29,6 +31,7 @@ follow IEEE semantics of the products and sums.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,7 +179,11 @@ def _check_gemm_operands(a: MXArray, b: MXArray):
     if kb is None:
         kb = ka
     if ka != kb:
-        raise ValueError(f"a and b blocks differ along K ({ka} vs {kb})")
+        if not (isinstance(a.fmt.block, tuple) or isinstance(b.fmt.block, tuple)):
+            raise ValueError(f"a and b blocks differ along K ({ka} vs {kb})")
+        # a tile operand (either orientation): the K blocks are the runs over which both
+        # operands' scales are constant (an 8 x 4 tile of A against 8 x 4 tiles of B: 4)
+        ka = math.gcd(ka, kb)
     if a.shape[1] % ka:
         raise ValueError(f"K = {a.shape[1]} must be a multiple of the block size {ka}")
     return ka

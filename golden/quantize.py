@@ -88,6 +88,15 @@ class MXArray:
     tensor_scale: np.ndarray | None = None
     index: np.ndarray | None = None
 
+    @property
+    def T(self) -> "MXArray":
+        """The last two axes swapped, exactly: the same codes, scales and modes re-indexed,
+        the tile shape swapped (``mxsf_tile`` 8 x 4 reads as 4 x 8). Tile and per-tensor
+        formats only; 1-D block formats raise :class:`golden.tile.TransposeError` (use
+        :func:`golden.requantize_transposed`). See :func:`golden.tile.transpose`."""
+        from .tile import transpose  # golden.tile builds on this module
+        return transpose(self)
+
     def scale_values(self) -> np.ndarray:
         """Decoded scales (float64, NaN for a NaN scale), shape of :attr:`scales`.
 
