@@ -240,7 +240,9 @@ def _open_scheduler(scheduler, workers):
         raise DSEError(f"scheduler must be None, 'serial', an address or a Client, not "
                        f"{scheduler!r}")
     try:
-        client = distributed.Client(scheduler, timeout="15s")
+        import dask
+        client = distributed.Client(
+            scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
     except (OSError, TimeoutError) as e:
         raise DSEError(f"cannot reach the Dask scheduler at {scheduler}: "
                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

@@ -158,6 +158,10 @@ def _check_hw(hw):
             _fail(f"{w}: block sizes differ ({f[0]} {fa.block_size}, {f[1]} "
                   f"{fb.block_size})")
         formats.append([f[0], f[1]])
+    for k, vals in (("sizes", sizes), ("dataflows", dataflows), ("formats", formats)):
+        for i, v in enumerate(vals):
+            if v in vals[:i]:
+                _fail(f"hardware.{k}[{i}]: {v!r} is listed twice")
     acc = hw.get("acc", list(DEFAULT_ACC))
     if not isinstance(acc, list) or len(acc) != 2:
         _fail(f"hardware.acc: [width, frac_bits], not {acc!r}")
