@@ -133,6 +133,11 @@ def _now():
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _first_line(e):
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _task(kind, fn, point):
     """Run ``fn(point)`` (a worker's task): ``{"value", "error", "started", "finished",
     "seconds"}``; an exception becomes a one-line ``error``."""
@@ -146,8 +151,7 @@ def _task(kind, fn, point):
         if kind == "ppa" and not isinstance(value.get("luts"), numbers.Real):
             raise ValueError(f"ppa returned no number 'luts' ({value.get('luts')!r})")
     except Exception as e:      # a failed point, not a failed sweep
-        msg = str(e).strip().splitlines()
-        error = f"{kind}: {type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+        error = f"{kind}: {type(e).__name__}: {_first_line(e)}".rstrip(": ")
         value = None
     return {"value": value, "error": error, "started": started, "finished": _now(),
             "seconds": round(time.monotonic() - t0, 3)}
@@ -205,10 +209,20 @@ class _Dask:
         from distributed import as_completed
         futs = {}
         for tag, fn, (kind, point) in jobs:
-            f = self.client.submit(_task, kind, fn, point, pure=False)
+            try:
+                f = self.client.submit(_task, kind, fn, point, pure=False)
+            except Exception as e:      # e.g. a callable that cannot be pickled
+                raise DSEError(f"cannot submit the {kind} task to Dask: "
+                               f"{type(e).__name__}: {_first_line(e)}") from None
             futs[f] = tag
         for f in as_completed(list(futs)):
-            yield futs[f], f.result()
+            try:
+                res = f.result()
+            except Exception as e:      # the task, not the callable, failed (a lost worker)
+                now = _now()
+                res = {"value": None, "started": now, "finished": now, "seconds": 0.0,
+                       "error": f"{futs[f][0]}: Dask: {type(e).__name__}: {_first_line(e)}"}
+            yield futs[f], res
 
 
 def _open_scheduler(scheduler, workers):
@@ -245,7 +259,7 @@ def _open_scheduler(scheduler, workers):
             scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
     except (OSError, TimeoutError) as e:
         raise DSEError(f"cannot reach the Dask scheduler at {scheduler}: "
-                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                       f"{_first_line(e) or type(e).__name__}") from None
     return _Dask(client), client.close
 
 
@@ -423,8 +437,7 @@ def main(argv=None) -> int:
                         out=args.out, workers=args.workers, cache=args.cache,
                         rerun=args.rerun, progress=False if args.quiet else None)
     except (SpaceError, DSEError, ValueError, OSError) as e:
-        print(f"dse: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-              file=sys.stderr)
+        print(f"dse: error: {_first_line(e) or type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dse: interrupted; finished points are in {Path(args.out) / db.DB_NAME}",

@@ -15,7 +15,7 @@ import pytest
 from mxhw import dse
 from mxhw.dse_db import pareto
 from mxhw.dse_space import check_space, point_key, points
-from support.dse import Counter, golden_sqnr, rtlil_cells, slow_sqnr, space, spec
+from support.dse import Counter, golden_sqnr, rtlil_cells, space, spec
 
 TESTS = Path(__file__).resolve().parents[1]
 
