@@ -3,6 +3,7 @@ failures, exports, the command line, and (toolchain) the PPA suite's figures."""
 
 import csv
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from mxhw import dse
 from mxhw.dse_db import pareto
 from mxhw.dse_space import check_space, point_key, points
-from support.dse import Counter, golden_sqnr, rtlil_cells, space, spec
+from support.dse import Counter, exit_worker, golden_sqnr, rtlil_cells, space, spec
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -128,6 +129,26 @@ def test_ppa_without_luts_fails_the_point(tmp_path):
     res = dse.run_sweep(s, ppa=lambda p: {"ffs": 3}, metric=golden_sqnr,
                         scheduler="serial", out=tmp_path, progress=False)
     assert res["points"][0]["error"] == "ppa: ValueError: ppa returned no number 'luts' (None)"
+
+
+def test_a_lost_worker_fails_its_point_not_the_sweep(tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+    s = space(sizes=[1], specs={"w4": spec("mxfp4")}, objective="sqnr_db")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as client:
+        res = dse.run_sweep(s, metric=exit_worker, scheduler=client, out=tmp_path,
+                            progress=False)
+        (r,) = res["points"]
+        assert r["status"] == "failed"
+        assert r["error"].startswith("metric: Dask: KilledWorker: "), r["error"]
+        # the client's cluster is still usable, and the point is retried
+        res = dse.run_sweep(s, metric=golden_sqnr, scheduler=client, out=tmp_path,
+                            progress=False)
+    assert res["computed"] == 1
+    _check_against_golden(res, s)
 
 
 CONCURRENT = textwrap.dedent("""
