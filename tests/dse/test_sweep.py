@@ -327,3 +327,44 @@ def test_suite_ppa_of_the_smallest_array(tmp_path):
     assert r["luts"] > 0 and r["fmax_mhz"] > 0
     assert set(r["tool_versions"]) == {"yosys", "nextpnr_ecp5"}
     assert r["figures"]["config"] == "array_mxfp4_2x2"
+
+
+def test_default_model_metric_follows_the_mxhw_model_contract(tmp_path, monkeypatch):
+    """Without a metric, a ``metric = "model"`` sweep calls
+    ``mxhw.model.evaluate(model=..., spec=Spec.from_dict(point's spec), texts=None)``
+    once per spec (a stand-in mxhw.model here: the real one is another branch's)."""
+    import importlib.machinery
+    import types
+
+    import mxhw
+    calls = []
+
+    class Spec:
+        def __init__(self, d):
+            self.d = d
+
+        @classmethod
+        def from_dict(cls, d):
+            return cls(d)
+
+    def evaluate(model="minilm", spec=None, texts=None):
+        calls.append((model, spec.d, texts))
+        w = spec.d["default"]["w"]
+        return {"bits_per_weight": {"mxfp4": 4.25, "mxint8": 8.25}[w],
+                "cos_mean": {"mxfp4": 0.9, "mxint8": 0.99}[w], "cos_min": 0.5,
+                "top1_agree": 0.8}
+    fake = types.ModuleType("mxhw.model")
+    fake.__spec__ = importlib.machinery.ModuleSpec("mxhw.model", None)
+    fake.Spec, fake.evaluate = Spec, evaluate
+    monkeypatch.setitem(sys.modules, "mxhw.model", fake)
+    monkeypatch.setattr(mxhw, "model", fake, raising=False)
+    s = space(sizes=[1, 2], metric="model", model="tiny-bert",
+              specs={"w4": spec("mxfp4", "mxint8"),
+                     "w8": spec("mxint8", **{"*.attn.*": {"w": "mxfp4", "a": "none"}})})
+    res = dse.run_sweep(s, scheduler="serial", out=tmp_path, progress=False)
+    assert calls == [("tiny-bert", {"default": {"w": "mxfp4", "a": "mxint8"}}, None),
+                     ("tiny-bert", {"default": {"w": "mxint8", "a": None},
+                                    "*.attn.*": {"w": "mxfp4", "a": None}}, None)]
+    assert res["objective"] == "cos_mean"
+    assert [r["objective"] for r in res["points"]] == [0.9, 0.99, 0.9, 0.99]
+    assert all(r["status"] == "done" for r in res["points"])
