@@ -397,7 +397,7 @@ def _bar(total, progress):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mxhw.dse", description=__doc__.split(
-        "\n\n")[0].replace("\n", " "), epilog="space file schema: docs/dse.md")
+        "\n\n")[0].replace("\n", " ").split(": ", 1)[1], epilog="space file schema: docs/dse.md")
     p.add_argument("--space", metavar="FILE", required=True,
                    help="the design space (.toml or .json)")
     p.add_argument("--scheduler", metavar="ADDRESS",
