@@ -39,6 +39,7 @@ SUITES = {
     "sim": _suite("sim"),         # simulated cycles/s per simulation back end
     "array": _suite("array"),     # systolic-array utilisation on a GEMM (simulated)
     "bitserial": _suite("bitserial"),  # bit-serial GEMV cycles per precision (simulated)
+    "training": _suite("training"),    # MLP training, every GEMM in an MX format (emulated)
     "ppa": _suite("ppa"),         # LUT/FF/DSP/BRAM and Fmax per block (Yosys, nextpnr)
 }
 
