@@ -182,14 +182,19 @@ def _serve_loop(board, conn_fd, recv, send, wait_fds, stop, chunk):
                 send(out)
 
 
-def _serve_tcp(board, port, stop, chunk, announce):
+def _listen(port):
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         srv.bind(("127.0.0.1", port))
+        srv.listen(1)
     except OSError as e:
+        srv.close()
         raise SystemExit(f"{PROG}: cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
-    srv.listen(1)
+    return srv
+
+
+def _serve_tcp(board, srv, stop, chunk, announce):
     announce(f"socket://127.0.0.1:{srv.getsockname()[1]}")
     try:
         while not stop["flag"]:
@@ -231,11 +236,19 @@ def _serve_tcp(board, port, stop, chunk, announce):
         srv.close()
 
 
-def _serve_pty(board, stop, chunk, announce):
+def _open_pty():
     import tty
-    master, slave = os.openpty()
+    try:
+        master, slave = os.openpty()
+    except OSError as e:
+        raise SystemExit(f"{PROG}: cannot open a pseudo-terminal: {e.strerror}") from None
     tty.setraw(slave)          # no echo, no line discipline: a plain byte pipe
     os.set_blocking(master, False)
+    return master, slave
+
+
+def _serve_pty(board, pty, stop, chunk, announce):
+    master, slave = pty
     announce(os.ttyname(slave))
 
     def recv():
@@ -262,6 +275,14 @@ def _serve_pty(board, stop, chunk, announce):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _close_endpoint(endpoint):
+    if isinstance(endpoint, socket.socket):
+        endpoint.close()
+    else:
+        for fd in endpoint:
+            os.close(fd)
 
 
 def _parse_config(items):
@@ -310,30 +331,40 @@ def main(argv=None):
                          "max(1024, 64 cycles per bit))")
     args = ap.parse_args(argv)
     if args.quiet is not None and args.quiet < 1:
-        ap.error(f"--quiet must be positive, not {args.quiet}")
+        raise SystemExit(f"{PROG}: --quiet must be positive, not {args.quiet}")
     if args.tcp is not None and not 0 <= args.tcp <= 65535:
-        ap.error(f"--tcp PORT must be in 0..65535, not {args.tcp}")
+        raise SystemExit(f"{PROG}: --tcp PORT must be in 0..65535, not {args.tcp}")
     if args.chunk < 1:
-        ap.error(f"--chunk must be positive, not {args.chunk}")
+        raise SystemExit(f"{PROG}: --chunk must be positive, not {args.chunk}")
     config = _parse_config(args.config)
+    # the port or pty first: a port in use fails before the model is built
+    endpoint = _listen(args.tcp) if args.tcp is not None else _open_pty()
 
     stop = {"flag": False}
 
-    def on_signal(signum, frame):
+    def abort(signum, frame):          # while the model builds: stop at once
+        raise _Stop
+
+    def on_signal(signum, frame):      # while serving: finish the step, then stop
         stop["flag"] = True
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, abort)
+    signal.signal(signal.SIGTERM, abort)
 
     try:
         board = VirtualBoard(config, quiet=args.quiet)
-    except (ValueError, TypeError) as e:
+    except _Stop:
+        _close_endpoint(endpoint)
+        print(f"{PROG}: stopped while building the model", file=sys.stderr, flush=True)
+        return 1
+    except (ValueError, TypeError) as e:   # a configuration the SoC or its UART refuses
+        _close_endpoint(endpoint)
         raise SystemExit(f"{PROG}: {e}") from None
-    except Exception as e:         # the C++ build failing, mostly
+    except Exception as e:         # a bad configuration, or the C++ build failing
+        _close_endpoint(endpoint)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SystemExit(f"{PROG}: cannot build the model: {first}") from None
-    if stop["flag"]:
-        board.close()
-        return 0
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     print(f"{PROG}: model built in {board.build_seconds:.1f} s; clk_hz={config.clk_hz} "
           f"baud={config.baud} ({board.div} cycles per bit)", file=sys.stderr, flush=True)
 
@@ -342,9 +373,9 @@ def main(argv=None):
 
     try:
         if args.tcp is not None:
-            _serve_tcp(board, args.tcp, stop, args.chunk, announce)
+            _serve_tcp(board, endpoint, stop, args.chunk, announce)
         else:
-            _serve_pty(board, stop, args.chunk, announce)
+            _serve_pty(board, endpoint, stop, args.chunk, announce)
     finally:
         board.close()
     print(f"{PROG}: stopped after {board.cycles} cycles", file=sys.stderr, flush=True)
