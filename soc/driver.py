@@ -189,27 +189,58 @@ class SimTransport:
 
 
 class SerialTransport:
-    """A board's serial port (needs ``pyserial``)."""
+    """A board's serial port, through pyserial (``pip install mxhw[serial]``).
+
+    Parameters
+    ----------
+    port : str
+        A device path (``/dev/ttyUSB0``, ``COM3``, a pseudo-terminal such as the virtual
+        board's ``/dev/pts/N``) or a pyserial URL (``socket://127.0.0.1:PORT``, the virtual
+        board on TCP; ``loop://``; ``rfc2217://...``): anything
+        :func:`serial.serial_for_url` opens.
+    baud : int
+        Baud rate (the board's ``SoCConfig.baud``; ignored by sockets and pseudo-terminals).
+
+    A port that cannot be opened raises ``OSError`` (pyserial's ``SerialException``) with
+    pyserial's message. Usable as a context manager (closes the port).
+    """
 
     def __init__(self, port: str, baud: int = 1_000_000):
+        from ..lib.params import check_int
+        if not isinstance(port, str) or not port:
+            raise TypeError(f"port must be a device path or a pyserial URL, not {port!r}")
+        check_int("baud", baud, 1)
         try:
             import serial
         except ImportError:
             raise ImportError("SerialTransport needs pyserial: pip install pyserial") from None
-        self._ser = serial.Serial(port, baud, timeout=0.1)
+        self.port = port
+        self._ser = serial.serial_for_url(port, baudrate=baud, timeout=0.1)
 
     def write(self, data: bytes):
         self._ser.write(data)
+        self._ser.flush()
 
     def read(self, n: int, timeout: float = 1.0) -> bytes:
+        """Up to ``n`` bytes, waiting at most ``timeout`` seconds (fewer on a timeout)."""
         end = time.monotonic() + timeout
-        buf = b""
-        while len(buf) < n and time.monotonic() < end:
+        buf = bytearray()
+        while len(buf) < n:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self._ser.timeout = min(left, 0.5)
             buf += self._ser.read(n - len(buf))
-        return buf
+        return bytes(buf)
 
     def close(self):
         self._ser.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class Accelerator:
