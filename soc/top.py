@@ -17,7 +17,9 @@ address     access   meaning
                      :mod:`mxhw.soc.regmap` and ``soc/PROTOCOL.md``
 =========== ======== ==================================================================
 
-Reads of unmapped addresses return 0; writes to them are ignored.
+Reads of unmapped addresses return 0; writes to them are ignored. The registers, scratchpad
+and units are the :class:`~mxhw.soc.core.AcceleratorCore` on Wishbone B4; its map, generated
+from the code, is ``docs/core.md`` (:func:`mxhw.soc.core.render_map`).
 """
 
 
@@ -29,10 +31,9 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..lib.params import check_choice, check_int, check_pow2
-from ..mem import BlockRAM
 from ..systolic.array import DATAFLOWS
 from .gemm import GemmUnit, unit_format
-from .regmap import DATAFLOW_IDS, GEMM_BASE, UNIT_ADDR_BITS
+from .regmap import DATAFLOW_IDS, GEMM_BASE
 from .link import HostLink
 from .uart import UARTRx, UARTTx
 
