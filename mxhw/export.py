@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import itertools
 import re
 import sys
 from dataclasses import dataclass
@@ -309,13 +310,14 @@ def _layout_lines(name, shape, lo, indent="//     "):
     out = []
     if isinstance(shape, data.ArrayLayout):
         elem = shape.elem_shape
+        v = "ijklmn"[min(5, name.count("["))]
         w = elem.size if isinstance(elem, data.Layout) else Shape.cast(elem).width
-        out.append(f"{indent}{name}[i], i = 0..{shape.length - 1}: bits "
-                   f"[{lo} + {w}*i + {w - 1} : {lo} + {w}*i]"
+        out.append(f"{indent}{name}[{v}], {v} = 0..{shape.length - 1}: bits "
+                   f"[{lo} + {w}*{v} + {w - 1} : {lo} + {w}*{v}]"
                    + (" (fields below: bits within the element)"
                       if isinstance(elem, data.Layout) else f" ({elem!r})"))
         if isinstance(elem, data.Layout):
-            out += _layout_lines(f"{name}[i]", elem, 0, indent + "  ")
+            out += _layout_lines(f"{name}[{v}]", elem, 0, indent + "  ")
         return out
     if isinstance(shape, data.Layout):
         for n, f in shape:
@@ -341,17 +343,20 @@ def port_layout(component):
     # component's
     def walk(members, path):
         for name, m in members.items():
-            inward = m.flow == wiring.In
-            if m.is_signature:
-                walk(m.signature.members, path + (name,))
-            else:
-                pname = "__".join(path + (name,))
+            # arrays of members (``In(...).array(n)``) are named path__name__index
+            for idx in itertools.product(*(range(d) for d in m.dimensions)):
+                here = path + (name,) + tuple(str(i) for i in idx)
+                if m.is_signature:
+                    walk(m.signature.members, here)
+                    continue
+                pname = "__".join(here)
                 shape = m.shape
                 width = (shape.size if isinstance(shape, data.Layout)
                          else Shape.cast(shape).width)
                 lines = (_layout_lines(pname, shape, 0) if isinstance(shape, data.Layout)
                          else [])
-                ports.append((pname, "input" if inward else "output", width, lines))
+                ports.append((pname, "input" if m.flow == wiring.In else "output", width,
+                              lines))
 
     walk(component.signature.members, ())
     return ports
