@@ -13,6 +13,14 @@ Formats are named as golden names them, aliases included (``--fmt-a mxfp4``). Co
 that take block formats also take ``--k``: the block size, for blocks other than the
 formats' own (``dot --fmt-a mxfp4 --fmt-b mxint8 --k 4``).
 
+Drop-in blocks: ``array_os``/``array_ws`` (the systolic arrays), ``bitserial_pe``, ``gemv``
+(the bit-serial GEMV engine), ``bram``, ``scratchpad``, ``fifo`` and ``core`` (the accelerator
+core on Wishbone B4: ``core --config rows=4 --config dataflow=weight_stationary ...``, the
+:class:`~mxhw.soc.top.SoCConfig` fields; ``--pipelined false`` for classic B4). Every file
+starts with a header comment naming the configuration and every port, with the bit layout
+of each packed one; ``src`` attributes carry paths relative to the project or the installed
+package, not the build machine's absolute paths.
+
 Parsers turn the command-line string into the parameter value and raise ``ValueError`` with
 a message for a bad value. Unknown components, parameters or values exit with status 2 and a
 message that lists what is allowed.
