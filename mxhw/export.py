@@ -13,6 +13,14 @@ Formats are named as golden names them, aliases included (``--fmt-a mxfp4``). Co
 that take block formats also take ``--k``: the block size, for blocks other than the
 formats' own (``dot --fmt-a mxfp4 --fmt-b mxint8 --k 4``).
 
+Drop-in blocks: ``array_os``/``array_ws`` (the systolic arrays), ``bitserial_pe``, ``gemv``
+(the bit-serial GEMV engine), ``bram``, ``scratchpad``, ``fifo`` and ``core`` (the accelerator
+core on Wishbone B4: ``core --config rows=4 --config dataflow=weight_stationary ...``, the
+:class:`~mxhw.soc.top.SoCConfig` fields; ``--pipelined false`` for classic B4). Every file
+starts with a header comment naming the configuration and every port, with the bit layout
+of each packed one; ``src`` attributes carry paths relative to the project or the installed
+package, not the build machine's absolute paths.
+
 Parsers turn the command-line string into the parameter value and raise ``ValueError`` with
 a message for a bad value. Unknown components, parameters or values exit with status 2 and a
 message that lists what is allowed.
@@ -23,6 +31,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import itertools
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +44,8 @@ from .lib.params import check_int
 from .pe import ElementMultiplier, MXDotProduct
 
 __all__ = ["COMPONENTS", "Entry", "UsageError", "parse_element_format", "parse_block_format",
-           "integer", "optional_integer", "boolean", "build", "main"]
+           "integer", "optional_integer", "boolean", "config_items", "build", "port_layout",
+           "header", "relativise_src", "to_verilog", "main"]
 
 
 # ---- parameter parsers -----------------------------------------------------------------
@@ -82,6 +93,24 @@ def boolean(text):
     raise ValueError(f"expected true or false, not {text!r}")
 
 
+def config_items(items):
+    """``KEY=VALUE`` strings (one per ``--config``) -> the keyword arguments of a
+    :class:`~mxhw.soc.top.SoCConfig` (integers or strings by the field's type)."""
+    from .soc.top import SoCConfig
+    fields = {f.name: f for f in dataclasses.fields(SoCConfig)}
+    out = {}
+    for item in ([items] if isinstance(items, str) else items):
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise ValueError(f"expected KEY=VALUE with KEY one of {', '.join(fields)}, "
+                             f"not {item!r}")
+        if key in out:
+            raise ValueError(f"{key} given twice")
+        out[key] = integer(text) if fields[key].type in (int, "int") else text
+    return out
+
+
 @dataclass(frozen=True)
 class Entry:
     """A component the exporter can build: ``constructor(**params)``.
@@ -116,6 +145,63 @@ def _requantizer(format, k=None, **kw):
     return Requantizer(_resized(format, k), **kw)
 
 
+def _acc(acc_width, acc_frac):
+    return golden.fixed(acc_width, acc_frac, overflow="saturate", rounding="floor")
+
+
+def _array(rows, cols, fmt_a, fmt_b, dataflow="output_stationary", acc_width=32,
+           acc_frac=16, depth=None):
+    from .systolic import SystolicArray
+    return SystolicArray(rows, cols, fmt_a, fmt_b, dataflow=dataflow,
+                         acc=_acc(acc_width, acc_frac), depth=depth)
+
+
+def _os_array(rows, cols, fmt_a, fmt_b, acc_width=32, acc_frac=16):
+    return _array(rows, cols, fmt_a, fmt_b, "output_stationary", acc_width, acc_frac)
+
+
+def _ws_array(rows, cols, fmt_a, fmt_b, acc_width=32, acc_frac=16, depth=None):
+    return _array(rows, cols, fmt_a, fmt_b, "weight_stationary", acc_width, acc_frac, depth)
+
+
+def _bitserial_pe(**kw):
+    from .pe.bitserial import BitSerialPE
+    return BitSerialPE(**kw)
+
+
+def _gemv(**kw):
+    from .pe.bitserial_engine import BitSerialGEMV
+    return BitSerialGEMV(**kw)
+
+
+def _bram(width, depth, read_latency=2):
+    from .mem import BlockRAM
+    check_int("width", width, 1, 4096)
+    return BlockRAM(width, depth, read_latency=read_latency)
+
+
+def _scratchpad(width, depth, banks=1):
+    from .mem import Scratchpad
+    check_int("width", width, 1, 4096)
+    return Scratchpad(width, depth, banks)
+
+
+def _fifo(width, depth):
+    from .mem import StreamFIFO
+    check_int("width", width, 1, 4096)
+    return StreamFIFO(width, depth)
+
+
+def _core(config=(), pipelined=True):
+    from .soc.core import AcceleratorCore
+    from .soc.top import SoCConfig
+    return AcceleratorCore(SoCConfig(**config_items(config) if config else {}),
+                           pipelined=pipelined)
+
+
+_ARRAY = {"rows": integer, "cols": integer, "fmt_a": parse_block_format,
+          "fmt_b": parse_block_format, "acc_width": integer, "acc_frac": integer}
+
 #: Component name -> :class:`Entry`. Other modules' components are added here.
 COMPONENTS: dict[str, Entry] = {
     "multiplier": Entry(ElementMultiplier, {"fmt_a": parse_element_format,
@@ -133,7 +219,23 @@ COMPONENTS: dict[str, Entry] = {
                                         "pipeline": optional_integer}),
     # the MXSF mode switch's decoding side
     "mode_switch": Entry(MXSFDecoder, {"k": integer}),
+    "array_os": Entry(_os_array, dict(_ARRAY)),
+    "array_ws": Entry(_ws_array, dict(_ARRAY, depth=optional_integer)),
+    "bitserial_pe": Entry(_bitserial_pe, {"act_width": integer, "max_wbits": integer,
+                                          "lanes": integer, "msb_first": boolean,
+                                          "acc_width": optional_integer}),
+    "gemv": Entry(_gemv, {"pes": integer, "lanes": integer, "group": integer,
+                          "cols": integer, "act_width": integer, "scale_width": integer,
+                          "msb_first": boolean}),
+    "bram": Entry(_bram, {"width": integer, "depth": integer, "read_latency": integer}),
+    "scratchpad": Entry(_scratchpad, {"width": integer, "depth": integer, "banks": integer}),
+    "fifo": Entry(_fifo, {"width": integer, "depth": integer}),
+    # --config KEY=VALUE (repeated): the SoCConfig fields; --pipelined false: classic B4
+    "core": Entry(_core, {"config": lambda items: list(items), "pipelined": boolean}),
 }
+
+#: parameters that may be given more than once (their parser gets the list of values)
+REPEATED = {"config"}
 
 
 class UsageError(Exception):
@@ -197,10 +299,131 @@ def _parse_options(component, rest):
             i += 2
         else:
             raise UsageError(f"{component}: {key} needs a value")
+        if key.lstrip("-").replace("-", "_") in REPEATED:
+            options.setdefault(key, []).append(text)
+            continue
         if key in options:
             raise UsageError(f"{component}: {key} given twice")
         options[key] = text
     return options
+
+
+# ---- the Verilog and its header --------------------------------------------------------
+
+def _layout_lines(name, shape, lo, indent="//     "):
+    """Which bits of a packed port (a ``data.Layout``) are which field: one line per field,
+    arrays as their element's stride."""
+    from amaranth import Shape
+    from amaranth.lib import data
+    out = []
+    if isinstance(shape, data.ArrayLayout):
+        elem = shape.elem_shape
+        v = "ijklmn"[min(5, name.count("["))]
+        w = elem.size if isinstance(elem, data.Layout) else Shape.cast(elem).width
+        out.append(f"{indent}{name}[{v}], {v} = 0..{shape.length - 1}: bits "
+                   f"[{lo} + {w}*{v} + {w - 1} : {lo} + {w}*{v}]"
+                   + (" (fields below: bits within the element)"
+                      if isinstance(elem, data.Layout) else f" ({elem!r})"))
+        if isinstance(elem, data.Layout):
+            out += _layout_lines(f"{name}[{v}]", elem, 0, indent + "  ")
+        return out
+    if isinstance(shape, data.Layout):
+        for n, f in shape:
+            hi = lo + f.offset + f.width - 1
+            if isinstance(f.shape, data.Layout):
+                out.append(f"{indent}{name}.{n}: bits [{hi}:{lo + f.offset}]")
+                out += _layout_lines(f"{name}.{n}", f.shape, lo + f.offset, indent + "  ")
+            else:
+                out.append(f"{indent}{name}.{n}: bits [{lo + f.offset + f.width - 1}:"
+                           f"{lo + f.offset}] ({f.shape!r})")
+    return out
+
+
+def port_layout(component):
+    """The component's ports as ``(name, direction, width, layout lines)``, named as
+    :func:`amaranth.back.verilog.convert` names them (``path__member``)."""
+    from amaranth import Shape
+    from amaranth.lib import data, wiring
+
+    ports = []
+
+    # a member's signature is already flipped for an In member: its flows are the
+    # component's
+    def walk(members, path):
+        for name, m in members.items():
+            # arrays of members (``In(...).array(n)``) are named path__name__index
+            for idx in itertools.product(*(range(d) for d in m.dimensions)):
+                here = path + (name,) + tuple(str(i) for i in idx)
+                if m.is_signature:
+                    walk(m.signature.members, here)
+                    continue
+                pname = "__".join(here)
+                shape = m.shape
+                width = (shape.size if isinstance(shape, data.Layout)
+                         else Shape.cast(shape).width)
+                lines = (_layout_lines(pname, shape, 0) if isinstance(shape, data.Layout)
+                         else [])
+                ports.append((pname, "input" if m.flow == wiring.In else "output", width,
+                              lines))
+
+    walk(component.signature.members, ())
+    return ports
+
+
+def header(component_name, options, component):
+    """The header comment: the component, its configuration, every port and the bit
+    layout of every packed one."""
+    lines = [f"// mxhw {component_name}: {type(component).__name__}, generated by "
+             f"python -m mxhw.export", "// configuration:"]
+    cfg = getattr(component, "config", None)
+    if dataclasses.is_dataclass(cfg):
+        lines += [f"//   {f.name} = {getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg)]
+    for k, v in options.items():
+        if dataclasses.is_dataclass(cfg) and k.lstrip("-") == "config":
+            continue
+        lines.append(f"//   {k.lstrip('-')} = {v}")
+    if len(lines) == 2:
+        lines.append("//   (defaults)")
+    lines.append("// ports (clk, rst: the sync domain):")
+    for name, direction, width, layout in port_layout(component):
+        lines.append(f"//   {direction} [{width - 1}:0] {name}")
+        lines += layout
+    return "\n".join(lines) + "\n"
+
+
+_SRC = re.compile(r'src = "([^"]*)"')
+
+
+def relativise_src(text, roots=None):
+    """``src`` attributes without the build machine's absolute paths: paths under the
+    project (or an installed package folder) become relative to it; other absolute paths
+    keep their file name only."""
+    import amaranth
+    if roots is None:
+        here = Path(__file__).resolve()
+        roots = [Path(amaranth.__file__).resolve().parents[1], here.parents[1]]
+    roots = [str(r).rstrip("/") + "/" for r in roots]
+
+    def fix(path):
+        if not path.startswith("/"):
+            return path
+        for r in roots:
+            if path.startswith(r):
+                return path[len(r):]
+        return path.rsplit("/", 1)[-1]
+
+    def attr(match):
+        parts = match.group(1).split("|")
+        return 'src = "' + "|".join(fix(p) for p in parts) + '"'
+
+    return _SRC.sub(attr, text)
+
+
+def to_verilog(component_name, options, component, top="top"):
+    """The component as Verilog: header, then the module(s), ``src`` paths relative."""
+    from amaranth.back import verilog
+    text = verilog.convert(component, name=top)
+    return header(component_name, options, component) + relativise_src(text)
 
 
 def main(argv=None):
@@ -220,8 +443,8 @@ def main(argv=None):
         dut = build(args.component, _parse_options(args.component, rest))
     except UsageError as e:
         parser.error(str(e))  # exit status 2
-    from amaranth.back import verilog
-    text = verilog.convert(dut, name=args.top)
+    options = _parse_options(args.component, rest)
+    text = to_verilog(args.component, options, dut, args.top)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(f"{args.output}: {args.component} ({type(dut).__name__}), "

@@ -17,7 +17,9 @@ address     access   meaning
                      :mod:`mxhw.soc.regmap` and ``soc/PROTOCOL.md``
 =========== ======== ==================================================================
 
-Reads of unmapped addresses return 0; writes to them are ignored.
+Reads of unmapped addresses return 0; writes to them are ignored. The registers, scratchpad
+and units are the :class:`~mxhw.soc.core.AcceleratorCore` on Wishbone B4; its map, generated
+from the code, is ``docs/core.md`` (:func:`mxhw.soc.core.render_map`).
 """
 
 
@@ -29,11 +31,9 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..lib.params import check_choice, check_int, check_pow2
-from ..mem import BlockRAM
 from ..systolic.array import DATAFLOWS
-from .bus import BusSignature, word_select
 from .gemm import GemmUnit, unit_format
-from .regmap import DATAFLOW_IDS, GEMM_BASE, UNIT_ADDR_BITS
+from .regmap import DATAFLOW_IDS, GEMM_BASE
 from .link import HostLink
 from .uart import UARTRx, UARTTx
 
@@ -151,7 +151,10 @@ class SoCConfig:
 
 
 class SoC(wiring.Component):
-    """The SoC core, between a byte stream and the registers/scratchpad/engine.
+    """The SoC: the host link, a bus master between a byte stream and the
+    :class:`~mxhw.soc.core.AcceleratorCore` (registers, scratchpad, compute units), which
+    it reaches through Wishbone B4 (pipelined): the link's word bus is bridged onto the
+    core's Wishbone port (:class:`~mxhw.soc.wishbone.WordBusToWishbone`).
 
     Members
     -------
@@ -161,10 +164,8 @@ class SoC(wiring.Component):
         Response bytes.
     """
 
-    #: cycles from the host link's bus read request to its read data: the request
-    #: register, the decode register beside the second request register, the slave's
-    #: read (block RAM or register), the per-source read-data register (for the
-    #: scratchpad, its block RAM's output register on ECP5)
+    #: cycles from the host link's bus read request to its read data: the core's latency
+    #: (:attr:`mxhw.soc.core.AcceleratorCore.LATENCY`)
     READ_LATENCY = 4
 
     def __init__(self, config: SoCConfig = SoCConfig(), *, timeout_cycles=None,
@@ -186,85 +187,20 @@ class SoC(wiring.Component):
         return self._config
 
     def elaborate(self, platform):
+        from .core import AcceleratorCore
+        from .wishbone import WordBusToWishbone
         m = Module()
         cfg = self._config
-        # the bus from the link is registered twice (request; then the address decode, as
-        # flags beside the request); each slave's read data is registered on its own (the
-        # scratchpad's in its block RAM's output register on ECP5) and the link takes the
-        # OR of those registers: reads take READ_LATENCY cycles, no path runs from the
-        # link's FSM into a slave, no address compare lies between a request register and
-        # a slave, and no logic follows a block RAM's output
+        m.submodules.core = core = AcceleratorCore(cfg)
+        assert core.LATENCY == self.READ_LATENCY
         m.submodules.link = link = HostLink(cfg.max_payload, self._timeout, self._quiet,
                                             read_latency=self.READ_LATENCY)
+        m.submodules.bridge = bridge = WordBusToWishbone()
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
-
-        # read latency 2: on ECP5 the second stage is the block RAM's output register
-        m.submodules.scratch = spad = BlockRAM(32, max(cfg.scratch_words, 2), read_latency=2)
-
-        cycles = Signal(32)
-        scratch = Signal(32)
-        m.d.sync += cycles.eq(cycles + 1)
-
-        bq = BusSignature().flip().create(path=("bus_q",))
-        m.d.sync += [bq.addr.eq(link.bus.addr), bq.w_data.eq(link.bus.w_data),
-                     bq.w_en.eq(link.bus.w_en), bq.r_en.eq(link.bus.r_en)]
-        bus = BusSignature().flip().create(path=("bus_d",))
-        m.d.sync += [bus.addr.eq(bq.addr), bus.w_data.eq(bq.w_data), bus.w_en.eq(bq.w_en),
-                     bus.r_en.eq(bq.r_en)]
-        # decode flags, registered beside ``bus``: the scratchpad's word addresses are
-        # SCRATCHPAD_BASE/4 + [0, scratch_words), with scratch_words a power of two; the
-        # registers are words 0 .. 2**rbits - 1
-        ibits = cfg.scratch_words.bit_length() - 1
-        rbits = (max(REGS.values()) >> 2).bit_length()
-        spad_hit, regs_hit = Signal(), Signal()
-        m.d.sync += [spad_hit.eq(bq.addr[ibits:] == (SCRATCHPAD_BASE >> 2) >> ibits),
-                     regs_hit.eq(bq.addr[rbits:] == 0)]
-        eng_data = 0
-        for i, (base, unit) in enumerate(cfg.units()):
-            m.submodules[f"gemm{i}" if i else "gemm"] = unit
-            hit = Signal(name=f"unit_hit{i}")
-            m.d.sync += hit.eq(bq.addr[UNIT_ADDR_BITS:] == (base >> 2) >> UNIT_ADDR_BITS)
-            m.d.comb += [unit.bus.addr.eq(bus.addr[:UNIT_ADDR_BITS]),
-                         unit.bus.w_data.eq(bus.w_data), unit.bus.w_en.eq(bus.w_en & hit),
-                         unit.bus.r_en.eq(bus.r_en & hit)]
-            # a unit's read data is 0 unless it was asked for a read
-            eng_data = eng_data | unit.bus.r_data
-        widx = bus.addr[:ibits]
-        m.d.comb += [spad.w_addr.eq(widx), spad.w_data.eq(bus.w_data),
-                     spad.w_en.eq(bus.w_en & spad_hit), spad.r_addr.eq(widx)]
-
-        major, minor, patch = VERSION
-        regs = {
-            REGS["ID"]: ID_VALUE,
-            REGS["VERSION"]: major << 16 | minor << 8 | patch,
-            REGS["FEATURES"]: cfg.features(),
-            REGS["CLK_HZ"]: cfg.clk_hz,
-            REGS["CYCLES"]: cycles,
-            REGS["LINK_ERRORS"]: link.errors,
-            REGS["SCRATCH"]: scratch,
-        }
-        with m.If(bus.w_en & regs_hit & (bus.addr[:rbits] == REGS["SCRATCH"] >> 2)):
-            m.d.sync += scratch.eq(bus.w_data)
-
-        # reads: registers answer on the next cycle, like the scratchpad's read port (a
-        # multiplexer on the low word-address bits, registered every cycle: reads have no
-        # side effects; whether the registers were read is a flag beside it, applied in
-        # the next stage, so no read decode lies in front of the 32 data flip-flops)
-        reg_data = Signal(32, reset_less=True)     # written every cycle: no reset
-        read_spad, read_regs = Signal(), Signal()
-        word, _ = word_select({a >> 2: v for a, v in regs.items()}, bus.addr, rbits)
-        m.d.sync += [reg_data.eq(word), read_spad.eq(bus.r_en & spad_hit),
-                     read_regs.eq(bus.r_en & regs_hit)]
-        # one more register stage per source: the scratchpad's second read stage (on ECP5
-        # the block RAM's output register), its hit flag beside it; the registers' word
-        # (cleared unless read) and the GEMM unit's (already 0 unless read) are ORed into
-        # one register. The link reads the OR of the two, one LUT level.
-        spad_v, other_q = Signal(), Signal(32, reset_less=True)
-        m.d.sync += [spad_v.eq(read_spad),
-                     other_q.eq((read_regs.replicate(32) & reg_data) | eng_data)]
-        m.d.comb += [bus.r_data.eq((spad_v.replicate(32) & spad.r_data) | other_q),
-                     link.bus.r_data.eq(bus.r_data)]
+        wiring.connect(m, link.bus, bridge.bus)
+        wiring.connect(m, bridge.wb, core.bus)
+        m.d.comb += core.link_errors.eq(link.errors)
         return m
 
 
