@@ -9,7 +9,8 @@ import struct
 from dataclasses import dataclass
 
 __all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "header_status",
-           "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD"]
+           "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD",
+           "check_words"]
 
 SYNC_REQ = 0xA5
 SYNC_RESP = 0x5A
@@ -46,11 +47,46 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return crc
 
 
+def _check_field(name, value, bits):
+    """``value`` must be an int (not a bool) in ``[0, 2**bits)``: TypeError / ValueError."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{name} must be in [0, 2**{bits}), not {value}")
+    return value
+
+
+def check_words(words):
+    """``words`` as a list of ints, each in ``[0, 2**32)`` (not a bool or float):
+    TypeError / ValueError naming the first bad one."""
+    words = list(words)
+    for i, w in enumerate(words):
+        _check_field(f"word {i}", w, 32)
+    return words
+
+
 def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> bytes:
-    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE."""
+    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE.
+
+    Fields that cannot be encoded are refused (nothing wraps): ``cmd`` outside a byte,
+    ``addr`` outside ``[0, 2**32)``, ``length`` outside ``[0, 2**16)``, a READ or WRITE
+    whose last byte ``addr + length - 1`` lies past ``2**32 - 1``, a payload that is not
+    bytes: ``TypeError`` for a wrong type (bool, float), ``ValueError`` for a value out
+    of range. Unknown commands, unaligned addresses and bad lengths are encodable (the
+    device answers them with an error status: :func:`header_status`).
+    """
+    _check_field("cmd", cmd, 8)
+    _check_field("addr", addr, 32)
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    payload = bytes(payload)
     if cmd == Cmd.WRITE and length == 0:
         length = len(payload)
-    body = struct.pack("<BIH", cmd, addr & 0xFFFFFFFF, length & 0xFFFF) + bytes(payload)
+    _check_field("length", length, 16)
+    if cmd in (Cmd.READ, Cmd.WRITE) and addr + length > 1 << 32:
+        raise ValueError(f"addr 0x{addr:08x} + length {length} runs past the end of the "
+                         f"32-bit address space")
+    body = struct.pack("<BIH", cmd, addr, length) + payload
     return bytes([SYNC_REQ]) + body + struct.pack("<H", crc16(body))
 
 
