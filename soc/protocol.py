@@ -5,8 +5,14 @@ This is also the golden model the gateware link is tested against.
 
 from __future__ import annotations
 
+import numbers
 import struct
 from dataclasses import dataclass
+
+try:
+    from numpy import bool_ as np_bool
+except ImportError:  # pragma: no cover
+    np_bool = bool
 
 __all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "header_status",
            "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD",
@@ -49,8 +55,9 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
 
 def _check_field(name, value, bits):
     """``value`` must be an int (not a bool) in ``[0, 2**bits)``: TypeError / ValueError."""
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np_bool)):
         raise TypeError(f"{name} must be an integer, not {value!r}")
+    value = int(value)
     if not 0 <= value < 1 << bits:
         raise ValueError(f"{name} must be in [0, 2**{bits}), not {value}")
     return value
@@ -59,10 +66,7 @@ def _check_field(name, value, bits):
 def check_words(words):
     """``words`` as a list of ints, each in ``[0, 2**32)`` (not a bool or float):
     TypeError / ValueError naming the first bad one."""
-    words = list(words)
-    for i, w in enumerate(words):
-        _check_field(f"word {i}", w, 32)
-    return words
+    return [_check_field(f"word {i}", w, 32) for i, w in enumerate(words)]
 
 
 def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> bytes:
@@ -75,14 +79,14 @@ def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> b
     of range. Unknown commands, unaligned addresses and bad lengths are encodable (the
     device answers them with an error status: :func:`header_status`).
     """
-    _check_field("cmd", cmd, 8)
-    _check_field("addr", addr, 32)
+    cmd = _check_field("cmd", cmd, 8)
+    addr = _check_field("addr", addr, 32)
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
     payload = bytes(payload)
     if cmd == Cmd.WRITE and length == 0:
         length = len(payload)
-    _check_field("length", length, 16)
+    length = _check_field("length", length, 16)
     if cmd in (Cmd.READ, Cmd.WRITE) and addr + length > 1 << 32:
         raise ValueError(f"addr 0x{addr:08x} + length {length} runs past the end of the "
                          f"32-bit address space")
