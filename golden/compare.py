@@ -30,6 +30,8 @@ the synthetic ones do).
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
 import sys
 
 import numpy as np
@@ -155,13 +157,55 @@ def main(argv=None) -> int:
             _check_name(n)
     except ValueError as e:
         p.error(f"--formats: {e}")
-    tensors = {a.tensor: np.load(a.tensor)} if a.tensor else synthetic(a.seed)
-    text, rows = table(tensors, names)
+    if a.plot:
+        folder = os.path.dirname(os.path.abspath(a.plot))
+        if not os.path.isdir(folder):
+            _fail(f"--plot: folder {folder!r} does not exist")
+    if a.tensor:
+        x = _load_tensor(a.tensor)
+        if isinstance(x, str):
+            _fail(x)
+        tensors = {a.tensor: x}
+    else:
+        tensors = synthetic(a.seed)
+    try:
+        text, rows = table(tensors, names)
+    except (ValueError, TypeError) as e:
+        _fail(str(e).splitlines()[0])
     print(wide(rows) if a.wide else text)
     if a.plot:
-        _plot(rows, a.plot)
+        try:
+            _plot(rows, a.plot)
+        except OSError as e:
+            _fail(f"--plot: cannot write {a.plot!r}: {e.strerror or e}")
         print(f"plot written to {a.plot}")
     return 0
+
+
+_PROG = "python -m mxhw.golden.compare"
+
+
+def _fail(msg):
+    """A CLI error: one line on stderr, exit status 2."""
+    print(f"{_PROG}: error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _load_tensor(path):
+    """The ``--tensor`` file as a non-empty, at least 1-D real array, or an error (str)."""
+    try:
+        x = np.load(path)
+    except FileNotFoundError:
+        return f"--tensor: no such file {path!r}"
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        return f"--tensor: {path!r} is not a .npy file ({type(e).__name__})"
+    if not isinstance(x, np.ndarray):
+        return f"--tensor: {path!r} holds several arrays (.npz); give one .npy array"
+    if x.ndim == 0:
+        return f"--tensor: {path!r} holds a 0-d array; give at least one axis"
+    if x.size == 0:
+        return f"--tensor: {path!r} holds an empty array of shape {x.shape}"
+    return x
 
 
 if __name__ == "__main__":

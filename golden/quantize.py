@@ -34,8 +34,14 @@ def to_numpy(x) -> np.ndarray:
     """A float64 NumPy copy of a NumPy array, a torch tensor (any float dtype) or a list."""
     if type(x).__module__.startswith("torch"):
         import torch  # optional dependency, only when given a tensor
+        if torch.is_tensor(x) and x.is_complex():
+            raise TypeError(f"cannot quantise a complex tensor ({x.dtype}): give its real "
+                            f"part explicitly")
         x = x.detach().to(device="cpu", dtype=torch.float64).numpy()
     arr = np.asarray(x)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"cannot quantise a complex array ({arr.dtype}): give its real part "
+                        f"explicitly")
     if arr.dtype.kind not in "fiu":
         # ml_dtypes (bfloat16, float8...) are kind 'V'; they cast exactly to float64
         try:
@@ -328,7 +334,8 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
         The axis blocks run along. Ignored by 2-D tile formats (they tile the last two axes);
         checked and recorded but without effect for per-tensor formats (one block).
 
-    Raises ValueError for a 0-d tensor, and for an empty tensor with a per-tensor format.
+    Raises ValueError for a 0-d or an empty tensor (an axis of length 0), TypeError for
+    complex input (NumPy or torch).
     """
     fmt = _formats.get(fmt)
     if not isinstance(fmt, BlockFormat):
@@ -344,6 +351,9 @@ def quantize(x, fmt, axis: int = -1) -> MXArray:
     if fmt.per_tensor and x.size == 0:
         raise ValueError(f"{fmt.name} has one scale per tensor; cannot quantise an empty "
                          f"tensor of shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"cannot quantise an empty tensor (shape {x.shape}): every axis "
+                         f"needs at least one element")
     if fmt.codec is not None:  # NVFP4's two-level scale, MX+'s extended element
         from importlib import import_module
         return import_module(f".{fmt.codec}", __package__).quantize(x, fmt, axis)

@@ -12,9 +12,12 @@ UART's bit timing is skipped, everything from the byte stream inward is the real
 
 from __future__ import annotations
 
+import functools
 import struct
+import threading
 import time
 
+from ..lib.params import check_int, check_number
 from ..systolic.driver import zero_code
 from . import protocol as P
 from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lanes_log2,
@@ -29,7 +32,24 @@ class NoResponse(TimeoutError):
 
 
 class DeviceError(RuntimeError):
-    """The device answered with an error status."""
+    """The device answered with an error status (``status``: its code)."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+_CMD_NAMES = {P.Cmd.PING: "PING", P.Cmd.READ: "READ", P.Cmd.WRITE: "WRITE"}
+
+
+def _locked(method):
+    """Run ``method`` holding the Accelerator's lock (calls from threads serialise)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            self._check_open()
+            return method(self, *args, **kwargs)
+    return run
 
 
 class SimTransport:
@@ -183,6 +203,22 @@ class SimTransport:
         data, self._in = bytes(self._in[:n]), self._in[n:]
         return data
 
+    def drain(self, quiet: float = 0.0):
+        """Discard every response byte no call waits for: with ``quiet > 0`` first let the
+        device run up to ``quiet`` seconds (at most its watchdog and quiet gap, after which
+        a half-received packet has been answered), so late answers are discarded too."""
+        if quiet > 0:
+            self.idle(min(int(quiet * self.config.clk_hz), self._dut_settle))
+        self._in.clear()
+
+    @property
+    def _dut_settle(self):
+        """Cycles after which the SoC has answered anything it received: its watchdog,
+        its quiet gap and a maximal response (bytes link: a byte per cycle)."""
+        if self.link == "uart":
+            return self.config.clk_hz // 10 + 2 * 10 * self._div * (self.config.max_payload + 8)
+        return 20_000 + 64 + 2 * (self.config.max_payload + 8) + 64
+
     def close(self):
         if self.backend == "compiled":
             self._model.close()
@@ -246,47 +282,168 @@ class SerialTransport:
 class Accelerator:
     """The host's handle on an mxhw SoC.
 
+    Every exchange is checked (``soc/PROTOCOL.md``, "What the driver guarantees"): a
+    response must start with the response sync byte, carry a good CRC and exactly the
+    length its request asked for (a READ of ``n`` bytes: ``n`` with status OK, else 0);
+    anything else raises :class:`~mxhw.soc.protocol.ProtocolError`, a missing or short
+    answer :class:`NoResponse`. After any failed or interrupted exchange (a timeout, a bad
+    response, a ``KeyboardInterrupt`` between request and response) the driver
+    re-synchronises before its next request: it discards whatever the device sends until
+    the line has been quiet for ``resync_time`` seconds, so a late answer is never taken
+    for the next call's. Before every request it discards bytes already received (a
+    duplicated answer). Idempotent requests (READ, PING) are retried ``retries`` times
+    (default once) after a timeout, a bad response, or a BAD_CRC/TIMEOUT status; WRITEs
+    are not (the device may have executed it). The link has no sequence numbers: a
+    response is matched to its request by command (length) and by order.
+
+    One lock serialises the calls: an Accelerator may be shared between threads, each
+    public call (``matmul`` included) running whole before another starts. It is a
+    context manager; :meth:`close` closes the transport, after which calls raise
+    ``RuntimeError``.
+
     Parameters
     ----------
-    transport : SimTransport or SerialTransport (anything with write/read)
+    transport : SimTransport or SerialTransport (anything with write/read; ``drain`` and
+        ``close`` are used when present)
     timeout : float
         Seconds to wait for each response.
+    resync_time : float
+        Quiet seconds that end a re-synchronisation (longer than the device's watchdog,
+        100 ms, after which it has answered a half-received packet).
+    retries : int
+        Extra attempts of an idempotent request (0 or more).
     """
 
-    def __init__(self, transport, timeout: float = 1.0):
+    #: requests the driver may send twice: they change no state
+    IDEMPOTENT = (P.Cmd.PING, P.Cmd.READ)
+    #: device statuses worth a retry of an idempotent request (corruption on the line)
+    TRANSIENT = (P.Status.BAD_CRC, P.Status.TIMEOUT)
+
+    def __init__(self, transport, timeout: float = 1.0, resync_time: float = 0.2,
+                 retries: int = 1):
+        check_number("timeout", timeout, 0)
+        check_number("resync_time", resync_time, 0)
+        check_int("retries", retries, 0, 10)
         self.transport = transport
         self.timeout = timeout
+        self.resync_time = resync_time
+        self.retries = retries
+        self._lock = threading.RLock()
+        self._stale = False          # a response may still be on its way: re-synchronise
+        self._closed = False
+        self._scratch_words = None   # read from FEATURES on first use
 
     @classmethod
     def simulated(cls, config=None, backend="pysim", link="bytes"):
         """An Accelerator on the SoC gateware in simulation (see :class:`SimTransport`)."""
         return cls(SimTransport(config, backend=backend, link=link))
 
+    # ---- lifetime ----
+    def close(self):
+        """Close the transport (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                close = getattr(self.transport, "close", None)
+                if close is not None:
+                    close()
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     # ---- protocol ----
-    def _xfer(self, pkt: bytes) -> P.Response:
+    def _drain(self, quiet):
+        """Discard received bytes; with ``quiet > 0`` until none came for ``quiet`` s."""
+        drain = getattr(self.transport, "drain", None)
+        if drain is not None:
+            drain(quiet)
+            return
+        while self.transport.read(1 << 16, quiet):
+            if quiet <= 0:
+                break
+
+    def _read(self, n, what):
+        data = self.transport.read(n, self.timeout)
+        if len(data) < n:
+            raise NoResponse(f"the device did not answer within {self.timeout} s ({what}: "
+                             f"{len(data)} of {n} bytes; is the board programmed and on "
+                             f"this port?)")
+        return data
+
+    def _exchange(self, pkt, cmd, expect):
+        self._drain(self.resync_time if self._stale else 0)
+        self._stale = True           # until a whole, matching response has been read
         self.transport.write(pkt)
-        head = self.transport.read(4, self.timeout)
-        if len(head) < 4:
-            raise NoResponse(f"the device did not answer within {self.timeout} s "
-                             f"(is the board programmed and on this port?)")
-        length = head[2] | head[3] << 8
-        rest = self.transport.read(length + 2, self.timeout)
-        resp, _ = P.parse_response(head + rest)
+        head = self._read(4, "response header")
+        if head[0] != P.SYNC_RESP:
+            raise P.ProtocolError(f"response starts with 0x{head[0]:02x}, not "
+                                  f"0x{P.SYNC_RESP:02x}")
+        status, length = head[1], head[2] | head[3] << 8
+        want = expect if status == P.Status.OK else 0
+        if length != want:
+            raise P.ProtocolError(f"a {length}-byte answer (status "
+                                  f"{P.Status.NAMES.get(status, status)}) to a "
+                                  f"{_CMD_NAMES.get(cmd, cmd)} that expects {want} bytes")
+        resp, _ = P.parse_response(head + self._read(length + 2, "response payload"))
+        self._stale = False
         if not resp.ok:
-            raise DeviceError(f"device answered {P.Status.NAMES.get(resp.status, resp.status)}")
+            name = P.Status.NAMES.get(resp.status, resp.status)
+            raise DeviceError(f"device answered {name}", resp.status)
         return resp
+
+    def _xfer(self, pkt: bytes) -> P.Response:
+        """Send request ``pkt``, return its checked response (retrying an idempotent one)."""
+        cmd = pkt[1]
+        expect = (pkt[6] | pkt[7] << 8) if cmd == P.Cmd.READ else 0
+        attempts = 1 + (self.retries if cmd in self.IDEMPOTENT else 0)
+        with self._lock:
+            self._check_open()
+            for attempt in range(attempts):
+                try:
+                    return self._exchange(pkt, cmd, expect)
+                except (NoResponse, P.ProtocolError, DeviceError) as e:
+                    transient = not isinstance(e, DeviceError) or e.status in self.TRANSIENT
+                    if attempt == attempts - 1 or not transient:
+                        raise
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError("this Accelerator is closed")
 
     def _wait(self, cycles):
         """Before polling: let a simulated device run ``cycles`` cycles, a lower bound of
         the operation's time (a transport without ``idle``, a real link, polls at once)."""
         idle = getattr(self.transport, "idle", None)
         if idle is not None:
-            idle(cycles)
+            with self._lock:
+                idle(cycles)
 
+    @staticmethod
+    def _check_span(addr, n):
+        """Word address ``addr`` and ``n`` words: inside the 32-bit address space."""
+        check_int("addr", addr, 0, (1 << 32) - 4)
+        check_int("n", n, 0)
+        if addr % 4:
+            raise ValueError(f"addr must be word aligned (a multiple of 4), not 0x{addr:x}")
+        if addr + 4 * n > 1 << 32:
+            raise ValueError(f"{n} words from 0x{addr:08x} run past the end of the 32-bit "
+                             f"address space")
+
+    @_locked
     def ping(self):
         self._xfer(P.request(P.Cmd.PING))
 
+    @_locked
     def read_words(self, addr: int, n: int) -> list[int]:
+        """``n`` words from byte address ``addr`` (word aligned; ``n = 0``: none)."""
+        self._check_span(addr, n)
         out = []
         step = P.MAX_PAYLOAD // 4
         for i in range(0, n, step):
@@ -294,34 +451,63 @@ class Accelerator:
             out += self._xfer(P.request(P.Cmd.READ, addr + 4 * i, 4 * k)).words()
         return out
 
+    @_locked
     def write_words(self, addr: int, words):
-        words = list(words)
+        """Write ``words`` (ints in ``[0, 2**32)``) from byte address ``addr``."""
+        words = P.check_words(words)
+        self._check_span(addr, len(words))
         step = P.MAX_PAYLOAD // 4
         for i in range(0, len(words), step):
             chunk = words[i:i + step]
             self._xfer(P.request(P.Cmd.WRITE, addr + 4 * i,
                                  payload=struct.pack(f"<{len(chunk)}I", *chunk)))
 
+    @_locked
     def read_reg(self, name: str) -> int:
         if name not in REGS:
             raise KeyError(f"unknown register {name!r}; registers: {', '.join(REGS)}")
         return self.read_words(REGS[name], 1)[0]
 
+    @_locked
     def write_reg(self, name: str, value: int):
         if name not in REGS:
             raise KeyError(f"unknown register {name!r}; registers: {', '.join(REGS)}")
         self.write_words(REGS[name], [value])
 
+    @property
+    def scratch_words(self) -> int:
+        """The scratchpad's size in words, as the device reports it (FEATURES; read once)."""
+        with self._lock:
+            if self._scratch_words is None:
+                self._scratch_words = 1 << (self.read_reg("FEATURES") & 0xFF)
+            return self._scratch_words
+
+    def _check_scratch(self, offset_words, n):
+        check_int("offset_words", offset_words, 0)
+        check_int("n", n, 0)
+        if offset_words + n > self.scratch_words:
+            raise ValueError(f"scratch words {offset_words} .. {offset_words + n - 1} lie "
+                             f"outside the device's {self.scratch_words}-word scratchpad")
+
+    @_locked
     def write_scratch(self, offset_words: int, words):
+        """Write ``words`` from scratchpad word ``offset_words`` (checked against the
+        scratchpad size the device reports)."""
+        words = P.check_words(words)
+        self._check_scratch(offset_words, len(words))
         self.write_words(SCRATCHPAD_BASE + 4 * offset_words, words)
 
+    @_locked
     def read_scratch(self, offset_words: int, n: int) -> list[int]:
+        """``n`` words from scratchpad word ``offset_words`` (checked likewise)."""
+        self._check_scratch(offset_words, n)
         return self.read_words(SCRATCHPAD_BASE + 4 * offset_words, n)
 
     # ---- the GEMM unit ----
     def _gemm_reg(self, name):
         return self.read_words(GEMM_BASE + 4 * GEMM_REGS[name], 1)[0]
 
+    @_locked
     def gemm_config(self) -> dict:
         """The GEMM unit the device was built with, read from its registers
         (:data:`mxhw.soc.regmap.REGISTERS`); ``depth`` for a weight-stationary unit."""
@@ -342,6 +528,7 @@ class Accelerator:
             cfg["depth"] = self._gemm_reg("DEPTH")
         return cfg
 
+    @_locked
     def matmul(self, a, b, fmt_a=None, fmt_b=None, poll_limit=10_000):
         """``C = A @ B`` on the device, bit-exact to ``golden.gemm`` with the device's
         accumulation (``golden.fixed(acc_width, acc_frac)``, saturating, floor).
@@ -481,8 +668,12 @@ class Accelerator:
         arr = to_numpy(x)
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D, not of shape {arr.shape}")
+        if 0 in arr.shape:
+            raise ValueError(f"matmul needs non-empty operands (M, N and K >= 1): {name} has "
+                             f"shape {arr.shape}")
         return golden.quantize(arr, built, axis=axis)
 
+    @_locked
     def info(self) -> dict:
         """ID, version, feature and clock registers, decoded."""
         ident = self.read_reg("ID")

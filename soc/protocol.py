@@ -5,11 +5,18 @@ This is also the golden model the gateware link is tested against.
 
 from __future__ import annotations
 
+import numbers
 import struct
 from dataclasses import dataclass
 
+try:
+    from numpy import bool_ as np_bool
+except ImportError:  # pragma: no cover
+    np_bool = bool
+
 __all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "header_status",
-           "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD"]
+           "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD",
+           "check_words"]
 
 SYNC_REQ = 0xA5
 SYNC_RESP = 0x5A
@@ -46,11 +53,44 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return crc
 
 
+def _check_field(name, value, bits):
+    """``value`` must be an int (not a bool) in ``[0, 2**bits)``: TypeError / ValueError."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np_bool)):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    value = int(value)
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{name} must be in [0, 2**{bits}), not {value}")
+    return value
+
+
+def check_words(words):
+    """``words`` as a list of ints, each in ``[0, 2**32)`` (not a bool or float):
+    TypeError / ValueError naming the first bad one."""
+    return [_check_field(f"word {i}", w, 32) for i, w in enumerate(words)]
+
+
 def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> bytes:
-    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE."""
+    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE.
+
+    Fields that cannot be encoded are refused (nothing wraps): ``cmd`` outside a byte,
+    ``addr`` outside ``[0, 2**32)``, ``length`` outside ``[0, 2**16)``, a READ or WRITE
+    whose last byte ``addr + length - 1`` lies past ``2**32 - 1``, a payload that is not
+    bytes: ``TypeError`` for a wrong type (bool, float), ``ValueError`` for a value out
+    of range. Unknown commands, unaligned addresses and bad lengths are encodable (the
+    device answers them with an error status: :func:`header_status`).
+    """
+    cmd = _check_field("cmd", cmd, 8)
+    addr = _check_field("addr", addr, 32)
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    payload = bytes(payload)
     if cmd == Cmd.WRITE and length == 0:
         length = len(payload)
-    body = struct.pack("<BIH", cmd, addr & 0xFFFFFFFF, length & 0xFFFF) + bytes(payload)
+    length = _check_field("length", length, 16)
+    if cmd in (Cmd.READ, Cmd.WRITE) and addr + length > 1 << 32:
+        raise ValueError(f"addr 0x{addr:08x} + length {length} runs past the end of the "
+                         f"32-bit address space")
+    body = struct.pack("<BIH", cmd, addr, length) + payload
     return bytes([SYNC_REQ]) + body + struct.pack("<H", crc16(body))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 __all__ = ["GEMM_BASE", "REGION", "REGION_SHIFT", "UNIT_ADDR_BITS", "Register", "REGISTERS",
            "GEMM_REGS", "FIELDS", "FORMAT_IDS", "DATAFLOW_IDS", "encode", "decode",
-           "registers_for", "lanes_log2", "region_address"]
+           "field_range", "registers_for", "lanes_log2", "region_address"]
 
 GEMM_BASE = 0x2000_0000
 #: word-address bits a unit decodes (its slot is 2**UNIT_ADDR_BITS words)
@@ -88,8 +88,18 @@ def encode(reg, **values):
     word = 0
     for name, v in values.items():
         lo, width, _ = FIELDS[reg][name]
+        lo_v, hi_v = field_range(reg, name)
+        if not lo_v <= int(v) <= hi_v:
+            raise ValueError(f"{reg}.{name} = {v} does not fit its {width}-bit register "
+                             f"field (allowed {lo_v} .. {hi_v})")
         word |= (int(v) & ((1 << width) - 1)) << lo
     return word
+
+
+def field_range(reg, name):
+    """``(lowest, highest)`` value register field ``reg.name`` holds (:data:`FIELDS`)."""
+    _, width, signed = FIELDS[reg][name]
+    return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
 
 
 def decode(reg, word):

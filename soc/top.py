@@ -33,11 +33,12 @@ from .. import golden
 from ..lib.params import check_choice, check_int, check_pow2
 from ..systolic.array import DATAFLOWS
 from .gemm import GemmUnit, unit_format
-from .regmap import DATAFLOW_IDS, GEMM_BASE
+from .regmap import DATAFLOW_IDS, GEMM_BASE, field_range
 from .link import HostLink
 from .uart import UARTRx, UARTTx
 
-__all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS"]
+__all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS",
+           "LIMITS", "MAX_SCRATCH_WORDS"]
 
 ID_VALUE = 0x4D584857
 VERSION = (0, 1, 0)
@@ -47,6 +48,28 @@ SCRATCHPAD_BASE = 0x1000_0000
 REGS = {
     "ID": 0x00, "VERSION": 0x04, "FEATURES": 0x08, "CLK_HZ": 0x0C, "CYCLES": 0x10,
     "LINK_ERRORS": 0x14, "SCRATCH": 0x20,
+}
+
+
+#: the largest scratchpad: 65536 words (256 KiB, 128 of the 208 18-kbit block RAMs of the
+#: largest supported board's ECP5 LFE5U-85F, leaving the rest to the GEMM unit)
+MAX_SCRATCH_WORDS = 1 << 16
+
+#: upper bounds of the :class:`SoCConfig` fields (lower bounds and powers of two are
+#: checked as well): the register fields they are reported in
+#: (:data:`mxhw.soc.regmap.FIELDS`, the CLK_HZ word), the link's 16-bit length field, and
+#: memory sizes that fit the largest supported board (and elaborate in seconds)
+LIMITS = {
+    "clk_hz": 1_000_000_000,                  # a 32-bit CLK_HZ register; far above any FPGA
+    "baud": 12_000_000,                       # the fastest USB-UARTs (FT2232H)
+    "scratch_words": MAX_SCRATCH_WORDS,
+    "max_payload": 65532,                     # 16-bit length field, whole words
+    "rows": 32,                               # GEOMETRY.rows holds 255; the arrays <= 32
+    "cols": 32,
+    "acc_width": field_range("ACC", "width")[1],
+    "max_k": 4096,                            # GEOMETRY.log2_max_k; A/B memories' depth
+    "a_tiles": 64,                            # GEOMETRY.log2_a_tiles holds 2**15
+    "depth": 255,                             # the weight-stationary unit's tile height
 }
 
 
@@ -121,6 +144,18 @@ class SoCConfig:
         if self.a_tiles > 1 and self.dataflow != "output_stationary":
             raise ValueError("a_tiles applies to the output-stationary dataflow only "
                              "(leave it 1)")
+        self._check_bounds()
+
+    def _check_bounds(self):
+        """Upper bounds, checked before anything is elaborated (:data:`LIMITS`): what the
+        register fields hold (:data:`mxhw.soc.regmap.FIELDS`), the link's 16-bit length
+        field, and memories that fit the largest supported board's block RAM."""
+        for name, hi in LIMITS.items():
+            check_int(name, getattr(self, name), None, hi)
+        if self.max_payload % 4:
+            raise ValueError(f"max_payload must be a multiple of 4 in [4, 65532], "
+                             f"not {self.max_payload}")
+        check_int("acc_frac", self.acc_frac, None, field_range("ACC", "frac_bits")[1])
 
     @property
     def acc(self):

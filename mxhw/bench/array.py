@@ -12,6 +12,7 @@ pysim finishes in about a minute (key ``utilization_<M>x<N>x<K>_<R>x<C>``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -28,6 +29,9 @@ def measure(M, N, K, rows, cols, backend="pysim", fmt="mxint8", seed=0,
     from ..systolic import GemmEngine
     from ..systolic.driver import array_beats, tile_order, ws_engine_beats
 
+    from ..lib.params import check_int
+    for name, v in (("M", M), ("N", N), ("K", K), ("rows", rows), ("cols", cols)):
+        check_int(name, v, 1)
     rng = np.random.default_rng(seed)
     a = quantize(rng.standard_normal((M, K)), fmt, axis=1)
     b = quantize(rng.standard_normal((K, N)), fmt, axis=0)
@@ -79,7 +83,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     M, N, K = args.size
     R, C = args.array
-    r = measure(M, N, K, R, C, args.backend, dataflow=args.dataflow)
+    try:
+        r = measure(M, N, K, R, C, args.backend, dataflow=args.dataflow)
+    except (ValueError, TypeError) as e:   # a size the engine does not take: one line
+        print(f"{p.prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     key = (f"utilization_256_{R}x{C}" if (M, N, K) == (256, 256, 256)
            else f"utilization_{M}x{N}x{K}_{R}x{C}")
     if args.dataflow != "output_stationary":
