@@ -269,6 +269,15 @@ class SerialTransport:
             buf += self._ser.read(n - len(buf))
         return bytes(buf)
 
+    def drain(self, quiet: float = 0.0):
+        """Discard the bytes already received; with ``quiet > 0`` keep discarding until
+        the line has been silent for ``quiet`` seconds (a late answer is dropped too)."""
+        self._ser.reset_input_buffer()
+        if quiet > 0:
+            self._ser.timeout = quiet
+            while self._ser.read(4096):
+                pass
+
     def close(self):
         self._ser.close()
 

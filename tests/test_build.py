@@ -80,7 +80,7 @@ def test_cli_errors(capsys, args, msg):
     ("nope=1", "--config takes KEY=VALUE with KEY one of clk_hz, baud"),
     ("baud=fast", "--config baud needs an integer, not 'fast'"),
     ("scratch_words=100", "scratch_words must be a power of two, not 100"),
-    ("dataflow=ws", "dataflow must be one of output_stationary, weight_stationary, not 'ws'"),
+    ("dataflow=ws", "dataflow must be one of 'output_stationary', 'weight_stationary', not 'ws'"),
     ("depth=8", "depth applies to the weight-stationary dataflow only"),
 ])
 def test_bad_config(item, msg):
