@@ -31,6 +31,7 @@ import numpy as np
 
 from . import formats as _formats
 from .formats import BlockFormat, ElementFormat
+from .params import check_choice, check_int
 
 __all__ = ["ALIGN_ROUNDING", "align_block", "align_nan", "element_parts", "align_format"]
 
@@ -84,10 +85,8 @@ def _round_shift(x, r, rounding):
 
 def _check(fmt, out_width, rounding):
     fmt = align_format(fmt)
-    if not isinstance(out_width, int) or isinstance(out_width, bool) or out_width < 2:
-        raise ValueError(f"out_width must be an integer >= 2, not {out_width!r}")
-    if rounding not in ALIGN_ROUNDING:
-        raise ValueError(f"rounding must be one of {ALIGN_ROUNDING}, not {rounding!r}")
+    check_int("out_width", out_width, 2)
+    check_choice("rounding", rounding, ALIGN_ROUNDING)
     return fmt
 
 

@@ -3,7 +3,7 @@ per-tensor type selection.
 
 * ``flint4``: signed 4-bit flint, values {0, +-0.25, +-0.5, +-0.75, +-1, +-1.5, +-2, +-4}
   (x4: {0, +-1, +-2, +-3, +-4, +-6, +-8, +-16}, the list BitMoD's code uses for its ANT
-  baseline; FORMATS.md). Code layout (ours, not ANT's first-one bit encoding): sign (bit 3)
+  baseline; docs/FORMATS.md). Code layout (ours, not ANT's first-one bit encoding): sign (bit 3)
   + 3-bit magnitude index in ascending order; the -0 code (1000) is unused (NaN).
 * ``flint4_u``: unsigned 4-bit flint, x8 values {0..7, 8, 10, 12, 14, 16, 24, 32, 64}
   stored divided by 8; code = index in ascending order.
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 
 from . import formats as _f
+from .params import check_choice, check_int
 from .pergroup import FP16, int_element
 from .quantize import MXArray, quantize, to_numpy
 
@@ -74,8 +75,7 @@ def flint_values(bits: int, signed: bool = True) -> tuple:
     module doc). The values are exact binary fractions; ANT's final ``10 / max`` rescaling
     is left out (the absmax scale absorbs it).
     """
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 3 <= bits <= 12:
-        raise ValueError(f"flint_values: bits must be an integer in [3, 12], not {bits!r}")
+    check_int("flint_values: bits", bits, 3, 12)
     B = bits - 1 if signed else bits
     vals = [0.0]
     # negative exponents -1 .. -B: exponent -(i+1) is coded with i+2 bits (first-one
@@ -112,10 +112,9 @@ def ant_format(n: int, bits: int = 4) -> _f.BlockFormat:
     ``bits=4``: int, flint, PoT, float (``sint4``, ``flint4``, ``pot4``, ``fp4_e2m1``);
     ``bits=8``: int, flint (``sint8``, ``flint8``); see the module doc.
     """
-    if bits not in (4, 8) or isinstance(bits, bool):
-        raise ValueError(f"ant_format: bits must be 4 or 8, not {bits!r}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"ant_format: n must be a positive integer, not {n!r}")
+    check_int("ant_format: bits", bits)
+    check_choice("ant_format: bits", bits, (4, 8))
+    check_int("ant_format: n", n, 1)
     if bits == 4:
         cands = (int_element(4), FLINT4, POT4, _f.get("fp4_e2m1"))
         what = "int, flint, PoT, float"

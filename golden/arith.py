@@ -35,6 +35,7 @@ import numpy as np
 
 from . import formats as _formats
 from .formats import ElementFormat
+from .params import check_choice, check_int
 from .quantize import MXArray, expand_blocks, quantize
 
 __all__ = ["Accumulation", "EXACT", "FP32", "fixed", "element_ints", "element_product",
@@ -69,19 +70,12 @@ class Accumulation:
     rounding: str = "floor"
 
     def __post_init__(self):
-        if self.mode not in ("exact", "fp32", "fixed"):
-            raise ValueError(f"mode must be 'exact', 'fp32' or 'fixed', not {self.mode!r}")
+        check_choice("mode", self.mode, ("exact", "fp32", "fixed"))
         if self.mode == "fixed":
-            if not isinstance(self.width, int) or self.width < 2:
-                raise ValueError(f"fixed accumulation needs an integer width >= 2, "
-                                 f"not {self.width!r}")
-            if not isinstance(self.frac_bits, int):
-                raise ValueError(f"fixed accumulation needs an integer frac_bits, "
-                                 f"not {self.frac_bits!r}")
-            if self.overflow not in ("saturate", "wrap"):
-                raise ValueError(f"overflow must be 'saturate' or 'wrap', not {self.overflow!r}")
-            if self.rounding not in ("floor", "rne"):
-                raise ValueError(f"rounding must be 'floor' or 'rne', not {self.rounding!r}")
+            check_int("fixed accumulation: width", self.width, 2)
+            check_int("fixed accumulation: frac_bits", self.frac_bits)
+            check_choice("overflow", self.overflow, ("saturate", "wrap"))
+            check_choice("rounding", self.rounding, ("floor", "rne"))
         elif self.width is not None or self.frac_bits is not None:
             raise ValueError(f"width and frac_bits apply to fixed accumulation, not {self.mode!r}")
 

@@ -3,7 +3,7 @@
 Values: the paper (Sec. on FP3/FP4 extensions) and abdelfattah-lab/BitMoD-HPCA-25,
 ``bitmod_quant/quant_utils/quant_weight.py`` (its FP3_ER_POS / FP3_ER_NEG / FP3_EA_POS /
 FP3_EA_NEG lists, and the FP4 lists with the extra value 5 (ER) or 8 (EA) on the positive
-or negative side); candidate order ER+, ER-, EA+, EA- (FORMATS.md).
+or negative side); candidate order ER+, ER-, EA+, EA- (docs/FORMATS.md).
 
 Encoding (shared with :mod:`golden.bitserial`): FP4 code = sign (bit 3) + E2M1 magnitude;
 FP3 code = sign (bit 2) + 2-bit magnitude index into {0, 1, 2, 4}. The code of -0 (1000,
@@ -22,6 +22,7 @@ smallest exact squared error wins, ties to the first in ER+, ER-, EA+, EA-.
 from __future__ import annotations
 
 from . import formats as _f
+from .params import check_int
 from .pergroup import FP16
 
 __all__ = ["FP4_CANDIDATES", "FP3_CANDIDATES", "BITMOD_FP4", "BITMOD_FP3", "bitmod"]
@@ -52,11 +53,10 @@ def bitmod(family: str = "fp4", group: int = 128) -> _f.BlockFormat:
     cands = {"fp4": FP4_CANDIDATES, "fp3": FP3_CANDIDATES}
     if family not in cands:
         raise ValueError(f"bitmod: family must be 'fp4' or 'fp3', not {family!r}")
-    if not isinstance(group, int) or isinstance(group, bool) or group < 1:
-        raise ValueError(f"bitmod: group must be a positive integer, not {group!r}")
+    check_int("bitmod: group", group, 1)
     name = f"bitmod_{family}" + ("" if group == 128 else f"_g{group}")
-    if name in _f._REGISTRY:
-        return _f.get(name)
+    if _f.registered(name):
+        return _f.registered(name)
     return _f.BlockFormat(
         name=name, candidates=cands[family], scale=FP16, block=group, scale_rule="absmax",
         doc=f"BitMoD {family.upper()} (HPCA 2025): groups of {group}, FP16 absmax scale per "

@@ -1,6 +1,6 @@
 """Golden twins of the bit-serial (BitMoD-style) datapath.
 
-BitMoD (Chen et al., HPCA 2025; FORMATS.md) streams every weight through one bit-serial
+BitMoD (Chen et al., HPCA 2025; docs/FORMATS.md) streams every weight through one bit-serial
 PE. This module defines, bit-exactly, what the mxhw bit-serial datapath computes.
 
 Unified weight representation
@@ -57,6 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .params import check_int
+
 __all__ = [
     "WeightType", "WEIGHT_TYPES", "FAMILIES", "weight_type", "family", "family_bits",
     "weight_ints", "terms", "booth_radix4", "serial_bits", "from_serial_bits",
@@ -82,29 +84,17 @@ def _min_bits(values) -> int:
 
 @dataclass(frozen=True)
 class WeightType:
-    """One weight data type as the bit-serial datapath sees it.
-
-    Attributes
-    ----------
-    name : str
-    code_bits : int
-        Width of a code.
-    ints : tuple of int
-        ``ints[code]``: the signed integer the code maps to (``value = int * 2**lsb_exp``).
-    lsb_exp : int
-    bits : int
-        Two's-complement bits the serial form of this type needs (the PE's precision).
-    values : tuple of float
-        ``values[code]`` (the type's grid, ``ints * 2**lsb_exp``).
-    """
+    """One weight data type as the bit-serial datapath sees it: code ``c`` of
+    ``code_bits`` bits stands for ``ints[c] * 2**lsb_exp`` (``values[c]``)."""
 
     name: str
-    code_bits: int
-    ints: tuple
+    code_bits: int      # width of a code
+    ints: tuple         # ints[code]: the signed integer the code maps to
     lsb_exp: int
 
     @property
     def bits(self) -> int:
+        """Two's-complement bits the serial form of this type needs (the PE's precision)."""
         return _min_bits(self.ints)
 
     @property
@@ -116,7 +106,7 @@ class WeightType:
         return max(abs(v) for v in self.values)
 
 
-# BitMoD grids (FORMATS.md). FP4: codes are E2M1 sign-magnitude; the -0 code (1000) holds
+# BitMoD grids (docs/FORMATS.md). FP4: codes are E2M1 sign-magnitude; the -0 code (1000) holds
 # the extra value. FP3: code = sign bit (MSB) + 2-bit magnitude index into {0, 1, 2, 4};
 # the -0 code (100) holds the extra value.
 _FP4_MAG = (0, 1, 2, 3, 4, 6, 8, 12)          # E2M1 magnitudes x 2 (0, .5, 1, 1.5, 2, 3, 4, 6)
@@ -324,26 +314,16 @@ def dequant_serial(sums, scales, scale_width: int, acc_width: int) -> int:
 
 @dataclass(frozen=True)
 class BitModInt:
-    """A weight matrix quantised with integer group scales (see the module doc).
-
-    Attributes
-    ----------
-    family : str
-    group : int
-    scale_bits : int
-    codes : int64 (rows, cols)
-    types : int64 (rows, cols // group) -- index into ``FAMILIES[family]``
-    scale_int : int64 (rows, cols // group), in [1, 2**scale_bits - 1]
-    row_exp : int64 (rows,)
-    """
+    """A weight matrix quantised with integer group scales (see the module doc), in groups
+    of ``group`` columns of the family ``family``; the array fields are int64."""
 
     family: str
     group: int
     scale_bits: int
-    codes: np.ndarray
-    types: np.ndarray
-    scale_int: np.ndarray
-    row_exp: np.ndarray
+    codes: np.ndarray       # (rows, cols): element codes
+    types: np.ndarray       # (rows, cols // group): index into FAMILIES[family]
+    scale_int: np.ndarray   # (rows, cols // group): in [1, 2**scale_bits - 1]
+    row_exp: np.ndarray     # (rows,)
 
     @property
     def type_names(self) -> np.ndarray:
@@ -385,11 +365,11 @@ def quantize_int_scale(w, family_name: str = "bitmod_fp4", group: int = 128,
     w = np.asarray(w, dtype=np.float64)
     if w.ndim != 2:
         raise ValueError(f"w must be 2-D, not of shape {w.shape}")
-    if not isinstance(group, int) or group < 1 or w.shape[1] % group:
+    check_int("group", group, 1)
+    if w.shape[1] % group:
         raise ValueError(f"group must be a positive integer dividing cols={w.shape[1]}, "
                          f"not {group!r}")
-    if not isinstance(scale_bits, int) or not 1 <= scale_bits <= 16:
-        raise ValueError(f"scale_bits must be an integer in [1, 16], not {scale_bits!r}")
+    check_int("scale_bits", scale_bits, 1, 16)
     if not np.isfinite(w).all():
         raise ValueError("w must be finite")
     cands = family(family_name)

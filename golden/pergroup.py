@@ -20,6 +20,7 @@ sizes from :func:`int_group` (unregistered, same naming).
 from __future__ import annotations
 
 from . import formats as _f
+from .params import check_int
 
 __all__ = ["FP16", "int_group", "int_element", "uint_element"]
 
@@ -29,42 +30,31 @@ FP16 = _f.register(_f.fp_format(
         "subnormal 2**-24. Used as a group scale (rounded RNE, saturating)."))
 
 
-def _check_bits(n):
-    if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 8:
-        raise ValueError(f"int_group: bits must be an integer in [2, 8], not {n!r}")
-
-
 def int_element(n: int) -> _f.ElementFormat:
     """Symmetric n-bit integer element ``sint{n}`` (codes two's complement, frac 0)."""
-    _check_bits(n)
-    name = f"sint{n}"
-    if name in _f._REGISTRY:
-        return _f.get(name)
-    return _f.register(_f.int_format(
-        name, n, frac_bits=0, symmetric=True,
+    check_int("int_group: bits", n, 2, 8)
+    return _f.intern(_f.int_format(
+        f"sint{n}", n, frac_bits=0, symmetric=True,
         doc=f"Symmetric {n}-bit integer {{-{(1 << (n - 1)) - 1}..{(1 << (n - 1)) - 1}}} "
             f"(two's complement code; the most negative code decodes but is never made)."))
 
 
 def uint_element(n: int) -> _f.ElementFormat:
     """Unsigned n-bit integer ``uint{n}`` (code c means c), as a value table."""
-    _check_bits(n)
-    name = f"uint{n}"
-    if name in _f._REGISTRY:
-        return _f.get(name)
-    return _f.register(_f.table_format(
-        name, range(1 << n), doc=f"Unsigned {n}-bit integer 0..{(1 << n) - 1} (code = value)."))
+    check_int("int_group: bits", n, 2, 8)
+    return _f.intern(_f.table_format(
+        f"uint{n}", range(1 << n), doc=f"Unsigned {n}-bit integer 0..{(1 << n) - 1} (code = "
+                                       f"value)."))
 
 
 def int_group(bits: int, group: int = 128, symmetric: bool = True) -> _f.BlockFormat:
     """INT``bits`` with one FP16 scale (and, asymmetric, an n-bit zero point) per group of
     ``group`` values along the quantised axis. Registered defaults are returned as is."""
-    _check_bits(bits)
-    if not isinstance(group, int) or isinstance(group, bool) or group < 1:
-        raise ValueError(f"int_group: group must be a positive integer, not {group!r}")
+    check_int("int_group: bits", bits, 2, 8)
+    check_int("int_group: group", group, 1)
     name = f"int{bits}_g{group}" + ("" if symmetric else "_asym")
-    if name in _f._REGISTRY:
-        return _f.get(name)
+    if _f.registered(name):
+        return _f.registered(name)
     if symmetric:
         return _f.BlockFormat(
             name=name, candidates=(int_element(bits),), scale=FP16, block=group,

@@ -205,6 +205,19 @@ def _encode_exponent(scale: ElementFormat, e: np.ndarray) -> np.ndarray:
     return np.where(e < 0, e + scale.n_codes, e)
 
 
+def _ratio_scale(span, elem, fmt):
+    """Scale codes and values of ``span / max_elem`` per block, RNE (saturating) in the
+    scale format; a block whose ``span`` is 0 gets scale 1.0. Raises ValueError if a scale
+    of a nonzero block underflows to zero."""
+    scale = fmt.scale
+    xval = np.where(span > 0, span / elem.max_magnitude, 1.0)
+    scodes = scale.encode(xval, rounding="rne", saturate=True)
+    sval = scale.decode(scodes)
+    if np.any(sval[span > 0] <= 0):
+        raise ValueError(f"{fmt.name}: a block scale underflowed to zero in {scale.name}")
+    return scodes, np.where(sval > 0, sval, 1.0)
+
+
 def _quantize_candidate(xb, amax, elem, fmt):
     """Scale codes, scale values and element codes for one candidate element format."""
     scale = fmt.scale
@@ -212,12 +225,7 @@ def _quantize_candidate(xb, amax, elem, fmt):
         lo = np.minimum(xb.min(axis=-1), 0.0)
         hi = np.maximum(xb.max(axis=-1), 0.0)
         span = hi - lo
-        xval = np.where(span > 0, span / elem.max_magnitude, 1.0)
-        scodes = scale.encode(xval, rounding="rne", saturate=True)
-        sval = scale.decode(scodes)
-        if np.any(sval[span > 0] <= 0):
-            raise ValueError(f"{fmt.name}: a block scale underflowed to zero in {scale.name}")
-        sval = np.where(sval > 0, sval, 1.0)
+        scodes, sval = _ratio_scale(span, elem, fmt)
         zcodes = fmt.zero_point.encode(-lo / sval, rounding="rne", saturate=True)
         zval = fmt.zero_point.decode(zcodes)
         codes = elem.encode(xb / sval[..., None] + zval[..., None], rounding=fmt.rounding,
@@ -227,12 +235,7 @@ def _quantize_candidate(xb, amax, elem, fmt):
         # the quotient in float64 (RNE), then RNE (saturating) to the scale format; an
         # all-zero block gets scale 1.0. For a binary32 scale (per-tensor FP8) this is
         # float32(amax / max_elem), the float64 -> float32 cast of NumPy.
-        xval = np.where(amax > 0, amax / elem.max_magnitude, 1.0)
-        scodes = scale.encode(xval, rounding="rne", saturate=True)
-        sval = scale.decode(scodes)
-        if np.any(sval[amax > 0] <= 0):
-            raise ValueError(f"{fmt.name}: a block scale underflowed to zero in {scale.name}")
-        sval = np.where(sval > 0, sval, 1.0)
+        scodes, sval = _ratio_scale(amax, elem, fmt)
         # x / scale in float64 (RNE), then encoded RNE below: for short scales (FP16,
         # binary32) a float64 quotient equals an element rounding midpoint only if the exact
         # quotient does, so this is one RNE rounding of the exact x / scale

@@ -10,6 +10,8 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lib.params import check_int
+
 __all__ = ["UARTRx", "UARTTx", "divisor_for"]
 
 
@@ -33,8 +35,7 @@ class _UART(wiring.Component):
     """Shared by receiver and transmitter: the validated, read-only ``divisor``."""
 
     def __init__(self, divisor, signature):
-        if not isinstance(divisor, int) or isinstance(divisor, bool):
-            raise TypeError(f"divisor must be an integer, not {divisor!r}")
+        check_int("divisor", divisor)
         if divisor < 4:
             raise ValueError(f"divisor must be at least 4 clock cycles per bit, not {divisor}")
         self._divisor = divisor
@@ -46,12 +47,8 @@ class _UART(wiring.Component):
 
 
 class UARTRx(_UART):
-    """UART receiver, 8 data bits, no parity, 1 stop bit.
-
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (>= 4).
+    """UART receiver, 8 data bits, no parity, 1 stop bit; ``divisor`` clock cycles per bit
+    (>= 4).
 
     Members
     -------
@@ -130,12 +127,7 @@ class UARTRx(_UART):
 
 
 class UARTTx(_UART):
-    """UART transmitter, 8N1.
-
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (>= 4).
+    """UART transmitter, 8N1; ``divisor`` clock cycles per bit (>= 4).
 
     Members
     -------

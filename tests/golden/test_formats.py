@@ -1,5 +1,5 @@
 """Element-format descriptors: decode and encode, against ml_dtypes, the published facts
-(FORMATS.md / OCP MX v1.0 / OFP8) and an independent Fraction-based rounding reference.
+(docs/FORMATS.md / OCP MX v1.0 / OFP8) and an independent Fraction-based rounding reference.
 
 Nothing here takes its expectation from ``golden`` itself: decode tables come from
 ``ml_dtypes`` and from the sign/exponent/mantissa formula written out below, rounding from
@@ -20,7 +20,7 @@ from hypothesis import given, strategies as st
 from mxhw import golden
 from mxhw.golden import formats
 
-# ---- published facts (FORMATS.md table; OCP MX v1.0 section 5.3, OFP8) ----------------
+# ---- published facts (docs/FORMATS.md table; OCP MX v1.0 section 5.3, OFP8) ----------------
 # name: bits, exp bits, man bits, bias, max normal, min normal, min subnormal (step for
 #       int8), emax, NaN codes, Inf codes
 FACTS = {
@@ -218,7 +218,7 @@ def test_published_facts(name):
     else:
         assert f.kind == "int" and f.min_normal is None
     assert f.max_normal == vmax
-    # int8: code -128 decodes to -2.0 (FORMATS.md) though the encoder never produces it
+    # int8: code -128 decodes to -2.0 (docs/FORMATS.md) though the encoder never produces it
     assert f.min_value == (-2.0 if name == "int8" else -vmax)
     assert f.min_subnormal == vmin_sub
     assert f.emax == emax

@@ -10,7 +10,7 @@ from mxhw.golden import formats as F
 
 
 def test_flint4_tables():
-    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, FORMATS.md / BitMoD's ANT list
+    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, docs/FORMATS.md / BitMoD's ANT list
     f = F.get("flint4")
     assert sorted(set((f.finite_values * 4).tolist())) == sorted(set(pub + [-v for v in pub]))
     assert np.isnan(f.table[8]) and f.encode([-0.0]).tolist() == [0]
@@ -54,13 +54,17 @@ def test_select_picks_pot_for_powers_of_two():
 
 
 def test_bad_params():
-    with pytest.raises(ValueError, match=r"^ant_format: bits must be 4 or 8, not 6$"):
+    with pytest.raises(ValueError, match=r"^ant_format: bits must be one of 4, 8, not 6$"):
         golden.ant.select(np.ones(4), bits=6)
-    with pytest.raises(ValueError, match=r"^ant_format: n must be a positive integer, not 0$"):
+    with pytest.raises(TypeError, match=r"^ant_format: bits must be an integer, not True$"):
+        golden.ant.ant_format(4, True)
+    with pytest.raises(ValueError, match=r"^ant_format: n must be >= 1, not 0$"):
         golden.ant.ant_format(0, 8)
-    for bad in (2, 13, 4.0, True):
-        with pytest.raises(ValueError, match=r"^flint_values: bits must be an integer in "
-                                             r"\[3, 12\], not "):
+    for bad in (2, 13):
+        with pytest.raises(ValueError, match=r"^flint_values: bits must be in \[3, 12\], not "):
+            golden.ant.flint_values(bad)
+    for bad in (4.0, True):
+        with pytest.raises(TypeError, match=r"^flint_values: bits must be an integer, not "):
             golden.ant.flint_values(bad)
 
 
@@ -84,7 +88,7 @@ def test_generator_reproduces_flint4():
     f4, u4 = F.get("flint4"), F.get("flint4_u")
     assert list(golden.ant.flint_values(4)) == f4.table[:8].tolist()
     assert list(golden.ant.flint_values(4, signed=False)) == u4.table.tolist()
-    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, FORMATS.md
+    pub = [0, 1, 2, 3, 4, 6, 8, 16]  # x4, docs/FORMATS.md
     assert [v * 4 for v in golden.ant.flint_values(4)] == pub
 
 

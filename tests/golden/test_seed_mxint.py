@@ -4,7 +4,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from support.hyp import budget
 
 from mxhw import golden
 from mxhw.golden import formats as F
@@ -60,24 +61,20 @@ def _mase_ref(v, n, ew=8):
     return e, out
 
 
-@settings(max_examples=40, deadline=None)
+@pytest.mark.parametrize("style", ["ocp", "mase"])
+@budget(40)
 @given(st.integers(2, 8), st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=32,
                                    max_size=32).filter(lambda v: any(v)))
-def test_ocp_matches_reference(n, v):
-    q = golden.quantize(np.array(v)[None], f"mxint{n}")
-    e, ints = _ocp_ref(v, n)
-    assert q.scales[0, 0] == e + 127
-    codes = q.elements[0]
-    assert [c - (1 << n) if c >> (n - 1) else c for c in codes.tolist()] == ints
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.integers(2, 8), st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=32,
-                                   max_size=32).filter(lambda v: any(v)))
-def test_mase_matches_reference(n, v):
-    q = golden.quantize(np.array(v)[None], f"mxint{n}_mase")
-    e, ints = _mase_ref(v, n)
-    assert q.scale_values()[0, 0] == 2.0 ** e
+def test_matches_reference(style, n, v):
+    """OCP: E8M0 scale code e + 127; MASE: the scale 2**e (a signed exponent code)."""
+    if style == "ocp":
+        q = golden.quantize(np.array(v)[None], f"mxint{n}")
+        e, ints = _ocp_ref(v, n)
+        assert q.scales[0, 0] == e + 127
+    else:
+        q = golden.quantize(np.array(v)[None], f"mxint{n}_mase")
+        e, ints = _mase_ref(v, n)
+        assert q.scale_values()[0, 0] == 2.0 ** e
     codes = q.elements[0]
     assert [c - (1 << n) if c >> (n - 1) else c for c in codes.tolist()] == ints
 
@@ -101,8 +98,14 @@ def test_mase_gemm():
 
 
 def test_bad_params():
-    with pytest.raises(ValueError, match=r"^mxint: bits must be an integer in \[2, 8\], not 1$"):
+    with pytest.raises(ValueError, match=r"^mxint: bits must be in \[2, 8\], not 1$"):
         golden.mxint.mxint(1)
+    with pytest.raises(TypeError, match=r"^mxint: bits must be an integer, not 4.0$"):
+        golden.mxint.mxint(4.0)
+    with pytest.raises(ValueError, match=r"^mxint: block must be >= 1, not 0$"):
+        golden.mxint.mxint(4, block=0)
+    with pytest.raises(ValueError, match=r"^mxint: exp_bits must be in \[2, 16\], not 1$"):
+        golden.mxint.mxint(4, style="mase", exp_bits=1)
     with pytest.raises(ValueError, match=r"^mxint: style must be 'ocp' or 'mase', not 'x'$"):
         golden.mxint.mxint(4, style="x")
     assert golden.mxint.mxint(4, block=16).block == 16

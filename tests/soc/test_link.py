@@ -3,7 +3,8 @@
 import struct
 
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, strategies as st
+from support.hyp import budget
 
 from mxhw import sim
 from mxhw.soc import protocol as P
@@ -203,7 +204,7 @@ ops = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@budget(60)
 @given(cmd=st.sampled_from([P.Cmd.PING, P.Cmd.READ, P.Cmd.WRITE, 3, 7, 0x80, 0xFF]),
        addr=st.one_of(st.integers(0, 15).map(lambda w: 4 * w), st.integers(0, 0xFFFF_FFFF)),
        length=st.one_of(st.integers(0, MAXP // 4).map(lambda w: 4 * w),
