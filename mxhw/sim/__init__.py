@@ -10,8 +10,9 @@ runs the same testbenches.
   (``backend="compiled"``, see :mod:`mxhw.sim.compiled`);
 * :func:`stream_put` / :func:`stream_get` -- one transfer on an ``amaranth.lib.stream``
   interface, with a bounded wait that fails with a message instead of hanging;
-* :func:`stream_send` / :func:`stream_recv` -- many transfers, with optional random
-  valid/ready toggling (back-pressure) from a seeded generator;
+* :func:`stream_send` / :func:`stream_recv` -- many transfers, with idle cycles before each
+  (valid gaps, back-pressure): given per beat (``gaps=``/``stalls=``, e.g. drawn by a
+  Hypothesis strategy) or drawn from a seeded generator;
 * :func:`stream_exchange` -- send a whole block of payloads on one stream while receiving
   on another, in one call; on the compiled back end the cycle loop runs in C
   (:meth:`mxhw.sim.compiled.Model.stream`), with the same cycles and results as the
@@ -30,6 +31,8 @@ Host drivers and batch runs use the compiled model directly::
         m.get(dut.o.payload)                # ints, lib.data views, lists for port arrays
         m.reset()                           # pulse rst
         m.run([(dut.a, xs), (dut.b, ys)], [dut.y])   # per-cycle vectors, loop in C
+
+How the back ends work, and their measurements: ``docs/sim.md``.
 """
 
 from __future__ import annotations
@@ -43,22 +46,18 @@ from pathlib import Path
 
 from amaranth.sim import Simulator
 
+from .timeout import DEFAULT_TIMEOUT, SimTimeout
+
 __all__ = ["run", "stream_put", "stream_get", "stream_send", "stream_recv", "stream_exchange",
            "draw_waits", "SimTimeout",
            "DEFAULT_TIMEOUT", "BACKENDS", "default_backend", "SimBackendFallback"]
 
 BACKENDS = ("pysim", "compiled")
 
-DEFAULT_TIMEOUT = 10_000
-
 
 class SimBackendFallback(UserWarning):
     """``MXHW_SIM_BACKEND=compiled`` asked for the compiled back end, but the design needs
     pysim (several clock domains, no component signature): it ran on pysim."""
-
-
-class SimTimeout(AssertionError):
-    """A bounded wait in a testbench ran out: the design under test did not respond."""
 
 
 def default_backend():
@@ -149,52 +148,45 @@ def _run_compiled(model, dut, testbenches, processes, clock, vcd, deadline):
         model.close()
 
 
-async def _put(ctx, payload_sig, valid_sig, ready_sig, payload, timeout):
-    ctx.set(payload_sig, payload)
-    ctx.set(valid_sig, 1)
-    for _ in range(timeout):
-        # sample at the clock edge itself: another testbench may drive ready this cycle
-        *_, ready = await ctx.tick().sample(ready_sig)
-        if ready:
-            ctx.set(valid_sig, 0)
-            return
-    raise SimTimeout(f"stream_put: ready never rose within {timeout} cycles")
-
-
-async def _get(ctx, valid_sig, payload_sig, ready_sig, timeout):
-    ctx.set(ready_sig, 1)
-    for _ in range(timeout):
-        *_, valid, payload = await ctx.tick().sample(valid_sig, payload_sig)
-        if valid:
-            ctx.set(ready_sig, 0)
-            return payload
-    raise SimTimeout(f"stream_get: valid never rose within {timeout} cycles")
-
-
 # The interface members are looked up once per call (a flipped interface's attribute access
 # costs microseconds, more than a compiled simulator's whole clock cycle).
 
 async def stream_put(ctx, stream, payload, timeout=DEFAULT_TIMEOUT):
     """Offer ``payload`` on ``stream`` (a flipped stream interface) until it is taken."""
-    await _put(ctx, stream.payload, stream.valid, stream.ready, payload, timeout)
+    await stream_send(ctx, stream, (payload,), timeout=timeout)
 
 
 async def stream_get(ctx, stream, timeout=DEFAULT_TIMEOUT):
     """Accept one payload from ``stream``; returns its value (``ctx.get`` form)."""
-    return await _get(ctx, stream.valid, stream.payload, stream.ready, timeout)
+    return (await stream_recv(ctx, stream, 1, timeout=timeout))[0]
 
 
-async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAULT_TIMEOUT):
-    """Send every payload in order; with ``rng``, idle a cycle with probability ``p_idle``
-    before each transfer (random valid gaps)."""
+def _waits(waits, rng, p, n):
+    """Idle-cycle counts before each of ``n`` beats: ``waits`` as given, else drawn one beat
+    at a time from ``rng`` (``None`` without either)."""
+    if waits is not None:
+        if len(waits) != n:
+            raise ValueError(f"need one wait count per beat ({n}), got {len(waits)}")
+        return iter(waits)
+    if rng is None:
+        return None
+    return (sum(1 for _ in iter(lambda: rng.random() < p, False)) for _ in range(n))
+
+
+async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAULT_TIMEOUT,
+                      gaps=None):
+    """Send every payload in order. Before payload ``n``, idle ``gaps[n]`` cycles (valid
+    low); without ``gaps`` but with ``rng``, idle while ``rng.random() < p_idle`` (random
+    valid gaps, drawn as :func:`draw_waits` draws them)."""
     payload_sig, valid_sig, ready_sig = stream.payload, stream.valid, stream.ready
+    waits = _waits(gaps, rng, p_idle, len(payloads))
     for p in payloads:
-        while rng is not None and rng.random() < p_idle:
+        for _ in range(next(waits) if waits is not None else 0):
             await ctx.tick()
-        # _put inlined: one coroutine level less per cycle
         ctx.set(payload_sig, p)
         ctx.set(valid_sig, 1)
         for _ in range(timeout):
+            # sample at the clock edge itself: another testbench may drive ready this cycle
             *_, ready = await ctx.tick().sample(ready_sig)
             if ready:
                 ctx.set(valid_sig, 0)
@@ -203,15 +195,17 @@ async def stream_send(ctx, stream, payloads, rng=None, p_idle=0.0, timeout=DEFAU
             raise SimTimeout(f"stream_put: ready never rose within {timeout} cycles")
 
 
-async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT_TIMEOUT):
-    """Receive ``count`` payloads; with ``rng``, hold ready low for a cycle with
-    probability ``p_stall`` before each transfer (random back-pressure)."""
+async def stream_recv(ctx, stream, count, rng=None, p_stall=0.0, timeout=DEFAULT_TIMEOUT,
+                      stalls=None):
+    """Receive ``count`` payloads. Before payload ``n``, hold ready low for ``stalls[n]``
+    cycles; without ``stalls`` but with ``rng``, while ``rng.random() < p_stall`` (random
+    back-pressure)."""
     valid_sig, payload_sig, ready_sig = stream.valid, stream.payload, stream.ready
+    waits = _waits(stalls, rng, p_stall, count)
     out = []
     for _ in range(count):
-        while rng is not None and rng.random() < p_stall:
+        for _ in range(next(waits) if waits is not None else 0):
             await ctx.tick()
-        # _get inlined: one coroutine level less per cycle
         ctx.set(ready_sig, 1)
         for _ in range(timeout):
             *_, valid, payload = await ctx.tick().sample(valid_sig, payload_sig)
@@ -232,13 +226,9 @@ def seeded_rng(seed):
 def draw_waits(rng, p, n):
     """``n`` idle-cycle counts, one per beat: each the number of successive
     ``rng.random() < p`` draws (the pattern :func:`stream_send` draws one beat at a time)."""
-    out = []
-    for _ in range(n):
-        k = 0
-        while rng is not None and p and rng.random() < p:
-            k += 1
-        out.append(k)
-    return out
+    if rng is None or not p:
+        return [0] * n
+    return list(_waits(None, rng, p, n))
 
 
 async def stream_exchange(ctx, i=None, payloads=(), o=None, count=0, *, rng=None,
@@ -286,12 +276,11 @@ async def stream_exchange(ctx, i=None, payloads=(), o=None, count=0, *, rng=None
         gaps = draw_waits(rng, p_idle, n_in)
     if stalls is None and n_out and rng is not None:
         stalls = draw_waits(rng, p_stall, n_out)
-    model = getattr(ctx, "model", None)
-    if model is not None and batch is not False and ctx._alone():
-        received, cycles = model.stream(i, payloads, o, n_out, gaps=gaps, stalls=stalls,
-                                        timeout=timeout, raw=raw)
-        ctx._batch_cycles += cycles
-        return received, cycles
+    in_c = getattr(ctx, "stream", None)      # the compiled back end's Context
+    if in_c is not None and batch is not False:
+        done = in_c(i, payloads, o, n_out, gaps=gaps, stalls=stalls, timeout=timeout, raw=raw)
+        if done is not None:
+            return done
     return await _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls,
                                      timeout, raw)
 
@@ -319,54 +308,63 @@ async def _exchange_per_cycle(ctx, i, payloads, n_in, o, n_out, gaps, stalls, ti
             op = Value.cast(op)
         sample += [ov, op]
     received = []
-    sent = got = cycles = in_wait = out_wait = 0
-    gap = gaps[0] if n_in and gaps else 0
-    stall = stalls[0] if n_out and stalls else 0
-    while sent < n_in or got < n_out:
-        offer = accept = False
-        if sent < n_in:
-            if gap:
-                gap -= 1
-            else:
-                ctx.set(ip, payloads[sent])
-                ctx.set(iv, 1)
-                offer = True
-        if got < n_out:
-            if stall:
-                stall -= 1
-            else:
-                ctx.set(ordy, 1)
-                accept = True
+    put, get = _Side(n_in, gaps), _Side(n_out, stalls)
+    cycles = 0
+    while put.done < n_in or get.done < n_out:
+        offer, accept = put.start(), get.start()
+        if offer:
+            ctx.set(ip, payloads[put.done])
+            ctx.set(iv, 1)
+        if accept:
+            ctx.set(ordy, 1)
         values = (await ctx.tick().sample(*sample))[2:]
         cycles += 1
         rdy = offer and values[0]
         vld = accept and values[-2]
+        if rdy:
+            ctx.set(iv, 0)
+        if vld:
+            received.append(values[-1])
+            ctx.set(ordy, 0)
         failed = None
-        if offer:
-            if rdy:
-                sent += 1
-                in_wait = 0
-                ctx.set(iv, 0)
-                if sent < n_in and gaps:
-                    gap = gaps[sent]
-            else:
-                in_wait += 1
-                if in_wait >= timeout:
-                    failed = "stream_put: ready never rose"
-        if accept:
-            if vld:
-                received.append(values[-1])
-                got += 1
-                out_wait = 0
-                ctx.set(ordy, 0)
-                if got < n_out and stalls:
-                    stall = stalls[got]
-            else:
-                out_wait += 1
-                if out_wait >= timeout and failed is None:
-                    failed = "stream_get: valid never rose"
+        if offer and put.after_edge(rdy, timeout):
+            failed = "stream_put: ready never rose"
+        if accept and get.after_edge(vld, timeout) and failed is None:
+            failed = "stream_get: valid never rose"
         if failed is not None:
             err = SimTimeout(f"{failed} within {timeout} cycles")
-            err.received, err.cycles, err.sent = received, cycles, sent
+            err.received, err.cycles, err.sent = received, cycles, put.done
             raise err
     return received, cycles
+
+
+class _Side:
+    """One side of a per-cycle exchange: ``n`` beats, ``waits[k]`` idle cycles before beat
+    ``k``; ``done`` beats moved, ``idle`` idle cycles left, ``waited`` cycles this beat has
+    waited for its partner."""
+    __slots__ = ("n", "waits", "done", "idle", "waited")
+
+    def __init__(self, n, waits):
+        self.n, self.waits, self.done, self.waited = n, waits, 0, 0
+        self.idle = waits[0] if n and waits else 0
+
+    def start(self):
+        """Whether this side offers (or accepts) a beat this cycle."""
+        if self.done >= self.n:
+            return False
+        if self.idle:
+            self.idle -= 1
+            return False
+        return True
+
+    def after_edge(self, moved, timeout):
+        """Account the edge (``moved``: the beat was transferred); whether the beat has now
+        waited ``timeout`` cycles."""
+        if moved:
+            self.done += 1
+            self.waited = 0
+            if self.done < self.n and self.waits:
+                self.idle = self.waits[self.done]
+            return False
+        self.waited += 1
+        return self.waited >= timeout

@@ -3,8 +3,7 @@
 These are fixtures for exercising and measuring the simulators, not accelerator blocks:
 
 * :class:`MACGrid` -- an ``n`` x ``n`` grid of registered ``width``-bit multiply-accumulate
-  cells, operands flowing right and down (a stand-in for a systolic array until
-  ``mxhw.systolic`` exists);
+  cells, operands flowing right and down (port arrays, batch runs);
 * :class:`StreamMACGrid` -- the MAC grid behind streams: one K step (a column of A, a row
   of B) per input transfer, result rows out after a tile's ``last`` step (the testbench
   shape of ``mxhw.systolic.SystolicArray``, with plain integer MACs);
@@ -18,7 +17,17 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lib.params import check_int
+
 __all__ = ["MACGrid", "StreamMACGrid", "StreamPipeline", "WideAdder", "WideWord"]
+
+
+def _grid_params(n, width, acc_width):
+    """``(n, width, acc_width)`` checked; ``acc_width`` defaults to ``2 * width + 8``."""
+    check_int("n", n, 1)
+    check_int("width", width, 1)
+    acc_width = 2 * width + 8 if acc_width is None else check_int("acc_width", acc_width, 1)
+    return n, width, acc_width
 
 
 class MACGrid(wiring.Component):
@@ -38,35 +47,18 @@ class MACGrid(wiring.Component):
     """
 
     def __init__(self, n=8, width=8, acc_width=None):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, not {n!r}")
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, not {width!r}")
-        self._n, self._width = n, width
-        self._acc_width = acc_width if acc_width is not None else 2 * width + 8
+        self.n, self.width, self.acc_width = _grid_params(n, width, acc_width)
         super().__init__({
             "a": In(width).array(n),
             "b": In(width).array(n),
             "en": In(1),
             "clear": In(1),
-            "acc": Out(self._acc_width).array(n, n),
+            "acc": Out(self.acc_width).array(n, n),
         })
-
-    @property
-    def n(self):
-        return self._n
-
-    @property
-    def width(self):
-        return self._width
-
-    @property
-    def acc_width(self):
-        return self._acc_width
 
     def elaborate(self, platform):
         m = Module()
-        n, w = self._n, self._width
+        n, w = self.n, self.width
         ra = [[Signal(w, name=f"ra_{r}_{c}") for c in range(n)] for r in range(n)]
         rb = [[Signal(w, name=f"rb_{r}_{c}") for c in range(n)] for r in range(n)]
         for r in range(n):
@@ -100,12 +92,7 @@ class StreamMACGrid(wiring.Component):
     """
 
     def __init__(self, n=8, width=8, acc_width=None):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, not {n!r}")
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, not {width!r}")
-        self.n, self.width = n, width
-        self.acc_width = acc_width if acc_width is not None else 2 * width + 8
+        self.n, self.width, self.acc_width = _grid_params(n, width, acc_width)
         self.in_layout = data.StructLayout({"a": data.ArrayLayout(width, n),
                                             "b": data.ArrayLayout(width, n), "last": 1})
         self.out_layout = data.ArrayLayout(self.acc_width, n)
@@ -170,8 +157,8 @@ class StreamPipeline(wiring.Component):
     """
 
     def __init__(self, width=16, stages=3):
-        if not isinstance(stages, int) or stages < 1:
-            raise ValueError(f"stages must be a positive integer, not {stages!r}")
+        check_int("width", width, 1)
+        check_int("stages", stages, 1)
         self._width, self._stages = width, stages
         super().__init__({
             "i": In(stream.Signature(width)),
@@ -224,7 +211,7 @@ class WideAdder(wiring.Component):
     """
 
     def __init__(self, width=130):
-        self._width = width
+        self.width = check_int("width", width, 1)
         super().__init__({
             "a": In(width), "b": In(width), "s": Out(width + 1),
             "x": In(WideWord), "y": Out(WideWord),

@@ -7,7 +7,9 @@ in the root ``conftest.py``). It adds:
   :func:`mxhw.sim.run` without an explicit ``backend=`` uses it;
 * fixture ``sim_backend``: the selected back end's name (pass it as ``backend=``);
 * fixture ``each_sim_backend``: parametrised over both back ends, for tests that must hold
-  on both (on a cold model cache the compiled one pays a C++ build per design).
+  on both (on a cold model cache the compiled one pays a C++ build per design); the
+  compiled parameter carries the ``compiled`` marker (deselect it with
+  ``-m "not compiled"`` where there is no C++ compiler).
 """
 
 import os
@@ -24,6 +26,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "compiled: builds or runs a compiled simulation model "
+                                       "(needs a C++ compiler)")
     backend = config.getoption("--sim-backend")
     if backend:
         os.environ["MXHW_SIM_BACKEND"] = backend
@@ -34,6 +38,7 @@ def sim_backend():
     return sim.default_backend()
 
 
-@pytest.fixture(params=[pytest.param("pysim"), pytest.param("compiled")])
+@pytest.fixture(params=[pytest.param("pysim"),
+                        pytest.param("compiled", marks=pytest.mark.compiled)])
 def each_sim_backend(request):
     return request.param

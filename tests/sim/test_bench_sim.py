@@ -9,6 +9,7 @@ from mxhw.bench import main
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_sim_bench_quick_json(tmp_path, capsys):
     out = tmp_path / "sim.json"
     assert main(["sim", "--quick", "--json", str(out)]) == 0

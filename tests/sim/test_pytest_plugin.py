@@ -20,6 +20,12 @@ def test_sim_backend_option(tmp_path):
                         str(tmp_path / "test_inner.py")],
                        capture_output=True, text=True, cwd=tmp_path)
     assert "2 passed" in r.stdout, r.stdout + r.stderr
+    # each_sim_backend's compiled parameter is marked `compiled`
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "mxhw.sim.pytest_plugin",
+                        "--sim-backend=compiled", "-p", "no:cacheprovider", "-p", "no:xdist",
+                        "-m", "not compiled", str(tmp_path / "test_inner.py")],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert "1 passed, 1 deselected" in r.stdout, r.stdout + r.stderr
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "mxhw.sim.pytest_plugin",
                         "--sim-backend=verilog", str(tmp_path / "test_inner.py")],
                        capture_output=True, text=True, cwd=tmp_path)

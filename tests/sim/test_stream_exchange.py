@@ -6,34 +6,23 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given
 
 from mxhw import sim
 from mxhw.sim.examples import StreamMACGrid, StreamPipeline
-
-# (backend, batch): the per-cycle path on both back ends, and the C loop
-PATHS = [("pysim", None), ("compiled", False), ("compiled", None)]
-
-
-def pipeline_exchange(backend, batch, data, seed, p_idle, p_stall, count=None, **kw):
-    dut = StreamPipeline(width=16, stages=3)
-    out = {}
-
-    async def tb(ctx):
-        out["r"] = await sim.stream_exchange(
-            ctx, dut.i, data, dut.o, len(data) if count is None else count,
-            rng=random.Random(seed), p_idle=p_idle, p_stall=p_stall, batch=batch, **kw)
-
-    sim.run(dut, tb, backend=backend)
-    return dut, out["r"]
+from support.hyp import budget
+from support.sim import PATH_PAIRS, PATHS, pipeline_exchange, with_waits, word_lists
 
 
-@settings(max_examples=8, deadline=None)
-@given(data=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=40),
-       seed=st.integers(0, 2**16), p_idle=st.sampled_from([0.0, 0.3, 0.7]),
-       p_stall=st.sampled_from([0.0, 0.4, 0.8]))
-def test_paths_agree_with_back_pressure(data, seed, p_idle, p_stall):
-    results = [pipeline_exchange(b, batch, data, seed, p_idle, p_stall) for b, batch in PATHS]
+@pytest.mark.compiled
+@budget(8)
+@given(case=with_waits(word_lists(max_size=40), max_wait=6))
+def test_paths_agree_with_back_pressure(case):
+    """Drawn payloads, producer gaps and consumer stalls: every path gives the reference
+    results in the same number of cycles."""
+    data, gaps, stalls = case
+    results = [pipeline_exchange(b, batch, data, gaps=gaps, stalls=stalls)
+               for b, batch in PATH_PAIRS]
     dut = results[0][0]
     expect = [dut.reference(x) for x in data]
     (_, (first, cycles)), *rest = results
@@ -42,14 +31,57 @@ def test_paths_agree_with_back_pressure(data, seed, p_idle, p_stall):
         assert got == expect and c == cycles
 
 
-def test_cycles_without_gaps():
+@budget(8)
+@given(case=with_waits(word_lists(max_size=40), max_wait=6))
+def test_per_cycle_path_on_pysim(case):
+    """The per-cycle path alone: reference results; at least one cycle per beat and per
+    wait, at most those plus the pipeline's depth."""
+    data, gaps, stalls = case
+    dut, (got, cycles) = pipeline_exchange("pysim", None, data, gaps=gaps, stalls=stalls)
+    assert got == [dut.reference(x) for x in data]
+    assert max(len(data) + sum(gaps), len(data) + sum(stalls)) <= cycles
+    assert cycles <= len(data) + sum(gaps) + sum(stalls) + 3
+
+
+@budget(8)
+@given(case=with_waits(word_lists(max_size=25), max_wait=4))
+def test_send_recv_with_waits_match_exchange(case):
+    """stream_send with ``gaps`` and stream_recv with ``stalls`` (two testbenches) move the
+    same words on the same cycles as one stream_exchange with those waits."""
+    data, gaps, stalls = case
+    dut = StreamPipeline(width=16, stages=3)
+    got, done = [], []
+
+    async def producer(ctx):
+        await sim.stream_send(ctx, dut.i, data, gaps=gaps)
+
+    async def consumer(ctx):
+        got.extend(await sim.stream_recv(ctx, dut.o, len(data), stalls=stalls))
+
+    async def monitor(ctx):
+        cycle = 0
+        while len(done) < len(data):
+            *_, valid, ready = await ctx.tick().sample(dut.o.valid, dut.o.ready)
+            cycle += 1
+            if valid and ready:
+                done.append(cycle)
+
+    sim.run(dut, producer, consumer, monitor, backend="pysim")
+    _, (ex, cycles) = pipeline_exchange("pysim", None, data, gaps=gaps, stalls=stalls)
+    assert got == ex == [dut.reference(x) for x in data]
+    assert done[-1] == cycles
+
+
+@pytest.mark.parametrize("backend,batch", PATHS)
+def test_cycles_without_gaps(backend, batch):
     # a 3-stage pipeline at one word per cycle: the last word leaves 3 edges after it entered
-    for backend, batch in PATHS:
-        _, (got, cycles) = pipeline_exchange(backend, batch, list(range(20)), 0, 0.0, 0.0)
-        assert cycles == 20 + 3
+    dut, (got, cycles) = pipeline_exchange(backend, batch, list(range(20)))
+    assert got == [dut.reference(x) for x in range(20)]
+    assert cycles == 20 + 3
 
 
-def test_matches_stream_send_recv():
+@pytest.mark.parametrize("backend,batch", PATHS)
+def test_matches_stream_send_recv(backend, batch):
     """Without gaps, one stream_exchange receives what stream_send + stream_recv (two
     testbenches) receive."""
     dut = StreamPipeline(width=16, stages=3)
@@ -63,44 +95,45 @@ def test_matches_stream_send_recv():
         got.extend(await sim.stream_recv(ctx, dut.o, len(data)))
 
     sim.run(dut, producer, consumer, backend="pysim")
-    for backend, batch in PATHS:
-        _, (ex, _) = pipeline_exchange(backend, batch, data, 0, 0.0, 0.0)
-        assert ex == got
+    assert got == [dut.reference(x) for x in data]
+    _, (ex, _) = pipeline_exchange(backend, batch, data)
+    assert ex == got
 
 
-def test_timeout_same_on_every_path():
+@pytest.mark.parametrize("backend,batch", PATHS)
+def test_producer_timeout(backend, batch):
     """Nobody takes the output: the pipeline fills and the producer's timeout fires after
     the same beats and cycles on every path."""
+    dut = StreamPipeline(width=16, stages=3)
     seen = []
-    for backend, batch in PATHS:
-        dut = StreamPipeline(width=16, stages=3)
 
-        async def tb(ctx):
-            with pytest.raises(sim.SimTimeout, match="stream_put: ready never rose within 20 "
-                                                     "cycles") as e:
-                await sim.stream_exchange(ctx, dut.i, list(range(10)), timeout=20,
-                                          batch=batch)
-            seen.append((e.value.sent, e.value.cycles))
+    async def tb(ctx):
+        with pytest.raises(sim.SimTimeout, match="stream_put: ready never rose within 20 "
+                                                 "cycles") as e:
+            await sim.stream_exchange(ctx, dut.i, list(range(10)), timeout=20, batch=batch)
+        seen.append((e.value.sent, e.value.cycles))
 
-        sim.run(dut, tb, backend=backend)
-    assert len(seen) == 3 and len(set(seen)) == 1
+    sim.run(dut, tb, backend=backend)
     # one word per stage register, then `timeout` cycles offering the fourth
-    assert seen[0] == (3, 3 + 20)
+    assert seen == [(3, 3 + 20)]
 
 
-def test_consumer_timeout():
-    for backend, batch in PATHS:
-        dut = StreamPipeline(width=16, stages=3)
+@pytest.mark.parametrize("backend,batch", PATHS)
+def test_consumer_timeout(backend, batch):
+    dut = StreamPipeline(width=16, stages=3)
+    seen = []
 
-        async def tb(ctx):
-            with pytest.raises(sim.SimTimeout, match="stream_get: valid never rose within 15 "
-                                                     "cycles") as e:
-                await sim.stream_exchange(ctx, o=dut.o, count=1, timeout=15, batch=batch)
-            assert e.value.cycles == 15 and e.value.received == []
+    async def tb(ctx):
+        with pytest.raises(sim.SimTimeout, match="stream_get: valid never rose within 15 "
+                                                 "cycles") as e:
+            await sim.stream_exchange(ctx, o=dut.o, count=1, timeout=15, batch=batch)
+        seen.append((e.value.cycles, e.value.received))
 
-        sim.run(dut, tb, backend=backend)
+    sim.run(dut, tb, backend=backend)
+    assert seen == [(15, [])]
 
 
+@pytest.mark.compiled
 def test_other_testbench_keeps_lock_step():
     """With a second live testbench the compiled back end does not batch: a cycle counter
     running beside the exchange sees every one of its cycles."""
@@ -126,6 +159,7 @@ def mac_tiles(rng, tiles, K, n=4):
     return a, b
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize("raw", [False, True])
 def test_struct_payloads_views_and_raw(raw):
     """StreamMACGrid (struct in, array-of-fields out): ctx.set/ctx.get values (raw=False)
@@ -136,7 +170,7 @@ def test_struct_payloads_views_and_raw(raw):
     beats = [{"a": [int(x) for x in a[t, k]], "b": [int(x) for x in b[t, k]],
               "last": int(k == K - 1)} for t in range(tiles) for k in range(K)]
     outs = []
-    for backend, batch in PATHS:
+    for backend, batch in PATH_PAIRS:
         dut = StreamMACGrid(n=n, width=8)
         payloads = beats
         if raw:
@@ -164,6 +198,7 @@ def test_struct_payloads_views_and_raw(raw):
     assert outs[0] == outs[1] == outs[2]
 
 
+@pytest.mark.compiled
 def test_model_stream_validates_arrays():
     from mxhw.sim import compiled
     dut = StreamPipeline(width=16, stages=3)
