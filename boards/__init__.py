@@ -4,23 +4,20 @@ default SoC configuration sized for the board.
 Clocking: ULX3S runs the SoC from an ECP5 PLL and the Arty boards from an MMCM
 (``boards/clocks.py``) at ``clk_hz``; the iCEBreaker (12 MHz) runs from its oscillator.
 
-GEMM unit: the ULX3S default carries a 4x4 MXFP4 systolic array at 150 MHz (measured at
-2f2babf: 168.6, 148.2, 157.0, 161.3 MHz over nextpnr-ecp5 seeds 1-4, timing met with the
-build's seed 1, seed 2 short by 1.2% in the host link's state machine;
-the host link registers each received byte with its compares, and its state machine takes
-the reset from a local copy). The
-iCEBreaker carries a 2x2 MXFP4 array with a 24-bit accumulator; the Arty
-A7-35T a 4x4 and the A7-100T an 8x8 at 100 MHz (the ECP5 figures suggest margin; Vivado's
-timing report in the build tree is the word on it).
+Default GEMM units: ULX3S a 4x4 MXFP4 systolic array at 150 MHz; iCEBreaker a 2x2 MXFP4
+array with a 24-bit accumulator at 12 MHz; Arty A7-35T a 4x4 and A7-100T an 8x8 at
+100 MHz. Measured Fmax and utilisation per board: the README and ``docs/build.md``.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 from amaranth import ClockDomain, Elaboratable, Module
 
 from ..soc.top import BoardSoC, SoCConfig
+from .clocks import ECP5_PLL_25MHZ, ECP5PLL, XilinxMMCM, mmcm_params
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop"]
 
@@ -61,8 +58,21 @@ class Board:
     pll: str | None = None
     osc_hz: int | None = None
 
+    def check_clock(self, clk_hz):
+        """Raise ``ValueError`` unless this board's clocking makes ``clk_hz`` exactly."""
+        if self.pll is None and clk_hz != self.clk_hz:
+            raise ValueError(f"config.clk_hz ({clk_hz}) must be the {self.name} clock "
+                             f"({self.clk_hz}): this board has no PLL stage")
+        if self.pll == "ecp5" and (clk_hz % 1_000_000
+                                   or clk_hz // 1_000_000 not in ECP5_PLL_25MHZ):
+            raise ValueError(f"clk_hz must be one of the PLL's frequencies "
+                             f"{', '.join(f'{f}000000' for f in ECP5_PLL_25MHZ)}, "
+                             f"not {clk_hz}")
+        if self.pll == "mmcm":
+            mmcm_params(self.osc_hz, clk_hz)    # ValueError when not exactly possible
+
     def make_platform(self):
-        import importlib
+        """A fresh instance of the board's amaranth-boards platform."""
         mod, cls = self.platform.split(":")
         return getattr(importlib.import_module(mod), cls)()
 
@@ -70,12 +80,10 @@ class Board:
 BOARDS = {b.name: b for b in [
     Board("ulx3s", "Radiona ULX3S, ECP5 LFE5U-85F (open toolchain)",
           "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 150_000_000,
-          # measured at 2f2babf: 148.2-168.6 MHz with 150 MHz requested (seeds 1-4; 1: 168.6)
           SoCConfig(clk_hz=150_000_000, baud=3_000_000, scratch_words=4096, rows=4, cols=4,
                     fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=256), pll="ecp5"),
     Board("icebreaker", "1BitSquared iCEBreaker, iCE40 UP5K (open toolchain)",
           "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000,
-          # 2x2 MXFP4 with a 24-bit accumulator: ~85% of the LCs, Fmax ~31 MHz
           SoCConfig(clk_hz=12_000_000, baud=1_000_000, scratch_words=256, max_payload=256,
                     rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", max_k=64,
                     acc_width=24, acc_frac=12)),
@@ -112,10 +120,8 @@ class BoardTop(Elaboratable):
         if self.pll is not None:
             m.domains.sync = ClockDomain("sync")    # driven by the PLL / MMCM below
         if self.pll == "ecp5":
-            from .clocks import ECP5PLL
             m.submodules.pll = ECP5PLL(self.config.clk_hz // 1_000_000)
         elif self.pll == "mmcm":
-            from .clocks import XilinxMMCM
             m.submodules.pll = XilinxMMCM(self.osc_hz, self.config.clk_hz)
         m.submodules.soc = soc = BoardSoC(self.config)
         uart = platform.request("uart", 0)

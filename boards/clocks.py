@@ -11,6 +11,8 @@ from fractions import Fraction
 from amaranth import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
+from ..lib.params import check_int
+
 __all__ = ["ECP5_PLL_25MHZ", "ECP5PLL", "MMCM_LIMITS", "mmcm_params", "XilinxMMCM"]
 
 #: output MHz -> EHXPLLL parameters for a 25 MHz input (from ``yowasp-ecppll -i 25 -o F``)
@@ -81,11 +83,11 @@ def mmcm_params(in_hz, out_hz):
     Among exact settings within :data:`MMCM_LIMITS`, integer multipliers and dividers come
     first (fractional ones, in steps of 1/8, only when no integer setting exists), then the
     smallest input divider, then the highest VCO frequency (lowest jitter). Raises
-    ``ValueError`` when no exact setting exists.
+    ``ValueError`` when no exact setting exists (``TypeError`` for a frequency that is
+    not an integer in Hz).
     """
-    for name, v in (("in_hz", in_hz), ("out_hz", out_hz)):
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer (Hz), not {v!r}")
+    check_int("in_hz", in_hz, 1)
+    check_int("out_hz", out_hz, 1)
     L = MMCM_LIMITS
     best = None
     for d in range(L["divclk"][0], L["divclk"][1] + 1):

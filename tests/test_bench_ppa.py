@@ -14,6 +14,8 @@ from amaranth.lib import wiring
 
 from mxhw import bench
 from mxhw.bench import ppa
+from mxhw.bench.ppa import runner
+from support.ppa import FakeTools, fake_result, use_tools
 
 TINY = "mul_fp4_e2m1_x_fp4_e2m1"
 
@@ -146,12 +148,13 @@ def test_harness_ports():
 
 def test_strip_src_keeps_the_netlist():
     il = ppa.harness_rtlil(ppa.CONFIGS[TINY])
-    stripped = ppa._strip_src(il)
+    stripped = ppa.strip_src(il)
     assert "attribute \\src" in il and "\\src" not in stripped
     assert stripped.count("\ncell ") == il.count("\ncell ")
     assert stripped.count("\n  cell ") == il.count("\n  cell ")
 
 
+@pytest.mark.toolchain
 def test_harness_keeps_logic(tmp_path):
     """Real synthesis of the smallest block: the block's module keeps a non-trivial number
     of cells and every figure is a positive (or zero) count."""
@@ -168,6 +171,7 @@ def test_harness_keeps_logic(tmp_path):
     assert ppa.xc7_figures(xcells)["luts"] > 10
 
 
+@pytest.mark.toolchain
 def test_nodsp_target_maps_multipliers_to_luts(tmp_path):
     """Real synthesis of the INT8 multiplier: ``synth_ecp5`` puts it in a MULT18X18D,
     ``-nodsp`` (target ecp5_nodsp) in LUT logic only."""
@@ -182,43 +186,9 @@ def test_nodsp_target_maps_multipliers_to_luts(tmp_path):
 
 # ---- cache -----------------------------------------------------------------------------
 
-STAT = """
-=== ppa_top.dut ===
-
-       12 wires
-       {total} cells
-       {a}   {ca}
-       {b}   {cb}
-"""
-
-
-class FakeTools:
-    """Stands in for Yosys and nextpnr: writes the files they would, counts the runs."""
-
-    def __init__(self, luts=40):
-        self.runs = []
-        self.luts = luts
-
-    def __call__(self, cmd, cwd, log, label):
-        self.runs.append(label)
-        if "yosys" in label:
-            target = "ecp5" if "ecp5" in label else "xc7"
-            cells = (("LUT4", self.luts), ("TRELLIS_FF", 9)) if target == "ecp5" else \
-                (("LUT6", 30), ("FDRE", 9))
-            (cwd / f"{target}_stat.txt").write_text(STAT.format(
-                total=self.luts + 9 if target == "ecp5" else 39, ca=cells[0][0], a=cells[0][1],
-                cb=cells[1][0], b=cells[1][1]))
-            if target == "ecp5":
-                (cwd / "ecp5.json").write_text("{}")
-        else:
-            (cwd / "ecp5_report.json").write_text(json.dumps({
-                "fmax": {"clk": {"achieved": 123.456, "constraint": 300.0}},
-                "utilization": {}, "critical_paths": []}))
-
-
 def test_cache_avoids_tool_runs(tmp_path, monkeypatch):
     fake = FakeTools()
-    monkeypatch.setattr(ppa, "_run_tool", fake)
+    use_tools(monkeypatch, fake)
     first = ppa.run_config(TINY, tmp_path)
     assert fake.runs == ["yosys synth (ecp5)", "nextpnr-ecp5", "yosys synth (xc7)"]
     assert first["cached"] == {"ecp5": False, "xc7": False} and not first["errors"]
@@ -240,19 +210,14 @@ def test_cache_avoids_tool_runs(tmp_path, monkeypatch):
 def test_seeds_median_and_spread(tmp_path, monkeypatch):
     """Several placer seeds: nextpnr once per seed on one synthesis; Fmax is the median,
     the spread is kept; the seeds are part of the cache key."""
-    fake = FakeTools()
+    fake = FakeTools(fmax={1: 130.0, 2: 101.0, 3: 120.0})
     placed = []
 
     def tools(cmd, cwd, log, label):
         fake(cmd, cwd, log, label)
         if label == "nextpnr-ecp5":
-            seed = int(cmd[cmd.index("--seed") + 1])
-            placed.append(seed)
-            (cwd / "ecp5_report.json").write_text(json.dumps({
-                "fmax": {"clk": {"achieved": {1: 130.0, 2: 101.0, 3: 120.0}[seed],
-                                 "constraint": 300.0}}, "utilization": {},
-                "critical_paths": []}))
-    monkeypatch.setattr(ppa, "_run_tool", tools)
+            placed.append(int(cmd[cmd.index("--seed") + 1]))
+    use_tools(monkeypatch, tools)
     r = ppa.run_config(TINY, tmp_path, targets=("ecp5",), seeds=(1, 2, 3))
     assert fake.runs == ["yosys synth (ecp5)"] + ["nextpnr-ecp5"] * 3 and placed == [1, 2, 3]
     assert r["ecp5"]["fmax_mhz"] == 120.0
@@ -285,13 +250,9 @@ def test_run_config_takes_a_config(tmp_path, monkeypatch):
     """A Config outside the registry (another suite's block), LUT-only target: synthesis
     only (no place and route), cached under the Config's name."""
     from mxhw.pe import ParallelMAC
-    calls = []
-
-    def fake(cmd, cwd, log, label):
-        calls.append(label)
-        (cwd / "ecp5_nodsp_stat.txt").write_text(STAT.format(
-            total=49, a=40, ca="LUT4", b=9, cb="TRELLIS_FF"))
-    monkeypatch.setattr(ppa, "_run_tool", fake)
+    fake = FakeTools(luts=40)
+    calls = fake.runs
+    use_tools(monkeypatch, fake)
     cfg = ppa.Config("parallel_demo", "parallel", lambda: ParallelMAC(lanes=2), 2)
     assert "parallel_demo" not in ppa.CONFIGS
     r = ppa.run_config(cfg, tmp_path, targets=("ecp5_nodsp",))
@@ -309,7 +270,7 @@ def test_run_config_takes_a_config(tmp_path, monkeypatch):
 
 def test_too_large_is_not_placed(tmp_path, monkeypatch):
     fake = FakeTools(luts=ppa.ECP5_CAPACITY["luts"] + 1)
-    monkeypatch.setattr(ppa, "_run_tool", fake)
+    use_tools(monkeypatch, fake)
     r = ppa.run_config("array_mxfp4_2x2", tmp_path, targets=("ecp5",))
     assert fake.runs == ["yosys synth (ecp5)"]
     assert r["ecp5"]["fits"] is False and r["ecp5"]["over_capacity"] == ["luts"]
@@ -325,20 +286,20 @@ def test_too_large_is_not_placed(tmp_path, monkeypatch):
 
 def test_cache_key_follows_tool_versions(tmp_path, monkeypatch):
     fake = FakeTools()
-    monkeypatch.setattr(ppa, "_run_tool", fake)
+    use_tools(monkeypatch, fake)
     ppa.run_config(TINY, tmp_path, targets=("xc7",))
-    monkeypatch.setitem(ppa._VERSIONS, "yosys", "Yosys 99.0")
-    monkeypatch.setitem(ppa._VERSIONS, "nextpnr_ecp5", "nextpnr-99")
+    monkeypatch.setattr(runner, "tool_versions",
+                        lambda: {"yosys": "Yosys 99.0", "nextpnr_ecp5": "nextpnr-99"})
     r = ppa.run_config(TINY, tmp_path, targets=("xc7",))
     assert r["cached"] == {"xc7": False} and len(fake.runs) == 2
 
 
 def test_tool_failure_is_reported(tmp_path, monkeypatch):
-    from mxhw.build import BuildError
+    from mxhw.toolchain import ToolError
 
     def failing(cmd, cwd, log, label):
-        raise BuildError(f"{label} failed (exit code 1)")
-    monkeypatch.setattr(ppa, "_run_tool", failing)
+        raise ToolError(f"{label} failed (exit code 1)")
+    use_tools(monkeypatch, failing)
     r = ppa.run_config(TINY, tmp_path)
     assert r["errors"] == {"ecp5": "yosys synth (ecp5) failed (exit code 1)",
                            "xc7": "yosys synth (xc7) failed (exit code 1)"}
@@ -371,17 +332,9 @@ def test_soc_figure_cached(tmp_path, monkeypatch):
 
 # ---- figures and the command line ------------------------------------------------------
 
-def _fake_result(name, luts=100, fmax=200.0):
-    return {"name": name, "cached": {}, "errors": {},
-            "ecp5": {"luts": luts, "lut4": luts - 20, "ccu2c": 10, "ffs": 50, "dsps": 1,
-                     "brams": 0, "lutram": 0, "fmax_mhz": fmax},
-            "xc7": {"luts": 90, "carry4": 3, "ffs": 50, "dsps": 0, "brams": 0.5,
-                    "lutram": 0}}
-
-
 def test_figures_keys_and_derived():
-    fig = ppa.figures([_fake_result("array_mxfp4_4x4", luts=2000, fmax=50.0),
-                       _fake_result("align_mxfp4")])
+    fig = ppa.figures([fake_result("array_mxfp4_4x4", luts=2000, fmax=50.0),
+                       fake_result("align_mxfp4")])
     for n in ("array_mxfp4_4x4", "align_mxfp4"):
         for k in ("luts", "ffs", "dsps", "brams", "fmax_mhz", "ccu2c", "xc7_luts",
                   "xc7_ffs", "xc7_dsps", "xc7_brams", "xc7_carry4"):
@@ -395,9 +348,9 @@ def test_figures_keys_and_derived():
 
 
 def test_report_files(tmp_path):
-    results = [_fake_result(f"array_{f}_{n}x{n}", luts=1000 * n * n, fmax=100.0 - n)
+    results = [fake_result(f"array_{f}_{n}x{n}", luts=1000 * n * n, fmax=100.0 - n)
                for f in ppa.ARRAY_FORMATS for n in ppa.ARRAY_SIZES]
-    results += [_fake_result("dot_mxfp4"), _fake_result("mul_fp4_e2m1_x_fp4_e2m1")]
+    results += [fake_result("dot_mxfp4"), fake_result("mul_fp4_e2m1_x_fp4_e2m1")]
     cfg = ppa.run_config_info({"yosys": "Yosys X", "nextpnr_ecp5": "nextpnr Y"})
     paths = ppa.write_report(results, tmp_path / "rep", cfg)
     names = sorted(p.name for p in paths)
@@ -412,6 +365,7 @@ def test_report_files(tmp_path):
     assert md.count("\n| array_") == len(ppa.ARRAY_FORMATS) * len(ppa.ARRAY_SIZES)
 
 
+@pytest.mark.toolchain
 def test_cli_end_to_end(tmp_path):
     """The smallest configuration through the real tools, as ``--quick`` runs them."""
     import subprocess
@@ -442,34 +396,22 @@ def test_cli_end_to_end(tmp_path):
 def test_dsp_array_also_measured_lut_only(tmp_path, monkeypatch):
     """An array whose ECP5 netlist has DSP blocks is synthesised LUT-only too (no place and
     route for it); an array without DSPs is not; the figure and the table column follow."""
+    with_dsps = FakeTools(cells={"ecp5": (("LUT4", 40), ("MULT18X18D", 4)),
+                                 "ecp5_nodsp": (("LUT4", 400), ("TRELLIS_FF", 9))}, fmax=99.0)
+    without = FakeTools(luts=50, fmax=99.0)
     calls = []
 
     def fake(cmd, cwd, log, label):
         calls.append(label)
-        if label == "nextpnr-ecp5":
-            (cwd / "ecp5_report.json").write_text(json.dumps({
-                "fmax": {"clk": {"achieved": 99.0, "constraint": 300.0}},
-                "utilization": {}, "critical_paths": []}))
-            return
-        target = label[len("yosys synth ("):-1]
-        cells = {"ecp5": (("LUT4", 40), ("MULT18X18D", 4)),
-                 "ecp5_nodsp": (("LUT4", 400), ("TRELLIS_FF", 9)),
-                 "xc7": (("LUT6", 30), ("FDRE", 9))}[target]
-        if "mxfp4" in str(cwd):
-            cells = (("LUT4", 50), ("TRELLIS_FF", 9)) if target != "xc7" else cells
-        (cwd / f"{target}_stat.txt").write_text(STAT.format(
-            total=cells[0][1] + cells[1][1], a=cells[0][1], ca=cells[0][0], b=cells[1][1],
-            cb=cells[1][0]))
-        if target == "ecp5":
-            (cwd / "ecp5.json").write_text("{}")
-    monkeypatch.setattr(ppa, "_run_tool", fake)
-    dsp = ppa._task("array_mxint8_2x2", tmp_path, False)
+        (without if "mxfp4" in str(cwd) else with_dsps)(cmd, cwd, log, label)
+    use_tools(monkeypatch, fake)
+    dsp = ppa.run_task("array_mxint8_2x2", tmp_path, False)
     assert calls == ["yosys synth (ecp5)", "nextpnr-ecp5", "yosys synth (xc7)",
                      "yosys synth (ecp5_nodsp)"]
     assert dsp["ecp5"]["dsps"] == 4 and dsp["ecp5_nodsp"]["luts"] == 400
     assert dsp["cached"] == {"ecp5": False, "xc7": False, "ecp5_nodsp": False}
     calls.clear()
-    nodsp = ppa._task("array_mxfp4_2x2", tmp_path, False)
+    nodsp = ppa.run_task("array_mxfp4_2x2", tmp_path, False)
     assert calls == ["yosys synth (ecp5)", "nextpnr-ecp5", "yosys synth (xc7)"]
     assert "ecp5_nodsp" not in nodsp
     fig = ppa.figures([dsp, nodsp])
@@ -479,6 +421,6 @@ def test_dsp_array_also_measured_lut_only(tmp_path, monkeypatch):
     col = ppa.HEADERS.index("LUT, no DSP")
     assert rows[0][col] == "400" and rows[1][col] == "-"
     calls.clear()
-    assert ppa._task("array_mxint8_2x2", tmp_path, False)["cached"] == \
+    assert ppa.run_task("array_mxint8_2x2", tmp_path, False)["cached"] == \
         {"ecp5": True, "xc7": True, "ecp5_nodsp": True}
     assert calls == []

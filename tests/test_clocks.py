@@ -52,13 +52,14 @@ def test_mmcm_settings_are_exact_and_in_range(out_mhz):
     assert (Fraction(p["CLKOUT0_DIVIDE_F"]) * 8).denominator == 1
 
 
-@pytest.mark.parametrize("args, msg", [
-    ((100_000_000, 0), r"out_hz must be a positive integer \(Hz\), not 0"),
-    ((100e6, 50_000_000), r"in_hz must be a positive integer \(Hz\), not 100000000.0"),
-    ((100_000_000, 2_000_000_000), r"no exact MMCM setting makes 2000000000 Hz"),
+@pytest.mark.parametrize("args, exc, msg", [
+    ((100_000_000, 0), ValueError, r"out_hz must be >= 1, not 0"),
+    ((100e6, 50_000_000), TypeError, r"in_hz must be an integer, not 100000000.0"),
+    ((100_000_000, True), TypeError, r"out_hz must be an integer, not True"),
+    ((100_000_000, 2_000_000_000), ValueError, r"no exact MMCM setting makes 2000000000 Hz"),
 ])
-def test_mmcm_errors(args, msg):
-    with pytest.raises(ValueError, match=msg):
+def test_mmcm_errors(args, exc, msg):
+    with pytest.raises(exc, match=msg):
         mmcm_params(*args)
 
 

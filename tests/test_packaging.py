@@ -15,9 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = Path(__file__).resolve().parent.parent
-# every package of the source tree: a package missing from pyproject fails the import
+# every package of the source tree, nested ones included (mxhw.bench.ppa): a package
+# missing from pyproject fails the import
 MODULES = (["mxhw"]
-           + sorted(f"mxhw.{p.parent.name}" for p in (REPO / "mxhw").glob("*/__init__.py"))
+           + sorted("mxhw." + ".".join(p.parent.relative_to(REPO / "mxhw").parts)
+                    for p in (REPO / "mxhw").glob("*/**/__init__.py"))
            + ["mxhw.golden", "mxhw.soc", "mxhw.boards"])
 
 
@@ -51,7 +53,8 @@ def test_wheel_installs_and_imports(tmp_path):
     names = set(zipfile.ZipFile(wheels[0]).namelist())
     for f in ("mxhw/__init__.py", "mxhw/golden/__init__.py", "mxhw/golden/formats.py",
               "mxhw/golden/quantize.py", "mxhw/golden/arith.py", "mxhw/soc/__init__.py",
-              "mxhw/boards/__init__.py", "mxhw/bench/__init__.py", "mxhw/bench/golden.py"):
+              "mxhw/boards/__init__.py", "mxhw/bench/__init__.py", "mxhw/bench/golden.py",
+              "mxhw/bench/ppa/__init__.py", "mxhw/bench/ppa/runner.py", "mxhw/toolchain.py"):
         assert f in names, f
     assert not any(n.startswith(("golden/", "soc/", "boards/", "tests/")) for n in names)
 

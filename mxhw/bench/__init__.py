@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import os
 import platform
 import sys
+
+from ..lib.params import check_number
 
 __all__ = ["SUITES", "main", "machine_config", "write_json", "print_table"]
 
@@ -63,9 +64,12 @@ def machine_config() -> dict:
 def write_json(path, figures: dict, config: dict):
     """Write ``{**figures, "config": config}``; figures must be a flat name -> number map."""
     for k, v in figures.items():
-        if k == "config" or isinstance(v, bool) or not isinstance(v, (int, float)) \
-                or not math.isfinite(v):
-            raise ValueError(f"figure {k!r} must be a finite number, not {v!r}")
+        try:
+            if k == "config":
+                raise TypeError("the configuration is not a figure")
+            check_number(f"figure {k!r}", v)
+        except TypeError:
+            raise ValueError(f"figure {k!r} must be a finite number, not {v!r}") from None
     with open(path, "w") as f:
         json.dump({**figures, "config": config}, f, indent=2, sort_keys=False)
         f.write("\n")

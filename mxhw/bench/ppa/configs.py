@@ -1,0 +1,207 @@
+"""The PPA suite's configurations: which blocks it measures, with which parameters.
+
+Every component constructor the suite calls is in the "constructors" section below, one
+function per block kind: when a component's parameters change, that is the one place to
+follow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ... import golden
+
+__all__ = ["Config", "CONFIGS", "QUICK", "SOC", "MUL_PAIRS", "MX_FORMATS", "ARRAY_FORMATS",
+           "ARRAY_SIZES", "ARRAY_ACC", "REQUANT_PIPELINE", "BITSERIAL_ARRAYS", "LARGE_ARRAY",
+           "select", "is_large", "maker", "element_name"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One block configuration.
+
+    Attributes
+    ----------
+    name : str
+        ``<block>_<config>``: the prefix of every figure's key.
+    block : str
+        ``mul``, ``dot``, ``align``, ``modeswitch``, ``requant``, ``bitserial``, ``array``.
+    make : callable
+        Returns a fresh component (a ``wiring.Component``) each call.
+    macs_per_cycle : float
+        Multiply-accumulates per clock at full throughput (0: not a MAC block).
+    params : dict
+        What the report shows about the configuration (format, size...).
+    """
+
+    name: str
+    block: str
+    make: object = field(repr=False, compare=False)
+    macs_per_cycle: float = 0
+    params: dict = field(default_factory=dict, compare=False)
+
+
+#: The default ULX3S SoC's name in the suite (measured by a board build, not a harness).
+SOC = "soc_ulx3s"
+#: Element format pairs of the multiplier configurations: every OCP element format with
+#: itself, and the mixed pairs of weight-only quantisation.
+MUL_PAIRS = [("fp4_e2m1", "fp4_e2m1"), ("fp6_e2m3", "fp6_e2m3"), ("fp6_e3m2", "fp6_e3m2"),
+             ("fp8_e4m3", "fp8_e4m3"), ("fp8_e5m2", "fp8_e5m2"), ("int8", "int8"),
+             ("int8", "fp4_e2m1"), ("fp8_e4m3", "fp4_e2m1")]
+#: OCP MX block formats of the per-format blocks (the aligner takes the FP ones).
+MX_FORMATS = ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8"]
+#: Array formats and sizes.
+ARRAY_FORMATS = ["mxfp4", "mxfp8_e4m3", "mxint8"]
+ARRAY_SIZES = [2, 4, 8, 16]
+#: Cross-block accumulation of the arrays (the SoC's default: 32 bits, 16 fractional).
+ARRAY_ACC = (32, 16)
+#: Block size of the dot-product, aligner, mode-switch and re-quantiser configurations.
+K = 32
+#: Pipeline depth of the re-quantiser configurations (``Requantizer(pipeline=...)``): the
+#: deepest (its critical path, max|x|'s highest set bit to the block terms, is the stage
+#: that depth 5 joins to the OR of the magnitudes).
+REQUANT_PIPELINE = 6
+#: Fixed-point input of the re-quantiser configurations (width, fractional bits).
+REQUANT_INPUT = (24, 16)
+#: Arrays of bit-serial PEs (``pe="bitserial"``): format (A and B) and size; a K step
+#: takes the weight format's serial bits (MXINT8 8, MXFP4 5 cycles).
+BITSERIAL_ARRAYS = [("mxint8", 4), ("mxfp4", 4)]
+#: ``--quick``: one of each kind of flow (a multiplier, a streamed block, an array, the SoC).
+QUICK = ["mul_fp4_e2m1_x_fp4_e2m1", "align_mxfp4", "array_mxfp4_2x2", SOC]
+#: Arrays this large are measured only on request (``--large`` or ``--only``): their
+#: synthesis alone takes tens of minutes, and with today's PE they exceed the LFE5U-85F.
+LARGE_ARRAY = 16
+
+
+def element_name(block_fmt):
+    """The element format name of block format ``block_fmt`` (golden's name or alias)."""
+    return golden.formats.get(block_fmt).element.name
+
+
+# ---- constructors: every component the suite builds, with its parameters -------------
+
+def _make_mul(a, b):
+    from ...pe import ElementMultiplier
+    return ElementMultiplier(a, b)
+
+
+def _make_dot(fmt):
+    from ...pe import MXDotProduct
+    return MXDotProduct(element_name(fmt), element_name(fmt), k=K)
+
+
+def _make_align(fmt):
+    from ...dequant import Aligner
+    return Aligner(fmt, k=K)
+
+
+def _make_modeswitch():
+    from ...dequant import MXSFDecoder
+    return MXSFDecoder(k=K)
+
+
+def _make_requant(fmt):
+    from ...dequant import Requantizer
+    return Requantizer(fmt, k=K, pipeline=REQUANT_PIPELINE)
+
+
+def _make_bitserial(lanes):
+    from ...pe import BitSerialPE
+    return BitSerialPE(act_width=8, max_wbits=8, lanes=lanes)
+
+
+def _make_array(fmt, n, pe=None):
+    from ...systolic import SystolicArray
+    kw = {} if pe is None else {"pe": pe}
+    return SystolicArray(n, n, fmt, fmt, acc=golden.arith.fixed(*ARRAY_ACC), **kw)
+
+
+def _serial_bits(fmt):
+    """Cycles per K step of a bit-serial array of block format ``fmt``."""
+    from ...systolic.bitserial import serial_bits
+    return serial_bits(golden.formats.get(fmt).element)
+
+
+# ---- the registry ----------------------------------------------------------------------
+
+def maker(fn, *args):
+    """A ``Config.make``: ``fn(*args)`` on each call, named after ``fn`` and ``args``."""
+    def make():
+        return fn(*args)
+    make.__name__ = f"{fn.__name__}{args!r}"
+    return make
+
+
+def _registry():
+    cfgs = []
+    for a, b in MUL_PAIRS:
+        cfgs.append(Config(f"mul_{a}_x_{b}", "mul", maker(_make_mul, a, b), 1,
+                           {"fmt_a": a, "fmt_b": b, "pipeline": 0}))
+    for f in MX_FORMATS:
+        cfgs.append(Config(f"dot_{f}", "dot", maker(_make_dot, f), K,
+                           {"format": f, "k": K, "pipeline": 2}))
+    for f in MX_FORMATS:
+        if f.startswith("mxfp"):
+            cfgs.append(Config(f"align_{f}", "align", maker(_make_align, f), 0,
+                               {"format": f, "k": K, "pipeline": 2}))
+    cfgs.append(Config("modeswitch_mxsf", "modeswitch", maker(_make_modeswitch), 0,
+                       {"format": "mxsf", "k": K}))
+    for f in MX_FORMATS:
+        cfgs.append(Config(f"requant_{f}", "requant", maker(_make_requant, f), 0,
+                           {"format": f, "k": K, "in_width": REQUANT_INPUT[0],
+                            "in_frac": REQUANT_INPUT[1], "pipeline": REQUANT_PIPELINE}))
+    for lanes in (1, 8):
+        # 8-bit weights: one beat of `lanes` MACs per 8 cycles
+        cfgs.append(Config(f"bitserial_a8w8_l{lanes}", "bitserial",
+                           maker(_make_bitserial, lanes), lanes / 8,
+                           {"act_width": 8, "max_wbits": 8, "lanes": lanes,
+                            "weight_bits": 8}))
+    for f in ARRAY_FORMATS:
+        for n in ARRAY_SIZES:
+            cfgs.append(Config(f"array_{f}_{n}x{n}", "array", maker(_make_array, f, n),
+                               n * n, {"format": f, "rows": n, "cols": n,
+                                       "acc": f"fixed{ARRAY_ACC}"}))
+    for f, n in BITSERIAL_ARRAYS:
+        p = _serial_bits(f)
+        cfgs.append(Config(f"array_bitserial_{f}_{n}x{n}", "array",
+                           maker(_make_array, f, n, "bitserial"), n * n / p,
+                           {"format": f, "rows": n, "cols": n, "pe": "bitserial",
+                            "weight_bits": p, "acc": f"fixed{ARRAY_ACC}"}))
+    return {c.name: c for c in cfgs}
+
+
+#: Configuration name -> :class:`Config`, in report order.
+CONFIGS = _registry()
+
+
+def is_large(name):
+    """An array of :data:`LARGE_ARRAY` rows or more (left out of the default run)."""
+    cfg = CONFIGS.get(name)
+    return cfg is not None and cfg.block == "array" and cfg.params["rows"] >= LARGE_ARRAY
+
+
+def select(only=None, quick=False, large=False):
+    """Names to run: :data:`CONFIGS` and the SoC (without the arrays of
+    :data:`LARGE_ARRAY` rows unless ``large``), or the :data:`QUICK` subset; with ``only``
+    (a regular expression, ``re.search``) those of all configurations and the SoC (of the
+    :data:`QUICK` subset with ``quick``) that match it.
+
+    Raises ``ValueError`` for a bad expression or one that matches nothing."""
+    if quick:
+        names = list(QUICK)
+    elif only is not None or large:
+        names = [*CONFIGS, SOC]
+    else:
+        names = [n for n in [*CONFIGS, SOC] if not is_large(n)]
+    if only is None:
+        return names
+    try:
+        rx = re.compile(only)
+    except re.error as e:
+        raise ValueError(f"--only {only!r} is not a regular expression: {e}") from None
+    picked = [n for n in names if rx.search(n)]
+    if not picked:
+        raise ValueError(f"--only {only!r} matches no configuration; configurations: "
+                         f"{', '.join(names)}")
+    return picked
