@@ -6,7 +6,12 @@ written with :func:`amaranth.back.verilog.convert` (its ports become the top-lev
 Components are entries of :data:`COMPONENTS`: a name, the constructor, and a parser per
 parameter (``--fmt-a`` fills the parameter ``fmt_a``). Adding a component is one entry::
 
-    COMPONENTS["aligner"] = Entry(Aligner, {"fmt": element_format, "k": integer})
+    COMPONENTS["decoder"] = Entry(ElementDecoder, {"fmt": parse_element_format,
+                                                   "pipeline": integer})
+
+Formats are named as golden names them, aliases included (``--fmt-a mxfp4``). Components
+that take block formats also take ``--k``: the block size, for blocks other than the
+formats' own (``dot --fmt-a mxfp4 --fmt-b mxint8 --k 4``).
 
 Parsers turn the command-line string into the parameter value and raise ``ValueError`` with
 a message for a bad value. Unknown components, parameters or values exit with status 2 and a
@@ -16,6 +21,7 @@ message that lists what is allowed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import sys
 from dataclasses import dataclass
@@ -23,28 +29,34 @@ from pathlib import Path
 
 from . import golden
 from .dequant import Aligner, MXSFDecoder, Requantizer
+from .golden.formats import BlockFormat, ElementFormat
+from .lib.params import check_int
 from .pe import ElementMultiplier, MXDotProduct
 
-__all__ = ["COMPONENTS", "Entry", "UsageError", "element_format", "block_format", "integer",
-           "optional_integer", "boolean", "build", "main"]
+__all__ = ["COMPONENTS", "Entry", "UsageError", "parse_element_format", "parse_block_format",
+           "integer", "optional_integer", "boolean", "build", "main"]
 
 
 # ---- parameter parsers -----------------------------------------------------------------
 
-def element_format(text):
-    """An element format name (see ``golden.formats.element_names()``)."""
-    allowed = golden.formats.element_names()
-    if text not in allowed:
-        raise ValueError(f"unknown element format {text!r}; one of: {', '.join(allowed)}")
-    return golden.formats.get(text)
+def _parse_format(text, cls, kind, names):
+    try:
+        fmt = golden.formats.get(text)
+    except KeyError:
+        fmt = None
+    if not isinstance(fmt, cls):
+        raise ValueError(f"unknown {kind} format {text!r}; one of: {', '.join(names())}")
+    return fmt
 
 
-def block_format(text):
-    """A block format name (see ``golden.formats.block_names()``)."""
-    allowed = golden.formats.block_names()
-    if text not in allowed:
-        raise ValueError(f"unknown block format {text!r}; one of: {', '.join(allowed)}")
-    return golden.formats.get(text)
+def parse_element_format(text):
+    """An element format name or alias (see ``golden.formats.element_names()``)."""
+    return _parse_format(text, ElementFormat, "element", golden.formats.element_names)
+
+
+def parse_block_format(text):
+    """A block format name or alias (see ``golden.formats.block_names()``)."""
+    return _parse_format(text, BlockFormat, "block", golden.formats.block_names)
 
 
 def integer(text):
@@ -83,21 +95,42 @@ class Entry:
     params: dict
 
 
+def _resized(fmt, k):
+    """The block format ``fmt`` with blocks of ``k`` elements (``None``: its own)."""
+    if k is None or k == fmt.block:
+        return fmt
+    check_int("k", k, 1)
+    return dataclasses.replace(fmt, name=f"{fmt.name}_k{k}", block=k)
+
+
+def _dot(fmt_a, fmt_b, k=None, pipeline=None):
+    return MXDotProduct(_resized(fmt_a, k), _resized(fmt_b, k), pipeline)
+
+
+# --format names the dequant blocks' format (their constructors call it fmt)
+def _aligner(format, k=None, **kw):
+    return Aligner(_resized(format, k), **kw)
+
+
+def _requantizer(format, k=None, **kw):
+    return Requantizer(_resized(format, k), **kw)
+
+
 #: Component name -> :class:`Entry`. Other modules' components are added here.
 COMPONENTS: dict[str, Entry] = {
-    "multiplier": Entry(ElementMultiplier, {"fmt_a": element_format, "fmt_b": element_format,
+    "multiplier": Entry(ElementMultiplier, {"fmt_a": parse_element_format,
+                                            "fmt_b": parse_element_format,
                                             "pipeline": integer}),
-    "dot": Entry(MXDotProduct, {"fmt_a": element_format, "fmt_b": element_format,
-                                "k": integer, "pipeline": optional_integer}),
-    # --format names the dequant blocks' format (their constructors call it fmt)
-    "aligner": Entry(lambda format, **kw: Aligner(format, **kw),
-                     {"format": block_format, "k": integer, "out_width": optional_integer,
-                      "rounding": str, "pipeline": integer}),
+    "dot": Entry(_dot, {"fmt_a": parse_block_format, "fmt_b": parse_block_format,
+                        "k": optional_integer, "pipeline": optional_integer}),
+    "aligner": Entry(_aligner, {"format": parse_block_format, "k": optional_integer,
+                                "out_width": optional_integer, "rounding": str,
+                                "pipeline": integer}),
     # --format mxsf: the MXSF mode switch's quantising side (mode select); --in-kind fp32
-    "requantizer": Entry(lambda format, **kw: Requantizer(format, **kw),
-                         {"format": block_format, "k": integer, "in_kind": str,
-                          "in_width": optional_integer, "in_frac": optional_integer,
-                          "pipeline": integer}),
+    "requantizer": Entry(_requantizer, {"format": parse_block_format, "k": optional_integer,
+                                        "in_kind": str, "in_width": optional_integer,
+                                        "in_frac": optional_integer,
+                                        "pipeline": optional_integer}),
     # the MXSF mode switch's decoding side
     "mode_switch": Entry(MXSFDecoder, {"k": integer}),
 }

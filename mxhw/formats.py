@@ -45,6 +45,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import golden
 from .golden.formats import BlockFormat, ElementFormat
+from .lib.params import check_pipeline
 
 __all__ = ["lookup_format", "element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
            "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range",
@@ -270,19 +271,10 @@ class Unpacked(data.StructLayout):
             members["is_inf"] = unsigned(1)
         super().__init__(members)
 
-    @property
-    def fmt(self):
-        return self._fmt
-
-    @property
-    def sig_bits(self):
-        """Width of the significand."""
-        return self._sig_bits
-
-    @property
-    def exp_range(self):
-        """``(smallest, largest)`` exponent of the format."""
-        return self._exp_range
+    fmt = property(lambda self: self._fmt)
+    sig_bits = property(lambda self: self._sig_bits, doc="Width of the significand.")
+    exp_range = property(lambda self: self._exp_range,
+                         doc="``(smallest, largest)`` exponent of the format.")
 
     @property
     def max_shift(self):
@@ -434,24 +426,18 @@ class ElementDecoder(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        ``fmt`` is not an element format; ``pipeline`` is not 0 or 1.
+        ``fmt`` is not an element format; ``pipeline`` is not an integer in 0..1.
     """
 
     def __init__(self, fmt, pipeline=0):
         fmt = element_format(fmt)
-        if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline not in (0, 1):
-            raise ValueError(f"pipeline must be 0 or 1, not {pipeline!r}")
+        check_pipeline(pipeline, 1)
         self._fmt = fmt
         self._pipeline = pipeline
         super().__init__({"code": In(layout_of(fmt)), "unpacked": Out(Unpacked(fmt))})
 
-    @property
-    def fmt(self):
-        return self._fmt
-
-    @property
-    def latency(self):
-        return self._pipeline
+    fmt = property(lambda self: self._fmt)
+    latency = property(lambda self: self._pipeline)
 
     def elaborate(self, platform):
         m = Module()

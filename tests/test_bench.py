@@ -216,6 +216,7 @@ def test_bitserial_synth_failure_is_reported(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.toolchain
 def test_bitserial_real_tools(tmp_path):
     """Yosys and nextpnr on a tiny engine and its bit-parallel datapaths (tens of seconds):
     the LUT-only mapping has no DSP cells, the DSP mapping of an INT8 multiplier has."""

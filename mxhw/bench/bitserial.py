@@ -54,6 +54,7 @@ result cache, or ignore it); ``--rows``, ``--cols``, ``--pes``, ``--lanes``, ``-
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 
@@ -172,18 +173,18 @@ def _make_parallel(p, acc_width):
 
 def engine_config(pes=16, lanes=8, group=128, cols=256):
     """The INT engine as the bench simulates it, as a :class:`mxhw.bench.ppa.Config`."""
-    from .ppa import Config, _partial
+    from .ppa import Config
     return Config(f"bitserial_gemv_p{pes}_l{lanes}_g{group}_c{cols}_int3_4_8", "bitserial",
-                  _partial(_make_engine, pes, lanes, group, cols), 0,
+                  functools.partial(_make_engine, pes, lanes, group, cols), 0,
                   {"pes": pes, "lanes": lanes, "group": group, "cols": cols,
                    "types": list(INT_TYPES)})
 
 
 def parallel_config(p, acc_width):
     """``ParallelMAC(lanes=p)`` (INT8 x INT8, ``acc_width`` bits) as a ppa Config."""
-    from .ppa import Config, _partial
+    from .ppa import Config
     return Config(f"parallel_int8_mac_p{p}_acc{acc_width}", "parallel",
-                  _partial(_make_parallel, p, acc_width), p,
+                  functools.partial(_make_parallel, p, acc_width), p,
                   {"lanes": p, "acc_width": acc_width})
 
 

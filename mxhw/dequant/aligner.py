@@ -6,40 +6,14 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import Unpacked, _nonfinite, layout_of, signed_width, unpack
+from ..formats import Unpacked, _nonfinite, layout_of, lookup_format, signed_width, unpack
 from ..golden.align import ALIGN_ROUNDING, align_format
+from ..lib.params import check_choice, check_int, check_pipeline
+from ..lib.pipe import drive_output, stall_all
+from ..lib.trees import any_of, max_tree
+from .blocks import E8M0, block_size
 
 __all__ = ["Aligner"]
-
-
-def _check_k(k):
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, not {k!r}")
-
-
-def max_levels(m, values, shape, name, levels=None):
-    """``levels`` levels (all of them for ``None``) of a combinational balanced maximum
-    tree over ``values`` (signals of ``shape``): the list of what is left (one value once
-    every level is built)."""
-    level, n = list(values), 0
-    while len(level) > 1 and (levels is None or levels > 0):
-        nxt = []
-        for j in range(0, len(level) - 1, 2):
-            s = Signal(shape, name=f"{name}_{n}")
-            n += 1
-            a, b = level[j], level[j + 1]
-            m.d.comb += s.eq(Mux(a > b, a, b))
-            nxt.append(s)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-        levels = None if levels is None else levels - 1
-    return level
-
-
-def max_tree(m, values, shape, name):
-    """Combinational balanced maximum of ``values`` (signals of ``shape``)."""
-    return max_levels(m, values, shape, name)[0]
 
 
 class Aligner(wiring.Component):
@@ -59,27 +33,29 @@ class Aligner(wiring.Component):
 
     Parameters
     ----------
-    fmt : str, ElementFormat or BlockFormat
-        An OCP floating-point element format (``"fp8_e4m3"``) or MX block format
-        (``"mxfp8_e4m3"``).
-    k : int
-        Elements per block (32 for OCP MX).
+    fmt : str or BlockFormat
+        A block format with one floating-point element format and an E8M0 scale (golden
+        name or alias: ``"mxfp8_e4m3"``, ``"mxfp4"``); its block size is ``k`` (32 for OCP
+        MX; other sizes are :class:`~mxhw.golden.formats.BlockFormat` descriptors).
+    k : int or None
+        Deprecated: ``None`` or the block size of ``fmt``.
     out_width : int
         Output integer width, >= 2. Default ``man_bits + 3`` (the largest element exact).
     rounding : "truncate" or "rne"
     pipeline : int
-        Register stages, 1..3: 1: everything combinational, output registered; 2: also a
-        register after the decode and the max tree; 3: also one after the barrel shifters.
+        Register stages, 0..3: 0: combinational; 1: output registered; 2: also a register
+        after the decode and the max tree; 3: also one after the barrel shifters.
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"elements": ArrayLayout(layout_of(fmt), k),
+    i : In(stream.Signature(StructLayout({"elements": ArrayLayout(layout_of(element), k),
         "scale": unsigned(8)})))
     o : Out(stream.Signature(StructLayout({"ints": ArrayLayout(signed(out_width), k),
         "shared_exp": signed(...), "scale": unsigned(8), "nan": unsigned(1)})))
 
     Latency ``pipeline`` cycles; throughput one block per cycle (the whole pipeline stalls
     while ``o`` is not ready; ``i.ready`` follows ``o.ready`` combinationally).
+    ``element`` is ``fmt.element``.
     Golden twin: :func:`mxhw.golden.align.align_block` (``ints``, ``shared_exp``) and
     :func:`mxhw.golden.align.align_nan` (``nan``).
 
@@ -89,26 +65,25 @@ class Aligner(wiring.Component):
         A parameter out of range (message names it and what is allowed).
     """
 
-    def __init__(self, fmt, k=32, out_width=None, rounding="truncate", pipeline=2):
-        fmt = align_format(fmt)
-        _check_k(k)
+    def __init__(self, fmt, k=None, out_width=None, rounding="truncate", pipeline=2):
+        fmt = lookup_format(fmt, "fmt", "block")
+        element = align_format(fmt)
+        if fmt.scale is not E8M0:
+            raise ValueError(f"fmt must have E8M0 scales, not {fmt.scale.name} ({fmt.name!r})")
+        k = block_size(fmt, k)
         if out_width is None:
-            out_width = fmt.man_bits + 3
-        if not isinstance(out_width, int) or isinstance(out_width, bool) or out_width < 2:
-            raise ValueError(f"out_width must be an integer >= 2, not {out_width!r}")
-        if rounding not in ALIGN_ROUNDING:
-            raise ValueError(f"rounding must be one of {ALIGN_ROUNDING}, not {rounding!r}")
-        if not isinstance(pipeline, int) or isinstance(pipeline, bool) \
-                or pipeline not in (1, 2, 3):
-            raise ValueError(f"pipeline must be 1, 2 or 3, not {pipeline!r}")
-        self._fmt, self._k, self._out_width = fmt, k, out_width
+            out_width = element.man_bits + 3
+        check_int("out_width", out_width, 2)
+        check_choice("rounding", rounding, ALIGN_ROUNDING)
+        check_pipeline(pipeline, 3)
+        self._fmt, self._element, self._k, self._out_width = fmt, element, k, out_width
         self._rounding, self._pipeline = rounding, pipeline
-        self._unpacked = Unpacked(fmt)
+        self._unpacked = Unpacked(element)
         lo, hi = self._unpacked.exp_range
         self._exp_shape = signed(signed_width(lo, hi))
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "elements": data.ArrayLayout(layout_of(fmt), k),
+                "elements": data.ArrayLayout(layout_of(element), k),
                 "scale": unsigned(8)}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "ints": data.ArrayLayout(signed(out_width), k),
@@ -118,6 +93,7 @@ class Aligner(wiring.Component):
         })
 
     fmt = property(lambda self: self._fmt)
+    element = property(lambda self: self._element)
     k = property(lambda self: self._k)
     out_width = property(lambda self: self._out_width)
     rounding = property(lambda self: self._rounding)
@@ -125,15 +101,14 @@ class Aligner(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fmt, k, W = self._fmt, self._k, self._out_width
+        fmt, k, W = self._element, self._k, self._out_width
         F = W - 2
         lo, hi = self._unpacked.exp_range
         dmax = hi - lo
         ew = self._exp_shape
 
         # stall-all pipeline: every stage moves when the output is free or taken
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        en = stall_all(m, self.i, self.o, self._pipeline)
         valids = [self.i.valid]
 
         def stage(values, cut, name):
@@ -166,7 +141,7 @@ class Aligner(wiring.Component):
             bads.append(bad)
         ref = max_tree(m, exps, ew, "max")
         nan = Signal()
-        m.d.comb += nan.eq((self.i.payload.scale == 0xFF) | _any(bads))
+        m.d.comb += nan.eq((self.i.payload.scale == E8M0.nan_code) | any_of(bads))
         sb = self._unpacked.sig_bits
         vals = [(self.i.payload.scale, unsigned(8)), (nan, unsigned(1)), (ref, ew)]
         vals += [(s, unsigned(sb)) for s in sigs]
@@ -197,29 +172,21 @@ class Aligner(wiring.Component):
         # stage 3: constant right shift by r with rounding, saturation, sign; output register
         r = fmt.man_bits + dmax - F
         lim = (1 << (F + 1)) - 1
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(valids[-1])
-            m.d.sync += [self.o.payload.scale.eq(scale), self.o.payload.nan.eq(nan),
-                         self.o.payload.shared_exp.eq(ref)]
-            for j in range(k):
-                y = ys[j]
-                if r <= 0:
-                    q = y << -r
-                else:
-                    q = y >> r
-                    if self._rounding == "rne":
-                        guard = y[r - 1]
-                        sticky = y[:r - 1].any() if r > 1 else Const(0, 1)
-                        q = q + (guard & (sticky | q[0]))
-                qs = Signal(unsigned(max(yw, F + 2) + 1), name=f"q{j}")
-                m.d.comb += qs.eq(q)
-                sat = Mux(qs > lim, lim, qs)
-                m.d.sync += self.o.payload.ints[j].eq(Mux(signs[j], -sat, sat))
+        out = [self.o.valid.eq(valids[-1]), self.o.payload.scale.eq(scale),
+               self.o.payload.nan.eq(nan), self.o.payload.shared_exp.eq(ref)]
+        for j in range(k):
+            y = ys[j]
+            if r <= 0:
+                q = y << -r
+            else:
+                q = y >> r
+                if self._rounding == "rne":
+                    guard = y[r - 1]
+                    sticky = y[:r - 1].any() if r > 1 else Const(0, 1)
+                    q = q + (guard & (sticky | q[0]))
+            qs = Signal(unsigned(max(yw, F + 2) + 1), name=f"q{j}")
+            m.d.comb += qs.eq(q)
+            sat = Mux(qs > lim, lim, qs)
+            out.append(self.o.payload.ints[j].eq(Mux(signs[j], -sat, sat)))
+        drive_output(m, out, en, self._pipeline)
         return m
-
-
-def _any(bits):
-    acc = Const(0, 1)
-    for b in bits:
-        acc = acc | b
-    return acc

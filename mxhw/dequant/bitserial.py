@@ -6,7 +6,9 @@ Golden twin: :func:`mxhw.golden.bitserial.dequant` (cycle-level: ``dequant_seria
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from ..golden.formats import check_int as _check_int
+
+from ..lib.accum import accumulate, serial_advance
+from ..lib.params import check_int
 
 __all__ = ["BitSerialDequant"]
 
@@ -48,9 +50,9 @@ class BitSerialDequant(wiring.Component):
     """
 
     def __init__(self, sum_width, scale_width, acc_width):
-        _check_int("sum_width", sum_width, 2, 96)
-        _check_int("scale_width", scale_width, 1, 32)
-        _check_int("acc_width", acc_width, 2, 128)
+        check_int("sum_width", sum_width, 2, 96)
+        check_int("scale_width", scale_width, 1, 32)
+        check_int("acc_width", acc_width, 2, 128)
         if acc_width < sum_width + scale_width:
             raise ValueError(f"acc_width must be >= sum_width + scale_width = "
                              f"{sum_width + scale_width}, not {acc_width}")
@@ -80,21 +82,11 @@ class BitSerialDequant(wiring.Component):
         out_new = Signal(signed(S + C))
         m.d.comb += out_new.eq((out << 1) + Mux(sreg[C - 1], sum_reg, 0))
 
-        can_finish = ~last | ~self.o.valid | self.o.ready
-        advance = busy & (~final | can_finish)
-        m.d.comb += self.i.ready.eq(~busy | (final & can_finish))
-
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(advance):
+        with m.If(serial_advance(m, self.i, self.o, busy, final, last)):
             m.d.sync += [k.eq(k + 1), out.eq(out_new), sreg.eq(sreg << 1)]
             with m.If(final):
-                acc_new = acc + out_new
                 m.d.sync += busy.eq(0)
-                with m.If(last):
-                    m.d.sync += [self.o.payload.eq(acc_new), self.o.valid.eq(1), acc.eq(0)]
-                with m.Else():
-                    m.d.sync += acc.eq(acc_new)
+                accumulate(m, acc, out_new, last, self.o)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [busy.eq(1), k.eq(0), out.eq(0), last.eq(self.i.payload.last),
                          sum_reg.eq(self.i.payload.sum), sreg.eq(self.i.payload.scale)]

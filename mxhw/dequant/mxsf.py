@@ -4,13 +4,13 @@ mode bit. The quantising side (the mode choice per block) is ``Requantizer("mxsf
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import Unpacked, signed_width, unpack
-from .aligner import _check_k
+from ..lib.params import check_int
 
 __all__ = ["MXSFDecoder", "mxsf_unpacked"]
 
@@ -65,12 +65,12 @@ class MXSFDecoder(wiring.Component):
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         ``k`` is not a positive integer.
     """
 
     def __init__(self, k=32):
-        _check_k(k)
+        check_int("k", k, 1)
         self._k = k
         self._layout = mxsf_unpacked()
         super().__init__({

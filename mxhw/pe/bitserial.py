@@ -7,32 +7,11 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden import bitserial as _golden
-from ..golden.formats import check_int as _check_int
+from ..lib.accum import accumulate, accumulator_width, serial_advance
+from ..lib.params import check_bool, check_int, clog2
+from .weights import check_weight_types, is_twos_complement
 
 __all__ = ["BitSerialPE", "WeightMapper"]
-
-
-def _check_types(types):
-    """Validated ``(names, descriptors)`` of a sequence of weight type names."""
-    if isinstance(types, str) or not hasattr(types, "__iter__"):
-        raise TypeError(f"types must be a sequence of weight type names, not {types!r}")
-    types = tuple(types)
-    if not types:
-        raise ValueError("types must name at least one weight type")
-    for t in types:
-        if not isinstance(t, str) or t not in _golden.WEIGHT_TYPES:
-            raise ValueError(f"unknown weight type {t!r}; known: "
-                             f"{', '.join(_golden.WEIGHT_TYPES)}")
-    return types, [_golden.weight_type(t) for t in types]
-
-
-def _two_complement(n):
-    return tuple(c - (1 << n) if c >> (n - 1) else c for c in range(1 << n))
-
-
-def _clog2(n):
-    return (n - 1).bit_length()
 
 
 class BitSerialPE(wiring.Component):
@@ -86,18 +65,12 @@ class BitSerialPE(wiring.Component):
     """
 
     def __init__(self, act_width=8, max_wbits=8, lanes=1, msb_first=True, acc_width=None):
-        _check_int("act_width", act_width, 2, 32)
-        _check_int("max_wbits", max_wbits, 2, 16)
-        _check_int("lanes", lanes, 1, 256)
-        if not isinstance(msb_first, bool):
-            raise TypeError(f"msb_first must be a bool, not {msb_first!r}")
-        need = act_width + max_wbits + _clog2(lanes)
-        if acc_width is None:
-            acc_width = need + 8
-        _check_int("acc_width", acc_width, 2, 128)
-        if acc_width < need:
-            raise ValueError(f"acc_width must be >= act_width + max_wbits + clog2(lanes) = "
-                             f"{need} (one exact beat), not {acc_width}")
+        check_int("act_width", act_width, 2, 32)
+        check_int("max_wbits", max_wbits, 2, 16)
+        check_int("lanes", lanes, 1, 256)
+        check_bool("msb_first", msb_first)
+        acc_width = accumulator_width(acc_width, act_width + max_wbits + clog2(lanes),
+                                      "act_width + max_wbits + clog2(lanes)")
         self._act_width, self._max_wbits, self._lanes = act_width, max_wbits, lanes
         self._msb_first, self._acc_width = msb_first, acc_width
         super().__init__({
@@ -124,8 +97,8 @@ class BitSerialPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, W, A = self._lanes, self._max_wbits, self._act_width
-        tw = A + _clog2(L) + 1              # a lane sum, one spare bit for its negation
-        pw = A + W + _clog2(L)              # one beat's exact product sum
+        tw = A + clog2(L) + 1              # a lane sum, one spare bit for its negation
+        pw = A + W + clog2(L)              # one beat's exact product sum
 
         busy = Signal()
         start = Signal(init=1)              # the next beat starts an operation
@@ -152,13 +125,7 @@ class BitSerialPE(wiring.Component):
         p_new = Signal(signed(pw))
         m.d.comb += p_new.eq(p_next)
 
-        can_finish = ~last | ~self.o.valid | self.o.ready
-        advance = busy & (~final | can_finish)
-        m.d.comb += self.i.ready.eq(~busy | (final & can_finish))
-
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-
+        advance = serial_advance(m, self.i, self.o, busy, final, last)
         with m.If(advance):
             m.d.sync += [k.eq(k + 1), p.eq(p_new)]
             if self._msb_first:
@@ -166,13 +133,8 @@ class BitSerialPE(wiring.Component):
             else:
                 m.d.sync += [s.eq(s >> 1) for s in sreg]
             with m.If(final):
-                acc_new = acc + p_new
                 m.d.sync += busy.eq(0)
-                with m.If(last):
-                    m.d.sync += [self.o.payload.eq(acc_new), self.o.valid.eq(1),
-                                 acc.eq(0), start.eq(1)]
-                with m.Else():
-                    m.d.sync += acc.eq(acc_new)
+                accumulate(m, acc, p_new, last, self.o, [start.eq(1)])
 
         with m.If(self.i.valid & self.i.ready):
             beat = self.i.payload
@@ -221,12 +183,12 @@ class WeightMapper(wiring.Component):
     """
 
     def __init__(self, types, lanes=1, out_width=None):
-        types, descs = _check_types(types)
-        _check_int("lanes", lanes, 1, 256)
+        types, descs = check_weight_types(types)
+        check_int("lanes", lanes, 1, 256)
         need = max(d.bits for d in descs)
         if out_width is None:
             out_width = need
-        _check_int("out_width", out_width, 2, 32)
+        check_int("out_width", out_width, 2, 32)
         if out_width < need:
             raise ValueError(f"out_width must be >= {need} (the widest type's bits), "
                              f"not {out_width}")
@@ -250,7 +212,7 @@ class WeightMapper(wiring.Component):
             for i, d in enumerate(self._descs):
                 with m.Case(i):
                     m.d.comb += self.bits.eq(d.bits)
-                    if d.ints == _two_complement(d.code_bits):
+                    if is_twos_complement(d):
                         # two's complement: a sign extension, no table
                         for l in range(self._lanes):
                             m.d.comb += self.w[l].eq(self.code[l][:d.code_bits].as_signed())

@@ -9,7 +9,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden import bitserial as _golden
 from ..dequant.bitserial import BitSerialDequant
-from .bitserial import BitSerialPE, WeightMapper, _check_int, _check_types, _clog2
+from ..lib.params import check_bool, check_int, clog2
+from .bitserial import BitSerialPE, WeightMapper
+from .weights import check_weight_types
 
 __all__ = ["BitSerialGEMV", "DEFAULT_TYPES"]
 
@@ -79,26 +81,25 @@ class BitSerialGEMV(wiring.Component):
 
     def __init__(self, pes=4, lanes=4, group=128, cols=256, act_width=8, scale_width=8,
                  types=DEFAULT_TYPES, msb_first=True):
-        _check_int("pes", pes, 1, 256)
-        _check_int("lanes", lanes, 1, 256)
-        _check_int("group", group, 1)
-        _check_int("cols", cols, 1)
-        _check_int("act_width", act_width, 2, 32)
-        _check_int("scale_width", scale_width, 1, 32)
+        check_int("pes", pes, 1, 256)
+        check_int("lanes", lanes, 1, 256)
+        check_int("group", group, 1)
+        check_int("cols", cols, 1)
+        check_int("act_width", act_width, 2, 32)
+        check_int("scale_width", scale_width, 1, 32)
         if group % lanes:
             raise ValueError(f"group must be a multiple of lanes ({lanes}), not {group}")
         if cols % group:
             raise ValueError(f"cols must be a multiple of group ({group}), not {cols}")
-        if not isinstance(msb_first, bool):
-            raise TypeError(f"msb_first must be a bool, not {msb_first!r}")
-        types, descs = _check_types(types)
+        check_bool("msb_first", msb_first)
+        types, descs = check_weight_types(types)
         self._pes, self._lanes, self._group, self._cols = pes, lanes, group, cols
         self._act_width, self._scale_width = act_width, scale_width
         self._types, self._msb_first = types, msb_first
         self._wbits = max(d.bits for d in descs)
         self._code_bits = max(d.code_bits for d in descs)
-        self._sum_width = act_width + self._wbits + _clog2(group)
-        self._acc_width = self._sum_width + scale_width + _clog2(cols // group)
+        self._sum_width = act_width + self._wbits + clog2(group)
+        self._acc_width = self._sum_width + scale_width + clog2(cols // group)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "a": data.ArrayLayout(signed(act_width), lanes),

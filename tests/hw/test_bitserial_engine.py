@@ -3,29 +3,23 @@ INT8 activations)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import arrays
 
-from mxhw import sim
 from mxhw.golden import bitserial as g
 from mxhw.pe.bitserial_engine import BitSerialGEMV, DEFAULT_TYPES
+from support.hyp import budget
+from support.pe import run_stream, waits
 
 
-def run_gemv(dut, jobs, seed=0, p_idle=0.2, p_stall=0.3, backend=None):
+def run_gemv(dut, jobs, idle=0, stall=0, p_idle=0.2, p_stall=0.3, backend=None):
     """Run GEMVs ``[(q, x), ...]`` back to back on one engine; returns y per job."""
     beats, counts = [], []
     for q, x in jobs:
         beats += dut.beats(q, x)
         counts.append(-(-q.codes.shape[0] // dut.pes))
-    got = []
-
-    async def producer(ctx):
-        await sim.stream_send(ctx, dut.i, beats, rng=sim.seeded_rng(seed), p_idle=p_idle)
-
-    async def consumer(ctx):
-        got.extend(await sim.stream_recv(ctx, dut.o, sum(counts),
-                                         rng=sim.seeded_rng(seed + 1), p_stall=p_stall,
-                                         timeout=100_000))
-    sim.run(dut, producer, consumer, backend=backend)
+    got = run_stream(dut, beats, sum(counts), idle, stall, p_idle, p_stall, backend=backend,
+                     timeout=100_000)
     out = []
     for (q, _), n in zip(jobs, counts):
         ys = [int(v) for beat in got[:n] for v in beat]
@@ -36,11 +30,18 @@ def run_gemv(dut, jobs, seed=0, p_idle=0.2, p_stall=0.3, backend=None):
 
 def make_job(rng, family, rows, cols, group, special=False):
     w = rng.standard_normal((rows, cols)) * rng.uniform(1e-3, 1e3)
+    x = rng.integers(-128, 128, cols)
+    return job(family, w, x, group, special)
+
+
+def job(family, w, x, group, special=False):
+    """``(q, x)``: weights ``w`` quantised to ``family`` in groups of ``group``; with
+    ``special`` an all-zero row, an all-negative group and INT8's negative extreme."""
+    w, x = np.array(w, dtype=np.float64), np.array(x, dtype=np.int64)
     if special:
         w[0] = 0.0                                   # an all-zero row
         w[-1, :group] = -np.abs(w[-1, :group])       # an all-negative group
     q = g.quantize_int_scale(w, family, group=group)
-    x = rng.integers(-128, 128, cols)
     if special:
         x[:4] = -128                                 # INT8 negative extreme
     return q, x
@@ -50,14 +51,17 @@ FAMILIES = ["bitmod_fp4", "bitmod_fp3", "int3", "int4", "int8"]
 
 
 @pytest.mark.parametrize("msb_first", [True, False])
-@settings(max_examples=6)
-@given(seed=st.integers(0, 2**32 - 1), family=st.sampled_from(FAMILIES),
-       rows=st.integers(1, 7), lanes=st.sampled_from([1, 2, 4]))
-def test_gemv_matches_golden(msb_first, seed, family, rows, lanes):
-    rng = np.random.default_rng(seed)
+@budget(6)
+@given(family=st.sampled_from(FAMILIES), lanes=st.sampled_from([1, 2, 4]),
+       w=st.integers(1, 7).flatmap(lambda rows: arrays(
+           np.float64, (rows, 16), elements=st.floats(-1e3, 1e3, allow_subnormal=False)))
+       .filter(lambda w: np.abs(w).max() > 0),
+       x=arrays(np.int64, 16, elements=st.integers(-128, 127)), special=st.booleans(),
+       idle=waits(), stall=waits())
+def test_gemv_matches_golden(msb_first, family, lanes, w, x, special, idle, stall):
     dut = BitSerialGEMV(pes=3, lanes=lanes, group=8, cols=16, msb_first=msb_first)
-    q, x = make_job(rng, family, rows, 16, 8, special=seed % 2 == 0)
-    assert run_gemv(dut, [(q, x)], seed) == [g.gemv(q, x)]
+    q, x = job(family, w, x, 8, special)
+    assert run_gemv(dut, [(q, x)], idle, stall) == [g.gemv(q, x)]
 
 
 def test_gemv_precision_switching():
@@ -67,7 +71,7 @@ def test_gemv_precision_switching():
     dut = BitSerialGEMV(pes=2, lanes=4, group=16, cols=32)
     jobs = [make_job(rng, f, 3, 32, 16, special=True)
             for f in ["int8", "int3", "bitmod_fp4", "bitmod_fp3", "int4"]]
-    assert run_gemv(dut, jobs, seed=3) == [g.gemv(q, x) for q, x in jobs]
+    assert run_gemv(dut, jobs, 3, 3) == [g.gemv(q, x) for q, x in jobs]
 
 
 def _weights_with_extremes(family, rows, cols, group):
@@ -99,7 +103,7 @@ def test_gemv_end_to_end_small(family):
     rng = np.random.default_rng(11)
     dut = BitSerialGEMV(pes=8, lanes=8, group=128, cols=256, types=g.FAMILIES[family])
     q, x = make_job(rng, family, 16, 256, 128)
-    assert run_gemv(dut, [(q, x)], seed=5) == [g.gemv(q, x)]
+    assert run_gemv(dut, [(q, x)], 5, 5) == [g.gemv(q, x)]
 
 
 @pytest.mark.slow
@@ -110,7 +114,7 @@ def test_gemv_end_to_end_256x512(family):
     rng = np.random.default_rng(12)
     dut = BitSerialGEMV(pes=16, lanes=8, group=128, cols=512, types=g.FAMILIES[family])
     q, x = make_job(rng, family, 256, 512, 128)
-    assert run_gemv(dut, [(q, x)], seed=6) == [g.gemv(q, x)]
+    assert run_gemv(dut, [(q, x)], 6, 6) == [g.gemv(q, x)]
 
 
 def test_exports():
@@ -141,7 +145,7 @@ def test_init():
     ({"scale_width": 0}, ValueError, "scale_width must be in [1, 32], not 0"),
     ({"group": 6, "lanes": 4}, ValueError, "group must be a multiple of lanes (4), not 6"),
     ({"cols": 200}, ValueError, "cols must be a multiple of group (128), not 200"),
-    ({"msb_first": None}, TypeError, "msb_first must be a bool, not None"),
+    ({"msb_first": None}, TypeError, "msb_first must be True or False, not None"),
     ({"types": ["fp5"]}, ValueError,
      "unknown weight type 'fp5'; known: " + ", ".join(g.WEIGHT_TYPES)),
 ])

@@ -1,30 +1,19 @@
 """BitSerialPE and WeightMapper against golden.bitserial (pe_dot, weight_ints)."""
 
 import pytest
-from amaranth.sim import Simulator
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from mxhw import sim
 from mxhw.golden import bitserial as g
-from mxhw.pe.bitserial import BitSerialPE, WeightMapper
+from mxhw.pe import BitSerialPE, WeightMapper
+from support.hyp import budget
+from support.pe import first_to_result, ops_beats, run_stream, waits
 
 
-def run_pe(dut, ops, seed=0, p_idle=0.3, p_stall=0.4):
+def run_pe(dut, ops, idle=0, stall=0, p_idle=0.3, p_stall=0.4):
     """Send operations (lists of (acts, weights, prec) beats); return the PE's results."""
-    beats = []
-    for op in ops:
-        for j, (a, w, prec) in enumerate(op):
-            beats.append({"a": a, "w": w, "prec": prec, "last": int(j == len(op) - 1)})
-    got = []
-
-    async def producer(ctx):
-        await sim.stream_send(ctx, dut.i, beats, rng=sim.seeded_rng(seed), p_idle=p_idle)
-
-    async def consumer(ctx):
-        got.extend(await sim.stream_recv(ctx, dut.o, len(ops), rng=sim.seeded_rng(seed + 1),
-                                         p_stall=p_stall))
-    sim.run(dut, producer, consumer)
-    return got
+    return run_stream(dut, ops_beats(ops, ("a", "w", "prec")), len(ops), idle, stall,
+                      p_idle, p_stall)
 
 
 def expected(dut, ops):
@@ -59,22 +48,22 @@ def operations(draw, lanes, max_wbits, act_width=8, extremes=False):
 
 @pytest.mark.parametrize("msb_first", [True, False])
 @pytest.mark.parametrize("lanes", [1, 4])
-@settings(max_examples=15)
-@given(data=st.data(), seed=st.integers(0, 2**16))
-def test_pe_matches_golden(msb_first, lanes, data, seed):
+@budget(15)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_pe_matches_golden(msb_first, lanes, data, idle, stall):
     dut = BitSerialPE(act_width=8, max_wbits=8, lanes=lanes, msb_first=msb_first)
     ops = data.draw(operations(lanes, 8))
-    assert run_pe(dut, ops, seed) == expected(dut, ops)
+    assert run_pe(dut, ops, idle, stall) == expected(dut, ops)
 
 
 @pytest.mark.parametrize("msb_first", [True, False])
-@settings(max_examples=10)
-@given(data=st.data(), seed=st.integers(0, 2**16))
-def test_pe_negative_extremes(msb_first, data, seed):
+@budget(10)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_pe_negative_extremes(msb_first, data, idle, stall):
     # -2**(n-1) weights and -2**(act_width-1) activations, at every precision
     dut = BitSerialPE(act_width=6, max_wbits=5, lanes=3, msb_first=msb_first)
     ops = data.draw(operations(3, 5, act_width=6, extremes=True))
-    assert run_pe(dut, ops, seed) == expected(dut, ops)
+    assert run_pe(dut, ops, idle, stall) == expected(dut, ops)
 
 
 @pytest.mark.parametrize("msb_first", [True, False])
@@ -96,30 +85,9 @@ def test_pe_throughput_one_beat_per_prec_cycles(prec):
     dut = BitSerialPE(act_width=8, max_wbits=8, lanes=1)
     B = 5
     beats = [{"a": [3], "w": [1], "prec": prec, "last": int(j == B - 1)} for j in range(B)]
-    seen = {}
-
-    async def tb(ctx):
-        ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.valid, 1)
-        cycle = 0
-        sent = 0
-        while "out" not in seen:
-            if sent < B:
-                ctx.set(dut.i.payload, beats[sent])
-            else:
-                ctx.set(dut.i.valid, 0)
-            _, _, ready, valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid,
-                                                                  dut.o.payload)
-            if sent < B and ready:
-                seen.setdefault("first", cycle)
-                sent += 1
-            if valid:
-                seen["out"] = (cycle, payload)
-            cycle += 1
-            assert cycle < 200, "no result"
-    sim.run(dut, tb)
-    assert seen["out"][1] == g.pe_dot([3] * B, [1] * B, prec, dut.acc_width)
-    assert seen["out"][0] - seen["first"] == B * prec + 1
+    cycles, out = first_to_result(dut, beats)
+    assert out == g.pe_dot([3] * B, [1] * B, prec, dut.acc_width)
+    assert cycles == B * prec + 1
 
 
 def test_pe_acc_wraps_like_golden():
@@ -141,7 +109,7 @@ def test_pe_init():
     ({"max_wbits": 1}, ValueError, "max_wbits must be in [2, 16], not 1"),
     ({"max_wbits": 8.0}, TypeError, "max_wbits must be an integer, not 8.0"),
     ({"lanes": 0}, ValueError, "lanes must be in [1, 256], not 0"),
-    ({"msb_first": 1}, TypeError, "msb_first must be a bool, not 1"),
+    ({"msb_first": 1}, TypeError, "msb_first must be True or False, not 1"),
     ({"acc_width": True}, TypeError, "acc_width must be an integer, not True"),
     ({"acc_width": 15}, ValueError,
      "acc_width must be >= act_width + max_wbits + clog2(lanes) = 16 (one exact beat), "

