@@ -1,11 +1,14 @@
 """Systolic arrays of MX PEs (output- and weight-stationary), their PEs (bit-parallel and
-bit-serial), the row-shared accumulator and the GEMM engine."""
+bit-serial), the row-shared accumulator and the GEMM engine. The design:
+``docs/systolic.md``."""
 
+from .grid import array_block_format
 from .pe import MXBlockSumPE, MXMacPE
 from .bitserial import BitSerialMXMacPE
 from .rowacc import RowAccumulator
-from .array import SystolicArray
+from .array import DATAFLOWS, DEFAULT_PIPELINE, PE_TYPES, SystolicArray
 from .engine import GemmEngine
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "RowAccumulator", "BitSerialMXMacPE",
-           "SystolicArray", "GemmEngine"]
+           "SystolicArray", "GemmEngine", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES",
+           "array_block_format"]

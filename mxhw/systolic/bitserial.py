@@ -2,64 +2,29 @@
 
 The weight (the B element) reaches the PE one bit per cycle; the activation (the A element)
 is held in parallel. Block sums, scales and accumulation are those of :class:`MXMacPE`
-(its helpers :func:`~mxhw.systolic.pe.scale_code_sum` and
-:func:`~mxhw.systolic.pe.accumulate_blocks`), so the array matches golden ``fixed`` accumulation
+(its helpers :func:`~mxhw.systolic.grid.scale_code_sum` and
+:func:`~mxhw.systolic.grid.accumulate_blocks`), so the array matches golden ``fixed`` accumulation
 bit for bit.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
-from ..formats import _nonfinite, fixed_shape, lsb_shift, moded_code, operand_element, unpack
+from ..formats import moded_code, operand_element
 from ..pe.multiplier import product_width
-from .pe import (acc_width, accumulate_blocks, block_sum_width, check_pipeline, mode_port,
-                 scale_code_sum, scale_nan, scale_offset, stage)
+from ..lib.signals import stage
+from .grid import (SERIAL_BITS_MAX, AccumulatingPE, accumulate_blocks, block_sum_width,
+                   check_pe_pipeline, check_serial_format, fixed_form, mode_port,
+                   running_block_sum, scale_code_sum, scale_nan, scale_offset, serial_bits)
 
+# (the serial-weight helpers live in :mod:`.grid`; re-exported here, where the bench and
+# the tests look for them)
 __all__ = ["BitSerialMXMacPE", "serial_bits", "check_serial_format", "SERIAL_BITS_MAX",
            "fixed_form"]
 
-#: Widest serial weight the bit-serial PE takes (cycles per K step). Every OCP MX element
-#: format fits: FP4 E2M1 5, FP6 E2M3 7, FP6 E3M2 10, FP8 E4M3 19, FP8 E5M2 33, INT8 8.
-SERIAL_BITS_MAX = 40
-
-
-def serial_bits(fmt):
-    """Serial precision ``p`` of the weight element format ``fmt`` (an ``ElementFormat``):
-    the two's-complement width of its exact fixed-point form (``int_table`` at
-    ``lsb_exp``, :func:`mxhw.formats.fixed_shape`), so one K step takes ``p`` cycles."""
-    return fixed_shape(fmt).width
-
-
-def check_serial_format(fmt_b, name="fmt_b"):
-    """Validate a block format's element (:func:`~mxhw.formats.operand_element`: MXSF's
-    by mode) as a bit-serial weight: its exact fixed-point form must have at most
-    :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
-    e = operand_element(fmt_b)
-    p = serial_bits(e)
-    if p > SERIAL_BITS_MAX:
-        raise ValueError(f"{name}: {e.name} elements need {p} serial bits as "
-                         f"fixed-point integers; the bit-serial PE takes at most "
-                         f"{SERIAL_BITS_MAX}")
-    return p
-
-
-def fixed_form(m, fmt, code):
-    """``(w, nonfinite)``: the element ``code`` of ``fmt`` as its exact signed fixed-point
-    integer at ``fmt.lsb_exp`` (golden ``int_table[code]``; 0 for NaN/Inf codes) and a flag
-    for NaN/Inf codes. Combinational logic in ``m``."""
-    u = unpack(m, fmt, code)
-    bad = Signal()
-    m.d.comb += bad.eq(_nonfinite(u))
-    w = Signal(fixed_shape(fmt))
-    mag = u.significand << lsb_shift(u)
-    m.d.comb += w.eq(Mux(bad, 0, Mux(u.sign, -mag, mag)))
-    return w, bad
-
-
-class BitSerialMXMacPE(wiring.Component):
+class BitSerialMXMacPE(AccumulatingPE):
     """Bit-serial MX multiply-accumulate: the activation in parallel, the weight one bit per
     cycle, ``p`` cycles per element pair.
 
@@ -75,7 +40,7 @@ class BitSerialMXMacPE(wiring.Component):
     between 0 and ``x * w``'s extremes, so ``q`` is as wide as the bit-parallel product).
     On a step's final bit ``q`` joins the block's exact sum ``S``; the rest is
     :class:`~mxhw.systolic.MXMacPE`'s: at a block end ``S`` is put on the accumulator grid
-    (:func:`~mxhw.systolic.pe.block_to_grid`) and added with saturation or wrap-around;
+    (:func:`~mxhw.systolic.grid.block_to_grid`) and added with saturation or wrap-around;
     on the tile's last step the accumulator moves to ``result``. A NaN scale or a NaN/Inf
     element (either operand) makes the result ``special``.
 
@@ -136,7 +101,7 @@ class BitSerialMXMacPE(wiring.Component):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
-        check_pipeline(pipeline)
+        check_pe_pipeline(pipeline)
         if acc.mode != "fixed":
             raise ValueError(f"the bit-serial PE implements fixed-point accumulation only, "
                              f"not {acc.mode!r}")
@@ -156,18 +121,11 @@ class BitSerialMXMacPE(wiring.Component):
             "final": In(1),
             "block_end": In(1),
             "last": In(1),
-            "result": Out(signed(acc_width(acc))),
-            "special": Out(1),
+            **self.result_ports(acc),
         })
 
-    pipeline = property(lambda self: self._pipeline)
     serial_bits = property(lambda self: self._p,
                            doc="Weight bits per element, i.e. cycles per K step.")
-
-    @property
-    def latency(self):
-        """Cycles from the final bit of a tile's last step to its ``result``."""
-        return 1 + self._pipeline
 
     def elaborate(self, platform):
         m = Module()
@@ -191,21 +149,13 @@ class BitSerialMXMacPE(wiring.Component):
         q_new = Signal.like(q)
         m.d.comb += q_new.eq(Mux(first, -t, (q << 1) + t))
 
-        sw = block_sum_width(ea, eb, self._k)
-        s = Signal(signed(sw))                     # exact block sum of the finished steps
-        s_new = Signal(signed(sw))
-        m.d.comb += s_new.eq(s + q_new)
-        spec = Signal()                            # the tile so far is special
-        spec_new = Signal()
-        m.d.comb += spec_new.eq(spec | nf | (end & nan))
+        # the exact block sum of the finished steps
+        s_new, spec_new, advance = running_block_sum(
+            m, block_sum_width(ea, eb, self._k), q_new, nf, end, nan)
         with m.If(valid):
             m.d.sync += q.eq(q_new)
             with m.If(final):
-                m.d.sync += [s.eq(s_new), spec.eq(spec_new)]
-                with m.If(end):
-                    m.d.sync += s.eq(0)
-                with m.If(last):
-                    m.d.sync += spec.eq(0)
+                advance(end, last)
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & final & end)

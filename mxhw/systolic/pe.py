@@ -1,377 +1,28 @@
-"""The bit-parallel MX multiply-accumulate PE of the systolic arrays."""
+"""The bit-parallel MX multiply-accumulate PEs of the systolic arrays: :class:`MXMacPE`
+(block sums, scaling and accumulator in the PE) and :class:`MXBlockSumPE` (block sums only,
+for a row-shared :class:`~mxhw.systolic.rowacc.RowAccumulator`)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
-from ..formats import lookup_format, moded_code, operand_element
-from ..pe.multiplier import ElementMultiplier, multiply_sign_magnitude, product_width
+from ..formats import moded_code, operand_element
+from ..lib.signals import stage
+from ..pe.multiplier import ElementMultiplier, multiply_sign_magnitude
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
+from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
+                   block_sum_width, check_pe_pipeline, mode_port, running_block_sum,
+                   scale_code_sum, scale_nan, scale_offset)
 
-__all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX", "block_format", "mode_port",
-           "scale_exp_range", "block_sum_width", "scale_sum_shape"]
+__all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX"]
 
-
-
-def delay_line(m, sig, n, name, keep=False):
-    """``sig`` delayed by ``n`` registers in ``m``'s sync domain (``sig`` itself for 0).
-
-    ``keep``: the registers carry the ``keep`` attribute. The arrays set it on the control
-    bits that travel beside each row's or column's operands: every row gets the same
-    control, one cycle later per step, so synthesis would merge the equal registers of
-    all rows into one per anti-diagonal, whose fan-out then crosses the whole array.
-    Vivado honours ``keep`` on a register; Yosys flows need :data:`mxhw.build.KEEP_FLOPS`
-    (which the builds and the PPA harness run) to carry it over to the flip-flop."""
-    for t in range(n):
-        r = Signal.like(sig, name=f"{name}_d{t}", attrs={"keep": 1} if keep else {})
-        m.d.sync += r.eq(sig)
-        sig = r
-    return sig
+#: The old name of :func:`~mxhw.systolic.grid.array_block_format` (``engine.py`` imports
+#: it from here).
+block_format = array_block_format
 
 
-def block_format(fmt, name="fmt"):
-    """The :class:`golden.formats.BlockFormat` named by ``fmt``, with a power-of-two scale
-    and 1-D blocks (what the arrays accept). A format with several element modes chosen
-    per block (MXSF) is accepted when its modes make one :func:`~mxhw.formats.operand_element`
-    (equal widths, no Inf codes)."""
-    fmt = lookup_format(fmt, name, "block")
-    if isinstance(fmt.block, tuple):
-        raise ValueError(f"{name}: {fmt.name} has 2-D blocks {fmt.block}; the arrays take "
-                         f"1-D blocks along K")
-    if fmt.scale.kind != "pow2":
-        raise ValueError(f"{name}: {fmt.name} has {fmt.scale.name} scales; the arrays take "
-                         f"power-of-two scales")
-    try:
-        operand_element(fmt)
-    except ValueError as e:
-        raise ValueError(f"{name}: {e}") from None
-    return fmt
-
-
-def mode_port(fmt):
-    """The per-block mode port shape of ``fmt`` (``fmt.mode_bits`` wide), or None for a
-    single-mode format."""
-    return unsigned(fmt.mode_bits) if fmt.mode_bits else None
-
-
-def scale_exp_range(fmt):
-    """``(min, max)`` exponent of ``fmt``'s finite scale codes."""
-    s = fmt.scale
-    top = (1 << s.bits) - 1 - (1 if s.nan_code is not None else 0)
-    return -s.bias, top - s.bias
-
-
-def block_sum_width(fmt_a, fmt_b, k):
-    """Width of the exact sum of ``k`` exact products (signed) of elements of ``fmt_a``
-    and ``fmt_b`` (element formats: :func:`~mxhw.formats.operand_element`)."""
-    return product_width(fmt_a, fmt_b) + max(k - 1, 1).bit_length()
-
-
-PE_PIPELINE_MAX = 4
-
-
-def check_pipeline(pipeline):
-    """Validate a PE ``pipeline`` (register stages, 0..:data:`PE_PIPELINE_MAX`)."""
-    golden.formats.check_int("pipeline", pipeline, 0, PE_PIPELINE_MAX)
-
-
-def stage(m, sig, on, name):
-    """``sig`` through one register when ``on`` (else ``sig`` itself)."""
-    if not on:
-        return sig
-    r = Signal.like(sig, name=f"{name}_{getattr(sig, 'name', 'q')}")
-    m.d.sync += r.eq(sig)
-    return r
-
-
-def scale_nan(fmt, code):
-    """1 where ``code`` is ``fmt``'s NaN scale code (0 if the scale has none)."""
-    return (code == fmt.scale.nan_code) if fmt.scale.nan_code is not None else Const(0, 1)
-
-
-def _fits_signed(x, width):
-    """``x`` (signed) lies in ``signed(width)``: its bits from ``width - 1`` up are equal."""
-    top = x[width - 1:]
-    return top.all() | ~top.any()
-
-
-def _saturate(x, width):
-    """``x`` (signed) clamped to ``signed(width)``."""
-    return Mux(_fits_signed(x, width), x, Mux(x[-1], -(1 << (width - 1)),
-                                              (1 << (width - 1)) - 1))
-
-
-def acc_width(acc):
-    """Bits of an accumulator value: ``acc.width`` (``fixed``), 32 (``fp32``: float32
-    bits)."""
-    return 32 if acc.mode == "fp32" else acc.width
-
-
-def scale_offset(fa, fb, acc, lsb_exp):
-    """``d - a_scale - b_scale``: the constant that turns the sum of two scale codes into
-    the grid shift ``d = E + frac_bits`` (:func:`scale_code_sum`)."""
-    return lsb_exp + (acc.frac_bits or 0) - fa.scale.bias - fb.scale.bias
-
-
-def scale_sum_shape(fa, fb):
-    """Shape of ``a_scale + b_scale`` (two scale codes of ``fa`` and ``fb``)."""
-    return unsigned((((1 << fa.scale.bits) - 1) + ((1 << fb.scale.bits) - 1)).bit_length())
-
-
-def scale_code_sum(m, fa, fb, a_scale, b_scale, name="scale_sum"):
-    """``t = a_scale + b_scale`` (unsigned, :func:`scale_sum_shape`): with the constant
-    :func:`scale_offset` it gives the grid shift ``d = t + off = E + frac_bits``, the left
-    shift that puts an exact block sum on the accumulator grid
-    (:func:`grid_shift_from_sum` takes ``t`` and ``off`` apart, so no adder of the
-    offset or compare of a signed ``d`` stands before the range tests)."""
-    t = Signal(scale_sum_shape(fa, fb), name=name)
-    m.d.comb += t.eq(a_scale + b_scale)
-    return t
-
-
-def _sh_l_max(acc, split=0):
-    """The left shift's clamp: ``width + 1`` rounded up to a multiple of ``2**split``
-    (every shift from ``width + 1`` up takes a nonzero sum out of ``signed(width + 1)``
-    and to 0 modulo ``2**width``; rounded up, the clamped shift's bits from ``split`` up
-    still shift at least that far after a pre-shift by ``d mod 2**split``)."""
-    return -(-(acc.width + 1) >> split) << split
-
-
-def _sh_r_max(sw, split=0):
-    """The right shift's clamp: ``sw`` rounded up to a multiple of ``2**split`` (every
-    right shift from ``sw`` up leaves a ``sw``-bit sum's sign bits alone, the same
-    rounded result)."""
-    return -(-sw >> split) << split
-
-
-def _shift_signals(acc, sw, split=0):
-    return Signal(name="left"), Signal(range(_sh_l_max(acc, split) + 1), name="sh_l"), \
-        Signal(range(_sh_r_max(sw, split) + 1), name="sh_r")
-
-
-def _ge_base(acc, sw):
-    """The smallest left shift ``k`` that can take a ``sw``-bit block sum out of
-    ``signed(width + 1)``: ``ge`` (of :func:`grid_shift_from_sum`) holds ``d >= k`` from
-    it up to ``width + 1``."""
-    return max(acc.width - sw + 2, 0)
-
-
-def _ge_const(x, c):
-    """``x >= c`` for an unsigned value ``x`` and an integer constant ``c``, as AND/OR
-    logic on ``x``'s bits (synthesis maps it to a few LUTs, where a compare operator
-    becomes a carry chain)."""
-    n = len(x)
-    if c <= 0:
-        return Const(1, 1)
-    if c >= 1 << n:
-        return Const(0, 1)
-    top = 1 << (n - 1)
-    if c & top:
-        return x[n - 1] & _ge_const(x[:n - 1], c - top)
-    return x[n - 1] | _ge_const(x[:n - 1], c)
-
-
-def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
-    """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
-    block sum and the grid shift ``d = t + off``, ``t`` the (unsigned) sum of the two scale
-    codes (:func:`scale_code_sum`) and ``off`` :func:`scale_offset`: ``left = d >= 0``,
-    ``sh_l = min(max(d, 0), width + 1)``, ``sh_r = min(max(-d, 0), sw)``, and ``ge[i] = d
-    >= k0 + i`` for ``k0 + i`` up to ``width + 1`` (``k0`` of :func:`_ge_base`: the left
-    shifts that can overflow; driven for saturation only, the one reader).
-
-    The range tests compare ``t`` with constants (as logic, :func:`_ge_const`: a signed
-    compare of ``d`` becomes a carry chain per constant, which synthesis chained into many
-    LUT levels) and only the shift amounts' few low bits are added, all side by side (no
-    adder before a compare), then multiplexers. ``t_ge``: another
-    register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
-    second copy: each register then drives half the range tests, placed near them).
-
-    ``split`` > 0 adds a fifth member, ``pre = (d mod 2**split, -d mod 2**split)`` (from
-    ``t``'s low ``split`` bits alone), for :func:`block_to_grid` to shift the sum left and
-    right by before its first register; ``sh_l`` and ``sh_r`` are then clamped at
-    :func:`_sh_l_max` and :func:`_sh_r_max` (multiples of ``2**split``) and only their
-    bits from ``split`` up are used."""
-    W = acc.width
-    left, sh_l, sh_r = _shift_signals(acc, sw, split)
-    nl, nr = len(sh_l), len(sh_r)
-    l_max = _sh_l_max(acc, split)
-    k0 = _ge_base(acc, sw)
-    ge = Signal(W + 2 - k0, name="ge")
-    d_lo = Signal(nl)                          # (t + off) mod 2**nl
-    nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
-    r_max = _sh_r_max(sw, split)
-    m.d.comb += [
-        d_lo.eq(t[:nl] + (off % (1 << nl))),
-        nd_lo.eq((-off) % (1 << nr) - t[:nr]),
-        left.eq(_ge_const(t, -off)),
-        sh_l.eq(Mux(_ge_const(t, l_max + 1 - off), l_max, Mux(left, d_lo, 0))),
-        sh_r.eq(Mux(~_ge_const(t, -off - r_max), r_max, Mux(_ge_const(t, 1 - off), 0, nd_lo))),
-    ]
-    if acc.overflow == "saturate":              # only saturation reads it
-        t_ge = t if t_ge is None else t_ge
-        m.d.comb += ge.eq(Cat(_ge_const(t_ge, k - off) for k in range(k0, W + 2)))
-    if not split:
-        return left, sh_l, sh_r, ge
-    pre = Signal(split, name="sh_pre")
-    pre_r = Signal(split, name="sh_pre_r")
-    m.d.comb += [pre.eq(t[:split] + (off % (1 << split))),
-                 pre_r.eq((-off) % (1 << split) - t[:split])]
-    return left, sh_l, sh_r, ge, (pre, pre_r)
-
-
-def block_to_grid(m, acc, s, shift, extras, stages):
-    """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
-    ``shift = (left, sh_l, sh_r, ge[, pre])`` (:func:`grid_shift_from_sum`) the shift
-    that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
-    (``saturate``: to ``signed(width + 1)``, which leaves every saturated outcome
-    unchanged; ``wrap``: modulo ``2**width``).
-
-    ``stages`` (0..3) register boundaries: 1 captures ``s`` and the shift, 2 the shifted
-    value (and, ``saturate``, whether the left shift overflows), 3 the clamped value.
-    ``extras`` (signals) are delayed alike. Returns ``(v, *extras)``.
-
-    With ``pre = (pre_l, pre_r)`` (``split`` bits each, :func:`grid_shift_from_sum`) both
-    shifts are done in two parts: by ``pre_l`` / ``pre_r`` before the first register, by
-    ``sh_l``'s / ``sh_r``'s bits from ``split`` up after it (the right pre-shift keeps
-    whether it dropped a nonzero bit, for rounding); the saturation test's bit-pair flips
-    and ``s != 0`` are also taken before the first register. The second stage's logic is
-    then shorter multiplexers and an OR of two-input terms.
-    """
-    W = acc.width
-    sw = len(s)
-    left, sh_l, sh_r, ge, *pre = shift
-    split = len(pre[0][0]) if pre else 0
-    sat_ = acc.overflow == "saturate"
-
-    def sat_inputs(x):
-        # the saturation test's inputs from a sum x: its sign changes between neighbouring
-        # bits, and x != 0
-        flips = Signal(sw - 1, name="flips")
-        nz = Signal(name="nz")
-        if sat_:
-            m.d.comb += [flips.eq(x[:-1] ^ x[1:]), nz.eq(x.any())]
-        return flips, nz
-
-    if split:
-        pre_l, pre_r = pre[0]
-        s_pre = Signal(signed(sw + (1 << split) - 1), name="s_pre")
-        m.d.comb += s_pre.eq(s << pre_l)
-        # right: (s << 1) >> pre_r, and whether a dropped bit was nonzero (bit 0 of
-        # s << 1 is 0: bits 1 .. pre_r - 1; a shift past the top leaves the sign bits,
-        # which round the same whatever the sticky bits)
-        s_rpre = Signal(signed(sw + 1), name="s_rpre")
-        st_pre = Signal(name="st_pre")
-        m.d.comb += [s_rpre.eq((s << 1) >> pre_r),
-                     st_pre.eq(Cat(Const(0, 1), *(s[i - 1] & (pre_r > i)
-                                                  for i in range(1, min(1 << split, sw + 1)))
-                                   ).any())]
-        flips, nz = sat_inputs(s)
-        s, s_pre, s_rpre, st_pre, flips, nz, left, sh_l, sh_r, ge, *extras = (
-            stage(m, x, stages >= 1, "blk")
-            for x in (s, s_pre, s_rpre, st_pre, flips, nz, left, sh_l, sh_r, ge, *extras))
-    else:
-        s, left, sh_l, sh_r, ge, *extras = (stage(m, x, stages >= 1, "blk")
-                                            for x in (s, left, sh_l, sh_r, ge, *extras))
-        flips, nz = sat_inputs(s)
-
-    v_l = Signal(signed(sw + W + 2))
-    if split:
-        m.d.comb += v_l.eq(s_pre << Cat(Const(0, split), sh_l[split:]))
-    else:
-        m.d.comb += v_l.eq(s << sh_l)
-    # (s << 1) >> sh_r: the quotient and, below it, the first dropped bit (the round bit;
-    # with a zero shift it is bit 0 of s << 1, 0: no rounding); below that, the sticky bits
-    if split:
-        t_r = s_rpre
-        sh_r = Cat(Const(0, split), sh_r[split:])
-    else:
-        t_r = Signal(signed(sw + 1), name="s2")
-        m.d.comb += t_r.eq(s << 1)
-    q2 = Signal(signed(sw + 1))
-    m.d.comb += q2.eq(t_r >> sh_r)
-    q = Signal(signed(sw))
-    m.d.comb += q.eq(q2[1:])
-    up = Signal()
-    if acc.rounding == "rne":
-        mask = Signal(sw + 1)
-        m.d.comb += mask.eq((Const(1, sw + 2) << sh_r) - 1)
-        sticky = (t_r.as_unsigned() & mask).any()
-        if split:
-            sticky = sticky | st_pre
-        m.d.comb += up.eq(q2[0] & (sticky | q[0]))
-    # saturate: whether the left-shifted value leaves signed(W + 1), found beside the
-    # shifter from s and the thermometer ge (not from the shifter's output): s << d
-    # overflows iff s does not fit in signed(W + 1 - d), i.e. iff s changes sign between
-    # some bits i and i + 1 with i >= W - d, or s != 0 and d >= W + 1 (any larger shift).
-    # Each term but the first is a function of three bits (two with ``pre``: the flips then
-    # come registered), ORed flat. The right-shifted value
-    # (|q + up| <= 2**(sw - 2)) fits when sw <= W + 1.
-    ovf_l = Signal()
-    neg = Signal()
-    if acc.overflow == "saturate":
-        k0 = _ge_base(acc, sw)
-        terms = [nz & ge[W + 1 - k0]]
-        for i in range(sw - 1):                # i >= W: any left shift (ge[0] = left)
-            terms.append(flips[i] & ge[max(W - i, 0) - k0])
-        m.d.comb += [ovf_l.eq(Cat(terms).any()), neg.eq(s[-1])]
-    v_l, q, up, left, ovf_l, neg, *extras = (stage(m, x, stages >= 2, "sh")
-                                             for x in (v_l, q, up, left, ovf_l, neg, *extras))
-
-    if acc.overflow == "saturate":
-        v = Signal(signed(W + 1))
-        sat = Mux(neg, -(1 << W), (1 << W) - 1)
-        if sw <= W + 1:
-            vr = q + up
-        else:                                  # a block sum wider than the accumulator
-            qu = Signal(signed(sw + 1))
-            m.d.comb += qu.eq(q + up)
-            vr = _saturate(qu, W + 1)
-        m.d.comb += v.eq(Mux(ovf_l, sat, Mux(left, v_l[:W + 1], vr)))
-    else:
-        v = Signal(unsigned(W))                # only v mod 2**W matters
-        m.d.comb += v.eq(Mux(left, v_l, q + up)[:W])
-    return (stage(m, x, stages >= 3, "rnd") for x in (v, *extras))
-
-
-def clamp_acc(m, acc, x, name="clamped"):
-    """``x`` (signed, at most ``width + 2`` bits wide for saturation) saturated to, or
-    wrapped into, ``signed(acc.width)``."""
-    W = acc.width
-    out = Signal(signed(W), name=name)
-    if acc.overflow == "saturate":
-        m.d.comb += out.eq(_saturate(x, W))
-    else:
-        m.d.comb += out.eq(x[:W])
-    return out
-
-
-def accumulate(m, acc, reg, v):
-    """``reg + v`` saturated to, or wrapped into, ``signed(acc.width)``."""
-    W = acc.width
-    tot = Signal(signed(W + 3))
-    m.d.comb += tot.eq(reg + v)
-    return clamp_acc(m, acc, tot, "reg_new")
-
-
-def accumulate_blocks(m, acc, s_new, t, off, ev, last, spec_new, stages, result, special):
-    """An output-stationary PE's block end: on ``ev`` the finished block sum ``s_new`` goes
-    onto the accumulator grid (:func:`block_to_grid`, ``stages`` register stages, grid
-    shift ``d = t + off``: ``t`` the scale codes' sum, :func:`scale_code_sum`, ``off``
-    :func:`scale_offset`) and into the ``fixed`` accumulator; on a tile's ``last`` block
-    the accumulator moves to ``result`` (``special`` from ``spec_new``) and restarts at
-    zero."""
-    v, ev, last, spec_out = block_to_grid(
-        m, acc, s_new, grid_shift_from_sum(m, acc, len(s_new), t, off),
-        [ev, last, spec_new], stages)
-    reg = Signal(signed(acc.width))
-    reg_new = accumulate(m, acc, reg, v)
-    with m.If(ev):
-        m.d.sync += reg.eq(reg_new)
-        with m.If(last):
-            m.d.sync += [reg.eq(0), result.eq(reg_new), special.eq(spec_out)]
 
 
 def element_multiplier(m, pe, fa, fb, pipeline):
@@ -402,11 +53,11 @@ def operand_ports(fmt_a, fmt_b):
     }
 
 
-class MXMacPE(wiring.Component):
+class MXMacPE(AccumulatingPE):
     """Bit-parallel MX multiply-accumulate: one element pair per cycle.
 
     Per block, the exact products (:class:`mxhw.pe.ElementMultiplier`) are summed exactly in
-    an integer ``S`` of :func:`block_sum_width` bits. On the block's last element the block
+    an integer ``S`` of :func:`~mxhw.systolic.grid.block_sum_width` bits. On the block's last element the block
     dot ``S * 2**E`` (``E`` from both scales and the element LSBs) is put on the
     accumulator grid ``2**-frac_bits`` (left shift, or right shift with ``floor`` / ``rne``
     rounding) and added to the ``width``-bit accumulator with saturation or wrap-around.
@@ -446,7 +97,7 @@ class MXMacPE(wiring.Component):
     acc : golden.arith.Accumulation
         ``fixed`` or ``fp32`` accumulation.
     pipeline : int
-        Register stages, 0..4 (:data:`PE_PIPELINE_MAX`); default 0.
+        Register stages, 0..4 (:data:`~mxhw.systolic.grid.PE_PIPELINE_MAX`); default 0.
 
     Members
     -------
@@ -472,22 +123,14 @@ class MXMacPE(wiring.Component):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
-        check_pipeline(pipeline)
+        check_pe_pipeline(pipeline)
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
         self._pipeline = pipeline
         self._k = fmt_a.block_size
         super().__init__({
             **operand_ports(fmt_a, fmt_b),
-            "result": Out(signed(acc_width(acc))),
-            "special": Out(1),
+            **self.result_ports(acc),
         })
-
-    pipeline = property(lambda self: self._pipeline)
-
-    @property
-    def latency(self):
-        """Cycles from a tile's last element (``valid & last``) to its ``result``."""
-        return 1 + self._pipeline
 
     def elaborate(self, platform):
         m = Module()
@@ -504,19 +147,10 @@ class MXMacPE(wiring.Component):
         if acc.mode == "fp32":
             return self._elaborate_fp32(m, mul, a, b, valid, end, last, nan)
 
-        sw = block_sum_width(ea, eb, self._k)
-        s = Signal(signed(sw))                     # exact block sum so far
-        s_new = Signal(signed(sw))
-        m.d.comb += s_new.eq(s + mul.p)
-        spec = Signal()                            # the tile so far is special
-        spec_new = Signal()
-        m.d.comb += spec_new.eq(spec | mul.nonfinite | (end & nan))
+        s_new, spec_new, advance = running_block_sum(
+            m, block_sum_width(ea, eb, self._k), mul.p, mul.nonfinite, end, nan)
         with m.If(valid):
-            m.d.sync += [s.eq(s_new), spec.eq(spec_new)]
-            with m.If(end):
-                m.d.sync += s.eq(0)
-            with m.If(last):
-                m.d.sync += spec.eq(0)
+            advance(end, last)
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & end)
@@ -580,7 +214,7 @@ class MXBlockSumPE(wiring.Component):
     :func:`~mxhw.pe.multiplier.multiply_sign_magnitude`, the sign taken as the
     magnitude's ones' complement, before the product register, and the block sum's
     adder's carry-in) are summed exactly in an integer ``S`` of
-    :func:`block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
+    :func:`~mxhw.systolic.grid.block_sum_width` bits at ``2**lsb_exp`` (``lsb_exp`` the multiplier's); on the
     block's last element ``S`` appears on ``block_sum`` with ``block_valid`` high, beside
     the block's two scale codes, whether any of its element codes was NaN/Inf, and the
     tile's ``last`` flag, and the PE starts the next block at once. Nothing else is kept
@@ -592,7 +226,8 @@ class MXBlockSumPE(wiring.Component):
     Register stages (``pipeline``): >= 1 registers the product (magnitude and sign), the
     control and the scale codes (:class:`MXMacPE`'s stage 1); >= 2 also
     registers the ``block_*`` outputs (the row's multiplexer then starts at flip-flops, not
-    at the block sum's adder: one more cycle); the others belong to the row unit (its :func:`block_to_grid` takes
+    at the block sum's adder: one more cycle); the others belong to the row unit (its
+    :func:`~mxhw.systolic.grid.block_to_grid` takes
     ``pipeline - 1``, after its own selection register), so a PE and its row unit
     together take :class:`MXMacPE`'s latency ``1 + pipeline`` plus
     :func:`~mxhw.systolic.rowacc.row_extra_stages` (3 from ``pipeline`` 2 up: two
@@ -604,7 +239,7 @@ class MXBlockSumPE(wiring.Component):
     fmt_a, fmt_b : BlockFormat
         Operand block formats (validated by the array).
     pipeline : int
-        Register stages of the PE and its row unit, 0..4 (:data:`PE_PIPELINE_MAX`).
+        Register stages of the PE and its row unit, 0..4 (:data:`~mxhw.systolic.grid.PE_PIPELINE_MAX`).
 
     Members
     -------
@@ -638,7 +273,7 @@ class MXBlockSumPE(wiring.Component):
     """
 
     def __init__(self, fmt_a, fmt_b, pipeline=0):
-        check_pipeline(pipeline)
+        check_pe_pipeline(pipeline)
         self._fmt_a, self._fmt_b, self._pipeline = fmt_a, fmt_b, pipeline
         self._k = fmt_a.block_size
         ea, eb = operand_element(fmt_a), operand_element(fmt_b)

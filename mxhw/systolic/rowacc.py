@@ -1,41 +1,9 @@
-"""One block-to-accumulator datapath per row of the output-stationary array.
-
-In the output-stationary :class:`~mxhw.systolic.SystolicArray` every PE of row ``i``
-receives the same transfers, column ``j`` one cycle after column ``j - 1``: PE ``(i, j)``
-sees element ``t`` of a tile in cycle ``T_t + i + j`` (``T_t`` the cycle the array took
-transfer ``t``, input gaps included). So the block ends of a row arrive as bursts, block
-``b`` of column ``j`` in cycle ``T_b + i + j``, and the next block of column 0 at
-``T_{b+1} + i >= T_b + i + k`` (one transfer per cycle at most). With ``cols <= k`` the
-row's block ends therefore never collide (at most one per cycle) and come in strict
-column order ``0, 1, .., cols - 1, 0, 1, ..``, whatever the gaps and back-pressure.
-
-:class:`RowAccumulator` exploits both facts. Its PEs
-(:class:`~mxhw.systolic.pe.MXBlockSumPE`) keep only the multiplier and the exact block sum; at a block end the row
-unit selects the one PE whose ``block_valid`` is high (an AND-OR multiplexer on the
-one-hot valids), puts its sum on the accumulator grid with one
-:func:`~mxhw.systolic.pe.block_to_grid` and adds it with one
-:func:`~mxhw.systolic.pe.accumulate`. The ``cols`` accumulators form a ring: the adder
-reads the head, and every block end rotates the ring by one, the new value entering at
-the tail, so that the head always holds the accumulator of the column whose block ends
-next (no read multiplexer, no write decoder). On a tile's last block the new value
-enters a second ring, of results, which after the row's last burst holds column ``j``'s
-result in entry ``j``, and the accumulator restarts at zero. (In the array that ring is a
-row of the output buffer: ``result_ring=False``.)
-
-The scale codes do not go through the row's multiplexer, nor are they added in every PE:
-the unit takes the two codes of the block that ends (``a_scale``, ``b_scale``) and adds
-them itself, one scale adder and NaN test per row. The array makes both from its edge
-registers: a block's A scale is the same for all columns of a row (one register per row,
-loaded when the block's last element enters the row's first PE); the B scales of a block
-end leave the edge as a shift register, one column per cycle, which is the order and
-the time at which row 0's block ends come, and reach row ``i`` ``i`` registers later,
-as the block ends do.
-"""
+"""One block-to-accumulator datapath per row of the output-stationary array
+(:class:`RowAccumulator`): with ``cols <= k`` a row's block ends never collide and come in
+column order, so one unit serves the row. The argument and the design: ``docs/systolic.md``
+(*Row-shared accumulation*)."""
 
 from __future__ import annotations
-
-import functools
-import operator
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
@@ -43,8 +11,10 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..formats import operand_element
-from .pe import (accumulate, block_sum_width, block_to_grid, check_pipeline, clamp_acc,
-                 delay_line, grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
+from ..lib.params import check_bool, check_int
+from ..lib.signals import delay_line, one_hot_select
+from .grid import (accumulate, block_sum_width, block_to_grid, check_pe_pipeline, clamp_acc,
+                   grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -55,7 +25,7 @@ RES_GROUP = 2
 RING_GROUP = 1
 
 #: Low bits of the grid shifts (left and right) applied before the first register of
-#: :func:`~mxhw.systolic.pe.block_to_grid` from ``pipeline`` 3 up.
+#: :func:`~mxhw.systolic.grid.block_to_grid` from ``pipeline`` 3 up.
 SHIFT_SPLIT = 2
 
 
@@ -67,16 +37,6 @@ def row_extra_stages(pipeline):
     return 3 if pipeline >= 2 else 1
 
 
-def one_hot_select(valid, values, shape, name, idle_zero=False):
-    """``values[j]`` for the one ``j`` with ``valid[j]`` high (0 when none is): an AND-OR
-    multiplexer, no priority chain; with ``idle_zero`` (every ``values[j]`` is 0 while
-    its ``valid[j]`` is low) only the OR."""
-    out = Signal(shape, name=name)
-    terms = values if idle_zero else [Mux(v, x, 0) for v, x in zip(valid, values)]
-    out_eq = functools.reduce(operator.or_, terms)
-    return out, out.eq(out_eq)
-
-
 class RowAccumulator(wiring.Component):
     """The shared block-end datapath of one row of ``cols``
     :class:`~mxhw.systolic.pe.MXBlockSumPE` (see the module docstring): golden ``fixed``
@@ -86,8 +46,8 @@ class RowAccumulator(wiring.Component):
     ``j``, with the sum of its two scale codes (``a_scale`` and ``b_scale``, given in the
     same cycle), goes onto the accumulator grid
     ``2**-frac_bits`` (golden's ``round_shift(S, -(E + F), rounding)``, clamped,
-    :func:`~mxhw.systolic.pe.block_to_grid`) and into column ``j``'s ``width``-bit
-    accumulator with saturation or wrap-around (:func:`~mxhw.systolic.pe.accumulate`); on the tile's last block the sum
+    :func:`~mxhw.systolic.grid.block_to_grid`) and into column ``j``'s ``width``-bit
+    accumulator with saturation or wrap-around (:func:`~mxhw.systolic.grid.accumulate`); on the tile's last block the sum
     moves to ``result[j]`` and the accumulator restarts at zero. A block flagged
     ``block_nonfinite`` (NaN/Inf element codes) or with a NaN scale code makes the tile's
     result ``special`` (golden: NaN).
@@ -99,8 +59,8 @@ class RowAccumulator(wiring.Component):
 
     Register stages: from ``pipeline`` 2 up, the selection (the multiplexer's outputs and
     the scale codes' sum and NaN flag); ``max(pipeline - 1, 0)`` inside
-    :func:`~mxhw.systolic.pe.block_to_grid` (1: the selected sum and its shift, from the
-    scale sum by :func:`~mxhw.systolic.pe.grid_shift_from_sum`, and from ``pipeline`` 3
+    :func:`~mxhw.systolic.grid.block_to_grid` (1: the selected sum and its shift, from the
+    scale sum by :func:`~mxhw.systolic.grid.grid_shift_from_sum`, and from ``pipeline`` 3
     up the sum already shifted left and right by the shifts' two low bits; 2: the
     shifted sum; 3: the rounded and clamped value); then the accumulator; then the
     tile's final sum register before ``result``. Saturating with ``cols`` >= 2, a sum
@@ -151,7 +111,7 @@ class RowAccumulator(wiring.Component):
         each ``latency - 1`` cycles after its ``block_valid`` (in the cycle the ring would
         take it). When :attr:`fin_unclamped` (saturating, ``cols >= 2``) it is the sum
         before the clamp, ``acc.width + 2`` bits: the result is
-        ``mxhw.systolic.pe.clamp_acc(m, acc, fin)``.
+        ``mxhw.systolic.grid.clamp_acc(m, acc, fin)``.
     fin_valid, fin_valid_next : Out(1)
         (Without ``result_ring``.) ``fin`` holds a result: in this cycle, and in the next
         (``fin_valid`` a cycle ahead: a user's store can register its enables from it).
@@ -174,15 +134,10 @@ class RowAccumulator(wiring.Component):
         if acc.mode != "fixed":
             raise ValueError(f"acc: the row accumulator implements fixed-point accumulation "
                              f"only, not {acc.mode!r}")
-        if not isinstance(cols, int) or isinstance(cols, bool):
-            raise TypeError(f"cols must be a positive integer, not {cols!r}")
-        if cols < 1:
-            raise ValueError(f"cols must be a positive integer, not {cols!r}")
-        check_pipeline(pipeline)
-        if not isinstance(result_ring, bool):
-            raise TypeError(f"result_ring must be True or False, not {result_ring!r}")
-        if not isinstance(idle_zero, bool):
-            raise TypeError(f"idle_zero must be True or False, not {idle_zero!r}")
+        check_int("cols", cols, 1)
+        check_pe_pipeline(pipeline)
+        check_bool("result_ring", result_ring)
+        check_bool("idle_zero", idle_zero)
         self._ring, self._idle_zero = result_ring, idle_zero
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
         self._cols, self._pipeline = cols, pipeline

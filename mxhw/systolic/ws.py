@@ -1,52 +1,22 @@
-"""The weight-stationary dataflow of :class:`~mxhw.systolic.SystolicArray`.
-
-PE ``(r, c)`` holds one weight code ``B[k0 + r, n0 + c]`` of the current *pass* (``rows``
-consecutive K elements of one MX block, ``cols`` output columns) in an active register,
-and the next pass's code in a shadow register (an MXSF weight: the code with its block's
-mode, ``w_mode``; an MXSF activation row carries its block's ``a_mode`` along the row). An activation row ``A[m, k0:k0 + rows]``
-enters from the left, skewed (row ``r`` delayed ``r`` cycles) and moves right; exact
-partial sums (integers at the products' LSB, :func:`~mxhw.systolic.pe.block_sum_width`
-bits, plus a NaN/Inf flag; ``fp32``: three flags, the products' IEEE class NaN, +Inf,
--Inf) move down the columns. Below each column an accumulator stage keeps, per activation
-row ``m`` of the tile, the exact sum of the current block so far and the accumulator
-(``fixed``: the fixed-point register; ``fp32``: float32 bits), in two ring buffers of
-``depth`` entries (one entry per activation row of a pass, advanced in the order the rows
-arrive): a pass adds its column sums to the block sums exactly; a pass that ends a block
-applies the scales and adds the block's value to the accumulator, exactly as
-:func:`mxhw.golden.arith.gemm` does (same rounding, same saturation, blocks in K order;
-``fp32``: the block's ``S * 2**E`` rounded once to float32, or the IEEE value of its
-products' sum for a NaN/Inf block, a NaN scale giving NaN, then one float32 addition,
-round to nearest even, into an accumulator that starts at +0); the tile's last pass emits
-the results, which are de-skewed into rows and queued for ``o``.
-
-Block-end register stages (``pipeline - 1``, up to 3): ``fixed``, those of
-:func:`~mxhw.systolic.pe.block_to_grid`; ``fp32``, 1 captures the finished block sum, its
-exponent and flags, 2 the block's float32 value, 3 cuts the float32 conversion after its
-leading-one detection. The float32 accumulator addition
-(:func:`~mxhw.systolic.fp32acc.f32_add`) stays in one cycle: a row's next block may end
-in the next cycle (``depth = 1``, ``rows >= k``). The latency (:func:`ws_latency`) is the
-same for both modes.
-
-Weights load one row per transfer (``w_valid``), into the shadow registers, in row order
-``r = 0 .. rows-1``; they travel with the activations' skew, so a load never overtakes the
-swap of the pass before it. The first activation transfer of every pass swaps shadow to
-active. Loading therefore overlaps computing: with ``depth >= rows`` the next pass's
-weights ride on the current pass's transfers.
-"""
+"""The weight-stationary dataflow of :class:`~mxhw.systolic.SystolicArray`: PE ``(r, c)``
+holds weight ``B[k0 + r, n0 + c]`` of a pass, activation rows stream through, exact column
+sums go to per-column block and accumulator stages. See ``docs/systolic.md``."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from ..mem.fifo import StreamFIFO
 from ..formats import moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
-from .pe import (accumulate, block_sum_width, block_to_grid, delay_line, grid_shift_from_sum,
-                 mode_port, scale_code_sum, scale_nan, scale_offset, stage)
+from ..lib.signals import delay_line, stage
+from .grid import (accumulate, block_sum_width, block_to_grid, grid_shift_from_sum, mode_port,
+                   out_layout, scale_code_sum, scale_nan, scale_offset)
 
-__all__ = ["ws_in_layout", "ws_latency", "elaborate_ws"]
+__all__ = ["WeightStationaryCore", "ws_in_layout", "ws_latency"]
 
 
 def ws_in_layout(fmt_a, fmt_b, rows, cols):
@@ -75,157 +45,197 @@ def ws_latency(rows, cols, pipeline):
     return rows + cols + pm + pg + 3
 
 
-def elaborate_ws(arr, m):
-    """Build the weight-stationary datapath of ``arr`` (a SystolicArray) into ``m``."""
-    R, C, D = arr.rows, arr.cols, arr.depth
-    fa, fb, acc, k = arr.fmt_a, arr.fmt_b, arr.acc, arr.k
-    pm, pg = _stages(arr.pipeline)
-    ea, eb = operand_element(fa), operand_element(fb)   # MXSF: codes with their mode
-    sw = block_sum_width(ea, eb, k)
-    lsb_exp = ea.lsb_exp + eb.lsb_exp
+class WeightStationaryCore(wiring.Component):
+    """The weight-stationary array (:class:`~mxhw.systolic.SystolicArray` with
+    ``dataflow="weight_stationary"``, which validates the parameters and documents the
+    ports and the host's schedule): edge registers, the PE grid with active and shadow
+    weight registers, the column stages and the output queue.
 
-    def delay(sig, n, name, keep=False):
-        return delay_line(m, sig, n, name, keep)
+    Block-end register stages (``pipeline - 1``, up to 3): ``fixed``, those of
+    :func:`~mxhw.systolic.grid.block_to_grid`; ``fp32``, 1 captures the finished block
+    sum, its exponent and flags, 2 the block's float32 value, 3 cuts the float32
+    conversion after its leading-one detection. ``pipeline >= 1`` registers each PE's
+    product.
 
-    # ---- output queue and credits: a producing transfer needs a reserved queue entry
-    qdepth = ws_latency(R, C, arr.pipeline) + 2
-    m.submodules.outq = outq = StreamFIFO(arr.out_layout, qdepth)
-    m.d.comb += [arr.o.valid.eq(outq.o.valid), arr.o.payload.eq(outq.o.payload),
-                 outq.o.ready.eq(arr.o.ready)]
-    credit = Signal(range(qdepth + 1), init=qdepth)
-    producing = arr.i.payload.act & arr.i.payload.last
-    m.d.comb += arr.i.ready.eq(~producing | (credit != 0))
-    take = arr.i.valid & arr.i.ready
-    pop = outq.o.valid & outq.o.ready
-    m.d.sync += credit.eq(credit + pop - (take & producing))
+    Parameters
+    ----------
+    rows, cols, depth : int
+    fmt_a, fmt_b : BlockFormat
+    acc : golden.arith.Accumulation
+    pipeline : int
+        0..4.
 
-    # ---- edge register: weight row index and pass start counted here
-    x = Signal(arr.in_layout)
-    widx, acnt = Signal(range(R)), Signal(range(D))
-    xwidx = Signal(range(R))
-    act_e, start_e, wv_e = Signal(), Signal(), Signal()    # registered, valid-qualified
-    p = arr.i.payload
-    m.d.sync += [act_e.eq(take & p.act), start_e.eq(take & p.act & (acnt == 0)),
-                 wv_e.eq(take & p.w_valid)]
-    # the wide operand register loads every cycle (no enable: ``take`` would fan out to
-    # every bit); act_e / wv_e say what it holds
-    m.d.sync += [x.eq(p), xwidx.eq(widx)]
-    with m.If(take):
-        with m.If(p.w_valid):
-            m.d.sync += widx.eq(Mux(widx == R - 1, 0, widx + 1))
-        with m.If(p.act):
-            m.d.sync += acnt.eq(Mux(acnt == D - 1, 0, acnt + 1))
+    Members
+    -------
+    i : In(stream.Signature(ws_in_layout(...)))
+    o : Out(stream.Signature(out_layout(acc, cols)))
 
-    # ---- the PE grid
-    # from the left (per row): activation code (with the row's block mode), act, start
-    a_codes = [moded_code(fa, x.a[r], x.a_mode if fa.mode_bits else None) for r in range(R)]
-    # (the control registers, equal in every row / column, are kept apart: delay_line)
-    left = [(delay(a_codes[r], r, f"a{r}"), delay(act_e, r, f"act{r}", True),
-             delay(start_e, r, f"st{r}", True)) for r in range(R)]
-    # from above (per column): weight code (with the column's block mode), load strobe,
-    # row index; the mode is held beside the code in the PE's weight registers
-    w_codes = [moded_code(fb, x.w[c], x.w_mode[c] if fb.mode_bits else None)
-               for c in range(C)]
-    top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}", True),
-            delay(xwidx, c, f"wi{c}", True)) for c in range(C)]
-    nf = 3 if acc.mode == "fp32" else 1     # partial sums' flags (see _product_flags)
-    psum = [(Const(0, signed(sw)), Const(0, nf))] * C
-    for r in range(R):
-        h = left[r]
+    Latency :func:`ws_latency` from a last-pass activation transfer to its result row;
+    throughput one transfer per cycle. Golden twin: :func:`mxhw.golden.arith.gemm`.
+    """
+
+    def __init__(self, rows, cols, fmt_a, fmt_b, acc, pipeline, depth):
+        self.rows, self.cols, self.depth = rows, cols, depth
+        self.fmt_a, self.fmt_b, self.acc, self.pipeline = fmt_a, fmt_b, acc, pipeline
+        self.k = fmt_a.block_size
+        self.in_layout = ws_in_layout(fmt_a, fmt_b, rows, cols)
+        self.out_layout = out_layout(acc, cols)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    def elaborate(self, platform):
+        m, arr = Module(), self
+        R, C, D = arr.rows, arr.cols, arr.depth
+        fa, fb, acc, k = arr.fmt_a, arr.fmt_b, arr.acc, arr.k
+        pm, pg = _stages(arr.pipeline)
+        ea, eb = operand_element(fa), operand_element(fb)   # MXSF: codes with their mode
+        sw = block_sum_width(ea, eb, k)
+        lsb_exp = ea.lsb_exp + eb.lsb_exp
+
+        def delay(sig, n, name, keep=False):
+            return delay_line(m, sig, n, name, keep)
+
+        # ---- output queue and credits: a producing transfer needs a reserved queue entry
+        qdepth = ws_latency(R, C, arr.pipeline) + 2
+        m.submodules.outq = outq = StreamFIFO(arr.out_layout, qdepth)
+        m.d.comb += [arr.o.valid.eq(outq.o.valid), arr.o.payload.eq(outq.o.payload),
+                     outq.o.ready.eq(arr.o.ready)]
+        credit = Signal(range(qdepth + 1), init=qdepth)
+        producing = arr.i.payload.act & arr.i.payload.last
+        m.d.comb += arr.i.ready.eq(~producing | (credit != 0))
+        take = arr.i.valid & arr.i.ready
+        pop = outq.o.valid & outq.o.ready
+        m.d.sync += credit.eq(credit + pop - (take & producing))
+
+        # ---- edge register: weight row index and pass start counted here
+        x = Signal(arr.in_layout)
+        widx, acnt = Signal(range(R)), Signal(range(D))
+        xwidx = Signal(range(R))
+        act_e, start_e, wv_e = Signal(), Signal(), Signal()    # registered, valid-qualified
+        p = arr.i.payload
+        m.d.sync += [act_e.eq(take & p.act), start_e.eq(take & p.act & (acnt == 0)),
+                     wv_e.eq(take & p.w_valid)]
+        # the wide operand register loads every cycle (no enable: ``take`` would fan out to
+        # every bit); act_e / wv_e say what it holds
+        m.d.sync += [x.eq(p), xwidx.eq(widx)]
+        with m.If(take):
+            with m.If(p.w_valid):
+                m.d.sync += widx.eq(Mux(widx == R - 1, 0, widx + 1))
+            with m.If(p.act):
+                m.d.sync += acnt.eq(Mux(acnt == D - 1, 0, acnt + 1))
+
+        # ---- the PE grid
+        # from the left (per row): activation code (with the row's block mode), act, start
+        a_codes = [moded_code(fa, x.a[r], x.a_mode if fa.mode_bits else None) for r in range(R)]
+        # (the control registers, equal in every row / column, are kept apart: delay_line)
+        left = [(delay(a_codes[r], r, f"a{r}"), delay(act_e, r, f"act{r}", True),
+                 delay(start_e, r, f"st{r}", True)) for r in range(R)]
+        # from above (per column): weight code (with the column's block mode), load strobe,
+        # row index; the mode is held beside the code in the PE's weight registers
+        w_codes = [moded_code(fb, x.w[c], x.w_mode[c] if fb.mode_bits else None)
+                   for c in range(C)]
+        top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}", True),
+                delay(xwidx, c, f"wi{c}", True)) for c in range(C)]
+        nf = 3 if acc.mode == "fp32" else 1     # partial sums' flags (see _product_flags)
+        psum = [(Const(0, signed(sw)), Const(0, nf))] * C
+        for r in range(R):
+            h = left[r]
+            for c in range(C):
+                a, act, start = h
+                w, wv, wi = top[c]
+                w_act = Signal(unsigned(eb.bits), name=f"wa_{r}_{c}")
+                w_sh = Signal(unsigned(eb.bits), name=f"ws_{r}_{c}")
+                with m.If(act & start):
+                    m.d.sync += w_act.eq(w_sh)
+                with m.If(wv & (wi == r)):
+                    m.d.sync += w_sh.eq(w)
+                mul = ElementMultiplier(ea, eb, pipeline=pm)
+                m.submodules[f"mul_{r}_{c}"] = mul
+                m.d.comb += [mul.a.eq(a), mul.b.eq(Mux(start, w_sh, w_act))]
+                s_out = Signal(signed(sw), name=f"ps_{r}_{c}")
+                f_out = Signal(nf, name=f"pf_{r}_{c}")
+                s_in, f_in = psum[c]
+                m.d.sync += [s_out.eq(s_in + mul.p),
+                             f_out.eq(f_in | _product_flags(m, arr, mul, pm, f"pc_{r}_{c}"))]
+                psum[c] = (s_out, f_out)
+                h = tuple(delay(s_, 1, f"h{r}_{c}_{n}", n > 0) for n, s_ in enumerate(h))
+                top[c] = tuple(delay(s_, 1, f"v{r}_{c}_{n}", n > 0) for n, s_ in enumerate(top[c]))
+
+        # ---- side information to the bottom of each column, on the partial sums' wavefront
+        side = data.StructLayout({"act": 1, "start": 1, "block_first": 1, "block_end": 1,
+                                  "tile_first": 1, "last": 1, "w_valid": 1,
+                                  "a_scale": unsigned(fa.scale.bits)})
+        si0 = Signal(side)
+        m.d.comb += [si0.act.eq(act_e), si0.start.eq(start_e), si0.w_valid.eq(wv_e),
+                     si0.block_first.eq(x.block_first), si0.block_end.eq(x.block_end),
+                     si0.tile_first.eq(x.tile_first), si0.last.eq(x.last),
+                     si0.a_scale.eq(x.a_scale)]
+        si = delay(si0, R + pm, "si")
+        emits = []
         for c in range(C):
-            a, act, start = h
-            w, wv, wi = top[c]
-            w_act = Signal(unsigned(eb.bits), name=f"wa_{r}_{c}")
-            w_sh = Signal(unsigned(eb.bits), name=f"ws_{r}_{c}")
-            with m.If(act & start):
-                m.d.sync += w_act.eq(w_sh)
-            with m.If(wv & (wi == r)):
-                m.d.sync += w_sh.eq(w)
-            mul = ElementMultiplier(ea, eb, pipeline=pm)
-            m.submodules[f"mul_{r}_{c}"] = mul
-            m.d.comb += [mul.a.eq(a), mul.b.eq(Mux(start, w_sh, w_act))]
-            s_out = Signal(signed(sw), name=f"ps_{r}_{c}")
-            f_out = Signal(nf, name=f"pf_{r}_{c}")
-            s_in, f_in = psum[c]
-            m.d.sync += [s_out.eq(s_in + mul.p),
-                         f_out.eq(f_in | _product_flags(m, arr, mul, pm, f"pc_{r}_{c}"))]
-            psum[c] = (s_out, f_out)
-            h = tuple(delay(s_, 1, f"h{r}_{c}_{n}", n > 0) for n, s_ in enumerate(h))
-            top[c] = tuple(delay(s_, 1, f"v{r}_{c}_{n}", n > 0) for n, s_ in enumerate(top[c]))
+            if c:
+                si = delay(si, 1, f"si{c}")
+            w_scale = delay(x.w_scale[c], R + pm + c, f"wsc{c}")
+            s_b, f_b = psum[c]
+            arrive = si.act
+            # B scale of the pass: shadow loads with the weights, swaps at the pass start
+            bs_act = Signal(unsigned(fb.scale.bits), name=f"bs_act{c}")
+            bs_sh = Signal(unsigned(fb.scale.bits), name=f"bs_sh{c}")
+            b_scale = Signal(unsigned(fb.scale.bits), name=f"bs{c}")
+            m.d.comb += b_scale.eq(Mux(si.start, bs_sh, bs_act))
+            with m.If(arrive & si.start):
+                m.d.sync += bs_act.eq(bs_sh)
+            with m.If(si.w_valid):
+                m.d.sync += bs_sh.eq(w_scale)
 
-    # ---- side information to the bottom of each column, on the partial sums' wavefront
-    side = data.StructLayout({"act": 1, "start": 1, "block_first": 1, "block_end": 1,
-                              "tile_first": 1, "last": 1, "w_valid": 1,
-                              "a_scale": unsigned(fa.scale.bits)})
-    si0 = Signal(side)
-    m.d.comb += [si0.act.eq(act_e), si0.start.eq(start_e), si0.w_valid.eq(wv_e),
-                 si0.block_first.eq(x.block_first), si0.block_end.eq(x.block_end),
-                 si0.tile_first.eq(x.tile_first), si0.last.eq(x.last),
-                 si0.a_scale.eq(x.a_scale)]
-    si = delay(si0, R + pm, "si")
-    emits = []
-    for c in range(C):
-        if c:
-            si = delay(si, 1, f"si{c}")
-        w_scale = delay(x.w_scale[c], R + pm + c, f"wsc{c}")
-        s_b, f_b = psum[c]
-        arrive = si.act
-        # B scale of the pass: shadow loads with the weights, swaps at the pass start
-        bs_act = Signal(unsigned(fb.scale.bits), name=f"bs_act{c}")
-        bs_sh = Signal(unsigned(fb.scale.bits), name=f"bs_sh{c}")
-        b_scale = Signal(unsigned(fb.scale.bits), name=f"bs{c}")
-        m.d.comb += b_scale.eq(Mux(si.start, bs_sh, bs_act))
-        with m.If(arrive & si.start):
-            m.d.sync += bs_act.eq(bs_sh)
-        with m.If(si.w_valid):
-            m.d.sync += bs_sh.eq(w_scale)
+            # ring of block sums so far and their flags, one entry per activation row; the
+            # flags: fixed, the tile so far is NaN; fp32, the block so far has a NaN, +Inf,
+            # -Inf (bits 0, 1, 2)
+            ring_s = [Signal(signed(sw), name=f"rs{c}_{n}") for n in range(D)]
+            ring_f = [Signal(nf, name=f"rf{c}_{n}") for n in range(D)]
+            s_new = Signal(signed(sw), name=f"s_new{c}")
+            f_new = Signal(nf, name=f"f_new{c}")
+            nan = scale_nan(fa, si.a_scale) | scale_nan(fb, b_scale)
+            f_reset = si.block_first if acc.mode == "fp32" else si.block_first & si.tile_first
+            m.d.comb += [
+                s_new.eq(Mux(si.block_first, 0, ring_s[-1]) + s_b),
+                f_new.eq(Mux(f_reset, 0, ring_f[-1]) | f_b | (si.block_end & nan)),
+            ]
+            with m.If(arrive):
+                m.d.sync += [ring_s[0].eq(s_new), ring_f[0].eq(f_new)]
+                m.d.sync += [ring_s[n].eq(ring_s[n - 1]) for n in range(1, D)]
+                m.d.sync += [ring_f[n].eq(ring_f[n - 1]) for n in range(1, D)]
 
-        # ring of block sums so far and their flags, one entry per activation row; the
-        # flags: fixed, the tile so far is NaN; fp32, the block so far has a NaN, +Inf,
-        # -Inf (bits 0, 1, 2)
-        ring_s = [Signal(signed(sw), name=f"rs{c}_{n}") for n in range(D)]
-        ring_f = [Signal(nf, name=f"rf{c}_{n}") for n in range(D)]
-        s_new = Signal(signed(sw), name=f"s_new{c}")
-        f_new = Signal(nf, name=f"f_new{c}")
-        nan = scale_nan(fa, si.a_scale) | scale_nan(fb, b_scale)
-        f_reset = si.block_first if acc.mode == "fp32" else si.block_first & si.tile_first
-        m.d.comb += [
-            s_new.eq(Mux(si.block_first, 0, ring_s[-1]) + s_b),
-            f_new.eq(Mux(f_reset, 0, ring_f[-1]) | f_b | (si.block_end & nan)),
-        ]
-        with m.If(arrive):
-            m.d.sync += [ring_s[0].eq(s_new), ring_f[0].eq(f_new)]
-            m.d.sync += [ring_s[n].eq(ring_s[n - 1]) for n in range(1, D)]
-            m.d.sync += [ring_f[n].eq(ring_f[n - 1]) for n in range(1, D)]
+            ev = Signal(name=f"ev{c}")
+            m.d.comb += ev.eq(arrive & si.block_end)
+            if acc.mode == "fp32":
+                ev, last, reg_new, spec = _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale,
+                                                           s_new, f_new, ev, pg)
+            else:
+                t = scale_code_sum(m, fa, fb, si.a_scale, b_scale)
+                v, ev, tile_first, last, spec = block_to_grid(
+                    m, acc, s_new,
+                    grid_shift_from_sum(m, acc, len(s_new), t, scale_offset(fa, fb, acc, lsb_exp)),
+                    [ev, si.tile_first, si.last, f_new], pg)
 
-        ev = Signal(name=f"ev{c}")
-        m.d.comb += ev.eq(arrive & si.block_end)
-        if acc.mode == "fp32":
-            ev, last, reg_new, spec = _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale,
-                                                       s_new, f_new, ev, pg)
-        else:
-            t = scale_code_sum(m, fa, fb, si.a_scale, b_scale)
-            v, ev, tile_first, last, spec = block_to_grid(
-                m, acc, s_new,
-                grid_shift_from_sum(m, acc, len(s_new), t, scale_offset(fa, fb, acc, lsb_exp)),
-                [ev, si.tile_first, si.last, f_new], pg)
+                # ring of accumulators, advanced once per finished block
+                ring_a = [Signal(signed(acc.width), name=f"ra{c}_{n}") for n in range(D)]
+                reg_new = accumulate(m, acc, Mux(tile_first, 0, ring_a[-1]), v)
+                with m.If(ev):
+                    m.d.sync += [ring_a[0].eq(reg_new)]
+                    m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
+            emit = Signal(name=f"emit{c}")
+            m.d.comb += emit.eq(ev & last)
+            # result register, then the de-skew: column c waits for the last column
+            emits.append(tuple(delay(s_, C - c, f"dsk{c}_{n}")
+                               for n, s_ in enumerate((emit, reg_new, spec))))
 
-            # ring of accumulators, advanced once per finished block
-            ring_a = [Signal(signed(acc.width), name=f"ra{c}_{n}") for n in range(D)]
-            reg_new = accumulate(m, acc, Mux(tile_first, 0, ring_a[-1]), v)
-            with m.If(ev):
-                m.d.sync += [ring_a[0].eq(reg_new)]
-                m.d.sync += [ring_a[n].eq(ring_a[n - 1]) for n in range(1, D)]
-        emit = Signal(name=f"emit{c}")
-        m.d.comb += emit.eq(ev & last)
-        # result register, then the de-skew: column c waits for the last column
-        emits.append(tuple(delay(s_, C - c, f"dsk{c}_{n}")
-                           for n, s_ in enumerate((emit, reg_new, spec))))
-
-    m.d.comb += [outq.i.valid.eq(emits[-1][0]),
-                 outq.i.payload.eq(Cat(Cat(*(e[1] for e in emits)),
-                                       Cat(*(e[2] for e in emits))))]
-    return m
+        m.d.comb += [outq.i.valid.eq(emits[-1][0]),
+                     outq.i.payload.eq(Cat(Cat(*(e[1] for e in emits)),
+                                           Cat(*(e[2] for e in emits))))]
+        return m
 
 
 def _product_flags(m, arr, mul, pm, name):

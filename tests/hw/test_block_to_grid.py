@@ -1,5 +1,5 @@
 """The block-end datapath shared by the output-stationary PE and the row unit
-(:func:`mxhw.systolic.pe.block_to_grid` then :func:`~mxhw.systolic.pe.accumulate`) alone,
+(:func:`mxhw.systolic.grid.block_to_grid` then :func:`~mxhw.systolic.grid.accumulate`) alone,
 against golden.arith's accumulation step bit for bit: a block sum ``S`` with grid shift
 ``d = E + frac_bits`` becomes ``round_shift(S, -d, rounding)`` and is added to the
 accumulator with saturation or wrap-around. Shifts far left and right of the grid, block
@@ -9,11 +9,13 @@ import numpy as np
 from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
+from support.hyp import budget
 from mxhw.golden.arith import fixed, round_shift
 from mxhw.sim import run
-from mxhw.systolic.pe import _ge_const, accumulate, block_to_grid, grid_shift_from_sum
+from mxhw.lib.signals import ge_const
+from mxhw.systolic.grid import accumulate, block_to_grid, grid_shift_from_sum
 
 
 class BlockEnd(wiring.Component):
@@ -49,7 +51,7 @@ def golden_step(acc, S, d, reg):
     return ((x - lo) % (1 << W)) + lo
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300, deadline=None)
 @given(W=st.integers(2, 20), sw=st.integers(2, 26), stages=st.integers(0, 3),
        overflow=st.sampled_from(["saturate", "wrap"]), rounding=st.sampled_from(["floor", "rne"]),
        split=st.sampled_from([0, 1, 2, 3]), data=st.data())
@@ -93,14 +95,14 @@ def test_block_end_matches_golden(W, sw, stages, overflow, rounding, split, data
 
 
 def test_ge_const_exhaustive():
-    """The compare-as-logic of the row unit's range tests (``_ge_const``) against Python's
+    """The compare-as-logic of the row unit's range tests (``ge_const``) against Python's
     ``>=`` for every value of 1..6-bit operands and constants on both sides of the range."""
     for n in range(1, 7):
         consts = list(range(-2, (1 << n) + 3))
         x = Signal(n)
         out = Signal(len(consts))
         m = Module()
-        m.d.comb += out.eq(Cat(_ge_const(x, c) for c in consts))
+        m.d.comb += out.eq(Cat(ge_const(x, c) for c in consts))
         got = {}
 
         async def tb(ctx):

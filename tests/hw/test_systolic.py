@@ -1,161 +1,94 @@
-"""SystolicArray (output-stationary MX array) against golden.arith.gemm (fixed accumulation)."""
+"""SystolicArray (both dataflows) and MXMacPE against golden.arith.gemm, bit for bit."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, strategies as st
 
 from mxhw import golden
-from mxhw.golden.arith import fixed, gemm
-from mxhw.golden.quantize import MXArray, quantize
-from mxhw.sim import run, seeded_rng, stream_recv, stream_send
-from mxhw.systolic import BitSerialMXMacPE, MXMacPE, SystolicArray
-from mxhw.systolic.array import DEFAULT_PIPELINE, OUT_GROUP
-from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
-from mxhw.systolic.driver import array_beats, tile_order
+from mxhw.golden.arith import FP32, fixed, gemm
+from mxhw.golden.quantize import quantize
+from mxhw.sim import run
+from mxhw.systolic import (DATAFLOWS, DEFAULT_PIPELINE, BitSerialMXMacPE, MXMacPE,
+                           SystolicArray, array_block_format)
+from mxhw.systolic.driver import tile_order, ws_beats, ws_passes
+from mxhw.systolic.grid import PE_PIPELINE_MAX
+from mxhw.systolic.outbuf import OUT_GROUP
 from mxhw.systolic.rowacc import RING_GROUP
+from support.hyp import budget
+from support.systolic import (ACC, FORMATS, acc_strategy, check_array, check_gemm,
+                              check_pe_tiles, check_ws, assert_raises, mx_operands, random_operand, run_pe,
+                              waits)
 
-FORMATS = ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8"]
-
-
-def random_operand(rng, fmt, shape, axis, spread=4, nan_p=0.0, zero_block_p=0.0):
-    """Random MX operand: quantised Gaussian data with per-block magnitudes spread over
-    2**-spread..2**spread, plus optional NaN scales and all-zero blocks."""
-    x = rng.standard_normal(shape) * np.exp2(rng.integers(-spread, spread + 1, shape))
-    mx = quantize(x, fmt, axis=axis)
-    scales = mx.scales.copy()
-    elements = mx.elements.copy()
-    f = golden.formats.get(fmt)
-    if nan_p:
-        scales[rng.random(scales.shape) < nan_p] = f.scale.nan_code
-    if zero_block_p:
-        k = f.block_size
-        zb = rng.random(scales.shape) < zero_block_p
-        zc = int(np.flatnonzero(f.element.table == 0)[0])
-        if axis == 1:
-            elements[np.repeat(zb, k, axis=1)] = zc
-        else:
-            elements[np.repeat(zb, k, axis=0)] = zc
-    return MXArray(mx.fmt, mx.shape, mx.axis, elements, scales, mx.modes)
+# (FORMATS and random_operand: tests/hw/test_gemm_engine.py imports them from here)
+__all__ = ["FORMATS", "random_operand"]
 
 
-def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, hold=0, **kw):
-    """``a @ b`` through a ``rows`` x ``cols`` array equals golden; random input gaps
-    (``p_idle``) and output back-pressure (``p_stall``), and with ``hold`` the output's
-    ready held low that many cycles before each tile's second row (its first, with one
-    row), while the producer goes on."""
-    M, K = a.shape
-    N = b.shape[1]
-    dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc, **kw)
-    tiles = tile_order(M, N, rows, cols)
-    got = {}
+# ---- both dataflows against golden ----------------------------------------------------------
 
-    async def producer(ctx):
-        rng = seeded_rng(seed)
-        for m0, n0 in tiles:
-            await stream_send(ctx, dut.i, array_beats(a, b, rows, cols, m0, n0), rng, p_idle)
-
-    async def consumer(ctx):
-        rng = seeded_rng(seed + 1)
-        for m0, n0 in tiles:
-            rows_out = []
-            for i in range(rows):
-                if hold and i == min(1, rows - 1):
-                    for _ in range(hold):
-                        await ctx.tick()
-                rows_out += await stream_recv(ctx, dut.o, 1, rng, p_stall)
-            for i, r in enumerate(rows_out):
-                for j in range(cols):
-                    got[m0 + i, n0 + j] = (r.data[j], r.special[j])
-
-    run(dut, producer, consumer)
-    val, raw = gemm(a, b, acc, return_raw=True)
-    for mm in range(M):
-        for nn in range(N):
-            v, s = got[mm, nn]
-            if np.isnan(val[mm, nn]):
-                assert s, (mm, nn)
-            else:
-                assert not s and v == raw[mm, nn], (mm, nn, v, raw[mm, nn])
-
-
-ACC = fixed(32, 16)
-
-
-def acc_strategy():
-    return st.builds(fixed, st.integers(8, 40), st.integers(-4, 24),
-                     st.sampled_from(["saturate", "wrap"]), st.sampled_from(["floor", "rne"]))
-
-
-def check_pe_tiles(a, b, nblks, acc, got):
-    """One PE's results ``got`` ((result, special) per tile) equal golden GEMMs of the 1x1
-    tiles of ``nblks`` blocks each that ``a`` (1 x K) and ``b`` (K x 1) are cut into."""
-    b0 = 0
-    for t, nb in enumerate(nblks):
-        bs, ks = slice(b0, b0 + nb), slice(32 * b0, 32 * (b0 + nb))
-        b0 += nb
-        at = MXArray(a.fmt, (1, 32 * nb), 1, a.elements[:, ks], a.scales[:, bs],
-                     None if a.modes is None else a.modes[:, bs])
-        bt = MXArray(b.fmt, (32 * nb, 1), 0, b.elements[ks], b.scales[bs],
-                     None if b.modes is None else b.modes[bs])
-        val, raw = gemm(at, bt, acc, return_raw=True)
-        r, s = got[t]
-        if np.isnan(val[0, 0]):
-            assert s, t
-        else:
-            assert not s and r == raw[0, 0], (t, r, raw[0, 0])
-
-
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
-       rows=st.integers(1, 4), cols=st.integers(1, 4),
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@budget(12, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+       rows=st.integers(1, 4), cols=st.integers(1, 4), depth=st.integers(1, 5),
        M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 2),
-       acc=acc_strategy(), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]),
-       pipeline=st.integers(0, PE_PIPELINE_MAX))
-def test_array_matches_golden(fa, fb, rows, cols, M, N, nblk, acc, seed, nan_p, zero_p,
-                              p_stall, p_idle, pipeline):
-    rng = np.random.default_rng(seed)
-    K = 32 * nblk
-    a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=zero_p)
-    b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=zero_p)
-    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline)
+       acc=acc_strategy(), nan=st.booleans(), zero=st.booleans(),
+       gaps=st.tuples(waits(), waits()), pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_array_matches_golden(dataflow, data, fa, fb, rows, cols, depth, M, N, nblk, acc,
+                              nan, zero, gaps, pipeline):
+    """Drawn codes and scales (NaN scales, zero blocks), shapes, accumulations, pipelines,
+    input gaps and output stalls: equal to golden."""
+    a, b = data.draw(mx_operands(fa, fb, M, N, nblk, nan=nan, zero=zero))
+    kw = {"depth": depth} if dataflow == "weight_stationary" else {}
+    check_array(dataflow, a, b, rows, cols, acc, gaps, 0.5, 0.5, pipeline=pipeline, **kw)
 
 
-def test_saturation_and_wrap():
+#: per dataflow, the array shape (and depth) of the fixed examples
+SHAPES = {"output_stationary": (2, 2, {}), "weight_stationary": (4, 2, {"depth": 3})}
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_saturation_and_wrap(dataflow):
     """Large operands overflow a narrow accumulator: saturate and wrap both as golden."""
     rng = np.random.default_rng(1)
-    a = quantize(np.full((2, 64), 1e6), "mxint8", axis=1)
+    a = quantize(np.full((3, 64), 1e6), "mxint8", axis=1)
     b = quantize(np.full((64, 2), -1e6) * rng.choice([-1, 1], (64, 2)), "mxint8", axis=0)
+    rows, cols, kw = SHAPES[dataflow]
     for ov in ("saturate", "wrap"):
         acc = fixed(16, 0, ov, "floor")
         _, raw = gemm(a, b, acc, return_raw=True)
-        assert {int(x) for x in raw.ravel()} & {-(1 << 15), (1 << 15) - 1} or ov == "wrap"
+        if ov == "saturate":
+            assert {int(x) for x in raw.ravel()} & {-(1 << 15), (1 << 15) - 1}
         for pipeline in (0, PE_PIPELINE_MAX):
-            check_gemm(a, b, 2, 2, acc, pipeline=pipeline)
+            check_array(dataflow, a, b, rows, cols, acc, pipeline=pipeline, **kw)
 
 
-def test_rounding_right_shift():
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_rounding_right_shift(dataflow):
     """Tiny block dots below the accumulator grid: floor vs RNE as golden."""
     rng = np.random.default_rng(2)
     a = quantize(rng.standard_normal((3, 32)) * 2.0**-20, "mxfp8_e4m3", axis=1)
     b = quantize(rng.standard_normal((32, 2)), "mxfp8_e4m3", axis=0)
+    rows = 3 if dataflow == "output_stationary" else 4
     for r in ("floor", "rne"):
         for pipeline in range(PE_PIPELINE_MAX + 1):
-            check_gemm(a, b, 3, 2, fixed(24, 22, "saturate", r), seed=3, p_stall=0.3,
-                       pipeline=pipeline)
+            check_array(dataflow, a, b, rows, 2, fixed(24, 22, "saturate", r), seed=3,
+                        p_stall=0.3, pipeline=pipeline)
 
 
-def test_nan_scale_and_zero_blocks():
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_nan_scale_and_zero_blocks(dataflow):
+    """NaN scales on both sides, zero blocks, input gaps: NaN exactly where golden's."""
     rng = np.random.default_rng(4)
     a = random_operand(rng, "mxfp4", (3, 96), 1, nan_p=0.3, zero_block_p=0.3)
-    b = random_operand(rng, "mxint8", (96, 3), 0, zero_block_p=0.3)
+    b = random_operand(rng, "mxfp8_e5m2", (96, 3), 0, nan_p=0.2, zero_block_p=0.3)
     acc = fixed(32, 16)
-    val = gemm(a, b, acc)
-    assert np.isnan(val).any()
-    check_gemm(a, b, 3, 3, acc)
+    assert np.isnan(gemm(a, b, acc)).any()
+    check_array(dataflow, a, b, 3, 3, acc, p_idle=0.2)
 
 
+# ---- output-stationary ------------------------------------------------------------------------
+
+@pytest.mark.slow
 def test_8x8_mixed():
     rng = np.random.default_rng(5)
     a = random_operand(rng, "mxfp8_e5m2", (8, 64), 1)
@@ -189,66 +122,15 @@ def test_output_held_off(shared, pipeline):
 
 # ---- the PE alone: every pipeline setting, tiles back to back ---------------------------
 
-def run_pe(a, b, nblks, acc, pipeline, seed):
-    """Feed tiles (``nblks[t]`` blocks each; ``a``: (1, K) and ``b``: (K, 1) MX operands
-    over all tiles) through one MXMacPE, back to back with random idle cycles; returns
-    [(result, special)] per tile, read ``latency`` cycles after each tile's last element."""
-    fa, fb = block_format(a.fmt), block_format(b.fmt)
-    k = fa.block_size
-    dut = MXMacPE(fa, fb, acc, pipeline=pipeline)
-    assert dut.latency == 1 + pipeline
-    rng = np.random.default_rng(seed)
-    seq, kk = [], 0           # per cycle: None (idle) or (kk, block_end, last)
-    for nb in nblks:
-        for i in range(nb * k):
-            while rng.random() < 0.2:
-                seq.append(None)
-            seq.append((kk, i % k == k - 1, i == nb * k - 1))
-            kk += 1
-    got = []
-
-    async def tb(ctx):
-        lasts, res = [], []
-        for n, x in enumerate(seq + [None] * dut.latency):
-            if x is None:
-                ctx.set(dut.valid, 0)
-                ctx.set(dut.a, int(rng.integers(1 << fa.element.bits)))   # ignored
-            else:
-                kk, end, last = x
-                ctx.set(dut.a, int(a.elements[0, kk]))
-                ctx.set(dut.b, int(b.elements[kk, 0]))
-                ctx.set(dut.a_scale, int(a.scales[0, kk // k]))
-                ctx.set(dut.b_scale, int(b.scales[kk // k, 0]))
-                if a.modes is not None:                      # MXSF: the block's mode
-                    ctx.set(dut.a_mode, int(a.modes[0, kk // k]))
-                if b.modes is not None:
-                    ctx.set(dut.b_mode, int(b.modes[kk // k, 0]))
-                ctx.set(dut.valid, 1)
-                ctx.set(dut.block_end, int(end))
-                ctx.set(dut.last, int(last))
-                if last:
-                    lasts.append(n)
-            await ctx.tick()
-            res.append((ctx.get(dut.result), ctx.get(dut.special)))
-        got.extend(res[n + dut.latency - 1] for n in lasts)
-
-    run(dut, tb)
-    return got
-
-
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+@budget(15, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
        nblks=st.lists(st.integers(1, 3), min_size=1, max_size=3), acc=acc_strategy(),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]))
-def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed, nan_p, zero_p):
+       pipeline=st.integers(0, PE_PIPELINE_MAX), gaps=waits(200), nan=st.booleans(),
+       zero=st.booleans())
+def test_pe_matches_golden(data, fa, fb, nblks, acc, pipeline, gaps, nan, zero):
     """Back-to-back tiles of 1..3 blocks through one PE equal golden GEMMs of 1x1 tiles."""
-    rng = np.random.default_rng(seed)
-    K = 32 * sum(nblks)
-    a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p, zero_block_p=zero_p)
-    b = random_operand(rng, fb, (K, 1), 0, nan_p=nan_p, zero_block_p=zero_p)
-    got = run_pe(a, b, nblks, acc, pipeline, seed)
-    check_pe_tiles(a, b, nblks, acc, got)
+    a, b = data.draw(mx_operands(fa, fb, 1, 1, sum(nblks), nan=nan, zero=zero))
+    check_pe_tiles(a, b, nblks, acc, run_pe(a, b, nblks, acc, pipeline, gaps))
 
 
 @pytest.mark.parametrize("pipeline, exc, msg", [
@@ -258,7 +140,7 @@ def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed, nan_p, zero_p):
     (True, TypeError, "pipeline must be an integer, not True"),
 ])
 def test_pe_init_wrong_pipeline(pipeline, exc, msg):
-    f = block_format("mxfp4")
+    f = array_block_format("mxfp4")
     with pytest.raises(exc) as e:
         MXMacPE(f, f, ACC, pipeline=pipeline)
     assert str(e.value) == msg
@@ -287,23 +169,23 @@ def test_init():
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
-    ({"rows": 0}, ValueError, "rows must be a positive integer, not 0"),
-    ({"rows": 1.5}, TypeError, "rows must be a positive integer, not 1.5"),
-    ({"cols": -1}, ValueError, "cols must be a positive integer, not -1"),
-    ({"cols": True}, TypeError, "cols must be a positive integer, not True"),
+    ({"rows": 0}, ValueError, "rows must be >= 1, not 0"),
+    ({"rows": 1.5}, TypeError, "rows must be an integer, not 1.5"),
+    ({"cols": -1}, ValueError, "cols must be >= 1, not -1"),
+    ({"cols": True}, TypeError, "cols must be an integer, not True"),
     ({"fmt_a": "fp4_e2m1"}, TypeError,
      "fmt_a must be a block format (a name or a BlockFormat), not ElementFormat('fp4_e2m1')"),
     ({"fmt_b": "nope"}, ValueError, "fmt_b must be a block format name, one of "),
     ({"fmt_a": 3}, TypeError, "fmt_a must be a block format (a name or a BlockFormat), not 3"),
     ({"dataflow": "row"}, ValueError,
-     "dataflow must be one of output_stationary, weight_stationary, not 'row'"),
+     "dataflow must be one of 'output_stationary', 'weight_stationary', not 'row'"),
     ({"dataflow": "weight_stationary", "pe": MXMacPE}, ValueError,
      "pe factories apply to the output-stationary dataflow; the weight-stationary array "
      "has its own PE"),
     ({"dataflow": "weight_stationary", "depth": 0}, ValueError,
-     "depth must be a positive integer, not 0"),
+     "depth must be >= 1, not 0"),
     ({"dataflow": "weight_stationary", "depth": 2.0}, TypeError,
-     "depth must be a positive integer, not 2.0"),
+     "depth must be an integer, not 2.0"),
     ({"depth": 4}, ValueError,
      "depth applies to the weight-stationary dataflow only, not 'output_stationary'"),
     ({"acc": None}, TypeError, "acc must be a golden.arith.Accumulation, not None"),
@@ -319,11 +201,8 @@ def test_init():
      "pe must be one of bitparallel, bitserial or a PE factory, not 'mac'"),
 ])
 def test_init_wrong(kw, exc, msg):
-    args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC)
-    args.update(kw)
-    with pytest.raises(exc) as e:
-        SystolicArray(**args)
-    assert str(e.value).startswith(msg)
+    assert_raises(SystolicArray, dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC),
+                  kw, exc, msg, prefix=True)
 
 
 def test_pe_hook():
@@ -360,7 +239,8 @@ def _yosys_count(tmp_path, il, script):
     return int(re.findall(r"(\d+) objects", r.stdout + r.stderr)[-1])
 
 
-@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
+@pytest.mark.toolchain
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
 def test_control_registers_not_merged(tmp_path, dataflow):
     """Every row (and, weight-stationary, column) gets the same control bits a cycle later
     per step, so Yosys's opt_merge would merge the equal registers of all rows into one
@@ -394,3 +274,78 @@ def test_control_registers_not_merged(tmp_path, dataflow):
     assert kept == marked
     assert _yosys_count(tmp_path, il, f"{KEEP_FLOPS}; {merge}") > \
         _yosys_count(tmp_path, il, merge)
+
+
+# ---- weight-stationary ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_ws_one_block_rows_beyond_block():
+    """K of one block; rows = 64 > k = 32 (a pass covers one block, rows beyond idle)."""
+    rng = np.random.default_rng(14)
+    a = random_operand(rng, "mxint8", (2, 32), 1)
+    b = random_operand(rng, "mxfp6_e2m3", (32, 2), 0)
+    check_ws(a, b, 64, 1, fixed(40, 20, "saturate", "rne"))
+    check_ws(a, b, 1, 1, fixed(40, 20, "saturate", "rne"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("acc", [fixed(32, 12), FP32], ids=["fixed", "fp32"])
+def test_ws_latency_and_full_rate(acc):
+    """No back-pressure, depth >= rows: one transfer every cycle (only the first pass's
+    weight load is extra), and the first result row appears ``latency`` cycles after the
+    first last-pass activation transfer."""
+    rng = np.random.default_rng(15)
+    a = random_operand(rng, "mxint8", (8, 64), 1)
+    b = random_operand(rng, "mxfp4", (64, 6), 0)
+    for pipeline in (0, 2, PE_PIPELINE_MAX):
+        dut = SystolicArray(4, 3, a.fmt, b.fmt, acc=acc, dataflow="weight_stationary",
+                            pipeline=pipeline, depth=4)
+        beats = ws_beats(a, b, 4, 3, 4)
+        first_last = next(n for n, x in enumerate(beats) if x["act"] and x["last"])
+        n_out = len(tile_order(8, 6, 4, 3)) * 4
+        seen = {}
+
+        async def tb(ctx):
+            taken, out, cycle = 0, 0, 0
+            ctx.set(dut.o.ready, 1)
+            while out < n_out:
+                assert cycle < 10 * len(beats), "timeout"
+                if taken < len(beats):
+                    ctx.set(dut.i.payload, beats[taken])
+                ctx.set(dut.i.valid, taken < len(beats))
+                _, _, i_ready, o_valid = await ctx.tick().sample(
+                    dut.i.ready, dut.o.valid)
+                if o_valid:
+                    seen.setdefault("first_out", cycle)
+                    out += 1
+                if taken < len(beats):
+                    assert i_ready, ("stall", taken)
+                    if taken == first_last:
+                        seen["first_last"] = cycle
+                    taken += 1
+                cycle += 1
+
+        run(dut, tb)
+        assert seen["first_out"] - seen["first_last"] == dut.latency
+
+
+def test_ws_passes_cover_k():
+    """Driver check: every K element of every block is covered exactly once, block by
+    block in K order."""
+    rng = np.random.default_rng(16)
+    a = random_operand(rng, "mxint8", (1, 64), 1)
+    b = random_operand(rng, "mxint8", (64, 1), 0)
+    for rows in (1, 3, 8, 40):
+        passes = ws_passes(a, b, rows, 1, 1, 0, 0)
+        assert len(passes) == 2 * -(-32 // rows)
+        assert sum(p[0][0]["block_end"] for p in passes) == 2
+        assert passes[-1][0][0]["last"] == 1
+        assert [len(p[1]) for p in passes] == [rows] * len(passes)
+
+
+def test_ws_init():
+    dut = SystolicArray(3, 2, "mxint8", "mxint8", acc=fixed(32, 16),
+                        dataflow="weight_stationary")
+    assert (dut.depth, dut.dataflow) == (3, "weight_stationary")
+    assert set(dut.in_layout.members) == {"a", "a_scale", "w", "w_scale", "act", "w_valid",
+                                          "block_first", "block_end", "tile_first", "last"}

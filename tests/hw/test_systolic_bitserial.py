@@ -5,8 +5,9 @@ import functools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, strategies as st
 
+from support.hyp import budget
 from mxhw import golden
 from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.bitserial import serial_bits as golden_serial_bits
@@ -14,14 +15,15 @@ from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run
 from mxhw.formats import operand_element
 from mxhw.systolic import BitSerialMXMacPE, SystolicArray
-from mxhw.systolic.array import DEFAULT_PIPELINE
+from mxhw.systolic import DEFAULT_PIPELINE
 from mxhw.systolic.bitserial import SERIAL_BITS_MAX, serial_bits
 from mxhw.systolic.driver import array_beats, tile_order
-from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
+from mxhw.systolic import array_block_format
+from mxhw.systolic.grid import PE_PIPELINE_MAX
 
 from test_gemm_engine import check as check_engine, run_engine
-from test_systolic import (ACC, FORMATS, acc_strategy, check_gemm, check_pe_tiles,
-                           random_operand)
+from support.systolic import (ACC, FORMATS, acc_strategy, check_gemm, check_pe_tiles,
+                              assert_raises, gap_source, mx_operands, pe_results, random_operand, waits)
 
 #: Serial bits of each OCP MX weight element (the K step's cycles), from the descriptors.
 SERIAL = {"mxfp4": 5, "mxfp6_e2m3": 7, "mxfp6_e3m2": 10, "mxfp8_e4m3": 19,
@@ -42,24 +44,18 @@ def test_serial_bits_from_int_table():
 
 # ---- the array against golden ----------------------------------------------------------
 
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FAST_B),
+@budget(20, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(FORMATS), fb=st.sampled_from(FAST_B),
        rows=st.integers(1, 4), cols=st.integers(1, 4),
        M=st.integers(1, 5), N=st.integers(1, 5), nblk=st.integers(1, 2),
-       acc=acc_strategy(), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]),
-       pipeline=st.integers(0, PE_PIPELINE_MAX))
-def test_bitserial_array_matches_golden(fa, fb, rows, cols, M, N, nblk, acc, seed, nan_p,
-                                        zero_p, p_stall, p_idle, pipeline):
-    """Random shapes 1x1..4x4, K of 1..2 blocks, tiles back to back, random valid gaps
-    and back-pressure on ``o``: every result equals golden's ``fixed`` GEMM."""
-    rng = np.random.default_rng(seed)
-    K = 32 * nblk
-    a = random_operand(rng, fa, (M, K), 1, nan_p=nan_p, zero_block_p=zero_p)
-    b = random_operand(rng, fb, (K, N), 0, nan_p=nan_p, zero_block_p=zero_p)
-    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pe="bitserial",
-               pipeline=pipeline)
+       acc=acc_strategy(), nan=st.booleans(), zero=st.booleans(),
+       gaps=st.tuples(waits(), waits()), pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_bitserial_array_matches_golden(data, fa, fb, rows, cols, M, N, nblk, acc, nan, zero,
+                                        gaps, pipeline):
+    """Shapes 1x1..4x4, K of 1..2 blocks, drawn codes and scales, tiles back to back,
+    valid gaps and back-pressure on ``o``: every result equals golden's ``fixed`` GEMM."""
+    a, b = data.draw(mx_operands(fa, fb, M, N, nblk, nan=nan, zero=zero))
+    check_gemm(a, b, rows, cols, acc, gaps, 0.5, 0.5, pe="bitserial", pipeline=pipeline)
 
 
 def with_nonfinite(mx, p, seed):
@@ -93,6 +89,7 @@ def test_fp8_weights(fa, fb, rows, cols):
     check_gemm(a, b, rows, cols, acc, seed=3, p_stall=0.3, p_idle=0.2, pe="bitserial")
 
 
+@pytest.mark.slow
 def test_weight_extremes():
     """Every weight at its format's most negative or most positive integer (INT8 code
     -128 included, the serial sign bit alone), against extreme activations, saturating
@@ -180,17 +177,17 @@ def test_throughput_and_latency(fb, pipeline):
 
 # ---- the PE alone -------------------------------------------------------------------------
 
-def run_pe(a, b, nblks, acc, pipeline, seed):
+def run_pe(a, b, nblks, acc, pipeline, gaps):
     """Feed tiles (``nblks[t]`` blocks each) through one BitSerialMXMacPE, weights as
-    golden's serial bits (MSB first) of their ``int_table`` integers, with random idle
-    cycles anywhere; returns [(result, special)] per tile, read ``latency`` cycles after
-    the final bit of each tile's last step."""
-    fa, fb = block_format(a.fmt), block_format(b.fmt)
+    golden's serial bits (MSB first) of their ``int_table`` integers, with idle cycles
+    anywhere (``gaps``: a seed or a drawn pattern); returns [(result, special)] per tile,
+    read ``latency`` cycles after the final bit of each tile's last step."""
+    fa, fb = array_block_format(a.fmt), array_block_format(b.fmt)
     k = fa.block_size
     dut = BitSerialMXMacPE(fa, fb, acc, pipeline=pipeline)
     p = dut.serial_bits
     assert dut.latency == 1 + pipeline
-    rng = np.random.default_rng(seed)
+    rng = gap_source(gaps)
     ints, lsb, bad = golden.arith.element_ints(b)    # MXSF: by mode, on the modes' grid
     assert lsb == operand_element(fb).lsb_exp
     seq, kk = [], 0     # per cycle: None (idle) or (kk, bit, first, final, block_end, last)
@@ -202,50 +199,38 @@ def run_pe(a, b, nblks, acc, pipeline, seed):
                     seq.append(None)
                 seq.append((kk, bit, n == 0, n == p - 1, i % k == k - 1, i == nb * k - 1))
             kk += 1
-    got = []
 
-    async def tb(ctx):
-        lasts, res = [], []
-        for n, x in enumerate(seq + [None] * dut.latency):
-            if x is None:
-                ctx.set(dut.valid, 0)
-                ctx.set(dut.b_bit, int(rng.integers(2)))      # ignored
-            else:
-                kk, bit, first, final, end, last = x
-                ctx.set(dut.a, int(a.elements[0, kk]))
-                ctx.set(dut.a_scale, int(a.scales[0, kk // k]))
-                ctx.set(dut.b_scale, int(b.scales[kk // k, 0]))
-                ctx.set(dut.b_nonfinite, int(bad[kk, 0]))
-                if a.modes is not None:
-                    ctx.set(dut.a_mode, int(a.modes[0, kk // k]))
-                ctx.set(dut.b_bit, bit)
-                for port, v in ((dut.valid, 1), (dut.first, first), (dut.final, final),
-                                (dut.block_end, end), (dut.last, last)):
-                    ctx.set(port, int(v))
-                if last and final:
-                    lasts.append(n)
-            await ctx.tick()
-            res.append((ctx.get(dut.result), ctx.get(dut.special)))
-        got.extend(res[n + dut.latency - 1] for n in lasts)
+    def drive(ctx, n, x):
+        if x is None:
+            ctx.set(dut.valid, 0)
+            ctx.set(dut.b_bit, n & 1)                        # ignored
+            return False
+        kk, bit, first, final, end, last = x
+        ctx.set(dut.a, int(a.elements[0, kk]))
+        ctx.set(dut.a_scale, int(a.scales[0, kk // k]))
+        ctx.set(dut.b_scale, int(b.scales[kk // k, 0]))
+        ctx.set(dut.b_nonfinite, int(bad[kk, 0]))
+        if a.modes is not None:
+            ctx.set(dut.a_mode, int(a.modes[0, kk // k]))
+        ctx.set(dut.b_bit, bit)
+        for port, v in ((dut.valid, 1), (dut.first, first), (dut.final, final),
+                        (dut.block_end, end), (dut.last, last)):
+            ctx.set(port, int(v))
+        return last and final
 
-    run(dut, tb)
-    return got
+    return pe_results(dut, seq, drive)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FAST_B + ["mxfp8_e4m3"]),
+@budget(20, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(FORMATS), fb=st.sampled_from(FAST_B + ["mxfp8_e4m3"]),
        nblks=st.lists(st.integers(1, 2), min_size=1, max_size=3), acc=acc_strategy(),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]))
-def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed, nan_p, zero_p):
+       pipeline=st.integers(0, PE_PIPELINE_MAX), gaps=waits(400), nan=st.booleans(),
+       zero=st.booleans())
+def test_pe_matches_golden(data, fa, fb, nblks, acc, pipeline, gaps, nan, zero):
     """Back-to-back tiles of 1..2 blocks through one bit-serial PE equal golden GEMMs of
     1x1 tiles."""
-    rng = np.random.default_rng(seed)
-    K = 32 * sum(nblks)
-    a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p, zero_block_p=zero_p)
-    b = random_operand(rng, fb, (K, 1), 0, nan_p=nan_p, zero_block_p=zero_p)
-    got = run_pe(a, b, nblks, acc, pipeline, seed)
-    check_pe_tiles(a, b, nblks, acc, got)
+    a, b = data.draw(mx_operands(fa, fb, 1, 1, sum(nblks), nan=nan, zero=zero))
+    check_pe_tiles(a, b, nblks, acc, run_pe(a, b, nblks, acc, pipeline, gaps))
 
 
 # ---- the GEMM engine on a bit-serial array ----------------------------------------------
@@ -286,7 +271,8 @@ def test_init():
     assert dut.pe_latency == 1 + DEFAULT_PIPELINE
     assert SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC,
                          pe=lambda fa, fb, acc: None).pe_type == "custom"
-    pe = BitSerialMXMacPE(block_format("mxfp4"), block_format("mxint8"), ACC, pipeline=2)
+    pe = BitSerialMXMacPE(array_block_format("mxfp4"), array_block_format("mxint8"), ACC,
+                          pipeline=2)
     assert (pe.serial_bits, pe.latency, pe.pipeline) == (8, 3, 2)
 
 
@@ -312,11 +298,8 @@ _WIDE = golden.formats.BlockFormat(
     ({"pe": "bitserial", "pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
 ])
 def test_init_wrong(kw, exc, msg):
-    args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxint8", acc=ACC)
-    args.update(kw)
-    with pytest.raises(exc) as e:
-        SystolicArray(**args)
-    assert str(e.value) == msg
+    assert_raises(SystolicArray, dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxint8", acc=ACC),
+                  kw, exc, msg)
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
@@ -329,8 +312,6 @@ def test_init_wrong(kw, exc, msg):
      f"bit-serial PE takes at most {SERIAL_BITS_MAX}"),
 ])
 def test_pe_init_wrong(kw, exc, msg):
-    args = dict(fmt_a=block_format("mxfp4"), fmt_b=block_format("mxint8"), acc=ACC)
-    args.update(kw)
-    with pytest.raises(exc) as e:
-        BitSerialMXMacPE(**args)
-    assert str(e.value) == msg
+    assert_raises(BitSerialMXMacPE, dict(fmt_a=array_block_format("mxfp4"),
+                                         fmt_b=array_block_format("mxint8"), acc=ACC),
+                  kw, exc, msg)

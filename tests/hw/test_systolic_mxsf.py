@@ -12,12 +12,11 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, strategies as st
 
+from support.hyp import budget
 from mxhw import golden
 from mxhw.formats import Unpacked, fixed_point, fixed_shape, layout_of, operand_element, unpack
 from mxhw.golden.arith import FP32, fixed, gemm
@@ -26,70 +25,19 @@ from mxhw.pe.multiplier import ElementMultiplier, product_width
 from mxhw.systolic import BitSerialMXMacPE, MXMacPE, SystolicArray
 from mxhw.systolic.bitserial import serial_bits
 from mxhw.systolic.driver import array_beats, ws_beats, ws_engine_beats
-from mxhw.systolic.pe import PE_PIPELINE_MAX, block_format
+from mxhw.systolic import array_block_format
+from mxhw.systolic.grid import PE_PIPELINE_MAX
 
 from test_gemm_engine import check as check_engine, run_engine
-from test_systolic import acc_strategy, check_gemm, check_pe_tiles, random_operand, run_pe
-from test_systolic_fp32 import check_fp32
-from test_systolic_ws import check_ws
+from support.systolic import (MXSF, Harness, acc_strategy, check_fp32, check_gemm, check_pe_tiles,
+                              check_ws, mx_operands, mxsf_operand, random_operand, run_pe,
+                              waits)
 
-MXSF = golden.formats.get("mxsf")
 #: the other operand's formats in the mixed tests
 OTHERS = ["mxfp4", "mxint8", "mxfp8_e4m3"]
 #: operand format pairs with MXSF on A, on B, on both
 PAIRS = ([("mxsf", f) for f in OTHERS] + [(f, "mxsf") for f in OTHERS]
          + [("mxsf", "mxsf")])
-
-
-def mxsf_operand(rng, shape, axis, s_p=0.5, raw_p=0.0, reserved_p=0.0, nan_p=0.0,
-                 zero_block_p=0.0, spread=4):
-    """A random MXSF operand (M x K along axis 1, or K x N along axis 0).
-
-    Per block, with probability ``s_p`` data that golden quantises to mode S (a few
-    outliers on the fp6_e3m2 grid over many tiny values), else Gaussian data (mode W);
-    block magnitudes spread over ``2**-spread .. 2**spread``. Then, per block: with
-    probability ``raw_p`` a random mode with random codes (mode S: 6-bit codes, each
-    reserved, top bits set, with probability ``reserved_p``), ``nan_p`` a NaN scale,
-    ``zero_block_p`` all codes zero."""
-    k = MXSF.block_size
-    bshape = (shape[0], shape[1] // k) if axis == 1 else (shape[0] // k, shape[1])
-
-    def per_elem(x):                    # one value per block -> per element
-        return np.repeat(x, k, axis=axis)
-
-    e = per_elem(rng.integers(-spread, spread + 1, bshape))
-    gauss = rng.standard_normal(shape)
-    tiny = rng.standard_normal(shape) * np.exp2(-8.0)
-    outl = rng.choice([-1.75, -1.5, -1.25, -1.0, 1.0, 1.25, 1.5, 1.75], shape)
-    s_like = np.where(rng.random(shape) < 0.1, outl, tiny)
-    x = np.where(per_elem(rng.random(bshape) < s_p), s_like, gauss) * np.exp2(e)
-    mx = quantize(x, MXSF, axis=axis)
-    el, sc, mo = mx.elements.copy(), mx.scales.copy(), mx.modes.copy()
-    raw = rng.random(bshape) < raw_p
-    mo[raw] = rng.integers(0, 2, raw.sum())
-    raw_e, mode_e = per_elem(raw), per_elem(mo)
-    codes = np.where(mode_e == 1, rng.integers(0, 64, shape), rng.integers(0, 256, shape))
-    reserved = (mode_e == 1) & (rng.random(shape) < reserved_p)
-    codes = np.where(reserved, codes | (rng.integers(1, 4, shape) << 6), codes)
-    el = np.where(raw_e, codes, el)
-    sc[raw] = rng.integers(100, 150, raw.sum())
-    sc[rng.random(bshape) < nan_p] = MXSF.scale.nan_code
-    el[per_elem(rng.random(bshape) < zero_block_p)] = 0      # code 0: zero in both modes
-    return MXArray(MXSF, tuple(shape), axis, el, sc, mo)
-
-
-def operand(rng, fmt, shape, axis, **kw):
-    """An MXSF operand (:func:`mxsf_operand`) or another format's (``random_operand``)."""
-    if fmt == "mxsf":
-        return mxsf_operand(rng, shape, axis, **kw)
-    kw = {n: kw[n] for n in ("nan_p", "zero_block_p", "spread") if n in kw}
-    return random_operand(rng, fmt, shape, axis, **kw)
-
-
-def operands(seed, fa, fb, M, N, nblk, **kw):
-    rng = np.random.default_rng(seed)
-    K = 32 * nblk
-    return (operand(rng, fa, (M, K), 1, **kw), operand(rng, fb, (K, N), 0, **kw))
 
 
 # ---- golden facts the hardware relies on ------------------------------------------------
@@ -114,17 +62,12 @@ def test_golden_mxsf_representation():
 
 # ---- the moded element: decode, fixed point, products -----------------------------------
 
-class _Decode(wiring.Component):
-    def __init__(self, fmt):
-        self._fmt = fmt
-        super().__init__({"code": In(layout_of(fmt)), "u": Out(Unpacked(fmt)),
-                          "x": Out(fixed_shape(fmt))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += [self.u.eq(unpack(m, self._fmt, self.code)),
-                     self.x.eq(fixed_point(m, self._fmt, self.code))]
-        return m
+def _decode(fmt):
+    """``unpack`` and ``fixed_point`` of ``fmt`` on ports."""
+    def build(m, d):
+        m.d.comb += [d.u.eq(unpack(m, fmt, d.code)), d.x.eq(fixed_point(m, fmt, d.code))]
+    return Harness({"code": In(layout_of(fmt)), "u": Out(Unpacked(fmt)),
+                    "x": Out(fixed_shape(fmt))}, build)
 
 
 def test_operand_element_decode_every_code():
@@ -140,7 +83,7 @@ def test_operand_element_decode_every_code():
     ints, lsb, bad = golden.arith.element_ints(mx)
     assert lsb == e.lsb_exp
     vals = mx.element_values()[0]
-    dut = _Decode(e)
+    dut = _decode(e)
     lay = Unpacked(e)
     got = []
 
@@ -167,16 +110,14 @@ def test_operand_element_decode_every_code():
     assert product_width(e, e) == 21 and fixed_shape(e).width == 11   # +-896 on 2**-5
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fb=st.sampled_from(["mxsf", "mxfp4", "mxint8", "mxfp8_e5m2"]),
-       seed=st.integers(0, 2**16))
-def test_multiplier_products(fb, seed):
-    """ElementMultiplier on the moded element: random (mode, code) pairs against the exact
-    products of golden's ``element_ints`` (NaN/Inf: ``nonfinite``)."""
-    rng = np.random.default_rng(seed)
-    ea, eb = operand_element(MXSF), operand_element(block_format(fb))
-    a = mxsf_operand(rng, (1, 256), 1, raw_p=0.8, reserved_p=0.05)
-    b = operand(rng, fb, (256, 1), 0, raw_p=0.8, reserved_p=0.05)
+@budget(6, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fb=st.sampled_from(["mxsf", "mxfp4", "mxint8", "mxfp8_e5m2"]))
+def test_multiplier_products(data, fb):
+    """ElementMultiplier on the moded element: drawn (mode, code) pairs (reserved codes
+    included) against the exact products of golden's ``element_ints`` (NaN/Inf:
+    ``nonfinite``)."""
+    ea, eb = operand_element(MXSF), operand_element(array_block_format(fb))
+    a, b = data.draw(mx_operands("mxsf", fb, 1, 1, 8, reserved=True, inf=True))
     ia, la, bada = golden.arith.element_ints(a)
     ib, lb, badb = golden.arith.element_ints(b)
     dut = ElementMultiplier(ea, eb)
@@ -205,71 +146,65 @@ def test_multiplier_products(fb, seed):
 
 # ---- output-stationary ------------------------------------------------------------------
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(pair=st.sampled_from(PAIRS), rows=st.integers(1, 4), cols=st.integers(1, 4),
-       M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 2),
-       acc=acc_strategy(), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
-       reserved_p=st.sampled_from([0.0, 0.0, 0.02]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]),
+@budget(12, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), pair=st.sampled_from(PAIRS), rows=st.integers(1, 4),
+       cols=st.integers(1, 4), M=st.integers(1, 6), N=st.integers(1, 6),
+       nblk=st.integers(1, 2), acc=acc_strategy(), nan=st.booleans(), zero=st.booleans(),
+       reserved=st.booleans(), gaps=st.tuples(waits(), waits()),
        pipeline=st.integers(0, PE_PIPELINE_MAX))
-def test_os_matches_golden(pair, rows, cols, M, N, nblk, acc, seed, nan_p, zero_p,
-                           reserved_p, p_stall, p_idle, pipeline):
-    """MXSF on A, on B, on both (blocks in both modes, random-code blocks, reserved codes,
-    NaN scales, zero blocks), random shapes, fixed accumulation: equal to golden."""
-    a, b = operands(seed, *pair, M, N, nblk, raw_p=0.3, reserved_p=reserved_p,
-                    nan_p=nan_p, zero_block_p=zero_p)
-    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline)
+def test_os_matches_golden(data, pair, rows, cols, M, N, nblk, acc, nan, zero, reserved, gaps,
+                           pipeline):
+    """MXSF on A, on B, on both (drawn modes and codes, reserved codes, NaN scales, zero
+    blocks), shapes, fixed accumulation, gaps and stalls: equal to golden."""
+    a, b = data.draw(mx_operands(*pair, M, N, nblk, nan=nan, zero=zero, reserved=reserved))
+    check_gemm(a, b, rows, cols, acc, gaps, 0.5, 0.5, pipeline=pipeline)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-@given(pair=st.sampled_from(PAIRS), rows=st.integers(1, 2), cols=st.integers(1, 2),
-       M=st.integers(1, 3), N=st.integers(1, 3), nblk=st.integers(1, 3),
-       spread=st.sampled_from([4, 40, 130]), pipeline=st.integers(0, PE_PIPELINE_MAX),
-       seed=st.integers(0, 2**16), nan_p=st.sampled_from([0.0, 0.0, 0.2]),
-       reserved_p=st.sampled_from([0.0, 0.0, 0.02]), zero_p=st.sampled_from([0.0, 0.3]),
-       p_stall=st.sampled_from([0.0, 0.5]))
-def test_os_fp32_matches_golden(pair, rows, cols, M, N, nblk, spread, pipeline, seed, nan_p,
-                                reserved_p, zero_p, p_stall):
+@budget(8, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), pair=st.sampled_from(PAIRS), rows=st.integers(1, 2),
+       cols=st.integers(1, 2), M=st.integers(1, 3), N=st.integers(1, 3),
+       nblk=st.integers(1, 3), spread=st.sampled_from([4, 40, 130]),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), nan=st.booleans(), reserved=st.booleans(),
+       zero=st.booleans(), gaps=st.tuples(waits(), waits()))
+def test_os_fp32_matches_golden(data, pair, rows, cols, M, N, nblk, spread, pipeline, nan,
+                                reserved, zero, gaps):
     """FP32 accumulation with MXSF operands, magnitudes up to beyond float32's range."""
-    a, b = operands(seed, *pair, M, N, nblk, raw_p=0.3, reserved_p=reserved_p, nan_p=nan_p,
-                    zero_block_p=zero_p, spread=spread)
-    check_fp32(a, b, rows, cols, pipeline, seed, p_stall)
+    a, b = data.draw(mx_operands(*pair, M, N, nblk, nan=nan, zero=zero, reserved=reserved,
+                                 spread=spread))
+    check_fp32(a, b, rows, cols, pipeline, gaps, 0.5)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(["mxsf", "mxfp4", "mxfp8_e4m3"]),
+@budget(10, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(["mxsf", "mxfp4", "mxfp8_e4m3"]),
        nblks=st.lists(st.integers(1, 3), min_size=1, max_size=3), acc=acc_strategy(),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), gaps=waits(200),
        fb=st.sampled_from(["mxsf", "mxint8"]))
-def test_pe_matches_golden(fa, fb, nblks, acc, pipeline, seed):
+def test_pe_matches_golden(data, fa, fb, nblks, acc, pipeline, gaps):
     """One MXMacPE (MXSF on at least one side), tiles back to back, its mode ports driven
     per element."""
     if "mxsf" not in (fa, fb):
         fa = "mxsf"
-    rng = np.random.default_rng(seed)
-    K = 32 * sum(nblks)
-    a = operand(rng, fa, (1, K), 1, raw_p=0.3, reserved_p=0.01, nan_p=0.1)
-    b = operand(rng, fb, (K, 1), 0, raw_p=0.3, reserved_p=0.01)
-    check_pe_tiles(a, b, nblks, acc, run_pe(a, b, nblks, acc, pipeline, seed))
+    a, b = data.draw(mx_operands(fa, fb, 1, 1, sum(nblks), nan=True, reserved=True,
+                                 b_kw={"nan": False}))
+    check_pe_tiles(a, b, nblks, acc, run_pe(a, b, nblks, acc, pipeline, gaps))
 
 
 # ---- bit-serial PEs ------------------------------------------------------------------------
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-@given(pair=st.sampled_from([("mxsf", "mxfp4"), ("mxsf", "mxint8"), ("mxfp4", "mxsf"),
+@budget(8, suppress_health_check=list(HealthCheck))
+@given(data=st.data(),
+       pair=st.sampled_from([("mxsf", "mxfp4"), ("mxsf", "mxint8"), ("mxfp4", "mxsf"),
                              ("mxint8", "mxsf"), ("mxsf", "mxsf")]),
        rows=st.integers(1, 3), cols=st.integers(1, 3), M=st.integers(1, 4),
-       N=st.integers(1, 4), nblk=st.integers(1, 2), acc=acc_strategy(),
-       seed=st.integers(0, 2**16), nan_p=st.sampled_from([0.0, 0.2]),
-       reserved_p=st.sampled_from([0.0, 0.02]), p_stall=st.sampled_from([0.0, 0.5]),
+       N=st.integers(1, 4), nblk=st.integers(1, 2), acc=acc_strategy(), nan=st.booleans(),
+       reserved=st.booleans(), gaps=st.tuples(waits(), waits()),
        pipeline=st.integers(0, PE_PIPELINE_MAX))
-def test_bitserial_matches_golden(pair, rows, cols, M, N, nblk, acc, seed, nan_p, reserved_p,
-                                  p_stall, pipeline):
+def test_bitserial_matches_golden(data, pair, rows, cols, M, N, nblk, acc, nan, reserved,
+                                  gaps, pipeline):
     """Bit-serial PEs: MXSF activations decoded by mode in the PE; MXSF weights turned
     into their exact 11-bit fixed-point integers by mode at the edge and shifted out."""
-    a, b = operands(seed, *pair, M, N, nblk, raw_p=0.3, reserved_p=reserved_p, nan_p=nan_p)
-    check_gemm(a, b, rows, cols, acc, seed, p_stall, pe="bitserial", pipeline=pipeline)
+    a, b = data.draw(mx_operands(*pair, M, N, nblk, nan=nan, reserved=reserved))
+    check_gemm(a, b, rows, cols, acc, gaps, 0.5, pe="bitserial", pipeline=pipeline)
 
 
 def test_bitserial_mxsf_weight_bits():
@@ -281,41 +216,38 @@ def test_bitserial_mxsf_weight_bits():
     assert serial_bits(e) == 11
     dut = SystolicArray(2, 2, "mxfp4", "mxsf", acc=fixed(32, 16), pe="bitserial")
     assert dut.step_cycles == 11 and "b_mode" in dut.in_layout.members
-    assert BitSerialMXMacPE(MXSF, block_format("mxfp4"), fixed(32, 16)).serial_bits == 5
+    assert BitSerialMXMacPE(MXSF, array_block_format("mxfp4"), fixed(32, 16)).serial_bits == 5
 
 
 # ---- weight-stationary --------------------------------------------------------------------
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(pair=st.sampled_from(PAIRS), rows=st.integers(1, 4), cols=st.integers(1, 4),
-       depth=st.integers(1, 5), M=st.integers(1, 6), N=st.integers(1, 6),
-       nblk=st.integers(1, 2), acc=acc_strategy(), pipeline=st.integers(0, PE_PIPELINE_MAX),
-       seed=st.integers(0, 2**16), nan_p=st.sampled_from([0.0, 0.0, 0.2]),
-       zero_p=st.sampled_from([0.0, 0.3]), reserved_p=st.sampled_from([0.0, 0.0, 0.02]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]))
-def test_ws_matches_golden(pair, rows, cols, depth, M, N, nblk, acc, pipeline, seed, nan_p,
-                           zero_p, reserved_p, p_stall, p_idle):
+@budget(12, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), pair=st.sampled_from(PAIRS), rows=st.integers(1, 4),
+       cols=st.integers(1, 4), depth=st.integers(1, 5), M=st.integers(1, 6),
+       N=st.integers(1, 6), nblk=st.integers(1, 2), acc=acc_strategy(),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), nan=st.booleans(), zero=st.booleans(),
+       reserved=st.booleans(), gaps=st.tuples(waits(), waits()))
+def test_ws_matches_golden(data, pair, rows, cols, depth, M, N, nblk, acc, pipeline, nan,
+                           zero, reserved, gaps):
     """Weight-stationary: the weights' modes held beside the codes in the PEs, the
     activations' mode with each row."""
-    a, b = operands(seed, *pair, M, N, nblk, raw_p=0.3, reserved_p=reserved_p, nan_p=nan_p,
-                    zero_block_p=zero_p)
-    check_ws(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline, depth=depth)
+    a, b = data.draw(mx_operands(*pair, M, N, nblk, nan=nan, zero=zero, reserved=reserved))
+    check_ws(a, b, rows, cols, acc, gaps, 0.5, 0.5, pipeline=pipeline, depth=depth)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
-@given(pair=st.sampled_from(PAIRS), rows=st.integers(1, 3), cols=st.integers(1, 3),
-       depth=st.integers(1, 4), M=st.integers(1, 4), N=st.integers(1, 4),
-       nblk=st.integers(1, 2), spread=st.sampled_from([4, 40, 130]),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), reserved_p=st.sampled_from([0.0, 0.0, 0.02]),
-       p_stall=st.sampled_from([0.0, 0.5]))
-def test_ws_fp32_matches_golden(pair, rows, cols, depth, M, N, nblk, spread, pipeline, seed,
-                                nan_p, reserved_p, p_stall):
+@budget(6, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), pair=st.sampled_from(PAIRS), rows=st.integers(1, 3),
+       cols=st.integers(1, 3), depth=st.integers(1, 4), M=st.integers(1, 4),
+       N=st.integers(1, 4), nblk=st.integers(1, 2), spread=st.sampled_from([4, 40, 130]),
+       pipeline=st.integers(0, PE_PIPELINE_MAX), nan=st.booleans(), reserved=st.booleans(),
+       gaps=st.tuples(waits(), waits()))
+def test_ws_fp32_matches_golden(data, pair, rows, cols, depth, M, N, nblk, spread, pipeline,
+                                nan, reserved, gaps):
     """Weight-stationary FP32 accumulation with MXSF operands (reserved codes are NaN
     products in the column stages' IEEE flags)."""
-    a, b = operands(seed, *pair, M, N, nblk, raw_p=0.3, reserved_p=reserved_p, nan_p=nan_p,
-                    spread=spread)
-    check_ws(a, b, rows, cols, FP32, seed, p_stall, pipeline=pipeline, depth=depth)
+    a, b = data.draw(mx_operands(*pair, M, N, nblk, nan=nan, reserved=reserved,
+                                 spread=spread))
+    check_ws(a, b, rows, cols, FP32, gaps, 0.5, pipeline=pipeline, depth=depth)
 
 
 # ---- edge cases -----------------------------------------------------------------------------
@@ -341,6 +273,7 @@ def _edge_operands():
     return a, b
 
 
+@pytest.mark.slow
 def test_edge_cases_all_dataflows():
     a, b = _edge_operands()
     for acc in (fixed(24, 4, "saturate", "rne"), fixed(20, -2, "wrap", "floor")):
@@ -409,7 +342,7 @@ def test_layouts():
     assert ws.in_layout.members["w_mode"].length == 3
     ws = SystolicArray(2, 3, "mxfp4", "mxint8", acc=acc, dataflow="weight_stationary")
     assert "a_mode" not in ws.in_layout.members and "w_mode" not in ws.in_layout.members
-    pe = MXMacPE(MXSF, block_format("mxfp4"), acc)
+    pe = MXMacPE(MXSF, array_block_format("mxfp4"), acc)
     assert "a_mode" in pe.signature.members and "b_mode" not in pe.signature.members
     # the drivers fill the modes from golden's MXArray
     rng = np.random.default_rng(33)

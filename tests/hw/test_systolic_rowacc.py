@@ -10,8 +10,10 @@ import functools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, strategies as st
+from hypothesis.extra import numpy as hnp
 
+from support.hyp import budget
 from mxhw import golden
 from mxhw.golden.arith import FP32, block_dots, element_ints, fixed, gemm
 from mxhw.formats import operand_element
@@ -20,42 +22,31 @@ from mxhw.pe.multiplier import ElementMultiplier
 from mxhw.sim import run
 from mxhw.systolic import MXMacPE, SystolicArray
 from mxhw.systolic.driver import array_beats, tile_order
-from mxhw.systolic.pe import PE_PIPELINE_MAX, MXBlockSumPE, block_format
+from mxhw.systolic import MXBlockSumPE, array_block_format
+from mxhw.systolic.grid import PE_PIPELINE_MAX
 from mxhw.systolic.rowacc import RowAccumulator, row_extra_stages
 
-from test_systolic import FORMATS, acc_strategy, check_gemm, random_operand
-from test_systolic_mxsf import mxsf_operand
+from support.systolic import (FORMATS, assert_raises, acc_strategy, check_gemm, gap_source, mx_operands,
+                              random_operand, waits)
 
 ACC = fixed(32, 16)
 
 
-def operand(rng, fmt, shape, axis, nan_p=0.0, zero_p=0.0):
-    """A random MX operand of ``fmt`` (a name; ``"mxsf"``: random modes, reserved codes)."""
-    if fmt == "mxsf":
-        return mxsf_operand(rng, shape, axis, raw_p=0.2, reserved_p=0.05, nan_p=nan_p,
-                            zero_block_p=zero_p)
-    return random_operand(rng, fmt, shape, axis, nan_p=nan_p, zero_block_p=zero_p)
-
-
 # ---- the array: shared and per-PE, against golden ---------------------------------------
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(FORMATS + ["mxsf"]), fb=st.sampled_from(FORMATS + ["mxsf"]),
-       rows=st.integers(1, 4), cols=st.integers(1, 4),
+@budget(10, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(FORMATS + ["mxsf"]),
+       fb=st.sampled_from(FORMATS + ["mxsf"]), rows=st.integers(1, 4), cols=st.integers(1, 4),
        M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 3),
-       acc=acc_strategy(), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.0, 0.2]), zero_p=st.sampled_from([0.0, 0.3]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]),
-       pipeline=st.integers(0, PE_PIPELINE_MAX))
-def test_shared_and_per_pe_match_golden(fa, fb, rows, cols, M, N, nblk, acc, seed, nan_p,
-                                        zero_p, p_stall, p_idle, pipeline):
-    """Both designs (``shared_acc=True`` and ``False``) equal golden bit for bit."""
-    rng = np.random.default_rng(seed)
-    K = 32 * nblk
-    a = operand(rng, fa, (M, K), 1, nan_p, zero_p)
-    b = operand(rng, fb, (K, N), 0, nan_p, zero_p)
+       acc=acc_strategy(), nan=st.booleans(), zero=st.booleans(),
+       gaps=st.tuples(waits(), waits()), pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_shared_and_per_pe_match_golden(data, fa, fb, rows, cols, M, N, nblk, acc, nan, zero,
+                                        gaps, pipeline):
+    """Both designs (``shared_acc=True`` and ``False``) equal golden bit for bit (drawn
+    codes, MXSF modes and reserved codes, NaN scales, zero blocks, gaps and stalls)."""
+    a, b = data.draw(mx_operands(fa, fb, M, N, nblk, nan=nan, zero=zero, reserved=True))
     for shared in (True, False):
-        check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline,
+        check_gemm(a, b, rows, cols, acc, gaps, 0.5, 0.5, pipeline=pipeline,
                    shared_acc=shared)
 
 
@@ -64,27 +55,23 @@ def small_block(name, k):
     return dataclasses.replace(golden.formats.get(name), name=f"{name}_k{k}", block=k)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@budget(20, suppress_health_check=list(HealthCheck))
 @given(fa=st.sampled_from(["mxfp4", "mxint8", "mxfp8_e4m3", "mxfp6_e3m2"]),
        fb=st.sampled_from(["mxfp4", "mxint8", "mxfp8_e5m2", "mxfp6_e2m3"]),
        k=st.sampled_from([1, 2, 3, 4]), rows=st.integers(1, 3), data=st.data(),
-       acc=acc_strategy(), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.2]), p_stall=st.sampled_from([0.0, 0.5]),
-       p_idle=st.sampled_from([0.0, 0.0, 0.3]), pipeline=st.integers(0, PE_PIPELINE_MAX))
-def test_small_blocks_cols_up_to_k(fa, fb, k, rows, data, acc, seed, nan_p, p_stall, p_idle,
-                                   pipeline):
+       acc=acc_strategy(), nan=st.booleans(), gaps=st.tuples(waits(), waits()),
+       pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_small_blocks_cols_up_to_k(fa, fb, k, rows, data, acc, nan, gaps, pipeline):
     """The collision-free argument at a small scale: blocks of ``k = 1..4`` elements and
     ``cols`` up to ``k`` (mostly ``cols == k``), so a row's block ends follow each other
     in consecutive cycles and the next block's begin right after. The shared design (the
     default there) equals golden bit for bit."""
     cols = data.draw(st.sampled_from([k, k, data.draw(st.integers(1, k))]))
     M, N = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
-    K = k * data.draw(st.integers(1, 6))
-    rng = np.random.default_rng(seed)
-    a = random_operand(rng, small_block(fa, k), (M, K), 1, nan_p=nan_p)
-    b = random_operand(rng, small_block(fb, k), (K, N), 0, nan_p=nan_p)
+    a, b = data.draw(mx_operands(small_block(fa, k), small_block(fb, k), M, N,
+                                 data.draw(st.integers(1, 6)), nan=nan))
     assert SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc).shared_acc
-    check_gemm(a, b, rows, cols, acc, seed, p_stall, p_idle, pipeline=pipeline)
+    check_gemm(a, b, rows, cols, acc, gaps, 0.5, 0.5, pipeline=pipeline)
 
 
 def test_cols_above_k_per_pe():
@@ -162,6 +149,7 @@ def test_throughput_and_latency(shared, pipeline):
     assert got == want
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("K", [32, 64])
 def test_short_tiles_wait_for_the_buffer(K):
     """Row-shared: one tile store, so a tile's last transfer is taken no earlier than
@@ -201,12 +189,12 @@ def test_partial_pe_pipeline():
 
 # ---- the block-sum PE alone ------------------------------------------------------------
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@budget(15, suppress_health_check=list(HealthCheck))
 @given(fa=st.sampled_from(FORMATS + ["mxsf"]), fb=st.sampled_from(FORMATS + ["mxsf"]),
        nblk=st.integers(1, 4), per_tile=st.integers(1, 2),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3]))
-def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan_p, p_gap):
+       pipeline=st.integers(0, PE_PIPELINE_MAX), data=st.data(), nan=st.booleans(),
+       gaps=waits(400))
+def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, data, nan, gaps):
     """One :class:`MXBlockSumPE` fed a (1 x K) by (K x 1) pair element by element (random
     idle cycles with junk codes): ``block_valid`` exactly ``latency`` cycles after each
     block's last element and at no other time; then ``block_sum`` is golden's exact
@@ -214,15 +202,14 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
     element flag, ``block_last`` the tile's last block, the scale ports the block's
     codes; in every other cycle ``block_sum``, ``block_nonfinite`` and ``block_last``
     are 0 (the row unit's ``idle_zero`` contract)."""
-    rng = np.random.default_rng(seed)
+    rng = gap_source(gaps)
     nblk *= per_tile
-    k = block_format(fa).block_size
+    k = array_block_format(fa).block_size
     K = k * nblk
-    a = operand(rng, fa, (1, K), 1, nan_p)
-    b = operand(rng, fb, (K, 1), 0, nan_p)
+    a, b = data.draw(mx_operands(fa, fb, 1, 1, nblk, nan=nan, inf=True, reserved=True))
     ia, la, bad_a = element_ints(a)
     ib, lb, bad_b = element_ints(b)
-    dut = MXBlockSumPE(block_format(a.fmt), block_format(b.fmt), pipeline=pipeline)
+    dut = MXBlockSumPE(array_block_format(a.fmt), array_block_format(b.fmt), pipeline=pipeline)
     assert la + lb == dut.lsb_exp
     bad = bad_a[0] | bad_b[:, 0]
     prod = np.where(bad, 0, ia[0].astype(object) * ib[:, 0].astype(object))
@@ -233,7 +220,7 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
     assert all(int(d.S[0, 0, j]) == want_sum[j] for j in range(nblk) if not d.is_special[0, 0, j])
     seq = []                      # per cycle: None or the element index
     for kk in range(K):
-        while rng.random() < p_gap:
+        while rng.random() < 0.5:
             seq.append(None)
         seq.append(kk)
     ends = {}                     # cycle of block_valid -> block
@@ -281,7 +268,7 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, seed, nan
 
 # ---- the row unit alone -----------------------------------------------------------------
 
-def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True, idle_zero=False):
+def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False):
     """Drive a RowAccumulator with the exact block sums of ``a`` (1 x K) times ``b``
     (K x cols) from golden's :func:`block_dots`, ``ntiles`` tiles of equal length, block
     ends in column order with random idle cycles (probability ``p_gap`` before each, so
@@ -292,7 +279,7 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True, idle_zero=False
     the tile and at no other time, ``fin_valid_next`` a cycle ahead of ``fin_valid``.
     The idle columns' fields hold random junk, or 0 with ``idle_zero`` (the unit's
     parameter: what :class:`MXBlockSumPE` drives)."""
-    fa, fb = block_format(a.fmt), block_format(b.fmt)
+    fa, fb = array_block_format(a.fmt), array_block_format(b.fmt)
     C = b.shape[1]
     dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline, result_ring=ring,
                          idle_zero=idle_zero)
@@ -304,7 +291,7 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True, idle_zero=False
     nb = a.shape[1] // k
     nf = bad_a.reshape(1, nb, k).any(-1)[0][:, None] | bad_b.reshape(nb, k, C).any(1)
     per_tile = nb // ntiles
-    rng = np.random.default_rng(seed)
+    rng = gap_source(gaps)
     seq = []                      # per cycle: None or (block, column)
     for blk in range(nb):
         for j in range(C):
@@ -365,26 +352,22 @@ def run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring=True, idle_zero=False
     return got
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@budget(15, suppress_health_check=list(HealthCheck))
 @given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS), cols=st.integers(1, 5),
        ntiles=st.integers(1, 3), per_tile=st.integers(1, 3), acc=acc_strategy(),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       nan_p=st.sampled_from([0.0, 0.2]), p_gap=st.sampled_from([0.0, 0.3, 0.7]),
-       ring=st.booleans(), idle_zero=st.booleans())
-def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, seed, nan_p,
-                                 p_gap, ring, idle_zero):
+       pipeline=st.integers(0, PE_PIPELINE_MAX), data=st.data(), nan=st.booleans(),
+       gaps=waits(200), ring=st.booleans(), idle_zero=st.booleans())
+def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, data, nan,
+                                 gaps, ring, idle_zero):
     """The row unit alone, fed golden's exact block sums in column order (back to back or
     with gaps, tiles back to back, junk on the unselected columns, or zeros with
     ``idle_zero``), gives golden's results for every column and tile, in its result
     ring or handed on one by one (``result_ring=False``, as the array uses it)."""
-    rng = np.random.default_rng(seed)
-    K = 32 * ntiles * per_tile
-    a = random_operand(rng, fa, (1, K), 1, nan_p=nan_p)
-    b = random_operand(rng, fb, (K, cols), 0, nan_p=nan_p)
+    a, b = data.draw(mx_operands(fa, fb, 1, cols, ntiles * per_tile, nan=nan))
     # golden's block sums sit on the hardware's grid (the multiplier's LSB)
     assert (element_ints(a)[1] + element_ints(b)[1]
             == MXBlockSumPE(a.fmt, b.fmt).lsb_exp)
-    got = run_row(a, b, ntiles, acc, pipeline, seed, p_gap, ring, idle_zero)
+    got = run_row(a, b, ntiles, acc, pipeline, gaps, 0.5, ring, idle_zero)
     assert len(got) == ntiles
     for t in range(ntiles):
         ks = slice(t * per_tile * 32, (t + 1) * per_tile * 32)
@@ -400,29 +383,29 @@ def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, 
                 assert not s and r == raw[0, j], (t, j, r, raw[0, j])
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@budget(12, suppress_health_check=list(HealthCheck))
 @given(cols=st.integers(2, 5), per_tile=st.integers(2, 4), width=st.integers(8, 14),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), seed=st.integers(0, 2**16),
-       p_gap=st.sampled_from([0.0, 0.5]))
-def test_row_unit_saturates_mid_tile(cols, per_tile, width, pipeline, seed, p_gap):
+       pipeline=st.integers(0, PE_PIPELINE_MAX), data=st.data(), gaps=waits(200))
+def test_row_unit_saturates_mid_tile(cols, per_tile, width, pipeline, data, gaps):
     """A narrow saturating accumulator that saturates inside a tile and comes back: the
     first block's sums lie far beyond its range, the later blocks' pull the other way.
     The ring clamps a sum only when it moves on (not in the adder's loop), so a running
     sum out of range must still be clamped before it is added to again; golden's
     results, and some of them strictly inside the range (the case did happen)."""
-    rng = np.random.default_rng(seed)
     K = 32 * per_tile
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    sign = rng.choice([-1, 1], cols)
-    x = rng.uniform(0.5, 1.0, (1, K))
+    sign = np.array(data.draw(st.lists(st.sampled_from([1, -1]), min_size=cols,
+                                       max_size=cols)))
+    x = data.draw(hnp.arrays(np.float64, (1, K), elements=st.floats(0.5, 1.0)))
     x[0, :32] *= 2.0 ** (width + 4)                    # block 0: far out of range
     x[0, 32:] *= -(2.0 ** (width - 5)) / (per_tile - 1)  # the rest: back by under a range
     a = quantize(x, "mxint8", axis=1)
-    b = quantize(rng.uniform(0.5, 1.0, (K, cols)) * sign, "mxint8", axis=0)
+    b = quantize(data.draw(hnp.arrays(np.float64, (K, cols), elements=st.floats(0.5, 1.0)))
+                 * sign, "mxint8", axis=0)
     acc = fixed(width, 0, "saturate", "floor")
     _, raw = gemm(a, b, acc, return_raw=True)
     assert any(lo < int(r) < hi for r in raw[0])        # came back inside the range
-    got = run_row(a, b, 1, acc, pipeline, seed, p_gap)
+    got = run_row(a, b, 1, acc, pipeline, gaps, 0.5)
     assert [(int(r), bool(s)) for r, s in got[0]] == [(int(v), False) for v in raw[0]]
 
 
@@ -465,16 +448,13 @@ def test_init_shared_acc():
      "cols=33 with k=32"),
 ])
 def test_init_wrong_shared_acc(kw, exc, msg):
-    args = dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC)
-    args.update(kw)
-    with pytest.raises(exc) as e:
-        SystolicArray(**args)
-    assert str(e.value) == msg
+    assert_raises(SystolicArray, dict(rows=2, cols=2, fmt_a="mxfp4", fmt_b="mxfp4", acc=ACC),
+                  kw, exc, msg)
 
 
 def test_row_unit_init():
-    f = block_format("mxfp4")
-    ra = RowAccumulator(f, block_format("mxint8"), ACC, 3, pipeline=4)
+    f = array_block_format("mxfp4")
+    ra = RowAccumulator(f, array_block_format("mxint8"), ACC, 3, pipeline=4)
     assert (ra.cols, ra.pipeline, ra.latency) == (3, 4, 6)
     assert len(ra.result) == 3 and len(ra.block_sum) == 3
     assert RowAccumulator(f, f, ACC, 1).latency == 2
@@ -486,32 +466,29 @@ def test_row_unit_init():
     assert rf.fin_unclamped and len(rf.fin) == ACC.width + 2
     r1 = RowAccumulator(f, f, ACC, 1, result_ring=False)
     assert not r1.fin_unclamped and len(r1.fin) == ACC.width
-    pe = MXBlockSumPE(f, block_format("mxint8"), pipeline=2)
+    pe = MXBlockSumPE(f, array_block_format("mxint8"), pipeline=2)
     assert pe.pipeline == 2 and len(pe.block_sum) == len(ra.block_sum[0])
     assert [MXBlockSumPE(f, f, pipeline=p).latency for p in range(5)] == [0, 1, 2, 2, 2]
     assert pe.lsb_exp == ElementMultiplier(operand_element(f),
-                                           operand_element(block_format("mxint8"))).lsb_exp
+                                           operand_element(array_block_format("mxint8"))).lsb_exp
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
     ({"acc": FP32}, ValueError,
      "acc: the row accumulator implements fixed-point accumulation only, not 'fp32'"),
     ({"acc": "fixed"}, TypeError, "acc must be a golden.arith.Accumulation, not 'fixed'"),
-    ({"cols": 0}, ValueError, "cols must be a positive integer, not 0"),
-    ({"cols": 1.5}, TypeError, "cols must be a positive integer, not 1.5"),
-    ({"cols": True}, TypeError, "cols must be a positive integer, not True"),
+    ({"cols": 0}, ValueError, "cols must be >= 1, not 0"),
+    ({"cols": 1.5}, TypeError, "cols must be an integer, not 1.5"),
+    ({"cols": True}, TypeError, "cols must be an integer, not True"),
     ({"pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
     ({"pipeline": "1"}, TypeError, "pipeline must be an integer, not '1'"),
     ({"result_ring": 1}, TypeError, "result_ring must be True or False, not 1"),
     ({"idle_zero": None}, TypeError, "idle_zero must be True or False, not None"),
 ])
 def test_row_unit_init_wrong(kw, exc, msg):
-    f = block_format("mxfp4")
-    args = dict(fmt_a=f, fmt_b=f, acc=ACC, cols=2, pipeline=0)
-    args.update(kw)
-    with pytest.raises(exc) as e:
-        RowAccumulator(**args)
-    assert str(e.value) == msg
+    f = array_block_format("mxfp4")
+    assert_raises(RowAccumulator, dict(fmt_a=f, fmt_b=f, acc=ACC, cols=2, pipeline=0), kw,
+                  exc, msg)
 
 
 @pytest.mark.parametrize("pipeline, exc, msg", [
@@ -519,7 +496,7 @@ def test_row_unit_init_wrong(kw, exc, msg):
     (None, TypeError, "pipeline must be an integer, not None"),
 ])
 def test_block_sum_pe_init_wrong(pipeline, exc, msg):
-    f = block_format("mxfp4")
+    f = array_block_format("mxfp4")
     with pytest.raises(exc) as e:
         MXBlockSumPE(f, f, pipeline=pipeline)
     assert str(e.value) == msg

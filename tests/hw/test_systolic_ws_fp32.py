@@ -5,48 +5,44 @@ conversion split by a register (int_to_f32's ``cut``) against golden."""
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, strategies as st
 
+from support.hyp import budget
 from mxhw.golden.arith import FP32, exact_to_float32, gemm
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run
 from mxhw.systolic import SystolicArray
 from mxhw.systolic.fp32acc import int_to_f32
-from mxhw.systolic.pe import PE_PIPELINE_MAX, stage
+from mxhw.lib.signals import stage
+from mxhw.systolic.grid import PE_PIPELINE_MAX
 from mxhw.systolic.ws import ws_latency
 
-from test_systolic import FORMATS, random_operand
-from test_systolic_fp32 import with_inf
-from test_systolic_ws import check_ws
+from support.systolic import FORMATS, Harness, check_ws, mx_operands, random_operand, waits
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
+@budget(12, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS),
        rows=st.integers(1, 4), cols=st.integers(1, 4), depth=st.integers(1, 5),
        M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 3),
        spread=st.sampled_from([4, 40, 130]), pipeline=st.integers(0, PE_PIPELINE_MAX),
-       seed=st.integers(0, 2**16), nan_p=st.sampled_from([0.0, 0.0, 0.2]),
-       inf_p=st.sampled_from([0.0, 0.0, 0.02]), zero_p=st.sampled_from([0.0, 0.3]),
-       p_stall=st.sampled_from([0.0, 0.5]), p_idle=st.sampled_from([0.0, 0.3]))
-def test_ws_fp32_matches_golden(fa, fb, rows, cols, depth, M, N, nblk, spread, pipeline, seed,
-                                nan_p, inf_p, zero_p, p_stall, p_idle):
-    """Random formats (A and B differ), shapes, depths, M/N/K, magnitudes from ordinary to
-    far beyond float32's range (subnormal and overflowing blocks), NaN scales, Inf
+       nan=st.booleans(), inf=st.booleans(), zero=st.booleans(),
+       gaps=st.tuples(waits(), waits()))
+def test_ws_fp32_matches_golden(data, fa, fb, rows, cols, depth, M, N, nblk, spread, pipeline,
+                                nan, inf, zero, gaps):
+    """Drawn formats (A and B differ), shapes, depths, M/N/K, codes, scales from ordinary
+    to far beyond float32's range (subnormal and overflowing blocks), NaN scales, Inf
     element codes, zero blocks, input gaps and output back-pressure."""
-    rng = np.random.default_rng(seed)
-    K = 32 * nblk
-    a = random_operand(rng, fa, (M, K), 1, spread, nan_p=nan_p, zero_block_p=zero_p)
-    b = random_operand(rng, fb, (K, N), 0, spread, nan_p=nan_p, zero_block_p=zero_p)
-    a, b = with_inf(rng, a, inf_p), with_inf(rng, b, inf_p)
-    check_ws(a, b, rows, cols, FP32, seed, p_stall, p_idle, pipeline=pipeline, depth=depth)
+    a, b = data.draw(mx_operands(fa, fb, M, N, nblk, nan=nan, zero=zero, inf=inf,
+                                 spread=spread))
+    check_ws(a, b, rows, cols, FP32, gaps, 0.5, 0.5, pipeline=pipeline, depth=depth)
 
 
 def ones_b(K, N=1, fmt="mxfp4"):
     return quantize(np.ones((K, N)), fmt, axis=0)
 
 
+@pytest.mark.slow
 def test_ws_fp32_zero_blocks():
     """All-zero operands give +0 (bits 0), and zero blocks between others add nothing."""
     a = quantize(np.zeros((3, 96)), "mxfp8_e4m3", axis=1)
@@ -118,6 +114,7 @@ def test_ws_fp32_cancellation_and_order():
             check_ws(a, b, 2, 1, FP32, pipeline=pipeline, depth=2)
 
 
+@pytest.mark.slow
 def test_ws_fp32_one_block():
     """K of one block; rows = 64 > k = 32 (one pass a block, rows beyond idle), rows = 1
     (32 passes a block), and rows not dividing k (a padded last pass)."""
@@ -140,7 +137,7 @@ def test_ws_fp32_init():
     ({"pe": "bitserial"}, ValueError,
      "pe factories apply to the output-stationary dataflow; the weight-stationary array "
      "has its own PE"),
-    ({"depth": 0}, ValueError, "depth must be a positive integer, not 0"),
+    ({"depth": 0}, ValueError, "depth must be >= 1, not 0"),
     ({"pipeline": 5}, ValueError, "pipeline must be in [0, 4], not 5"),
 ])
 def test_ws_fp32_init_wrong(kw, exc, msg):
@@ -152,31 +149,26 @@ def test_ws_fp32_init_wrong(kw, exc, msg):
     assert str(e.value).startswith(msg)
 
 
-class _CutConverter(wiring.Component):
+def _cut_converter():
     """int_to_f32 with a register at its ``cut`` (one cycle of latency)."""
-    s: In(signed(40))
-    e: In(signed(12))
-    f: Out(32)
-
-    def elaborate(self, platform):
-        m = Module()
+    def build(m, u):
         calls = []
 
         def cut(*sigs):
             calls.append(len(sigs))
             return tuple(stage(m, x, True, "cut") for x in sigs)
 
-        m.d.comb += self.f.eq(int_to_f32(m, self.s, self.e, cut=cut))
+        m.d.comb += u.f.eq(int_to_f32(m, u.s, u.e, cut=cut))
         assert calls == [6]
-        return m
+    return Harness({"s": In(signed(40)), "e": In(signed(12)), "f": Out(32)}, build)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@budget(10, suppress_health_check=list(HealthCheck))
 @given(ints=st.lists(st.tuples(st.integers(-(1 << 39), (1 << 39) - 1), st.integers(-300, 300)),
                      min_size=16, max_size=16))
 def test_int_to_f32_cut(ints):
     """The conversion cut by a register equals golden's exact_to_float32, one cycle later."""
-    dut = _CutConverter()
+    dut = _cut_converter()
     res = []
 
     async def tb(ctx):
