@@ -15,7 +15,10 @@ from __future__ import annotations
 import struct
 import time
 
+from ..systolic.driver import zero_code
 from . import protocol as P
+from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lanes_log2,
+                     region_address, registers_for)
 from .top import ID_VALUE, REGS, SCRATCHPAD_BASE, BoardSoC, SoC, SoCConfig
 
 __all__ = ["Accelerator", "SimTransport", "SerialTransport", "NoResponse", "DeviceError"]
@@ -285,33 +288,28 @@ class Accelerator:
         return self.read_words(SCRATCHPAD_BASE + 4 * offset_words, n)
 
     # ---- the GEMM unit ----
+    def _gemm_reg(self, name):
+        return self.read_words(GEMM_BASE + 4 * GEMM_REGS[name], 1)[0]
+
     def gemm_config(self) -> dict:
-        """The GEMM unit the device was built with, read from its registers."""
-        from .gemm import FORMAT_IDS, GEMM_BASE, GEMM_REGS
+        """The GEMM unit the device was built with, read from its registers
+        (:data:`mxhw.soc.regmap.REGISTERS`); ``depth`` for a weight-stationary unit."""
         if not (self.read_reg("FEATURES") >> 8) & 1:
             raise DeviceError("this SoC was built without a GEMM unit (rows=0)")
-        rd = lambda name: self.read_words(GEMM_BASE + 4 * GEMM_REGS[name], 1)[0]
-        geo, fmts, acc = rd("GEOMETRY"), rd("FORMATS"), rd("ACC")
+        geo = decode("GEOMETRY", self._gemm_reg("GEOMETRY"))
+        fmts = decode("FORMATS", self._gemm_reg("FORMATS"))
+        acc = decode("ACC", self._gemm_reg("ACC"))
         names = {v: k for k, v in FORMAT_IDS.items()}
-        frac = (acc >> 8) & 0xFF
-        cfg = {"rows": geo & 0xFF, "cols": (geo >> 8) & 0xFF, "max_k": 1 << (geo >> 16 & 0xFF),
-               "a_tiles": 1 << (geo >> 28 & 0xF),
-               "fmt_a": names.get(fmts & 0xFF), "fmt_b": names.get(fmts >> 8 & 0xFF),
-               "acc_width": acc & 0xFF, "acc_frac": frac - 256 if frac > 127 else frac,
-               "saturate": bool(acc >> 16 & 1), "rne": bool(acc >> 17 & 1)}
-        cfg.update(self._gemm_dataflow(geo))
+        flow = {v: k for k, v in DATAFLOW_IDS.items()}[geo["dataflow"]]
+        cfg = {"rows": geo["rows"], "cols": geo["cols"], "max_k": 1 << geo["log2_max_k"],
+               "a_tiles": 1 << geo["log2_a_tiles"],
+               "fmt_a": names.get(fmts["fmt_a"]), "fmt_b": names.get(fmts["fmt_b"]),
+               "acc_width": acc["width"], "acc_frac": acc["frac_bits"],
+               "saturate": bool(acc["saturate"]), "rne": bool(acc["rne"]),
+               "dataflow": flow}
+        if "DEPTH" in registers_for(flow):
+            cfg["depth"] = self._gemm_reg("DEPTH")
         return cfg
-
-    def _gemm_dataflow(self, geo):
-        """``dataflow`` (GEOMETRY bit 24) and, weight-stationary, ``depth`` (the tile's
-        height, the unit's DEPTH register); see :mod:`mxhw.soc.gemm_ws`."""
-        from .gemm import GEMM_BASE
-        from .gemm_ws import DATAFLOW_IDS, WS_REGS
-        flow = {v: k for k, v in DATAFLOW_IDS.items()}.get(geo >> 24 & 1)
-        if flow != "weight_stationary":
-            return {"dataflow": flow}
-        depth = self.read_words(GEMM_BASE + 4 * WS_REGS["DEPTH"], 1)[0]
-        return {"dataflow": flow, "depth": depth}
 
     def matmul(self, a, b, fmt_a=None, fmt_b=None, poll_limit=10_000):
         """``C = A @ B`` on the device, bit-exact to ``golden.gemm`` with the device's
@@ -321,9 +319,13 @@ class Accelerator:
         along K) or ``golden.MXArray`` operands. ``fmt_a``/``fmt_b`` default to the device's
         formats and must equal them. K must be a multiple of the block size and at most
         the device's ``max_k``. Returns a float64 array (NaN where golden gives NaN).
+
+        Output tiles of ``rows x cols`` (weight-stationary: ``depth x cols``); row blocks of
+        A are loaded into the unit's A tiles, up to ``a_tiles`` at a time, and each column
+        strip of B is then sent once per group and computed against every loaded row
+        block (``a_tiles = 1``: B re-sent per row block).
         """
         import numpy as np
-        from .gemm import GEMM_BASE, GEMM_REGS, REGION, REGION_SHIFT, lanes_log2
 
         cfg = self.gemm_config()
         qa = self._operand(a, fmt_a, cfg["fmt_a"], 1, "a")
@@ -335,141 +337,102 @@ class Accelerator:
         if K % kb or K > cfg["max_k"] or K == 0:
             raise ValueError(f"K = {K} must be a positive multiple of {kb} and at most the "
                              f"device's max_k = {cfg['max_k']}")
-        if cfg["dataflow"] == "weight_stationary":
-            return self._matmul_ws(qa, qb, cfg, poll_limit)
+        ws = cfg["dataflow"] == "weight_stationary"
         R, C = cfg["rows"], cfg["cols"]
-        ea, eb = qa.fmt.element.bits, qb.fmt.element.bits
-        sa, sb = qa.fmt.scale.bits, qb.fmt.scale.bits
-        width = cfg["acc_width"]
-        lw = lanes_log2(width)
-        lc = max(0, (C - 1).bit_length())
-
-        def region(name, offset=0):
-            return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
-
-        pack = _pack_lanes
+        H, T = (cfg["depth"], 1) if ws else (R, cfg["a_tiles"])
+        eb, sb = qb.fmt.element.bits, qb.fmt.scale.bits
+        zb = zero_code(qb.fmt)
+        # a lower bound of a tile's cycles: one per array transfer, and (output-
+        # stationary) the array's skew across R + C PEs
+        cycles = (K // kb) * -(-kb // R) * H if ws else K + R + C
+        write_a = self._write_a_ws if ws else self._write_a_os
 
         out = np.zeros((M, N), dtype=np.float64)
-        T, kmax = cfg["a_tiles"], cfg["max_k"]
-        self.write_words(region("regs", GEMM_REGS["K"]), [K])
-        # Row blocks of A are loaded into the unit's A tiles, up to a_tiles at a time;
-        # each column strip of B is then sent once per group and computed against every
-        # loaded row block (a_tiles = 1: one row block, B re-sent per row block).
-        row_blocks = list(range(0, M, R))
-        for g0 in range(0, len(row_blocks), T):
-            group = row_blocks[g0:g0 + T]
+        self.write_words(region_address("regs", GEMM_REGS["K"]), [K])
+        for g0 in range(0, M, H * T):
+            group = list(range(g0, min(M, g0 + H * T), H))
             for t, m0 in enumerate(group):
-                at = np.zeros((R, K), dtype=np.int64)
-                ats = np.zeros((R, K // kb), dtype=np.int64)
-                at[:min(R, M - m0)] = qa.elements[m0:m0 + R]
-                ats[:min(R, M - m0)] = qa.scales[m0:m0 + R]
-                self.write_words(region("a", (t * kmax) << lanes_log2(R * ea)),
-                                 pack(at.T, ea, lanes_log2(R * ea)))
-                self.write_words(region("a_scale", (t * kmax // kb) << lanes_log2(R * sa)),
-                                 pack(ats.T, sa, lanes_log2(R * sa)))
+                write_a(qa, m0, t, cfg)
             for n0 in range(0, N, C):
-                bt = np.zeros((K, C), dtype=np.int64)
+                bt = np.full((K, C), zb, dtype=np.int64)
                 bts = np.zeros((K // kb, C), dtype=np.int64)
                 bt[:, :min(C, N - n0)] = qb.elements[:, n0:n0 + C]
                 bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
-                self.write_words(region("b"), pack(bt, eb, lanes_log2(C * eb)))
-                self.write_words(region("b_scale"), pack(bts, sb, lanes_log2(C * sb)))
+                self.write_words(region_address("b"), _pack_lanes(bt, eb, lanes_log2(C * eb)))
+                self.write_words(region_address("b_scale"),
+                                 _pack_lanes(bts, sb, lanes_log2(C * sb)))
                 for t, m0 in enumerate(group):
                     if T > 1:
-                        self.write_words(region("regs", GEMM_REGS["A_TILE"]), [t])
-                    self.write_words(region("regs", GEMM_REGS["START"]), [1])
-                    # at least a cycle per K step, and the array's skew across R + C PEs
-                    self._wait(K + R + C)
-                    for _ in range(poll_limit):
-                        if self.read_words(region("regs", GEMM_REGS["STATUS"]), 1)[0] & 2:
-                            break
-                    else:
-                        raise NoResponse(f"the GEMM unit did not finish after {poll_limit} "
-                                         f"polls")
-                    words = self.read_words(region("c"), R << (lc + lw))
-                    spec = self.read_words(region("c_special"), R)
-                    for i in range(min(R, M - m0)):
-                        for j in range(min(C, N - n0)):
-                            base = ((i << lc) | j) << lw
-                            v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
-                            v &= (1 << width) - 1
-                            v -= (v >> (width - 1)) << width
-                            out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1 else
-                                                   float(np.ldexp(float(v), -cfg["acc_frac"])))
+                        self.write_words(region_address("regs", GEMM_REGS["A_TILE"]), [t])
+                    self._run_tile(cycles, poll_limit)
+                    self._read_tile(out, m0, n0, min(H, M - m0), cfg)
         return out
 
-    def _matmul_ws(self, qa, qb, cfg, poll_limit):
-        """:meth:`matmul` on the weight-stationary unit (:mod:`mxhw.soc.gemm_ws`): output
-        tiles of ``depth x cols``; per tile row the A passes and scales, per tile the B
-        rows and scales, then K, START, poll, read C."""
+    def _write_a_os(self, qa, m0, t, cfg):
+        """A row block ``m0`` into A tile ``t`` of an output-stationary unit: word ``(t *
+        max_k + k)`` holds the codes ``A[m0.., k]``, the scales likewise per block."""
         import numpy as np
-        from ..systolic.driver import zero_code
-        from .gemm import GEMM_BASE, REGION, REGION_SHIFT, lanes_log2
-        from .gemm_ws import WS_REGS
+        R, kmax, kb = cfg["rows"], cfg["max_k"], qa.fmt.block_size
+        ea, sa = qa.fmt.element.bits, qa.fmt.scale.bits
+        K = qa.shape[1]
+        at = np.zeros((R, K), dtype=np.int64)
+        ats = np.zeros((R, K // kb), dtype=np.int64)
+        at[:min(R, qa.shape[0] - m0)] = qa.elements[m0:m0 + R]
+        ats[:min(R, qa.shape[0] - m0)] = qa.scales[m0:m0 + R]
+        la, las = lanes_log2(R * ea), lanes_log2(R * sa)
+        self.write_words(region_address("a", (t * kmax) << la), _pack_lanes(at.T, ea, la))
+        self.write_words(region_address("a_scale", (t * kmax // kb) << las),
+                         _pack_lanes(ats.T, sa, las))
 
-        (M, K), N = qa.shape, qb.shape[1]
-        kb = qa.fmt.block_size
-        R, C, D = cfg["rows"], cfg["cols"], cfg["depth"]
-        P = -(-kb // R)                               # passes per block
-        nb = K // kb
-        ea, eb = qa.fmt.element.bits, qb.fmt.element.bits
-        sb = qb.fmt.scale.bits
-        za, zb = zero_code(qa.fmt), zero_code(qb.fmt)
-        width, frac = cfg["acc_width"], cfg["acc_frac"]
-        lw = lanes_log2(width)
-        lc = max(0, (C - 1).bit_length())
-
-        def region(name, offset=0):
-            return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
-
-        def reg(name):
-            return region("regs", WS_REGS[name])
-
+    def _write_a_ws(self, qa, m0, t, cfg):
+        """A row block ``m0`` of a weight-stationary unit, laid out by pass: word ``(q *
+        depth + i)`` holds ``A[m0 + i, k0 .. k0 + rows - 1]`` of pass ``q`` (padding past
+        the block as a code of +0); the scales one word per row and block."""
+        import numpy as np
+        (M, K), kb = qa.shape, qa.fmt.block_size
+        R, D = cfg["rows"], cfg["depth"]
+        P, nb, ea, za = -(-kb // R), K // kb, qa.fmt.element.bits, zero_code(qa.fmt)
         # K positions of every pass (block j, sub-pass p): -1 where the pass is padding
         kpos = np.full((nb * P, R), -1, dtype=np.int64)
         for j in range(nb):
             for p in range(P):
                 ks = j * kb + p * R + np.arange(R)
                 kpos[j * P + p] = np.where(ks < (j + 1) * kb, ks, -1)
+        rows_a = np.full((D, K), za, dtype=np.int64)
+        scales_a = np.zeros((D, nb), dtype=np.int64)
+        rows_a[:min(D, M - m0)] = qa.elements[m0:m0 + D]
+        scales_a[:min(D, M - m0)] = qa.scales[m0:m0 + D]
+        passes = np.where(kpos[:, None, :] >= 0, rows_a[:, np.maximum(kpos, 0)]
+                          .transpose(1, 0, 2), za).reshape(nb * P * D, R)
+        self.write_words(region_address("a"), _pack_lanes(passes, ea, lanes_log2(R * ea)))
+        self.write_words(region_address("a_scale"), [int(s) for s in scales_a.T.ravel()])
 
-        out = np.zeros((M, N), dtype=np.float64)
-        for m0 in range(0, M, D):
-            rows_a = np.full((D, K), za, dtype=np.int64)
-            scales_a = np.zeros((D, nb), dtype=np.int64)
-            rows_a[:min(D, M - m0)] = qa.elements[m0:m0 + D]
-            scales_a[:min(D, M - m0)] = qa.scales[m0:m0 + D]
-            # A words: (pass q, row i) -> A[i, kpos[q]], padding as a code of +0
-            passes = np.where(kpos[:, None, :] >= 0, rows_a[:, np.maximum(kpos, 0)]
-                              .transpose(1, 0, 2), za).reshape(nb * P * D, R)
-            self.write_words(region("a"), _pack_lanes(passes, ea, lanes_log2(R * ea)))
-            self.write_words(region("a_scale"), [int(s) for s in scales_a.T.ravel()])
-            for n0 in range(0, N, C):
-                bt = np.full((K, C), zb, dtype=np.int64)
-                bts = np.zeros((nb, C), dtype=np.int64)
-                bt[:, :min(C, N - n0)] = qb.elements[:, n0:n0 + C]
-                bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
-                self.write_words(region("b"), _pack_lanes(bt, eb, lanes_log2(C * eb)))
-                self.write_words(region("b_scale"), _pack_lanes(bts, sb, lanes_log2(C * sb)))
-                self.write_words(reg("K"), [K])
-                self.write_words(reg("START"), [1])
-                self._wait(nb * P * D)     # at least one cycle per array transfer
-                for _ in range(poll_limit):
-                    if self.read_words(reg("STATUS"), 1)[0] & 2:
-                        break
-                else:
-                    raise NoResponse(f"the GEMM unit did not finish after {poll_limit} polls")
-                rows = min(D, M - m0)
-                words = self.read_words(region("c"), rows << (lc + lw))
-                spec = self.read_words(region("c_special"), rows)
-                for i in range(rows):
-                    for j in range(min(C, N - n0)):
-                        base = ((i << lc) | j) << lw
-                        v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
-                        v &= (1 << width) - 1
-                        v -= (v >> (width - 1)) << width
-                        out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1
-                                               else float(np.ldexp(float(v), -frac)))
-        return out
+    def _run_tile(self, cycles, poll_limit):
+        """START, let a simulated device run ``cycles``, poll STATUS until done."""
+        self.write_words(region_address("regs", GEMM_REGS["START"]), [1])
+        self._wait(cycles)
+        for _ in range(poll_limit):
+            if decode("STATUS", self.read_words(region_address("regs", GEMM_REGS["STATUS"]),
+                                                1)[0])["done"]:
+                return
+        raise NoResponse(f"the GEMM unit did not finish after {poll_limit} polls")
+
+    def _read_tile(self, out, m0, n0, rows, cfg):
+        """The tile's first ``rows`` result rows into ``out[m0.., n0..]``: each result
+        sign-extended over ``2**LW`` words, NaN where its special flag is set."""
+        import numpy as np
+        C, width, frac = cfg["cols"], cfg["acc_width"], cfg["acc_frac"]
+        lw, lc = lanes_log2(width), (C - 1).bit_length()
+        words = self.read_words(region_address("c"), rows << (lc + lw))
+        spec = self.read_words(region_address("c_special"), rows)
+        for i in range(rows):
+            for j in range(min(C, out.shape[1] - n0)):
+                base = ((i << lc) | j) << lw
+                v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
+                v &= (1 << width) - 1
+                v -= (v >> (width - 1)) << width
+                out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1
+                                       else float(np.ldexp(float(v), -frac)))
 
     @staticmethod
     def _operand(x, fmt, built, axis, name):

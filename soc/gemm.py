@@ -1,78 +1,39 @@
-"""The SoC's compute unit: a systolic array behind banked scratchpads, on the word bus.
+"""The SoC's GEMM unit: a systolic array (either dataflow) and the GEMM sequencer behind
+banked operand memories and result memories, on the word bus.
 
-One START computes one output tile ``C = A @ B`` of ``rows x cols`` over ``K`` (a multiple
-of the block size, at most ``max_k``); the host driver tiles larger M and N over it.
-
-Address map inside the unit (byte offsets from :data:`GEMM_BASE`; every region is
-word-addressed, regions 4 MiB apart):
-
-========== ===================================================================
-offset     contents
-========== ===================================================================
-0x000000   registers: +0x0 K (R/W), +0x4 START (W 1) / STATUS (R: bit0 busy, bit1
-           done), +0x8 BUSY_CYCLES, +0xC STALL_CYCLES, +0x10 GEOMETRY
-           (rows | cols << 8 | log2(max_k) << 16), +0x14 FORMATS (id_a | id_b << 8),
-           +0x18 ACC (width | frac_bits << 8 | saturate << 16), +0x1C A_TILE (R/W: the A
-           tile the next START reads, 0 .. a_tiles-1). Writes to K, A_TILE and START
-           take effect on the cycle after the bus write (their decode is registered);
-           K and A_TILE writes while the unit is busy are ignored
-0x400000   A codes: word ``(t * max_k + k) << LA | lane`` for A tile ``t``: lane ``l``
-           holds bits ``32l..32l+31`` of the concatenated codes ``A[0..rows-1, k]`` of
-           that tile (row 0 in the low bits)
-0x800000   A scales: word ``(t * max_k / block + kb) << LAS | lane`` for block ``kb``
-           of tile ``t``: the scale codes of rows ``0..rows-1``, concatenated the same way
-0xC00000   B codes: word ``k << LB | lane`` for ``B[k, 0..cols-1]``
-0x1000000  B scales: word ``kb << LBS | lane``
-0x1400000  C results (read only): word ``(i << LC | j) << LW | w``: bits ``32w..`` of
-           the signed ``acc.width``-bit result ``C[i, j]`` (sign-extended)
-0x1800000  C special flags (read only): word ``i``: bit ``j`` set where ``C[i, j]`` is NaN
-========== ===================================================================
-
-``LX`` is ``ceil(log2(number of 32-bit lanes))``; unused lanes ignore writes. The A
-memories hold ``a_tiles`` tiles (row blocks of A, each ``rows x max_k``): a host that
-loads several row blocks once and then streams B past them sends each operand once
-(``GEOMETRY`` bits 28-31: ``log2(a_tiles)``; bit 24 is 0, the output-stationary
-dataflow). The operand
-regions are write-only (they read as 0); writes to them while the unit is busy are ignored.
+One START computes one output tile ``C = A @ B`` (``rows x cols`` output-stationary,
+``depth x cols`` weight-stationary) over ``K`` (a multiple of the block size, at most
+``max_k``); the host driver tiles larger M and N over it. The registers are
+:data:`~mxhw.soc.regmap.REGISTERS`; the operand and result regions and their layouts are
+specified in ``soc/PROTOCOL.md`` ("GEMM unit address map").
 """
 
-import functools
-import math
-import operator
-
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
-from ..mem import BlockRAM
-from ..systolic import SystolicArray
-from .bus import word_select
+from ..lib.params import check_choice, check_int, check_pow2
+from ..systolic.array import SystolicArray
+from ..systolic.driver import zero_code
+from ..systolic.seq import GemmSequencer, delayed, telemetry
+from .bus import BusSignature
+from .regmap import (DATAFLOW_IDS, FORMAT_IDS, REGION, UNIT_ADDR_BITS, encode, lanes_log2,
+                     registers_for)
+from .unit import bus_reads, lane_memories, reg_writes, result_memories, start_strobe
 
-__all__ = ["GemmUnit", "GEMM_BASE", "FORMAT_IDS", "REGION", "GEMM_REGS", "lanes_log2",
-           "check_unit_acc"]
+__all__ = ["GemmUnit", "check_unit_acc", "unit_format"]
 
-GEMM_BASE = 0x2000_0000
-REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6}
-REGION_SHIFT = 20  # word-address bit of the region number (4 MiB regions)
-GEMM_REGS = {"K": 0, "START": 1, "STATUS": 1, "BUSY_CYCLES": 2, "STALL_CYCLES": 3,
-             "GEOMETRY": 4, "FORMATS": 5, "ACC": 6, "A_TILE": 7}
-
-#: stable ids of the block formats a SoC can be built with (the FORMATS register)
-FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
-              "mxfp4_e2m1": 5, "mxint8": 6}
-
-
-def lanes_log2(bits):
-    """log2 of the number of 32-bit lanes (a power of two) holding ``bits`` bits."""
-    return max(0, math.ceil(math.log2(math.ceil(bits / 32))))
+#: prefetch queue entries: enough reads in flight (two cycles of memory read latency, and
+#: the buffered FIFO's two cycles from write to output) for one transfer per cycle (the
+#: room test is a flag register one cycle old: one entry of slack)
+QUEUE_DEPTH = 8
 
 
 def check_unit_acc(acc):
-    """Validate a GEMM unit's ``acc``: fixed-point accumulation only. The units' ACC
-    register and result words describe ``golden.fixed(...)`` results (and
+    """Validate a GEMM unit's ``acc``: fixed-point accumulation only. The ACC register and
+    the result words describe ``golden.fixed(...)`` results (and
     :class:`~mxhw.soc.top.SoCConfig` builds only those); the arrays' ``golden.arith.FP32``
     mode is not offered through the SoC."""
     if not isinstance(acc, golden.arith.Accumulation):
@@ -83,10 +44,15 @@ def check_unit_acc(acc):
                          f"words hold fixed-point results")
 
 
-def _bus_slave():
-    return wiring.Signature({
-        "addr": In(30), "w_data": In(32), "w_en": In(1), "r_en": In(1), "r_data": Out(32),
-    })
+def unit_format(name, fmt):
+    """A GEMM unit's operand format ``fmt`` by its golden name (aliases resolved through
+    ``golden.formats.get``): one of :data:`~mxhw.soc.regmap.FORMAT_IDS` (MXSF, which the
+    arrays take, is not one: the operand memories carry no block modes)."""
+    canon = golden.formats.get(fmt).name
+    if canon not in FORMAT_IDS:
+        raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)} (the GEMM unit's "
+                         f"formats), not {fmt!r}")
+    return canon
 
 
 class GemmUnit(wiring.Component):
@@ -95,126 +61,168 @@ class GemmUnit(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        Array shape (``cols`` <= 32).
+        Array shape (``rows`` 1..255: weight-stationary, K elements per pass; ``cols``
+        1..32).
     fmt_a, fmt_b : str
-        Block formats, keys of :data:`FORMAT_IDS`.
+        Block formats (golden names or aliases), :data:`~mxhw.soc.regmap.FORMAT_IDS`.
     acc : golden.arith.Accumulation
-        ``golden.fixed(...)``: the array's cross-block accumulation (fixed-point only,
-        :func:`check_unit_acc`).
+        ``golden.fixed(...)`` (:func:`check_unit_acc`).
     max_k : int
         Largest K per tile (a power of two, a multiple of the block size).
     a_tiles : int
-        A tiles the A memories hold (a power of two, default 1), selected by ``A_TILE``.
+        Output-stationary: A tiles the A memories hold (a power of two, 1..32768),
+        selected by ``A_TILE``.
+    dataflow : str
+        ``"output_stationary"`` or ``"weight_stationary"``.
+    depth : int or None
+        Weight-stationary: the tile's height (1..255; default ``rows``).
 
     Members
     -------
-    bus : In(bus signature)
-        Word bus slave (word addresses relative to the unit; read data one cycle later,
-        0 in the cycles after no read).
+    bus : In(BusSignature(UNIT_ADDR_BITS))
+        Word bus slave (read data one cycle later, 0 in the cycles after no read).
     busy : Out(1)
 
-    Golden twin: ``golden.gemm(qa, qb, acc)`` on one ``rows x cols`` tile.
+    Latency: a START is busy (BUSY_CYCLES) for the array's input transfers at one a cycle
+    (output-stationary ``K``; weight-stationary ``rows + (Q - 1) * max(depth, rows) +
+    depth`` for ``Q`` passes), then :attr:`SystolicArray.latency`, 4 cycles of memory
+    read (2), prefetch queue and result write, and the tile's result rows. Golden twin:
+    ``golden.gemm(qa, qb, acc)`` on one tile.
 
     Raises
     ------
     TypeError, ValueError
-        Formats not in ``FORMAT_IDS``; ``cols``, ``max_k`` or ``a_tiles`` out of range;
-        ``acc`` not a fixed-point accumulation (:func:`check_unit_acc`).
+        Formats not in ``FORMAT_IDS``; ``rows``, ``cols``, ``depth``, ``max_k`` or
+        ``a_tiles`` out of range; ``acc`` not fixed-point (:func:`check_unit_acc`).
     """
 
-    def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1):
-        for name, f in (("fmt_a", fmt_a), ("fmt_b", fmt_b)):
-            if f not in FORMAT_IDS:
-                raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)}, not {f!r}")
-        if not isinstance(cols, int) or not 1 <= cols <= 32:
-            raise ValueError(f"cols must be an integer in [1, 32], not {cols!r}")
-        self._array_args = (rows, cols, fmt_a, fmt_b)
+    def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1,
+                 dataflow="output_stationary", depth=None):
+        fmt_a, fmt_b = unit_format("fmt_a", fmt_a), unit_format("fmt_b", fmt_b)
+        check_choice("dataflow", dataflow, tuple(DATAFLOW_IDS))
+        ws = dataflow == "weight_stationary"
+        check_int("rows", rows, 1, 255)
+        check_int("cols", cols, 1, 32)
         fa, fb = golden.formats.get(fmt_a), golden.formats.get(fmt_b)
         k = fa.block_size
-        if (not isinstance(max_k, int) or max_k < k or max_k % k or max_k & (max_k - 1)):
-            raise ValueError(f"max_k must be a power of two and a multiple of {k}, "
-                             f"not {max_k!r}")
-        if (not isinstance(a_tiles, int) or isinstance(a_tiles, bool) or a_tiles < 1
-                or a_tiles & (a_tiles - 1) or a_tiles > 1 << 15):
-            raise ValueError(f"a_tiles must be a power of two in [1, 32768], not {a_tiles!r}")
+        check_pow2("max_k", max_k, k)
+        check_pow2("a_tiles", a_tiles, 1, 1 if ws else 1 << 15)
+        if ws:
+            depth = check_int("depth", rows if depth is None else depth, 1, 255)
+        elif depth is not None:
+            raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
+                             f"{dataflow!r}")
         check_unit_acc(acc)
-        self.a_tiles = a_tiles
         self.rows, self.cols, self.fmt_a, self.fmt_b = rows, cols, fmt_a, fmt_b
-        self.acc, self.max_k, self.k = acc, max_k, k
-        self.bits_a, self.bits_b = fa.element.bits, fb.element.bits
-        self.sbits_a, self.sbits_b = fa.scale.bits, fb.scale.bits
-        self.la = lanes_log2(rows * self.bits_a)
-        self.las = lanes_log2(rows * self.sbits_a)
-        self.lb = lanes_log2(cols * self.bits_b)
-        self.lbs = lanes_log2(cols * self.sbits_b)
+        self.acc, self.max_k, self.k, self.a_tiles = acc, max_k, k, a_tiles
+        self.dataflow, self.depth = dataflow, depth
+        self._fa, self._fb = fa, fb
+        self.registers = registers_for(dataflow)
+        self.la = lanes_log2(rows * fa.element.bits)
+        self.las = 0 if ws else lanes_log2(rows * fa.scale.bits)
+        self.lb = lanes_log2(cols * fb.element.bits)
+        self.lbs = lanes_log2(cols * fb.scale.bits)
         self.lw = lanes_log2(acc.width)
-        self.lc = max(0, math.ceil(math.log2(cols)))
-        super().__init__({"bus": In(_bus_slave()), "busy": Out(1)})
+        self.lc = (cols - 1).bit_length()
+        super().__init__({"bus": In(BusSignature(UNIT_ADDR_BITS)), "busy": Out(1)})
+
+    @property
+    def tile_rows(self):
+        """Output rows per START: ``rows`` or (weight-stationary) ``depth``."""
+        return self.depth or self.rows
+
+    @property
+    def passes_per_block(self):
+        """``ceil(k / rows)``: weight-stationary passes per MX block."""
+        return -(-self.k // self.rows)
 
     def geometry(self):
-        return (self.rows | self.cols << 8 | (self.max_k.bit_length() - 1) << 16
-                | (self.a_tiles.bit_length() - 1) << 28)
+        return encode("GEOMETRY", rows=self.rows, cols=self.cols,
+                      log2_max_k=self.max_k.bit_length() - 1,
+                      dataflow=DATAFLOW_IDS[self.dataflow],
+                      log2_a_tiles=self.a_tiles.bit_length() - 1)
 
     def formats(self):
-        return FORMAT_IDS[self.fmt_a] | FORMAT_IDS[self.fmt_b] << 8
+        return encode("FORMATS", fmt_a=FORMAT_IDS[self.fmt_a], fmt_b=FORMAT_IDS[self.fmt_b])
 
     def acc_word(self):
-        return (self.acc.width | (self.acc.frac_bits & 0xFF) << 8
-                | (self.acc.overflow == "saturate") << 16
-                | (self.acc.rounding == "rne") << 17)
+        acc = self.acc
+        return encode("ACC", width=acc.width, frac_bits=acc.frac_bits,
+                      saturate=acc.overflow == "saturate", rne=acc.rounding == "rne")
+
+    def register_values(self):
+        """The read-only description registers: name -> value."""
+        values = {"GEOMETRY": self.geometry(), "FORMATS": self.formats(),
+                  "ACC": self.acc_word(), "DEPTH": self.depth}
+        return {n: v for n, v in values.items() if n in self.registers}
 
     def elaborate(self, platform):
         m = Module()
-        rows, cols, K_MAX, kb = self.rows, self.cols, self.max_k, self.k
-        m.submodules.array = arr = SystolicArray(*self._array_args, acc=self.acc)
-        bus = self.bus
-        region = bus.addr[REGION_SHIFT:REGION_SHIFT + 4]
-        index = bus.addr[:REGION_SHIFT]
+        ws = self.dataflow == "weight_stationary"
+        R, C, H, k, K_MAX = self.rows, self.cols, self.tile_rows, self.k, self.max_k
+        fa, fb, T = self._fa, self._fb, self.a_tiles
+        m.submodules.array = arr = SystolicArray(R, C, self.fmt_a, self.fmt_b,
+                                                 dataflow=self.dataflow, acc=self.acc,
+                                                 depth=self.depth)
+        m.submodules.seq = seq = GemmSequencer(self.dataflow, R, k, K_MAX, depth=self.depth)
+        bus, regs = self.bus, {n: r.index for n, r in self.registers.items()}
 
         K = Signal(range(K_MAX + 1))
+        a_tile = Signal(range(T))               # A_TILE: the A tile START reads
         busy, done = Signal(), Signal()
         busy_cycles, stall_cycles = Signal(32), Signal(32)
         m.d.comb += self.busy.eq(busy)
 
-        # ---- operand memories: one 32-bit memory per lane, bus writes, sequencer reads.
-        # The sequencer reads K step ``rk`` (a register: no logic before the read address)
-        # whenever the prefetch queue has room, and the queue feeds the array: the array's
-        # ready never reaches a memory address. Reads take two cycles (on ECP5 the second
-        # is the block RAM's output register: no logic and no long route after a block
-        # RAM's clock-to-out).
-        rk = Signal(range(K_MAX + 1))       # next K step to read
-        left = Signal(range(K_MAX + 1))     # K steps still to read
-        more = Signal()                     # left != 0, a flag register
-        room = Signal()                     # the prefetch queue has room (see below)
-        issue = Signal()                    # read K step rk this cycle
-        inflight = Signal()                 # a read issued last cycle
-        last_d = Signal()                   # ... and it was the tile's last K step
-        loaded = Signal()                   # the read before: its data is out now
-        last_q = Signal()                   # ... and it was the tile's last K step
+        # ---- operand memories: one 32-bit memory per lane, bus writes, reads at the
+        # sequencer's indices (registers: no logic before a read address) whenever the
+        # prefetch queue has room; the queue feeds the array, so the array's ready never
+        # reaches a memory address. Reads take two cycles (on ECP5 the second is the block
+        # RAM's output register: no logic and no long route after its clock-to-out).
+        p = seq.step.payload
 
-        def lane_mems(name, lanes_log, depth, rd_index, region_id):
-            return lane_memories(m, bus, region, index, busy, name, lanes_log, depth,
-                                 rd_index, region_id)
+        def lane_mems(name, lanes_log, depth, rd_index, region):
+            return lane_memories(m, bus, busy, name, lanes_log, depth, rd_index,
+                                 REGION[region])
 
-        rk_i = rk[:max(1, (K_MAX - 1).bit_length())]
-        a_tile = Signal(range(self.a_tiles))     # A_TILE: the A tile START reads
-        T = self.a_tiles
-        a_bits = lane_mems("a", self.la, K_MAX * T, Cat(rk_i, a_tile), REGION["a"])
-        as_bits = lane_mems("as", self.las, K_MAX // kb * T,
-                            Cat(rk_i[(kb - 1).bit_length():], a_tile) if K_MAX > kb else a_tile,
-                            REGION["a_scale"])
-        b_bits = lane_mems("b", self.lb, K_MAX, rk_i, REGION["b"])
-        bs_bits = lane_mems("bs", self.lbs, K_MAX // kb, rk_i // kb, REGION["b_scale"])
+        if ws:
+            NB, PB = K_MAX // k, self.passes_per_block
+            a_bits = lane_mems("a", self.la, NB * PB * H, p.a, "a")
+            as_bits = lane_mems("as", 0, NB * H, p.a_scale, "a_scale")
+            b_bits = lane_mems("b", self.lb, K_MAX, p.b, "b")
+            bs_bits = lane_mems("bs", self.lbs, NB, p.b_scale, "b_scale")
+        else:
+            rk = p.k
+            ks = rk[(k - 1).bit_length():] if K_MAX > k else Const(0, 0)
+            a_bits = lane_mems("a", self.la, K_MAX * T, Cat(rk, a_tile), "a")
+            as_bits = lane_mems("as", self.las, K_MAX // k * T, Cat(ks, a_tile), "a_scale")
+            b_bits = lane_mems("b", self.lb, K_MAX, rk, "b")
+            bs_bits = lane_mems("bs", self.lbs, K_MAX // k, ks, "b_scale")
 
-        step = Cat(a_bits[:rows * self.bits_a], as_bits[:rows * self.sbits_a],
-                   b_bits[:cols * self.bits_b], bs_bits[:cols * self.sbits_b], last_q)
-        # the memories' read data goes straight into the queue
-        m.d.sync += [loaded.eq(inflight), last_q.eq(last_d)]
-        # depth 7: the buffered FIFO's output register and the two reads in flight leave
-        # room to issue a read every cycle
-        m.submodules.queue = queue = SyncFIFOBuffered(width=len(step), depth=7)
+        # the array transfer: the read data, the sequencer's flags delayed alike
+        flags = {f: delayed(m, getattr(p, f), 2, f) for f in seq.flags}
+        step = Signal(arr.in_layout)
+        wf, wsf = ("w", "w_scale") if ws else ("b", "b_scale")
+        if ws:      # padding past the block: weights of +0
+            pad = delayed(m, p.pad, 2, "pad")
+            zb = Const(zero_code(fb), fb.element.bits).replicate(C)
+            b_bits = Mux(pad, zb, b_bits[:C * fb.element.bits])
+        for name, bits in (("a", a_bits), ("a_scale", as_bits), (wf, b_bits),
+                           (wsf, bs_bits)):
+            field = getattr(step, name)
+            m.d.comb += field.eq(bits[:len(Cat(field))])
+        for f, v in flags.items():
+            m.d.comb += getattr(step, f).eq(v)
+
+        issue = Signal()
+        room = Signal()                         # the prefetch queue has room (see below)
+        inflight = Signal()                     # a read issued last cycle
+        loaded = Signal()                       # the read before: its data is out now
+        m.d.sync += [inflight.eq(issue), loaded.eq(inflight)]
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(Cat(step)),
+                                                      depth=QUEUE_DEPTH)
         m.d.comb += [
-            issue.eq(busy & more & room),
+            seq.step.ready.eq(room),
+            issue.eq(seq.step.valid & room),
             queue.w_data.eq(step),
             queue.w_en.eq(loaded),
             arr.i.payload.eq(queue.r_data),
@@ -222,143 +230,34 @@ class GemmUnit(wiring.Component):
             queue.r_en.eq(arr.i.ready),
         ]
         # room for this read and those in flight: level + inflight + loaded <= depth - 3
-        # after it. The test is a flag register, one cycle old: the claim (level +
-        # inflight + loaded) grows by at most one read a cycle, so a claim of at most 3
-        # a cycle ago leaves room now (the queue still keeps up with a read every cycle:
-        # its claim settles at 3 when the array takes a step every cycle)
-        m.d.sync += room.eq(queue.level + inflight + loaded <= 3)
-        m.d.sync += [inflight.eq(issue), last_d.eq(left == 1)]
-        with m.If(issue):
-            m.d.sync += [rk.eq(rk + 1), left.eq(left - 1), more.eq(left != 1)]
+        # after it. The test is a flag register, one cycle old: the claim grows by at
+        # most one read a cycle, so a claim of at most depth - 4 a cycle ago leaves room
+        # now (and the queue keeps up with a read every cycle: its claim settles at 4 when
+        # the array takes a step every cycle)
+        m.d.sync += room.eq(queue.level + inflight + loaded <= QUEUE_DEPTH - 4)
 
-        # ---- results: one memory per column, rows deep; special flags per row
-        out_row = Signal(range(rows + 1))
+        # ---- results: one memory per column, a tile's rows deep; special flags per row
+        out_row = Signal(range(H + 1))
         m.d.comb += arr.o.ready.eq(1)
-        c_reads = []
-        for j in range(cols):
-            # power-of-two depths: every bus index reads inside the memory (a simulator
-            # checks reads; the extra words cost no block RAM)
-            mem = Memory(shape=self.acc.width, depth=1 << (rows - 1).bit_length(), init=[])
-            m.submodules[f"c{j}"] = mem
-            wp, rp = mem.write_port(), mem.read_port()
-            m.d.comb += [wp.addr.eq(out_row), wp.data.eq(arr.o.payload.data[j]),
-                         wp.en.eq(arr.o.valid), rp.addr.eq(index[self.lw + self.lc:])]
-            c_reads.append(rp.data)
-        spec = Memory(shape=cols, depth=1 << (rows - 1).bit_length(), init=[])
-        m.submodules.special = spec
-        swp, srp = spec.write_port(), spec.read_port()
-        m.d.comb += [swp.addr.eq(out_row), swp.data.eq(Cat(*arr.o.payload.special)),
-                     swp.en.eq(arr.o.valid), srp.addr.eq(index)]
+        c_reads, special = result_memories(m, bus, arr.o, out_row, H, self.acc.width,
+                                           self.lw, self.lc)
 
         # ---- control
-        reg_writes(m, bus, region, index, busy,
-                   {GEMM_REGS["K"]: K, **({GEMM_REGS["A_TILE"]: a_tile} if T > 1 else {})})
-        start = start_strobe(m, bus, region, index, GEMM_REGS["START"], busy)
+        writable = {regs["K"]: K, **({regs["A_TILE"]: a_tile} if T > 1 else {})}
+        reg_writes(m, bus, busy, writable)
+        start = start_strobe(m, bus, regs["START"], busy)
+        m.d.comb += [seq.start.eq(start), seq.K.eq(K)]
         with m.If(start):
-            m.d.sync += [busy.eq(1), done.eq(0), rk.eq(0), left.eq(K), more.eq(K != 0),
-                         out_row.eq(0)]
+            m.d.sync += [busy.eq(1), done.eq(0), out_row.eq(0)]
         with m.If(arr.o.valid):
             m.d.sync += out_row.eq(out_row + 1)
-            with m.If(out_row == rows - 1):
+            with m.If(out_row == H - 1):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-        count_cycles(m, busy, queue.r_rdy & ~arr.i.ready, busy_cycles, stall_cycles)
+        telemetry(m, busy, queue.r_rdy, arr.i.ready, cycles=busy_cycles,
+                  stalled=stall_cycles)
 
-        regs = {GEMM_REGS["K"]: K, GEMM_REGS["STATUS"]: Cat(busy, done),
-                GEMM_REGS["BUSY_CYCLES"]: busy_cycles, GEMM_REGS["STALL_CYCLES"]: stall_cycles,
-                GEMM_REGS["GEOMETRY"]: self.geometry(), GEMM_REGS["FORMATS"]: self.formats(),
-                GEMM_REGS["ACC"]: self.acc_word(), GEMM_REGS["A_TILE"]: a_tile}
-        bus_reads(m, bus, region, index, regs, c_reads, srp.data, self.lw, self.lc)
+        live = {"K": K, "STATUS": Cat(busy, done), "BUSY_CYCLES": busy_cycles,
+                "STALL_CYCLES": stall_cycles, "A_TILE": a_tile, **self.register_values()}
+        words = {r.index: live[n] for n, r in self.registers.items() if r.access != "W"}
+        bus_reads(m, bus, words, c_reads, special, self.lw, self.lc)
         return m
-
-
-def lane_memories(m, bus, region, index, busy, name, lanes_log, depth, rd_index,
-                  region_id):
-    """A GEMM unit's operand memories for one region: ``2**lanes_log`` 32-bit
-    :class:`~mxhw.mem.BlockRAM` lanes of ``depth`` words (read latency 2), written by the
-    bus (lane = the index's low bits, unless ``busy``) and all read at ``rd_index``;
-    returns their read data side by side."""
-    words = []
-    for lane in range(1 << lanes_log):
-        m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(depth, 2))
-        hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
-        m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
-                     mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
-        words.append(mem.r_data)
-    return Cat(*words)
-
-
-def reg_writes(m, bus, region, index, busy, regs):
-    """A GEMM unit's writable registers (``regs``: index -> signal), written the cycle
-    after the bus write, unless the unit is busy then. The write's decode is registered:
-    a flag (a write to the register region whose index is below ``2**rbits``, the
-    only wide compare), the low index bits and the data; the register then meets a
-    ``rbits``-bit compare, not the whole region and index (a START that follows a write on
-    the next bus cycle still sees the new value: START too is acted on a cycle late)."""
-    rbits = max(1, max(regs).bit_length())
-    w_hit = Signal()
-    w_idx = Signal(rbits)
-    w_data = Signal(32)
-    m.d.sync += [w_hit.eq(bus.w_en & (region == REGION["regs"]) & (index[rbits:] == 0)),
-                 w_idx.eq(index[:rbits]), w_data.eq(bus.w_data)]
-    for i, sig in regs.items():
-        with m.If(w_hit & (w_idx == i) & ~busy):
-            m.d.sync += sig.eq(w_data)
-
-
-def start_strobe(m, bus, region, index, start_index, busy):
-    """A GEMM unit's start: a bus write of 1 to its START register, acted on the cycle after
-    the write (the address decode is registered, so it does not reach the unit's control
-    registers in the bus cycle), unless the unit is busy."""
-    req = Signal()
-    m.d.sync += req.eq(bus.w_en & (region == REGION["regs"]) & (index == start_index)
-                       & bus.w_data[0])
-    start = Signal()
-    m.d.comb += start.eq(req & ~busy)
-    return start
-
-
-def count_cycles(m, busy, stalled, busy_cycles, stall_cycles):
-    """A GEMM unit's BUSY_CYCLES / STALL_CYCLES counters: cycles busy, and of those the
-    cycles an operand waits for the array (``stalled``)."""
-    with m.If(busy):
-        m.d.sync += busy_cycles.eq(busy_cycles + 1)
-        with m.If(stalled):
-            m.d.sync += stall_cycles.eq(stall_cycles + 1)
-
-
-def bus_reads(m, bus, region, index, regs, c_reads, special, lw, lc):
-    """A GEMM unit's bus read side (data on the next cycle, 0 unless ``bus.r_en`` asked for
-    a read): the registers ``regs`` (index -> value), the results (``c_reads``: one memory
-    read port's data per column, addressed by the caller with ``index``; word ``w`` of
-    column ``j`` at index bits ``lw`` and up, ``j`` above them) and the special flags
-    (``special``)."""
-    # the register words: a multiplexer on the index's low bits, registered every cycle
-    # (reads have no side effects; no reset: the domain reset's wide fan-out would
-    # otherwise enter the logic in front of the 32 data flip-flops)
-    reg_data = Signal(32, reset_less=True)
-    word, rbits = word_select(regs, index)
-    m.d.sync += reg_data.eq(word)
-    # the read decode, registered beside the reads as one-hot flags (a read of the register
-    # region with the higher index bits zero; of each result word; of the special flags):
-    # the read data is one AND-OR of the sources, no compare or multiplexer after the
-    # memories' read ports
-    read = bus.r_en
-    sources = [(read & (region == REGION["regs"]) & (index[rbits:] == 0), reg_data),
-               (read & (region == REGION["c_special"]), special)]
-    c_read = read & (region == REGION["c"])
-    for j, data in enumerate(c_reads):
-        ext = Signal(32 << lw, name=f"c_ext{j}")    # the result, sign-extended to words
-        m.d.comb += ext.eq(data.as_signed())
-        for w in range(1 << lw):
-            hit = c_read
-            if lc:
-                hit &= index[lw:lw + lc] == j
-            if lw:
-                hit &= index[:lw] == w
-            sources.append((hit, ext.word_select(w, 32)))
-    terms = []
-    for i, (hit, data) in enumerate(sources):
-        flag = Signal(name=f"rd_hit{i}")
-        m.d.sync += flag.eq(hit)
-        terms.append(flag.replicate(32) & data)
-    m.d.comb += bus.r_data.eq(functools.reduce(operator.or_, terms))

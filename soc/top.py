@@ -13,8 +13,8 @@ address     access   meaning
 0x0000_0014 R        LINK_ERRORS: error responses sent by the host link (saturating)
 0x0000_0020 R/W      SCRATCH: a plain read/write register (link tests, host probing)
 0x1000_0000 R/W      scratchpad: ``scratch_words`` words of block RAM
-0x2000_0000 R/W      the GEMM unit (when ``rows > 0``): see ``mxhw.soc.gemm``
-                     (``mxhw.soc.gemm_ws`` when ``dataflow="weight_stationary"``)
+0x2000_0000 R/W      the GEMM unit (when ``rows > 0``): :mod:`mxhw.soc.gemm`, its map in
+                     :mod:`mxhw.soc.regmap` and ``soc/PROTOCOL.md``
 =========== ======== ==================================================================
 
 Reads of unmapped addresses return 0; writes to them are ignored.
@@ -27,8 +27,13 @@ from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import golden
+from ..lib.params import check_choice, check_int, check_pow2
 from ..mem import BlockRAM
+from ..systolic.array import DATAFLOWS
 from .bus import BusSignature, word_select
+from .gemm import GemmUnit, unit_format
+from .regmap import DATAFLOW_IDS, GEMM_BASE, UNIT_ADDR_BITS
 from .link import HostLink
 from .uart import UARTRx, UARTTx
 
@@ -37,8 +42,6 @@ __all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE",
 ID_VALUE = 0x4D584857
 VERSION = (0, 1, 0)
 SCRATCHPAD_BASE = 0x1000_0000
-#: the GEMM unit's dataflows (SoCConfig.dataflow)
-DATAFLOWS = ("output_stationary", "weight_stationary")
 
 #: register name -> byte address
 REGS = {
@@ -64,9 +67,10 @@ class SoCConfig:
     rows, cols : int
         The GEMM unit's systolic array (``rows = 0``: no GEMM unit).
     fmt_a, fmt_b : str
-        Its operand block formats, keys of ``mxhw.soc.gemm.FORMAT_IDS`` (checked when
-        ``rows > 0``; MXSF, which the arrays take, is not one: the SoC's operand memories
-        carry no block modes).
+        Its operand block formats, golden names or aliases (``"mxfp4"``), held by their
+        canonical names; keys of ``mxhw.soc.regmap.FORMAT_IDS`` (checked when ``rows >
+        0``; MXSF, which the arrays take, is not one: the operand memories carry no block
+        modes).
     acc_width, acc_frac : int
         Its accumulation: ``golden.fixed(acc_width, acc_frac)`` (saturating, floor).
     max_k : int
@@ -75,10 +79,9 @@ class SoCConfig:
         Row blocks of A (``rows x max_k`` each) the GEMM unit's A memories hold (a power of
         two): the driver loads up to this many once and streams B past them.
     dataflow : str
-        The GEMM unit's dataflow: ``"output_stationary"`` (:class:`~mxhw.soc.gemm.GemmUnit`,
-        ``rows x cols`` tiles) or ``"weight_stationary"``
-        (:class:`~mxhw.soc.gemm_ws.GemmWSUnit`, ``depth x cols`` tiles, ``rows`` K
-        elements per pass).
+        The GEMM unit's dataflow (:data:`mxhw.systolic.array.DATAFLOWS`):
+        ``"output_stationary"`` (``rows x cols`` tiles) or ``"weight_stationary"``
+        (``depth x cols`` tiles, ``rows`` K elements per pass).
     depth : int
         Weight-stationary only: activation rows per pass, the output tile's height
         (1..255); 0 (the default) means ``rows``. Must be 0 for the output-stationary unit.
@@ -101,39 +104,26 @@ class SoCConfig:
 
     def __post_init__(self):
         for name in ("rows", "cols", "acc_frac", "depth"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
-        for name in ("clk_hz", "baud", "scratch_words", "max_payload", "acc_width", "max_k",
-                     "a_tiles"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        if self.scratch_words & (self.scratch_words - 1):
-            raise ValueError(f"scratch_words must be a power of two, not {self.scratch_words}")
-        if self.a_tiles & (self.a_tiles - 1):
-            raise ValueError(f"a_tiles must be a power of two, not {self.a_tiles}")
-        if self.dataflow not in DATAFLOWS:
-            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
-                             f"not {self.dataflow!r}")
+            check_int(name, getattr(self, name), 0)
+        for name in ("clk_hz", "baud", "max_payload", "acc_width", "max_k"):
+            check_int(name, getattr(self, name), 1)
+        check_pow2("scratch_words", self.scratch_words)
+        check_pow2("a_tiles", self.a_tiles)
+        check_choice("dataflow", self.dataflow, DATAFLOWS)
         if self.depth and self.dataflow != "weight_stationary":
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
                              f"{self.dataflow!r} (leave it 0)")
-        if self.rows:
-            from .gemm import FORMAT_IDS
-            for name in ("fmt_a", "fmt_b"):
-                f = getattr(self, name)
-                if f not in FORMAT_IDS:
-                    # e.g. "mxsf": the arrays take it, the SoC's operand memories do not
-                    raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)} (the "
-                                     f"GEMM unit's formats), not {f!r}")
+        for name in ("fmt_a", "fmt_b"):
+            # golden names: an alias (``mxfp4``) becomes the canonical name
+            f = getattr(self, name)
+            f = unit_format(name, f) if self.rows else golden.formats.get(f).name
+            object.__setattr__(self, name, f)
         if self.a_tiles > 1 and self.dataflow != "output_stationary":
             raise ValueError("a_tiles applies to the output-stationary dataflow only "
                              "(leave it 1)")
 
     @property
     def acc(self):
-        from .. import golden
         return golden.fixed(self.acc_width, self.acc_frac, overflow="saturate",
                             rounding="floor")
 
@@ -142,12 +132,22 @@ class SoCConfig:
         """The weight-stationary unit's tile height: ``depth``, or ``rows`` when 0."""
         return self.depth or self.rows
 
+    def units(self):
+        """The compute units on the bus: ``(byte base address, component)`` pairs (each
+        decodes ``2**UNIT_ADDR_BITS`` words); the GEMM unit when ``rows > 0``."""
+        if not self.rows:
+            return []
+        ws = self.dataflow == "weight_stationary"
+        return [(GEMM_BASE, GemmUnit(self.rows, self.cols, self.fmt_a, self.fmt_b, self.acc,
+                                     self.max_k, self.a_tiles, dataflow=self.dataflow,
+                                     depth=self.tile_depth if ws else None))]
+
     def features(self) -> int:
         """FEATURES register: log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists
         (its own registers describe it); bit 9: its dataflow (0 output-stationary,
         1 weight-stationary; also GEOMETRY bit 24)."""
         return ((self.scratch_words.bit_length() - 1) | (self.rows > 0) << 8
-                | (self.rows > 0 and self.dataflow == "weight_stationary") << 9)
+                | (self.rows > 0 and DATAFLOW_IDS[self.dataflow]) << 9)
 
 
 class SoC(wiring.Component):
@@ -217,26 +217,19 @@ class SoC(wiring.Component):
         # registers are words 0 .. 2**rbits - 1
         ibits = cfg.scratch_words.bit_length() - 1
         rbits = (max(REGS.values()) >> 2).bit_length()
-        spad_hit, regs_hit, eng_hit = Signal(), Signal(), Signal()
+        spad_hit, regs_hit = Signal(), Signal()
         m.d.sync += [spad_hit.eq(bq.addr[ibits:] == (SCRATCHPAD_BASE >> 2) >> ibits),
                      regs_hit.eq(bq.addr[rbits:] == 0)]
         eng_data = 0
-        if cfg.rows:
-            from .gemm import GEMM_BASE, GemmUnit
-            if cfg.dataflow == "weight_stationary":
-                from .gemm_ws import GemmWSUnit
-                gemm = GemmWSUnit(cfg.rows, cfg.cols, cfg.tile_depth, cfg.fmt_a, cfg.fmt_b,
-                                  cfg.acc, cfg.max_k)
-            else:
-                gemm = GemmUnit(cfg.rows, cfg.cols, cfg.fmt_a, cfg.fmt_b, cfg.acc, cfg.max_k,
-                                cfg.a_tiles)
-            m.submodules.gemm = gemm
-            m.d.sync += eng_hit.eq(bq.addr[26:] == (GEMM_BASE >> 2) >> 26)
-            m.d.comb += [gemm.bus.addr.eq(bus.addr[:26]), gemm.bus.w_data.eq(bus.w_data),
-                         gemm.bus.w_en.eq(bus.w_en & eng_hit),
-                         gemm.bus.r_en.eq(bus.r_en & eng_hit)]
-            # the unit's read data is 0 unless it was asked for a read
-            eng_data = gemm.bus.r_data
+        for i, (base, unit) in enumerate(cfg.units()):
+            m.submodules[f"gemm{i}" if i else "gemm"] = unit
+            hit = Signal(name=f"unit_hit{i}")
+            m.d.sync += hit.eq(bq.addr[UNIT_ADDR_BITS:] == (base >> 2) >> UNIT_ADDR_BITS)
+            m.d.comb += [unit.bus.addr.eq(bus.addr[:UNIT_ADDR_BITS]),
+                         unit.bus.w_data.eq(bus.w_data), unit.bus.w_en.eq(bus.w_en & hit),
+                         unit.bus.r_en.eq(bus.r_en & hit)]
+            # a unit's read data is 0 unless it was asked for a read
+            eng_data = eng_data | unit.bus.r_data
         widx = bus.addr[:ibits]
         m.d.comb += [spad.w_addr.eq(widx), spad.w_data.eq(bus.w_data),
                      spad.w_en.eq(bus.w_en & spad_hit), spad.r_addr.eq(widx)]

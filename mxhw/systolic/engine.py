@@ -1,15 +1,16 @@
-"""GEMM engine: operand FIFO + systolic array (either dataflow) + tiling controller +
-telemetry."""
+"""GEMM engine: operand FIFO + systolic array (either dataflow) + the GEMM sequencer
+(:mod:`mxhw.systolic.seq`: tiling and telemetry)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem.fifo import StreamFIFO
-from .array import DEFAULT_PIPELINE, SystolicArray, _check_pos_int
-from .pe import block_format
+from ..lib.params import check_int
+from .array import DEFAULT_PIPELINE, SystolicArray
+from .seq import GemmSequencer, telemetry
 
 __all__ = ["GemmEngine"]
 
@@ -27,7 +28,9 @@ class GemmEngine(wiring.Component):
     (PE result registers + output buffer) let a tile drain while the next computes, so the
     array takes one K step per cycle as long as operands arrive and results leave
     (bit-serial PEs, ``pe="bitserial"``: one K step per ``array.step_cycles`` cycles;
-    the controller only follows the array's handshake).
+    the controller only follows the array's handshake). The controller is
+    :class:`~mxhw.systolic.seq.GemmSequencer` (``tiles`` = :attr:`n_tiles`), the one
+    that also sequences the SoC's GEMM unit.
 
     Weight-stationary (``dataflow="weight_stationary"``): tiles are ``depth x cols``
     (:attr:`tile_rows` = ``depth``, ``>= rows``) in the same order; the host streams
@@ -76,7 +79,7 @@ class GemmEngine(wiring.Component):
                  dataflow="output_stationary", fifo_depth=None, pipeline=DEFAULT_PIPELINE,
                  depth=None):
         for name, v in (("M", M), ("N", N), ("K", K)):
-            _check_pos_int(name, v)
+            check_int(name, v, 1)
         self._array = SystolicArray(rows, cols, fmt_a, fmt_b, dataflow=dataflow, acc=acc, pe=pe,
                                     pipeline=pipeline, depth=depth)
         k = self._array.k
@@ -89,7 +92,7 @@ class GemmEngine(wiring.Component):
                              f"pass), not {self._array.depth}")
         if fifo_depth is None:
             fifo_depth = 2 * self._array.depth if ws else 2 * K
-        _check_pos_int("fifo_depth", fifo_depth)
+        check_int("fifo_depth", fifo_depth, 1)
         self._M, self._N, self._K, self._depth = M, N, K, fifo_depth
         fields = dict(self._array.in_layout.members)
         for f in (("act", "w_valid", "block_first", "block_end", "tile_first", "last")
@@ -123,24 +126,22 @@ class GemmEngine(wiring.Component):
         m.submodules.array = arr
         m.submodules.fifo = fifo = StreamFIFO(self._in_layout, self._depth)
         wiring.connect(m, wiring.flipped(self.i), fifo.i)
-
-        K, T, R = self._K, self.n_tiles, self.tile_rows
+        T, R = self.n_tiles, self.tile_rows
+        m.submodules.seq = seq = GemmSequencer(arr.dataflow, arr.rows, arr.k, self._K,
+                                               depth=arr.depth, tiles=T)
+        # the run starts out of reset; the FIFO's operands meet the sequencer's flags
+        started = Signal()
+        m.d.sync += started.eq(1)
         m.d.comb += [
-            arr.i.valid.eq(fifo.o.valid),
-            fifo.o.ready.eq(arr.i.ready),
+            seq.start.eq(~started), seq.K.eq(self._K),
+            arr.i.valid.eq(fifo.o.valid & seq.step.valid),
+            fifo.o.ready.eq(arr.i.ready & seq.step.valid),
+            seq.step.ready.eq(arr.i.ready & fifo.o.valid),
         ]
-        take = arr.i.valid & arr.i.ready
         for name in self._in_layout.members:
             m.d.comb += getattr(arr.i.payload, name).eq(getattr(fifo.o.payload, name))
-        if arr.dataflow == "weight_stationary":
-            self._ws_control(m, arr, take)
-        else:
-            kstep = Signal(range(K))
-            m.d.comb += arr.i.payload.last.eq(kstep == K - 1)
-            with m.If(take):
-                m.d.sync += kstep.eq(0 if K == 1 else kstep + 1)
-                with m.If(kstep == K - 1):
-                    m.d.sync += kstep.eq(0)
+        for name in seq.flags:
+            m.d.comb += getattr(arr.i.payload, name).eq(getattr(seq.step.payload, name))
 
         # results: count rows to mark the final one
         out_rows = Signal(range(T * R + 1))
@@ -153,43 +154,6 @@ class GemmEngine(wiring.Component):
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_rows.eq(out_rows + 1)
-
-        # telemetry
-        with m.If(~self.done):
-            with m.If(arr.i.valid & arr.i.ready):
-                m.d.sync += self.busy.eq(self.busy + 1)
-            with m.Elif(arr.i.valid):
-                m.d.sync += self.stalled.eq(self.stalled + 1)
-            with m.Else():
-                m.d.sync += self.idle.eq(self.idle + 1)
+        telemetry(m, ~self.done, arr.i.valid, arr.i.ready, busy=self.busy,
+                  stalled=self.stalled, idle=self.idle)
         return m
-
-    def _ws_control(self, m, arr, take):
-        """Pass flags of the fixed weight-stationary schedule (:func:`ws_engine_beats`):
-        ``rows`` weight-only transfers, then passes of ``depth`` activation transfers whose
-        first ``rows`` carry the next pass's weights."""
-        R, D, k = arr.rows, arr.depth, arr.k
-        per_block, nb = -(-k // R), self._K // k
-        pre = Signal(range(R + 1))
-        t, p, j = Signal(range(D)), Signal(range(per_block)), Signal(range(nb))
-        act = Signal()
-        m.d.comb += [
-            act.eq(pre == R),
-            arr.i.payload.act.eq(act),
-            arr.i.payload.w_valid.eq(~act | (t < R)),
-            arr.i.payload.block_first.eq(p == 0),
-            arr.i.payload.block_end.eq(p == per_block - 1),
-            arr.i.payload.tile_first.eq(j == 0),
-            arr.i.payload.last.eq((j == nb - 1) & (p == per_block - 1)),
-        ]
-        with m.If(take):
-            with m.If(~act):
-                m.d.sync += pre.eq(pre + 1)
-            with m.Elif(t != D - 1):
-                m.d.sync += t.eq(t + 1)
-            with m.Else():
-                m.d.sync += t.eq(0)
-                with m.If(p != per_block - 1):
-                    m.d.sync += p.eq(p + 1)
-                with m.Else():
-                    m.d.sync += [p.eq(0), j.eq(Mux(j == nb - 1, 0, j + 1))]

@@ -1,0 +1,111 @@
+"""The compute units' register and address map: the one definition.
+
+A compute unit sits at :data:`GEMM_BASE` (byte address); its word addresses are split in
+regions of ``2**REGION_SHIFT`` words (4 MiB) by :data:`REGION`. The register region's
+words are :data:`REGISTERS`; the units decode them (:mod:`mxhw.soc.unit`), the driver
+reads them (:mod:`mxhw.soc.driver`) and ``soc/PROTOCOL.md`` documents them (a test checks
+that the document's table is this one). Register fields (:data:`FIELDS`) are packed with
+:func:`encode` and unpacked with :func:`decode`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GEMM_BASE", "REGION", "REGION_SHIFT", "UNIT_ADDR_BITS", "Register", "REGISTERS",
+           "GEMM_REGS", "FIELDS", "FORMAT_IDS", "DATAFLOW_IDS", "encode", "decode",
+           "registers_for", "lanes_log2", "region_address"]
+
+GEMM_BASE = 0x2000_0000
+#: word-address bits a unit decodes (its slot is 2**UNIT_ADDR_BITS words)
+UNIT_ADDR_BITS = 26
+REGION_SHIFT = 20  # word-address bit of the region number (4 MiB regions)
+REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6}
+
+#: stable ids of the block formats a SoC can be built with (the FORMATS register)
+FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
+              "mxfp4_e2m1": 5, "mxint8": 6}
+#: GEOMETRY bit 24 (and FEATURES bit 9): the dataflow of the built GEMM unit
+DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
+
+
+@dataclass(frozen=True)
+class Register:
+    """One register word: ``index`` (word offset in the register region), ``access``
+    (``"R"``, ``"W"``, ``"R/W"``), the dataflows that have it (None: every unit) and what
+    it holds."""
+    name: str
+    index: int
+    access: str
+    doc: str
+    dataflows: tuple | None = None
+
+    @property
+    def offset(self):
+        """Byte offset from :data:`GEMM_BASE`."""
+        return 4 * self.index
+
+
+OS, WS = "output_stationary", "weight_stationary"
+
+REGISTERS = (
+    Register("K", 0x0, "R/W", "K of the next START (a multiple of the block size, at most "
+             "max_k); ignored while busy"),
+    Register("START", 0x1, "W", "write 1: compute one output tile (ignored while busy)"),
+    Register("STATUS", 0x1, "R", "bit 0 busy, bit 1 done"),
+    Register("BUSY_CYCLES", 0x2, "R", "cycles the unit was busy, since reset"),
+    Register("STALL_CYCLES", 0x3, "R", "busy cycles an operand waited for the array"),
+    Register("GEOMETRY", 0x4, "R", "rows | cols << 8 | log2(max_k) << 16 | dataflow << 24 "
+             "| log2(a_tiles) << 28"),
+    Register("FORMATS", 0x5, "R", "id_a | id_b << 8 (FORMAT_IDS)"),
+    Register("ACC", 0x6, "R", "width | frac_bits << 8 | saturate << 16 | rne << 17"),
+    Register("A_TILE", 0x7, "R/W", "the A tile the next START reads (0 .. a_tiles-1); "
+             "ignored while busy", (OS,)),
+    Register("DEPTH", 0x10, "R", "the output tile's height", (WS,)),
+)
+
+#: register name -> word index (every register of every unit)
+GEMM_REGS = {r.name: r.index for r in REGISTERS}
+
+#: register fields: name -> (low bit, width, signed)
+FIELDS = {
+    "STATUS": {"busy": (0, 1, False), "done": (1, 1, False)},
+    "GEOMETRY": {"rows": (0, 8, False), "cols": (8, 8, False), "log2_max_k": (16, 8, False),
+                 "dataflow": (24, 1, False), "log2_a_tiles": (28, 4, False)},
+    "FORMATS": {"fmt_a": (0, 8, False), "fmt_b": (8, 8, False)},
+    "ACC": {"width": (0, 8, False), "frac_bits": (8, 8, True), "saturate": (16, 1, False),
+            "rne": (17, 1, False)},
+}
+
+
+def registers_for(dataflow):
+    """The registers a unit of ``dataflow`` has: name -> :class:`Register`."""
+    return {r.name: r for r in REGISTERS if r.dataflows is None or dataflow in r.dataflows}
+
+
+def encode(reg, **values):
+    """The word of register ``reg`` with the given fields (:data:`FIELDS`)."""
+    word = 0
+    for name, v in values.items():
+        lo, width, _ = FIELDS[reg][name]
+        word |= (int(v) & ((1 << width) - 1)) << lo
+    return word
+
+
+def decode(reg, word):
+    """The fields of register ``reg``'s ``word``: name -> int."""
+    out = {}
+    for name, (lo, width, signed) in FIELDS[reg].items():
+        v = word >> lo & ((1 << width) - 1)
+        out[name] = v - (v >> (width - 1) << width) if signed else v
+    return out
+
+
+def lanes_log2(bits):
+    """log2 of the number of 32-bit lanes (a power of two) holding ``bits`` bits."""
+    return max(0, (-(-bits // 32) - 1).bit_length())
+
+
+def region_address(name, offset=0):
+    """Byte address of word ``offset`` of region ``name``."""
+    return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
