@@ -1,0 +1,140 @@
+"""Proof harnesses: each instantiates a component (from outside, unchanged) next to a
+reference and states ``Assert``/``Assume`` over both. The ``sync`` domain is reset-less in
+the harness: every register starts from its reset (init) value and the proof covers every
+input sequence from there (a mid-run reset is not explored)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, ClockDomain, Elaboratable, Module, Mux, Signal, \
+    signed
+
+from ..formats import element_format
+from .reference import rom
+
+__all__ = ["MultiplierEquiv", "StreamContract", "delayed", "cycles_since_start"]
+
+
+class Harness(Elaboratable):
+    """Base: a reset-less ``sync`` domain whose clock is a port (else it is tied off)."""
+
+    def __init__(self):
+        self.cd = ClockDomain("sync", reset_less=True)
+
+    def inputs(self):
+        return []
+
+    def ports(self):
+        return [self.cd.clk, *self.inputs()]
+
+    def setup(self, m):
+        m.domains.sync = self.cd
+
+
+def delayed(m, value, n, name):
+    """``value`` delayed by ``n`` cycles (``n`` registers)."""
+    for i in range(n):
+        q = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += q.eq(value)
+        value = q
+    return value
+
+
+def cycles_since_start(m, limit):
+    """A 1-bit signal high once ``limit`` cycles have passed since the first one."""
+    if limit == 0:
+        return 1
+    count = Signal(range(limit + 1), name="cycles")
+    with m.If(count != limit):
+        m.d.sync += count.eq(count + 1)
+    return count == limit
+
+
+class MultiplierEquiv(Harness):
+    """``ElementMultiplier(fmt_a, fmt_b, pipeline)`` equals ``rom_a(a) * rom_b(b)`` (0 and
+    ``nonfinite`` when a code is NaN/Inf) for every code pair, ``pipeline`` cycles later.
+    ``dut`` builds the component (a test passes a mutant)."""
+
+    def __init__(self, fmt_a, fmt_b, pipeline=0, dut=None):
+        from ..pe import ElementMultiplier
+        super().__init__()
+        self.fmt_a, self.fmt_b = element_format(fmt_a), element_format(fmt_b)
+        self.pipeline = pipeline
+        self.dut = (dut or ElementMultiplier)(self.fmt_a, self.fmt_b, pipeline=pipeline)
+        self.a = Signal(self.fmt_a.bits)
+        self.b = Signal(self.fmt_b.bits)
+
+    def inputs(self):
+        return [self.a, self.b]
+
+    def elaborate(self, platform):
+        m = Module()
+        self.setup(m)
+        m.submodules.dut = dut = self.dut
+        m.d.comb += [dut.a.eq(self.a), dut.b.eq(self.b)]
+        va, nfa = rom(m, self.fmt_a, self.a, "ref_a")
+        vb, nfb = rom(m, self.fmt_b, self.b, "ref_b")
+        nf = Signal()
+        prod = Signal(signed(len(va) + len(vb)))
+        m.d.comb += [nf.eq(nfa | nfb), prod.eq(Mux(nf, 0, va * vb))]
+        prod_d = delayed(m, prod, self.pipeline, "ref_p")
+        nf_d = delayed(m, nf, self.pipeline, "ref_nf")
+        ready = cycles_since_start(m, self.pipeline)
+        with m.If(ready):
+            m.d.comb += [Assert(dut.p == prod_d, "product"),
+                         Assert(dut.nonfinite == nf_d, "nonfinite")]
+        return m
+
+
+class StreamContract(Harness):
+    """A stream component ``i`` -> ``o`` (payload passed through unchanged) against its
+    contract, for every environment that obeys the stream rules.
+
+    Data independence: the environment sends the sequence numbers 0, 1, 2, ... (mod
+    ``2**width``) as payloads (assumed); the output must show them in the same order
+    (``o.payload == count of transfers on o``), which rules out a lost, duplicated or
+    reordered transfer for any payloads. Also asserted: ``o`` holds ``valid`` and the
+    payload while not ready; at most ``capacity`` payloads are inside. Assumed: ``i``
+    holds ``valid`` and the payload while not ready (the contract of the environment).
+    ``o.ready`` is free (any back-pressure)."""
+
+    def __init__(self, dut, width, capacity):
+        super().__init__()
+        self.dut, self.width, self.capacity = dut, width, capacity
+        self.i_valid = Signal()
+        self.o_ready = Signal()
+
+    def inputs(self):
+        return [self.i_valid, self.o_ready]
+
+    def elaborate(self, platform):
+        m = Module()
+        self.setup(m)
+        m.submodules.dut = dut = self.dut
+        w = self.width
+        sent = Signal(w)        # transfers on i so far
+        got = Signal(w)         # transfers on o so far
+        inside = Signal(range(self.capacity + 2))
+        i_fire = dut.i.valid & dut.i.ready
+        o_fire = dut.o.valid & dut.o.ready
+        m.d.comb += [dut.i.valid.eq(self.i_valid), dut.i.payload.eq(sent),
+                     dut.o.ready.eq(self.o_ready)]
+        m.d.sync += [sent.eq(sent + i_fire), got.eq(got + o_fire),
+                     inside.eq(inside + i_fire - o_fire)]
+        # the environment: i.valid held until taken (the payload is `sent`: held too)
+        i_wait = Signal()
+        m.d.sync += i_wait.eq(dut.i.valid & ~dut.i.ready)
+        with m.If(i_wait):
+            m.d.comb += Assume(self.i_valid)
+        # the block
+        o_wait = Signal()
+        o_prev = Signal(w)
+        m.d.sync += [o_wait.eq(dut.o.valid & ~dut.o.ready), o_prev.eq(dut.o.payload)]
+        with m.If(o_wait):
+            m.d.comb += [Assert(dut.o.valid, "o.valid held while not ready"),
+                         Assert(dut.o.payload == o_prev, "o.payload held while not ready")]
+        with m.If(dut.o.valid):
+            m.d.comb += Assert(dut.o.payload == got, "in order, none lost or duplicated")
+            m.d.comb += Assert(inside != 0, "no output from an empty block")
+        m.d.comb += [Assert(inside <= self.capacity, "capacity"),
+                     Assert(((sent - got) % (1 << w)) == inside, "counts agree")]
+        return m

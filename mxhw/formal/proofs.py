@@ -1,0 +1,97 @@
+"""The proof set: every :class:`~mxhw.formal.flow.Proof`, by block.
+
+``thorough=True`` marks proofs too slow for CI (``--thorough`` runs them; see
+docs/formal.md for the times measured)."""
+
+from __future__ import annotations
+
+from itertools import combinations_with_replacement
+
+from .flow import Proof
+from .harness import MultiplierEquiv, StreamContract
+
+__all__ = ["OCP_ELEMENTS", "all_proofs", "BLOCKS"]
+
+#: The OCP MX element formats.
+OCP_ELEMENTS = ("fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "int8")
+
+#: Multiplier pairs measured slower than a minute with the default solver: thorough only.
+SLOW_PAIRS = {("fp8_e4m3", "fp8_e4m3"), ("fp8_e4m3", "fp8_e5m2"), ("fp8_e5m2", "fp8_e5m2"),
+              ("int8", "int8"), ("fp8_e4m3", "int8"), ("fp8_e5m2", "int8")}
+
+
+def _harness(cls, *args, **kwargs):
+    def build():
+        h = cls(*args, **kwargs)
+        return h, h.ports()
+    return build
+
+
+def multiplier_proofs():
+    out = []
+    for fa, fb in combinations_with_replacement(OCP_ELEMENTS, 2):
+        out.append(Proof(f"mul_{fa}_x_{fb}", "ElementMultiplier",
+                         f"{fa} x {fb}: p == int_a * int_b, nonfinite, all code pairs",
+                         _harness(MultiplierEquiv, fa, fb, 0), depth=1,
+                         thorough=(fa, fb) in SLOW_PAIRS))
+    # the pipelined variants (latency 1 and 2) on a small pair: the registers delay by
+    # exactly `pipeline` cycles
+    for pl in (1, 2):
+        out.append(Proof(f"mul_fp4_e2m1_x_fp6_e3m2_p{pl}", "ElementMultiplier",
+                         f"fp4_e2m1 x fp6_e3m2, pipeline={pl}: product {pl} cycles later",
+                         _harness(MultiplierEquiv, "fp4_e2m1", "fp6_e3m2", pl),
+                         depth=pl + 2))
+    return out
+
+
+def _fifo(depth):
+    def make():
+        from ..mem import StreamFIFO
+        return StreamFIFO(4, depth)
+    return make
+
+
+def _skid():
+    from ..mem import SkidBuffer
+    return SkidBuffer(4)
+
+
+def _stream(make, capacity):
+    def build():
+        h = StreamContract(make(), 4, capacity)
+        return h, h.ports()
+    return build
+
+
+STREAM_PROP = ("stream contract: o holds valid+payload while not ready; in order, none "
+               "lost/duplicated; capacity")
+
+
+def stream_proofs():
+    return [
+        Proof("skid_contract", "SkidBuffer", STREAM_PROP + " 2", _stream(_skid, 2),
+              depth=20),
+        Proof("fifo4_contract", "StreamFIFO", STREAM_PROP + " 4 (depth=4)",
+              _stream(_fifo(4), 4), depth=20),
+        Proof("fifo1_contract", "StreamFIFO", STREAM_PROP + " 1 (depth=1)",
+              _stream(_fifo(1), 1), depth=20),
+    ]
+
+
+BLOCKS = {
+    "ElementMultiplier": multiplier_proofs,
+    "SkidBuffer": lambda: [p for p in stream_proofs() if p.block == "SkidBuffer"],
+    "StreamFIFO": lambda: [p for p in stream_proofs() if p.block == "StreamFIFO"],
+}
+
+
+def all_proofs(blocks=None, thorough=False):
+    """The proofs of ``blocks`` (all if empty), without the thorough ones unless asked."""
+    names = blocks or list(BLOCKS)
+    unknown = [b for b in names if b not in BLOCKS]
+    if unknown:
+        raise ValueError(f"unknown blocks {unknown}; known: {sorted(BLOCKS)}")
+    out = []
+    for b in names:
+        out += [p for p in BLOCKS[b]() if thorough or not p.thorough]
+    return out
