@@ -5,7 +5,7 @@ input sequence from there (a mid-run reset is not explored)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, ClockDomain, Elaboratable, Module, Mux, Signal, \
+from amaranth.hdl import Assert, Assume, Cat, ClockDomain, Elaboratable, Module, Mux, Signal, \
     signed
 
 from ..formats import element_format
@@ -137,4 +137,81 @@ class StreamContract(Harness):
             m.d.comb += Assert(inside != 0, "no output from an empty block")
         m.d.comb += [Assert(inside <= self.capacity, "capacity"),
                      Assert(((sent - got) % (1 << w)) == inside, "counts agree")]
+        return m
+
+
+def block_format(name, k):
+    """The golden block format ``name`` with ``k`` elements per block (k < 32: a
+    sub-block used by a decomposed proof)."""
+    import dataclasses
+    from ..formats import lookup_format
+    fmt = lookup_format(name, "fmt", "block")
+    return fmt if k == fmt.block else dataclasses.replace(fmt, name=f"{fmt.name}_k{k}",
+                                                          block=k)
+
+
+def balanced_sum(terms):
+    """Exact integer sum as a balanced tree of ``+`` (Amaranth widens every sum)."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+class DotEquiv(Harness):
+    """``MXDotProduct(fmt, fmt, pipeline=0)`` with ``k`` elements against the reference
+    ``S = sum_j rom(a_j) * rom(b_j)`` (0 if special), ``E = (sa - bias) + (sb - bias) +
+    lsb`` (a NaN scale counts as exponent 0), ``special = a scale is NaN or an element is
+    NaN/Inf``; ``o.valid == i.valid``, ``i.ready == o.ready``. ``parts`` picks what is
+    asserted: ``"s"``, ``"e"`` (with ``special``) or both."""
+
+    def __init__(self, fmt, k, parts=("s", "e"), dut=None):
+        from ..pe import MXDotProduct
+        super().__init__()
+        self.fmt = block_format(fmt, k)
+        self.k, self.parts = k, parts
+        self.dut = (dut or MXDotProduct)(self.fmt, self.fmt, pipeline=0)
+        el = self.fmt.element
+        self.a = [Signal(el.bits, name=f"a{j}") for j in range(k)]
+        self.b = [Signal(el.bits, name=f"b{j}") for j in range(k)]
+        self.sa = Signal(self.fmt.scale.bits)
+        self.sb = Signal(self.fmt.scale.bits)
+        self.valid, self.ready = Signal(), Signal()
+
+    def inputs(self):
+        return [*self.a, *self.b, self.sa, self.sb, self.valid, self.ready]
+
+    def elaborate(self, platform):
+        m = Module()
+        self.setup(m)
+        m.submodules.dut = dut = self.dut
+        f, el = self.fmt, self.fmt.element
+        pl = dut.i.payload
+        m.d.comb += [pl.scale_a.eq(self.sa), pl.scale_b.eq(self.sb),
+                     dut.i.valid.eq(self.valid), dut.o.ready.eq(self.ready)]
+        prods, nfs = [], []
+        for j in range(self.k):
+            m.d.comb += [pl.a[j].eq(self.a[j]), pl.b[j].eq(self.b[j])]
+            va, nfa = rom(m, el, self.a[j], f"a{j}")
+            vb, nfb = rom(m, el, self.b[j], f"b{j}")
+            prods.append(Mux(nfa | nfb, 0, va * vb))
+            nfs += [nfa, nfb]
+        sc = f.scale
+        nan_a, nan_b = self.sa == sc.nan_code, self.sb == sc.nan_code
+        special = Signal()
+        m.d.comb += special.eq(nan_a | nan_b | Cat(*nfs).any())
+        s_ref = Signal(signed(len(dut.o.payload.s) + 2))
+        m.d.comb += s_ref.eq(Mux(special, 0, balanced_sum(prods)))
+        ea = Mux(nan_a, 0, self.sa - sc.bias)
+        eb = Mux(nan_b, 0, self.sb - sc.bias)
+        e_ref = Signal(signed(len(dut.o.payload.e) + 2))
+        m.d.comb += e_ref.eq(ea + eb + (el.lsb_exp * 2))
+        m.d.comb += [Assert(dut.o.valid == self.valid, "o.valid == i.valid"),
+                     Assert(dut.i.ready == self.ready, "i.ready == o.ready")]
+        if "s" in self.parts:
+            m.d.comb += Assert(dut.o.payload.s == s_ref, "S == sum of products")
+        if "e" in self.parts:
+            m.d.comb += [Assert(dut.o.payload.e == e_ref, "E == scale exponents + lsb"),
+                         Assert(dut.o.payload.special == special, "special")]
         return m
