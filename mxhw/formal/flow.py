@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -162,13 +163,18 @@ def run_proof(proof, *, solver=None, root="build/formal", timeout=None, path=Non
         path = tool_path(own_tmp.name)
     env = dict(os.environ, PATH=path)
     sby = _which("yowasp-sby")
+    # SBY in its own process group: on a wall-clock overrun (or Ctrl-C) the whole tree
+    # (SBY, yosys-smtbmc, the solver) is ended, not just SBY
+    proc = subprocess.Popen([sby, "-f", "-d", "run", f"{proof.name}.sby"], cwd=workdir,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
-        proc = subprocess.run([sby, "-f", "-d", "run", f"{proof.name}.sby"], cwd=workdir,
-                              env=env, capture_output=True, text=True,
-                              timeout=proof.timeout + 120)
-        out = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out, _ = proc.communicate(timeout=proof.timeout + 120)
+    except BaseException as e:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate()
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
         out += "\nTIMEOUT (wall clock)"
     finally:
         if own_tmp is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from itertools import combinations_with_replacement
 
 from .flow import Proof
-from .harness import MultiplierEquiv, StreamContract
+from .harness import DotEquiv, MultiplierEquiv, StreamContract
 
 __all__ = ["OCP_ELEMENTS", "all_proofs", "BLOCKS"]
 
@@ -17,6 +17,8 @@ OCP_ELEMENTS = ("fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "int
 
 #: Multiplier pairs measured slower than a minute with the default solver: thorough only.
 SLOW_PAIRS = {("fp8_e4m3", "fp8_e4m3"), ("fp8_e4m3", "fp8_e5m2"), ("fp8_e5m2", "fp8_e5m2"),
+              ("fp8_e4m3", "fp6_e3m2"), ("fp8_e4m3", "fp6_e2m3"), ("fp8_e5m2", "fp6_e3m2"),
+              ("fp8_e5m2", "fp6_e2m3"),
               ("int8", "int8"), ("fp8_e4m3", "int8"), ("fp8_e5m2", "int8")}
 
 
@@ -78,7 +80,29 @@ def stream_proofs():
     ]
 
 
+DOT_S = "S == sum_j rom(a_j) * rom(b_j) (0 if special), o.valid/i.ready pass through"
+DOT_E = ("E == (sa - bias) + (sb - bias) + lsb (NaN scale: 0), special == NaN scale or "
+         "NaN/Inf element, o.valid/i.ready pass through")
+
+
+def dot_proofs():
+    """Decomposed (see docs/formal.md): the scale path and special flag at the full k = 32;
+    the sum S for a k = 2 block (the per-lane products and one adder level) in CI, at
+    k = 32 in the thorough run."""
+    out = []
+    for fmt, slow8 in (("mxfp4", False), ("mxfp8_e4m3", True)):
+        out.append(Proof(f"dot_{fmt}_k32_scale", "MXDotProduct", f"{fmt} k=32: {DOT_E}",
+                         _harness(DotEquiv, fmt, 32, ("e",)), depth=1))
+        out.append(Proof(f"dot_{fmt}_k2_sum", "MXDotProduct", f"{fmt} k=2: {DOT_S}",
+                         _harness(DotEquiv, fmt, 2, ("s",)), depth=1, thorough=slow8))
+        out.append(Proof(f"dot_{fmt}_k32_sum", "MXDotProduct", f"{fmt} k=32: {DOT_S}",
+                         _harness(DotEquiv, fmt, 32, ("s",)), depth=1, thorough=True,
+                         timeout=3600))
+    return out
+
+
 BLOCKS = {
+    "MXDotProduct": dot_proofs,
     "ElementMultiplier": multiplier_proofs,
     "SkidBuffer": lambda: [p for p in stream_proofs() if p.block == "SkidBuffer"],
     "StreamFIFO": lambda: [p for p in stream_proofs() if p.block == "StreamFIFO"],
