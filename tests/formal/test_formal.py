@@ -163,3 +163,72 @@ class FifoDuplicate(StreamFIFO):
 def test_stream_mutation_caught(tmp_path, make, cap):
     r = prove(tmp_path, "mut", StreamContract(make(), 4, cap), depth=12)
     _caught(r)
+
+
+# -- the aligner ------------------------------------------------------------------------
+
+from mxhw.dequant import Aligner
+from mxhw.formal.harness import AlignerEquiv, DotEquiv
+
+
+@pytest.mark.parametrize("rnd", ["truncate", "rne"])
+def test_aligner_proved(tmp_path, rnd):
+    r = prove(tmp_path, "align", AlignerEquiv("mxfp4", 2, rnd))
+    assert r.status == "proved", r.line()
+
+
+class AlignerLostSticky(Aligner):
+    """Wrong rounding: RNE output replaced by truncation (the guard/sticky bits ignored)."""
+    def __init__(self, fmt, rounding, pipeline):
+        super().__init__(fmt, rounding=rounding, pipeline=pipeline)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = Aligner(self.fmt, rounding="truncate", pipeline=0)
+        m.d.comb += [inner.i.payload.eq(self.i.payload), inner.i.valid.eq(self.i.valid),
+                     self.i.ready.eq(inner.i.ready), self.o.payload.eq(inner.o.payload),
+                     self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready)]
+        return m
+
+
+class AlignerShiftOff(Aligner):
+    """Off-by-one shift: every output one place too far right (>> 1)."""
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = Aligner(self.fmt, rounding=self.rounding, pipeline=0)
+        m.d.comb += [inner.i.payload.eq(self.i.payload), inner.i.valid.eq(self.i.valid),
+                     self.i.ready.eq(inner.i.ready), self.o.payload.eq(inner.o.payload),
+                     self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready)]
+        for j in range(self.k):
+            m.d.comb += self.o.payload.ints[j].eq(inner.o.payload.ints[j] >> 1)
+        return m
+
+
+@pytest.mark.parametrize("mutant,rnd", [(AlignerLostSticky, "rne"),
+                                        (AlignerShiftOff, "truncate")])
+def test_aligner_mutation_caught(tmp_path, mutant, rnd):
+    _caught(prove(tmp_path, "mut", AlignerEquiv("mxfp4", 2, rnd, dut=mutant)))
+
+
+# -- the dot product --------------------------------------------------------------------
+
+def test_dot_proved(tmp_path):
+    r = prove(tmp_path, "dot", DotEquiv("mxfp4", 2))
+    assert r.status == "proved", r.line()
+
+
+class DotScaleOffByOne(__import__("mxhw.pe", fromlist=["MXDotProduct"]).MXDotProduct):
+    """Off-by-one exponent: E one too large."""
+    def elaborate(self, platform):
+        from mxhw.pe import MXDotProduct
+        m = Module()
+        m.submodules.inner = inner = MXDotProduct(self.fmt_a, self.fmt_b, pipeline=0)
+        m.d.comb += [inner.i.payload.eq(self.i.payload), inner.i.valid.eq(self.i.valid),
+                     self.i.ready.eq(inner.i.ready), self.o.payload.eq(inner.o.payload),
+                     self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready),
+                     self.o.payload.e.eq(inner.o.payload.e + 1)]
+        return m
+
+
+def test_dot_mutation_caught(tmp_path):
+    _caught(prove(tmp_path, "mut", DotEquiv("mxfp4", 2, dut=DotScaleOffByOne)))
