@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 BOARD  ?= ulx3s
 
-.PHONY: install test test-fast bitstream bench ppa-quick clean
+.PHONY: install test test-fast bitstream bench ppa-quick formal clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ bitstream: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m mxhw.bench golden
+
+# Formal proofs (SymbiYosys from YoWASP): the CI set, a few minutes on 2 cores;
+# FORMAL_ARGS=--thorough adds the slow ones.
+formal: $(STAMP)
+	$(PY) -m mxhw.formal -j $(JOBS) $(FORMAL_ARGS)
 
 # Area and Fmax of a few blocks and of the default ULX3S SoC (CI runs this after the tests).
 ppa-quick: $(STAMP)
