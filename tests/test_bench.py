@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from mxhw import bench
+from support.ppa import use_tools
 
 OCP = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8"]
 
@@ -163,7 +164,7 @@ def test_bitserial_json_keys_consistent(tmp_path, monkeypatch, capsys):
     """Small engine, real simulation, fake synthesis: the keys and how they relate."""
     from mxhw.bench import bitserial, ppa
     fake = FakeSynth()
-    monkeypatch.setattr(ppa.runner, "run_tool", fake)
+    use_tools(monkeypatch, fake)
     out = tmp_path / "bs.json"
     assert bitserial.main([*SMALL, "--cache", str(tmp_path / "c"), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -187,7 +188,7 @@ def test_bitserial_json_keys_consistent(tmp_path, monkeypatch, capsys):
 def test_bitserial_no_synth(tmp_path, monkeypatch):
     from mxhw.bench import bitserial, ppa
     fake = FakeSynth()
-    monkeypatch.setattr(ppa.runner, "run_tool", fake)
+    use_tools(monkeypatch, fake)
     out = tmp_path / "bs.json"
     assert bitserial.main([*SMALL, "--no-synth", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
@@ -208,7 +209,7 @@ def test_bitserial_synth_failure_is_reported(tmp_path, monkeypatch):
 
     def failing(cmd, cwd, log, label):
         raise BuildError(f"{label} failed (exit code 1)")
-    monkeypatch.setattr(ppa.runner, "run_tool", failing)
+    use_tools(monkeypatch, failing)
     figures, _, config = bitserial.run(rows=2, cols=16, pes=2, lanes=4, group=16)
     with pytest.raises(RuntimeError, match=r"bitserial_gemv_p2_l4_g16_c16_int3_4_8 "
                                            r"\(ecp5_nodsp\) failed:\nyosys synth"):

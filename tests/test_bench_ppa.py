@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 from mxhw import bench
 from mxhw.bench import ppa
 from mxhw.bench.ppa import runner
-from support.ppa import FakeTools, fake_result, use_tools
+from support.ppa import FAKE_VERSIONS, FakeTools, fake_result, use_tools
 
 TINY = "mul_fp4_e2m1_x_fp4_e2m1"
 
@@ -320,6 +320,7 @@ def test_soc_figure_cached(tmp_path, monkeypatch):
                                 "TRELLIS_FF": {"used": 500, "available": 83640},
                                 "DP16KD": {"used": 9, "available": 208}}}
     monkeypatch.setattr(mxhw.build, "build", fake_build)
+    monkeypatch.setattr(ppa.runner, "tool_versions", lambda: dict(FAKE_VERSIONS))
     r = ppa.run_soc(tmp_path)
     assert calls == ["ulx3s"] and r["cached"] == {"soc": False}
     fig = ppa.figures([r])

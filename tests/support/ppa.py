@@ -7,6 +7,7 @@ tool run of :mod:`mxhw.bench.ppa` (the seam :func:`mxhw.bench.ppa.runner.run_too
 
 import json
 
+from mxhw.bench import ppa
 from mxhw.bench.ppa import runner
 
 __all__ = ["STAT", "stat_text", "nextpnr_report", "FakeTools", "use_tools", "fake_result"]
@@ -34,9 +35,18 @@ def nextpnr_report(achieved, constraint=300.0):
                        "utilization": {}, "critical_paths": []})
 
 
+#: the versions the fake tools report (the real ones need the tools installed)
+FAKE_VERSIONS = {"yosys": "Yosys 0.0 (fake)", "nextpnr_ecp5": "nextpnr-ecp5 0.0 (fake)"}
+
+
 def use_tools(monkeypatch, fake):
-    """Run ``fake(cmd, cwd, log, label)`` instead of each tool of the PPA suite."""
+    """Run ``fake(cmd, cwd, log, label)`` instead of each tool of the PPA suite, and
+    report :data:`FAKE_VERSIONS` as the tools' versions (no real tool is looked up: the
+    tests need no toolchain)."""
     monkeypatch.setattr(runner, "run_tool", fake)
+    monkeypatch.setattr(runner, "tool_versions", lambda: dict(FAKE_VERSIONS))
+    monkeypatch.setattr(ppa, "tool_versions", lambda: dict(FAKE_VERSIONS))
+    monkeypatch.setattr(runner, "find_tool", lambda name: name)
 
 
 class FakeTools:

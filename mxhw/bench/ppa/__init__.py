@@ -23,6 +23,7 @@ from .configs import (ARRAY_ACC, ARRAY_FORMATS, ARRAY_SIZES, BITSERIAL_ARRAYS, C
                       LARGE_ARRAY, MUL_PAIRS, MX_FORMATS, QUICK, REQUANT_PIPELINE, SOC, Config,
                       element_name, is_large, maker, select)
 from .harness import DUT, TOP, Harness, harness_rtlil, strip_src
+from . import runner
 from .report import FIGURES, HEADERS, figures, run_config_info, table_rows, write_report
 from .runner import (ECP5_CAPACITY, ECP5_NEXTPNR, ECP5_PART, HARNESS_VERSION, PNR_SEED,
                      REQUEST_MHZ, SCRIPTS, XC7_PART, check_seeds, default_cache,
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     wall = time.monotonic() - t0
     print_table(HEADERS, table_rows(results))
     print(f"wall time {wall:.0f} s")
-    config = run_config_info(tool_versions())
+    config = run_config_info(runner.tool_versions())
     config.update({"jobs": args.jobs, "wall_s": round(wall, 1), "quick": args.quick,
                    "nextpnr_seeds": list(seeds), "soc_nextpnr_seed": PNR_SEED,
                    "only": args.only,
