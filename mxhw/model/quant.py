@@ -30,7 +30,7 @@ __all__ = ["MXLinear", "quantize_model", "fast_gemm", "gemm_supported", "run_on_
            "mx_layers"]
 
 _EXACT_F64 = 1 << 53
-_CHUNK_BYTES = 32 << 20
+_CHUNK_BYTES = 96 << 20
 
 
 def _kblock(fmt, K):
@@ -90,19 +90,21 @@ def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
             or int(np.abs(ia).max(initial=0)) * int(np.abs(ib).max(initial=0)) * k
             >= _EXACT_F64):
         return golden.gemm(xq, wq, acc)
-    B = torch.from_numpy(ib.astype(np.float64)).reshape(nb, k, N)
-    scb = torch.from_numpy(np.ldexp(sb, lb)).reshape(nb, 1, N)      # exact powers of two
-    A_all = torch.from_numpy(ia.astype(np.float64)).reshape(M, nb, k).permute(1, 0, 2)
-    sca_all = torch.from_numpy(np.ldexp(sa, la)).T.reshape(nb, M, 1)
+    # pre-scaling by the (power-of-two) block scales is exact, and every product in a block
+    # then carries the same factor, so each block sum is S * 2**E exactly
+    B = (torch.from_numpy(ib.astype(np.float64)).reshape(nb, k, N)
+         * torch.from_numpy(np.ldexp(sb, lb)).reshape(nb, 1, N))
+    A_all = (torch.from_numpy(ia.astype(np.float64)).reshape(M, nb, k)
+             * torch.from_numpy(np.ldexp(sa, la)).reshape(M, nb, 1)).permute(1, 0, 2)
     out = np.empty((M, N), dtype=np.float32 if acc.mode == "fp32" else np.float64)
     rows = max(1, _CHUNK_BYTES // (8 * nb * max(N, 1)))
     for m0 in range(0, M, rows):
-        A = A_all[:, m0:m0 + rows]
-        V = torch.bmm(A, B) * sca_all[:, m0:m0 + rows] * scb   # exact block values
+        V = torch.bmm(A_all[:, m0:m0 + rows], B)   # exact block values
         if acc.mode == "fp32":
+            Vf = V.to(torch.float32)                   # RNE, one rounding per block
             r = torch.zeros(V.shape[1:], dtype=torch.float32)
             for j in range(nb):
-                r = r + V[j].to(torch.float32)
+                r.add_(Vf[j])
             out[m0:m0 + rows] = r.numpy()
             continue
         F, W = acc.frac_bits, acc.width
