@@ -30,7 +30,7 @@ __all__ = ["MXLinear", "quantize_model", "fast_gemm", "gemm_supported", "run_on_
            "mx_layers"]
 
 _EXACT_F64 = 1 << 53
-_CHUNK_BYTES = 96 << 20
+_CHUNK_BYTES = 8 << 20
 
 
 def _kblock(fmt, K):
@@ -102,8 +102,8 @@ def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
         V = torch.bmm(A_all[:, m0:m0 + rows], B)   # exact block values
         if acc.mode == "fp32":
             Vf = V.to(torch.float32)                   # RNE, one rounding per block
-            r = torch.zeros(V.shape[1:], dtype=torch.float32)
-            for j in range(nb):
+            r = Vf[0] + 0.0                            # +0.0 + x: golden starts from +0.0
+            for j in range(1, nb):
                 r.add_(Vf[j])
             out[m0:m0 + rows] = r.numpy()
             continue
