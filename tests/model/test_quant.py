@@ -81,12 +81,13 @@ def test_weight_only_is_float_matmul_of_dequantised_weights():
 
 def test_quantize_model_swaps_matched_layers_only():
     net = TinyMLP()
-    q = quantize_model(net, {"fc*": {"w": "mxfp4", "a": "mxfp8_e4m3", "acc": "fixed(32,16)"},
-                             "proj": "float"})
-    assert isinstance(q.fc1, MXLinear) and isinstance(q.fc2, MXLinear)
-    assert type(q.proj) is torch.nn.Linear
+    q = quantize_model(net, {"fc2": "float",
+                             "fc*": {"w": "mxfp4", "a": "mxfp8_e4m3", "acc": "fixed(32,16)"}})
+    assert isinstance(q.fc1, MXLinear) and type(q.fc2) is torch.nn.Linear
     assert type(net.fc1) is torch.nn.Linear  # the original is untouched
     assert q(torch.randn(2, 32)).shape == (2, 3)
+    q2 = quantize_model(net, {"default": {"w": "mxfp4"}})
+    assert isinstance(q2.fc2, MXLinear)
 
 
 def test_bad_arguments():

@@ -46,18 +46,19 @@ def linear_from(W, bias=None, dtype=torch.float64):
 
 
 class TinyMLP(torch.nn.Module):
-    def __init__(self, k=32, h=8, n=3, seed=0):
+    """32 -> h -> n with K = 32 for both layers (one MX block), ReLU between."""
+
+    def __init__(self, h=32, n=3, seed=0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.fc1 = torch.nn.Linear(k, h)
-        self.fc2 = torch.nn.Linear(h * 0 + 32, n)
-        self.proj = torch.nn.Linear(h, 32)
-        for p in self.parameters():
-            with torch.no_grad():
+        self.fc1 = torch.nn.Linear(32, h)
+        self.fc2 = torch.nn.Linear(h, n)
+        with torch.no_grad():
+            for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=g))
 
     def forward(self, x):
-        return self.fc2(torch.relu(self.proj(torch.relu(self.fc1(x)))))
+        return self.fc2(torch.relu(self.fc1(x)))
 
 
 def golden_linear(x, W, a, w, acc, bias=None):
