@@ -44,15 +44,17 @@ def parse_acc(acc: str):
 
 
 def _block_format(name, what):
+    where, _, what = what.rpartition(": ")
+    where = where + ": " if where else ""
     if not isinstance(name, str):
-        raise SpecError(f"{what} format must be a name, not {name!r}")
+        raise SpecError(f"{where}{what} format must be a name, not {name!r}")
     try:
         f = golden.formats.get(name)
     except KeyError:
-        raise SpecError(f"unknown {what} format {name!r}; block formats: "
+        raise SpecError(f"{where}unknown {what} format {name!r}; block formats: "
                         f"{', '.join(golden.formats.block_names())}") from None
     if not isinstance(f, golden.BlockFormat):
-        raise SpecError(f"{what} format {name!r} is an element format; use a block format "
+        raise SpecError(f"{where}{what} format {name!r} is an element format; use a block format "
                         f"such as {'mx' + name if 'mx' + name in golden.formats.names() else 'mxfp4'}")
     return f
 
