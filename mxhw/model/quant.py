@@ -127,6 +127,25 @@ def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
     return out
 
 
+_WCACHE: dict = {}
+_WCACHE_MAX = 512
+
+
+def _quantized_weight(weight, fmt):
+    """``golden.quantize(W.T, fmt, axis=0)``, cached by the tensor's identity and version
+    (a search quantises the same weights to the same formats many times)."""
+    key = (id(weight), weight._version, tuple(weight.shape), fmt.name)
+    hit = _WCACHE.get(key)
+    if hit is not None and hit[0] is weight:
+        return hit[1]
+    Wt = weight.detach().to("cpu", torch.float64).numpy().T  # (K, N)
+    wq = golden.quantize(Wt, fmt, axis=0)
+    if len(_WCACHE) >= _WCACHE_MAX:
+        _WCACHE.clear()
+    _WCACHE[key] = (weight, wq)
+    return wq
+
+
 class MXLinear(nn.Module):
     """A quantised ``nn.Linear``; see the module doc.
 
@@ -157,8 +176,7 @@ class MXLinear(nn.Module):
         self.w_fmt = golden.formats.get(spec.w)
         self.a_fmt = golden.formats.get(spec.a) if spec.a else None
         self.acc = parse_acc(spec.acc)
-        Wt = linear.weight.detach().to("cpu", torch.float64).numpy().T  # (K, N)
-        self.wq = golden.quantize(Wt, self.w_fmt, axis=0)
+        self.wq = _quantized_weight(linear.weight, self.w_fmt)
         # exact dequantised weights (float32: every MX value fits; tiny subnormals aside)
         self.register_buffer("w_hat", torch.from_numpy(self.wq.dequantize().T.copy())
                              .to(linear.weight.dtype))
@@ -245,14 +263,17 @@ def quantize_model(model: nn.Module, spec, mode: str = "fast", inplace: bool = F
             spec, "__fspath__") else Spec.from_dict(spec)
     if not isinstance(model, nn.Module):
         raise TypeError(f"quantize_model takes a torch.nn.Module, not {type(model).__name__}")
-    q = model if inplace else copy.deepcopy(model)
-    targets = [(n, m) for n, m in q.named_modules()
+    targets = [(n, m) for n, m in model.named_modules()
                if isinstance(m, nn.Linear) and not isinstance(m, MXLinear)]
+    # the layers are built from the original's weights (cached quantisation), then placed
+    # in the copy
+    new_layers = {}
     for name, lin in targets:
         r = spec.resolve(name)
-        if r.is_float:
-            continue
-        new = MXLinear(lin, r.w, r.a, r.acc, mode=mode, name=name)
+        if not r.is_float:
+            new_layers[name] = MXLinear(lin, r.w, r.a, r.acc, mode=mode, name=name)
+    q = model if inplace else copy.deepcopy(model)
+    for name, new in new_layers.items():
         parent_name, _, attr = name.rpartition(".")
         parent = q.get_submodule(parent_name) if parent_name else q
         setattr(parent, attr, new)
