@@ -28,6 +28,7 @@ def make_net(seed):
 X = torch.randn(16, 64, generator=torch.Generator().manual_seed(9))
 
 
+@torch.no_grad()
 def cos_metric(q, f):
     return float(torch.nn.functional.cosine_similarity(q(X), f(X), dim=-1).mean())
 
