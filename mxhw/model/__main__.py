@@ -1,0 +1,157 @@
+"""``python -m mxhw.model eval|search``: MiniLM accuracy of block formats; mixed-precision
+search under a budget. See docs/model.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .spec import Spec, SpecError
+
+EPILOG = "Errors print one line and exit with status 2."
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _formats(s, what):
+    from .. import golden
+    names = [f.strip() for f in s.split(",") if f.strip()]
+    if not names:
+        raise SpecError(f"{what}: give at least one format")
+    for n in names:
+        try:
+            f = golden.formats.get(n)
+        except KeyError:
+            raise SpecError(f"{what}: unknown format {n!r}; block formats: "
+                            f"{', '.join(golden.formats.block_names())}") from None
+        if not isinstance(f, golden.BlockFormat):
+            raise SpecError(f"{what}: {n!r} is an element format, not a block format")
+    return names
+
+
+def _texts(path):
+    from .metrics import default_corpus, read_texts
+    return read_texts(path) if path else default_corpus()
+
+
+def _check_model(m):
+    if m != "minilm":
+        raise SpecError(f"--model: only 'minilm' on the command line (other nn.Modules "
+                        f"through the Python API), not {m!r}")
+
+
+def cmd_eval(args):
+    _check_model(args.model)
+    fmts = _formats(args.formats, "--formats")
+    acts = _formats(args.acts, "--acts")[0] if args.acts else None
+    from .spec import parse_acc
+    parse_acc(args.acc)
+    texts = _texts(args.text)
+    from .metrics import evaluate, load_minilm
+    load_minilm()
+    out = {}
+    print(f"all-MiniLM-L6-v2, {len(texts)} sentences, activations {acts or 'float'}, "
+          f"acc {args.acc}")
+    print(f"{'weights':<14} {'bits/w':>7} {'cos_mean':>9} {'cos_min':>9} {'top1':>6} {'s':>6}")
+    for f in fmts:
+        t = time.time()
+        r = evaluate("minilm", Spec.uniform(f, acts, args.acc), texts=texts)
+        r["seconds"] = round(time.time() - t, 2)
+        out[f] = r
+        print(f"{f:<14} {r['bits_per_weight']:7.3f} {r['cos_mean']:9.5f} {r['cos_min']:9.5f} "
+              f"{r['top1_agree']:6.3f} {r['seconds']:6.1f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"model": "minilm", "acts": acts, "acc": args.acc,
+                       "n_texts": len(texts), "formats": out}, fh, indent=2)
+    return 0
+
+
+def cmd_search(args):
+    _check_model(args.model)
+    cands = _formats(args.candidates, "--candidates")
+    acts = _formats(args.acts, "--acts")[0] if args.acts else None
+    if (args.budget_bits is None) == (args.budget_luts is None):
+        raise SpecError("give exactly one of --budget-bits and --budget-luts")
+    b = args.budget_bits if args.budget_bits is not None else args.budget_luts
+    if not b > 0:
+        raise SpecError(f"the budget must be positive, not {b}")
+    texts = _texts(args.text)
+    calib = texts[:args.calib] if args.calib else texts
+    from .metrics import evaluate, load_minilm
+    from .mixed import lut_table, plot_pareto, search, sensitivity, linear_groups
+    model = load_minilm()
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
+    groups = linear_groups(model, args.group)
+    # sensitivities on the calibration subset, the search's evaluations on every text
+    sens = sensitivity(lambda sp: evaluate("minilm", sp, texts=calib), model, cands, groups,
+                       a=acts, acc=args.acc, progress=log)
+    res = search(lambda sp: evaluate("minilm", sp, texts=texts), model, cands,
+                 budget_bits=args.budget_bits, budget_luts=args.budget_luts, by=args.group,
+                 a=acts, acc=args.acc, progress=log, sens=sens)
+    print(f"search: {len(texts)} sentences, groups by {args.group}, budget "
+          f"{b} {'bits/weight' if args.budget_bits is not None else 'LUT/MAC'}")
+    print(f"{'group':<48} {'format':<12} {'layers':>6}")
+    for g, f in res["assignment"].items():
+        print(f"{g:<48} {f:<12} {len(res['groups'][g]):>6}")
+    m = res["metrics"]
+    print(f"result ({res['source']}): {res['bits']:.3f} bits/weight, {res['luts']:.1f} "
+          f"LUT/MAC est., cos_mean {m['cos_mean']:.5f}, cos_min {m['cos_min']:.5f}, "
+          f"top1 {m['top1_agree']:.3f}")
+    print("uniform formats:")
+    for f, u in res["uniform"].items():
+        um = u["metrics"]
+        print(f"  {f:<14} {u['bits']:.3f} bits/weight, {u['luts']:.1f} LUT/MAC, cos_mean "
+              f"{um['cos_mean']:.5f}, top1 {um['top1_agree']:.3f}"
+              f"{'' if u['within'] else '  (over budget)'}")
+    if args.out:
+        res["spec"].save(args.out)
+        print(f"spec written to {args.out}")
+    if args.plot:
+        plot_pareto(res, args.plot)
+        print(f"Pareto plot written to {args.plot}")
+    return 0
+
+
+def main(argv=None):
+    p = _Parser(prog="python -m mxhw.model", description=__doc__, epilog=EPILOG)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    e = sub.add_parser("eval", help="uniform formats on MiniLM vs the float model")
+    e.add_argument("--model", default="minilm")
+    e.add_argument("--formats", required=True, help="comma-separated weight block formats")
+    e.add_argument("--acts", help="activation block format (default: float activations)")
+    e.add_argument("--acc", default="fp32", help="fp32 or fixed(W,F) (default fp32)")
+    e.add_argument("--text", help="sentences, one a line (default: the shipped corpus)")
+    e.add_argument("--json", help="write the results here")
+    s = sub.add_parser("search", help="mixed-precision search under a budget")
+    s.add_argument("--model", default="minilm")
+    s.add_argument("--candidates", required=True, help="comma-separated weight formats")
+    s.add_argument("--budget-bits", type=float, help="average bits per weight")
+    s.add_argument("--budget-luts", type=float, help="average estimated LUT per MAC")
+    s.add_argument("--acts", help="activation block format for every quantised layer")
+    s.add_argument("--acc", default="fp32")
+    s.add_argument("--group", default="role", choices=["role", "layer"],
+                   help="search granularity (default: role = same layer across blocks)")
+    s.add_argument("--calib", type=int, default=64,
+                   help="sentences for the sensitivity pass (0: all; default 64)")
+    s.add_argument("--text")
+    s.add_argument("--out", help="write the assignment as a spec (.toml or .json)")
+    s.add_argument("--plot", help="write the Pareto plot (PNG)")
+    s.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
+    args = p.parse_args(argv)
+    try:
+        return cmd_eval(args) if args.cmd == "eval" else cmd_search(args)
+    except (SpecError, KeyError, OSError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"python -m mxhw.model: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
