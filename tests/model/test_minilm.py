@@ -29,6 +29,7 @@ def test_corpus_ships_with_the_package():
     assert len(t) >= 200 and all(s.strip() == s and s for s in t)
 
 
+@pytest.mark.slow
 def test_uniform_formats_follow_golden_sqnr_ordering(minilm):
     fmts = ["mxint8", "mxfp6_e3m2", "mxfp4"]  # golden SQNR on MiniLM: 41.6, 25.3, 18.6 dB
     res = {f: evaluate("minilm", {"default": {"w": f}}, texts=TEXTS) for f in fmts}
@@ -46,6 +47,7 @@ def test_uniform_formats_follow_golden_sqnr_ordering(minilm):
     assert res["mxint8"]["cos_mean"] > 0.999
 
 
+@pytest.mark.slow
 def test_one_minilm_layer_fast_equals_golden_gemm(minilm):
     layer = minilm[0].auto_model.encoder.layer[0] if hasattr(minilm[0], "auto_model") \
         else minilm[0].model.encoder.layer[0]
@@ -61,6 +63,7 @@ def test_one_minilm_layer_fast_equals_golden_gemm(minilm):
             np.testing.assert_array_equal(m.gemm(x2).numpy(), want)
 
 
+@pytest.mark.slow
 def test_cli_eval_json(tmp_path, capsys):
     t = tmp_path / "t.txt"
     t.write_text("\n".join(TEXTS[:6]) + "\n")
