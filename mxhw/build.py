@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .boards import BOARDS, BoardTop, get_board
-from .soc.top import SoCConfig
+from .soc.top import config_overrides
 from .toolchain import (KEEP_FLOPS, ToolError, find_tool, parse_nextpnr_report, run_logged,
                         tool_env, yosys_stat_cells)
 
@@ -132,28 +132,12 @@ def _markdown(r):
 
 
 def _parse_config(items, base):
-    """``base`` with the ``KEY=VALUE`` overrides of ``--config``; string fields (formats,
-    dataflow) pass through as given (:class:`~mxhw.soc.top.SoCConfig` checks them and
-    resolves format aliases). A bad item exits with a one-line message."""
-    kinds = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(SoCConfig)}
-    updates = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in kinds:
-            raise SystemExit(f"mxhw.build: --config takes KEY=VALUE with KEY one of "
-                             f"{', '.join(kinds)}; got {item!r}")
-        if kinds[key] is str:
-            updates[key] = value
-            continue
-        try:
-            updates[key] = int(value, 0)
-        except ValueError:
-            raise SystemExit(f"mxhw.build: --config {key} needs an integer, not {value!r}")
+    """``base`` with the ``--config`` overrides (:func:`mxhw.soc.top.config_overrides`); a
+    bad item exits with a one-line message."""
     try:
-        return dataclasses.replace(base, **updates)
-    except (ValueError, TypeError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        raise SystemExit(f"mxhw.build: {msg}") from None
+        return config_overrides(items, base)
+    except ValueError as e:
+        raise SystemExit(f"mxhw.build: {e}") from None
 
 
 def main(argv=None):

@@ -44,7 +44,7 @@ from .lib.params import check_int
 from .pe import ElementMultiplier, MXDotProduct
 
 __all__ = ["COMPONENTS", "Entry", "UsageError", "parse_element_format", "parse_block_format",
-           "integer", "optional_integer", "boolean", "config_items", "build", "port_layout",
+           "integer", "optional_integer", "boolean", "build", "port_layout",
            "header", "relativise_src", "to_verilog", "main"]
 
 
@@ -91,24 +91,6 @@ def boolean(text):
     if t in ("0", "false", "no"):
         return False
     raise ValueError(f"expected true or false, not {text!r}")
-
-
-def config_items(items):
-    """``KEY=VALUE`` strings (one per ``--config``) -> the keyword arguments of a
-    :class:`~mxhw.soc.top.SoCConfig` (integers or strings by the field's type)."""
-    from .soc.top import SoCConfig
-    fields = {f.name: f for f in dataclasses.fields(SoCConfig)}
-    out = {}
-    for item in ([items] if isinstance(items, str) else items):
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or key not in fields:
-            raise ValueError(f"expected KEY=VALUE with KEY one of {', '.join(fields)}, "
-                             f"not {item!r}")
-        if key in out:
-            raise ValueError(f"{key} given twice")
-        out[key] = integer(text) if fields[key].type in (int, "int") else text
-    return out
 
 
 @dataclass(frozen=True)
@@ -194,8 +176,8 @@ def _fifo(width, depth):
 
 def _core(config=(), pipelined=True):
     from .soc.core import AcceleratorCore
-    from .soc.top import SoCConfig
-    return AcceleratorCore(SoCConfig(**config_items(config) if config else {}),
+    from .soc.top import SoCConfig, config_overrides
+    return AcceleratorCore(config_overrides(config, SoCConfig()),
                            pipelined=pipelined)
 
 

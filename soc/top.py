@@ -23,6 +23,7 @@ from the code, is ``docs/core.md`` (:func:`mxhw.soc.core.render_map`).
 """
 
 
+import dataclasses
 from dataclasses import dataclass
 
 from amaranth import Module, Signal
@@ -37,7 +38,7 @@ from .regmap import DATAFLOW_IDS, GEMM_BASE, field_range
 from .link import HostLink
 from .uart import UARTRx, UARTTx
 
-__all__ = ["SoCConfig", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS",
+__all__ = ["SoCConfig", "config_overrides", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS",
            "LIMITS", "MAX_SCRATCH_WORDS"]
 
 ID_VALUE = 0x4D584857
@@ -183,6 +184,36 @@ class SoCConfig:
         1 weight-stationary; also GEOMETRY bit 24)."""
         return ((self.scratch_words.bit_length() - 1) | (self.rows > 0) << 8
                 | (self.rows > 0 and DATAFLOW_IDS[self.dataflow]) << 9)
+
+
+def config_overrides(items, base=None):
+    """``base`` (default ``SoCConfig()``) with the ``KEY=VALUE`` overrides ``items`` (the
+    ``--config`` arguments of the command lines): integer fields take decimal or 0x
+    values, string fields (formats, dataflow) pass as given and :class:`SoCConfig` checks
+    them. Raises ``ValueError`` with a one-line message for a bad item or configuration."""
+    base = SoCConfig() if base is None else base
+    kinds = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(SoCConfig)}
+    updates = {}
+    for item in ([items] if isinstance(items, str) else items):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in kinds:
+            raise ValueError(f"--config takes KEY=VALUE with KEY one of "
+                             f"{', '.join(kinds)}; got {item!r}")
+        if key in updates:
+            raise ValueError(f"--config {key} given twice")
+        if kinds[key] is str:
+            updates[key] = value
+            continue
+        try:
+            updates[key] = int(value, 0)
+        except ValueError:
+            raise ValueError(f"--config {key} needs an integer, not {value!r}") from None
+    try:
+        return dataclasses.replace(base, **updates)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) \
+            from None
 
 
 class SoC(wiring.Component):

@@ -162,7 +162,7 @@ def _check_bitserial_json(data, rows, cols):
 
 def test_bitserial_json_keys_consistent(tmp_path, monkeypatch, capsys):
     """Small engine, real simulation, fake synthesis: the keys and how they relate."""
-    from mxhw.bench import bitserial, ppa
+    from mxhw.bench import bitserial
     fake = FakeSynth()
     use_tools(monkeypatch, fake)
     out = tmp_path / "bs.json"
@@ -186,7 +186,7 @@ def test_bitserial_json_keys_consistent(tmp_path, monkeypatch, capsys):
 
 
 def test_bitserial_no_synth(tmp_path, monkeypatch):
-    from mxhw.bench import bitserial, ppa
+    from mxhw.bench import bitserial
     fake = FakeSynth()
     use_tools(monkeypatch, fake)
     out = tmp_path / "bs.json"
@@ -204,7 +204,7 @@ def test_bitserial_parallel_lanes():
 
 
 def test_bitserial_synth_failure_is_reported(tmp_path, monkeypatch):
-    from mxhw.bench import bitserial, ppa
+    from mxhw.bench import bitserial
     from mxhw.build import BuildError
 
     def failing(cmd, cwd, log, label):

@@ -227,7 +227,6 @@ class AlignerEquiv(Harness):
     element or scale 0xFF; the scale passes through."""
 
     def __init__(self, fmt, k, rounding, dut=None):
-        import math
         from ..dequant import Aligner
         super().__init__()
         self.fmt = block_format(fmt, k)

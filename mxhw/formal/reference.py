@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Signal, signed
 
 from ..formats import element_format
 

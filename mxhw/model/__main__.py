@@ -85,7 +85,7 @@ def cmd_search(args):
     texts = _texts(args.text)
     calib = texts[:args.calib] if args.calib else texts
     from .metrics import evaluate, load_minilm
-    from .mixed import lut_table, plot_pareto, search, sensitivity, linear_groups
+    from .mixed import plot_pareto, search, sensitivity, linear_groups
     model = load_minilm()
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
     groups = linear_groups(model, args.group)

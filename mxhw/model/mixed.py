@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from .. import golden
 from .quant import MXLinear
-from .spec import LayerSpec, Spec, SpecError, bits_per_value
+from .spec import Spec, SpecError, bits_per_value
 
 __all__ = ["LUT_PER_MAC", "lut_table", "linear_groups", "sensitivity", "search",
            "plot_pareto"]

@@ -23,7 +23,6 @@ listens on 127.0.0.1, prints ``socket://127.0.0.1:PORT`` and serves one client a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import select
 import signal
@@ -286,32 +285,13 @@ def _close_endpoint(endpoint):
 
 
 def _parse_config(items):
-    from ..soc.top import SoCConfig
-    base = SoCConfig(clk_hz=DEFAULT_CLK_HZ, baud=DEFAULT_BAUD)
-    kinds = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(SoCConfig)}
-    updates = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in kinds:
-            raise SystemExit(f"{PROG}: --config takes KEY=VALUE with KEY one of "
-                             f"{', '.join(kinds)}; got {item!r}")
-        if kinds[key] is str:
-            updates[key] = value
-        elif kinds[key] is bool:
-            if value.lower() not in ("0", "1", "true", "false"):
-                raise SystemExit(f"{PROG}: --config {key} needs true or false, not {value!r}")
-            updates[key] = value.lower() in ("1", "true")
-        else:
-            try:
-                updates[key] = int(value, 0)
-            except ValueError:
-                raise SystemExit(f"{PROG}: --config {key} needs an integer, "
-                                 f"not {value!r}") from None
+    """The virtual board's :class:`~mxhw.soc.top.SoCConfig` with the ``--config`` overrides
+    (:func:`~mxhw.soc.top.config_overrides`); a bad item exits with a one-line message."""
+    from ..soc.top import SoCConfig, config_overrides
     try:
-        return dataclasses.replace(base, **updates)
-    except (ValueError, TypeError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        raise SystemExit(f"{PROG}: {msg}") from None
+        return config_overrides(items, SoCConfig(clk_hz=DEFAULT_CLK_HZ, baud=DEFAULT_BAUD))
+    except ValueError as e:
+        raise SystemExit(f"{PROG}: {e}") from None
 
 
 def main(argv=None):

@@ -1,7 +1,6 @@
 """The mixed-precision search on a small module with a user metric: within budget, never
 worse than the best uniform format within budget."""
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from hypothesis import given, strategies as st
 
 from mxhw import golden
@@ -65,7 +64,7 @@ def test_table_and_bits_per_weight_come_from_golden():
     ({"default": {"w": "mxfp9"}}, "unknown weight format 'mxfp9'"),
     ({"x": {"w": "fp4_e2m1"}}, "is an element format"),
     ({"x": {"w": "mxfp4", "acc": "fp16"}}, "acc must be 'fp32' or 'fixed"),
-    ({"x": {"w": "mxfp4", "acc": "fixed(1,0)"}}, "integer width >= 2"),
+    ({"x": {"w": "mxfp4", "acc": "fixed(1,0)"}}, "width must be >= 2"),
     ({"x": {"w": "mxfp4", "bits": 4}}, "unknown key"),
     ({"x": {"a": "mxfp4"}}, "missing 'w'"),
     ({"x": "int8"}, "'float' or a table"),
