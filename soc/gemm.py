@@ -17,7 +17,8 @@ from .. import golden
 from ..lib.params import check_choice, check_int, check_pow2
 from ..systolic.array import SystolicArray
 from ..systolic.driver import zero_code
-from ..systolic.seq import GemmSequencer, delayed, telemetry
+from ..lib.signals import delay_line as delayed
+from ..systolic.seq import GemmSequencer, telemetry
 from .bus import BusSignature
 from .regmap import (DATAFLOW_IDS, FORMAT_IDS, REGION, UNIT_ADDR_BITS, encode, lanes_log2,
                      registers_for)

@@ -9,6 +9,7 @@ from amaranth.hdl import Assert, Assume, Cat, ClockDomain, Elaboratable, Module,
     signed
 
 from ..formats import element_format
+from ..lib.signals import delay_line as delayed
 from .reference import rom
 
 __all__ = ["MultiplierEquiv", "StreamContract", "delayed", "cycles_since_start"]
@@ -28,15 +29,6 @@ class Harness(Elaboratable):
 
     def setup(self, m):
         m.domains.sync = self.cd
-
-
-def delayed(m, value, n, name):
-    """``value`` delayed by ``n`` cycles (``n`` registers)."""
-    for i in range(n):
-        q = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += q.eq(value)
-        value = q
-    return value
 
 
 def cycles_since_start(m, limit):

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from ..lib.params import check_choice, check_int, check_pow2
 from .array import DATAFLOWS
 
-__all__ = ["GemmSequencer", "telemetry", "delayed", "OS_FLAGS", "WS_FLAGS"]
+__all__ = ["GemmSequencer", "telemetry", "OS_FLAGS", "WS_FLAGS"]
 
 #: the array input fields the sequencer makes, per dataflow
 OS_FLAGS = ("last",)
@@ -228,12 +228,4 @@ def telemetry(m, active, valid, ready, *, cycles=None, busy=None, stalled=None, 
         with m.Else():
             m.d.sync += inc(idle)
 
-
-def delayed(m, value, cycles, name):
-    """``value`` through ``cycles`` registers (the operand memories' read latency)."""
-    for i in range(cycles):
-        q = Signal.like(value, name=f"{name}_d{i}")
-        m.d.sync += q.eq(value)
-        value = q
-    return value
 

@@ -2,13 +2,12 @@
 answers (and a Ctrl-C while it waits): every call returns the right data or raises, never
 another call's data; after any faults, a call without faults succeeds."""
 
-import threading
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.hyp import budget
-from support.robust import FaultyTransport, faults, initial_word
+from support.robust import FaultyTransport, faults, initial_word, run_threads
 
 from mxhw.soc import protocol as P
 from mxhw.soc.driver import Accelerator, DeviceError, NoResponse
@@ -114,23 +113,15 @@ def test_threads_share_one_accelerator():
     exchanges; the transport yields the processor inside every read)."""
     t = FaultyTransport(slow=0.0002)
     acc = Accelerator(t, timeout=0.01)
-    errors = []
 
     def worker(k):
-        try:
-            for i in range(20):
-                addr = 4 * (64 * k + i)
-                acc.write_words(addr, [k << 16 | i])
-                assert acc.read_words(addr, 1) == [k << 16 | i]
-                assert acc.read_words(4 * 1000 + 4 * k, 1) == [initial_word(4000 + 4 * k)]
-        except BaseException as e:     # noqa: BLE001 (reported below)
-            errors.append(e)
+        for i in range(20):
+            addr = 4 * (64 * k + i)
+            acc.write_words(addr, [k << 16 | i])
+            assert acc.read_words(addr, 1) == [k << 16 | i]
+            assert acc.read_words(4 * 1000 + 4 * k, 1) == [initial_word(4000 + 4 * k)]
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    errors = run_threads(worker, 4)
     assert not errors, errors
 
 

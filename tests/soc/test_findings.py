@@ -3,12 +3,11 @@ the simulated SoC where the finding was measured (pysim), or on the call that wa
 
 import dataclasses
 import struct
-import threading
 import time
 
 import numpy as np
 import pytest
-from support.robust import FaultyTransport, run_cli
+from support.robust import FaultyTransport, run_cli, run_threads
 
 from mxhw import golden
 from mxhw.soc import protocol as P
@@ -177,19 +176,12 @@ def test_5_build_cli_refuses_huge_scratchpad():
 def test_6_threads_on_the_simulated_soc():
     with Accelerator.simulated(SMALL) as a:
         a.write_scratch(0, list(range(100, 132)))
-        got, errors = {}, []
+        got = {}
 
         def worker(k):
-            try:
-                got[k] = [a.read_scratch(8 * k + i, 1)[0] for i in range(8)]
-            except BaseException as e:   # noqa: BLE001
-                errors.append(e)
+            got[k] = [a.read_scratch(8 * k + i, 1)[0] for i in range(8)]
 
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        errors = run_threads(worker, 4)
     assert not errors, errors
     assert got == {k: list(range(100 + 8 * k, 108 + 8 * k)) for k in range(4)}
     assert a.closed

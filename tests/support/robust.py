@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 from hypothesis import strategies as st
@@ -128,3 +129,22 @@ def run_cli(*args, timeout=120):
     r = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                        timeout=timeout)
     return r.returncode, r.stdout, r.stderr
+
+
+def run_threads(worker, n):
+    """Run ``worker(k)`` for k in 0..n-1 on n threads at once; return the exceptions they
+    raised (empty when every worker finished)."""
+    errors = []
+
+    def guarded(k):
+        try:
+            worker(k)
+        except BaseException as e:     # noqa: BLE001 (returned to the test)
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return errors
