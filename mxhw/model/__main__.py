@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from .spec import Spec, SpecError
+from .spec import Spec, SpecError, spec_format
 
 EPILOG = "Errors print one line and exit with status 2."
 
@@ -20,18 +20,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _formats(s, what):
-    from .. import golden
     names = [f.strip() for f in s.split(",") if f.strip()]
     if not names:
         raise SpecError(f"{what}: give at least one format")
     for n in names:
-        try:
-            f = golden.formats.get(n)
-        except KeyError:
-            raise SpecError(f"{what}: unknown format {n!r}; block formats: "
-                            f"{', '.join(golden.formats.block_names())}") from None
-        if not isinstance(f, golden.BlockFormat):
-            raise SpecError(f"{what}: {n!r} is an element format, not a block format")
+        spec_format(n, f"{what}: ")
     return names
 
 

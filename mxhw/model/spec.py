@@ -43,18 +43,21 @@ def parse_acc(acc: str):
         raise SpecError(f"acc {acc!r}: {e}") from None
 
 
-def _block_format(name, what):
-    where, _, what = what.rpartition(": ")
+def spec_format(name, what):
+    """The block format named ``name`` (aliases resolved); ``what`` is ``"where: kind"``
+    (``"layer x: weight"``, or ``"--formats: "``) for the one-line :class:`SpecError`."""
+    where, _, kind = what.rpartition(": ")
     where = where + ": " if where else ""
+    noun = f"{kind} format" if kind else "format"
     if not isinstance(name, str):
-        raise SpecError(f"{where}{what} format must be a name, not {name!r}")
+        raise SpecError(f"{where}{noun} must be a name, not {name!r}")
     try:
         f = golden.formats.get(name)
     except KeyError:
-        raise SpecError(f"{where}unknown {what} format {name!r}; block formats: "
+        raise SpecError(f"{where}unknown {noun} {name!r}; block formats: "
                         f"{', '.join(golden.formats.block_names())}") from None
     if not isinstance(f, golden.BlockFormat):
-        raise SpecError(f"{where}{what} format {name!r} is an element format; use a block format "
+        raise SpecError(f"{where}{noun} {name!r} is an element format; use a block format "
                         f"such as {'mx' + name if 'mx' + name in golden.formats.names() else 'mxfp4'}")
     return f
 
@@ -102,12 +105,12 @@ class LayerSpec:
             if entry.get("a") not in (None, "none", "float"):
                 raise SpecError(f"{where}: a float layer cannot quantise activations")
             return cls()
-        _block_format(w, f"{where}: weight")
+        spec_format(w, f"{where}: weight")
         a = entry.get("a")
         if isinstance(a, str) and a.strip().lower() in ("none", "float", ""):
             a = None
         if a is not None:
-            _block_format(a, f"{where}: activation")
+            spec_format(a, f"{where}: activation")
         acc = entry.get("acc", "fp32")
         try:
             parse_acc(acc)
