@@ -96,7 +96,7 @@ def _block_format(where, name):
 
 def _array_format(where, name):
     """``name`` as a block format the systolic arrays accept."""
-    from .systolic.pe import block_format
+    from .systolic import array_block_format as block_format
     _block_format(where, name)
     try:
         return block_format(name, where)
