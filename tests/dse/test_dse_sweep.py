@@ -279,18 +279,12 @@ def test_cli_writes_a_pareto_plot(tmp_path, monkeypatch, capsys):
      "s.toml: hardware.sizes[0]: an integer in 1..16, not 99"),
     (["--space", "s.toml"], "[hardware\n", "not valid TOML"),
     (["--space", "missing.toml"], None, "cannot read"),
-    (["--space", "s.toml", "--metric", "model", "--no-ppa"], TINY,
-     "metric 'model' needs mxhw.model"),
     (["--space", "s.toml", "--scheduler", "tcp://127.0.0.1:9", "--no-ppa"], TINY,
      "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, text, msg):
     if text is not None:
         (tmp_path / "s.toml").write_text(text)
-    if "--metric" in args:
-        import importlib.util
-        if importlib.util.find_spec("mxhw.model") is not None:
-            pytest.skip("mxhw.model is installed")
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
     r = _cli(*args, "--out", "o", cwd=tmp_path, env=env)
     assert r.returncode == 2
