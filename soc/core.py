@@ -25,7 +25,8 @@ REG_DOCS = {
     "ID": ("R", f"0x{ID_VALUE:08X} (\"MXHW\")"),
     "VERSION": ("R", "major << 16 | minor << 8 | patch"),
     "FEATURES": ("R", "log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists; bit 9: "
-                 "its dataflow (0 output-stationary, 1 weight-stationary)"),
+                 "its dataflow (0 output-stationary, 1 weight-stationary); bit 10: a program "
+                 "sequencer; bit 11: the on-chip activation path"),
     "CLK_HZ": ("R", "the clock frequency the core was built for"),
     "CYCLES": ("R", "free-running cycle counter (wraps)"),
     "LINK_ERRORS": ("R", "error responses of the host link in front (the core's "

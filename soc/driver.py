@@ -22,6 +22,7 @@ from . import protocol as P
 from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lanes_log2,
                      region_address, registers_for)
 from .top import ID_VALUE, REGS, SCRATCHPAD_BASE
+from .layers import LayerMixin
 from .transport import SerialTransport, SimTransport
 
 __all__ = ["Accelerator", "SimTransport", "SerialTransport", "NoResponse", "DeviceError"]
@@ -52,7 +53,7 @@ def _locked(method):
     return run
 
 
-class Accelerator:
+class Accelerator(LayerMixin):
     """The host's handle on an mxhw SoC.
 
     Every exchange is checked (``soc/PROTOCOL.md``, "What the driver guarantees"): a

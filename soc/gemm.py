@@ -3,7 +3,11 @@ banked operand memories and result memories, on the word bus.
 
 One START computes one output tile ``C = A @ B`` (``rows x cols`` output-stationary,
 ``depth x cols`` weight-stationary) over ``K`` (a multiple of the block size, at most
-``max_k``); the host driver tiles larger M and N over it. The registers are
+``max_k``); the host driver tiles larger M and N over it. An output-stationary unit may
+also hold several B and C tiles, a program sequencer (:mod:`mxhw.soc.program`, the
+instructions of :mod:`mxhw.soc.isa`) that runs whole layers from tile to tile, and the
+activation path (:mod:`mxhw.soc.outpath`) that re-quantises a layer's results into the A
+memories for the next layer. The registers are
 :data:`~mxhw.soc.regmap.REGISTERS`; the operand and result regions and their layouts are
 specified in ``soc/PROTOCOL.md`` ("GEMM unit address map").
 """
@@ -20,6 +24,9 @@ from ..systolic.driver import zero_code
 from ..lib.signals import delay_line as delayed
 from ..systolic.seq import GemmSequencer, telemetry
 from .bus import BusSignature
+from .isa import WORDS
+from .outpath import OutPath
+from .program import ProgramSequencer
 from .regmap import (DATAFLOW_IDS, FORMAT_IDS, REGION, UNIT_ADDR_BITS, encode, lanes_log2,
                      registers_for)
 from .unit import bus_reads, lane_memories, reg_writes, result_memories, start_strobe
@@ -77,6 +84,17 @@ class GemmUnit(wiring.Component):
         ``"output_stationary"`` or ``"weight_stationary"``.
     depth : int or None
         Weight-stationary: the tile's height (1..255; default ``rows``).
+    b_tiles, c_tiles : int
+        Output-stationary: B tiles (``max_k x cols``, selected by ``B_TILE``) and C tiles
+        (``rows x cols`` results) the memories hold (powers of two, 1..32768). A host
+        START reads B tile ``B_TILE`` and writes C tile 0.
+    prog_words : int
+        Output-stationary: program memory words (0: no sequencer; else a power of two,
+        4..65536; :mod:`mxhw.soc.isa`, ``docs/isa.md``).
+    out_fmt : str or None
+        Output-stationary with a sequencer: the activation path's format (must be
+        ``fmt_a``: it writes the A memories; ``cols`` must divide 32 and ``acc.width`` be
+        at most 53); None: no activation path.
 
     Members
     -------
@@ -98,7 +116,8 @@ class GemmUnit(wiring.Component):
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1,
-                 dataflow="output_stationary", depth=None):
+                 dataflow="output_stationary", depth=None, b_tiles=1, c_tiles=1,
+                 prog_words=0, out_fmt=None):
         fmt_a, fmt_b = unit_format("fmt_a", fmt_a), unit_format("fmt_b", fmt_b)
         check_choice("dataflow", dataflow, tuple(DATAFLOW_IDS))
         ws = dataflow == "weight_stationary"
@@ -114,6 +133,24 @@ class GemmUnit(wiring.Component):
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
                              f"{dataflow!r}")
         check_unit_acc(acc)
+        check_pow2("b_tiles", b_tiles, 1, 1 if ws else 1 << 15)
+        check_pow2("c_tiles", c_tiles, 1, 1 if ws else 1 << 15)
+        if prog_words:
+            if ws:
+                raise ValueError(f"prog_words applies to the output-stationary dataflow "
+                                 f"only, not {dataflow!r} (leave it 0)")
+            check_pow2("prog_words", prog_words, WORDS * 2, 1 << 16)
+        if out_fmt is not None:
+            out_fmt = unit_format("out_fmt", out_fmt)
+            if out_fmt != fmt_a or not prog_words:
+                raise ValueError(f"out_fmt must be fmt_a ({fmt_a!r}: the activation path "
+                                 f"writes the A memories) and needs a program sequencer "
+                                 f"(prog_words > 0); got out_fmt={out_fmt!r}, "
+                                 f"prog_words={prog_words}")
+            check_pow2("cols", cols, 1, 32)
+            check_int("acc.width", acc.width, 2, 53)
+        self.b_tiles, self.c_tiles, self.prog_words, self.out_fmt = (b_tiles, c_tiles,
+                                                                      prog_words, out_fmt)
         self.rows, self.cols, self.fmt_a, self.fmt_b = rows, cols, fmt_a, fmt_b
         self.acc, self.max_k, self.k, self.a_tiles = acc, max_k, k, a_tiles
         self.dataflow, self.depth = dataflow, depth
@@ -151,10 +188,16 @@ class GemmUnit(wiring.Component):
         return encode("ACC", width=acc.width, frac_bits=acc.frac_bits,
                       saturate=acc.overflow == "saturate", rne=acc.rounding == "rne")
 
+    def caps(self):
+        lg = lambda n: n.bit_length() - 1   # noqa: E731
+        return encode("CAPS", log2_b_tiles=lg(self.b_tiles), log2_c_tiles=lg(self.c_tiles),
+                      log2_prog_words=lg(self.prog_words) if self.prog_words else 0,
+                      out_fmt=FORMAT_IDS[self.out_fmt] if self.out_fmt else 0)
+
     def register_values(self):
         """The read-only description registers: name -> value."""
         values = {"GEOMETRY": self.geometry(), "FORMATS": self.formats(),
-                  "ACC": self.acc_word(), "DEPTH": self.depth}
+                  "ACC": self.acc_word(), "DEPTH": self.depth, "CAPS": self.caps()}
         return {n: v for n, v in values.items() if n in self.registers}
 
     def elaborate(self, platform):
@@ -168,11 +211,28 @@ class GemmUnit(wiring.Component):
         m.submodules.seq = seq = GemmSequencer(self.dataflow, R, k, K_MAX, depth=self.depth)
         bus, regs = self.bus, {n: r.index for n, r in self.registers.items()}
 
+        BT, CT, NI = self.b_tiles, self.c_tiles, self.prog_words // WORDS
         K = Signal(range(K_MAX + 1))
         a_tile = Signal(range(T))               # A_TILE: the A tile START reads
-        busy, done = Signal(), Signal()
+        b_tile = Signal(range(BT))              # B_TILE
+        c_tile = Signal(range(CT))              # the C tile results go to
+        c_wen = Signal(init=1)                  # results to C (else to the activation path)
+        slot = Signal(range(32))                # the activation path's column tile
+        busy, done = Signal(), Signal()         # a tile
+        busy_any = Signal()                     # a tile or a program: the bus waits
         busy_cycles, stall_cycles = Signal(32), Signal(32)
-        m.d.comb += self.busy.eq(busy)
+        m.d.comb += self.busy.eq(busy_any)
+        prog = out = None
+        if NI:
+            m.submodules.prog = prog = ProgramSequencer(
+                R, C, K_MAX, T, BT, CT, NI, FORMAT_IDS[self.out_fmt] if self.out_fmt else 0)
+            m.d.comb += busy_any.eq(busy | prog.busy)
+        else:
+            m.d.comb += busy_any.eq(busy)
+        if self.out_fmt:
+            m.submodules.out = out = OutPath(R, C, self.out_fmt, self.acc.width,
+                                             self.acc.frac_bits)
+        peek = Signal(32)
 
         # ---- operand memories: one 32-bit memory per lane, bus writes, reads at the
         # sequencer's indices (registers: no logic before a read address) whenever the
@@ -181,9 +241,9 @@ class GemmUnit(wiring.Component):
         # RAM's output register: no logic and no long route after its clock-to-out).
         p = seq.step.payload
 
-        def lane_mems(name, lanes_log, depth, rd_index, region):
-            return lane_memories(m, bus, busy, name, lanes_log, depth, rd_index,
-                                 REGION[region])
+        def lane_mems(name, lanes_log, depth, rd_index, region, alt=None):
+            return lane_memories(m, bus, busy_any, name, lanes_log, depth, rd_index,
+                                 REGION[region], alt)
 
         if ws:
             NB, PB = K_MAX // k, self.passes_per_block
@@ -194,10 +254,19 @@ class GemmUnit(wiring.Component):
         else:
             rk = p.k
             ks = rk[(k - 1).bit_length():] if K_MAX > k else Const(0, 0)
-            a_bits = lane_mems("a", self.la, K_MAX * T, Cat(rk, a_tile), "a")
-            as_bits = lane_mems("as", self.las, K_MAX // k * T, Cat(ks, a_tile), "a_scale")
-            b_bits = lane_mems("b", self.lb, K_MAX, rk, "b")
-            bs_bits = lane_mems("bs", self.lbs, K_MAX // k, ks, "b_scale")
+            a_rd, as_rd, a_alt, as_alt = Cat(rk, a_tile), Cat(ks, a_tile), None, None
+            if out is not None:
+                # the activation path writes A tile dst, K block out_kb; PEEK reads back
+                tb, kbb = (T - 1).bit_length(), (K_MAX // k - 1).bit_length()
+                dst, okb = prog.dst_tile[:tb], prog.out_kb[:kbb]
+                a_alt = (out.w_en, Cat(out.w_k, okb, dst), out.w_codes)
+                as_alt = (out.s_en, Cat(okb, dst), out.s_codes)
+                a_rd = Mux(busy_any, a_rd, peek[self.la:31])
+                as_rd = Mux(busy_any, as_rd, peek[self.las:31])
+            a_bits = lane_mems("a", self.la, K_MAX * T, a_rd, "a", a_alt)
+            as_bits = lane_mems("as", self.las, K_MAX // k * T, as_rd, "a_scale", as_alt)
+            b_bits = lane_mems("b", self.lb, K_MAX * BT, Cat(rk, b_tile), "b")
+            bs_bits = lane_mems("bs", self.lbs, K_MAX // k * BT, Cat(ks, b_tile), "b_scale")
 
         # the array transfer: the read data, the sequencer's flags delayed alike
         flags = {f: delayed(m, getattr(p, f), 2, f) for f in seq.flags}
@@ -241,24 +310,60 @@ class GemmUnit(wiring.Component):
         out_row = Signal(range(H + 1))
         m.d.comb += arr.o.ready.eq(1)
         c_reads, special = result_memories(m, bus, arr.o, out_row, H, self.acc.width,
-                                           self.lw, self.lc)
+                                           self.lw, self.lc, c_tile, CT, c_wen)
 
         # ---- control
-        writable = {regs["K"]: K, **({regs["A_TILE"]: a_tile} if T > 1 else {})}
-        reg_writes(m, bus, busy, writable)
-        start = start_strobe(m, bus, regs["START"], busy)
-        m.d.comb += [seq.start.eq(start), seq.K.eq(K)]
+        writable = {regs["K"]: K, **({regs["A_TILE"]: a_tile} if T > 1 else {}),
+                    **({regs["B_TILE"]: b_tile} if BT > 1 else {}),
+                    **({regs["PEEK"]: peek} if out is not None else {})}
+        reg_writes(m, bus, busy_any, writable)
+        start = start_strobe(m, bus, regs["START"], busy_any)
+        tile_start = Signal()
+        tile_done = Signal()
+        m.d.comb += [seq.start.eq(tile_start), seq.K.eq(K),
+                     tile_done.eq(arr.o.valid & (out_row == H - 1))]
+        m.d.comb += tile_start.eq(start | (prog.go if prog is not None else 0))
         with m.If(start):
+            m.d.sync += [c_tile.eq(0), c_wen.eq(1)]
+        with m.If(tile_start):
             m.d.sync += [busy.eq(1), done.eq(0), out_row.eq(0)]
         with m.If(arr.o.valid):
             m.d.sync += out_row.eq(out_row + 1)
-            with m.If(out_row == H - 1):
-                m.d.sync += [busy.eq(0), done.eq(1)]
+        with m.If(tile_done):
+            m.d.sync += [busy.eq(0), done.eq(1)]
+        extra = ()
+        if prog is not None:
+            pstart = start_strobe(m, bus, regs["PROG_START"], busy_any)
+            m.d.comb += [prog.start.eq(pstart), prog.tile_done.eq(tile_done),
+                         prog.instr.eq(lane_mems("prog", 1, NI, prog.pc, "prog")),
+                         prog.cyc_addr.eq(bus.addr),
+                         prog.out_busy.eq(out.busy if out is not None else 0)]
+            with m.If(prog.load):
+                m.d.sync += [K.eq(prog.K), a_tile.eq(prog.a_tile), b_tile.eq(prog.b_tile),
+                             c_tile.eq(prog.c_tile), c_wen.eq(prog.to_c),
+                             slot.eq(prog.slot)]
+            extra = ((REGION["prog_cycles"], prog.cyc_data),)
+        peek_data = Signal(32)
+        if out is not None:
+            m.d.comb += [out.start.eq(prog.out_go), out.col_en.eq(arr.o.valid & ~c_wen),
+                         out.col_row.eq(out_row), out.col_slot.eq(slot),
+                         out.col_data.eq(Cat(*arr.o.payload.data))]
+            sel = Mux(peek[31], as_bits.word_select(peek[:self.las], 32) if self.las
+                      else as_bits[:32],
+                      a_bits.word_select(peek[:self.la], 32) if self.la else a_bits[:32])
+            m.d.sync += peek_data.eq(sel)
         telemetry(m, busy, queue.r_rdy, arr.i.ready, cycles=busy_cycles,
                   stalled=stall_cycles)
 
         live = {"K": K, "STATUS": Cat(busy, done), "BUSY_CYCLES": busy_cycles,
-                "STALL_CYCLES": stall_cycles, "A_TILE": a_tile, **self.register_values()}
+                "STALL_CYCLES": stall_cycles, "A_TILE": a_tile, "B_TILE": b_tile,
+                "PEEK_DATA": peek_data, **self.register_values()}
+        if prog is not None:
+            live.update(PROG_STATUS=Cat(prog.busy, prog.done, Const(0, 6), prog.error,
+                                        prog.fail_pc),
+                        PROG_CYCLES=prog.run_cycles)
+        else:
+            live.update(PROG_STATUS=0, PROG_CYCLES=0)
         words = {r.index: live[n] for n, r in self.registers.items() if r.access != "W"}
-        bus_reads(m, bus, words, c_reads, special, self.lw, self.lc)
+        bus_reads(m, bus, words, c_reads, special, self.lw, self.lc, extra)
         return m

@@ -20,7 +20,8 @@ GEMM_BASE = 0x2000_0000
 #: word-address bits a unit decodes (its slot is 2**UNIT_ADDR_BITS words)
 UNIT_ADDR_BITS = 26
 REGION_SHIFT = 20  # word-address bit of the region number (4 MiB regions)
-REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6}
+REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_special": 6,
+          "prog": 7, "prog_cycles": 8}
 
 #: stable ids of the block formats a SoC can be built with (the FORMATS register)
 FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
@@ -61,6 +62,19 @@ REGISTERS = (
     Register("ACC", 0x6, "R", "width | frac_bits << 8 | saturate << 16 | rne << 17"),
     Register("A_TILE", 0x7, "R/W", "the A tile the next START reads (0 .. a_tiles-1); "
              "ignored while busy", (OS,)),
+    Register("B_TILE", 0x8, "R/W", "the B tile the next START reads (0 .. b_tiles-1); "
+             "ignored while busy", (OS,)),
+    Register("CAPS", 0x9, "R", "log2(b_tiles) | log2(c_tiles) << 4 | log2(prog_words) << 8 "
+             "(0: no program sequencer) | out format id << 16 (0: no activation path)", (OS,)),
+    Register("PROG_START", 0xA, "W", "write 1: run the program from instruction 0 (ignored "
+             "while busy; docs/isa.md)", (OS,)),
+    Register("PROG_STATUS", 0xA, "R", "bit 0 busy, bit 1 done, bits 8-15 error code, bits "
+             "16-31 the failing instruction (docs/isa.md)", (OS,)),
+    Register("PROG_CYCLES", 0xB, "R", "cycles of the last program run", (OS,)),
+    Register("PEEK", 0xC, "W", "A-memory read-back address: bit 31 selects the scales; "
+             "bits 0-30 a word index of region A (or A scales); ignored while busy", (OS,)),
+    Register("PEEK_DATA", 0xC, "R", "the A-memory word PEEK addresses (3 cycles after "
+             "the write)", (OS,)),
     Register("DEPTH", 0x10, "R", "the output tile's height", (WS,)),
 )
 
@@ -73,6 +87,10 @@ FIELDS = {
     "GEOMETRY": {"rows": (0, 8, False), "cols": (8, 8, False), "log2_max_k": (16, 8, False),
                  "dataflow": (24, 1, False), "log2_a_tiles": (28, 4, False)},
     "FORMATS": {"fmt_a": (0, 8, False), "fmt_b": (8, 8, False)},
+    "CAPS": {"log2_b_tiles": (0, 4, False), "log2_c_tiles": (4, 4, False),
+             "log2_prog_words": (8, 4, False), "out_fmt": (16, 8, False)},
+    "PROG_STATUS": {"busy": (0, 1, False), "done": (1, 1, False), "error": (8, 8, False),
+                    "pc": (16, 16, False)},
     "ACC": {"width": (0, 8, False), "frac_bits": (8, 8, True), "saturate": (16, 1, False),
             "rne": (17, 1, False)},
 }

@@ -71,6 +71,9 @@ LIMITS = {
     "max_k": 4096,                            # GEOMETRY.log2_max_k; A/B memories' depth
     "a_tiles": 64,                            # GEOMETRY.log2_a_tiles holds 2**15
     "depth": 255,                             # the weight-stationary unit's tile height
+    "b_tiles": 64,                            # CAPS.log2_b_tiles holds 2**15
+    "c_tiles": 256,                           # CAPS.log2_c_tiles holds 2**15
+    "prog_words": 1024,                       # CAPS.log2_prog_words holds 2**15
 }
 
 
@@ -109,6 +112,16 @@ class SoCConfig:
     depth : int
         Weight-stationary only: activation rows per pass, the output tile's height
         (1..255); 0 (the default) means ``rows``. Must be 0 for the output-stationary unit.
+    b_tiles, c_tiles : int
+        Output-stationary only: B tiles (``max_k x cols`` weights each) and C tiles
+        (``rows x cols`` results each) the unit holds (powers of two): a layer's weights
+        stay resident; a program's fixed-point layer writes ``M/rows * N/cols`` C tiles.
+    prog_words : int
+        Output-stationary only: program memory words (0: no program sequencer; else a
+        power of two, at least 4; two words an instruction, ``docs/isa.md``).
+    out_fmt : str
+        The on-chip activation path's format ("" : none): ``fmt_a`` (its results become
+        the next layer's A operand), with ``prog_words > 0`` and ``cols`` dividing 32.
     """
 
     clk_hz: int = 25_000_000
@@ -125,6 +138,10 @@ class SoCConfig:
     a_tiles: int = 1
     dataflow: str = "output_stationary"
     depth: int = 0
+    b_tiles: int = 1
+    c_tiles: int = 1
+    prog_words: int = 0
+    out_fmt: str = ""
 
     def __post_init__(self):
         for name in ("rows", "cols", "acc_frac", "depth"):
@@ -133,6 +150,11 @@ class SoCConfig:
             check_int(name, getattr(self, name), 1)
         check_pow2("scratch_words", self.scratch_words)
         check_pow2("a_tiles", self.a_tiles)
+        check_pow2("b_tiles", self.b_tiles)
+        check_pow2("c_tiles", self.c_tiles)
+        check_int("prog_words", self.prog_words, 0)
+        if self.prog_words:
+            check_pow2("prog_words", self.prog_words, 4)
         check_choice("dataflow", self.dataflow, DATAFLOWS)
         if self.depth and self.dataflow != "weight_stationary":
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
@@ -142,9 +164,25 @@ class SoCConfig:
             f = getattr(self, name)
             f = unit_format(name, f) if self.rows else golden.formats.get(f).name
             object.__setattr__(self, name, f)
-        if self.a_tiles > 1 and self.dataflow != "output_stationary":
-            raise ValueError("a_tiles applies to the output-stationary dataflow only "
-                             "(leave it 1)")
+        for name in ("a_tiles", "b_tiles", "c_tiles", "prog_words"):
+            v = getattr(self, name)
+            if v > (0 if name == "prog_words" else 1) and self.dataflow != "output_stationary":
+                raise ValueError(f"{name} applies to the output-stationary dataflow only "
+                                 f"(leave it {0 if name == 'prog_words' else 1})")
+        if not isinstance(self.out_fmt, str):
+            raise TypeError(f"out_fmt must be a format name or \"\", not {self.out_fmt!r}")
+        if self.out_fmt:
+            out = golden.formats.get(self.out_fmt).name
+            object.__setattr__(self, "out_fmt", out)
+            if out != self.fmt_a or not self.prog_words or not self.rows:
+                raise ValueError(f"out_fmt must be fmt_a ({self.fmt_a!r}: the activation "
+                                 f"path writes the A memories) and needs a GEMM unit with "
+                                 f"a program sequencer (prog_words > 0), not "
+                                 f"out_fmt={self.out_fmt!r} with prog_words={self.prog_words}")
+            if 32 % self.cols or self.acc_width > 53:
+                raise ValueError(f"out_fmt needs cols dividing 32 (not {self.cols}) and "
+                                 f"acc_width at most 53 (not {self.acc_width}): the "
+                                 f"re-quantiser takes blocks of 32 of acc_width-bit values")
         self._check_bounds()
 
     def _check_bounds(self):
@@ -176,14 +214,20 @@ class SoCConfig:
         ws = self.dataflow == "weight_stationary"
         return [(GEMM_BASE, GemmUnit(self.rows, self.cols, self.fmt_a, self.fmt_b, self.acc,
                                      self.max_k, self.a_tiles, dataflow=self.dataflow,
-                                     depth=self.tile_depth if ws else None))]
+                                     depth=self.tile_depth if ws else None,
+                                     b_tiles=self.b_tiles, c_tiles=self.c_tiles,
+                                     prog_words=self.prog_words,
+                                     out_fmt=self.out_fmt or None))]
 
     def features(self) -> int:
         """FEATURES register: log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists
         (its own registers describe it); bit 9: its dataflow (0 output-stationary,
-        1 weight-stationary; also GEOMETRY bit 24)."""
-        return ((self.scratch_words.bit_length() - 1) | (self.rows > 0) << 8
-                | (self.rows > 0 and DATAFLOW_IDS[self.dataflow]) << 9)
+        1 weight-stationary; also GEOMETRY bit 24); bit 10: it has a program sequencer;
+        bit 11: it has the on-chip activation path (its CAPS register: which)."""
+        g = self.rows > 0
+        return ((self.scratch_words.bit_length() - 1) | g << 8
+                | (g and DATAFLOW_IDS[self.dataflow]) << 9
+                | (g and self.prog_words > 0) << 10 | (g and bool(self.out_fmt)) << 11)
 
 
 def config_overrides(items, base=None):

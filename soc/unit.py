@@ -23,7 +23,7 @@ re-quantiser) is a new file on these helpers and one entry in
 import functools
 import operator
 
-from amaranth import Cat, Signal
+from amaranth import Cat, Mux, Signal
 from amaranth.lib.memory import Memory
 
 from ..mem import BlockRAM
@@ -47,42 +47,55 @@ def decode_bus(bus):
     return bus.addr[REGION_SHIFT:REGION_SHIFT + 4], bus.addr[:REGION_SHIFT]
 
 
-def lane_memories(m, bus, busy, name, lanes_log, depth, rd_index, region_id):
+def lane_memories(m, bus, busy, name, lanes_log, depth, rd_index, region_id, alt=None):
     """One operand region: ``2**lanes_log`` 32-bit :class:`~mxhw.mem.BlockRAM` lanes of
     ``pow2(depth)`` words (read latency 2: on ECP5 the second stage is the block RAM's
     output register), written by the bus (lane = the index's low bits, unless ``busy``)
-    and all read at ``rd_index``; returns their read data side by side."""
+    and all read at ``rd_index``; returns their read data side by side. ``alt``: a second
+    writer ``(en, addr, bits)`` that writes every lane at once (lane ``l`` bits ``32l ..
+    32l + 31`` of ``bits``) while ``en`` (a busy unit's own writes: the bus's are
+    ignored then)."""
     region, index = decode_bus(bus)
     words = []
     for lane in range(1 << lanes_log):
         m.submodules[f"{name}{lane}"] = mem = BlockRAM(32, max(pow2(depth), 2))
         hit = (region == region_id) & (index[:lanes_log] == lane) & ~busy
-        m.d.comb += [mem.w_addr.eq(index[lanes_log:]), mem.w_data.eq(bus.w_data),
-                     mem.w_en.eq(bus.w_en & hit), mem.r_addr.eq(rd_index)]
+        w_addr, w_data, w_en = index[lanes_log:], bus.w_data, bus.w_en & hit
+        if alt is not None:
+            en, addr, bits = alt
+            lane_bits = bits[32 * lane:32 * lane + 32] if 32 * lane < len(bits) else 0
+            w_addr, w_data = Mux(en, addr, w_addr), Mux(en, lane_bits, w_data)
+            w_en = w_en | en
+        m.d.comb += [mem.w_addr.eq(w_addr), mem.w_data.eq(w_data),
+                     mem.w_en.eq(w_en), mem.r_addr.eq(rd_index)]
         words.append(mem.r_data)
     return Cat(*words)
 
 
-def result_memories(m, bus, o, row, rows, width, lw, lc):
-    """The result regions: one memory per column (``pow2(rows)`` words of ``width``
-    bits), row ``row`` written from the result stream ``o`` (payload ``data``,
-    ``special``: one entry per column) while it is valid, read by the bus at index bits
-    ``lw + lc`` and up (the caller selects word and column); and the special flags, one
-    word per row. Returns (the columns' read data, the flags' read data)."""
+def result_memories(m, bus, o, row, rows, width, lw, lc, tile=None, tiles=1, en=1):
+    """The result regions: one memory per column (``tiles`` tiles of ``pow2(rows)``
+    words of ``width`` bits), row ``row`` of tile ``tile`` written from the result stream
+    ``o`` (payload ``data``, ``special``: one entry per column) while it is valid and
+    ``en``, read by the bus at index bits ``lw + lc`` and up (the caller selects word and
+    column); and the special flags, one word per row. Returns (the columns' read data, the
+    flags' read data)."""
     _, index = decode_bus(bus)
-    depth = pow2(rows)
+    rbits = (pow2(rows) - 1).bit_length()
+    depth = pow2(rows) * tiles
+    w_addr = Cat(row[:rbits], tile) if tile is not None and tiles > 1 else row[:rbits]
+    wen = o.valid & en
     reads = []
     for j in range(len(o.payload.data)):
         mem = Memory(shape=width, depth=depth, init=[])
         m.submodules[f"c{j}"] = mem
         wp, rp = mem.write_port(), mem.read_port()
-        m.d.comb += [wp.addr.eq(row), wp.data.eq(o.payload.data[j]), wp.en.eq(o.valid),
+        m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(o.payload.data[j]), wp.en.eq(wen),
                      rp.addr.eq(index[lw + lc:])]
         reads.append(rp.data)
     spec = Memory(shape=len(o.payload.special), depth=depth, init=[])
     m.submodules.special = spec
     swp, srp = spec.write_port(), spec.read_port()
-    m.d.comb += [swp.addr.eq(row), swp.data.eq(Cat(*o.payload.special)), swp.en.eq(o.valid),
+    m.d.comb += [swp.addr.eq(w_addr), swp.data.eq(Cat(*o.payload.special)), swp.en.eq(wen),
                  srp.addr.eq(index)]
     return reads, srp.data
 
@@ -119,11 +132,13 @@ def start_strobe(m, bus, start_index, busy):
     return start
 
 
-def bus_reads(m, bus, regs, c_reads, special, lw, lc):
+def bus_reads(m, bus, regs, c_reads, special, lw, lc, extra=()):
     """The bus read side (data on the next cycle, 0 unless ``bus.r_en`` asked for a read):
     the registers ``regs`` (index -> value), the results (``c_reads``: one memory read
     port's data per column, addressed by the caller; word ``w`` of column ``j`` at index
-    bits ``lw`` and up, ``j`` above them) and the special flags (``special``)."""
+    bits ``lw`` and up, ``j`` above them), the special flags (``special``) and ``extra``
+    regions: ``(region id, read data)`` of memories read at the bus index like
+    ``special``."""
     region, index = decode_bus(bus)
     # the register words: a multiplexer on the index's low bits, registered every cycle
     # (reads have no side effects; no reset: the domain reset's wide fan-out would
@@ -138,6 +153,7 @@ def bus_reads(m, bus, regs, c_reads, special, lw, lc):
     read = bus.r_en
     sources = [(read & (region == REGION["regs"]) & (index[rbits:] == 0), reg_data),
                (read & (region == REGION["c_special"]), special)]
+    sources += [(read & (region == rid), data) for rid, data in extra]
     c_read = read & (region == REGION["c"])
     for j, data in enumerate(c_reads):
         ext = Signal(32 << lw, name=f"c_ext{j}")    # the result, sign-extended to words
