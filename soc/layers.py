@@ -115,6 +115,9 @@ class LayerMixin:
             if x.fmt.name != fmt or len(x.shape) != 2 or x.axis != axis:
                 raise ValueError(f"{name} must be a 2-D {fmt} MXArray blocked along axis "
                                  f"{axis}, not {x.fmt.name} {x.shape} axis {x.axis}")
+            if not np.isfinite(x.dequantize()).all():
+                raise ValueError(f"{name} holds NaN or Inf codes: the device's fixed-point "
+                                 f"accumulators take finite values only")
             return x
         arr = to_numpy(x)
         if arr.ndim != 2 or 0 in arr.shape:

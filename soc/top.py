@@ -150,9 +150,10 @@ class SoCConfig:
             check_int(name, getattr(self, name), 1)
         check_pow2("scratch_words", self.scratch_words)
         check_pow2("a_tiles", self.a_tiles)
+        for name in ("b_tiles", "c_tiles", "prog_words"):     # bounds first: LIMITS
+            check_int(name, getattr(self, name), 0, LIMITS[name])
         check_pow2("b_tiles", self.b_tiles)
         check_pow2("c_tiles", self.c_tiles)
-        check_int("prog_words", self.prog_words, 0)
         if self.prog_words:
             check_pow2("prog_words", self.prog_words, 4)
         check_choice("dataflow", self.dataflow, DATAFLOWS)

@@ -5,7 +5,9 @@ SoC's GEMM unit through the host driver.
   scale codes near 2**0, NaN scales, all-zero blocks), so failures shrink to small cases;
 - :func:`run_engine` / :func:`check_engine` / :func:`check_engine_fp32`: a GEMM through a
   :class:`~mxhw.systolic.GemmEngine` and its check against golden;
-- :func:`soc_expect`: golden's result for the simulated SoC's ``matmul``.
+- :func:`soc_expect`: golden's result for the simulated SoC's ``matmul``;
+- :func:`chain_layers` / :func:`run_chain`: a random chain of linear layers (a strategy)
+  and its run through the driver's layer API, against ``golden.chain``.
 """
 
 import numpy as np
@@ -19,7 +21,7 @@ from mxhw.sim import run, seeded_rng, stream_recv, stream_send
 from mxhw.systolic import GemmEngine
 from mxhw.systolic.driver import array_beats, tile_order, ws_engine_beats
 
-__all__ = ["ENGINE_FORMATS", "mx_operands", "gaussian_operand", "run_engine", "check_engine", "check_engine_fp32",
+__all__ = ["chain_layers", "run_chain", "ENGINE_FORMATS", "mx_operands", "gaussian_operand", "run_engine", "check_engine", "check_engine_fp32",
            "engine_beats", "soc_expect"]
 
 #: operand formats of the engine tests (every single-mode MX block format)
@@ -133,3 +135,63 @@ def soc_expect(a, b, cfg):
     qa = a if isinstance(a, MXArray) else golden.quantize(a, cfg.fmt_a, axis=1)
     qb = b if isinstance(b, MXArray) else golden.quantize(b, cfg.fmt_b, axis=0)
     return golden.gemm(qa, qb, cfg.acc)
+
+
+@st.composite
+def chain_layers(draw, cfg, max_layers=3, max_m=None, dims=None):
+    """A random chain for a SoC built with ``cfg`` (an activation path): ``(x, [(w,
+    out_fmt), ...])`` with MX operands drawn as codes (:func:`mx_operands`, no NaN
+    scales), M up to ``max_m`` (default two row tiles), layer widths from ``dims``
+    (default the multiples of 32 up to ``max_k``), 1..``max_layers`` layers; every layer
+    but the last re-quantised to ``cfg.out_fmt``, the last to it or None."""
+    dims = dims or list(range(32, cfg.max_k + 1, 32))
+    M = draw(st.integers(1, max_m or 2 * cfg.rows))
+    n = draw(st.integers(1, max_layers))
+    widths = [draw(st.sampled_from(dims)) for _ in range(n + 1)]
+    last_c = draw(st.booleans())
+    if last_c:       # a fixed-point last layer may be any width (padding columns)
+        widths[-1] = draw(st.integers(1, widths[-1]))
+    x = _finite(draw(mx_operands(cfg.fmt_a, (M, widths[0]), 1, nan=False)))
+    layers = []
+    for i in range(n):
+        w = _finite(draw(mx_operands(cfg.fmt_b, (widths[i], widths[i + 1]), 0, nan=False)))
+        layers.append((w, None if (i == n - 1 and last_c) else cfg.out_fmt))
+    return x, layers
+
+
+def _finite(q):
+    """``q`` with its NaN and Inf element codes replaced by a code of 0 (the device's
+    fixed-point layers take finite values)."""
+    from mxhw.systolic.driver import zero_code
+    bad = ~np.isfinite(q.fmt.element.table[q.elements])
+    q.elements[bad] = zero_code(q.fmt)
+    return q
+
+
+def run_chain(acc, cfg, x, layers, one_program=True):
+    """``layers`` after ``x`` on the device ``acc`` (one program, or one run per layer),
+    checked against ``golden.chain`` bit for bit (codes and scales of an MX result);
+    frees the device tensors. Returns the device's cycle counts."""
+    from mxhw.golden.chain import chain
+    import contextlib
+    hx = acc.upload(x)
+    ws = [acc.upload_weights(w) for w, _ in layers]
+    handles = [hx]
+    with (acc.program() if one_program else contextlib.nullcontext()):
+        h = hx
+        for hw, (_, out_fmt) in zip(ws, layers):
+            h = acc.linear(h, hw, out_fmt=out_fmt)
+            handles.append(h)
+    want = chain(x, layers, cfg.acc)
+    try:
+        if isinstance(want, MXArray):
+            got = acc.download_mx(h)
+            assert np.array_equal(got.elements, want.elements)
+            assert np.array_equal(got.scales, want.scales)
+        else:
+            assert np.array_equal(acc.download(h), want)
+    finally:
+        for t in handles + ws:
+            if not t.freed and t.kind != "result":
+                acc.free(t)
+    return acc.last_cycles
