@@ -71,7 +71,7 @@ LIMITS = {
     "max_k": 4096,                            # GEOMETRY.log2_max_k; A/B memories' depth
     "a_tiles": 64,                            # GEOMETRY.log2_a_tiles holds 2**15
     "depth": 255,                             # the weight-stationary unit's tile height
-    "b_tiles": 64,                            # CAPS.log2_b_tiles holds 2**15
+    "b_tiles": 256,                           # CAPS.log2_b_tiles holds 2**15
     "c_tiles": 256,                           # CAPS.log2_c_tiles holds 2**15
     "prog_words": 1024,                       # CAPS.log2_prog_words holds 2**15
 }
@@ -235,7 +235,13 @@ def config_overrides(items, base=None):
     """``base`` (default ``SoCConfig()``) with the ``KEY=VALUE`` overrides ``items`` (the
     ``--config`` arguments of the command lines): integer fields take decimal or 0x
     values, string fields (formats, dataflow) pass as given and :class:`SoCConfig` checks
-    them. Raises ``ValueError`` with a one-line message for a bad item or configuration."""
+    them. Raises ``ValueError`` with a one-line message for a bad item or configuration.
+
+    Fields that depend on others follow them unless given too: with ``fmt_a`` overridden,
+    a ``base`` activation path (``out_fmt == fmt_a``) takes the new ``fmt_a``; with
+    ``dataflow=weight_stationary`` or ``rows=0``, the output-stationary unit's
+    ``a_tiles``, ``b_tiles``, ``c_tiles``, ``prog_words`` and ``out_fmt`` return to their
+    defaults (one tile each, no sequencer, no activation path)."""
     base = SoCConfig() if base is None else base
     kinds = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(SoCConfig)}
     updates = {}
@@ -254,6 +260,13 @@ def config_overrides(items, base=None):
             updates[key] = int(value, 0)
         except ValueError:
             raise ValueError(f"--config {key} needs an integer, not {value!r}") from None
+    if "fmt_a" in updates and "out_fmt" not in updates and base.out_fmt \
+            and base.out_fmt == base.fmt_a:
+        updates["out_fmt"] = updates["fmt_a"]
+    if (updates.get("dataflow", base.dataflow) != "output_stationary"
+            or updates.get("rows", base.rows) == 0):
+        for f in ("a_tiles", "b_tiles", "c_tiles", "prog_words", "out_fmt"):
+            updates.setdefault(f, getattr(SoCConfig, f))
     try:
         return dataclasses.replace(base, **updates)
     except (ValueError, TypeError, KeyError) as e:

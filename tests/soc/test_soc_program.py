@@ -228,6 +228,22 @@ def test_documented_chain_example_runs(snippet):
         assert np.array_equal(env["Y"], want)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt_a,fmt_b", [("mxint8", "mxint8"), ("mxfp6_e2m3", "mxfp4"),
+                                         ("mxfp4", "mxfp8_e5m2")])
+def test_other_built_formats_chain(fmt_a, fmt_b):
+    """The activation path in other built formats (MXINT8 included): a two-layer chain,
+    re-quantised on chip, equals golden.chain."""
+    cfg = SoCConfig(rows=2, cols=16, fmt_a=fmt_a, fmt_b=fmt_b, max_k=64, a_tiles=8,
+                    b_tiles=8, c_tiles=4, prog_words=8, out_fmt=fmt_a)
+    rng = np.random.default_rng(5)
+    x = golden.quantize(rng.standard_normal((3, 64)) * 8, fmt_a, axis=1)
+    w1 = golden.quantize(rng.standard_normal((64, 32)), fmt_b, axis=0)
+    w2 = golden.quantize(rng.standard_normal((32, 32)), fmt_b, axis=0)
+    with Accelerator.simulated(cfg) as a:
+        run_chain(a, cfg, x, [(w1, fmt_a), (w2, fmt_a)])
+
+
 # ---- larger programs on the compiled back end ------------------------------------------
 
 #: the ULX3S default's unit (4 x 4, MXFP8 E4M3 activations re-quantised on chip, MXFP4

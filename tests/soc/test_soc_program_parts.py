@@ -158,7 +158,7 @@ def test_sequencer_bad_parameters(kw, match):
 # ---- configuration ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(b_tiles=3), "b_tiles"), (dict(c_tiles=0), "c_tiles"), (dict(b_tiles=128), "b_tiles"),
+    (dict(b_tiles=3), "b_tiles"), (dict(c_tiles=0), "c_tiles"), (dict(b_tiles=512), "b_tiles"),
     (dict(prog_words=6), "prog_words"), (dict(prog_words=2048), "prog_words"),
     (dict(prog_words=-1), "prog_words"),
     (dict(out_fmt="mxfp8_e4m3"), "out_fmt must be fmt_a"),
@@ -194,3 +194,19 @@ def test_gemm_unit_refuses(kw, match):
                 max_k=32) | kw
     with pytest.raises((ValueError, TypeError), match=match):
         GemmUnit(**args)
+
+
+def test_config_overrides_dependent_fields_follow():
+    """A base with the activation path: ``fmt_a=`` takes the path along; the
+    weight-stationary dataflow and ``rows=0`` drop the output-stationary unit's memories
+    and sequencer; given explicitly, they are checked as given."""
+    base = SoCConfig(rows=4, cols=4, fmt_a="mxfp8_e4m3", fmt_b="mxfp4", a_tiles=8,
+                     b_tiles=16, c_tiles=16, prog_words=64, out_fmt="mxfp8_e4m3")
+    assert config_overrides(["fmt_a=mxint8"], base).out_fmt == "mxint8"
+    ws = config_overrides(["dataflow=weight_stationary"], base)
+    assert (ws.a_tiles, ws.b_tiles, ws.c_tiles, ws.prog_words, ws.out_fmt) == (1, 1, 1, 0, "")
+    assert config_overrides(["rows=0"], base).prog_words == 0
+    with pytest.raises(ValueError, match="out_fmt must be fmt_a"):
+        config_overrides(["fmt_a=mxint8", "out_fmt=mxfp8_e4m3"], base)
+    with pytest.raises(ValueError, match="prog_words applies"):
+        config_overrides(["dataflow=weight_stationary", "prog_words=64"], base)
