@@ -342,6 +342,12 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [K.eq(prog.K), a_tile.eq(prog.a_tile), b_tile.eq(prog.b_tile),
                              c_tile.eq(prog.c_tile), c_wen.eq(prog.to_c),
                              slot.eq(prog.slot)]
+            # a finished program leaves A_TILE and B_TILE at 0 (what a host START expects
+            # after a reset)
+            was = Signal()
+            m.d.sync += was.eq(prog.busy)
+            with m.If(was & ~prog.busy):
+                m.d.sync += [a_tile.eq(0), b_tile.eq(0)]
             extra = ((REGION["prog_cycles"], prog.cyc_data),)
         peek_data = Signal(32)
         if out is not None:

@@ -61,9 +61,9 @@ REGISTERS = (
     Register("FORMATS", 0x5, "R", "id_a | id_b << 8 (FORMAT_IDS)"),
     Register("ACC", 0x6, "R", "width | frac_bits << 8 | saturate << 16 | rne << 17"),
     Register("A_TILE", 0x7, "R/W", "the A tile the next START reads (0 .. a_tiles-1); "
-             "ignored while busy", (OS,)),
+             "ignored while busy; a program run leaves it 0", (OS,)),
     Register("B_TILE", 0x8, "R/W", "the B tile the next START reads (0 .. b_tiles-1); "
-             "ignored while busy", (OS,)),
+             "ignored while busy; a program run leaves it 0", (OS,)),
     Register("CAPS", 0x9, "R", "log2(b_tiles) | log2(c_tiles) << 4 | log2(prog_words) << 8 "
              "(0: no program sequencer) | out format id << 16 (0: no activation path)", (OS,)),
     Register("PROG_START", 0xA, "W", "write 1: run the program from instruction 0 (ignored "

@@ -136,6 +136,16 @@ def test_program_without_end_runs_off_its_memory(acc):
     acc.run_program([])
 
 
+def test_matmul_after_a_program(acc):
+    """A program leaves A_TILE and B_TILE at 0: the register-driven matmul (A tile 0, B
+    tile 0) still equals golden after programs ran."""
+    from support.soc import soc_expect
+    rng = np.random.default_rng(2)
+    A, B = rng.standard_normal((2, 32)), rng.standard_normal((32, 8))
+    acc.run_program([isa.Instr(op=1, k_blocks=1, src=3, m_tiles=1, b=5, n_tiles=2)])
+    assert np.array_equal(acc.matmul(A, B), soc_expect(A, B, CFG))
+
+
 # ---- driver refusals -------------------------------------------------------------------
 
 def test_driver_refuses_what_is_not_built(acc):
