@@ -151,7 +151,8 @@ class SoCConfig:
         check_pow2("scratch_words", self.scratch_words)
         check_pow2("a_tiles", self.a_tiles)
         for name in ("b_tiles", "c_tiles", "prog_words"):     # bounds first: LIMITS
-            check_int(name, getattr(self, name), 0, LIMITS[name])
+            check_int(name, getattr(self, name), None, LIMITS[name])
+        check_int("prog_words", self.prog_words, 0)
         check_pow2("b_tiles", self.b_tiles)
         check_pow2("c_tiles", self.c_tiles)
         if self.prog_words:
