@@ -53,7 +53,9 @@ def execute_states(c):
 
     with m.Case(LinkState.EXEC):
         with m.If(c.crc_bad):
-            c.error(Status.BAD_CRC)
+            # the packet's end is not known (its length may be what was corrupted):
+            # discard what follows until the line is quiet, then answer
+            c.error(Status.BAD_CRC, "DRAIN")
         with m.Elif(c.h_write):         # the command's flag, not an 8-bit compare
             # the header was good (a bad one drains): the length is a multiple of 4, so
             # its word count is 0 / 1 exactly when it is 0 / 4

@@ -207,7 +207,7 @@ ops = st.one_of(
 def raw_request(cmd, addr, length, payload=b""):
     """A request packet with any header fields, as the device may receive them
     (:func:`protocol.request` refuses a READ/WRITE that runs past the address space)."""
-    body = struct.pack("<BIH", cmd, addr, length) + payload
+    body = struct.pack("<BBIH", cmd, 0, addr, length) + payload
     return bytes([P.SYNC_REQ]) + body + struct.pack("<H", P.crc16(body))
 
 
