@@ -90,6 +90,11 @@ class LinkCore:
         self.rq_more = Signal()       # rq_left != 0
         self.tx_left = Signal(range(nwords + 1))
         self.tx_more = Signal()       # tx_left != 0
+        # a good request's response, planned in CHECK: words to prefetch and send (a
+        # READ's, or a PING's one), whether there are any, the payload's length
+        self.p_words = Signal(range(nwords + 1))
+        self.p_more = Signal()
+        self.p_len = Signal(16)
 
     def goto(self, name):
         self.m.d.sync += self.state.eq(LinkState[name])

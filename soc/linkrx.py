@@ -215,8 +215,13 @@ def request_states(c):
     # of the FSM and the bus address counter). The bus address counter is loaded here for
     # a WRITE's commit, whatever EXEC decides (no request is in flight: the counter is
     # free), so its multiplexer sees a state flip-flop, not EXEC's tests.
+    # The response's plan (words to prefetch and send, payload length) is registered here
+    # too, from the header's flags, so RESPOND only masks it with st_ok.
     with m.Case(LinkState.CHECK):
-        m.d.sync += [c.crc_bad.eq(crc_rx != c.crc), c.baddr.eq(c.addr[2:])]
+        m.d.sync += [c.crc_bad.eq(crc_rx != c.crc), c.baddr.eq(c.addr[2:]),
+                     c.p_words.eq(Mux(c.h_read, c.length[2:], c.h_ping)),
+                     c.p_more.eq((c.h_read & c.l_nz) | c.h_ping),
+                     c.p_len.eq(Mux(c.h_read, c.length, Mux(c.h_ping, 4, 0)))]
         c.goto("EXEC")
 
     with m.Case(LinkState.DRAIN):

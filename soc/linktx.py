@@ -6,32 +6,27 @@ response bytes TX_SYNC .. TX_CRC1, a READ's words from the prefetch, a PING's fr
 from amaranth import Mux, Signal
 
 from .linkcore import LinkState
-from .protocol import SYNC_RESP, link_info
+from .protocol import SYNC_RESP
 
 __all__ = ["response_states"]
 
 
 def response_states(c):
     """The response states, inside the link's ``Switch(state)``. A PING's answer is one
-    word, :func:`~mxhw.soc.protocol.link_info` (sent like a READ's prefetched word)."""
+    word, :func:`~mxhw.soc.protocol.link_info`, sent like a READ's prefetched word."""
     m = c.m
     resp_len = Signal(16)
     rword = Signal(32)
     bsel = Signal(2)
 
     with m.Case(LinkState.RESPOND):
-        # OK: the header was good, its length a multiple of 4 (see EXEC)
-        is_read = c.st_ok & c.h_read
-        is_ping = c.st_ok & c.h_ping
-        words = Mux(is_read, c.length[2:], 0)      # to request
-        more = is_read & c.l_nz
-        info = link_info(c.max_payload, c.rx_depth)
-        m.d.sync += [c.crc.eq(0xFFFF),
-                     resp_len.eq(Mux(is_read, c.length, Mux(is_ping, 4, 0))),
-                     bsel.eq(0), c.baddr.eq(c.addr[2:]),
-                     c.nword.eq(info), c.nvalid.eq(is_ping),
-                     c.rq_left.eq(words), c.tx_left.eq(Mux(is_ping, 1, words)),
-                     c.rq_more.eq(more), c.tx_more.eq(more | is_ping)]
+        # the response's plan was registered in CHECK (``c.p_*``); an error answers no
+        # payload. A PING's word is prefetched like a READ's (see read_prefetch).
+        m.d.sync += [c.crc.eq(0xFFFF), resp_len.eq(Mux(c.st_ok, c.p_len, 0)),
+                     bsel.eq(0), c.baddr.eq(c.addr[2:]), c.nvalid.eq(0),
+                     c.rq_left.eq(Mux(c.st_ok, c.p_words, 0)),
+                     c.tx_left.eq(Mux(c.st_ok, c.p_words, 0)),
+                     c.rq_more.eq(c.st_ok & c.p_more), c.tx_more.eq(c.st_ok & c.p_more)]
         with m.If(~c.st_ok & (c.errors != 0xFFFF)):
             m.d.sync += c.errors.eq(c.errors + 1)
         c.goto("TX_SYNC")
