@@ -56,19 +56,22 @@ def _locked(method):
 class Accelerator(LayerMixin):
     """The host's handle on an mxhw SoC.
 
-    Every exchange is checked (``soc/PROTOCOL.md``, "What the driver guarantees"): a
-    response must start with the response sync byte, carry a good CRC and exactly the
-    length its request asked for (a READ of ``n`` bytes: ``n`` with status OK, else 0);
-    anything else raises :class:`~mxhw.soc.protocol.ProtocolError`, a missing or short
-    answer :class:`NoResponse`. After any failed or interrupted exchange (a timeout, a bad
+    Every exchange is checked (``soc/PROTOCOL.md``, "What the driver guarantees"): each
+    request carries a sequence number (a byte, one more per request sent) that its
+    response echoes; responses with another number (late or duplicated answers of earlier
+    requests) are read and dropped. The matching response must start with the response
+    sync byte, carry a good CRC and exactly the length its request asked for (a READ of
+    ``n`` bytes: ``n`` with status OK; a PING: 4; else 0); anything else raises
+    :class:`~mxhw.soc.protocol.ProtocolError`, a missing or short answer
+    :class:`NoResponse`. After any failed or interrupted exchange (a timeout, a bad
     response, a ``KeyboardInterrupt`` between request and response) the driver
     re-synchronises before its next request: it discards whatever the device sends until
     the line has been quiet for ``resync_time`` seconds, so a late answer is never taken
     for the next call's. Before every request it discards bytes already received (a
     duplicated answer). Idempotent requests (READ, PING) are retried ``retries`` times
     (default once) after a timeout, a bad response, or a BAD_CRC/TIMEOUT status; WRITEs
-    are not (the device may have executed it). The link has no sequence numbers: a
-    response is matched to its request by command (length) and by order.
+    are not (the device may have executed it). Reads and writes are split into requests
+    of the ``max_payload`` the device reports in its PING answer (asked on first use).
 
     One lock serialises the calls: an Accelerator may be shared between threads, each
     public call (``matmul`` included) running whole before another starts. It is a
@@ -92,6 +95,8 @@ class Accelerator(LayerMixin):
     IDEMPOTENT = (P.Cmd.PING, P.Cmd.READ)
     #: device statuses worth a retry of an idempotent request (corruption on the line)
     TRANSIENT = (P.Status.BAD_CRC, P.Status.TIMEOUT)
+    #: answers with another sequence number read and dropped while waiting for one
+    MAX_SKIPPED = 8
 
     def __init__(self, transport, timeout: float = 1.0, resync_time: float = 0.2,
                  retries: int = 1):
@@ -106,6 +111,8 @@ class Accelerator(LayerMixin):
         self._stale = False          # a response may still be on its way: re-synchronise
         self._closed = False
         self._scratch_words = None   # read from FEATURES on first use
+        self._link = None            # the PING answer (max_payload, version): first use
+        self._seq = 0                # the last sequence number sent
 
     @classmethod
     def simulated(cls, config=None, backend="pysim", link="bytes"):
@@ -152,14 +159,29 @@ class Accelerator(LayerMixin):
         return data
 
     def _exchange(self, pkt, cmd, expect):
+        """Send ``pkt`` and return its response: the first one carrying its sequence
+        number (answers with another one, late answers of earlier requests, are read
+        whole and dropped)."""
         self._drain(self.resync_time if self._stale else 0)
         self._stale = True           # until a whole, matching response has been read
         self.transport.write(pkt)
-        head = self._read(4, "response header")
-        if head[0] != P.SYNC_RESP:
-            raise P.ProtocolError(f"response starts with 0x{head[0]:02x}, not "
-                                  f"0x{P.SYNC_RESP:02x}")
-        status, length = head[1], head[2] | head[3] << 8
+        seq = pkt[2]
+        h = P.RESP_HEADER
+        for _ in range(self.MAX_SKIPPED + 1):
+            head = self._read(h, "response header")
+            if head[0] != P.SYNC_RESP:
+                raise P.ProtocolError(f"response starts with 0x{head[0]:02x}, not "
+                                      f"0x{P.SYNC_RESP:02x}")
+            status, rseq, length = head[1], head[2], head[3] | head[4] << 8
+            if rseq == seq:
+                break
+            if length > P.MAX_LENGTH:
+                raise P.ProtocolError(f"an answer of {length} bytes (no device sends more "
+                                      f"than {P.MAX_LENGTH})")
+            self._read(length + 2, "response to an earlier request")   # dropped
+        else:
+            raise P.ProtocolError(f"no answer with sequence number {seq} among "
+                                  f"{self.MAX_SKIPPED + 1} responses")
         want = expect if status == P.Status.OK else 0
         if length != want:
             raise P.ProtocolError(f"a {length}-byte answer (status "
@@ -173,15 +195,22 @@ class Accelerator(LayerMixin):
         return resp
 
     def _xfer(self, pkt: bytes) -> P.Response:
-        """Send request ``pkt``, return its checked response (retrying an idempotent one)."""
+        """Send request ``pkt`` (its sequence byte replaced by the next one of this
+        Accelerator), return its checked response (retrying an idempotent one; every
+        attempt has a sequence number of its own)."""
         cmd = pkt[1]
-        expect = (pkt[6] | pkt[7] << 8) if cmd == P.Cmd.READ else 0
+        expect = (pkt[7] | pkt[8] << 8) if cmd == P.Cmd.READ else \
+            4 if cmd == P.Cmd.PING else 0
         attempts = 1 + (self.retries if cmd in self.IDEMPOTENT else 0)
         with self._lock:
             self._check_open()
             for attempt in range(attempts):
+                self._seq = (self._seq + 1) & 0xFF
+                body = bytearray(pkt[1:-2])
+                body[1] = self._seq
+                stamped = bytes([pkt[0]]) + bytes(body) + struct.pack("<H", P.crc16(body))
                 try:
-                    return self._exchange(pkt, cmd, expect)
+                    return self._exchange(stamped, cmd, expect)
                 except (NoResponse, P.ProtocolError, DeviceError) as e:
                     transient = not isinstance(e, DeviceError) or e.status in self.TRANSIENT
                     if attempt == attempts - 1 or not transient:
@@ -211,15 +240,37 @@ class Accelerator(LayerMixin):
                              f"address space")
 
     @_locked
-    def ping(self):
-        self._xfer(P.request(P.Cmd.PING))
+    def ping(self) -> dict:
+        """PING the device; returns what its answer reports
+        (:func:`~mxhw.soc.protocol.decode_link_info`: ``max_payload``, ``version``,
+        ``rx_depth``). A device of another protocol version raises ``DeviceError``."""
+        info = P.decode_link_info(self._xfer(P.request(P.Cmd.PING)).words()[0])
+        if info["version"] != P.PROTOCOL_VERSION:
+            raise DeviceError(f"the device speaks link protocol version {info['version']}, "
+                              f"this driver {P.PROTOCOL_VERSION}")
+        if info["max_payload"] < 4 or info["max_payload"] % 4:
+            raise DeviceError(f"the device reports max_payload = {info['max_payload']} "
+                              f"(not a positive multiple of 4)")
+        self._link = info
+        return dict(info)
+
+    @property
+    def max_payload(self) -> int:
+        """The largest READ/WRITE payload in bytes, as the device reports it (its PING
+        answer, asked once): reads and writes are split into requests of at most this."""
+        with self._lock:
+            if self._link is None:
+                self.ping()
+            return self._link["max_payload"]
 
     @_locked
     def read_words(self, addr: int, n: int) -> list[int]:
         """``n`` words from byte address ``addr`` (word aligned; ``n = 0``: none)."""
         self._check_span(addr, n)
         out = []
-        step = P.MAX_PAYLOAD // 4
+        if not n:
+            return out
+        step = self.max_payload // 4
         for i in range(0, n, step):
             k = min(step, n - i)
             out += self._xfer(P.request(P.Cmd.READ, addr + 4 * i, 4 * k)).words()
@@ -230,7 +281,9 @@ class Accelerator(LayerMixin):
         """Write ``words`` (ints in ``[0, 2**32)``) from byte address ``addr``."""
         words = P.check_words(words)
         self._check_span(addr, len(words))
-        step = P.MAX_PAYLOAD // 4
+        if not words:
+            return
+        step = self.max_payload // 4
         for i in range(0, len(words), step):
             chunk = words[i:i + step]
             self._xfer(P.request(P.Cmd.WRITE, addr + 4 * i,

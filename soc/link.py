@@ -11,7 +11,7 @@ from amaranth import Module, Mux, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..lib.params import check_int
+from ..lib.params import check_int, check_pow2
 from .bus import BusSignature
 from .crc16 import crc16_step
 from .linkcore import LinkCore, LinkState
@@ -37,11 +37,17 @@ class HostLink(wiring.Component):
         After a bad header, input is discarded until the line is quiet this long.
     read_latency : int
         Cycles from a bus read request to its ``r_data`` (>= 1).
+    rx_depth : int or None
+        Bytes of the receive buffer (a power of two in [16, 2**17]); ``None``: the
+        smallest power of two that holds the largest request (``max_payload + 11``) and
+        5 more bytes. Requests that arrive while the link executes or answers another wait
+        there; a host that keeps the bytes of its unanswered requests within it never has
+        one lost.
 
     Members
     -------
     rx : In(stream.Signature(8))
-        Request bytes.
+        Request bytes (``ready`` is low only while the receive buffer is full).
     tx : Out(stream.Signature(8))
         Response bytes.
     bus : Out(BusSignature())
@@ -49,8 +55,8 @@ class HostLink(wiring.Component):
     errors : Out(16)
         Count of error responses (saturating).
 
-    Throughput: one request byte per cycle (each passes a receive register, with its
-    compares, before the state machine sees it); a WRITE commits one word per cycle, after
+    Throughput: one request byte per cycle (each passes the receive buffer, a block RAM,
+    and a receive register with its compares before the state machine sees it); a WRITE commits one word per cycle, after
     its CRC checks and two cycles of buffer read latency; a READ sends one byte per cycle
     the transmitter takes it.
 
@@ -63,7 +69,7 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, max_payload=1024, timeout_cycles=1_000_000, quiet_cycles=10_000,
-                 read_latency=1):
+                 read_latency=1, rx_depth=None):
         check_int("max_payload", max_payload)
         if max_payload < 4 or max_payload % 4 or max_payload > 65532:
             raise ValueError(f"max_payload must be a multiple of 4 in [4, 65532], "
@@ -75,6 +81,11 @@ class HostLink(wiring.Component):
             raise ValueError(f"timeout_cycles must be at least 16, not {timeout_cycles}")
         if quiet_cycles < 16:
             raise ValueError(f"quiet_cycles must be at least 16, not {quiet_cycles}")
+        if rx_depth is None:
+            rx_depth = 1 << (max_payload + 15).bit_length()
+        check_pow2("rx_depth", rx_depth)
+        check_int("rx_depth", rx_depth, 16, 1 << 17)
+        self._rx_depth = rx_depth
         self._read_latency = read_latency
         self._max_payload = max_payload
         self._timeout = timeout_cycles
@@ -90,10 +101,14 @@ class HostLink(wiring.Component):
     def max_payload(self):
         return self._max_payload
 
+    @property
+    def rx_depth(self):
+        return self._rx_depth
+
     def elaborate(self, platform):
         m = Module()
         c = LinkCore(m, self, self._max_payload, self._timeout, self._quiet,
-                     self._read_latency)
+                     self._read_latency, self._rx_depth)
         payload_buffer(c)
         receive_stage(c)
         watchdog(c)

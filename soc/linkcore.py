@@ -7,7 +7,7 @@ and the state machine's helpers. :class:`~mxhw.soc.link.HostLink` builds one
 from amaranth import Signal
 from amaranth.lib import enum
 
-__all__ = ["LinkState", "LinkCore"]
+__all__ = ["LinkState", "LinkCore", "RECEIVING"]
 
 
 class LinkState(enum.Enum, shape=5):
@@ -31,6 +31,13 @@ class LinkState(enum.Enum, shape=5):
     TX_DATA = 16
     TX_CRC0 = 17
     TX_CRC1 = 18
+    SKIP = 19
+    TX_SEQ = 20
+
+
+#: the states that take bytes from the receive buffer (in every other state its read
+#: pointer rewinds to the first byte not yet taken: nothing is lost while the link works)
+RECEIVING = ("IDLE", "HDR", "PAYLOAD", "CRC", "DRAIN", "SKIP")
 
 
 class LinkCore:
@@ -43,15 +50,16 @@ class LinkCore:
     m : Module
     rx, tx, bus, errors :
         The :class:`~mxhw.soc.link.HostLink` ports.
-    max_payload, timeout, quiet, read_latency : int
+    max_payload, timeout, quiet, read_latency, rx_depth : int
         The link's parameters; ``nwords = max_payload // 4``.
     state : Signal(LinkState)
         The state register: one-hot in synthesis, without a reset of its own (see
         :meth:`~mxhw.soc.link.HostLink.elaborate`).
     """
 
-    def __init__(self, m, link, max_payload, timeout, quiet, read_latency):
+    def __init__(self, m, link, max_payload, timeout, quiet, read_latency, rx_depth):
         self.m = m
+        self.rx_depth = rx_depth
         self.rx, self.tx, self.bus, self.errors = link.rx, link.tx, link.bus, link.errors
         self.max_payload, self.timeout, self.quiet = max_payload, timeout, quiet
         self.read_latency = read_latency
@@ -61,16 +69,18 @@ class LinkCore:
         self.state = Signal(LinkState, reset_less=True, attrs={"fsm_encoding": "one-hot"})
         self.crc = Signal(16, init=0xFFFF)
         self.crc_en = Signal()        # this cycle's byte goes into the CRC
-        self.hdr = Signal(56)         # cmd, addr, len (LSB first as received)
-        self.addr = self.hdr[8:40]
-        self.length = self.hdr[40:56]
+        self.hdr = Signal(64)         # cmd, seq, addr, len (LSB first as received)
+        self.seq = self.hdr[8:16]
+        self.addr = self.hdr[16:48]
+        self.length = self.hdr[48:64]
         self.crc_bad = Signal()       # the received CRC differs (CHECK -> EXEC)
         self.status = Signal(8)
         self.st_ok = Signal()         # status == OK
         self.l_nz = Signal()          # length != 0 (from the header)
         self.l_four = Signal()        # length == 4
-        self.h_write = Signal()       # the command is WRITE / READ
+        self.h_write = Signal()       # the command is WRITE / READ / PING
         self.h_read = Signal()
+        self.h_ping = Signal()
         self.widx = Signal(range(nwords + 1))   # payload buffer word (write and commit)
         self.baddr = Signal(30)       # bus word address, a counter (no adder on the bus)
         # READ prefetch: the word held, and words still to request / to send
@@ -80,6 +90,11 @@ class LinkCore:
         self.rq_more = Signal()       # rq_left != 0
         self.tx_left = Signal(range(nwords + 1))
         self.tx_more = Signal()       # tx_left != 0
+        # a good request's response, planned in CHECK: words to prefetch and send (a
+        # READ's, or a PING's one), whether there are any, the payload's length
+        self.p_words = Signal(range(nwords + 1))
+        self.p_more = Signal()
+        self.p_len = Signal(16)
 
     def goto(self, name):
         self.m.d.sync += self.state.eq(LinkState[name])

@@ -2,11 +2,11 @@
 that execute a checked request (EXEC, and a WRITE's commit: COMMIT_RD, COMMIT_RD2,
 COMMIT_WR). Part of :class:`~mxhw.soc.link.HostLink`."""
 
-from amaranth import Cat, Signal
+from amaranth import Cat, Mux, Signal
 
 from ..mem import BlockRAM
 from .linkcore import LinkState
-from .protocol import Status
+from .protocol import Status, link_info
 
 __all__ = ["payload_buffer", "read_prefetch", "execute_states"]
 
@@ -30,7 +30,8 @@ def read_prefetch(c):
     """A READ's words, prefetched over the bus (one request in flight, one word held in
     ``c.nword``) while the previous word's bytes go out: 4 cycles per word, not
     4 + latency. Words are left to request only between RESPOND and the last word's
-    request."""
+    request. A PING's one word is the link information (:func:`~mxhw.soc.protocol.link_info`)
+    in place of the bus's."""
     m = c.m
     in_flight = Signal(c.read_latency)
     issue = Signal()
@@ -41,7 +42,10 @@ def read_prefetch(c):
         m.d.sync += [c.baddr.eq(c.baddr + 1), c.rq_left.eq(c.rq_left - 1),
                      c.rq_more.eq(c.rq_left != 1)]
     with m.If(in_flight[-1]):
-        m.d.sync += [c.nword.eq(c.bus.r_data), c.nvalid.eq(1)]
+        # a PING reads one word too (at its address: reads have no side effects) and
+        # answers the link information instead
+        m.d.sync += [c.nword.eq(Mux(c.h_ping, link_info(c.max_payload, c.rx_depth),
+                                    c.bus.r_data)), c.nvalid.eq(1)]
 
 
 def execute_states(c):
@@ -53,7 +57,9 @@ def execute_states(c):
 
     with m.Case(LinkState.EXEC):
         with m.If(c.crc_bad):
-            c.error(Status.BAD_CRC)
+            # the packet's end is not known (its length may be what was corrupted):
+            # discard what follows until the line is quiet, then answer
+            c.error(Status.BAD_CRC, "DRAIN")
         with m.Elif(c.h_write):         # the command's flag, not an 8-bit compare
             # the header was good (a bad one drains): the length is a multiple of 4, so
             # its word count is 0 / 1 exactly when it is 0 / 4

@@ -6,36 +6,74 @@ from contextlib import contextmanager
 
 from amaranth import Cat, Mux, Signal, signed
 
-from .linkcore import LinkState
+from ..mem import BlockRAM
+from .linkcore import RECEIVING, LinkState
 from .protocol import SYNC_REQ, Cmd, Status
 
 __all__ = ["receive_stage", "watchdog", "request_states"]
 
 
 def receive_stage(c):
-    """The receive register: the byte (``c.byte``), its strobe (``c.take``) and every
-    compare the header checks make on it (``c.b_*``), registered together (one cycle of
-    latency, a byte every cycle; ``docs/link.md``, Timing)."""
+    """The receive buffer and the receive register.
+
+    Request bytes go into a ring buffer of ``c.rx_depth`` bytes (block RAM) as they
+    arrive; ``rx.ready`` is low only when it is full. In the receiving states
+    (:data:`~mxhw.soc.linkcore.RECEIVING`) a fetch pointer reads it a byte per cycle; a
+    byte reaches the receive register 3 cycles after its fetch, and the state machine
+    takes it (``c.take``) if it is still receiving, which moves the commit pointer on. In
+    every other state the fetch pointer rewinds to the commit pointer: bytes fetched but
+    not taken are fetched again, so requests sent back to back are all parsed, whatever
+    the link was doing when they arrived.
+
+    The receive register holds the byte (``c.byte``), its strobe (``c.take``) and every
+    compare the header checks make on it (``c.b_*``), registered together (one cycle,
+    after the block RAM's output register; a byte every cycle; ``docs/link.md``,
+    Timing)."""
     m = c.m
+    abits = c.rx_depth.bit_length() - 1
+    m.submodules.rxbuf = rxbuf = BlockRAM(8, c.rx_depth, read_latency=2)
+    w_ptr = Signal(abits + 1)     # next byte to write
+    r_ptr = Signal(abits + 1)     # next byte to take (commit pointer)
+    f_ptr = Signal(abits + 1)     # next byte to fetch
+    c.receiving = receiving = Signal()
+    m.d.comb += receiving.eq(Cat(*(c.state == LinkState[n] for n in RECEIVING)).any())
+    full = Signal()
+    m.d.comb += full.eq((w_ptr[:abits] == r_ptr[:abits]) & (w_ptr[-1] != r_ptr[-1]))
+    m.d.comb += [c.rx.ready.eq(~full), rxbuf.w_addr.eq(w_ptr[:abits]),
+                 rxbuf.w_data.eq(c.rx.payload), rxbuf.w_en.eq(c.rx.valid & ~full),
+                 rxbuf.r_addr.eq(f_ptr[:abits])]
+    with m.If(c.rx.valid & ~full):
+        m.d.sync += w_ptr.eq(w_ptr + 1)
+    fetch = Signal()
+    fetched = Signal(2)           # the fetches of the last two cycles (block RAM latency)
+    m.d.comb += fetch.eq(receiving & (f_ptr != w_ptr))
+    with m.If(~receiving):
+        # rewind; the bytes on their way are dropped (they are fetched again)
+        m.d.sync += [f_ptr.eq(r_ptr), fetched.eq(0)]
+    with m.Else():
+        m.d.sync += fetched.eq(Cat(fetch, fetched[0]))
+        with m.If(fetch):
+            m.d.sync += f_ptr.eq(f_ptr + 1)
+
     c.byte = byte = Signal(8, reset_less=True)
     c.take = take = Signal()
-    rxb = c.rx.payload
+    rxb = rxbuf.r_data
     mp_lo, mp_hi = c.max_payload & 0xFF, c.max_payload >> 8
     flags = {n: Signal(name=n, reset_less=True) for n in (
         "b_sync", "b_gt_cmd", "b_ping", "b_write", "b_read",
         "b_lo2", "b_nz", "b_one", "b_four", "b_gt_lo", "b_gt_hi", "b_eq_hi")}
     for n, s in flags.items():
         setattr(c, n, s)
-    m.d.sync += take.eq(c.rx.valid & c.rx.ready)
+    m.d.sync += take.eq(fetched[1] & receiving)
     m.d.sync += [byte.eq(rxb), c.b_sync.eq(rxb == SYNC_REQ), c.b_gt_cmd.eq(rxb > Cmd.WRITE),
                  c.b_ping.eq(rxb == Cmd.PING), c.b_write.eq(rxb == Cmd.WRITE),
                  c.b_read.eq(rxb == Cmd.READ), c.b_lo2.eq(rxb[:2] != 0),
                  c.b_nz.eq(rxb != 0), c.b_one.eq(rxb == 1), c.b_four.eq(rxb == 4),
                  c.b_gt_lo.eq(rxb > mp_lo), c.b_gt_hi.eq(rxb > mp_hi),
                  c.b_eq_hi.eq(rxb == mp_hi)]
-    # A UART cannot be back-pressured: bytes are always taken, and those that arrive
-    # while the link executes or answers a request are discarded.
-    m.d.comb += c.rx.ready.eq(1)
+    # a byte taken in a receiving state is consumed, whatever that state does with it
+    with m.If(take & receiving):
+        m.d.sync += r_ptr.eq(r_ptr + 1)
 
 
 def watchdog(c):
@@ -77,7 +115,9 @@ def _on_byte(c, bad_any=None, bad=None):
 def request_states(c):
     """The request states, inside the link's ``Switch(state)``: a header checked byte by
     byte, a WRITE's payload into the buffer, the CRC compared (CHECK); a bad header is
-    answered from PAYLOAD / CRC after the rest of the packet drains (DRAIN)."""
+    answered from PAYLOAD / CRC after the rest of the packet drains (DRAIN), a bad CRC
+    likewise (from EXEC); a byte that is no sync byte in IDLE starts an unanswered
+    drain (SKIP)."""
     m, take, byte = c.m, c.take, c.byte
     cnt = Signal(16)              # bytes of the current field / payload
     word = Signal(32)
@@ -90,7 +130,8 @@ def request_states(c):
     len_bad = Signal()            # its length is bad (with h_cmd_bad, h_addr_bad: the
                                   # status code, a function of three flip-flops)
     # header checks, each taken from its byte as it arrives (see HDR)
-    h_cmd_bad, h_ping, h_addr_bad = Signal(), Signal(), Signal()
+    h_cmd_bad, h_addr_bad = Signal(), Signal()
+    h_ping = c.h_ping
     h_lo_nz, h_lo_gt, h_lo_one, h_lo_four = Signal(), Signal(), Signal(), Signal()
     h_len_bad = Signal()          # the length is bad whatever its high byte
     h_bad = Signal()              # the header is bad whatever the length's high byte
@@ -99,8 +140,14 @@ def request_states(c):
 
     with m.Case(LinkState.IDLE):
         m.d.sync += [c.crc.eq(0xFFFF), cnt.eq(0), c.widx.eq(0)]
-        with m.If(take & c.b_sync):
-            c.goto("HDR")
+        with m.If(take):
+            # any other byte: the stream is out of step (a lost or corrupted sync byte):
+            # discard it and what follows it until the line is quiet, unanswered, so
+            # that no byte of a packet whose start was missed is taken for a header
+            with m.If(c.b_sync):
+                c.goto("HDR")
+            with m.Else():
+                c.goto("SKIP")
 
     with m.Case(LinkState.HDR):
         # the next byte may follow on the very next cycle: the header is checked as its
@@ -114,9 +161,9 @@ def request_states(c):
                 with m.Case(0):                       # cmd
                     m.d.sync += [h_cmd_bad.eq(c.b_gt_cmd), h_ping.eq(c.b_ping),
                                  c.h_write.eq(c.b_write), c.h_read.eq(c.b_read)]
-                with m.Case(1):                       # address, low byte
+                with m.Case(2):                       # address, low byte (1: seq)
                     m.d.sync += h_addr_bad.eq(c.b_lo2)
-                with m.Case(5):                       # length, low byte
+                with m.Case(6):                       # length, low byte
                     # what the low byte alone already makes bad, folded here
                     lo_len_bad = c.b_lo2 | (h_ping & c.b_nz)
                     m.d.sync += [h_lo_nz.eq(c.b_nz), h_lo_one.eq(c.b_one),
@@ -124,11 +171,11 @@ def request_states(c):
                                  h_lo_gt.eq(c.b_gt_lo),
                                  h_len_bad.eq(lo_len_bad),
                                  h_bad.eq(h_cmd_bad | h_addr_bad | lo_len_bad)]
-                with m.Case(6):                       # length, high byte
+                with m.Case(7):                       # length, high byte
                     nlen_nz = h_lo_nz | c.b_nz
                     too_long = c.b_gt_hi | (c.b_eq_hi & h_lo_gt)
                     hi_len_bad = too_long | (h_ping & c.b_nz)
-                    nlen = Cat(c.hdr[48:56], byte)
+                    nlen = Cat(c.hdr[56:64], byte)
                     m.d.sync += [cnt.eq(0), p_rem.eq(nlen - 3),
                                  p_last.eq(h_lo_one & ~c.b_nz),
                                  c.l_nz.eq(nlen_nz), c.l_four.eq(h_lo_four & ~c.b_nz)]
@@ -168,10 +215,19 @@ def request_states(c):
     # of the FSM and the bus address counter). The bus address counter is loaded here for
     # a WRITE's commit, whatever EXEC decides (no request is in flight: the counter is
     # free), so its multiplexer sees a state flip-flop, not EXEC's tests.
+    # The response's plan (words to prefetch and send, payload length) is registered here
+    # too, from the header's flags, so RESPOND only masks it with st_ok.
     with m.Case(LinkState.CHECK):
-        m.d.sync += [c.crc_bad.eq(crc_rx != c.crc), c.baddr.eq(c.addr[2:])]
+        m.d.sync += [c.crc_bad.eq(crc_rx != c.crc), c.baddr.eq(c.addr[2:]),
+                     c.p_words.eq(Mux(c.h_read, c.length[2:], c.h_ping)),
+                     c.p_more.eq((c.h_read & c.l_nz) | c.h_ping),
+                     c.p_len.eq(Mux(c.h_read, c.length, Mux(c.h_ping, 4, 0)))]
         c.goto("EXEC")
 
     with m.Case(LinkState.DRAIN):
         with m.If(~take & c.wdog_quiet):
             c.goto("RESPOND")
+
+    with m.Case(LinkState.SKIP):
+        with m.If(~take & c.wdog_quiet):
+            c.goto("IDLE")

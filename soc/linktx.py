@@ -1,5 +1,6 @@
 """The host link's response side: the states that answer a request (RESPOND, then the
-response bytes TX_SYNC .. TX_CRC1, a READ's words from the prefetch). Part of
+response bytes TX_SYNC .. TX_CRC1, a READ's words from the prefetch, a PING's from
+:func:`~mxhw.soc.protocol.link_info`). Part of
 :class:`~mxhw.soc.link.HostLink`."""
 
 from amaranth import Mux, Signal
@@ -11,28 +12,30 @@ __all__ = ["response_states"]
 
 
 def response_states(c):
-    """The response states, inside the link's ``Switch(state)``."""
+    """The response states, inside the link's ``Switch(state)``. A PING's answer is one
+    word, :func:`~mxhw.soc.protocol.link_info`, sent like a READ's prefetched word."""
     m = c.m
     resp_len = Signal(16)
     rword = Signal(32)
     bsel = Signal(2)
 
     with m.Case(LinkState.RESPOND):
-        # OK: the header was good, its length a multiple of 4 (see EXEC)
-        is_read = c.st_ok & c.h_read
-        words = Mux(is_read, c.length[2:], 0)      # to request, and to send
-        more = is_read & c.l_nz
-        m.d.sync += [c.crc.eq(0xFFFF), resp_len.eq(is_read.as_unsigned() * c.length),
+        # the response's plan was registered in CHECK (``c.p_*``); an error answers no
+        # payload. A PING's word is prefetched like a READ's (see read_prefetch).
+        m.d.sync += [c.crc.eq(0xFFFF), resp_len.eq(Mux(c.st_ok, c.p_len, 0)),
                      bsel.eq(0), c.baddr.eq(c.addr[2:]), c.nvalid.eq(0),
-                     c.rq_left.eq(words), c.tx_left.eq(words),
-                     c.rq_more.eq(more), c.tx_more.eq(more)]
+                     c.rq_left.eq(Mux(c.st_ok, c.p_words, 0)),
+                     c.tx_left.eq(Mux(c.st_ok, c.p_words, 0)),
+                     c.rq_more.eq(c.st_ok & c.p_more), c.tx_more.eq(c.st_ok & c.p_more)]
         with m.If(~c.st_ok & (c.errors != 0xFFFF)):
             m.d.sync += c.errors.eq(c.errors + 1)
         c.goto("TX_SYNC")
     with m.Case(LinkState.TX_SYNC):
         c.send(SYNC_RESP, "TX_STATUS", crc_it=False)
     with m.Case(LinkState.TX_STATUS):
-        c.send(c.status, "TX_LEN0")
+        c.send(c.status, "TX_SEQ")
+    with m.Case(LinkState.TX_SEQ):
+        c.send(c.seq, "TX_LEN0")
     with m.Case(LinkState.TX_LEN0):
         c.send(resp_len[:8], "TX_LEN1")
     with m.Case(LinkState.TX_LEN1):

@@ -14,13 +14,24 @@ try:
 except ImportError:  # pragma: no cover
     np_bool = bool
 
-__all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "header_status",
-           "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD",
+__all__ = ["SYNC_REQ", "SYNC_RESP", "Cmd", "Status", "crc16", "request", "response",
+           "header_status", "Response", "parse_response", "ProtocolError", "MAX_PAYLOAD",
+           "PROTOCOL_VERSION", "REQ_HEADER", "RESP_HEADER", "MAX_LENGTH", "link_info", "decode_link_info",
            "check_words"]
 
 SYNC_REQ = 0xA5
 SYNC_RESP = 0x5A
+#: the default ``max_payload`` (a device reports its own: :func:`decode_link_info`)
 MAX_PAYLOAD = 1024
+#: the version of this packet format (a PING's answer carries it): 2 added the sequence
+#: byte, the PING answer and the receive buffer
+PROTOCOL_VERSION = 2
+#: bytes before a request's payload (sync, cmd, seq, addr, len) and a response's (sync,
+#: status, seq, len); a CRC of 2 bytes follows each payload
+REQ_HEADER = 9
+RESP_HEADER = 5
+#: the largest payload any device sends (its ``max_payload`` is at most this)
+MAX_LENGTH = 65532
 
 
 class Cmd:
@@ -69,8 +80,10 @@ def check_words(words):
     return [_check_field(f"word {i}", w, 32) for i, w in enumerate(words)]
 
 
-def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> bytes:
-    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE.
+def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"",
+            seq: int = 0) -> bytes:
+    """A request packet. ``length`` defaults to ``len(payload)`` for WRITE; ``seq`` (a
+    byte) comes back in its response.
 
     Fields that cannot be encoded are refused (nothing wraps): ``cmd`` outside a byte,
     ``addr`` outside ``[0, 2**32)``, ``length`` outside ``[0, 2**16)``, a READ or WRITE
@@ -80,6 +93,7 @@ def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> b
     device answers them with an error status: :func:`header_status`).
     """
     cmd = _check_field("cmd", cmd, 8)
+    seq = _check_field("seq", seq, 8)
     addr = _check_field("addr", addr, 32)
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
@@ -90,8 +104,31 @@ def request(cmd: int, addr: int = 0, length: int = 0, payload: bytes = b"") -> b
     if cmd in (Cmd.READ, Cmd.WRITE) and addr + length > 1 << 32:
         raise ValueError(f"addr 0x{addr:08x} + length {length} runs past the end of the "
                          f"32-bit address space")
-    body = struct.pack("<BIH", cmd, addr, length) + payload
+    body = struct.pack("<BBIH", cmd, seq, addr, length) + payload
     return bytes([SYNC_REQ]) + body + struct.pack("<H", crc16(body))
+
+
+def response(status: int, seq: int = 0, payload: bytes = b"") -> bytes:
+    """A response packet, as the device sends it (the golden form of its answers)."""
+    status = _check_field("status", status, 8)
+    seq = _check_field("seq", seq, 8)
+    body = struct.pack("<BBH", status, seq, _check_field("length", len(payload), 16)) \
+        + bytes(payload)
+    return bytes([SYNC_RESP]) + body + struct.pack("<H", crc16(body))
+
+
+def link_info(max_payload: int, rx_depth: int) -> int:
+    """The word a device answers a PING with: ``max_payload`` in bits 0-15,
+    :data:`PROTOCOL_VERSION` in bits 16-23, ``log2(rx_depth)`` (its receive buffer's
+    bytes) in bits 24-31."""
+    return (_check_field("max_payload", max_payload, 16) | PROTOCOL_VERSION << 16
+            | (_check_field("rx_depth", rx_depth, 32).bit_length() - 1) << 24)
+
+
+def decode_link_info(word: int) -> dict:
+    """:func:`link_info`'s fields: ``max_payload``, ``version``, ``rx_depth``."""
+    return {"max_payload": word & 0xFFFF, "version": word >> 16 & 0xFF,
+            "rx_depth": 1 << (word >> 24 & 0xFF)}
 
 
 def header_status(cmd: int, addr: int, length: int, max_payload: int = MAX_PAYLOAD) -> int:
@@ -111,6 +148,7 @@ def header_status(cmd: int, addr: int, length: int, max_payload: int = MAX_PAYLO
 class Response:
     status: int
     payload: bytes
+    seq: int = 0
 
     @property
     def ok(self):
@@ -126,15 +164,16 @@ def parse_response(data: bytes) -> tuple[Response, bytes]:
     Raises ProtocolError on a malformed packet or CRC mismatch, and ValueError if
     ``data`` is too short to hold the whole packet (read more and try again).
     """
-    if len(data) < 6:
+    h = RESP_HEADER
+    if len(data) < h + 2:
         raise ValueError("incomplete response")
     if data[0] != SYNC_RESP:
         raise ProtocolError(f"response starts with 0x{data[0]:02x}, not 0x{SYNC_RESP:02x}")
-    status, length = struct.unpack("<BH", data[1:4])
-    if len(data) < 6 + length:
+    status, seq, length = struct.unpack("<BBH", data[1:h])
+    if len(data) < h + 2 + length:
         raise ValueError("incomplete response")
-    body = data[1:4 + length]
-    (crc,) = struct.unpack("<H", data[4 + length:6 + length])
+    body = data[1:h + length]
+    (crc,) = struct.unpack("<H", data[h + length:h + 2 + length])
     if crc != crc16(body):
         raise ProtocolError(f"response CRC 0x{crc:04x} does not match 0x{crc16(body):04x}")
-    return Response(status, bytes(data[4:4 + length])), data[6 + length:]
+    return Response(status, bytes(data[h:h + length]), seq), data[h + 2 + length:]

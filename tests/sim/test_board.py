@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxhw import golden
-from mxhw.sim.board import UartLine
+from mxhw.soc.vboard import UartLine
 from mxhw.soc.driver import Accelerator, SerialTransport
 from mxhw.soc.top import ID_VALUE, SoCConfig
 from support.hyp import budget

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.hyp import budget
-from support.robust import FaultyTransport, faults, initial_word, run_threads
+from support.robust import FaultyTransport, connected, faults, initial_word, run_threads
 
 from mxhw.soc import protocol as P
 from mxhw.soc.driver import Accelerator, DeviceError, NoResponse
@@ -30,8 +30,7 @@ def op():
 @budget(200)
 @given(ops=st.lists(op(), min_size=1, max_size=8), pattern=faults())
 def test_faulty_answers_never_cross(ops, pattern):
-    t = FaultyTransport(pattern)
-    acc = Accelerator(t, timeout=0.01, resync_time=0.01)
+    t, acc = connected(pattern, timeout=0.01, resync_time=0.01)
     for kind, addr, arg in ops:
         try:
             if kind == "read":
@@ -56,14 +55,12 @@ def test_faulty_answers_never_cross(ops, pattern):
        arg=st.integers(0, 1 << 16), n=st.integers(1, 8))
 def test_one_fault_on_a_read_is_retried(fault, arg, n):
     """A single damaged answer to a READ: retried once, the right data returned."""
-    t = FaultyTransport([(fault, arg)])
-    acc = Accelerator(t, timeout=0.01, resync_time=0.01)
+    t, acc = connected([(fault, arg)], timeout=0.01, resync_time=0.01)
     assert acc.read_words(40, n) == [initial_word(40 + 4 * i) for i in range(n)]
 
 
 def test_write_is_not_retried():
-    t = FaultyTransport([("drop", 0)])
-    acc = Accelerator(t, timeout=0.01, resync_time=0.01)
+    t, acc = connected([("drop", 0)], timeout=0.01, resync_time=0.01)
     with pytest.raises(NoResponse):
         acc.write_words(0, [7])
     assert [r[0] for r in t.requests] == [P.Cmd.WRITE]          # sent once
@@ -71,16 +68,14 @@ def test_write_is_not_retried():
 
 
 def test_two_faults_raise():
-    t = FaultyTransport([("drop", 0), ("drop", 0)])
-    acc = Accelerator(t, timeout=0.01, resync_time=0.01)
+    t, acc = connected([("drop", 0), ("drop", 0)], timeout=0.01, resync_time=0.01)
     with pytest.raises(NoResponse, match="did not answer"):
         acc.read_words(0, 1)
     assert acc.read_words(8, 1) == [initial_word(8)]
 
 
 def test_retries_zero():
-    t = FaultyTransport([("drop", 0)])
-    acc = Accelerator(t, timeout=0.01, resync_time=0.01, retries=0)
+    t, acc = connected([("drop", 0)], timeout=0.01, resync_time=0.01, retries=0)
     with pytest.raises(NoResponse):
         acc.ping()
     acc.ping()
@@ -92,17 +87,16 @@ def test_short_answer_to_a_read_raises():
         def _execute(self, pkt):
             resp = super()._execute(pkt)
             if pkt[1] == P.Cmd.READ:
-                body = bytes([P.Status.OK, 4, 0]) + resp[4:8]
-                return bytes([P.SYNC_RESP]) + body + P.crc16(body).to_bytes(2, "little")
+                h = P.RESP_HEADER
+                return P.response(P.Status.OK, pkt[2], resp[h:h + 4])
             return resp
-    acc = Accelerator(Short(), timeout=0.01, resync_time=0.01)
+    _, acc = connected(transport=Short(), timeout=0.01, resync_time=0.01)
     with pytest.raises(P.ProtocolError, match="a 4-byte answer .* READ that expects 8"):
         acc.read_words(0, 2)
 
 
 def test_interrupt_leaves_nothing_stale():
-    t = FaultyTransport([("interrupt", 0)])
-    acc = Accelerator(t, timeout=0.01, resync_time=0.01)
+    t, acc = connected([("interrupt", 0)], timeout=0.01, resync_time=0.01)
     with pytest.raises(KeyboardInterrupt):
         acc.read_words(0, 1)
     assert acc.read_words(40, 1) == [initial_word(40)]
@@ -111,8 +105,7 @@ def test_interrupt_leaves_nothing_stale():
 def test_threads_share_one_accelerator():
     """Threads on one Accelerator: each gets its own answers (the lock serialises the
     exchanges; the transport yields the processor inside every read)."""
-    t = FaultyTransport(slow=0.0002)
-    acc = Accelerator(t, timeout=0.01)
+    t, acc = connected(transport=FaultyTransport(slow=0.0002), timeout=0.01)
 
     def worker(k):
         for i in range(20):

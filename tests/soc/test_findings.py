@@ -2,7 +2,6 @@
 the simulated SoC where the finding was measured (pysim), or on the call that was wrong."""
 
 import dataclasses
-import struct
 import time
 
 import numpy as np
@@ -68,8 +67,8 @@ def test_1_short_answer_raises():
             resp = super()._execute(pkt)
             if pkt[1] != P.Cmd.READ:
                 return resp
-            body = bytes([P.Status.OK, 4, 0]) + resp[4:8]
-            return bytes([P.SYNC_RESP]) + body + struct.pack("<H", P.crc16(body))
+            h = P.RESP_HEADER
+            return P.response(P.Status.OK, pkt[2], resp[h:h + 4])
     with pytest.raises(P.ProtocolError, match="expects 8 bytes"):
         Accelerator(OneWord(), timeout=0.01, resync_time=0.01).read_words(0, 2)
 
@@ -106,8 +105,8 @@ def test_3_request_refuses(args, exc, msg):
 def test_3_request_still_encodes_what_the_device_rejects():
     """Unknown commands, unaligned addresses and bad lengths stay encodable (the device
     answers them with an error status; the link's tests send them)."""
-    assert len(P.request(7)) == 10 and len(P.request(P.Cmd.READ, 2, 6)) == 10
-    assert P.request(P.Cmd.READ, 2**32 - 4, 4)[2:6] == b"\xfc\xff\xff\xff"
+    assert len(P.request(7)) == 11 and len(P.request(P.Cmd.READ, 2, 6)) == 11
+    assert P.request(P.Cmd.READ, 2**32 - 4, 4)[3:7] == b"\xfc\xff\xff\xff"
 
 
 # ---- finding 4: register fields overflowed ----

@@ -5,6 +5,7 @@ import struct
 import pytest
 from hypothesis import example, given, strategies as st
 from support.hyp import budget
+from support.linkstream import raw_request
 
 from mxhw import sim
 from mxhw.soc import protocol as P
@@ -94,7 +95,10 @@ def read(addr_word, n):
 
 def test_ping_write_read():
     async def script(xfer, drain):
-        assert (await xfer(P.request(P.Cmd.PING))).status == P.Status.OK
+        r = await xfer(P.request(P.Cmd.PING, seq=9))
+        assert r.status == P.Status.OK and r.seq == 9
+        assert P.decode_link_info(r.words()[0]) == {
+            "max_payload": MAXP, "version": P.PROTOCOL_VERSION, "rx_depth": 64}
         assert (await xfer(write(3, [1, 2, 0xDEADBEEF]))).status == P.Status.OK
         r = await xfer(read(2, 4))
         assert r.ok and r.words() == [0, 1, 2, 0xDEADBEEF]
@@ -202,13 +206,6 @@ ops = st.one_of(
               st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), st.integers(1, 100)),
     st.tuples(st.just("junk"), st.binary(min_size=1, max_size=40)),
 )
-
-
-def raw_request(cmd, addr, length, payload=b""):
-    """A request packet with any header fields, as the device may receive them
-    (:func:`protocol.request` refuses a READ/WRITE that runs past the address space)."""
-    body = struct.pack("<BIH", cmd, addr, length) + payload
-    return bytes([P.SYNC_REQ]) + body + struct.pack("<H", P.crc16(body))
 
 
 @budget(60)

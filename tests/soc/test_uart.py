@@ -144,11 +144,15 @@ def test_board_soc_through_the_serial_lines():
     got = []
 
     async def host(ctx):
-        for pkt, n in [(P.request(P.Cmd.PING), 6), (P.request(P.Cmd.READ, 0, 4), 10)]:
+        for pkt, n in [(P.request(P.Cmd.PING, seq=1), 11),
+                       (P.request(P.Cmd.READ, 0, 4, seq=2), 11)]:
             await sim.stream_send(ctx, htx.i, pkt)
             data = bytes(await sim.stream_recv(ctx, hrx.o, n, timeout=2000))
             got.append(P.parse_response(data)[0])
 
     sim.run(m, host)
-    assert got[0].ok and got[0].payload == b""
-    assert got[1].ok and got[1].words() == [ID_VALUE]
+    assert got[0].ok and got[0].seq == 1
+    assert P.decode_link_info(got[0].words()[0]) == {
+        "max_payload": cfg.max_payload, "version": P.PROTOCOL_VERSION,
+        "rx_depth": 1 << (cfg.max_payload + 15).bit_length()}
+    assert got[1].ok and got[1].seq == 2 and got[1].words() == [ID_VALUE]

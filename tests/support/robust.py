@@ -2,11 +2,10 @@
 drops, delays, duplicates, truncates and corrupts its answers, and the SoC CLI runner.
 
 The fake device is a model written here from ``soc/PROTOCOL.md`` (not from the driver): it
-executes every well-formed request on its own word memory and answers it; a fault then
-decides what reaches the host. A delayed answer arrives after the read waiting for it has
-given up (before the driver's re-synchronisation ends: the protocol has no sequence
-numbers, so an answer later than that cannot be told from the next one; PROTOCOL.md says
-so).
+executes every well-formed request on its own word memory and answers it (echoing its
+sequence number; a PING with the link information of a 1024-byte ``max_payload``); a fault
+then decides what reaches the host. A delayed answer arrives after the read waiting for it
+has given up: the driver must drop it by its sequence number.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 from mxhw.soc import protocol as P
 
-__all__ = ["FAULTS", "FaultyTransport", "faults", "initial_word", "run_cli"]
+__all__ = ["FAULTS", "FaultyTransport", "faults", "initial_word", "run_cli", "connected"]
 
 #: what can happen to one answer
 FAULTS = ("ok", "drop", "delay", "duplicate", "truncate", "corrupt", "noise", "interrupt")
@@ -67,20 +66,22 @@ class FaultyTransport:
     # ---- the device ----
     def _execute(self, pkt):
         assert pkt[0] == P.SYNC_REQ, pkt
-        cmd, addr, length = struct.unpack("<BIH", pkt[1:8])
+        cmd, seq, addr, length = struct.unpack("<BBIH", pkt[1:P.REQ_HEADER])
         body = pkt[1:-2]
         assert struct.unpack("<H", pkt[-2:])[0] == P.crc16(body), "driver sent a bad CRC"
         self.requests.append((cmd, addr, length))
         payload = b""
-        if cmd == P.Cmd.READ:
+        if cmd == P.Cmd.PING:
+            payload = struct.pack("<I", P.link_info(P.MAX_PAYLOAD, 2048))
+        elif cmd == P.Cmd.READ:
             payload = struct.pack(f"<{length // 4}I",
                                   *(self.word(addr + 4 * i) for i in range(length // 4)))
         elif cmd == P.Cmd.WRITE:
-            words = struct.unpack(f"<{length // 4}I", pkt[8:8 + length])
+            h = P.REQ_HEADER
+            words = struct.unpack(f"<{length // 4}I", pkt[h:h + length])
             for i, w in enumerate(words):
                 self.mem[addr + 4 * i] = w
-        body = struct.pack("<BH", P.Status.OK, len(payload)) + payload
-        return bytes([P.SYNC_RESP]) + body + struct.pack("<H", P.crc16(body))
+        return P.response(P.Status.OK, seq, payload)
 
     # ---- the transport ----
     def write(self, data: bytes):
@@ -122,6 +123,19 @@ class FaultyTransport:
 
     def close(self):
         self.closed = True
+
+
+def connected(faults=(), transport=None, **kwargs):
+    """``(transport, Accelerator)`` on a :class:`FaultyTransport` (or ``transport``) whose
+    link information the driver has already asked for (its PING, answered unharmed):
+    ``faults`` then apply to the calls the test makes, from the first."""
+    from mxhw.soc.driver import Accelerator
+    t = FaultyTransport() if transport is None else transport
+    acc = Accelerator(t, **kwargs)
+    acc.ping()
+    t.requests.clear()
+    t.faults = list(faults)
+    return t, acc
 
 
 def run_cli(*args, timeout=120):
