@@ -84,6 +84,9 @@ def activation_ints(x: MXArray, align_width: int | None = None):
     scales = np.asarray(x.scales, dtype=np.int64)
     nan = scales == x.fmt.scale.nan_code
     if el.kind == "fp":
+        if align_width is None:
+            raise ValueError(f"align_width is needed for floating-point activations "
+                             f"({x.fmt.name!r}; exact: exact_align_width)")
         check_int("align_width", align_width, 2, 62)
         ints, sexp = align_block(codes, el, align_width, "truncate")
         nan = nan | el.nonfinite_mask[codes].any(axis=-1)
