@@ -324,3 +324,53 @@ def test_unit_64x256_compiled(act):
         assert raw == list(ref)
         assert cycles <= 16 * 64 * prec + 40, (family, cycles)
         print(f"{act} {family}: 64 x 256 GEMV in {cycles} cycles")
+
+
+@pytest.mark.parametrize("kw", [
+    dict(gemv_pes=1, gemv_lanes=32, gemv_max_rows=1, gemv_max_cols=32),
+    dict(gemv_pes=2, gemv_lanes=1, gemv_max_rows=4, gemv_max_cols=64, gemv_act="mxfp8_e4m3",
+         gemv_families="bitmod_fp3,int3"),
+])
+@budget(3)
+@given(data=st.data())
+def test_unit_edge_geometries(kw, data):
+    """One row pass, one block, a whole block per beat; one lane per beat, two families,
+    MXFP8: equal to the twin."""
+    acc = device(**kw)
+    cfg = gemv_config(acc)
+    family = data.draw(st.sampled_from(cfg["families"]))
+    rows = data.draw(st.integers(1, cfg["max_rows"]))
+    cols = BLOCK * data.draw(st.integers(1, cfg["max_cols"] // BLOCK))
+    q = data.draw(bitmod_weights(family, rows, cols))
+    x = data.draw(mx_vector(cfg["act_fmt"], cols))
+    _, raw = gemv_run(acc, gemv_upload_weights(acc, q), x, raw=True)
+    assert raw == list(gemv_fixed(q, x, ACC, cfg["align_width"] or None, return_raw=True)[1])
+
+
+def test_unit_ignores_writes_while_busy_and_empty_starts():
+    """Operand and register writes while the unit is busy change nothing; a START with
+    ROWS = 0 finishes at once."""
+    from mxhw.soc.gemv_map import gemv_address
+    acc = device(gemv_act="mxint8")
+    rng = np.random.default_rng(5)
+    q = bs.quantize_int_scale(rng.standard_normal((16, 128)), "bitmod_fp4", group=32)
+    x = golden.quantize(rng.standard_normal(128), "mxint8")
+    h = gemv_upload_weights(acc, q)
+    gemv_run(acc, h, x)                       # uploads the weights and activations
+    reg = lambda n: gemv_address("regs", GEMV_REGS[n])      # noqa: E731
+    acc.write_words(reg("START"), [1])
+    acc.write_words(gemv_address("w"), [0xFFFFFFFF] * 4)        # busy: ignored
+    acc.write_words(gemv_address("x"), [0x7F7F7F7F] * 8)
+    acc.write_words(reg("COLS"), [32])
+    assert acc.read_words(reg("STATUS"), 1)[0] & 1                 # still busy
+    for _ in range(200):
+        if acc.read_words(reg("STATUS"), 1)[0] & 2:
+            break
+    words = acc.read_words(gemv_address("y"), 16)
+    ref = gemv_fixed(q, x, ACC, return_raw=True)[1]
+    assert [w - ((w >> 31) << 32) for w in words] == list(ref)
+    assert acc.read_words(reg("COLS"), 1)[0] == 128
+    acc.write_words(reg("ROWS"), [0])
+    acc.write_words(reg("START"), [1])
+    assert acc.read_words(reg("STATUS"), 1)[0] == 2                # done, not busy
+    assert acc.read_words(gemv_address("y"), 16) == words          # nothing written
