@@ -30,7 +30,7 @@ from .gemv_map import (ACT_FORMATS, FAMILY_BITS, GEMV_BASE, GEMV_KIND, GEMV_REGS
 from .regmap import FORMAT_IDS, decode, lanes_log2
 
 __all__ = ["GemvWeights", "gemv_config", "gemv_upload_weights", "gemv_upload_activations",
-           "gemv_run"]
+           "gemv_run", "gemv_matmul"]
 
 #: which handle's words each device's weight memories hold
 _RESIDENT = weakref.WeakKeyDictionary()
@@ -220,6 +220,22 @@ def gemv_run(acc, h: GemvWeights, x, fmt=None, poll_limit=10_000, raw=False):
         nan = spec[r // cfg["pes"]] >> (r % cfg["pes"]) & 1
         y[r] = np.nan if nan else float(np.ldexp(float(v), -F))
     return (y, regs) if raw else y
+
+
+def gemv_matmul(acc, h: GemvWeights, xs, fmt=None, poll_limit=10_000):
+    """``Y = X W^T`` for activations ``xs`` (tokens x cols: floats, each row quantised
+    along cols, or a sequence of MX vectors): one :func:`gemv_run` per token on the
+    resident weights. Returns float64 (tokens, rows)."""
+    if isinstance(xs, golden.MXArray):
+        raise TypeError("xs must be a 2-D float array or a sequence of 1-D MX vectors, not "
+                        "one MXArray")
+    if not isinstance(xs, (list, tuple)):
+        from ..golden.quantize import to_numpy
+        xs = to_numpy(xs)
+        if xs.ndim != 2:
+            raise ValueError(f"xs must be 2-D (tokens, cols), not of shape {xs.shape}")
+    return np.stack([gemv_run(acc, h, x, fmt, poll_limit) for x in xs]) if len(xs) else \
+        np.zeros((0, h.shape[0]))
 
 
 assert set(ACT_FORMATS) <= set(FORMAT_IDS)

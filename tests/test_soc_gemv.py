@@ -374,3 +374,24 @@ def test_unit_ignores_writes_while_busy_and_empty_starts():
     acc.write_words(reg("START"), [1])
     assert acc.read_words(reg("STATUS"), 1)[0] == 2                # done, not busy
     assert acc.read_words(gemv_address("y"), 16) == words          # nothing written
+
+
+def test_gemm_and_gemv_units_side_by_side():
+    """A SoC with both units: the GEMM unit's matmul and the GEMV unit's GEMVs (a token
+    batch through gemv_matmul) both equal golden; neither disturbs the other."""
+    from mxhw.soc.gemv_host import gemv_matmul
+    acc = device(rows=2, cols=2, max_k=64, gemv_max_rows=8, gemv_max_cols=64)
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((5, 64))
+    xs = rng.standard_normal((3, 64))
+    h = gemv_upload_weights(acc, w, "int4")
+    a, b = rng.standard_normal((3, 64)), rng.standard_normal((64, 2))
+    c = acc.matmul(a, b)
+    ys = gemv_matmul(acc, h, xs)
+    assert np.array_equal(c, golden.gemm(golden.quantize(a, "mxfp4", axis=1),
+                                         golden.quantize(b, "mxfp4", axis=0), ACC))
+    ref = np.stack([gemv_fixed(h.q, golden.quantize(x, "mxint8"), ACC) for x in xs])
+    assert np.array_equal(ys, ref)
+    assert gemv_matmul(acc, h, np.zeros((0, 64))).shape == (0, 5)
+    with pytest.raises(ValueError, match=r"xs must be 2-D \(tokens, cols\)"):
+        gemv_matmul(acc, h, np.ones(64))
