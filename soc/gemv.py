@@ -27,7 +27,7 @@ from ..lib.signals import delay_line
 from ..pe.bitserial_engine import BitSerialGEMV
 from .bus import BusSignature
 from .gemm import check_unit_acc
-from .gemv_map import (FAMILY_BITS, GEMV_KIND, GEMV_REGION, GEMV_REGISTERS, gemv_encode)
+from .gemv_map import FAMILY_BITS, GEMV_KIND, GEMV_REGION, GEMV_REGISTERS, gemv_encode
 from .regmap import FORMAT_IDS, UNIT_ADDR_BITS, encode, lanes_log2
 from .unit import bus_reads, lane_memories, reg_writes, result_memories, start_strobe
 
@@ -97,10 +97,12 @@ class GemvUnit(wiring.Component):
     bus : In(BusSignature(UNIT_ADDR_BITS))
     busy : Out(1)
 
-    Latency: a START of ``R x K`` takes about ``ceil(R / pes) * K / lanes * prec``
-    cycles (``prec``: the widest serial precision of a block's types: BitMoD FP4 6, FP3 4,
-    INT4 4, INT3 3), plus the engine's drain and a few cycles of read and write pipeline
-    (BUSY_CYCLES counts them).
+    Latency: a START of ``R x K`` is busy ``ceil(R / pes) * K / lanes * prec`` cycles
+    plus about 17 (the engine's drain, the read, shift and write pipeline; BUSY_CYCLES
+    counts them), ``prec`` being per block the widest serial precision of the pass's
+    types (BitMoD FP4 5 or 6, FP3 4, INT4 4, INT3 3). Throughput ``pes * lanes``
+    weights per ``prec`` cycles. Golden twin: :func:`mxhw.golden.gemv_unit.gemv_fixed`
+    (the result registers).
 
     Raises
     ------
@@ -233,7 +235,8 @@ class GemvUnit(wiring.Component):
             m.d.comb += bexp.eq(xs_bits[:8])
             nan = xs_bits[:8] == 0xFF
             lat = 0
-        ctl = {"jb": jb, "first": blk == 0, "last": blk == nblk - 1, "pass": pss[:max(pass_bits, 1)]}
+        ctl = {"jb": jb, "first": blk == 0, "last": blk == nblk - 1,
+               "pass": pss[:max(pass_bits, 1)]}
         ctl = {k: delay_line(m, v, 2 + lat, f"ctl_{k}") for k, v in ctl.items()}
         aw = self.act_width
         beat_a = ints.word_select(ctl["jb"], L * aw) if lb else ints[:L * aw]
