@@ -102,6 +102,11 @@ def gemv_upload_weights(acc, w, fmt=None) -> GemvWeights:
                          f"{', '.join(cfg['families'])}, not {q.family!r}")
     if q.group % BLOCK:
         raise ValueError(f"the weights' group ({q.group}) must be a multiple of {BLOCK}")
+    n_types = len(_bs.FAMILIES[q.family])
+    if q.types.min() < 0 or q.types.max() >= n_types or q.scale_int.min() < 0:
+        raise ValueError(f"the weights' type indices must lie in [0, {n_types - 1}] and "
+                         f"their scales be >= 0")
+    q.weight_ints()                       # every code in its type's range (ValueError)
     if not (1 <= R <= cfg["max_rows"] and BLOCK <= K <= cfg["max_cols"]):
         raise ValueError(f"W is {R} x {K}; the device's GEMV unit takes 1 .. "
                          f"{cfg['max_rows']} rows and {BLOCK} .. {cfg['max_cols']} columns")

@@ -205,6 +205,7 @@ def test_host_refuses_what_is_not_built():
     acc = device(gemv_act="mxint8", gemv_families="bitmod_fp4")
     rng = np.random.default_rng(3)
     w = rng.standard_normal((4, 64))
+    q0 = bs.quantize_int_scale(w, "bitmod_fp4", group=32)
     cases = [
         (lambda: gemv_upload_weights(acc, w, "int3"), "built for the weight families "
          "bitmod_fp4, not 'int3'"),
@@ -223,6 +224,10 @@ def test_host_refuses_what_is_not_built():
         (lambda: gemv_upload_weights(acc, bs.quantize_int_scale(w, "bitmod_fp4", 32), "int4"),
          "quantised as 'bitmod_fp4'"),
         (lambda: gemv_run(acc, w, np.ones(64)), "the handle gemv_upload_weights returned"),
+        (lambda: gemv_upload_weights(acc, _with(q0, types=q0.types + 4)),
+         r"type indices must lie in \[0, 3\]"),
+        (lambda: gemv_upload_weights(acc, _with(q0, codes=q0.codes + 16)),
+         r"codes must lie in \[0, 15\]"),
     ]
     h = gemv_upload_weights(acc, w, "bitmod_fp4")
     assert isinstance(h, GemvWeights)
@@ -241,6 +246,11 @@ def test_host_refuses_what_is_not_built():
     x = rng.standard_normal(64)
     _, raw = gemv_run(acc, h, x, raw=True)
     assert raw == list(gemv_fixed(h.q, golden.quantize(x, "mxint8"), ACC, return_raw=True)[1])
+
+
+def _with(q, **changes):
+    import dataclasses
+    return dataclasses.replace(q, **changes)
 
 
 def test_host_refuses_a_soc_without_the_unit():
