@@ -287,22 +287,26 @@ class GemvUnit(wiring.Component):
         T = len(eng.o.payload[0])
         C = self._shift_const()
         lim = 1 << W
-        a_valid, a_first, a_last, a_nan = Signal(), Signal(), Signal(), Signal()
-        a_pass = Signal(max(pass_bits, 1))
+        # two stages: the shift amounts (registered with the term), then the shift and
+        # the clamp to +-2**W (registered), so no adder feeds the barrel shifter
+        flags = {"valid": eng.o.valid, "first": sv.first, "last": sv.last, "nan": sv.nan,
+                 "rpass": sv.rpass}
+        a = {k: delay_line(m, v, 2, f"a_{k}") for k, v in flags.items()}
+        a_valid, a_first, a_last, a_nan, a_pass = (a[k] for k in flags)
         vs = [Signal(signed(W + 2), name=f"v{n}") for n in range(P)]
-        m.d.sync += [a_valid.eq(eng.o.valid), a_first.eq(sv.first), a_last.eq(sv.last),
-                     a_nan.eq(sv.nan), a_pass.eq(sv.rpass)]
         for n in range(P):
             sh = Signal(signed(ew + 2), name=f"sh{n}")
             rexp = sv.rexp[n * EXP_BITS:(n + 1) * EXP_BITS].as_signed()
             m.d.comb += sh.eq(rexp + sv.bexp + C)
-            t = eng.o.payload[n]
+            t = Signal(signed(T), name=f"t{n}")
+            left = Signal(name=f"left{n}")
             ls = Signal(range(W + 2), name=f"ls{n}")
             rs = Signal(range(T + 1), name=f"rs{n}")
-            m.d.comb += [ls.eq(Mux(sh > W + 1, W + 1, Mux(sh > 0, sh, 0))),
+            m.d.sync += [t.eq(eng.o.payload[n]), left.eq(sh >= 0),
+                         ls.eq(Mux(sh > W + 1, W + 1, Mux(sh > 0, sh, 0))),
                          rs.eq(Mux(-sh > T, T, Mux(sh < 0, -sh, 0)))]
             x = Signal(signed(T + W + 2), name=f"x{n}")
-            m.d.comb += x.eq(Mux(sh >= 0, t << ls, t >> rs))
+            m.d.comb += x.eq(Mux(left, t << ls, t >> rs))
             m.d.sync += vs[n].eq(Mux(x > lim, lim, Mux(x < -lim, -lim, x)))
 
         res = Signal(data.StructLayout({"data": data.ArrayLayout(signed(W), P),
