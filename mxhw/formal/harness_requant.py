@@ -93,15 +93,10 @@ class RequantEquiv(Harness):
     def inputs(self):
         return list(self.v)
 
-    def elaborate(self, platform):
-        m = Module()
-        self.setup(m)
-        m.submodules.dut = dut = self.dut
-        W, lat = self.W, dut.latency
-        m.d.comb += [dut.i.valid.eq(1), dut.o.ready.eq(1)]
-        for j, v in enumerate(self.v):
-            m.d.comb += dut.i.payload[j].eq(v)
-        vs = [delay_line(m, v, lat, f"ref_v{j}") for j, v in enumerate(self.v)]
+    def reference(self, m, vs):
+        """The reference in ``m`` for the inputs ``vs`` (signed ``in_width``): ``(scale
+        code, element codes (8-bit), mode)`` (``mode`` is ``None`` unless MXSF)."""
+        W = self.W
         negs = [v < 0 for v in vs]
         us = []
         for j, v in enumerate(vs):
@@ -152,15 +147,25 @@ class RequantEquiv(Harness):
                     m.d.comb += o.eq(c | (negs[j] << md.sign_bit))
                 out.append(o)
             res.append((scale, out, err))
-        ready = cycles_since_start(m, lat)
-        pl = dut.o.payload
         if self.mxsf:
             mode = Signal(name="ref_mode")
             m.d.comb += mode.eq(res[1][2] < res[0][2])
-            scale = Mux(mode, res[1][0], res[0][0])
-            outs = [Mux(mode, b, a) for a, b in zip(res[0][1], res[1][1])]
-        else:
-            scale, outs = res[0][0], res[0][1]
+            return (Mux(mode, res[1][0], res[0][0]),
+                    [Mux(mode, b, a) for a, b in zip(res[0][1], res[1][1])], mode)
+        return res[0][0], res[0][1], None
+
+    def elaborate(self, platform):
+        m = Module()
+        self.setup(m)
+        m.submodules.dut = dut = self.dut
+        lat = dut.latency
+        m.d.comb += [dut.i.valid.eq(1), dut.o.ready.eq(1)]
+        for j, v in enumerate(self.v):
+            m.d.comb += dut.i.payload[j].eq(v)
+        vs = [delay_line(m, v, lat, f"ref_v{j}") for j, v in enumerate(self.v)]
+        scale, outs, mode = self.reference(m, vs)
+        ready = cycles_since_start(m, lat)
+        pl = dut.o.payload
         with m.If(ready):
             m.d.comb += Assert(dut.o.valid, "o.valid after the latency")
             if "scale" in self.parts:

@@ -180,7 +180,7 @@ def link_proofs():
             ("link_ping_slow", lambda: ping_stream(1), dict(gap=2, stall=1), True, "proved"),
             ("link_2ping_b2b", lambda: ping_stream(2), dict(gap=0, stall=0), False, bug),
             ("link_nested_write", nested_write_stream,
-             dict(gap=0, stall=0, parts=("writes",)), False, bug),
+             dict(gap=2, stall=0, parts=("writes",)), False, bug),
             ("link_2ping", lambda: ping_stream(2), dict(gap=2, stall=1), True, bug)):
         build, depth = link(make, **kw)
         prop = (f"{', '.join(kw.get('parts', ('writes', 'responses', 'live')))}, "
