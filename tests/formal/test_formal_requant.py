@@ -15,7 +15,7 @@ from mxhw.dequant import Requantizer
 from mxhw.dequant import requant as requant_mod
 from mxhw.formal.harness_requant import RequantEquiv
 from mxhw.formal.reference import magnitudes
-from support.formal import prove
+from support.formal import caught, pass_streams, prove
 from support.hyp import budget
 
 
@@ -106,10 +106,6 @@ def test_mxsf_proved(tmp_path):
 
 # -- mutations ---------------------------------------------------------------------------
 
-def _caught(r):
-    assert r.status == "failed", r.line()
-    assert r.vcd is not None and r.vcd.exists(), r.line()
-
 
 class ScaleOffByOne(Requantizer):
     """The scale code one too large (elements unchanged)."""
@@ -119,10 +115,8 @@ class ScaleOffByOne(Requantizer):
                                                  in_width=self.in_width,
                                                  in_frac=self.in_frac,
                                                  pipeline=self.latency)
-        m.d.comb += [inner.i.payload.eq(self.i.payload), inner.i.valid.eq(self.i.valid),
-                     self.i.ready.eq(inner.i.ready), self.o.payload.eq(inner.o.payload),
-                     self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready),
-                     self.o.payload.scale.eq(inner.o.payload.scale + 1)]
+        pass_streams(m, inner, self)
+        m.d.comb += self.o.payload.scale.eq(inner.o.payload.scale + 1)
         return m
 
 
@@ -137,7 +131,7 @@ class RoundHalfUp(Requantizer):
 @pytest.mark.parametrize("mutant,fmt", [(ScaleOffByOne, "mxfp4"), (RoundHalfUp, "mxfp4"),
                                         (RoundHalfUp, "mxint8")])
 def test_requant_mutation_caught(tmp_path, mutant, fmt):
-    _caught(prove(tmp_path, "mut", RequantEquiv(fmt, 2, 8, 4, dut=mutant)))
+    caught(prove(tmp_path, "mut", RequantEquiv(fmt, 2, 8, 4, dut=mutant)))
 
 
 class MXSFErrorShifted(Requantizer):
@@ -158,5 +152,5 @@ class MXSFErrorShifted(Requantizer):
 
 @pytest.mark.toolchain
 def test_mxsf_mutation_caught(tmp_path):
-    _caught(prove(tmp_path, "mut", RequantEquiv("mxsf", 2, 6, 3, dut=MXSFErrorShifted),
+    caught(prove(tmp_path, "mut", RequantEquiv("mxsf", 2, 6, 3, dut=MXSFErrorShifted),
                   depth=3))

@@ -16,7 +16,7 @@ from mxhw.formal.proofs import SEQ_K_SAMPLED_FIXED
 from mxhw.pe import BitSerialPE
 from mxhw.systolic.driver import ws_beats
 from mxhw.systolic.seq import GemmSequencer
-from support.formal import prove
+from support.formal import caught, pass_streams, prove
 from support.hyp import budget
 
 
@@ -69,10 +69,6 @@ def test_sequencer_proved(tmp_path, args):
 
 # -- mutations --------------------------------------------------------------------------------
 
-def _caught(r):
-    assert r.status == "failed", r.line()
-    assert r.vcd is not None and r.vcd.exists(), r.line()
-
 
 class PEDroppedReady(BitSerialPE):
     """``i.ready`` stuck high: a beat offered while the PE works is lost."""
@@ -80,9 +76,8 @@ class PEDroppedReady(BitSerialPE):
         m = Module()
         m.submodules.inner = inner = BitSerialPE(self.act_width, self.max_wbits, self.lanes,
                                                  self.msb_first, self.acc_width)
-        m.d.comb += [inner.i.payload.eq(self.i.payload), inner.i.valid.eq(self.i.valid),
-                     self.i.ready.eq(1), self.o.payload.eq(inner.o.payload),
-                     self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready)]
+        pass_streams(m, inner, self)
+        m.d.comb += self.i.ready.eq(1)
         return m
 
 
@@ -92,11 +87,8 @@ class DequantSignLost(BitSerialDequant):
         m = Module()
         m.submodules.inner = inner = BitSerialDequant(self.sum_width, self.scale_width,
                                                       self.acc_width)
-        pl = self.i.payload
-        m.d.comb += [inner.i.payload.eq(pl), inner.i.valid.eq(self.i.valid),
-                     inner.i.payload.sum.eq(abs(pl.sum)),
-                     self.i.ready.eq(inner.i.ready), self.o.payload.eq(inner.o.payload),
-                     self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready)]
+        pass_streams(m, inner, self)
+        m.d.comb += inner.i.payload.sum.eq(abs(self.i.payload.sum))
         return m
 
 
@@ -122,7 +114,7 @@ class DequantLate(BitSerialDequant):
     (lambda: DequantSignLost(3, 2, 5), False),
     (lambda: DequantLate(3, 2, 5), True)])
 def test_serial_mutation_caught(tmp_path, make, latency):
-    _caught(prove(tmp_path, "mut", SerialContract(make(), latency=latency), depth=8))
+    caught(prove(tmp_path, "mut", SerialContract(make(), latency=latency), depth=8))
 
 
 class SeqStopsEarly(GemmSequencer):
@@ -148,7 +140,7 @@ class SeqStopsEarly(GemmSequencer):
 def test_sequencer_mutation_caught(tmp_path):
     h = SequencerLiveness("output_stationary", 2, 2, 4, None, 2,
                           dut=SeqStopsEarly("output_stationary", 2, 2, 4, tiles=2))
-    _caught(prove(tmp_path, "mut", h, depth=h.depth()))
+    caught(prove(tmp_path, "mut", h, depth=h.depth()))
 
 
 @pytest.mark.toolchain
