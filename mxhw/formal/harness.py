@@ -5,40 +5,14 @@ input sequence from there (a mid-run reset is not explored)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, ClockDomain, Elaboratable, Module, Mux, Signal, \
-    signed
+from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal, signed
 
 from ..formats import element_format
 from ..lib.signals import delay_line as delayed
+from .base import Harness, balanced_sum, block_format, cycles_since_start
 from .reference import rom
 
 __all__ = ["MultiplierEquiv", "StreamContract", "delayed", "cycles_since_start"]
-
-
-class Harness(Elaboratable):
-    """Base: a reset-less ``sync`` domain whose clock is a port (else it is tied off)."""
-
-    def __init__(self):
-        self.cd = ClockDomain("sync", reset_less=True)
-
-    def inputs(self):
-        return []
-
-    def ports(self):
-        return [self.cd.clk, *self.inputs()]
-
-    def setup(self, m):
-        m.domains.sync = self.cd
-
-
-def cycles_since_start(m, limit):
-    """A 1-bit signal high once ``limit`` cycles have passed since the first one."""
-    if limit == 0:
-        return 1
-    count = Signal(range(limit + 1), name="cycles")
-    with m.If(count != limit):
-        m.d.sync += count.eq(count + 1)
-    return count == limit
 
 
 class MultiplierEquiv(Harness):
@@ -130,25 +104,6 @@ class StreamContract(Harness):
         m.d.comb += [Assert(inside <= self.capacity, "capacity"),
                      Assert(((sent - got) % (1 << w)) == inside, "counts agree")]
         return m
-
-
-def block_format(name, k):
-    """The golden block format ``name`` with ``k`` elements per block (k < 32: a
-    sub-block used by a decomposed proof)."""
-    import dataclasses
-    from ..formats import lookup_format
-    fmt = lookup_format(name, "fmt", "block")
-    return fmt if k == fmt.block else dataclasses.replace(fmt, name=f"{fmt.name}_k{k}",
-                                                          block=k)
-
-
-def balanced_sum(terms):
-    """Exact integer sum as a balanced tree of ``+`` (Amaranth widens every sum)."""
-    terms = list(terms)
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
 
 
 class DotEquiv(Harness):

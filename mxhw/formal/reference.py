@@ -14,8 +14,9 @@ from fractions import Fraction
 from amaranth.hdl import Signal, signed
 
 from ..formats import element_format
+from .base import balanced_sum
 
-__all__ = ["exact_ints", "rom", "int_width"]
+__all__ = ["exact_ints", "rom", "int_width", "magnitudes", "rne_code"]
 
 
 def exact_ints(fmt):
@@ -52,3 +53,31 @@ def rom(m, fmt, code, name):
                 else:
                     m.d.comb += value.eq(v)
     return value, nonfinite
+
+
+def magnitudes(fmt, n=None):
+    """The exact integers of the non-negative finite codes ``0 .. n-1`` of ``fmt`` (``n``:
+    default half the codes, the ones below the sign bit), checked ascending: a larger
+    code is a larger value, which :func:`rne_code` relies on. Codes that are NaN/Inf must
+    all lie above the finite ones."""
+    vals = exact_ints(fmt)
+    n = len(vals) // 2 if n is None else n
+    mags = [v for v in vals[:n] if v is not None]
+    assert all(v is None for v in vals[len(mags):n]), (fmt, "NaN/Inf below a finite code")
+    assert all(a < b for a, b in zip(mags, mags[1:])), (fmt, "codes not ascending")
+    return mags
+
+
+def rne_code(m, mags, lhs, lshift, tshift, name):
+    """The code that rounds ``y`` to nearest, ties to even, saturating, on the value set
+    ``mags`` (ascending exact integers): ``2*y = (lhs << lshift) / 2**tshift`` for an
+    integer ``lhs``. The code is the number of thresholds ``T_c = mags[c] + mags[c+1]``
+    (twice the midpoint of neighbours) that ``2*y`` passes: ``2*y > T_c``, or equal and
+    ``c + 1`` even (the tie goes to the even code). Above the largest value: the largest
+    code (saturation)."""
+    lhs = lhs << lshift
+    passed = [(lhs > ((a + b) << tshift)) | ((lhs == ((a + b) << tshift)) if c % 2 else 0)
+              for c, (a, b) in enumerate(zip(mags, mags[1:]))]
+    code = Signal(range(len(mags)), name=name)
+    m.d.comb += code.eq(balanced_sum(passed) if passed else 0)
+    return code

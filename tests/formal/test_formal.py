@@ -13,7 +13,7 @@ from mxhw.formal.proofs import all_proofs
 from mxhw.formal.reference import exact_ints
 from mxhw.mem import SkidBuffer, StreamFIFO
 from mxhw.pe import ElementMultiplier
-from support.formal import prove
+from support.formal import caught, prove
 
 pytestmark = pytest.mark.toolchain
 
@@ -69,10 +69,6 @@ def test_stream_contract_proved(tmp_path, make, cap):
 
 # -- mutations: each must fail with a counterexample --------------------------------------
 
-def _caught(r):
-    assert r.status == "failed", r.line()
-    assert r.vcd is not None and r.vcd.exists(), r.line()
-
 
 class ShiftedProduct(ElementMultiplier):
     """Off-by-one shift: the product one place too far left."""
@@ -112,7 +108,7 @@ class ExtraStage(ElementMultiplier):
 def test_multiplier_mutation_caught(tmp_path, mutant, pl):
     r = prove(tmp_path, "mut", MultiplierEquiv("fp4_e2m1", "fp6_e3m2", pl, dut=mutant),
               depth=pl + 3)
-    _caught(r)
+    caught(r)
 
 
 class SkidDroppedReady(SkidBuffer):
@@ -159,7 +155,7 @@ class FifoDuplicate(StreamFIFO):
                                       (lambda: FifoDuplicate(4, 2), 2)])
 def test_stream_mutation_caught(tmp_path, make, cap):
     r = prove(tmp_path, "mut", StreamContract(make(), 4, cap), depth=12)
-    _caught(r)
+    caught(r)
 
 
 # -- the aligner ------------------------------------------------------------------------
@@ -204,7 +200,7 @@ class AlignerShiftOff(Aligner):
 @pytest.mark.parametrize("mutant,rnd", [(AlignerLostSticky, "rne"),
                                         (AlignerShiftOff, "truncate")])
 def test_aligner_mutation_caught(tmp_path, mutant, rnd):
-    _caught(prove(tmp_path, "mut", AlignerEquiv("mxfp4", 2, rnd, dut=mutant)))
+    caught(prove(tmp_path, "mut", AlignerEquiv("mxfp4", 2, rnd, dut=mutant)))
 
 
 # -- the dot product --------------------------------------------------------------------
@@ -228,4 +224,4 @@ class DotScaleOffByOne(__import__("mxhw.pe", fromlist=["MXDotProduct"]).MXDotPro
 
 
 def test_dot_mutation_caught(tmp_path):
-    _caught(prove(tmp_path, "mut", DotEquiv("mxfp4", 2, dut=DotScaleOffByOne)))
+    caught(prove(tmp_path, "mut", DotEquiv("mxfp4", 2, dut=DotScaleOffByOne)))

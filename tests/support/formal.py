@@ -10,7 +10,7 @@ import pytest
 
 from mxhw.formal.flow import DEFAULT_SOLVER, Proof, run_proof, solver_available
 
-__all__ = ["prove", "need_tools"]
+__all__ = ["prove", "need_tools", "caught", "pass_streams"]
 
 
 def need_tools(solver=DEFAULT_SOLVER):
@@ -27,3 +27,17 @@ def prove(tmp_path, name, harness, *, mode="bmc", depth=1, timeout=300, solver=N
     proof = Proof(name, type(harness).__name__, name, lambda: (harness, harness.ports()),
                   mode=mode, depth=depth, timeout=timeout)
     return run_proof(proof, solver=solver, root=tmp_path)
+
+
+def caught(r):
+    """Assert that a mutant's proof failed with a counterexample trace."""
+    assert r.status == "failed", r.line()
+    assert r.vcd is not None and r.vcd.exists(), r.line()
+
+
+def pass_streams(m, inner, outer):
+    """Connect a wrapped stream component ``inner`` to the wrapper ``outer`` (``i`` and
+    ``o`` passed through); a mutant then overrides what it changes."""
+    m.d.comb += [inner.i.payload.eq(outer.i.payload), inner.i.valid.eq(outer.i.valid),
+                 outer.i.ready.eq(inner.i.ready), outer.o.payload.eq(inner.o.payload),
+                 outer.o.valid.eq(inner.o.valid), inner.o.ready.eq(outer.o.ready)]
