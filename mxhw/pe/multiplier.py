@@ -34,6 +34,13 @@ def _table_operand(fmt):
     return (fmt.kind == "fp" and not is_moded(fmt) and fmt.sign_bit == fmt.bits - 1)
 
 
+def _table_pair(fmt_a, fmt_b):
+    """The product of ``fmt_a`` and ``fmt_b`` elements is a table (see
+    :data:`TABLE_MULTIPLY_BITS`)."""
+    return (_table_operand(fmt_a) and _table_operand(fmt_b)
+            and fmt_a.bits + fmt_b.bits - 2 <= TABLE_MULTIPLY_BITS)
+
+
 def product_range(fmt_a, fmt_b):
     """``(min, max)`` over all finite code pairs of ``int_a * int_b`` (Python ints)."""
     (alo, ahi), (blo, bhi) = int_range(element_format(fmt_a, "fmt_a")), \
@@ -50,11 +57,62 @@ def product_width(fmt_a, fmt_b):
 
 def multiply(m, fmt_a, a, fmt_b, b):
     """Combinational exact product logic in ``m``: returns ``(p, nonfinite)`` signals,
-    ``p`` a ``signed(product_width)`` at ``2**(lsb_a + lsb_b)`` (0 when nonfinite)."""
-    mag, neg, nonfinite = multiply_sign_magnitude(m, fmt_a, a, fmt_b, b)
-    p = Signal(signed(product_width(fmt_a, fmt_b)))
-    m.d.comb += p.eq(Mux(neg, -mag, mag))
+    ``p`` a ``signed(product_width)`` at ``2**(lsb_a + lsb_b)`` (0 when nonfinite).
+
+    The sign is applied before the exponent shift, on the narrow significand product
+    (:func:`signed_significand_product`), so the wide fixed-point product is never
+    negated; a :func:`_table_operand` pair takes the magnitude from its table and then
+    the sign (its product is as narrow as a significand product)."""
+    width = product_width(fmt_a, fmt_b)
+    p = Signal(signed(width))
+    if _table_pair(fmt_a, fmt_b):
+        mag, neg, nonfinite = multiply_sign_magnitude(m, fmt_a, a, fmt_b, b)
+        m.d.comb += p.eq(Mux(neg, -mag, mag))
+        return p, nonfinite
+    ua, ub = unpack(m, fmt_a, a), unpack(m, fmt_b, b)
+    nonfinite = Signal()
+    m.d.comb += nonfinite.eq(_nonfinite(ua) | _nonfinite(ub))
+    prod = signed_significand_product(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite)
+    m.d.comb += p.eq(prod << (lsb_shift(ua) + lsb_shift(ub)))
     return p, nonfinite
+
+
+def _raw(code):
+    return code.as_value() if isinstance(code, data.View) else code
+
+
+def _signed_operand(fmt, u, code, flip):
+    """The operand's significand with its sign (an ``int`` element: the code itself, no
+    absolute value), negated where ``flip``."""
+    if fmt.kind == "int" and not is_moded(fmt):
+        v = _raw(code)[:fmt.bits].as_signed()
+        return v if flip is None else Mux(flip, -v, v)
+    neg = u.sign if flip is None else u.sign ^ flip
+    return Mux(neg, -u.significand, u.significand)
+
+
+def signed_significand_product(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite):
+    """The signed product of the two significands (``ua``, ``ub``: :func:`unpack` of the
+    codes ``a``, ``b``), 0 where ``nonfinite``: the product before its exponent shift.
+
+    A narrow significand (at most :data:`LUT_MULTIPLY_BITS` bits) multiplies as a sum of
+    shifted copies of the other operand, which carries the sign of the product (one
+    negation of the wider significand, no absolute value of an ``int`` code); wider pairs
+    multiply their signed operands with ``*`` (a signed DSP multiplier)."""
+    sa, sb = ua.significand, ub.significand
+    prod = Signal(signed(len(sa) + len(sb) + 1), name="sig_prod")
+    if min(len(sa), len(sb)) <= LUT_MULTIPLY_BITS:
+        (fn, un, cn), (fw, uw, cw) = (((fmt_a, ua, a), (fmt_b, ub, b)) if len(sa) <= len(sb)
+                                      else ((fmt_b, ub, b), (fmt_a, ua, a)))
+        narrow = Signal(len(un.significand), name="sig_narrow")
+        m.d.comb += narrow.eq(Mux(nonfinite, 0, un.significand))
+        wide = _signed_operand(fw, uw, cw, un.sign)
+        m.d.comb += prod.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
+    else:
+        va = _signed_operand(fmt_a, ua, a, None)
+        vb = _signed_operand(fmt_b, ub, b, None)
+        m.d.comb += prod.eq(Mux(nonfinite, 0, va) * vb)
+    return prod
 
 
 def multiply_sign_magnitude(m, fmt_a, a, fmt_b, b):
@@ -68,8 +126,7 @@ def multiply_sign_magnitude(m, fmt_a, a, fmt_b, b):
     width = product_width(fmt_a, fmt_b)
     lo, hi = product_range(fmt_a, fmt_b)
     nonfinite = Signal()
-    if (_table_operand(fmt_a) and _table_operand(fmt_b)
-            and fmt_a.bits + fmt_b.bits - 2 <= TABLE_MULTIPLY_BITS):
+    if _table_pair(fmt_a, fmt_b):
         mag = _table_magnitude(m, fmt_a, a, fmt_b, b, width)
     else:
         # significands multiply, exponents (as shifts from the LSB grid) add
