@@ -57,24 +57,31 @@ def product_width(fmt_a, fmt_b):
 
 def multiply(m, fmt_a, a, fmt_b, b):
     """Combinational exact product logic in ``m``: returns ``(p, nonfinite)`` signals,
-    ``p`` a ``signed(product_width)`` at ``2**(lsb_a + lsb_b)`` (0 when nonfinite).
+    ``p`` a ``signed(product_width)`` at ``2**(lsb_a + lsb_b)`` (0 when nonfinite): the
+    :func:`multiply_parts` product shifted into place."""
+    prod, shift, nonfinite = multiply_parts(m, fmt_a, a, fmt_b, b)
+    p = Signal(signed(product_width(fmt_a, fmt_b)))
+    m.d.comb += p.eq(prod << shift)
+    return p, nonfinite
 
-    The sign is applied before the exponent shift, on the narrow significand product
-    (:func:`signed_significand_product`), so the wide fixed-point product is never
-    negated; a :func:`_table_operand` pair takes the magnitude from its table and then
-    the sign (its product is as narrow as a significand product)."""
-    width = product_width(fmt_a, fmt_b)
-    p = Signal(signed(width))
-    if _table_pair(fmt_a, fmt_b):
-        mag, neg, nonfinite = multiply_sign_magnitude(m, fmt_a, a, fmt_b, b)
-        m.d.comb += p.eq(Mux(neg, -mag, mag))
-        return p, nonfinite
+
+def multiply_parts(m, fmt_a, a, fmt_b, b):
+    """The exact product before its exponent shift: ``(prod, shift, nonfinite)`` signals
+    with ``prod << shift`` the product at ``2**(lsb_a + lsb_b)``.
+
+    ``prod`` is the signed product of the two significands
+    (:func:`signed_significand_product`; 0 when ``nonfinite``), ``shift`` the sum of the
+    operands' exponents on the LSB grid (unsigned). The sign is applied to the narrow
+    significand product, before the shift: the wide fixed-point product is never
+    negated."""
     ua, ub = unpack(m, fmt_a, a), unpack(m, fmt_b, b)
     nonfinite = Signal()
     m.d.comb += nonfinite.eq(_nonfinite(ua) | _nonfinite(ub))
     prod = signed_significand_product(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite)
-    m.d.comb += p.eq(prod << (lsb_shift(ua) + lsb_shift(ub)))
-    return p, nonfinite
+    sh = lsb_shift(ua) + lsb_shift(ub)
+    shift = Signal(max(1, len(sh)), name="shift")
+    m.d.comb += shift.eq(sh)
+    return prod, shift, nonfinite
 
 
 def _raw(code):

@@ -58,6 +58,9 @@ ARRAY_SIZES = [2, 4, 8, 16]
 ARRAY_ACC = (32, 16)
 #: Block size of the dot-product, aligner, mode-switch and re-quantiser configurations.
 K = 32
+#: Pipeline depth of the dot-product configurations: ``MXDotProduct``'s default, a
+#: register after each of its ``log2(K) + 2`` levels.
+DOT_PIPELINE = (K - 1).bit_length() + 2
 #: Pipeline depth of the re-quantiser configurations (``Requantizer(pipeline=...)``): the
 #: deepest (its critical path, max|x|'s highest set bit to the block terms, is the stage
 #: that depth 5 joins to the OR of the magnitudes).
@@ -140,7 +143,7 @@ def _registry():
                            {"fmt_a": a, "fmt_b": b, "pipeline": 0}))
     for f in MX_FORMATS:
         cfgs.append(Config(f"dot_{f}", "dot", maker(_make_dot, f), K,
-                           {"format": f, "k": K, "pipeline": 2}))
+                           {"format": f, "k": K, "pipeline": DOT_PIPELINE}))
     for f in MX_FORMATS:
         if f.startswith("mxfp"):
             cfgs.append(Config(f"align_{f}", "align", maker(_make_align, f), 0,
