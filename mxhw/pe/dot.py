@@ -43,9 +43,14 @@ class MXDotProduct(wiring.Component):
     """Exact OCP MX ``Dot`` of one block pair, streamed.
 
     ``value = S * 2**E`` with ``S = sum_i int_a[i] * int_b[i]`` (exact element products,
-    see :class:`~mxhw.pe.ElementMultiplier`, summed by a pipelined adder tree) and
-    ``E = (sa - bias_a) + (sb - bias_b) + lsb_exp`` (``lsb_exp = ea.lsb_exp + eb.lsb_exp``
-    of the element formats; a NaN scale counts as exponent 0 in ``E``, as in golden).
+    summed by a pipelined adder tree) and ``E = (sa - bias_a) + (sb - bias_b) + lsb_exp``
+    (``lsb_exp = ea.lsb_exp + eb.lsb_exp`` of the element formats; a NaN scale counts as
+    exponent 0 in ``E``, as in golden).
+
+    Each product is formed as :func:`~mxhw.pe.multiplier.multiply_parts` forms it: the
+    signed product of the two significands (the sign applied to the narrow operand, a
+    signed DSP multiplier for wide ones), then its shift to the fixed-point grid; the
+    fixed-point products are never negated.
 
     Parameters
     ----------
@@ -55,11 +60,11 @@ class MXDotProduct(wiring.Component):
         the same block size ``k``, a power of two in 1..32 (32 for OCP MX; other sizes are
         block formats built with :class:`~mxhw.golden.formats.BlockFormat`).
     pipeline : int or None
-        Register stages, 0..log2(k)+1; 0: combinational. The datapath has
-        ``log2(k) + 1`` combinational levels (the products, then one per adder-tree
-        level); they are split as evenly as possible among ``pipeline`` stages, each
-        ending in a register (the last one is the output register). ``None``:
-        ``min(2, log2(k) + 1)``.
+        Register stages, 0..log2(k)+2; 0: combinational. The datapath has
+        ``log2(k) + 2`` combinational levels (the significand products, their shifts to
+        fixed point, then one per adder-tree level); they are split as evenly as possible
+        among ``pipeline`` stages, each ending in a register (the last one is the output
+        register). ``None``: ``log2(k) + 2``, a register after every level.
 
     Members
     -------
@@ -82,7 +87,7 @@ class MXDotProduct(wiring.Component):
         A format that is not a block format; ``pipeline`` not an integer.
     ValueError
         An unknown format name or one the unit does not take; block sizes that differ;
-        ``pipeline`` outside 0..log2(k)+1.
+        ``pipeline`` outside 0..log2(k)+2.
     """
 
     def __init__(self, fmt_a, fmt_b, pipeline=None):
@@ -127,7 +132,8 @@ class MXDotProduct(wiring.Component):
 
     @property
     def stage_ends(self):
-        """Combinational levels (1-based, 1 = the products) after which a register sits."""
+        """Combinational levels (1-based: 1 = the significand products, 2 = their shifts,
+        then the adder-tree levels) after which a register sits."""
         n, p = self._levels, self._pipeline
         return [((i + 1) * n + p - 1) // p for i in range(p)]
 
@@ -141,7 +147,9 @@ class MXDotProduct(wiring.Component):
         # level 1: signed significand products and their shifts, exponent, special flag
         terms, shifts, bad = [], [], []
         for j in range(self._k):
-            prod, shift, nf = multiply_parts(m, fa.element, pl.a[j], fb.element, pl.b[j])
+            # a NaN/Inf element makes S 0 at the output: its product need not be 0
+            prod, shift, nf = multiply_parts(m, fa.element, pl.a[j], fb.element, pl.b[j],
+                                             zero_nonfinite=False)
             terms.append(prod)
             shifts.append(shift)
             bad.append(nf)
