@@ -248,3 +248,17 @@ def test_init_wrong_fmt():
     with pytest.raises(ValueError, match=r"^fmt_a must be a block format with one element "
                                          r"format, .*not 'mxsf'$"):
         MXDotProduct("mxsf", "mxfp4")
+
+
+def test_ppa_dot_configs_at_the_default_pipeline():
+    """The PPA suite's dot configurations (and the targets of issue #33) measure the unit
+    at its default pipeline, the depth their parameters state."""
+    from mxhw.bench.ppa import configs
+    assert set(configs.DOT_TARGETS) <= {n for n, c in configs.CONFIGS.items()
+                                        if c.block == "dot"}
+    for name, cfg in configs.CONFIGS.items():
+        if cfg.block == "dot":
+            dut = cfg.make()
+            assert dut.latency == cfg.params["pipeline"] == configs.DOT_PIPELINE, name
+            assert dut.stage_ends == list(range(1, configs.DOT_PIPELINE + 1)), name
+
