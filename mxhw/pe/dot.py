@@ -12,7 +12,7 @@ from ..formats import layout_of, lookup_format, scale_exp_range, signed_width
 from ..lib.params import check_int
 from ..lib.pipe import drive_output, stall_all
 from ..lib.trees import any_of, reduce_levels
-from .multiplier import multiply, product_range
+from .multiplier import multiply_parts, product_range, product_width
 
 __all__ = ["MXDotProduct", "dot_block_format"]
 
@@ -34,19 +34,23 @@ def dot_block_format(fmt, name="fmt"):
     return fmt
 
 
-def _scale_exp(code, scale):
-    """The exponent of a power-of-two scale code (a NaN code counts as 0, as in golden)."""
-    e = code - scale.bias
-    return Mux(code == scale.nan_code, 0, e) if scale.has_nan else e
+def _scale_code(code, scale):
+    """The scale code with a NaN code replaced by the bias (exponent 0, as in golden)."""
+    return Mux(code == scale.nan_code, scale.bias, code) if scale.has_nan else code
 
 
 class MXDotProduct(wiring.Component):
     """Exact OCP MX ``Dot`` of one block pair, streamed.
 
     ``value = S * 2**E`` with ``S = sum_i int_a[i] * int_b[i]`` (exact element products,
-    see :class:`~mxhw.pe.ElementMultiplier`, summed by a pipelined adder tree) and
-    ``E = (sa - bias_a) + (sb - bias_b) + lsb_exp`` (``lsb_exp = ea.lsb_exp + eb.lsb_exp``
-    of the element formats; a NaN scale counts as exponent 0 in ``E``, as in golden).
+    summed by a pipelined adder tree) and ``E = (sa - bias_a) + (sb - bias_b) + lsb_exp``
+    (``lsb_exp = ea.lsb_exp + eb.lsb_exp`` of the element formats; a NaN scale counts as
+    exponent 0 in ``E``, as in golden).
+
+    Each product is formed as :func:`~mxhw.pe.multiplier.multiply_parts` forms it: the
+    signed product of the two significands (the sign applied to the narrow operand, a
+    signed DSP multiplier for wide ones), then its shift to the fixed-point grid; the
+    fixed-point products are never negated.
 
     Parameters
     ----------
@@ -56,11 +60,11 @@ class MXDotProduct(wiring.Component):
         the same block size ``k``, a power of two in 1..32 (32 for OCP MX; other sizes are
         block formats built with :class:`~mxhw.golden.formats.BlockFormat`).
     pipeline : int or None
-        Register stages, 0..log2(k)+1; 0: combinational. The datapath has
-        ``log2(k) + 1`` combinational levels (the products, then one per adder-tree
-        level); they are split as evenly as possible among ``pipeline`` stages, each
-        ending in a register (the last one is the output register). ``None``:
-        ``min(2, log2(k) + 1)``.
+        Register stages, 0..log2(k)+2; 0: combinational. The datapath has
+        ``log2(k) + 2`` combinational levels (the significand products, their shifts to
+        fixed point, then one per adder-tree level); they are split as evenly as possible
+        among ``pipeline`` stages, each ending in a register (the last one is the output
+        register). ``None``: ``log2(k) + 2``, a register after every level.
 
     Members
     -------
@@ -83,7 +87,7 @@ class MXDotProduct(wiring.Component):
         A format that is not a block format; ``pipeline`` not an integer.
     ValueError
         An unknown format name or one the unit does not take; block sizes that differ;
-        ``pipeline`` outside 0..log2(k)+1.
+        ``pipeline`` outside 0..log2(k)+2.
     """
 
     def __init__(self, fmt_a, fmt_b, pipeline=None):
@@ -93,9 +97,9 @@ class MXDotProduct(wiring.Component):
         if fmt_b.block != k:
             raise ValueError(f"fmt_a and fmt_b must have the same block size, not {k} "
                              f"({fmt_a.name}) and {fmt_b.block} ({fmt_b.name})")
-        levels = (k - 1).bit_length() + 1
+        levels = (k - 1).bit_length() + 2
         if pipeline is None:
-            pipeline = min(2, levels)
+            pipeline = levels
         check_int("pipeline", pipeline, 0, levels)
         ea, eb = fmt_a.element, fmt_b.element
         self._fmt_a, self._fmt_b, self._k, self._pipeline = fmt_a, fmt_b, k, pipeline
@@ -128,7 +132,8 @@ class MXDotProduct(wiring.Component):
 
     @property
     def stage_ends(self):
-        """Combinational levels (1-based, 1 = the products) after which a register sits."""
+        """Combinational levels (1-based: 1 = the significand products, 2 = their shifts,
+        then the adder-tree levels) after which a register sits."""
         n, p = self._levels, self._pipeline
         return [((i + 1) * n + p - 1) // p for i in range(p)]
 
@@ -137,35 +142,56 @@ class MXDotProduct(wiring.Component):
         pl = self.i.payload
         fa, fb = self._fmt_a, self._fmt_b
         advance = stall_all(m, self.i, self.o, self._pipeline)
+        width = product_width(fa.element, fb.element)
 
-        # level 1: products, exponent, special flag
-        terms, bad = [], []
+        # level 1: signed significand products and their shifts, exponent, special flag
+        terms, shifts, bad = [], [], []
         for j in range(self._k):
-            p, nf = multiply(m, fa.element, pl.a[j], fb.element, pl.b[j])
-            terms.append(p)
+            # a NaN/Inf element makes S 0 at the output: its product need not be 0
+            prod, shift, nf = multiply_parts(m, fa.element, pl.a[j], fb.element, pl.b[j],
+                                             zero_nonfinite=False)
+            terms.append(prod)
+            shifts.append(shift)
             bad.append(nf)
         scale_nan = Signal()
         m.d.comb += scale_nan.eq(any_of(
             [code == f.scale.nan_code for code, f in ((pl.scale_a, fa), (pl.scale_b, fb))
              if f.scale.has_nan]))
         special = any_of([scale_nan, *bad])
-        e = _scale_exp(pl.scale_a, fa.scale) + _scale_exp(pl.scale_b, fb.scale) + self._lsb
-        valid = self.i.valid
+        # the scale codes travel to level 2, where E is formed (off the products' stage)
+        side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "special": special,
+                "valid": self.i.valid}
 
         ends = self.stage_ends
         for level in range(1, self._levels + 1):
-            if level > 1:  # one adder-tree level
+            if level == 2:  # the products shifted into place; the exponent
+                fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
+                m.d.comb += [f.eq(t << sh) for f, t, sh in zip(fixed, terms, shifts)]
+                terms, shifts = fixed, []
+                # E = (sa - bias_a) + (sb - bias_b) + lsb: the codes' sum here, the
+                # constant at the last level
+                esum = Signal(max(fa.scale.bits, fb.scale.bits) + 1, name="scale_sum")
+                m.d.comb += esum.eq(_scale_code(side.pop("scale_a"), fa.scale)
+                                    + _scale_code(side.pop("scale_b"), fb.scale))
+                side["scale_sum"] = esum
+            elif level > 2:  # one adder-tree level
                 terms = reduce_levels(terms, operator.add, 1)
+            if level == self._levels:
+                e = Signal(self.o.payload.e.shape(), name="e")
+                m.d.comb += e.eq(side.pop("scale_sum")
+                                 + (self._lsb - fa.scale.bias - fb.scale.bias))
+                side["e"] = e
             if level in ends[:-1]:
                 stage = ends.index(level)
                 regs = [Signal(t.shape(), name=f"st{stage}_t{j}") for j, t in enumerate(terms)]
-                e_q = Signal(self.o.payload.e.shape(), name=f"st{stage}_e")
-                sp_q = Signal(name=f"st{stage}_special")
-                v_q = Signal(name=f"st{stage}_valid")
+                sregs = [Signal(sh.shape(), name=f"st{stage}_sh{j}")
+                         for j, sh in enumerate(shifts)]
+                side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}") for n, v in side.items()}
                 with m.If(advance):
-                    m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
-                    m.d.sync += [e_q.eq(e), sp_q.eq(special), v_q.eq(valid)]
-                terms, e, special, valid = regs, e_q, sp_q, v_q
+                    m.d.sync += [r.eq(t) for r, t in zip(regs + sregs, terms + shifts)]
+                    m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
+                terms, shifts, side = regs, sregs, side_q
+        special, e, valid = side["special"], side["e"], side["valid"]
         out = [self.o.payload.s.eq(Mux(special, 0, terms[0])), self.o.payload.e.eq(e),
                self.o.payload.special.eq(special), self.o.valid.eq(valid)]
         drive_output(m, out, advance, self._pipeline)

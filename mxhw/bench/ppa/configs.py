@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from ... import golden
 
 __all__ = ["Config", "CONFIGS", "QUICK", "SOC", "MUL_PAIRS", "MX_FORMATS", "ARRAY_FORMATS",
-           "ARRAY_SIZES", "ARRAY_ACC", "REQUANT_PIPELINE", "BITSERIAL_ARRAYS", "LARGE_ARRAY",
-           "select", "is_large", "maker", "element_name"]
+           "ARRAY_SIZES", "ARRAY_ACC", "DOT_PIPELINE", "DOT_TARGETS", "REQUANT_PIPELINE",
+           "BITSERIAL_ARRAYS", "LARGE_ARRAY", "select", "is_large", "maker", "element_name"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,24 @@ ARRAY_SIZES = [2, 4, 8, 16]
 ARRAY_ACC = (32, 16)
 #: Block size of the dot-product, aligner, mode-switch and re-quantiser configurations.
 K = 32
+#: Pipeline depth of the dot-product configurations: ``MXDotProduct``'s default, a
+#: register after each of its ``log2(K) + 2`` levels.
+DOT_PIPELINE = (K - 1).bit_length() + 2
+#: Targets of the dot-product configurations (issue #33, k = 32, ECP5-85F -6): the
+#: largest LUT4-equivalents (``dot_<fmt>_luts``; MXINT8 with its DSP blocks, the FP
+#: formats without) and the lowest Fmax (``dot_<fmt>_fmax_mhz``, median of 3 placer seeds)
+#: at the default pipeline, and the published unit each is set against (its figure
+#: synthesised with the same flow).
+DOT_TARGETS = {
+    "dot_mxfp4": {"luts": 1387, "fmax_mhz": 150,
+                  "peer": "MX-for-FPGA dot_fp, 0.75 x its 1849 LUT4-eq."},
+    "dot_mxfp6_e3m2": {"luts": 3678, "fmax_mhz": 150,
+                       "peer": "MX-for-FPGA dot_fp with its 32 MULT18X18D"},
+    "dot_mxfp8_e4m3": {"luts": 6890, "fmax_mhz": 150,
+                       "peer": "MX-for-FPGA dot_fp with its 32 MULT18X18D"},
+    "dot_mxint8": {"luts": 2428, "fmax_mhz": 150,
+                   "peer": "MASE mxint_dot_product with its 32 MULT18X18D"},
+}
 #: Pipeline depth of the re-quantiser configurations (``Requantizer(pipeline=...)``): the
 #: deepest (its critical path, max|x|'s highest set bit to the block terms, is the stage
 #: that depth 5 joins to the OR of the magnitudes).
@@ -140,7 +158,7 @@ def _registry():
                            {"fmt_a": a, "fmt_b": b, "pipeline": 0}))
     for f in MX_FORMATS:
         cfgs.append(Config(f"dot_{f}", "dot", maker(_make_dot, f), K,
-                           {"format": f, "k": K, "pipeline": 2}))
+                           {"format": f, "k": K, "pipeline": DOT_PIPELINE}))
     for f in MX_FORMATS:
         if f.startswith("mxfp"):
             cfgs.append(Config(f"align_{f}", "align", maker(_make_align, f), 0,
