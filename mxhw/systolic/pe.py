@@ -8,11 +8,12 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import moded_code, operand_element
+from ..formats import _nonfinite, is_moded, lsb_shift, moded_code, operand_element, unpack
 from ..lib.signals import stage
-from ..pe.multiplier import ElementMultiplier, multiply_sign_magnitude
+from ..pe.multiplier import (LUT_MULTIPLY_BITS, TABLE_MULTIPLY_BITS, ElementMultiplier,
+                             multiply_sign_magnitude, product_range)
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
-from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks,
+from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
                    block_sum_width, check_pe_pipeline, mode_port, running_block_sum,
                    scale_code_sum, scale_nan, scale_offset)
 
@@ -48,6 +49,53 @@ def operand_ports(fmt_a, fmt_b):
         "block_end": In(1),
         "last": In(1),
     }
+
+
+def is_table_pair(ea, eb):
+    """The element formats ``ea``, ``eb`` multiply as a table (the element multiplier's
+    truth-table product of two small sign-magnitude FP codes, e.g. FP4 x FP4: a few LUTs
+    deep, nothing to split)."""
+    def table(e):
+        return e.kind == "fp" and not is_moded(e) and e.sign_bit == e.bits - 1
+    return table(ea) and table(eb) and ea.bits + eb.bits - 2 <= TABLE_MULTIPLY_BITS
+
+
+def splits_product(fmt_a, fmt_b, pipeline):
+    """:class:`MXBlockSumPE` of block formats ``fmt_a``, ``fmt_b`` and ``pipeline``
+    registers its element product in the middle (:func:`split_product`): at ``pipeline``
+    4, unless the pair multiplies as a table."""
+    return pipeline >= 4 and not is_table_pair(operand_element(fmt_a),
+                                               operand_element(fmt_b))
+
+
+def split_product(m, ea, a, eb, b, cut):
+    """The exact element product of codes ``a`` (of ``ea``) and ``b`` (of ``eb``) as
+    :func:`~mxhw.pe.multiplier.multiply_sign_magnitude` forms it (``(mag, neg,
+    nonfinite)``: the significands multiply, the exponents' sum shifts the product onto
+    the LSB grid), with ``cut`` (a function of a signal, a register) applied in the
+    middle: between the product and its shift when the significands multiply in LUTs
+    (FP formats), before the product when it goes to a DSP block (INT8's 8 x 8: the
+    block's own delay then starts at flip-flops)."""
+    ua, ub = unpack(m, ea, a), unpack(m, eb, b)
+    sa, sb = ua.significand, ub.significand
+    sh = Signal(len(lsb_shift(ua) + lsb_shift(ub)), name="sig_shift")
+    nf, neg = Signal(name="prod_nonfinite"), Signal(name="prod_neg")
+    m.d.comb += [sh.eq(lsb_shift(ua) + lsb_shift(ub)), nf.eq(_nonfinite(ua) | _nonfinite(ub)),
+                 neg.eq(~nf & (ua.sign ^ ub.sign))]
+    sig = Signal(len(sa) + len(sb), name="sig_prod")
+    narrow, wide = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
+    if len(narrow) <= LUT_MULTIPLY_BITS:       # partial products in LUTs, as the multiplier
+        m.d.comb += sig.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
+        sig, sh, nf, neg = (cut(x) for x in (sig, sh, nf, neg))
+    else:
+        ra, rb = Signal(len(sa), name="sig_a"), Signal(len(sb), name="sig_b")
+        m.d.comb += [ra.eq(sa), rb.eq(sb)]
+        ra, rb, sh, nf, neg = (cut(x) for x in (ra, rb, sh, nf, neg))
+        m.d.comb += sig.eq(ra * rb)
+    lo, hi = product_range(ea, eb)
+    mag = Signal(max(-lo, hi, 1).bit_length(), name="mag_nf")
+    m.d.comb += mag.eq(Mux(nf, 0, sig << sh))
+    return mag, neg, nf
 
 
 class MXMacPE(AccumulatingPE):
@@ -120,14 +168,8 @@ class MXMacPE(AccumulatingPE):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
-        check_pe_pipeline(pipeline)
-        self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
-        self._pipeline = pipeline
-        self._k = fmt_a.block_size
-        super().__init__({
-            **operand_ports(fmt_a, fmt_b),
-            **self.result_ports(acc),
-        })
+        fa, fb = array_block_format(fmt_a, "fmt_a"), array_block_format(fmt_b, "fmt_b")
+        super().__init__(fa, fb, acc, pipeline, operand_ports(fa, fb))
 
     def elaborate(self, platform):
         m = Module()
@@ -287,10 +329,19 @@ class MXBlockSumPE(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
 
     @property
+    def split_product(self):
+        """The element product has a register in the middle (:func:`split_product`:
+        between the significands' LUT product and its shift onto the LSB grid, or before a
+        DSP product): ``pipeline`` 4, for every format pair not multiplied as a table
+        (:func:`is_table_pair`: FP4 x FP4 is not split)."""
+        return splits_product(self._fmt_a, self._fmt_b, self._pipeline)
+
+    @property
     def latency(self):
         """Cycles from a block's last element to its ``block_valid``: ``min(pipeline, 1)``,
-        plus 1 from ``pipeline`` 2 up (the output register)."""
-        return min(self._pipeline, 1) + (self._pipeline >= 2)
+        plus 1 from ``pipeline`` 2 up (the output register), plus 1 with
+        :attr:`split_product`."""
+        return min(self._pipeline, 1) + (self._pipeline >= 2) + self.split_product
 
     @property
     def lsb_exp(self):
@@ -307,16 +358,21 @@ class MXBlockSumPE(wiring.Component):
         # where a negation would be another
         a = moded_code(fa, self.a, getattr(self, "a_mode", None))
         b = moded_code(fb, self.b, getattr(self, "b_mode", None))
-        mag, neg, mul_nf = multiply_sign_magnitude(m, operand_element(fa), a,
-                                                   operand_element(fb), b)
+        ea, eb = operand_element(fa), operand_element(fb)
+        ctl = (self.valid, self.block_end, self.last, self.a_scale, self.b_scale)
+        if self.split_product:
+            # a register in the product (and the control one register later)
+            mag, neg, mul_nf = split_product(m, ea, a, eb, b,
+                                             lambda x: stage(m, x, True, "sig"))
+            ctl = tuple(stage(m, x, True, "sig") for x in ctl)
+        else:
+            mag, neg, mul_nf = multiply_sign_magnitude(m, ea, a, eb, b)
         ones = Signal(len(mag), name="mag_ones")   # the product's low bits, ones' complement
         m.d.comb += ones.eq(mag ^ neg.replicate(len(mag)))
         ones, neg, mul_nf = (stage(m, x, P >= 1, "mul") for x in (ones, neg, mul_nf))
         # the scale codes, aligned with the product (these registers equal the operands'
         # pass-through registers to the next PE, so synthesis shares them)
-        valid, end, last, a_scale, b_scale = (
-            stage(m, x, P >= 1, "m")
-            for x in (self.valid, self.block_end, self.last, self.a_scale, self.b_scale))
+        valid, end, last, a_scale, b_scale = (stage(m, x, P >= 1, "m") for x in ctl)
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
         p_ones = Signal.like(self.block_sum)       # the product, ones' complement if neg
