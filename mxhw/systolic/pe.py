@@ -8,7 +8,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import _nonfinite, is_moded, lsb_shift, moded_code, operand_element, unpack
+from ..formats import (Unpacked, _nonfinite, is_moded, lsb_shift, moded_code, operand_element,
+                       unpack)
 from ..lib.signals import stage
 from ..pe.multiplier import (LUT_MULTIPLY_BITS, TABLE_MULTIPLY_BITS, ElementMultiplier,
                              multiply_sign_magnitude, product_range)
@@ -61,21 +62,31 @@ def is_table_pair(ea, eb):
 
 
 def splits_product(fmt_a, fmt_b, pipeline):
-    """:class:`MXBlockSumPE` of block formats ``fmt_a``, ``fmt_b`` and ``pipeline``
-    registers its element product in the middle (:func:`split_product`): at ``pipeline``
-    4, unless the pair multiplies as a table."""
-    return pipeline >= 4 and not is_table_pair(operand_element(fmt_a),
-                                               operand_element(fmt_b))
+    """Registers :class:`MXBlockSumPE` of block formats ``fmt_a``, ``fmt_b`` and
+    ``pipeline`` puts inside its element product (:func:`split_product`): at ``pipeline``
+    4, 2 for a product of significands in LUTs (FP6, FP8, mixed pairs), 1 for one in a DSP
+    block (INT8 x INT8), 0 for a table pair (FP4 x FP4); else 0."""
+    ea, eb = operand_element(fmt_a), operand_element(fmt_b)
+    if pipeline < 4 or is_table_pair(ea, eb):
+        return 0
+    return 1 if _dsp_product(ea, eb) else 2
+
+
+def _dsp_product(ea, eb):
+    """The significands of ``ea`` and ``eb`` multiply as a ``*`` (a DSP block), not as
+    partial products in LUTs."""
+    return min(Unpacked(ea).sig_bits, Unpacked(eb).sig_bits) > LUT_MULTIPLY_BITS
 
 
 def split_product(m, ea, a, eb, b, cut):
     """The exact element product of codes ``a`` (of ``ea``) and ``b`` (of ``eb``) as
     :func:`~mxhw.pe.multiplier.multiply_sign_magnitude` forms it (``(mag, neg,
     nonfinite)``: the significands multiply, the exponents' sum shifts the product onto
-    the LSB grid), with ``cut`` (a function of a signal, a register) applied in the
-    middle: between the product and its shift when the significands multiply in LUTs
-    (FP formats), before the product when it goes to a DSP block (INT8's 8 x 8: the
-    block's own delay then starts at flip-flops)."""
+    the LSB grid), with ``cut`` (a function of a signal, a register) applied after the
+    operands' decode and, when the significands multiply in LUTs (FP formats), again
+    between the product and its shift; a product in a DSP block (INT8's 8 x 8) then has
+    the block's own delay alone between flip-flops (:func:`splits_product` counts the
+    registers)."""
     ua, ub = unpack(m, ea, a), unpack(m, eb, b)
     sa, sb = ua.significand, ub.significand
     sh = Signal(len(lsb_shift(ua) + lsb_shift(ub)), name="sig_shift")
@@ -83,14 +94,14 @@ def split_product(m, ea, a, eb, b, cut):
     m.d.comb += [sh.eq(lsb_shift(ua) + lsb_shift(ub)), nf.eq(_nonfinite(ua) | _nonfinite(ub)),
                  neg.eq(~nf & (ua.sign ^ ub.sign))]
     sig = Signal(len(sa) + len(sb), name="sig_prod")
-    narrow, wide = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
-    if len(narrow) <= LUT_MULTIPLY_BITS:       # partial products in LUTs, as the multiplier
+    ra, rb = Signal(len(sa), name="sig_a"), Signal(len(sb), name="sig_b")
+    m.d.comb += [ra.eq(sa), rb.eq(sb)]
+    ra, rb, sh, nf, neg = (cut(x) for x in (ra, rb, sh, nf, neg))
+    narrow, wide = (ra, rb) if len(ra) <= len(rb) else (rb, ra)
+    if not _dsp_product(ea, eb):               # partial products in LUTs, as the multiplier
         m.d.comb += sig.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
         sig, sh, nf, neg = (cut(x) for x in (sig, sh, nf, neg))
     else:
-        ra, rb = Signal(len(sa), name="sig_a"), Signal(len(sb), name="sig_b")
-        m.d.comb += [ra.eq(sa), rb.eq(sb)]
-        ra, rb, sh, nf, neg = (cut(x) for x in (ra, rb, sh, nf, neg))
         m.d.comb += sig.eq(ra * rb)
     lo, hi = product_range(ea, eb)
     mag = Signal(max(-lo, hi, 1).bit_length(), name="mag_nf")
@@ -330,16 +341,14 @@ class MXBlockSumPE(wiring.Component):
 
     @property
     def split_product(self):
-        """The element product has a register in the middle (:func:`split_product`:
-        between the significands' LUT product and its shift onto the LSB grid, or before a
-        DSP product): ``pipeline`` 4, for every format pair not multiplied as a table
-        (:func:`is_table_pair`: FP4 x FP4 is not split)."""
+        """Registers inside the element product (:func:`splits_product`: at ``pipeline``
+        4, 2 for FP6/FP8/mixed pairs, 1 for INT8 x INT8, 0 for FP4 x FP4)."""
         return splits_product(self._fmt_a, self._fmt_b, self._pipeline)
 
     @property
     def latency(self):
         """Cycles from a block's last element to its ``block_valid``: ``min(pipeline, 1)``,
-        plus 1 from ``pipeline`` 2 up (the output register), plus 1 with
+        plus 1 from ``pipeline`` 2 up (the output register), plus
         :attr:`split_product`."""
         return min(self._pipeline, 1) + (self._pipeline >= 2) + self.split_product
 
@@ -361,10 +370,11 @@ class MXBlockSumPE(wiring.Component):
         ea, eb = operand_element(fa), operand_element(fb)
         ctl = (self.valid, self.block_end, self.last, self.a_scale, self.b_scale)
         if self.split_product:
-            # a register in the product (and the control one register later)
+            # registers in the product (and the control as many registers later)
             mag, neg, mul_nf = split_product(m, ea, a, eb, b,
                                              lambda x: stage(m, x, True, "sig"))
-            ctl = tuple(stage(m, x, True, "sig") for x in ctl)
+            for _ in range(self.split_product):
+                ctl = tuple(stage(m, x, True, "sig") for x in ctl)
         else:
             mag, neg, mul_nf = multiply_sign_magnitude(m, ea, a, eb, b)
         ones = Signal(len(mag), name="mag_ones")   # the product's low bits, ones' complement
