@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..lib.params import check_bool, check_choice, check_int
 from .bitserial import BitSerialMXMacPE
-from .grid import (array_block_format, check_acc, check_pe_pipeline, check_serial_format,
+from .grid import (array_formats, check_acc, check_pe_pipeline, check_serial_format,
                    out_layout)
 from .os import (OutputStationaryCore, is_bitparallel, is_bitserial, os_in_layout,
                  why_not_shared)
@@ -91,11 +91,7 @@ class SystolicArray(wiring.Component):
                  shared_acc=None):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
-        fmt_a = array_block_format(fmt_a, "fmt_a")
-        fmt_b = array_block_format(fmt_b, "fmt_b")
-        if fmt_a.block_size != fmt_b.block_size:
-            raise ValueError(f"fmt_a and fmt_b block sizes differ "
-                             f"({fmt_a.block_size} vs {fmt_b.block_size})")
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
         check_choice("dataflow", dataflow, DATAFLOWS)
         check_acc(acc)
         check_pe_pipeline(pipeline)

@@ -22,7 +22,7 @@ from ..lib.params import check_pipeline
 from ..lib.signals import ge_const, saturate, stage
 from ..pe.multiplier import product_width
 
-__all__ = ["PE_PIPELINE_MAX", "array_block_format", "check_pe_pipeline", "check_acc",
+__all__ = ["PE_PIPELINE_MAX", "array_block_format", "array_formats", "check_pe_pipeline", "check_acc",
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
            "scale_sum_shape", "scale_code_sum", "grid_shift_from_sum", "block_to_grid",
            "clamp_acc", "accumulate", "accumulate_blocks", "running_block_sum",
@@ -66,6 +66,17 @@ def array_block_format(fmt, name="fmt"):
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
     return fmt
+
+
+def array_formats(fmt_a, fmt_b):
+    """``(fmt_a, fmt_b)`` as :func:`array_block_format`\ s (parameters ``fmt_a`` and
+    ``fmt_b``) of equal block size (``ValueError`` otherwise)."""
+    fmt_a = array_block_format(fmt_a, "fmt_a")
+    fmt_b = array_block_format(fmt_b, "fmt_b")
+    if fmt_a.block_size != fmt_b.block_size:
+        raise ValueError(f"fmt_a and fmt_b block sizes differ "
+                         f"({fmt_a.block_size} vs {fmt_b.block_size})")
+    return fmt_a, fmt_b
 
 
 def mode_port(fmt):
@@ -398,11 +409,7 @@ class AccumulatingPE(wiring.Component):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, pipeline, members):
-        fmt_a = array_block_format(fmt_a, "fmt_a")
-        fmt_b = array_block_format(fmt_b, "fmt_b")
-        if fmt_a.block_size != fmt_b.block_size:
-            raise ValueError(f"fmt_a and fmt_b block sizes differ "
-                             f"({fmt_a.block_size} vs {fmt_b.block_size})")
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
         check_acc(acc)
         check_pe_pipeline(pipeline)
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc

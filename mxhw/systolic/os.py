@@ -15,7 +15,7 @@ from ..formats import moded_code, operand_element
 from ..lib.signals import delay_line, one_hot_select
 from ..lib.params import check_bool, check_int
 from .bitserial import BitSerialMXMacPE
-from .grid import (array_block_format, check_acc, check_serial_format, clamp_acc, fixed_form,
+from .grid import (array_formats, check_acc, check_serial_format, clamp_acc, fixed_form,
                    mode_port, out_layout)
 from .outbuf import OutputBuffer
 from .pe import MXBlockSumPE, MXMacPE, splits_product
@@ -107,11 +107,7 @@ class OutputStationaryCore(wiring.Component):
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, pe, shared):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
-        fmt_a = array_block_format(fmt_a, "fmt_a")
-        fmt_b = array_block_format(fmt_b, "fmt_b")
-        if fmt_a.block_size != fmt_b.block_size:
-            raise ValueError(f"fmt_a and fmt_b block sizes differ "
-                             f"({fmt_a.block_size} vs {fmt_b.block_size})")
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
         check_acc(acc)
         if not callable(pe):
             raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")

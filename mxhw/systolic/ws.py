@@ -14,7 +14,7 @@ from ..pe.multiplier import ElementMultiplier
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 from ..lib.signals import delay_line, stage
 from ..lib.params import check_int
-from .grid import (accumulate, array_block_format, block_sum_width, block_to_grid, check_acc,
+from .grid import (accumulate, array_formats, block_sum_width, block_to_grid, check_acc,
                    check_pe_pipeline, grid_shift_from_sum, mode_port, out_layout,
                    scale_code_sum, scale_nan, scale_offset)
 
@@ -87,11 +87,7 @@ class WeightStationaryCore(wiring.Component):
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, pipeline, depth):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
-        fmt_a = array_block_format(fmt_a, "fmt_a")
-        fmt_b = array_block_format(fmt_b, "fmt_b")
-        if fmt_a.block_size != fmt_b.block_size:
-            raise ValueError(f"fmt_a and fmt_b block sizes differ "
-                             f"({fmt_a.block_size} vs {fmt_b.block_size})")
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
         check_acc(acc)
         check_pe_pipeline(pipeline)
         check_int("depth", depth, 1)
