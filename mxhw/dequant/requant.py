@@ -4,6 +4,8 @@ chooses per block by the exact squared error, as golden does)."""
 
 from __future__ import annotations
 
+import re
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -81,8 +83,10 @@ class Requantizer(wiring.Component):
         :class:`~mxhw.dequant.MXSFDecoder` takes.)
 
     Latency ``pipeline`` cycles; one block per cycle (the pipeline stalls as a whole while
-    ``o`` is not ready: ``i.ready`` follows ``o`` combinationally, every register holds; a
-    block is never lost or repeated).
+    ``o`` is not ready, one cycle late: from ``pipeline`` 1 up the stages' enables and
+    ``i.ready`` are registers, and a skid register keeps the block ``o`` did not take in
+    the cycle the stages still advanced; a block is never lost or repeated;
+    ``pipeline=0``: ``i.ready`` is ``o.ready``).
     Golden twin: ``golden.quantize(x, fmt)`` on the block (its ``scales``, ``elements``
     and, for ``mxsf``, ``modes``), with ``x = v * 2.0**-in_frac`` (fixed) or the float32
     values (fp32).
@@ -331,17 +335,55 @@ class Requantizer(wiring.Component):
             m.d.comb += out.eq(Mux(q > top, top, q))
         return out
 
+    def _skid(self, m, q, copies):
+        """The output side of a registered pipeline: ``q`` is its last stage (registers
+        updated under the enables), ``o`` shows a skid register while it holds a block,
+        else ``q``. Returns ``copies`` equal enable registers (``keep``: synthesis keeps
+        them apart, each drives a share of the stages), each loaded with ``~o.valid |
+        o.ready``: the enable of a stall-all pipeline one cycle late. When ``o`` does not
+        take a block ``q`` shows, the stages still advance that cycle and the skid
+        register keeps the block; they then hold (the enables low) until ``o`` takes it.
+        ``i.ready`` is copy 0: a register, not ``o.ready``'s logic."""
+        o = self.o
+        ens = [Signal(init=1, name=f"stage_en{c}", attrs={"keep": 1}) for c in range(copies)]
+        m.d.sync += [e.eq(~o.valid | o.ready) for e in ens]
+        full = Signal(name="skid_full")
+        skid = Signal(len(Value.cast(q.payload)), name="skid", reset_less=True)
+        m.d.comb += [o.valid.eq(full | q.valid), self.i.ready.eq(ens[0]),
+                     Value.cast(o.payload).eq(Mux(full, skid, Value.cast(q.payload)))]
+        with m.If(full):
+            with m.If(o.ready):
+                m.d.sync += full.eq(0)
+        with m.Elif(ens[0] & q.valid & ~o.ready):
+            m.d.sync += [full.eq(1), skid.eq(Value.cast(q.payload))]
+        return ens
+
     def elaborate(self, platform):
         m = Module()
         k, modes, cuts = self._k, self._modes, _CUTS[self._depth]
         mxsf = len(modes) > 1
         early = "shift" in cuts   # the elements' highest set bits before the scale register
-        en = stall_all(m, self.i, self.o, self._pipeline)
+        if self._pipeline:
+            # the stages' enables are registers (copies, one per element), the output a
+            # skid register: o.ready reaches no stage's enable (see _skid)
+            q = stream.Signature(self.o.payload.shape()).create()
+            ens = self._skid(m, q, k + 2)
+            en = ens[1]                      # the output stage's copy
+        else:
+            q, ens = self.o, None
+            en = stall_all(m, self.i, self.o, self._pipeline)
+
+        def en_of(name):
+            # element j's registers (names ending in j) share copy j of the enable
+            if ens is None:
+                return en
+            j = re.search(r"(\d+)$", name)
+            return ens[2 + int(j.group(1)) % (len(ens) - 2)] if j else ens[0]
 
         def reg(value, shape, name, reset_less=True):
             # data registers need no reset (``valid`` says what they hold)
             r = Signal(shape, name=name, reset_less=reset_less)
-            with m.If(en):
+            with m.If(en_of(name)):
                 m.d.sync += r.eq(value)
             return r
 
@@ -431,9 +473,9 @@ class Requantizer(wiring.Component):
 
         if not mxsf:
             e = modes[0]
-            out = [self.o.valid.eq(valid), self.o.payload.scale.eq(Mux(bad, 0xFF, ses[0] + 127))]
+            out = [q.valid.eq(valid), q.payload.scale.eq(Mux(bad, 0xFF, ses[0] + 127))]
             for j in range(k):
-                el = self.o.payload.elements[j]
+                el = q.payload.elements[j]
                 if e.kind == "fp":
                     out.append(el.as_value().eq(
                         Mux(bad, 0, codes[0][j] | (negs[j] << (e.bits - 1)))))
@@ -441,5 +483,5 @@ class Requantizer(wiring.Component):
                     out.append(el.value.eq(Mux(bad, 0, Mux(negs[j], -codes[0][j], codes[0][j]))))
             drive_output(m, out, en, self._pipeline)
             return m
-        return mxsf_select(m, self.o, en, reg, valid, modes, codes, live["mag"], negs,
+        return mxsf_select(m, q, en, reg, valid, modes, codes, live["mag"], negs,
                            live["ex"], ses, bad, SW, (l_lo, l_hi))

@@ -4,7 +4,7 @@ MXSF mode select. ``docs/components.md`` explains the arithmetic."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
 from .. import golden
 from ..formats import lookup_format
@@ -17,11 +17,18 @@ SE_LO, SE_HI = -127, 127  # unbiased exponents E8M0 holds (255 is NaN)
 
 
 def msb(m, x, width, name):
-    """Index of the highest set bit of ``x`` (0 when ``x == 0``): a priority encoder."""
+    """Index of the highest set bit of ``x``'s low ``width`` bits (0 when they are 0): a
+    priority encoder as a balanced tree (each node: the upper half's index if the upper
+    half has a set bit, else the lower half's), so its depth grows with ``log2(width)``,
+    not ``width`` (a chain of conditions maps to a chain of LUTs, the re-quantiser's
+    critical path)."""
     p = Signal(range(max(2, width)), name=name)
-    for b in range(width):  # later assignments win: the highest set bit
-        with m.If(x[b]):
-            m.d.comb += p.eq(b)
+    n = len(p)
+    nodes = [(x[b] if b < width else Const(0, 1), []) for b in range(1 << n)]
+    while len(nodes) > 1:
+        nodes = [(lo[0] | hi[0], [Mux(hi[0], h, lo_) for h, lo_ in zip(hi[1], lo[1])]
+                  + [hi[0]]) for lo, hi in zip(nodes[::2], nodes[1::2])]
+    m.d.comb += p.eq(Cat(*nodes[0][1]))
     return p
 
 

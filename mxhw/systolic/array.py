@@ -15,9 +15,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..lib.params import check_bool, check_choice, check_int
 from .bitserial import BitSerialMXMacPE
-from .grid import (array_block_format, check_acc, check_pe_pipeline, check_serial_format,
+from .grid import (array_formats, check_acc, check_pe_pipeline, check_serial_format,
                    out_layout)
-from .os import OutputStationaryCore, os_in_layout
+from .os import (OutputStationaryCore, is_bitparallel, is_bitserial, os_in_layout,
+                 why_not_shared)
 from .pe import MXMacPE
 from .rowacc import row_extra_stages
 from .ws import WeightStationaryCore, ws_in_layout, ws_latency
@@ -32,12 +33,6 @@ DEFAULT_PIPELINE = 4
 #: PE types the output-stationary array builds by name (``pe=...``): the bit-parallel
 #: :class:`MXMacPE` (also ``pe=None``) and the bit-serial :class:`BitSerialMXMacPE`.
 PE_TYPES = ("bitparallel", "bitserial")
-
-
-def _is_bitserial(pe):
-    """``pe`` builds :class:`BitSerialMXMacPE` (the class, or a ``functools.partial`` of it)."""
-    return pe is BitSerialMXMacPE or (isinstance(pe, functools.partial)
-                                      and pe.func is BitSerialMXMacPE)
 
 
 class SystolicArray(wiring.Component):
@@ -96,11 +91,7 @@ class SystolicArray(wiring.Component):
                  shared_acc=None):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
-        fmt_a = array_block_format(fmt_a, "fmt_a")
-        fmt_b = array_block_format(fmt_b, "fmt_b")
-        if fmt_a.block_size != fmt_b.block_size:
-            raise ValueError(f"fmt_a and fmt_b block sizes differ "
-                             f"({fmt_a.block_size} vs {fmt_b.block_size})")
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
         check_choice("dataflow", dataflow, DATAFLOWS)
         check_acc(acc)
         check_pe_pipeline(pipeline)
@@ -125,7 +116,7 @@ class SystolicArray(wiring.Component):
         if not callable(pe):
             raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")
         self._serial = None                 # bits per K step of a bit-serial PE
-        if _is_bitserial(pe):
+        if is_bitserial(pe):
             if acc.mode != "fixed":
                 raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
                                  f"only, not {acc.mode!r}")
@@ -157,15 +148,7 @@ class SystolicArray(wiring.Component):
         error), or None."""
         if dataflow != "output_stationary":
             return f"the output-stationary dataflow, not {dataflow!r}"
-        if acc.mode != "fixed":
-            return f"fixed-point accumulation, not {acc.mode!r}"
-        if not (isinstance(pe, functools.partial) and pe.func is MXMacPE):
-            return ("the bit-parallel PE (pe=None or 'bitparallel'), not a bit-serial PE or "
-                    "a PE factory")
-        if cols > k:
-            return (f"cols <= k (at most one block end per row and cycle), not cols={cols} "
-                    f"with k={k}")
-        return None
+        return why_not_shared(acc, pe, cols, k)
 
     # the parameters, read-only
     rows, cols, fmt_a, fmt_b, acc, dataflow, pipeline = (
@@ -184,7 +167,7 @@ class SystolicArray(wiring.Component):
         :class:`MXMacPE`), or ``"custom"`` (another factory)."""
         if self._serial is not None:
             return "bitserial"
-        if isinstance(self._pe, functools.partial) and self._pe.func is MXMacPE:
+        if is_bitparallel(self._pe):
             return "bitparallel"
         return "custom"
 
@@ -222,14 +205,18 @@ class SystolicArray(wiring.Component):
         to its result: ``1 + pipeline`` of :class:`MXMacPE` and
         :class:`BitSerialMXMacPE`; of an :class:`~mxhw.systolic.pe.MXBlockSumPE` with its
         row's :class:`~mxhw.systolic.rowacc.RowAccumulator`, that plus
-        :func:`~mxhw.systolic.rowacc.row_extra_stages` (3 from ``pipeline`` 2 up, else 1);
-        else the ``latency``
-        attribute of a PE from the factory (1 if it has none)."""
-        if isinstance(self._pe, functools.partial) and self._pe.func in (MXMacPE,
-                                                                          BitSerialMXMacPE):
-            p = self._pe.keywords.get("pipeline", 0)     # the PE's own register stages
-            return 1 + p + (row_extra_stages(p) if self._shared else 0)
-        return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
+        :func:`~mxhw.systolic.rowacc.row_extra_stages` (3 from ``pipeline`` 2 up, else 1)
+        and at ``pipeline`` 4 one more unless the element pair multiplies as a table (FP4 x
+        FP4; :attr:`MXBlockSumPE.split_product
+        <mxhw.systolic.pe.MXBlockSumPE.split_product>`); else the ``latency`` attribute of a PE from the factory (1 if it has none)
+        (:attr:`OutputStationaryCore.pe_latency`). Weight-stationary: ``1 + pipeline``."""
+        if self._dataflow == "weight_stationary":
+            return 1 + self._pipeline
+        return self._os_core().pe_latency
+
+    def _os_core(self):
+        return OutputStationaryCore(self._rows, self._cols, self._fmt_a, self._fmt_b,
+                                    self._acc, self._pe, self._shared)
 
     def elaborate(self, platform):
         m = Module()
@@ -237,9 +224,7 @@ class SystolicArray(wiring.Component):
             core = WeightStationaryCore(self._rows, self._cols, self._fmt_a, self._fmt_b,
                                         self._acc, self._pipeline, self._depth)
         else:
-            core = OutputStationaryCore(self._rows, self._cols, self._fmt_a, self._fmt_b,
-                                        self._acc, self._pe, self._serial, self._shared,
-                                        self.pe_latency if self._shared else None)
+            core = self._os_core()
         m.submodules.core = core
         wiring.connect(m, wiring.flipped(self.i), core.i)
         wiring.connect(m, core.o, wiring.flipped(self.o))

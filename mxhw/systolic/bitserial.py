@@ -15,8 +15,8 @@ from amaranth.lib.wiring import In
 from ..formats import moded_code, operand_element
 from ..pe.multiplier import product_width
 from ..lib.signals import stage
-from .grid import (SERIAL_BITS_MAX, AccumulatingPE, accumulate_blocks, block_sum_width,
-                   check_pe_pipeline, check_serial_format, fixed_form, mode_port,
+from .grid import (SERIAL_BITS_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
+                   block_sum_width, check_acc, check_serial_format, fixed_form, mode_port,
                    running_block_sum, scale_code_sum, scale_nan, scale_offset, serial_bits)
 
 # (the serial-weight helpers live in :mod:`.grid`; re-exported here, where the bench and
@@ -101,15 +101,13 @@ class BitSerialMXMacPE(AccumulatingPE):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
-        check_pe_pipeline(pipeline)
+        fmt_a, fmt_b = array_block_format(fmt_a, "fmt_a"), array_block_format(fmt_b, "fmt_b")
+        check_acc(acc)
         if acc.mode != "fixed":
             raise ValueError(f"the bit-serial PE implements fixed-point accumulation only, "
                              f"not {acc.mode!r}")
         self._p = check_serial_format(fmt_b)
-        self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
-        self._pipeline = pipeline
-        self._k = fmt_a.block_size
-        super().__init__({
+        super().__init__(fmt_a, fmt_b, acc, pipeline, {
             "a": In(unsigned(fmt_a.element.bits)),
             "a_scale": In(unsigned(fmt_a.scale.bits)),
             **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
@@ -121,7 +119,6 @@ class BitSerialMXMacPE(AccumulatingPE):
             "final": In(1),
             "block_end": In(1),
             "last": In(1),
-            **self.result_ports(acc),
         })
 
     serial_bits = property(lambda self: self._p,

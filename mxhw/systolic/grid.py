@@ -22,7 +22,7 @@ from ..lib.params import check_pipeline
 from ..lib.signals import ge_const, saturate, stage
 from ..pe.multiplier import product_width
 
-__all__ = ["PE_PIPELINE_MAX", "array_block_format", "check_pe_pipeline", "check_acc",
+__all__ = ["PE_PIPELINE_MAX", "array_block_format", "array_formats", "check_pe_pipeline", "check_acc",
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
            "scale_sum_shape", "scale_code_sum", "grid_shift_from_sum", "block_to_grid",
            "clamp_acc", "accumulate", "accumulate_blocks", "running_block_sum",
@@ -66,6 +66,17 @@ def array_block_format(fmt, name="fmt"):
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
     return fmt
+
+
+def array_formats(fmt_a, fmt_b):
+    """``(fmt_a, fmt_b)`` as :func:`array_block_format`\ s (parameters ``fmt_a`` and
+    ``fmt_b``) of equal block size (``ValueError`` otherwise)."""
+    fmt_a = array_block_format(fmt_a, "fmt_a")
+    fmt_b = array_block_format(fmt_b, "fmt_b")
+    if fmt_a.block_size != fmt_b.block_size:
+        raise ValueError(f"fmt_a and fmt_b block sizes differ "
+                         f"({fmt_a.block_size} vs {fmt_b.block_size})")
+    return fmt_a, fmt_b
 
 
 def mode_port(fmt):
@@ -376,9 +387,39 @@ def running_block_sum(m, sw, p, nonfinite, end, nan):
 class AccumulatingPE(wiring.Component):
     """What the output-stationary PEs that accumulate a tile share
     (:class:`~mxhw.systolic.pe.MXMacPE`, :class:`~mxhw.systolic.bitserial.BitSerialMXMacPE`):
-    their ``result`` and ``special`` ports (:meth:`result_ports`), ``pipeline`` and a
-    latency of ``1 + pipeline`` cycles from a tile's last element (bit-serial: the final
-    bit of its last step) to its ``result``."""
+    their parameter checks, their ``result`` and ``special`` ports (:meth:`result_ports`),
+    ``pipeline`` and a latency of ``1 + pipeline`` cycles from a tile's last element
+    (bit-serial: the final bit of its last step) to its ``result``.
+
+    Parameters
+    ----------
+    fmt_a, fmt_b : str or BlockFormat
+        Operand block formats (:func:`array_block_format`), equal block sizes.
+    acc : golden.arith.Accumulation
+        ``fixed`` or ``fp32`` (:func:`check_acc`).
+    pipeline : int
+        Register stages, 0..:data:`PE_PIPELINE_MAX`.
+    members : dict
+        The subclass's input ports; :meth:`result_ports` are added.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range (the message names it).
+    """
+
+    def __init__(self, fmt_a, fmt_b, acc, pipeline, members):
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
+        check_acc(acc)
+        check_pe_pipeline(pipeline)
+        self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
+        self._pipeline = pipeline
+        self._k = fmt_a.block_size
+        super().__init__({**members, **self.result_ports(acc)})
+
+    fmt_a = property(lambda self: self._fmt_a)
+    fmt_b = property(lambda self: self._fmt_b)
+    acc = property(lambda self: self._acc)
 
     @staticmethod
     def result_ports(acc):

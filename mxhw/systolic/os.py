@@ -5,18 +5,24 @@ results leave through an :class:`~mxhw.systolic.outbuf.OutputBuffer`. See
 
 from __future__ import annotations
 
+import functools
+
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import moded_code, operand_element
 from ..lib.signals import delay_line, one_hot_select
-from .grid import clamp_acc, fixed_form, mode_port, out_layout
+from ..lib.params import check_bool, check_int
+from .bitserial import BitSerialMXMacPE
+from .grid import (array_formats, check_acc, check_serial_format, clamp_acc, fixed_form,
+                   mode_port, out_layout)
 from .outbuf import OutputBuffer
-from .pe import MXBlockSumPE
-from .rowacc import RowAccumulator
+from .pe import MXBlockSumPE, MXMacPE, splits_product
+from .rowacc import RowAccumulator, row_extra_stages
 
-__all__ = ["OutputStationaryCore", "os_in_layout"]
+__all__ = ["OutputStationaryCore", "os_in_layout", "is_bitserial", "is_bitparallel",
+           "why_not_shared"]
 
 
 def os_in_layout(fmt_a, fmt_b, rows, cols):
@@ -34,47 +40,120 @@ def os_in_layout(fmt_a, fmt_b, rows, cols):
     })
 
 
+def is_bitserial(pe):
+    """``pe`` builds :class:`BitSerialMXMacPE` (the class, or a ``functools.partial`` of it)."""
+    return pe is BitSerialMXMacPE or (isinstance(pe, functools.partial)
+                                      and pe.func is BitSerialMXMacPE)
+
+
+def is_bitparallel(pe):
+    """``pe`` is a ``functools.partial`` of :class:`MXMacPE` (the array's default PE)."""
+    return isinstance(pe, functools.partial) and pe.func is MXMacPE
+
+
+def why_not_shared(acc, pe, cols, k):
+    """Why the row-shared accumulators cannot serve an output-stationary array with this
+    accumulation, PE factory and ``cols`` (``k`` the block size): a phrase for the error
+    of a required ``shared``, or None."""
+    if acc.mode != "fixed":
+        return f"fixed-point accumulation, not {acc.mode!r}"
+    if not is_bitparallel(pe):
+        return ("the bit-parallel PE (pe=None or 'bitparallel'), not a bit-serial PE or "
+                "a PE factory")
+    if cols > k:
+        return (f"cols <= k (at most one block end per row and cycle), not cols={cols} "
+                f"with k={k}")
+    return None
+
+
 class OutputStationaryCore(wiring.Component):
     """The output-stationary array (:class:`~mxhw.systolic.SystolicArray` with
-    ``dataflow="output_stationary"``, which validates the parameters and documents the
-    ports): the edge registers and block counter, the skewed PE grid, the row units
-    (``shared``) and the output buffer.
+    ``dataflow="output_stationary"``, which documents the ports): the edge registers and
+    block counter, the skewed PE grid, the row units (``shared``) and the output buffer.
 
     Parameters
     ----------
     rows, cols : int
-    fmt_a, fmt_b : BlockFormat
+        Array shape, >= 1.
+    fmt_a, fmt_b : str or BlockFormat
+        Operand block formats (:func:`~mxhw.systolic.grid.array_block_format`), equal
+        block sizes.
     acc : golden.arith.Accumulation
+        ``fixed`` or ``fp32`` (bit-serial PE: ``fixed``).
     pe : callable
-        The PE factory ``pe(fmt_a, fmt_b, acc)`` (a ``functools.partial`` of
-        :class:`~mxhw.systolic.pe.MXMacPE` when ``shared``: its ``pipeline`` is split
-        between the :class:`~mxhw.systolic.pe.MXBlockSumPE` and its row's
-        :class:`~mxhw.systolic.rowacc.RowAccumulator`).
-    serial : int or None
-        Bits per K step of a bit-serial PE, or None.
+        The PE factory ``pe(fmt_a, fmt_b, acc)``: a ``functools.partial`` of
+        :class:`~mxhw.systolic.pe.MXMacPE` (required when ``shared``: its ``pipeline`` is
+        split between the :class:`~mxhw.systolic.pe.MXBlockSumPE` and its row's
+        :class:`~mxhw.systolic.rowacc.RowAccumulator`), :class:`BitSerialMXMacPE` (or a
+        partial of it), or another factory with :class:`MXMacPE`'s ports.
     shared : bool
-        Row-shared accumulation.
-    pe_latency : int or None
-        ``shared``: cycles from a PE's last element to its row unit's result; else None
-        (each PE's ``latency`` attribute, 1 if absent).
+        Row-shared accumulation (:func:`why_not_shared` says when it cannot apply).
 
     Members
     -------
     i : In(stream.Signature(os_in_layout(...)))
     o : Out(stream.Signature(out_layout(acc, cols)))
 
-    Latency ``rows + cols + pe_latency + (serial or 1)``; throughput one transfer per
-    cycle (bit-serial: per ``serial`` cycles). Golden twin: :func:`mxhw.golden.arith.gemm`.
+    Latency ``rows + cols + pe_latency + serial``; throughput one transfer per cycle
+    (bit-serial: per ``serial`` cycles). Golden twin: :func:`mxhw.golden.arith.gemm`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range, or ``shared`` where it cannot
+        apply (the message names the parameter and what is allowed).
     """
 
-    def __init__(self, rows, cols, fmt_a, fmt_b, acc, pe, serial, shared, pe_latency):
+    def __init__(self, rows, cols, fmt_a, fmt_b, acc, pe, shared):
+        check_int("rows", rows, 1)
+        check_int("cols", cols, 1)
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
+        check_acc(acc)
+        if not callable(pe):
+            raise TypeError(f"pe must be a PE factory pe(fmt_a, fmt_b, acc), not {pe!r}")
+        check_bool("shared", shared)
+        serial = None
+        if is_bitserial(pe):
+            if acc.mode != "fixed":
+                raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
+                                 f"only, not {acc.mode!r}")
+            serial = check_serial_format(fmt_b)
+        if shared and (why := why_not_shared(acc, pe, cols, fmt_a.block_size)):
+            raise ValueError(f"shared=True needs {why}")
         self._rows, self._cols, self._fmt_a, self._fmt_b = rows, cols, fmt_a, fmt_b
         self._acc, self._pe, self._serial, self._shared = acc, pe, serial, shared
-        self._pe_latency, self._k = pe_latency, fmt_a.block_size
+        self._k = fmt_a.block_size
         super().__init__({
             "i": In(stream.Signature(os_in_layout(fmt_a, fmt_b, rows, cols))),
             "o": Out(stream.Signature(out_layout(acc, cols))),
         })
+
+    @property
+    def serial(self):
+        """Cycles per K step: the bit-serial PE's weight bits, else 1."""
+        return self._serial or 1
+
+    @property
+    def pe_latency(self):
+        """Cycles from a PE's last element (bit-serial: the final bit of its last step) to
+        its result: ``1 + pipeline`` of :class:`MXMacPE` and :class:`BitSerialMXMacPE`,
+        plus :func:`~mxhw.systolic.rowacc.row_extra_stages` when ``shared`` (and 1 with
+        :attr:`MXBlockSumPE.split_product <mxhw.systolic.pe.MXBlockSumPE.split_product>`);
+        else the
+        ``latency`` attribute of a PE from the factory (1 if it has none)."""
+        if is_bitparallel(self._pe) or is_bitserial(self._pe):
+            p = (self._pe.keywords.get("pipeline", 0)
+                 if isinstance(self._pe, functools.partial) else 0)
+            if not self._shared:
+                return 1 + p
+            return (1 + p + row_extra_stages(p)
+                    + splits_product(self._fmt_a, self._fmt_b, p))
+        return getattr(self._pe(self._fmt_a, self._fmt_b, self._acc), "latency", 1)
+
+    @property
+    def latency(self):
+        """Cycles from a tile's last transfer to its first result row on ``o``."""
+        return self._rows + self._cols + self.pe_latency + self.serial
 
     def _edge(self, m, inflight, take):
         """The edge register and block counter (bit-serial: the weights' shift registers),
@@ -262,7 +341,7 @@ class OutputStationaryCore(wiring.Component):
         # row (``keep``: equal registers, kept apart), each copy driving one row's flags,
         # so no one flip-flop fans out across the whole buffer.
         corner = pes[R - 1][C - 1]
-        lat = self._pe_latency if self._shared else getattr(corner, "latency", 1)
+        lat = self.pe_latency if self._shared else getattr(corner, "latency", 1)
         corner_last = Signal()
         m.d.comb += corner_last.eq(corner.valid & corner.last &
                                    (corner.final if p is not None else 1))

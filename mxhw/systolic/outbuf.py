@@ -7,7 +7,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .grid import acc_width, out_layout
+from ..lib.params import check_bool, check_int
+from .grid import acc_width, check_acc, out_layout
 
 __all__ = ["OutputBuffer", "OUT_GROUP", "OUT_STAGE"]
 
@@ -28,7 +29,7 @@ class OutputBuffer(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        The array's shape.
+        The array's shape, each >= 1.
     acc : golden.arith.Accumulation
         The accumulation (``data`` width: :func:`~mxhw.systolic.grid.acc_width`).
     shared : bool
@@ -56,9 +57,18 @@ class OutputBuffer(wiring.Component):
 
     Latency: the first row is valid on ``o`` 1 cycle after the buffer holds it; throughput
     one row per cycle while ``o`` is ready.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range (the message names it).
     """
 
     def __init__(self, rows, cols, acc, shared):
+        check_int("rows", rows, 1)
+        check_int("cols", cols, 1)
+        check_acc(acc)
+        check_bool("shared", shared)
         self._rows, self._cols, self._acc, self._shared = rows, cols, acc, shared
         W = acc_width(acc)
         ports = ({"fin": In(signed(W)).array(rows), "fin_special": In(1).array(rows),

@@ -8,11 +8,13 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import moded_code, operand_element
+from ..formats import (Unpacked, _nonfinite, is_moded, lsb_shift, moded_code, operand_element,
+                       unpack)
 from ..lib.signals import stage
-from ..pe.multiplier import ElementMultiplier, multiply_sign_magnitude
+from ..pe.multiplier import (LUT_MULTIPLY_BITS, TABLE_MULTIPLY_BITS, ElementMultiplier,
+                             multiply_sign_magnitude, product_range)
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
-from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks,
+from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
                    block_sum_width, check_pe_pipeline, mode_port, running_block_sum,
                    scale_code_sum, scale_nan, scale_offset)
 
@@ -48,6 +50,63 @@ def operand_ports(fmt_a, fmt_b):
         "block_end": In(1),
         "last": In(1),
     }
+
+
+def is_table_pair(ea, eb):
+    """The element formats ``ea``, ``eb`` multiply as a table (the element multiplier's
+    truth-table product of two small sign-magnitude FP codes, e.g. FP4 x FP4: a few LUTs
+    deep, nothing to split)."""
+    def table(e):
+        return e.kind == "fp" and not is_moded(e) and e.sign_bit == e.bits - 1
+    return table(ea) and table(eb) and ea.bits + eb.bits - 2 <= TABLE_MULTIPLY_BITS
+
+
+def splits_product(fmt_a, fmt_b, pipeline):
+    """Registers :class:`MXBlockSumPE` of block formats ``fmt_a``, ``fmt_b`` and
+    ``pipeline`` puts inside its element product (:func:`split_product`): at ``pipeline``
+    4, 2 for a product of significands in LUTs (FP6, FP8, mixed pairs), 1 for one in a DSP
+    block (INT8 x INT8), 0 for a table pair (FP4 x FP4); else 0."""
+    ea, eb = operand_element(fmt_a), operand_element(fmt_b)
+    if pipeline < 4 or is_table_pair(ea, eb):
+        return 0
+    return 1 if _dsp_product(ea, eb) else 2
+
+
+def _dsp_product(ea, eb):
+    """The significands of ``ea`` and ``eb`` multiply as a ``*`` (a DSP block), not as
+    partial products in LUTs."""
+    return min(Unpacked(ea).sig_bits, Unpacked(eb).sig_bits) > LUT_MULTIPLY_BITS
+
+
+def split_product(m, ea, a, eb, b, cut):
+    """The exact element product of codes ``a`` (of ``ea``) and ``b`` (of ``eb``) as
+    :func:`~mxhw.pe.multiplier.multiply_sign_magnitude` forms it (``(mag, neg,
+    nonfinite)``: the significands multiply, the exponents' sum shifts the product onto
+    the LSB grid), with ``cut`` (a function of a signal, a register) applied after the
+    operands' decode and, when the significands multiply in LUTs (FP formats), again
+    between the product and its shift; a product in a DSP block (INT8's 8 x 8) then has
+    the block's own delay alone between flip-flops (:func:`splits_product` counts the
+    registers)."""
+    ua, ub = unpack(m, ea, a), unpack(m, eb, b)
+    sa, sb = ua.significand, ub.significand
+    sh = Signal(len(lsb_shift(ua) + lsb_shift(ub)), name="sig_shift")
+    nf, neg = Signal(name="prod_nonfinite"), Signal(name="prod_neg")
+    m.d.comb += [sh.eq(lsb_shift(ua) + lsb_shift(ub)), nf.eq(_nonfinite(ua) | _nonfinite(ub)),
+                 neg.eq(~nf & (ua.sign ^ ub.sign))]
+    sig = Signal(len(sa) + len(sb), name="sig_prod")
+    ra, rb = Signal(len(sa), name="sig_a"), Signal(len(sb), name="sig_b")
+    m.d.comb += [ra.eq(sa), rb.eq(sb)]
+    ra, rb, sh, nf, neg = (cut(x) for x in (ra, rb, sh, nf, neg))
+    narrow, wide = (ra, rb) if len(ra) <= len(rb) else (rb, ra)
+    if not _dsp_product(ea, eb):               # partial products in LUTs, as the multiplier
+        m.d.comb += sig.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
+        sig, sh, nf, neg = (cut(x) for x in (sig, sh, nf, neg))
+    else:
+        m.d.comb += sig.eq(ra * rb)
+    lo, hi = product_range(ea, eb)
+    mag = Signal(max(-lo, hi, 1).bit_length(), name="mag_nf")
+    m.d.comb += mag.eq(Mux(nf, 0, sig << sh))
+    return mag, neg, nf
 
 
 class MXMacPE(AccumulatingPE):
@@ -120,14 +179,8 @@ class MXMacPE(AccumulatingPE):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
-        check_pe_pipeline(pipeline)
-        self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
-        self._pipeline = pipeline
-        self._k = fmt_a.block_size
-        super().__init__({
-            **operand_ports(fmt_a, fmt_b),
-            **self.result_ports(acc),
-        })
+        fa, fb = array_block_format(fmt_a, "fmt_a"), array_block_format(fmt_b, "fmt_b")
+        super().__init__(fa, fb, acc, pipeline, operand_ports(fa, fb))
 
     def elaborate(self, platform):
         m = Module()
@@ -287,10 +340,17 @@ class MXBlockSumPE(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
 
     @property
+    def split_product(self):
+        """Registers inside the element product (:func:`splits_product`: at ``pipeline``
+        4, 2 for FP6/FP8/mixed pairs, 1 for INT8 x INT8, 0 for FP4 x FP4)."""
+        return splits_product(self._fmt_a, self._fmt_b, self._pipeline)
+
+    @property
     def latency(self):
         """Cycles from a block's last element to its ``block_valid``: ``min(pipeline, 1)``,
-        plus 1 from ``pipeline`` 2 up (the output register)."""
-        return min(self._pipeline, 1) + (self._pipeline >= 2)
+        plus 1 from ``pipeline`` 2 up (the output register), plus
+        :attr:`split_product`."""
+        return min(self._pipeline, 1) + (self._pipeline >= 2) + self.split_product
 
     @property
     def lsb_exp(self):
@@ -307,16 +367,22 @@ class MXBlockSumPE(wiring.Component):
         # where a negation would be another
         a = moded_code(fa, self.a, getattr(self, "a_mode", None))
         b = moded_code(fb, self.b, getattr(self, "b_mode", None))
-        mag, neg, mul_nf = multiply_sign_magnitude(m, operand_element(fa), a,
-                                                   operand_element(fb), b)
+        ea, eb = operand_element(fa), operand_element(fb)
+        ctl = (self.valid, self.block_end, self.last, self.a_scale, self.b_scale)
+        if self.split_product:
+            # registers in the product (and the control as many registers later)
+            mag, neg, mul_nf = split_product(m, ea, a, eb, b,
+                                             lambda x: stage(m, x, True, "sig"))
+            for _ in range(self.split_product):
+                ctl = tuple(stage(m, x, True, "sig") for x in ctl)
+        else:
+            mag, neg, mul_nf = multiply_sign_magnitude(m, ea, a, eb, b)
         ones = Signal(len(mag), name="mag_ones")   # the product's low bits, ones' complement
         m.d.comb += ones.eq(mag ^ neg.replicate(len(mag)))
         ones, neg, mul_nf = (stage(m, x, P >= 1, "mul") for x in (ones, neg, mul_nf))
         # the scale codes, aligned with the product (these registers equal the operands'
         # pass-through registers to the next PE, so synthesis shares them)
-        valid, end, last, a_scale, b_scale = (
-            stage(m, x, P >= 1, "m")
-            for x in (self.valid, self.block_end, self.last, self.a_scale, self.b_scale))
+        valid, end, last, a_scale, b_scale = (stage(m, x, P >= 1, "m") for x in ctl)
         s = Signal.like(self.block_sum)            # exact block sum so far
         s_new = Signal.like(self.block_sum)
         p_ones = Signal.like(self.block_sum)       # the product, ones' complement if neg

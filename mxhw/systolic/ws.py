@@ -13,8 +13,10 @@ from ..formats import moded_code, operand_element
 from ..pe.multiplier import ElementMultiplier
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 from ..lib.signals import delay_line, stage
-from .grid import (accumulate, block_sum_width, block_to_grid, grid_shift_from_sum, mode_port,
-                   out_layout, scale_code_sum, scale_nan, scale_offset)
+from ..lib.params import check_int
+from .grid import (accumulate, array_formats, block_sum_width, block_to_grid, check_acc,
+                   check_pe_pipeline, grid_shift_from_sum, mode_port, out_layout,
+                   scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["WeightStationaryCore", "ws_in_layout", "ws_latency"]
 
@@ -47,8 +49,7 @@ def ws_latency(rows, cols, pipeline):
 
 class WeightStationaryCore(wiring.Component):
     """The weight-stationary array (:class:`~mxhw.systolic.SystolicArray` with
-    ``dataflow="weight_stationary"``, which validates the parameters and documents the
-    ports and the host's schedule): edge registers, the PE grid with active and shadow
+    ``dataflow="weight_stationary"``, which documents the ports and the host's schedule): edge registers, the PE grid with active and shadow
     weight registers, the column stages and the output queue.
 
     Block-end register stages (``pipeline - 1``, up to 3): ``fixed``, those of
@@ -60,8 +61,12 @@ class WeightStationaryCore(wiring.Component):
     Parameters
     ----------
     rows, cols, depth : int
-    fmt_a, fmt_b : BlockFormat
+        Array shape and activation rows per pass, each >= 1.
+    fmt_a, fmt_b : str or BlockFormat
+        Operand block formats (:func:`~mxhw.systolic.grid.array_block_format`), equal
+        block sizes.
     acc : golden.arith.Accumulation
+        ``fixed`` or ``fp32``.
     pipeline : int
         0..4.
 
@@ -72,9 +77,20 @@ class WeightStationaryCore(wiring.Component):
 
     Latency :func:`ws_latency` from a last-pass activation transfer to its result row;
     throughput one transfer per cycle. Golden twin: :func:`mxhw.golden.arith.gemm`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range (the message names it).
     """
 
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, pipeline, depth):
+        check_int("rows", rows, 1)
+        check_int("cols", cols, 1)
+        fmt_a, fmt_b = array_formats(fmt_a, fmt_b)
+        check_acc(acc)
+        check_pe_pipeline(pipeline)
+        check_int("depth", depth, 1)
         self.rows, self.cols, self.depth = rows, cols, depth
         self.fmt_a, self.fmt_b, self.acc, self.pipeline = fmt_a, fmt_b, acc, pipeline
         self.k = fmt_a.block_size

@@ -162,8 +162,10 @@ def test_init():
     dut = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC)
     assert (dut.rows, dut.cols, dut.k, dut.dataflow) == (2, 3, 32, "output_stationary")
     # rows + cols + the PE's 1 + pipeline, + 3 for the row-shared accumulators (default),
-    # + 1 for the output stage
-    assert dut.shared_acc and dut.latency == 5 + 1 + DEFAULT_PIPELINE + 3 + 1
+    # + 2 registers inside the FP4 x INT8 product (pipeline 4), + 1 for the output stage
+    assert dut.shared_acc and dut.latency == 5 + 1 + DEFAULT_PIPELINE + 3 + 2 + 1
+    fp4 = SystolicArray(2, 3, "mxfp4", "mxfp4", acc=ACC)        # a table product: no split
+    assert fp4.latency == 5 + 1 + DEFAULT_PIPELINE + 3 + 1
     per_pe = SystolicArray(2, 3, "mxfp4", "mxint8", acc=ACC, shared_acc=False)
     assert per_pe.latency == 5 + 1 + DEFAULT_PIPELINE + 1
 

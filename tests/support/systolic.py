@@ -237,14 +237,17 @@ def compare(got, a, b, acc):
             assert not s and d == raw[mm, nn], (mm, nn, d, raw[mm, nn])
 
 
-def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, hold=0, **kw):
+def check_gemm(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, hold=0, dut=None,
+               **kw):
     """``a @ b`` through an output-stationary ``rows`` x ``cols`` array equals golden;
     input gaps (``p_idle``) and output back-pressure (``p_stall``) from ``seed`` (an int,
     or two :class:`Waits`), and with ``hold`` the output's ready held low that many
     cycles before each tile's second row (its first, with one row), while the producer
-    goes on."""
+    goes on. ``dut``: the component to drive (with the array's ``i`` and ``o``, e.g. an
+    :class:`~mxhw.systolic.os.OutputStationaryCore`), else a :class:`SystolicArray`."""
     M, N = a.shape[0], b.shape[1]
-    dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc, **kw)
+    if dut is None:
+        dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc, **kw)
     tiles = tile_order(M, N, rows, cols)
     rng_i, rng_o = _rngs(seed)
     got = {}
@@ -275,12 +278,15 @@ def check_fp32(a, b, rows, cols, pipeline, seed=0, p_stall=0.0, p_idle=0.0):
     check_gemm(a, b, rows, cols, golden.arith.FP32, seed, p_stall, p_idle, pipeline=pipeline)
 
 
-def check_ws(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, **kw):
+def check_ws(a, b, rows, cols, acc, seed=0, p_stall=0.0, p_idle=0.0, dut=None, **kw):
     """``a @ b`` through a weight-stationary array (schedule
-    :func:`~mxhw.systolic.driver.ws_beats`) equals golden bit for bit."""
+    :func:`~mxhw.systolic.driver.ws_beats`) equals golden bit for bit. ``dut``: the
+    component to drive (e.g. a :class:`~mxhw.systolic.ws.WeightStationaryCore`, with a
+    ``depth``), else a :class:`SystolicArray`."""
     M, N = a.shape[0], b.shape[1]
-    dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc, dataflow="weight_stationary",
-                        **kw)
+    if dut is None:
+        dut = SystolicArray(rows, cols, a.fmt, b.fmt, acc=acc,
+                            dataflow="weight_stationary", **kw)
     D = dut.depth
     rng_i, rng_o = _rngs(seed)
     got = {}

@@ -124,6 +124,11 @@ def _make_requant(fmt):
     return Requantizer(fmt, pipeline=REQUANT_PIPELINE)
 
 
+def _make_requant_default(fmt):
+    from ...dequant import Requantizer
+    return Requantizer(fmt)
+
+
 def _make_bitserial(lanes):
     from ...pe import BitSerialPE
     return BitSerialPE(act_width=8, max_wbits=8, lanes=lanes)
@@ -186,6 +191,11 @@ def _registry():
                            maker(_make_array, f, n, "bitserial"), n * n / p,
                            {"format": f, "rows": n, "cols": n, "pe": "bitserial",
                             "weight_bits": p, "acc": f"fixed{ARRAY_ACC}"}))
+    # issue #33, target 4: the re-quantiser's MXSF side (both modes and the squared-error
+    # mode select) at its default pipeline (None: the deepest, 7)
+    cfgs.append(Config("requant_mxsf", "requant", maker(_make_requant_default, "mxsf"), 0,
+                       {"format": "mxsf", "k": K, "in_width": REQUANT_INPUT[0],
+                        "in_frac": REQUANT_INPUT[1], "pipeline": 7}))
     return {c.name: c for c in cfgs}
 
 
