@@ -11,6 +11,7 @@ nothing here depends on the link protocol's format.
 
 from __future__ import annotations
 
+from .top import SoCConfig
 from .transport import SimTransport
 
 __all__ = ["FastSimTransport"]
@@ -23,12 +24,20 @@ class FastSimTransport(SimTransport):
     Parameters
     ----------
     config : SoCConfig or None
+        The SoC (``None``: ``SoCConfig()``).
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`~mxhw.soc.top.SoCConfig`.
     """
 
     #: quiet cycles after which a read stops collecting bytes
-    LINGER = 16
+    LINGER = 4
 
     def __init__(self, config=None):
+        if config is not None and not isinstance(config, SoCConfig):
+            raise TypeError(f"config must be a SoCConfig or None, not {config!r}")
         super().__init__(config, backend="compiled", link="bytes")
 
     def _step_compiled(self, max_cycles, n):
