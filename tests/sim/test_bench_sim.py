@@ -15,10 +15,37 @@ def test_sim_bench_quick_json(tmp_path, capsys):
     assert main(["sim", "--quick", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     for key in ("pysim_cps_8x8", "compiled_cps_8x8", "speedup_8x8", "compiled_stream_cps",
-                "soc_compiled_cps", "compiled_cps_systolic_8x8", "pysim_cps_systolic_8x8"):
+                "soc_compiled_cps", "soc_pysim_cps", "soc_speedup", "soc_model_build_s",
+                "pysim_cps_fixture_8x8", "compiled_cps_fixture_8x8", "speedup_fixture_8x8",
+                "speedup_8x8_mxint8", "speedup_8x8_mxfp4", "speedup_8x8_mxint8_cpu"):
         assert data[key] > 0, key
     assert data["speedup_8x8"] == pytest.approx(
         data["compiled_cps_8x8"] / data["pysim_cps_8x8"], rel=0.01)
-    assert "MACGrid" in data["config"]["array_design"] or \
-        "SystolicArray" in data["config"]["array_design"]
+    assert data["speedup_8x8"] == min(data["speedup_8x8_mxint8"], data["speedup_8x8_mxfp4"])
+    assert data["soc_speedup"] == pytest.approx(
+        data["soc_compiled_cps"] / data["soc_pysim_cps"], rel=0.01)
+    assert "SystolicArray 8x8" in data["config"]["array_design"]
     assert "compiled_cps_8x8" in capsys.readouterr().out
+
+
+@pytest.mark.compiled
+@pytest.mark.parametrize("backend", ["compiled", "stream"])
+def test_soc_program_checked_against_golden(backend):
+    """The SoC speed program runs on the compiled model through either transport; its
+    result is checked against golden inside (a mismatch raises)."""
+    from mxhw.bench import sim_soc
+    wall, cpu, cycles, (build_wall, build_cpu) = sim_soc.time_soc_program(backend)
+    assert wall > 0 and cpu > 0 and cycles > 100 and build_wall >= 0 and build_cpu >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.compiled
+def test_minilm_layer_small_checked_against_golden():
+    """A small layer on the MiniLM SoC: the result is checked against golden inside (a
+    mismatch raises); utilisation and busy fraction are fractions of the simulated cycles,
+    utilisation at most the fraction of cycles the unit was busy."""
+    from mxhw.bench import sim_soc
+    figures, config = sim_soc.run_minilm(tokens=16, d_in=64, d_out=16)
+    assert figures["minilm_cycles"] > 0
+    assert 0 < figures["minilm_mac_utilisation"] <= figures["minilm_busy_fraction"] <= 1
+    assert config["minilm_model_s"] >= 0

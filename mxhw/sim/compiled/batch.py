@@ -5,6 +5,7 @@ import ctypes
 
 import numpy as np
 
+from ...lib.params import check_int
 from .beats import pack_beats, unpack_beats
 from .errors import CompiledSimError
 from .library import u32p as _u32p
@@ -146,3 +147,42 @@ class BatchRuns:
             err.received, err.cycles, err.sent = received, cycles, sent
             raise err
         return received, cycles
+
+    def exchange(self, i, o, data=b"", want=0, max_cycles=1_000_000, linger=16):
+        """A byte link in bulk, the cycle loop in C: offer the bytes of ``data`` on the
+        8-bit stream ``i`` (one per cycle while ``i.ready``) and collect every byte stream
+        ``o`` presents (its ``ready`` held high) until all of ``data`` is taken, at least
+        ``want`` bytes are received and none came for ``linger`` cycles, so a whole
+        response arrives in one call whatever its format; or until ``max_cycles`` cycles.
+        Returns ``(received bytes, cycles, bytes of data taken)``; stopping at
+        ``max_cycles`` is not an error (the caller sees what is missing).
+        """
+        check_int("want", want, 0, 1 << 24)
+        check_int("max_cycles", max_cycles, 0, 1 << 62)
+        check_int("linger", linger, 0, 1 << 20)
+        ip, iv, ir = (self._plain_port(x) for x in (i.payload, i.valid, i.ready))
+        op, ov, ordy = (self._plain_port(x) for x in (o.payload, o.valid, o.ready))
+        for p, inward in ((ip, True), (iv, True), (ir, False), (op, False), (ov, False),
+                          (ordy, True)):
+            if p.internal or p.input != inward or p.width > 32:
+                raise CompiledSimError(f"exchange needs top-level byte streams; {p.name!r} "
+                                       f"is not a suitable {'input' if inward else 'output'}")
+        if ip.width != 8 or op.width != 8:
+            raise CompiledSimError(f"exchange moves bytes: stream payloads must be 8 bits wide, "
+                                   f"not {ip.width} and {op.width}")
+        data = bytes(data)
+        cap = max(int(want), 1) + 65536
+        out = ctypes.create_string_buffer(cap)
+        stats = (ctypes.c_uint64 * 3)()
+
+        def a(arr):
+            return ctypes.c_void_p(ctypes.addressof(arr))
+        rc = self._lib.mx_exchange(self._h, a(ip.next), a(iv.next), a(ir.curr), data, len(data),
+                                   a(op.curr), a(ov.curr), a(ordy.next), out, cap, int(want),
+                                   int(linger), int(max_cycles), stats)
+        self._dirty = True
+        cycles, sent, got = stats
+        if rc == 1:
+            self._assertion_failed()
+        return out.raw[:got], cycles, sent
+

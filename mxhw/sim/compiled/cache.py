@@ -57,7 +57,8 @@ def key(rtlil_text):
     path, ver = toolchain.compiler()
     large = rtlil.is_large(rtlil_text)
     return _hash((rtlil_text, glue_source(), path, ver, " ".join(toolchain.cxxflags(large)),
-                  _runtime_key(large), "dedup-2" if large else "", "edges-1",
+                  _runtime_key(large), "dedup-2" if large else "", "edges-1", "fast-or-plain-1",
+                  toolchain.OPT_PASSES,
                   "" if large else "flatten-eval-1"), 32)
 
 
@@ -120,10 +121,19 @@ def _runtime(directory, large=False):
 
 def _design_cc(rtlil_text):
     """The design's C++: large designs with identical modules merged and kept as hierarchy,
-    small ones flattened with each ``eval`` marked ``flatten``; clock edges patched."""
+    small ones flattened with each ``eval`` marked ``flatten``; optimised by the Yosys
+    passes (:data:`~.toolchain.OPT_PASSES`) unless only their absence allows fast clocking;
+    clock edges patched."""
     large = rtlil.is_large(rtlil_text)
     text = rtlil.dedup_modules(rtlil_text)[0] if large else rtlil_text
-    cc, _ = cxxpatch.patch_edges(toolchain.write_cxxrtl(text))
+    cc, fast = cxxpatch.patch_edges(toolchain.write_cxxrtl(text))
+    if not fast:
+        # the Yosys passes can leave a combinational path through a kept module's boundary
+        # that CXXRTL evaluates in several delta cycles: without them, one evaluation per
+        # clock cycle may still be possible, which gains more
+        plain, plain_fast = cxxpatch.patch_edges(toolchain.write_cxxrtl(text, passes=""))
+        if plain_fast:
+            cc = plain
     return cc if large else cxxpatch.flatten_eval(cc)
 
 

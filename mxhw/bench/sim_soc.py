@@ -1,0 +1,148 @@
+"""The SoC figures of ``python -m mxhw.bench sim``: a program (a matmul through the host
+driver) on the simulated SoC on both back ends, a MiniLM-sized layer (``--minilm``) and the
+linear layers of a whole MiniLM encoder (``--minilm-encoder``); every result is checked
+against golden. Figures only, never pass/fail on time.
+
+* ``soc_pysim_cps`` / ``soc_compiled_cps`` / ``soc_speedup``: ``Accelerator.matmul`` of
+  :data:`SOC_PROGRAM` on :func:`soc_config`, on Amaranth's simulator
+  (:class:`~mxhw.soc.transport.SimTransport`) and on the compiled model with the host
+  link's bytes moved in bulk through C (:class:`~mxhw.soc.fast_transport.FastSimTransport`);
+  simulated cycles per wall-clock second of the matmul call (model build excluded).
+  ``*_cpu`` variants: per CPU second of this process (less sensitive to other load).
+* ``soc_compiled_stream_cps``: the same program on ``SimTransport(backend="compiled")``
+  (bytes moved by ``Model.stream``, a read per header and per payload).
+* ``minilm_*``: :func:`run_minilm`.
+"""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["SOC_PROGRAM", "soc_config", "timed_build", "time_soc_program", "minilm_config",
+           "run_minilm", "MINILM_LABEL"]
+
+#: the SoC speed program: ``x (M x K) @ w (K x N)`` through ``Accelerator.matmul``
+SOC_PROGRAM = (8, 64, 8)
+
+
+def soc_config():
+    """The SoC of the speed program: the default GEMM unit (4x4, MXFP4), 256 scratch words."""
+    from ..soc.top import SoCConfig
+    return SoCConfig(scratch_words=256)
+
+
+def timed_build(make):
+    """``(wall s, CPU s, was cached)`` of ``make()`` (a compiled model or something with
+    one, closed afterwards): CPU time of this process and its children (Yosys, g++), which
+    other load on the machine does not inflate as it does wall time."""
+    import os
+    t = os.times()
+    t0 = time.perf_counter()
+    made = make()
+    wall = time.perf_counter() - t0
+    u = os.times()
+    cpu = (u.user + u.system + u.children_user + u.children_system
+           - t.user - t.system - t.children_user - t.children_system)
+    model = getattr(getattr(made, "transport", None), "_model", made)
+    cached = not getattr(model, "compiled", True)
+    return wall, cpu, cached, made
+
+
+def _check(got, x, w, cfg, what):
+    import numpy as np
+    from .. import golden
+    ref = golden.gemm(golden.quantize(x, cfg.fmt_a, axis=1),
+                      golden.quantize(w, cfg.fmt_b, axis=0), cfg.acc)
+    if not np.array_equal(got, ref, equal_nan=True):
+        raise RuntimeError(f"{what}: result differs from golden")
+
+
+def _timed_matmul(acc, x, w):
+    """``(result, cycles, wall s, CPU s)`` of ``acc.matmul(x, w)``."""
+    c0 = acc.transport.cycles
+    t0, p0 = time.perf_counter(), time.process_time()
+    got = acc.matmul(x, w)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - p0
+    return got, acc.transport.cycles - c0, wall, cpu
+
+
+def _accelerator(cfg, backend):
+    """``backend``: ``"pysim"``, ``"compiled"`` (bulk C exchange) or ``"stream"``
+    (``SimTransport`` on the compiled back end)."""
+    from ..soc.driver import Accelerator
+    from ..soc.fast_transport import FastSimTransport
+    from ..soc.transport import SimTransport
+    if backend == "compiled":
+        return Accelerator(FastSimTransport(cfg))
+    return Accelerator(SimTransport(cfg, backend="compiled" if backend == "stream" else backend))
+
+
+def time_soc_program(backend, repeats=1, seed=0):
+    """The speed program on one back end, ``repeats`` matmuls on one model: returns
+    ``(cycles/s wall, cycles/s CPU, cycles of one matmul, (model build wall s, CPU s))``."""
+    import numpy as np
+    cfg = soc_config()
+    m, k, n = SOC_PROGRAM
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    build_wall, build_cpu, _, acc = timed_build(lambda: _accelerator(cfg, backend))
+    cycles = wall = cpu = 0
+    try:
+        for _ in range(repeats):
+            got, c, dw, dc = _timed_matmul(acc, x, w)
+            _check(got, x, w, cfg, f"SoC program on {backend}")
+            cycles, wall, cpu = cycles + c, wall + dw, cpu + dc
+    finally:
+        acc.close()
+    return cycles / wall, cycles / max(cpu, 1e-9), cycles // repeats, (build_wall, build_cpu)
+
+
+MINILM_LABEL = ("MiniLM-sized layer: x (128 tokens x 384, MXFP8 E4M3) @ W (384 x 1536, "
+                "MXFP4), fixed(32, 16) accumulation")
+
+
+def minilm_config():
+    """The simulated SoC for the MiniLM layer: an 8x8 MXFP8 x MXFP4 GEMM unit whose A
+    memories hold all 16 row blocks of the 128 tokens (so W streams past them once)."""
+    from ..soc.top import SoCConfig
+    return SoCConfig(rows=8, cols=8, fmt_a="mxfp8_e4m3", fmt_b="mxfp4_e2m1", max_k=512,
+                     a_tiles=16, max_payload=4096, scratch_words=256)
+
+
+def _busy_cycles(acc):
+    from ..soc.regmap import GEMM_REGS, region_address
+    return acc.read_words(region_address("regs", GEMM_REGS["BUSY_CYCLES"]), 1)[0]
+
+
+def run_minilm(tokens=128, d_in=384, d_out=1536, seed=0):
+    """One MiniLM-sized layer through the simulated SoC (compiled back end, bulk byte
+    exchange) via the host driver, checked against golden. Returns ``(figures, config)``;
+    the model build (cached after the first run) is timed apart from the matmul.
+
+    ``minilm_mac_utilisation``: the layer's MACs over ``rows * cols`` MACs per cycle for
+    every simulated cycle (1.0: the array never idles); ``minilm_busy_fraction``: the GEMM
+    unit's ``BUSY_CYCLES`` counter over the simulated cycles."""
+    import numpy as np
+    cfg = minilm_config()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((tokens, d_in))
+    w = rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
+    build_wall, build_cpu, _, acc = timed_build(lambda: _accelerator(cfg, "compiled"))
+    try:
+        busy0 = _busy_cycles(acc)
+        got, cycles, seconds, cpu = _timed_matmul(acc, x, w)
+        busy = _busy_cycles(acc) - busy0
+    finally:
+        acc.close()
+    _check(got, x, w, cfg, "MiniLM layer on the simulated SoC")
+    macs = tokens * d_in * d_out
+    figures = {"minilm_seconds": round(seconds, 2), "minilm_cpu_seconds": round(cpu, 2),
+               "minilm_cycles": cycles,
+               "minilm_cps": round(cycles / seconds, 1),
+               "minilm_cps_cpu": round(cycles / max(cpu, 1e-9), 1),
+               "minilm_mac_utilisation": round(macs / (cfg.rows * cfg.cols * cycles), 4),
+               "minilm_busy_fraction": round(busy / cycles, 4)}
+    config = {"minilm_design": MINILM_LABEL + "; mxhw.soc SoC " + repr(cfg)
+              + ", bytes fed to rx directly (UART bit timing skipped), FastSimTransport",
+              "minilm_model_s": round(build_wall, 2), "minilm_model_cpu_s": round(build_cpu, 2)}
+    return figures, config
