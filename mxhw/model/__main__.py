@@ -1,5 +1,6 @@
-"""``python -m mxhw.model eval|search``: MiniLM accuracy of block formats; mixed-precision
-search under a budget. See docs/model.md."""
+"""``python -m mxhw.model eval|search|device``: MiniLM accuracy of block formats;
+mixed-precision search under a budget; one encoder layer on the simulated SoC. See
+docs/model.md."""
 
 from __future__ import annotations
 
@@ -51,14 +52,15 @@ def cmd_eval(args):
     out = {}
     print(f"all-MiniLM-L6-v2, {len(texts)} sentences, activations {acts or 'float'}, "
           f"acc {args.acc}")
-    print(f"{'weights':<14} {'bits/w':>7} {'cos_mean':>9} {'cos_min':>9} {'top1':>6} {'s':>6}")
+    print(f"{'weights':<14} {'bits/w':>7} {'cos_mean':>9} {'cos_min':>9} {'top1':>6} {'s':>6} {'cpu s':>6}")
     for f in fmts:
-        t = time.time()
+        t, c = time.time(), time.process_time()
         r = evaluate("minilm", Spec.uniform(f, acts, args.acc), texts=texts)
         r["seconds"] = round(time.time() - t, 2)
+        r["cpu_seconds"] = round(time.process_time() - c, 2)
         out[f] = r
         print(f"{f:<14} {r['bits_per_weight']:7.3f} {r['cos_mean']:9.5f} {r['cos_min']:9.5f} "
-              f"{r['top1_agree']:6.3f} {r['seconds']:6.1f}", flush=True)
+              f"{r['top1_agree']:6.3f} {r['seconds']:6.1f} {r['cpu_seconds']:6.1f}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"model": "minilm", "acts": acts, "acc": args.acc,
@@ -112,6 +114,35 @@ def cmd_search(args):
     return 0
 
 
+def cmd_device(args):
+    _check_model(args.model)
+    if not 1 <= args.sentences <= 256:
+        raise SpecError(f"--sentences must be in 1..256, not {args.sentences}")
+    if args.rows < 1:
+        raise SpecError(f"--rows must be at least 1 (the SoC needs a GEMM unit), not "
+                        f"{args.rows}")
+    texts = _texts(args.text)[:args.sentences]
+    from mxhw.soc.driver import Accelerator
+    from mxhw.soc.top import SoCConfig
+    from .device import run_layer_on_device
+    try:
+        cfg = SoCConfig(rows=args.rows, cols=args.cols, fmt_a=args.fmt_a, fmt_b=args.fmt_b,
+                        max_k=args.max_k)
+        acc = Accelerator.simulated(cfg, backend=args.backend)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"SoC configuration: {e}") from None
+    r = run_layer_on_device(acc, texts, layer=args.layer)
+    print(f"MiniLM encoder layer {args.layer} on the simulated SoC ({args.backend}, "
+          f"{args.rows}x{args.cols}, a {cfg.fmt_a}, w {cfg.fmt_b}, max_k {cfg.max_k}):")
+    print(f"  {r['sentences']} sentence(s), {r['tokens']} token rows, {r['matmuls']} matmuls, "
+          f"{r['macs']} MACs on the device")
+    print(f"  embeddings equal to the emulation bit for bit: {'yes' if r['equal'] else 'NO'} "
+          f"(max |diff| {r['max_abs_diff']:.3g})")
+    print(f"  seconds: emulation {r['seconds_emulated']}, with the device "
+          f"{r['seconds_device']}")
+    return 0 if r["equal"] else 1
+
+
 def main(argv=None):
     p = _Parser(prog="python -m mxhw.model", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -137,9 +168,22 @@ def main(argv=None):
     s.add_argument("--out", help="write the assignment as a spec (.toml or .json)")
     s.add_argument("--plot", help="write the Pareto plot (PNG)")
     s.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
+    d = sub.add_parser("device", help="one encoder layer's linear layers on the simulated "
+                                      "SoC, compared with the emulation")
+    d.add_argument("--model", default="minilm")
+    d.add_argument("--layer", type=int, default=0, help="encoder layer (default 0)")
+    d.add_argument("--rows", type=int, default=4)
+    d.add_argument("--cols", type=int, default=4)
+    d.add_argument("--max-k", type=int, default=2048,
+                   help="the SoC's max_k (MiniLM's FFN output needs K = 1536)")
+    d.add_argument("--fmt-a", default="mxfp8_e4m3", help="activation format of the SoC")
+    d.add_argument("--fmt-b", default="mxfp4_e2m1", help="weight format of the SoC")
+    d.add_argument("--backend", default="compiled", choices=["pysim", "compiled"])
+    d.add_argument("--sentences", type=int, default=1, help="how many sentences (default 1)")
+    d.add_argument("--text")
     args = p.parse_args(argv)
     try:
-        return cmd_eval(args) if args.cmd == "eval" else cmd_search(args)
+        return {"eval": cmd_eval, "search": cmd_search, "device": cmd_device}[args.cmd](args)
     except (SpecError, KeyError, OSError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"python -m mxhw.model: error: {msg}", file=sys.stderr)

@@ -6,7 +6,9 @@ golden, blocks along the input features (K):
 * weights and activations both in formats ``golden.gemm`` multiplies (power-of-two or
   binary32 scales, equal blocks along K): the result is ``golden.gemm(xq, wq, acc)``
   exactly ("bit-exact to the device"); ``mode="reference"`` calls golden.gemm, ``"fast"``
-  computes the same numbers vectorised (see :func:`fast_gemm`);
+  computes the same numbers vectorised: the activations quantised in torch by
+  :mod:`.fastq`, the weights once by golden, the block dot products and golden's
+  accumulation by :func:`block_accumulate`;
 * weight-only (``a=None``) or a format golden.gemm cannot multiply (FP16 group scales,
   zero points, 2-D tiles, mismatched blocks): dequantise-then-matmul in float32 (exact
   dequantised values; the device has no such datapath, so this is an emulation only).
@@ -23,11 +25,11 @@ import torch
 import torch.nn as nn
 
 from .. import golden
-from ..golden.arith import element_ints
+from . import fastq
 from .spec import LayerSpec, Spec, SpecError, parse_acc
 
 __all__ = ["MXLinear", "quantize_model", "fast_gemm", "gemm_supported", "run_on_accelerator",
-           "mx_layers"]
+           "mx_layers", "fast_supported", "block_accumulate"]
 
 _EXACT_F64 = 1 << 53
 _CHUNK_BYTES = 8 << 20
@@ -57,45 +59,50 @@ def gemm_supported(a_fmt, w_fmt, K: int) -> bool:
     return ka == kw and K % ka == 0
 
 
-def _pow2_scales(mx):
-    return mx.fmt.scale.kind in ("pow2", "int")
+def _exact_bound(fmt) -> int:
+    """The largest |element| of ``fmt`` in units of its grid (over its candidates): every
+    dequantised block is a multiple of one unit (scale * 2**lsb) at most this many units
+    in magnitude."""
+    return max(int(np.abs(c.int_table[~c.nonfinite_mask]).max()) for c in fmt.candidates)
 
 
-def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
-    """``golden.gemm(xq, wq, acc)``, bit for bit, vectorised (FP32 or fixed accumulation).
+def fast_supported(a_fmt, w_fmt, K: int, acc) -> bool:
+    """True if :func:`block_accumulate` reproduces ``golden.gemm`` for these formats and
+    accumulation: power-of-two (or signed-exponent) scales, equal 1-D blocks dividing K,
+    every block dot product provably exact in float64 (``k * bound_a * bound_w < 2**53``),
+    FP32 or fixed accumulation with a register of at most 52 bits (saturating) or 62 bits
+    (wrapping)."""
+    fa, fw = golden.formats.get(a_fmt), golden.formats.get(w_fmt)
+    acc = parse_acc(acc)
+    k = fa.block
+    return (all(f.scale.kind in ("pow2", "int") and f.zero_point is None and f.codec is None
+                for f in (fa, fw))
+            and isinstance(k, int) and k == fw.block and K % k == 0
+            and acc.mode in ("fp32", "fixed")
+            and not (acc.mode == "fixed" and (acc.width > 52 if acc.overflow == "saturate"
+                                              else acc.width > 62))
+            and k * _exact_bound(fa) * _exact_bound(fw) < _EXACT_F64)
 
-    Per block pair the exact dot product of the element integers is a float64 batched
-    matmul, exact because every partial sum is an integer below 2**53 (checked); the two
-    power-of-two scales multiply it exactly; then golden's rule runs over the blocks in
-    order: FP32 -- each block rounded RNE to float32, summed in float32 from +0.0; fixed
-    -- each block scaled by 2**F, floored (or RNE), added with saturation (exact in float64
-    for widths <= 52) or wrap (int64). Anything outside these proofs (binary32 scales, NaN
-    or Inf, EXACT accumulation, too wide a register) falls back to golden.gemm.
+
+def block_accumulate(xhat: torch.Tensor, what: torch.Tensor, k: int, acc):
+    """golden.gemm's result from exact dequantised operands: ``xhat`` (M x K) and ``what``
+    (K x N) float64 tensors whose blocks of ``k`` along K each lie on one power-of-two grid
+    with :func:`fast_supported`'s bound, all finite. Returns a NumPy array (float32 for FP32
+    accumulation, float64 for fixed), or None if a wrapping register would need more than
+    int64 (the caller then asks golden).
+
+    Per block pair the exact dot product is one float64 batched matmul (exact: every
+    partial sum is an integer multiple of the two blocks' units below 2**53 of them); then
+    golden's rule runs over the blocks in order: FP32 -- each block rounded RNE to float32,
+    summed in float32 from +0.0; fixed -- each block scaled by 2**F, floored (or RNE),
+    added with saturation (exact in float64 for widths <= 52) or wrap (int64).
     """
     acc = parse_acc(acc)
-    M, K = xq.shape
-    N = wq.shape[1]
-    if (acc.mode == "exact" or not (_pow2_scales(xq) and _pow2_scales(wq))
-            or (acc.mode == "fixed" and (acc.width > 52 if acc.overflow == "saturate"
-                                         else acc.width > 62))):
-        return golden.gemm(xq, wq, acc)
-    k = xq.fmt.block
-    if k != wq.fmt.block or not isinstance(k, int) or K % k:
-        return golden.gemm(xq, wq, acc)  # golden raises its own error
+    M, K = xhat.shape
+    N = what.shape[1]
     nb = K // k
-    ia, la, bada = element_ints(xq)
-    ib, lb, badb = element_ints(wq)
-    sa, sb = xq.scale_values(), wq.scale_values()
-    if (bada.any() or badb.any() or not np.isfinite(sa).all() or not np.isfinite(sb).all()
-            or int(np.abs(ia).max(initial=0)) * int(np.abs(ib).max(initial=0)) * k
-            >= _EXACT_F64):
-        return golden.gemm(xq, wq, acc)
-    # pre-scaling by the (power-of-two) block scales is exact, and every product in a block
-    # then carries the same factor, so each block sum is S * 2**E exactly
-    B = (torch.from_numpy(ib.astype(np.float64)).reshape(nb, k, N)
-         * torch.from_numpy(np.ldexp(sb, lb)).reshape(nb, 1, N))
-    A_all = (torch.from_numpy(ia.astype(np.float64)).reshape(M, nb, k)
-             * torch.from_numpy(np.ldexp(sa, la)).reshape(M, nb, 1)).permute(1, 0, 2)
+    B = what.reshape(nb, k, N)
+    A_all = xhat.reshape(M, nb, k).permute(1, 0, 2)
     out = np.empty((M, N), dtype=np.float32 if acc.mode == "fp32" else np.float64)
     rows = max(1, _CHUNK_BYTES // (8 * nb * max(N, 1)))
     for m0 in range(0, M, rows):
@@ -117,7 +124,7 @@ def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
                 r = torch.clamp(r + T[j], lo, hi)
         else:
             if T.abs().max() >= 2.0 ** 62:
-                return golden.gemm(xq, wq, acc)
+                return None
             Ti = T.to(torch.int64)
             r = torch.zeros(V.shape[1:], dtype=torch.int64)
             for j in range(nb):
@@ -125,6 +132,21 @@ def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
             r = r.to(torch.float64)
         out[m0:m0 + rows] = torch.ldexp(r, torch.tensor(float(-F), dtype=torch.float64)).numpy()
     return out
+
+
+def fast_gemm(xq: golden.MXArray, wq: golden.MXArray, acc) -> np.ndarray:
+    """``golden.gemm(xq, wq, acc)``, bit for bit, vectorised (FP32 or fixed accumulation):
+    :func:`block_accumulate` on the exact dequantised operands when :func:`fast_supported`
+    holds and every value is finite; otherwise golden.gemm."""
+    acc = parse_acc(acc)
+    K = xq.shape[1]
+    if not fast_supported(xq.fmt, wq.fmt, K, acc):
+        return golden.gemm(xq, wq, acc)  # golden raises its own errors
+    xhat, what = xq.dequantize(), wq.dequantize()
+    if not (np.isfinite(xhat).all() and np.isfinite(what).all()):
+        return golden.gemm(xq, wq, acc)
+    out = block_accumulate(torch.from_numpy(xhat), torch.from_numpy(what), xq.fmt.block, acc)
+    return golden.gemm(xq, wq, acc) if out is None else out
 
 
 _WCACHE: dict = {}
@@ -144,6 +166,13 @@ def _quantized_weight(weight, fmt):
         _WCACHE.clear()
     _WCACHE[key] = (weight, wq)
     return wq
+
+
+def device_matmul(acc_dev, xq: golden.MXArray, wq: golden.MXArray) -> np.ndarray:
+    """The one place a layer's matmul goes to the device: ``Accelerator.matmul`` with
+    the quantised operands (activations M x K along K, weights K x N along K); the
+    driver's layer API (upload weights once, ``linear``) can replace it here."""
+    return acc_dev.matmul(xq, wq)
 
 
 class MXLinear(nn.Module):
@@ -184,6 +213,7 @@ class MXLinear(nn.Module):
                      else nn.Parameter(linear.bias.detach().clone(), requires_grad=False))
         self.exact = (self.a_fmt is not None
                       and gemm_supported(self.a_fmt, self.w_fmt, self.in_features))
+        self._w_hat64 = None   # float64 (K x N) dequantised weights, made on first use
         self.device = None
         if device is not None:
             self.attach(device)
@@ -230,13 +260,22 @@ class MXLinear(nn.Module):
         FP32 accumulation, float64 for fixed), or the float32 dequantised product."""
         if not self.exact:
             xf = x2d.to(self.w_hat.dtype)
-            if self.a_fmt is not None:
-                xq = golden.quantize(x2d, self.a_fmt, axis=1)
-                xf = torch.from_numpy(xq.dequantize()).to(self.w_hat.dtype)
+            if self.a_fmt is not None:  # golden.quantize(x, a, axis=1).dequantize()
+                xf = fastq.dequantized(x2d, self.a_fmt).to(self.w_hat.dtype)
             return xf @ self.w_hat.T
+        if (self.device is None and self.mode == "fast" and fastq.supported(self.a_fmt)
+                and fast_supported(self.a_fmt, self.w_fmt, self.in_features, self.acc)):
+            # activations quantised in torch (fastq), weights dequantised once
+            xhat = fastq.dequantized(x2d, self.a_fmt)
+            if self._w_hat64 is None:
+                self._w_hat64 = torch.from_numpy(self.wq.dequantize())
+            if bool(torch.isfinite(xhat).all()) and bool(torch.isfinite(self._w_hat64).all()):
+                y = block_accumulate(xhat, self._w_hat64, self.a_fmt.block, self.acc)
+                if y is not None:
+                    return torch.from_numpy(y)
         xq = golden.quantize(x2d, self.a_fmt, axis=1)
         if self.device is not None:
-            y = self.device.matmul(xq, self.wq)
+            y = device_matmul(self.device, xq, self.wq)
         elif self.mode == "reference":
             y = golden.gemm(xq, self.wq, self.acc)
         else:

@@ -68,3 +68,36 @@ def golden_linear(x, W, a, w, acc, bias=None):
     wq = golden.quantize(np.asarray(W, np.float64).T, w, axis=0)
     y = torch.from_numpy(np.ascontiguousarray(golden.gemm(xq, wq, parse_acc(acc))))
     return y
+
+
+# activation formats fastq quantises itself (and a few it hands to golden)
+FASTQ_FORMATS = POW2_FORMATS + ["mxint3", "mxint6_mase", "mxfp8_e4m3_ceil", "mxfp4_e2m1_rceil",
+                                 "mxint8_even", "fp8_e4m3_pt", "bitmod_fp4"]
+
+
+@st.composite
+def activations(draw, max_m=6, max_blocks=3):
+    """(x (M x K) float64, fmt): rows over a wide dynamic range with drawn specials --
+    exact element-grid midpoints (ties), zeros and negative zeros, float32 subnormals,
+    huge values (scale clamping), all-zero blocks."""
+    fmt = draw(st.sampled_from(FASTQ_FORMATS))
+    M = draw(st.integers(1, max_m))
+    K = 32 * draw(st.integers(1, max_blocks))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    spread = draw(st.sampled_from([0.0, 3.0, 40.0]))
+    x = rng.standard_normal((M, K)) * np.exp2(np.round(rng.standard_normal((M, 1)) * spread))
+    kind = draw(st.sampled_from(["plain", "ties", "specials"]))
+    if kind == "ties":
+        # values on the midpoints of the element grid, times the block's power of two
+        e = golden.formats.get(fmt).candidates[0]
+        v = np.unique(e.finite_values)
+        mids = (v[:-1] + v[1:]) / 2
+        pick = rng.integers(0, mids.size, size=(M, K))
+        x = mids[pick] * np.exp2(rng.integers(-3, 4, size=(M, 1)))
+    elif kind == "specials":
+        flat = x.reshape(-1)
+        idx = rng.integers(0, flat.size, size=max(1, flat.size // 8))
+        flat[idx] = rng.choice([0.0, -0.0, 1e-40, -1e-45, 3e38, -3e38, 2.0**-130], idx.size)
+    if draw(st.booleans()):
+        x[:, :32] = 0.0
+    return x.astype(np.float32).astype(np.float64), fmt
