@@ -31,7 +31,7 @@ bitstream: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m mxhw.bench golden
 
-# Formal proofs (SymbiYosys from YoWASP): the CI set, about 7 minutes with -j 2 on a loaded
+# Formal proofs (SymbiYosys from YoWASP): the CI set, about 6 minutes with -j 2 on a loaded
 # machine; a proof of a known, still open bug is an expected failure (docs/formal.md).
 # FORMAL_ARGS=--thorough adds the slow ones.
 formal: $(STAMP)
