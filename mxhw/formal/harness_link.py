@@ -28,7 +28,7 @@ from amaranth.hdl import Assert, Assume, ClockDomain, Module, Mux, Signal
 from .base import Harness
 
 __all__ = ["LinkContract", "expected_response", "ping_stream", "nested_write_stream",
-           "stream_depth"]
+           "bad_write_stream", "stream_depth"]
 
 
 def expected_response(status=0, payload=b""):
@@ -56,17 +56,30 @@ def nested_write_stream(addr=0x100, inner_addr=0x40, inner_word=0x0BADF00D):
     return ([P.request(P.Cmd.PING), outer], [expected_response()] * 2, writes)
 
 
+def bad_write_stream(kind):
+    """One WRITE of a word that must write nothing: ``"crc"`` (its CRC off by one: answered
+    BAD_CRC at once) or ``"len"`` (length 5: answered BAD_LEN once the line is quiet)."""
+    from ..soc import protocol as P
+    if kind == "crc":
+        pkt = bytearray(P.request(P.Cmd.WRITE, 0x100, payload=struct.pack("<I", 0x12345678)))
+        pkt[-2] ^= 1
+        return [bytes(pkt)], [expected_response(P.Status.BAD_CRC)], []
+    pkt = P.request(P.Cmd.WRITE, 0x100, length=5, payload=bytes(5))
+    return [pkt], [expected_response(P.Status.BAD_LEN)], []
+
+
 class LinkContract(Harness):
     """``HostLink(max_payload, timeout_cycles=16, quiet_cycles=16)`` fed ``requests`` (a
     list of packets) with any timing (see the module docstring); ``responses`` and
-    ``writes`` (``(word address, word)``) are what the link must produce. ``bound``:
-    cycles after the last request byte by which every response must be out.
+    ``writes`` (``(word address, word)``) are what the link must produce; every response
+    must be out :func:`default_bound` ``+ extra`` cycles after the last request byte
+    (``extra``: a bad header's quiet time).
     ``parts``: what is asserted (``"writes"``, ``"responses"``, ``"live"``: the three
     bullets above). ``dut``: the link (a test passes a mutant)."""
 
     RESET = 2       # cycles of reset at the start (the link needs one: soc/link.py)
 
-    def __init__(self, requests, responses, writes, *, gap=2, stall=1, bound=None,
+    def __init__(self, requests, responses, writes, *, gap=2, stall=1, extra=0,
                  max_payload=16, parts=("writes", "responses", "live"), dut=None):
         from ..soc.link import HostLink
         super().__init__()
@@ -78,8 +91,7 @@ class LinkContract(Harness):
         self.timeout = 16
         if gap >= self.timeout:
             raise ValueError(f"gap must be below the watchdog ({self.timeout}), not {gap}")
-        self.bound = bound if bound is not None else default_bound(responses, self.writes,
-                                                                   stall)
+        self.bound = default_bound(responses, self.writes, stall) + extra
         self.dut = dut or HostLink(max_payload=max_payload, timeout_cycles=self.timeout,
                                    quiet_cycles=16)
         self.rx_valid = Signal()
@@ -174,8 +186,9 @@ def default_bound(responses, writes, stall):
     return 16 + len(writes) + (len(b"".join(responses)) + 2) * (stall + 1)
 
 
-def stream_depth(requests, responses, writes, gap, stall, **_):
+def stream_depth(requests, responses, writes, gap, stall, extra=0, **_):
     """A BMC depth that covers the whole stream at its slowest and the bound after it."""
     n = len(b"".join(requests))
-    return LinkContract.RESET + n * (gap + 1) + default_bound(responses, writes, stall) + 2
+    return (LinkContract.RESET + n * (gap + 1) + default_bound(responses, writes, stall)
+            + extra + 2)
 

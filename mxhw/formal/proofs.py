@@ -163,8 +163,10 @@ _KNOWN = "known bug #31 finding 2"
 def link_proofs():
     """The host link over every timing of a request stream (harness_link): one PING
     (responses byte for byte, bounded liveness); two PINGs back to back; a WRITE whose
-    payload is a WRITE packet (its words only may reach the bus)."""
-    from .harness_link import LinkContract, nested_write_stream, ping_stream, stream_depth
+    payload is a WRITE packet (its words only may reach the bus); a WRITE with a bad CRC
+    or length (answered with the error, nothing written)."""
+    from .harness_link import (LinkContract, bad_write_stream, nested_write_stream,
+                               ping_stream, stream_depth)
 
     def link(make, **kw):
         def build():
@@ -181,7 +183,15 @@ def link_proofs():
             ("link_2ping_b2b", lambda: ping_stream(2), dict(gap=0, stall=0), False, bug),
             ("link_nested_write", nested_write_stream,
              dict(gap=2, stall=0, parts=("writes",)), False, bug),
-            ("link_2ping", lambda: ping_stream(2), dict(gap=2, stall=1), True, bug)):
+            ("link_2ping", lambda: ping_stream(2), dict(gap=2, stall=1), True, bug),
+            ("link_bad_crc", lambda: bad_write_stream("crc"), dict(gap=0, stall=0), False,
+             "proved"),
+            ("link_bad_len", lambda: bad_write_stream("len"), dict(gap=0, stall=0, extra=40),
+             False, "proved"),
+            ("link_bad_crc_gaps", lambda: bad_write_stream("crc"), dict(gap=1, stall=0), True,
+             "proved"),
+            ("link_bad_len_gaps", lambda: bad_write_stream("len"),
+             dict(gap=1, stall=0, extra=40), True, "proved")):
         build, depth = link(make, **kw)
         prop = (f"{', '.join(kw.get('parts', ('writes', 'responses', 'live')))}, "
                 f"byte gaps 0..{kw['gap']}, tx stalls <= {kw['stall']}")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from amaranth.hdl import Module
 
-from mxhw.formal.harness_link import (LinkContract, nested_write_stream, ping_stream,
-                                      stream_depth)
+from mxhw.formal.harness_link import (LinkContract, bad_write_stream, nested_write_stream,
+                                      ping_stream, stream_depth)
 from mxhw.formal.proofs import LINK_BUG_31_FIXED, all_proofs
 from mxhw.soc.link import HostLink
 from support.formal import prove
@@ -41,6 +41,21 @@ def test_link_proofs_listed_with_expectation():
 def test_one_ping_answered(tmp_path):
     r = _run(tmp_path, lambda: ping_stream(1), gap=0, stall=0)
     assert r.status == "proved", r.line()
+
+
+@pytest.mark.parametrize("kind,extra", [("crc", 0), ("len", 40)])
+def test_bad_write_answered_and_writes_nothing(tmp_path, kind, extra):
+    r = _run(tmp_path, lambda: bad_write_stream(kind), gap=0, stall=0, extra=extra)
+    assert r.status == "proved", r.line()
+
+
+def test_bad_write_stream_really_bad():
+    from mxhw.soc import protocol as P
+    (pkt,), (resp,), writes = bad_write_stream("crc")
+    assert P.crc16(pkt[1:-2]) != int.from_bytes(pkt[-2:], "little") and writes == []
+    assert P.parse_response(resp)[0].status == P.Status.BAD_CRC
+    (pkt,), _, _ = bad_write_stream("len")
+    assert P.header_status(P.Cmd.WRITE, 0x100, 5, 16) == P.Status.BAD_LEN
 
 
 class DropsWhileBusyTx(HostLink):
