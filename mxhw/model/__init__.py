@@ -11,13 +11,17 @@ from .quant import MXLinear, quantize_model, fast_gemm, gemm_supported, run_on_a
 
 __all__ = ["LayerSpec", "Spec", "SpecError", "parse_acc", "bits_per_value", "MXLinear",
            "quantize_model", "fast_gemm", "gemm_supported", "run_on_accelerator",
-           "load_minilm", "evaluate", "sensitivity", "search", "lut_table"]
+           "load_minilm", "evaluate", "sensitivity", "search", "lut_table",
+           "run_layer_on_device", "device_spec"]
 
 
 def __getattr__(name):
     if name in ("load_minilm", "evaluate", "embed", "default_corpus"):
         from . import metrics as _e
         return getattr(_e, name)
+    if name in ("run_layer_on_device", "device_spec"):
+        from . import device as _d
+        return getattr(_d, name)
     if name in ("sensitivity", "search", "lut_table", "plot_pareto"):
         from . import mixed as _s
         return getattr(_s, name)

@@ -311,7 +311,10 @@ def quantize_model(model: nn.Module, spec, mode: str = "fast", inplace: bool = F
         r = spec.resolve(name)
         if not r.is_float:
             new_layers[name] = MXLinear(lin, r.w, r.a, r.acc, mode=mode, name=name)
-    q = model if inplace else copy.deepcopy(model)
+    # the copy shares the swapped-out nn.Linear objects with the original (they are
+    # replaced right away), so their weights are not copied for nothing
+    q = model if inplace else copy.deepcopy(model, {id(lin): lin for name, lin in targets
+                                                    if name in new_layers})
     for name, new in new_layers.items():
         parent_name, _, attr = name.rpartition(".")
         parent = q.get_submodule(parent_name) if parent_name else q

@@ -85,6 +85,10 @@ def test_cli_eval_json(tmp_path, capsys):
     (["eval", "--formats", "mxfp4", "--text", "/nonexistent.txt"], "cannot read text file"),
     (["search", "--candidates", "mxfp4"], "exactly one of --budget-bits"),
     (["search", "--candidates", "mxfp4", "--budget-bits", "-1"], "must be positive"),
+    (["device", "--sentences", "0"], "--sentences must be in 1..256, not 0"),
+    (["device", "--rows", "0"], "--rows must be at least 1"),
+    (["device", "--model", "bert"], "only 'minilm'"),
+    (["device", "--fmt-a", "mxfp9"], "unknown format 'mxfp9'"),
 ])
 def test_cli_errors_are_one_line(argv, msg, capsys):
     assert main(argv) == 2

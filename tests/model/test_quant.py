@@ -85,6 +85,11 @@ def test_quantize_model_swaps_matched_layers_only():
                              "fc*": {"w": "mxfp4", "a": "mxfp8_e4m3", "acc": "fixed(32,16)"}})
     assert isinstance(q.fc1, MXLinear) and type(q.fc2) is torch.nn.Linear
     assert type(net.fc1) is torch.nn.Linear  # the original is untouched
+    assert q.fc2 is not net.fc2 and q.fc2.weight is not net.fc2.weight  # a float layer: copied
+    w0 = net.fc1.weight.detach().clone()
+    with torch.no_grad():
+        q.fc2.weight.add_(1.0)
+    assert torch.equal(net.fc1.weight, w0) and not torch.equal(q.fc2.weight, net.fc2.weight)
     assert q(torch.randn(2, 32)).shape == (2, 3)
     q2 = quantize_model(net, {"default": {"w": "mxfp4"}})
     assert isinstance(q2.fc2, MXLinear)
