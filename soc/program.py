@@ -110,13 +110,15 @@ class ProgramSequencer(wiring.Component):
 
         # the checks of isa.check, on the latched fields (registered in DECODE)
         mt, nt, kb = f["m_tiles"], f["n_tiles"], f["k_blocks"]
+        prod = Signal(16)        # m_tiles * n_tiles, registered (PREP): a multiplier's
+        # output straight into the checks was the unit's critical path (ECP5: 83 MHz)
         src, dst, b = f["src"], f["dst"], f["b"]
         shape_bad = ((kb == 0) | (kb > self.max_k // BLOCK) | (mt == 0) | (nt == 0)
                      | (q & (nt[:lg_s] != 0 if lg_s else 0))
                      | (q & (nt > self.max_k // self.cols)))
         region_bad = ((src + mt > self.a_tiles) | (b + nt > self.b_tiles)
                       | (q & ((dst + mt > self.a_tiles) | ((src < dst + mt) & (dst < src + mt))))
-                      | (~q & (mt * nt > self.c_tiles)))
+                      | (~q & (prod > self.c_tiles)))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -131,7 +133,10 @@ class ProgramSequencer(wiring.Component):
                     m.d.sync += [s.eq(self.instr[lo:lo + len(s)])
                                  for s, (lo, _) in zip(f.values(), FIELDS.values())]
                     m.d.sync += q.eq(self.instr[FIELDS["out_fmt"][0]:][:8] != 0)
-                    m.next = "DECODE"
+                    m.next = "PREP"
+            with m.State("PREP"):
+                m.d.sync += prod.eq(mt * nt)
+                m.next = "DECODE"
             with m.State("DECODE"):
                 with m.If(f["op"] > OPCODES["LINEAR"]):
                     m.d.sync += err.eq(ERRORS["opcode"])
