@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..mem import BlockRAM
 from .bus import BusSignature, word_select
+from .gemv_map import GEMV_BASE, GEMV_REGION, GEMV_REGISTERS
 from .regmap import GEMM_BASE, REGION, REGION_SHIFT, REGISTERS, UNIT_ADDR_BITS
 from .top import ID_VALUE, REGS, SCRATCHPAD_BASE, VERSION, SoCConfig
 from .wishbone import Signature as WishboneSignature, WishboneToWordBus
@@ -26,7 +27,8 @@ REG_DOCS = {
     "VERSION": ("R", "major << 16 | minor << 8 | patch"),
     "FEATURES": ("R", "log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists; bit 9: "
                  "its dataflow (0 output-stationary, 1 weight-stationary); bit 10: a program "
-                 "sequencer; bit 11: the on-chip activation path"),
+                 "sequencer; bit 11: the on-chip activation path; bit 12: a GEMV unit "
+                 "(its registers at 0x3000_0000)"),
     "CLK_HZ": ("R", "the clock frequency the core was built for"),
     "CYCLES": ("R", "free-running cycle counter (wraps)"),
     "LINK_ERRORS": ("R", "error responses of the host link in front (the core's "
@@ -90,7 +92,7 @@ class CoreDecode(wiring.Component):
         eng_data = 0
         busy = 0
         for i, (base, unit) in enumerate(cfg.units()):
-            m.submodules[f"gemm{i}" if i else "gemm"] = unit
+            m.submodules["gemv" if base == GEMV_BASE else f"gemm{i}" if i else "gemm"] = unit
             hit = Signal(name=f"unit_hit{i}")
             m.d.sync += hit.eq(bq.addr[UNIT_ADDR_BITS:] == (base >> 2) >> UNIT_ADDR_BITS)
             m.d.comb += [unit.bus.addr.eq(bus.addr[:UNIT_ADDR_BITS]),
@@ -223,6 +225,14 @@ def render_map() -> str:
     for r in REGISTERS:
         flows = ", ".join(r.dataflows) if r.dataflows else "all"
         lines.append(f"| {_hex(GEMM_BASE + r.offset)} | {r.access} | {r.name} | {flows} | "
+                     f"{_cell(r.doc)} |")
+    lines += ["", f"GEMV unit (when `gemv_pes > 0`, at {_hex(GEMV_BASE)}; docs/gemv.md) "
+              "regions and registers:", "", "| byte address | region |", "|---|---|"]
+    for name, rid in sorted(GEMV_REGION.items(), key=lambda kv: kv[1]):
+        lines.append(f"| {_hex(GEMV_BASE + 4 * (rid << REGION_SHIFT))} | {name} |")
+    lines += ["", "| byte address | access | name | meaning |", "|---|---|---|---|"]
+    for r in GEMV_REGISTERS:
+        lines.append(f"| {_hex(GEMV_BASE + r.offset)} | {r.access} | {r.name} | "
                      f"{_cell(r.doc)} |")
     lines += ["", "Reads of unmapped addresses return 0; writes to them are ignored."]
     return "\n".join(lines) + "\n"

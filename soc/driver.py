@@ -19,7 +19,7 @@ import threading
 from ..lib.params import check_int, check_number
 from ..systolic.driver import zero_code
 from . import protocol as P
-from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lanes_log2,
+from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lanes_log2, pack_lanes,
                      region_address, registers_for)
 from .top import ID_VALUE, REGS, SCRATCHPAD_BASE
 from .layers import LayerMixin
@@ -403,9 +403,9 @@ class Accelerator(LayerMixin):
                 bts = np.zeros((K // kb, C), dtype=np.int64)
                 bt[:, :min(C, N - n0)] = qb.elements[:, n0:n0 + C]
                 bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
-                self.write_words(region_address("b"), _pack_lanes(bt, eb, lanes_log2(C * eb)))
+                self.write_words(region_address("b"), pack_lanes(bt, eb, lanes_log2(C * eb)))
                 self.write_words(region_address("b_scale"),
-                                 _pack_lanes(bts, sb, lanes_log2(C * sb)))
+                                 pack_lanes(bts, sb, lanes_log2(C * sb)))
                 for t, m0 in enumerate(group):
                     if T > 1:
                         self.write_words(region_address("regs", GEMM_REGS["A_TILE"]), [t])
@@ -425,9 +425,9 @@ class Accelerator(LayerMixin):
         at[:min(R, qa.shape[0] - m0)] = qa.elements[m0:m0 + R]
         ats[:min(R, qa.shape[0] - m0)] = qa.scales[m0:m0 + R]
         la, las = lanes_log2(R * ea), lanes_log2(R * sa)
-        self.write_words(region_address("a", (t * kmax) << la), _pack_lanes(at.T, ea, la))
+        self.write_words(region_address("a", (t * kmax) << la), pack_lanes(at.T, ea, la))
         self.write_words(region_address("a_scale", (t * kmax // kb) << las),
-                         _pack_lanes(ats.T, sa, las))
+                         pack_lanes(ats.T, sa, las))
 
     def _write_a_ws(self, qa, m0, t, cfg):
         """A row block ``m0`` of a weight-stationary unit, laid out by pass: word ``(q *
@@ -449,7 +449,7 @@ class Accelerator(LayerMixin):
         scales_a[:min(D, M - m0)] = qa.scales[m0:m0 + D]
         passes = np.where(kpos[:, None, :] >= 0, rows_a[:, np.maximum(kpos, 0)]
                           .transpose(1, 0, 2), za).reshape(nb * P * D, R)
-        self.write_words(region_address("a"), _pack_lanes(passes, ea, lanes_log2(R * ea)))
+        self.write_words(region_address("a"), pack_lanes(passes, ea, lanes_log2(R * ea)))
         self.write_words(region_address("a_scale"), [int(s) for s in scales_a.T.ravel()])
 
     def _run_tile(self, cycles, poll_limit):
@@ -509,18 +509,4 @@ class Accelerator(LayerMixin):
         return {"id_ok": ident == ID_VALUE, "id": ident,
                 "version": (ver >> 16, (ver >> 8) & 0xFF, ver & 0xFF),
                 "scratch_words": 1 << (feat & 0xFF), "clk_hz": self.read_reg("CLK_HZ")}
-
-
-def _pack_lanes(codes, bits, lanes_log):
-    """Words for a lane-banked operand region: ``codes`` (steps, n) -> ``steps * 2**lanes_log``
-    words, step-major, element 0 in the low bits of lane 0 (a code may straddle two lanes)."""
-    import numpy as np
-    steps, n = codes.shape
-    words = np.zeros((steps, (1 << lanes_log) + 1), dtype=np.uint64)
-    for i in range(n):
-        pos = i * bits
-        v = codes[:, i].astype(np.uint64) << np.uint64(pos % 32)
-        words[:, pos // 32] |= v & np.uint64(0xFFFFFFFF)
-        words[:, pos // 32 + 1] |= v >> np.uint64(32)
-    return [int(w) for w in words[:, :1 << lanes_log].ravel()]
 

@@ -23,11 +23,11 @@ from .. import golden
 from ..golden import bitserial as _bs
 from ..golden.gemv_unit import BLOCK, FAMILIES
 from ..lib.params import check_int
-from .driver import DeviceError, NoResponse, _pack_lanes
+from .driver import DeviceError, NoResponse
 from .gemv import EXP_BITS, META_BITS, unit_types
 from .gemv_map import (ACT_FORMATS, FAMILY_BITS, GEMV_BASE, GEMV_KIND, GEMV_REGS,
                        gemv_address, gemv_decode)
-from .regmap import FORMAT_IDS, decode, lanes_log2
+from .regmap import FORMAT_IDS, decode, lanes_log2, pack_lanes
 
 __all__ = ["GemvWeights", "gemv_config", "gemv_upload_weights", "gemv_upload_activations",
            "gemv_run", "gemv_matmul"]
@@ -146,10 +146,10 @@ def _weight_writes(q, rexp, cfg):
         rows = slice(p * P, (p + 1) * P)
         # beat j: codes[row n, j * L + l] at bit (n * L + l) * cb
         beats = codes[rows].reshape(P, K // L, L).transpose(1, 0, 2).reshape(K // L, P * L)
-        writes["w"].append(((p * kmax // L) << lw_, _pack_lanes(beats, cb, lw_)))
+        writes["w"].append(((p * kmax // L) << lw_, pack_lanes(beats, cb, lw_)))
         writes["w_meta"].append(((p * kmax // BLOCK) << lm,
-                                 _pack_lanes(meta[rows].T, META_BITS, lm)))
-        writes["w_exp"].append((p << le, _pack_lanes(exps[None, rows], EXP_BITS, le)))
+                                 pack_lanes(meta[rows].T, META_BITS, lm)))
+        writes["w_exp"].append((p << le, pack_lanes(exps[None, rows], EXP_BITS, le)))
     return writes
 
 
@@ -184,7 +184,7 @@ def gemv_upload_activations(acc, x, fmt=None, cfg=None):
                          f"{BLOCK} up to {cfg['max_cols']}")
     codes = np.asarray(xq.elements, np.int64).reshape(-1, BLOCK)
     eb = xq.fmt.element.bits
-    acc.write_words(gemv_address("x"), _pack_lanes(codes, eb, lanes_log2(BLOCK * eb)))
+    acc.write_words(gemv_address("x"), pack_lanes(codes, eb, lanes_log2(BLOCK * eb)))
     acc.write_words(gemv_address("x_scale"), [int(s) for s in xq.scales])
     return xq
 

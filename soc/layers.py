@@ -19,7 +19,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from . import isa
-from .regmap import FORMAT_IDS, GEMM_REGS, decode, lanes_log2, region_address
+from .regmap import FORMAT_IDS, GEMM_REGS, decode, lanes_log2, pack_lanes, region_address
 from .unit import pow2
 
 __all__ = ["LayerMixin", "DeviceTensor", "ProgramError"]
@@ -166,7 +166,6 @@ class LayerMixin:
         (``cols`` columns each; padding columns hold weights of 0)."""
         import numpy as np
         from ..systolic.driver import zero_code
-        from .driver import _pack_lanes
         with self._lock:
             cfg = self.layer_caps()
             fmt = self._fmt(fmt, cfg["fmt_b"], "weight")
@@ -184,9 +183,9 @@ class LayerMixin:
                 bts = np.zeros((K // isa.BLOCK, C), dtype=np.int64)
                 bt[:, :min(C, N - n0)] = qb.elements[:, n0:n0 + C]
                 bts[:, :min(C, N - n0)] = qb.scales[:, n0:n0 + C]
-                self.write_words(region_address("b", (t * kmax) << lb), _pack_lanes(bt, eb, lb))
+                self.write_words(region_address("b", (t * kmax) << lb), pack_lanes(bt, eb, lb))
                 self.write_words(region_address("b_scale", (t * kmax // isa.BLOCK) << lbs),
-                                 _pack_lanes(bts, sb, lbs))
+                                 pack_lanes(bts, sb, lbs))
             return DeviceTensor("weights", (K, N), fmt, t0, nt, owner=self)
 
     def free(self, h):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 __all__ = ["GEMM_BASE", "REGION", "REGION_SHIFT", "UNIT_ADDR_BITS", "Register", "REGISTERS",
            "GEMM_REGS", "FIELDS", "FORMAT_IDS", "DATAFLOW_IDS", "encode", "decode",
-           "field_range", "registers_for", "lanes_log2", "region_address"]
+           "field_range", "registers_for", "lanes_log2", "pack_lanes", "region_address"]
 
 GEMM_BASE = 0x2000_0000
 #: word-address bits a unit decodes (its slot is 2**UNIT_ADDR_BITS words)
@@ -137,3 +137,18 @@ def lanes_log2(bits):
 def region_address(name, offset=0):
     """Byte address of word ``offset`` of region ``name``."""
     return GEMM_BASE + 4 * ((REGION[name] << REGION_SHIFT) + offset)
+
+
+def pack_lanes(codes, bits, lanes_log):
+    """Words for a lane-banked operand region: ``codes`` (steps, n) -> ``steps * 2**lanes_log``
+    words, step-major, element 0 in the low bits of lane 0 (a code may straddle two lanes)."""
+    import numpy as np
+    steps, n = codes.shape
+    words = np.zeros((steps, (1 << lanes_log) + 1), dtype=np.uint64)
+    for i in range(n):
+        pos = i * bits
+        v = codes[:, i].astype(np.uint64) << np.uint64(pos % 32)
+        words[:, pos // 32] |= v & np.uint64(0xFFFFFFFF)
+        words[:, pos // 32 + 1] |= v >> np.uint64(32)
+    return [int(w) for w in words[:, :1 << lanes_log].ravel()]
+

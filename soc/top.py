@@ -34,6 +34,8 @@ from .. import golden
 from ..lib.params import check_choice, check_int, check_pow2
 from ..systolic.array import DATAFLOWS
 from .gemm import GemmUnit, unit_format
+from .gemv import gemv_unit_for
+from .gemv_map import GEMV_BASE
 from .regmap import DATAFLOW_IDS, GEMM_BASE, field_range
 from .link import HostLink
 from .uart import UARTRx, UARTTx
@@ -122,6 +124,12 @@ class SoCConfig:
     out_fmt : str
         The on-chip activation path's format ("" : none): ``fmt_a`` (its results become
         the next layer's A operand), with ``prog_words > 0`` and ``cols`` dividing 32.
+    gemv_pes, gemv_lanes, gemv_max_rows, gemv_max_cols, gemv_act, gemv_families
+        The BitMoD bit-serial GEMV unit (``docs/gemv.md``) at ``0x3000_0000``: its PEs
+        (0: no GEMV unit), lanes, largest weight matrix, activation format (``mxint8`` or
+        ``mxfp8_e4m3``) and weight families (comma-separated); it shares ``acc_width`` and
+        ``acc_frac`` with the GEMM unit. ``rows = 0`` with ``gemv_pes > 0`` builds the
+        GEMV unit alone.
     """
 
     clk_hz: int = 25_000_000
@@ -142,6 +150,12 @@ class SoCConfig:
     c_tiles: int = 1
     prog_words: int = 0
     out_fmt: str = ""
+    gemv_pes: int = 0
+    gemv_lanes: int = 4
+    gemv_max_rows: int = 64
+    gemv_max_cols: int = 256
+    gemv_act: str = "mxint8"
+    gemv_families: str = "bitmod_fp4,bitmod_fp3,int4,int3"
 
     def __post_init__(self):
         for name in ("rows", "cols", "acc_frac", "depth"):
@@ -186,6 +200,7 @@ class SoCConfig:
                                  f"acc_width at most 53 (not {self.acc_width}): the "
                                  f"re-quantiser takes blocks of 32 of acc_width-bit values")
         self._check_bounds()
+        self.gemv_unit()        # checks the GEMV unit's fields (elaborates nothing)
 
     def _check_bounds(self):
         """Upper bounds, checked before anything is elaborated (:data:`LIMITS`): what the
@@ -208,9 +223,20 @@ class SoCConfig:
         """The weight-stationary unit's tile height: ``depth``, or ``rows`` when 0."""
         return self.depth or self.rows
 
+    def gemv_unit(self):
+        """The GEMV unit of this configuration (None when ``gemv_pes`` is 0)."""
+        return gemv_unit_for(self.gemv_pes, self.gemv_lanes, self.gemv_max_rows,
+                             self.gemv_max_cols, self.gemv_act, self.gemv_families,
+                             self.acc_width, self.acc_frac)
+
     def units(self):
         """The compute units on the bus: ``(byte base address, component)`` pairs (each
-        decodes ``2**UNIT_ADDR_BITS`` words); the GEMM unit when ``rows > 0``."""
+        decodes ``2**UNIT_ADDR_BITS`` words): the GEMM unit when ``rows > 0``, the GEMV
+        unit when ``gemv_pes > 0``."""
+        gemv = self.gemv_unit()
+        return self._gemm_units() + ([(GEMV_BASE, gemv)] if gemv else [])
+
+    def _gemm_units(self):
         if not self.rows:
             return []
         ws = self.dataflow == "weight_stationary"
@@ -225,11 +251,13 @@ class SoCConfig:
         """FEATURES register: log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists
         (its own registers describe it); bit 9: its dataflow (0 output-stationary,
         1 weight-stationary; also GEOMETRY bit 24); bit 10: it has a program sequencer;
-        bit 11: it has the on-chip activation path (its CAPS register: which)."""
+        bit 11: it has the on-chip activation path (its CAPS register: which); bit 12: a
+        GEMV unit exists (its registers at ``0x3000_0000``, ``docs/gemv.md``)."""
         g = self.rows > 0
         return ((self.scratch_words.bit_length() - 1) | g << 8
                 | (g and DATAFLOW_IDS[self.dataflow]) << 9
-                | (g and self.prog_words > 0) << 10 | (g and bool(self.out_fmt)) << 11)
+                | (g and self.prog_words > 0) << 10 | (g and bool(self.out_fmt)) << 11
+                | (self.gemv_pes > 0) << 12)
 
 
 def config_overrides(items, base=None):

@@ -21,7 +21,7 @@ configuration whose scales could reach it.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Module, Mux, Signal, signed
 
 from ..golden import formats as gformats
 from ..lib.signals import delay_line

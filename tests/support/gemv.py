@@ -1,9 +1,6 @@
 """Shared drivers of the GEMV unit tests: a test SoC with the unit
-(:class:`GemvSoCConfig`, a :class:`~mxhw.soc.top.SoCConfig` whose ``units()`` adds it at
-``GEMV_BASE``) and Hypothesis strategies drawing BitMoD weights and MX activation vectors
+(:func:`GemvSoCConfig`: a :class:`~mxhw.soc.top.SoCConfig` with ``gemv_pes > 0``) and Hypothesis strategies drawing BitMoD weights and MX activation vectors
 as codes, so failures shrink to small cases."""
-
-import dataclasses
 
 import numpy as np
 from hypothesis import strategies as st
@@ -13,29 +10,17 @@ from mxhw import golden
 from mxhw.golden import bitserial as bs
 from mxhw.golden.gemv_unit import BLOCK
 from mxhw.golden.quantize import MXArray
-from mxhw.soc.gemv import gemv_unit_for
-from mxhw.soc.gemv_map import GEMV_BASE
 from mxhw.soc.top import SoCConfig
 
 __all__ = ["GemvSoCConfig", "bitmod_weights", "mx_vector"]
 
 
-@dataclasses.dataclass(frozen=True)
-class GemvSoCConfig(SoCConfig):
-    """A test SoC: the core (no GEMM unit by default) plus a GEMV unit at ``GEMV_BASE``."""
-    rows: int = 0
-    gemv_pes: int = 4
-    gemv_lanes: int = 4
-    gemv_max_rows: int = 16
-    gemv_max_cols: int = 128
-    gemv_act: str = "mxint8"
-    gemv_families: str = "bitmod_fp4,bitmod_fp3,int4,int3"
-
-    def units(self):
-        unit = gemv_unit_for(self.gemv_pes, self.gemv_lanes, self.gemv_max_rows,
-                             self.gemv_max_cols, self.gemv_act, self.gemv_families,
-                             self.acc_width, self.acc_frac)
-        return super().units() + ([(GEMV_BASE, unit)] if unit else [])
+def GemvSoCConfig(**kw):
+    """A test SoC: the core (no GEMM unit by default) plus a GEMV unit at ``GEMV_BASE``
+    (4 PEs x 4 lanes, up to 16 x 128 weights, MXINT8 activations, every family)."""
+    fields = dict(rows=0, gemv_pes=4, gemv_lanes=4, gemv_max_rows=16, gemv_max_cols=128,
+                  gemv_act="mxint8", gemv_families="bitmod_fp4,bitmod_fp3,int4,int3")
+    return SoCConfig(**{**fields, **kw})
 
 
 @st.composite
