@@ -38,8 +38,9 @@ class ProgramError(RuntimeError):
 class DeviceTensor:
     """A tensor on the device. ``kind``: ``"act"`` (MX codes in A tiles ``tile ..
     tile + tiles - 1``, blocked along axis 1), ``"weights"`` (B tiles, blocked along
-    axis 0) or ``"result"`` (fixed-point values in C tiles from 0, ``n_tiles`` per row
-    tile). ``ready``: its data is on the device (False while its program is recorded)."""
+    axis 0), ``"result"`` (fixed-point values in C tiles from 0, ``n_tiles`` per row
+    tile), ``"gemv_weights"`` (BitMoD weights in the GEMV unit) or ``"gemv_result"`` (a
+    GEMV layer's fixed-point results, read back). ``ready``: its data is on the device (False while its program is recorded)."""
     kind: str
     shape: tuple
     fmt: str | None
@@ -50,6 +51,9 @@ class DeviceTensor:
     freed: bool = False
     gen: int = 0
     owner: object = field(default=None, repr=False)
+    #: ``"gemv_weights"``: the GEMV unit's handle (:class:`~mxhw.soc.gemv_host.GemvWeights`);
+    #: ``"gemv_result"``: the values the GEMV unit returned (NumPy, read back already)
+    payload: object = field(default=None, repr=False)
 
 
 def _alloc(free, n, what):
@@ -163,9 +167,15 @@ class LayerMixin:
 
     def upload_weights(self, w, fmt=None) -> DeviceTensor:
         """Quantise ``w`` (K, N) along K (unless an MXArray) and store it in B tiles
-        (``cols`` columns each; padding columns hold weights of 0)."""
+        (``cols`` columns each; padding columns hold weights of 0). A BitMoD/INT weight
+        family (``fmt`` in :data:`mxhw.golden.gemv_unit.FAMILIES`: ``"bitmod_fp4"``,
+        ``"bitmod_fp3"``, ``"int4"``, ``"int3"``) goes to the GEMV unit instead, quantised
+        per group of 32 along K (:func:`mxhw.soc.gemv_host.gemv_upload_weights`)."""
         import numpy as np
+        from ..golden.gemv_unit import FAMILIES
         from ..systolic.driver import zero_code
+        if fmt in FAMILIES:
+            return self._upload_gemv_weights(w, fmt)
         with self._lock:
             cfg = self.layer_caps()
             fmt = self._fmt(fmt, cfg["fmt_b"], "weight")
@@ -188,11 +198,22 @@ class LayerMixin:
                                  pack_lanes(bts, sb, lbs))
             return DeviceTensor("weights", (K, N), fmt, t0, nt, owner=self)
 
+    def _upload_gemv_weights(self, w, fmt):
+        from ..golden.quantize import to_numpy
+        from .gemv_host import gemv_upload_weights
+        with self._lock:
+            arr = to_numpy(w)
+            if arr.ndim != 2:
+                raise ValueError(f"w must be 2-D (K, N), not of shape {arr.shape}")
+            h = gemv_upload_weights(self, arr.T, fmt)    # the unit's rows are N
+            return DeviceTensor("gemv_weights", arr.shape, fmt, 0, 0, owner=self,
+                                payload=h)
+
     def free(self, h):
         """Release ``h``'s tiles (its handle becomes unusable)."""
         with self._lock:
-            self._live(h, ("act", "weights", "result"), "h")
-            if h.kind != "result":
+            self._live(h, ("act", "weights", "result", "gemv_weights", "gemv_result"), "h")
+            if h.kind in ("act", "weights"):
                 pool = self._a_free if h.kind == "act" else self._b_free
                 pool[h.tile:h.tile + h.tiles] = [True] * h.tiles
             h.freed = True
@@ -201,19 +222,45 @@ class LayerMixin:
     def _unit_for(self, w):
         """The compute unit that runs a layer with weights ``w``: the one place a second
         unit (a GEMV engine for BitMoD weights) is dispatched."""
-        return "gemm"
+        return "gemv" if w.kind == "gemv_weights" else "gemm"
+
+    def _linear_gemv(self, x, w, out_fmt):
+        """A BitMoD layer on the GEMV unit: one GEMV per row of ``x``. The unit has its
+        own activation memory: an on-device ``x`` is read back (PEEK) and sent to it, and
+        the fixed-point results come back to the host (``out_fmt`` must be None)."""
+        from .gemv_host import gemv_matmul
+        if out_fmt is not None:
+            raise ValueError(f"out_fmt={out_fmt!r}: the GEMV unit's results are not "
+                             f"re-quantised on chip (out_fmt=None only)")
+        if self._recording is not None:
+            raise ValueError("GEMV layers do not run inside program() blocks (the "
+                             "sequencer drives the GEMM unit only)")
+        if isinstance(x, DeviceTensor):
+            self._live(x, ("act",), "x")
+            if not x.ready:
+                raise ValueError("x is produced by a program still being recorded")
+            x = self.download_mx(x).dequantize()
+        from ..golden.quantize import to_numpy
+        arr = to_numpy(x)
+        if arr.ndim != 2 or arr.shape[1] != w.shape[0]:
+            raise ValueError(f"x must be 2-D (M, {w.shape[0]}) for weights of shape "
+                             f"{w.shape}, not of shape {arr.shape}")
+        y = gemv_matmul(self, w.payload, arr)
+        return DeviceTensor("gemv_result", y.shape, None, 0, 0, owner=self, payload=y)
 
     def linear(self, x, w, out_fmt=None) -> DeviceTensor:
         """``x @ w`` on the device. ``out_fmt``: re-quantised on chip to that format (the
         device's activation path), blocks of 32 along N, into new A tiles (N a multiple
         of 32, at most max_k); None: the fixed-point results in the C tiles (download
-        them). Inside ``with acc.program():`` recorded, else run at once."""
+        them). Inside ``with acc.program():`` recorded, else run at once. BitMoD weights
+        (``"gemv_weights"``) run on the GEMV unit (:meth:`_linear_gemv`; ``x`` may then
+        also be a float array)."""
         with self._lock:
+            self._live(w, ("weights", "gemv_weights"), "w")
+            if self._unit_for(w) == "gemv":
+                return self._linear_gemv(x, w, out_fmt)
             cfg = self.layer_caps()
             self._live(x, ("act",), "x")
-            self._live(w, ("weights",), "w")
-            if self._unit_for(w) != "gemm":
-                raise ValueError(f"no compute unit runs {w.fmt!r} weights on this device")
             (M, K), (K2, N) = x.shape, w.shape
             if K != K2:
                 raise ValueError(f"inner dimensions differ: x is {x.shape}, w is {w.shape}")
@@ -304,11 +351,13 @@ class LayerMixin:
         the exact values of an MX tensor's codes (see :meth:`download_mx`)."""
         import numpy as np
         with self._lock:
-            self._live(h, ("act", "weights", "result"), "h")
+            self._live(h, ("act", "weights", "result", "gemv_weights", "gemv_result"), "h")
+            if h.kind == "gemv_result":
+                return h.payload.copy()
             if not h.ready:
                 raise ValueError("h is produced by a program still being recorded: "
                                  "leave the program() block first")
-            if h.kind == "weights":
+            if h.kind in ("weights", "gemv_weights"):
                 raise ValueError("weights are write-only on the device")
             if h.kind == "act":
                 return self.download_mx(h).dequantize()
