@@ -9,7 +9,7 @@ Wishbone initiator port that connects to :class:`~mxhw.soc.core.AcceleratorCore`
 ``bus`` with ``wiring.connect``.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -31,13 +31,12 @@ class LinkState(enum.Enum, shape=5):
     TX_DATA = 16
     TX_CRC0 = 17
     TX_CRC1 = 18
-    SKIP = 19
-    TX_SEQ = 20
+    TX_SEQ = 19
 
 
 #: the states that take bytes from the receive buffer (in every other state its read
 #: pointer rewinds to the first byte not yet taken: nothing is lost while the link works)
-RECEIVING = ("IDLE", "HDR", "PAYLOAD", "CRC", "DRAIN", "SKIP")
+RECEIVING = ("IDLE", "HDR", "PAYLOAD", "CRC", "DRAIN")
 
 
 class LinkCore:

@@ -8,7 +8,8 @@ The link buffers what arrives while it works (``rx_depth`` bytes, not modelled: 
 burst within it), so within a burst no byte is lost. The rules (``soc/PROTOCOL.md``):
 
 - waiting for a request, a ``0xA5`` starts a header (cmd, seq, addr, len); any other
-  byte starts a silent discard of the rest of the burst (SKIP);
+  byte starts a silent discard of the rest of the burst (``SKIP`` here; the gateware's
+  IDLE with its out-of-step flag set);
 - after the header's 8 bytes, a bad header (:func:`~mxhw.soc.protocol.header_status`)
   discards the rest of the burst and is answered at the gap (DRAIN); a good WRITE takes
   ``len`` payload bytes; then 2 CRC bytes;

@@ -37,6 +37,11 @@ def receive_stage(c):
     f_ptr = Signal(abits + 1)     # next byte to fetch
     c.receiving = receiving = Signal()
     m.d.comb += receiving.eq(Cat(*(c.state == LinkState[n] for n in RECEIVING)).any())
+    # the fetch side follows the state one cycle late (a flip-flop, not the state
+    # decode): a fetch made in a state's first non-receiving cycle is dropped like the
+    # others (its strobe is cleared, and take is gated by the state itself)
+    recv_q = Signal()
+    m.d.sync += recv_q.eq(receiving)
     full = Signal()
     m.d.comb += full.eq((w_ptr[:abits] == r_ptr[:abits]) & (w_ptr[-1] != r_ptr[-1]))
     m.d.comb += [c.rx.ready.eq(~full), rxbuf.w_addr.eq(w_ptr[:abits]),
@@ -46,8 +51,8 @@ def receive_stage(c):
         m.d.sync += w_ptr.eq(w_ptr + 1)
     fetch = Signal()
     fetched = Signal(2)           # the fetches of the last two cycles (block RAM latency)
-    m.d.comb += fetch.eq(receiving & (f_ptr != w_ptr))
-    with m.If(~receiving):
+    m.d.comb += fetch.eq(recv_q & (f_ptr != w_ptr))
+    with m.If(~recv_q):
         # rewind; the bytes on their way are dropped (they are fetched again)
         m.d.sync += [f_ptr.eq(r_ptr), fetched.eq(0)]
     with m.Else():
@@ -77,10 +82,10 @@ def receive_stage(c):
 
 
 def watchdog(c):
-    """Cycles since the last byte of a packet (or of a drained one), as two down-counters
-    whose sign bits are ``c.wdog_timeout`` and ``c.wdog_quiet``. It clears in IDLE and on
-    every byte received (outside a packet and DRAIN the counters are not read, and IDLE
-    clears them before the next) and runs otherwise."""
+    """Cycles since the last byte taken, as two down-counters whose sign bits are
+    ``c.wdog_timeout`` and ``c.wdog_quiet`` (read in a packet, in DRAIN and in IDLE when
+    out of step; a packet starts with a byte taken, which clears them). They clear on
+    every byte taken and run otherwise."""
     m = c.m
     wd_clr = Signal()
     t_cnt = Signal(signed(c.timeout.bit_length() + 1))
@@ -91,7 +96,7 @@ def watchdog(c):
             m.d.sync += cnt_.eq(limit - 1)
         with m.Elif(~cnt_[-1]):         # runs on every other cycle
             m.d.sync += cnt_.eq(cnt_ - 1)
-    m.d.comb += wd_clr.eq(c.take | (c.state == LinkState.IDLE))
+    m.d.comb += wd_clr.eq(c.take)
 
 
 @contextmanager
@@ -117,7 +122,7 @@ def request_states(c):
     byte, a WRITE's payload into the buffer, the CRC compared (CHECK); a bad header is
     answered from PAYLOAD / CRC after the rest of the packet drains (DRAIN), a bad CRC
     likewise (from EXEC); a byte that is no sync byte in IDLE starts an unanswered
-    drain (SKIP)."""
+    drain (IDLE with the out-of-step flag ``oos`` set)."""
     m, take, byte = c.m, c.take, c.byte
     cnt = Signal(16)              # bytes of the current field / payload
     word = Signal(32)
@@ -138,16 +143,19 @@ def request_states(c):
     # a bad header's status: the first error in the order command, length, address
     bad = Mux(h_cmd_bad, Status.BAD_CMD, Mux(len_bad, Status.BAD_LEN, Status.BAD_ADDR))
 
+    # a byte other than the sync byte here means the stream is out of step (a lost or
+    # corrupted sync byte): it and what follows it are discarded, unanswered, until the
+    # line is quiet (oos set), so that no byte of a packet whose start was missed is
+    # taken for a header
+    oos = Signal()
     with m.Case(LinkState.IDLE):
         m.d.sync += [c.crc.eq(0xFFFF), cnt.eq(0), c.widx.eq(0)]
-        with m.If(take):
-            # any other byte: the stream is out of step (a lost or corrupted sync byte):
-            # discard it and what follows it until the line is quiet, unanswered, so
-            # that no byte of a packet whose start was missed is taken for a header
-            with m.If(c.b_sync):
-                c.goto("HDR")
-            with m.Else():
-                c.goto("SKIP")
+        with m.If(take & c.b_sync & ~oos):
+            c.goto("HDR")
+        with m.If(take & ~c.b_sync):
+            m.d.sync += oos.eq(1)
+        with m.Elif(~take & c.wdog_quiet):
+            m.d.sync += oos.eq(0)
 
     with m.Case(LinkState.HDR):
         # the next byte may follow on the very next cycle: the header is checked as its
@@ -227,7 +235,3 @@ def request_states(c):
     with m.Case(LinkState.DRAIN):
         with m.If(~take & c.wdog_quiet):
             c.goto("RESPOND")
-
-    with m.Case(LinkState.SKIP):
-        with m.If(~take & c.wdog_quiet):
-            c.goto("IDLE")
