@@ -44,7 +44,7 @@ __all__ = ["SoCConfig", "config_overrides", "SoC", "REGS", "ID_VALUE", "VERSION"
            "LIMITS", "MAX_SCRATCH_WORDS"]
 
 ID_VALUE = 0x4D584857
-VERSION = (0, 1, 0)
+VERSION = (0, 2, 0)
 SCRATCHPAD_BASE = 0x1000_0000
 
 #: register name -> byte address

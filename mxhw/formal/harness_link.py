@@ -27,21 +27,37 @@ from amaranth.hdl import Assert, Assume, ClockDomain, Module, Mux, Signal
 
 from .base import Harness
 
-__all__ = ["LinkContract", "expected_response", "ping_stream", "nested_write_stream",
+__all__ = ["LinkContract", "MAX_PAYLOAD", "expected_response", "ping_answer", "ping_stream", "nested_write_stream",
            "bad_write_stream", "stream_depth"]
 
 
-def expected_response(status=0, payload=b""):
-    """A response packet as PROTOCOL.md defines it (sync, status, len, payload, CRC)."""
+#: the harness's link: ``HostLink(MAX_PAYLOAD, ...)`` with its default receive buffer
+MAX_PAYLOAD = 16
+
+
+def expected_response(status=0, payload=b"", seq=0):
+    """A response packet as PROTOCOL.md (version 2) defines it (sync, status, seq, len,
+    payload, CRC), written here from the document, not with the host's encoder."""
     from ..soc import protocol as P
-    body = struct.pack("<BH", status, len(payload)) + payload
+    body = struct.pack("<BBH", status, seq, len(payload)) + payload
     return bytes([P.SYNC_RESP]) + body + struct.pack("<H", P.crc16(body))
+
+
+def ping_answer(seq):
+    """A PING's response: status OK and the link information word (max_payload, the
+    protocol version, log2 of the receive buffer's bytes)."""
+    from ..soc import protocol as P
+    from ..soc.link import HostLink
+    rx = HostLink(max_payload=MAX_PAYLOAD).rx_depth
+    info = MAX_PAYLOAD | P.PROTOCOL_VERSION << 16 | (rx.bit_length() - 1) << 24
+    return expected_response(0, struct.pack("<I", info), seq)
 
 
 def ping_stream(n):
     """``n`` PINGs: requests, expected responses, expected bus writes (none)."""
     from ..soc import protocol as P
-    return [P.request(P.Cmd.PING)] * n, [expected_response()] * n, []
+    return ([P.request(P.Cmd.PING, seq=i) for i in range(n)],
+            [ping_answer(i) for i in range(n)], [])
 
 
 def nested_write_stream(addr=0x100, inner_addr=0x40, inner_word=0x0BADF00D):
@@ -50,15 +66,16 @@ def nested_write_stream(addr=0x100, inner_addr=0x40, inner_word=0x0BADF00D):
     from ..soc import protocol as P
     inner = P.request(P.Cmd.WRITE, inner_addr, payload=struct.pack("<I", inner_word))
     payload = inner + bytes(16 - len(inner))
-    outer = P.request(P.Cmd.WRITE, addr, payload=payload)
+    outer = P.request(P.Cmd.WRITE, addr, payload=payload, seq=1)
     words = struct.unpack("<4I", payload)
     writes = [((addr >> 2) + i, w) for i, w in enumerate(words)]
-    return ([P.request(P.Cmd.PING), outer], [expected_response()] * 2, writes)
+    return ([P.request(P.Cmd.PING), outer], [ping_answer(0), expected_response(seq=1)],
+            writes)
 
 
 def bad_write_stream(kind):
     """One WRITE of a word that must write nothing: ``"crc"`` (its CRC off by one: answered
-    BAD_CRC at once) or ``"len"`` (length 5: answered BAD_LEN once the line is quiet)."""
+    BAD_CRC) or ``"len"`` (length 5: answered BAD_LEN); either once the line is quiet."""
     from ..soc import protocol as P
     if kind == "crc":
         pkt = bytearray(P.request(P.Cmd.WRITE, 0x100, payload=struct.pack("<I", 0x12345678)))
@@ -80,7 +97,7 @@ class LinkContract(Harness):
     RESET = 2       # cycles of reset at the start (the link needs one: soc/link.py)
 
     def __init__(self, requests, responses, writes, *, gap=2, stall=1, extra=0,
-                 max_payload=16, parts=("writes", "responses", "live"), dut=None):
+                 max_payload=MAX_PAYLOAD, parts=("writes", "responses", "live"), dut=None):
         from ..soc.link import HostLink
         super().__init__()
         self.cd = ClockDomain("sync")       # with a reset: the link's state needs one

@@ -156,7 +156,7 @@ def requant_proofs():
 #: Flip to True once issue #31 finding 2 (back-to-back requests lose answers; a WRITE's
 #: payload bytes parsed as a packet) is fixed in soc/linkrx.py: the link proofs marked
 #: with it are then expected to be proved, and CI fails if they are not.
-LINK_BUG_31_FIXED = False
+LINK_BUG_31_FIXED = True
 _KNOWN = "known bug #31 finding 2"
 
 
@@ -184,12 +184,12 @@ def link_proofs():
             ("link_nested_write", nested_write_stream,
              dict(gap=2, stall=0, parts=("writes",)), False, bug),
             ("link_2ping", lambda: ping_stream(2), dict(gap=2, stall=1), True, bug),
-            ("link_bad_crc", lambda: bad_write_stream("crc"), dict(gap=0, stall=0), False,
-             "proved"),
+            ("link_bad_crc", lambda: bad_write_stream("crc"), dict(gap=0, stall=0, extra=40),
+             False, "proved"),
             ("link_bad_len", lambda: bad_write_stream("len"), dict(gap=0, stall=0, extra=40),
              False, "proved"),
-            ("link_bad_crc_gaps", lambda: bad_write_stream("crc"), dict(gap=1, stall=0), True,
-             "proved"),
+            ("link_bad_crc_gaps", lambda: bad_write_stream("crc"),
+             dict(gap=1, stall=0, extra=40), True, "proved"),
             ("link_bad_len_gaps", lambda: bad_write_stream("len"),
              dict(gap=1, stall=0, extra=40), True, "proved")):
         build, depth = link(make, **kw)
