@@ -69,8 +69,8 @@ def array_block_format(fmt, name="fmt"):
 
 
 def array_formats(fmt_a, fmt_b):
-    """``(fmt_a, fmt_b)`` as :func:`array_block_format`\ s (parameters ``fmt_a`` and
-    ``fmt_b``) of equal block size (``ValueError`` otherwise)."""
+    """``(fmt_a, fmt_b)``, parameters ``fmt_a`` and ``fmt_b``, each checked by
+    :func:`array_block_format`, of equal block size (``ValueError`` otherwise)."""
     fmt_a = array_block_format(fmt_a, "fmt_a")
     fmt_b = array_block_format(fmt_b, "fmt_b")
     if fmt_a.block_size != fmt_b.block_size:

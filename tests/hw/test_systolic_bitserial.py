@@ -263,9 +263,10 @@ def test_init():
                         pe=functools.partial(BitSerialMXMacPE, pipeline=3))
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitserial", 33, 4)
     dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe="bitparallel")
-    # row-shared accumulators (the default here): 3 cycles more (row_extra_stages)
+    # row-shared accumulators (the default here): 3 cycles more (row_extra_stages), and
+    # one register before INT8 x INT8's DSP product (pipeline 4, split_product)
     assert (dut.pe_type, dut.step_cycles, dut.pe_latency) == ("bitparallel", 1,
-                                                               1 + DEFAULT_PIPELINE + 3)
+                                                               1 + DEFAULT_PIPELINE + 3 + 1)
     dut = SystolicArray(2, 2, "mxint8", "mxint8", acc=ACC, pe="bitparallel",
                         shared_acc=False)
     assert dut.pe_latency == 1 + DEFAULT_PIPELINE
