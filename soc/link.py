@@ -19,7 +19,13 @@ from .linkexec import execute_states, payload_buffer, read_prefetch
 from .linkrx import receive_stage, request_states, watchdog
 from .linktx import response_states
 
-__all__ = ["HostLink", "LinkState", "crc16_step"]
+__all__ = ["HostLink", "LinkState", "crc16_step", "default_rx_depth"]
+
+
+def default_rx_depth(max_payload):
+    """The receive buffer a :class:`HostLink` gets by default: the smallest power of two
+    that holds a whole request (header, ``max_payload`` bytes, CRC) and more."""
+    return 1 << (max_payload + 15).bit_length()
 
 
 class HostLink(wiring.Component):
@@ -82,7 +88,7 @@ class HostLink(wiring.Component):
         if quiet_cycles < 16:
             raise ValueError(f"quiet_cycles must be at least 16, not {quiet_cycles}")
         if rx_depth is None:
-            rx_depth = 1 << (max_payload + 15).bit_length()
+            rx_depth = default_rx_depth(max_payload)
         check_pow2("rx_depth", rx_depth)
         check_int("rx_depth", rx_depth, 16, 1 << 17)
         self._rx_depth = rx_depth

@@ -47,8 +47,8 @@ def ping_answer(seq):
     """A PING's response: status OK and the link information word (max_payload, the
     protocol version, log2 of the receive buffer's bytes)."""
     from ..soc import protocol as P
-    from ..soc.link import HostLink
-    rx = HostLink(max_payload=MAX_PAYLOAD).rx_depth
+    from ..soc.link import default_rx_depth
+    rx = default_rx_depth(MAX_PAYLOAD)
     info = MAX_PAYLOAD | P.PROTOCOL_VERSION << 16 | (rx.bit_length() - 1) << 24
     return expected_response(0, struct.pack("<I", info), seq)
 

@@ -115,18 +115,21 @@ class GemmSequencer(wiring.Component):
         left = Signal(range(self._max_k + 1))           # K steps left in the tile
         running = Signal()
         tile = Signal(range(T))
+        k_run = Signal.like(self.K)                     # K sampled with start
         take = self.step.valid & self.step.ready
         m.d.comb += [self.step.valid.eq(running), p.k.eq(kidx), p.last.eq(left == 1)]
         with m.If(take):
             m.d.sync += [kidx.eq(kidx + 1), left.eq(left - 1)]
             with m.If(left == 1):       # the tile's last step
                 if T > 1:
-                    m.d.sync += [kidx.eq(0), left.eq(self.K), tile.eq(tile + 1),
+                    m.d.sync += [kidx.eq(0), left.eq(k_run), tile.eq(tile + 1),
                                  running.eq(tile != T - 1)]
                 else:
                     m.d.sync += running.eq(0)
         with m.If(self.start):
             m.d.sync += [kidx.eq(0), left.eq(self.K), running.eq(self.K != 0), tile.eq(0)]
+            if T > 1:
+                m.d.sync += k_run.eq(self.K)
 
     def _weight_stationary(self, m):
         R, D, k, T = self._rows, self._depth, self._k, self._tiles
