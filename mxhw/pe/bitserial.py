@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..lib.accum import accumulate, accumulator_width, serial_advance
 from ..lib.params import check_bool, check_int, clog2
+from ..lib.trees import sum_tree
 from .weights import check_weight_types, is_twos_complement
 
 __all__ = ["BitSerialPE", "WeightMapper"]
@@ -113,7 +114,9 @@ class BitSerialPE(wiring.Component):
         # weight bits of this cycle, gated lane sum t
         bits = [s[W - 1] if self._msb_first else s[0] for s in sreg]
         t = Signal(signed(tw))
-        m.d.comb += t.eq(sum((Mux(b, a_reg[l], 0) for l, b in enumerate(bits)), start=0))
+        # (a balanced tree: depth clog2(lanes) adders, not a chain of lanes - 1)
+        m.d.comb += t.eq(sum_tree(m, [Mux(b, a_reg[l], 0) for l, b in enumerate(bits)],
+                                  "lane_sum"))
         final = Signal()
         m.d.comb += final.eq(k == prec - 1)
         if self._msb_first:

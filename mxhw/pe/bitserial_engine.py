@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden import bitserial as _golden
 from ..dequant.bitserial import BitSerialDequant
 from ..lib.params import check_bool, check_int, clog2
+from ..lib.trees import max_tree
 from .bitserial import BitSerialPE, WeightMapper
 from .weights import check_weight_types
 
@@ -233,16 +234,10 @@ class BitSerialGEMV(wiring.Component):
             m.d.sync += [full.eq(1), buf_ent.eq(fifo[0]),
                          *[b.eq(pe.o.payload) for b, pe in zip(buf_sum, pes)]]
 
-        # the group's precision: the widest of the types the rows use (mappers' bits)
+        # the group's precision: the widest of the types the rows use (mappers' bits), a
+        # balanced maximum tree (depth clog2(pes) comparators)
         prec = Signal(range(self._wbits + 1))
-        # (a signal per step: the running maximum is used twice per step, and an
-        # expression would repeat it, 2**pes comparators in the netlist)
-        widest = maps[0].bits
-        for n, mp in enumerate(maps[1:], 1):
-            w = Signal.like(prec, name=f"widest{n}")
-            m.d.comb += w.eq(Mux(mp.bits > widest, mp.bits, widest))
-            widest = w
-        m.d.comb += prec.eq(widest)
+        m.d.comb += prec.eq(max_tree(m, [mp.bits for mp in maps], prec.shape(), "widest"))
 
         for n, (mp, pe, dq) in enumerate(zip(maps, pes, dqs)):
             m.d.comb += [
