@@ -57,9 +57,10 @@ class BitSerialPE(wiring.Component):
     A beat occupies the PE for ``prec`` cycles; the next beat is accepted in the cycle its
     predecessor's last bit is processed, so a steady stream runs at one beat (``lanes``
     MACs) per ``prec`` cycles: 3 cycles for 3-bit, 4 for 4-bit, 8 for 8-bit weights. The
-    result register is loaded at the ``prec``-th clock edge after the transfer of the
-    operation's last beat, so for a ``B``-beat operation fed without gaps the result
-    transfers ``B * prec + 1`` edges after the first beat's transfer.
+    result register is loaded at the ``prec + 1``-th clock edge after the transfer of the
+    operation's last beat (a beat's product sum is registered before it is accumulated),
+    so for a ``B``-beat operation fed without gaps the result transfers ``B * prec + 2``
+    edges after the first beat's transfer.
     The PE stalls (``i.ready`` low) only when a finished result is not yet taken.
 
     Golden twin: ``golden.bitserial.pe_dot`` (cycle-level: ``pe_dot_serial``).
@@ -110,6 +111,9 @@ class BitSerialPE(wiring.Component):
         sreg = [Signal(W, name=f"sreg{l}") for l in range(L)]
         p = Signal(signed(pw))
         acc = Signal(signed(self._acc_width))
+        pend = Signal()                     # pdone waits to be accumulated
+        pend_last = Signal()
+        pdone = Signal(signed(pw))
 
         # weight bits of this cycle, gated lane sum t
         bits = [s[W - 1] if self._msb_first else s[0] for s in sreg]
@@ -129,6 +133,7 @@ class BitSerialPE(wiring.Component):
         m.d.comb += p_new.eq(p_next)
 
         advance = serial_advance(m, self.i, self.o, busy, final, last)
+        m.d.sync += pend.eq(0)                # (set again below by a final cycle)
         with m.If(advance):
             m.d.sync += [k.eq(k + 1), p.eq(p_new)]
             if self._msb_first:
@@ -136,8 +141,14 @@ class BitSerialPE(wiring.Component):
             else:
                 m.d.sync += [s.eq(s >> 1) for s in sreg]
             with m.If(final):
-                m.d.sync += busy.eq(0)
-                accumulate(m, acc, p_new, last, self.o, [start.eq(1)])
+                m.d.sync += [busy.eq(0), pend.eq(1), pend_last.eq(last), pdone.eq(p_new)]
+                with m.If(last):
+                    m.d.sync += start.eq(1)
+        # a beat's product sum is added to the result one cycle after its last bit (a
+        # register between the two carry chains); the next beat's last bit comes at least
+        # two cycles later (prec >= 2), so the result is out before it may be finished
+        with m.If(pend):
+            accumulate(m, acc, pdone, pend_last, self.o)
 
         with m.If(self.i.valid & self.i.ready):
             beat = self.i.payload

@@ -72,13 +72,13 @@ class BitSerialGEMV(wiring.Component):
     Latency and throughput
     ----------------------
     One beat per ``prec`` cycles (``pes * lanes`` weights); a pass takes ``cols / lanes *
-    prec`` cycles plus, for the last one, ``prec + scale_width + 2`` cycles of drain
+    prec`` cycles plus, for the last one, ``prec + scale_width + 3`` cycles of drain
     (the dequantiser overlaps the next group while ``scale_width + 1 <= group / lanes *
     prec``). A GEMV of ``R`` rows takes about ``ceil(R / pes) * cols / lanes * prec``
     cycles; ``python -m mxhw.bench bitserial`` measures it.
 
     Timing: the group sums pass a one-entry register slice between the PEs and the
-    dequantisers (one cycle more drain than a direct hand-off), so ``i.ready`` is the PEs'
+    dequantisers (one cycle of the drain; the PEs' registered accumulation is another), so ``i.ready`` is the PEs'
     own ``i.ready`` (their state registers only) and no combinational path joins the
     dequantisers' handshake to the PEs'. The group scales wait in a two-entry FIFO until
     their sums leave the PEs. ``o.valid`` is a register; ``o.ready`` reaches only the
