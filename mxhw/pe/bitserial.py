@@ -104,7 +104,10 @@ class BitSerialPE(wiring.Component):
 
         busy = Signal()
         start = Signal(init=1)              # the next beat starts an operation
-        prec = Signal(range(W + 1), init=W)
+        # the latched precision, kept as prec - 1 and W - prec (no subtractor on the
+        # paths from the state registers to `final` and to the weight load)
+        prec_m1 = Signal(range(W), init=W - 1)
+        prec_sh = Signal(range(W + 1), init=0)
         k = Signal(range(W))
         last = Signal()
         a_reg = Signal(data.ArrayLayout(signed(A), L))
@@ -122,7 +125,7 @@ class BitSerialPE(wiring.Component):
         m.d.comb += t.eq(sum_tree(m, [Mux(b, a_reg[l], 0) for l, b in enumerate(bits)],
                                   "lane_sum"))
         final = Signal()
-        m.d.comb += final.eq(k == prec - 1)
+        m.d.comb += final.eq(k == prec_m1)
         if self._msb_first:
             sign_cycle = k == 0
             p_next = Mux(sign_cycle, -t, (p << 1) + t)
@@ -156,11 +159,10 @@ class BitSerialPE(wiring.Component):
             new_op = start | (busy & final & last)
             new_prec = Signal(range(W + 1))
             m.d.comb += new_prec.eq(Mux(beat.prec < 2, 2, Mux(beat.prec > W, W, beat.prec)))
-            eff_prec = Mux(new_op, new_prec, prec)
             shamt = Signal(range(W + 1))
-            m.d.comb += shamt.eq(W - eff_prec)
+            m.d.comb += shamt.eq(Mux(new_op, W - new_prec, prec_sh))
             with m.If(new_op):
-                m.d.sync += [prec.eq(new_prec), start.eq(0)]
+                m.d.sync += [prec_m1.eq(new_prec - 1), prec_sh.eq(W - new_prec), start.eq(0)]
             for l in range(L):
                 w = beat.w[l].as_unsigned()
                 if self._msb_first:

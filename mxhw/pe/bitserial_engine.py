@@ -78,11 +78,11 @@ class BitSerialGEMV(wiring.Component):
     cycles; ``python -m mxhw.bench bitserial`` measures it.
 
     Timing: the group sums pass a one-entry register slice between the PEs and the
-    dequantisers (one cycle of the drain; the PEs' registered accumulation is another), so ``i.ready`` is the PEs'
-    own ``i.ready`` (their state registers only) and no combinational path joins the
-    dequantisers' handshake to the PEs'. The group scales wait in a two-entry FIFO until
-    their sums leave the PEs. ``o.valid`` is a register; ``o.ready`` reaches only the
-    dequantisers' control.
+    dequantisers (one cycle of the drain; the PEs' registered accumulation is another),
+    so ``i.ready`` is the PEs' own ``i.ready`` (their state registers only) and no
+    combinational path joins the dequantisers' handshake to the PEs'. The group scales
+    wait in a two-entry FIFO until their sums leave the PEs. ``o.valid`` is a register;
+    ``o.ready`` reaches only the dequantisers' control.
 
     Golden twin: ``golden.bitserial.gemv`` (``y_int`` per row).
     """
