@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..lib.accum import accumulate, accumulator_width, serial_advance
 from ..lib.params import check_bool, check_int, clog2
+from ..lib.trees import sum_tree
 from .weights import check_weight_types, is_twos_complement
 
 __all__ = ["BitSerialPE", "WeightMapper"]
@@ -56,9 +57,10 @@ class BitSerialPE(wiring.Component):
     A beat occupies the PE for ``prec`` cycles; the next beat is accepted in the cycle its
     predecessor's last bit is processed, so a steady stream runs at one beat (``lanes``
     MACs) per ``prec`` cycles: 3 cycles for 3-bit, 4 for 4-bit, 8 for 8-bit weights. The
-    result register is loaded at the ``prec``-th clock edge after the transfer of the
-    operation's last beat, so for a ``B``-beat operation fed without gaps the result
-    transfers ``B * prec + 1`` edges after the first beat's transfer.
+    result register is loaded at the ``prec + 1``-th clock edge after the transfer of the
+    operation's last beat (a beat's product sum is registered before it is accumulated),
+    so for a ``B``-beat operation fed without gaps the result transfers ``B * prec + 2``
+    edges after the first beat's transfer.
     The PE stalls (``i.ready`` low) only when a finished result is not yet taken.
 
     Golden twin: ``golden.bitserial.pe_dot`` (cycle-level: ``pe_dot_serial``).
@@ -102,20 +104,28 @@ class BitSerialPE(wiring.Component):
 
         busy = Signal()
         start = Signal(init=1)              # the next beat starts an operation
-        prec = Signal(range(W + 1), init=W)
+        # the latched precision, kept as prec - 1 and W - prec (no subtractor on the
+        # paths from the state registers to `final` and to the weight load)
+        prec_m1 = Signal(range(W), init=W - 1)
+        prec_sh = Signal(range(W + 1), init=0)
         k = Signal(range(W))
         last = Signal()
         a_reg = Signal(data.ArrayLayout(signed(A), L))
         sreg = [Signal(W, name=f"sreg{l}") for l in range(L)]
         p = Signal(signed(pw))
         acc = Signal(signed(self._acc_width))
+        pend = Signal()                     # pdone waits to be accumulated
+        pend_last = Signal()
+        pdone = Signal(signed(pw))
 
         # weight bits of this cycle, gated lane sum t
         bits = [s[W - 1] if self._msb_first else s[0] for s in sreg]
         t = Signal(signed(tw))
-        m.d.comb += t.eq(sum((Mux(b, a_reg[l], 0) for l, b in enumerate(bits)), start=0))
+        # (a balanced tree: depth clog2(lanes) adders, not a chain of lanes - 1)
+        m.d.comb += t.eq(sum_tree(m, [Mux(b, a_reg[l], 0) for l, b in enumerate(bits)],
+                                  "lane_sum"))
         final = Signal()
-        m.d.comb += final.eq(k == prec - 1)
+        m.d.comb += final.eq(k == prec_m1)
         if self._msb_first:
             sign_cycle = k == 0
             p_next = Mux(sign_cycle, -t, (p << 1) + t)
@@ -126,6 +136,7 @@ class BitSerialPE(wiring.Component):
         m.d.comb += p_new.eq(p_next)
 
         advance = serial_advance(m, self.i, self.o, busy, final, last)
+        m.d.sync += pend.eq(0)                # (set again below by a final cycle)
         with m.If(advance):
             m.d.sync += [k.eq(k + 1), p.eq(p_new)]
             if self._msb_first:
@@ -133,8 +144,14 @@ class BitSerialPE(wiring.Component):
             else:
                 m.d.sync += [s.eq(s >> 1) for s in sreg]
             with m.If(final):
-                m.d.sync += busy.eq(0)
-                accumulate(m, acc, p_new, last, self.o, [start.eq(1)])
+                m.d.sync += [busy.eq(0), pend.eq(1), pend_last.eq(last), pdone.eq(p_new)]
+                with m.If(last):
+                    m.d.sync += start.eq(1)
+        # a beat's product sum is added to the result one cycle after its last bit (a
+        # register between the two carry chains); the next beat's last bit comes at least
+        # two cycles later (prec >= 2), so the result is out before it may be finished
+        with m.If(pend):
+            accumulate(m, acc, pdone, pend_last, self.o)
 
         with m.If(self.i.valid & self.i.ready):
             beat = self.i.payload
@@ -142,11 +159,10 @@ class BitSerialPE(wiring.Component):
             new_op = start | (busy & final & last)
             new_prec = Signal(range(W + 1))
             m.d.comb += new_prec.eq(Mux(beat.prec < 2, 2, Mux(beat.prec > W, W, beat.prec)))
-            eff_prec = Mux(new_op, new_prec, prec)
             shamt = Signal(range(W + 1))
-            m.d.comb += shamt.eq(W - eff_prec)
+            m.d.comb += shamt.eq(Mux(new_op, W - new_prec, prec_sh))
             with m.If(new_op):
-                m.d.sync += [prec.eq(new_prec), start.eq(0)]
+                m.d.sync += [prec_m1.eq(new_prec - 1), prec_sh.eq(W - new_prec), start.eq(0)]
             for l in range(L):
                 w = beat.w[l].as_unsigned()
                 if self._msb_first:

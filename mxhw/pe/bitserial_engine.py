@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden import bitserial as _golden
 from ..dequant.bitserial import BitSerialDequant
 from ..lib.params import check_bool, check_int, clog2
+from ..lib.trees import max_tree
 from .bitserial import BitSerialPE, WeightMapper
 from .weights import check_weight_types
 
@@ -71,10 +72,17 @@ class BitSerialGEMV(wiring.Component):
     Latency and throughput
     ----------------------
     One beat per ``prec`` cycles (``pes * lanes`` weights); a pass takes ``cols / lanes *
-    prec`` cycles plus, for the last one, ``prec + scale_width + 1`` cycles of drain
-    (the dequantiser overlaps the next group while ``scale_width <= group / lanes *
+    prec`` cycles plus, for the last one, ``prec + scale_width + 3`` cycles of drain
+    (the dequantiser overlaps the next group while ``scale_width + 1 <= group / lanes *
     prec``). A GEMV of ``R`` rows takes about ``ceil(R / pes) * cols / lanes * prec``
     cycles; ``python -m mxhw.bench bitserial`` measures it.
+
+    Timing: the group sums pass a one-entry register slice between the PEs and the
+    dequantisers (one cycle of the drain; the PEs' registered accumulation is another),
+    so ``i.ready`` is the PEs' own ``i.ready`` (their state registers only) and no
+    combinational path joins the dequantisers' handshake to the PEs'. The group scales
+    wait in a two-entry FIFO until their sums leave the PEs. ``o.valid`` is a register;
+    ``o.ready`` reaches only the dequantisers' control.
 
     Golden twin: ``golden.bitserial.gemv`` (``y_int`` per row).
     """
@@ -179,31 +187,57 @@ class BitSerialGEMV(wiring.Component):
         row_end = Signal()
         m.d.comb += [grp_end.eq(beat == bpg - 1), row_end.eq(grp_end & (grp == groups - 1))]
 
-        # group scales wait here from a group's last beat until its sum reaches the
-        # dequantisers; a group's last beat waits while the previous one's are pending
-        scale_reg = Signal(data.ArrayLayout(self._scale_width, P))
-        row_last = Signal()
-        pend = Signal()
-
-        all_pe_ready = Cat(pe.i.ready for pe in pes).all()
-        all_pe_valid = Cat(pe.o.valid for pe in pes).all()
-        all_dq_ready = Cat(dq.i.ready for dq in dqs).all()
-        all_dq_valid = Cat(dq.o.valid for dq in dqs).all()
-        dq_xfer = all_pe_valid & all_dq_ready
-
-        m.d.comb += self.i.ready.eq(all_pe_ready & ~(grp_end & pend & ~dq_xfer))
+        # The PEs (and the dequantisers) get identical control inputs, so their handshakes
+        # are in lock step: the first one's stands for all (no P-input AND in the path).
+        pe0, dq0 = pes[0], dqs[0]
+        m.d.comb += self.i.ready.eq(pe0.i.ready)
         take = self.i.valid & self.i.ready
 
-        # the group's precision: the widest of the types the rows use (mappers' bits)
+        # Group scales (and "the row's last group") wait in a 2-entry FIFO from a group's
+        # last beat until its sums leave the PEs: at most two groups are between the two
+        # (one in the PEs' shift registers, one finished in their result registers; a PE
+        # takes no beat while a finished last beat's result still waits).
+        ent = data.StructLayout({"scale": data.ArrayLayout(self._scale_width, P), "last": 1})
+        fifo = [Signal(ent, name=f"scale_fifo{j}") for j in range(2)]
+        fcount = Signal(range(3))
+        push = take & grp_end
+        pe_xfer = pe0.o.valid & pe0.o.ready
+        entry = Signal(ent)
+        m.d.comb += [entry.scale.eq(self.i.payload.scale), entry.last.eq(row_end)]
+        # (a pop shifts entry 1 to 0; a push writes the first free entry after it)
+        with m.If(pe_xfer):
+            m.d.sync += fifo[0].eq(fifo[1])
+            with m.If(push):
+                with m.If(fcount[1]):
+                    m.d.sync += fifo[1].eq(entry)
+                with m.Else():
+                    m.d.sync += fifo[0].eq(entry)
+            with m.Else():
+                m.d.sync += fcount.eq(fcount - 1)
+        with m.Elif(push):
+            with m.If(fcount[0]):
+                m.d.sync += fifo[1].eq(entry)
+            with m.Else():
+                m.d.sync += fifo[0].eq(entry)
+            m.d.sync += fcount.eq(fcount + 1)
+
+        # Register slice between PEs and dequantisers: its ready (to the PEs) and valid
+        # (to the dequantisers) are flip-flops, so no combinational path runs from the
+        # dequantisers' handshake to the PEs' or to i.ready. One entry suffices: a group
+        # takes the PEs group / lanes * prec cycles and the dequantisers scale_width.
+        full = Signal()
+        buf_sum = [Signal(signed(self._sum_width), name=f"buf_sum{n}") for n in range(P)]
+        buf_ent = Signal(ent)
+        with m.If(dq0.i.valid & dq0.i.ready):
+            m.d.sync += full.eq(0)
+        with m.If(pe_xfer):
+            m.d.sync += [full.eq(1), buf_ent.eq(fifo[0]),
+                         *[b.eq(pe.o.payload) for b, pe in zip(buf_sum, pes)]]
+
+        # the group's precision: the widest of the types the rows use (mappers' bits), a
+        # balanced maximum tree (depth clog2(pes) comparators)
         prec = Signal(range(self._wbits + 1))
-        # (a signal per step: the running maximum is used twice per step, and an
-        # expression would repeat it, 2**pes comparators in the netlist)
-        widest = maps[0].bits
-        for n, mp in enumerate(maps[1:], 1):
-            w = Signal.like(prec, name=f"widest{n}")
-            m.d.comb += w.eq(Mux(mp.bits > widest, mp.bits, widest))
-            widest = w
-        m.d.comb += prec.eq(widest)
+        m.d.comb += prec.eq(max_tree(m, [mp.bits for mp in maps], prec.shape(), "widest"))
 
         for n, (mp, pe, dq) in enumerate(zip(maps, pes, dqs)):
             m.d.comb += [
@@ -214,21 +248,18 @@ class BitSerialGEMV(wiring.Component):
                 *[pe.i.payload.w[l].eq(mp.w[l]) for l in range(L)],
                 pe.i.payload.prec.eq(prec),
                 pe.i.payload.last.eq(grp_end),
-                dq.i.valid.eq(dq_xfer),
-                dq.i.payload.sum.eq(pe.o.payload),
-                dq.i.payload.scale.eq(scale_reg[n]),
-                dq.i.payload.last.eq(row_last),
-                pe.o.ready.eq(dq_xfer),
+                pe.o.ready.eq(~full),
+                dq.i.valid.eq(full),
+                dq.i.payload.sum.eq(buf_sum[n]),
+                dq.i.payload.scale.eq(buf_ent.scale[n]),
+                dq.i.payload.last.eq(buf_ent.last),
                 self.o.payload[n].eq(dq.o.payload),
-                dq.o.ready.eq(self.o.ready & all_dq_valid),
+                dq.o.ready.eq(self.o.ready),
             ]
-        m.d.comb += self.o.valid.eq(all_dq_valid)
+        m.d.comb += self.o.valid.eq(dq0.o.valid)
 
-        with m.If(dq_xfer):
-            m.d.sync += pend.eq(0)
         with m.If(take):
             m.d.sync += beat.eq(Mux(grp_end, 0, beat + 1))
             with m.If(grp_end):
-                m.d.sync += [grp.eq(Mux(row_end, 0, grp + 1)), pend.eq(1),
-                             scale_reg.eq(self.i.payload.scale), row_last.eq(row_end)]
+                m.d.sync += grp.eq(Mux(row_end, 0, grp + 1))
         return m

