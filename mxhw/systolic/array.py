@@ -20,7 +20,6 @@ from .grid import (array_formats, check_acc, check_pe_pipeline, check_serial_for
 from .os import (OutputStationaryCore, is_bitparallel, is_bitserial, os_in_layout,
                  why_not_shared)
 from .pe import MXMacPE
-from .rowacc import row_extra_stages
 from .ws import WeightStationaryCore, ws_in_layout, ws_latency
 
 __all__ = ["SystolicArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES"]

@@ -22,7 +22,7 @@ from mxhw.systolic.os import OutputStationaryCore
 from mxhw.systolic.outbuf import OutputBuffer
 from mxhw.systolic.ws import WeightStationaryCore, ws_latency
 from support.hyp import budget
-from support.systolic import (ACC, FORMATS, Waits, acc_strategy, assert_raises,
+from support.systolic import (ACC, FORMATS, acc_strategy, assert_raises,
                               check_gemm, check_pe_tiles, check_ws, mx_operands, run_pe,
                               waits)
 
