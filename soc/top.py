@@ -34,7 +34,7 @@ from .. import golden
 from ..lib.params import check_choice, check_int, check_pow2
 from ..systolic.array import DATAFLOWS
 from .gemm import GemmUnit, unit_format
-from .gemv import gemv_unit_for
+from .gemv import LIMITS as GEMV_LIMITS, gemv_unit_for
 from .gemv_map import GEMV_BASE
 from .regmap import DATAFLOW_IDS, GEMM_BASE, field_range
 from .link import HostLink
@@ -76,6 +76,8 @@ LIMITS = {
     "b_tiles": 256,                           # CAPS.log2_b_tiles holds 2**15
     "c_tiles": 256,                           # CAPS.log2_c_tiles holds 2**15
     "prog_words": 1024,                       # CAPS.log2_prog_words holds 2**15
+    # the GEMV unit's (mxhw.soc.gemv.LIMITS: its GEOMETRY fields)
+    **{f"gemv_{k}": GEMV_LIMITS[k] for k in ("pes", "lanes", "max_rows", "max_cols")},
 }
 
 
