@@ -8,7 +8,7 @@ and its registers are :data:`GEMV_REGISTERS` (:class:`~mxhw.soc.regmap.Register`
 the ACC word has the GEMM unit's layout). ``docs/gemv.md`` documents the layouts.
 """
 
-from .regmap import FORMAT_IDS, REGION, REGION_SHIFT, Register
+from .regmap import FORMAT_IDS, REGION, REGION_SHIFT, Register, decode, encode
 
 __all__ = ["GEMV_BASE", "GEMV_REGION", "GEMV_REGISTERS", "GEMV_REGS", "GEMV_FIELDS",
            "GEMV_KIND", "FAMILY_BITS", "ACT_FORMATS", "gemv_encode", "gemv_decode",
@@ -61,18 +61,12 @@ GEMV_FIELDS = {
 def gemv_encode(reg, **values):
     """The word of register ``reg`` (:data:`GEMV_FIELDS`) holding ``values``; a value
     that does not fit its field raises ``ValueError``."""
-    word = 0
-    for name, v in values.items():
-        lo, width, _ = GEMV_FIELDS[reg][name]
-        if not 0 <= int(v) < 1 << width:
-            raise ValueError(f"{reg}.{name} = {v} does not fit its {width}-bit field")
-        word |= int(v) << lo
-    return word
+    return encode(reg, GEMV_FIELDS, **values)
 
 
 def gemv_decode(reg, word):
     """The fields of register ``reg``'s ``word``: name -> int (all fields unsigned)."""
-    return {n: word >> lo & ((1 << w) - 1) for n, (lo, w, _) in GEMV_FIELDS[reg].items()}
+    return decode(reg, word, GEMV_FIELDS)
 
 
 def gemv_address(region, offset=0):

@@ -101,12 +101,14 @@ def registers_for(dataflow):
     return {r.name: r for r in REGISTERS if r.dataflows is None or dataflow in r.dataflows}
 
 
-def encode(reg, **values):
-    """The word of register ``reg`` with the given fields (:data:`FIELDS`)."""
+def encode(reg, fields=None, **values):
+    """The word of register ``reg`` with the given fields (``fields``: a table like
+    :data:`FIELDS`, the default)."""
+    fields = FIELDS if fields is None else fields
     word = 0
     for name, v in values.items():
-        lo, width, _ = FIELDS[reg][name]
-        lo_v, hi_v = field_range(reg, name)
+        lo, width, _ = fields[reg][name]
+        lo_v, hi_v = field_range(reg, name, fields)
         if not lo_v <= int(v) <= hi_v:
             raise ValueError(f"{reg}.{name} = {v} does not fit its {width}-bit register "
                              f"field (allowed {lo_v} .. {hi_v})")
@@ -114,16 +116,18 @@ def encode(reg, **values):
     return word
 
 
-def field_range(reg, name):
-    """``(lowest, highest)`` value register field ``reg.name`` holds (:data:`FIELDS`)."""
-    _, width, signed = FIELDS[reg][name]
+def field_range(reg, name, fields=None):
+    """``(lowest, highest)`` value register field ``reg.name`` holds (``fields``: a table
+    like :data:`FIELDS`, the default)."""
+    _, width, signed = (FIELDS if fields is None else fields)[reg][name]
     return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
 
 
-def decode(reg, word):
-    """The fields of register ``reg``'s ``word``: name -> int."""
+def decode(reg, word, fields=None):
+    """The fields of register ``reg``'s ``word``: name -> int (``fields``: a table like
+    :data:`FIELDS`, the default)."""
     out = {}
-    for name, (lo, width, signed) in FIELDS[reg].items():
+    for name, (lo, width, signed) in (FIELDS if fields is None else fields)[reg].items():
         v = word >> lo & ((1 << width) - 1)
         out[name] = v - (v >> (width - 1) << width) if signed else v
     return out
