@@ -27,10 +27,10 @@ __all__ = ["SerialContract"]
 class SerialContract(Harness):
     """``dut`` (a BitSerialPE or BitSerialDequant) against the scoreboard above.
 
-    ``latency``: if true, ``o.ready`` is held high and each result must come exactly
-    ``P + 1`` cycles after the cycle of its last beat's transfer, i.e. at the ``P``-th clock
-    edge after that transfer (``P``: the operation's precision for the PE,
-    ``scale_width`` for the dequantiser)."""
+    ``latency``: if true, ``o.ready`` is held high and each result must be valid from the
+    documented clock edge after its last beat's transfer on: the ``prec + 1``-th for the
+    PE (a beat's product sum is registered before it is accumulated), the
+    ``scale_width``-th for the dequantiser."""
 
     QUEUE = 2       # results in flight at most: one waiting on o, one being computed
 
@@ -45,7 +45,8 @@ class SerialContract(Harness):
         return [self.i_valid, self.payload, self.o_ready]
 
     def _contribution(self, m, beat, first, prec_reg):
-        """The beat's exact term and its operation's cycles per beat."""
+        """The beat's exact term, its operation's precision (PE) and the clock edges from
+        the last beat's transfer to the result."""
         from ..pe import BitSerialPE
         dut = self.dut
         if isinstance(dut, BitSerialPE):
@@ -67,8 +68,8 @@ class SerialContract(Harness):
             term = terms[0]
             for t in terms[1:]:
                 term = term + t
-            return term, prec
-        return beat.sum * beat.scale, dut.scale_width
+            return term, prec, prec + 1
+        return beat.sum * beat.scale, 0, dut.scale_width
 
     def elaborate(self, platform):
         m = Module()
@@ -92,7 +93,7 @@ class SerialContract(Harness):
         first = Signal(init=1)          # the next beat starts an operation
         prec_reg = Signal(8)
         run = Signal(signed(acc_w))     # this operation's sum so far (wrapped)
-        term, prec = self._contribution(m, beat, first, prec_reg)
+        term, prec, edges = self._contribution(m, beat, first, prec_reg)
         total = Signal(signed(acc_w))
         m.d.comb += total.eq(run + term)
         q = [Signal(signed(acc_w), name=f"ref_q{n}") for n in range(self.QUEUE)]
@@ -114,7 +115,7 @@ class SerialContract(Harness):
             with m.Switch(stay):
                 for n in range(self.QUEUE):
                     with m.Case(n):
-                        m.d.sync += [q[n].eq(total), qdue[n].eq(now + prec + 1)]
+                        m.d.sync += [q[n].eq(total), qdue[n].eq(now + edges + 1)]
         m.d.sync += count.eq(stay + push)
         m.d.comb += Assert(count <= self.QUEUE, "at most two results in flight")
 
@@ -131,5 +132,5 @@ class SerialContract(Harness):
         if self.latency:
             with m.If(count != 0):
                 m.d.comb += Assert(dut.o.valid == (now == qdue[0]),
-                                   "result P + 1 cycles after its last beat's transfer")
+                                   "result at the documented edge after its last beat's transfer")
         return m

@@ -230,7 +230,7 @@ def serial_proofs():
                          depth=10))
     out.append(Proof("bitserial_pe_latency", "BitSerialPE",
                      "act 3 b, weights 2..3 b, 1 lane, o.ready high: the result at the "
-                     "prec-th edge after its last beat",
+                     "(prec + 1)-th edge after its last beat",
                      _serial(lambda: BitSerialPE(3, 3, 1, True, acc_width=6), True),
                      depth=10))
     out.append(Proof("bitserial_pe_2lanes", "BitSerialPE",
