@@ -463,21 +463,34 @@ class Accelerator(LayerMixin):
         raise NoResponse(f"the GEMM unit did not finish after {poll_limit} polls")
 
     def _read_tile(self, out, m0, n0, rows, cfg):
-        """The tile's first ``rows`` result rows into ``out[m0.., n0..]``: each result
-        sign-extended over ``2**LW`` words, NaN where its special flag is set."""
+        """The tile's first ``rows`` result rows into ``out[m0.., n0..]``."""
+        C = cfg["cols"]
+        lw, lc = lanes_log2(cfg["acc_width"]), (C - 1).bit_length()
+        words = self.read_words(region_address("c"), rows << (lc + lw))
+        spec = self.read_words(region_address("c_special"), rows)
+        cols = min(C, out.shape[1] - n0)
+        out[m0:m0 + rows, n0:n0 + cols] = self._c_values(words, spec, 0, rows, cols, cfg)
+
+    @staticmethod
+    def _c_values(words, spec, row0, rows, cols, cfg):
+        """Results of C rows ``row0 ..`` (``rows`` of them), columns ``0 .. cols - 1``, as
+        float64 from the C region's words (``words``, from its word 0) and special flags
+        (``spec``, one word a row): each result sign-extended over ``2**LW`` words, scaled
+        by ``2**-acc_frac``, NaN where its special flag is set."""
         import numpy as np
         C, width, frac = cfg["cols"], cfg["acc_width"], cfg["acc_frac"]
         lw, lc = lanes_log2(width), (C - 1).bit_length()
-        words = self.read_words(region_address("c"), rows << (lc + lw))
-        spec = self.read_words(region_address("c_special"), rows)
+        out = np.empty((rows, cols))
         for i in range(rows):
-            for j in range(min(C, out.shape[1] - n0)):
-                base = ((i << lc) | j) << lw
+            row = row0 + i
+            for j in range(cols):
+                base = ((row << lc) | j) << lw
                 v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
                 v &= (1 << width) - 1
                 v -= (v >> (width - 1)) << width
-                out[m0 + i, n0 + j] = (np.nan if spec[i] >> j & 1
-                                       else float(np.ldexp(float(v), -frac)))
+                out[i, j] = (np.nan if spec[row] >> j & 1
+                             else float(np.ldexp(float(v), -frac)))
+        return out
 
     @staticmethod
     def _operand(x, fmt, built, axis, name):

@@ -362,8 +362,8 @@ class LayerMixin:
             if h.kind == "act":
                 return self.download_mx(h).dequantize()
             cfg = self.layer_caps()
-            R, C, width, frac = cfg["rows"], cfg["cols"], cfg["acc_width"], cfg["acc_frac"]
-            lw, lc = lanes_log2(width), (C - 1).bit_length()
+            R, C = cfg["rows"], cfg["cols"]
+            lw, lc = lanes_log2(cfg["acc_width"]), (C - 1).bit_length()
             M, N = h.shape
             out = np.zeros((pow2(R) * h.tiles, C * h.n_tiles))
             per = pow2(R) << (lc + lw)
@@ -371,15 +371,8 @@ class LayerMixin:
             spec = self.read_words(region_address("c_special"), pow2(R) * h.tiles * h.n_tiles)
             for t in range(h.tiles * h.n_tiles):
                 r, c = divmod(t, h.n_tiles)
-                for i in range(R):
-                    row = t * pow2(R) + i
-                    for j in range(C):
-                        base = ((row << lc) | j) << lw
-                        v = sum(words[base + w] << (32 * w) for w in range(1 << lw))
-                        v &= (1 << width) - 1
-                        v -= (v >> (width - 1)) << width
-                        out[r * pow2(R) + i, c * C + j] = (
-                            np.nan if spec[row] >> j & 1 else float(np.ldexp(float(v), -frac)))
+                out[r * pow2(R):r * pow2(R) + R, c * C:(c + 1) * C] = self._c_values(
+                    words, spec, t * pow2(R), R, C, cfg)
             keep = [r * pow2(R) + i for r in range(h.tiles) for i in range(R)]
             return out[keep][:M, :N]
 
