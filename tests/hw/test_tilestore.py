@@ -4,32 +4,15 @@ MXArray and its exact transpose ``q.T``; random back-pressure; parameter errors.
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, strategies as st
 
 from support.hyp import budget
 from support.systolic import waits
-from support.tile import SHAPES, tile_operand
+from support.tile import SHAPES, tile_operand, tile_words
 from mxhw.golden.mxsf import mxsf_tile
 from mxhw.mem.tilestore import TileStore
 from mxhw.sim import run, stream_recv, stream_send
-
-
-def tile_words(q, tiles_r, tiles_c):
-    """Every tile of ``q`` as a word for ``w_data`` (codes beyond the matrix 0)."""
-    r, c = q.fmt.block
-    el = np.zeros((tiles_r * r, tiles_c * c), dtype=np.int64)
-    el[:q.shape[0], :q.shape[1]] = q.elements
-    words = []
-    for ti in range(tiles_r):
-        for tj in range(tiles_c):
-            inside = ti < q.scales.shape[0] and tj < q.scales.shape[1]
-            words.append({"codes": [int(v) for v in el[ti * r:(ti + 1) * r,
-                                                      tj * c:(tj + 1) * c].ravel()],
-                          "scale": int(q.scales[ti, tj]) if inside else 0,
-                          "mode": int(q.modes[ti, tj]) if inside else 0})
-    return words
 
 
 async def load(ctx, dut, words):

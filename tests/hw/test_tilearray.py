@@ -1,0 +1,132 @@
+"""TileArray: an output-stationary array fed from two TileStores that hold each operand
+once in its stored orientation and read it as stored or transposed, against
+``golden.tile.matmul`` bit for bit (including the three GEMMs of a training step from
+one stored copy of X, W and dY); parameter errors."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, strategies as st
+
+from support.hyp import budget
+from support.systolic import acc_strategy, compare, waits
+from support.tile import SHAPES, tile_operand, tile_words
+from mxhw import golden
+from mxhw.golden.arith import fixed
+from mxhw.golden.mxsf import mxsf_tile
+from mxhw.golden.quantize import quantize
+from mxhw.golden.tile import matmul, transposed_format
+from mxhw.sim import run, stream_recv, stream_send
+from mxhw.systolic.driver import tile_order
+from mxhw.systolic.grid import PE_PIPELINE_MAX
+from mxhw.systolic.tile import tile_k
+from mxhw.systolic.tilearray import TileArray
+
+
+def _tiles(q):
+    return tuple(int(n) for n in q.scales.shape)
+
+
+def run_tile_array(a, b, ta, tb, rows, cols, acc, gaps=None, pipeline=2):
+    """Load ``a`` and ``b`` once into a TileArray, run every output tile of ``op(a) @
+    op(b)``, compare with golden."""
+    dut = TileArray(rows, cols, a.fmt, b.fmt, acc, transpose_a=ta, transpose_b=tb,
+                    tiles_a=_tiles(a), tiles_b=_tiles(b), pipeline=pipeline)
+    opa, opb = (a.T if ta else a), (b.T if tb else b)
+    (M, K), N = opa.shape, opb.shape[1]
+    tiles = tile_order(M, N, rows, cols)
+    rng_i, rng_o = (None, None) if gaps is None else (g.fresh() for g in gaps)
+    got = {}
+
+    async def producer(ctx):
+        for p, q in (("a", a), ("b", b)):
+            for n, w in enumerate(tile_words(q, *_tiles(q))):
+                ctx.set(getattr(dut, f"{p}_w_en"), 1)
+                ctx.set(getattr(dut, f"{p}_w_addr"), n)
+                ctx.set(getattr(dut, f"{p}_w_data"), w)
+                await ctx.tick()
+            ctx.set(getattr(dut, f"{p}_w_en"), 0)
+        await stream_send(ctx, dut.cmd, [{"m0": m0, "n0": n0, "k": K} for m0, n0 in tiles],
+                          rng_i, 0.5)
+
+    async def consumer(ctx):
+        for m0, n0 in tiles:
+            for i, r in enumerate(await stream_recv(ctx, dut.o, rows, rng_o, 0.5,
+                                                    timeout=20_000)):
+                for j in range(cols):
+                    if m0 + i < M and n0 + j < N:
+                        got[m0 + i, n0 + j] = (r.data[j], r.special[j])
+
+    run(dut, producer, consumer)
+    compare(got, opa, opb, acc)
+    assert np.array_equal(matmul(a, b, acc, transpose_a=ta, transpose_b=tb),
+                          golden.arith.gemm(opa, opb, acc), equal_nan=True)
+
+
+@st.composite
+def stored_pair(draw, M, N, nblk):
+    """Stored tile operands ``a``, ``b``, flags, and array lanes dividing their tiles."""
+    fa = mxsf_tile(*draw(st.sampled_from(SHAPES)))
+    fb = mxsf_tile(*draw(st.sampled_from(SHAPES)))
+    ta, tb = draw(st.booleans()), draw(st.booleans())
+    opa = transposed_format(fa) if ta else fa
+    opb = transposed_format(fb) if tb else fb
+    K = tile_k(opa, opb) * nblk
+    a = draw(tile_operand(fa, (K, M) if ta else (M, K), reserved=True, nan=True))
+    b = draw(tile_operand(fb, (N, K) if tb else (K, N), reserved=True, nan=True))
+    rows = draw(st.sampled_from([d for d in (1, 2, 4) if math.gcd(*fa.block) % d == 0]))
+    cols = draw(st.sampled_from([d for d in (1, 2, 4) if math.gcd(*fb.block) % d == 0]))
+    return a, b, ta, tb, rows, cols
+
+
+@budget(8, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), M=st.integers(1, 6), N=st.integers(1, 6), nblk=st.integers(1, 2),
+       acc=st.one_of(acc_strategy(), st.just(golden.arith.FP32)),
+       gaps=st.tuples(waits(), waits()), pipeline=st.integers(0, PE_PIPELINE_MAX))
+def test_tile_array_matches_golden(data, M, N, nblk, acc, gaps, pipeline):
+    """Either orientation of each stored operand, fixed or FP32 accumulation, stalls."""
+    a, b, ta, tb, rows, cols = data.draw(stored_pair(M, N, nblk))
+    run_tile_array(a, b, ta, tb, rows, cols, acc, gaps, pipeline)
+
+
+def test_training_step():
+    """One stored copy of X (8 x 8), W (8 x 4) and dY (8 x 4) in mxsf_tile: Y = X W,
+    dX = dY W^T and dW = X^T dY on 2 x 2 tile arrays equal golden.tile.training_gemms."""
+    rng = np.random.default_rng(35)
+    x = quantize(rng.standard_normal((8, 8)), "mxsf_tile")
+    w = quantize(rng.standard_normal((8, 4)) * 4, "mxsf_tile")
+    dy = quantize(rng.standard_normal((8, 4)) / 8, "mxsf_tile")
+    acc = fixed(32, 16)
+    y, dx, dw = golden.tile.training_gemms(x, w, dy, acc)
+    for a, b, ta, tb, want in ((x, w, False, False, y), (dy, w, False, True, dx),
+                               (x, dy, True, False, dw)):
+        assert np.array_equal(matmul(a, b, acc, transpose_a=ta, transpose_b=tb), want)
+        run_tile_array(a, b, ta, tb, 2, 2, acc)
+
+
+@pytest.mark.parametrize("args, kw, exc, msg", [
+    ((8, 2, "mxsf_tile", "mxsf_tile", fixed(32, 16)), {}, ValueError,
+     "rows / fmt_a / tiles_a: lanes must divide both tile sides 8 x 4 of mxsf_tile, not 8"),
+    ((2, 3, "mxsf_tile", "mxsf_tile", fixed(32, 16)), {}, ValueError,
+     "cols / fmt_b / tiles_b: lanes must be a power of two, not 3"),
+    ((2, 2, "mxsf", "mxsf_tile", fixed(32, 16)), {}, ValueError,
+     "rows / fmt_a / tiles_a: fmt: mxsf has no 2-D tiles"),
+    ((2, 2, "mxsf_tile", "mxsf_tile", fixed(32, 16)), {"tiles_a": 3}, TypeError,
+     "tiles_a must be a pair (tiles down, tiles across), not 3"),
+    ((2, 2, "mxsf_tile", "mxsf_tile", fixed(32, 16)), {"transpose_b": 1}, TypeError,
+     "transpose_b must be True or False, not 1"),
+    ((0, 2, "mxsf_tile", "mxsf_tile", fixed(32, 16)), {}, ValueError,
+     "rows must be >= 1, not 0"),
+])
+def test_init_errors(args, kw, exc, msg):
+    with pytest.raises(exc) as e:
+        TileArray(*args, **kw)
+    assert str(e.value).startswith(msg)
+
+
+def test_k_block_by_orientation():
+    t = "mxsf_tile"
+    assert TileArray(2, 2, t, t, fixed(32, 16)).k == 4
+    assert TileArray(2, 2, t, t, fixed(32, 16), transpose_b=True).k == 4
+    assert TileArray(2, 2, t, t, fixed(32, 16), transpose_a=True).k == 8
