@@ -14,7 +14,7 @@ from ..lib.params import check_bool, check_int
 from ..mem.tilestore import TileStore, tile_word_layout
 from .array import DEFAULT_PIPELINE, SystolicArray
 
-__all__ = ["TileArray"]
+__all__ = ["TileArray", "tile_words", "tile_matmul"]
 
 
 class TileArray(wiring.Component):
@@ -159,3 +159,83 @@ class TileArray(wiring.Component):
                 m.d.comb += beat.b_mode[j].eq(pb.mode)
         wiring.connect(m, arr.o, wiring.flipped(self.o))
         return m
+
+
+# ---- host side: load the stores and run a product in simulation ----------------------------
+
+def tile_words(q, tiles_r, tiles_c):
+    """The stored tiles of ``q`` (a 2-D tile-format ``golden.MXArray``) as words for a
+    :class:`~mxhw.mem.tilestore.TileStore` of ``tiles_r x tiles_c`` tiles (row-major tile
+    index; codes beyond the matrix and tiles beyond ``q`` are 0, a zero in every MXSF
+    mode)."""
+    import numpy as np
+    r, c = q.fmt.block
+    el = np.zeros((tiles_r * r, tiles_c * c), dtype=np.int64)
+    el[:q.shape[0], :q.shape[1]] = q.elements
+    words = []
+    for ti in range(tiles_r):
+        for tj in range(tiles_c):
+            inside = ti < q.scales.shape[0] and tj < q.scales.shape[1]
+            words.append({"codes": [int(v) for v in el[ti * r:(ti + 1) * r,
+                                                      tj * c:(tj + 1) * c].ravel()],
+                          "scale": int(q.scales[ti, tj]) if inside else 0,
+                          "mode": int(q.modes[ti, tj]) if inside and q.modes is not None
+                          else 0})
+    return words
+
+
+def tile_matmul(a, b, acc, transpose_a=False, transpose_b=False, rows=2, cols=2,
+                pipeline=2, raw=False, **sim):
+    """``op(a) @ op(b)`` on a simulated :class:`TileArray` (Amaranth's simulator through
+    :func:`mxhw.sim.run`): ``a`` and ``b`` (tile-format ``golden.MXArray``, each in its
+    stored orientation) are written once into the two stores, then one command per output
+    tile. Returns a float64 array as :func:`golden.tile.matmul` gives it (``fixed``:
+    ``acc_int * 2**-frac_bits``; ``fp32``: the float32 values; NaN where the result is
+    special), or with ``raw`` the ``{(m, n): (data, special)}`` the array sent."""
+    import numpy as np
+    from ..sim import run, stream_recv, stream_send
+    from .driver import tile_order
+
+    tiles = {p: tuple(int(n) for n in q.scales.shape) for p, q in (("a", a), ("b", b))}
+    dut = TileArray(rows, cols, a.fmt, b.fmt, acc, transpose_a=transpose_a,
+                    transpose_b=transpose_b, tiles_a=tiles["a"], tiles_b=tiles["b"],
+                    pipeline=pipeline)
+    M = a.shape[1] if transpose_a else a.shape[0]
+    K = a.shape[0] if transpose_a else a.shape[1]
+    N = b.shape[0] if transpose_b else b.shape[1]
+    order = tile_order(M, N, rows, cols)
+    rng_i, rng_o = sim.pop("rngs", (None, None))
+    got = {}
+
+    async def producer(ctx):
+        for p, q in (("a", a), ("b", b)):
+            for n, w in enumerate(tile_words(q, *tiles[p])):
+                ctx.set(getattr(dut, f"{p}_w_en"), 1)
+                ctx.set(getattr(dut, f"{p}_w_addr"), n)
+                ctx.set(getattr(dut, f"{p}_w_data"), w)
+                await ctx.tick()
+            ctx.set(getattr(dut, f"{p}_w_en"), 0)
+        await stream_send(ctx, dut.cmd, [{"m0": m0, "n0": n0, "k": K} for m0, n0 in order],
+                          rng_i, 0.5 if rng_i else 0.0)
+
+    async def consumer(ctx):
+        for m0, n0 in order:
+            for i, r in enumerate(await stream_recv(ctx, dut.o, rows, rng_o,
+                                                    0.5 if rng_o else 0.0,
+                                                    timeout=20_000)):
+                for j in range(cols):
+                    if m0 + i < M and n0 + j < N:
+                        got[m0 + i, n0 + j] = (int(r.data[j]), int(r.special[j]))
+
+    run(dut, producer, consumer, **sim)
+    if raw:
+        return got
+    out = np.zeros((M, N), dtype=np.float64)
+    for (mm, nn), (d, s) in got.items():
+        if s:
+            out[mm, nn] = np.nan
+        elif acc.mode == "fp32":
+            out[mm, nn] = float(np.uint32(d & 0xFFFF_FFFF).view(np.float32))
+        else:
+            out[mm, nn] = float(np.ldexp(float(d), -acc.frac_bits))
+    return out

@@ -11,54 +11,23 @@ from hypothesis import HealthCheck, given, strategies as st
 
 from support.hyp import budget
 from support.systolic import acc_strategy, compare, waits
-from support.tile import SHAPES, tile_operand, tile_words
+from support.tile import SHAPES, tile_operand
 from mxhw import golden
 from mxhw.golden.arith import fixed
 from mxhw.golden.mxsf import mxsf_tile
 from mxhw.golden.quantize import quantize
 from mxhw.golden.tile import matmul, transposed_format
-from mxhw.sim import run, stream_recv, stream_send
-from mxhw.systolic.driver import tile_order
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 from mxhw.systolic.tile import tile_k
-from mxhw.systolic.tilearray import TileArray
-
-
-def _tiles(q):
-    return tuple(int(n) for n in q.scales.shape)
+from mxhw.systolic.tilearray import TileArray, tile_matmul
 
 
 def run_tile_array(a, b, ta, tb, rows, cols, acc, gaps=None, pipeline=2):
     """Load ``a`` and ``b`` once into a TileArray, run every output tile of ``op(a) @
-    op(b)``, compare with golden."""
-    dut = TileArray(rows, cols, a.fmt, b.fmt, acc, transpose_a=ta, transpose_b=tb,
-                    tiles_a=_tiles(a), tiles_b=_tiles(b), pipeline=pipeline)
+    op(b)`` (:func:`tile_matmul`), compare every result with golden bit for bit."""
+    rngs = (None, None) if gaps is None else tuple(g.fresh() for g in gaps)
+    got = tile_matmul(a, b, acc, ta, tb, rows, cols, pipeline, raw=True, rngs=rngs)
     opa, opb = (a.T if ta else a), (b.T if tb else b)
-    (M, K), N = opa.shape, opb.shape[1]
-    tiles = tile_order(M, N, rows, cols)
-    rng_i, rng_o = (None, None) if gaps is None else (g.fresh() for g in gaps)
-    got = {}
-
-    async def producer(ctx):
-        for p, q in (("a", a), ("b", b)):
-            for n, w in enumerate(tile_words(q, *_tiles(q))):
-                ctx.set(getattr(dut, f"{p}_w_en"), 1)
-                ctx.set(getattr(dut, f"{p}_w_addr"), n)
-                ctx.set(getattr(dut, f"{p}_w_data"), w)
-                await ctx.tick()
-            ctx.set(getattr(dut, f"{p}_w_en"), 0)
-        await stream_send(ctx, dut.cmd, [{"m0": m0, "n0": n0, "k": K} for m0, n0 in tiles],
-                          rng_i, 0.5)
-
-    async def consumer(ctx):
-        for m0, n0 in tiles:
-            for i, r in enumerate(await stream_recv(ctx, dut.o, rows, rng_o, 0.5,
-                                                    timeout=20_000)):
-                for j in range(cols):
-                    if m0 + i < M and n0 + j < N:
-                        got[m0 + i, n0 + j] = (r.data[j], r.special[j])
-
-    run(dut, producer, consumer)
     compare(got, opa, opb, acc)
     assert np.array_equal(matmul(a, b, acc, transpose_a=ta, transpose_b=tb),
                           golden.arith.gemm(opa, opb, acc), equal_nan=True)
@@ -103,6 +72,7 @@ def test_training_step():
                                (x, dy, True, False, dw)):
         assert np.array_equal(matmul(a, b, acc, transpose_a=ta, transpose_b=tb), want)
         run_tile_array(a, b, ta, tb, 2, 2, acc)
+        assert np.array_equal(tile_matmul(a, b, acc, ta, tb), want)   # the float view
 
 
 @pytest.mark.parametrize("args, kw, exc, msg", [

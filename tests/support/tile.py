@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mxhw.golden.quantize import MXArray
+from mxhw.systolic.tilearray import tile_words  # the stores' word format, for the tests
 
 __all__ = ["SHAPES", "tile_operand", "tile_words"]
 
@@ -39,19 +40,3 @@ def tile_operand(draw, fmt, shape, reserved=False, nan=False, spread=4):
             [0] * 19 + [1, 2, 3]))) << 6)
     full = np.repeat(np.repeat(modes, r, 0), c, 1)[:shape[0], :shape[1]]
     return MXArray(fmt, tuple(shape), 1, np.where(full == 1, cs, cw), scales, modes)
-
-
-def tile_words(q, tiles_r, tiles_c):
-    """Every tile of ``q`` as a word for ``w_data`` (codes beyond the matrix 0)."""
-    r, c = q.fmt.block
-    el = np.zeros((tiles_r * r, tiles_c * c), dtype=np.int64)
-    el[:q.shape[0], :q.shape[1]] = q.elements
-    words = []
-    for ti in range(tiles_r):
-        for tj in range(tiles_c):
-            inside = ti < q.scales.shape[0] and tj < q.scales.shape[1]
-            words.append({"codes": [int(v) for v in el[ti * r:(ti + 1) * r,
-                                                      tj * c:(tj + 1) * c].ravel()],
-                          "scale": int(q.scales[ti, tj]) if inside else 0,
-                          "mode": int(q.modes[ti, tj]) if inside else 0})
-    return words
