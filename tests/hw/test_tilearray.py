@@ -11,11 +11,10 @@ from hypothesis import HealthCheck, given, strategies as st
 
 from support.hyp import budget
 from support.systolic import acc_strategy, compare, waits
-from support.tile import SHAPES, tile_operand
+from support.tile import SHAPES, tile_operand, training_step
 from mxhw import golden
 from mxhw.golden.arith import fixed
 from mxhw.golden.mxsf import mxsf_tile
-from mxhw.golden.quantize import quantize
 from mxhw.golden.tile import matmul, transposed_format
 from mxhw.systolic.grid import PE_PIPELINE_MAX
 from mxhw.systolic.tile import tile_k
@@ -62,15 +61,8 @@ def test_tile_array_matches_golden(data, M, N, nblk, acc, gaps, pipeline):
 def test_training_step():
     """One stored copy of X (8 x 8), W (8 x 4) and dY (8 x 4) in mxsf_tile: Y = X W,
     dX = dY W^T and dW = X^T dY on 2 x 2 tile arrays equal golden.tile.training_gemms."""
-    rng = np.random.default_rng(35)
-    x = quantize(rng.standard_normal((8, 8)), "mxsf_tile")
-    w = quantize(rng.standard_normal((8, 4)) * 4, "mxsf_tile")
-    dy = quantize(rng.standard_normal((8, 4)) / 8, "mxsf_tile")
-    acc = fixed(32, 16)
-    y, dx, dw = golden.tile.training_gemms(x, w, dy, acc)
-    for a, b, ta, tb, want in ((x, w, False, False, y), (dy, w, False, True, dx),
-                               (x, dy, True, False, dw)):
-        assert np.array_equal(matmul(a, b, acc, transpose_a=ta, transpose_b=tb), want)
+    acc, cases = training_step()
+    for a, b, ta, tb, want in cases:
         run_tile_array(a, b, ta, tb, 2, 2, acc)
         assert np.array_equal(tile_matmul(a, b, acc, ta, tb), want)   # the float view
 
