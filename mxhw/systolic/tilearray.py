@@ -135,9 +135,10 @@ class TileArray(wiring.Component):
             m.d.comb += [rb.row.eq(cmd.n0), rb.col.eq(kk), rb.along.eq(0)]
         else:       # along B's row kk
             m.d.comb += [rb.row.eq(kk), rb.col.eq(cmd.n0), rb.along.eq(1)]
-        both = sa.req.ready & sb.req.ready
-        m.d.comb += [sa.req.valid.eq(busy & both), sb.req.valid.eq(busy & both)]
-        with m.If(busy & both):
+        # the stores run in lockstep (their answers are taken together, below), so their
+        # ready signals are equal: both requests fire together, valid never waits on ready
+        m.d.comb += [sa.req.valid.eq(busy), sb.req.valid.eq(busy)]
+        with m.If(busy & sa.req.ready):
             m.d.sync += [kk.eq(kk + 1), last_q.eq(kk == cmd.k - 1)]
             with m.If(kk == cmd.k - 1):
                 m.d.sync += busy.eq(0)
