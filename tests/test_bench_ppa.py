@@ -70,7 +70,9 @@ def test_config_builds_its_block(name):
     from mxhw.dequant import Aligner, MXSFDecoder, Requantizer
     from mxhw.pe import BitSerialPE, ElementMultiplier, MXDotProduct
     from mxhw.systolic import SystolicArray
-    kinds = {"mul": ElementMultiplier, "dot": MXDotProduct, "align": Aligner,
+    from mxhw.systolic.tilearray import TileArray
+    kinds = {"tilearray": TileArray,
+             "mul": ElementMultiplier, "dot": MXDotProduct, "align": Aligner,
              "modeswitch": MXSFDecoder, "requant": Requantizer, "bitserial": BitSerialPE,
              "array": SystolicArray}
     cfg = ppa.CONFIGS[name]

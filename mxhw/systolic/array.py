@@ -46,7 +46,10 @@ class SystolicArray(wiring.Component):
     fmt_a, fmt_b : str or BlockFormat
         Operand block formats, named as golden names them (aliases included):
         power-of-two scales, 1-D blocks, equal block size ``k``
-        (:func:`~mxhw.systolic.grid.array_block_format`); MXSF in both dataflows.
+        (:func:`~mxhw.systolic.grid.array_block_format`); MXSF in both dataflows; 2-D
+        tiles (``mxsf_tile``) as 1-D blocks of golden's K block
+        (:func:`~mxhw.systolic.tile.k_block_formats`; fed by
+        :func:`~mxhw.systolic.tile.k_blocks`).
     dataflow : "output_stationary" (default) or "weight_stationary"
     acc : golden.arith.Accumulation
         ``golden.arith.fixed(...)`` or ``golden.arith.FP32`` (not with the bit-serial PE).

@@ -21,6 +21,7 @@ from ..formats import (_nonfinite, fixed_shape, lookup_format, lsb_shift, operan
 from ..lib.params import check_pipeline
 from ..lib.signals import ge_const, saturate, stage
 from ..pe.multiplier import product_width
+from .tile import k_block_formats
 
 __all__ = ["PE_PIPELINE_MAX", "array_block_format", "array_formats", "check_pe_pipeline", "check_acc",
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
@@ -56,8 +57,8 @@ def array_block_format(fmt, name="fmt"):
     (equal widths, no Inf codes)."""
     fmt = lookup_format(fmt, name, "block")
     if isinstance(fmt.block, tuple):
-        raise ValueError(f"{name}: {fmt.name} has 2-D blocks {fmt.block}; the arrays take "
-                         f"1-D blocks along K")
+        raise ValueError(f"{name}: {fmt.name} has 2-D blocks {fmt.block}; the PEs take "
+                         f"1-D blocks along K (array_formats maps tiles onto them)")
     if fmt.scale.kind != "pow2":
         raise ValueError(f"{name}: {fmt.name} has {fmt.scale.name} scales; the arrays take "
                          f"power-of-two scales")
@@ -70,7 +71,10 @@ def array_block_format(fmt, name="fmt"):
 
 def array_formats(fmt_a, fmt_b):
     """``(fmt_a, fmt_b)``, parameters ``fmt_a`` and ``fmt_b``, each checked by
-    :func:`array_block_format`, of equal block size (``ValueError`` otherwise)."""
+    :func:`array_block_format`, of equal block size (``ValueError`` otherwise). A 2-D
+    tile format (``mxsf_tile``) on either side becomes 1-D blocks of the K block golden
+    takes (:func:`~mxhw.systolic.tile.k_block_formats`)."""
+    fmt_a, fmt_b = k_block_formats(fmt_a, fmt_b)
     fmt_a = array_block_format(fmt_a, "fmt_a")
     fmt_b = array_block_format(fmt_b, "fmt_b")
     if fmt_a.block_size != fmt_b.block_size:

@@ -363,15 +363,21 @@ def test_layouts():
     {}, {"dataflow": "weight_stationary"}, {"pe": "bitserial"}, {"acc": FP32},
 ])
 @pytest.mark.parametrize("side", ["fmt_a", "fmt_b"])
-def test_mxsf_tile_rejected(kw, side):
-    """2-D MXSF tiles stay rejected, naming the parameter."""
+def test_mxsf_tile_as_k_blocks(kw, side):
+    """2-D MXSF tiles (issue 35) reach the PEs as 1-D K blocks of golden's K block (gcd of
+    the tile's run along K and the partner's: on A its width 4, on B its height 8, against
+    32), naming the mapped formats;
+    the PE-level check still refuses a bare tile, naming the parameter."""
     args = dict(rows=2, cols=2, fmt_a="mxsf", fmt_b="mxsf", acc=fixed(32, 16))
     args.update(kw)
     args[side] = "mxsf_tile"
+    dut = SystolicArray(**args)
+    k = 4 if side == "fmt_a" else 8
+    assert dut.k == k and getattr(dut, side).name == f"mxsf_tile_k{k}"
     with pytest.raises(ValueError) as e:
-        SystolicArray(**args)
-    assert str(e.value) == (f"{side}: mxsf_tile has 2-D blocks (8, 4); the arrays take 1-D "
-                            f"blocks along K")
+        array_block_format("mxsf_tile", side)
+    assert str(e.value) == (f"{side}: mxsf_tile has 2-D blocks (8, 4); the PEs take 1-D "
+                            f"blocks along K (array_formats maps tiles onto them)")
 
 
 def test_other_moded_formats_rejected():

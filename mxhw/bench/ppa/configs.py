@@ -26,7 +26,8 @@ class Config:
     name : str
         ``<block>_<config>``: the prefix of every figure's key.
     block : str
-        ``mul``, ``dot``, ``align``, ``modeswitch``, ``requant``, ``bitserial``, ``array``.
+        ``mul``, ``dot``, ``align``, ``modeswitch``, ``requant``, ``bitserial``, ``array``,
+        ``tilearray``.
     make : callable
         Returns a fresh component (a ``wiring.Component``) each call.
     macs_per_cycle : float
@@ -140,6 +141,13 @@ def _make_array(fmt, n, pe=None):
     return SystolicArray(n, n, fmt, fmt, acc=golden.arith.fixed(*ARRAY_ACC), **kw)
 
 
+def _make_tilearray(n):
+    from ...systolic.tilearray import TileArray
+    # a 2 x 2 grid of 8 x 4 tiles per operand; B read transposed (the dY W^T product)
+    return TileArray(n, n, "mxsf_tile", "mxsf_tile", golden.arith.fixed(*ARRAY_ACC),
+                     transpose_b=True, tiles_a=(2, 2), tiles_b=(2, 2))
+
+
 def _serial_bits(fmt):
     """Cycles per K step of a bit-serial array of block format ``fmt``."""
     from ...systolic.bitserial import serial_bits
@@ -191,6 +199,14 @@ def _registry():
                            maker(_make_array, f, n, "bitserial"), n * n / p,
                            {"format": f, "rows": n, "cols": n, "pe": "bitserial",
                             "weight_bits": p, "acc": f"fixed{ARRAY_ACC}"}))
+    # issue #35: MXSF arrays on 1-D blocks of 32 and on 8 x 4 tiles (K blocks of 4), and
+    # the tile array with its two operand stores (the second orientation's reads)
+    for f in ("mxsf", "mxsf_tile"):
+        cfgs.append(Config(f"array_{f}_2x2", "array", maker(_make_array, f, 2), 4,
+                           {"format": f, "rows": 2, "cols": 2, "acc": f"fixed{ARRAY_ACC}"}))
+    cfgs.append(Config("tilearray_mxsf_tile_2x2", "tilearray", maker(_make_tilearray, 2), 4,
+                       {"format": "mxsf_tile", "rows": 2, "cols": 2, "tiles": "2x2 per operand",
+                        "acc": f"fixed{ARRAY_ACC}"}))
     # issue #33, target 4: the re-quantiser's MXSF side (both modes and the squared-error
     # mode select) at its default pipeline (None: the deepest, 7)
     cfgs.append(Config("requant_mxsf", "requant", maker(_make_requant_default, "mxsf"), 0,
