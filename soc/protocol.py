@@ -76,6 +76,10 @@ def _check_field(name, value, bits):
 def check_words(words):
     """``words`` as a list of ints, each in ``[0, 2**32)`` (not a bool or float):
     TypeError / ValueError naming the first bad one."""
+    words = list(words)
+    if all(type(w) is int for w in words) and (not words or 0 <= min(words)
+                                                and max(words) < 1 << 32):
+        return words          # plain ints in range (the common case, checked in bulk)
     return [_check_field(f"word {i}", w, 32) for i, w in enumerate(words)]
 
 

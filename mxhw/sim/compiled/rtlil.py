@@ -18,7 +18,7 @@ __all__ = ["PortInfo", "convert", "dedup_modules", "is_large", "low_opt", "LARGE
 LARGE_RTLIL_LINES = 20_000
 #: RTLIL size (lines) from which g++ builds a design at ``-O1`` instead of ``-O3`` (the
 #: 8x8 ``SystolicArray``s, 143k-153k lines, and bigger SoCs; the default SoC, 55k lines,
-#: runs 1.2-1.3x as many cycles per second at ``-O3``: ``docs/sim.md``).
+#: runs 1.1-1.3x as many cycles per second at ``-O3``: ``docs/sim.md``).
 SLOW_BUILD_RTLIL_LINES = 100_000
 
 
