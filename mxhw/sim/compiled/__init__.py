@@ -15,7 +15,7 @@ Testbenches set inputs and read any named signal of the design (internal ones re
 and expressions over them. Memories are not accessible.
 
 Cache: ``$MXHW_SIM_CACHE`` or ``~/.cache/mxhw/sim``. Compiler: ``$CXX`` or ``g++``;
-optimisation ``$MXHW_SIM_OPT`` (default ``-O3``, ``-O1`` for designs of 100k RTLIL lines or more).
+optimisation ``$MXHW_SIM_OPT`` (default ``-O3``, ``-O1`` for large designs).
 """
 
 from . import _amaranth  # noqa: F401  (checks the Amaranth version first)

