@@ -1,6 +1,6 @@
 """CRC-16/CCITT-FALSE in gateware: the host link's parallel byte step.
 
-Golden twin: :func:`mxhw.soc.protocol.crc16` (the bitwise host-side CRC, from which the
+Golden twin: :func:`mxhw.soc.protocol.crc16` (the host-side CRC, from which the
 step's matrix is derived at elaboration).
 """
 

@@ -20,9 +20,12 @@ class SimTransport:
     """The SoC gateware in simulation.
 
     With ``link="bytes"`` the SoC core is fed one byte per cycle (the UART is skipped; it
-    has its own tests). On the compiled back end each ``read`` then runs as one batch in C
-    (:meth:`mxhw.sim.compiled.Model.stream`): queued request bytes go in, response bytes
-    come out, with the cycle-by-cycle valid/ready behaviour of the per-cycle pump.
+    has its own tests). On the compiled back end each ``read`` that needs bytes is one call
+    into C (:meth:`mxhw.sim.compiled.Model.exchange`): every queued request byte goes in
+    and response bytes are collected until those asked for are held and the link has been
+    quiet for :attr:`LINGER` cycles, so the rest of a response (its payload after the
+    header the driver asked for) arrives in the same call; the device runs those quiet
+    cycles too (they count in :attr:`cycles`).
 
     With ``link="uart"`` the board-level SoC (:class:`~mxhw.soc.top.BoardSoC`: UART
     receiver and transmitter included) is driven on its serial lines: request bytes become
@@ -41,6 +44,8 @@ class SimTransport:
     """
 
     BACKENDS = ("pysim", "compiled")
+    #: compiled back end: quiet link cycles after which a ``read`` stops collecting bytes
+    LINGER = 4
     LINKS = ("bytes", "uart")
 
     def __init__(self, config=None, backend="pysim", link="bytes"):
@@ -122,21 +127,16 @@ class SimTransport:
             prev = tx
 
     def _step_compiled(self, max_cycles, n):
-        """Push every queued request byte and take response bytes until ``n`` are held:
-        one :meth:`~mxhw.sim.compiled.Model.stream` call (the cycle loop in C; at most one
-        byte each way per cycle, as the per-cycle pump)."""
-        import numpy as np
-        from ..sim import SimTimeout
-        m, dut = self._model, self._dut
-        beats = np.frombuffer(bytes(self._out), dtype=np.uint8).astype(np.uint32)
-        try:
-            got, cycles = m.stream(dut.rx, beats.reshape(-1, 1), dut.tx, n - len(self._in),
-                                   timeout=max(1, max_cycles), raw=True)
-            sent = len(beats)
-        except SimTimeout as e:       # the caller reports the missing bytes
-            got, cycles, sent = e.received, e.cycles, e.sent
+        """Push every queued request byte and collect response bytes until ``n`` are held
+        and the link has been quiet for :attr:`LINGER` cycles, or ``max_cycles`` ran: one
+        :meth:`~mxhw.sim.compiled.Model.exchange` call (the cycle loop in C, at most one
+        byte each way per cycle), so a whole response comes in with its header."""
+        dut = self._dut
+        got, cycles, sent = self._model.exchange(
+            dut.rx, dut.tx, self._out, want=n - len(self._in), max_cycles=max(1, max_cycles),
+            linger=self.LINGER)
         del self._out[:sent]
-        self._in += bytes(got)
+        self._in += got
         self.cycles += cycles
 
     def write(self, data: bytes):

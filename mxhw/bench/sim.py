@@ -17,7 +17,8 @@ the Python simulator's most):
   step per cycle), every row checked against NumPy.
 * ``soc_*``: a program on the simulated SoC (``sim_soc``): ``Accelerator.matmul`` through
   the host driver on both back ends, checked against golden; the compiled one with the host
-  link's bytes moved in bulk through C (``soc.fast_transport.FastSimTransport``);
+  link's bytes moved in bulk through C (``SimTransport(backend="compiled")``:
+  ``Model.exchange``, a whole response per call);
   ``soc_model_build_s`` / ``soc_model_build_cpu_s`` its model's build (or cache load).
 * ``compiled_batch_cps_8x8``: a port-level MAC grid driven by ``Model.run`` (per-cycle input
   vectors handed over as NumPy arrays, the cycle loop in C; conversion included).
@@ -306,7 +307,6 @@ def run(quick=False):
     free_run = _time_free_run(max(100_000, int(2_000_000 * scale)))
     soc_py = sim_soc.time_soc_program("pysim")
     soc_cx = sim_soc.time_soc_program("compiled", max(1, int(10 * scale)))
-    soc_st = sim_soc.time_soc_program("stream", max(1, int(10 * scale)))
     figures.update({
         "pysim_cps_fixture_8x8": round(fx_py[0], 1),
         "compiled_cps_fixture_8x8": round(fx_cx[0], 1),
@@ -323,7 +323,6 @@ def run(quick=False):
         "soc_pysim_cps_cpu": round(soc_py[1], 1),
         "soc_compiled_cps_cpu": round(soc_cx[1], 1),
         "soc_speedup_cpu": round(soc_cx[1] / soc_py[1], 1),
-        "soc_compiled_stream_cps": round(soc_st[0], 1),
         "soc_model_build_s": round(soc_cx[3][0], 2),
         "soc_model_build_cpu_s": round(soc_cx[3][1], 2),
     })
@@ -341,8 +340,8 @@ def run(quick=False):
         "soc_design": (f"mxhw.soc.top.SoC({sim_soc.soc_config()!r}); program: "
                        f"Accelerator.matmul of ({m} x {k}) @ ({k} x {n}), checked against "
                        f"golden; {soc_cx[2]} cycles per matmul on the compiled back end, "
-                       f"{soc_py[2]} on pysim; compiled: FastSimTransport (bytes moved in bulk "
-                       f"through C); bytes fed to rx directly (UART bit timing skipped)"),
+                       f"{soc_py[2]} on pysim; compiled: SimTransport, a whole "
+                       f"response per call into C (Model.exchange); bytes fed to rx directly (UART bit timing skipped)"),
     })
     return figures, config
 

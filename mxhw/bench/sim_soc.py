@@ -5,12 +5,11 @@ against golden. Figures only, never pass/fail on time.
 
 * ``soc_pysim_cps`` / ``soc_compiled_cps`` / ``soc_speedup``: ``Accelerator.matmul`` of
   :data:`SOC_PROGRAM` on :func:`soc_config`, on Amaranth's simulator
-  (:class:`~mxhw.soc.transport.SimTransport`) and on the compiled model with the host
-  link's bytes moved in bulk through C (:class:`~mxhw.soc.fast_transport.FastSimTransport`);
+  (:class:`~mxhw.soc.transport.SimTransport`) and on the compiled model
+  (``SimTransport(backend="compiled")``: the host link's bytes moved in bulk through C,
+  a whole response per call);
   simulated cycles per wall-clock second of the matmul call (model build excluded).
   ``*_cpu`` variants: per CPU second of this process (less sensitive to other load).
-* ``soc_compiled_stream_cps``: the same program on ``SimTransport(backend="compiled")``
-  (bytes moved by ``Model.stream``, a read per header and per payload).
 * ``minilm_*``: :func:`run_minilm`.
 """
 
@@ -67,14 +66,9 @@ def _timed_matmul(acc, x, w):
 
 
 def _accelerator(cfg, backend):
-    """``backend``: ``"pysim"``, ``"compiled"`` (bulk C exchange) or ``"stream"``
-    (``SimTransport`` on the compiled back end)."""
+    """The host driver on the simulated SoC; ``backend``: ``"pysim"`` or ``"compiled"``."""
     from ..soc.driver import Accelerator
-    from ..soc.fast_transport import FastSimTransport
-    from ..soc.transport import SimTransport
-    if backend == "compiled":
-        return Accelerator(FastSimTransport(cfg))
-    return Accelerator(SimTransport(cfg, backend="compiled" if backend == "stream" else backend))
+    return Accelerator.simulated(cfg, backend=backend)
 
 
 def time_soc_program(backend, repeats=1, seed=0):
@@ -143,6 +137,6 @@ def run_minilm(tokens=128, d_in=384, d_out=1536, seed=0):
                "minilm_mac_utilisation": round(macs / (cfg.rows * cfg.cols * cycles), 4),
                "minilm_busy_fraction": round(busy / cycles, 4)}
     config = {"minilm_design": MINILM_LABEL + "; mxhw.soc SoC " + repr(cfg)
-              + ", bytes fed to rx directly (UART bit timing skipped), FastSimTransport",
+              + ", bytes fed to rx directly (UART bit timing skipped), SimTransport(backend='compiled')",
               "minilm_model_s": round(build_wall, 2), "minilm_model_cpu_s": round(build_cpu, 2)}
     return figures, config

@@ -29,13 +29,19 @@ def test_sim_bench_quick_json(tmp_path, capsys):
 
 
 @pytest.mark.compiled
-@pytest.mark.parametrize("backend", ["compiled", "stream"])
+@pytest.mark.parametrize("backend", ["compiled", "pysim"])
 def test_soc_program_checked_against_golden(backend):
-    """The SoC speed program runs on the compiled model through either transport; its
-    result is checked against golden inside (a mismatch raises)."""
+    """The SoC speed program runs on either back end (compiled: the link's bytes in bulk
+    through C); its result is checked against golden inside (a mismatch raises)."""
     from mxhw.bench import sim_soc
     wall, cpu, cycles, (build_wall, build_cpu) = sim_soc.time_soc_program(backend)
     assert wall > 0 and cpu > 0 and cycles > 100 and build_wall >= 0 and build_cpu >= 0
+
+
+def test_soc_program_rejects_unknown_backend():
+    from mxhw.bench import sim_soc
+    with pytest.raises(ValueError, match="backend must be one of 'pysim', 'compiled'"):
+        sim_soc.time_soc_program("stream")
 
 
 @pytest.mark.slow
