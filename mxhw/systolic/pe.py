@@ -8,8 +8,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import (Unpacked, _nonfinite, is_moded, lsb_shift, moded_code, operand_element,
-                       unpack)
+from ..formats import (Unpacked, _nonfinite, code_bits, is_moded, lsb_shift, moded_code,
+                       operand_element, unpack)
 from ..lib.signals import stage
 from ..pe.multiplier import (LUT_MULTIPLY_BITS, TABLE_MULTIPLY_BITS, ElementMultiplier,
                              multiply_sign_magnitude, product_range)
@@ -40,8 +40,8 @@ def element_multiplier(m, pe, fa, fb, pipeline):
 def operand_ports(fmt_a, fmt_b):
     """The input ports of a bit-parallel output-stationary PE (:class:`MXMacPE`)."""
     return {
-        "a": In(unsigned(fmt_a.element.bits)),
-        "b": In(unsigned(fmt_b.element.bits)),
+        "a": In(unsigned(code_bits(fmt_a))),
+        "b": In(unsigned(code_bits(fmt_b))),
         "a_scale": In(unsigned(fmt_a.scale.bits)),
         "b_scale": In(unsigned(fmt_b.scale.bits)),
         **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
