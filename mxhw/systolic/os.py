@@ -54,10 +54,12 @@ def is_bitparallel(pe):
     return isinstance(pe, functools.partial) and pe.func is MXMacPE
 
 
-def why_not_shared(acc, pe, cols, k):
+def why_not_shared(acc, pe, cols, k, fmts=()):
     """Why the row-shared accumulators cannot serve an output-stationary array with this
-    accumulation, PE factory and ``cols`` (``k`` the block size): a phrase for the error
-    of a required ``shared``, or None."""
+    accumulation, PE factory and ``cols`` (``k`` the block size; ``fmts`` the operand
+    formats): a phrase for the error of a required ``shared``, or None."""
+    if any(f.scale.kind != "pow2" for f in fmts):
+        return "power-of-two block scales (NVFP4's E4M3 scales are applied per PE)"
     if acc.mode != "fixed":
         return f"fixed-point accumulation, not {acc.mode!r}"
     if not is_bitparallel(pe):
@@ -121,7 +123,8 @@ class OutputStationaryCore(wiring.Component):
                 raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
                                  f"only, not {acc.mode!r}")
             serial = check_serial_format(fmt_b)
-        if shared and (why := why_not_shared(acc, pe, cols, fmt_a.block_size)):
+        if shared and (why := why_not_shared(acc, pe, cols, fmt_a.block_size,
+                                             (fmt_a, fmt_b))):
             raise ValueError(f"shared=True needs {why}")
         self._rows, self._cols, self._fmt_a, self._fmt_b = rows, cols, fmt_a, fmt_b
         self._acc, self._pe, self._serial, self._shared = acc, pe, serial, shared

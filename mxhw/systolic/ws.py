@@ -15,8 +15,8 @@ from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 from ..lib.signals import delay_line, stage
 from ..lib.params import check_int
 from .grid import (accumulate, array_formats, block_sum_width, block_to_grid, check_acc,
-                   check_pe_pipeline, grid_shift_from_sum, mode_port, out_layout,
-                   scale_code_sum, scale_nan, scale_offset)
+                   check_pe_pipeline, grid_shift_from_sum, mode_port, out_layout)
+from .blockscale import block_scale, check_block_scaled, scale_block_sum
 from .operands import edge_code, index_fields
 
 __all__ = ["WeightStationaryCore", "ws_in_layout", "ws_latency"]
@@ -94,6 +94,7 @@ class WeightStationaryCore(wiring.Component):
         check_acc(acc)
         check_pe_pipeline(pipeline)
         check_int("depth", depth, 1)
+        check_block_scaled(fmt_a, fmt_b, acc)
         self.rows, self.cols, self.depth = rows, cols, depth
         self.fmt_a, self.fmt_b, self.acc, self.pipeline = fmt_a, fmt_b, acc, pipeline
         self.k = fmt_a.block_size
@@ -231,7 +232,8 @@ class WeightStationaryCore(wiring.Component):
             ring_f = [Signal(nf, name=f"rf{c}_{n}") for n in range(D)]
             s_new = Signal(signed(sw), name=f"s_new{c}")
             f_new = Signal(nf, name=f"f_new{c}")
-            nan = scale_nan(fa, si.a_scale) | scale_nan(fb, b_scale)
+            # NVFP4: E4M3 scales, their significands' product ``sig`` (blockscale.py)
+            t, off, nan, sig = block_scale(m, fa, fb, si.a_scale, b_scale, acc, lsb_exp)
             f_reset = si.block_first if acc.mode == "fp32" else si.block_first & si.tile_first
             m.d.comb += [
                 s_new.eq(Mux(si.block_first, 0, ring_s[-1]) + s_b),
@@ -248,10 +250,9 @@ class WeightStationaryCore(wiring.Component):
                 ev, last, reg_new, spec = _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale,
                                                            s_new, f_new, ev, pg)
             else:
-                t = scale_code_sum(m, fa, fb, si.a_scale, b_scale)
+                s_sc = scale_block_sum(m, s_new, sig, f"s_scaled{c}")
                 v, ev, tile_first, last, spec = block_to_grid(
-                    m, acc, s_new,
-                    grid_shift_from_sum(m, acc, len(s_new), t, scale_offset(fa, fb, acc, lsb_exp)),
+                    m, acc, s_sc, grid_shift_from_sum(m, acc, len(s_sc), t, off),
                     [ev, si.tile_first, si.last, f_new], pg)
 
                 # ring of accumulators, advanced once per finished block

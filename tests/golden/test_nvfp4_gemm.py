@@ -11,31 +11,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from hypothesis.extra import numpy as hnp
 
 from support.hyp import budget
+from support.nvfp4 import NV, nvfp4_operand
 from mxhw import golden
 from mxhw.golden import nvfp4_gemm
 from mxhw.golden.arith import fixed
-from mxhw.golden.quantize import MXArray
 
-NV = golden.formats.get("nvfp4")
 E2M1, E4M3 = NV.element, NV.scale
-
-
-@st.composite
-def nvfp4_operand(draw, shape, axis, nan=False):
-    """An NVFP4 operand drawn code by code (blocks of 16 along ``axis``)."""
-    bshape = (shape[0], shape[1] // 16) if axis == 1 else (shape[0] // 16, shape[1])
-    el = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, 15)))
-    sc = st.integers(0, 0x7E) | st.integers(0x80, 0xFE)
-    if nan:
-        sc = sc | st.sampled_from([0x7F, 0xFF])
-    scales = draw(hnp.arrays(np.int64, bshape, elements=sc))
-    t = draw(st.floats(2.0 ** -60, 2.0 ** 60, width=32))
-    tbits = int(np.float32(t).view(np.uint32))
-    return MXArray(NV, tuple(shape), axis, el, scales,
-                   tensor_scale=np.full((1, 1), tbits, dtype=np.int64))
 
 
 def accs():
