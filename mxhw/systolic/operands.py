@@ -38,8 +38,8 @@ def index_fields(fmt, name, n=None):
 def edge_code(fmt, code, mode=None, pos=None, index=None, scale=None):
     """The PE-side code of an element of the block format ``fmt``
     (:func:`~mxhw.formats.operand_code`): MX+ adds the extended flag ``pos == index`` and
-    ``scale != 0``; MXSF the block's ``mode``."""
-    ext = None
+    ``scale != 0``; MXSF the block's ``mode`` when given (else the mode travels apart, to
+    the PEs' mode ports, and ``code`` is returned as it is)."""
     if fmt.index_bits:
-        ext = (pos == index) & (scale != 0)
-    return operand_code(fmt, code, mode, ext)
+        return operand_code(fmt, code, ext=(pos == index) & (scale != 0))
+    return code if mode is None else operand_code(fmt, code, mode)
