@@ -60,7 +60,7 @@ def array_block_format(fmt, name="fmt"):
                          f"1-D blocks along K")
     if fmt.scale.kind != "pow2" and fmt.codec != "nvfp4":
         raise ValueError(f"{name}: {fmt.name} has {fmt.scale.name} scales; the arrays take "
-                         f"power-of-two scales (and NVFP4's E4M3)")
+                         f"power-of-two scales")
     try:
         operand_element(fmt)
     except ValueError as e:
