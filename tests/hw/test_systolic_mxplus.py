@@ -181,3 +181,16 @@ def test_ws_fp32_matches_golden(data, pair, rows, cols, M, N, pipeline, nan):
     a, b = data.draw(operands(*pair, M, N, 1, nan=nan, spread=40))
     check_ws(a, b, rows, cols, golden.arith.FP32, pipeline=pipeline)
 
+
+
+@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
+def test_engine(dataflow):
+    """GemmEngine passes the index fields through its FIFO to the array."""
+    from support.soc import check_engine, run_engine
+    rng = np.random.default_rng(33)
+    a = golden.quantize(rng.standard_normal((3, 64)) * 3, "mxfp4_plus", axis=1)
+    b = golden.quantize(rng.standard_normal((64, 3)), "mxfp8_plus", axis=0)
+    acc = golden.arith.fixed(32, 12)
+    kw = {"depth": 2} if dataflow == "weight_stationary" else {}
+    got, _ = run_engine(a, b, 2, 2, acc, p_idle=0.2, p_stall=0.2, dataflow=dataflow, **kw)
+    check_engine(a, b, got, acc)

@@ -14,6 +14,7 @@ from support.hyp import budget
 from support.nvfp4 import nvfp4_operand
 from support.systolic import acc_strategy, check_gemm, check_ws, waits
 from mxhw import golden
+from mxhw.golden import nvfp4_gemm
 from mxhw.golden.arith import FP32, fixed
 from mxhw.systolic import SystolicArray
 from mxhw.systolic.grid import PE_PIPELINE_MAX
@@ -55,7 +56,7 @@ def test_quantised_data_with_host_scales(dataflow):
     acc = fixed(53, 20)           # exact: products down to 2**-20, sums below 2**32
     from support.systolic import check_array
     check_array(dataflow, a, b, 2, 2, acc)        # array == twin (raw accumulators)
-    c = golden.nvfp4_gemm.gemm_scaled(a, b, acc)
+    c = nvfp4_gemm.gemm_scaled(a, b, acc)
     np.testing.assert_allclose(c, a.dequantize() @ b.dequantize(), rtol=1e-12, atol=0)
 
 
@@ -84,3 +85,18 @@ def test_mixed_pair_refused():
 def test_other_fp_scales_still_refused():
     with pytest.raises(ValueError, match="power-of-two scales"):
         SystolicArray(2, 2, "fp8_e4m3_pt", "fp8_e4m3_pt", acc=fixed(32, 8))
+
+
+@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
+def test_engine(dataflow):
+    """GemmEngine with NVFP4 operands: equal to the twin."""
+    from support.soc import run_engine
+    rng = np.random.default_rng(34)
+    a = golden.quantize(rng.standard_normal((3, 32)) * 3, "nvfp4", axis=1)
+    b = golden.quantize(rng.standard_normal((32, 3)), "nvfp4", axis=0)
+    acc = fixed(40, 12)
+    kw = {"depth": 2} if dataflow == "weight_stationary" else {}
+    got, _ = run_engine(a, b, 2, 2, acc, p_idle=0.2, p_stall=0.2, dataflow=dataflow, **kw)
+    val, raw = nvfp4_gemm.gemm(a, b, acc, return_raw=True)
+    for (mm, nn), v in np.ndenumerate(val):
+        assert got[mm, nn] == (raw[mm, nn], 0), (mm, nn, got[mm, nn], raw[mm, nn])
