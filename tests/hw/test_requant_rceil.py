@@ -11,21 +11,13 @@ from mxhw import golden
 from mxhw.dequant import Requantizer
 from mxhw.dequant.requant_logic import rceil_thresholds
 from support.hyp import budget
-from support.pe import fixed_blocks, requant_input, requant_run, sized, waits
+from support.pe import check_requant, fixed_blocks, sized, waits
 
 FMTS = ["mxfp8_e4m3_rceil", "mxfp8_e5m2_rceil", "mxfp6_e3m2_rceil", "mxfp6_e2m3_rceil",
         "mxfp4_e2m1_rceil", "mxint8_rceil"]
 
 
-def check(dut, blocks, idle=0, stall=0):
-    got = requant_run(dut, blocks, idle, stall)
-    q = golden.quantize(requant_input(dut, blocks), dut.fmt)
-    bits = dut.fmt.element.bits
-    for b, p in enumerate(got):
-        els = p.elements.as_value().value
-        assert p.scale == int(q.scales[b, 0]), (b, blocks[b])
-        assert [(els >> (bits * j)) & ((1 << bits) - 1) for j in range(dut.k)] == \
-            [int(c) for c in q.elements[b]], (b, blocks[b])
+check = check_requant
 
 
 def test_rule_differs_from_floor():
