@@ -178,10 +178,10 @@ def test_init():
      "block format of 8 elements instead"),
     ({"fmt": "mxsf_tile"}, ValueError,
      "fmt must be an OCP MX block format (one fp or int element format, E8M0 scale, floor "
-     "rule, RNE, 1-D blocks) or mxsf, not 'mxsf_tile'"),
+     "or RCEIL rule, RNE, 1-D blocks) or mxsf, not 'mxsf_tile'"),
     ({"fmt": "mxint8_mase"}, ValueError,
      "fmt must be an OCP MX block format (one fp or int element format, E8M0 scale, floor "
-     "rule, RNE, 1-D blocks) or mxsf, not 'mxint8_mase'"),
+     "or RCEIL rule, RNE, 1-D blocks) or mxsf, not 'mxint8_mase'"),
     ({"in_kind": "float"}, ValueError,
      "in_kind must be one of 'fixed', 'fp32', not 'float'"),
     ({"in_kind": "fp32", "in_width": 24}, ValueError,
