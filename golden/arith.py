@@ -42,7 +42,8 @@ from .params import check_choice, check_int
 from .quantize import MXArray, expand_blocks, quantize
 
 __all__ = ["Accumulation", "EXACT", "FP32", "fixed", "element_ints", "element_product",
-           "block_dots", "BlockDots", "gemm", "dot", "requantize", "exact_to_float32",
+           "block_dots", "BlockDots", "gemm", "sum_blocks", "dot", "requantize",
+           "exact_to_float32",
            "round_shift"]
 
 _INT_SAFE = 1 << 62
@@ -189,7 +190,7 @@ def _check_gemm_operands(a: MXArray, b: MXArray):
     return ka
 
 
-def _scale_parts(mx: MXArray):
+def _scale_parts(mx: MXArray, fp_scales: bool = False):
     """Every scale as ``sig * 2**exp`` (exact integers), per element position.
 
     Returns ``(sig, exp, bad)`` of shape ``mx.shape``: ``sig`` int64 (1 for power-of-two
@@ -197,6 +198,13 @@ def _scale_parts(mx: MXArray):
     ``bad`` marks NaN/Inf scales (their ``sig`` is 0).
     """
     s = mx.fmt.scale
+    if fp_scales and s.kind == "fp":
+        # an FP8 block scale (NVFP4's E4M3): exactly int_table[code] * 2**lsb_exp
+        codes = np.asarray(mx.scales, dtype=np.int64)
+        bad = s.nonfinite_mask[codes]
+        sig = np.where(bad, 0, s.int_table[codes]).astype(np.int64)
+        exp = np.full(codes.shape, s.lsb_exp, dtype=np.int64)
+        return tuple(expand_blocks(v, mx.fmt, mx.shape, mx.axis) for v in (sig, exp, bad))
     if s.kind not in ("pow2", "int", "binary32"):
         raise ValueError(f"exact arithmetic needs power-of-two or binary32 scales; "
                          f"{mx.fmt.name} has {s.name} scales (dequantize() and use float "
@@ -216,16 +224,19 @@ def _scale_parts(mx: MXArray):
     return tuple(expand_blocks(v, mx.fmt, mx.shape, mx.axis) for v in (sig, exp, bad))
 
 
-def block_dots(a: MXArray, b: MXArray) -> BlockDots:
-    """Exact OCP ``Dot`` of every block pair of ``a`` (M x K) and ``b`` (K x N)."""
+def block_dots(a: MXArray, b: MXArray, fp_scales: bool = False) -> BlockDots:
+    """Exact OCP ``Dot`` of every block pair of ``a`` (M x K) and ``b`` (K x N).
+
+    ``fp_scales``: also take FP8 block scales (NVFP4's E4M3: ``int_table[code] *
+    2**lsb_exp``, exact), without any per-tensor scale (:mod:`golden.nvfp4_gemm`)."""
     k = _check_gemm_operands(a, b)
     M, K = a.shape
     N = b.shape[1]
     nb = K // k
     ia, la, bada = element_ints(a)
     ib, lb, badb = element_ints(b)
-    sa, ea, nana = _scale_parts(a)
-    sb, eb, nanb = _scale_parts(b)
+    sa, ea, nana = _scale_parts(a, fp_scales)
+    sb, eb, nanb = _scale_parts(b, fp_scales)
     A = ia.reshape(M, nb, k)
     B = ib.reshape(nb, k, N)
     bound = int(np.abs(ia).max(initial=0)) * int(np.abs(ib).max(initial=0)) * k
@@ -351,9 +362,16 @@ def gemm(a: MXArray, b: MXArray, acc: Accumulation = EXACT, return_raw: bool = F
     2**-frac_bits``; exact while the width is at most 53 bits) of shape (M, N); NaN where a
     NaN block was summed.
     """
+    if "nvfp4" in (getattr(getattr(x, "fmt", None), "codec", None) for x in (a, b)):
+        raise ValueError("golden.gemm does not take NVFP4 (its per-tensor scales); the "
+                         "arrays' twin is golden.nvfp4_gemm.gemm")
     if not isinstance(acc, Accumulation):
         raise TypeError(f"acc must be an Accumulation (EXACT, FP32, fixed(...)), not {acc!r}")
-    d = block_dots(a, b)
+    return sum_blocks(block_dots(a, b), acc, return_raw)
+
+
+def sum_blocks(d: BlockDots, acc: Accumulation, return_raw: bool = False):
+    """The sum of block dots ``d`` under ``acc``: the second half of :func:`gemm`."""
     M, N, nb = d.S.shape
     special_any = d.is_special.any(-1)
     with np.errstate(invalid="ignore", over="ignore"):

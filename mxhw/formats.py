@@ -28,7 +28,9 @@ no width is written down by hand.
 * :func:`operand_element` -- the element of a *block* format as a datapath sees it: the
   element format itself, or, for a format with several element modes chosen per block
   (MXSF), one ``table`` format over ``(mode, code)`` pairs (:func:`moded_code`) whose
-  :func:`unpack` decodes each mode structurally (no table ROM).
+  :func:`unpack` decodes each mode structurally (no table ROM). MX+ (``mxfp4_plus``, ...):
+  one ``table`` format over ``(ext, code)`` pairs (:func:`operand_code`), ``ext`` = 1 for
+  the block's extended element (decoded as ``golden.mxplus.ext_decode``).
 
 Golden twin: ``fmt.table`` / ``fmt.int_table`` / ``fmt.nonfinite_mask``.
 """
@@ -44,12 +46,14 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import golden
+from .golden import mxplus as _mxplus
 from .golden.formats import BlockFormat, ElementFormat
 from .lib.params import check_pipeline
 
 __all__ = ["lookup_format", "element_format", "layout_of", "Unpacked", "unpack", "ElementDecoder",
            "fixed_point", "fixed_shape", "lsb_shift", "signed_width", "int_range",
-           "operand_element", "moded_code", "is_moded", "scale_exp_range"]
+           "operand_element", "moded_code", "operand_code", "code_bits", "is_moded",
+           "scale_exp_range"]
 
 
 def lookup_format(fmt, name="fmt", kind="element"):
@@ -176,7 +180,31 @@ def operand_element(fmt):
 
     Raises ``ValueError`` if the modes differ in width or have Inf codes.
     """
+    if fmt.codec == "mxplus":
+        return _mxplus_element(fmt)
     return fmt.element if len(fmt.candidates) == 1 else _moded_element(fmt)
+
+
+@functools.cache
+def _mxplus_element(fmt):
+    """:func:`operand_element` of an MX+ block format: code ``ext << bits | code``, ``ext``
+    0 decoding as the plain element, 1 as the extended element (``golden.mxplus``)."""
+    e = fmt.element
+    ext = _mxplus.ext_decode(fmt, np.arange(e.n_codes))
+    elem = golden.formats.table_format(
+        f"{fmt.name}_operand", np.concatenate([e.table, ext]),
+        doc=f"The elements of {fmt.name} with their extended flag: code = ext << {e.bits} | "
+            f"element code; ext 0 decodes as {e.name}, ext 1 as the block maximum's "
+            f"extended encoding (golden.mxplus.ext_decode).")
+    k, emax = _mxplus.ext_bits(fmt), e.emax
+
+    def ext_mode(m, raw, sb):
+        # (2**k + f) * 2**(emax - k) on the reading rule: significand << (sb - 1 - k)
+        sig = Cat(raw[:k], 1) << (sb - 1 - k)
+        return raw[k], sig, emax, 0, 0
+
+    _MODED[elem] = (e.bits, ((e, e.bits), ext_mode))
+    return elem
 
 
 def is_moded(fmt):
@@ -188,6 +216,21 @@ def moded_code(fmt, code, mode):
     """The code of :func:`operand_element` of the block format ``fmt``: ``code`` itself
     (one mode), or ``Cat(code, mode)``."""
     return Cat(code, mode) if fmt.mode_bits else code
+
+
+def operand_code(fmt, code, mode=None, ext=None):
+    """The code of :func:`operand_element` of the block format ``fmt``: ``code`` with the
+    block's ``mode`` (MXSF, :func:`moded_code`) or the element's extended flag ``ext``
+    (MX+: 1 on the block's extended element)."""
+    if fmt.codec == "mxplus":
+        return Cat(code, ext)
+    return moded_code(fmt, code, mode)
+
+
+def code_bits(fmt):
+    """Bits of an element code of the block format ``fmt`` as the arrays' PEs take it: the
+    element's, plus MX+'s extended flag (the mode bits of MXSF travel apart)."""
+    return fmt.element.bits + (1 if fmt.codec == "mxplus" else 0)
 
 
 # ---- code layouts ----------------------------------------------------------------------
@@ -349,7 +392,11 @@ def _unpack_moded(m, fmt, raw, u):
     sb, (lo, _) = layout.sig_bits, layout.exp_range
     bits, cores = _MODED[fmt]
     per_mode = []
-    for core, n in cores:
+    for core in cores:
+        if callable(core):                         # a mode decoded by a function (MX+)
+            per_mode.append(core(m, raw[:bits], sb))
+            continue
+        core, n = core
         uc = unpack(m, core, raw[:n])
         # value = sig * 2**(e - (sb_c - 1)) = sig * 2**(E - (sb - 1))
         e = uc.exponent + (sb - Unpacked(core).sig_bits)
@@ -358,12 +405,14 @@ def _unpack_moded(m, fmt, raw, u):
             reserved = raw[n:bits].any()
             nan, zero = nan | reserved, zero & ~reserved
         per_mode.append((uc.sign, uc.significand, Mux(zero, lo, e), zero, nan))
-    m.d.comb += u.is_nan.eq(1)                     # unused modes: NaN
+    has_nan = "is_nan" in dict(iter(layout))
+    if has_nan:
+        m.d.comb += u.is_nan.eq(1)                 # unused modes: NaN
+    targets = (u.sign, u.significand, u.exponent, u.is_zero) + ((u.is_nan,) if has_nan else ())
     with m.Switch(raw[bits:]):
         for i, fields in enumerate(per_mode):
             with m.Case(i):
-                m.d.comb += [f.eq(v) for f, v in zip(
-                    (u.sign, u.significand, u.exponent, u.is_zero, u.is_nan), fields)]
+                m.d.comb += [f.eq(v) for f, v in zip(targets, fields)]
 
 
 def lsb_shift(u):

@@ -16,7 +16,7 @@ from ..lib.pipe import drive_output, stall_all
 from ..lib.trees import all_of, max_levels, or_tree
 from .blocks import block_size
 from .requant_logic import (SE_HI, SE_LO, emin, gt_const, hw_modes, is_mxsf, max_code, msb,
-                            mxsf_select, requant_block_format)
+                            mxsf_select, rceil_thresholds, requant_block_format)
 
 __all__ = ["Requantizer", "IN_KINDS", "requant_block_format"]
 
@@ -109,11 +109,15 @@ class Requantizer(wiring.Component):
             check_int("in_width", in_width, 2, 53)
             check_int("in_frac", in_frac)
             top = in_width - 1 - in_frac - min(e.emax for e in modes)
+            top += fmt.scale_rule == "ocp_rceil"   # RCEIL: up to one above the floor rule
             if top > SE_HI or in_frac > 1000:
                 raise ValueError(f"in_frac {in_frac} with in_width {in_width} gives scale "
                                  f"exponents in [-127, {top}], outside E8M0's [-127, 127] "
                                  f"(or in_frac above 1000)")
         else:
+            if fmt.scale_rule == "ocp_rceil":
+                raise ValueError(f"{fmt.name}: the RCEIL scale rule is implemented for "
+                                 f"in_kind 'fixed' only, not 'fp32'")
             for name, v in (("in_width", in_width), ("in_frac", in_frac)):
                 if v is not None:
                     raise ValueError(f"{name} applies to in_kind 'fixed' only; leave it None "
@@ -407,6 +411,17 @@ class Requantizer(wiring.Component):
             live, L, zero, (l_lo, l_hi) = self._front_fp32(m, cut, early)
             SW = _F32_SIG
         ses, se_los, terms = [], [], []
+        up = None                  # RCEIL: the scale is one above the floor rule's
+        if self._fmt.scale_rule == "ocp_rceil":
+            # max|x| above the largest value of its binade that keeps the floor exponent
+            # (rceil_thresholds: a constant per highest-bit position) iff some |x| is
+            thr = Signal(SW, name="rceil_thr")
+            with m.Switch(pos):
+                for pv, tv in enumerate(rceil_thresholds(modes[0], SW, self._in_frac)):
+                    with m.Case(pv):
+                        m.d.comb += thr.eq(tv)
+            up = Signal(name="rceil_up")
+            m.d.comb += up.eq(or_tree([x > thr for x in live["mag"]]))
         for i, e in enumerate(modes):
             se = Signal(signed(16), name=f"se{i}")
             lo = max(SE_LO, l_lo - e.emax)
@@ -423,7 +438,13 @@ class Requantizer(wiring.Component):
                         for pv in range(SW):
                             raw = pv - self._in_frac - e.emax
                             with m.Case(pv):
-                                m.d.comb += consts(min(max(raw, SE_LO), SE_HI))
+                                if up is None:
+                                    m.d.comb += consts(min(max(raw, SE_LO), SE_HI))
+                                    continue
+                                with m.If(up):
+                                    m.d.comb += consts(min(max(raw + 1, SE_LO), SE_HI))
+                                with m.Else():
+                                    m.d.comb += consts(min(max(raw, SE_LO), SE_HI))
             else:
                 raw = L - e.emax
                 hi = Mux(raw > SE_HI, SE_HI, raw) if l_hi - e.emax > SE_HI else raw

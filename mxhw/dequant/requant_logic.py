@@ -4,6 +4,7 @@ MXSF mode select. ``docs/components.md`` explains the arithmetic."""
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
 from .. import golden
@@ -55,13 +56,37 @@ def requant_block_format(fmt):
     format (one fp or int element format) or ``mxsf`` (1-D blocks)."""
     fmt = lookup_format(fmt, "fmt", "block")
     common = (fmt.scale.kind == "pow2" and fmt.scale.bits == 8 and fmt.scale.bias == 127
-              and fmt.scale_rule == "ocp_floor" and fmt.rounding == "rne"
+              and fmt.rounding == "rne" and fmt.codec is None
               and not isinstance(fmt.block, tuple))
     ocp = len(fmt.candidates) == 1 and fmt.candidates[0].kind in ("fp", "int")
-    if not (common and (ocp or is_mxsf(fmt))):
+    rule = fmt.scale_rule == "ocp_floor" or (ocp and fmt.scale_rule == "ocp_rceil")
+    if not (common and rule and (ocp or is_mxsf(fmt))):
         raise ValueError(f"fmt must be an OCP MX block format (one fp or int element format, "
-                         f"E8M0 scale, floor rule, RNE, 1-D blocks) or mxsf, not {fmt.name!r}")
+                         f"E8M0 scale, floor or RCEIL rule, RNE, 1-D blocks) or mxsf, not "
+                         f"{fmt.name!r}")
     return fmt
+
+
+def rceil_thresholds(e, width, frac):
+    """RCEIL (``golden.scale_rules``, ``ocp_rceil``) on fixed-point input: per position
+    ``p`` of max|x|'s highest set bit (``x`` a ``width``-bit integer, value ``x *
+    2**-frac``) the largest ``x`` in ``[2**p, 2**(p + 1))`` whose RCEIL exponent is the
+    floor rule's ``p - frac - emax`` (``2**p - 1`` if none): above it, it is one more (the
+    only two outcomes on such a binade; tested). Found by bisection on golden's rule
+    (monotone in ``x``), so the hardware's compare constants are golden's."""
+    from ..golden.scale_rules import exponents
+
+    def rceil(x):
+        return int(exponents(np.array([np.ldexp(float(x), -frac)]), e, "ocp_rceil")[0])
+
+    out = []
+    for p in range(width):
+        lo, hi, se = (1 << p) - 1, (1 << (p + 1)) - 1, p - frac - e.emax
+        while lo < hi:                         # largest x with rceil(x) <= se
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if rceil(mid) <= se else (lo, mid - 1)
+        out.append(lo)
+    return out
 
 
 def hw_modes(fmt):

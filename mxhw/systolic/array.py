@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..lib.params import check_bool, check_choice, check_int
 from .bitserial import BitSerialMXMacPE
+from .blockscale import check_block_scaled
 from .grid import (array_formats, check_acc, check_pe_pipeline, check_serial_format,
                    out_layout)
 from .os import (OutputStationaryCore, is_bitparallel, is_bitserial, os_in_layout,
@@ -129,7 +130,9 @@ class SystolicArray(wiring.Component):
             except TypeError:
                 raise TypeError(f"shared_acc must be None, True or False, not "
                                 f"{shared_acc!r}") from None
-        why_not = self._why_not_shared(dataflow, acc, pe, cols, fmt_a.block_size)
+        check_block_scaled(fmt_a, fmt_b, acc)
+        why_not = self._why_not_shared(dataflow, acc, pe, cols, fmt_a.block_size,
+                                       (fmt_a, fmt_b))
         if shared_acc and why_not:
             raise ValueError(f"shared_acc=True needs {why_not}")
         self._shared = not why_not if shared_acc is None else shared_acc
@@ -145,12 +148,12 @@ class SystolicArray(wiring.Component):
         })
 
     @staticmethod
-    def _why_not_shared(dataflow, acc, pe, cols, k):
+    def _why_not_shared(dataflow, acc, pe, cols, k, fmts=()):
         """Why the row-shared accumulators cannot apply (a phrase for ``shared_acc=True``'s
         error), or None."""
         if dataflow != "output_stationary":
             return f"the output-stationary dataflow, not {dataflow!r}"
-        return why_not_shared(acc, pe, cols, k)
+        return why_not_shared(acc, pe, cols, k, fmts)
 
     # the parameters, read-only
     rows, cols, fmt_a, fmt_b, acc, dataflow, pipeline = (

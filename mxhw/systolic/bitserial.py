@@ -12,7 +12,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib.wiring import In
 
-from ..formats import moded_code, operand_element
+from ..formats import code_bits, moded_code, operand_element
 from ..pe.multiplier import product_width
 from ..lib.signals import stage
 from .grid import (SERIAL_BITS_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
@@ -108,7 +108,7 @@ class BitSerialMXMacPE(AccumulatingPE):
                              f"not {acc.mode!r}")
         self._p = check_serial_format(fmt_b)
         super().__init__(fmt_a, fmt_b, acc, pipeline, {
-            "a": In(unsigned(fmt_a.element.bits)),
+            "a": In(unsigned(code_bits(fmt_a))),
             "a_scale": In(unsigned(fmt_a.scale.bits)),
             **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
             "b_bit": In(1),

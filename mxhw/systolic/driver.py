@@ -17,7 +17,8 @@ def array_beats(a, b, rows, cols, m0, n0):
     ``(m0, n0)`` of ``C = a @ b`` (MXArrays, a along axis 1, b along axis 0). Rows/columns
     beyond the matrix are fed as zero codes with scale code 0 (their results are unused).
     An operand with element modes per block (MXSF) also fills ``a_mode`` / ``b_mode``
-    from its ``modes`` (mode 0 beyond the matrix)."""
+    from its ``modes`` (mode 0 beyond the matrix), an MX+ operand ``a_index`` /
+    ``b_index`` from its ``index`` (0 beyond the matrix)."""
     M, K = a.shape
     N = b.shape[1]
     k = a.fmt.block_size
@@ -34,6 +35,12 @@ def array_beats(a, b, rows, cols, m0, n0):
         if b.modes is not None:
             beat["b_mode"] = [int(b.modes[kk // k, n0 + j]) if n0 + j < N else 0
                               for j in range(cols)]
+        if a.index is not None:
+            beat["a_index"] = [int(a.index[m0 + i, kk // k]) if m0 + i < M else 0
+                               for i in range(rows)]
+        if b.index is not None:
+            beat["b_index"] = [int(b.index[kk // k, n0 + j]) if n0 + j < N else 0
+                               for j in range(cols)]
         beats.append(beat)
     return beats
 
@@ -49,7 +56,8 @@ def ws_passes(a, b, rows, cols, depth, m0, n0):
     A by ``cols`` columns of B) of ``C = a @ b``: a list of ``(acts, weights)``, ``acts``
     the ``depth`` activation transfers (dicts without ``w``), ``weights`` the ``rows``
     weight rows (``w``, ``w_scale``). Operands with element modes per block (MXSF) add
-    ``a_mode`` to the activations and ``w_mode`` to the weight rows (mode 0 beyond M / N).
+    ``a_mode`` to the activations and ``w_mode`` to the weight rows (mode 0 beyond M / N);
+    MX+ operands ``a_index`` and ``w_index`` (their blocks' indices, 0 beyond M / N).
 
     Each pass covers up to ``rows`` consecutive K elements of one MX block (a block of
     ``k`` elements takes ``ceil(k / rows)`` passes); K elements a pass does not cover, rows
@@ -77,11 +85,16 @@ def ws_passes(a, b, rows, cols, depth, m0, n0):
                 act = {"a": av, "a_scale": asc, **flags}
                 if a.modes is not None:
                     act["a_mode"] = int(a.modes[mm, j]) if mm < M else 0
+                if a.index is not None:
+                    act["a_index"] = int(a.index[mm, j]) if mm < M else 0
                 acts.append(act)
             ws = [int(b.scales[j, n0 + c]) if n0 + c < N else 0 for c in range(cols)]
             wm = ({} if b.modes is None else
                   {"w_mode": [int(b.modes[j, n0 + c]) if n0 + c < N else 0
                               for c in range(cols)]})
+            if b.index is not None:
+                wm["w_index"] = [int(b.index[j, n0 + c]) if n0 + c < N else 0
+                                 for c in range(cols)]
             weights = [{"w": [int(b.elements[kk, n0 + c]) if n0 + c < N and kk is not None
                               else zb for c in range(cols)], "w_scale": ws, **wm}
                        for kk in ks]
@@ -102,9 +115,11 @@ def ws_beats(a, b, rows, cols, depth):
               for p in ws_passes(a, b, rows, cols, depth, m0, n0)]
     za, fb = zero_code(a.fmt), b.fmt
     idle_a = {"a": [za] * rows, "a_scale": 0, "act": 0, "block_first": 0, "block_end": 0,
-              "tile_first": 0, "last": 0, **({} if a.modes is None else {"a_mode": 0})}
+              "tile_first": 0, "last": 0, **({} if a.modes is None else {"a_mode": 0}),
+              **({} if a.index is None else {"a_index": 0})}
     no_w = {"w": [zero_code(fb)] * cols, "w_scale": [0] * cols, "w_valid": 0,
-            **({} if b.modes is None else {"w_mode": [0] * cols})}
+            **({} if b.modes is None else {"w_mode": [0] * cols}),
+            **({} if b.index is None else {"w_index": [0] * cols})}
     beats = [{**idle_a, **w, "w_valid": 1} for w in passes[0][1]]
     for i, (acts, _) in enumerate(passes):
         nxt = passes[i + 1][1] if i + 1 < len(passes) else []
@@ -121,6 +136,6 @@ def ws_engine_beats(a, b, rows, cols, depth):
     MXSF operands, kept)."""
     if depth < rows:
         raise ValueError(f"depth must be >= rows ({rows}) for the engine, not {depth}")
-    keep = ("a", "a_scale", "a_mode", "w", "w_scale", "w_mode")
+    keep = ("a", "a_scale", "a_mode", "a_index", "w", "w_scale", "w_mode", "w_index")
     return [{f: beat[f] for f in keep if f in beat}
             for beat in ws_beats(a, b, rows, cols, depth)]

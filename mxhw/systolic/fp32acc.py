@@ -140,6 +140,8 @@ def product_class(m, fa, a, fb, b):
 
     def is_nan(fmt, code, codes):
         # element modes (MXSF): the decoder's NaN flag, not a match on every NaN code
+        if not codes:                          # no NaN code (e.g. MX+ of FP4)
+            return Const(0, 1)
         return unpack(m, fmt, code).is_nan if is_moded(fmt) else match(code, codes)
 
     nan, pinf, ninf = Signal(), Signal(), Signal()

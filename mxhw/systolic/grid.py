@@ -59,7 +59,7 @@ def array_block_format(fmt, name="fmt"):
     if isinstance(fmt.block, tuple):
         raise ValueError(f"{name}: {fmt.name} has 2-D blocks {fmt.block}; the PEs take "
                          f"1-D blocks along K (array_formats maps tiles onto them)")
-    if fmt.scale.kind != "pow2":
+    if fmt.scale.kind != "pow2" and fmt.codec != "nvfp4":
         raise ValueError(f"{name}: {fmt.name} has {fmt.scale.name} scales; the arrays take "
                          f"power-of-two scales")
     try:
@@ -77,6 +77,9 @@ def array_formats(fmt_a, fmt_b):
     fmt_a, fmt_b = k_block_formats(fmt_a, fmt_b)
     fmt_a = array_block_format(fmt_a, "fmt_a")
     fmt_b = array_block_format(fmt_b, "fmt_b")
+    if (fmt_a.codec == "nvfp4") != (fmt_b.codec == "nvfp4"):
+        raise ValueError(f"fmt_a and fmt_b: NVFP4 pairs with NVFP4 only, not "
+                         f"{fmt_a.name} with {fmt_b.name}")
     if fmt_a.block_size != fmt_b.block_size:
         raise ValueError(f"fmt_a and fmt_b block sizes differ "
                          f"({fmt_a.block_size} vs {fmt_b.block_size})")
@@ -456,6 +459,9 @@ def check_serial_format(fmt_b, name="fmt_b"):
     """Validate a block format's element (:func:`~mxhw.formats.operand_element`: MXSF's
     by mode) as a bit-serial weight: its exact fixed-point form must have at most
     :data:`SERIAL_BITS_MAX` bits. Returns ``serial_bits``."""
+    if fmt_b.scale.kind != "pow2":
+        raise ValueError(f"{name}: the bit-serial PE takes power-of-two scales, not "
+                         f"{fmt_b.name}'s {fmt_b.scale.name}")
     e = operand_element(fmt_b)
     p = serial_bits(e)
     if p > SERIAL_BITS_MAX:

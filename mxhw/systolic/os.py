@@ -11,13 +11,14 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import moded_code, operand_element
+from ..formats import operand_element
 from ..lib.signals import delay_line, one_hot_select
 from ..lib.params import check_bool, check_int
 from .bitserial import BitSerialMXMacPE
 from .grid import (array_formats, check_acc, check_serial_format, clamp_acc, fixed_form,
                    mode_port, out_layout)
 from .outbuf import OutputBuffer
+from .operands import edge_code, index_fields
 from .pe import MXBlockSumPE, MXMacPE, splits_product
 from .rowacc import RowAccumulator, row_extra_stages
 
@@ -32,10 +33,12 @@ def os_in_layout(fmt_a, fmt_b, rows, cols):
         "a_scale": data.ArrayLayout(unsigned(fmt_a.scale.bits), rows),
         **({"a_mode": data.ArrayLayout(mode_port(fmt_a), rows)} if fmt_a.mode_bits
            else {}),
+        **index_fields(fmt_a, "a_index", rows),
         "b": data.ArrayLayout(unsigned(fmt_b.element.bits), cols),
         "b_scale": data.ArrayLayout(unsigned(fmt_b.scale.bits), cols),
         **({"b_mode": data.ArrayLayout(mode_port(fmt_b), cols)} if fmt_b.mode_bits
            else {}),
+        **index_fields(fmt_b, "b_index", cols),
         "last": 1,
     })
 
@@ -51,10 +54,12 @@ def is_bitparallel(pe):
     return isinstance(pe, functools.partial) and pe.func is MXMacPE
 
 
-def why_not_shared(acc, pe, cols, k):
+def why_not_shared(acc, pe, cols, k, fmts=()):
     """Why the row-shared accumulators cannot serve an output-stationary array with this
-    accumulation, PE factory and ``cols`` (``k`` the block size): a phrase for the error
-    of a required ``shared``, or None."""
+    accumulation, PE factory and ``cols`` (``k`` the block size; ``fmts`` the operand
+    formats): a phrase for the error of a required ``shared``, or None."""
+    if any(f.scale.kind != "pow2" for f in fmts):
+        return "power-of-two block scales (NVFP4's E4M3 scales are applied per PE)"
     if acc.mode != "fixed":
         return f"fixed-point accumulation, not {acc.mode!r}"
     if not is_bitparallel(pe):
@@ -118,7 +123,8 @@ class OutputStationaryCore(wiring.Component):
                 raise ValueError(f"the bit-serial PE implements fixed-point accumulation "
                                  f"only, not {acc.mode!r}")
             serial = check_serial_format(fmt_b)
-        if shared and (why := why_not_shared(acc, pe, cols, fmt_a.block_size)):
+        if shared and (why := why_not_shared(acc, pe, cols, fmt_a.block_size,
+                                             (fmt_a, fmt_b))):
             raise ValueError(f"shared=True needs {why}")
         self._rows, self._cols, self._fmt_a, self._fmt_b = rows, cols, fmt_a, fmt_b
         self._acc, self._pe, self._serial, self._shared = acc, pe, serial, shared
@@ -166,6 +172,7 @@ class OutputStationaryCore(wiring.Component):
         # ---- edge register and block counter
         cnt = Signal(range(k))
         x = Signal(os_in_layout(fa, fb, R, C))
+        xcnt = Signal(range(k))                # x's position in its block (MX+)
         xv, xend, xlast = Signal(), Signal(), Signal()
         with m.If(take):
             m.d.sync += cnt.eq(0 if k == 1 else (cnt + 1) % k)
@@ -174,12 +181,15 @@ class OutputStationaryCore(wiring.Component):
         if p is None:
             # the wide operand register loads every cycle (no enable: ``take`` would fan out
             # to every bit, across the array's edge); xv says whether it holds a transfer
-            m.d.sync += [x.eq(self.i.payload), xend.eq(take & (cnt == k - 1)),
+            m.d.sync += [x.eq(self.i.payload), xcnt.eq(cnt), xend.eq(take & (cnt == k - 1)),
                          xlast.eq(take & self.i.payload.last)]
             m.d.comb += self.i.ready.eq(~(self.i.payload.last & inflight))
             m.d.sync += xv.eq(take)
             ctl = (("v", xv), ("e", xend), ("l", xlast))
-            cols_in = [(("b", x.b[j]), ("b_scale", x.b_scale[j]),
+            cols_in = [(("b", edge_code(fb, x.b[j], pos=xcnt,
+                                        index=x.b_index[j] if fb.index_bits else None,
+                                        scale=x.b_scale[j])),
+                        ("b_scale", x.b_scale[j]),
                         *((("b_mode", x.b_mode[j]),) if fb.mode_bits else ()))
                        for j in range(C)]
         else:
@@ -196,20 +206,22 @@ class OutputStationaryCore(wiring.Component):
             m.d.comb += [xfirst.eq(ph[0]), xfinal.eq(ph[p - 1]), lo.eq(~xv | xfinal),
                          self.i.ready.eq(lo & ~(self.i.payload.last & inflight))]
             with m.If(lo):
-                m.d.sync += [x.eq(self.i.payload), xend.eq(cnt == k - 1),
+                m.d.sync += [x.eq(self.i.payload), xcnt.eq(cnt), xend.eq(cnt == k - 1),
                              xlast.eq(self.i.payload.last), xv.eq(take), ph.eq(1)]
             with m.Else():
                 m.d.sync += ph.eq(ph.rotate_left(1))
             for j in range(C):
-                w, nf = fixed_form(m, operand_element(fb), moded_code(
-                    fb, self.i.payload.b[j], self.i.payload.b_mode[j] if fb.mode_bits else None))
+                pl = self.i.payload
+                w, nf = fixed_form(m, operand_element(fb), edge_code(
+                    fb, pl.b[j], pl.b_mode[j] if fb.mode_bits else None, cnt,
+                    pl.b_index[j] if fb.index_bits else None, pl.b_scale[j]))
                 m.d.sync += sreg[j].eq(Mux(lo, w.as_unsigned(), sreg[j] << 1))
                 with m.If(lo):
                     m.d.sync += bnf[j].eq(nf)
             ctl = (("v", xv), ("f", xfirst), ("z", xfinal), ("e", xend), ("l", xlast))
             cols_in = [(("b_bit", sreg[j][p - 1]), ("b_nonfinite", bnf[j]),
                         ("b_scale", x.b_scale[j])) for j in range(C)]
-        return x, xend, ctl, cols_in
+        return x, xcnt, xend, ctl, cols_in
 
     def _row_units(self, m, x, xend, a_in, pes, shared_p):
         """The row-shared accumulators: one :class:`RowAccumulator` per row, fed the
@@ -287,14 +299,17 @@ class OutputStationaryCore(wiring.Component):
         p = self._serial
         take = self.i.valid & self.i.ready
 
-        x, xend, ctl, cols_in = self._edge(m, inflight, take)
+        x, xcnt, xend, ctl, cols_in = self._edge(m, inflight, take)
 
         def delay(sig, n, name, keep=False):
             return delay_line(m, sig, n, name, keep)
 
         # skewed edge operands: row i delayed i cycles, column j delayed j; the PE ports
         # they drive, by name (the control: ``ctl``)
-        rows_in = [(("a", x.a[i]), ("a_scale", x.a_scale[i]),
+        rows_in = [(("a", edge_code(fa, x.a[i], pos=xcnt,
+                                    index=x.a_index[i] if fa.index_bits else None,
+                                    scale=x.a_scale[i])),
+                     ("a_scale", x.a_scale[i]),
                     *((("a_mode", x.a_mode[i]),) if fa.mode_bits else ()), *ctl)
                    for i in range(R)]
         # the control (``ctl``) is the same for every row: row i takes row i - 1's one

@@ -8,15 +8,15 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import (Unpacked, _nonfinite, is_moded, lsb_shift, moded_code, operand_element,
-                       unpack)
+from ..formats import (Unpacked, _nonfinite, code_bits, is_moded, lsb_shift, moded_code,
+                       operand_element, unpack)
 from ..lib.signals import stage
 from ..pe.multiplier import (LUT_MULTIPLY_BITS, TABLE_MULTIPLY_BITS, ElementMultiplier,
                              multiply_sign_magnitude, product_range)
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
+from .blockscale import block_scale, check_block_scaled, scale_block_sum
 from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
-                   block_sum_width, check_pe_pipeline, mode_port, running_block_sum,
-                   scale_code_sum, scale_nan, scale_offset)
+                   block_sum_width, check_pe_pipeline, mode_port, running_block_sum)
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX"]
 
@@ -40,8 +40,8 @@ def element_multiplier(m, pe, fa, fb, pipeline):
 def operand_ports(fmt_a, fmt_b):
     """The input ports of a bit-parallel output-stationary PE (:class:`MXMacPE`)."""
     return {
-        "a": In(unsigned(fmt_a.element.bits)),
-        "b": In(unsigned(fmt_b.element.bits)),
+        "a": In(unsigned(code_bits(fmt_a))),
+        "b": In(unsigned(code_bits(fmt_b))),
         "a_scale": In(unsigned(fmt_a.scale.bits)),
         "b_scale": In(unsigned(fmt_b.scale.bits)),
         **({"a_mode": In(mode_port(fmt_a))} if fmt_a.mode_bits else {}),
@@ -181,6 +181,7 @@ class MXMacPE(AccumulatingPE):
     def __init__(self, fmt_a, fmt_b, acc, pipeline=0):
         fa, fb = array_block_format(fmt_a, "fmt_a"), array_block_format(fmt_b, "fmt_b")
         super().__init__(fa, fb, acc, pipeline, operand_ports(fa, fb))
+        check_block_scaled(fa, fb, acc)
 
     def elaborate(self, platform):
         m = Module()
@@ -188,12 +189,13 @@ class MXMacPE(AccumulatingPE):
         mul, a, b = element_multiplier(m, self, fa, fb, P)
         ea, eb = mul.fmt_a, mul.fmt_b
         # control and the scales' shift and NaN flag, aligned with the product
-        t = scale_code_sum(m, fa, fb, self.a_scale, self.b_scale)
-        nan = Signal()
-        m.d.comb += nan.eq(scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale))
-        valid, end, last, t, nan = (
+        # (NVFP4: E4M3 scales, their significands' product ``sig``: blockscale.py)
+        t, off, nan, sig = block_scale(m, fa, fb, self.a_scale, self.b_scale, acc,
+                                       mul.lsb_exp)
+        valid, end, last, t, nan, *sig = (
             stage(m, x, P >= 1, "m")
-            for x in (self.valid, self.block_end, self.last, t, nan))
+            for x in (self.valid, self.block_end, self.last, t, nan,
+                      *(() if sig is None else (sig,))))
         if acc.mode == "fp32":
             return self._elaborate_fp32(m, mul, a, b, valid, end, last, nan)
 
@@ -204,8 +206,8 @@ class MXMacPE(AccumulatingPE):
 
         ev = Signal()                              # a block ends: its sum moves on
         m.d.comb += ev.eq(valid & end)
-        accumulate_blocks(m, acc, s_new, t, scale_offset(fa, fb, acc, mul.lsb_exp), ev, last,
-                          spec_new, P - 1, self.result, self.special)
+        accumulate_blocks(m, acc, scale_block_sum(m, s_new, sig[0] if sig else None), t, off,
+                          ev, last, spec_new, P - 1, self.result, self.special)
         return m
 
     def _elaborate_fp32(self, m, mul, a, b, valid, end, last, nan):

@@ -9,14 +9,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem.fifo import StreamFIFO
-from ..formats import moded_code, operand_element
+from ..formats import operand_element
 from ..pe.multiplier import ElementMultiplier
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 from ..lib.signals import delay_line, stage
 from ..lib.params import check_int
 from .grid import (accumulate, array_formats, block_sum_width, block_to_grid, check_acc,
-                   check_pe_pipeline, grid_shift_from_sum, mode_port, out_layout,
-                   scale_code_sum, scale_nan, scale_offset)
+                   check_pe_pipeline, grid_shift_from_sum, mode_port, out_layout)
+from .blockscale import block_scale, check_block_scaled, scale_block_sum
+from .operands import edge_code, index_fields
 
 __all__ = ["WeightStationaryCore", "ws_in_layout", "ws_latency"]
 
@@ -27,9 +28,11 @@ def ws_in_layout(fmt_a, fmt_b, rows, cols):
         "a": data.ArrayLayout(unsigned(fmt_a.element.bits), rows),
         "a_scale": unsigned(fmt_a.scale.bits),
         **({"a_mode": mode_port(fmt_a)} if fmt_a.mode_bits else {}),
+        **index_fields(fmt_a, "a_index"),
         "w": data.ArrayLayout(unsigned(fmt_b.element.bits), cols),
         "w_scale": data.ArrayLayout(unsigned(fmt_b.scale.bits), cols),
         **({"w_mode": data.ArrayLayout(mode_port(fmt_b), cols)} if fmt_b.mode_bits else {}),
+        **index_fields(fmt_b, "w_index", cols),
         "act": 1, "w_valid": 1,
         "block_first": 1, "block_end": 1, "tile_first": 1, "last": 1,
     })
@@ -91,6 +94,7 @@ class WeightStationaryCore(wiring.Component):
         check_acc(acc)
         check_pe_pipeline(pipeline)
         check_int("depth", depth, 1)
+        check_block_scaled(fmt_a, fmt_b, acc)
         self.rows, self.cols, self.depth = rows, cols, depth
         self.fmt_a, self.fmt_b, self.acc, self.pipeline = fmt_a, fmt_b, acc, pipeline
         self.k = fmt_a.block_size
@@ -141,16 +145,31 @@ class WeightStationaryCore(wiring.Component):
                 m.d.sync += widx.eq(Mux(widx == R - 1, 0, widx + 1))
             with m.If(p.act):
                 m.d.sync += acnt.eq(Mux(acnt == D - 1, 0, acnt + 1))
+        # MX+: the block position of a pass's first K row (0, R, 2R, ... < k: every pass
+        # has D activation transfers and R weight rows), for the extended element's flag
+        apos, wpos = Signal(range(k + R)), Signal(range(k + R))
+        xapos, xwpos = Signal.like(apos), Signal.like(wpos)
+        if fa.index_bits or fb.index_bits:
+            def next_pass(pos):
+                return Mux(pos + R >= k, 0, pos + R)
+            m.d.sync += [xapos.eq(apos), xwpos.eq(wpos + widx)]
+            with m.If(take & p.act & (acnt == D - 1)):
+                m.d.sync += apos.eq(next_pass(apos))
+            with m.If(take & p.w_valid & (widx == R - 1)):
+                m.d.sync += wpos.eq(next_pass(wpos))
 
         # ---- the PE grid
         # from the left (per row): activation code (with the row's block mode), act, start
-        a_codes = [moded_code(fa, x.a[r], x.a_mode if fa.mode_bits else None) for r in range(R)]
+        a_codes = [edge_code(fa, x.a[r], x.a_mode if fa.mode_bits else None, xapos + r,
+                             x.a_index if fa.index_bits else None, x.a_scale)
+                   for r in range(R)]
         # (the control registers, equal in every row / column, are kept apart: delay_line)
         left = [(delay(a_codes[r], r, f"a{r}"), delay(act_e, r, f"act{r}", True),
                  delay(start_e, r, f"st{r}", True)) for r in range(R)]
         # from above (per column): weight code (with the column's block mode), load strobe,
         # row index; the mode is held beside the code in the PE's weight registers
-        w_codes = [moded_code(fb, x.w[c], x.w_mode[c] if fb.mode_bits else None)
+        w_codes = [edge_code(fb, x.w[c], x.w_mode[c] if fb.mode_bits else None, xwpos,
+                             x.w_index[c] if fb.index_bits else None, x.w_scale[c])
                    for c in range(C)]
         top = [(delay(w_codes[c], c, f"w{c}"), delay(wv_e, c, f"wv{c}", True),
                 delay(xwidx, c, f"wi{c}", True)) for c in range(C)]
@@ -213,7 +232,8 @@ class WeightStationaryCore(wiring.Component):
             ring_f = [Signal(nf, name=f"rf{c}_{n}") for n in range(D)]
             s_new = Signal(signed(sw), name=f"s_new{c}")
             f_new = Signal(nf, name=f"f_new{c}")
-            nan = scale_nan(fa, si.a_scale) | scale_nan(fb, b_scale)
+            # NVFP4: E4M3 scales, their significands' product ``sig`` (blockscale.py)
+            t, off, nan, sig = block_scale(m, fa, fb, si.a_scale, b_scale, acc, lsb_exp)
             f_reset = si.block_first if acc.mode == "fp32" else si.block_first & si.tile_first
             m.d.comb += [
                 s_new.eq(Mux(si.block_first, 0, ring_s[-1]) + s_b),
@@ -230,10 +250,9 @@ class WeightStationaryCore(wiring.Component):
                 ev, last, reg_new, spec = _accumulate_fp32(m, arr, c, lsb_exp, si, b_scale,
                                                            s_new, f_new, ev, pg)
             else:
-                t = scale_code_sum(m, fa, fb, si.a_scale, b_scale)
+                s_sc = scale_block_sum(m, s_new, sig, f"s_scaled{c}")
                 v, ev, tile_first, last, spec = block_to_grid(
-                    m, acc, s_new,
-                    grid_shift_from_sum(m, acc, len(s_new), t, scale_offset(fa, fb, acc, lsb_exp)),
+                    m, acc, s_sc, grid_shift_from_sum(m, acc, len(s_sc), t, off),
                     [ev, si.tile_first, si.last, f_new], pg)
 
                 # ring of accumulators, advanced once per finished block

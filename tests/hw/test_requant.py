@@ -12,22 +12,14 @@ from mxhw.dequant import Requantizer
 from mxhw.golden import formats
 from mxhw.sim import run
 from support.hyp import budget
-from support.pe import (F32_NONFINITE, f32, f32_blocks, fixed_blocks, requant_input,
-                        requant_pack, requant_run, sized, waits)
+from support.pe import (F32_NONFINITE, check_requant, f32, f32_blocks, fixed_blocks,
+                        requant_input, requant_pack, sized, waits)
 
 FMTS = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8",
         "mxint4"]
 
 
-def check(dut, blocks, idle=0, stall=0):
-    got = requant_run(dut, blocks, idle, stall)
-    q = golden.quantize(requant_input(dut, blocks), dut.fmt)
-    bits = dut.fmt.element.bits
-    for b, p in enumerate(got):
-        els = p.elements.as_value().value
-        assert p.scale == int(q.scales[b, 0]), (b, blocks[b])
-        assert [(els >> (bits * j)) & ((1 << bits) - 1) for j in range(dut.k)] == \
-            [int(c) for c in q.elements[b]], (b, blocks[b])
+check = check_requant
 
 
 @budget(30)
@@ -186,10 +178,10 @@ def test_init():
      "block format of 8 elements instead"),
     ({"fmt": "mxsf_tile"}, ValueError,
      "fmt must be an OCP MX block format (one fp or int element format, E8M0 scale, floor "
-     "rule, RNE, 1-D blocks) or mxsf, not 'mxsf_tile'"),
+     "or RCEIL rule, RNE, 1-D blocks) or mxsf, not 'mxsf_tile'"),
     ({"fmt": "mxint8_mase"}, ValueError,
      "fmt must be an OCP MX block format (one fp or int element format, E8M0 scale, floor "
-     "rule, RNE, 1-D blocks) or mxsf, not 'mxint8_mase'"),
+     "or RCEIL rule, RNE, 1-D blocks) or mxsf, not 'mxint8_mase'"),
     ({"in_kind": "float"}, ValueError,
      "in_kind must be one of 'fixed', 'fp32', not 'float'"),
     ({"in_kind": "fp32", "in_width": 24}, ValueError,

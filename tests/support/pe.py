@@ -146,6 +146,19 @@ def requant_run(dut, blocks, idle=0, stall=0):
     return run_stream(dut, [requant_pack(dut, b) for b in blocks], len(blocks), idle, stall)
 
 
+def check_requant(dut, blocks, idle=0, stall=0):
+    """A re-quantiser's output blocks (:func:`requant_run`) equal golden.quantize of its
+    input values (:func:`requant_input`) under ``dut.fmt``: scale and element codes."""
+    got = requant_run(dut, blocks, idle, stall)
+    q = golden.quantize(requant_input(dut, blocks), dut.fmt)
+    bits = dut.fmt.element.bits
+    for b, p in enumerate(got):
+        els = p.elements.as_value().value
+        assert p.scale == int(q.scales[b, 0]), (b, blocks[b])
+        assert [(els >> (bits * j)) & ((1 << bits) - 1) for j in range(dut.k)] == \
+            [int(c) for c in q.elements[b]], (b, blocks[b])
+
+
 def fixed_blocks(k, W):
     """Blocks of ``k`` signed ``W``-bit integers: random, extremes, small values, and one
     large value with small ones (subnormals, underflow, ties; where MXSF mode S wins)."""

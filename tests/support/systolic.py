@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mxhw import golden
+from mxhw.golden import nvfp4_gemm
 from mxhw.golden.arith import fixed, gemm
 from mxhw.golden.quantize import MXArray, quantize
 from mxhw.sim import run, seeded_rng, stream_recv, stream_send
@@ -225,6 +226,8 @@ def compare(got, a, b, acc):
         val = gemm(a, b, acc)
         raw = val.view(np.uint32).astype(np.int64)
         got = {key: (d & 0xFFFF_FFFF, s) for key, (d, s) in got.items()}
+    elif a.fmt.codec == "nvfp4":                # block scales in the array, T by the host
+        val, raw = nvfp4_gemm.gemm(a, b, acc, return_raw=True)
     else:
         val, raw = gemm(a, b, acc, return_raw=True)
     for (mm, nn), v in np.ndenumerate(val):
