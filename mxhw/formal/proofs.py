@@ -70,15 +70,34 @@ STREAM_PROP = ("stream contract: o holds valid+payload while not ready; in order
                "lost/duplicated; capacity")
 
 
+def _induct(cls, make):
+    def build():
+        h = cls(make())
+        return h, h.ports()
+    return build
+
+
+INDUCT = " (+ invariants on the internal registers), every reachable state"
+
+
 def stream_proofs():
-    return [
+    """Bounded (BMC) and unbounded (k-induction with invariants: harness_induct)."""
+    from .harness_induct import FifoInduction, SkidInduction
+    out = [
         Proof("skid_contract", "SkidBuffer", STREAM_PROP + " 2", _stream(_skid, 2),
               depth=20),
         Proof("fifo4_contract", "StreamFIFO", STREAM_PROP + " 4 (depth=4)",
               _stream(_fifo(4), 4), depth=12),
         Proof("fifo1_contract", "StreamFIFO", STREAM_PROP + " 1 (depth=1)",
               _stream(_fifo(1), 1), depth=20),
+        Proof("skid_induct", "SkidBuffer", STREAM_PROP + " 2" + INDUCT,
+              _induct(SkidInduction, _skid), mode="prove", depth=3),
     ]
+    for d in (1, 2, 4, 5):
+        out.append(Proof(f"fifo{d}_induct", "StreamFIFO",
+                         STREAM_PROP + f" {d} (depth={d})" + INDUCT,
+                         _induct(FifoInduction, _fifo(d)), mode="prove", depth=3))
+    return out
 
 
 DOT_S = "S == sum_j rom(a_j) * rom(b_j) (0 if special), o.valid/i.ready pass through"
