@@ -104,15 +104,8 @@ class StreamContract(Harness):
             m.d.comb += Assert(inside != 0, "no output from an empty block")
         m.d.comb += [Assert(inside <= self.capacity, "capacity"),
                      Assert(((sent - got) % (1 << w)) == inside, "counts agree")]
-        self.invariants(m, got, inside)
+        self.invariants(m, got=got, inside=inside)
         return m
-
-    def submodule(self):
-        """What is added as the block (a subclass: its elaborated fragment)."""
-        return self.dut
-
-    def invariants(self, m, got, inside):
-        """Extra assertions on the block's state (a subclass: for k-induction)."""
 
 
 class DotEquiv(Harness):

@@ -25,7 +25,9 @@ def elaborate(dut, platform=None):
 
 def _signals(frag):
     out = {}
-    for stmts in frag.statements.values():
+    # a Fragment, or a Module being built (a test's mutant edits its block's own module)
+    table = frag.statements if isinstance(frag, Fragment) else frag._statements
+    for stmts in table.values():
         for s in stmts:
             for sig in list(s._lhs_signals()) + list(s._rhs_signals()):
                 same = out.setdefault(sig.name, [])
@@ -35,7 +37,8 @@ def _signals(frag):
 
 
 def find_signal(frag, name):
-    """The one signal called ``name`` in ``frag``'s own statements (not its children's)."""
+    """The one signal called ``name`` in ``frag``'s own statements (not its children's);
+    ``frag``: a Fragment or a Module."""
     found = _signals(frag).get(name, [])
     if len(found) != 1:
         raise LookupError(f"{len(found)} signals named {name!r} in the fragment (expected 1)")

@@ -307,6 +307,37 @@ def seq_proofs():
                 + f": {SEQ}")
         out.append(Proof(name, "GemmSequencer", prop, build, depth=depth, thorough=thorough,
                          timeout=1800 if thorough else 600, expect=expect, note=note))
+    return out + seq_induct_proofs()
+
+
+def seq_induct_proofs():
+    """The same liveness unbounded: k-induction with the sequencer's registers tied to
+    the transfers left (harness_induct.SeqInduction), every reachable cycle."""
+    from .harness_induct import SeqInduction
+
+    def build(args, kw):
+        def make():
+            h = SeqInduction(*args, **kw)
+            return h, h.ports()
+        return make
+    out = []
+    for name, args, kw in (
+            ("seq_os_t2_induct", ("output_stationary", 2, 2, 4, None, 2), {}),
+            ("seq_os_t2_k_free_induct", ("output_stationary", 2, 2, 4, None, 2),
+             dict(hold_k=False)),
+            ("seq_os_t3_k32_induct", ("output_stationary", 4, 8, 32, None, 3),
+             dict(stall=2)),
+            ("seq_ws_t2_induct", ("weight_stationary", 2, 2, 4, 2, 2), {}),
+            ("seq_ws_r4_induct", ("weight_stationary", 4, 4, 8, 2, 2), {}),
+            ("seq_ws_d3_induct", ("weight_stationary", 2, 4, 8, 3, 2), {}),
+            ("seq_ws_pad_t3_induct", ("weight_stationary", 3, 4, 16, 5, 3), {})):
+        df, rows, k, max_k, d, tiles = args
+        prop = (f"{df}, rows {rows}, k {k}, K <= {max_k}, depth {d}, tiles {tiles}, "
+                f"stalls <= {kw.get('stall', 1)}"
+                + (", K free after start" if kw.get("hold_k") is False else ", K held")
+                + f": {SEQ} (+ invariants), every reachable cycle")
+        out.append(Proof(name, "GemmSequencer", prop, build(args, kw), mode="prove",
+                         depth=3))
     return out
 
 

@@ -110,3 +110,61 @@ def test_deep_bug_escapes_bmc_not_induction(tmp_path):
     ind = prove(tmp_path / "ind", "ind", SkidInduction(SkidLateDrop(4)), mode="prove",
                 depth=3)
     assert ind.status in ("failed", "unproved"), ind.line()
+
+
+# -- the GEMM sequencer, unbounded ---------------------------------------------------------
+
+from mxhw.formal.harness_induct import SeqInduction  # noqa: E402
+from mxhw.systolic.seq import GemmSequencer  # noqa: E402
+
+
+@pytestmark_tools
+@pytest.mark.parametrize("args,kw", [
+    (("output_stationary", 2, 2, 4, None, 2), {}),
+    (("output_stationary", 2, 2, 4, None, 2), dict(hold_k=False)),
+    (("weight_stationary", 3, 4, 16, 5, 3), {})])
+def test_sequencer_induction_proved(tmp_path, args, kw):
+    r = prove(tmp_path, "seq", SeqInduction(*args, **kw), mode="prove", depth=3)
+    assert r.status == "proved", r.line()
+
+
+class OsReloadShort(GemmSequencer):
+    """Output-stationary: the next tile reloaded with one K step too few."""
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        left, k_run = find_signal(m, "left"), find_signal(m, "k_run")
+        with m.If(self.step.valid & self.step.ready & (left == 1)):
+            m.d.sync += left.eq(k_run - 1)
+        return m
+
+
+class WsFinalIgnoresTile(GemmSequencer):
+    """Weight-stationary: the run's final pass taken as the first tile's last (the tile
+    term forgotten): a run of two tiles ends after one."""
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        ja, pa, nb_m1 = (find_signal(m, n) for n in ("ja", "pa", "nb_m1"))
+        m.d.comb += find_signal(m, "final").eq((ja == nb_m1) & (pa == self.passes_per_block - 1))
+        return m
+
+
+class OsNeverEnds(GemmSequencer):
+    """Output-stationary: a run of K = max_k never ends (its last transfer keeps coming)."""
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        k_run, running = find_signal(m, "k_run"), find_signal(m, "running")
+        with m.If(k_run == self._max_k):
+            m.d.sync += running.eq(1)
+        return m
+
+
+@pytestmark_tools
+@pytest.mark.parametrize("args,mutant", [
+    (("output_stationary", 2, 2, 4, None, 2), OsReloadShort),
+    (("output_stationary", 2, 2, 4, None, 2), OsNeverEnds),
+    (("weight_stationary", 4, 4, 8, 2, 2), WsFinalIgnoresTile)])
+def test_sequencer_induction_mutation_caught(tmp_path, args, mutant):
+    df, rows, k, max_k, d, tiles = args
+    dut = mutant(df, rows, k, max_k, depth=d, tiles=tiles)
+    # depth 12: the base case reaches the bug from reset (a counterexample trace)
+    caught(prove(tmp_path, "mut", SeqInduction(*args, dut=dut), mode="prove", depth=12))
