@@ -141,7 +141,24 @@ def dot_proofs():
         out.append(Proof(f"dot_{fmt}_k32_sum", "MXDotProduct", f"{fmt} k=32: {DOT_S}",
                          _harness(DotEquiv, fmt, 32, ("s",)), depth=1, thorough=True,
                          timeout=3600))
-    return out
+    return out + dot_composed_proofs()
+
+
+#: (format, part) of the decomposed k = 32 sum measured slower than ~30 s: thorough.
+SLOW_DOT_PARTS = {("mxfp8_e4m3", "lanes")}
+
+
+def dot_composed_proofs():
+    """The k = 32 sum decomposed (harness_dot): every lane's product from the decoded
+    fields (with decode_<element>: rom(a_j) * rom(b_j)), and S == the exact sum of the
+    lanes (0 if special)."""
+    from .harness_dot import DotSumComposed
+    props = {"lanes": "every finite lane's fixed_j == (sig_a * sig_b) << (sh_a + sh_b)",
+             "tree": "S == exact sum of the lanes fixed_j, 0 if special"}
+    return [Proof(f"dot_{fmt}_k32_{part}", "MXDotProduct", f"{fmt} k=32: {props[part]}",
+                  _harness(DotSumComposed, fmt, 32, part), depth=1,
+                  thorough=(fmt, part) in SLOW_DOT_PARTS, timeout=1800)
+            for fmt in ("mxfp4", "mxfp8_e4m3") for part in ("lanes", "tree")]
 
 
 ALIGN = ("q_j == round(M_j * 2**(lsb - shared + F)) exact (saturated, signed, 0 if "
@@ -180,6 +197,14 @@ def requant_proofs():
         out.append(Proof(f"requant_{fmt}_k{k}", "Requantizer", f"{fmt} k={k}, fixed 24.16: {REQ}",
                          _harness(RequantEquiv, fmt, k, 24, 16), depth=1, thorough=thorough,
                          timeout=1800 if thorough else 600))
+    # the registered variants (1..6 stages; i.valid and o.ready high: the stall protocol
+    # is lib.pipe.stall_all's, as the aligner's)
+    for fmt, k, pl, thorough in (("mxfp4", 4, 6, False), ("mxfp4", 4, 1, True),
+                                 ("mxfp4", 4, 3, True), ("mxfp8_e4m3", 2, 6, True)):
+        out.append(Proof(f"requant_{fmt}_k{k}_p{pl}", "Requantizer",
+                         f"{fmt} k={k}, fixed 24.16, pipeline {pl}: {REQ}, {pl} cycles later",
+                         _harness(RequantEquiv, fmt, k, 24, 16, pipeline=pl), depth=pl + 1,
+                         thorough=thorough, timeout=1800 if thorough else 600))
     for fmt, thorough in (("mxfp4", False), ("mxfp8_e4m3", True)):
         out.append(Proof(f"requant_{fmt}_k32_scale", "Requantizer",
                          f"{fmt} k=32, fixed 24.16: scale == OCP floor of max|x|",

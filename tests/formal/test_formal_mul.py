@@ -70,3 +70,60 @@ class SignLostOnZeroExp(ElementMultiplier):
 @pytest.mark.parametrize("mutant", [ProductShifted, SignLostOnZeroExp])
 def test_composed_mutation_caught(tmp_path, mutant):
     caught(prove(tmp_path, "mut", MultiplierComposed("fp4_e2m1", "fp6_e3m2", dut=mutant)))
+
+
+# -- the dot product's k = 32 sum, decomposed (harness_dot) ----------------------------------
+
+from mxhw.formal.harness_dot import DotSumComposed  # noqa: E402
+from mxhw.pe import MXDotProduct  # noqa: E402
+
+
+def test_dot_part_checked():
+    with pytest.raises(ValueError, match="part must be"):
+        DotSumComposed("mxfp4", 2, "all")
+
+
+@pytest.mark.parametrize("part", ["lanes", "tree"])
+def test_dot_composed_proved(tmp_path, part):
+    r = prove(tmp_path, "dot", DotSumComposed("mxfp4", 4, part))
+    assert r.status == "proved", r.line()
+
+
+class DotLaneShifted(MXDotProduct):
+    """Every lane's product one place too far left (its shift + 1)."""
+    def elaborate(self, platform):
+        from mxhw.pe import dot as dot_mod
+        orig = dot_mod.multiply_parts
+
+        def shifted(*args, **kw):
+            prod, shift, nf = orig(*args, **kw)
+            return prod, shift + 1, nf
+        dot_mod.multiply_parts = shifted
+        try:
+            return super().elaborate(platform)
+        finally:
+            dot_mod.multiply_parts = orig
+
+
+class DotTreeDropsLane(MXDotProduct):
+    """The adder tree's first level loses the last lane's product."""
+    def elaborate(self, platform):
+        from mxhw.pe import dot as dot_mod
+        orig = dot_mod.reduce_levels
+        first = []
+
+        def dropping(terms, op, n):
+            if not first:
+                first.append(1)
+                terms = terms[:-1]
+            return orig(terms, op, n)
+        dot_mod.reduce_levels = dropping
+        try:
+            return super().elaborate(platform)
+        finally:
+            dot_mod.reduce_levels = orig
+
+
+@pytest.mark.parametrize("mutant,part", [(DotLaneShifted, "lanes"), (DotTreeDropsLane, "tree")])
+def test_dot_composed_mutation_caught(tmp_path, mutant, part):
+    caught(prove(tmp_path, "mut", DotSumComposed("mxfp4", 4, part, dut=mutant)))
