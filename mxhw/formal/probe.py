@@ -29,7 +29,11 @@ def _signals(frag):
     table = frag.statements if isinstance(frag, Fragment) else frag._statements
     for stmts in table.values():
         for s in stmts:
-            for sig in list(s._lhs_signals()) + list(s._rhs_signals()):
+            try:
+                rhs = list(s._rhs_signals())
+            except NotImplementedError:     # a ResetSignal not yet lowered: its lhs only
+                rhs = []
+            for sig in list(s._lhs_signals()) + rhs:
                 same = out.setdefault(sig.name, [])
                 if not any(x is sig for x in same):
                     same.append(sig)

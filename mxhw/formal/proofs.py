@@ -49,6 +49,10 @@ def multiplier_proofs():
 
 #: Composed (decode + significand product) pairs measured slower than ~30 s: thorough.
 SLOW_COMPOSED = {("fp8_e4m3", "int8"), ("fp8_e5m2", "int8"), ("int8", "int8")}
+#: Composed pairs left to --thorough to keep the CI set short (7-11 s each; the same
+#: significand-product logic as the fp8 x fp8 pairs in CI).
+THOROUGH_COMPOSED = {("fp8_e4m3", "fp6_e3m2"), ("fp8_e4m3", "fp6_e2m3"),
+                     ("fp8_e5m2", "fp6_e3m2"), ("fp8_e5m2", "fp6_e2m3")}
 
 
 def composed_multiplier_proofs():
@@ -65,7 +69,7 @@ def composed_multiplier_proofs():
                          f"nonfinite on NaN/Inf), all code pairs; with decode_{fa}, "
                          f"decode_{fb}: p == int_a * int_b",
                          _harness(MultiplierComposed, fa, fb), depth=1,
-                         thorough=(fa, fb) in SLOW_COMPOSED, timeout=900))
+                         thorough=(fa, fb) in SLOW_COMPOSED | THOROUGH_COMPOSED, timeout=900))
     return out
 
 
@@ -119,7 +123,8 @@ def stream_proofs():
     for d in (1, 2, 4, 5):
         out.append(Proof(f"fifo{d}_induct", "StreamFIFO",
                          STREAM_PROP + f" {d} (depth={d})" + INDUCT,
-                         _induct(FifoInduction, _fifo(d)), mode="prove", depth=3))
+                         _induct(FifoInduction, _fifo(d)), mode="prove", depth=3,
+                         thorough=d in (2, 5)))
     return out
 
 
@@ -130,14 +135,15 @@ DOT_E = ("E == (sa - bias) + (sb - bias) + lsb (NaN scale: 0), special == NaN sc
 
 def dot_proofs():
     """Decomposed (see docs/formal.md): the scale path and special flag at the full k = 32;
-    the sum S for a k = 2 block (the per-lane products and one adder level) in CI, at
-    k = 32 in the thorough run."""
+    the sum at k = 32 as lane products and the adder tree (dot_composed_proofs); the
+    monolithic sums (k = 2, k = 32) in the thorough run."""
     out = []
-    for fmt, slow8 in (("mxfp4", False), ("mxfp8_e4m3", True)):
+    for fmt in ("mxfp4", "mxfp8_e4m3"):
         out.append(Proof(f"dot_{fmt}_k32_scale", "MXDotProduct", f"{fmt} k=32: {DOT_E}",
                          _harness(DotEquiv, fmt, 32, ("e",)), depth=1))
+        # k = 2: subsumed by dot_<fmt>_k32_lanes/_tree (thorough)
         out.append(Proof(f"dot_{fmt}_k2_sum", "MXDotProduct", f"{fmt} k=2: {DOT_S}",
-                         _harness(DotEquiv, fmt, 2, ("s",)), depth=1, thorough=slow8))
+                         _harness(DotEquiv, fmt, 2, ("s",)), depth=1, thorough=True))
         out.append(Proof(f"dot_{fmt}_k32_sum", "MXDotProduct", f"{fmt} k=32: {DOT_S}",
                          _harness(DotEquiv, fmt, 32, ("s",)), depth=1, thorough=True,
                          timeout=3600))
@@ -199,7 +205,7 @@ def requant_proofs():
                          timeout=1800 if thorough else 600))
     # the registered variants (1..6 stages; i.valid and o.ready high: the stall protocol
     # is lib.pipe.stall_all's, as the aligner's)
-    for fmt, k, pl, thorough in (("mxfp4", 4, 6, False), ("mxfp4", 4, 1, True),
+    for fmt, k, pl, thorough in (("mxfp4", 4, 6, True), ("mxfp4", 4, 1, True),
                                  ("mxfp4", 4, 3, True), ("mxfp8_e4m3", 2, 6, True)):
         out.append(Proof(f"requant_{fmt}_k{k}_p{pl}", "Requantizer",
                          f"{fmt} k={k}, fixed 24.16, pipeline {pl}: {REQ}, {pl} cycles later",
@@ -370,23 +376,23 @@ def seq_induct_proofs():
             return h, h.ports()
         return make
     out = []
-    for name, args, kw in (
-            ("seq_os_t2_induct", ("output_stationary", 2, 2, 4, None, 2), {}),
+    for name, args, kw, thorough in (
+            ("seq_os_t2_induct", ("output_stationary", 2, 2, 4, None, 2), {}, True),
             ("seq_os_t2_k_free_induct", ("output_stationary", 2, 2, 4, None, 2),
-             dict(hold_k=False)),
+             dict(hold_k=False), False),
             ("seq_os_t3_k32_induct", ("output_stationary", 4, 8, 32, None, 3),
-             dict(stall=2)),
-            ("seq_ws_t2_induct", ("weight_stationary", 2, 2, 4, 2, 2), {}),
-            ("seq_ws_r4_induct", ("weight_stationary", 4, 4, 8, 2, 2), {}),
-            ("seq_ws_d3_induct", ("weight_stationary", 2, 4, 8, 3, 2), {}),
-            ("seq_ws_pad_t3_induct", ("weight_stationary", 3, 4, 16, 5, 3), {})):
+             dict(stall=2), False),
+            ("seq_ws_t2_induct", ("weight_stationary", 2, 2, 4, 2, 2), {}, True),
+            ("seq_ws_r4_induct", ("weight_stationary", 4, 4, 8, 2, 2), {}, True),
+            ("seq_ws_d3_induct", ("weight_stationary", 2, 4, 8, 3, 2), {}, True),
+            ("seq_ws_pad_t3_induct", ("weight_stationary", 3, 4, 16, 5, 3), {}, False)):
         df, rows, k, max_k, d, tiles = args
         prop = (f"{df}, rows {rows}, k {k}, K <= {max_k}, depth {d}, tiles {tiles}, "
                 f"stalls <= {kw.get('stall', 1)}"
                 + (", K free after start" if kw.get("hold_k") is False else ", K held")
                 + f": {SEQ} (+ invariants), every reachable cycle")
         out.append(Proof(name, "GemmSequencer", prop, build(args, kw), mode="prove",
-                         depth=3))
+                         depth=3, thorough=thorough))
     return out
 
 
