@@ -273,6 +273,27 @@ def link_proofs():
         out.append(Proof(name, "HostLink", prop, build, depth=depth, thorough=thorough,
                          timeout=1800 if thorough else 600, expect=expect,
                          note=note if expect != "proved" else ""))
+    return out + link_recovery_proofs()
+
+
+def link_recovery_proofs():
+    """Recovery from fully symbolic garbage (harness_link_wd): any bytes, any timing,
+    then quiet: back in IDLE, in step, buffer empty, nothing sent."""
+    from .harness_link_wd import LinkRecovery
+
+    def build(g, stall):
+        def make():
+            h = LinkRecovery(g, stall)
+            return h, h.ports()
+        return make
+    out = []
+    for g, stall in ((2, 0), (4, 1)):
+        h = LinkRecovery(g, stall)
+        out.append(Proof(f"link_recovery_g{g}_s{stall}", "HostLink",
+                         f"any {g} bytes (symbolic values and timing), tx stalls <= {stall}, "
+                         f"then {h.bound} quiet cycles: IDLE, in step, receive buffer "
+                         f"empty, nothing sent", build(g, stall), depth=h.depth(),
+                         thorough=True, timeout=1800))
     return out
 
 
