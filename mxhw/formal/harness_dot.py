@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed
 
-from .base import Harness, balanced_sum, block_format
+from .base import balanced_sum
+from .harness import DotEquiv
 from .harness_induct import Probed
 from .harness_mul import _decoded
 from .probe import find_signal
@@ -24,25 +25,16 @@ from .probe import find_signal
 __all__ = ["DotSumComposed"]
 
 
-class DotSumComposed(Probed, Harness):
+class DotSumComposed(Probed, DotEquiv):
     """``MXDotProduct(fmt, fmt, pipeline=0)`` with ``k`` elements; ``part``: ``"lanes"``
-    or ``"tree"`` (module docstring). ``dut``: a mutant class."""
+    or ``"tree"`` (module docstring). ``dut``: a mutant class. Ports and block as
+    :class:`~mxhw.formal.harness.DotEquiv`, another reference."""
 
     def __init__(self, fmt, k, part, dut=None):
-        from ..pe import MXDotProduct
-        super().__init__()
         if part not in ("lanes", "tree"):
             raise ValueError(f"part must be 'lanes' or 'tree', not {part!r}")
-        self.fmt, self.k, self.part = block_format(fmt, k), k, part
-        self.dut = (dut or MXDotProduct)(self.fmt, self.fmt, pipeline=0)
-        el = self.fmt.element
-        self.a = [Signal(el.bits, name=f"a{j}") for j in range(k)]
-        self.b = [Signal(el.bits, name=f"b{j}") for j in range(k)]
-        self.sa = Signal(self.fmt.scale.bits)
-        self.sb = Signal(self.fmt.scale.bits)
-
-    def inputs(self):
-        return [*self.a, *self.b, self.sa, self.sb]
+        super().__init__(fmt, k, (), dut)
+        self.part = part
 
     def elaborate(self, platform):
         m = Module()
@@ -50,8 +42,8 @@ class DotSumComposed(Probed, Harness):
         m.submodules.dut = self.submodule()
         dut, el, sc = self.dut, self.fmt.element, self.fmt.scale
         pl = dut.i.payload
-        m.d.comb += [pl.scale_a.eq(self.sa), pl.scale_b.eq(self.sb), dut.i.valid.eq(1),
-                     dut.o.ready.eq(1)]
+        m.d.comb += [pl.scale_a.eq(self.sa), pl.scale_b.eq(self.sb),
+                     dut.i.valid.eq(self.valid), dut.o.ready.eq(self.ready)]
         fixed = [find_signal(self.frag, f"fixed{j}") for j in range(self.k)]
         nfs = []
         for j in range(self.k):

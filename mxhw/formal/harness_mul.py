@@ -23,6 +23,7 @@ from amaranth.hdl import Assert, Module, Mux, Signal, signed
 
 from ..formats import _nonfinite, element_format, lsb_shift, unpack
 from .base import Harness
+from .harness import MultiplierEquiv
 from .reference import rom
 
 __all__ = ["DecodeEquiv", "MultiplierComposed"]
@@ -63,21 +64,14 @@ class DecodeEquiv(Harness):
         return m
 
 
-class MultiplierComposed(Harness):
+class MultiplierComposed(MultiplierEquiv):
     """``ElementMultiplier(fmt_a, fmt_b)`` (``dut``: a mutant class): ``p == (sig_a *
     sig_b) << (sh_a + sh_b)`` (0 and ``nonfinite`` if either is NaN/Inf), every code pair,
-    the fields from the decoder (:class:`DecodeEquiv`)."""
+    the fields from the decoder (:class:`DecodeEquiv`). Ports and block as
+    :class:`~mxhw.formal.harness.MultiplierEquiv` (``pipeline`` 0), another reference."""
 
     def __init__(self, fmt_a, fmt_b, dut=None):
-        from ..pe import ElementMultiplier
-        super().__init__()
-        self.fmt_a, self.fmt_b = element_format(fmt_a), element_format(fmt_b)
-        self.dut = (dut or ElementMultiplier)(self.fmt_a, self.fmt_b, pipeline=0)
-        self.a = Signal(self.fmt_a.bits)
-        self.b = Signal(self.fmt_b.bits)
-
-    def inputs(self):
-        return [self.a, self.b]
+        super().__init__(fmt_a, fmt_b, 0, dut)
 
     def elaborate(self, platform):
         m = Module()

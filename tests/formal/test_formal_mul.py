@@ -9,7 +9,7 @@ from amaranth.hdl import Module
 from mxhw.formal.harness_mul import DecodeEquiv, MultiplierComposed, _decoded
 from mxhw.formal.proofs import SLOW_PAIRS, all_proofs
 from mxhw.pe import ElementMultiplier
-from support.formal import caught, prove
+from support.formal import caught, prove, shifted_product_multiplier
 
 pytestmark = pytest.mark.toolchain
 
@@ -43,14 +43,7 @@ def test_decode_mutation_caught(tmp_path):
     caught(prove(tmp_path, "mut", DecodeEquiv("fp6_e3m2", decode=_shift_off)))
 
 
-class ProductShifted(ElementMultiplier):
-    """The product one place too far left."""
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.inner = inner = ElementMultiplier(self.fmt_a, self.fmt_b, self.latency)
-        m.d.comb += [inner.a.eq(self.a), inner.b.eq(self.b),
-                     self.p.eq(inner.p << 1), self.nonfinite.eq(inner.nonfinite)]
-        return m
+ProductShifted = shifted_product_multiplier()
 
 
 class SignLostOnZeroExp(ElementMultiplier):

@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Signal
 
 from mxhw.dequant import Requantizer
 from mxhw.formal.harness_requant import RequantEquiv
-from support.formal import caught, pass_streams, prove
+from support.formal import caught, prove, wrapped_requantizer
 
 pytestmark = pytest.mark.toolchain
 
@@ -25,11 +25,7 @@ class LateByOne(Requantizer):
     """One register stage more than the stated latency."""
     def elaborate(self, platform):
         m = Module()
-        m.submodules.inner = inner = Requantizer(self.fmt, in_kind="fixed",
-                                                 in_width=self.in_width,
-                                                 in_frac=self.in_frac,
-                                                 pipeline=self.latency + 1)
-        pass_streams(m, inner, self)
+        wrapped_requantizer(m, self, extra_stages=1)
         return m
 
 
@@ -37,11 +33,7 @@ class StaleScale(Requantizer):
     """The scale one block late (an extra register on the scale only)."""
     def elaborate(self, platform):
         m = Module()
-        m.submodules.inner = inner = Requantizer(self.fmt, in_kind="fixed",
-                                                 in_width=self.in_width,
-                                                 in_frac=self.in_frac,
-                                                 pipeline=self.latency)
-        pass_streams(m, inner, self)
+        inner = wrapped_requantizer(m, self)
         s = Signal(8)
         m.d.sync += s.eq(inner.o.payload.scale)
         m.d.comb += self.o.payload.scale.eq(s)
