@@ -23,6 +23,15 @@ class Harness(Elaboratable):
     def setup(self, m):
         m.domains.sync = self.cd
 
+    def submodule(self):
+        """What a harness adds as its block ``self.dut`` (an induction harness: the
+        block's elaborated fragment, whose registers it reads: harness_induct)."""
+        return self.dut
+
+    def invariants(self, m, **state):
+        """Extra assertions tying the block's registers to the harness's ``state`` (for
+        k-induction: harness_induct); none by default."""
+
 
 def cycles_since_start(m, limit):
     """A 1-bit signal high once ``limit`` cycles have passed since the first one."""

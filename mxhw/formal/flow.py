@@ -71,7 +71,7 @@ class Proof:
 @dataclass
 class Result:
     proof: Proof
-    status: str                     # proved / failed / timed out / error
+    status: str                     # proved / failed / unproved / timed out / error
     seconds: float
     solver: str
     workdir: Path
@@ -220,6 +220,11 @@ def run_proof(proof, *, solver=None, root="build/formal", timeout=None, path=Non
             detail = "; ".join(dict.fromkeys(_assert_text(a.strip()) for a in asserts))[:300]
     elif verdict == "TIMEOUT":
         status = "timed out"
+    elif verdict == "UNKNOWN":      # prove mode: the base case holds, the induction does not
+        status = "unproved"
+        vcds = sorted((workdir / "run").glob("engine_*/trace_induct*.vcd"))
+        vcd = vcds[0] if vcds else None
+        detail = "k-induction did not close (an unreachable state breaks an assertion)"
     else:
         status = "error"
         tail = [l for l in out.splitlines() if "ERROR" in l or "Error" in l]

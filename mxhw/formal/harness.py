@@ -75,7 +75,8 @@ class StreamContract(Harness):
     def elaborate(self, platform):
         m = Module()
         self.setup(m)
-        m.submodules.dut = dut = self.dut
+        m.submodules.dut = self.submodule()
+        dut = self.dut
         w = self.width
         sent = Signal(w)        # transfers on i so far
         got = Signal(w)         # transfers on o so far
@@ -103,6 +104,7 @@ class StreamContract(Harness):
             m.d.comb += Assert(inside != 0, "no output from an empty block")
         m.d.comb += [Assert(inside <= self.capacity, "capacity"),
                      Assert(((sent - got) % (1 << w)) == inside, "counts agree")]
+        self.invariants(m, got=got, inside=inside)
         return m
 
 

@@ -68,12 +68,14 @@ def _modes(fmt):
 
 class RequantEquiv(Harness):
     """``Requantizer(fmt with k elements, "fixed", in_width, in_frac)`` at its smallest
-    pipeline depth (OCP: 0, combinational; MXSF: 2) against the reference above, for every
+    pipeline depth (OCP: 0, combinational; MXSF: 2), or ``pipeline``, against the
+    reference above, for every
     input block, ``latency`` cycles later (``i.valid`` high, ``o.ready`` high). Asserted:
     the scale code, every element code (sign included), the MXSF mode, ``o.valid``.
     ``parts``: ``"scale"`` and/or ``"elements"`` (the mode: with the elements)."""
 
-    def __init__(self, fmt, k, in_width, in_frac, parts=("scale", "elements"), dut=None):
+    def __init__(self, fmt, k, in_width, in_frac, parts=("scale", "elements"), dut=None,
+                 pipeline=None):
         from ..dequant import Requantizer
         super().__init__()
         self.fmt = block_format(fmt, k)
@@ -87,7 +89,9 @@ class RequantEquiv(Harness):
                                  f"does not model")
         self.mxsf = len(self.modes) > 1
         self.dut = (dut or Requantizer)(self.fmt, in_kind="fixed", in_width=in_width,
-                                        in_frac=in_frac, pipeline=2 if self.mxsf else 0)
+                                        in_frac=in_frac,
+                                        pipeline=(2 if self.mxsf else 0) if pipeline is None
+                                        else pipeline)
         self.v = [Signal(signed(in_width), name=f"v{j}") for j in range(k)]
 
     def inputs(self):

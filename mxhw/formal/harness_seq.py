@@ -68,7 +68,8 @@ class SequencerLiveness(Harness):
     def elaborate(self, platform):
         m = Module()
         self.setup(m)
-        m.submodules.dut = dut = self.dut
+        m.submodules.dut = self.submodule()
+        dut = self.dut
         m.d.comb += [dut.start.eq(self.start), dut.K.eq(self.K),
                      dut.step.ready.eq(self.ready)]
         # the environment: a start only while idle, a K the sequencer supports
@@ -109,4 +110,5 @@ class SequencerLiveness(Harness):
                             "step.valid exactly while the run's transfers remain"),
                      Assert((left == 0) | (age <= self.bound),
                             "the run ends within N * (stall + 1) + 1 cycles")]
+        self.invariants(m, left=left, age=age, low=low)
         return m

@@ -138,8 +138,8 @@ class GemmSequencer(wiring.Component):
         running = Signal()                      # transfers of this run remain
         pre = Signal()                          # loading the first pass's weights
         n = Signal(range(S))                    # slot within the pass
-        ja, pa = Signal(range(NB)), Signal(range(PB))          # activation pass
-        jw, pw = Signal(range(NB + 1)), Signal(range(PB))      # weight pass (the next one)
+        ja, pa = Signal(range(NB), name="ja"), Signal(range(PB), name="pa")  # activation pass
+        jw, pw = Signal(range(NB + 1), name="jw"), Signal(range(PB), name="pw")  # the next
         nb_m1 = Signal(range(NB))               # blocks per tile - 1
         tile = Signal(range(T))
         ra = Signal(range(max(2, NB * PB * D + 1)))     # A codes word

@@ -15,7 +15,7 @@ from mxhw.dequant import Requantizer
 from mxhw.dequant import requant as requant_mod
 from mxhw.formal.harness_requant import RequantEquiv
 from mxhw.formal.reference import magnitudes
-from support.formal import caught, pass_streams, prove
+from support.formal import caught, prove, wrapped_requantizer
 from support.hyp import budget
 
 
@@ -111,11 +111,7 @@ class ScaleOffByOne(Requantizer):
     """The scale code one too large (elements unchanged)."""
     def elaborate(self, platform):
         m = Module()
-        m.submodules.inner = inner = Requantizer(self.fmt, in_kind="fixed",
-                                                 in_width=self.in_width,
-                                                 in_frac=self.in_frac,
-                                                 pipeline=self.latency)
-        pass_streams(m, inner, self)
+        inner = wrapped_requantizer(m, self)
         m.d.comb += self.o.payload.scale.eq(inner.o.payload.scale + 1)
         return m
 

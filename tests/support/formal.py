@@ -10,7 +10,8 @@ import pytest
 
 from mxhw.formal.flow import DEFAULT_SOLVER, Proof, run_proof, solver_available
 
-__all__ = ["prove", "need_tools", "caught", "pass_streams"]
+__all__ = ["prove", "need_tools", "caught", "pass_streams", "wrapped_requantizer",
+           "shifted_product_multiplier"]
 
 
 def need_tools(solver=DEFAULT_SOLVER):
@@ -41,3 +42,32 @@ def pass_streams(m, inner, outer):
     m.d.comb += [inner.i.payload.eq(outer.i.payload), inner.i.valid.eq(outer.i.valid),
                  outer.i.ready.eq(inner.i.ready), outer.o.payload.eq(inner.o.payload),
                  outer.o.valid.eq(inner.o.valid), inner.o.ready.eq(outer.o.ready)]
+
+
+def wrapped_requantizer(m, outer, extra_stages=0):
+    """A fixed-input ``Requantizer`` with ``outer``'s parameters (and ``extra_stages`` more
+    pipeline stages) added to ``m`` and passed through to ``outer``; a mutant then
+    overrides what it changes. Returns the inner one."""
+    from mxhw.dequant import Requantizer
+    m.submodules.inner = inner = Requantizer(outer.fmt, in_kind="fixed",
+                                             in_width=outer.in_width, in_frac=outer.in_frac,
+                                             pipeline=outer.latency + extra_stages)
+    pass_streams(m, inner, outer)
+    return inner
+
+
+def shifted_product_multiplier():
+    """A mutant ``ElementMultiplier`` class: the product one place too far left."""
+    from amaranth.hdl import Module
+    from mxhw.pe import ElementMultiplier
+
+    class ShiftedProduct(ElementMultiplier):
+        """Off-by-one shift: the product one place too far left."""
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.inner = inner = ElementMultiplier(self.fmt_a, self.fmt_b,
+                                                           self.latency)
+            m.d.comb += [inner.a.eq(self.a), inner.b.eq(self.b),
+                         self.p.eq(inner.p << 1), self.nonfinite.eq(inner.nonfinite)]
+            return m
+    return ShiftedProduct
