@@ -46,8 +46,8 @@ class Requantizer(wiring.Component):
     saturating (MXINT: symmetric); a block holding a NaN or +-Inf (fp32 input) gives the
     NaN scale ``0xFF`` and all codes 0. ``fmt="mxsf"`` (the quantising side of the MXSF
     mode switch) quantises the block in both modes and keeps the one with the smaller
-    exact squared error (ties to mode W). ``fmt="mxsf_tile"`` (or ``mxsf_tile(r, c)``;
-    tests cover the MXSF tiles) quantises one ``r x c`` tile per block, ``k = r * c``
+    exact squared error (ties to mode W). ``fmt="mxsf_tile"`` (or ``mxsf_tile(r, c)``; 2-D
+    tiles of MXSF only) quantises one ``r x c`` tile per block, ``k = r * c``
     elements in row-major order within the tile (element ``j``: row ``j // c``, column
     ``j % c``); :func:`~mxhw.dequant.requant_tile.tile_blocks` cuts a tensor into that
     stream. ``docs/components.md`` (Requantizer) derives the datapath and its exactness.
@@ -56,7 +56,7 @@ class Requantizer(wiring.Component):
     ----------
     fmt : str or BlockFormat
         An OCP MX block format (golden name or alias: ``"mxfp8_e4m3"``, ``"mxfp4"``,
-        ``"mxint8"``, ...) or ``"mxsf"``, or a 2-D tile format (``"mxsf_tile"``); its block
+        ``"mxint8"``, ...) or ``"mxsf"``, or an MXSF tile format (``"mxsf_tile"``); its block
         size is ``k`` (32 for OCP MX; ``r * c`` for a tile; other sizes are
         :class:`~mxhw.golden.formats.BlockFormat` descriptors).
     k : int or None

@@ -17,17 +17,21 @@ import numpy as np
 
 from ..golden.quantize import block_view, unblock
 from ..lib.params import check_int
+from .requant_logic import is_mxsf
 
 __all__ = ["tile_block_format", "tile_blocks", "untile"]
 
 
 def tile_block_format(fmt, k=None):
-    """``(block_fmt, tile)``: for a 2-D tile format (``fmt.block == (r, c)``) the same
+    """``(block_fmt, tile)``: for a 2-D MXSF tile format (``fmt.block == (r, c)``) the same
     format with 1-D blocks of ``r * c`` elements (named ``<name>_blk``) and ``(r, c)``;
     any other format is returned as it is, with ``tile`` ``None``. ``k`` (the
     re-quantiser's deprecated block size), if given, must be ``r * c`` (ValueError)."""
     if not isinstance(getattr(fmt, "block", None), tuple):
         return fmt, None
+    if not is_mxsf(fmt):
+        raise ValueError(f"fmt: the re-quantiser takes 2-D tiles of MXSF only (mxsf_tile, "
+                         f"golden.mxsf.mxsf_tile(r, c)), not {fmt.name!r}")
     r, c = fmt.block
     if k is not None:
         check_int("k", k, 1)
