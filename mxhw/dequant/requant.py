@@ -10,13 +10,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import layout_of
+from ..formats import layout_of, lookup_format
 from ..lib.params import check_choice, check_int
 from ..lib.pipe import drive_output, stall_all
 from ..lib.trees import all_of, max_levels, or_tree
 from .blocks import block_size
 from .requant_logic import (SE_HI, SE_LO, emin, gt_const, hw_modes, is_mxsf, max_code, msb,
                             mxsf_select, rceil_thresholds, requant_block_format)
+from .requant_tile import tile_block_format
 
 __all__ = ["Requantizer", "IN_KINDS", "requant_block_format"]
 
@@ -45,17 +46,21 @@ class Requantizer(wiring.Component):
     saturating (MXINT: symmetric); a block holding a NaN or +-Inf (fp32 input) gives the
     NaN scale ``0xFF`` and all codes 0. ``fmt="mxsf"`` (the quantising side of the MXSF
     mode switch) quantises the block in both modes and keeps the one with the smaller
-    exact squared error (ties to mode W). ``docs/components.md`` (Requantizer) derives
-    the datapath and its exactness.
+    exact squared error (ties to mode W). ``fmt="mxsf_tile"`` (or ``mxsf_tile(r, c)``; 2-D
+    tiles of MXSF only) quantises one ``r x c`` tile per block, ``k = r * c``
+    elements in row-major order within the tile (element ``j``: row ``j // c``, column
+    ``j % c``); :func:`~mxhw.dequant.requant_tile.tile_blocks` cuts a tensor into that
+    stream. ``docs/components.md`` (Requantizer) derives the datapath and its exactness.
 
     Parameters
     ----------
     fmt : str or BlockFormat
         An OCP MX block format (golden name or alias: ``"mxfp8_e4m3"``, ``"mxfp4"``,
-        ``"mxint8"``, ...) or ``"mxsf"``; its block size is ``k`` (32 for OCP MX; other
-        sizes are :class:`~mxhw.golden.formats.BlockFormat` descriptors).
+        ``"mxint8"``, ...) or ``"mxsf"``, or an MXSF tile format (``"mxsf_tile"``); its block
+        size is ``k`` (32 for OCP MX; ``r * c`` for a tile; other sizes are
+        :class:`~mxhw.golden.formats.BlockFormat` descriptors).
     k : int or None
-        Deprecated: ``None`` or the block size of ``fmt``.
+        Deprecated: ``None`` or the block size of ``fmt`` (a tile: ``r * c``).
     in_kind : "fixed" or "fp32"
         The input representation (see :data:`IN_KINDS`).
     in_width : int or None
@@ -88,7 +93,7 @@ class Requantizer(wiring.Component):
     the cycle the stages still advanced; a block is never lost or repeated;
     ``pipeline=0``: ``i.ready`` is ``o.ready``).
     Golden twin: ``golden.quantize(x, fmt)`` on the block (its ``scales``, ``elements``
-    and, for ``mxsf``, ``modes``), with ``x = v * 2.0**-in_frac`` (fixed) or the float32
+    and, for ``mxsf``, ``modes``; a tile format: on the ``r x c`` tile), with ``x = v * 2.0**-in_frac`` (fixed) or the float32
     values (fp32).
 
     Raises
@@ -99,6 +104,8 @@ class Requantizer(wiring.Component):
 
     def __init__(self, fmt, k=None, in_kind="fixed", in_width=None, in_frac=None,
                  pipeline=None):
+        tile_fmt = lookup_format(fmt, "fmt", "block")
+        fmt, tile = tile_block_format(tile_fmt, k)
         fmt = requant_block_format(fmt)
         k = block_size(fmt, k)
         check_choice("in_kind", in_kind, IN_KINDS)
@@ -126,7 +133,8 @@ class Requantizer(wiring.Component):
         if pipeline is None:
             pipeline = _DEEPEST + mode_reg
         check_int("pipeline", pipeline, 2 * mode_reg, _DEEPEST + mode_reg)
-        self._fmt, self._k, self._modes = fmt, k, modes
+        self._fmt = tile_fmt if tile else fmt
+        self._k, self._modes, self._tile = k, modes, tile
         self._in_kind, self._in_width, self._in_frac = in_kind, in_width, in_frac
         self._pipeline, self._depth = pipeline, pipeline - mode_reg
         in_shape = signed(in_width) if in_kind == "fixed" else unsigned(32)
@@ -144,6 +152,8 @@ class Requantizer(wiring.Component):
 
     fmt = property(lambda self: self._fmt)
     k = property(lambda self: self._k)
+    #: ``(r, c)`` for a tile format (one tile per block, row-major), else ``None``.
+    tile = property(lambda self: self._tile)
     in_kind = property(lambda self: self._in_kind)
     #: Bits per input element: ``in_width`` (fixed) or 32 (fp32).
     in_width = property(lambda self: 32 if self._in_kind == "fp32" else self._in_width)

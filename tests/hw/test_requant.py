@@ -176,9 +176,9 @@ def test_init():
     ({"k": 0}, ValueError, "k must be >= 1, not 0"),
     ({"k": 8}, ValueError, "k must be the block size of mxfp8_e4m3 (32), not 8; pass a "
      "block format of 8 elements instead"),
-    ({"fmt": "mxsf_tile"}, ValueError,
-     "fmt must be an OCP MX block format (one fp or int element format, E8M0 scale, floor "
-     "or RCEIL rule, RNE, 1-D blocks) or mxsf, not 'mxsf_tile'"),
+    ({"fmt": sized("mxfp4", (2, 2))}, ValueError,   # mxsf_tile: tests/hw/test_requant_tile.py
+     "fmt: the re-quantiser takes 2-D tiles of MXSF only (mxsf_tile, golden.mxsf.mxsf_tile(r, "
+     "c)), not 'mxfp4_e2m1_k(2, 2)'"),
     ({"fmt": "mxint8_mase"}, ValueError,
      "fmt must be an OCP MX block format (one fp or int element format, E8M0 scale, floor "
      "or RCEIL rule, RNE, 1-D blocks) or mxsf, not 'mxint8_mase'"),
