@@ -53,3 +53,14 @@ def test_program_needs_the_activation_path():
         with pytest.raises(ValueError, match="needs a device built with the on-chip "
                                              "activation path"):
             run_ffn_program(acc, np.ones((1, 32)), np.ones((32, 32)), np.ones((32, 2)))
+
+
+def test_bench_config_holds_the_full_block():
+    """The bench's SoC for the full block (128 tokens, 384 -> 1536 -> 384, 16 x 16) is a
+    valid configuration whose memories hold both layers' operands and the result."""
+    from mxhw.bench.sim_soc import ffn_config
+    cfg = ffn_config()
+    mt = 128 // cfg.rows
+    assert cfg.max_k >= 1536 and cfg.a_tiles >= 2 * mt
+    assert cfg.b_tiles >= 1536 // cfg.cols + 384 // cfg.cols
+    assert cfg.c_tiles >= mt * 384 // cfg.cols and cfg.out_fmt == "mxfp8_e4m3"
