@@ -19,6 +19,7 @@ import threading
 from ..lib.params import check_int, check_number
 from ..systolic.driver import zero_code
 from . import protocol as P
+from .ascale import entry_bits, pack_entries
 from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lanes_log2, pack_lanes,
                      region_address, registers_for)
 from .top import ID_VALUE, REGS, SCRATCHPAD_BASE
@@ -418,12 +419,13 @@ class Accelerator(LayerMixin):
         max_k + k)`` holds the codes ``A[m0.., k]``, the scales likewise per block."""
         import numpy as np
         R, kmax, kb = cfg["rows"], cfg["max_k"], qa.fmt.block_size
-        ea, sa = qa.fmt.element.bits, qa.fmt.scale.bits
+        ea, sa = qa.fmt.element.bits, entry_bits(qa.fmt)
         K = qa.shape[1]
         at = np.zeros((R, K), dtype=np.int64)
         ats = np.zeros((R, K // kb), dtype=np.int64)
         at[:min(R, qa.shape[0] - m0)] = qa.elements[m0:m0 + R]
-        ats[:min(R, qa.shape[0] - m0)] = qa.scales[m0:m0 + R]
+        ats[:min(R, qa.shape[0] - m0)] = pack_entries(
+            qa.scales[m0:m0 + R], None if qa.modes is None else qa.modes[m0:m0 + R], qa.fmt)
         la, las = lanes_log2(R * ea), lanes_log2(R * sa)
         self.write_words(region_address("a", (t * kmax) << la), pack_lanes(at.T, ea, la))
         self.write_words(region_address("a_scale", (t * kmax // kb) << las),

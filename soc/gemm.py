@@ -23,6 +23,7 @@ from ..systolic.array import SystolicArray
 from ..systolic.driver import zero_code
 from ..lib.signals import delay_line as delayed
 from ..systolic.seq import GemmSequencer, telemetry
+from .ascale import entry_bits, moded, split_entries
 from .bus import BusSignature
 from .isa import WORDS
 from .outpath import OutPath
@@ -52,14 +53,20 @@ def check_unit_acc(acc):
                          f"words hold fixed-point results")
 
 
-def unit_format(name, fmt):
+def unit_format(name, fmt, dataflow="output_stationary"):
     """A GEMM unit's operand format ``fmt`` by its golden name (aliases resolved through
-    ``golden.formats.get``): one of :data:`~mxhw.soc.regmap.FORMAT_IDS` (MXSF, which the
-    arrays take, is not one: the operand memories carry no block modes)."""
+    ``golden.formats.get``): one of :data:`~mxhw.soc.regmap.FORMAT_IDS`. A format with
+    element modes per block (MXSF) is an output-stationary unit's ``fmt_a`` (or
+    ``out_fmt``) only: its A-scale memory holds the modes (:mod:`mxhw.soc.ascale`)."""
     canon = golden.formats.get(fmt).name
     if canon not in FORMAT_IDS:
         raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)} (the GEMM unit's "
                          f"formats), not {fmt!r}")
+    if moded(golden.formats.get(canon)) and (name not in ("fmt_a", "out_fmt")
+                                             or dataflow != "output_stationary"):
+        raise ValueError(f"{name}={fmt!r}: a format with block modes is an output-stationary "
+                         f"unit's fmt_a only (its A-scale memory holds the modes), not "
+                         f"{name} of a {dataflow} unit")
     return canon
 
 
@@ -118,8 +125,9 @@ class GemmUnit(wiring.Component):
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1,
                  dataflow="output_stationary", depth=None, b_tiles=1, c_tiles=1,
                  prog_words=0, out_fmt=None):
-        fmt_a, fmt_b = unit_format("fmt_a", fmt_a), unit_format("fmt_b", fmt_b)
         check_choice("dataflow", dataflow, tuple(DATAFLOW_IDS))
+        fmt_a, fmt_b = (unit_format("fmt_a", fmt_a, dataflow),
+                        unit_format("fmt_b", fmt_b, dataflow))
         ws = dataflow == "weight_stationary"
         check_int("rows", rows, 1, 255)
         check_int("cols", cols, 1, 32)
@@ -157,7 +165,7 @@ class GemmUnit(wiring.Component):
         self._fa, self._fb = fa, fb
         self.registers = registers_for(dataflow)
         self.la = lanes_log2(rows * fa.element.bits)
-        self.las = 0 if ws else lanes_log2(rows * fa.scale.bits)
+        self.las = 0 if ws else lanes_log2(rows * entry_bits(fa))
         self.lb = lanes_log2(cols * fb.element.bits)
         self.lbs = lanes_log2(cols * fb.scale.bits)
         self.lw = lanes_log2(acc.width)
@@ -276,8 +284,11 @@ class GemmUnit(wiring.Component):
             pad = delayed(m, p.pad, 2, "pad")
             zb = Const(zero_code(fb), fb.element.bits).replicate(C)
             b_bits = Mux(pad, zb, b_bits[:C * fb.element.bits])
-        for name, bits in (("a", a_bits), ("a_scale", as_bits), (wf, b_bits),
-                           (wsf, bs_bits)):
+        a_scales, a_modes = (as_bits, None) if ws else split_entries(as_bits, self._fa, R)
+        for name, bits in (("a", a_bits), ("a_scale", a_scales), (wf, b_bits),
+                           (wsf, bs_bits), ("a_mode", a_modes)):
+            if bits is None:
+                continue
             field = getattr(step, name)
             m.d.comb += field.eq(bits[:len(Cat(field))])
         for f, v in flags.items():

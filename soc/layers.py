@@ -19,6 +19,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from . import isa
+from .ascale import entry_bits, unpack_entries
 from .regmap import FORMAT_IDS, GEMM_REGS, decode, lanes_log2, pack_lanes, region_address
 from .unit import pow2
 
@@ -387,7 +388,7 @@ class LayerMixin:
             f = golden.formats.get(h.fmt)
             R, kmax = cfg["rows"], cfg["max_k"]
             (M, K), nb = h.shape, h.shape[1] // isa.BLOCK
-            ea, sa = f.element.bits, f.scale.bits
+            ea, sa = f.element.bits, entry_bits(f)
             la, las = lanes_log2(R * ea), lanes_log2(R * sa)
             el = np.zeros((h.tiles * R, K), dtype=np.int64)
             sc = np.zeros((h.tiles * R, nb), dtype=np.int64)
@@ -401,7 +402,8 @@ class LayerMixin:
                     bits = self._peek_row(1 << 31 | ((t * kmax // isa.BLOCK + kb) << las), las)
                     sc[r * R:(r + 1) * R, kb] = [bits >> (i * sa) & ((1 << sa) - 1)
                                                  for i in range(R)]
-            return golden.MXArray(f, (M, K), 1, el[:M], sc[:M], None)
+            scales, modes = unpack_entries(sc[:M], f)
+            return golden.MXArray(f, (M, K), 1, el[:M], scales, modes)
 
     def _peek_row(self, index, lanes_log):
         """The ``2**lanes_log`` lane words from A (or, with bit 31, A-scale) word index

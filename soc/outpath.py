@@ -4,12 +4,13 @@
 that make one block of 32 output features, re-quantises each of the ``rows`` rows with
 a :class:`~mxhw.dequant.Requantizer` (``in_kind="fixed"``: the accumulator's width and
 fractional bits) and writes the codes and scales in the A memories' layout (one word
-per K index holding every row's code, one scale word holding every row's scale), so a
-later GEMM reads them as its A operand. Golden twin: ``golden.quantize(y, fmt)`` along
-N of the results ``y`` (:func:`mxhw.golden.chain.linear`).
+per K index holding every row's code, one scale word holding every row's scale and, for
+MXSF, the block mode the re-quantiser chose: :mod:`mxhw.soc.ascale`), so a later GEMM
+reads them as its A operand. Golden twin: ``golden.quantize(y, fmt)`` along N of the
+results ``y`` (:func:`mxhw.golden.chain.linear`).
 """
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -17,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..dequant.requant import Requantizer
 from ..lib.params import check_int, check_pow2
+from .ascale import entry_bits, join_entries, moded
 from .isa import BLOCK
 from .unit import pow2
 
@@ -33,7 +35,8 @@ class OutPath(wiring.Component):
     cols : int
         Columns per tile: a power of two dividing 32.
     fmt : str
-        The output block format (golden name; block size 32; not MXSF).
+        The output block format (golden name; block size 32; MXSF: the mode of each
+        block chosen as golden chooses it, stored beside its scale).
     acc_width, acc_frac : int
         The fixed-point results: ``acc_width``-bit signed integers (2..53, the
         re-quantiser's input width) with ``acc_frac`` fractional bits.
@@ -50,7 +53,8 @@ class OutPath(wiring.Component):
         The codes, one K index a cycle for 32 cycles: ``w_k`` (0..31) and every row's
         element code (row 0 in the low bits).
     s_en, s_codes : Out
-        The scales (in the first of those cycles): every row's E8M0 code.
+        The A-scale entries (in the first of those cycles): every row's E8M0 code (and
+        MXSF mode above it, :mod:`mxhw.soc.ascale`).
 
     Latency: ``rows + Requantizer.latency + 1`` cycles after ``start``, then the 32
     write cycles.
@@ -61,13 +65,14 @@ class OutPath(wiring.Component):
         check_pow2("cols", cols, 1, BLOCK)
         check_int("acc_width", acc_width, 2, 53)
         f = golden.formats.get(fmt)
-        if f.name == "mxsf" or f.block_size != BLOCK:
-            raise ValueError(f"fmt must be an MX format with blocks of {BLOCK} other than "
-                             f"mxsf (the A memories hold no block modes), not {fmt!r}")
+        if f.block_size != BLOCK:
+            raise ValueError(f"fmt must be an MX format with blocks of {BLOCK}, not "
+                             f"{fmt!r}")
         self.rows, self.cols, self.fmt = rows, cols, f
         self.acc_width, self.acc_frac = acc_width, acc_frac
+        self.f_scale_bits = f.scale.bits
         self.rq = Requantizer(f.name, in_kind="fixed", in_width=acc_width, in_frac=acc_frac)
-        self.ebits, self.sbits = f.element.bits, f.scale.bits
+        self.ebits, self.sbits = f.element.bits, entry_bits(f)
         super().__init__({
             "col_en": In(1), "col_row": In(range(pow2(rows))),
             "col_slot": In(range(max(2, BLOCK // cols))),
@@ -105,12 +110,16 @@ class OutPath(wiring.Component):
         # the code buffer: rows x 32 codes, filled a row per re-quantised block, shifted
         # one K index a cycle towards index 0 while it is written out
         buf = [[Signal(E, name=f"code{i}_{j}") for j in range(BLOCK)] for i in range(R)]
-        scales = [Signal(self.sbits, name=f"scale{i}") for i in range(R)]
+        scales = [Signal(self.f_scale_bits, name=f"scale{i}") for i in range(R)]
+        modes = ([Signal(self.fmt.mode_bits, name=f"mode{i}") for i in range(R)]
+                 if moded(self.fmt) else None)
         els = rq.o.payload.elements
         for i in range(R):
             with m.If(rq.o.valid & (oi == i)):
-                m.d.sync += [buf[i][j].eq(els[j].as_value()) for j in range(BLOCK)]
+                m.d.sync += [buf[i][j].eq(Value.cast(els[j])) for j in range(BLOCK)]
                 m.d.sync += scales[i].eq(rq.o.payload.scale)
+                if modes is not None:
+                    m.d.sync += modes[i].eq(rq.o.payload.mode)
             with m.Elif(writing):
                 m.d.sync += [buf[i][j].eq(buf[i][j + 1]) for j in range(BLOCK - 1)]
         with m.If(rq.o.valid):
@@ -123,5 +132,5 @@ class OutPath(wiring.Component):
                 m.d.sync += [writing.eq(0), busy.eq(0)]
         m.d.comb += [self.w_en.eq(writing), self.w_k.eq(wk),
                      self.w_codes.eq(Cat(*[buf[i][0] for i in range(R)])),
-                     self.s_en.eq(writing & (wk == 0)), self.s_codes.eq(Cat(*scales))]
+                     self.s_en.eq(writing & (wk == 0)), self.s_codes.eq(join_entries(scales, modes))]
         return m

@@ -25,7 +25,7 @@ REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_spec
 
 #: stable ids of the block formats a SoC can be built with (the FORMATS register)
 FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
-              "mxfp4_e2m1": 5, "mxint8": 6}
+              "mxfp4_e2m1": 5, "mxint8": 6, "mxsf": 7}
 #: GEOMETRY bit 24 (and FEATURES bit 9): the dataflow of the built GEMM unit
 DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
 

@@ -100,8 +100,8 @@ class SoCConfig:
     fmt_a, fmt_b : str
         Its operand block formats, golden names or aliases (``"mxfp4"``), held by their
         canonical names; keys of ``mxhw.soc.regmap.FORMAT_IDS`` (checked when ``rows >
-        0``; MXSF, which the arrays take, is not one: the operand memories carry no block
-        modes).
+        0``; MXSF, whose block modes the A-scale memory holds, as the output-stationary
+        unit's ``fmt_a`` only).
     acc_width, acc_frac : int
         Its accumulation: ``golden.fixed(acc_width, acc_frac)`` (saturating, floor).
     max_k : int
@@ -180,7 +180,8 @@ class SoCConfig:
         for name in ("fmt_a", "fmt_b"):
             # golden names: an alias (``mxfp4``) becomes the canonical name
             f = getattr(self, name)
-            f = unit_format(name, f) if self.rows else golden.formats.get(f).name
+            f = (unit_format(name, f, self.dataflow) if self.rows
+                 else golden.formats.get(f).name)
             object.__setattr__(self, name, f)
         for name in ("a_tiles", "b_tiles", "c_tiles", "prog_words"):
             v = getattr(self, name)

@@ -349,7 +349,9 @@ def run(quick=False):
 _UNITS = {"compiled_load_s": "s", "minilm_seconds": "s", "minilm_cycles": "cycles",
           "soc_model_build_s": "s", "soc_model_build_cpu_s": "s", "minilm_model_s": "s",
           "minilm_model_cpu_s": "s", "minilm_cpu_seconds": "s", "minilm_mac_utilisation": "",
-          "minilm_busy_fraction": ""}
+          "minilm_busy_fraction": "", "ffn_cycles": "cycles", "ffn_l1_cycles": "cycles",
+          "ffn_l2_cycles": "cycles", "ffn_mac_utilisation": "", "ffn_seconds": "s",
+          "ffn_cpu_seconds": "s"}
 
 
 def _unit(key):
@@ -366,18 +368,34 @@ def main(argv=None):
     parser.add_argument("--minilm", action="store_true",
                         help="also run a MiniLM-sized layer (384 x 1536 weights, 128 tokens) "
                              "through the simulated SoC via the host driver")
+    parser.add_argument("--minilm-ffn", action="store_true",
+                        help="also run a MiniLM FFN block's linear layers (384 -> 1536 -> "
+                             "384, 128 tokens) as one program with on-chip re-quantisation")
+    parser.add_argument("--ffn-only", action="store_true",
+                        help="with --minilm-ffn: skip the back-end figures")
+    parser.add_argument("--ffn-shape", default="128,384,1536,16,16", metavar="T,D,F,R,C",
+                        help="FFN tokens, d_model, d_ff (leading slice of the weights), "
+                             "array rows, cols (default: the full block on 16 x 16)")
+    parser.add_argument("--ffn-backend", default="compiled", choices=("compiled", "pysim"))
     args = parser.parse_args(argv)
-    figures, config = run(quick=args.quick)
+    figures, config = ({}, machine_config()) if args.ffn_only else run(quick=args.quick)
     if args.minilm:
         f, c = run_minilm()
         figures.update(f)
         config.update(c)
+    if args.minilm_ffn:
+        f, c = sim_soc.run_minilm_ffn(*map(int, args.ffn_shape.split(",")),
+                                      backend=args.ffn_backend)
+        figures.update(f)
+        config.update(c)
     print(f"simulation back ends ({config['machine']}, {config['cpus']} CPUs, "
           f"load {config['load_average_1min']}, Python {config['python']})")
-    print(f"  8x8 array: {config['array_design']}")
-    print(f"  fixture: {config['fixture_design']}")
-    print(f"  SoC: {config['soc_design']}")
-    print(f"  compiled: {config['compiled_backend']}, {config['cxxflags']}")
+    for key, label in (("array_design", "8x8 array"), ("fixture_design", "fixture"),
+                       ("soc_design", "SoC"), ("ffn_design", "FFN")):
+        if key in config:
+            print(f"  {label}: {config[key]}")
+    if "compiled_backend" in config:
+        print(f"  compiled: {config['compiled_backend']}, {config['cxxflags']}")
     print_table(["figure", "value", "unit"],
                 [(k, f"{v:,}", _unit(k)) for k, v in figures.items()])
     if args.json:

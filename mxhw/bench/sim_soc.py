@@ -11,6 +11,8 @@ against golden. Figures only, never pass/fail on time.
   simulated cycles per wall-clock second of the matmul call (model build excluded).
   ``*_cpu`` variants: per CPU second of this process (less sensitive to other load).
 * ``minilm_*``: :func:`run_minilm`.
+* ``ffn_*``: :func:`run_minilm_ffn` (``--minilm-ffn``): a MiniLM FFN block's two linear
+  layers as one program, MXFP8 activations re-quantised on chip between them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import time
 
 __all__ = ["SOC_PROGRAM", "soc_config", "timed_build", "time_soc_program", "minilm_config",
-           "run_minilm", "MINILM_LABEL"]
+           "run_minilm", "MINILM_LABEL", "ffn_config", "run_minilm_ffn", "FFN_LABEL"]
 
 #: the SoC speed program: ``x (M x K) @ w (K x N)`` through ``Accelerator.matmul``
 SOC_PROGRAM = (8, 64, 8)
@@ -139,4 +141,71 @@ def run_minilm(tokens=128, d_in=384, d_out=1536, seed=0):
     config = {"minilm_design": MINILM_LABEL + "; mxhw.soc SoC " + repr(cfg)
               + ", bytes fed to rx directly (UART bit timing skipped), SimTransport(backend='compiled')",
               "minilm_model_s": round(build_wall, 2), "minilm_model_cpu_s": round(build_cpu, 2)}
+    return figures, config
+
+
+FFN_LABEL = ("MiniLM FFN block, encoder layer 0 (all-MiniLM-L6-v2 weights and FFN inputs, "
+             "offline): x (tokens x 384, MXFP8 E4M3) @ W1 (384 x 1536, MXFP4) re-quantised "
+             "on chip to MXFP8 E4M3, @ W2 (1536 x 384, MXFP4), fixed(32, 16); one program "
+             "(biases and GELU not on the device)")
+
+
+def ffn_config(tokens=128, d_model=384, d_ff=1536, rows=16, cols=16):
+    """The simulated SoC for the FFN program: an output-stationary MXFP8 E4M3 x MXFP4
+    unit with the activation path, memories for both layers' weights, ``x`` and ``h``
+    resident, and the ``tokens x d_model`` fixed-point result in its C tiles."""
+    from ..soc.top import SoCConfig
+    from ..soc.unit import pow2
+    mt = -(-tokens // rows)
+    return SoCConfig(rows=rows, cols=cols, fmt_a="mxfp8_e4m3", fmt_b="mxfp4_e2m1",
+                     max_k=pow2(max(d_model, d_ff, 32)), a_tiles=pow2(2 * mt),
+                     b_tiles=pow2(-(-d_ff // cols) + -(-d_model // cols)),
+                     c_tiles=pow2(mt * -(-d_model // cols)), prog_words=8,
+                     out_fmt="mxfp8_e4m3", max_payload=4096, scratch_words=256)
+
+
+def run_minilm_ffn(tokens=128, d_model=384, d_ff=1536, rows=16, cols=16,
+                   backend="compiled"):
+    """The FFN block's two linear layers (:mod:`mxhw.model.ffn`; ``d_model``/``d_ff``
+    below 384/1536 take the leading slice of the weights) as one program on the simulated
+    SoC (``backend`` as :func:`_accelerator`), checked against ``mxhw.model``'s
+    emulation (bit-exact to golden). Returns ``(figures, config)``.
+
+    ``ffn_cycles``: the program's cycles (PROG_CYCLES: both layers, the on-chip
+    re-quantisation included, host uploads excluded); ``ffn_l1_cycles`` /
+    ``ffn_l2_cycles`` per instruction; ``ffn_mac_utilisation``: the MACs over ``rows *
+    cols`` per program cycle; ``ffn_seconds``: wall time of uploads, program and
+    download."""
+    import numpy as np
+    from ..model.ffn import ffn_emulated, ffn_inputs, minilm_ffn, run_ffn_program
+    from ..model.metrics import default_corpus, load_minilm
+    cfg = ffn_config(tokens, d_model, d_ff, rows, cols)
+    model = load_minilm()
+    w1, w2 = minilm_ffn(0, model)
+    texts, x = default_corpus(), np.zeros((0, 384))
+    for i in range(0, len(texts), 8):
+        x = np.concatenate([x, ffn_inputs(texts[i:i + 8], 0, model)])
+        if len(x) >= tokens:
+            break
+    x, w1, w2 = x[:tokens, :d_model], w1[:d_model, :d_ff], w2[:d_ff, :d_model]
+    want = ffn_emulated(x, w1, w2, cfg.fmt_a, cfg.fmt_b, cfg.acc)
+    build_wall, build_cpu, _, acc = timed_build(lambda: _accelerator(cfg, backend))
+    try:
+        t0, p0 = time.perf_counter(), time.process_time()
+        got, cyc = run_ffn_program(acc, x, w1, w2)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - p0
+    finally:
+        acc.close()
+    if not np.array_equal(got, want):
+        raise RuntimeError("FFN program on the simulated SoC: result differs from the "
+                           "emulation (golden)")
+    macs = tokens * d_model * d_ff * 2
+    total = cyc["total"]
+    figures = {"ffn_cycles": total, "ffn_l1_cycles": cyc["per_instruction"][0],
+               "ffn_l2_cycles": cyc["per_instruction"][1],
+               "ffn_mac_utilisation": round(macs / (cfg.rows * cfg.cols * total), 4),
+               "ffn_seconds": round(wall, 2), "ffn_cpu_seconds": round(cpu, 2)}
+    config = {"ffn_design": (f"{FFN_LABEL}; {tokens} tokens, d_model {d_model}, d_ff "
+                             f"{d_ff}; mxhw.soc SoC {cfg!r} on {backend}"),
+              "ffn_model_s": round(build_wall, 2), "ffn_model_cpu_s": round(build_cpu, 2)}
     return figures, config

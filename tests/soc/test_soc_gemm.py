@@ -316,8 +316,11 @@ BASE = dict(rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=CFGS[OS]
 
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("kwargs, exc, msg", [
-    (dict(fmt_a="mxsf"), ValueError, r"fmt_a must be one of mxfp8_e4m3, .*, not 'mxsf'"),
-    (dict(fmt_b="mxsf"), ValueError, r"fmt_b must be one of mxfp8_e4m3, .*, not 'mxsf'"),
+    (dict(fmt_a="mxsf_tile"), ValueError,
+     r"fmt_a must be one of mxfp8_e4m3, .*, not 'mxsf_tile'"),
+    (dict(fmt_b="nvfp4"), ValueError, r"fmt_b must be one of mxfp8_e4m3, .*, not 'nvfp4'"),
+    (dict(fmt_b="mxsf"), ValueError,
+     r"fmt_b='mxsf': a format with block modes is an output-stationary unit's fmt_a only"),
     (dict(rows=0), ValueError, r"rows must be in \[1, 255\], not 0"),
     (dict(cols=33), ValueError, r"cols must be in \[1, 32\], not 33"),
     (dict(cols=True), TypeError, r"cols must be an integer, not True"),
@@ -364,12 +367,12 @@ def test_gemm_unit_registers():
 
 def test_soc_config_formats_by_golden_name():
     """Aliases resolve to golden's canonical names, the CLI's ``--config fmt_a=mxfp4``
-    included; MXSF (no block modes in the operand memories) is refused at once."""
+    included; MXSF weights (no block modes in the B memories) are refused at once."""
     cfg = SoCConfig(fmt_a="mxfp4", fmt_b="mxint8")
     assert (cfg.fmt_a, cfg.fmt_b) == ("mxfp4_e2m1", "mxint8")
     for dataflow in DATAFLOWS:
-        with pytest.raises(ValueError, match=r"fmt_b must be one of mxfp8_e4m3, .* \(the "
-                                             r"GEMM unit's formats\), not 'mxsf'"):
+        with pytest.raises(ValueError, match=r"fmt_b='mxsf': a format with block modes is "
+                                             r"an output-stationary unit's fmt_a only"):
             SoCConfig(dataflow=dataflow, fmt_b="mxsf")
 
 

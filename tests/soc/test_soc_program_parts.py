@@ -9,6 +9,7 @@ from hypothesis import given, strategies as st
 from mxhw import golden
 from mxhw.sim import run
 from mxhw.soc import isa
+from mxhw.soc.ascale import pack_entries
 from mxhw.soc.gemm import GemmUnit
 from mxhw.soc.outpath import OutPath
 from mxhw.soc.program import ProgramSequencer
@@ -80,7 +81,7 @@ def test_check_spec(fields, err):
 
 def run_outpath(dut, values):
     """Collect ``values`` (rows x 32 accumulator integers) column tile by column tile,
-    start, and return (codes (rows x 32), scales (rows)) as emitted."""
+    start, and return (codes (rows x 32), A-scale entries (rows)) as emitted."""
     R, C, W = dut.rows, dut.cols, dut.acc_width
     E, SB = dut.ebits, dut.sbits
     got = {}
@@ -117,27 +118,32 @@ def run_outpath(dut, values):
 
 
 @pytest.mark.parametrize("fmt,rows,cols", [("mxfp8_e4m3", 2, 8), ("mxint8", 1, 16),
-                                           ("mxfp4_e2m1", 3, 32)])
+                                           ("mxfp4_e2m1", 3, 32), ("mxsf", 2, 8)])
 @budget(3)
 @given(data=st.data())
 def test_outpath_equals_golden_quantize(fmt, rows, cols, data):
     """OutPath's codes and scales for drawn accumulator values (any magnitude, exact
-    zeros, saturating extremes) are golden.quantize's of the values ``v * 2**-frac``."""
+    zeros, saturating extremes, small values beside large ones: MXSF's mode S) are
+    golden.quantize's of the values ``v * 2**-frac`` (MXSF: its modes too, beside the
+    scales in the A-scale entries)."""
     W, F = 24, 10
     lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
     mag = data.draw(st.integers(1, W - 1))
     v = np.array(data.draw(st.lists(
-        st.one_of(st.integers(-(1 << mag), 1 << mag), st.sampled_from([0, lo, hi])),
+        st.one_of(st.integers(-(1 << mag), 1 << mag), st.sampled_from([0, lo, hi]),
+                  st.integers(-8, 8)),
         min_size=rows * 32, max_size=rows * 32))).reshape(rows, 32)
     v = np.clip(v, lo, hi)
     codes, scales = run_outpath(OutPath(rows, cols, fmt, W, F), v)
     want = golden.quantize(np.ldexp(v.astype(np.float64), -F), fmt, axis=1)
-    assert np.array_equal(codes, want.elements) and np.array_equal(scales, want.scales[:, 0])
+    entries = pack_entries(want.scales[:, 0],
+                           None if want.modes is None else want.modes[:, 0], want.fmt)
+    assert np.array_equal(codes, want.elements) and np.array_equal(scales, entries)
 
 
 @pytest.mark.parametrize("kw,match", [
     (dict(rows=0), "rows"), (dict(cols=3), "cols"), (dict(cols=64), "cols"),
-    (dict(acc_width=60), "acc_width"), (dict(fmt="mxsf"), "fmt"),
+    (dict(acc_width=60), "acc_width"), (dict(fmt="nvfp4"), "fmt"),
 ])
 def test_outpath_bad_parameters(kw, match):
     args = dict(rows=2, cols=8, fmt="mxfp8_e4m3", acc_width=32, acc_frac=16) | kw

@@ -33,7 +33,8 @@ def mx_operands(draw, fmt, shape, axis, spread=4, nan=True, huge=False):
     """An MX operand of ``shape`` blocked along ``axis``, drawn as codes: every element
     code of the format; scale codes ``2**-spread .. 2**spread`` around 1 (with ``huge``,
     also up to ``2**(spread + 12)``: results that saturate); with ``nan``, NaN scale codes;
-    all-zero blocks."""
+    all-zero blocks; for a format with element modes (MXSF), a mode per block (an
+    element code reserved in its mode is NaN: :func:`_finite` replaces it)."""
     f = golden.formats.get(fmt)
     k = f.block_size
     sshape = tuple(-(-n // k) if i == axis else n for i, n in enumerate(shape))
@@ -47,7 +48,10 @@ def mx_operands(draw, fmt, shape, axis, spread=4, nan=True, huge=False):
     zero = draw(arrays(np.bool_, sshape))           # all-zero blocks
     mask = np.repeat(zero, k, axis=axis)[tuple(slice(0, n) for n in shape)]
     elements[mask] = int(np.flatnonzero(f.element.table == 0)[0])
-    return MXArray(f, tuple(shape), axis, elements, scales, None)
+    modes = None
+    if f.mode_bits:
+        modes = draw(arrays(np.int64, sshape, elements=st.integers(0, len(f.candidates) - 1)))
+    return MXArray(f, tuple(shape), axis, elements, scales, modes)
 
 
 def gaussian_operand(seed, fmt, shape, axis):
@@ -163,7 +167,7 @@ def _finite(q):
     """``q`` with its NaN and Inf element codes replaced by a code of 0 (the device's
     fixed-point layers take finite values)."""
     from mxhw.systolic.driver import zero_code
-    bad = ~np.isfinite(q.fmt.element.table[q.elements])
+    bad = ~np.isfinite(q.element_values())
     q.elements[bad] = zero_code(q.fmt)
     return q
 
@@ -188,6 +192,8 @@ def run_chain(acc, cfg, x, layers, one_program=True):
             got = acc.download_mx(h)
             assert np.array_equal(got.elements, want.elements)
             assert np.array_equal(got.scales, want.scales)
+            assert (got.modes is None) == (want.modes is None)
+            assert got.modes is None or np.array_equal(got.modes, want.modes)
         else:
             assert np.array_equal(acc.download(h), want)
     finally:
