@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import layout_of, lookup_format, scale_exp_range, signed_width
 from ..lib.params import check_int
-from ..lib.pipe import drive_output, stall_all
+from ..lib.pipe import credit_output
 from ..lib.trees import any_of, reduce_levels
 from .multiplier import multiply_parts, product_range, product_width
 
@@ -64,7 +64,7 @@ class MXDotProduct(wiring.Component):
         ``log2(k) + 2`` combinational levels (the significand products, their shifts to
         fixed point, then one per adder-tree level); they are split as evenly as possible
         among ``pipeline`` stages, each ending in a register (the last one is the output
-        register). ``None``: ``log2(k) + 2``, a register after every level.
+        buffer's write). ``None``: ``log2(k) + 2``, a register after every level.
 
     Members
     -------
@@ -77,8 +77,10 @@ class MXDotProduct(wiring.Component):
         element code is NaN/Inf; then ``s`` is 0.
 
     Latency ``pipeline`` cycles from a transfer on ``i`` to ``o.valid`` (with ``o.ready``
-    high); throughput one block pair per cycle. The whole pipeline stalls while ``o`` is
-    valid and not ready (``i.ready = ~o.valid | o.ready``; ``pipeline=0``: ``o.ready``).
+    high); throughput one block pair per cycle. The stage registers run free (no stall
+    enable); the last stage is a buffer of ``pipeline + 1`` results and ``i.ready`` is
+    high while fewer results are in flight or waiting
+    (:func:`~mxhw.lib.pipe.credit_output`; ``pipeline=0``: ``i.ready`` is ``o.ready``).
     Golden twin: :func:`mxhw.golden.arith.block_dots` (``S``, ``E``, ``is_special``).
 
     Raises
@@ -141,7 +143,7 @@ class MXDotProduct(wiring.Component):
         m = Module()
         pl = self.i.payload
         fa, fb = self._fmt_a, self._fmt_b
-        advance = stall_all(m, self.i, self.o, self._pipeline)
+        take, w_payload, w_valid = credit_output(m, self.i, self.o, self._pipeline)
         width = product_width(fa.element, fb.element)
 
         # level 1: signed significand products and their shifts, exponent, special flag
@@ -160,7 +162,7 @@ class MXDotProduct(wiring.Component):
         special = any_of([scale_nan, *bad])
         # the scale codes travel to level 2, where E is formed (off the products' stage)
         side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "special": special,
-                "valid": self.i.valid}
+                "valid": take}
 
         ends = self.stage_ends
         for level in range(1, self._levels + 1):
@@ -183,16 +185,17 @@ class MXDotProduct(wiring.Component):
                 side["e"] = e
             if level in ends[:-1]:
                 stage = ends.index(level)
-                regs = [Signal(t.shape(), name=f"st{stage}_t{j}") for j, t in enumerate(terms)]
-                sregs = [Signal(sh.shape(), name=f"st{stage}_sh{j}")
+                # free-running: no enable; only the valid bit has a reset
+                regs = [Signal(t.shape(), name=f"st{stage}_t{j}", reset_less=True)
+                        for j, t in enumerate(terms)]
+                sregs = [Signal(sh.shape(), name=f"st{stage}_sh{j}", reset_less=True)
                          for j, sh in enumerate(shifts)]
-                side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}") for n, v in side.items()}
-                with m.If(advance):
-                    m.d.sync += [r.eq(t) for r, t in zip(regs + sregs, terms + shifts)]
-                    m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
+                side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}", reset_less=n != "valid")
+                          for n, v in side.items()}
+                m.d.sync += [r.eq(t) for r, t in zip(regs + sregs, terms + shifts)]
+                m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
                 terms, shifts, side = regs, sregs, side_q
         special, e, valid = side["special"], side["e"], side["valid"]
-        out = [self.o.payload.s.eq(Mux(special, 0, terms[0])), self.o.payload.e.eq(e),
-               self.o.payload.special.eq(special), self.o.valid.eq(valid)]
-        drive_output(m, out, advance, self._pipeline)
+        m.d.comb += [w_payload.s.eq(Mux(special, 0, terms[0])), w_payload.e.eq(e),
+                     w_payload.special.eq(special), w_valid.eq(valid)]
         return m
