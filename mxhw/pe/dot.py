@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,7 +12,7 @@ from ..formats import layout_of, lookup_format, scale_exp_range, signed_width
 from ..lib.params import check_int
 from ..lib.pipe import credit_output
 from ..lib.trees import any_of, reduce_levels
-from .multiplier import multiply_parts, product_range, product_width
+from .multiplier import decode_parts, product_range, product_width, significand_product
 
 __all__ = ["MXDotProduct", "dot_block_format"]
 
@@ -60,11 +60,12 @@ class MXDotProduct(wiring.Component):
         the same block size ``k``, a power of two in 1..32 (32 for OCP MX; other sizes are
         block formats built with :class:`~mxhw.golden.formats.BlockFormat`).
     pipeline : int or None
-        Register stages, 0..log2(k)+2; 0: combinational. The datapath has
-        ``log2(k) + 2`` combinational levels (the significand products, their shifts to
-        fixed point, then one per adder-tree level); they are split as evenly as possible
+        Register stages, 0..log2(k)+3; 0: combinational. The datapath has
+        ``log2(k) + 3`` combinational levels (the codes decoded into signed significand
+        operands, their products, the products' shifts to fixed point, then one per
+        adder-tree level); they are split as evenly as possible
         among ``pipeline`` stages, each ending in a register (the last one is the output
-        buffer's write). ``None``: ``log2(k) + 2``, a register after every level.
+        buffer's write). ``None``: ``log2(k) + 3``, a register after every level.
 
     Members
     -------
@@ -89,7 +90,7 @@ class MXDotProduct(wiring.Component):
         A format that is not a block format; ``pipeline`` not an integer.
     ValueError
         An unknown format name or one the unit does not take; block sizes that differ;
-        ``pipeline`` outside 0..log2(k)+2.
+        ``pipeline`` outside 0..log2(k)+3.
     """
 
     def __init__(self, fmt_a, fmt_b, pipeline=None):
@@ -99,7 +100,7 @@ class MXDotProduct(wiring.Component):
         if fmt_b.block != k:
             raise ValueError(f"fmt_a and fmt_b must have the same block size, not {k} "
                              f"({fmt_a.name}) and {fmt_b.block} ({fmt_b.name})")
-        levels = (k - 1).bit_length() + 2
+        levels = (k - 1).bit_length() + 3
         if pipeline is None:
             pipeline = levels
         check_int("pipeline", pipeline, 0, levels)
@@ -134,8 +135,9 @@ class MXDotProduct(wiring.Component):
 
     @property
     def stage_ends(self):
-        """Combinational levels (1-based: 1 = the significand products, 2 = their shifts,
-        then the adder-tree levels) after which a register sits."""
+        """Combinational levels (1-based: 1 = the decoded significand operands, 2 = their
+        products, 3 = the products' shifts, then the adder-tree levels) after which a
+        register sits."""
         n, p = self._levels, self._pipeline
         return [((i + 1) * n + p - 1) // p for i in range(p)]
 
@@ -146,38 +148,43 @@ class MXDotProduct(wiring.Component):
         take, w_payload, w_valid = credit_output(m, self.i, self.o, self._pipeline)
         width = product_width(fa.element, fb.element)
 
-        # level 1: signed significand products and their shifts, exponent, special flag
-        terms, shifts, bad = [], [], []
+        # level 1: the codes decoded into significand operands and shifts; exponent sum,
+        # special flag
+        lanes = {"x": [], "y": [], "sh": []}
+        bad = []
         for j in range(self._k):
             # a NaN/Inf element makes S 0 at the output: its product need not be 0
-            prod, shift, nf = multiply_parts(m, fa.element, pl.a[j], fb.element, pl.b[j],
-                                             zero_nonfinite=False)
-            terms.append(prod)
-            shifts.append(shift)
+            (x, y, lut, pwidth), shift, nf = decode_parts(
+                m, fa.element, pl.a[j], fb.element, pl.b[j], zero_nonfinite=False)
+            for n, v in (("x", x), ("y", y), ("sh", shift)):
+                lanes[n].append(v)
             bad.append(nf)
         scale_nan = Signal()
         m.d.comb += scale_nan.eq(any_of(
             [code == f.scale.nan_code for code, f in ((pl.scale_a, fa), (pl.scale_b, fb))
              if f.scale.has_nan]))
         special = any_of([scale_nan, *bad])
-        # the scale codes travel to level 2, where E is formed (off the products' stage)
+        # the scale codes travel to level 2, where E is formed (off the decode's stage)
         side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "special": special,
                 "valid": take}
 
         ends = self.stage_ends
         for level in range(1, self._levels + 1):
-            if level == 2:  # the products shifted into place; the exponent
-                fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
-                m.d.comb += [f.eq(t << sh) for f, t, sh in zip(fixed, terms, shifts)]
-                terms, shifts = fixed, []
+            if level == 2:  # the signed significand products; the exponent
+                lanes = {"t": [significand_product(m, x, y, lut, pwidth)
+                               for x, y in zip(lanes["x"], lanes["y"])], "sh": lanes["sh"]}
                 # E = (sa - bias_a) + (sb - bias_b) + lsb: the codes' sum here, the
                 # constant at the last level
                 esum = Signal(max(fa.scale.bits, fb.scale.bits) + 1, name="scale_sum")
                 m.d.comb += esum.eq(_scale_code(side.pop("scale_a"), fa.scale)
                                     + _scale_code(side.pop("scale_b"), fb.scale))
                 side["scale_sum"] = esum
-            elif level > 2:  # one adder-tree level
-                terms = reduce_levels(terms, operator.add, 1)
+            elif level == 3:  # the products shifted into place
+                fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
+                m.d.comb += [f.eq(t << sh) for f, t, sh in zip(fixed, lanes["t"], lanes["sh"])]
+                lanes = {"t": fixed}
+            elif level > 3:  # one adder-tree level
+                lanes = {"t": reduce_levels(lanes["t"], operator.add, 1)}
             if level == self._levels:
                 e = Signal(self.o.payload.e.shape(), name="e")
                 m.d.comb += e.eq(side.pop("scale_sum")
@@ -186,15 +193,16 @@ class MXDotProduct(wiring.Component):
             if level in ends[:-1]:
                 stage = ends.index(level)
                 # free-running: no enable; only the valid bit has a reset
-                regs = [Signal(t.shape(), name=f"st{stage}_t{j}", reset_less=True)
-                        for j, t in enumerate(terms)]
-                sregs = [Signal(sh.shape(), name=f"st{stage}_sh{j}", reset_less=True)
-                         for j, sh in enumerate(shifts)]
+                lanes_q = {n: [Signal(Value.cast(v).shape(), name=f"st{stage}_{n}{j}",
+                                      reset_less=True) for j, v in enumerate(vs)]
+                           for n, vs in lanes.items()}
                 side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}", reset_less=n != "valid")
                           for n, v in side.items()}
-                m.d.sync += [r.eq(t) for r, t in zip(regs + sregs, terms + shifts)]
+                for n, vs in lanes.items():
+                    m.d.sync += [r.eq(v) for r, v in zip(lanes_q[n], vs)]
                 m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
-                terms, shifts, side = regs, sregs, side_q
+                lanes, side = lanes_q, side_q
+        terms = lanes["t"]
         special, e, valid = side["special"], side["e"], side["valid"]
         m.d.comb += [w_payload.s.eq(Mux(special, 0, terms[0])), w_payload.e.eq(e),
                      w_payload.special.eq(special), w_valid.eq(valid)]

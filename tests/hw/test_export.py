@@ -136,7 +136,7 @@ def test_build_passes_parameters(fa, fb, pipeline, eq, ba, bb, k):
         {"--fmt-a": ba, "--fmt-b": bb, "--k": str(k)}
     d = export.build("dot", opts)
     assert isinstance(d, MXDotProduct) and d.k == (k or 32)
-    assert d.latency == ((k or 32) - 1).bit_length() + 2   # the default: every level
+    assert d.latency == ((k or 32) - 1).bit_length() + 3   # the default: every level
     assert d.fmt_a.element is golden.formats.get(ba).element
 
 

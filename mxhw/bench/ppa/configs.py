@@ -59,8 +59,8 @@ ARRAY_ACC = (32, 16)
 #: Block size of the dot-product, aligner, mode-switch and re-quantiser configurations.
 K = 32
 #: Pipeline depth of the dot-product configurations: ``MXDotProduct``'s default, a
-#: register after each of its ``log2(K) + 2`` levels.
-DOT_PIPELINE = (K - 1).bit_length() + 2
+#: register after each of its ``log2(K) + 3`` levels.
+DOT_PIPELINE = (K - 1).bit_length() + 3
 #: Targets of the dot-product configurations (issue #33, k = 32, ECP5-85F -6): the
 #: largest LUT4-equivalents (``dot_<fmt>_luts``; MXINT8 with its DSP blocks, the FP
 #: formats without) and the lowest Fmax (``dot_<fmt>_fmax_mhz``, median of 3 placer seeds)
