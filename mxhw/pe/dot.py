@@ -39,6 +39,13 @@ def _scale_code(code, scale):
     return Mux(code == scale.nan_code, scale.bias, code) if scale.has_nan else code
 
 
+def _or_groups(m, bits, n=4):
+    """``bits`` ORed in groups of ``n``: a list of signals."""
+    out = [Signal(name=f"any{j}") for j in range((len(bits) + n - 1) // n)]
+    m.d.comb += [o.eq(any_of(bits[j * n:(j + 1) * n])) for j, o in enumerate(out)]
+    return out
+
+
 class MXDotProduct(wiring.Component):
     """Exact OCP MX ``Dot`` of one block pair, streamed.
 
@@ -163,16 +170,18 @@ class MXDotProduct(wiring.Component):
         m.d.comb += scale_nan.eq(any_of(
             [code == f.scale.nan_code for code, f in ((pl.scale_a, fa), (pl.scale_b, fb))
              if f.scale.has_nan]))
-        special = any_of([scale_nan, *bad])
-        # the scale codes travel to level 2, where E is formed (off the decode's stage)
-        side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "special": special,
-                "valid": take}
+        # the scale codes travel to level 2, where E is formed (off the decode's stage);
+        # the NaN/Inf flags are ORed in groups of four at level 2, to one at level 3 (the
+        # 33-input OR of the decode's flags was its critical path)
+        side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "valid": take}
+        lanes["bad"] = [scale_nan, *bad]
 
         ends = self.stage_ends
         for level in range(1, self._levels + 1):
             if level == 2:  # the signed significand products; the exponent
                 lanes = {"t": [significand_product(m, x, y, lut, pwidth)
-                               for x, y in zip(lanes["x"], lanes["y"])], "sh": lanes["sh"]}
+                               for x, y in zip(lanes["x"], lanes["y"])], "sh": lanes["sh"],
+                         "bad": _or_groups(m, lanes["bad"])}
                 # E = (sa - bias_a) + (sb - bias_b) + lsb: the codes' sum here, the
                 # constant at the last level
                 esum = Signal(max(fa.scale.bits, fb.scale.bits) + 1, name="scale_sum")
@@ -182,6 +191,9 @@ class MXDotProduct(wiring.Component):
             elif level == 3:  # the products shifted into place
                 fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
                 m.d.comb += [f.eq(t << sh) for f, t, sh in zip(fixed, lanes["t"], lanes["sh"])]
+                special = Signal(name="special")
+                m.d.comb += special.eq(any_of(lanes["bad"]))
+                side["special"] = special
                 lanes = {"t": fixed}
             elif level > 3:  # one adder-tree level
                 lanes = {"t": reduce_levels(lanes["t"], operator.add, 1)}
