@@ -14,10 +14,14 @@ from ..lib.pipe import credit_output
 from ..lib.trees import any_of, reduce_levels
 from .multiplier import decode_parts, product_range, product_width, significand_product
 
-__all__ = ["MXDotProduct", "dot_block_format"]
+__all__ = ["MXDotProduct", "dot_block_format", "dot_levels", "SPLIT_SHIFT_BITS"]
 
 #: Largest block the dot product takes (its elements are one adder tree).
 K_MAX = 32
+#: Products whose shift amount to the fixed-point grid has this many bits or more (FP8:
+#: shifts up to 28 and more) shift in two levels: by the amount's low two bits, then by
+#: the rest (one level's barrel shifter of five mux levels was MXFP8's critical path).
+SPLIT_SHIFT_BITS = 5
 
 
 def dot_block_format(fmt, name="fmt"):
@@ -44,6 +48,21 @@ def _or_groups(m, bits, n=4):
     out = [Signal(name=f"any{j}") for j in range((len(bits) + n - 1) // n)]
     m.d.comb += [o.eq(any_of(bits[j * n:(j + 1) * n])) for j, o in enumerate(out)]
     return out
+
+
+def _split_shift(ea, eb):
+    """The products of element formats ``ea`` x ``eb`` shift in two levels."""
+    _, sh, _ = decode_parts(Module(), ea, Signal(layout_of(ea)), eb, Signal(layout_of(eb)))
+    return len(sh) >= SPLIT_SHIFT_BITS
+
+
+def dot_levels(fmt_a, fmt_b):
+    """Combinational levels of :class:`MXDotProduct` ``(fmt_a, fmt_b)`` (its default
+    ``pipeline``): ``log2(k) + 3``, plus one where the products' shifts take two levels
+    (:data:`SPLIT_SHIFT_BITS`)."""
+    fmt_a, fmt_b = dot_block_format(fmt_a, "fmt_a"), dot_block_format(fmt_b, "fmt_b")
+    return ((fmt_a.block - 1).bit_length() + 3
+            + _split_shift(fmt_a.element, fmt_b.element))
 
 
 class MXDotProduct(wiring.Component):
@@ -107,11 +126,12 @@ class MXDotProduct(wiring.Component):
         if fmt_b.block != k:
             raise ValueError(f"fmt_a and fmt_b must have the same block size, not {k} "
                              f"({fmt_a.name}) and {fmt_b.block} ({fmt_b.name})")
-        levels = (k - 1).bit_length() + 3
+        ea, eb = fmt_a.element, fmt_b.element
+        self._split = _split_shift(ea, eb)
+        levels = dot_levels(fmt_a, fmt_b)
         if pipeline is None:
             pipeline = levels
         check_int("pipeline", pipeline, 0, levels)
-        ea, eb = fmt_a.element, fmt_b.element
         self._fmt_a, self._fmt_b, self._k, self._pipeline = fmt_a, fmt_b, k, pipeline
         self._levels = levels
 
@@ -188,14 +208,21 @@ class MXDotProduct(wiring.Component):
                 m.d.comb += esum.eq(_scale_code(side.pop("scale_a"), fa.scale)
                                     + _scale_code(side.pop("scale_b"), fb.scale))
                 side["scale_sum"] = esum
-            elif level == 3:  # the products shifted into place
+            elif level == 3 and self._split:  # the products shifted by the low two bits
+                part = [Signal(signed(len(t) + 3), name=f"part{j}")
+                        for j, t in enumerate(lanes["t"])]
+                m.d.comb += [p.eq(t << sh[:2]) for p, t, sh in zip(part, lanes["t"], lanes["sh"])]
+                lanes = {"t": part, "sh": [sh[2:] for sh in lanes["sh"]], "bad": lanes["bad"]}
+            elif level == 3 + self._split:  # the products shifted into place
                 fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
-                m.d.comb += [f.eq(t << sh) for f, t, sh in zip(fixed, lanes["t"], lanes["sh"])]
+                step = 2 if self._split else 0
+                m.d.comb += [f.eq(t << (sh << step))
+                             for f, t, sh in zip(fixed, lanes["t"], lanes["sh"])]
                 special = Signal(name="special")
                 m.d.comb += special.eq(any_of(lanes["bad"]))
                 side["special"] = special
                 lanes = {"t": fixed}
-            elif level > 3:  # one adder-tree level
+            elif level > 3 + self._split:  # one adder-tree level
                 lanes = {"t": reduce_levels(lanes["t"], operator.add, 1)}
             if level == self._levels:
                 e = Signal(self.o.payload.e.shape(), name="e")

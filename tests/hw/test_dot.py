@@ -11,6 +11,7 @@ from mxhw import golden
 from mxhw.golden import arith
 from mxhw.golden.quantize import MXArray
 from mxhw.pe import MXDotProduct
+from mxhw.pe.dot import dot_levels
 from mxhw.sim import run
 from support.hyp import budget
 from support.pe import mx_block, run_stream, waits
@@ -196,10 +197,11 @@ def test_combinational(k):
 def test_interface():
     dut = MXDotProduct("mxfp8_e4m3", "mxfp4")      # a golden alias (mxfp4_e2m1)
     assert dut.fmt_b is golden.formats.get("mxfp4_e2m1")
-    # default: a register after every level (decode, products, shift, 5 adder-tree levels)
-    assert dut.latency == 8 and dut.k == 32
+    # default: a register after every level (decode, products, shift in two levels (a
+    # shift amount of 5 bits), 5 adder-tree levels)
+    assert dut.latency == 9 and dut.k == 32
     assert dut.lsb_exp == -9 - 1
-    assert dut.stage_ends == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert dut.stage_ends == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert MXDotProduct("mxfp4", "mxfp4", pipeline=2).stage_ends == [4, 8]
     assert MXDotProduct("mxfp4", "mxfp4", pipeline=3).stage_ends == [3, 6, 8]
     one = mx_block("int8", 1)
@@ -259,6 +261,8 @@ def test_ppa_dot_configs_at_the_default_pipeline():
     for name, cfg in configs.CONFIGS.items():
         if cfg.block == "dot":
             dut = cfg.make()
-            assert dut.latency == cfg.params["pipeline"] == configs.DOT_PIPELINE, name
-            assert dut.stage_ends == list(range(1, configs.DOT_PIPELINE + 1)), name
+            depth = configs.DOT_PIPELINE[cfg.params["format"]]
+            assert dut.latency == cfg.params["pipeline"] == depth == dot_levels(
+                cfg.params["format"], cfg.params["format"]), name
+            assert dut.stage_ends == list(range(1, depth + 1)), name
 
