@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Fragment, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,7 +52,9 @@ def _or_groups(m, bits, n=4):
 
 def _split_shift(ea, eb):
     """The products of element formats ``ea`` x ``eb`` shift in two levels."""
-    _, sh, _ = decode_parts(Module(), ea, Signal(layout_of(ea)), eb, Signal(layout_of(eb)))
+    probe = Module()
+    _, sh, _ = decode_parts(probe, ea, Signal(layout_of(ea)), eb, Signal(layout_of(eb)))
+    Fragment.get(probe, None)       # elaborated (a probe of the widths, never used)
     return len(sh) >= SPLIT_SHIFT_BITS
 
 
@@ -86,12 +88,13 @@ class MXDotProduct(wiring.Component):
         the same block size ``k``, a power of two in 1..32 (32 for OCP MX; other sizes are
         block formats built with :class:`~mxhw.golden.formats.BlockFormat`).
     pipeline : int or None
-        Register stages, 0..log2(k)+3; 0: combinational. The datapath has
+        Register stages, 0..:func:`dot_levels`; 0: combinational. The datapath has
         ``log2(k) + 3`` combinational levels (the codes decoded into signed significand
-        operands, their products, the products' shifts to fixed point, then one per
+        operands, their products, the products' shifts to fixed point (two levels where
+        the shift amount has :data:`SPLIT_SHIFT_BITS` bits or more: FP8), then one per
         adder-tree level); they are split as evenly as possible
         among ``pipeline`` stages, each ending in a register (the last one is the output
-        buffer's write). ``None``: ``log2(k) + 3``, a register after every level.
+        buffer's write). ``None``: :func:`dot_levels`, a register after every level.
 
     Members
     -------
@@ -116,7 +119,7 @@ class MXDotProduct(wiring.Component):
         A format that is not a block format; ``pipeline`` not an integer.
     ValueError
         An unknown format name or one the unit does not take; block sizes that differ;
-        ``pipeline`` outside 0..log2(k)+3.
+        ``pipeline`` outside 0..dot_levels.
     """
 
     def __init__(self, fmt_a, fmt_b, pipeline=None):
@@ -163,8 +166,8 @@ class MXDotProduct(wiring.Component):
     @property
     def stage_ends(self):
         """Combinational levels (1-based: 1 = the decoded significand operands, 2 = their
-        products, 3 = the products' shifts, then the adder-tree levels) after which a
-        register sits."""
+        products, 3 = the products' shifts (3 and 4 where they take two levels), then the
+        adder-tree levels) after which a register sits."""
         n, p = self._levels, self._pipeline
         return [((i + 1) * n + p - 1) // p for i in range(p)]
 
