@@ -14,16 +14,19 @@ from .spec import Spec, SpecError, bits_per_value
 __all__ = ["LUT_PER_MAC", "lut_table", "linear_groups", "sensitivity", "search",
            "plot_pareto"]
 
-#: ECP5 LUTs per MAC of each format's 32-lane block dot unit (``dot_<fmt>`` in
-#: docs/ppa/ppa.md: LUT / 32). Formats without a measured dot unit are estimates (the
-#: measured format with the same element width), marked ``est``.
+#: ECP5 LUTs per MAC of each format's 32-lane block dot unit (``dot_<fmt>``: LUT4-eq. /
+#: 32, at its default pipeline; the output buffer's few LUT RAM cells not counted).
+#: MXFP4, MXFP6 E3M2, MXFP8 E4M3 and MXINT8 as measured for issue #33 (docs/components.md);
+#: MXFP6 E2M3 and MXFP8 E5M2 were measured before its area passes (docs/ppa/ppa.md, pipeline
+#: 2) and are high by about a quarter. Formats without a measured dot unit are estimates
+#: (the measured format with the same element width), marked ``est``.
 LUT_PER_MAC = {
-    "mxfp4_e2m1": (2025 / 32, "measured dot_mxfp4"),
-    "mxfp6_e2m3": (3821 / 32, "measured dot_mxfp6_e2m3"),
-    "mxfp6_e3m2": (4642 / 32, "measured dot_mxfp6_e3m2"),
-    "mxfp8_e4m3": (9099 / 32, "measured dot_mxfp8_e4m3"),
-    "mxfp8_e5m2": (13045 / 32, "measured dot_mxfp8_e5m2"),
-    "mxint8": (2990 / 32, "measured dot_mxint8 (+1 DSP per MAC)"),
+    "mxfp4_e2m1": (1369 / 32, "measured dot_mxfp4"),
+    "mxfp6_e2m3": (3821 / 32, "measured dot_mxfp6_e2m3 (pipeline 2, before #33)"),
+    "mxfp6_e3m2": (3370 / 32, "measured dot_mxfp6_e3m2"),
+    "mxfp8_e4m3": (5994 / 32, "measured dot_mxfp8_e4m3"),
+    "mxfp8_e5m2": (13045 / 32, "measured dot_mxfp8_e5m2 (pipeline 2, before #33)"),
+    "mxint8": (653 / 32, "measured dot_mxint8 (+1 DSP per MAC)"),
 }
 _FLOAT_LUT = 1000.0  # an FP32 MAC: not measured, a placeholder that keeps float costly
 

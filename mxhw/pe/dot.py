@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Fragment, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import layout_of, lookup_format, scale_exp_range, signed_width
 from ..lib.params import check_int
-from ..lib.pipe import drive_output, stall_all
+from ..lib.pipe import credit_output
 from ..lib.trees import any_of, reduce_levels
-from .multiplier import multiply_parts, product_range, product_width
+from .multiplier import decode_parts, product_range, product_width, significand_product
 
-__all__ = ["MXDotProduct", "dot_block_format"]
+__all__ = ["MXDotProduct", "dot_block_format", "dot_levels", "SPLIT_SHIFT_BITS"]
 
 #: Largest block the dot product takes (its elements are one adder tree).
 K_MAX = 32
+#: Products whose shift amount to the fixed-point grid has this many bits or more (FP8:
+#: shifts up to 28 and more) shift in two levels: by the amount's low two bits, then by
+#: the rest (one level's barrel shifter of five mux levels was MXFP8's critical path).
+SPLIT_SHIFT_BITS = 5
 
 
 def dot_block_format(fmt, name="fmt"):
@@ -37,6 +41,30 @@ def dot_block_format(fmt, name="fmt"):
 def _scale_code(code, scale):
     """The scale code with a NaN code replaced by the bias (exponent 0, as in golden)."""
     return Mux(code == scale.nan_code, scale.bias, code) if scale.has_nan else code
+
+
+def _or_groups(m, bits, n=4):
+    """``bits`` ORed in groups of ``n``: a list of signals."""
+    out = [Signal(name=f"any{j}") for j in range((len(bits) + n - 1) // n)]
+    m.d.comb += [o.eq(any_of(bits[j * n:(j + 1) * n])) for j, o in enumerate(out)]
+    return out
+
+
+def _split_shift(ea, eb):
+    """The products of element formats ``ea`` x ``eb`` shift in two levels."""
+    probe = Module()
+    _, sh, _ = decode_parts(probe, ea, Signal(layout_of(ea)), eb, Signal(layout_of(eb)))
+    Fragment.get(probe, None)       # elaborated (a probe of the widths, never used)
+    return len(sh) >= SPLIT_SHIFT_BITS
+
+
+def dot_levels(fmt_a, fmt_b):
+    """Combinational levels of :class:`MXDotProduct` ``(fmt_a, fmt_b)`` (its default
+    ``pipeline``): ``log2(k) + 3``, plus one where the products' shifts take two levels
+    (:data:`SPLIT_SHIFT_BITS`)."""
+    fmt_a, fmt_b = dot_block_format(fmt_a, "fmt_a"), dot_block_format(fmt_b, "fmt_b")
+    return ((fmt_a.block - 1).bit_length() + 3
+            + _split_shift(fmt_a.element, fmt_b.element))
 
 
 class MXDotProduct(wiring.Component):
@@ -60,11 +88,13 @@ class MXDotProduct(wiring.Component):
         the same block size ``k``, a power of two in 1..32 (32 for OCP MX; other sizes are
         block formats built with :class:`~mxhw.golden.formats.BlockFormat`).
     pipeline : int or None
-        Register stages, 0..log2(k)+2; 0: combinational. The datapath has
-        ``log2(k) + 2`` combinational levels (the significand products, their shifts to
-        fixed point, then one per adder-tree level); they are split as evenly as possible
+        Register stages, 0..:func:`dot_levels`; 0: combinational. The datapath has
+        ``log2(k) + 3`` combinational levels (the codes decoded into signed significand
+        operands, their products, the products' shifts to fixed point (two levels where
+        the shift amount has :data:`SPLIT_SHIFT_BITS` bits or more: FP8), then one per
+        adder-tree level); they are split as evenly as possible
         among ``pipeline`` stages, each ending in a register (the last one is the output
-        register). ``None``: ``log2(k) + 2``, a register after every level.
+        buffer's write). ``None``: :func:`dot_levels`, a register after every level.
 
     Members
     -------
@@ -77,8 +107,10 @@ class MXDotProduct(wiring.Component):
         element code is NaN/Inf; then ``s`` is 0.
 
     Latency ``pipeline`` cycles from a transfer on ``i`` to ``o.valid`` (with ``o.ready``
-    high); throughput one block pair per cycle. The whole pipeline stalls while ``o`` is
-    valid and not ready (``i.ready = ~o.valid | o.ready``; ``pipeline=0``: ``o.ready``).
+    high); throughput one block pair per cycle. The stage registers run free (no stall
+    enable); the last stage is a buffer of ``pipeline + 1`` results and ``i.ready`` is
+    high while fewer results are in flight or waiting
+    (:func:`~mxhw.lib.pipe.credit_output`; ``pipeline=0``: ``i.ready`` is ``o.ready``).
     Golden twin: :func:`mxhw.golden.arith.block_dots` (``S``, ``E``, ``is_special``).
 
     Raises
@@ -87,7 +119,7 @@ class MXDotProduct(wiring.Component):
         A format that is not a block format; ``pipeline`` not an integer.
     ValueError
         An unknown format name or one the unit does not take; block sizes that differ;
-        ``pipeline`` outside 0..log2(k)+2.
+        ``pipeline`` outside 0..dot_levels.
     """
 
     def __init__(self, fmt_a, fmt_b, pipeline=None):
@@ -97,11 +129,12 @@ class MXDotProduct(wiring.Component):
         if fmt_b.block != k:
             raise ValueError(f"fmt_a and fmt_b must have the same block size, not {k} "
                              f"({fmt_a.name}) and {fmt_b.block} ({fmt_b.name})")
-        levels = (k - 1).bit_length() + 2
+        ea, eb = fmt_a.element, fmt_b.element
+        self._split = _split_shift(ea, eb)
+        levels = dot_levels(fmt_a, fmt_b)
         if pipeline is None:
             pipeline = levels
         check_int("pipeline", pipeline, 0, levels)
-        ea, eb = fmt_a.element, fmt_b.element
         self._fmt_a, self._fmt_b, self._k, self._pipeline = fmt_a, fmt_b, k, pipeline
         self._levels = levels
 
@@ -132,8 +165,9 @@ class MXDotProduct(wiring.Component):
 
     @property
     def stage_ends(self):
-        """Combinational levels (1-based: 1 = the significand products, 2 = their shifts,
-        then the adder-tree levels) after which a register sits."""
+        """Combinational levels (1-based: 1 = the decoded significand operands, 2 = their
+        products, 3 = the products' shifts (3 and 4 where they take two levels), then the
+        adder-tree levels) after which a register sits."""
         n, p = self._levels, self._pipeline
         return [((i + 1) * n + p - 1) // p for i in range(p)]
 
@@ -141,41 +175,58 @@ class MXDotProduct(wiring.Component):
         m = Module()
         pl = self.i.payload
         fa, fb = self._fmt_a, self._fmt_b
-        advance = stall_all(m, self.i, self.o, self._pipeline)
+        take, w_payload, w_valid = credit_output(m, self.i, self.o, self._pipeline)
         width = product_width(fa.element, fb.element)
 
-        # level 1: signed significand products and their shifts, exponent, special flag
-        terms, shifts, bad = [], [], []
+        # level 1: the codes decoded into significand operands and shifts; exponent sum,
+        # special flag
+        lanes = {"x": [], "y": [], "sh": []}
+        bad = []
         for j in range(self._k):
             # a NaN/Inf element makes S 0 at the output: its product need not be 0
-            prod, shift, nf = multiply_parts(m, fa.element, pl.a[j], fb.element, pl.b[j],
-                                             zero_nonfinite=False)
-            terms.append(prod)
-            shifts.append(shift)
+            (x, y, lut, pwidth), shift, nf = decode_parts(
+                m, fa.element, pl.a[j], fb.element, pl.b[j], zero_nonfinite=False)
+            for n, v in (("x", x), ("y", y), ("sh", shift)):
+                lanes[n].append(v)
             bad.append(nf)
         scale_nan = Signal()
         m.d.comb += scale_nan.eq(any_of(
             [code == f.scale.nan_code for code, f in ((pl.scale_a, fa), (pl.scale_b, fb))
              if f.scale.has_nan]))
-        special = any_of([scale_nan, *bad])
-        # the scale codes travel to level 2, where E is formed (off the products' stage)
-        side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "special": special,
-                "valid": self.i.valid}
+        # the scale codes travel to level 2, where E is formed (off the decode's stage);
+        # the NaN/Inf flags are ORed in groups of four at level 2, to one at level 3 (the
+        # 33-input OR of the decode's flags was its critical path)
+        side = {"scale_a": pl.scale_a, "scale_b": pl.scale_b, "valid": take}
+        lanes["bad"] = [scale_nan, *bad]
 
         ends = self.stage_ends
         for level in range(1, self._levels + 1):
-            if level == 2:  # the products shifted into place; the exponent
-                fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
-                m.d.comb += [f.eq(t << sh) for f, t, sh in zip(fixed, terms, shifts)]
-                terms, shifts = fixed, []
+            if level == 2:  # the signed significand products; the exponent
+                lanes = {"t": [significand_product(m, x, y, lut, pwidth)
+                               for x, y in zip(lanes["x"], lanes["y"])], "sh": lanes["sh"],
+                         "bad": _or_groups(m, lanes["bad"])}
                 # E = (sa - bias_a) + (sb - bias_b) + lsb: the codes' sum here, the
                 # constant at the last level
                 esum = Signal(max(fa.scale.bits, fb.scale.bits) + 1, name="scale_sum")
                 m.d.comb += esum.eq(_scale_code(side.pop("scale_a"), fa.scale)
                                     + _scale_code(side.pop("scale_b"), fb.scale))
                 side["scale_sum"] = esum
-            elif level > 2:  # one adder-tree level
-                terms = reduce_levels(terms, operator.add, 1)
+            elif level == 3 and self._split:  # the products shifted by the low two bits
+                part = [Signal(signed(len(t) + 3), name=f"part{j}")
+                        for j, t in enumerate(lanes["t"])]
+                m.d.comb += [p.eq(t << sh[:2]) for p, t, sh in zip(part, lanes["t"], lanes["sh"])]
+                lanes = {"t": part, "sh": [sh[2:] for sh in lanes["sh"]], "bad": lanes["bad"]}
+            elif level == 3 + self._split:  # the products shifted into place
+                fixed = [Signal(signed(width), name=f"fixed{j}") for j in range(self._k)]
+                step = 2 if self._split else 0
+                m.d.comb += [f.eq(t << (sh << step))
+                             for f, t, sh in zip(fixed, lanes["t"], lanes["sh"])]
+                special = Signal(name="special")
+                m.d.comb += special.eq(any_of(lanes["bad"]))
+                side["special"] = special
+                lanes = {"t": fixed}
+            elif level > 3 + self._split:  # one adder-tree level
+                lanes = {"t": reduce_levels(lanes["t"], operator.add, 1)}
             if level == self._levels:
                 e = Signal(self.o.payload.e.shape(), name="e")
                 m.d.comb += e.eq(side.pop("scale_sum")
@@ -183,16 +234,18 @@ class MXDotProduct(wiring.Component):
                 side["e"] = e
             if level in ends[:-1]:
                 stage = ends.index(level)
-                regs = [Signal(t.shape(), name=f"st{stage}_t{j}") for j, t in enumerate(terms)]
-                sregs = [Signal(sh.shape(), name=f"st{stage}_sh{j}")
-                         for j, sh in enumerate(shifts)]
-                side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}") for n, v in side.items()}
-                with m.If(advance):
-                    m.d.sync += [r.eq(t) for r, t in zip(regs + sregs, terms + shifts)]
-                    m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
-                terms, shifts, side = regs, sregs, side_q
+                # free-running: no enable; only the valid bit has a reset
+                lanes_q = {n: [Signal(Value.cast(v).shape(), name=f"st{stage}_{n}{j}",
+                                      reset_less=True) for j, v in enumerate(vs)]
+                           for n, vs in lanes.items()}
+                side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}", reset_less=n != "valid")
+                          for n, v in side.items()}
+                for n, vs in lanes.items():
+                    m.d.sync += [r.eq(v) for r, v in zip(lanes_q[n], vs)]
+                m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
+                lanes, side = lanes_q, side_q
+        terms = lanes["t"]
         special, e, valid = side["special"], side["e"], side["valid"]
-        out = [self.o.payload.s.eq(Mux(special, 0, terms[0])), self.o.payload.e.eq(e),
-               self.o.payload.special.eq(special), self.o.valid.eq(valid)]
-        drive_output(m, out, advance, self._pipeline)
+        m.d.comb += [w_payload.s.eq(Mux(special, 0, terms[0])), w_payload.e.eq(e),
+                     w_payload.special.eq(special), w_valid.eq(valid)]
         return m

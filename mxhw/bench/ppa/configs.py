@@ -59,9 +59,10 @@ ARRAY_SIZES = [2, 4, 8, 16]
 ARRAY_ACC = (32, 16)
 #: Block size of the dot-product, aligner, mode-switch and re-quantiser configurations.
 K = 32
-#: Pipeline depth of the dot-product configurations: ``MXDotProduct``'s default, a
-#: register after each of its ``log2(K) + 2`` levels.
-DOT_PIPELINE = (K - 1).bit_length() + 2
+#: Pipeline depth of the dot-product configurations, per format: ``MXDotProduct``'s
+#: default, a register after each of its levels (``mxhw.pe.dot.dot_levels``: ``log2(K) +
+#: 3``, one more for the FP8 formats, whose products shift in two levels).
+DOT_PIPELINE = {f: K.bit_length() + 2 + f.startswith("mxfp8") for f in MX_FORMATS}
 #: Targets of the dot-product configurations (issue #33, k = 32, ECP5-85F -6): the
 #: largest LUT4-equivalents (``dot_<fmt>_luts``; MXINT8 with its DSP blocks, the FP
 #: formats without) and the lowest Fmax (``dot_<fmt>_fmax_mhz``, median of 3 placer seeds)
@@ -171,7 +172,7 @@ def _registry():
                            {"fmt_a": a, "fmt_b": b, "pipeline": 0}))
     for f in MX_FORMATS:
         cfgs.append(Config(f"dot_{f}", "dot", maker(_make_dot, f), K,
-                           {"format": f, "k": K, "pipeline": DOT_PIPELINE}))
+                           {"format": f, "k": K, "pipeline": DOT_PIPELINE[f]}))
     for f in MX_FORMATS:
         if f.startswith("mxfp"):
             cfgs.append(Config(f"align_{f}", "align", maker(_make_align, f), 0,
