@@ -8,7 +8,8 @@ from .bitserial import BitSerialMXMacPE
 from .rowacc import RowAccumulator
 from .array import DATAFLOWS, DEFAULT_PIPELINE, PE_TYPES, SystolicArray
 from .engine import GemmEngine
+from .tilearray import TileArray
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "RowAccumulator", "BitSerialMXMacPE",
-           "SystolicArray", "GemmEngine", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES",
+           "SystolicArray", "GemmEngine", "TileArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES",
            "array_block_format"]
