@@ -8,7 +8,9 @@ from .bitserial import BitSerialMXMacPE
 from .rowacc import RowAccumulator
 from .array import DATAFLOWS, DEFAULT_PIPELINE, PE_TYPES, SystolicArray
 from .engine import GemmEngine
+from .scalable_pe import ScalablePE
+from .scalable import DEFAULT_MODES, ScalableArray
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "RowAccumulator", "BitSerialMXMacPE",
            "SystolicArray", "GemmEngine", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES",
-           "array_block_format"]
+           "array_block_format", "ScalableArray", "ScalablePE", "DEFAULT_MODES"]
