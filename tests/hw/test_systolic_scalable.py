@@ -192,3 +192,17 @@ def test_pe_ports():
     pe = ScalablePE(DEFAULT_MODES, ACC)
     assert pe.word == 16 and pe.latency == 1
     assert len(pe.mode) == 2
+
+
+def test_ppa_configs():
+    """The PPA suite lists the scalable arrays per size and mode with the mode's MACs per
+    cycle (one circuit: the same RTL for every mode of a size)."""
+    from mxhw.bench import ppa
+    from mxhw.bench.ppa.configs import SCALABLE_SIZES
+    for n in SCALABLE_SIZES:
+        for f, lanes in LANES.items():
+            cfg = ppa.CONFIGS[f"scalable_{n}x{n}_{f}"]
+            assert cfg.block == "scalable" and cfg.macs_per_cycle == n * n * lanes
+            assert cfg.params["lanes"] == lanes
+    arr = ppa.CONFIGS["scalable_4x4_mxfp4"].make()
+    assert isinstance(arr, ScalableArray) and (arr.rows, arr.cols) == (4, 4)
