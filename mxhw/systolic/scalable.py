@@ -17,6 +17,7 @@ from .array import DEFAULT_PIPELINE
 from .driver import zero_code
 from .grid import check_pe_pipeline, out_layout
 from .outbuf import OutputBuffer
+from .pegrid import pe_grid
 from .scalable_pe import ScalablePE, check_fixed_acc, scale_modes
 
 __all__ = ["ScalableArray", "DEFAULT_MODES", "scalable_in_layout", "scalable_beats"]
@@ -150,18 +151,9 @@ class ScalableArray(wiring.Component):
         b_in = [tuple((n, delay_line(m, s, j, f"{n}{j}"))
                       for n, s in (("b", x.b[j]), ("b_scale", x.b_scale[j])))
                 for j in range(C)]
-        pes = [[None] * C for _ in range(R)]
-        b_out = {}
-        for i in range(R):
-            ah = a_in[i]
-            for j in range(C):
-                bv = b_in[j] if i == 0 else b_out[i - 1, j]
-                pe = ScalablePE([md.fmt for md in modes], self._acc, self._pipeline)
-                m.submodules[f"pe_{i}_{j}"] = pes[i][j] = pe
-                m.d.comb += [getattr(pe, n).eq(s) for n, s in ah + bv]
-                ah = tuple((n, delay_line(m, s, 1, f"h{i}_{j}_{n}", n not in ("a", "a_scale")))
-                           for n, s in ah)
-                b_out[i, j] = tuple((n, delay_line(m, s, 1, f"w{i}_{j}_{n}")) for n, s in bv)
+        pes = pe_grid(m, a_in, b_in, lambda: ScalablePE(
+            [md.fmt for md in modes], self._acc, self._pipeline), keep=("valid", "block_end",
+                                                                      "last", "mode"))
 
         # ---- de-skew: the corner PE's last element, its latency - 1 cycles on, says every
         # PE holds the tile (the buffer loads the results the cycle after)
