@@ -206,3 +206,30 @@ def test_ppa_configs():
             assert cfg.params["lanes"] == lanes
     arr = ppa.CONFIGS["scalable_4x4_mxfp4"].make()
     assert isinstance(arr, ScalableArray) and (arr.rows, arr.cols) == (4, 4)
+
+
+@pytest.mark.parametrize("rows, cols, pipeline", [(1, 1, 0), (2, 3, 4), (3, 2, 2)])
+def test_latency(rows, cols, pipeline):
+    """The first result row is valid ``latency`` cycles after the tile's last transfer."""
+    rng = np.random.default_rng(3)
+    dut = ScalableArray(rows, cols, acc=ACC, pipeline=pipeline)
+    a = random_operand(rng, "mxfp4", (rows, 32), 1)
+    b = random_operand(rng, "mxfp4", (32, cols), 0)
+    beats = scalable_beats(dut, a, b, 0, 0)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 0)
+        for n, beat in enumerate(beats):
+            ctx.set(dut.i.payload, beat)
+            ctx.set(dut.i.valid, 1)
+            *_, ready = await ctx.tick().sample(dut.i.ready)
+            assert ready
+        ctx.set(dut.i.valid, 0)
+        for t in range(1, 100):
+            if ctx.get(dut.o.valid):
+                seen["t"] = t
+                break
+            await ctx.tick()
+    run(dut, tb)
+    assert seen["t"] == dut.latency
