@@ -69,12 +69,12 @@ def test_requant_configs_record_their_pipeline():
 def test_config_builds_its_block(name):
     from mxhw.dequant import Aligner, MXSFDecoder, Requantizer
     from mxhw.pe import BitSerialPE, ElementMultiplier, MXDotProduct
-    from mxhw.systolic import SystolicArray
+    from mxhw.systolic import ScalableArray, SystolicArray
     from mxhw.systolic.tilearray import TileArray
     kinds = {"tilearray": TileArray,
              "mul": ElementMultiplier, "dot": MXDotProduct, "align": Aligner,
              "modeswitch": MXSFDecoder, "requant": Requantizer, "bitserial": BitSerialPE,
-             "array": SystolicArray}
+             "array": SystolicArray, "scalable": ScalableArray}
     cfg = ppa.CONFIGS[name]
     dut = cfg.make()
     assert isinstance(dut, kinds[cfg.block]) and isinstance(dut, wiring.Component)
@@ -84,7 +84,8 @@ def test_config_builds_its_block(name):
 def test_select():
     everything = ppa.select(large=True)
     assert everything == [*ppa.CONFIGS, ppa.SOC]
-    large = [n for n in ppa.CONFIGS if re.fullmatch(r"array_.*_16x16", n)]
+    large = [n for n in ppa.CONFIGS
+             if re.fullmatch(r"array_.*_16x16", n) or n.startswith("scalable_")]
     assert large and [n for n in everything if ppa.is_large(n)] == large
     assert ppa.select() == [n for n in everything if n not in large]
     assert ppa.select(r"_16x16$") == large      # --only reaches the large arrays
@@ -345,6 +346,7 @@ def test_figures_keys_and_derived():
     # 16 MACs per cycle, 2k LUTs, 50 MHz
     assert fig["array_mxfp4_4x4_macs_per_cycle"] == 16
     assert fig["array_mxfp4_4x4_macs_per_cycle_per_klut"] == 8.0
+    assert fig["array_mxfp4_4x4_luts_per_mac"] == 125.0
     assert fig["array_mxfp4_4x4_peak_gmac_s"] == 0.8
     assert not any(k.startswith("align_mxfp4_mac") or k.startswith("align_mxfp4_peak")
                    for k in fig)

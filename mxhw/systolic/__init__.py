@@ -9,7 +9,9 @@ from .rowacc import RowAccumulator
 from .array import DATAFLOWS, DEFAULT_PIPELINE, PE_TYPES, SystolicArray
 from .engine import GemmEngine
 from .tilearray import TileArray
+from .scalable_pe import ScalablePE
+from .scalable import DEFAULT_MODES, ScalableArray
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "RowAccumulator", "BitSerialMXMacPE",
-           "SystolicArray", "GemmEngine", "TileArray", "DATAFLOWS", "DEFAULT_PIPELINE", "PE_TYPES",
-           "array_block_format"]
+           "SystolicArray", "GemmEngine", "TileArray", "DATAFLOWS", "DEFAULT_PIPELINE",
+           "PE_TYPES", "array_block_format", "ScalableArray", "ScalablePE", "DEFAULT_MODES"]

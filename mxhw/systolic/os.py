@@ -19,6 +19,7 @@ from .grid import (array_formats, check_acc, check_serial_format, clamp_acc, fix
                    mode_port, out_layout)
 from .outbuf import OutputBuffer
 from .operands import edge_code, index_fields
+from .pegrid import pe_grid
 from .pe import MXBlockSumPE, MXMacPE, splits_product
 from .rowacc import RowAccumulator, row_extra_stages
 
@@ -327,22 +328,10 @@ class OutputStationaryCore(wiring.Component):
 
         # shared accumulators: the MXMacPE partial's pipeline, split between PE and row unit
         shared_p = self._pe.keywords.get("pipeline", 0) if self._shared else None
-        pes = [[None] * C for _ in range(R)]
-        b_out = {}
-        for i in range(R):
-            ah = a_in[i]
-            for j in range(C):
-                bv = b_in[j] if i == 0 else b_out[i - 1, j]
-                if self._shared:
-                    pe = MXBlockSumPE(fa, fb, pipeline=shared_p)
-                else:
-                    pe = self._pe(fa, fb, self._acc)
-                m.submodules[f"pe_{i}_{j}"] = pe
-                pes[i][j] = pe
-                m.d.comb += [getattr(pe, ports.get(n, n)).eq(s_) for n, s_ in ah + bv]
-                # registered pass-through to the right and down
-                ah = tuple((n, delay(s_, 1, f"h{i}_{j}_{n}", n in ctl_names)) for n, s_ in ah)
-                b_out[i, j] = tuple((n, delay(s_, 1, f"w{i}_{j}_{n}")) for n, s_ in bv)
+        # the PEs, with registered pass-through to the right and down
+        pes = pe_grid(m, a_in, b_in, lambda: (
+            MXBlockSumPE(fa, fb, pipeline=shared_p) if self._shared
+            else self._pe(fa, fb, self._acc)), ports, ctl_names)
 
         # ---- the PEs' results (``result``, ``special``): their own, or their row unit's
         if self._shared:

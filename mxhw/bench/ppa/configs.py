@@ -14,7 +14,8 @@ from ... import golden
 
 __all__ = ["Config", "CONFIGS", "QUICK", "SOC", "MUL_PAIRS", "MX_FORMATS", "ARRAY_FORMATS",
            "ARRAY_SIZES", "ARRAY_ACC", "DOT_PIPELINE", "DOT_TARGETS", "REQUANT_PIPELINE",
-           "BITSERIAL_ARRAYS", "LARGE_ARRAY", "select", "is_large", "maker", "element_name"]
+           "BITSERIAL_ARRAYS", "LARGE_ARRAY", "SCALABLE_SIZES", "select", "is_large", "maker",
+           "element_name"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ REQUANT_INPUT = (24, 16)
 #: Arrays of bit-serial PEs (``pe="bitserial"``): format (A and B) and size; a K step
 #: takes the weight format's serial bits (MXINT8 8, MXFP4 5 cycles).
 BITSERIAL_ARRAYS = [("mxint8", 4), ("mxfp4", 4)]
+#: Sizes of the precision-scalable arrays (:class:`~mxhw.systolic.ScalableArray`, its
+#: default modes): one configuration per size and mode, the same circuit (one synthesis,
+#: cached by its RTL), with the mode's MACs per cycle. Measured on request only
+#: (``--large`` or ``--only``, :func:`is_large`).
+SCALABLE_SIZES = [4, 8]
 #: ``--quick``: one of each kind of flow (a multiplier, a streamed block, an array, the SoC).
 QUICK = ["mul_fp4_e2m1_x_fp4_e2m1", "align_mxfp4", "array_mxfp4_2x2", SOC]
 #: Arrays this large are measured only on request (``--large`` or ``--only``): their
@@ -149,6 +155,11 @@ def _make_tilearray(n):
                      transpose_b=True, tiles_a=(2, 2), tiles_b=(2, 2))
 
 
+def _make_scalable(n):
+    from ...systolic import ScalableArray
+    return ScalableArray(n, n, acc=golden.arith.fixed(*ARRAY_ACC))
+
+
 def _serial_bits(fmt):
     """Cycles per K step of a bit-serial array of block format ``fmt``."""
     from ...systolic.bitserial import serial_bits
@@ -208,6 +219,15 @@ def _registry():
     cfgs.append(Config("tilearray_mxsf_tile_2x2", "tilearray", maker(_make_tilearray, 2), 4,
                        {"format": "mxsf_tile", "rows": 2, "cols": 2, "tiles": "2x2 per operand",
                         "acc": f"fixed{ARRAY_ACC}"}))
+    from ...systolic.scalable import DEFAULT_MODES
+    from ...systolic.scalable_pe import scale_modes
+    for n in SCALABLE_SIZES:
+        for f, md in zip(DEFAULT_MODES, scale_modes(DEFAULT_MODES)):
+            cfgs.append(Config(f"scalable_{n}x{n}_{f}", "scalable", maker(_make_scalable, n),
+                               n * n * md.lanes,
+                               {"format": f, "rows": n, "cols": n, "lanes": md.lanes,
+                                "modes": ",".join(DEFAULT_MODES),
+                                "acc": f"fixed{ARRAY_ACC}"}))
     # issue #33, target 4: the re-quantiser's MXSF side (both modes and the squared-error
     # mode select) at its default pipeline (None: the deepest, 7)
     cfgs.append(Config("requant_mxsf", "requant", maker(_make_requant_default, "mxsf"), 0,
@@ -221,9 +241,12 @@ CONFIGS = _registry()
 
 
 def is_large(name):
-    """An array of :data:`LARGE_ARRAY` rows or more (left out of the default run)."""
+    """An array of :data:`LARGE_ARRAY` rows or more, or a precision-scalable array (its
+    4x4 alone took over an hour of synthesis and place and route on a loaded 2-core
+    machine): left out of the default run."""
     cfg = CONFIGS.get(name)
-    return cfg is not None and cfg.block == "array" and cfg.params["rows"] >= LARGE_ARRAY
+    return cfg is not None and (cfg.block == "scalable" or (
+        cfg.block == "array" and cfg.params["rows"] >= LARGE_ARRAY))
 
 
 def select(only=None, quick=False, large=False):

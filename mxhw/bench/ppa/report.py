@@ -20,7 +20,8 @@ def figures(results):
     """The flat ``--json`` figures of ``results`` (from :func:`~.runner.run`): per configuration
     ``<name>_luts``, ``_ffs``, ``_dsps``, ``_brams``, ``_fmax_mhz`` (ECP5), ``_ccu2c``,
     ``<name>_xc7_luts`` ... ``_xc7_brams``, ``_xc7_carry4``; for MAC blocks
-    ``_macs_per_cycle``, ``_macs_per_cycle_per_klut`` and ``_peak_gmac_s``; for the SoC
+    ``_macs_per_cycle``, ``_macs_per_cycle_per_klut``, ``_luts_per_mac`` (LUT4-eq. per
+    MAC per cycle) and ``_peak_gmac_s``; for the SoC
     ``soc_ulx3s_fmax_mhz`` (and its LUT/FF/DSP/BRAM); ``<name>_nodsp_luts`` for the arrays
     measured LUT-only as well (see :func:`~.runner.run_task`); with several placer seeds
     ``_fmax_mhz`` is their median, ``_fmax_min_mhz`` / ``_fmax_max_mhz`` the spread. A
@@ -55,6 +56,7 @@ def figures(results):
             if e:
                 if e["luts"]:
                     fig[f"{n}_macs_per_cycle_per_klut"] = round(macs / (e["luts"] / 1000), 3)
+                    fig[f"{n}_luts_per_mac"] = round(e["luts"] / macs, 1)
                 if "fmax_mhz" in e:
                     fig[f"{n}_peak_gmac_s"] = round(macs * e["fmax_mhz"] / 1000, 3)
     return fig
