@@ -88,7 +88,7 @@ def test_select():
              if re.fullmatch(r"array_.*_16x16", n) or n.startswith("scalable_")]
     assert large and [n for n in everything if ppa.is_large(n)] == large
     assert ppa.select() == [n for n in everything if n not in large]
-    assert ppa.select(r"_16x16$") == large      # --only reaches the large arrays
+    assert ppa.select(r"_16x16$|^scalable_") == large      # --only reaches the large arrays
     assert ppa.select(quick=True) == ppa.QUICK
     assert ppa.select(r"^array_mxint8_") == [f"array_mxint8_{n}x{n}" for n in ppa.ARRAY_SIZES]
     assert ppa.select("soc") == [ppa.SOC]
