@@ -86,16 +86,16 @@ class DotLaneShifted(MXDotProduct):
     """Every lane's product one place too far left (its shift + 1)."""
     def elaborate(self, platform):
         from mxhw.pe import dot as dot_mod
-        orig = dot_mod.multiply_parts
+        orig = dot_mod.decode_parts
 
         def shifted(*args, **kw):
-            prod, shift, nf = orig(*args, **kw)
-            return prod, shift + 1, nf
-        dot_mod.multiply_parts = shifted
+            operands, shift, nf = orig(*args, **kw)
+            return operands, shift + 1, nf
+        dot_mod.decode_parts = shifted
         try:
             return super().elaborate(platform)
         finally:
-            dot_mod.multiply_parts = orig
+            dot_mod.decode_parts = orig
 
 
 class DotTreeDropsLane(MXDotProduct):
