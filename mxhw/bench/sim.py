@@ -360,6 +360,21 @@ def _unit(key):
     return _UNITS.get(key, "cycles/s")
 
 
+def _ffn_shape(text):
+    """``--ffn-shape T,D,F,R,C``: five integers the FFN program can take."""
+    try:
+        shape = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 5:
+        raise argparse.ArgumentTypeError(f"expected five integers T,D,F,R,C, not {text!r}")
+    try:
+        sim_soc.check_ffn_shape(*shape)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return shape
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mxhw.bench sim",
                                      description="Simulated cycles/s per simulation back end.")
@@ -374,6 +389,7 @@ def main(argv=None):
     parser.add_argument("--ffn-only", action="store_true",
                         help="with --minilm-ffn: skip the back-end figures")
     parser.add_argument("--ffn-shape", default="128,384,1536,16,16", metavar="T,D,F,R,C",
+                        type=_ffn_shape,
                         help="FFN tokens, d_model, d_ff (leading slice of the weights), "
                              "array rows, cols (default: the full block on 16 x 16)")
     parser.add_argument("--ffn-backend", default="compiled", choices=("compiled", "pysim"))
@@ -384,8 +400,7 @@ def main(argv=None):
         figures.update(f)
         config.update(c)
     if args.minilm_ffn:
-        f, c = sim_soc.run_minilm_ffn(*map(int, args.ffn_shape.split(",")),
-                                      backend=args.ffn_backend)
+        f, c = sim_soc.run_minilm_ffn(*args.ffn_shape, backend=args.ffn_backend)
         figures.update(f)
         config.update(c)
     print(f"simulation back ends ({config['machine']}, {config['cpus']} CPUs, "

@@ -150,11 +150,26 @@ FFN_LABEL = ("MiniLM FFN block, encoder layer 0 (all-MiniLM-L6-v2 weights and FF
              "(biases and GELU not on the device)")
 
 
+def check_ffn_shape(tokens, d_model, d_ff, rows, cols):
+    """``ValueError`` (one line) unless the FFN shape is one the MiniLM block and a GEMM
+    unit can take: ``d_model`` and ``d_ff`` multiples of 32 up to 384 / 1536, at least one
+    token, rows and cols within the SoC's bounds."""
+    from ..lib.params import check_int
+    check_int("tokens", tokens, 1, 4096)
+    check_int("rows", rows, 1, 255)
+    check_int("cols", cols, 1, 32)
+    for name, v, hi in (("d_model", d_model, 384), ("d_ff", d_ff, 1536)):
+        check_int(name, v, 32, hi)
+        if v % 32:
+            raise ValueError(f"{name} must be a multiple of 32 (the block size), not {v}")
+
+
 def ffn_config(tokens=128, d_model=384, d_ff=1536, rows=16, cols=16):
     """The simulated SoC for the FFN program: an output-stationary MXFP8 E4M3 x MXFP4
     unit with the activation path, memories for both layers' weights, ``x`` and ``h``
     resident, and the ``tokens x d_model`` fixed-point result in its C tiles."""
     from ..soc.top import SoCConfig
+    check_ffn_shape(tokens, d_model, d_ff, rows, cols)
     from ..soc.unit import pow2
     mt = -(-tokens // rows)
     return SoCConfig(rows=rows, cols=cols, fmt_a="mxfp8_e4m3", fmt_b="mxfp4_e2m1",

@@ -55,3 +55,19 @@ def test_minilm_layer_small_checked_against_golden():
     assert figures["minilm_cycles"] > 0
     assert 0 < figures["minilm_mac_utilisation"] <= figures["minilm_busy_fraction"] <= 1
     assert config["minilm_model_s"] >= 0
+
+
+@pytest.mark.parametrize("shape,msg", [
+    ("1,2", "expected five integers T,D,F,R,C"),
+    ("a,b,c,d,e", "expected five integers T,D,F,R,C"),
+    ("16,128,512,0,8", "rows must be in [1, 255], not 0"),
+    ("16,100,512,8,8", "d_model must be a multiple of 32"),
+    ("16,128,2048,8,8", "d_ff must be in [32, 1536]")])
+def test_ffn_shape_refused_in_one_line(shape, msg, capsys):
+    """A bad --ffn-shape: exit 2 with one error line, before anything is built."""
+    from mxhw.bench.sim import main as sim_main
+    with pytest.raises(SystemExit) as e:
+        sim_main(["--minilm-ffn", "--ffn-only", "--ffn-shape", shape])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
