@@ -16,11 +16,11 @@ from hypothesis import given, strategies as st
 
 from mxhw.soc.bus import BusSignature
 from mxhw.soc.core import CoreDecode
-from mxhw.soc.top import ID_VALUE, REGS, SCRATCHPAD_BASE, VERSION, SoCConfig
+from mxhw.soc.top import REGS, SCRATCHPAD_BASE, SoCConfig
 from mxhw.soc.wishbone import Signature as WishboneSignature, WishboneToWordBus, WordBusToWishbone
 
 from support.hyp import budget
-from support.wb import run_ops
+from support.wb import core_regs, run_ops
 
 WORDS = 8     # the test slave's register file
 
@@ -228,13 +228,10 @@ SPAD = SCRATCHPAD_BASE // 4
 
 
 def _decode_model(ops, link_errors):
-    """The read data of ``ops`` on CoreDecode(CFG), from the register table of the docs
-    (docs/core.md: ID, VERSION, FEATURES, CLK_HZ, LINK_ERRORS, SCRATCH; CYCLES is not
-    modelled: None), scratchpad words never written: None; anything else reads 0."""
-    major, minor, patch = VERSION
-    fixed = {REGS["ID"]: ID_VALUE, REGS["VERSION"]: major << 16 | minor << 8 | patch,
-             REGS["FEATURES"]: CFG.scratch_words.bit_length() - 1,
-             REGS["CLK_HZ"]: CFG.clk_hz, REGS["LINK_ERRORS"]: link_errors}
+    """The read data of ``ops`` on CoreDecode(CFG): the registers of docs/core.md
+    (``support.wb.core_regs``; SCRATCH as written; CYCLES not modelled: None), scratchpad
+    words never written: None; anything else reads 0."""
+    fixed = core_regs(CFG, link_errors)
     spad, scratch, out = {}, 0, []
     for we, adr, dat in ops:
         if we:

@@ -13,12 +13,12 @@ from amaranth.lib.wiring import Out
 from hypothesis import given, strategies as st
 
 from mxhw.soc.core import AcceleratorCore, render_map
-from mxhw.soc.top import REGS, SoCConfig, VERSION
+from mxhw.soc.top import REGS, SoCConfig
 from mxhw.soc import wishbone
 
 from support.hyp import budget
 from support.soc import soc_expect
-from support.wb import MEMBERS, run_driver, run_ops
+from support.wb import MEMBERS, core_regs, run_driver, run_ops
 
 ROOT = Path(__file__).resolve().parents[2]
 OS, WS = "output_stationary", "weight_stationary"
@@ -67,12 +67,6 @@ CFG = SoCConfig(rows=0, scratch_words=64, clk_hz=12_345_678)
 SPAD = 0x1000_0000 // 4
 
 
-def _model_regs(cfg):
-    major, minor, patch = VERSION
-    return {0x00: 0x4D584857, 0x04: major << 16 | minor << 8 | patch,
-            0x08: cfg.scratch_words.bit_length() - 1, 0x0C: cfg.clk_hz, 0x14: 0}
-
-
 UNMAPPED = [0x24 // 4, 0x3C // 4, 0x40 // 4, 0x1234, SPAD - 1, SPAD + CFG.scratch_words,
             0x3000_0000 // 4, (1 << 30) - 1]
 
@@ -95,7 +89,7 @@ def accesses(draw):
 def test_single_accesses_match_model(pipelined, data):
     ops, gaps = data
     got = run_ops(AcceleratorCore(CFG, pipelined=pipelined), ops, pipelined, gaps)
-    regs = _model_regs(CFG)
+    regs = core_regs(CFG)
     scratch_reg = 0
     spad = [None] * CFG.scratch_words     # None: never written (contents unknown)
     for (we, adr, dat), r in zip(ops, got):

@@ -8,8 +8,18 @@ from collections import deque
 from amaranth.sim import Simulator
 
 from mxhw.soc.driver import Accelerator
+from mxhw.soc.top import VERSION
 
-__all__ = ["classic_ops", "pipelined_ops", "run_ops", "run_driver", "MEMBERS"]
+__all__ = ["classic_ops", "pipelined_ops", "run_ops", "run_driver", "MEMBERS", "core_regs"]
+
+
+def core_regs(cfg, link_errors=0):
+    """The core's read-only registers as docs/core.md describes them (byte address ->
+    value): ID ("MXHW"), VERSION, FEATURES (log2 of the scratchpad words; ``cfg`` has no
+    compute unit), CLK_HZ, LINK_ERRORS. CYCLES and SCRATCH are left to the caller."""
+    major, minor, patch = VERSION
+    return {0x00: 0x4D584857, 0x04: major << 16 | minor << 8 | patch,
+            0x08: cfg.scratch_words.bit_length() - 1, 0x0C: cfg.clk_hz, 0x14: link_errors}
 
 #: amaranth-soc's ``wishbone.Signature`` members (name: direction seen from the initiator)
 MEMBERS = {"adr": "out", "dat_w": "out", "dat_r": "in", "sel": "out", "cyc": "out",
