@@ -24,6 +24,7 @@ from .regmap import (DATAFLOW_IDS, FORMAT_IDS, GEMM_BASE, GEMM_REGS, decode, lan
                      region_address, registers_for)
 from .top import ID_VALUE, REGS, SCRATCHPAD_BASE
 from .layers import LayerMixin
+from .tilehost import TileMixin, TileTensor, is_tile_format
 from .transport import SerialTransport, SimTransport
 
 __all__ = ["Accelerator", "SimTransport", "SerialTransport", "NoResponse", "DeviceError"]
@@ -54,7 +55,7 @@ def _locked(method):
     return run
 
 
-class Accelerator(LayerMixin):
+class Accelerator(LayerMixin, TileMixin):
     """The host's handle on an mxhw SoC.
 
     Every exchange is checked (``soc/PROTOCOL.md``, "What the driver guarantees"): each
@@ -357,9 +358,18 @@ class Accelerator(LayerMixin):
         return cfg
 
     @_locked
-    def matmul(self, a, b, fmt_a=None, fmt_b=None, poll_limit=10_000):
-        """``C = A @ B`` on the device, bit-exact to ``golden.gemm`` with the device's
-        accumulation (``golden.fixed(acc_width, acc_frac)``, saturating, floor).
+    def matmul(self, a, b, fmt_a=None, fmt_b=None, transpose_a=False, transpose_b=False,
+               poll_limit=10_000):
+        """``C = op(A) @ op(B)`` on the device, bit-exact to ``golden.gemm`` with the
+        device's accumulation (``golden.fixed(acc_width, acc_frac)``, saturating, floor).
+
+        ``transpose_a`` / ``transpose_b`` (``op(X) = X^T``) need a tile-format unit
+        (``fmt_a = fmt_b = "mxsf_tile"``, read from the device's FORMATS register): there
+        each operand, a float array or a :class:`~mxhw.soc.tilehost.TileTensor` from
+        :meth:`upload_tiles`, is quantised once in its stored orientation (tiles over its
+        two axes) and read transposed by the hardware; the result equals
+        ``golden.gemm(op(qa), op(qb), acc)`` with ``op(q) = q.T``. Arrays are uploaded to
+        slots 0 and 1. The rest of this text is about the other units.
 
         ``a`` (M x K) and ``b`` (K x N) are float arrays (quantised here with ``golden``
         along K) or ``golden.MXArray`` operands. ``fmt_a``/``fmt_b`` default to the device's
@@ -374,6 +384,13 @@ class Accelerator(LayerMixin):
         import numpy as np
 
         cfg = self.gemm_config()
+        if is_tile_format(cfg["fmt_a"]) or isinstance(a, TileTensor) or isinstance(b, TileTensor):
+            return self._matmul_tiles(a, b, fmt_a, fmt_b, transpose_a, transpose_b,
+                                      poll_limit)
+        if transpose_a is not False or transpose_b is not False:
+            raise ValueError(f"transpose_a / transpose_b need a tile-format GEMM unit "
+                             f"(SoCConfig fmt_a = fmt_b = 'mxsf_tile'); this device was "
+                             f"built for fmt_a={cfg['fmt_a']!r}, fmt_b={cfg['fmt_b']!r}")
         qa = self._operand(a, fmt_a, cfg["fmt_a"], 1, "a")
         qb = self._operand(b, fmt_b, cfg["fmt_b"], 0, "b")
         (M, K), (K2, N) = qa.shape, qb.shape

@@ -62,6 +62,9 @@ def unit_format(name, fmt, dataflow="output_stationary"):
     if canon not in FORMAT_IDS:
         raise ValueError(f"{name} must be one of {', '.join(FORMAT_IDS)} (the GEMM unit's "
                          f"formats), not {fmt!r}")
+    if isinstance(golden.formats.get(canon).block, tuple):
+        raise ValueError(f"{name}={fmt!r} has 2-D tiles: it is the tile unit's format "
+                         f"(mxhw.soc.tileunit, fmt_a = fmt_b = {canon!r}), not this unit's")
     if moded(golden.formats.get(canon)) and (name not in ("fmt_a", "out_fmt")
                                              or dataflow != "output_stationary"):
         raise ValueError(f"{name}={fmt!r}: a format with block modes is an output-stationary "

@@ -25,7 +25,7 @@ REGION = {"regs": 0, "a": 1, "a_scale": 2, "b": 3, "b_scale": 4, "c": 5, "c_spec
 
 #: stable ids of the block formats a SoC can be built with (the FORMATS register)
 FORMAT_IDS = {"mxfp8_e4m3": 1, "mxfp8_e5m2": 2, "mxfp6_e3m2": 3, "mxfp6_e2m3": 4,
-              "mxfp4_e2m1": 5, "mxint8": 6, "mxsf": 7}
+              "mxfp4_e2m1": 5, "mxint8": 6, "mxsf": 7, "mxsf_tile": 8}
 #: GEOMETRY bit 24 (and FEATURES bit 9): the dataflow of the built GEMM unit
 DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
 
@@ -33,8 +33,8 @@ DATAFLOW_IDS = {"output_stationary": 0, "weight_stationary": 1}
 @dataclass(frozen=True)
 class Register:
     """One register word: ``index`` (word offset in the register region), ``access``
-    (``"R"``, ``"W"``, ``"R/W"``), the dataflows that have it (None: every unit) and what
-    it holds."""
+    (``"R"``, ``"W"``, ``"R/W"``), the dataflows that have it (None: every unit; ``"tile"``:
+    the tile-format unit) and what it holds."""
     name: str
     index: int
     access: str
@@ -48,6 +48,8 @@ class Register:
 
 
 OS, WS = "output_stationary", "weight_stationary"
+#: the tile-format unit (:mod:`mxhw.soc.tileunit`): the output-stationary registers and these
+TILE = "tile"
 
 REGISTERS = (
     Register("K", 0x0, "R/W", "K of the next START (a multiple of the block size, at most "
@@ -75,6 +77,9 @@ REGISTERS = (
              "bits 0-30 a word index of region A (or A scales); ignored while busy", (OS,)),
     Register("PEEK_DATA", 0xC, "R", "the A-memory word PEEK addresses (3 cycles after "
              "the write)", (OS,)),
+    Register("OPERANDS", 0xD, "R/W", "tile unit (fmt mxsf_tile): A's slot | B's slot << 4 | "
+             "transpose A << 8 | transpose B << 9, for the next START; ignored while busy",
+             (TILE,)),
     Register("DEPTH", 0x10, "R", "the output tile's height", (WS,)),
 )
 
@@ -91,6 +96,8 @@ FIELDS = {
              "log2_prog_words": (8, 4, False), "out_fmt": (16, 8, False)},
     "PROG_STATUS": {"busy": (0, 1, False), "done": (1, 1, False), "error": (8, 8, False),
                     "pc": (16, 16, False)},
+    "OPERANDS": {"slot_a": (0, 4, False), "slot_b": (4, 4, False),
+                 "transpose_a": (8, 1, False), "transpose_b": (9, 1, False)},
     "ACC": {"width": (0, 8, False), "frac_bits": (8, 8, True), "saturate": (16, 1, False),
             "rne": (17, 1, False)},
 }

@@ -38,6 +38,7 @@ from .gemv import LIMITS as GEMV_LIMITS, gemv_unit_for
 from .gemv_map import GEMV_BASE
 from .regmap import DATAFLOW_IDS, GEMM_BASE, field_range
 from .link import HostLink
+from .tileunit import MAX_SLOTS, TileGemmUnit, check_tile_unit, tile_unit_format
 from .uart import UARTRx, UARTTx
 
 __all__ = ["SoCConfig", "config_overrides", "SoC", "REGS", "ID_VALUE", "VERSION", "SCRATCHPAD_BASE", "DATAFLOWS",
@@ -101,7 +102,10 @@ class SoCConfig:
         Its operand block formats, golden names or aliases (``"mxfp4"``), held by their
         canonical names; keys of ``mxhw.soc.regmap.FORMAT_IDS`` (checked when ``rows >
         0``; MXSF, whose block modes the A-scale memory holds, as the output-stationary
-        unit's ``fmt_a`` only).
+        unit's ``fmt_a`` only). ``fmt_a = fmt_b = "mxsf_tile"`` builds the tile unit
+        (:mod:`mxhw.soc.tileunit`, output-stationary): ``a_tiles`` matrices of up to
+        ``max_k x max_k`` stored once each and read as stored or transposed (``rows`` and
+        ``cols`` 1, 2 or 4; no B or C tiles, program or activation path).
     acc_width, acc_frac : int
         Its accumulation: ``golden.fixed(acc_width, acc_frac)`` (saturating, floor).
     max_k : int
@@ -177,12 +181,16 @@ class SoCConfig:
         if self.depth and self.dataflow != "weight_stationary":
             raise ValueError(f"depth applies to the weight-stationary dataflow only, not "
                              f"{self.dataflow!r} (leave it 0)")
+        tile = (tile_unit_format(self.fmt_a, self.fmt_b, self.dataflow) if self.rows
+                else None)
         for name in ("fmt_a", "fmt_b"):
             # golden names: an alias (``mxfp4``) becomes the canonical name
             f = getattr(self, name)
-            f = (unit_format(name, f, self.dataflow) if self.rows
+            f = ((tile or unit_format(name, f, self.dataflow)) if self.rows
                  else golden.formats.get(f).name)
             object.__setattr__(self, name, f)
+        if tile:
+            self._check_tile_unit()
         for name in ("a_tiles", "b_tiles", "c_tiles", "prog_words"):
             v = getattr(self, name)
             if v > (0 if name == "prog_words" else 1) and self.dataflow != "output_stationary":
@@ -204,6 +212,21 @@ class SoCConfig:
                                  f"re-quantiser takes blocks of 32 of acc_width-bit values")
         self._check_bounds()
         self.gemv_unit()        # checks the GEMV unit's fields (elaborates nothing)
+
+    def _check_tile_unit(self):
+        """The tile unit (``fmt_a = fmt_b = "mxsf_tile"``): ``a_tiles`` matrix slots, no B
+        or C tiles, program sequencer or activation path."""
+        extra = {n: getattr(self, n) for n in ("b_tiles", "c_tiles", "prog_words", "out_fmt")
+                 if getattr(self, n) != getattr(SoCConfig, n)}
+        if extra:
+            raise ValueError(f"the tile unit (fmt {self.fmt_a!r}) has no B or C tiles, program "
+                             f"sequencer or activation path: leave "
+                             f"{', '.join(f'{n}={v!r}' for n, v in extra.items())} at their "
+                             f"defaults")
+        if self.a_tiles > MAX_SLOTS:
+            raise ValueError(f"a_tiles (the tile unit's matrix slots) must be at most "
+                             f"{MAX_SLOTS}, not {self.a_tiles}")
+        check_tile_unit(self.rows, self.cols, self.fmt_a, self.acc, self.max_k, self.a_tiles)
 
     def _check_bounds(self):
         """Upper bounds, checked before anything is elaborated (:data:`LIMITS`): what the
@@ -242,6 +265,9 @@ class SoCConfig:
     def _gemm_units(self):
         if not self.rows:
             return []
+        if tile_unit_format(self.fmt_a, self.fmt_b, self.dataflow):
+            return [(GEMM_BASE, TileGemmUnit(self.rows, self.cols, self.fmt_a, self.acc,
+                                             self.max_k, self.a_tiles))]
         ws = self.dataflow == "weight_stationary"
         return [(GEMM_BASE, GemmUnit(self.rows, self.cols, self.fmt_a, self.fmt_b, self.acc,
                                      self.max_k, self.a_tiles, dataflow=self.dataflow,

@@ -12,10 +12,11 @@ from amaranth.lib.wiring import In, Out
 from ..formats import lookup_format
 from ..lib.params import check_int, check_pow2
 
-__all__ = ["TileStore", "tile_word_layout"]
+__all__ = ["TileStore", "tile_word_layout", "tile_codes", "tile_code_bits"]
 
 
-def _code_bits(fmt):
+def tile_code_bits(fmt):
+    """Bits of one stored element code of ``fmt`` (the widest of its modes' codes)."""
     return max(c.bits for c in fmt.candidates)
 
 
@@ -25,7 +26,7 @@ def tile_word_layout(fmt):
     1 bit wide for a single-mode format)."""
     r, c = fmt.block
     return data.StructLayout({
-        "codes": data.ArrayLayout(unsigned(_code_bits(fmt)), r * c),
+        "codes": data.ArrayLayout(unsigned(tile_code_bits(fmt)), r * c),
         "scale": unsigned(fmt.scale.bits),
         "mode": unsigned(max(fmt.mode_bits, 1)),
     })
@@ -93,7 +94,7 @@ class TileStore(wiring.Component):
                 "col": unsigned(max((tiles_c * c - 1).bit_length(), 1)),
                 "along": unsigned(1)}))),
             "resp": Out(stream.Signature(data.StructLayout({
-                "codes": data.ArrayLayout(unsigned(_code_bits(fmt)), lanes),
+                "codes": data.ArrayLayout(unsigned(tile_code_bits(fmt)), lanes),
                 "scale": unsigned(fmt.scale.bits),
                 "mode": unsigned(max(fmt.mode_bits, 1))}))),
         })
@@ -129,19 +130,30 @@ class TileStore(wiring.Component):
             m.d.sync += self.resp.valid.eq(0)
 
         word = rp.data
-        for i in range(self._lanes):
-            down = (i0 + i) * c + j0           # along = 0: element (i0 + i, j0)
-            across = i0 * c + j0 + i           # along = 1: element (i0, j0 + i)
-            m.d.comb += self.resp.payload.codes[i].eq(
-                word.codes[_pick(m, along, down, across, r * c, i)])
+        for i, code in enumerate(tile_codes(m, word.codes, i0, j0, along, r, c,
+                                            self._lanes)):
+            m.d.comb += self.resp.payload.codes[i].eq(code)
         m.d.comb += [self.resp.payload.scale.eq(word.scale),
                      self.resp.payload.mode.eq(word.mode)]
         return m
 
 
-def _pick(m, sel, a, b, n, i):
+def tile_codes(m, codes, i0, j0, along, r, c, lanes, name="idx"):
+    """Gateware: ``lanes`` element codes of one stored ``r x c`` tile (``codes``: its
+    ``r * c`` codes, row-major, indexable by a Value) from position ``(i0, j0)`` down a
+    column (``along = 0``: ``(i0 + i, j0)``) or along a row (``along = 1``: ``(i0, j0 +
+    i)``): the tile read as stored or transposed, a multiplexer per lane."""
+    out = []
+    for i in range(lanes):
+        down = (i0 + i) * c + j0           # along = 0: element (i0 + i, j0)
+        across = i0 * c + j0 + i           # along = 1: element (i0, j0 + i)
+        out.append(codes[_pick(m, along, down, across, r * c, f"{name}{i}")])
+    return out
+
+
+def _pick(m, sel, a, b, n, name):
     """An index signal (``range(n)``): ``b`` when ``sel``, else ``a``."""
-    idx = Signal(range(n), name=f"idx{i}")
+    idx = Signal(range(n), name=name)
     with m.If(sel):
         m.d.comb += idx.eq(b)
     with m.Else():
