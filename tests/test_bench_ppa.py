@@ -71,7 +71,8 @@ def test_config_builds_its_block(name):
     from mxhw.pe import BitSerialPE, ElementMultiplier, MXDotProduct
     from mxhw.systolic import ScalableArray, SystolicArray
     from mxhw.systolic.tilearray import TileArray
-    kinds = {"tilearray": TileArray,
+    from mxhw.soc.tileunit import TileGemmUnit
+    kinds = {"tilearray": TileArray, "tileunit": TileGemmUnit,
              "mul": ElementMultiplier, "dot": MXDotProduct, "align": Aligner,
              "modeswitch": MXSFDecoder, "requant": Requantizer, "bitserial": BitSerialPE,
              "array": SystolicArray, "scalable": ScalableArray}

@@ -28,7 +28,7 @@ class Config:
         ``<block>_<config>``: the prefix of every figure's key.
     block : str
         ``mul``, ``dot``, ``align``, ``modeswitch``, ``requant``, ``bitserial``, ``array``,
-        ``tilearray``.
+        ``tilearray``, ``tileunit`` (the SoC's tile unit, bus adapter included).
     make : callable
         Returns a fresh component (a ``wiring.Component``) each call.
     macs_per_cycle : float
@@ -155,6 +155,12 @@ def _make_tilearray(n):
                      transpose_b=True, tiles_a=(2, 2), tiles_b=(2, 2))
 
 
+def _make_tileunit(n):
+    from ...soc.tileunit import TileGemmUnit
+    # the SoC's tile unit: two slots of 16 x 16 (2 x 4 tiles of 8 x 4), both memory copies
+    return TileGemmUnit(n, n, "mxsf_tile", golden.arith.fixed(*ARRAY_ACC), max_k=16, slots=2)
+
+
 def _make_scalable(n):
     from ...systolic import ScalableArray
     return ScalableArray(n, n, acc=golden.arith.fixed(*ARRAY_ACC))
@@ -218,6 +224,10 @@ def _registry():
                            {"format": f, "rows": 2, "cols": 2, "acc": f"fixed{ARRAY_ACC}"}))
     cfgs.append(Config("tilearray_mxsf_tile_2x2", "tilearray", maker(_make_tilearray, 2), 4,
                        {"format": "mxsf_tile", "rows": 2, "cols": 2, "tiles": "2x2 per operand",
+                        "acc": f"fixed{ARRAY_ACC}"}))
+    cfgs.append(Config("tileunit_mxsf_tile_2x2", "tileunit", maker(_make_tileunit, 2), 4,
+                       {"format": "mxsf_tile", "rows": 2, "cols": 2,
+                        "tiles": "2 slots of 2x4 tiles, two copies", "run_time_transpose": True,
                         "acc": f"fixed{ARRAY_ACC}"}))
     from ...systolic.scalable import DEFAULT_MODES
     from ...systolic.scalable_pe import scale_modes
