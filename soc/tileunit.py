@@ -24,7 +24,9 @@ run-time block size in the array would save them).
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import unsigned
@@ -203,11 +205,9 @@ class TileGemmUnit(wiring.Component):
         kmin = min(tile_k_run(f.name, a, b) for a in (0, 1) for b in (0, 1))
         lk, lp = (kmin - 1).bit_length(), (kb // kmin - 1).bit_length()
         full = Signal()                             # this product's K block is kb
-        m.d.comb += full.eq(0)
-        for fa_ in (0, 1):
-            for fb_ in (0, 1):
-                if tile_k_run(f.name, fa_, fb_) == kb:
-                    m.d.comb += full.eq(full | ((ta == fa_) & (tb == fb_)))
+        m.d.comb += full.eq(functools.reduce(operator.or_, [
+            (ta == fa_) & (tb == fb_) for fa_ in (0, 1) for fb_ in (0, 1)
+            if tile_k_run(f.name, fa_, fb_) == kb]))
         s = Signal(range(KM * kb // kmin + 1))
         n_steps = Signal.like(s)
         m.d.comb += n_steps.eq(Mux(full, K, K << lp))
