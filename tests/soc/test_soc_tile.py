@@ -70,6 +70,25 @@ def test_config_overrides_and_ids():
         config_overrides(["fmt_a=mxsf_tile", "fmt_b=mxsf_tile", "dataflow=weight_stationary"])
 
 
+def test_build_cli_refuses_bad_tile_config():
+    """``--config`` on the build command line: a one-line error, no traceback."""
+    from mxhw.build import main
+    for items in (["fmt_a=mxsf_tile"], ["fmt_a=mxsf_tile", "fmt_b=mxsf_tile",
+                                        "dataflow=weight_stationary"]):
+        argv = ["--board", "ulx3s"] + [a for i in items for a in ("--config", i)]
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert "mxsf_tile" in str(e.value.code) and "\n" not in str(e.value.code)
+
+
+def test_tile_unit_converts_to_rtlil():
+    """The unit elaborates to a netlist (no combinational loop: pysim would not see one)."""
+    from amaranth.back import rtlil
+    text = rtlil.convert(TileGemmUnit(2, 2, "mxsf_tile", golden.fixed(32, 16), max_k=8,
+                                      slots=1))
+    assert "module" in text
+
+
 def test_tile_unit_parameter_errors():
     acc = golden.fixed(32, 16)
     with pytest.raises(ValueError, match="tile format"):
