@@ -142,6 +142,20 @@ def test_transpose_needs_a_tile_unit():
 
 # ---- products against golden -----------------------------------------------------------
 
+def test_one_start_of_each_k_block(acc):
+    """One output tile of each K block: A^T B (K block 8) and A B^T (K block 4, its padded
+    steps), equal to golden.gemm of the exact transposes."""
+    rng = np.random.default_rng(4)
+    a = acc.upload_tiles(rng.standard_normal((8, 4)) * 2.0 ** 9, slot=0)
+    b = acc.upload_tiles(rng.standard_normal((8, 4)), slot=1)
+    np.testing.assert_array_equal(acc.matmul(a, b, transpose_a=True),
+                                  golden.gemm(a.q.T, b.q, CFG.acc))
+    c = acc.upload_tiles(rng.standard_normal((4, 8)), slot=2)
+    np.testing.assert_array_equal(acc.matmul(c, c, transpose_b=True),
+                                  golden.gemm(c.q, c.q.T, CFG.acc))
+
+
+@pytest.mark.slow
 def test_all_orientations_small(acc):
     """Every transpose flag pair on one stored pair (A 8 x 8, B 8 x 8): op(A) @ op(B)
     equals golden.gemm of the exact transposes q.T; no stall (the array took a transfer
