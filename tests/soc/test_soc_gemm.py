@@ -317,7 +317,7 @@ BASE = dict(rows=2, cols=2, fmt_a="mxfp4_e2m1", fmt_b="mxfp4_e2m1", acc=CFGS[OS]
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("kwargs, exc, msg", [
     (dict(fmt_a="mxsf_tile"), ValueError,
-     r"fmt_a must be one of mxfp8_e4m3, .*, not 'mxsf_tile'"),
+     r"fmt_a='mxsf_tile' has 2-D tiles: it is the tile unit's format"),
     (dict(fmt_b="nvfp4"), ValueError, r"fmt_b must be one of mxfp8_e4m3, .*, not 'nvfp4'"),
     (dict(fmt_b="mxsf"), ValueError,
      r"fmt_b='mxsf': a format with block modes is an output-stationary unit's fmt_a only"),
