@@ -4,12 +4,16 @@ summary. Exit status 1 if any proof did not end as expected (proved)."""
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .flow import DEFAULT_SOLVER, SOLVERS, run_proof, tool_path
 from .proofs import BLOCKS, all_proofs
+from .table import record
 
 
 def main(argv=None):
@@ -26,7 +30,15 @@ def main(argv=None):
     ap.add_argument("-k", dest="match", default=None,
                     help="only proofs whose name contains this")
     ap.add_argument("--list", action="store_true", help="list the proofs and exit")
+    ap.add_argument("--table", action="store_true",
+                    help="print the README's status table of every proof and exit")
+    ap.add_argument("--record", action="store_true",
+                    help="record the results (time, load) in mxhw/formal/times.json")
     args = ap.parse_args(argv)
+    if args.table:
+        from .table import load_times, render
+        print(render(all_proofs(thorough=True), load_times()))
+        return 0
     try:
         proofs = all_proofs(args.blocks, thorough=args.thorough)
     except ValueError as e:
@@ -41,10 +53,18 @@ def main(argv=None):
         path = tool_path(tmp)
         results = []
 
+        lock = threading.Lock()
+
         def one(p):
+            load0 = os.getloadavg()[0]
             r = run_proof(p, solver=args.solver, root=args.root, timeout=args.timeout,
                           path=path)
             print(r.line(), flush=True)
+            if args.record:     # as each proof ends: an interrupted run keeps its results
+                loads = sorted((load0, os.getloadavg()[0]))
+                with lock:
+                    record([r], "{:.0f}-{:.0f}".format(*loads),
+                           datetime.date.today().isoformat())
             return r
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             results = list(pool.map(one, proofs))

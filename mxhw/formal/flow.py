@@ -66,6 +66,7 @@ class Proof:
     expect: str = "proved"          # "failed" for a deliberately broken (mutant) harness
     tags: tuple = field(default_factory=tuple)
     note: str = ""                  # why ``expect`` is "failed" (a known bug), printed
+    reason: str = ""                # a BMC deeper than 1: why bounded (README table)
 
 
 @dataclass

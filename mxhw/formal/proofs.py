@@ -23,6 +23,20 @@ SLOW_PAIRS = {("fp8_e4m3", "fp8_e4m3"), ("fp8_e4m3", "fp8_e5m2"), ("fp8_e5m2", "
               ("int8", "int8"), ("fp8_e4m3", "int8"), ("fp8_e5m2", "int8")}
 
 
+#: Why a BMC deeper than one step is bounded (the README table states it per proof).
+FEED_FORWARD = ("a feed-forward pipeline (valid/ready held high): after its stages fill, "
+                "its registers hold only the last inputs, so this depth reaches every "
+                "state: complete for this configuration")
+SUBSUMED = "subsumed by the k-induction proof of the same configuration (*_induct)"
+LINK_WHY = ("a concrete request stream with free timing, to its response bound; "
+            "k-induction not closed: the receive ring, its pointers, the CRC and the "
+            "payload buffer need invariants per packet phase (not written)")
+RECOVERY_WHY = ("garbage bytes then the quiet bound; 11 or more symbolic bytes can hold "
+                "a complete request, beyond the BMC depth reachable here")
+SERIAL_WHY = ("covers a two-beat operation at the widest precision and its result; "
+              "longer operations repeat the same beat step (not proved by induction)")
+
+
 def _harness(cls, *args, **kwargs):
     def build():
         h = cls(*args, **kwargs)
@@ -43,7 +57,7 @@ def multiplier_proofs():
         out.append(Proof(f"mul_fp4_e2m1_x_fp6_e3m2_p{pl}", "ElementMultiplier",
                          f"fp4_e2m1 x fp6_e3m2, pipeline={pl}: product {pl} cycles later",
                          _harness(MultiplierEquiv, "fp4_e2m1", "fp6_e3m2", pl),
-                         depth=pl + 2))
+                         depth=pl + 2, reason=FEED_FORWARD))
     return out + composed_multiplier_proofs()
 
 
@@ -112,11 +126,11 @@ def stream_proofs():
     out = [
         # bounded: subsumed by the *_induct proofs below (kept for --thorough)
         Proof("skid_contract", "SkidBuffer", STREAM_PROP + " 2", _stream(_skid, 2),
-              depth=20, thorough=True),
+              depth=20, thorough=True, reason=SUBSUMED),
         Proof("fifo4_contract", "StreamFIFO", STREAM_PROP + " 4 (depth=4)",
-              _stream(_fifo(4), 4), depth=12, thorough=True),
+              _stream(_fifo(4), 4), depth=12, thorough=True, reason=SUBSUMED),
         Proof("fifo1_contract", "StreamFIFO", STREAM_PROP + " 1 (depth=1)",
-              _stream(_fifo(1), 1), depth=20, thorough=True),
+              _stream(_fifo(1), 1), depth=20, thorough=True, reason=SUBSUMED),
         Proof("skid_induct", "SkidBuffer", STREAM_PROP + " 2" + INDUCT,
               _induct(SkidInduction, _skid), mode="prove", depth=3),
     ]
@@ -171,18 +185,28 @@ ALIGN = ("q_j == round(M_j * 2**(lsb - shared + F)) exact (saturated, signed, 0 
          "NaN/Inf), shared_exp, nan, scale, handshake")
 
 
+ALIGN_EXP = ("shared_exp == max exponent of the non-zero finite elements (emin if none), "
+             "nan, scale, handshake")
+
+
 def aligner_proofs():
-    """k = 4 sub-blocks in CI (the per-element shift and rounding are the same logic for
-    every lane; the max tree is over 4); k = 32 in the thorough run."""
+    """mxfp4: every output of the full k = 32 block in CI (the k = 4 and shared-exponent
+    proofs it subsumes: thorough). mxfp8_e4m3: k = 4 sub-blocks in CI (the per-element
+    shift and rounding are the same logic for every lane, a function of the lane's code and
+    the shared exponent only; with 3 other free lanes every (code, shared exponent) pair
+    occurs); the shared exponent (the max tree) and the whole block at k = 32 thorough."""
     out = []
     for fmt in ("mxfp4", "mxfp8_e4m3"):
+        out.append(Proof(f"align_{fmt}_k32_exp", "Aligner", f"{fmt} k=32: {ALIGN_EXP}",
+                         _harness(AlignerEquiv, fmt, 32, "rne", parts=("exp",)), depth=1,
+                         thorough=True))   # mxfp4: subsumed; mxfp8_e4m3: 279 s at load ~30
         for rnd in ("truncate", "rne"):
             out.append(Proof(f"align_{fmt}_k4_{rnd}", "Aligner", f"{fmt} k=4 {rnd}: {ALIGN}",
                              _harness(AlignerEquiv, fmt, 4, rnd), depth=1,
-                             thorough=(fmt, rnd) == ("mxfp8_e4m3", "truncate")))
+                             thorough=fmt == "mxfp4" or rnd == "truncate"))
             out.append(Proof(f"align_{fmt}_k32_{rnd}", "Aligner", f"{fmt} k=32 {rnd}: {ALIGN}",
-                             _harness(AlignerEquiv, fmt, 32, rnd), depth=1, thorough=True,
-                             timeout=3600))
+                             _harness(AlignerEquiv, fmt, 32, rnd), depth=1,
+                             thorough=fmt != "mxfp4", timeout=3600))
     return out
 
 
@@ -210,19 +234,20 @@ def requant_proofs():
         out.append(Proof(f"requant_{fmt}_k{k}_p{pl}", "Requantizer",
                          f"{fmt} k={k}, fixed 24.16, pipeline {pl}: {REQ}, {pl} cycles later",
                          _harness(RequantEquiv, fmt, k, 24, 16, pipeline=pl), depth=pl + 1,
-                         thorough=thorough, timeout=1800 if thorough else 600))
+                         thorough=thorough, timeout=1800 if thorough else 600,
+                         reason=FEED_FORWARD))
     for fmt, thorough in (("mxfp4", False), ("mxfp8_e4m3", True)):
         out.append(Proof(f"requant_{fmt}_k32_scale", "Requantizer",
                          f"{fmt} k=32, fixed 24.16: scale == OCP floor of max|x|",
                          _harness(RequantEquiv, fmt, 32, 24, 16, ("scale",)), depth=1,
                          thorough=thorough))
     out.append(Proof("mxsf_k2_w6", "MXSF mode switch", f"mxsf k=2, fixed 6.3, pipeline 2: {MXSF}",
-                     _harness(RequantEquiv, "mxsf", 2, 6, 3), depth=3))
-    for k, w, f in ((2, 8, 4), (2, 24, 16), (4, 8, 4)):
+                     _harness(RequantEquiv, "mxsf", 2, 6, 3), depth=3, reason=FEED_FORWARD))
+    for k, w, f in ((2, 8, 4), (2, 12, 6), (2, 24, 16), (4, 8, 4)):
         out.append(Proof(f"mxsf_k{k}_w{w}", "MXSF mode switch",
                          f"mxsf k={k}, fixed {w}.{f}, pipeline 2: {MXSF}",
                          _harness(RequantEquiv, "mxsf", k, w, f), depth=3, thorough=True,
-                         timeout=3600))
+                         timeout=3600, reason=FEED_FORWARD))
     return out
 
 
@@ -274,7 +299,7 @@ def link_proofs():
                 f"byte gaps 0..{kw['gap']}, tx stalls <= {kw['stall']}")
         out.append(Proof(name, "HostLink", prop, build, depth=depth, thorough=thorough,
                          timeout=1800 if thorough else 600, expect=expect,
-                         note=note if expect != "proved" else ""))
+                         note=note if expect != "proved" else "", reason=LINK_WHY))
     return out + link_recovery_proofs()
 
 
@@ -295,7 +320,7 @@ def link_recovery_proofs():
                          f"any {g} bytes (symbolic values and timing), tx stalls <= {stall}, "
                          f"then {h.bound} quiet cycles: IDLE, in step, receive buffer "
                          f"empty, nothing sent", build(g, stall), depth=h.depth(),
-                         thorough=True, timeout=1800))
+                         thorough=True, timeout=1800, reason=RECOVERY_WHY))
     return out
 
 
@@ -323,27 +348,47 @@ def serial_proofs():
                          f"act 3 b, weights 2..3 b (run-time prec), 1 lane, {name} first, "
                          f"acc 6 b: {SERIAL}",
                          _serial(lambda msb=msb: BitSerialPE(3, 3, 1, msb, acc_width=6)),
-                         depth=10))
+                         depth=10, reason=SERIAL_WHY))
     out.append(Proof("bitserial_pe_latency", "BitSerialPE",
                      "act 3 b, weights 2..3 b, 1 lane, o.ready high: the result at the "
                      "(prec + 1)-th edge after its last beat",
                      _serial(lambda: BitSerialPE(3, 3, 1, True, acc_width=6), True),
-                     depth=10))
+                     depth=10, reason=SERIAL_WHY))
     out.append(Proof("bitserial_pe_2lanes", "BitSerialPE",
                      f"act 4 b, weights 2..3 b, 2 lanes, acc 8 b: {SERIAL}",
                      _serial(lambda: BitSerialPE(4, 3, 2, True, acc_width=8)), depth=10,
-                     thorough=True, timeout=1800))
+                     thorough=True, timeout=1800, reason=SERIAL_WHY))
     out.append(Proof("bitserial_dequant", "BitSerialDequant",
                      f"sum 3 b, scale 2 b, acc 5 b: {SERIAL}",
-                     _serial(lambda: BitSerialDequant(3, 2, 5)), depth=10))
+                     _serial(lambda: BitSerialDequant(3, 2, 5)), depth=10, reason=SERIAL_WHY))
     out.append(Proof("bitserial_dequant_latency", "BitSerialDequant",
                      "sum 3 b, scale 2 b, o.ready high: the result scale_width + 1 cycles "
                      "after its last group",
-                     _serial(lambda: BitSerialDequant(3, 2, 5), True), depth=10))
+                     _serial(lambda: BitSerialDequant(3, 2, 5), True), depth=10, reason=SERIAL_WHY))
     out.append(Proof("bitserial_dequant_wide", "BitSerialDequant",
                      f"sum 4 b, scale 3 b, acc 9 b: {SERIAL}",
-                     _serial(lambda: BitSerialDequant(4, 3, 9)), depth=12, thorough=True))
+                     _serial(lambda: BitSerialDequant(4, 3, 9)), depth=12, thorough=True,
+                     reason=SERIAL_WHY))
     return out
+
+
+WMAP = ("w == the type's integer for the code (BitMoD FP4 from the OCP E2M1 table + the "
+        "-0 code's extra, FP3 from its magnitude index, INTn as two's complement), bits "
+        "== its serial precision; every sel, every code, every lane")
+
+
+def weightmap_proofs():
+    """``WeightMapper`` against the BitMoD / INTn definitions (harness_weights): every
+    weight type in one mapper (8-bit codes, narrower types on the low bits), and the FP3
+    family alone (3-bit codes)."""
+    from ..golden.bitserial import FAMILIES, WEIGHT_TYPES
+    from .harness_weights import WeightMapperEquiv
+    return [Proof("weightmap_all_l2", "WeightMapper",
+                  f"all {len(WEIGHT_TYPES)} weight types, 2 lanes: {WMAP}",
+                  _harness(WeightMapperEquiv, tuple(WEIGHT_TYPES), 2), depth=1),
+            Proof("weightmap_bitmod_fp3", "WeightMapper",
+                  f"the BitMoD FP3 family, 1 lane: {WMAP}",
+                  _harness(WeightMapperEquiv, FAMILIES["bitmod_fp3"], 1), depth=1)]
 
 
 SEQ = ("step.valid exactly while the run's transfers remain (count from the documented "
@@ -384,7 +429,8 @@ def seq_proofs():
                 + (", K free after start" if kw.get("hold_k") is False else ", K held")
                 + f": {SEQ}")
         out.append(Proof(name, "GemmSequencer", prop, build, depth=depth, thorough=thorough,
-                         timeout=1800 if thorough else 600, expect=expect, note=note))
+                         timeout=1800 if thorough else 600, expect=expect, note=note,
+                         reason=SUBSUMED))
     return out + seq_induct_proofs()
 
 
@@ -423,6 +469,7 @@ BLOCKS = {
     "BitSerialPE": lambda: [p for p in serial_proofs() if p.block == "BitSerialPE"],
     "BitSerialDequant": lambda: [p for p in serial_proofs()
                                  if p.block == "BitSerialDequant"],
+    "WeightMapper": weightmap_proofs,
     "GemmSequencer": seq_proofs,
     "Requantizer": lambda: [p for p in requant_proofs() if p.block == "Requantizer"],
     "MXSF": lambda: [p for p in requant_proofs() if p.block != "Requantizer"],
