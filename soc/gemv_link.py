@@ -87,7 +87,7 @@ class GemvLink(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        R, C, P, W = self.rows, self.cols, self.pes, self.width
+        C, P, W = self.cols, self.pes, self.width
         S = BLOCK // C
         g = self.gemv
         K = Signal(range(self.max_k + 1))

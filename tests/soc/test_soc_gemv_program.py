@@ -21,10 +21,10 @@ from support.gemv import bitmod_weights
 from support.hyp import budget
 from support.soc import mx_operands, run_chain, _finite
 
-#: a 2 x 8 MXFP8 E4M3 GEMM unit with the activation path, and a 4-PE, 8-lane GEMV unit
+#: a 2 x 8 MXFP8 E4M3 GEMM unit with the activation path (memories for 4 layers), and a 4-PE, 8-lane GEMV unit
 #: with MXFP8 E4M3 activations linked to its sequencer (4 blocks of 32 weight rows)
-CFG = SoCConfig(rows=2, cols=8, fmt_a="mxfp8_e4m3", fmt_b="mxfp4", max_k=64, a_tiles=8,
-                b_tiles=16, c_tiles=16, prog_words=16, out_fmt="mxfp8_e4m3",
+CFG = SoCConfig(rows=2, cols=8, fmt_a="mxfp8_e4m3", fmt_b="mxfp4", max_k=64, a_tiles=16,
+                b_tiles=32, c_tiles=16, prog_words=16, out_fmt="mxfp8_e4m3",
                 gemv_pes=4, gemv_lanes=8, gemv_max_rows=128, gemv_max_cols=64,
                 gemv_act="mxfp8_e4m3", gemv_families="bitmod_fp4,bitmod_fp3")
 FIXTURE = dict(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
@@ -208,8 +208,27 @@ def test_gemv_not_built_is_an_opcode_error():
         rng = np.random.default_rng(1)
         x = a.upload(rng.standard_normal((2, 32)))
         w = a.upload_weights(rng.standard_normal((32, 8)), fmt="bitmod_fp4")
-        with pytest.raises(ValueError, match="not linked"):
+        with pytest.raises(ValueError, match="linked to the sequencer"):
             with a.program():
                 a.linear(x, w)
         wq = golden.quantize(rng.standard_normal((32, 32)), cfg.fmt_b, axis=0)
         run_chain(a, cfg, a.download_mx(x), [(wq, None)])
+
+
+def _readme_program_snippets():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+            if "bitmod_fp4" in b and "acc.program()" in b]
+
+
+def test_readme_has_the_linked_bitmod_example():
+    assert len(_readme_program_snippets()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("snippet", _readme_program_snippets())
+def test_readme_linked_bitmod_example_runs(snippet):
+    """The README's GEMM + GEMV program runs as written (its own assert checks golden)."""
+    exec(compile(snippet, "<README>", "exec"), {})
