@@ -142,6 +142,18 @@ def test_random_mixed_programs_equal_golden(acc, data):
 
 
 @pytest.mark.slow
+def test_gemv_gemm_gemv_program_equals_golden(acc):
+    """A fixed three-layer program: GEMV with two blocks of outputs (64, BitMoD FP3) over
+    two row tiles, GEMM, GEMV with fixed-point output; equal to golden.chain."""
+    rng = np.random.default_rng(12)
+    x = golden.quantize(rng.standard_normal((3, 64)), CFG.fmt_a, axis=1)
+    q1 = bs.quantize_int_scale(rng.standard_normal((64, 64)) * 0.2, "bitmod_fp3", group=32)
+    w2 = golden.quantize(rng.standard_normal((64, 32)), CFG.fmt_b, axis=0)
+    q3 = bs.quantize_int_scale(rng.standard_normal((32, 32)) * 0.1, "bitmod_fp4", group=32)
+    run_chain(acc, CFG, x, [(q1, CFG.out_fmt), (w2, CFG.out_fmt), (q3, None)])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("fam", FAMS)
 def test_bitmod_through_linear_equals_golden(acc, fam):
     """Float weights quantised to BitMoD FP4 / FP3 by upload_weights, x on the device:
@@ -193,6 +205,24 @@ def test_bad_gemv_programs_error_and_write_nothing(acc):
     assert np.array_equal(acc.download(y2), y_vals)
     for t in (x, w):
         acc.free(t)
+
+
+@pytest.mark.slow
+@budget(4, **FIXTURE)
+@given(ins=st.builds(isa.Instr, op=st.just(2), out_fmt=st.sampled_from([0, 1, 5]),
+                     k_blocks=st.integers(0, 3), src=st.integers(0, 17),
+                     m_tiles=st.integers(0, 2), dst=st.integers(0, 17), b=st.integers(0, 4),
+                     n_tiles=st.integers(0, 3)))
+def test_sequencer_gemv_checks_match_the_spec(acc, ins):
+    """Random GEMV instructions on the linked device: its error code and index are
+    isa.check's (the specification); the valid ones run."""
+    want = isa.check(ins, _caps(CFG))
+    if want == "none":
+        acc.run_program([ins])
+        return
+    with pytest.raises(ProgramError) as e:
+        acc.run_program([ins])
+    assert (e.value.error, e.value.pc) == (want, 0)
 
 
 @pytest.mark.slow
