@@ -63,6 +63,31 @@ def test_isa_check_gemv(fields, linked, want):
     assert isa.check(isa.Instr(**fields), _caps(CFG, linked)) == want
 
 
+def _gemm(**kw):
+    from mxhw.soc.gemm import GemmUnit
+    args = dict(rows=2, cols=8, fmt_a="mxfp8_e4m3", fmt_b="mxfp4", acc=CFG.acc, max_k=64,
+                prog_words=16, gemv=(4, 64, 64))
+    return GemmUnit(**{**args, **kw})
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: _gemm(prog_words=0), "needs a program sequencer"),
+    (lambda: _gemm(fmt_a="mxfp4"), "8-bit fmt_a"),
+    (lambda: _gemm(cols=3), "cols dividing 32"),
+    (lambda: _gemm(gemv=(4, 16, 64)), "gemv max_rows"),
+    (lambda: _gemm(gemv=(4, 64, 48)), "gemv max_cols"),
+    (lambda: __import__("mxhw.soc.gemv", fromlist=["GemvUnit"]).GemvUnit(
+        max_rows=16, linked=True), "max_rows >= 32"),
+    (lambda: __import__("mxhw.soc.gemv_link", fromlist=["GemvLink"]).GemvLink(
+        2, 3, 64, 8, 32, 8, 4, 32), "cols"),
+    (lambda: __import__("mxhw.soc.program", fromlist=["ProgramSequencer"]).ProgramSequencer(
+        2, 8, 64, 8, 16, 16, 8, 1, gemv_blocks=300, gemv_max_k=64), "gemv_blocks"),
+])
+def test_bad_link_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
 @budget(20)
 @given(data=st.data())
 def test_gemv_layer_twin_is_the_dequantised_product(data):
