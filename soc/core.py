@@ -91,7 +91,8 @@ class CoreDecode(wiring.Component):
                      regs_hit.eq(bq.addr[rbits:] == 0)]
         eng_data = 0
         busy = 0
-        for i, (base, unit) in enumerate(cfg.units()):
+        units = cfg.units()
+        for i, (base, unit) in enumerate(units):
             m.submodules["gemv" if base == GEMV_BASE else f"gemm{i}" if i else "gemm"] = unit
             hit = Signal(name=f"unit_hit{i}")
             m.d.sync += hit.eq(bq.addr[UNIT_ADDR_BITS:] == (base >> 2) >> UNIT_ADDR_BITS)
@@ -102,6 +103,10 @@ class CoreDecode(wiring.Component):
             eng_data = eng_data | unit.bus.r_data
             busy = busy | unit.busy
         m.d.comb += self.busy.eq(busy)
+        linked = [u for _, u in units if "gemv" in u.signature.members
+                  or "prog" in u.signature.members]
+        if len(linked) == 2:        # the GEMM unit's program sequencer drives the GEMV unit
+            wiring.connect(m, linked[0].gemv, linked[1].prog)
         widx = bus.addr[:ibits]
         m.d.comb += [spad.w_addr.eq(widx), spad.w_data.eq(bus.w_data),
                      spad.w_en.eq(bus.w_en & spad_hit), spad.r_addr.eq(widx)]

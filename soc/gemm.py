@@ -12,6 +12,8 @@ memories for the next layer. The registers are
 specified in ``soc/PROTOCOL.md`` ("GEMM unit address map").
 """
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -25,6 +27,7 @@ from ..lib.signals import delay_line as delayed
 from ..systolic.seq import GemmSequencer, telemetry
 from .ascale import entry_bits, moded, split_entries
 from .bus import BusSignature
+from .gemv_link import GemvLink, GemvPort
 from .isa import WORDS
 from .outpath import OutPath
 from .program import ProgramSequencer
@@ -105,6 +108,10 @@ class GemmUnit(wiring.Component):
         Output-stationary with a sequencer: the activation path's format (must be
         ``fmt_a``: it writes the A memories; ``cols`` must divide 32 and ``acc.width`` be
         at most 53); None: no activation path.
+    gemv : tuple or None
+        With a sequencer: ``(pes, max_rows, max_cols)`` of a BitMoD GEMV unit linked to it
+        (the ``gemv`` port, :mod:`mxhw.soc.gemv_link`; ``fmt_a`` its 8-bit activation
+        format, ``cols`` dividing 32): programs run GEMV instructions.
 
     Members
     -------
@@ -127,7 +134,7 @@ class GemmUnit(wiring.Component):
 
     def __init__(self, rows, cols, fmt_a, fmt_b, acc, max_k=1024, a_tiles=1,
                  dataflow="output_stationary", depth=None, b_tiles=1, c_tiles=1,
-                 prog_words=0, out_fmt=None):
+                 prog_words=0, out_fmt=None, gemv=None):
         check_choice("dataflow", dataflow, tuple(DATAFLOW_IDS))
         fmt_a, fmt_b = (unit_format("fmt_a", fmt_a, dataflow),
                         unit_format("fmt_b", fmt_b, dataflow))
@@ -160,6 +167,14 @@ class GemmUnit(wiring.Component):
                                  f"prog_words={prog_words}")
             check_pow2("cols", cols, 1, 32)
             check_int("acc.width", acc.width, 2, 53)
+        if gemv is not None:
+            if not prog_words or fa.element.bits != 8 or 32 % cols or len(gemv) != 3:
+                raise ValueError(f"gemv=(pes, max_rows, max_cols) needs a program sequencer, "
+                                 f"8-bit fmt_a and cols dividing 32; got gemv={gemv!r}, "
+                                 f"prog_words={prog_words}, fmt_a={fmt_a!r}, cols={cols}")
+            check_pow2("gemv max_rows", gemv[1], 32)
+            check_pow2("gemv max_cols", gemv[2], 32)
+        self.gemv_geom = gemv
         self.b_tiles, self.c_tiles, self.prog_words, self.out_fmt = (b_tiles, c_tiles,
                                                                       prog_words, out_fmt)
         self.rows, self.cols, self.fmt_a, self.fmt_b = rows, cols, fmt_a, fmt_b
@@ -173,7 +188,10 @@ class GemmUnit(wiring.Component):
         self.lbs = lanes_log2(cols * fb.scale.bits)
         self.lw = lanes_log2(acc.width)
         self.lc = (cols - 1).bit_length()
-        super().__init__({"bus": In(BusSignature(UNIT_ADDR_BITS)), "busy": Out(1)})
+        ports = {"bus": In(BusSignature(UNIT_ADDR_BITS)), "busy": Out(1)}
+        if gemv is not None:
+            ports["gemv"] = Out(GemvPort(gemv[0], acc.width))
+        super().__init__(ports)
 
     @property
     def tile_rows(self):
@@ -203,7 +221,8 @@ class GemmUnit(wiring.Component):
         lg = lambda n: n.bit_length() - 1   # noqa: E731
         return encode("CAPS", log2_b_tiles=lg(self.b_tiles), log2_c_tiles=lg(self.c_tiles),
                       log2_prog_words=lg(self.prog_words) if self.prog_words else 0,
-                      out_fmt=FORMAT_IDS[self.out_fmt] if self.out_fmt else 0)
+                      out_fmt=FORMAT_IDS[self.out_fmt] if self.out_fmt else 0,
+                      gemv=self.gemv_geom is not None)
 
     def register_values(self):
         """The read-only description registers: name -> value."""
@@ -235,8 +254,10 @@ class GemmUnit(wiring.Component):
         m.d.comb += self.busy.eq(busy_any)
         prog = out = None
         if NI:
+            g = self.gemv_geom
             m.submodules.prog = prog = ProgramSequencer(
-                R, C, K_MAX, T, BT, CT, NI, FORMAT_IDS[self.out_fmt] if self.out_fmt else 0)
+                R, C, K_MAX, T, BT, CT, NI, FORMAT_IDS[self.out_fmt] if self.out_fmt else 0,
+                g[1] // k if g else 0, g[2] if g else 0)
             m.d.comb += busy_any.eq(busy | prog.busy)
         else:
             m.d.comb += busy_any.eq(busy)
@@ -244,6 +265,12 @@ class GemmUnit(wiring.Component):
             m.submodules.out = out = OutPath(R, C, self.out_fmt, self.acc.width,
                                              self.acc.frac_bits)
         peek = Signal(32)
+        link = None
+        if self.gemv_geom is not None:
+            m.submodules.gemv_link = link = GemvLink(
+                R, C, K_MAX, T, 32 << self.la, entry_bits(self._fa), self.gemv_geom[0],
+                self.acc.width)
+            wiring.connect(m, link.gemv, wiring.flipped(self.gemv))
 
         # ---- operand memories: one 32-bit memory per lane, bus writes, reads at the
         # sequencer's indices (registers: no logic before a read address) whenever the
@@ -266,6 +293,12 @@ class GemmUnit(wiring.Component):
             rk = p.k
             ks = rk[(k - 1).bit_length():] if K_MAX > k else Const(0, 0)
             a_rd, as_rd, a_alt, as_alt = Cat(rk, a_tile), Cat(ks, a_tile), None, None
+            if link is not None:
+                # a GEMV row job copies an A row into the GEMV unit (gemv_link)
+                lk, lt = link.rd_k, link.rd_tile[:len(a_tile)]
+                a_rd = Mux(link.busy, Cat(lk, lt), a_rd)
+                as_rd = Mux(link.busy, Cat(lk[(k - 1).bit_length():] if K_MAX > k
+                                           else Const(0, 0), lt), as_rd)
             if out is not None:
                 # the activation path writes A tile dst, K block out_kb; PEEK reads back
                 tb, kbb = (T - 1).bit_length(), (K_MAX // k - 1).bit_length()
@@ -323,8 +356,27 @@ class GemmUnit(wiring.Component):
         # ---- results: one memory per column, a tile's rows deep; special flags per row
         out_row = Signal(range(H + 1))
         m.d.comb += arr.o.ready.eq(1)
-        c_reads, special = result_memories(m, bus, arr.o, out_row, H, self.acc.width,
-                                           self.lw, self.lc, c_tile, CT, c_wen)
+        res, res_row, res_tile, res_en = arr.o, out_row, c_tile, c_wen
+        if link is not None:
+            # the GEMV link's results share the result memories (and the activation path)
+            W = self.acc.width
+            m.d.comb += [link.a_data.eq(a_bits), link.s_data.eq(as_bits[:len(link.s_data)]),
+                         link.go.eq(prog.v_go), link.tile.eq(prog.a_tile),
+                         link.row.eq(prog.v_row), link.k_blocks.eq(prog.K[5:]),
+                         link.wblk.eq(prog.v_wblk), prog.v_busy.eq(link.busy)]
+            pay = Signal(arr.o.payload.shape())
+            with m.If(link.e_valid):
+                m.d.comb += [pay.data[j].eq(link.e_data[j * W:(j + 1) * W]) for j in range(C)]
+                m.d.comb += [pay.special[j].eq(link.e_nan[j]) for j in range(C)]
+            with m.Else():
+                m.d.comb += pay.eq(arr.o.payload)
+            res = SimpleNamespace(valid=arr.o.valid | link.e_valid, payload=pay)
+            ev = link.e_valid
+            res_row = Mux(ev, prog.v_row, out_row)
+            res_tile = Mux(ev, prog.c_tile + link.e_slot, c_tile)
+            res_en = Mux(ev, prog.to_c, c_wen)
+        c_reads, special = result_memories(m, bus, res, res_row, H, self.acc.width,
+                                           self.lw, self.lc, res_tile, CT, res_en)
 
         # ---- control
         writable = {regs["K"]: K, **({regs["A_TILE"]: a_tile} if T > 1 else {}),
@@ -365,9 +417,11 @@ class GemmUnit(wiring.Component):
             extra = ((REGION["prog_cycles"], prog.cyc_data),)
         peek_data = Signal(32)
         if out is not None:
-            m.d.comb += [out.start.eq(prog.out_go), out.col_en.eq(arr.o.valid & ~c_wen),
-                         out.col_row.eq(out_row), out.col_slot.eq(slot),
-                         out.col_data.eq(Cat(*arr.o.payload.data))]
+            m.d.comb += [out.start.eq(prog.out_go), out.col_en.eq(res.valid & ~res_en),
+                         out.col_row.eq(res_row),
+                         out.col_slot.eq(Mux(link.e_valid, link.e_slot, slot)
+                                         if link is not None else slot),
+                         out.col_data.eq(Cat(*res.payload.data))]
             sel = Mux(peek[31], as_bits.word_select(peek[:self.las], 32) if self.las
                       else as_bits[:32],
                       a_bits.word_select(peek[:self.la], 32) if self.la else a_bits[:32])

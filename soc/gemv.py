@@ -27,6 +27,7 @@ from ..lib.signals import delay_line
 from ..pe.bitserial_engine import BitSerialGEMV
 from .bus import BusSignature
 from .gemm import check_unit_acc
+from .gemv_link import GemvPort
 from .gemv_map import FAMILY_BITS, GEMV_KIND, GEMV_REGION, GEMV_REGISTERS, gemv_encode
 from .regmap import FORMAT_IDS, UNIT_ADDR_BITS, encode, lanes_log2
 from .unit import bus_reads, lane_memories, reg_writes, result_memories, start_strobe
@@ -91,6 +92,10 @@ class GemvUnit(wiring.Component):
         ``golden.fixed(width, frac)`` (saturating, floor), width 2..64, frac 0..127.
     scale_bits : int
         Width of the integer group scales (1..8).
+    linked : bool
+        Also the ``prog`` port (:func:`~mxhw.soc.gemv_link.GemvPort`, flipped): the GEMM
+        unit's program sequencer writes the ``x`` memories and starts 32-row GEMVs from a
+        row pass (``docs/isa.md``, GEMV); its results stream out beside the result words.
 
     Members
     -------
@@ -111,7 +116,7 @@ class GemvUnit(wiring.Component):
     """
 
     def __init__(self, pes=4, lanes=4, max_rows=64, max_cols=256, act_fmt="mxint8",
-                 families=FAMILIES, acc=golden.fixed(32, 16), scale_bits=8):
+                 families=FAMILIES, acc=golden.fixed(32, 16), scale_bits=8, linked=False):
         check_pow2("pes", pes, 1, LIMITS["pes"])
         check_pow2("lanes", lanes, 1, LIMITS["lanes"])
         check_pow2("max_rows", max_rows, pes, LIMITS["max_rows"])
@@ -141,7 +146,14 @@ class GemvUnit(wiring.Component):
         self.registers = {r.name: r for r in GEMV_REGISTERS}
         self.lw = lanes_log2(acc.width)
         self.lc = (pes - 1).bit_length()
-        super().__init__({"bus": In(BusSignature(UNIT_ADDR_BITS)), "busy": Out(1)})
+        if linked and (self._fa.element.bits != 8 or max_rows < BLOCK):
+            raise ValueError(f"linked needs 8-bit activations and max_rows >= {BLOCK} (one "
+                             f"block of output features), not max_rows={max_rows}")
+        self.linked = bool(linked)
+        ports = {"bus": In(BusSignature(UNIT_ADDR_BITS)), "busy": Out(1)}
+        if linked:
+            ports["prog"] = In(GemvPort(pes, acc.width))
+        super().__init__(ports)
 
     @property
     def max_passes(self):
@@ -200,13 +212,16 @@ class GemvUnit(wiring.Component):
         blk = kbeat[lb:]
         jb = kbeat[:lb] if lb else Const(0, 1)
 
-        def mems(name, lanes_log, depth, index, region):
+        def mems(name, lanes_log, depth, index, region, alt=None):
             return lane_memories(m, bus, busy, name, lanes_log, depth, index,
-                                 GEMV_REGION[region])
+                                 GEMV_REGION[region], alt)
 
+        pp = self.prog if self.linked else None
+        x_alt = (pp.x_en, pp.x_idx, pp.x_bits) if pp is not None else None
+        xs_alt = (pp.xs_en, pp.x_idx, pp.xs_bits) if pp is not None else None
         x_bits = mems("x", lanes_log2(BLOCK * self._fa.element.bits), self.max_cols // BLOCK,
-                      blk[:blk_bits], "x")
-        xs_bits = mems("xs", 0, self.max_cols // BLOCK, blk[:blk_bits], "x_scale")
+                      blk[:blk_bits], "x", x_alt)
+        xs_bits = mems("xs", 0, self.max_cols // BLOCK, blk[:blk_bits], "x_scale", xs_alt)
         w_bits = mems("w", lanes_log2(P * L * cb), self.max_passes * self.max_cols // L,
                       Cat(kbeat[:kb_bits], pss[:pass_bits]), "w")
         meta_bits = mems("meta", lanes_log2(P * META_BITS),
@@ -335,20 +350,30 @@ class GemvUnit(wiring.Component):
         reg_writes(m, bus, busy, {regs["COLS"]: cols, regs["ROWS"]: rows})
         start = start_strobe(m, bus, regs["START"], busy)
         p_log = (P - 1).bit_length()
-        with m.If(start):
-            nb = cols >> 5
-            np_ = (rows + P - 1) >> p_log
-            empty = (nb == 0) | (rows == 0)
+        plast = Signal(pass_bits + 1)           # the last row pass of this START
+        if pp is not None:
+            # the program's start: 32 rows (one block of outputs) from row pass pass0
+            m.d.comb += [pp.busy.eq(busy), pp.r_valid.eq(res_valid), pp.r_pass.eq(res_row),
+                         pp.r_data.eq(res.data), pp.r_nan.eq(res.special)]
+            p_start, s_cols = pp.start, Mux(pp.start, pp.cols, cols)
+            s_rows, p0 = Mux(pp.start, BLOCK, rows), Mux(pp.start, pp.pass0, 0)
+        else:
+            p_start, s_cols, s_rows, p0 = 0, cols, rows, 0
+        with m.If(start | p_start):
+            nb = s_cols >> 5
+            np_ = (s_rows + P - 1) >> p_log
+            empty = (nb == 0) | (s_rows == 0)
             m.d.sync += [nblk.eq(nb), nbeats.eq(nb << lb), npass.eq(np_), kbeat.eq(0),
-                         pss.eq(0), run.eq(~empty), busy.eq(~empty), done.eq(empty)]
+                         pss.eq(p0), plast.eq(p0 + np_ - 1), run.eq(~empty),
+                         busy.eq(~empty), done.eq(empty)]
         with m.If(issue):
             with m.If(kbeat == nbeats - 1):
                 m.d.sync += [kbeat.eq(0), pss.eq(pss + 1)]
-                with m.If(pss == npass - 1):
+                with m.If(pss == plast):
                     m.d.sync += run.eq(0)
             with m.Else():
                 m.d.sync += kbeat.eq(kbeat + 1)
-        with m.If(res_valid & (res_row == (npass - 1)[:len(res_row)])):
+        with m.If(res_valid & (res_row == plast[:len(res_row)])):
             m.d.sync += [busy.eq(0), done.eq(1)]
         with m.If(busy):
             m.d.sync += busy_cycles.eq(busy_cycles + 1)
@@ -362,11 +387,11 @@ class GemvUnit(wiring.Component):
 
 def gemv_unit_for(gemv_pes=0, gemv_lanes=4, gemv_max_rows=64, gemv_max_cols=256,
                   gemv_act="mxint8", gemv_families=",".join(FAMILIES), acc_width=32,
-                  acc_frac=16):
+                  acc_frac=16, linked=False):
     """The GEMV unit of a SoC configuration's fields (None when ``gemv_pes`` is 0): what
     :meth:`mxhw.soc.top.SoCConfig.units` adds at :data:`~mxhw.soc.gemv_map.GEMV_BASE`."""
     check_int("gemv_pes", gemv_pes, 0, LIMITS["pes"])
     if not gemv_pes:
         return None
     return GemvUnit(gemv_pes, gemv_lanes, gemv_max_rows, gemv_max_cols, gemv_act,
-                    gemv_families, golden.fixed(acc_width, acc_frac))
+                    gemv_families, golden.fixed(acc_width, acc_frac), linked=linked)

@@ -30,7 +30,7 @@ from .gemv_map import (ACT_FORMATS, FAMILY_BITS, GEMV_BASE, GEMV_KIND, GEMV_REGS
 from .regmap import FORMAT_IDS, decode, lanes_log2, pack_lanes
 
 __all__ = ["GemvWeights", "gemv_config", "gemv_upload_weights", "gemv_upload_activations",
-           "gemv_run", "gemv_matmul"]
+           "gemv_run", "gemv_matmul", "gemv_write_weights"]
 
 #: which handle's words each device's weight memories hold
 _RESIDENT = weakref.WeakKeyDictionary()
@@ -89,11 +89,13 @@ def _quantise(w, fmt, cfg):
     return _bs.quantize_int_scale(arr, fmt, group=BLOCK, scale_bits=cfg["scale_bits"])
 
 
-def gemv_upload_weights(acc, w, fmt=None) -> GemvWeights:
+def gemv_upload_weights(acc, w, fmt=None, row0=0, rows_to=0) -> GemvWeights:
     """Quantise (floats: ``golden.bitserial.quantize_int_scale`` in groups of 32 with the
     device's scale width) or take (a ``BitModInt`` of a built family, groups a multiple
-    of 32) the weights ``w`` (rows x cols), check them against the device and write them
-    to its weight memories. Returns the handle :func:`gemv_run` takes."""
+    of 32) the weights ``w`` (rows x cols) and check them against the device. Returns the
+    handle :func:`gemv_run` takes (it writes the words). ``row0`` (a multiple of the
+    PEs) places them from that weight row, with rows up to ``rows_to`` written as zero
+    weights (the layer API's GEMV layers, :func:`gemv_write_weights`)."""
     cfg = gemv_config(acc)
     q = _quantise(w, fmt, cfg)
     R, K = q.codes.shape
@@ -107,7 +109,7 @@ def gemv_upload_weights(acc, w, fmt=None) -> GemvWeights:
         raise ValueError(f"the weights' type indices must lie in [0, {n_types - 1}] and "
                          f"their scales be >= 0")
     q.weight_ints()                       # every code in its type's range (ValueError)
-    if not (1 <= R <= cfg["max_rows"] and BLOCK <= K <= cfg["max_cols"]):
+    if not (1 <= R <= cfg["max_rows"] - row0 and BLOCK <= K <= cfg["max_cols"]):
         raise ValueError(f"W is {R} x {K}; the device's GEMV unit takes 1 .. "
                          f"{cfg['max_rows']} rows and {BLOCK} .. {cfg['max_cols']} columns")
     if q.scale_bits > cfg["scale_bits"] or int(q.scale_int.max()) >> cfg["scale_bits"]:
@@ -118,17 +120,17 @@ def gemv_upload_weights(acc, w, fmt=None) -> GemvWeights:
     if rexp.min() < lo or rexp.max() > hi:
         raise ValueError(f"the row exponents (row_exp + lsb_exp) span {rexp.min()} .. "
                          f"{rexp.max()}; the GEMV unit holds {lo} .. {hi} (rescale W)")
-    return GemvWeights(q, _weight_writes(q, rexp, cfg), cfg)
+    return GemvWeights(q, _weight_writes(q, rexp, cfg, row0 // cfg["pes"], rows_to), cfg)
 
 
-def _weight_writes(q, rexp, cfg):
+def _weight_writes(q, rexp, cfg, pass0=0, rows_to=0):
     """The words of the regions ``w``, ``w_meta``, ``w_exp`` (module doc of
     :mod:`mxhw.soc.gemv` and ``docs/gemv.md``): one write per row pass."""
     P, L, kmax = cfg["pes"], cfg["lanes"], cfg["max_cols"]
     types, offsets = unit_types(cfg["families"])
     cb = max(_bs.weight_type(t).code_bits for t in types)
     R, K = q.codes.shape
-    npass, nb = -(-R // P), K // BLOCK
+    npass, nb = -(-max(R, rows_to) // P), K // BLOCK
     pad = npass * P
     codes = np.zeros((pad, K), np.int64)
     codes[:R] = q.codes
@@ -144,20 +146,29 @@ def _weight_writes(q, rexp, cfg):
     writes = {"w": [], "w_meta": [], "w_exp": []}
     for p in range(npass):
         rows = slice(p * P, (p + 1) * P)
+        pp = p + pass0
         # beat j: codes[row n, j * L + l] at bit (n * L + l) * cb
         beats = codes[rows].reshape(P, K // L, L).transpose(1, 0, 2).reshape(K // L, P * L)
-        writes["w"].append(((p * kmax // L) << lw_, pack_lanes(beats, cb, lw_)))
-        writes["w_meta"].append(((p * kmax // BLOCK) << lm,
+        writes["w"].append(((pp * kmax // L) << lw_, pack_lanes(beats, cb, lw_)))
+        writes["w_meta"].append(((pp * kmax // BLOCK) << lm,
                                  pack_lanes(meta[rows].T, META_BITS, lm)))
-        writes["w_exp"].append((p << le, pack_lanes(exps[None, rows], EXP_BITS, le)))
+        writes["w_exp"].append((pp << le, pack_lanes(exps[None, rows], EXP_BITS, le)))
     return writes
 
 
-def _write_weights(acc, h):
+def gemv_write_weights(acc, h, resident=True):
+    """Write the handle's words to the weight memories (``resident``: :func:`gemv_run`'s
+    matrix from row 0; else placed by the layer API, and no host matrix is resident)."""
     for region, chunks in h.writes.items():
         for offset, words in chunks:
             acc.write_words(gemv_address(region, offset), words)
-    _RESIDENT[acc] = h
+    if resident:
+        _RESIDENT[acc] = h
+    else:
+        _RESIDENT.pop(acc, None)
+
+
+_write_weights = gemv_write_weights
 
 
 def gemv_upload_activations(acc, x, fmt=None, cfg=None):

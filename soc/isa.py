@@ -13,6 +13,12 @@ as one 64-bit value its fields are :data:`FIELDS` (``name -> (low bit, width)``)
   + c`` (host-readable); otherwise the results are re-quantised on chip, blocks of 32
   along N, into the A tiles ``dst .. dst + m_tiles - 1`` (the output feature ``n`` is
   the K index there), where a later LINEAR reads them.
+- ``GEMV`` (opcode 2; a GEMM unit linked to the BitMoD GEMV unit, :mod:`mxhw.soc.gemv_link`):
+  ``Y = A @ W^T`` for the same ``A`` and the GEMV unit's weight rows ``32 b .. 32 (b +
+  n_tiles) - 1`` (``n_tiles`` blocks of 32 output features): per row tile, block and
+  row the row is copied on chip into the GEMV unit's activation memory and one 32-row
+  GEMV runs; its results go to the C tiles (``out_fmt = 0``, the LINEAR layout with
+  ``32 n_tiles / cols`` column tiles) or through the same activation path into ``dst``.
 
 Errors (:data:`ERRORS`) stop the program before the failing instruction writes anything;
 PROG_STATUS then holds the code and the instruction's index.
@@ -27,7 +33,7 @@ __all__ = ["WORDS", "OPCODES", "FIELDS", "ERRORS", "Instr", "encode", "decode",
 
 #: 32-bit words per instruction
 WORDS = 2
-OPCODES = {"END": 0, "LINEAR": 1}
+OPCODES = {"END": 0, "LINEAR": 1, "GEMV": 2}
 #: field -> (low bit, width) in the instruction's 64-bit value
 FIELDS = {
     "op": (0, 4), "out_fmt": (4, 8), "k_blocks": (12, 8), "src": (20, 8),
@@ -74,26 +80,37 @@ def decode(words) -> Instr:
 def check(instr: Instr, caps: dict) -> str:
     """The error the sequencer reports for ``instr`` on a unit with ``caps`` (keys
     ``rows``, ``cols``, ``max_k``, ``a_tiles``, ``b_tiles``, ``c_tiles``, ``out_fmt``
-    (format id, 0: no activation path)): a key of :data:`ERRORS`. The gateware computes
-    the same conditions (:mod:`mxhw.soc.program`); this is their specification."""
-    if instr.op not in OPCODES.values():
+    (format id, 0: no activation path) and, for GEMV, ``gemv_blocks`` (blocks of 32
+    weight rows the linked GEMV unit holds; 0 or absent: no GEMV unit linked) and
+    ``gemv_max_k`` (its largest K)): a key of :data:`ERRORS`. The gateware computes the
+    same conditions (:mod:`mxhw.soc.program`); this is their specification."""
+    vec = instr.op == OPCODES["GEMV"]
+    if instr.op not in OPCODES.values() or (vec and not caps.get("gemv_blocks")):
         return "opcode"
     if instr.op == OPCODES["END"]:
         return "none"
     q = instr.out_fmt != 0
     if q and instr.out_fmt != caps["out_fmt"]:
         return "format"
-    per_block = BLOCK // caps["cols"] if q else 1
-    if (not 1 <= instr.k_blocks <= caps["max_k"] // BLOCK or instr.m_tiles == 0
-            or instr.n_tiles == 0 or instr.n_tiles % per_block
-            or (q and instr.n_tiles * caps["cols"] > caps["max_k"])):
-        return "shape"
     m, a = instr.m_tiles, caps["a_tiles"]
-    if instr.src + m > a or instr.b + instr.n_tiles > caps["b_tiles"]:
+    if vec:
+        kmax = min(caps["max_k"], caps["gemv_max_k"])
+        if (not 1 <= instr.k_blocks <= kmax // BLOCK or m == 0 or instr.n_tiles == 0
+                or (q and instr.n_tiles * BLOCK > caps["max_k"])):
+            return "shape"
+        c_need, b_max = m * instr.n_tiles * (BLOCK // caps["cols"]), caps["gemv_blocks"]
+    else:
+        per_block = BLOCK // caps["cols"] if q else 1
+        if (not 1 <= instr.k_blocks <= caps["max_k"] // BLOCK or m == 0
+                or instr.n_tiles == 0 or instr.n_tiles % per_block
+                or (q and instr.n_tiles * caps["cols"] > caps["max_k"])):
+            return "shape"
+        c_need, b_max = m * instr.n_tiles, caps["b_tiles"]
+    if instr.src + m > a or instr.b + instr.n_tiles > b_max:
         return "region"
     if q and (instr.dst + m > a or (instr.src < instr.dst + m and instr.dst < instr.src + m)):
         return "region"
-    if not q and m * instr.n_tiles > caps["c_tiles"]:
+    if not q and c_need > caps["c_tiles"]:
         return "region"
     return "none"
 

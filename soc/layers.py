@@ -92,7 +92,14 @@ class LayerMixin:
             names = {v: k for k, v in FORMAT_IDS.items()}
             cfg.update(b_tiles=1 << caps["log2_b_tiles"], c_tiles=1 << caps["log2_c_tiles"],
                        prog_words=1 << caps["log2_prog_words"] if caps["log2_prog_words"]
-                       else 0, out_fmt=names.get(caps["out_fmt"]), out_id=caps["out_fmt"])
+                       else 0, out_fmt=names.get(caps["out_fmt"]), out_id=caps["out_fmt"],
+                       gemv_blocks=0, gemv_max_k=0, gemv=None)
+            if caps["gemv"]:
+                from .gemv_host import gemv_config
+                g = gemv_config(self)
+                cfg.update(gemv=g, gemv_blocks=g["max_rows"] // isa.BLOCK,
+                           gemv_max_k=g["max_cols"])
+                self._v_free = [True] * cfg["gemv_blocks"]
             if not cfg["prog_words"]:
                 raise RuntimeError("this device was built without a program sequencer "
                                    "(SoCConfig prog_words=0): the layer API needs one; "
@@ -175,7 +182,8 @@ class LayerMixin:
         import numpy as np
         from ..golden.gemv_unit import FAMILIES
         from ..systolic.driver import zero_code
-        if fmt in FAMILIES:
+        from ..golden.bitserial import BitModInt
+        if fmt in FAMILIES or isinstance(w, BitModInt):
             return self._upload_gemv_weights(w, fmt)
         with self._lock:
             cfg = self.layer_caps()
@@ -199,23 +207,54 @@ class LayerMixin:
                                  pack_lanes(bts, sb, lbs))
             return DeviceTensor("weights", (K, N), fmt, t0, nt, owner=self)
 
+    def _gemv_linked(self):
+        """The layer caps when the device's GEMV unit is driven by programs, else None."""
+        feat = self.read_reg("FEATURES")
+        if not (feat >> 8 & 1 and feat >> 10 & 1):
+            return None
+        cfg = self.layer_caps()
+        return cfg if cfg["gemv"] else None
+
     def _upload_gemv_weights(self, w, fmt):
         from ..golden.quantize import to_numpy
-        from .gemv_host import gemv_upload_weights
+        from .gemv_host import gemv_upload_weights, gemv_write_weights
+        from ..golden.bitserial import BitModInt
         with self._lock:
-            arr = to_numpy(w)
-            if arr.ndim != 2:
-                raise ValueError(f"w must be 2-D (K, N), not of shape {arr.shape}")
-            h = gemv_upload_weights(self, arr.T, fmt)    # the unit's rows are N
-            return DeviceTensor("gemv_weights", arr.shape, fmt, 0, 0, owner=self,
+            if isinstance(w, BitModInt):      # quantised already, in the unit's (N, K) rows
+                arr, wt = w.codes.T, w
+            else:
+                arr = to_numpy(w)
+                if arr.ndim != 2:
+                    raise ValueError(f"w must be 2-D (K, N), not of shape {arr.shape}")
+                wt = arr.T
+            cfg = self._gemv_linked()
+            if cfg is None:
+                h = gemv_upload_weights(self, wt, fmt)    # the unit's rows are N
+                return DeviceTensor("gemv_weights", arr.shape, fmt, 0, 0, owner=self,
+                                    payload=h)
+            # linked: blocks of 32 weight rows (output features), allocated like B tiles
+            nb = -(-arr.shape[1] // isa.BLOCK)
+            if nb > cfg["gemv_blocks"]:
+                raise ValueError(f"w has N = {arr.shape[1]} outputs; the device's GEMV unit "
+                                 f"holds {cfg['gemv_blocks'] * isa.BLOCK} weight rows")
+            b0 = _alloc(self._v_free, nb, "GEMV weight (32-row)")
+            try:
+                h = gemv_upload_weights(self, wt, fmt, row0=b0 * isa.BLOCK,
+                                        rows_to=nb * isa.BLOCK)
+            except Exception:
+                self._v_free[b0:b0 + nb] = [True] * nb
+                raise
+            gemv_write_weights(self, h, resident=False)
+            return DeviceTensor("gemv_weights", arr.shape, fmt, b0, nb, owner=self,
                                 payload=h)
 
     def free(self, h):
         """Release ``h``'s tiles (its handle becomes unusable)."""
         with self._lock:
             self._live(h, ("act", "weights", "result", "gemv_weights", "gemv_result"), "h")
-            if h.kind in ("act", "weights"):
-                pool = self._a_free if h.kind == "act" else self._b_free
+            if h.kind in ("act", "weights") or (h.kind == "gemv_weights" and h.tiles):
+                pool = {"act": self._a_free, "weights": self._b_free,
+                        "gemv_weights": getattr(self, "_v_free", None)}[h.kind]
                 pool[h.tile:h.tile + h.tiles] = [True] * h.tiles
             h.freed = True
 
@@ -226,16 +265,21 @@ class LayerMixin:
         return "gemv" if w.kind == "gemv_weights" else "gemm"
 
     def _linear_gemv(self, x, w, out_fmt):
-        """A BitMoD layer on the GEMV unit: one GEMV per row of ``x``. The unit has its
-        own activation memory: an on-device ``x`` is read back (PEEK) and sent to it, and
-        the fixed-point results come back to the host (``out_fmt`` must be None)."""
+        """A BitMoD layer on the GEMV unit: one GEMV per row of ``x``. Linked to the
+        program sequencer (weights placed by the layer API, ``w.tiles > 0``): a GEMV
+        instruction (:meth:`_gemv_instr`). Else the unit runs from the host: an on-device
+        ``x`` is read back (PEEK) and sent to it, and the fixed-point results come back to
+        the host (``out_fmt`` must be None)."""
         from .gemv_host import gemv_matmul
+        if w.tiles:
+            return self._gemv_instr(x, w, out_fmt)
         if out_fmt is not None:
-            raise ValueError(f"out_fmt={out_fmt!r}: the GEMV unit's results are not "
-                             f"re-quantised on chip (out_fmt=None only)")
+            raise ValueError(f"out_fmt={out_fmt!r}: this device's GEMV unit is not linked "
+                             f"to a program sequencer: its results are not re-quantised on "
+                             f"chip (out_fmt=None only)")
         if self._recording is not None:
-            raise ValueError("GEMV layers do not run inside program() blocks (the "
-                             "sequencer drives the GEMM unit only)")
+            raise ValueError("GEMV layers run inside program() blocks only on a device "
+                             "whose GEMV unit is linked to the sequencer (this one's is not)")
         if isinstance(x, DeviceTensor):
             self._live(x, ("act",), "x")
             if not x.ready:
@@ -248,6 +292,60 @@ class LayerMixin:
                              f"{w.shape}, not of shape {arr.shape}")
         y = gemv_matmul(self, w.payload, arr)
         return DeviceTensor("gemv_result", y.shape, None, 0, 0, owner=self, payload=y)
+
+    def _gemv_instr(self, x, w, out_fmt):
+        """A GEMV instruction: ``x`` (on the device, or floats uploaded first) against the
+        GEMV unit's weight blocks ``w.tile ..``; results as :meth:`linear`'s."""
+        cfg = self.layer_caps()
+        tmp = None
+        if not isinstance(x, DeviceTensor):
+            if self._recording is not None:
+                raise ValueError("inside program() x must be on the device (upload it first)")
+            x = tmp = self.upload(x)
+        self._live(x, ("act",), "x")
+        (M, K), (K2, N) = x.shape, w.shape
+        if K != K2:
+            raise ValueError(f"inner dimensions differ: x is {x.shape}, w is {w.shape}")
+        if K > cfg["gemv_max_k"]:
+            raise ValueError(f"K = {K}: the device's GEMV unit takes at most "
+                             f"{cfg['gemv_max_k']} columns")
+        fields = dict(op=isa.OPCODES["GEMV"], k_blocks=K // isa.BLOCK, src=x.tile,
+                      m_tiles=x.tiles, b=w.tile, n_tiles=w.tiles)
+        out = self._layer_out(cfg, fields, x, (M, N), w.tiles * isa.BLOCK // cfg["cols"],
+                              out_fmt)
+        ins = isa.Instr(**fields)
+        if self._recording is not None:
+            out.ready = False
+            self._recording.append((ins, out))
+        else:
+            try:
+                self._run([(ins, out)])
+            finally:
+                if tmp is not None:
+                    self.free(tmp)
+        return out
+
+    def _layer_out(self, cfg, fields, x, shape, n_ctiles, out_fmt):
+        """The output tensor of a layer (``fields`` gains ``out_fmt``/``dst``)."""
+        M, N = shape
+        if out_fmt is None:
+            if x.tiles * n_ctiles > cfg["c_tiles"]:
+                raise ValueError(f"a ({M} x {N}) fixed-point result needs {x.tiles} x "
+                                 f"{n_ctiles} C tiles; the device holds {cfg['c_tiles']}")
+            self._c_gen += 1
+            return DeviceTensor("result", (M, N), None, 0, x.tiles, n_ctiles,
+                                gen=self._c_gen, owner=self)
+        if cfg["out_fmt"] is None:
+            raise ValueError(f"out_fmt={out_fmt!r}: this device was built without "
+                             f"the on-chip activation path (out_fmt=None only)")
+        fmt = self._fmt(out_fmt, cfg["out_fmt"], "out_fmt")
+        if N % isa.BLOCK or N > cfg["max_k"]:
+            raise ValueError(f"an on-chip activation needs N a multiple of "
+                             f"{isa.BLOCK} and at most max_k = {cfg['max_k']} (it is "
+                             f"the next layer's K), not {N}")
+        dst = _alloc(self._a_free, x.tiles, "A")
+        fields.update(out_fmt=cfg["out_id"], dst=dst)
+        return DeviceTensor("act", (M, N), fmt, dst, x.tiles, owner=self)
 
     def linear(self, x, w, out_fmt=None) -> DeviceTensor:
         """``x @ w`` on the device. ``out_fmt``: re-quantised on chip to that format (the
@@ -267,25 +365,7 @@ class LayerMixin:
                 raise ValueError(f"inner dimensions differ: x is {x.shape}, w is {w.shape}")
             fields = dict(op=isa.OPCODES["LINEAR"], k_blocks=K // isa.BLOCK, src=x.tile,
                           m_tiles=x.tiles, b=w.tile, n_tiles=w.tiles)
-            if out_fmt is None:
-                if x.tiles * w.tiles > cfg["c_tiles"]:
-                    raise ValueError(f"a ({M} x {N}) fixed-point result needs {x.tiles} x "
-                                     f"{w.tiles} C tiles; the device holds {cfg['c_tiles']}")
-                self._c_gen += 1
-                out = DeviceTensor("result", (M, N), None, 0, x.tiles, w.tiles,
-                                   gen=self._c_gen, owner=self)
-            else:
-                if cfg["out_fmt"] is None:
-                    raise ValueError(f"out_fmt={out_fmt!r}: this device was built without "
-                                     f"the on-chip activation path (out_fmt=None only)")
-                fmt = self._fmt(out_fmt, cfg["out_fmt"], "out_fmt")
-                if N % isa.BLOCK or N > cfg["max_k"]:
-                    raise ValueError(f"an on-chip activation needs N a multiple of "
-                                     f"{isa.BLOCK} and at most max_k = {cfg['max_k']} (it is "
-                                     f"the next layer's K), not {N}")
-                dst = _alloc(self._a_free, x.tiles, "A")
-                fields.update(out_fmt=cfg["out_id"], dst=dst)
-                out = DeviceTensor("act", (M, N), fmt, dst, x.tiles, owner=self)
+            out = self._layer_out(cfg, fields, x, (M, N), w.tiles, out_fmt)
             ins = isa.Instr(**fields)
             if self._recording is not None:
                 out.ready = False
@@ -319,8 +399,11 @@ class LayerMixin:
         self.write_words(region_address("prog"), words)
         self.write_words(region_address("regs", GEMM_REGS["PROG_START"]), [1])
         R, C = cfg["rows"], cfg["cols"]
-        self._wait(sum(i.m_tiles * i.n_tiles * (i.k_blocks * isa.BLOCK + R + C)
-                       for i, _ in recorded))
+        g = cfg["gemv"] or {"pes": 1, "lanes": 1}
+        self._wait(sum(i.m_tiles * i.n_tiles * (
+            i.k_blocks * isa.BLOCK + R + C if i.op != isa.OPCODES["GEMV"] else
+            R * (isa.BLOCK // g["pes"] * i.k_blocks * isa.BLOCK // g["lanes"] * 3
+                 + i.k_blocks * isa.BLOCK)) for i, _ in recorded))
         for _ in range(poll_limit):
             st = decode("PROG_STATUS", self.read_words(
                 region_address("regs", GEMM_REGS["PROG_STATUS"]), 1)[0])

@@ -4,7 +4,7 @@ program memory, driving the unit's tile engine and its activation path
 matmul: row tiles x column tiles x K).
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,6 +31,9 @@ class ProgramSequencer(wiring.Component):
         Program memory size in instructions (a power of two).
     out_id : int
         The activation path's format id (``FORMAT_IDS``), 0 when it is not built.
+    gemv_blocks, gemv_max_k : int
+        The linked GEMV unit (:mod:`mxhw.soc.gemv_link`): blocks of 32 weight rows it holds
+        (0: none linked, GEMV is an opcode error) and its largest K.
 
     Members
     -------
@@ -49,12 +52,17 @@ class ProgramSequencer(wiring.Component):
     out_go : Out(1)
         Re-quantise the collected block into A tile ``dst_tile``, K block ``out_kb``;
         ``out_busy`` (In) until written.
+    v_go, v_row, v_wblk, v_busy : Out / In
+        GEMV: a row job of the link (A tile ``a_tile``, row ``v_row``, weight block
+        ``v_wblk``; results to C tile ``c_tile`` + column tile, or to the activation path);
+        ``v_busy`` until it is done.
     cyc_addr, cyc_data : In / Out
         The per-instruction cycle counters: the cycles of instruction ``cyc_addr`` in the
         last run, one cycle after the address.
     """
 
-    def __init__(self, rows, cols, max_k, a_tiles, b_tiles, c_tiles, n_instr, out_id=0):
+    def __init__(self, rows, cols, max_k, a_tiles, b_tiles, c_tiles, n_instr, out_id=0,
+                 gemv_blocks=0, gemv_max_k=0):
         for name, v in (("a_tiles", a_tiles), ("b_tiles", b_tiles), ("c_tiles", c_tiles),
                         ("n_instr", n_instr)):
             check_pow2(name, v, 1, 1 << 15)
@@ -67,6 +75,11 @@ class ProgramSequencer(wiring.Component):
         self.rows, self.cols, self.max_k = rows, cols, max_k
         self.a_tiles, self.b_tiles, self.c_tiles = a_tiles, b_tiles, c_tiles
         self.n_instr, self.out_id = n_instr, out_id
+        check_int("gemv_blocks", gemv_blocks, 0, 255)
+        if gemv_blocks:
+            check_pow2("cols", cols, 1, BLOCK)
+            check_pow2("gemv_max_k", gemv_max_k, BLOCK)
+        self.gemv_blocks, self.gemv_max_k = gemv_blocks, gemv_max_k
         S = BLOCK // cols if out_id else 1
         self.per_block = S
         super().__init__({
@@ -80,6 +93,8 @@ class ProgramSequencer(wiring.Component):
             "out_go": Out(1), "out_busy": In(1), "dst_tile": Out(range(max(2, a_tiles))),
             "out_kb": Out(range(max(2, max_k // BLOCK))),
             "cyc_addr": In(range(max(2, n_instr))), "cyc_data": Out(32),
+            "v_go": Out(1), "v_row": Out(range(max(2, rows))), "v_wblk": Out(8),
+            "v_busy": In(1),
         })
 
     def elaborate(self, platform):
@@ -87,6 +102,9 @@ class ProgramSequencer(wiring.Component):
         S, NI = self.per_block, self.n_instr
         f = {n: Signal(w, name=f"f_{n}") for n, (_, w) in FIELDS.items()}
         q = Signal()                        # the results are re-quantised (out_fmt != 0)
+        vec = Signal()                      # a GEMV instruction (of a linked unit)
+        vi = Signal(range(max(2, self.rows)))
+        VB, SC = self.gemv_blocks, BLOCK // self.cols
         err = Signal(8)
         r, c, ct = Signal(8), Signal(8), Signal(16)
         wait = Signal(range(FETCH_WAIT + 1))
@@ -103,7 +121,8 @@ class ProgramSequencer(wiring.Component):
             self.K.eq(Cat(Const(0, (BLOCK - 1).bit_length()), f["k_blocks"])),
             self.a_tile.eq(f["src"] + r), self.b_tile.eq(f["b"] + c),
             self.c_tile.eq(ct), self.to_c.eq(~q), self.slot.eq(c[:lg_s] if lg_s else 0),
-            self.dst_tile.eq(f["dst"] + r), self.out_kb.eq(c >> lg_s),
+            self.dst_tile.eq(f["dst"] + r), self.out_kb.eq(Mux(vec, c, c >> lg_s)),
+            self.v_row.eq(vi), self.v_wblk.eq(f["b"] + c),
         ]
         with m.If(self.busy):
             m.d.sync += [self.run_cycles.eq(self.run_cycles + 1), icyc.eq(icyc + 1)]
@@ -119,6 +138,17 @@ class ProgramSequencer(wiring.Component):
         region_bad = ((src + mt > self.a_tiles) | (b + nt > self.b_tiles)
                       | (q & ((dst + mt > self.a_tiles) | ((src < dst + mt) & (dst < src + mt))))
                       | (~q & (prod > self.c_tiles)))
+        if VB:
+            # GEMV (isa.check): n_tiles counts blocks of 32 outputs; weights in the GEMV unit
+            vkmax = min(self.max_k, self.gemv_max_k) // BLOCK
+            v_shape_bad = ((kb == 0) | (kb > vkmax) | (mt == 0) | (nt == 0)
+                           | (q & (nt > self.max_k // BLOCK)))
+            v_region_bad = ((src + mt > self.a_tiles) | (b + nt > VB)
+                            | (q & ((dst + mt > self.a_tiles)
+                                    | ((src < dst + mt) & (dst < src + mt))))
+                            | (~q & (prod > self.c_tiles // SC)))
+            shape_bad = Mux(vec, v_shape_bad, shape_bad)
+            region_bad = Mux(vec, v_region_bad, region_bad)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -133,12 +163,13 @@ class ProgramSequencer(wiring.Component):
                     m.d.sync += [s.eq(self.instr[lo:lo + len(s)])
                                  for s, (lo, _) in zip(f.values(), FIELDS.values())]
                     m.d.sync += q.eq(self.instr[FIELDS["out_fmt"][0]:][:8] != 0)
+                    m.d.sync += vec.eq(self.instr[:4] == OPCODES["GEMV"] if VB else 0)
                     m.next = "PREP"
             with m.State("PREP"):
                 m.d.sync += prod.eq(mt * nt)
                 m.next = "DECODE"
             with m.State("DECODE"):
-                with m.If(f["op"] > OPCODES["LINEAR"]):
+                with m.If((f["op"] > OPCODES["LINEAR"]) & ~vec):
                     m.d.sync += err.eq(ERRORS["opcode"])
                 with m.Elif(f["op"] == OPCODES["END"]):
                     m.d.sync += err.eq(0)
@@ -152,7 +183,7 @@ class ProgramSequencer(wiring.Component):
                     m.d.sync += err.eq(0)
                 m.next = "CHECK"
             with m.State("CHECK"):
-                m.d.sync += [r.eq(0), c.eq(0), ct.eq(0)]
+                m.d.sync += [r.eq(0), c.eq(0), ct.eq(0), vi.eq(0)]
                 with m.If(err != 0):
                     m.d.sync += [self.error.eq(err), self.fail_pc.eq(self.pc),
                                  self.busy.eq(0), self.done.eq(1)]
@@ -161,8 +192,27 @@ class ProgramSequencer(wiring.Component):
                     m.d.comb += rec.eq(1)
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
+                with m.Elif(vec):
+                    m.next = "VROW"
                 with m.Else():
                     m.next = "LOAD"
+            with m.State("VROW"):
+                # GEMV: one row job (copy the row, 32-row GEMV, results out) per row
+                m.d.comb += self.v_go.eq(1)
+                m.next = "VWAIT0"
+            with m.State("VWAIT0"):
+                m.next = "VWAIT"
+            with m.State("VWAIT"):
+                with m.If(~self.v_busy):
+                    m.d.sync += vi.eq(vi + 1)
+                    with m.If(vi == self.rows - 1):
+                        m.d.sync += vi.eq(0)
+                        with m.If(q):
+                            m.next = "OUT"
+                        with m.Else():
+                            m.next = "NEXT"
+                    with m.Else():
+                        m.next = "VROW"
             with m.State("LOAD"):
                 m.d.comb += self.load.eq(1)
                 m.next = "GO"
@@ -188,15 +238,20 @@ class ProgramSequencer(wiring.Component):
                 with m.If(~self.out_busy):
                     m.next = "NEXT"
             with m.State("NEXT"):
-                m.d.sync += [c.eq(c + 1), ct.eq(ct + 1)]
+                m.d.sync += [c.eq(c + 1), ct.eq(ct + Mux(vec, SC, 1))]
+                again = "VROW" if VB else "LOAD"
                 with m.If(c == nt - 1):
                     m.d.sync += [c.eq(0), r.eq(r + 1)]
                     with m.If(r == mt - 1):
                         m.d.comb += rec.eq(1)
                         m.d.sync += icyc.eq(0)
                         m.next = "ADVANCE"
+                    with m.Elif(vec):
+                        m.next = again
                     with m.Else():
                         m.next = "LOAD"
+                with m.Elif(vec):
+                    m.next = again
                 with m.Else():
                     m.next = "LOAD"
             with m.State("ADVANCE"):

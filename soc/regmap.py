@@ -67,7 +67,8 @@ REGISTERS = (
     Register("B_TILE", 0x8, "R/W", "the B tile the next START reads (0 .. b_tiles-1); "
              "ignored while busy; a program run leaves it 0", (OS,)),
     Register("CAPS", 0x9, "R", "log2(b_tiles) | log2(c_tiles) << 4 | log2(prog_words) << 8 "
-             "(0: no program sequencer) | out format id << 16 (0: no activation path)", (OS,)),
+             "(0: no program sequencer) | out format id << 16 (0: no activation path) | "
+             "bit 24: a GEMV unit linked to the sequencer (docs/isa.md, GEMV)", (OS,)),
     Register("PROG_START", 0xA, "W", "write 1: run the program from instruction 0 (ignored "
              "while busy; docs/isa.md)", (OS,)),
     Register("PROG_STATUS", 0xA, "R", "bit 0 busy, bit 1 done, bits 8-15 error code, bits "
@@ -93,7 +94,8 @@ FIELDS = {
                  "dataflow": (24, 1, False), "log2_a_tiles": (28, 4, False)},
     "FORMATS": {"fmt_a": (0, 8, False), "fmt_b": (8, 8, False)},
     "CAPS": {"log2_b_tiles": (0, 4, False), "log2_c_tiles": (4, 4, False),
-             "log2_prog_words": (8, 4, False), "out_fmt": (16, 8, False)},
+             "log2_prog_words": (8, 4, False), "out_fmt": (16, 8, False),
+             "gemv": (24, 1, False)},
     "PROG_STATUS": {"busy": (0, 1, False), "done": (1, 1, False), "error": (8, 8, False),
                     "pc": (16, 16, False)},
     "OPERANDS": {"slot_a": (0, 4, False), "slot_b": (4, 4, False),

@@ -135,7 +135,9 @@ class SoCConfig:
         (0: no GEMV unit), lanes, largest weight matrix, activation format (``mxint8`` or
         ``mxfp8_e4m3``) and weight families (comma-separated); it shares ``acc_width`` and
         ``acc_frac`` with the GEMM unit. ``rows = 0`` with ``gemv_pes > 0`` builds the
-        GEMV unit alone.
+        GEMV unit alone. With a GEMM unit that has a program sequencer, ``fmt_a`` the GEMV
+        unit's activation format, ``cols`` dividing 32 and ``gemv_max_rows >= 32`` the two
+        are linked (:attr:`gemv_linked`): programs run GEMV layers (``docs/isa.md``).
     """
 
     clk_hz: int = 25_000_000
@@ -249,17 +251,27 @@ class SoCConfig:
         """The weight-stationary unit's tile height: ``depth``, or ``rows`` when 0."""
         return self.depth or self.rows
 
-    def gemv_unit(self):
+    @property
+    def gemv_linked(self):
+        """The GEMV unit is driven by the GEMM unit's program sequencer (GEMV instructions,
+        :mod:`mxhw.soc.gemv_link`): both built, the sequencer there, the GEMV activation
+        format ``fmt_a`` (it copies A rows), ``cols`` dividing 32, ``gemv_max_rows >= 32``."""
+        return bool(self.rows and self.gemv_pes and self.prog_words
+                    and self.dataflow == "output_stationary"
+                    and golden.formats.get(self.gemv_act).name == self.fmt_a
+                    and 32 % self.cols == 0 and self.gemv_max_rows >= 32)
+
+    def gemv_unit(self, linked=False):
         """The GEMV unit of this configuration (None when ``gemv_pes`` is 0)."""
         return gemv_unit_for(self.gemv_pes, self.gemv_lanes, self.gemv_max_rows,
                              self.gemv_max_cols, self.gemv_act, self.gemv_families,
-                             self.acc_width, self.acc_frac)
+                             self.acc_width, self.acc_frac, linked=linked)
 
     def units(self):
         """The compute units on the bus: ``(byte base address, component)`` pairs (each
         decodes ``2**UNIT_ADDR_BITS`` words): the GEMM unit when ``rows > 0``, the GEMV
         unit when ``gemv_pes > 0``."""
-        gemv = self.gemv_unit()
+        gemv = self.gemv_unit(self.gemv_linked)
         return self._gemm_units() + ([(GEMV_BASE, gemv)] if gemv else [])
 
     def _gemm_units(self):
@@ -274,7 +286,10 @@ class SoCConfig:
                                      depth=self.tile_depth if ws else None,
                                      b_tiles=self.b_tiles, c_tiles=self.c_tiles,
                                      prog_words=self.prog_words,
-                                     out_fmt=self.out_fmt or None))]
+                                     out_fmt=self.out_fmt or None,
+                                     gemv=(self.gemv_pes, self.gemv_max_rows,
+                                           self.gemv_max_cols) if self.gemv_linked
+                                     else None))]
 
     def features(self) -> int:
         """FEATURES register: log2(scratch_words) in bits 0-7; bit 8: a GEMM unit exists
