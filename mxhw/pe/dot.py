@@ -160,6 +160,10 @@ class MXDotProduct(wiring.Component):
         self._fmt_a, self._fmt_b, self._k, self._pipeline = fmt_a, fmt_b, k, pipeline
         self._levels = levels
         self._dsp = check_dsp(dsp)
+        # the last stage register after the special flag is formed (level 3 or 4) clears
+        # the sums when it is set (a synchronous reset, no LUT): the output needs no mux
+        late = [e for e in self.stage_ends[:-1] if e >= 3 + self._split]
+        self._zero_end = late[-1] if late else None
         # the products have a register before and after them: they can be DSP products
         self._registered_mul = not lut and {1, 2} <= set(self.stage_ends[:-1])
         if self._dsp == "ecp5" and not lut and not self._registered_mul:
@@ -298,12 +302,16 @@ class MXDotProduct(wiring.Component):
                 side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}", reset_less=n != "valid")
                           for n, v in side.items()}
                 for n, vs in lanes.items():
-                    if n not in held.get(level, ()):
-                        m.d.sync += [r.eq(v) for r, v in zip(lanes_q[n], vs)]
+                    if n in held.get(level, ()):
+                        continue
+                    if level == self._zero_end:    # (n is "t": only sums by now)
+                        vs = [Mux(side["special"], 0, v) for v in vs]
+                    m.d.sync += [r.eq(v) for r, v in zip(lanes_q[n], vs)]
                 m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
                 lanes, side = lanes_q, side_q
         terms = lanes["t"]
         special, e, valid = side["special"], side["e"], side["valid"]
-        m.d.comb += [w_payload.s.eq(Mux(special, 0, terms[0])), w_payload.e.eq(e),
+        s_out = terms[0] if self._zero_end else Mux(special, 0, terms[0])
+        m.d.comb += [w_payload.s.eq(s_out), w_payload.e.eq(e),
                      w_payload.special.eq(special), w_valid.eq(valid)]
         return m
