@@ -8,7 +8,7 @@
   (:func:`credit_output`).
 """
 
-from amaranth.hdl import Signal, Value
+from amaranth.hdl import Cat, Mux, Signal, Value
 from amaranth.lib.fifo import SyncFIFO
 
 from .params import check_int
@@ -69,10 +69,16 @@ def credit_output(m, i, o, pipeline, name="obuf"):
     fifo = m.submodules[name] = SyncFIFO(width=len(Value.cast(payload)), depth=depth)
     m.d.comb += [fifo.w_data.eq(payload), fifo.w_en.eq(valid),
                  o.payload.eq(fifo.r_data), o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready)]
-    credits = Signal(range(depth + 1), name=f"{name}_count")
+    # the count as a thermometer code: bit n-1 set while n or more items are counted, so
+    # each bit's next value is one LUT of its neighbours, ``taken`` and ``given`` (a binary
+    # counter's adder and compare, five LUT levels from the FIFO's level, was the MXFP4
+    # dot's critical path)
+    credits = Signal(depth, name=f"{name}_count")
     ready = Signal(init=1, name=f"{name}_ready")
     taken, given = i.valid & ready, fifo.r_rdy & o.ready
+    up, down = Signal(name=f"{name}_up"), Signal(name=f"{name}_down")
     nxt = Signal.like(credits, name=f"{name}_count_next")
-    m.d.comb += [nxt.eq(credits + taken - given), i.ready.eq(ready)]
-    m.d.sync += [credits.eq(nxt), ready.eq(nxt < depth)]
+    m.d.comb += [up.eq(taken & ~given), down.eq(given & ~taken), i.ready.eq(ready),
+                 nxt.eq(Mux(up, Cat(1, credits[:-1]), Mux(down, credits[1:], credits)))]
+    m.d.sync += [credits.eq(nxt), ready.eq(~nxt[-1])]
     return taken, payload, valid

@@ -9,12 +9,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import layout_of, lookup_format, scale_exp_range, signed_width
+from ..lib.dsp import DSP_LATENCY, check_dsp, dsp_product, platform_dsp
 from ..lib.params import check_int
 from ..lib.pipe import credit_output
 from ..lib.trees import any_of, reduce_levels
-from .multiplier import decode_parts, product_range, product_width, significand_product
+from .multiplier import decode_parts, partial_products, product_range, product_width, \
+    significand_product
 
-__all__ = ["MXDotProduct", "dot_block_format", "dot_levels", "SPLIT_SHIFT_BITS"]
+__all__ = ["MXDotProduct", "dot_block_format", "dot_levels", "SPLIT_SHIFT_BITS",
+           "HALVES_BITS"]
 
 #: Largest block the dot product takes (its elements are one adder tree).
 K_MAX = 32
@@ -22,6 +25,11 @@ K_MAX = 32
 #: shifts up to 28 and more) shift in two levels: by the amount's low two bits, then by
 #: the rest (one level's barrel shifter of five mux levels was MXFP8's critical path).
 SPLIT_SHIFT_BITS = 5
+#: Where the products shift in two levels, significand products of a narrow operand this
+#: wide or wider (FP8: 3-4 bits, 3-4 partial products) are two half sums at the products'
+#: level and one add at the first shift's (a sum of four shifted operands in one level was
+#: MXFP8's critical path, 3 LUT levels into a carry chain).
+HALVES_BITS = 3
 
 
 def dot_block_format(fmt, name="fmt"):
@@ -50,12 +58,20 @@ def _or_groups(m, bits, n=4):
     return out
 
 
+def _probe(ea, eb):
+    """``(split, lut, narrow)`` of the products of element formats ``ea`` x ``eb``: they
+    shift in two levels; their significands multiply in LUT logic (else with ``*``, a
+    DSP); the narrow significand's width."""
+    probe = Module()
+    (x, _, lut, _), sh, _ = decode_parts(probe, ea, Signal(layout_of(ea)), eb,
+                                         Signal(layout_of(eb)))
+    Fragment.get(probe, None)       # elaborated (a probe of the widths, never used)
+    return len(sh) >= SPLIT_SHIFT_BITS, lut, len(x)
+
+
 def _split_shift(ea, eb):
     """The products of element formats ``ea`` x ``eb`` shift in two levels."""
-    probe = Module()
-    _, sh, _ = decode_parts(probe, ea, Signal(layout_of(ea)), eb, Signal(layout_of(eb)))
-    Fragment.get(probe, None)       # elaborated (a probe of the widths, never used)
-    return len(sh) >= SPLIT_SHIFT_BITS
+    return _probe(ea, eb)[0]
 
 
 def dot_levels(fmt_a, fmt_b):
@@ -119,10 +135,12 @@ class MXDotProduct(wiring.Component):
         A format that is not a block format; ``pipeline`` not an integer.
     ValueError
         An unknown format name or one the unit does not take; block sizes that differ;
-        ``pipeline`` outside 0..dot_levels.
+        ``pipeline`` outside 0..dot_levels; ``dsp`` not one of ``None``, ``"fabric"``,
+        ``"ecp5"``; ``dsp="ecp5"`` with DSP products but a ``pipeline`` that leaves no
+        register before or after them.
     """
 
-    def __init__(self, fmt_a, fmt_b, pipeline=None):
+    def __init__(self, fmt_a, fmt_b, pipeline=None, dsp=None):
         fmt_a = dot_block_format(fmt_a, "fmt_a")
         fmt_b = dot_block_format(fmt_b, "fmt_b")
         k = fmt_a.block
@@ -130,13 +148,28 @@ class MXDotProduct(wiring.Component):
             raise ValueError(f"fmt_a and fmt_b must have the same block size, not {k} "
                              f"({fmt_a.name}) and {fmt_b.block} ({fmt_b.name})")
         ea, eb = fmt_a.element, fmt_b.element
-        self._split = _split_shift(ea, eb)
+        self._split, lut, narrow = _probe(ea, eb)
+        # products that shift in two levels and sum three or more partial products (FP8)
+        # form two half sums at level 2 and add them at level 3, before the first shift
+        self._halves = self._split and lut and narrow >= HALVES_BITS
+        self._half_bits = narrow // 2
         levels = dot_levels(fmt_a, fmt_b)
         if pipeline is None:
             pipeline = levels
         check_int("pipeline", pipeline, 0, levels)
         self._fmt_a, self._fmt_b, self._k, self._pipeline = fmt_a, fmt_b, k, pipeline
         self._levels = levels
+        self._dsp = check_dsp(dsp)
+        # the last stage register after the special flag is formed (level 3 or 4) clears
+        # the sums when it is set (a synchronous reset, no LUT): the output needs no mux
+        late = [e for e in self.stage_ends[:-1] if e >= 3 + self._split]
+        self._zero_end = late[-1] if late else None
+        # the products have a register before and after them: they can be DSP products
+        self._registered_mul = not lut and {1, 2} <= set(self.stage_ends[:-1])
+        if self._dsp == "ecp5" and not lut and not self._registered_mul:
+            raise ValueError(f"dsp='ecp5' needs registers after levels 1 and 2 (the DSP's "
+                             f"own), which pipeline={pipeline} does not place (stage ends "
+                             f"{self.stage_ends})")
 
         plo, phi = product_range(ea, eb)
         (alo, ahi), (blo, bhi) = scale_exp_range(fmt_a), scale_exp_range(fmt_b)
@@ -171,8 +204,15 @@ class MXDotProduct(wiring.Component):
         n, p = self._levels, self._pipeline
         return [((i + 1) * n + p - 1) // p for i in range(p)]
 
+    dsp = property(lambda self: self._dsp, doc="The ``dsp`` parameter.")
+
     def elaborate(self, platform):
         m = Module()
+        dsp = self._dsp or platform_dsp(platform)
+        # DSP products (dsp_product): their operands and product are registered by it,
+        # as the stages after levels 1 and 2
+        held = {1: {"x", "y"}, 2: {"t"}} if self._registered_mul else {}
+        assert not held or DSP_LATENCY == 2
         pl = self.i.payload
         fa, fb = self._fmt_a, self._fmt_b
         take, w_payload, w_valid = credit_output(m, self.i, self.o, self._pipeline)
@@ -200,11 +240,26 @@ class MXDotProduct(wiring.Component):
         lanes["bad"] = [scale_nan, *bad]
 
         ends = self.stage_ends
+
+        def _sum_signal(terms, name, shape=None):
+            v = Signal(shape or Value.cast(sum(terms)).shape(), name=name)
+            m.d.comb += v.eq(sum(terms))
+            return v
+
         for level in range(1, self._levels + 1):
             if level == 2:  # the signed significand products; the exponent
-                lanes = {"t": [significand_product(m, x, y, lut, pwidth)
-                               for x, y in zip(lanes["x"], lanes["y"])], "sh": lanes["sh"],
-                         "bad": _or_groups(m, lanes["bad"])}
+                xy = list(zip(lanes["x"], lanes["y"]))
+                rest = {"sh": lanes["sh"], "bad": _or_groups(m, lanes["bad"])}
+                if self._halves:   # two half sums of the partial products
+                    h = self._half_bits
+                    lanes = {n: [_sum_signal(partial_products(x, y, *r), f"{n}{j}")
+                                 for j, (x, y) in enumerate(xy)]
+                             for n, r in (("lo", (0, h)), ("hi", (h, None)))}
+                else:
+                    lanes = {"t": [dsp_product(m, x, y, dsp, name=f"mul{j}") if held
+                                   else significand_product(m, x, y, lut, pwidth)
+                                   for j, (x, y) in enumerate(xy)]}
+                lanes.update(rest)
                 # E = (sa - bias_a) + (sb - bias_b) + lsb: the codes' sum here, the
                 # constant at the last level
                 esum = Signal(max(fa.scale.bits, fb.scale.bits) + 1, name="scale_sum")
@@ -212,8 +267,13 @@ class MXDotProduct(wiring.Component):
                                     + _scale_code(side.pop("scale_b"), fb.scale))
                 side["scale_sum"] = esum
             elif level == 3 and self._split:  # the products shifted by the low two bits
-                part = [Signal(signed(len(t) + 3), name=f"part{j}")
-                        for j, t in enumerate(lanes["t"])]
+                if self._halves:  # (the half sums added first)
+                    lanes["t"] = [_sum_signal([lo, hi << self._half_bits], f"sig_prod{j}",
+                                              signed(pwidth))
+                                  for j, (lo, hi) in enumerate(zip(lanes.pop("lo"),
+                                                                   lanes.pop("hi")))]
+                part = [Signal(signed(pwidth + 3), name=f"part{j}")
+                        for j in range(len(lanes["t"]))]
                 m.d.comb += [p.eq(t << sh[:2]) for p, t, sh in zip(part, lanes["t"], lanes["sh"])]
                 lanes = {"t": part, "sh": [sh[2:] for sh in lanes["sh"]], "bad": lanes["bad"]}
             elif level == 3 + self._split:  # the products shifted into place
@@ -235,17 +295,23 @@ class MXDotProduct(wiring.Component):
             if level in ends[:-1]:
                 stage = ends.index(level)
                 # free-running: no enable; only the valid bit has a reset
-                lanes_q = {n: [Signal(Value.cast(v).shape(), name=f"st{stage}_{n}{j}",
-                                      reset_less=True) for j, v in enumerate(vs)]
+                lanes_q = {n: vs if n in held.get(level, ()) else
+                           [Signal(Value.cast(v).shape(), name=f"st{stage}_{n}{j}",
+                                   reset_less=True) for j, v in enumerate(vs)]
                            for n, vs in lanes.items()}
                 side_q = {n: Signal(v.shape(), name=f"st{stage}_{n}", reset_less=n != "valid")
                           for n, v in side.items()}
                 for n, vs in lanes.items():
+                    if n in held.get(level, ()):
+                        continue
+                    if level == self._zero_end:    # (n is "t": only sums by now)
+                        vs = [Mux(side["special"], 0, v) for v in vs]
                     m.d.sync += [r.eq(v) for r, v in zip(lanes_q[n], vs)]
                 m.d.sync += [side_q[n].eq(v) for n, v in side.items()]
                 lanes, side = lanes_q, side_q
         terms = lanes["t"]
         special, e, valid = side["special"], side["e"], side["valid"]
-        m.d.comb += [w_payload.s.eq(Mux(special, 0, terms[0])), w_payload.e.eq(e),
+        s_out = terms[0] if self._zero_end else Mux(special, 0, terms[0])
+        m.d.comb += [w_payload.s.eq(s_out), w_payload.e.eq(e),
                      w_payload.special.eq(special), w_valid.eq(valid)]
         return m

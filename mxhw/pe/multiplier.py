@@ -147,12 +147,21 @@ def significand_operands(m, fmt_a, ua, a, fmt_b, ub, b, nonfinite):
     return xs, ys, lut, width
 
 
+def partial_products(x, y, lo=0, hi=None):
+    """The terms of a ``lut`` :func:`significand_product` ``x * y``: ``y << i`` where bit
+    ``i`` of ``x`` is set, for ``i`` in ``lo..hi-1`` (default all of ``x``), each shifted
+    by ``i - lo`` (their sum is the part of the product from those bits, over
+    ``2**lo``)."""
+    hi = len(x) if hi is None else hi
+    return [Mux(x[i], y << (i - lo), 0) for i in range(lo, hi)]
+
+
 def significand_product(m, x, y, lut, width):
     """The product of :func:`significand_operands` ``(x, y, lut, width)``: a sum of
     shifted copies of ``y`` (``lut``) or ``x * y``, a ``signed(width)`` signal."""
     prod = Signal(signed(width), name="sig_prod")
     if lut:
-        m.d.comb += prod.eq(sum(Mux(x[i], y << i, 0) for i in range(len(x))))
+        m.d.comb += prod.eq(sum(partial_products(x, y)))
     else:
         m.d.comb += prod.eq(x * y)
     return prod

@@ -107,6 +107,8 @@ CONFIGS = [
     ("fp8_e5m2", "fp6_e2m3", 16, 1),
     ("fp6_e3m2", "fp8_e5m2", 8, 3),
     ("int8", "int8", 2, 2),
+    ("int8", "int8", 32, None),     # 8 x 8 products through lib.dsp's registered product
+    ("int8", "int8", 4, 4),         # (registers after levels 1 and 2: stage ends 1..4)
     ("fp6_e2m3", "fp4_e2m1", 1, 1),
 ]
 
@@ -250,6 +252,49 @@ def test_init_wrong_fmt():
     with pytest.raises(ValueError, match=r"^fmt_a must be a block format with one element "
                                          r"format, .*not 'mxsf'$"):
         MXDotProduct("mxsf", "mxfp4")
+
+
+def test_init_wrong_dsp():
+    with pytest.raises(ValueError, match=r"^dsp must be one of 'fabric', 'ecp5', not 'dsp48'$"):
+        MXDotProduct("mxint8", "mxint8", dsp="dsp48")
+    # the DSP's registers are the stages after levels 1 and 2: pipeline 2 ends at 4 and 8
+    with pytest.raises(ValueError, match=r"^dsp='ecp5' needs registers after levels 1 and 2 "
+                                         r"\(the DSP's own\), which pipeline=2 does not "
+                                         r"place \(stage ends \[4, 8\]\)$"):
+        MXDotProduct("mxint8", "mxint8", pipeline=2, dsp="ecp5")
+    # LUT products (FP formats): nothing for a DSP to do, any pipeline
+    assert MXDotProduct("mxfp4", "mxfp4", pipeline=2, dsp="ecp5").dsp == "ecp5"
+
+
+def test_dsp_instances():
+    """``dsp="ecp5"``, or ``None`` on an ECP5 platform: one MULT18X18D per element product
+    (MXINT8); ``"fabric"`` and other platforms: none (``*`` in Amaranth)."""
+    from types import SimpleNamespace
+
+    from amaranth.hdl import Fragment, Instance
+
+    def mults(dut, platform=None):
+        frag = Fragment.get(dut, platform)
+        found = []
+
+        def walk(f):
+            for sub, _, _ in f.subfragments:
+                if isinstance(sub, Instance) and sub.type == "MULT18X18D":
+                    found.append(sub)
+                else:
+                    walk(sub)
+        walk(frag)
+        return found
+    k = 4
+    f = mx_block("int8", k)
+    assert len(mults(MXDotProduct(f, f, dsp="ecp5"))) == k
+    assert len(mults(MXDotProduct(f, f), SimpleNamespace(family="ecp5"))) == k
+    assert mults(MXDotProduct(f, f, dsp="fabric"), SimpleNamespace(family="ecp5")) == []
+    assert mults(MXDotProduct(f, f), SimpleNamespace(family="xc7")) == []
+    assert mults(MXDotProduct(f, f)) == []
+    assert mults(MXDotProduct(f, f, pipeline=2), SimpleNamespace(family="ecp5")) == []
+    g = mx_block("fp8_e4m3", k)
+    assert mults(MXDotProduct(g, g, dsp="ecp5")) == []
 
 
 def test_ppa_dot_configs_at_the_default_pipeline():

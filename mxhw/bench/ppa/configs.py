@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from ... import golden
 
 __all__ = ["Config", "CONFIGS", "QUICK", "SOC", "MUL_PAIRS", "MX_FORMATS", "ARRAY_FORMATS",
-           "ARRAY_SIZES", "ARRAY_ACC", "DOT_PIPELINE", "DOT_TARGETS", "REQUANT_PIPELINE",
-           "BITSERIAL_ARRAYS", "LARGE_ARRAY", "SCALABLE_SIZES", "select", "is_large", "maker",
+           "ARRAY_SIZES", "ARRAY_ACC", "DOT_PIPELINE", "DOT_DSP", "DOT_TARGETS",
+           "REQUANT_PIPELINE", "BITSERIAL_ARRAYS", "LARGE_ARRAY", "SCALABLE_SIZES", "select", "is_large", "maker",
            "element_name"]
 
 
@@ -35,6 +35,9 @@ class Config:
         Multiply-accumulates per clock at full throughput (0: not a MAC block).
     params : dict
         What the report shows about the configuration (format, size...).
+    targets : tuple
+        Synthesis targets the suite measures it for (``runner.SCRIPTS`` keys): ``ecp5`` and
+        ``xc7``, or ``ecp5`` alone for a block that instantiates ECP5 primitives.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Config:
     make: object = field(repr=False, compare=False)
     macs_per_cycle: float = 0
     params: dict = field(default_factory=dict, compare=False)
+    targets: tuple = ("ecp5", "xc7")
 
 
 #: The default ULX3S SoC's name in the suite (measured by a board build, not a harness).
@@ -64,13 +68,20 @@ K = 32
 #: default, a register after each of its levels (``mxhw.pe.dot.dot_levels``: ``log2(K) +
 #: 3``, one more for the FP8 formats, whose products shift in two levels).
 DOT_PIPELINE = {f: K.bit_length() + 2 + f.startswith("mxfp8") for f in MX_FORMATS}
+#: Dot-product configurations whose products are ECP5 DSP blocks with their own operand
+#: and product registers (``MXDotProduct(dsp="ecp5")``, :mod:`mxhw.lib.dsp`): measured for
+#: ECP5 only (their netlist instantiates ``MULT18X18D``).
+DOT_DSP = {"mxint8": "ecp5"}
 #: Targets of the dot-product configurations (issue #33, k = 32, ECP5-85F -6): the
 #: largest LUT4-equivalents (``dot_<fmt>_luts``; MXINT8 with its DSP blocks, the FP
 #: formats without) and the lowest Fmax (``dot_<fmt>_fmax_mhz``, median of 3 placer seeds)
 #: at the default pipeline, and the published unit each is set against (its figure
-#: synthesised with the same flow).
+#: synthesised with the same flow). MXFP4 also keeps the Fmax the README reported before
+#: the free-running pass (issue #28: no README figure worse), ``fmax_mhz`` 176.9. Measured
+#: (2026-12-08, medians of seeds 1-3, docs/components.md): see the README's "MX dot
+#: products" table.
 DOT_TARGETS = {
-    "dot_mxfp4": {"luts": 1387, "fmax_mhz": 150,
+    "dot_mxfp4": {"luts": 1387, "fmax_mhz": 176.9,
                   "peer": "MX-for-FPGA dot_fp, 0.75 x its 1849 LUT4-eq."},
     "dot_mxfp6_e3m2": {"luts": 3678, "fmax_mhz": 150,
                        "peer": "MX-for-FPGA dot_fp with its 32 MULT18X18D"},
@@ -114,7 +125,7 @@ def _make_mul(a, b):
 
 def _make_dot(fmt):
     from ...pe import MXDotProduct
-    return MXDotProduct(fmt, fmt)  # k = the block size (32)
+    return MXDotProduct(fmt, fmt, dsp=DOT_DSP.get(fmt))  # k = the block size (32)
 
 
 def _make_align(fmt):
@@ -189,7 +200,9 @@ def _registry():
                            {"fmt_a": a, "fmt_b": b, "pipeline": 0}))
     for f in MX_FORMATS:
         cfgs.append(Config(f"dot_{f}", "dot", maker(_make_dot, f), K,
-                           {"format": f, "k": K, "pipeline": DOT_PIPELINE[f]}))
+                           {"format": f, "k": K, "pipeline": DOT_PIPELINE[f],
+                            **({"dsp": DOT_DSP[f]} if f in DOT_DSP else {})},
+                           targets=("ecp5",) if f in DOT_DSP else ("ecp5", "xc7")))
     for f in MX_FORMATS:
         if f.startswith("mxfp"):
             cfgs.append(Config(f"align_{f}", "align", maker(_make_align, f), 0,

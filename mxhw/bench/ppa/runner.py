@@ -287,14 +287,14 @@ def run_soc(cache=None, rerun=False, board="ulx3s"):
 
 
 def run_task(name, cache, rerun, seeds=(PNR_SEED,)):
-    """One configuration of the suite: :func:`run_soc` or :func:`run_config` (``ecp5``,
-    ``xc7``); an array whose ECP5 netlist uses DSP blocks is also synthesised LUT-only
+    """One configuration of the suite: :func:`run_soc` or :func:`run_config` (its
+    ``targets``: ``ecp5``, ``xc7``); an array whose ECP5 netlist uses DSP blocks is also synthesised LUT-only
     (``ecp5_nodsp``, no place and route), so that its LUT count compares with the arrays
     that use none (``<name>_nodsp_luts``). ``seeds``: see :func:`run_config` (the SoC is
     placed with seed 1, as ``python -m mxhw.build`` does)."""
     if name == SOC:
         return run_soc(cache, rerun)
-    r = run_config(name, cache, rerun=rerun, seeds=seeds)
+    r = run_config(name, cache, targets=CONFIGS[name].targets, rerun=rerun, seeds=seeds)
     if CONFIGS[name].block == "array" and r.get("ecp5", {}).get("dsps"):
         extra = run_config(name, cache, targets=("ecp5_nodsp",), rerun=rerun)
         r["cached"].update(extra["cached"])
