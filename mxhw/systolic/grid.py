@@ -27,8 +27,7 @@ from .tile import k_block_formats
 
 __all__ = ["PE_PIPELINE_MAX", "array_block_format", "array_formats", "check_pe_pipeline", "check_acc",
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
-           "scale_sum_shape", "scale_code_sum", "SH_L_COPIES", "GE_LO", "ge_parts",
-           "ge_from_parts",
+           "scale_sum_shape", "scale_code_sum", "SH_L_COPIES", "GE_LO", "ge_parts", "ge_from_parts",
            "grid_shift_from_sum", "block_to_grid",
            "clamp_acc", "accumulate", "accumulate_blocks", "running_block_sum",
            "AccumulatingPE", "SERIAL_BITS_MAX", "serial_bits",
@@ -181,15 +180,13 @@ SH_L_COPIES = 2
 GE_LO = 4
 
 
-def ge_parts(acc, sw, t, off, split=0, lo=GE_LO):
-    """The first half of :func:`grid_shift_from_sum`'s range tests (``t >= c`` for its
-    constants ``c``: the shifts' clamps and the overflow thermometer ``ge``), for a
-    register between the halves: ``{h: (t_hi > h, t_hi == h)}`` for each ``h = c >> lo``
-    they need, ``t_hi = t >> lo``. :func:`ge_from_parts` finishes them from these
-    (registered) and ``t``'s ``lo`` low bits."""
+def ge_parts(acc, sw, t, off, lo=GE_LO):
+    """The first half of the overflow thermometer ``ge`` of :func:`grid_shift_from_sum`
+    (``t >= c`` for its constants ``c``), for a register between the halves:
+    ``{h: (t_hi > h, t_hi == h)}`` for each ``h = c >> lo`` it needs, ``t_hi = t >> lo``.
+    :func:`ge_from_parts` finishes it from these (registered) and ``t``'s ``lo`` low bits."""
     n = len(t)
-    consts = [-off, _sh_l_max(acc, split) + 1 - off, -off - _sh_r_max(sw, split), 1 - off,
-              *(k - off for k in range(_ge_base(acc, sw), acc.width + 2))]
+    consts = [k - off for k in range(_ge_base(acc, sw), acc.width + 2)]
     hs = sorted({c >> lo for c in consts if 0 < c < (1 << n)})
     return {h: (ge_const(t[lo:], h + 1), t[lo:] == h) for h in hs}
 
@@ -207,7 +204,7 @@ def ge_from_parts(parts, t_lo, n):
     return ge_at
 
 
-def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, ge_at=None, t_at=None):
+def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, ge_at=None):
     """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
     block sum and the grid shift ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes (:func:`scale_code_sum`) and ``off`` :func:`scale_offset`: ``left = d >= 0``,
@@ -223,8 +220,7 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, ge_at=None, t_at
     register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
     second copy: each register then drives half the range tests, placed near them).
     ``ge_at``: instead, a function giving ``t >= c`` for the thermometer's constants
-    (:func:`ge_from_parts`: the tests split by a register); ``t_at``: the same for the
-    shifts' range tests.
+    (:func:`ge_from_parts`: the tests split by a register).
 
     ``split`` > 0 adds a fifth member, ``pre = (d mod 2**split, -d mod 2**split)`` (from
     ``t``'s low ``split`` bits alone), for :func:`block_to_grid` to shift the sum left and
@@ -240,13 +236,12 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, ge_at=None, t_at
     d_lo = Signal(nl)                          # (t + off) mod 2**nl
     nd_lo = Signal(nr)                         # (-off - t) mod 2**nr
     r_max = _sh_r_max(sw, split)
-    t_at = functools.partial(ge_const, t) if t_at is None else t_at
     m.d.comb += [
         d_lo.eq(t[:nl] + (off % (1 << nl))),
         nd_lo.eq((-off) % (1 << nr) - t[:nr]),
-        left.eq(t_at(-off)),
-        sh_l.eq(Mux(t_at(l_max + 1 - off), l_max, Mux(left, d_lo, 0))),
-        sh_r.eq(Mux(~t_at(-off - r_max), r_max, Mux(t_at(1 - off), 0, nd_lo))),
+        left.eq(ge_const(t, -off)),
+        sh_l.eq(Mux(ge_const(t, l_max + 1 - off), l_max, Mux(left, d_lo, 0))),
+        sh_r.eq(Mux(~ge_const(t, -off - r_max), r_max, Mux(ge_const(t, 1 - off), 0, nd_lo))),
     ]
     if acc.overflow == "saturate":              # only saturation reads it
         if ge_at is None:

@@ -214,8 +214,7 @@ class RowAccumulator(wiring.Component):
         m.d.comb += sel_nf.eq(sel["nonfinite"] | sc_nan)
         sel["scale_sum"], sel["nonfinite"] = sel_sum, sel_nf
         off = scale_offset(fa, fb, acc, self._lsb_exp)
-        split = SHIFT_SPLIT if self._pipeline >= 3 else 0
-        ge_at = t_at = None     # the range tests: grid_shift_from_sum's own
+        ge_at = None            # the overflow thermometer's tests: grid_shift_from_sum's
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
             q = {}
@@ -226,15 +225,6 @@ class RowAccumulator(wiring.Component):
             ev_q = Signal()
             m.d.sync += ev_q.eq(ev)
             sel, ev = q, ev_q
-            if self._presum:
-                # the sum comes from a register (``presum``): the range tests of its high
-                # bits are made before the selection register, the rest after it
-                # (:func:`~mxhw.systolic.grid.ge_parts`)
-                parts = {}
-                for h, pair in ge_parts(acc, len(sel["sum"]), sel_sum, off, split).items():
-                    parts[h] = tuple(stage(m, x, True, f"sel_ge{h}_{n}")
-                                     for x, n in zip(pair, ("gt", "eq")))
-                t_at = ge_from_parts(parts, sel["scale_sum"][:GE_LO], len(sel_sum))
             if acc.overflow == "saturate":
                 # a second register of the selected scale sum for the overflow thermometer
                 # alone: half the fan-out each. Both are ``keep`` (kept apart by
@@ -245,6 +235,13 @@ class RowAccumulator(wiring.Component):
                 m.d.sync += t_ge.eq(sel_sum)
                 sel["scale_sum_ge"] = t_ge
                 if self._presum:
+                    # the sum comes from a register (``presum``): the thermometer's tests
+                    # of its high bits are made before the selection register, the rest
+                    # after it (:func:`~mxhw.systolic.grid.ge_parts`)
+                    parts = {}
+                    for h, pair in ge_parts(acc, len(sel["sum"]), sel_sum, off).items():
+                        parts[h] = tuple(stage(m, x, True, f"sel_ge{h}_{n}")
+                                         for x, n in zip(pair, ("gt", "eq")))
                     ge_at = ge_from_parts(parts, t_ge[:GE_LO], len(t_ge))
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # carry chain; from pipeline 2 up the sum comes from the selection register), then
@@ -253,7 +250,8 @@ class RowAccumulator(wiring.Component):
         # by their 2 low bits before the first register, the rest after it
         shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"], off,
                                     sel.get("scale_sum_ge"),
-                                    split=split, ge_at=ge_at, t_at=t_at)
+                                    split=SHIFT_SPLIT if self._pipeline >= 3 else 0,
+                                    ge_at=ge_at)
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift
