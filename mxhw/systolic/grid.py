@@ -27,7 +27,7 @@ from .tile import k_block_formats
 
 __all__ = ["PE_PIPELINE_MAX", "array_block_format", "array_formats", "check_pe_pipeline", "check_acc",
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
-           "scale_sum_shape", "scale_code_sum", "SH_L_COPIES", "GE_LO", "ge_parts", "ge_from_parts",
+           "scale_sum_shape", "scale_code_sum", "GE_LO", "ge_parts", "ge_from_parts",
            "grid_shift_from_sum", "block_to_grid",
            "clamp_acc", "accumulate", "accumulate_blocks", "running_block_sum",
            "AccumulatingPE", "SERIAL_BITS_MAX", "serial_bits",
@@ -171,10 +171,6 @@ def _ge_base(acc, sw):
     return max(acc.width - sw + 2, 0)
 
 
-#: Registered copies of the left grid shift's amount in the row unit's
-#: :func:`block_to_grid` (``sh_copies``), each driving one band of the shifter's bits.
-SH_L_COPIES = 2
-
 #: Low bits of the scale codes' sum left to the second half of a split overflow
 #: thermometer (:func:`ge_parts`).
 GE_LO = 4
@@ -257,7 +253,7 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, ge_at=None):
     return left, sh_l, sh_r, ge, (pre, pre_r)
 
 
-def block_to_grid(m, acc, s, shift, extras, stages, sh_copies=1):
+def block_to_grid(m, acc, s, shift, extras, stages):
     """Put a finished exact block sum ``s`` on the accumulator grid ``2**-frac_bits``,
     ``shift = (left, sh_l, sh_r, ge[, pre])`` (:func:`grid_shift_from_sum`) the shift
     that does it: golden's ``round_shift(S, -(E + F), rounding)``, then clamped
@@ -279,9 +275,6 @@ def block_to_grid(m, acc, s, shift, extras, stages, sh_copies=1):
     sw = len(s)
     left, sh_l, sh_r, ge, *pre = shift
     split = len(pre[0][0]) if pre else 0
-    # the left shift's amount drives every bit of the shifter: registered (``stages`` >=
-    # 1) it is ``sh_copies`` flip-flops (``keep`` from 2 up), each driving a band of them
-    sh_l_in = sh_l
     sat_ = acc.overflow == "saturate"
 
     def sat_inputs(x):
@@ -316,23 +309,10 @@ def block_to_grid(m, acc, s, shift, extras, stages, sh_copies=1):
         flips, nz = sat_inputs(s)
 
     v_l = Signal(signed(sw + W + 2))
-    copies = [sh_l]
-    if stages >= 1 and sh_copies >= 2:
-        copies = [Signal.like(sh_l_in, name=f"blk_sh_l_c{c}", attrs={"keep": 1})
-                  for c in range(sh_copies)]
-        m.d.sync += [c.eq(sh_l_in) for c in copies]
-    if len(copies) == 1:
-        if split:
-            m.d.comb += v_l.eq(s_pre << Cat(Const(0, split), sh_l[split:]))
-        else:
-            m.d.comb += v_l.eq(s << sh_l)
-    band = -(-len(v_l) // len(copies))
-    for c, sh in enumerate(copies if len(copies) > 1 else ()):
-        bits = slice(c * band, min((c + 1) * band, len(v_l)))
-        if split:
-            m.d.comb += v_l[bits].eq((s_pre << Cat(Const(0, split), sh[split:]))[bits])
-        else:
-            m.d.comb += v_l[bits].eq((s << sh)[bits])
+    if split:
+        m.d.comb += v_l.eq(s_pre << Cat(Const(0, split), sh_l[split:]))
+    else:
+        m.d.comb += v_l.eq(s << sh_l)
     # (s << 1) >> sh_r: the quotient and, below it, the first dropped bit (the round bit;
     # with a zero shift it is bit 0 of s << 1, 0: no rounding); below that, the sticky bits
     if split:

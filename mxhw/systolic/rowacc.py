@@ -15,7 +15,7 @@ from ..lib.params import check_bool, check_int
 from ..lib.signals import delay_line, one_hot_select, stage
 from .grid import (GE_LO, accumulate, block_sum_width, block_to_grid, check_pe_pipeline,
                    clamp_acc, ge_from_parts, ge_parts, grid_shift_from_sum, scale_code_sum,
-                   scale_nan, scale_offset, scale_sum_shape, SH_L_COPIES)
+                   scale_nan, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -268,7 +268,7 @@ class RowAccumulator(wiring.Component):
                    for g in range(-(-C // RING_GROUP))]
         v, ev, last, spec_blk, ev_last = block_to_grid(
             m, acc, sel["sum"], shift, [ev, sel["last"], sel["nonfinite"], ev_last_in],
-            stages, sh_copies=SH_L_COPIES)
+            stages)
 
         # ---- the ring of accumulators: the head is the column whose block ends next.
         # Saturating with two or more columns, the sum enters the ring's tail unclamped

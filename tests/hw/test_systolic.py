@@ -11,7 +11,7 @@ from mxhw.sim import run
 from mxhw.systolic import (DATAFLOWS, DEFAULT_PIPELINE, BitSerialMXMacPE, MXMacPE,
                            SystolicArray, array_block_format)
 from mxhw.systolic.driver import tile_order, ws_beats, ws_passes
-from mxhw.systolic.grid import PE_PIPELINE_MAX, SH_L_COPIES
+from mxhw.systolic.grid import PE_PIPELINE_MAX
 from mxhw.systolic.outbuf import OUT_GROUP
 from mxhw.systolic.rowacc import RING_GROUP
 from support.hyp import budget
@@ -259,14 +259,12 @@ def test_control_registers_not_merged(tmp_path, dataflow):
     # per-row copy of the tile-done flag, its rows' (but the last's) copies of the shift
     # flag per column (the data multiplexers' select), its load flags (one per row and
     # column) and its last row's data enables (one per column), and each row unit's
-    # copies of its ring's shift enable (one per RING_GROUP columns) and of its left grid
-    # shift's amount (SH_L_COPIES); WS: act and start
+    # copies of its ring's shift enable (one per RING_GROUP columns); WS: act and start
     # into the rows, the weight strobe and row index into the columns, each delayed i
     # cycles into row (column) i
     if dataflow == "output_stationary":
         ring = R * -(-C // RING_GROUP)
-        marked = (3 * (R - 1 + R * C) + 2 * R + R + (R - 1) * C + R * C + C + ring
-                  + SH_L_COPIES * R)
+        marked = 3 * (R - 1 + R * C) + 2 * R + R + (R - 1) * C + R * C + C + ring
     else:
         marked = 2 * (sum(range(R)) + sum(range(C)) + 2 * R * C)
     merge = "proc; flatten; opt -full; opt_merge -share_all; select -count t:$*dff*"
