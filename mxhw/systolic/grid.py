@@ -11,6 +11,8 @@ Golden twin: the block dots and ``fixed`` accumulation of :func:`mxhw.golden.ari
 
 from __future__ import annotations
 
+import functools
+
 from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
@@ -25,7 +27,8 @@ from .tile import k_block_formats
 
 __all__ = ["PE_PIPELINE_MAX", "array_block_format", "array_formats", "check_pe_pipeline", "check_acc",
            "mode_port", "block_sum_width", "acc_width", "out_layout", "scale_nan", "scale_offset",
-           "scale_sum_shape", "scale_code_sum", "grid_shift_from_sum", "block_to_grid",
+           "scale_sum_shape", "scale_code_sum", "GE_LO", "ge_parts", "ge_from_parts",
+           "grid_shift_from_sum", "block_to_grid",
            "clamp_acc", "accumulate", "accumulate_blocks", "running_block_sum",
            "AccumulatingPE", "SERIAL_BITS_MAX", "serial_bits",
            "check_serial_format", "fixed_form"]
@@ -168,7 +171,36 @@ def _ge_base(acc, sw):
     return max(acc.width - sw + 2, 0)
 
 
-def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
+#: Low bits of the scale codes' sum left to the second half of a split overflow
+#: thermometer (:func:`ge_parts`).
+GE_LO = 4
+
+
+def ge_parts(acc, sw, t, off, lo=GE_LO):
+    """The first half of the overflow thermometer ``ge`` of :func:`grid_shift_from_sum`
+    (``t >= c`` for its constants ``c``), for a register between the halves:
+    ``{h: (t_hi > h, t_hi == h)}`` for each ``h = c >> lo`` it needs, ``t_hi = t >> lo``.
+    :func:`ge_from_parts` finishes it from these (registered) and ``t``'s ``lo`` low bits."""
+    n = len(t)
+    consts = [k - off for k in range(_ge_base(acc, sw), acc.width + 2)]
+    hs = sorted({c >> lo for c in consts if 0 < c < (1 << n)})
+    return {h: (ge_const(t[lo:], h + 1), t[lo:] == h) for h in hs}
+
+
+def ge_from_parts(parts, t_lo, n):
+    """``ge_at(c)``: ``t >= c`` for an ``n``-bit ``t`` from :func:`ge_parts`'s ``parts``
+    (registered) and ``t``'s low bits ``t_lo`` (registered alike)."""
+    lo = len(t_lo)
+
+    def ge_at(c):
+        if c <= 0 or c >= 1 << n:
+            return ge_const(Const(0, n), c)        # the constant answer
+        gt, eq = parts[c >> lo]
+        return gt | (eq & ge_const(t_lo, c & ((1 << lo) - 1)))
+    return ge_at
+
+
+def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0, ge_at=None):
     """``(left, sh_l, sh_r, ge)``, the shift of :func:`block_to_grid` for a ``sw``-bit
     block sum and the grid shift ``d = t + off``, ``t`` the (unsigned) sum of the two scale
     codes (:func:`scale_code_sum`) and ``off`` :func:`scale_offset`: ``left = d >= 0``,
@@ -183,6 +215,8 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
     adder before a compare), then multiplexers. ``t_ge``: another
     register holding ``t``, for the overflow thermometer ``ge`` alone (the row unit's
     second copy: each register then drives half the range tests, placed near them).
+    ``ge_at``: instead, a function giving ``t >= c`` for the thermometer's constants
+    (:func:`ge_from_parts`: the tests split by a register).
 
     ``split`` > 0 adds a fifth member, ``pre = (d mod 2**split, -d mod 2**split)`` (from
     ``t``'s low ``split`` bits alone), for :func:`block_to_grid` to shift the sum left and
@@ -206,8 +240,10 @@ def grid_shift_from_sum(m, acc, sw, t, off, t_ge=None, split=0):
         sh_r.eq(Mux(~ge_const(t, -off - r_max), r_max, Mux(ge_const(t, 1 - off), 0, nd_lo))),
     ]
     if acc.overflow == "saturate":              # only saturation reads it
-        t_ge = t if t_ge is None else t_ge
-        m.d.comb += ge.eq(Cat(ge_const(t_ge, k - off) for k in range(k0, W + 2)))
+        if ge_at is None:
+            t_ge = t if t_ge is None else t_ge
+            ge_at = functools.partial(ge_const, t_ge)
+        m.d.comb += ge.eq(Cat(ge_at(k - off) for k in range(k0, W + 2)))
     if not split:
         return left, sh_l, sh_r, ge
     pre = Signal(split, name="sh_pre")

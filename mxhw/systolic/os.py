@@ -16,7 +16,7 @@ from ..lib.signals import delay_line, one_hot_select
 from ..lib.params import check_bool, check_int
 from .bitserial import BitSerialMXMacPE
 from .grid import (array_formats, check_acc, check_serial_format, clamp_acc, fixed_form,
-                   mode_port, out_layout)
+                   mode_port, out_layout, scale_nan)
 from .outbuf import OutputBuffer
 from .operands import edge_code, index_fields
 from .pegrid import pe_grid
@@ -237,6 +237,11 @@ class OutputStationaryCore(wiring.Component):
         # at X + i + j.
         d = pes[0][0].latency
         sbits = len(x.b_scale[0])
+        # From d = 2 up the row units take the codes' sum and NaN flag (``presum``),
+        # registered from the codes one register stage before the block end: the sum's
+        # adder then lies between the delay lines' registers and that register, not in
+        # front of the row unit's selection register.
+        presum = d >= 2
         if d >= 1:
             # B: on a block end the edge loads all columns' codes into a shift register
             # that moves one column per cycle, so ``sr[0]`` holds column j's code at
@@ -246,7 +251,8 @@ class OutputStationaryCore(wiring.Component):
                 m.d.sync += [sr[j].eq(x.b_scale[j]) for j in range(C)]
             with m.Else():
                 m.d.sync += [sr[j].eq(sr[j + 1]) for j in range(C - 1)]
-            b_row = delay_line(m, sr[0], d - 1, "b_scale_end")
+            # (presum: the code a cycle before the block end)
+            b_row = delay_line(m, sr[0], d - 1 - presum, "b_scale_end")
         else:
             # without PE registers: row 0's PEs' codes selected by their block ends
             b_row, stmt = one_hot_select([pe.block_valid for pe in pes[0]],
@@ -265,7 +271,7 @@ class OutputStationaryCore(wiring.Component):
             with m.If(a_end):
                 m.d.sync += a_reg.eq(ain["a_scale"])
             if d >= 1:
-                a_blk.append(delay_line(m, a_reg, d - 1, f"a_scale_end{i}"))
+                a_blk.append(delay_line(m, a_reg, d - 1 - presum, f"a_scale_end{i}"))
             else:
                 a_now = Signal.like(a_reg, name=f"a_scale_now{i}")
                 m.d.comb += a_now.eq(Mux(a_end, ain["a_scale"], a_reg))
@@ -274,13 +280,18 @@ class OutputStationaryCore(wiring.Component):
         for i in range(R):
             m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
                 fa, fb, self._acc, C, pipeline=shared_p, result_ring=False,
-                idle_zero=True)     # MXBlockSumPE zeroes its fields between block ends
+                idle_zero=True,     # MXBlockSumPE zeroes its fields between block ends
+                presum=presum)
             for j in range(C):
                 for n in ("valid", "sum", "nonfinite", "last"):
                     m.d.comb += getattr(ra, f"block_{n}")[j].eq(
                         getattr(pes[i][j], f"block_{n}"))
             # row i's block ends come i cycles after row 0's: so do its B codes
-            m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
+            if presum:
+                m.d.sync += [ra.scale_sum.eq(a_blk[i] + b_row),
+                             ra.scale_nan.eq(scale_nan(fa, a_blk[i]) | scale_nan(fb, b_row))]
+            else:
+                m.d.comb += [ra.a_scale.eq(a_blk[i]), ra.b_scale.eq(b_row)]
             if i < R - 1:
                 b_row = delay_line(m, b_row, 1, f"b_scale_row{i + 1}")
             fin = clamp_acc(m, self._acc, ra.fin, f"fin{i}") if ra.fin_unclamped else ra.fin

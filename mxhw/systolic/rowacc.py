@@ -12,9 +12,10 @@ from amaranth.lib.wiring import In, Out
 from .. import golden
 from ..formats import operand_element
 from ..lib.params import check_bool, check_int
-from ..lib.signals import delay_line, one_hot_select
-from .grid import (accumulate, block_sum_width, block_to_grid, check_pe_pipeline, clamp_acc,
-                   grid_shift_from_sum, scale_code_sum, scale_nan, scale_offset)
+from ..lib.signals import delay_line, one_hot_select, stage
+from .grid import (GE_LO, accumulate, block_sum_width, block_to_grid, check_pe_pipeline,
+                   clamp_acc, ge_from_parts, ge_parts, grid_shift_from_sum, scale_code_sum,
+                   scale_nan, scale_offset, scale_sum_shape)
 
 __all__ = ["RowAccumulator", "row_extra_stages"]
 
@@ -92,6 +93,11 @@ class RowAccumulator(wiring.Component):
         the columns: no AND with the valids (for 16 columns two LUT levels instead of
         four, and the valids reach only the block-end flag). A nonzero value on an idle
         column is then ORed into the block that ends: the user's contract.
+    presum : bool
+        False (the default): the unit takes the block's two scale codes (``a_scale``,
+        ``b_scale``) and adds them. True: it takes their sum and NaN flag instead
+        (``scale_sum``, ``scale_nan``), which the user registers from the codes' previous
+        register stage, so no adder stands between flip-flops and the selection register.
 
     Members
     -------
@@ -100,7 +106,10 @@ class RowAccumulator(wiring.Component):
     a_scale, b_scale : In(unsigned(fmt_a's / fmt_b's scale bits))
         The scale codes of the block that ends in this cycle, whichever column (read only
         then). The array derives them from its edge, not from the PEs (see
-        :class:`~mxhw.systolic.SystolicArray`).
+        :class:`~mxhw.systolic.SystolicArray`). (Without ``presum``.)
+    scale_sum : In(unsigned(:func:`~mxhw.systolic.grid.scale_sum_shape`)), scale_nan : In(1)
+        (``presum`` only.) ``a_scale + b_scale`` of the block that ends in this cycle, and
+        whether either code is its format's NaN code.
     result : Out(signed(acc.width)).array(cols), special : Out(1).array(cols)
         Registered; column ``j``'s tile result (``result * 2**-frac_bits``) once the
         row's last block end of the tile has gone through (column ``cols - 1``'s), held
@@ -123,12 +132,12 @@ class RowAccumulator(wiring.Component):
     ------
     TypeError, ValueError
         ``acc`` not a ``fixed`` :class:`golden.arith.Accumulation`; ``cols`` not a
-        positive integer; ``pipeline`` not an integer in 0..4; ``result_ring`` or
-        ``idle_zero`` not a bool.
+        positive integer; ``pipeline`` not an integer in 0..4; ``result_ring``,
+        ``idle_zero`` or ``presum`` not a bool.
     """
 
     def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0, result_ring=True,
-                 idle_zero=False):
+                 idle_zero=False, presum=False):
         if not isinstance(acc, golden.arith.Accumulation):
             raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
         if acc.mode != "fixed":
@@ -138,7 +147,8 @@ class RowAccumulator(wiring.Component):
         check_pe_pipeline(pipeline)
         check_bool("result_ring", result_ring)
         check_bool("idle_zero", idle_zero)
-        self._ring, self._idle_zero = result_ring, idle_zero
+        check_bool("presum", presum)
+        self._ring, self._idle_zero, self._presum = result_ring, idle_zero, presum
         self._fmt_a, self._fmt_b, self._acc = fmt_a, fmt_b, acc
         self._cols, self._pipeline = cols, pipeline
         ea, eb = operand_element(fmt_a), operand_element(fmt_b)
@@ -149,8 +159,10 @@ class RowAccumulator(wiring.Component):
             "block_sum": In(signed(sw)).array(cols),
             "block_nonfinite": In(1).array(cols),
             "block_last": In(1).array(cols),
-            "a_scale": In(unsigned(fmt_a.scale.bits)),
-            "b_scale": In(unsigned(fmt_b.scale.bits)),
+            **({"scale_sum": In(scale_sum_shape(fmt_a, fmt_b)), "scale_nan": In(1)}
+               if presum else
+               {"a_scale": In(unsigned(fmt_a.scale.bits)),
+                "b_scale": In(unsigned(fmt_b.scale.bits))}),
             **({"result": Out(signed(acc.width)).array(cols),
                 "special": Out(1).array(cols)} if result_ring else
                {"fin": Out(signed(acc.width + 2 * self.fin_unclamped)), "fin_special": Out(1),
@@ -161,6 +173,7 @@ class RowAccumulator(wiring.Component):
     pipeline = property(lambda self: self._pipeline)
     result_ring = property(lambda self: self._ring)
     idle_zero = property(lambda self: self._idle_zero)
+    presum = property(lambda self: self._presum)
 
     @property
     def fin_unclamped(self):
@@ -192,11 +205,16 @@ class RowAccumulator(wiring.Component):
         m.d.comb += ev.eq(Cat(*valid).any())
         # ---- the block's scale codes (given beside the block end, not selected): their
         # sum and NaN codes, once per row instead of once per PE
-        sel_sum = scale_code_sum(m, fa, fb, self.a_scale, self.b_scale, "sel_scale_sum")
+        if self._presum:
+            sel_sum, sc_nan = self.scale_sum, self.scale_nan
+        else:
+            sel_sum = scale_code_sum(m, fa, fb, self.a_scale, self.b_scale, "sel_scale_sum")
+            sc_nan = scale_nan(fa, self.a_scale) | scale_nan(fb, self.b_scale)
         sel_nf = Signal(name="sel_nonfinite_all")
-        m.d.comb += sel_nf.eq(sel["nonfinite"] | scale_nan(fa, self.a_scale)
-                              | scale_nan(fb, self.b_scale))
+        m.d.comb += sel_nf.eq(sel["nonfinite"] | sc_nan)
         sel["scale_sum"], sel["nonfinite"] = sel_sum, sel_nf
+        off = scale_offset(fa, fb, acc, self._lsb_exp)
+        ge_at = None            # the overflow thermometer's tests: grid_shift_from_sum's
         if self._pipeline >= 2:
             # the selection register: the row-wide wires end at flip-flops
             q = {}
@@ -216,15 +234,24 @@ class RowAccumulator(wiring.Component):
                                    attrs={"keep": 1})
                 m.d.sync += t_ge.eq(sel_sum)
                 sel["scale_sum_ge"] = t_ge
+                if self._presum:
+                    # the sum comes from a register (``presum``): the thermometer's tests
+                    # of its high bits are made before the selection register, the rest
+                    # after it (:func:`~mxhw.systolic.grid.ge_parts`)
+                    parts = {}
+                    for h, pair in ge_parts(acc, len(sel["sum"]), sel_sum, off).items():
+                        parts[h] = tuple(stage(m, x, True, f"sel_ge{h}_{n}")
+                                         for x, n in zip(pair, ("gt", "eq")))
+                    ge_at = ge_from_parts(parts, t_ge[:GE_LO], len(t_ge))
         # the shift from the scale codes' sum: range tests against constants (as logic, no
         # carry chain; from pipeline 2 up the sum comes from the selection register), then
         # multiplexers
         # From ``pipeline`` 3 up (a register after the shifter) both shifts are split:
         # by their 2 low bits before the first register, the rest after it
-        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"],
-                                    scale_offset(fa, fb, acc, self._lsb_exp),
+        shift = grid_shift_from_sum(m, acc, len(sel["sum"]), sel["scale_sum"], off,
                                     sel.get("scale_sum_ge"),
-                                    split=SHIFT_SPLIT if self._pipeline >= 3 else 0)
+                                    split=SHIFT_SPLIT if self._pipeline >= 3 else 0,
+                                    ge_at=ge_at)
 
         # ---- onto the accumulator grid (its first register stage registers the selection)
         # ``ev & last`` goes down the pipeline as its own flag: the result ring's shift

@@ -270,7 +270,8 @@ def test_block_sum_pe_matches_golden(fa, fb, nblk, per_tile, pipeline, data, nan
 
 # ---- the row unit alone -----------------------------------------------------------------
 
-def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False):
+def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False,
+            presum=False):
     """Drive a RowAccumulator with the exact block sums of ``a`` (1 x K) times ``b``
     (K x cols) from golden's :func:`block_dots`, ``ntiles`` tiles of equal length, block
     ends in column order with random idle cycles (probability ``p_gap`` before each, so
@@ -280,11 +281,21 @@ def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False
     (``fin_valid``) exactly ``latency - 1`` cycles after column ``j``'s last block end of
     the tile and at no other time, ``fin_valid_next`` a cycle ahead of ``fin_valid``.
     The idle columns' fields hold random junk, or 0 with ``idle_zero`` (the unit's
-    parameter: what :class:`MXBlockSumPE` drives)."""
+    parameter: what :class:`MXBlockSumPE` drives). With ``presum`` the unit takes the
+    two scale codes' integer sum and whether either is its format's NaN code (made here
+    from the codes) instead of the codes."""
     fa, fb = array_block_format(a.fmt), array_block_format(b.fmt)
     C = b.shape[1]
     dut = RowAccumulator(fa, fb, acc, C, pipeline=pipeline, result_ring=ring,
-                         idle_zero=idle_zero)
+                         idle_zero=idle_zero, presum=presum)
+
+    def set_scales(ctx, ca, cb):
+        if presum:
+            ctx.set(dut.scale_sum, ca + cb)
+            ctx.set(dut.scale_nan, int(ca == fa.scale.nan_code or cb == fb.scale.nan_code))
+        else:
+            ctx.set(dut.a_scale, ca)
+            ctx.set(dut.b_scale, cb)
     assert dut.latency == 1 + max(pipeline, 1) + (pipeline >= 2)
     d = block_dots(a, b)
     _, la, bad_a = element_ints(a)
@@ -313,8 +324,8 @@ def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False
                 ctx.set(dut.block_nonfinite[j], 0 if idle_zero else int(rng.integers(0, 2)))
                 ctx.set(dut.block_last[j], 0 if idle_zero else int(rng.integers(0, 2)))
             # junk scale codes outside block ends (the unit must not read them)
-            ctx.set(dut.a_scale, int(rng.integers(0, 1 << len(dut.a_scale))))
-            ctx.set(dut.b_scale, int(rng.integers(0, 1 << len(dut.b_scale))))
+            set_scales(ctx, int(rng.integers(0, 1 << fa.scale.bits)),
+                       int(rng.integers(0, 1 << fb.scale.bits)))
             if x is not None:
                 blk, j = x
                 last = blk % per_tile == per_tile - 1
@@ -322,8 +333,7 @@ def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False
                 ctx.set(dut.block_sum[j], int(d.S[0, j, blk]))
                 # the PE's fields (NaN/Inf element codes), the scale codes beside them
                 ctx.set(dut.block_nonfinite[j], int(nf[blk, j]))
-                ctx.set(dut.a_scale, int(a.scales[0, blk]))
-                ctx.set(dut.b_scale, int(b.scales[blk, j]))
+                set_scales(ctx, int(a.scales[0, blk]), int(b.scales[blk, j]))
                 ctx.set(dut.block_last[j], int(last))
                 if last and j == C - 1:
                     ends.append(n)
@@ -358,18 +368,20 @@ def run_row(a, b, ntiles, acc, pipeline, gaps, p_gap, ring=True, idle_zero=False
 @given(fa=st.sampled_from(FORMATS), fb=st.sampled_from(FORMATS), cols=st.integers(1, 5),
        ntiles=st.integers(1, 3), per_tile=st.integers(1, 3), acc=acc_strategy(),
        pipeline=st.integers(0, PE_PIPELINE_MAX), data=st.data(), nan=st.booleans(),
-       gaps=waits(200), ring=st.booleans(), idle_zero=st.booleans())
+       gaps=waits(200), ring=st.booleans(), idle_zero=st.booleans(),
+       presum=st.booleans())
 def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, data, nan,
-                                 gaps, ring, idle_zero):
+                                 gaps, ring, idle_zero, presum):
     """The row unit alone, fed golden's exact block sums in column order (back to back or
     with gaps, tiles back to back, junk on the unselected columns, or zeros with
     ``idle_zero``), gives golden's results for every column and tile, in its result
-    ring or handed on one by one (``result_ring=False``, as the array uses it)."""
+    ring or handed on one by one (``result_ring=False``, as the array uses it), given
+    the scale codes or their sum (``presum``, as the array gives it from d = 2 up)."""
     a, b = data.draw(mx_operands(fa, fb, 1, cols, ntiles * per_tile, nan=nan))
     # golden's block sums sit on the hardware's grid (the multiplier's LSB)
     assert (element_ints(a)[1] + element_ints(b)[1]
             == MXBlockSumPE(a.fmt, b.fmt).lsb_exp)
-    got = run_row(a, b, ntiles, acc, pipeline, gaps, 0.5, ring, idle_zero)
+    got = run_row(a, b, ntiles, acc, pipeline, gaps, 0.5, ring, idle_zero, presum)
     assert len(got) == ntiles
     for t in range(ntiles):
         ks = slice(t * per_tile * 32, (t + 1) * per_tile * 32)
@@ -387,8 +399,9 @@ def test_row_unit_matches_golden(fa, fb, cols, ntiles, per_tile, acc, pipeline, 
 
 @budget(12, suppress_health_check=list(HealthCheck))
 @given(cols=st.integers(2, 5), per_tile=st.integers(2, 4), width=st.integers(8, 14),
-       pipeline=st.integers(0, PE_PIPELINE_MAX), data=st.data(), gaps=waits(200))
-def test_row_unit_saturates_mid_tile(cols, per_tile, width, pipeline, data, gaps):
+       pipeline=st.integers(0, PE_PIPELINE_MAX), data=st.data(), gaps=waits(200),
+       presum=st.booleans())
+def test_row_unit_saturates_mid_tile(cols, per_tile, width, pipeline, data, gaps, presum):
     """A narrow saturating accumulator that saturates inside a tile and comes back: the
     first block's sums lie far beyond its range, the later blocks' pull the other way.
     The ring clamps a sum only when it moves on (not in the adder's loop), so a running
@@ -407,7 +420,7 @@ def test_row_unit_saturates_mid_tile(cols, per_tile, width, pipeline, data, gaps
     acc = fixed(width, 0, "saturate", "floor")
     _, raw = gemm(a, b, acc, return_raw=True)
     assert any(lo < int(r) < hi for r in raw[0])        # came back inside the range
-    got = run_row(a, b, 1, acc, pipeline, gaps, 0.5)
+    got = run_row(a, b, 1, acc, pipeline, gaps, 0.5, presum=presum)
     assert [(int(r), bool(s)) for r, s in got[0]] == [(int(v), False) for v in raw[0]]
 
 
@@ -462,6 +475,9 @@ def test_row_unit_init():
     assert RowAccumulator(f, f, ACC, 1).latency == 2
     assert ra.result_ring and not hasattr(ra, "fin") and not ra.idle_zero
     assert RowAccumulator(f, f, ACC, 2, idle_zero=True).idle_zero
+    rp = RowAccumulator(f, f, ACC, 2, presum=True)
+    assert rp.presum and not ra.presum and not hasattr(rp, "a_scale")
+    assert len(rp.scale_sum) == 9 and len(rp.scale_nan) == 1     # E8M0 + E8M0: 0..510
     rf = RowAccumulator(f, f, ACC, 3, result_ring=False)
     assert not rf.result_ring and not hasattr(rf, "result")
     # fixed(32, 16) saturates: with 2+ columns the unit hands on the unclamped sum
@@ -486,6 +502,7 @@ def test_row_unit_init():
     ({"pipeline": "1"}, TypeError, "pipeline must be an integer, not '1'"),
     ({"result_ring": 1}, TypeError, "result_ring must be True or False, not 1"),
     ({"idle_zero": None}, TypeError, "idle_zero must be True or False, not None"),
+    ({"presum": 0}, TypeError, "presum must be True or False, not 0"),
 ])
 def test_row_unit_init_wrong(kw, exc, msg):
     f = array_block_format("mxfp4")
