@@ -20,7 +20,8 @@ from . import _amaranth, toolchain
 from .cache import _building, _hash, glue_source
 from .errors import CompiledSimError
 
-__all__ = ["ENGINES", "available", "choose", "verilator_root", "key", "compile_model",
+__all__ = ["ENGINES", "available", "choose", "verilator_root", "verilator_version", "key",
+           "compile_model",
            "refusal", "CXXFLAGS", "VERILATOR_ARGS"]
 
 #: the compiled back end's engines (``$MXHW_COMPILED_ENGINE`` picks one; unset: :func:`choose`)
@@ -88,6 +89,14 @@ def choose(rtlil_text, has_signature, large):
 
 def _version():
     return (verilator_root() / "include" / "verilated_config.h").read_text()
+
+
+def verilator_version():
+    """Verilator's version string (``"5.048 ..."``), or ``"not installed"``."""
+    if not available():
+        return "not installed"
+    m = re.search(r'#define VERILATOR_VERSION "?([^"\n]+)', _version())
+    return m.group(1).strip() if m else "unknown"
 
 
 def cxxflags():
