@@ -160,6 +160,32 @@ def _run(cmd, cwd, env=None):
                                f"{(r.stderr or r.stdout)[-4000:]}")
 
 
+#: g++ processes at once when building a Verilator model (its C++ comes in several files)
+JOBS = 2
+
+
+def _parallel(cmds):
+    """Run compiler commands, :data:`JOBS` at a time (``$MXHW_SIM_JOBS``);
+    :class:`CompiledSimError` with the first failure's errors."""
+    jobs = max(1, int(os.environ.get("MXHW_SIM_JOBS") or JOBS))
+    pending, running = list(cmds), []
+    failed = None
+    while pending or running:
+        while pending and len(running) < jobs and failed is None:
+            cmd = [str(c) for c in pending.pop(0)]
+            running.append((cmd, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.PIPE, text=True)))
+        cmd, proc = running.pop(0)
+        err = proc.communicate()[1]
+        if proc.returncode and failed is None:
+            failed = (cmd, err)
+        if failed is not None:
+            pending.clear()
+    if failed is not None:
+        raise CompiledSimError(f"C++ compilation failed ({' '.join(failed[0])}):\n"
+                               f"{failed[1][-4000:]}")
+
+
 def _runtime(directory):
     """Directory holding ``verilated.o`` (the Verilator runtime), built once per compiler,
     flags and Verilator."""
@@ -197,12 +223,16 @@ def compile_model(rtlil_text, infos, has_clk, has_rst, key, directory):
              cwd=tmp, env=env)
         runtime = _runtime(directory)
         inc = root / "include"
-        sources = sorted((tmp / "obj").glob("Vmx*.cpp"))
+        sources = [tmp / "vglue.cc", *sorted((tmp / "obj").glob("Vmx*.cpp"))]
         cxx, _ = toolchain.compiler()
-        toolchain.run_cxx([cxx, *cxxflags(), f"-I{inc}", f"-I{inc / 'vltstd'}",
-                           f"-I{tmp / 'obj'}", f"-I{tmp}", tmp / "vglue.cc", *sources,
-                           runtime / "verilated.o", runtime / "verilated_threads.o",
-                           "-o", tmp / "model.so", "-lpthread"])
+        flags = [f for f in cxxflags() if f != "-shared"]
+        incs = [f"-I{inc}", f"-I{inc / 'vltstd'}", f"-I{tmp / 'obj'}", f"-I{tmp}"]
+        objs = [tmp / f"{i}.o" for i in range(len(sources))]
+        _parallel([[cxx, *flags, *incs, "-c", src, "-o", obj]
+                   for src, obj in zip(sources, objs)])
+        toolchain.run_cxx([cxx, *cxxflags(), *objs, runtime / "verilated.o",
+                           runtime / "verilated_threads.o", "-o", tmp / "model.so",
+                           "-lpthread"])
         os.replace(tmp / "model.so", so)
         cache._BUILD_COUNT += 1
     return so, True
