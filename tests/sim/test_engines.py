@@ -152,6 +152,7 @@ def test_verilator_refuses_a_design_without_signature():
 
 def test_choice_rule(monkeypatch):
     monkeypatch.delenv("MXHW_COMPILED_ENGINE", raising=False)
+    monkeypatch.delenv("MXHW_VCD", raising=False)
     monkeypatch.setattr(verilator, "available", lambda: True)
     assert verilator.choose("", True, large=True) == "verilator"
     assert verilator.choose("", True, large=False) == "cxxrtl"
@@ -164,6 +165,13 @@ def test_choice_rule(monkeypatch):
         verilator.choose("", True, large=False)
     monkeypatch.setenv("MXHW_COMPILED_ENGINE", "cxxrtl")
     assert verilator.choose("", True, large=True) == "cxxrtl"
+    monkeypatch.delenv("MXHW_COMPILED_ENGINE")
+    monkeypatch.setattr(verilator, "available", lambda: True)
+    big = "\n" * verilator.VERILATOR_RTLIL_LINES
+    assert verilator.choose(big, True) == "verilator"
+    assert verilator.choose(big[1:], True) == "cxxrtl"
+    monkeypatch.setenv("MXHW_VCD", "1")                   # waveforms: CXXRTL records them
+    assert verilator.choose(big, True) == "cxxrtl"
 
 
 @pytest.mark.compiled

