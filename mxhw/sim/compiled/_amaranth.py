@@ -3,8 +3,9 @@
 The back end needs Amaranth internals that have no public API: preparing a design for
 RTLIL with chosen ports (``Fragment.prepare``, ``hdl._ir.PortDirection``), the statements'
 driven signals (``_lhs_signals``, ``hdl._ast.SignalSet``, ``hdl._mem.MemoryInstance``),
-the expression evaluator of Amaranth's simulator (``sim._pyeval``) and its Yosys
-(``_toolchain.yosys``). They change between Amaranth releases, so importing this module
+the expression evaluator of Amaranth's simulator (``sim._pyeval``), its Yosys
+(``_toolchain.yosys``) and its RTLIL -> Verilog step (``back.verilog._convert_rtlil_text``,
+for the Verilator engine). They change between Amaranth releases, so importing this module
 checks ``amaranth.__version__`` against :data:`SUPPORTED` first and raises
 :class:`UnsupportedAmaranth` naming the installed version otherwise;
 ``tests/sim/test_amaranth_private.py`` fails loudly on an upgrade. To port the back end
@@ -19,7 +20,7 @@ from .errors import CompiledSimError
 
 __all__ = ["SUPPORTED", "UnsupportedAmaranth", "check_version", "PortDirection", "prepare",
            "convert_prepared", "domains", "undriven_signals", "eval_value", "eval_assign",
-           "assignable_signals", "find_yosys", "PRIVATE_NAMES"]
+           "assignable_signals", "find_yosys", "verilog_from_rtlil", "PRIVATE_NAMES"]
 
 #: Amaranth versions (major, minor) this module was written and tested against
 SUPPORTED = ((0, 5),)
@@ -53,6 +54,7 @@ from amaranth.hdl._mem import MemoryInstance                        # noqa: E402
 from amaranth.back import rtlil as _rtlil                           # noqa: E402
 from amaranth.sim._pyeval import eval_assign, eval_value            # noqa: E402
 from amaranth._toolchain.yosys import find_yosys                    # noqa: E402
+from amaranth.back.verilog import _convert_rtlil_text as verilog_from_rtlil  # noqa: E402
 
 #: the private modules and names imported above (the upgrade test checks each resolves)
 PRIVATE_NAMES = {
@@ -61,6 +63,7 @@ PRIVATE_NAMES = {
     "amaranth.hdl._mem": ("MemoryInstance",),
     "amaranth.sim._pyeval": ("eval_assign", "eval_value"),
     "amaranth._toolchain.yosys": ("find_yosys",),
+    "amaranth.back.verilog": ("_convert_rtlil_text",),
 }
 
 

@@ -36,12 +36,14 @@ def cache_dir():
 _GLUE = None
 
 
-def glue_source():
-    """The text of ``glue.cc`` (package data)."""
+def glue_source(name="glue.cc"):
+    """The text of a glue file (package data: ``glue.cc``, ``glue_loops.cc``, ``vglue.cc``)."""
     global _GLUE
     if _GLUE is None:
-        _GLUE = resources.files(__package__).joinpath("glue.cc").read_text()
-    return _GLUE
+        _GLUE = {}
+    if name not in _GLUE:
+        _GLUE[name] = resources.files(__package__).joinpath(name).read_text()
+    return _GLUE[name]
 
 
 def _hash(parts, n):
@@ -56,7 +58,8 @@ def key(rtlil_text):
     """The cache key of a design's model."""
     path, ver = toolchain.compiler()
     large = rtlil.is_large(rtlil_text)
-    return _hash((rtlil_text, glue_source(), path, ver, " ".join(toolchain.cxxflags(large)),
+    return _hash((rtlil_text, glue_source(), glue_source("glue_loops.cc"), path, ver,
+                  " ".join(toolchain.cxxflags(large)),
                   _runtime_key(large), "dedup-2" if large else "", "edges-1", "fast-or-plain-1",
                   toolchain.OPT_PASSES,
                   "" if large else "flatten-eval-1"), 32)
@@ -147,6 +150,7 @@ def compile_model(rtlil_text, key, directory):
         large = rtlil.is_large(rtlil_text)
         (tmp / "design.cc").write_text(_design_cc(rtlil_text))
         (tmp / "glue.cc").write_text(glue_source())
+        (tmp / "glue_loops.cc").write_text(glue_source("glue_loops.cc"))
         (tmp / "design.il").write_text(rtlil_text)
         cxx, _ = toolchain.compiler()
         runtime = _runtime(directory, large)

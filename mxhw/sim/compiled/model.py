@@ -81,12 +81,16 @@ class Model(BatchRuns):
     ----------
     compiled : bool
         Whether building this model compiled C++ (``False``: taken from the cache).
+    engine : str
+        ``"cxxrtl"`` or ``"verilator"`` (:func:`~mxhw.sim.compiled.build`).
     key, path :
         Cache key and shared-library path.
     """
 
-    def __init__(self, lib, infos, *, has_clk, has_rst, key, path, compiled, names_map=None):
+    def __init__(self, lib, infos, *, has_clk, has_rst, key, path, compiled, names_map=None,
+                 engine="cxxrtl"):
         self._lib = lib
+        self.engine = engine
         self._names_map = names_map if names_map is not None else {}
         self._h = ctypes.c_void_p(lib.mx_create())
         self.key, self.path, self.compiled = key, path, compiled
@@ -323,6 +327,10 @@ class Model(BatchRuns):
 
     def _internal(self, signal):
         """Map an internal (non-port) signal onto the model's debug information, read-only."""
+        if self.engine != "cxxrtl":
+            raise CompiledSimError(
+                f"{signal!r}: the {self.engine} engine reads top-level ports only; set "
+                f"MXHW_COMPILED_ENGINE=cxxrtl (or backend='pysim') to probe internal signals")
         path = self._names_map.get(signal) if isinstance(signal, Signal) else None
         if path is None:
             raise CompiledSimError(
@@ -496,6 +504,9 @@ class Model(BatchRuns):
     # waveforms
     def open_vcd(self, path, period=1e-8):
         """Write every sample from now on to a VCD file at ``path``."""
+        if self.engine != "cxxrtl":
+            raise CompiledSimError(f"Waveforms need the CXXRTL engine, not {self.engine} "
+                                   f"(MXHW_COMPILED_ENGINE=cxxrtl)")
         half_ps = max(1, round(period * 1e12 / 2))
         if not self._lib.mx_vcd_open(self._h, str(path).encode(), half_ps):
             raise CompiledSimError(f"Cannot open VCD file {path} (or one is already open)")
