@@ -31,10 +31,13 @@ IN_KINDS = ("fixed", "fp32")
 #: (fixed) / half of the exponent maximum tree (fp32)), ``scale`` (the block scale(s) and
 #: the block's terms of the shift amounts, after max|x|), ``shift`` (per element the shift
 #: amount, before the barrel shifter), ``round`` (per element the shifted magnitude with
-#: its guard and sticky bits, before rounding, packing and saturation).
+#: its guard and sticky bits, before rounding, packing and saturation), ``pos`` (the
+#: position of max|x|'s highest set bit (fixed) / the block exponent (fp32), before the
+#: table of the block's scale and shift terms).
 _CUTS = {0: (), 1: (), 2: ("scale",), 3: ("scale", "shift"), 4: ("scale", "shift", "round"),
          5: ("front", "scale", "shift", "round"),
-         6: ("front", "tree", "scale", "shift", "round")}
+         6: ("front", "tree", "scale", "shift", "round"),
+         7: ("front", "tree", "pos", "scale", "shift", "round")}
 _DEEPEST = max(_CUTS)
 _F32_SIG = 24  # binary32 significand width with the hidden bit
 
@@ -70,12 +73,13 @@ class Requantizer(wiring.Component):
         ``fixed``: fractional bits of the input, such that every scale exponent fits E8M0;
         default 16. ``fp32``: must be ``None``.
     pipeline : int or None
-        Register stages (the latency): 0..6 (0: combinational), ``mxsf`` 2..7 (it always
+        Register stages (the latency): 0..7 (0: combinational), ``mxsf`` 2..8 (it always
         registers the error terms before the mode select). Each depth keeps the registers
         of the smaller ones and adds one boundary (``mxsf``: depth ``pipeline - 1``):
         1 the output register; 2 ``scale``; 3 ``shift``; 4 ``round``; 5 ``front``;
-        6 ``tree`` (see :data:`_CUTS`). ``None`` (default): the deepest, 6 (``mxsf`` 7):
-        ECP5, k=32, fixed 24-bit input, MXFP4 93 MHz, MXFP8 E4M3 102 MHz (depth 2: 20 MHz).
+        6 ``tree``; 7 ``pos`` (see :data:`_CUTS`). ``None`` (default): the deepest, 7
+        (``mxsf`` 8). ECP5, k=32, fixed 24-bit input, depth 6: MXFP4 108.6 MHz, MXFP8
+        E4M3 102 MHz (depth 2: 20 MHz); depth 7: README, "Performance".
 
     Members
     -------
@@ -420,6 +424,15 @@ class Requantizer(wiring.Component):
         else:
             live, L, zero, (l_lo, l_hi) = self._front_fp32(m, cut, early)
             SW = _F32_SIG
+        # the block's highest bit position (fixed) / exponent (fp32), registered apart
+        # from the table of terms below at the deepest pipeline
+        live.update(blk_pos=pos if self._in_kind == "fixed" else L, blk_zero=zero)
+        live = cut("pos", live)
+        zero = live.pop("blk_zero")
+        if self._in_kind == "fixed":
+            pos = live.pop("blk_pos")
+        else:
+            L = live.pop("blk_pos")
         ses, se_los, terms = [], [], []
         up = None                  # RCEIL: the scale is one above the floor rule's
         if self._fmt.scale_rule == "ocp_rceil":

@@ -227,9 +227,10 @@ def requant_proofs():
         out.append(Proof(f"requant_{fmt}_k{k}", "Requantizer", f"{fmt} k={k}, fixed 24.16: {REQ}",
                          _harness(RequantEquiv, fmt, k, 24, 16), depth=1, thorough=thorough,
                          timeout=1800 if thorough else 600))
-    # the registered variants (1..6 stages; i.valid and o.ready high: the stall protocol
+    # the registered variants (1..7 stages; i.valid and o.ready high: the stall protocol
     # is lib.pipe.stall_all's, as the aligner's)
-    for fmt, k, pl, thorough in (("mxfp4", 4, 6, False), ("mxfp4", 4, 1, True),
+    for fmt, k, pl, thorough in (("mxfp4", 4, 6, False), ("mxfp4", 4, 7, False),
+                                 ("mxfp4", 4, 1, True),
                                  ("mxfp4", 4, 3, True), ("mxfp8_e4m3", 2, 6, True)):
         out.append(Proof(f"requant_{fmt}_k{k}_p{pl}", "Requantizer",
                          f"{fmt} k={k}, fixed 24.16, pipeline {pl}: {REQ}, {pl} cycles later",

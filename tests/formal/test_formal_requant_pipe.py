@@ -1,4 +1,4 @@
-"""The pipelined re-quantiser (``pipeline`` 1..6, the registered variants) proved against
+"""The pipelined re-quantiser (``pipeline`` 1..7, the registered variants) proved against
 the same reference, the outputs exactly ``latency`` cycles after their inputs; mutations
 (made here, never in the source) are caught with a counterexample."""
 
@@ -14,7 +14,7 @@ from support.formal import caught, prove, wrapped_requantizer
 pytestmark = pytest.mark.toolchain
 
 
-@pytest.mark.parametrize("pl", [1, 6])
+@pytest.mark.parametrize("pl", [1, 6, 7])
 def test_requant_pipelined_proved(tmp_path, pl):
     h = RequantEquiv("mxfp4", 2, 8, 4, pipeline=pl)
     r = prove(tmp_path, "rq", h, depth=pl + 1)

@@ -116,7 +116,7 @@ def mode_errors(x):
 
 @budget(25)
 @given(st.integers(2, 30), st.one_of(st.integers(-8, 60), st.integers(115, 160)),
-       st.integers(2, 7), st.data(), waits(), waits())
+       st.integers(2, 8), st.data(), waits(), waits())
 def test_encode_fixed_vs_golden(in_width, in_frac, pipeline, data, idle, stall):
     """Random blocks; in_frac >= 115 reaches the scale's clamp at -127 (one or both modes)."""
     k = 4
@@ -127,7 +127,7 @@ def test_encode_fixed_vs_golden(in_width, in_frac, pipeline, data, idle, stall):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # sNaN in golden
 @budget(25)
-@given(st.integers(2, 7), st.data(), waits(), waits())
+@given(st.integers(2, 8), st.data(), waits(), waits())
 def test_encode_fp32_vs_golden(pipeline, data, idle, stall):
     k = 4
     dut = Requantizer(sized("mxsf", k), in_kind="fp32", pipeline=pipeline)
@@ -252,7 +252,7 @@ def test_encode_connects_to_decoder():
     ({"in_kind": "fp32", "in_frac": 3},
      "in_frac applies to in_kind 'fixed' only; leave it None for 'fp32', not 3"),
     ({"k": 0}, "k must be >= 1, not 0"),
-    ({"pipeline": 1}, "pipeline must be in [2, 7], not 1"),
+    ({"pipeline": 1}, "pipeline must be in [2, 8], not 1"),
 ])
 @pytest.mark.filterwarnings("ignore:k is deprecated")
 def test_encode_init_wrong(kwargs, msg):

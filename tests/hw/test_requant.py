@@ -23,7 +23,7 @@ check = check_requant
 
 
 @budget(30)
-@given(st.sampled_from(FMTS), st.integers(2, 30), st.integers(-8, 40), st.integers(0, 6),
+@given(st.sampled_from(FMTS), st.integers(2, 30), st.integers(-8, 40), st.integers(0, 7),
        st.data(), waits(), waits())
 def test_requant_vs_golden(fmt, in_width, in_frac, pipeline, data, idle, stall):
     k = 4
@@ -95,16 +95,16 @@ def test_requant_fp32_nan_inf(fmt):
     check(dut, blocks, 11, 11)
 
 
-# every depth each format has: mxsf 2..7, the others 1..6
+# every depth each format has: mxsf 2..8, the others 1..7
 DEPTHS = [(f, p) for f in ("mxfp4", "mxint8", "mxsf")
-          for p in (range(2, 8) if f == "mxsf" else range(1, 7))]
+          for p in (range(2, 9) if f == "mxsf" else range(1, 8))]
 
 
 @pytest.mark.parametrize("fmt,pipeline", DEPTHS)
 @pytest.mark.parametrize("in_kind", ["fixed", "fp32"])
 def test_latency(fmt, in_kind, pipeline):
     """``latency`` is the number of cycles from a block's transfer on ``i`` to its
-    appearance on ``o`` (no back-pressure): ``pipeline`` (mxsf: 2..7, the others 1..6).
+    appearance on ``o`` (no back-pressure): ``pipeline`` (mxsf: 2..8, the others 1..7).
     Measured on the simulated circuit, the expected count from the parameters."""
     k = 4
     dut = Requantizer(sized(fmt, k), in_kind=in_kind, pipeline=pipeline)
@@ -161,7 +161,7 @@ def test_combinational(fmt, in_kind):
 
 def test_init():
     r = Requantizer("mxfp8_e4m3")
-    assert r.k == 32 and r.in_width == 24 and r.in_frac == 16 and r.latency == 6
+    assert r.k == 32 and r.in_width == 24 and r.in_frac == 16 and r.latency == 7
     assert r.in_kind == "fixed"
     assert Requantizer("mxfp4").fmt is formats.get("mxfp4_e2m1")        # an alias
     with pytest.deprecated_call():
@@ -196,9 +196,9 @@ def test_init():
     ({"in_width": 53, "in_frac": -100}, ValueError,
      "in_frac -100 with in_width 53 gives scale exponents in [-127, 144], outside E8M0's "
      "[-127, 127] (or in_frac above 1000)"),
-    ({"pipeline": 7}, ValueError, "pipeline must be in [0, 6], not 7"),
-    ({"pipeline": -1}, ValueError, "pipeline must be in [0, 6], not -1"),
-    ({"fmt": "mxsf", "pipeline": 1}, ValueError, "pipeline must be in [2, 7], not 1"),
+    ({"pipeline": 8}, ValueError, "pipeline must be in [0, 7], not 8"),
+    ({"pipeline": -1}, ValueError, "pipeline must be in [0, 7], not -1"),
+    ({"fmt": "mxsf", "pipeline": 1}, ValueError, "pipeline must be in [2, 8], not 1"),
     ({"pipeline": "2"}, TypeError, "pipeline must be an integer, not '2'"),
     ({"pipeline": 2.0}, TypeError, "pipeline must be an integer, not 2.0"),
     ({"pipeline": True}, TypeError, "pipeline must be an integer, not True"),

@@ -30,7 +30,7 @@ def test_rule_differs_from_floor():
 
 
 @budget(12)
-@given(st.sampled_from(FMTS), st.integers(2, 30), st.integers(-8, 40), st.integers(0, 6),
+@given(st.sampled_from(FMTS), st.integers(2, 30), st.integers(-8, 40), st.integers(0, 7),
        st.data(), waits(), waits())
 def test_rceil_vs_golden(fmt, in_width, in_frac, pipeline, data, idle, stall):
     k = 4

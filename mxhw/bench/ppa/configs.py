@@ -93,7 +93,7 @@ DOT_TARGETS = {
 #: Pipeline depth of the re-quantiser configurations (``Requantizer(pipeline=...)``): the
 #: deepest (its critical path, max|x|'s highest set bit to the block terms, is the stage
 #: that depth 5 joins to the OR of the magnitudes).
-REQUANT_PIPELINE = 6
+REQUANT_PIPELINE = 7
 #: Fixed-point input of the re-quantiser configurations (width, fractional bits).
 REQUANT_INPUT = (24, 16)
 #: Arrays of bit-serial PEs (``pe="bitserial"``): format (A and B) and size; a K step
@@ -252,10 +252,10 @@ def _registry():
                                 "modes": ",".join(DEFAULT_MODES),
                                 "acc": f"fixed{ARRAY_ACC}"}))
     # issue #33, target 4: the re-quantiser's MXSF side (both modes and the squared-error
-    # mode select) at its default pipeline (None: the deepest, 7)
+    # mode select) at its default pipeline (None: the deepest, 8)
     cfgs.append(Config("requant_mxsf", "requant", maker(_make_requant_default, "mxsf"), 0,
                        {"format": "mxsf", "k": K, "in_width": REQUANT_INPUT[0],
-                        "in_frac": REQUANT_INPUT[1], "pipeline": 7}))
+                        "in_frac": REQUANT_INPUT[1], "pipeline": 8}))
     return {c.name: c for c in cfgs}
 
 
