@@ -44,6 +44,7 @@ def _check_against_golden(res, space_dict):
                 (cells["luts"], cells["ffs"], cells["rtl_hash"])
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_matches_serial(tmp_path):
     s = space(sizes=[1, 2], formats=["mxfp4", ["mxint8", "mxfp4"]], ppa=True,
               objective="sqnr_db")
@@ -131,6 +132,7 @@ def test_ppa_without_luts_fails_the_point(tmp_path):
     assert res["points"][0]["error"] == "ppa: ValueError: ppa returned no number 'luts' (None)"
 
 
+@pytest.mark.slow
 def test_a_lost_worker_fails_its_point_not_the_sweep(tmp_path):
     import dask
     from distributed import Client, LocalCluster
@@ -226,6 +228,7 @@ def _cli(*args, cwd, env=None):
                           capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_without_synthesis(tmp_path):
     from mxhw.golden import compare
     (tmp_path / "tiny.toml").write_text(TINY)

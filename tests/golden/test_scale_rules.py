@@ -97,6 +97,7 @@ def test_nan_block_scale_equals_torchao_inf_is_golden_nan():
             assert q.scales[1, 0] == 0xFF and np.isnan(q.dequantize()[1]).all()
 
 
+@pytest.mark.slow
 def test_minilm_weights_equal_torchao():
     from support.formats import minilm_weights
     for name, w in minilm_weights().items():

@@ -37,7 +37,12 @@ def export_cli(tmp_path, name, args):
     return (tmp_path / "out.v").read_text()
 
 
-@pytest.mark.parametrize("name", list(CASES))
+#: the large designs (seconds of elaboration and Verilog each) run in `make test` only
+SLOW_CASES = {"array_os", "array_ws", "array_tile", "array_scalable", "gemv", "core"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES
+                                  else n for n in CASES])
 def test_export_header_and_paths(tmp_path, name):
     text = export_cli(tmp_path, name, CASES[name])
     head = text.split("module top", 1)[0]

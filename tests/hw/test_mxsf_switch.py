@@ -185,6 +185,7 @@ def test_encode_mode_ties_go_to_w(shift, fp32, data, idle, stall):
     assert (q.modes[2::3] == 1).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("in_kind", ["fixed", "fp32"])
 def test_encode_k32_all_codes(in_kind):
     """k = 32: blocks with a maximum at each mode's 2**emax and every value and midpoint of

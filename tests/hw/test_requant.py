@@ -32,6 +32,7 @@ def test_requant_vs_golden(fmt, in_width, in_frac, pipeline, data, idle, stall):
     check(dut, blocks, idle, stall)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("in_kind", ["fixed", "fp32"])
 @pytest.mark.parametrize("fmt", FMTS)
 def test_requant_k32_all_codes(fmt, in_kind):
