@@ -201,3 +201,19 @@ def run_chain(acc, cfg, x, layers, one_program=True):
             if not t.freed and t.kind != "result":
                 acc.free(t)
     return acc.last_cycles
+
+
+def check_instruction_against_spec(acc, ins, caps):
+    """Run one program instruction on ``acc``: it runs if ``isa.check`` (the
+    specification) finds no error, else the device reports isa.check's error at index 0."""
+    import pytest
+
+    from mxhw.soc import isa
+    from mxhw.soc.layers import ProgramError
+    want = isa.check(ins, caps)
+    if want == "none":
+        acc.run_program([ins])
+        return
+    with pytest.raises(ProgramError) as e:
+        acc.run_program([ins])
+    assert (e.value.error, e.value.pc) == (want, 0)
