@@ -92,6 +92,10 @@ class RowAccumulator(wiring.Component):
         the columns: no AND with the valids (for 16 columns two LUT levels instead of
         four, and the valids reach only the block-end flag). A nonzero value on an idle
         column is then ORed into the block that ends: the user's contract.
+    grid : (int, int) or None
+        None (the default): the block sums are ``fmt_a`` x ``fmt_b`` products' exact sums
+        (their grid and width). ``(lsb_exp, width)``: ``block_sum`` has ``width`` bits at
+        ``2**lsb_exp`` (the :class:`~mxhw.systolic.ScalableArray`'s common grid).
 
     Members
     -------
@@ -128,7 +132,7 @@ class RowAccumulator(wiring.Component):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0, result_ring=True,
-                 idle_zero=False):
+                 idle_zero=False, grid=None):
         if not isinstance(acc, golden.arith.Accumulation):
             raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
         if acc.mode != "fixed":
@@ -144,6 +148,12 @@ class RowAccumulator(wiring.Component):
         ea, eb = operand_element(fmt_a), operand_element(fmt_b)
         self._lsb_exp = ea.lsb_exp + eb.lsb_exp
         sw = block_sum_width(ea, eb, fmt_a.block_size)
+        if grid is not None:        # block sums of another grid (the scalable array's)
+            if not (isinstance(grid, tuple) and len(grid) == 2
+                    and all(isinstance(g, int) for g in grid) and grid[1] >= 1):
+                raise TypeError(f"grid must be None or a pair (lsb_exp, width) of integers "
+                                f"with width >= 1, not {grid!r}")
+            self._lsb_exp, sw = grid
         super().__init__({
             "block_valid": In(1).array(cols),
             "block_sum": In(signed(sw)).array(cols),
