@@ -184,26 +184,29 @@ class _ScalableLanes:
         prods = split_multiply(m, a_sig, b_sig)
         p = Signal(signed(self.block_sum_width), name="lane_sum")
         nf = Signal(name="lane_nonfinite")
+        per_mode = []
+        for n, md in enumerate(self._modes):
+            e = md.fmt.element
+            w = product_width(e, e)
+            vals, nfs = [], []
+            for l, (ua, ub) in enumerate(decoded[n]):
+                lnf = Signal(name=f"nf{n}_{l}")
+                mag = Signal(w, name=f"mag{n}_{l}")
+                v = Signal(signed(w + 1), name=f"v{n}_{l}")
+                m.d.comb += [lnf.eq(_nonfinite(ua) | _nonfinite(ub)),
+                             mag.eq(Mux(lnf, 0, prods[md.slot][l]
+                                        << (lsb_shift(ua) + lsb_shift(ub)))),
+                             v.eq(Mux(ua.sign ^ ub.sign, -mag, mag))]
+                vals.append(v)
+                nfs.append(lnf)
+            own = Signal(signed(w + 1 + (md.lanes - 1).bit_length()), name=f"lanes{n}")
+            own_nf = Signal(name=f"lanes_nf{n}")
+            m.d.comb += [own.eq(sum(vals)), own_nf.eq(Cat(*nfs).any())]
+            per_mode.append((own, own_nf))
         with m.Switch(self.mode):
-            for n, md in enumerate(self._modes):
-                e = md.fmt.element
-                w = product_width(e, e)
-                vals, nfs = [], []
-                for l, (ua, ub) in enumerate(decoded[n]):
-                    lnf = Signal(name=f"nf{n}_{l}")
-                    mag = Signal(w, name=f"mag{n}_{l}")
-                    v = Signal(signed(w + 1), name=f"v{n}_{l}")
-                    m.d.comb += [lnf.eq(_nonfinite(ua) | _nonfinite(ub)),
-                                 mag.eq(Mux(lnf, 0, prods[md.slot][l]
-                                            << (lsb_shift(ua) + lsb_shift(ub)))),
-                                 v.eq(Mux(ua.sign ^ ub.sign, -mag, mag))]
-                    vals.append(v)
-                    nfs.append(lnf)
-                own = Signal(signed(w + 1 + (md.lanes - 1).bit_length()), name=f"lanes{n}")
-                m.d.comb += own.eq(sum(vals))
+            for n, (md, (own, own_nf)) in enumerate(zip(self._modes, per_mode)):
                 with m.Case(n):
-                    m.d.comb += [p.eq(own << (md.lsb_exp - self.lsb_exp)),
-                                 nf.eq(Cat(*nfs).any())]
+                    m.d.comb += [p.eq(own << (md.lsb_exp - self.lsb_exp)), nf.eq(own_nf)]
         return p, nf
 
 
