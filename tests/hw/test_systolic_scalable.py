@@ -11,7 +11,8 @@ from mxhw import golden
 from mxhw.golden.arith import FP32, fixed
 from mxhw.golden.quantize import MXArray
 from mxhw.sim import run, stream_recv, stream_send
-from mxhw.systolic import DEFAULT_MODES, RowAccumulator, ScalableArray, ScalableBlockSumPE, ScalablePE
+from mxhw.systolic import (DEFAULT_MODES, RowAccumulator, ScalableArray, ScalableBlockSumPE,
+                           ScalablePE)
 from mxhw.systolic.driver import tile_order
 from mxhw.systolic.grid import array_block_format
 from mxhw.systolic.scalable import scalable_beats
