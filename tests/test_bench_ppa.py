@@ -430,3 +430,41 @@ def test_dsp_array_also_measured_lut_only(tmp_path, monkeypatch):
     assert ppa.run_task("array_mxint8_2x2", tmp_path, False)["cached"] == \
         {"ecp5": True, "xc7": True, "ecp5_nodsp": True}
     assert calls == []
+
+
+def test_synth_only_labelled(tmp_path, monkeypatch):
+    """``pnr=False`` (``--synth-only``): ECP5 synthesis alone, no nextpnr, no xc7; the
+    record and the figures say so, no Fmax is made up, and it has its own cache key."""
+    fake = FakeTools()
+    use_tools(monkeypatch, fake)
+    r = ppa.run_task(TINY, tmp_path, False, pnr=False)
+    assert fake.runs == ["yosys synth (ecp5)"] and "xc7" not in r
+    assert r["ecp5"]["synth_only"] is True and "fmax_mhz" not in r["ecp5"]
+    fig = ppa.figures([r])
+    assert fig[f"{TINY}_synth_only"] == 1 and fig[f"{TINY}_luts"] == 40
+    assert f"{TINY}_fmax_mhz" not in fig and f"{TINY}_peak_gmac_s" not in fig
+    assert ppa.table_rows([r])[0][5] == "synth"
+    full = ppa.run_config(TINY, tmp_path, targets=("ecp5",))     # placed: another key
+    assert fake.runs[1:] == ["yosys synth (ecp5)", "nextpnr-ecp5"]
+    assert "synth_only" not in full["ecp5"] and full["ecp5"]["fmax_mhz"] == 123.46
+    with pytest.raises(ValueError, match="--synth-only does not apply to the SoC"):
+        ppa.run_task(ppa.SOC, tmp_path, False, pnr=False)
+
+
+def test_cache_shared_by_rtl(tmp_path, monkeypatch):
+    """Configurations of one circuit (a scalable array's modes) share one tool run: the
+    cache is keyed by the RTL, not the name."""
+    fake = FakeTools()
+    use_tools(monkeypatch, fake)
+    a, b = (ppa.Config(f"tiny_{n}", "mul", ppa.CONFIGS[TINY].make, 1, {}) for n in "ab")
+    ra = ppa.run_config(a, tmp_path, targets=("ecp5",), pnr=False)
+    rb = ppa.run_config(b, tmp_path, targets=("ecp5",), pnr=False)
+    assert fake.runs == ["yosys synth (ecp5)"] and rb["cached"] == {"ecp5": True}
+    assert rb["ecp5"] == ra["ecp5"]
+
+
+def test_cli_synth_only_soc(capsys):
+    with pytest.raises(SystemExit) as e:
+        ppa.main(["--synth-only"])
+    assert e.value.code == 2
+    assert "--synth-only does not apply to the SoC" in capsys.readouterr().err

@@ -9,9 +9,10 @@ from .rowacc import RowAccumulator
 from .array import DATAFLOWS, DEFAULT_PIPELINE, PE_TYPES, SystolicArray
 from .engine import GemmEngine
 from .tilearray import TileArray
-from .scalable_pe import ScalablePE
+from .scalable_pe import ScalableBlockSumPE, ScalablePE
 from .scalable import DEFAULT_MODES, ScalableArray
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "RowAccumulator", "BitSerialMXMacPE",
            "SystolicArray", "GemmEngine", "TileArray", "DATAFLOWS", "DEFAULT_PIPELINE",
-           "PE_TYPES", "array_block_format", "ScalableArray", "ScalablePE", "DEFAULT_MODES"]
+           "PE_TYPES", "array_block_format", "ScalableArray", "ScalablePE", "ScalableBlockSumPE",
+           "DEFAULT_MODES"]

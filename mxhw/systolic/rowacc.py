@@ -98,6 +98,10 @@ class RowAccumulator(wiring.Component):
         ``b_scale``) and adds them. True: it takes their sum and NaN flag instead
         (``scale_sum``, ``scale_nan``), which the user registers from the codes' previous
         register stage, so no adder stands between flip-flops and the selection register.
+    grid : (int, int) or None
+        None (the default): the block sums are ``fmt_a`` x ``fmt_b`` products' exact sums
+        (their grid and width). ``(lsb_exp, width)``: ``block_sum`` has ``width`` bits at
+        ``2**lsb_exp`` (the :class:`~mxhw.systolic.ScalableArray`'s common grid).
 
     Members
     -------
@@ -137,7 +141,7 @@ class RowAccumulator(wiring.Component):
     """
 
     def __init__(self, fmt_a, fmt_b, acc, cols, pipeline=0, result_ring=True,
-                 idle_zero=False, presum=False):
+                 idle_zero=False, presum=False, grid=None):
         if not isinstance(acc, golden.arith.Accumulation):
             raise TypeError(f"acc must be a golden.arith.Accumulation, not {acc!r}")
         if acc.mode != "fixed":
@@ -154,6 +158,12 @@ class RowAccumulator(wiring.Component):
         ea, eb = operand_element(fmt_a), operand_element(fmt_b)
         self._lsb_exp = ea.lsb_exp + eb.lsb_exp
         sw = block_sum_width(ea, eb, fmt_a.block_size)
+        if grid is not None:        # block sums of another grid (the scalable array's)
+            if not (isinstance(grid, tuple) and len(grid) == 2
+                    and all(isinstance(g, int) for g in grid) and grid[1] >= 1):
+                raise TypeError(f"grid must be None or a pair (lsb_exp, width) of integers "
+                                f"with width >= 1, not {grid!r}")
+            self._lsb_exp, sw = grid
         super().__init__({
             "block_valid": In(1).array(cols),
             "block_sum": In(signed(sw)).array(cols),

@@ -11,14 +11,15 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..lib.params import check_int
-from ..lib.signals import delay_line
+from ..lib.params import check_bool, check_int
+from ..lib.signals import delay_line, one_hot_select
 from .array import DEFAULT_PIPELINE
 from .driver import zero_code
-from .grid import check_pe_pipeline, out_layout
+from .grid import check_pe_pipeline, clamp_acc, out_layout
 from .outbuf import OutputBuffer
 from .pegrid import pe_grid
-from .scalable_pe import ScalablePE, check_fixed_acc, scale_modes
+from .rowacc import RowAccumulator, row_extra_stages
+from .scalable_pe import ScalableBlockSumPE, ScalablePE, check_fixed_acc, scale_modes
 
 __all__ = ["ScalableArray", "DEFAULT_MODES", "scalable_in_layout", "scalable_beats"]
 
@@ -64,6 +65,13 @@ class ScalableArray(wiring.Component):
         ``golden.arith.fixed(...)`` (required).
     pipeline : int
         PE register stages, 0..4; default :data:`~mxhw.systolic.DEFAULT_PIPELINE`.
+    shared : bool or None
+        Row-shared accumulation: the PEs (:class:`~mxhw.systolic.scalable_pe.
+        ScalableBlockSumPE`) hand their exact block sums to one
+        :class:`~mxhw.systolic.rowacc.RowAccumulator` per row, as the fixed arrays' do
+        (needs ``cols`` <= the fewest transfers per block of any mode, 8 for MXFP4).
+        False: every PE accumulates (:class:`~mxhw.systolic.scalable_pe.ScalablePE`).
+        None (the default): shared where it can be.
 
     Members
     -------
@@ -81,12 +89,22 @@ class ScalableArray(wiring.Component):
         A bad parameter (the message names it).
     """
 
-    def __init__(self, rows, cols, modes=DEFAULT_MODES, acc=None, pipeline=DEFAULT_PIPELINE):
+    def __init__(self, rows, cols, modes=DEFAULT_MODES, acc=None, pipeline=DEFAULT_PIPELINE,
+                 shared=None):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
         modes = scale_modes(modes)
         check_fixed_acc(acc)
         check_pe_pipeline(pipeline)
+        steps = min(md.steps for md in modes)
+        if shared is None:
+            shared = cols <= steps
+        check_bool("shared", shared)
+        if shared and cols > steps:
+            raise ValueError(f"shared=True needs cols <= {steps} (the fewest transfers per "
+                             f"block of the modes: at most one block end per row and "
+                             f"cycle), not cols={cols}")
+        self._shared = shared
         self._rows, self._cols, self._modes = rows, cols, modes
         self._acc, self._pipeline = acc, pipeline
         super().__init__({
@@ -94,9 +112,9 @@ class ScalableArray(wiring.Component):
             "o": Out(stream.Signature(out_layout(acc, cols))),
         })
 
-    rows, cols, modes, acc, pipeline = (
+    rows, cols, modes, acc, pipeline, shared = (
         property(operator.attrgetter(f"_{n}"))
-        for n in ("rows", "cols", "modes", "acc", "pipeline"))
+        for n in ("rows", "cols", "modes", "acc", "pipeline", "shared"))
 
     def mode_index(self, fmt):
         """The ``mode`` value of block format ``fmt`` (a name, alias or descriptor)."""
@@ -113,15 +131,22 @@ class ScalableArray(wiring.Component):
         return self._rows * self._cols * self._modes[self.mode_index(fmt)].lanes
 
     @property
+    def pe_latency(self):
+        """Cycles from a PE's last transfer of a tile to its result: ``1 + pipeline``,
+        plus :func:`~mxhw.systolic.rowacc.row_extra_stages` when :attr:`shared`."""
+        p = self._pipeline
+        return 1 + p + (row_extra_stages(p) if self._shared else 0)
+
+    @property
     def latency(self):
         """Cycles from a tile's last transfer to its first result row:
-        ``rows + cols + 1 + pipeline + 1``."""
-        return self._rows + self._cols + 1 + self._pipeline + 1
+        ``rows + cols + pe_latency + 1``."""
+        return self._rows + self._cols + self.pe_latency + 1
 
     def elaborate(self, platform):
         m = Module()
         R, C, modes = self._rows, self._cols, self._modes
-        m.submodules.outbuf = buf = OutputBuffer(R, C, self._acc, False)
+        m.submodules.outbuf = buf = OutputBuffer(R, C, self._acc, self._shared)
         take = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(~(self.i.payload.last & buf.busy))
 
@@ -151,24 +176,51 @@ class ScalableArray(wiring.Component):
         b_in = [tuple((n, delay_line(m, s, j, f"{n}{j}"))
                       for n, s in (("b", x.b[j]), ("b_scale", x.b_scale[j])))
                 for j in range(C)]
-        pes = pe_grid(m, a_in, b_in, lambda: ScalablePE(
-            [md.fmt for md in modes], self._acc, self._pipeline), keep=("valid", "block_end",
-                                                                      "last", "mode"))
+        fmts = [md.fmt for md in modes]
+        pes = pe_grid(m, a_in, b_in, lambda: (
+            ScalableBlockSumPE(fmts, self._pipeline) if self._shared
+            else ScalablePE(fmts, self._acc, self._pipeline)),
+            keep=("valid", "block_end", "last", "mode"))
 
         # ---- de-skew: the corner PE's last element, its latency - 1 cycles on, says every
         # PE holds the tile (the buffer loads the results the cycle after)
         corner = pes[R - 1][C - 1]
         corner_last = Signal()
         m.d.comb += corner_last.eq(corner.valid & corner.last)
-        done = delay_line(m, corner_last, corner.latency - 1, "done")
+        done = delay_line(m, corner_last, self.pe_latency - 1, "done")
         m.d.comb += [buf.tile_in.eq(take & self.i.payload.last),
                      *(buf.done[i].eq(done) for i in range(R))]
-        for i in range(R):
-            for j in range(C):
-                m.d.comb += [buf.result[i][j].eq(pes[i][j].result),
-                             buf.special[i][j].eq(pes[i][j].special)]
+        if self._shared:
+            self._row_units(m, pes, buf)
+        else:
+            for i in range(R):
+                for j in range(C):
+                    m.d.comb += [buf.result[i][j].eq(pes[i][j].result),
+                                 buf.special[i][j].eq(pes[i][j].special)]
         wiring.connect(m, buf.o, wiring.flipped(self.o))
         return m
+
+    def _row_units(self, m, pes, buf):
+        """One :class:`~mxhw.systolic.rowacc.RowAccumulator` per row on the common grid of
+        the PEs' block sums, its scale codes selected from the PE whose block ends; its
+        finished results into the output buffer's row."""
+        f0 = self._modes[0].fmt
+        for i, row in enumerate(pes):
+            m.submodules[f"rowacc_{i}"] = ra = RowAccumulator(
+                f0, f0, self._acc, self._cols, pipeline=self._pipeline, result_ring=False,
+                idle_zero=True, grid=(row[0].lsb_exp, row[0].block_sum_width))
+            valid = [pe.block_valid for pe in row]
+            for j, pe in enumerate(row):
+                for n in ("valid", "sum", "nonfinite", "last"):
+                    m.d.comb += getattr(ra, f"block_{n}")[j].eq(getattr(pe, f"block_{n}"))
+            for n in ("a_scale", "b_scale"):
+                sel, stmt = one_hot_select(valid, [getattr(pe, f"block_{n}") for pe in row],
+                                           unsigned(len(row[0].block_a_scale)),
+                                           f"{n}_end{i}")
+                m.d.comb += [stmt, getattr(ra, n).eq(sel)]
+            fin = clamp_acc(m, self._acc, ra.fin, f"fin{i}") if ra.fin_unclamped else ra.fin
+            m.d.comb += [buf.fin[i].eq(fin), buf.fin_special[i].eq(ra.fin_special),
+                         buf.fin_valid_next[i].eq(ra.fin_valid_next)]
 
 
 def scalable_beats(array, a, b, m0, n0):

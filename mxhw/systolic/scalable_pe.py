@@ -4,17 +4,19 @@ narrow format pair computes 2 or 4 element products per cycle. See ``docs/scalab
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib.wiring import In
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from ..formats import Unpacked, _nonfinite, lsb_shift, unpack
 from ..lib.signals import stage
 from ..pe.multiplier import product_width
 from .grid import (AccumulatingPE, accumulate_blocks, array_block_format, block_sum_width,
-                   check_acc, running_block_sum, scale_code_sum, scale_nan, scale_offset)
+                   check_acc, check_pe_pipeline, running_block_sum, scale_code_sum, scale_nan,
+                   scale_offset)
 
 __all__ = ["MUL_BITS", "ScaleMode", "scale_modes", "check_fixed_acc", "ScalablePE",
-           "split_multiply"]
+           "ScalableBlockSumPE", "scalable_members", "split_multiply"]
 
 #: Width of the PE's significand multiplier (unsigned, ``MUL_BITS`` x ``MUL_BITS``).
 MUL_BITS = 8
@@ -133,19 +135,95 @@ def split_multiply(m, a, b):
     return {8: [full], 4: [q[0][0], q[1][1]], 2: [pp[i][i] for i in range(4)]}
 
 
-class ScalablePE(AccumulatingPE):
+def scalable_members(modes):
+    """The input ports of a scalable PE serving ``modes`` (:func:`scale_modes`)."""
+    f0 = modes[0].fmt
+    word = max(md.word for md in modes)
+    return {
+        "a": In(unsigned(word)), "b": In(unsigned(word)),
+        "a_scale": In(unsigned(f0.scale.bits)), "b_scale": In(unsigned(f0.scale.bits)),
+        "mode": In(range(len(modes))),
+        "valid": In(1), "block_end": In(1), "last": In(1),
+    }
+
+
+class _ScalableLanes:
+    """What both scalable PEs share: the modes, the operand word, the common grid of the
+    block sum and the lanes' datapath up to the lanes' sum (:meth:`_lane_sum`)."""
+
+    modes = property(lambda self: self._modes)
+    word = property(lambda self: max(md.word for md in self._modes),
+                    doc="Bits of an operand word.")
+    lsb_exp = property(lambda self: min(md.lsb_exp for md in self._modes),
+                       doc="Weight exponent of the block sum's LSB (the finest mode's).")
+
+    @property
+    def block_sum_width(self):
+        """Bits of the exact block sum on the common grid: the widest mode's."""
+        return max(block_sum_width(md.fmt.element, md.fmt.element, md.fmt.block_size)
+                   + md.lsb_exp - self.lsb_exp for md in self._modes)
+
+    def _lane_sum(self, m):
+        """The lanes' exact sum of one transfer on the common grid, ``(p, nonfinite)``
+        (NaN/Inf codes count 0). Each mode's lanes are shifted and added on the mode's
+        own product grid (``2**md.lsb_exp``: as narrow as its products); the sum moves
+        onto the common grid by the mode's constant, which is wiring, not logic."""
+        a_sig, b_sig = Signal(MUL_BITS), Signal(MUL_BITS)
+        decoded = []
+        for n, md in enumerate(self._modes):
+            e = md.fmt.element
+            decoded.append([(unpack(m, e, self.a[l * e.bits:(l + 1) * e.bits], f"ua{n}_{l}"),
+                             unpack(m, e, self.b[l * e.bits:(l + 1) * e.bits], f"ub{n}_{l}"))
+                            for l in range(md.lanes)])
+        with m.Switch(self.mode):
+            for n, md in enumerate(self._modes):
+                with m.Case(n):
+                    for l, (ua, ub) in enumerate(decoded[n]):
+                        s = slice(l * md.slot, l * md.slot + len(ua.significand))
+                        m.d.comb += [a_sig[s].eq(ua.significand), b_sig[s].eq(ub.significand)]
+        prods = split_multiply(m, a_sig, b_sig)
+        p = Signal(signed(self.block_sum_width), name="lane_sum")
+        nf = Signal(name="lane_nonfinite")
+        per_mode = []
+        for n, md in enumerate(self._modes):
+            e = md.fmt.element
+            w = product_width(e, e)
+            vals, nfs = [], []
+            for l, (ua, ub) in enumerate(decoded[n]):
+                lnf = Signal(name=f"nf{n}_{l}")
+                mag = Signal(w, name=f"mag{n}_{l}")
+                v = Signal(signed(w + 1), name=f"v{n}_{l}")
+                m.d.comb += [lnf.eq(_nonfinite(ua) | _nonfinite(ub)),
+                             mag.eq(Mux(lnf, 0, prods[md.slot][l]
+                                        << (lsb_shift(ua) + lsb_shift(ub)))),
+                             v.eq(Mux(ua.sign ^ ub.sign, -mag, mag))]
+                vals.append(v)
+                nfs.append(lnf)
+            own = Signal(signed(w + 1 + (md.lanes - 1).bit_length()), name=f"lanes{n}")
+            own_nf = Signal(name=f"lanes_nf{n}")
+            m.d.comb += [own.eq(sum(vals)), own_nf.eq(Cat(*nfs).any())]
+            per_mode.append((own, own_nf))
+        with m.Switch(self.mode):
+            for n, (md, (own, own_nf)) in enumerate(zip(self._modes, per_mode)):
+                with m.Case(n):
+                    m.d.comb += [p.eq(own << (md.lsb_exp - self.lsb_exp)), nf.eq(own_nf)]
+        return p, nf
+
+
+class ScalablePE(_ScalableLanes, AccumulatingPE):
     """Precision-scalable MX multiply-accumulate PE: per cycle ``lanes`` element pairs of
     the format pair chosen by ``mode`` (both operands of ``modes[mode]``): 1 for
     significands of 5-8 bits (MXINT8), 2 for 3-4 bits (MXFP8, MXFP6), 4 for 1-2 bits
     (MXFP4).
 
     The lanes' significands share one :data:`MUL_BITS` x :data:`MUL_BITS` multiplier
-    (:func:`split_multiply`); each lane's product moves onto the finest product grid of
-    all modes by its exponents and a constant per mode (exact), the lanes add, and the
-    sum enters the exact block sum. At a block end the block sum goes onto the
-    accumulator grid and into the ``fixed`` accumulator exactly as in
-    :class:`~mxhw.systolic.pe.MXMacPE` (the same helpers), so the result is golden's in
-    every mode.
+    (:func:`split_multiply`); each mode's lanes are shifted by their exponents and added
+    on the mode's own product grid, the lanes' sum moves onto the finest product grid of
+    all modes by a constant per mode (exact), and enters the exact block sum. At a block
+    end the block sum goes onto the accumulator grid and into the ``fixed`` accumulator
+    exactly as in :class:`~mxhw.systolic.pe.MXMacPE` (the same helpers), so the result is
+    golden's in every mode. (The array's row-shared variant, without the accumulator:
+    :class:`ScalableBlockSumPE`.)
 
     Parameters
     ----------
@@ -181,81 +259,20 @@ class ScalablePE(AccumulatingPE):
         f0 = modes[0].fmt
         check_fixed_acc(acc)
         self._modes = modes
-        self._word = max(md.word for md in modes)
-        members = {
-            "a": In(unsigned(self._word)), "b": In(unsigned(self._word)),
-            "a_scale": In(unsigned(f0.scale.bits)), "b_scale": In(unsigned(f0.scale.bits)),
-            "mode": In(range(len(modes))),
-            "valid": In(1), "block_end": In(1), "last": In(1),
-        }
-        super().__init__(f0, f0, acc, pipeline, members)
-
-    modes = property(lambda self: self._modes)
-    word = property(lambda self: self._word, doc="Bits of an operand word.")
-    lsb_exp = property(lambda self: min(md.lsb_exp for md in self._modes),
-                       doc="Weight exponent of the block sum's LSB (the finest mode's).")
-
-    @property
-    def block_sum_width(self):
-        """Bits of the exact block sum on the common grid: the widest mode's."""
-        return max(block_sum_width(md.fmt.element, md.fmt.element, self._k)
-                   + md.lsb_exp - self.lsb_exp for md in self._modes)
-
-    def _lanes(self, m):
-        """Per mode, per lane: ``(value, nonfinite)``, the exact signed product on the
-        common grid (0 for NaN/Inf codes)."""
-        a_sig, b_sig = Signal(MUL_BITS), Signal(MUL_BITS)
-        lanes = []
-        decoded = []
-        for n, md in enumerate(self._modes):
-            e = md.fmt.element
-            dec = [(unpack(m, e, self.a[l * e.bits:(l + 1) * e.bits], f"ua{n}_{l}"),
-                    unpack(m, e, self.b[l * e.bits:(l + 1) * e.bits], f"ub{n}_{l}"))
-                   for l in range(md.lanes)]
-            decoded.append(dec)
-        with m.Switch(self.mode):
-            for n, md in enumerate(self._modes):
-                with m.Case(n):
-                    for l, (ua, ub) in enumerate(decoded[n]):
-                        s = slice(l * md.slot, l * md.slot + len(ua.significand))
-                        m.d.comb += [a_sig[s].eq(ua.significand), b_sig[s].eq(ub.significand)]
-        prods = split_multiply(m, a_sig, b_sig)
-        for n, md in enumerate(self._modes):
-            e = md.fmt.element
-            off = md.lsb_exp - self.lsb_exp
-            w = product_width(e, e) + off
-            per = []
-            for l, (ua, ub) in enumerate(decoded[n]):
-                nf = Signal(name=f"nf{n}_{l}")
-                mag = Signal(w, name=f"mag{n}_{l}")
-                v = Signal(signed(w + 1), name=f"v{n}_{l}")
-                m.d.comb += [nf.eq(_nonfinite(ua) | _nonfinite(ub)),
-                             mag.eq(Mux(nf, 0, prods[md.slot][l] << (lsb_shift(ua)
-                                                                     + lsb_shift(ub) + off))),
-                             v.eq(Mux(ua.sign ^ ub.sign, -mag, mag))]
-                per.append((v, nf))
-            lanes.append(per)
-        return lanes
+        super().__init__(f0, f0, acc, pipeline, scalable_members(modes))
 
     def elaborate(self, platform):
         m = Module()
         f0, acc, P = self._fmt_a, self._acc, self._pipeline
-        lanes = self._lanes(m)
-        sw = self.block_sum_width
-        p = Signal(signed(sw), name="lane_sum")
-        nf = Signal(name="lane_nonfinite")
-        with m.Switch(self.mode):
-            for n, per in enumerate(lanes):
-                with m.Case(n):
-                    m.d.comb += [p.eq(sum(v for v, _ in per)),
-                                 nf.eq(sum(x for _, x in per) != 0)]
+        p, nf = self._lane_sum(m)
         t = scale_code_sum(m, f0, f0, self.a_scale, self.b_scale)
         nan = Signal()
         m.d.comb += nan.eq(scale_nan(f0, self.a_scale) | scale_nan(f0, self.b_scale))
         valid, end, last, t, nan, p, nf = (
             stage(m, x, P >= 1, "m")
             for x in (self.valid, self.block_end, self.last, t, nan, p, nf))
-        s_new, spec_new, advance = running_block_sum(m, sw, p, nf, end, nan)
+        s_new, spec_new, advance = running_block_sum(m, self.block_sum_width, p, nf, end,
+                                                     nan)
         with m.If(valid):
             advance(end, last)
         ev = Signal()
@@ -264,3 +281,90 @@ class ScalablePE(AccumulatingPE):
                           last, spec_new, P - 1, self.result, self.special)
         return m
 
+
+class ScalableBlockSumPE(_ScalableLanes, wiring.Component):
+    """The multiplier half of :class:`ScalablePE`, as :class:`~mxhw.systolic.pe.
+    MXBlockSumPE` is :class:`~mxhw.systolic.pe.MXMacPE`'s: exact block sums on the common
+    grid (``2**lsb_exp``), handed on at each block end to a
+    :class:`~mxhw.systolic.rowacc.RowAccumulator` shared by a row of the
+    :class:`~mxhw.systolic.ScalableArray`, instead of being scaled and accumulated in the
+    PE. The block sum is exact in every mode, so the row unit needs no mode.
+
+    Parameters
+    ----------
+    modes : sequence of str or BlockFormat
+        As :class:`ScalablePE`.
+    pipeline : int
+        Register stages of the PE and its row unit, 0..4: >= 1 registers the lanes' sum
+        and the control (:class:`ScalablePE`'s stage 1); >= 2 also the ``block_*``
+        outputs; the rest are the row unit's.
+
+    Members
+    -------
+    a, b, a_scale, b_scale, mode, valid, block_end, last : In
+        As :class:`ScalablePE`.
+    block_valid : Out(1)
+        A block ends in this cycle (:attr:`latency` cycles after its last transfer).
+    block_sum : Out(signed(block_sum_width))
+        The block's exact sum at ``2**lsb_exp`` (NaN/Inf codes count 0); 0 while
+        ``block_valid`` is low, as are ``block_nonfinite`` and ``block_last``.
+    block_a_scale, block_b_scale : Out(unsigned(scale bits))
+        The block's scale codes (any value while ``block_valid`` is low).
+    block_nonfinite, block_last : Out(1)
+        An element code of the block is NaN/Inf; the block is the tile's last.
+
+    Throughput one transfer per cycle, blocks and tiles back to back. Golden twin: the
+    exact block dot products of :func:`mxhw.golden.arith.gemm`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad ``modes`` or ``pipeline``.
+    """
+
+    def __init__(self, modes, pipeline=0):
+        modes = scale_modes(modes)
+        check_pe_pipeline(pipeline)
+        self._modes, self._pipeline = modes, pipeline
+        sbits = modes[0].fmt.scale.bits
+        super().__init__({
+            **scalable_members(modes),
+            "block_valid": Out(1),
+            "block_sum": Out(signed(self.block_sum_width)),
+            "block_a_scale": Out(unsigned(sbits)), "block_b_scale": Out(unsigned(sbits)),
+            "block_nonfinite": Out(1), "block_last": Out(1),
+        })
+
+    pipeline = property(lambda self: self._pipeline)
+
+    @property
+    def latency(self):
+        """Cycles from a block's last transfer to its ``block_valid``: ``min(pipeline, 1)``
+        plus 1 from ``pipeline`` 2 up (the output register)."""
+        return min(self._pipeline, 1) + (self._pipeline >= 2)
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self._pipeline
+        p, pnf = self._lane_sum(m)
+        valid, end, last, a_scale, b_scale, p, pnf = (
+            stage(m, x, P >= 1, "m") for x in (self.valid, self.block_end, self.last,
+                                                 self.a_scale, self.b_scale, p, pnf))
+        s = Signal.like(self.block_sum, name="bsum")       # exact block sum so far
+        s_new = Signal.like(self.block_sum, name="bsum_new")
+        nf, nf_new = Signal(name="bnf"), Signal(name="bnf_new")
+        m.d.comb += [s_new.eq(s + p), nf_new.eq(nf | pnf)]
+        with m.If(valid):
+            m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
+            with m.If(end):
+                m.d.sync += [s.eq(0), nf.eq(0)]
+        ve = Signal(name="block_end_valid")
+        m.d.comb += ve.eq(valid & end)
+        outs = [(self.block_valid, ve),
+                (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
+                *((port, Mux(ve, value, 0)) for port, value in (
+                    (self.block_sum, s_new), (self.block_nonfinite, nf_new),
+                    (self.block_last, last)))]
+        domain = m.d.sync if P >= 2 else m.d.comb
+        domain += [port.eq(value) for port, value in outs]
+        return m

@@ -11,8 +11,10 @@ from mxhw import golden
 from mxhw.golden.arith import FP32, fixed
 from mxhw.golden.quantize import MXArray
 from mxhw.sim import run, stream_recv, stream_send
-from mxhw.systolic import DEFAULT_MODES, ScalableArray, ScalablePE
+from mxhw.systolic import (DEFAULT_MODES, RowAccumulator, ScalableArray, ScalableBlockSumPE,
+                           ScalablePE)
 from mxhw.systolic.driver import tile_order
+from mxhw.systolic.grid import array_block_format
 from mxhw.systolic.scalable import scalable_beats
 from mxhw.systolic.scalable_pe import split_multiply
 from support.hyp import budget
@@ -88,14 +90,16 @@ def test_lanes():
 @budget(6, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), rows=st.integers(1, 3), cols=st.integers(1, 3), M=st.integers(1, 4),
        N=st.integers(1, 4), nblk=st.integers(1, 2), acc=acc_strategy(), nan=st.booleans(),
-       zero=st.booleans(), gaps=st.tuples(waits(), waits()), pipeline=st.integers(0, 4))
+       zero=st.booleans(), gaps=st.tuples(waits(), waits()), pipeline=st.integers(0, 4),
+       shared=st.booleans())
 def test_array_matches_golden(fmt, data, rows, cols, M, N, nblk, acc, nan, zero, gaps,
-                              pipeline):
+                              pipeline, shared):
     """Drawn codes and scales (NaN scales, zero blocks), shapes, accumulations, pipelines,
-    input gaps and output stalls, each mode: equal to golden."""
+    row-shared or per-PE accumulators, input gaps and output stalls, each mode: equal to
+    golden."""
     a, b = data.draw(mx_operands(fmt, fmt, M, N, nblk, nan=nan, zero=zero))
-    check_ops(ScalableArray(rows, cols, acc=acc, pipeline=pipeline), [(a, b)], gaps, 0.5,
-              0.5)
+    check_ops(ScalableArray(rows, cols, acc=acc, pipeline=pipeline, shared=shared),
+              [(a, b)], gaps, 0.5, 0.5)
 
 
 @budget(6, suppress_health_check=list(HealthCheck))
@@ -106,6 +110,17 @@ def test_mode_changes(data, order, acc, gaps):
     changes between tiles with no drain): each equals golden."""
     ops = [data.draw(mx_operands(f, f, 3, 2, 1, nan=True, zero=True)) for f in order]
     check_ops(ScalableArray(2, 2, acc=acc), ops, gaps, 0.3, 0.3)
+
+
+def test_shared_eight_columns():
+    """The widest row the row-shared accumulators serve with MXFP4 (8 columns: a block
+    end per cycle), every mode in turn, saturating: equal to golden."""
+    rng = np.random.default_rng(11)
+    arr = ScalableArray(1, 8, acc=fixed(16, 4, "saturate", "rne"), pipeline=4)
+    assert arr.shared
+    ops = [(random_operand(rng, f, (1, 64), 1, spread=12, nan_p=0.05),
+            random_operand(rng, f, (64, 8), 0, spread=12)) for f in DEFAULT_MODES]
+    check_ops(arr, ops, 2, 0.2, 0.2)
 
 
 def test_saturation_nan_and_modes_random():
@@ -154,6 +169,10 @@ GOOD = {"rows": 2, "cols": 2, "acc": ACC}
     ({"acc": FP32}, ValueError,
      "the scalable array implements fixed-point accumulation only, not 'fp32'"),
     ({"pipeline": 5}, ValueError, "pipeline"),
+    ({"shared": 1}, TypeError, "shared"),
+    ({"cols": 9, "shared": True}, ValueError,
+     "shared=True needs cols <= 8 (the fewest transfers per block of the modes: at most "
+     "one block end per row and cycle), not cols=9"),
 ])
 def test_init_wrong_params(kw, exc, msg):
     assert_raises(ScalableArray, GOOD, kw, exc, msg, prefix=True)
@@ -192,6 +211,30 @@ def test_pe_ports():
     pe = ScalablePE(DEFAULT_MODES, ACC)
     assert pe.word == 16 and pe.latency == 1
     assert len(pe.mode) == 2
+    bs = ScalableBlockSumPE(DEFAULT_MODES, pipeline=2)
+    assert bs.word == 16 and bs.latency == 2 and bs.lsb_exp == pe.lsb_exp == -18
+    assert len(bs.block_sum) == pe.block_sum_width
+    with pytest.raises(ValueError, match="pipeline"):
+        ScalableBlockSumPE(DEFAULT_MODES, pipeline=5)
+
+
+def test_shared_choice():
+    """Row-shared by default where the columns allow (cols <= 8 with MXFP4, <= 16
+    without), per-PE accumulators beyond."""
+    assert ScalableArray(4, 8, acc=ACC).shared
+    assert not ScalableArray(2, 9, acc=ACC).shared
+    assert ScalableArray(2, 16, ("mxint8", "mxfp8_e4m3"), acc=ACC).shared
+    assert not ScalableArray(2, 2, acc=ACC, shared=False).shared
+
+
+def test_row_accumulator_grid():
+    """RowAccumulator's ``grid``: the block sums' width and LSB weight."""
+    f = array_block_format("mxfp4")
+    ra = RowAccumulator(f, f, ACC, 2, grid=(-18, 41))
+    assert len(ra.block_sum[0]) == 41
+    assert len(RowAccumulator(f, f, ACC, 2).block_sum[0]) != 41
+    with pytest.raises(TypeError, match=r"grid must be None or a pair \(lsb_exp, width\)"):
+        RowAccumulator(f, f, ACC, 2, grid=41)
 
 
 def test_ppa_configs():

@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="place and route each block with nextpnr seeds 1..N and report the "
                         "median Fmax (default 1; the SoC always uses seed 1)")
+    p.add_argument("--synth-only", action="store_true",
+                   help="ECP5 synthesis only: no place and route (no Fmax), no xc7; the "
+                        "figures are labelled synth_only")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = p.parse_args(argv)
     if args.seeds < 1:
@@ -73,6 +76,10 @@ def main(argv=None) -> int:
         names = select(args.only, args.quick, args.large)
     except ValueError as e:
         p.error(str(e))
+    if args.synth_only and SOC in names:
+        if args.only is None:
+            p.error("--synth-only does not apply to the SoC: select blocks with --only")
+        names.remove(SOC)
     if args.list:
         print("\n".join(names))
         return 0
@@ -86,14 +93,15 @@ def main(argv=None) -> int:
         err = f"  FAILED: {', '.join(r['errors'])}" if r["errors"] else ""
         print(f"  {r['name']}: {how}{err}", flush=True)
     seeds = tuple(range(1, args.seeds + 1))
-    results = run(names, args.jobs, args.cache, args.rerun, progress, seeds)
+    results = run(names, args.jobs, args.cache, args.rerun, progress, seeds,
+                  not args.synth_only)
     wall = time.monotonic() - t0
     print_table(HEADERS, table_rows(results))
     print(f"wall time {wall:.0f} s")
     config = run_config_info(runner.tool_versions())
     config.update({"jobs": args.jobs, "wall_s": round(wall, 1), "quick": args.quick,
                    "nextpnr_seeds": list(seeds), "soc_nextpnr_seed": PNR_SEED,
-                   "only": args.only,
+                   "only": args.only, "synth_only": args.synth_only,
                    "failed": {r["name"]: sorted(r["errors"]) for r in results if r["errors"]}})
     for r in results:
         for t, msg in r["errors"].items():

@@ -103,7 +103,7 @@ BITSERIAL_ARRAYS = [("mxint8", 4), ("mxfp4", 4)]
 #: default modes): one configuration per size and mode, the same circuit (one synthesis,
 #: cached by its RTL), with the mode's MACs per cycle. Measured on request only
 #: (``--large`` or ``--only``, :func:`is_large`).
-SCALABLE_SIZES = [4, 8]
+SCALABLE_SIZES = [2, 4, 8]
 #: ``--quick``: one of each kind of flow (a multiplier, a streamed block, an array, the SoC).
 QUICK = ["mul_fp4_e2m1_x_fp4_e2m1", "align_mxfp4", "array_mxfp4_2x2", SOC]
 #: Arrays this large are measured only on request (``--large`` or ``--only``): their

@@ -24,8 +24,9 @@ def figures(results):
     MAC per cycle) and ``_peak_gmac_s``; for the SoC
     ``soc_ulx3s_fmax_mhz`` (and its LUT/FF/DSP/BRAM); ``<name>_nodsp_luts`` for the arrays
     measured LUT-only as well (see :func:`~.runner.run_task`); with several placer seeds
-    ``_fmax_mhz`` is their median, ``_fmax_min_mhz`` / ``_fmax_max_mhz`` the spread. A
-    figure whose tool failed is left out."""
+    ``_fmax_mhz`` is their median, ``_fmax_min_mhz`` / ``_fmax_max_mhz`` the spread;
+    ``<name>_synth_only`` (1) marks a configuration measured by synthesis alone
+    (``--synth-only``: no Fmax). A figure whose tool failed is left out."""
     fig = {}
     for r in results:
         n = r["name"]
@@ -42,6 +43,8 @@ def figures(results):
             fig[f"{n}_ccu2c"] = e["ccu2c"]
             if "fmax_mhz" in e:
                 fig[f"{n}_fmax_mhz"] = e["fmax_mhz"]
+            if e.get("synth_only"):
+                fig[f"{n}_synth_only"] = 1
             if "fmax_seeds_mhz" in e:
                 fig[f"{n}_fmax_min_mhz"] = min(e["fmax_seeds_mhz"].values())
                 fig[f"{n}_fmax_max_mhz"] = max(e["fmax_seeds_mhz"].values())
@@ -78,6 +81,9 @@ def table_rows(results):
             if v is None and key in ("fmax_mhz", "peak_gmac_s") \
                     and r.get("ecp5", {}).get("fits") is False:
                 return "n/f"
+            if v is None and key in ("fmax_mhz", "peak_gmac_s") \
+                    and r.get("ecp5", {}).get("synth_only"):
+                return "synth"
             return "-" if v is None else fmt.format(v)
         rows.append([n, g("luts"), g("ffs"), g("dsps"), g("brams"), g("fmax_mhz", "{:.1f}"),
                      g("xc7_luts"), g("xc7_ffs"), g("xc7_dsps"), g("xc7_brams"),

@@ -165,6 +165,11 @@ def _cache_get(cache, name, target, key, rerun):
     path = Path(cache) / f"{name}.{target}.{key}.json"
     if not rerun and path.exists():
         return json.loads(path.read_text()), path
+    if not rerun:
+        # the same key under another name: the same RTL, script and tools (the
+        # configurations of one circuit, e.g. a scalable array's modes)
+        for other in sorted(Path(cache).glob(f"*.{target}.{key}.json")):
+            return json.loads(other.read_text()), path
     return None, path
 
 
@@ -175,9 +180,10 @@ def _cache_put(path, record):
 
 # ---- measurements ----------------------------------------------------------------------
 
-def _measure(work, target, seeds):
-    """Synthesise (and for ``ecp5`` place and route) the design in ``work``: the target's
-    record (figures, ``cells``, ``fits`` and ``fmax_mhz`` for ``ecp5``)."""
+def _measure(work, target, seeds, pnr=True):
+    """Synthesise (and for ``ecp5`` unless not ``pnr`` place and route) the design in
+    ``work``: the target's record (figures, ``cells``, ``fits`` and ``fmax_mhz`` for
+    ``ecp5``; ``synth_only`` without ``pnr``)."""
     cells = synth(work, target)
     rec = {**(xc7_figures if target == "xc7" else ecp5_figures)(cells), "cells": cells}
     if target == "ecp5":
@@ -185,6 +191,8 @@ def _measure(work, target, seeds):
         rec["fits"] = not over
         if over:
             rec["over_capacity"] = over
+        elif not pnr:
+            rec["synth_only"] = True
         else:
             per_seed = {sd: place_and_route(work, sd) for sd in seeds}
             rec["fmax_mhz"] = round(statistics.median(per_seed.values()), 2)
@@ -194,7 +202,8 @@ def _measure(work, target, seeds):
     return rec
 
 
-def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False, seeds=(PNR_SEED,)):
+def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False, seeds=(PNR_SEED,),
+               pnr=True):
     """Measure configuration ``name`` (a key of :data:`~.configs.CONFIGS`, or a
     :class:`~.configs.Config` not in the registry, as other suites measure their own
     blocks) for ``targets`` (keys of :data:`SCRIPTS`).
@@ -205,7 +214,9 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False, seeds=(PN
     ``cells`` and (``ecp5`` only) ``fmax_mhz``. With several placer ``seeds`` (nextpnr
     runs once per seed on the one netlist) ``fmax_mhz`` is their median and
     ``fmax_seeds_mhz`` maps each seed to its Fmax. Results come from the cache when the
-    RTLIL, script, seeds and tool versions are unchanged.
+    RTLIL, script, seeds and tool versions are unchanged (under any configuration's
+    name: the modes of one scalable array share one run). ``pnr=False``: synthesis only,
+    no place and route (no ``fmax_mhz``; ``synth_only`` in the ``ecp5`` record).
     """
     cfg = name if isinstance(name, Config) else CONFIGS[name]
     name = cfg.name
@@ -223,7 +234,8 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False, seeds=(PN
         if target == "ecp5":
             # (the default single seed keeps the key it had before seeds were a parameter)
             key = _key(HARNESS_VERSION, target, rtl_hash, ECP5_SCRIPT, PNR_OPTS, PNR_LPF,
-                       versions, *([] if seeds == (PNR_SEED,) else [seeds]))
+                       versions, *([] if seeds == (PNR_SEED,) else [seeds]),
+                       *([] if pnr else ["synth-only"]))
         else:
             key = _key(HARNESS_VERSION, target, rtl_hash, SCRIPTS[target], versions["yosys"])
         hit, path = _cache_get(cache, name, target, key, rerun)
@@ -235,7 +247,7 @@ def run_config(name, cache=None, targets=("ecp5", "xc7"), rerun=False, seeds=(PN
         (work / "design.il").write_text(il)
         t1 = time.monotonic()
         try:
-            rec = _measure(work, target, seeds)
+            rec = _measure(work, target, seeds, pnr)
         except ToolError as e:
             out["errors"][target] = str(e)
             continue
@@ -286,15 +298,19 @@ def run_soc(cache=None, rerun=False, board="ulx3s"):
     return out
 
 
-def run_task(name, cache, rerun, seeds=(PNR_SEED,)):
+def run_task(name, cache, rerun, seeds=(PNR_SEED,), pnr=True):
     """One configuration of the suite: :func:`run_soc` or :func:`run_config` (its
     ``targets``: ``ecp5``, ``xc7``); an array whose ECP5 netlist uses DSP blocks is also synthesised LUT-only
     (``ecp5_nodsp``, no place and route), so that its LUT count compares with the arrays
     that use none (``<name>_nodsp_luts``). ``seeds``: see :func:`run_config` (the SoC is
-    placed with seed 1, as ``python -m mxhw.build`` does)."""
+    placed with seed 1, as ``python -m mxhw.build`` does). ``pnr=False`` (``--synth-only``):
+    ECP5 synthesis alone (no xc7, no place and route; not for the SoC)."""
     if name == SOC:
+        if not pnr:
+            raise ValueError("--synth-only does not apply to the SoC (a board build)")
         return run_soc(cache, rerun)
-    r = run_config(name, cache, targets=CONFIGS[name].targets, rerun=rerun, seeds=seeds)
+    r = (run_config(name, cache, targets=CONFIGS[name].targets, rerun=rerun, seeds=seeds)
+         if pnr else run_config(name, cache, targets=("ecp5",), rerun=rerun, pnr=False))
     if CONFIGS[name].block == "array" and r.get("ecp5", {}).get("dsps"):
         extra = run_config(name, cache, targets=("ecp5_nodsp",), rerun=rerun)
         r["cached"].update(extra["cached"])
@@ -304,16 +320,16 @@ def run_task(name, cache, rerun, seeds=(PNR_SEED,)):
     return r
 
 
-def run(names, jobs=1, cache=None, rerun=False, progress=None, seeds=(PNR_SEED,)):
+def run(names, jobs=1, cache=None, rerun=False, progress=None, seeds=(PNR_SEED,), pnr=True):
     """Measure ``names`` (see :func:`~.configs.select`) on ``jobs`` processes (1: in this
     process), each block placed with every one of ``seeds`` (see :func:`run_config`);
     returns the results of :func:`run_config` / :func:`run_soc` in the order of ``names``.
-    ``progress(result)`` is called as each finishes."""
+    ``progress(result)`` is called as each finishes; ``pnr``: see :func:`run_task`."""
     cache = Path(cache or default_cache())
     results = {}
     if jobs <= 1:
         for n in names:
-            results[n] = r = run_task(n, cache, rerun, seeds)
+            results[n] = r = run_task(n, cache, rerun, seeds, pnr)
             if progress:
                 progress(r)
     else:
@@ -325,7 +341,7 @@ def run(names, jobs=1, cache=None, rerun=False, progress=None, seeds=(PNR_SEED,)
             return cfg.params["rows"] if cfg is not None and cfg.block == "array" else 0
         order = sorted(names, key=lambda n: (-size(n), n != SOC, names.index(n)))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(run_task, n, cache, rerun, seeds): n for n in order}
+            futs = {pool.submit(run_task, n, cache, rerun, seeds, pnr): n for n in order}
             for f in as_completed(futs):
                 results[futs[f]] = r = f.result()
                 if progress:
