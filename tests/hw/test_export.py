@@ -168,7 +168,7 @@ def test_requantizer_mxsf_fp32_exports(tmp_path):
     d = export.build("requantizer", {"--format": "mxsf", "--k": "8", "--in-width": "20",
                                      "--in-frac": "none"})
     assert isinstance(d, Requantizer) and d.fmt.name == "mxsf_k8" and d.k == 8
-    assert (d.in_kind, d.in_width, d.in_frac, d.latency) == ("fixed", 20, 16, 7)
+    assert (d.in_kind, d.in_width, d.in_frac, d.latency) == ("fixed", 20, 16, 8)  # MXSF: 8 stages
     d = export.build("requantizer", {"--format": "mxint8", "--in-kind": "fp32"})
     assert (d.in_kind, d.in_width, d.k) == ("fp32", 32, 32)
     d = export.build("aligner", {"--format": "mxfp4", "--k": "32"})       # README's --k 32
