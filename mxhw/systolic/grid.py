@@ -427,6 +427,33 @@ def running_block_sum(m, sw, p, nonfinite, end, nan):
     return s_new, spec_new, advance
 
 
+def block_sum_outputs(m, pe, pipeline, valid, end, last, a_scale, b_scale, add, nonfinite,
+                      names=("s", "s_new", "nf", "nf_new")):
+    """A block-sum PE's running exact block sum and its block outputs
+    (:class:`~mxhw.systolic.pe.MXBlockSumPE`, :class:`~mxhw.systolic.scalable_pe.ScalableBlockSumPE`):
+    ``s_new = add(s)`` and the NaN/Inf flag ``nf | nonfinite``, taken on ``valid`` and
+    restarted after a block end; ``pe``'s ``block_*`` ports carry the block's fields at its
+    end (``valid & end``) and zero otherwise, so that a row's block ends combine by OR,
+    registered from ``pipeline`` 2 up (the zero is then the output registers' synchronous
+    reset). ``names``: the four internal signals' names."""
+    s = Signal.like(pe.block_sum, name=names[0])          # exact block sum so far
+    s_new = Signal.like(pe.block_sum, name=names[1])
+    nf, nf_new = Signal(name=names[2]), Signal(name=names[3])
+    m.d.comb += [s_new.eq(add(s)), nf_new.eq(nf | nonfinite)]
+    with m.If(valid):
+        m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
+        with m.If(end):
+            m.d.sync += [s.eq(0), nf.eq(0)]
+    ve = Signal(name="block_end_valid")
+    m.d.comb += ve.eq(valid & end)
+    outs = [(pe.block_valid, ve),
+            (pe.block_a_scale, a_scale), (pe.block_b_scale, b_scale),
+            *((port, Mux(ve, value, 0)) for port, value in (
+                (pe.block_sum, s_new), (pe.block_nonfinite, nf_new), (pe.block_last, last)))]
+    domain = m.d.sync if pipeline >= 2 else m.d.comb
+    domain += [port.eq(value) for port, value in outs]
+
+
 class AccumulatingPE(wiring.Component):
     """What the output-stationary PEs that accumulate a tile share
     (:class:`~mxhw.systolic.pe.MXMacPE`, :class:`~mxhw.systolic.bitserial.BitSerialMXMacPE`):

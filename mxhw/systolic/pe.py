@@ -16,7 +16,7 @@ from ..pe.multiplier import (LUT_MULTIPLY_BITS, TABLE_MULTIPLY_BITS, ElementMult
 from .fp32acc import F32_INF, F32_NAN, f32_add, int_to_f32, product_class
 from .blockscale import block_scale, check_block_scaled, scale_block_sum
 from .grid import (PE_PIPELINE_MAX, AccumulatingPE, accumulate_blocks, array_block_format,
-                   block_sum_width, check_pe_pipeline, mode_port, running_block_sum)
+                   block_sum_outputs, block_sum_width, check_pe_pipeline, mode_port, running_block_sum)
 
 __all__ = ["MXMacPE", "MXBlockSumPE", "PE_PIPELINE_MAX"]
 
@@ -385,28 +385,8 @@ class MXBlockSumPE(wiring.Component):
         # the scale codes, aligned with the product (these registers equal the operands'
         # pass-through registers to the next PE, so synthesis shares them)
         valid, end, last, a_scale, b_scale = (stage(m, x, P >= 1, "m") for x in ctl)
-        s = Signal.like(self.block_sum)            # exact block sum so far
-        s_new = Signal.like(self.block_sum)
         p_ones = Signal.like(self.block_sum)       # the product, ones' complement if neg
-        m.d.comb += [p_ones.eq(Cat(ones, neg.replicate(len(s) - len(ones)))),
-                     s_new.eq(s + p_ones + neg)]
-        nf = Signal()                              # the block so far has NaN/Inf codes
-        nf_new = Signal()
-        m.d.comb += nf_new.eq(nf | mul_nf)
-        with m.If(valid):
-            m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
-            with m.If(end):
-                m.d.sync += [s.eq(0), nf.eq(0)]
-        # the block's fields are zero outside its block end, so that a row's block ends
-        # combine by OR (from pipeline 2 up the zero is the output registers' synchronous
-        # reset, no logic in front of them)
-        ve = Signal(name="block_end_valid")
-        m.d.comb += ve.eq(valid & end)
-        outs = [(self.block_valid, ve),
-                (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
-                *((port, Mux(ve, value, 0)) for port, value in (
-                    (self.block_sum, s_new), (self.block_nonfinite, nf_new),
-                    (self.block_last, last)))]
-        domain = m.d.sync if P >= 2 else m.d.comb
-        domain += [port.eq(value) for port, value in outs]
+        m.d.comb += p_ones.eq(Cat(ones, neg.replicate(len(self.block_sum) - len(ones))))
+        block_sum_outputs(m, self, P, valid, end, last, a_scale, b_scale,
+                          lambda s: s + p_ones + neg, mul_nf)
         return m

@@ -11,9 +11,9 @@ from amaranth.lib.wiring import In, Out
 from ..formats import Unpacked, _nonfinite, lsb_shift, unpack
 from ..lib.signals import stage
 from ..pe.multiplier import product_width
-from .grid import (AccumulatingPE, accumulate_blocks, array_block_format, block_sum_width,
-                   check_acc, check_pe_pipeline, running_block_sum, scale_code_sum, scale_nan,
-                   scale_offset)
+from .grid import (AccumulatingPE, accumulate_blocks, array_block_format, block_sum_outputs,
+                   block_sum_width, check_acc, check_pe_pipeline, running_block_sum,
+                   scale_code_sum, scale_nan, scale_offset)
 
 __all__ = ["MUL_BITS", "ScaleMode", "scale_modes", "check_fixed_acc", "ScalablePE",
            "ScalableBlockSumPE", "scalable_members", "split_multiply"]
@@ -350,21 +350,6 @@ class ScalableBlockSumPE(_ScalableLanes, wiring.Component):
         valid, end, last, a_scale, b_scale, p, pnf = (
             stage(m, x, P >= 1, "m") for x in (self.valid, self.block_end, self.last,
                                                  self.a_scale, self.b_scale, p, pnf))
-        s = Signal.like(self.block_sum, name="bsum")       # exact block sum so far
-        s_new = Signal.like(self.block_sum, name="bsum_new")
-        nf, nf_new = Signal(name="bnf"), Signal(name="bnf_new")
-        m.d.comb += [s_new.eq(s + p), nf_new.eq(nf | pnf)]
-        with m.If(valid):
-            m.d.sync += [s.eq(s_new), nf.eq(nf_new)]
-            with m.If(end):
-                m.d.sync += [s.eq(0), nf.eq(0)]
-        ve = Signal(name="block_end_valid")
-        m.d.comb += ve.eq(valid & end)
-        outs = [(self.block_valid, ve),
-                (self.block_a_scale, a_scale), (self.block_b_scale, b_scale),
-                *((port, Mux(ve, value, 0)) for port, value in (
-                    (self.block_sum, s_new), (self.block_nonfinite, nf_new),
-                    (self.block_last, last)))]
-        domain = m.d.sync if P >= 2 else m.d.comb
-        domain += [port.eq(value) for port, value in outs]
+        block_sum_outputs(m, self, P, valid, end, last, a_scale, b_scale, lambda s: s + p, pnf,
+                          names=("bsum", "bsum_new", "bnf", "bnf_new"))
         return m
