@@ -2,7 +2,6 @@
 against golden.chain bit for bit; bad programs give an error status and write nothing;
 the driver refuses what the device was not built with."""
 
-import os
 import re
 from pathlib import Path
 
@@ -259,9 +258,6 @@ BIG = SoCConfig(rows=4, cols=4, fmt_a="mxfp8_e4m3", fmt_b="mxfp4", max_k=128, a_
 
 
 @pytest.mark.compiled
-@pytest.mark.skipif(not os.environ.get("MXHW_LONG_BUILDS"),
-                    reason="the compiled model of a SoC with the activation path takes g++ "
-                           "more than 11 CPU-minutes (issue #34); set MXHW_LONG_BUILDS=1")
 @budget(6, deadline=None)
 @given(data=st.data())
 def test_random_chains_equal_golden_compiled(data):
