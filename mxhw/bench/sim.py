@@ -402,7 +402,7 @@ def main(argv=None):
     parser.add_argument("--minilm-encoder", action="store_true",
                         help="also run the linear layers of MiniLM's six encoder layers "
                              "(128 tokens, real weights and inputs) through the simulated SoC")
-    parser.add_argument("--encoder-layers", type=int, default=6, choices=range(1, 7),
+    parser.add_argument("--encoder-layers", type=int, default=None, choices=range(1, 7),
                         metavar="N", help="with --minilm-encoder: the first N layers (1-6)")
     parser.add_argument("--ffn-only", action="store_true",
                         help="with --minilm-ffn / --minilm-encoder: skip the back-end figures")
@@ -412,6 +412,10 @@ def main(argv=None):
                              "array rows, cols (default: the full block on 16 x 16)")
     parser.add_argument("--ffn-backend", default="compiled", choices=("compiled", "pysim"))
     args = parser.parse_args(argv)
+    if args.encoder_layers is not None and not args.minilm_encoder:
+        parser.error("--encoder-layers needs --minilm-encoder")
+    if args.ffn_only and not (args.minilm_ffn or args.minilm_encoder):
+        parser.error("--ffn-only needs --minilm-ffn or --minilm-encoder")
     figures, config = ({}, machine_config()) if args.ffn_only else run(quick=args.quick)
     if args.minilm:
         f, c = run_minilm()
@@ -422,7 +426,7 @@ def main(argv=None):
         figures.update(f)
         config.update(c)
     if args.minilm_encoder:
-        f, c = sim_soc.run_minilm_encoder(layers=args.encoder_layers, progress=True)
+        f, c = sim_soc.run_minilm_encoder(layers=args.encoder_layers or 6, progress=True)
         figures.update(f)
         config.update(c)
     print(f"simulation back ends ({config['machine']}, {config['cpus']} CPUs, "

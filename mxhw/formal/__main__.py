@@ -35,6 +35,8 @@ def main(argv=None):
     ap.add_argument("--record", action="store_true",
                     help="record the results (time, load) in mxhw/formal/times.json")
     args = ap.parse_args(argv)
+    if args.table and (args.blocks or args.match):
+        ap.error("--table prints every proof: it takes no BLOCK or -k")
     if args.table:
         from .table import load_times, render
         print(render(all_proofs(thorough=True), load_times()))

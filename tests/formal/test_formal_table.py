@@ -77,3 +77,13 @@ def test_record_merges(tmp_path):
     assert t["b"]["status"] == "timed out" and t["b"]["solver"] == "z3"
     table = render([p], t)
     assert "| proved | 12 s (load 3-4, 2026-12-07) | boolector | CI |" in table
+
+
+@pytest.mark.parametrize("extra", [["HostLink"], ["-k", "link"]])
+def test_table_refuses_a_selection(extra, capsys):
+    """--table prints every proof; a block or -k with it is refused, not ignored."""
+    from mxhw.formal.__main__ import main as formal_main
+    with pytest.raises(SystemExit) as e:
+        formal_main(["--table", *extra])
+    assert e.value.code == 2
+    assert "--table prints every proof" in capsys.readouterr().err

@@ -82,3 +82,16 @@ def test_encoder_layers_refused_in_one_line(layers, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "--encoder-layers" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--encoder-layers", "3"], "--encoder-layers needs --minilm-encoder"),
+    (["--ffn-only"], "--ffn-only needs --minilm-ffn or --minilm-encoder"),
+])
+def test_flags_without_their_benchmark_refused(args, msg, capsys):
+    """A flag that only modifies a benchmark not asked for: exit 2, one line, nothing run."""
+    from mxhw.bench.sim import main as sim_main
+    with pytest.raises(SystemExit) as e:
+        sim_main(args)
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
